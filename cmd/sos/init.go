@@ -1,0 +1,98 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel"
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	var chainID, moniker, api, p2p string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a node home: config.toml, an ML-DSA-65 node key and genesis.json",
+		Long: `Create a node home: config.toml, an ML-DSA-65 node key (node_key.json, mode 0600)
+and a genesis.json declaring the TFLP, TBS, KWTT and STOR tokens with this node as the
+only cluster member. Fund accounts with 'sos genesis add-account' before the first 'sos run'.`,
+		Example: "  sos init --home ./n1 --chain-id sos-local",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := initHome(g.home, chainID, moniker, api, p2p)
+			if err != nil {
+				return err
+			}
+			return g.print(res, func() {
+				fmt.Printf("initialized %s for chain %s\nnode id: %s\n", res.Home, res.ChainID, res.NodeID)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&chainID, "chain-id", "sos-local", "chain id (letters, digits, . _ -)")
+	cmd.Flags().StringVar(&moniker, "moniker", "node", "human-readable node name")
+	cmd.Flags().StringVar(&api, "api", "", "API listen address (default 127.0.0.1:26657)")
+	cmd.Flags().StringVar(&p2p, "p2p", "", "peer-to-peer QUIC listen address (default 127.0.0.1:26656)")
+	return cmd
+}
+
+type initResult struct {
+	Home    string `json:"home"`
+	ChainID string `json:"chain_id"`
+	NodeID  string `json:"node_id"`
+}
+
+func initHome(home, chainID, moniker, api, p2p string) (*initResult, error) {
+	if _, err := os.Stat(filepath.Join(home, kernel.ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s is already initialized (remove it to start over)", home)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
+	cfg := kernel.DefaultConfig()
+	cfg.Moniker = moniker
+	if api != "" {
+		cfg.APIAddr = api
+	}
+	if p2p != "" {
+		cfg.P2PAddr = p2p
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key, err := ledger.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	gen := &ledger.Genesis{
+		ChainID:     chainID,
+		GenesisTime: time.Now().UTC().Truncate(time.Millisecond),
+		Denoms:      ledger.DefaultDenoms(),
+		Params:      ledger.DefaultParams(),
+		Accounts:    []ledger.GenesisAccount{},
+		Nodes:       []ledger.GenesisNode{{PubKey: hex.EncodeToString(key.Public().Bytes()), Addr: cfg.P2PAddr}},
+	}
+	if err := gen.Validate(); err != nil {
+		return nil, err
+	}
+	doc, err := gen.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := keyring.WriteKeyFile(filepath.Join(home, kernel.NodeKeyFile), "node", key); err != nil {
+		return nil, err
+	}
+	if err := kernel.WriteFileAtomic(filepath.Join(home, kernel.GenesisFile), doc, 0o644); err != nil {
+		return nil, err
+	}
+	if err := kernel.SaveConfig(home, cfg); err != nil {
+		return nil, err
+	}
+	return &initResult{Home: home, ChainID: chainID, NodeID: key.Public().Fingerprint()}, nil
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel/keyring"
+)
+
+func newKeysCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage account keys (ML-DSA-65) in the home's keyring"}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "add NAME", Short: "Create a new key and print its address", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := keyring.Open(g.home).Add(args[0])
+				if err != nil {
+					return err
+				}
+				return g.print(e, func() { fmt.Printf("%s %s\n", e.Name, e.Address) })
+			},
+		},
+		&cobra.Command{
+			Use: "show NAME", Short: "Print a key's address", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				e, err := keyring.Open(g.home).Get(args[0])
+				if err != nil {
+					return err
+				}
+				return g.print(e, func() { fmt.Println(e.Address) })
+			},
+		},
+		&cobra.Command{
+			Use: "list", Short: "List keys with their addresses", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				es, err := keyring.Open(g.home).List()
+				if err != nil {
+					return err
+				}
+				return g.print(es, func() {
+					for _, e := range es {
+						fmt.Printf("%-16s %s\n", e.Name, e.Address)
+					}
+				})
+			},
+		},
+	)
+	return cmd
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/kernel/loadgen"
+	"github.com/sos-kernel/sos/kernel/txbuild"
+)
+
+func newLoadgenCmd(g *globals) *cobra.Command {
+	var from, gasPrice string
+	var cfg loadgen.Config
+	cmd := &cobra.Command{
+		Use:   "loadgen",
+		Short: "Measure a node: fund fresh senders, pre-sign transfers, submit, time the commits",
+		Long: `Fund --senders fresh accounts from --from, pre-sign --txs transfers from them, submit
+them in batches and follow the node's event stream until every accepted tx commits.
+Prints accepted tx/s (submission), committed tx/s (first submit to last commit) and the
+p50/p99 latency from submit to commit.`,
+		Example: "  sos loadgen --from alice --home ./n1 --txs 20000 --senders 50",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := keyring.Open(g.home).Get(from)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			b, err := txbuild.New(ctx, c)
+			if err != nil {
+				return err
+			}
+			if gasPrice != "" {
+				if cfg.GasPrice, err = b.Denoms.ParseGasPrice(gasPrice); err != nil {
+					return err
+				}
+			}
+			if g.output == "text" {
+				cfg.OnProgress = func(s string) { fmt.Fprintln(os.Stderr, s) }
+			}
+			res, err := loadgen.Run(ctx, b, key.Key, cfg)
+			if res != nil {
+				_ = g.print(res, func() {
+					fmt.Printf("txs %d accepted %d rejected %d committed %d failed %d\n", res.Txs, res.Accepted, res.Rejected, res.Committed, res.Failed)
+					fmt.Printf("accepted %.0f tx/s, committed %.0f tx/s, latency p50 %.1f ms p99 %.1f ms\n", res.AcceptedTPS, res.CommittedTPS, res.P50Ms, res.P99Ms)
+					if res.FirstError != "" {
+						fmt.Println("first rejection:", res.FirstError)
+					}
+				})
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "funded key in --home that pays the senders (required)")
+	cmd.Flags().IntVar(&cfg.Txs, "txs", 20000, "transfers to send")
+	cmd.Flags().IntVar(&cfg.Senders, "senders", 50, "fresh sender accounts")
+	cmd.Flags().IntVar(&cfg.BatchSize, "batch", 500, "transactions per HTTP request")
+	cmd.Flags().IntVar(&cfg.Parallel, "parallel", 4, "concurrent requests")
+	cmd.Flags().StringVar(&gasPrice, "gas-price", "", "gas price (default 0.01uTFLP)")
+	cmd.Flags().DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "how long to wait for commits")
+	_ = cmd.MarkFlagRequired("from")
+	return cmd
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+func newQueryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Read chain state from a node"}
+	var prove bool
+	account := &cobra.Command{
+		Use: "account ADDRESS|NAME", Short: "Balances and nonce of an account (--prove adds a state proof)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := keyring.Open(g.home).Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			a, err := c.Account(ctx, addr.String(), prove)
+			if err != nil {
+				return err
+			}
+			return g.print(a, func() {
+				fmt.Printf("address %s\nnonce   %d\nheight  %d\n", a.Address, a.Nonce, a.Height)
+				for _, b := range a.Balances {
+					fmt.Printf("  %s %s\n", b.Amount, b.Denom)
+				}
+				if prove {
+					fmt.Printf("proof   %s\n", a.Proof)
+				}
+			})
+		},
+	}
+	account.Flags().BoolVar(&prove, "prove", false, "include a sparse Merkle proof against the state root at the returned height")
+	block := &cobra.Command{
+		Use: "block [HEIGHT]", Short: "A block with its transactions (default: latest)", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var h uint64
+			if len(args) == 1 {
+				var err error
+				if h, err = strconv.ParseUint(args[0], 10, 64); err != nil {
+					return fmt.Errorf("height %q is not a number", args[0])
+				}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			b, err := c.Block(ctx, h)
+			if err != nil {
+				return err
+			}
+			return g.print(b, func() {
+				fmt.Printf("height %d  hash %s\ntime %s  txs %d  gas %d\nstate root %s\n", b.Height, b.Hash,
+					time.UnixMilli(b.TimeMs).UTC().Format(time.RFC3339Nano), b.NumTxs, b.GasUsed, b.StateRoot)
+				for _, t := range b.Txs {
+					fmt.Printf("  %s %-10s from %s code %d gas %d\n", t.TxHash, t.Kind, t.Sender, t.Code, t.GasUsed)
+				}
+			})
+		},
+	}
+	tx := &cobra.Command{
+		Use: "tx HASH", Short: "A committed transaction and its receipt", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			t, err := c.Tx(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(t, func() {
+				fmt.Printf("tx %s\nheight %d index %d\nkind %s from %s nonce %d\ncode %d gas used %d\npayload %s\n",
+					t.TxHash, t.Height, t.Index, t.Kind, t.Sender, t.Nonce, t.Code, t.GasUsed, t.Payload)
+				if t.Receipt != nil && t.Receipt.Error != "" {
+					fmt.Println("error:", t.Receipt.Error)
+				}
+			})
+		},
+	}
+	status := &cobra.Command{
+		Use: "status", Short: "Height, state root and health of a node", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 10*time.Second)
+			defer cancel()
+			s, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(s, func() {
+				fmt.Printf("chain %s  node %s  (%s)\nheight %d  state root %s\nmempool %d\n", s.ChainID, s.NodeID, s.Role, s.Height, s.StateRoot, s.MempoolSize)
+			})
+		},
+	}
+	supply := &cobra.Command{
+		Use: "supply", Short: "Total supply of every token and the fees collected", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 10*time.Second)
+			defer cancel()
+			s, err := c.Supply(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(s, func() {
+				for _, x := range s {
+					fmt.Printf("%-8s total %s  fees %s\n", x.Denom, x.Total, x.FeeCollector)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(account, block, tx, status, supply)
+	return cmd
+}
+
+func newVerifyProofCmd(g *globals) *cobra.Command {
+	var root string
+	var height uint64
+	cmd := &cobra.Command{
+		Use:   "verify-proof FILE",
+		Short: "Check an account proof (from 'query account --prove -o json') against a block's state root",
+		Long: `Check an account proof against a state root. The root comes from --root, or from the
+block at --height (default: the proof's height) fetched from --node. Exit status 0 means the
+account's balances and nonce in FILE are committed under that root.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var acc struct {
+				Address string          `json:"address"`
+				Proof   json.RawMessage `json:"proof"`
+			}
+			if err := json.Unmarshal(data, &acc); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			var sp ledger.StateProof
+			if len(acc.Proof) == 0 {
+				return fmt.Errorf("%s has no proof (use 'sos query account ADDR --prove -o json')", args[0])
+			}
+			if err := json.Unmarshal(acc.Proof, &sp); err != nil {
+				return fmt.Errorf("%s: proof: %w", args[0], err)
+			}
+			addr, err := ledger.ParseAddress(acc.Address)
+			if err != nil {
+				return err
+			}
+			if string(sp.Key) != string(ledger.AccountKey(addr)) {
+				return fmt.Errorf("the proof is for another key than account %s", addr)
+			}
+			var want ledger.Hash
+			if root != "" {
+				if want, err = ledger.ParseHash(root); err != nil {
+					return err
+				}
+			} else {
+				if height == 0 {
+					height = sp.Height
+				}
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := cmdContext(cmd, 10*time.Second)
+				defer cancel()
+				b, err := c.Block(ctx, height)
+				if err != nil {
+					return err
+				}
+				if want, err = ledger.ParseHash(b.StateRoot); err != nil {
+					return err
+				}
+			}
+			if err := sp.Verify(want); err != nil {
+				return err
+			}
+			res := map[string]any{"valid": true, "address": addr.String(), "state_root": want.String(), "height": sp.Height}
+			return g.print(res, func() { fmt.Printf("valid: account %s is committed under state root %s\n", addr, want) })
+		},
+	}
+	cmd.Flags().StringVar(&root, "root", "", "state root (hex) to check against, instead of asking a node")
+	cmd.Flags().Uint64Var(&height, "height", 0, "take the state root of this block (default: the proof's height)")
+	return cmd
+}

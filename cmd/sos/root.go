@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel"
+	"github.com/sos-kernel/sos/kernel/client"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	home   string
+	node   string
+	output string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "sos",
+		Short:         "SOS kernel: a node of the spatial operating system",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.output != "text" && g.output != "json" {
+				return fmt.Errorf("-o %q: want text or json", g.output)
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data)")
+	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(
+		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
+		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g),
+	)
+	return root
+}
+
+func defaultHome() string {
+	if h := os.Getenv("SOS_HOME"); h != "" {
+		return h
+	}
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".sos")
+	}
+	return ".sos"
+}
+
+// nodeURL resolves --node: the flag, else the home's api_addr, else the default.
+func (g *globals) nodeURL() string {
+	if g.node != "" {
+		if !strings.Contains(g.node, "://") {
+			return "http://" + g.node
+		}
+		return g.node
+	}
+	if cfg, err := kernel.LoadConfig(g.home); err == nil {
+		return "http://" + cfg.APIAddr
+	}
+	return "http://" + kernel.DefaultConfig().APIAddr
+}
+
+func (g *globals) client() (*client.Client, error) { return client.New(g.nodeURL()) }
+
+// print writes v as JSON with -o json, else calls text.
+func (g *globals) print(v any, text func()) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text()
+	return nil
+}
+
+func cmdContext(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), d)
+}
+
+// oneLine flattens an error for the one-line failure message.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the sos version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.print(map[string]string{"version": kernel.Version}, func() { fmt.Println(kernel.Version) })
+		},
+	}
+}

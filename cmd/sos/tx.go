@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/kernel/txbuild"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// txFlags are shared by every command that signs a transaction.
+type txFlags struct {
+	from     string
+	gas      uint64
+	gasPrice string
+	memo     string
+	noWait   bool
+}
+
+func (f *txFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.from, "from", "", "name of the signing key in --home's keyring (required)")
+	cmd.Flags().Uint64Var(&f.gas, "gas", 0, "gas limit (default: simulate and add 20%)")
+	cmd.Flags().StringVar(&f.gasPrice, "gas-price", "", "price per gas, e.g. 0.01uTFLP or 1uTFLP (default 0.01uTFLP)")
+	cmd.Flags().StringVar(&f.memo, "memo", "", "free text stored with the transaction")
+	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "return once the node accepts the tx instead of waiting for commit")
+	_ = cmd.MarkFlagRequired("from")
+}
+
+// txResult is what every tx command prints.
+type txResult struct {
+	TxHash  string          `json:"tx_hash"`
+	Height  uint64          `json:"height"`
+	Code    uint32          `json:"code"`
+	GasUsed uint64          `json:"gas_used"`
+	Receipt *client.Receipt `json:"receipt,omitempty"`
+}
+
+// sendTx signs payload with --from and submits it; build may read the
+// builder's denoms (for amounts) before the payload is final.
+func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
+	ctx, cancel := cmdContext(cmd, 60*time.Second)
+	defer cancel()
+	key, err := keyring.Open(g.home).Get(f.from)
+	if err != nil {
+		return nil, err
+	}
+	c, err := g.client()
+	if err != nil {
+		return nil, err
+	}
+	b, err := txbuild.New(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	p, err := build(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ValidateBasic(); err != nil {
+		return nil, err
+	}
+	o := txbuild.Options{GasLimit: f.gas, Memo: f.memo, Wait: !f.noWait}
+	if f.gasPrice != "" {
+		if o.GasPrice, err = b.Denoms.ParseGasPrice(f.gasPrice); err != nil {
+			return nil, err
+		}
+	}
+	res, err := b.Send(ctx, key.Key, p, o)
+	if res != nil && errors.Is(err, txbuild.ErrTxFailed) {
+		_ = g.printTx(res)
+	}
+	return res, err
+}
+
+func (g *globals) printTx(res *client.SubmitResult) error {
+	out := txResult{TxHash: res.TxHash, Height: res.Height, Code: res.Code, GasUsed: res.GasUsed, Receipt: res.Receipt}
+	return g.print(out, func() {
+		if res.Height == 0 {
+			fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
+			return
+		}
+		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
+		if res.Receipt != nil {
+			fmt.Printf("fee %s%s\n", res.Receipt.Fee.Amount, res.Receipt.Fee.Denom)
+			if res.Receipt.Error != "" {
+				fmt.Println("error:", res.Receipt.Error)
+			}
+		}
+	})
+}
+
+func newTxCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "tx", Short: "Sign and send transactions"}
+	var tf txFlags
+	var to, amount string
+	transfer := &cobra.Command{
+		Use:     "transfer",
+		Short:   "Send tokens to another account",
+		Example: "  sos tx transfer --from alice --to sos1... --amount 25TFLP --home ./n1",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := g.sendTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
+				dest, err := keyring.Open(g.home).Resolve(to)
+				if err != nil {
+					return nil, fmt.Errorf("--to: %w", err)
+				}
+				coins, err := b.Denoms.ParseCoins(amount)
+				if err != nil {
+					return nil, fmt.Errorf("--amount: %w", err)
+				}
+				return &ledger.Transfer{To: dest, Amount: coins}, nil
+			})
+			if err != nil {
+				return err
+			}
+			return g.printTx(res)
+		},
+	}
+	tf.register(transfer)
+	transfer.Flags().StringVar(&to, "to", "", "recipient address (sos1...) or key name (required)")
+	transfer.Flags().StringVar(&amount, "amount", "", "amount, e.g. 25TFLP or 25TFLP,3KWTT (required)")
+	_ = transfer.MarkFlagRequired("to")
+	_ = transfer.MarkFlagRequired("amount")
+	cmd.AddCommand(transfer)
+	return cmd
+}

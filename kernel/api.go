@@ -1,0 +1,504 @@
+package kernel
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// maxBatchBytes caps one POST /v1/txs/batch body.
+const maxBatchBytes = 256 << 20
+
+// commitWait bounds how long POST /v1/txs?wait=commit waits.
+const commitWait = 30 * time.Second
+
+func (n *Node) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/blocks", n.handleBlocks)
+	mux.HandleFunc("GET /v1/blocks/{height}", n.handleBlock)
+	mux.HandleFunc("GET /v1/txs/{hash}", n.handleTx)
+	mux.HandleFunc("POST /v1/txs", n.handleSubmit)
+	mux.HandleFunc("POST /v1/txs/batch", n.handleBatch)
+	mux.HandleFunc("POST /v1/simulate", n.handleSimulate)
+	mux.HandleFunc("GET /v1/accounts/{addr}", n.handleAccount)
+	mux.HandleFunc("GET /v1/supply", n.handleSupply)
+	mux.HandleFunc("GET /v1/denoms", n.handleDenoms)
+	mux.HandleFunc("GET /v1/genesis", n.handleGenesis)
+	mux.HandleFunc("GET /v1/events", n.handleEvents)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, client.Error{Error: err.Error()})
+}
+
+// statusOf maps an error to an HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrMempoolFull):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrDuplicate), errors.Is(err, ErrNonceTooLow):
+		return http.StatusConflict
+	case errors.Is(err, ledger.ErrCorrupt):
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Status())
+}
+
+// Status summarizes the node.
+func (n *Node) Status() client.Status {
+	head := n.store.Head()
+	return client.Status{
+		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
+		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
+		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), Role: "single", Leader: n.nodeID,
+		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{},
+	}
+}
+
+func (n *Node) parseHeight(s string) (uint64, error) {
+	if s == "latest" || s == "" {
+		return n.store.Head().Height, nil
+	}
+	h, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("kernel: height %q: want a number or 'latest'", s)
+	}
+	return h, nil
+}
+
+func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
+	h, err := n.parseHeight(r.PathValue("height"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	b, err := n.BlockJSON(h, true)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (n *Node) handleBlocks(w http.ResponseWriter, r *http.Request) {
+	from, err := n.parseHeight(r.URL.Query().Get("from"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	if head := n.store.Head().Height; from > head {
+		from = head
+	}
+	out := []client.Block{}
+	for h := int64(from); h >= 0 && len(out) < limit; h-- {
+		b, err := n.BlockJSON(uint64(h), false)
+		if err != nil {
+			writeErr(w, statusOf(err), err)
+			return
+		}
+		out = append(out, *b)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// BlockJSON renders a stored block (with its transactions and receipts when withTxs).
+func (n *Node) BlockJSON(height uint64, withTxs bool) (*client.Block, error) {
+	b, err := n.store.Block(height)
+	if err != nil {
+		return nil, err
+	}
+	hh, err := n.chain.codec.HeaderHash(&b.Header)
+	if err != nil {
+		return nil, err
+	}
+	h := b.Header
+	out := &client.Block{
+		Height: h.Height, Hash: hh.String(), PrevHash: h.PrevHash.String(), TimeMs: h.Time,
+		StateRoot: h.StateRoot.String(), TxRoot: h.TxRoot.String(), ReceiptRoot: h.ReceiptRoot.String(),
+		NumTxs: h.NumTxs, GasUsed: h.GasUsed, Txs: []client.Tx{},
+	}
+	if h.Height > 0 {
+		out.Proposer = h.Proposer.String()
+	}
+	if !withTxs {
+		return out, nil
+	}
+	for i, raw := range b.Txs {
+		rc, err := n.store.Receipt(height, uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		t, err := n.txJSON(raw, rc)
+		if err != nil {
+			return nil, err
+		}
+		out.Txs = append(out.Txs, *t)
+	}
+	return out, nil
+}
+
+func (n *Node) txJSON(raw []byte, rc *ledger.Receipt) (*client.Tx, error) {
+	tx, err := n.chain.codec.DecodeTx(raw)
+	if err != nil {
+		return nil, fmt.Errorf("kernel: stored tx: %w: %w", ledger.ErrCorrupt, err)
+	}
+	pj, err := json.Marshal(tx.Payload)
+	if err != nil {
+		return nil, err
+	}
+	out := &client.Tx{
+		TxHash: ledger.HashBytes(raw).String(), Sender: tx.Sender.String(), Nonce: tx.Nonce,
+		Kind: tx.Payload.Kind().String(), GasPrice: tx.GasPrice.String(), Payload: pj, Memo: tx.Memo,
+	}
+	if rc != nil {
+		out.Height, out.Index, out.Code, out.GasUsed = rc.Height, rc.Index, uint32(rc.Code), rc.GasUsed
+		out.Receipt = apiReceipt(rc, tx.GasLimit)
+	}
+	return out, nil
+}
+
+func apiReceipt(rc *ledger.Receipt, gasLimit uint64) *client.Receipt {
+	out := &client.Receipt{
+		Code: uint32(rc.Code), CodeName: rc.Code.String(), GasUsed: rc.GasUsed, GasLimit: gasLimit,
+		Fee:    client.Coin{Denom: rc.Fee.Denom, Amount: strconv.FormatUint(rc.Fee.Amount, 10)},
+		Events: apiEvents(rc.Events), Error: rc.Error,
+	}
+	if len(rc.Data) > 0 {
+		if utf8.Valid(rc.Data) && json.Valid(rc.Data) {
+			out.Data = string(rc.Data)
+		} else {
+			out.Data = base64.StdEncoding.EncodeToString(rc.Data)
+		}
+	}
+	return out
+}
+
+func apiEvents(evs []ledger.Event) []client.Event {
+	out := make([]client.Event, len(evs))
+	for i, e := range evs {
+		attrs := make([]client.Attr, len(e.Attrs))
+		for j, a := range e.Attrs {
+			attrs[j] = client.Attr{Key: a.Key, Value: a.Value}
+		}
+		out[i] = client.Event{Type: e.Type, Attrs: attrs}
+	}
+	return out
+}
+
+func (n *Node) handleTx(w http.ResponseWriter, r *http.Request) {
+	h, err := ledger.ParseHash(r.PathValue("hash"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	t, err := n.TxJSON(h)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// TxJSON renders a committed transaction and its receipt.
+func (n *Node) TxJSON(h ledger.Hash) (*client.Tx, error) {
+	height, idx, err := n.store.TxLocation(h)
+	if err != nil {
+		return nil, err
+	}
+	b, err := n.store.Block(height)
+	if err != nil {
+		return nil, err
+	}
+	if int(idx) >= len(b.Txs) {
+		return nil, fmt.Errorf("kernel: tx %s: index %d beyond block %d: %w", h, idx, height, ledger.ErrCorrupt)
+	}
+	rc, err := n.store.Receipt(height, idx)
+	if err != nil {
+		return nil, err
+	}
+	return n.txJSON(b.Txs[idx], rc)
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("kernel: read body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("kernel: body larger than %d bytes: %w", limit, ledger.ErrTxTooLarge)
+	}
+	return b, nil
+}
+
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	raw, err := readBody(r, ledger.MaxTxBytes)
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	wait := r.URL.Query().Get("wait") == "commit"
+	res, status := n.Submit(r.Context(), raw, wait)
+	writeJSON(w, status, res)
+}
+
+// Submit admits one transaction and, with wait, blocks until it commits.
+func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.SubmitResult, int) {
+	h := ledger.HashBytes(raw)
+	res := client.SubmitResult{TxHash: h.String()}
+	var ch <-chan TxOutcome
+	if wait {
+		var cancel func()
+		ch, cancel = n.mempool.Wait(h)
+		defer cancel()
+	}
+	_, errs := n.mempool.Add([][]byte{raw})
+	if errs[0] != nil {
+		res.Error = errs[0].Error()
+		return res, statusOf(errs[0])
+	}
+	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
+		n.Trigger()
+	}
+	if !wait {
+		return res, http.StatusAccepted
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitWait)
+	defer cancel()
+	select {
+	case o := <-ch:
+		if o.Err != nil {
+			res.Error = o.Err.Error()
+			return res, statusOf(o.Err)
+		}
+		rc := o.Receipt
+		res.Height, res.Code, res.GasUsed = rc.Height, uint32(rc.Code), rc.GasUsed
+		res.Receipt = apiReceipt(rc, 0)
+		return res, http.StatusOK
+	case <-ctx.Done():
+		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", h, commitWait)
+		return res, http.StatusGatewayTimeout
+	}
+}
+
+func (n *Node) handleBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r, maxBatchBytes)
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	var raws [][]byte
+	for len(body) > 0 {
+		if len(body) < 4 {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: batch: truncated length prefix"))
+			return
+		}
+		l := binary.BigEndian.Uint32(body)
+		if uint64(l) > uint64(len(body)-4) || l > ledger.MaxTxBytes {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: batch: tx %d: bad length %d", len(raws), l))
+			return
+		}
+		raws = append(raws, body[4:4+l])
+		body = body[4+l:]
+	}
+	hashes, errs := n.mempool.Add(raws)
+	out := make([]client.BatchResult, len(raws))
+	for i := range raws {
+		out[i].TxHash = hashes[i].String()
+		if errs[i] != nil {
+			out[i].Error = errs[i].Error()
+		}
+	}
+	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
+		n.Trigger()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleSimulate(w http.ResponseWriter, r *http.Request) {
+	raw, err := readBody(r, ledger.MaxTxBytes)
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	rc, gasLimit, err := n.Simulate(raw)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiReceipt(rc, gasLimit))
+}
+
+// Simulate executes a signed tx on the latest state and discards the result.
+func (n *Node) Simulate(raw []byte) (*ledger.Receipt, uint64, error) {
+	c := n.chain
+	tx, err := c.codec.DecodeTx(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	st := ledger.NewState(c.store)
+	ptx := &PendingTx{Tx: tx, Raw: raw, Hash: ledger.HashBytes(raw)}
+	if err := c.Verify(st, ptx); err != nil {
+		return nil, 0, err
+	}
+	head := c.store.Head()
+	ex := c.NewExecutor(st, BlockEnv{ChainID: head.ChainID, Height: head.Height + 1, TimeMs: head.Time + 1})
+	rc, err := ex.Apply(ptx, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &rc, tx.GasLimit, nil
+}
+
+func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {
+	addr, err := ledger.ParseAddress(r.PathValue("addr"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	prove := r.URL.Query().Get("prove") == "true"
+	a, err := n.AccountJSON(addr, prove)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+// AccountJSON renders an account, with a state proof if asked.
+func (n *Node) AccountJSON(addr ledger.Address, prove bool) (*client.Account, error) {
+	c := n.chain
+	var acc ledger.Account
+	out := &client.Account{Address: addr.String(), Balances: []client.Coin{}}
+	var raw []byte
+	if prove {
+		sp, err := c.store.Prove(ledger.AccountKey(addr))
+		if err != nil {
+			return nil, err
+		}
+		pj, err := json.Marshal(sp)
+		if err != nil {
+			return nil, err
+		}
+		out.Proof, out.Height, raw = pj, sp.Height, sp.Value
+	} else {
+		var err error
+		out.Height = c.store.Head().Height
+		if raw, err = c.store.GetState(ledger.AccountKey(addr)); err != nil {
+			return nil, err
+		}
+	}
+	if raw != nil {
+		if err := c.codec.Unmarshal(raw, &acc); err != nil {
+			return nil, fmt.Errorf("kernel: account %s: %w: %w", addr, ledger.ErrCorrupt, err)
+		}
+	}
+	out.Nonce = acc.Nonce
+	for _, b := range acc.Balances {
+		out.Balances = append(out.Balances, client.Coin{Denom: b.Denom, Amount: strconv.FormatUint(b.Amount, 10)})
+	}
+	pk, err := c.store.GetState(ledger.PubKeyKey(addr))
+	if err != nil {
+		return nil, err
+	}
+	out.HasPubKey = pk != nil
+	return out, nil
+}
+
+func (n *Node) handleSupply(w http.ResponseWriter, r *http.Request) {
+	c := n.chain
+	acc := &ledger.Accounts{St: ledger.NewState(c.store), Codec: c.codec}
+	out := []client.Supply{}
+	for _, d := range c.denoms.List() {
+		total, err := acc.Supply(d.Base)
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err)
+			return
+		}
+		fees, err := acc.Balance(ledger.FeeCollector, d.Base)
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err)
+			return
+		}
+		out = append(out, client.Supply{Denom: d.Base, Total: strconv.FormatUint(total, 10), FeeCollector: strconv.FormatUint(fees, 10)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleDenoms(w http.ResponseWriter, r *http.Request) {
+	out := []client.Denom{}
+	for _, d := range n.chain.denoms.List() {
+		out = append(out, client.Denom{Display: d.Display, Base: d.Base, Exponent: d.Exponent, Description: d.Description})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleGenesis(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(n.opts.GenesisDoc)
+}
+
+// handleEvents streams server-sent events: "block" and "tx" as they commit.
+func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, fmt.Errorf("kernel: streaming unsupported"))
+		return
+	}
+	ch, cancel := n.events.Subscribe(1 << 16)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": connected to %s\n\n", n.nodeID)
+	fl.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+			fl.Flush()
+		case ev, ok := <-ch:
+			if !ok {
+				return // fell behind: the client reconnects
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, ev.Data)
+			fl.Flush()
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// Chain executes transactions and blocks deterministically on top of the
+// store. Executing the same block on the same state gives the same receipts,
+// gas and state root on every node: execution reads only the state, the
+// block header (height, time) and the transactions.
+type Chain struct {
+	store   *ledger.Store
+	codec   *ledger.Codec
+	genesis *ledger.Genesis
+	denoms  *ledger.Denoms
+	sched   ledger.GasSchedule
+	params  ledger.Params
+
+	// pubKeys caches parsed public keys (parsing expands the ML-DSA matrix,
+	// which costs about as much as a verification).
+	pkMu    sync.Mutex
+	pubKeys map[ledger.Address]ledger.PublicKey
+}
+
+// NewChain wires execution over an opened store and its genesis.
+func NewChain(store *ledger.Store, g *ledger.Genesis) *Chain {
+	return &Chain{
+		store: store, codec: store.Codec(), genesis: g, denoms: g.DenomSet(),
+		sched: ledger.DefaultGasSchedule(), params: g.Params,
+		pubKeys: make(map[ledger.Address]ledger.PublicKey),
+	}
+}
+
+// Store returns the ledger store.
+func (c *Chain) Store() *ledger.Store { return c.store }
+
+// Codec returns the canonical codec.
+func (c *Chain) Codec() *ledger.Codec { return c.codec }
+
+// Genesis returns the genesis document.
+func (c *Chain) Genesis() *ledger.Genesis { return c.genesis }
+
+// Denoms returns the chain's tokens.
+func (c *Chain) Denoms() *ledger.Denoms { return c.denoms }
+
+// Params returns the chain parameters.
+func (c *Chain) Params() ledger.Params { return c.params }
+
+// InitGenesis commits block 0 (the genesis state) if the store is empty, and
+// checks that an existing store was made from the same genesis otherwise.
+func (c *Chain) InitGenesis(doc []byte) error {
+	head := c.store.Head()
+	docHash := ledger.GenesisDocHash(doc)
+	if head.ChainID != "" {
+		stored, err := c.store.GenesisDoc()
+		if err != nil {
+			return fmt.Errorf("kernel: read stored genesis: %w", err)
+		}
+		if ledger.GenesisDocHash(stored) != docHash {
+			return fmt.Errorf("kernel: genesis.json differs from the genesis this node's data was created with (chain %s)", head.ChainID)
+		}
+		return nil
+	}
+	st := ledger.NewState(c.store)
+	if err := ledger.ApplyGenesis(st, c.codec, c.genesis); err != nil {
+		return err
+	}
+	prep, err := c.store.Prepare(st)
+	if err != nil {
+		return err
+	}
+	b := &ledger.Block{Header: ledger.Header{
+		Version: ledger.BlockVersion, ChainID: c.genesis.ChainID, Height: 0,
+		Time: c.genesis.GenesisTime.UnixMilli(), PrevHash: docHash,
+		TxRoot: ledger.MerkleRoot(nil), ReceiptRoot: ledger.MerkleRoot(nil), StateRoot: prep.Root(),
+	}}
+	if err := c.store.SetGenesisDoc(doc); err != nil {
+		return err
+	}
+	if err := c.store.Commit(b, nil, prep); err != nil {
+		return fmt.Errorf("kernel: commit genesis: %w", err)
+	}
+	return nil
+}
+
+// PendingTx is a decoded transaction with its wire bytes, hash and the key
+// that verified it.
+type PendingTx struct {
+	Tx     *ledger.Tx
+	Raw    []byte
+	Hash   ledger.Hash
+	PubKey ledger.PublicKey
+}
+
+// ErrTxRejected marks a transaction that cannot be included at all (wrong
+// nonce, cannot pay the maximum fee): it gets no receipt and pays nothing.
+var ErrTxRejected = errors.New("transaction rejected")
+
+// lookupPubKey returns the verification key of a tx: the one it carries, or
+// the one stored on chain for its sender.
+func (c *Chain) lookupPubKey(st *ledger.State, tx *ledger.Tx) (ledger.PublicKey, error) {
+	c.pkMu.Lock()
+	pk, ok := c.pubKeys[tx.Sender]
+	c.pkMu.Unlock()
+	if ok {
+		return pk, nil
+	}
+	raw := tx.PubKey
+	if len(raw) == 0 {
+		var err error
+		acc := &ledger.Accounts{St: st, Codec: c.codec}
+		if raw, err = acc.PubKey(tx.Sender); err != nil {
+			return ledger.PublicKey{}, err
+		}
+		if raw == nil {
+			return ledger.PublicKey{}, fmt.Errorf("kernel: %s has no public key on chain yet; its first transaction must carry it: %w", tx.Sender, ErrTxRejected)
+		}
+	}
+	pk, err := ledger.ParsePublicKey(raw)
+	if err != nil {
+		return ledger.PublicKey{}, err
+	}
+	c.pkMu.Lock()
+	if len(c.pubKeys) > 1<<16 {
+		clear(c.pubKeys)
+	}
+	c.pubKeys[tx.Sender] = pk
+	c.pkMu.Unlock()
+	return pk, nil
+}
+
+// rememberPubKey caches the key a tx carries. ValidateBasic has checked that
+// it hashes to the sender, so it is the only key that can control the sender.
+func (c *Chain) rememberPubKey(tx *ledger.Tx) {
+	c.pkMu.Lock()
+	_, ok := c.pubKeys[tx.Sender]
+	c.pkMu.Unlock()
+	if ok {
+		return
+	}
+	pk, err := ledger.ParsePublicKey(tx.PubKey)
+	if err != nil {
+		return // Verify will report it
+	}
+	c.pkMu.Lock()
+	c.pubKeys[tx.Sender] = pk
+	c.pkMu.Unlock()
+}
+
+// Verify decodes nothing: it checks chain id and signature of a decoded tx,
+// reading the sender's key from st when the tx does not carry it.
+func (c *Chain) Verify(st *ledger.State, ptx *PendingTx) error {
+	pk, err := c.lookupPubKey(st, ptx.Tx)
+	if err != nil {
+		return err
+	}
+	if err := c.codec.VerifyTx(ptx.Tx, c.genesis.ChainID, pk); err != nil {
+		return err
+	}
+	ptx.PubKey = pk
+	return nil
+}
+
+// IntrinsicGas is charged before the payload runs: base, bytes and the
+// signature check, plus storing the public key on an account's first tx.
+func (c *Chain) IntrinsicGas(ptx *PendingTx) uint64 {
+	g := c.sched.TxBase + c.sched.TxPerByte*uint64(len(ptx.Raw)) + c.sched.SigVerify
+	return g
+}
+
+// BlockEnv is what execution may know about the block: nothing else.
+type BlockEnv struct {
+	ChainID string
+	Height  uint64
+	TimeMs  int64
+}
+
+// Executor applies transactions of one block to a State.
+type Executor struct {
+	chain *Chain
+	st    *ledger.State
+	env   BlockEnv
+}
+
+// NewExecutor starts executing a block at env on top of st.
+func (c *Chain) NewExecutor(st *ledger.State, env BlockEnv) *Executor {
+	return &Executor{chain: c, st: st, env: env}
+}
+
+// State returns the executor's state buffer.
+func (e *Executor) State() *ledger.State { return e.st }
+
+// Apply executes one verified transaction. It returns ErrTxRejected (and
+// changes nothing) when the tx cannot be included; otherwise a receipt,
+// whose Code says whether the payload succeeded. A failed payload keeps the
+// nonce increment and the fee and reverts everything else.
+func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
+	c, tx := e.chain, ptx.Tx
+	free := &ledger.Accounts{St: e.st, Codec: c.codec}
+	rcpt := ledger.Receipt{TxHash: ptx.Hash, Height: e.env.Height, Index: index}
+
+	acc, _, err := free.Get(tx.Sender)
+	if err != nil {
+		return rcpt, err
+	}
+	if tx.Nonce != acc.Nonce {
+		return rcpt, fmt.Errorf("kernel: tx %s: nonce %d, account expects %d: %w", ptx.Hash, tx.Nonce, acc.Nonce, ErrTxRejected)
+	}
+	if !c.denoms.IsBase(tx.GasPrice.Denom) {
+		return rcpt, fmt.Errorf("kernel: tx %s: gas price denom %q: %w: %w", ptx.Hash, tx.GasPrice.Denom, ledger.ErrUnknownDenom, ErrTxRejected)
+	}
+	if tx.GasLimit > c.params.MaxTxGas {
+		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, c.params.MaxTxGas, ErrTxRejected)
+	}
+	intrinsic := c.IntrinsicGas(ptx)
+	hasKey, err := free.PubKey(tx.Sender)
+	if err != nil {
+		return rcpt, err
+	}
+	if hasKey == nil {
+		if len(tx.PubKey) == 0 {
+			return rcpt, fmt.Errorf("kernel: tx %s: first tx of %s must carry its public key: %w", ptx.Hash, tx.Sender, ErrTxRejected)
+		}
+		intrinsic += c.sched.StorePubKeyPer*uint64(len(tx.PubKey)) + c.sched.WriteBase
+	}
+	if tx.GasLimit < intrinsic {
+		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d below intrinsic gas %d: %w", ptx.Hash, tx.GasLimit, intrinsic, ErrTxRejected)
+	}
+	maxFee := tx.MaxFee()
+	if acc.Balances.AmountOf(tx.GasPrice.Denom) < maxFee {
+		return rcpt, fmt.Errorf("kernel: tx %s: balance %d%s cannot pay max fee %d%s: %w: %w", ptx.Hash,
+			acc.Balances.AmountOf(tx.GasPrice.Denom), tx.GasPrice.Denom, maxFee, tx.GasPrice.Denom, ledger.ErrInsufficientFunds, ErrTxRejected)
+	}
+
+	// Reserve the maximum fee and consume the nonce: these survive a failed payload.
+	acc.Nonce++
+	if acc.Balances, err = acc.Balances.Sub(ledger.Coin{Denom: tx.GasPrice.Denom, Amount: maxFee}); err != nil {
+		return rcpt, err
+	}
+	if err := free.Put(tx.Sender, acc); err != nil {
+		return rcpt, err
+	}
+	if hasKey == nil {
+		if err := free.SetPubKey(tx.Sender, tx.PubKey); err != nil {
+			return rcpt, err
+		}
+	}
+
+	gas := ledger.NewGasMeter(tx.GasLimit)
+	_ = gas.Consume(intrinsic, "intrinsic") // checked above
+	snap := e.st.Snapshot()
+	events, data, perr := e.runPayload(ptx, gas)
+	if perr != nil {
+		if codeOf(perr) == ledger.CodeInternal {
+			// Not the transaction's fault (storage failure, corrupt state):
+			// the whole block must fail rather than record a node-specific result.
+			return rcpt, fmt.Errorf("kernel: tx %s: %w", ptx.Hash, perr)
+		}
+		e.st.RevertTo(snap)
+		rcpt.Code = codeOf(perr)
+		rcpt.Error = perr.Error()
+		events = nil
+		data = nil
+	}
+	rcpt.GasUsed = gas.Used()
+	fee, err := tx.GasPrice.Fee(rcpt.GasUsed)
+	if err != nil {
+		return rcpt, err
+	}
+	feeCoin := ledger.Coin{Denom: tx.GasPrice.Denom, Amount: fee}
+	if refund := maxFee - fee; refund > 0 {
+		if err := free.Credit(tx.Sender, ledger.Coins{{Denom: tx.GasPrice.Denom, Amount: refund}}); err != nil {
+			return rcpt, err
+		}
+	}
+	if fee > 0 {
+		if err := free.Credit(ledger.FeeCollector, ledger.Coins{feeCoin}); err != nil {
+			return rcpt, err
+		}
+	}
+	rcpt.Fee = feeCoin
+	rcpt.Events = append(events, ledger.NewEvent("fee", "payer", tx.Sender.String(), "amount", feeCoin.String(), "gas_used", fmt.Sprint(rcpt.GasUsed)))
+	rcpt.Data = data
+	return rcpt, nil
+}
+
+// runPayload executes the payload with metered state access.
+func (e *Executor) runPayload(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Event, []byte, error) {
+	c, tx := e.chain, ptx.Tx
+	acc := &ledger.Accounts{St: e.st, Codec: c.codec, Gas: gas, Sched: &c.sched}
+	switch p := tx.Payload.(type) {
+	case *ledger.Transfer:
+		for _, coin := range p.Amount {
+			if !c.denoms.IsBase(coin.Denom) {
+				return nil, nil, fmt.Errorf("kernel: transfer: %w %q", ledger.ErrUnknownDenom, coin.Denom)
+			}
+		}
+		if err := acc.Transfer(tx.Sender, p.To, p.Amount); err != nil {
+			return nil, nil, err
+		}
+		ev := ledger.NewEvent("transfer", "from", tx.Sender.String(), "to", p.To.String(), "amount", p.Amount.String())
+		if err := gas.Consume(c.sched.EventBase+c.sched.EventPerByte*uint64(len(p.Amount.String())+2*64), "event"); err != nil {
+			return nil, nil, err
+		}
+		return []ledger.Event{ev}, nil, nil
+	}
+	return nil, nil, fmt.Errorf("kernel: payload %s: %w", tx.Payload.Kind(), ledger.ErrUnknownKind)
+}
+
+// codeOf classifies a payload error into a receipt code.
+func codeOf(err error) ledger.Code {
+	switch {
+	case errors.Is(err, ledger.ErrOutOfGas):
+		return ledger.CodeOutOfGas
+	case errors.Is(err, ledger.ErrInsufficientFunds):
+		return ledger.CodeInsufficientFunds
+	case errors.Is(err, ledger.ErrUnknownDenom):
+		return ledger.CodeUnknownDenom
+	case errors.Is(err, ledger.ErrOverflow):
+		return ledger.CodeOverflow
+	case errors.Is(err, ledger.ErrUnknownKind):
+		return ledger.CodeInvalidPayload
+	}
+	return ledger.CodeInternal
+}

@@ -1,0 +1,227 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when the node answers 404.
+var ErrNotFound = errors.New("not found")
+
+// Client talks to a node's HTTP API. The zero HTTP client is not used:
+// New sets timeouts.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client for a node URL such as http://127.0.0.1:26657.
+func New(nodeURL string) (*Client, error) {
+	u, err := url.Parse(nodeURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: node URL %q: want http://host:port", nodeURL)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &Client{base: strings.TrimRight(nodeURL, "/"), http: &http.Client{Transport: tr}}, nil
+}
+
+// URL returns the node URL.
+func (c *Client) URL() string { return c.base }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("client: %s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%w: %s", ErrNotFound, msg)
+		}
+		return &HTTPError{Status: resp.StatusCode, Msg: msg}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("client: %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
+
+// HTTPError is a non-2xx answer other than 404.
+type HTTPError struct {
+	Status int
+	Msg    string
+}
+
+func (e *HTTPError) Error() string { return e.Msg }
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, "", &s)
+}
+
+// Block returns the block at height (0 = latest).
+func (c *Client) Block(ctx context.Context, height uint64) (*Block, error) {
+	h := "latest"
+	if height > 0 {
+		h = strconv.FormatUint(height, 10)
+	}
+	var b Block
+	return &b, c.do(ctx, http.MethodGet, "/v1/blocks/"+h, nil, "", &b)
+}
+
+// Blocks lists block headers (without txs) from height down, at most limit.
+func (c *Client) Blocks(ctx context.Context, from uint64, limit int) ([]Block, error) {
+	var bs []Block
+	q := fmt.Sprintf("/v1/blocks?from=%d&limit=%d", from, limit)
+	return bs, c.do(ctx, http.MethodGet, q, nil, "", &bs)
+}
+
+// Tx returns a committed transaction with its receipt.
+func (c *Client) Tx(ctx context.Context, hash string) (*Tx, error) {
+	var t Tx
+	return &t, c.do(ctx, http.MethodGet, "/v1/txs/"+url.PathEscape(hash), nil, "", &t)
+}
+
+// Account returns an account; with prove, an SMT inclusion proof too.
+func (c *Client) Account(ctx context.Context, addr string, prove bool) (*Account, error) {
+	var a Account
+	p := "/v1/accounts/" + url.PathEscape(addr)
+	if prove {
+		p += "?prove=true"
+	}
+	return &a, c.do(ctx, http.MethodGet, p, nil, "", &a)
+}
+
+// Supply returns the supply of every denom.
+func (c *Client) Supply(ctx context.Context) ([]Supply, error) {
+	var s []Supply
+	return s, c.do(ctx, http.MethodGet, "/v1/supply", nil, "", &s)
+}
+
+// Denoms returns the chain's declared tokens.
+func (c *Client) Denoms(ctx context.Context) ([]Denom, error) {
+	var d []Denom
+	return d, c.do(ctx, http.MethodGet, "/v1/denoms", nil, "", &d)
+}
+
+// SubmitTx sends one signed transaction. With wait, the node answers when
+// the transaction is committed (or the wait times out).
+func (c *Client) SubmitTx(ctx context.Context, raw []byte, wait bool) (*SubmitResult, error) {
+	p := "/v1/txs"
+	if wait {
+		p += "?wait=commit"
+	}
+	var r SubmitResult
+	return &r, c.do(ctx, http.MethodPost, p, bytes.NewReader(raw), "application/octet-stream", &r)
+}
+
+// SubmitBatch sends many signed transactions in one request: the body is the
+// concatenation of 4-byte big-endian length-prefixed tx encodings.
+func (c *Client) SubmitBatch(ctx context.Context, raws [][]byte) ([]BatchResult, error) {
+	var buf bytes.Buffer
+	for _, r := range raws {
+		var l [4]byte
+		l[0], l[1], l[2], l[3] = byte(len(r)>>24), byte(len(r)>>16), byte(len(r)>>8), byte(len(r))
+		buf.Write(l[:])
+		buf.Write(r)
+	}
+	var out []BatchResult
+	return out, c.do(ctx, http.MethodPost, "/v1/txs/batch", &buf, "application/octet-stream", &out)
+}
+
+// Simulate executes a signed transaction against the latest state without
+// committing it and returns the receipt it would get.
+func (c *Client) Simulate(ctx context.Context, raw []byte) (*Receipt, error) {
+	var r Receipt
+	return &r, c.do(ctx, http.MethodPost, "/v1/simulate", bytes.NewReader(raw), "application/octet-stream", &r)
+}
+
+// GetJSON fetches any API path into out (for endpoints added by subsystems).
+func (c *Client) GetJSON(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, "", out)
+}
+
+// Events streams server-sent events until ctx ends or the connection drops;
+// each event is passed to fn. It returns the error that ended the stream.
+func (c *Client) Events(ctx context.Context, fn func(StreamEvent)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/events", nil)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return fmt.Errorf("client: events: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("client: events: HTTP %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var ev StreamEvent
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev.Type != "" || ev.Data != nil {
+				fn(ev)
+			}
+			ev = StreamEvent{}
+		case strings.HasPrefix(line, "event:"):
+			ev.Type = strings.TrimSpace(line[len("event:"):])
+		case strings.HasPrefix(line, "data:"):
+			ev.Data = append(ev.Data, strings.TrimSpace(line[len("data:"):])...)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("client: events: %w", err)
+	}
+	return fmt.Errorf("client: events: stream closed")
+}
+
+// WaitHeight polls until the node reaches height or ctx ends.
+func (c *Client) WaitHeight(ctx context.Context, height uint64) error {
+	for {
+		s, err := c.Status(ctx)
+		if err == nil && s.Height >= height {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("client: wait for height %d: %w", height, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

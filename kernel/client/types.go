@@ -1,0 +1,167 @@
+package client
+
+import "encoding/json"
+
+// Status is GET /v1/status.
+type Status struct {
+	ChainID     string `json:"chain_id"`
+	NodeID      string `json:"node_id"`
+	Version     string `json:"version"`
+	Height      uint64 `json:"height"`
+	BlockHash   string `json:"block_hash"`
+	StateRoot   string `json:"state_root"`
+	TimeMs      int64  `json:"time_ms"`
+	GenesisHash string `json:"genesis_hash"`
+	MempoolSize int    `json:"mempool_size"`
+	Role        string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Leader      string `json:"leader"` // node id of the current leader, if known
+	Term        uint64 `json:"term"`
+	DiskBytes   int64  `json:"disk_bytes"`
+	Peers       []Peer `json:"peers"`
+}
+
+// Peer is one cluster member as seen by the node answering.
+type Peer struct {
+	NodeID    string  `json:"node_id"`
+	Address   string  `json:"address"`
+	Role      string  `json:"role"`
+	Connected bool    `json:"connected"`
+	RTTMs     float64 `json:"rtt_ms"`
+	Match     uint64  `json:"match_index,omitempty"`
+}
+
+// Coin is an amount in base units; Amount is a decimal string.
+type Coin struct {
+	Denom  string `json:"denom"`
+	Amount string `json:"amount"`
+}
+
+// Account is GET /v1/accounts/{address}.
+type Account struct {
+	Address   string          `json:"address"`
+	Nonce     uint64          `json:"nonce"`
+	Balances  []Coin          `json:"balances"`
+	HasPubKey bool            `json:"has_pub_key"`
+	Height    uint64          `json:"height"`
+	Proof     json.RawMessage `json:"proof,omitempty"` // a ledger.StateProof when ?prove=true
+}
+
+// Attr is an event attribute.
+type Attr struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Event is an event emitted by a transaction or by the chain itself.
+type Event struct {
+	Type  string `json:"type"`
+	Attrs []Attr `json:"attrs"`
+}
+
+// Receipt is the outcome of a transaction.
+type Receipt struct {
+	Code     uint32  `json:"code"`
+	CodeName string  `json:"code_name"`
+	GasUsed  uint64  `json:"gas_used"`
+	GasLimit uint64  `json:"gas_limit"`
+	Fee      Coin    `json:"fee"`
+	Events   []Event `json:"events"`
+	Error    string  `json:"error,omitempty"`
+	Data     string  `json:"data,omitempty"` // result bytes as UTF-8 JSON when they are, else base64
+}
+
+// Tx is a committed (or pending) transaction with its receipt.
+type Tx struct {
+	TxHash   string          `json:"tx_hash"`
+	Height   uint64          `json:"height"`
+	Index    uint32          `json:"index"`
+	Sender   string          `json:"sender"`
+	Nonce    uint64          `json:"nonce"`
+	Kind     string          `json:"kind"`
+	GasPrice string          `json:"gas_price"`
+	Payload  json.RawMessage `json:"payload"`
+	Memo     string          `json:"memo,omitempty"`
+	Code     uint32          `json:"code"`
+	GasUsed  uint64          `json:"gas_used"`
+	Receipt  *Receipt        `json:"receipt,omitempty"`
+}
+
+// Block is GET /v1/blocks/{height}.
+type Block struct {
+	Height      uint64 `json:"height"`
+	Hash        string `json:"hash"`
+	PrevHash    string `json:"prev_hash"`
+	TimeMs      int64  `json:"time_ms"`
+	StateRoot   string `json:"state_root"`
+	TxRoot      string `json:"tx_root"`
+	ReceiptRoot string `json:"receipt_root"`
+	NumTxs      uint32 `json:"num_txs"`
+	GasUsed     uint64 `json:"gas_used"`
+	Proposer    string `json:"proposer"`
+	Txs         []Tx   `json:"txs"`
+}
+
+// SubmitResult is the answer to POST /v1/txs.
+type SubmitResult struct {
+	TxHash  string   `json:"tx_hash"`
+	Height  uint64   `json:"height,omitempty"` // set when the call waited for commit
+	Code    uint32   `json:"code"`
+	GasUsed uint64   `json:"gas_used"`
+	Receipt *Receipt `json:"receipt,omitempty"`
+	Error   string   `json:"error,omitempty"` // rejection by the mempool (HTTP 4xx) or commit timeout
+}
+
+// BatchResult is one entry of POST /v1/txs/batch.
+type BatchResult struct {
+	TxHash string `json:"tx_hash"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Supply is GET /v1/supply: per base denom, the total and what the fee
+// collector holds.
+type Supply struct {
+	Denom        string `json:"denom"`
+	Total        string `json:"total"`
+	FeeCollector string `json:"fee_collector"`
+}
+
+// Denom describes a token.
+type Denom struct {
+	Display     string `json:"display"`
+	Base        string `json:"base"`
+	Exponent    uint8  `json:"exponent"`
+	Description string `json:"description,omitempty"`
+}
+
+// StreamEvent is one message of GET /v1/events (server-sent events): Type is
+// the SSE event name ("block", "tx", ...), Data the JSON payload.
+type StreamEvent struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// BlockEvent is the data of a "block" stream event.
+type BlockEvent struct {
+	Height    uint64 `json:"height"`
+	Hash      string `json:"hash"`
+	TimeMs    int64  `json:"time_ms"`
+	StateRoot string `json:"state_root"`
+	NumTxs    uint32 `json:"num_txs"`
+	GasUsed   uint64 `json:"gas_used"`
+}
+
+// TxEvent is the data of a "tx" stream event.
+type TxEvent struct {
+	TxHash  string  `json:"tx_hash"`
+	Height  uint64  `json:"height"`
+	Sender  string  `json:"sender"`
+	Kind    string  `json:"kind"`
+	Code    uint32  `json:"code"`
+	GasUsed uint64  `json:"gas_used"`
+	Events  []Event `json:"events"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

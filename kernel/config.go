@@ -1,0 +1,155 @@
+package kernel
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is a node's config.toml: everything local to one node (the chain's
+// shared rules are in genesis.json).
+type Config struct {
+	// Moniker is a human name for the node (shown in the TUI and peers).
+	Moniker string `toml:"moniker"`
+	// APIAddr is where the HTTP API listens; keep it on loopback unless a
+	// proxy in front of it authenticates clients.
+	APIAddr string `toml:"api_addr"`
+	// P2PAddr is the QUIC address peers dial.
+	P2PAddr string `toml:"p2p_addr"`
+	// BlockInterval is the time between blocks.
+	BlockInterval Duration `toml:"block_interval"`
+	// EmptyBlocks makes a block every interval even with no transactions,
+	// so time-driven logic (market epochs) advances.
+	EmptyBlocks bool `toml:"empty_blocks"`
+	// MinGasPrices is the cheapest gas price this node admits, per denom
+	// ("0.01uTFLP,0.02uKWTT"); empty accepts any price in any declared denom.
+	MinGasPrices string `toml:"min_gas_prices"`
+	// MempoolSize caps transactions held in the mempool.
+	MempoolSize int `toml:"mempool_size"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// Peers lists cluster members to dial as "<node-id>@host:port".
+	Peers []string `toml:"peers"`
+	// Join is set by "sos init --join": the node starts as a learner and asks
+	// that peer to add it to the cluster.
+	Join string `toml:"join"`
+}
+
+// Duration is a time.Duration written as "500ms" in TOML.
+type Duration struct{ time.Duration }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// DefaultConfig is what "sos init" writes.
+func DefaultConfig() Config {
+	return Config{
+		Moniker:       "node",
+		APIAddr:       "127.0.0.1:26657",
+		P2PAddr:       "127.0.0.1:26656",
+		BlockInterval: Duration{500 * time.Millisecond},
+		EmptyBlocks:   true,
+		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
+		MempoolSize:   100_000,
+		LogLevel:      "info",
+	}
+}
+
+// Validate rejects a configuration the node cannot run with, saying which
+// setting is wrong and why.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		return fmt.Errorf("kernel: config: api_addr %q: %w", c.APIAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(c.P2PAddr); err != nil {
+		return fmt.Errorf("kernel: config: p2p_addr %q: %w", c.P2PAddr, err)
+	}
+	if c.BlockInterval.Duration < 10*time.Millisecond || c.BlockInterval.Duration > time.Minute {
+		return fmt.Errorf("kernel: config: block_interval %s must be between 10ms and 1m", c.BlockInterval)
+	}
+	if c.MempoolSize < 1 {
+		return fmt.Errorf("kernel: config: mempool_size must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("kernel: config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// Home layout.
+const (
+	ConfigFile  = "config.toml"
+	GenesisFile = "genesis.json"
+	NodeKeyFile = "node_key.json"
+	KeysDir     = "keys"
+)
+
+// LoadConfig reads home/config.toml strictly (unknown keys are errors).
+func LoadConfig(home string) (Config, error) {
+	b, err := os.ReadFile(filepath.Join(home, ConfigFile))
+	if err != nil {
+		return Config{}, fmt.Errorf("kernel: config: %w (run 'sos init --home %s' first)", err, home)
+	}
+	cfg := DefaultConfig()
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("kernel: config %s: %w", filepath.Join(home, ConfigFile), err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// SaveConfig writes home/config.toml.
+func SaveConfig(home string, cfg Config) error {
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("kernel: config: %w", err)
+	}
+	return WriteFileAtomic(filepath.Join(home, ConfigFile), b, 0o644)
+}
+
+// WriteFileAtomic writes via a temp file and rename, so a crash never leaves
+// a half-written file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("kernel: write %s: %w", path, err)
+	}
+	return nil
+}

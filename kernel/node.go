@@ -1,0 +1,310 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// Version is the node software version shown in status.
+const Version = "0.1.0"
+
+// NodeOptions wires a node. Only main touches the real clock and filesystem;
+// tests inject their own.
+type NodeOptions struct {
+	Home       string
+	Config     Config
+	GenesisDoc []byte
+	NodeKey    *ledger.PrivateKey
+	Clock      func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: discard
+	FS         vfs.FS           // nil: OS filesystem (store under Home/data)
+	// Listener, if set, serves the API instead of listening on Config.APIAddr.
+	Listener net.Listener
+}
+
+// Node is one running sos node: store, execution, mempool, block production
+// and the API.
+type Node struct {
+	opts    NodeOptions
+	log     *slog.Logger
+	store   *ledger.Store
+	chain   *Chain
+	mempool *Mempool
+	events  *Events
+	metrics *Metrics
+	clock   func() time.Time
+	nodeID  string
+
+	apiAddr  atomic.Value // string, once listening
+	ready    chan struct{}
+	trigger  chan struct{}
+	halted   atomic.Value // error that stopped block production
+	lastTick time.Time
+}
+
+// OpenNode opens the store, commits genesis on first start and prepares
+// the node; Run starts it.
+func OpenNode(opts NodeOptions) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(discard{}, nil))
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.NodeKey == nil {
+		return nil, fmt.Errorf("kernel: node key missing")
+	}
+	g, err := ledger.ParseGenesis(opts.GenesisDoc)
+	if err != nil {
+		return nil, err
+	}
+	var store *ledger.Store
+	if opts.FS != nil {
+		store, err = ledger.Open("data", ledger.StoreOptions{FS: opts.FS, Logger: opts.Logger})
+	} else {
+		store, err = ledger.OpenDir(opts.Home, ledger.StoreOptions{Logger: opts.Logger})
+	}
+	if err != nil {
+		return nil, err
+	}
+	chain := NewChain(store, g)
+	if err := chain.InitGenesis(opts.GenesisDoc); err != nil {
+		store.Close()
+		return nil, err
+	}
+	minPrices, err := chain.denoms.ParseGasPrices(opts.Config.MinGasPrices)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("kernel: config: min_gas_prices: %w", err)
+	}
+	mp := map[string]ledger.GasPrice{}
+	for _, p := range minPrices {
+		mp[p.Denom] = p
+	}
+	n := &Node{
+		opts: opts, log: opts.Logger, store: store, chain: chain,
+		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
+		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
+		nodeID: opts.NodeKey.Public().Fingerprint(),
+		ready:  make(chan struct{}), trigger: make(chan struct{}, 1),
+	}
+	n.metrics.Height.Set(float64(store.Head().Height))
+	return n, nil
+}
+
+// LoadHome reads config, genesis and node key from a home directory.
+func LoadHome(home string) (NodeOptions, error) {
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return NodeOptions{}, err
+	}
+	doc, err := os.ReadFile(filepath.Join(home, GenesisFile))
+	if err != nil {
+		return NodeOptions{}, fmt.Errorf("kernel: %w", err)
+	}
+	key, _, err := keyring.ReadKeyFile(filepath.Join(home, NodeKeyFile))
+	if err != nil {
+		return NodeOptions{}, err
+	}
+	return NodeOptions{Home: home, Config: cfg, GenesisDoc: doc, NodeKey: key}, nil
+}
+
+// Chain returns the node's chain.
+func (n *Node) Chain() *Chain { return n.chain }
+
+// Mempool returns the node's mempool.
+func (n *Node) Mempool() *Mempool { return n.mempool }
+
+// Events returns the node's event hub.
+func (n *Node) Events() *Events { return n.events }
+
+// NodeID is the fingerprint of the node's ML-DSA key.
+func (n *Node) NodeID() string { return n.nodeID }
+
+// Ready is closed once the API is serving.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// APIAddr is the address the API listens on (after Ready).
+func (n *Node) APIAddr() string { s, _ := n.apiAddr.Load().(string); return s }
+
+// Close closes the store. Call after Run returns.
+func (n *Node) Close() error { return n.store.Close() }
+
+// Run serves the API and produces blocks until ctx ends or block production
+// fails (a full disk, say): then it stops and returns why. Committed blocks
+// are never affected by a failure.
+func (n *Node) Run(ctx context.Context) error {
+	ln := n.opts.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", n.opts.Config.APIAddr)
+		if err != nil {
+			return fmt.Errorf("kernel: API listen on %s: %w", n.opts.Config.APIAddr, err)
+		}
+	}
+	n.apiAddr.Store(ln.Addr().String())
+	srv := &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("kernel: API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	})
+	g.Go(func() error { return n.produce(ctx) })
+	close(n.ready)
+	head := n.store.Head()
+	n.log.Info("node started", "node_id", n.nodeID, "chain_id", head.ChainID, "height", head.Height, "api", "http://"+ln.Addr().String())
+	return g.Wait()
+}
+
+// produce makes a block every interval (or sooner when a full block is
+// waiting).
+func (n *Node) produce(ctx context.Context) error {
+	interval := n.opts.Config.BlockInterval.Duration
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-n.trigger:
+		}
+		start := time.Now()
+		if err := n.ProduceBlock(); err != nil {
+			n.halted.Store(err)
+			n.log.Error("block production stopped", "err", err)
+			return err
+		}
+		next := interval - time.Since(start)
+		if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) || next < 0 {
+			next = 0
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// ProduceBlock builds, commits and announces one block from the mempool.
+// With no transactions and empty blocks off it does nothing.
+func (n *Node) ProduceBlock() error {
+	max := int(n.chain.params.MaxBlockTxs)
+	cands := n.mempool.Reap(max + max/4) // a few spares for rejects
+	if len(cands) == 0 && !n.opts.Config.EmptyBlocks {
+		return nil
+	}
+	t0 := time.Now()
+	bb, err := n.chain.BuildBlock(cands, n.clock().UnixMilli(), n.opts.NodeKey)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if err := n.chain.Commit(bb); err != nil {
+		return err
+	}
+	t2 := time.Now()
+	n.mempool.Update(bb)
+	n.observe(bb, t1.Sub(t0), t2.Sub(t1))
+	n.announce(bb)
+	return nil
+}
+
+func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {
+	m := n.metrics
+	m.BlockBuild.Observe(build.Seconds())
+	m.BlockCommit.Observe(commit.Seconds())
+	m.Height.Set(float64(bb.Block.Header.Height))
+	m.Txs.Add(float64(len(bb.Receipts)))
+	m.BlockTxs.Observe(float64(len(bb.Receipts)))
+	var gas uint64
+	for _, r := range bb.Receipts {
+		gas += r.GasUsed
+		if r.Code != ledger.CodeOK {
+			m.TxsFailed.Inc()
+		}
+	}
+	m.GasUsed.Add(float64(gas))
+	m.MempoolSize.Set(float64(n.mempool.Size()))
+	now := time.Now()
+	if !n.lastTick.IsZero() {
+		if d := now.Sub(n.lastTick).Seconds(); d > 0 {
+			m.TxsPerSecond.Set(float64(len(bb.Receipts)) / d)
+		}
+	}
+	n.lastTick = now
+	if len(bb.Receipts) > 0 {
+		n.log.Debug("block committed", "height", bb.Block.Header.Height, "txs", len(bb.Receipts), "build", build, "commit", commit)
+	}
+}
+
+func (n *Node) announce(bb *BuiltBlock) {
+	h := bb.Block.Header
+	n.events.Publish("block", client.BlockEvent{
+		Height: h.Height, Hash: bb.Hash.String(), TimeMs: h.Time, StateRoot: h.StateRoot.String(),
+		NumTxs: h.NumTxs, GasUsed: h.GasUsed,
+	})
+	for i, p := range bb.Included {
+		r := bb.Receipts[i]
+		n.events.Publish("tx", client.TxEvent{
+			TxHash: p.Hash.String(), Height: h.Height, Sender: p.Tx.Sender.String(), Kind: p.Tx.Payload.Kind().String(),
+			Code: uint32(r.Code), GasUsed: r.GasUsed, Events: apiEvents(r.Events),
+		})
+	}
+}
+
+// Trigger asks for a block now (used when the mempool holds a full block).
+func (n *Node) Trigger() {
+	select {
+	case n.trigger <- struct{}{}:
+	default:
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// ParseLogLevel maps a config level to slog.
+func ParseLogLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,489 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sos-kernel/sos/ledger/smt"
+)
+
+// Pebble key layout. One leading byte per table; heights are big-endian so
+// blocks iterate in order.
+const (
+	tMeta      byte = 0x00 // "meta" → Head (CBOR)
+	tBlock     byte = 0x01 // height → block bytes
+	tBlockHash byte = 0x02 // block hash → height
+	tTx        byte = 0x03 // tx hash → height, index
+	tReceipt   byte = 0x04 // height, index → receipt bytes
+	tState     byte = 0x05 // state key → value (current state only)
+	tSMT       byte = 0x06 // smt path → node
+	tGenesis   byte = 0x07 // genesis document bytes
+	tAux       byte = 0x08 // node-local data outside consensus (raft log etc.), owned by the caller
+)
+
+// ErrNotFound is returned for an absent block, tx or receipt.
+var ErrNotFound = errors.New("not found")
+
+// ErrLocked is returned when another process holds the store.
+var ErrLocked = errors.New("store is in use by another process")
+
+// Head describes the last committed block.
+type Head struct {
+	_         struct{} `cbor:",toarray"`
+	ChainID   string   `json:"chain_id"`
+	Height    uint64   `json:"height"`
+	BlockHash Hash     `json:"block_hash"`
+	StateRoot Hash     `json:"state_root"`
+	Time      int64    `json:"time_ms"`
+	Genesis   Hash     `json:"genesis_hash"` // hash of the genesis block header
+}
+
+// StoreOptions configures Open. The zero value uses the real filesystem.
+type StoreOptions struct {
+	FS         vfs.FS       // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
+	CacheNodes int          // SMT nodes kept decoded in memory (default 1<<20)
+	Logger     *slog.Logger // nil: discard
+}
+
+// Store is the node's ledger on Pebble: blocks, transactions, receipts and
+// the current state with its sparse Merkle tree. Every block commits in one
+// synced Pebble batch, so after a crash the store is at the last block whose
+// batch reached the disk, never in between.
+type Store struct {
+	db    *pebble.DB
+	codec *Codec
+	tree  *smt.Tree
+	log   *slog.Logger
+
+	mu   sync.RWMutex // held for writing during a commit, for reading by proofs
+	head Head
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts StoreOptions) (*Store, error) {
+	if opts.CacheNodes == 0 {
+		opts.CacheNodes = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	po := &pebble.Options{
+		FS:                 opts.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             quietLogger{opts.Logger},
+	}
+	po.EnsureDefaults()
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("ledger: open %s: %w (is another sos running on this home?): %v", dir, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger}
+	raw, err := s.get([]byte{tMeta})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: read head: %w", dir, err)
+	}
+	if raw != nil {
+		if err := s.codec.Unmarshal(raw, &s.head); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger: open %s: head: %w: %w", dir, ErrCorrupt, err)
+		}
+	}
+	s.tree = smt.New(nodeReader{s}, smt.Hash(s.head.StateRoot), opts.CacheNodes)
+	return s, nil
+}
+
+// OpenDir opens the store under home/data, creating the directory.
+func OpenDir(home string, opts StoreOptions) (*Store, error) {
+	dir := filepath.Join(home, "data")
+	if opts.FS == nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	return Open(dir, opts)
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("ledger: close: %w", err)
+	}
+	return nil
+}
+
+// Codec returns the store's codec.
+func (s *Store) Codec() *Codec { return s.codec }
+
+// Head returns the last committed block's summary (zero before genesis).
+func (s *Store) Head() Head {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head
+}
+
+// Initialized reports whether genesis has been committed.
+func (s *Store) Initialized() bool { return s.Head().ChainID != "" }
+
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+type nodeReader struct{ s *Store }
+
+func (r nodeReader) GetNode(path []byte) ([]byte, error) {
+	return r.s.get(append([]byte{tSMT}, path...))
+}
+
+// GetState implements StateReader over committed state.
+func (s *Store) GetState(key []byte) ([]byte, error) {
+	return s.get(append([]byte{tState}, key...))
+}
+
+// IterateState implements StateReader over committed state.
+func (s *Store) IterateState(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	lower := append([]byte{tState}, start...)
+	upper := []byte{tState + 1}
+	if end != nil {
+		upper = append([]byte{tState}, end...)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("ledger: iterate state: %w", err)
+	}
+	defer it.Close()
+	valid := it.First()
+	if reverse {
+		valid = it.Last()
+	}
+	for ; valid; valid = step(it, reverse) {
+		if !fn(it.Key()[1:], bytes.Clone(it.Value())) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+func step(it *pebble.Iterator, reverse bool) bool {
+	if reverse {
+		return it.Prev()
+	}
+	return it.Next()
+}
+
+// StateKeyHash is the SMT key of a state key.
+func StateKeyHash(key []byte) smt.Hash { return sha256.Sum256(key) }
+
+// Prepared is a block's state changes with the state root they produce,
+// computed before the header is sealed.
+type Prepared struct {
+	changes []Change
+	pending *smt.Pending
+}
+
+// Root is the state root after the changes.
+func (p *Prepared) Root() Hash { return Hash(p.pending.Root()) }
+
+// Prepare computes the new state root for st's buffered writes without
+// writing anything.
+func (s *Store) Prepare(st *State) (*Prepared, error) {
+	changes := st.Changes()
+	sc := make([]smt.Change, len(changes))
+	for i, c := range changes {
+		sc[i] = smt.Change{Key: StateKeyHash(c.Key), Value: c.Value}
+	}
+	p, err := s.tree.Update(sc)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: state root: %w", err)
+	}
+	return &Prepared{changes: changes, pending: p}, nil
+}
+
+func heightKey(t byte, h uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{t}, h)
+}
+
+func receiptKey(h uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(heightKey(tReceipt, h), i)
+}
+
+// Commit writes a block, its receipts and prepared state in one synced batch.
+// aux holds extra node-local writes (keys are prefixed into the aux table).
+// On error nothing is visible and the store stays at the previous block.
+func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change) error {
+	h := b.Header.Height
+	if p.Root() != b.Header.StateRoot {
+		return fmt.Errorf("ledger: commit block %d: header state root %s != computed %s", h, b.Header.StateRoot, p.Root())
+	}
+	if len(receipts) != len(b.Txs) {
+		return fmt.Errorf("ledger: commit block %d: %d receipts for %d txs", h, len(receipts), len(b.Txs))
+	}
+	head := s.Head()
+	if head.ChainID != "" && h != head.Height+1 {
+		return fmt.Errorf("ledger: commit block %d: head is at %d", h, head.Height)
+	}
+	blockBytes, err := s.codec.EncodeBlock(b)
+	if err != nil {
+		return fmt.Errorf("ledger: commit block %d: %w", h, err)
+	}
+	bh, err := s.codec.HeaderHash(&b.Header)
+	if err != nil {
+		return err
+	}
+	batch := s.db.NewBatchWithSize(len(blockBytes) + 64*len(p.changes) + 256*len(receipts))
+	defer batch.Close()
+	put := func(k, v []byte) {
+		if err == nil {
+			err = batch.Set(k, v, nil)
+		}
+	}
+	put(heightKey(tBlock, h), blockBytes)
+	put(append([]byte{tBlockHash}, bh[:]...), binary.BigEndian.AppendUint64(nil, h))
+	for i, tx := range b.Txs {
+		th := HashBytes(tx)
+		put(append([]byte{tTx}, th[:]...), binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h), uint32(i)))
+		rb, merr := s.codec.Marshal(&receipts[i])
+		if merr != nil {
+			return fmt.Errorf("ledger: commit block %d: receipt %d: %w", h, i, merr)
+		}
+		put(receiptKey(h, uint32(i)), rb)
+	}
+	for _, c := range p.changes {
+		k := append([]byte{tState}, c.Key...)
+		if c.Value == nil {
+			if err == nil {
+				err = batch.Delete(k, nil)
+			}
+		} else {
+			put(k, c.Value)
+		}
+	}
+	for _, w := range p.pending.Writes() {
+		k := append([]byte{tSMT}, w.Path...)
+		if w.Node == nil {
+			if err == nil {
+				err = batch.Delete(k, nil)
+			}
+		} else {
+			put(k, w.Node)
+		}
+	}
+	for _, c := range aux {
+		k := append([]byte{tAux}, c.Key...)
+		if c.Value == nil {
+			if err == nil {
+				err = batch.Delete(k, nil)
+			}
+		} else {
+			put(k, c.Value)
+		}
+	}
+	newHead := Head{ChainID: b.Header.ChainID, Height: h, BlockHash: bh, StateRoot: b.Header.StateRoot, Time: b.Header.Time, Genesis: head.Genesis}
+	if h == 0 {
+		newHead.Genesis = bh
+	}
+	hb, merr := s.codec.Marshal(&newHead)
+	if merr != nil {
+		return fmt.Errorf("ledger: commit block %d: head: %w", h, merr)
+	}
+	put([]byte{tMeta}, hb)
+	if err != nil {
+		return fmt.Errorf("ledger: commit block %d: batch: %w", h, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("ledger: commit block %d: %w", h, err)
+	}
+	s.tree.Apply(p.pending)
+	s.head = newHead
+	return nil
+}
+
+// SetGenesisDoc stores the genesis document bytes (once, with block 0).
+func (s *Store) SetGenesisDoc(doc []byte) error {
+	if err := s.db.Set([]byte{tGenesis}, doc, pebble.Sync); err != nil {
+		return fmt.Errorf("ledger: store genesis: %w", err)
+	}
+	return nil
+}
+
+// GenesisDoc returns the stored genesis document.
+func (s *Store) GenesisDoc() ([]byte, error) { return s.get([]byte{tGenesis}) }
+
+// BlockBytes returns the stored encoding of the block at height.
+func (s *Store) BlockBytes(height uint64) ([]byte, error) {
+	b, err := s.get(heightKey(tBlock, height))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: block %d: %w", height, err)
+	}
+	if b == nil {
+		return nil, fmt.Errorf("ledger: block %d: %w", height, ErrNotFound)
+	}
+	return b, nil
+}
+
+// Block returns the block at height.
+func (s *Store) Block(height uint64) (*Block, error) {
+	raw, err := s.BlockBytes(height)
+	if err != nil {
+		return nil, err
+	}
+	var b Block
+	if err := s.codec.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("ledger: block %d: %w: %w", height, ErrCorrupt, err)
+	}
+	return &b, nil
+}
+
+// BlockHeightByHash finds a block by its header hash.
+func (s *Store) BlockHeightByHash(h Hash) (uint64, error) {
+	v, err := s.get(append([]byte{tBlockHash}, h[:]...))
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("ledger: block %s: %w", h, ErrNotFound)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// TxLocation finds where a transaction was committed.
+func (s *Store) TxLocation(h Hash) (height uint64, index uint32, err error) {
+	v, err := s.get(append([]byte{tTx}, h[:]...))
+	if err != nil {
+		return 0, 0, fmt.Errorf("ledger: tx %s: %w", h, err)
+	}
+	if len(v) != 12 {
+		return 0, 0, fmt.Errorf("ledger: tx %s: %w", h, ErrNotFound)
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:]), nil
+}
+
+// Receipt returns the receipt of the tx at (height, index).
+func (s *Store) Receipt(height uint64, index uint32) (*Receipt, error) {
+	raw, err := s.get(receiptKey(height, index))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: receipt %d/%d: %w", height, index, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("ledger: receipt %d/%d: %w", height, index, ErrNotFound)
+	}
+	var r Receipt
+	if err := s.codec.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("ledger: receipt %d/%d: %w: %w", height, index, ErrCorrupt, err)
+	}
+	return &r, nil
+}
+
+// Receipts returns all receipts of a block.
+func (s *Store) Receipts(height uint64, n int) ([]Receipt, error) {
+	out := make([]Receipt, 0, n)
+	for i := 0; i < n; i++ {
+		r, err := s.Receipt(height, uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+// StateProof is a committed state value with its SMT proof at a height.
+type StateProof struct {
+	Height    uint64     `json:"height"`
+	StateRoot Hash       `json:"state_root"`
+	Key       []byte     `json:"key"`
+	Value     []byte     `json:"value"` // nil: proof of absence
+	Proof     *smt.Proof `json:"proof"`
+}
+
+// Prove returns key's committed value and a proof against the current head.
+func (s *Store) Prove(key []byte) (*StateProof, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	val, err := s.GetState(key)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.tree.Prove(StateKeyHash(key))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: prove: %w", err)
+	}
+	return &StateProof{Height: s.head.Height, StateRoot: s.head.StateRoot, Key: key, Value: val, Proof: p}, nil
+}
+
+// Verify checks a state proof against a state root (taken from a block header
+// the verifier trusts).
+func (sp *StateProof) Verify(root Hash) error {
+	if sp.Proof == nil {
+		return fmt.Errorf("ledger: proof: missing")
+	}
+	if err := smt.VerifyProof(smt.Hash(root), StateKeyHash(sp.Key), sp.Value, sp.Proof); err != nil {
+		return fmt.Errorf("ledger: proof: %w", err)
+	}
+	return nil
+}
+
+// AuxGet reads a node-local (non-consensus) key.
+func (s *Store) AuxGet(key []byte) ([]byte, error) { return s.get(append([]byte{tAux}, key...)) }
+
+// AuxWrite writes node-local keys in one synced batch.
+func (s *Store) AuxWrite(changes []Change) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	for _, c := range changes {
+		k := append([]byte{tAux}, c.Key...)
+		var err error
+		if c.Value == nil {
+			err = batch.Delete(k, nil)
+		} else {
+			err = batch.Set(k, c.Value, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: aux write: %w", err)
+		}
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("ledger: aux write: %w", err)
+	}
+	return nil
+}
+
+// quietLogger routes Pebble's logs to slog at debug level and turns its
+// Fatalf into an error log plus panic (Pebble's own contract).
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) { q.l.Debug(fmt.Sprintf(format, args...)) }
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...))
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	q.l.Error(msg)
+	panic(msg)
+}

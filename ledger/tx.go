@@ -1,0 +1,206 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// TxVersion is the only transaction encoding version accepted today.
+const TxVersion = 1
+
+// MaxTxBytes caps an encoded transaction. Contract uploads are the largest
+// (a Go contract is ≈2.4 MB); everything else is a few kilobytes.
+const MaxTxBytes = 4 << 20
+
+// MaxMemoBytes caps the free-text memo.
+const MaxMemoBytes = 256
+
+// Errors classifying bad transactions (matched with errors.Is).
+var (
+	ErrTxTooLarge   = errors.New("transaction too large")
+	ErrWrongChain   = errors.New("wrong chain id")
+	ErrUnknownKind  = errors.New("unknown payload kind")
+	ErrBadPublicKey = errors.New("public key does not match sender")
+)
+
+// Tx is a signed transaction. The wire form is a CBOR array in core
+// deterministic encoding:
+//
+//	[version, chain_id, sender, pubkey, nonce, gas_limit, gas_price, kind, body, memo, signature]
+//
+// body is the canonical CBOR of the payload for kind. The signature covers
+// the same array with an empty signature, under the FIPS 204 context
+// "sos/v1/tx/<chain id>". PubKey travels with an account's first transaction
+// (the chain stores it) and may be empty afterwards.
+type Tx struct {
+	Version   uint8
+	ChainID   string
+	Sender    Address
+	PubKey    []byte
+	Nonce     uint64
+	GasLimit  uint64
+	GasPrice  GasPrice
+	Payload   Payload
+	Memo      string
+	Signature []byte
+}
+
+type txWire struct {
+	_         struct{} `cbor:",toarray"`
+	Version   uint8
+	ChainID   string
+	Sender    Address
+	PubKey    []byte
+	Nonce     uint64
+	GasLimit  uint64
+	GasPrice  GasPrice
+	Kind      PayloadKind
+	Body      cbor.RawMessage
+	Memo      string
+	Signature []byte
+}
+
+func (c *Codec) txToWire(tx *Tx, withSig bool) (*txWire, error) {
+	if tx.Payload == nil {
+		return nil, fmt.Errorf("ledger: tx: no payload")
+	}
+	body, err := c.Marshal(tx.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: tx: encode payload: %w", err)
+	}
+	w := &txWire{
+		Version: tx.Version, ChainID: tx.ChainID, Sender: tx.Sender, PubKey: tx.PubKey,
+		Nonce: tx.Nonce, GasLimit: tx.GasLimit, GasPrice: tx.GasPrice,
+		Kind: tx.Payload.Kind(), Body: body, Memo: tx.Memo,
+	}
+	if withSig {
+		w.Signature = tx.Signature
+	}
+	return w, nil
+}
+
+// SignBytes is what the sender signs: the encoding with an empty signature.
+func (c *Codec) SignBytes(tx *Tx) ([]byte, error) {
+	w, err := c.txToWire(tx, false)
+	if err != nil {
+		return nil, err
+	}
+	return c.Marshal(w)
+}
+
+// EncodeTx returns the canonical wire bytes of a signed transaction.
+func (c *Codec) EncodeTx(tx *Tx) ([]byte, error) {
+	w, err := c.txToWire(tx, true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: tx: encode: %w", err)
+	}
+	if len(b) > MaxTxBytes {
+		return nil, fmt.Errorf("ledger: tx: %d bytes > %d: %w", len(b), MaxTxBytes, ErrTxTooLarge)
+	}
+	return b, nil
+}
+
+// DecodeTx parses untrusted bytes. It checks size, canonical form, version,
+// the payload kind and the stateless rules (ValidateBasic); it does not
+// verify the signature (see VerifyTx) or anything that needs state.
+func (c *Codec) DecodeTx(b []byte) (*Tx, error) {
+	if len(b) > MaxTxBytes {
+		return nil, fmt.Errorf("ledger: tx: %d bytes > %d: %w", len(b), MaxTxBytes, ErrTxTooLarge)
+	}
+	var w txWire
+	if err := c.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("ledger: tx: %w", err)
+	}
+	if w.Version != TxVersion {
+		return nil, fmt.Errorf("ledger: tx: version %d not supported (want %d): %w", w.Version, TxVersion, ErrMalformed)
+	}
+	p := newPayload(w.Kind)
+	if p == nil {
+		return nil, fmt.Errorf("ledger: tx: kind %d: %w", w.Kind, ErrUnknownKind)
+	}
+	if err := c.Unmarshal(w.Body, p); err != nil {
+		return nil, fmt.Errorf("ledger: tx: %s body: %w", w.Kind, err)
+	}
+	tx := &Tx{
+		Version: w.Version, ChainID: w.ChainID, Sender: w.Sender, PubKey: w.PubKey,
+		Nonce: w.Nonce, GasLimit: w.GasLimit, GasPrice: w.GasPrice,
+		Payload: p, Memo: w.Memo, Signature: w.Signature,
+	}
+	if err := tx.ValidateBasic(); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// ValidateBasic checks the stateless rules of a transaction.
+func (tx *Tx) ValidateBasic() error {
+	switch {
+	case tx.Sender.IsZero():
+		return fmt.Errorf("ledger: tx: zero sender: %w", ErrMalformed)
+	case len(tx.PubKey) != 0 && len(tx.PubKey) != PublicKeySize:
+		return fmt.Errorf("ledger: tx: public key is %d bytes, want %d: %w", len(tx.PubKey), PublicKeySize, ErrMalformed)
+	case len(tx.PubKey) != 0 && AddressFromPublicKey(tx.PubKey) != tx.Sender:
+		return fmt.Errorf("ledger: tx: %w", ErrBadPublicKey)
+	case len(tx.Signature) != SignatureSize:
+		return fmt.Errorf("ledger: tx: signature is %d bytes, want %d: %w", len(tx.Signature), SignatureSize, ErrInvalidSignature)
+	case tx.GasLimit == 0:
+		return fmt.Errorf("ledger: tx: gas limit is zero")
+	case tx.GasPrice.Denom == "":
+		return fmt.Errorf("ledger: tx: gas price has no denom")
+	case len(tx.Memo) > MaxMemoBytes:
+		return fmt.Errorf("ledger: tx: memo %d bytes > %d", len(tx.Memo), MaxMemoBytes)
+	}
+	if _, err := tx.GasPrice.Fee(tx.GasLimit); err != nil {
+		return fmt.Errorf("ledger: tx: max fee: %w", err)
+	}
+	if err := tx.Payload.ValidateBasic(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// MaxFee is gas_limit × gas_price, the amount reserved before execution.
+func (tx *Tx) MaxFee() uint64 {
+	f, _ := tx.GasPrice.Fee(tx.GasLimit) // checked in ValidateBasic
+	return f
+}
+
+// SignTx fills in Sender (from key) and Signature.
+func (c *Codec) SignTx(tx *Tx, key *PrivateKey) error {
+	tx.Sender = key.Address()
+	sb, err := c.SignBytes(tx)
+	if err != nil {
+		return err
+	}
+	sig, err := key.Sign(PurposeTx, tx.ChainID, sb)
+	if err != nil {
+		return err
+	}
+	tx.Signature = sig
+	return nil
+}
+
+// VerifyTx checks the chain id and the signature against pub (the key in the
+// tx or the one stored on chain for the sender).
+func (c *Codec) VerifyTx(tx *Tx, chainID string, pub PublicKey) error {
+	if tx.ChainID != chainID {
+		return fmt.Errorf("ledger: tx: chain id %q, this chain is %q: %w", tx.ChainID, chainID, ErrWrongChain)
+	}
+	if pub.Address() != tx.Sender {
+		return fmt.Errorf("ledger: tx: %w", ErrBadPublicKey)
+	}
+	sb, err := c.SignBytes(tx)
+	if err != nil {
+		return err
+	}
+	if err := pub.Verify(PurposeTx, chainID, sb, tx.Signature); err != nil {
+		return fmt.Errorf("ledger: tx from %s nonce %d: %w", tx.Sender, tx.Nonce, err)
+	}
+	return nil
+}
