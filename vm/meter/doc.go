@@ -1,0 +1,41 @@
+// Package meter rewrites uploaded WebAssembly modules so that they consume
+// gas deterministically and compute bit-identical float results everywhere.
+//
+// wazero has no fuel, and a host call per basic block is ≈24× slower than
+// straight code, so metering is compiled into the module: Instrument appends
+// a mutable i64 global (exported as GasGlobalExport) and, at the start of each
+// straight-line segment of every function, subtracts the segment's static cost
+// (from a versioned CostTable) and, where needed, traps with unreachable once
+// the counter is negative. Operations whose cost depends on an operand
+// (memory.grow, memory.copy/fill/init, table.copy/fill/init/grow) are charged
+// operand × unit cost just before they run.
+//
+// Using it:
+//
+//  1. At upload, out, err := meter.Instrument(wasm, meter.DefaultOptions());
+//     reject the upload if err wraps ErrUnsupportedFeature, ErrLimit or
+//     ErrMalformed (errors.Is). Store out; key the compiled-module cache by
+//     hash(wasm), Costs.Version and Limits.
+//  2. Compile out with wazero configured with
+//     WithMemoryLimitPages(Limits.MaxMemoryPages), which caps memories that
+//     declare no maximum.
+//  3. Before each call set the exported global GasGlobalExport to the gas
+//     limit; after it read the global back. A value below zero, or a trap
+//     with gas below zero, is out of gas; gas used is limit − value.
+//  4. Host functions charge by lowering the same global, and must fail when
+//     it is already negative (checks are not emitted before calls).
+//
+// What is rejected (ErrUnsupportedFeature) and why: SIMD (float lane results
+// are harder to make deterministic and not needed by Go), threads/atomics and
+// shared memory (non-deterministic scheduling), and every proposal outside
+// WebAssembly 2.0 core (exception handling, tail calls, GC, typed function
+// references, memory64, multi-memory), since the rewriter's scanner and our
+// cost model cover exactly 2.0. The export name GasGlobalExport is reserved.
+//
+// The rewrite preserves the meaning of every valid module other than gas
+// consumption and NaN payloads: no function, type or global index shifts
+// (the gas global is appended last, scratch locals after existing locals),
+// and every section other than global, export and code is copied byte for
+// byte. The conformance/spectest package checks this against the official
+// WebAssembly test suite.
+package meter

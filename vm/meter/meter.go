@@ -1,0 +1,279 @@
+package meter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/sos-kernel/sos/vm/internal/wasmbin"
+)
+
+// GasGlobalExport is the export name of the gas counter that Instrument adds:
+// a mutable i64 global holding the remaining gas. The host sets it before a
+// call and reads it after; a value below zero means the call ran out of gas.
+const GasGlobalExport = "sos_gas"
+
+var (
+	// ErrUnsupportedFeature classifies modules that use a feature outside the
+	// deterministic WebAssembly 2.0 subset we accept (SIMD, threads, ...).
+	ErrUnsupportedFeature = errors.New("meter: unsupported feature")
+	// ErrLimit classifies modules that exceed a protocol limit.
+	ErrLimit = errors.New("meter: limit exceeded")
+	// ErrMalformed classifies bytes that are not a well-formed module.
+	ErrMalformed = errors.New("meter: malformed module")
+)
+
+// Limits are protocol caps checked at upload. A zero field means no cap
+// (only useful in tests; the VM uses DefaultLimits).
+//
+// MaxMemoryPages is also a run-time cap: a memory declared without a maximum
+// can grow past any static check, so the VM must configure wazero with
+// wazero.NewRuntimeConfig().WithMemoryLimitPages(MaxMemoryPages), which makes
+// memory.grow beyond it return -1 deterministically.
+type Limits struct {
+	MaxCodeBytes   uint32 // size of the uploaded module in bytes
+	MaxMemoryPages uint32 // initial and maximum memory size, 64 KiB pages
+	MaxFunctions   uint32 // imported + defined functions
+	MaxGlobals     uint32 // imported + defined globals (not counting the gas global)
+	MaxTableSize   uint32 // initial and maximum size of each table
+	MaxLocals      uint32 // parameters + locals of one function
+}
+
+// DefaultLimits returns the protocol limits. A Go wasip1 contract is ≈2.4 MB,
+// ≈5,800 functions, a 5,837-entry table and 46 pages after init.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxCodeBytes:   8 << 20,
+		MaxMemoryPages: 128, // 8 MiB
+		MaxFunctions:   50_000,
+		MaxGlobals:     1_000,
+		MaxTableSize:   50_000,
+		MaxLocals:      10_000,
+	}
+}
+
+// Options configure Instrument.
+type Options struct {
+	Costs  CostTable
+	Limits Limits
+	// CanonicalizeNaN rewrites every float result that may be a NaN with an
+	// implementation-defined payload into the canonical quiet NaN, so results
+	// are bit-identical across CPU architectures.
+	CanonicalizeNaN bool
+	// InitialGas is the initial value of the gas global: the budget of the
+	// module's start function, which runs during instantiation before the
+	// host can set the counter. Zero makes any start function run out of gas.
+	InitialGas int64
+}
+
+// DefaultOptions returns the protocol options.
+func DefaultOptions() Options {
+	return Options{Costs: DefaultCosts(), Limits: DefaultLimits(), CanonicalizeNaN: true}
+}
+
+// classify maps a wasmbin error to our sentinels.
+func classify(err error, format string, args ...any) error {
+	kind := ErrMalformed
+	if errors.Is(err, wasmbin.ErrUnsupported) {
+		kind = ErrUnsupportedFeature
+	}
+	msg := fmt.Sprintf(format, args...)
+	if msg != "" {
+		msg += ": "
+	}
+	return fmt.Errorf("%w: %s%w", kind, msg, err)
+}
+
+func limitErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrLimit, fmt.Sprintf(format, args...))
+}
+
+func unsupported(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnsupportedFeature, fmt.Sprintf(format, args...))
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+func over(v uint64, limit uint32) bool { return limit != 0 && v > uint64(limit) }
+
+// Instrument validates that wasm uses only supported features and fits the
+// limits, then returns a rewritten module that meters gas (and, optionally,
+// canonicalizes NaNs). The same input and options always give the same
+// output bytes. Errors wrap ErrUnsupportedFeature, ErrLimit or ErrMalformed.
+//
+// Instrument does not fully validate the module (types of operands, index
+// ranges): the caller compiles the result with wazero, which does. It
+// guarantees that a valid input yields a valid output with the same meaning,
+// and that an input it cannot parse is rejected.
+func Instrument(wasm []byte, opts Options) ([]byte, error) {
+	if err := opts.Costs.validate(); err != nil {
+		return nil, err
+	}
+	if over(uint64(len(wasm)), opts.Limits.MaxCodeBytes) {
+		return nil, limitErr("module is %d bytes, limit %d", len(wasm), opts.Limits.MaxCodeBytes)
+	}
+	m, err := wasmbin.Decode(wasm)
+	if err != nil {
+		return nil, classify(err, "")
+	}
+	if err := m.CheckOrder(); err != nil {
+		return nil, classify(err, "")
+	}
+	var (
+		types    []wasmbin.FuncType
+		imports  []wasmbin.Import
+		funcs    []uint32
+		tables   []wasmbin.TableType
+		memories []wasmbin.Limits
+		globals  []wasmbin.Global
+		exports  []wasmbin.Export
+		codes    []wasmbin.Code
+		hasCode  bool
+	)
+	for _, s := range m.Sections {
+		var err error
+		switch s.ID {
+		case wasmbin.SectionType:
+			types, err = wasmbin.DecodeTypes(s.Payload)
+		case wasmbin.SectionImport:
+			imports, err = wasmbin.DecodeImports(s.Payload)
+		case wasmbin.SectionFunction:
+			funcs, err = wasmbin.DecodeFunctions(s.Payload)
+		case wasmbin.SectionTable:
+			tables, err = wasmbin.DecodeTables(s.Payload)
+		case wasmbin.SectionMemory:
+			memories, err = wasmbin.DecodeMemories(s.Payload)
+		case wasmbin.SectionGlobal:
+			globals, err = wasmbin.DecodeGlobals(s.Payload)
+		case wasmbin.SectionExport:
+			exports, err = wasmbin.DecodeExports(s.Payload)
+		case wasmbin.SectionCode:
+			hasCode = true
+			codes, err = wasmbin.DecodeCode(s.Payload)
+		case wasmbin.SectionDataCount:
+			_, err = wasmbin.DecodeDataCount(s.Payload)
+		}
+		if err != nil {
+			return nil, classify(err, "")
+		}
+	}
+	if len(funcs) != len(codes) {
+		return nil, malformed("function and code section have inconsistent lengths (%d and %d)", len(funcs), len(codes))
+	}
+
+	var funcTypes []uint32 // type index of every function, imports first
+	var nGlobals, nMemories uint64
+	for _, im := range imports {
+		switch im.Kind {
+		case wasmbin.KindFunc:
+			funcTypes = append(funcTypes, im.TypeIndex)
+		case wasmbin.KindGlobal:
+			nGlobals++
+		case wasmbin.KindMemory:
+			nMemories++
+			if err := checkMemory(im.Memory, opts.Limits, "imported memory "+im.Module+"."+im.Name); err != nil {
+				return nil, err
+			}
+		case wasmbin.KindTable:
+			if err := checkTable(im.Table, opts.Limits, "imported table "+im.Module+"."+im.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	nImportedFuncs := len(funcTypes)
+	funcTypes = append(funcTypes, funcs...)
+	if over(uint64(len(funcTypes)), opts.Limits.MaxFunctions) {
+		return nil, limitErr("%d functions, limit %d", len(funcTypes), opts.Limits.MaxFunctions)
+	}
+	for i, mem := range memories {
+		if err := checkMemory(mem, opts.Limits, fmt.Sprintf("memory %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if nMemories += uint64(len(memories)); nMemories > 1 {
+		return nil, unsupported("%d memories (multi-memory is not part of WebAssembly 2.0)", nMemories)
+	}
+	for i, t := range tables {
+		if err := checkTable(t, opts.Limits, fmt.Sprintf("table %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	nGlobals += uint64(len(globals))
+	if over(nGlobals, opts.Limits.MaxGlobals) {
+		return nil, limitErr("%d globals, limit %d", nGlobals, opts.Limits.MaxGlobals)
+	}
+	if nGlobals >= math.MaxUint32 {
+		return nil, limitErr("%d globals", nGlobals)
+	}
+	for _, e := range exports {
+		// The gas global takes index nGlobals: an export of that index
+		// would be invalid before instrumentation and valid after it.
+		if (e.Kind == wasmbin.KindGlobal && uint64(e.Index) >= nGlobals) ||
+			(e.Kind == wasmbin.KindFunc && int(e.Index) >= len(funcTypes)) {
+			return nil, malformed("export %q: unknown index %d", e.Name, e.Index)
+		}
+		if e.Name == GasGlobalExport {
+			return nil, unsupported("export name %q is reserved for the gas counter", GasGlobalExport)
+		}
+	}
+	gasIndex := uint32(nGlobals)
+
+	rw := newRewriter(&opts, gasIndex)
+	for i := range codes {
+		fidx := nImportedFuncs + i
+		ti := funcTypes[fidx]
+		if int(ti) >= len(types) {
+			return nil, malformed("function %d: unknown type %d", fidx, ti)
+		}
+		nParams := uint64(len(types[ti].Params))
+		nLocals := nParams + codes[i].NumLocals()
+		if over(nLocals, opts.Limits.MaxLocals) {
+			return nil, limitErr("function %d: %d locals, limit %d", fidx, nLocals, opts.Limits.MaxLocals)
+		}
+		if nLocals+maxScratch > math.MaxUint32 {
+			return nil, limitErr("function %d: too many locals", fidx)
+		}
+		body, extra, err := rw.rewrite(codes[i].Body, uint32(nLocals))
+		if err != nil {
+			return nil, classify(err, "code section: function %d", fidx)
+		}
+		codes[i].Body = body
+		for _, t := range extra {
+			codes[i].Locals = append(codes[i].Locals, wasmbin.LocalDecl{Count: 1, Type: t})
+		}
+	}
+
+	// The gas global goes last so no existing global index shifts.
+	init := wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, opts.InitialGas)
+	init = append(init, wasmbin.OpEnd)
+	globals = append(globals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init})
+	m.Set(wasmbin.SectionGlobal, wasmbin.EncodeGlobals(globals))
+	exports = append(exports, wasmbin.Export{Name: GasGlobalExport, Kind: wasmbin.KindGlobal, Index: gasIndex})
+	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
+	if hasCode {
+		m.Set(wasmbin.SectionCode, wasmbin.EncodeCode(codes))
+	}
+	return m.Encode(), nil
+}
+
+func checkMemory(l wasmbin.Limits, lim Limits, what string) error {
+	if over(uint64(l.Min), lim.MaxMemoryPages) {
+		return limitErr("%s: minimum %d pages, limit %d", what, l.Min, lim.MaxMemoryPages)
+	}
+	if l.HasMax && over(uint64(l.Max), lim.MaxMemoryPages) {
+		return limitErr("%s: maximum %d pages, limit %d", what, l.Max, lim.MaxMemoryPages)
+	}
+	return nil
+}
+
+func checkTable(t wasmbin.TableType, lim Limits, what string) error {
+	if over(uint64(t.Limits.Min), lim.MaxTableSize) {
+		return limitErr("%s: minimum size %d, limit %d", what, t.Limits.Min, lim.MaxTableSize)
+	}
+	if t.Limits.HasMax && over(uint64(t.Limits.Max), lim.MaxTableSize) {
+		return limitErr("%s: maximum size %d, limit %d", what, t.Limits.Max, lim.MaxTableSize)
+	}
+	return nil
+}
