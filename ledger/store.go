@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -67,8 +68,9 @@ type Store struct {
 	tree  *smt.Tree
 	log   *slog.Logger
 
-	mu   sync.RWMutex // held for writing during a commit, for reading by proofs
-	head Head
+	mu     sync.RWMutex // held for writing during a commit, for reading by proofs
+	head   Head
+	failed atomic.Pointer[error] // set once a write failed: no further commits
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -119,8 +121,14 @@ func OpenDir(home string, opts StoreOptions) (*Store, error) {
 	return Open(dir, opts)
 }
 
-// Close flushes and closes the store.
-func (s *Store) Close() error {
+// Close flushes and closes the store. After a storage failure Pebble may
+// refuse to close cleanly; that is reported as an error, not a crash.
+func (s *Store) Close() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ledger: close after failure: %v", r)
+		}
+	}()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("ledger: close: %w", err)
 	}
@@ -316,7 +324,10 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if f := s.failed.Load(); f != nil {
+		return fmt.Errorf("ledger: commit block %d: %w", h, *f)
+	}
+	if err := s.commitBatch(batch); err != nil {
 		return fmt.Errorf("ledger: commit block %d: %w", h, err)
 	}
 	s.tree.Apply(p.pending)
@@ -324,9 +335,35 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	return nil
 }
 
+// ErrStorageFailed means a write to disk failed (disk full, I/O error). The
+// store refuses further writes; what was committed before stays intact and
+// the node must be restarted once the disk is fixed.
+var ErrStorageFailed = errors.New("storage failed")
+
+// commitBatch commits a synced batch. Pebble treats a failed WAL write as
+// fatal (its Logger.Fatalf); our logger panics there and we turn that panic
+// into ErrStorageFailed here, so the node stops with a clear error instead of
+// dying mid-way. Nothing partial is visible: the WAL record is checksummed
+// and a torn one is discarded on the next open.
+func (s *Store) commitBatch(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e := fmt.Errorf("%w: %v", ErrStorageFailed, r)
+			s.failed.Store(&e)
+			err = e
+		}
+	}()
+	return b.Commit(pebble.Sync)
+}
+
 // SetGenesisDoc stores the genesis document bytes (once, with block 0).
 func (s *Store) SetGenesisDoc(doc []byte) error {
-	if err := s.db.Set([]byte{tGenesis}, doc, pebble.Sync); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set([]byte{tGenesis}, doc, nil); err != nil {
+		return fmt.Errorf("ledger: store genesis: %w", err)
+	}
+	if err := s.commitBatch(b); err != nil {
 		return fmt.Errorf("ledger: store genesis: %w", err)
 	}
 	return nil
@@ -468,7 +505,7 @@ func (s *Store) AuxWrite(changes []Change) error {
 			return fmt.Errorf("ledger: aux write: %w", err)
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := s.commitBatch(batch); err != nil {
 		return fmt.Errorf("ledger: aux write: %w", err)
 	}
 	return nil

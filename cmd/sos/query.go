@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
 )
@@ -154,8 +156,10 @@ account's balances and nonce in FILE are committed under that root.`,
 				return err
 			}
 			var acc struct {
-				Address string          `json:"address"`
-				Proof   json.RawMessage `json:"proof"`
+				Address  string          `json:"address"`
+				Nonce    uint64          `json:"nonce"`
+				Balances []client.Coin   `json:"balances"`
+				Proof    json.RawMessage `json:"proof"`
 			}
 			if err := json.Unmarshal(data, &acc); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
@@ -199,6 +203,26 @@ account's balances and nonce in FILE are committed under that root.`,
 			}
 			if err := sp.Verify(want); err != nil {
 				return err
+			}
+			// The proof covers the stored record; the balances and nonce shown
+			// in the file must be that record, not something edited beside it.
+			var rec ledger.Account
+			if sp.Value != nil {
+				if err := ledger.NewCodec().Unmarshal(sp.Value, &rec); err != nil {
+					return fmt.Errorf("proof value is not an account record: %w", err)
+				}
+			}
+			shown := make([]string, 0, len(acc.Balances))
+			for _, b := range acc.Balances {
+				shown = append(shown, b.Amount+b.Denom)
+			}
+			proven := make([]string, 0, len(rec.Balances))
+			for _, b := range rec.Balances {
+				proven = append(proven, b.String())
+			}
+			if rec.Nonce != acc.Nonce || strings.Join(shown, ",") != strings.Join(proven, ",") {
+				return fmt.Errorf("the account shown in %s (nonce %d, %s) is not the proven record (nonce %d, %s)",
+					args[0], acc.Nonce, strings.Join(shown, ","), rec.Nonce, strings.Join(proven, ","))
 			}
 			res := map[string]any{"valid": true, "address": addr.String(), "state_root": want.String(), "height": sp.Height}
 			return g.print(res, func() { fmt.Printf("valid: account %s is committed under state root %s\n", addr, want) })

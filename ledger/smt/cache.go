@@ -12,6 +12,16 @@ type entry struct {
 	h Hash
 }
 
+// pathKey is a path padded with zeros; the depth at its start fixes the
+// length, so padding is unambiguous. Keys and entries hold no pointers, so
+// the garbage collector never scans the cache.
+type pathKey [maxPathLen]byte
+
+func keyOf(path []byte) (k pathKey) {
+	copy(k[:], path)
+	return k
+}
+
 // cache holds decoded committed nodes by path, split into shards so that
 // the goroutines of one Update rarely wait on each other.
 type cache struct {
@@ -24,7 +34,7 @@ type cache struct {
 type shard struct {
 	mu        sync.Mutex
 	half      int
-	cur, prev map[string]entry
+	cur, prev map[pathKey]entry
 }
 
 const (
@@ -44,7 +54,7 @@ func newCache(nodes int) *cache {
 	for i := range c.shards {
 		// Budget per generation; the two generations together stay within nodes.
 		c.shards[i].half = max(nodes/(2*n), 1)
-		c.shards[i].cur = make(map[string]entry)
+		c.shards[i].cur = make(map[pathKey]entry)
 	}
 	return c
 }
@@ -62,32 +72,33 @@ func (c *cache) get(path []byte) (entry, bool) {
 		return entry{}, false
 	}
 	s := c.shard(path)
+	k := keyOf(path)
 	s.mu.Lock()
-	e, ok := s.cur[string(path)]
+	e, ok := s.cur[k]
 	if !ok {
-		if e, ok = s.prev[string(path)]; ok {
-			s.putLocked(string(path), e)
+		if e, ok = s.prev[k]; ok {
+			s.putLocked(k, e)
 		}
 	}
 	s.mu.Unlock()
 	return e, ok
 }
 
-func (c *cache) put(path string, e entry) {
+func (c *cache) put(path []byte, e entry) {
 	if c == nil {
 		return
 	}
-	s := c.shard([]byte(path))
+	s := c.shard(path)
 	s.mu.Lock()
-	s.putLocked(path, e)
+	s.putLocked(keyOf(path), e)
 	s.mu.Unlock()
 }
 
-func (s *shard) putLocked(path string, e entry) {
-	if _, ok := s.cur[path]; !ok && len(s.cur) >= s.half {
-		s.prev, s.cur = s.cur, make(map[string]entry, s.half)
+func (s *shard) putLocked(k pathKey, e entry) {
+	if _, ok := s.cur[k]; !ok && len(s.cur) >= s.half {
+		s.prev, s.cur = s.cur, make(map[pathKey]entry, s.half)
 	}
-	s.cur[path] = e
+	s.cur[k] = e
 }
 
 // apply brings the cache in line with a committed batch.
@@ -99,8 +110,8 @@ func (c *cache) apply(ws []Write, hashes []Hash) {
 		s := c.shard(w.Path)
 		s.mu.Lock()
 		if w.Node == nil {
-			delete(s.cur, string(w.Path))
-			delete(s.prev, string(w.Path))
+			delete(s.cur, keyOf(w.Path))
+			delete(s.prev, keyOf(w.Path))
 			s.mu.Unlock()
 			continue
 		}
@@ -110,7 +121,7 @@ func (c *cache) apply(ws []Write, hashes []Hash) {
 			panic(fmt.Sprintf("smt: Pending holds a bad node at %x (modified by the caller?): %v", w.Path, err))
 		}
 		// A stale copy in prev is shadowed by cur and dropped with prev.
-		s.putLocked(string(w.Path), entry{n: n, h: hashes[i]})
+		s.putLocked(keyOf(w.Path), entry{n: n, h: hashes[i]})
 		s.mu.Unlock()
 	}
 }

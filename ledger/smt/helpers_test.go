@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -24,13 +25,13 @@ func newRand(t testing.TB) *rand.Rand {
 // writes in strictly ascending path order, deletes only of stored paths.
 type memStore struct {
 	m     map[string][]byte
-	reads int
+	reads atomic.Int64 // GetNode runs concurrently within one Update
 }
 
 func newMemStore() *memStore { return &memStore{m: map[string][]byte{}} }
 
 func (s *memStore) GetNode(path []byte) ([]byte, error) {
-	s.reads++
+	s.reads.Add(1)
 	return s.m[string(path)], nil
 }
 

@@ -23,8 +23,9 @@ var (
 )
 
 // NodeReader reads committed node records by path. GetNode returns (nil, nil)
-// when no node is stored at path. It must not retain path, which the tree
-// reuses; the tree does not retain the returned slice.
+// when no node is stored at path. It must be safe for concurrent use (a
+// large Update reads from two goroutines) and must not retain path, which
+// the tree reuses; the tree does not retain the returned slice.
 type NodeReader interface {
 	GetNode(path []byte) ([]byte, error)
 }
@@ -116,7 +117,7 @@ func (t *Tree) load(buf []byte, depth int, key *Hash, want ref) (node, []byte, e
 	if h != want.hash {
 		return node{}, path, fmt.Errorf("%w at depth %d (path %x): hash %v, expected %v", ErrCorrupt, depth, path, h, want.hash)
 	}
-	t.cache.put(string(path), entry{n: n, h: h})
+	t.cache.put(path, entry{n: n, h: h})
 	return n, path, nil
 }
 

@@ -502,14 +502,14 @@ func TestCacheBounded(t *testing.T) {
 	if _, _, err := tr.Get(keys[0]); err != nil {
 		t.Fatal(err)
 	}
-	before := s.reads
+	before := s.reads.Load()
 	for range 10 {
 		if _, _, err := tr.Get(keys[0]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s.reads != before {
-		t.Fatalf("%d store reads for cached lookups", s.reads-before)
+	if s.reads.Load() != before {
+		t.Fatalf("%d store reads for cached lookups", s.reads.Load()-before)
 	}
 }
 
@@ -520,7 +520,7 @@ func TestCacheChecksHashes(t *testing.T) {
 	commitAndApply(t, s, tr, mustUpdate(t, tr, []Change{{Key: k, Value: []byte("a")}, {Key: Hash{0x92}, Value: []byte("b")}}))
 	// A cached node that does not hash to what its parent says is
 	// reported, exactly like a damaged stored one.
-	leafPath := string(Path(1, k))
+	leafPath := Path(1, k)
 	tr.cache.put(leafPath, entry{n: leafNode(k, ValueHash([]byte("x"))), h: LeafHash(k, ValueHash([]byte("x")))})
 	if _, _, err := tr.Get(k); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err %v, want ErrCorrupt", err)

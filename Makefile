@@ -1,0 +1,46 @@
+# SOS kernel. `make demo` runs a local node with transfers; `make test` runs every test.
+GO          ?= go
+BIN         := bin/sos
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+# Packages whose tests run in `make test`.
+PKGS        := ./...
+
+.PHONY: all build test test-short demo bench lint contracts fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sos
+
+# contracts builds every example contract and policy to .wasm (needed by the
+# contract tests and the demo).
+contracts:
+	@if [ -x sdk-contracts/build.sh ]; then sdk-contracts/build.sh; else echo "no contracts to build yet"; fi
+
+test: contracts
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+demo: build contracts
+	./scripts/demo.sh
+
+# bench runs the Go benchmarks whose figures BENCHMARKS.md records.
+bench: build contracts
+	$(GO) test -run='^$$' -bench=. -benchtime=3x -timeout 30m ./kernel/ ./ledger/... ./vm/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# fuzz runs each fuzz target briefly (longer runs: FUZZTIME=10m make fuzz).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeTx -fuzztime=$(FUZZTIME) ./ledger/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeBlock -fuzztime=$(FUZZTIME) ./ledger/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,27 @@
+// Package kernel is the node: configuration, lifecycle, deterministic
+// execution of transactions and blocks, the mempool, block production and
+// the HTTP API with its event stream.
+//
+// It wires the other packages (ledger for storage, and the VM, contracts,
+// market and network layers as they are added) and must never import the
+// TUI: the TUI reads the API through package kernel/client like any other
+// program.
+//
+// Using it:
+//
+//  1. LoadHome reads config.toml, genesis.json and node_key.json from a home
+//     made by "sos init" (or fill NodeOptions yourself; inject Clock, Logger
+//     and a vfs.FS in tests).
+//  2. OpenNode opens the store and commits genesis as block 0 on first start
+//     (later starts check the genesis is the same).
+//  3. Run serves the API and produces a block every block_interval until the
+//     context ends; it returns the error that stopped it (for instance a full
+//     disk), never leaving a half-written block.
+//  4. Close closes the store.
+//
+// Execution (Chain, Executor) is a pure function of the stored state, the
+// block header (height, time) and the transactions: BuildBlock on the
+// proposer and ExecuteBlock on any other node give bit-identical receipts and
+// state roots, and ExecuteBlock refuses a block whose signed header disagrees
+// (ErrStateMismatch).
+package kernel

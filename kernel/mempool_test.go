@@ -1,0 +1,175 @@
+package kernel
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+func newTestPool(t *testing.T, tn *testNet, cfg MempoolConfig) *Mempool {
+	t.Helper()
+	if cfg.MinGasPrices == nil {
+		cfg.MinGasPrices = map[string]ledger.GasPrice{"uTFLP": {Denom: "uTFLP", Micro: 10_000}}
+	}
+	return NewMempool(tn.chain, cfg)
+}
+
+func addOne(m *Mempool, raw []byte) error {
+	_, errs := m.Add([][]byte{raw})
+	return errs[0]
+}
+
+func TestMempoolRejectsBadInput(t *testing.T) {
+	tn := newTestChain(t, 3)
+	a, b := tn.users[0], tn.users[1]
+	pool := newTestPool(t, tn, MempoolConfig{})
+	good := tn.txNonce(t, a, transfer(b, 1), 200_000, 0)
+	if err := addOne(pool, good.Raw); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(mod func(tx *ledger.Tx), key *ledger.PrivateKey) []byte {
+		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: "test-chain", PubKey: key.Public().Bytes(), Nonce: 0, GasLimit: 200_000,
+			GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: 10_000}, Payload: transfer(b, 1)}
+		mod(tx)
+		if err := tn.codec.SignTx(tx, key); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := tn.codec.EncodeTx(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	c := tn.users[2]
+	badSig := sign(func(*ledger.Tx) {}, c)
+	badSig[len(badSig)-5] ^= 0xff
+	big := sign(func(tx *ledger.Tx) {}, c)
+	cases := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"garbage", []byte("garbage"), ledger.ErrMalformed},
+		{"truncated", good.Raw[:len(good.Raw)-10], ledger.ErrMalformed},
+		{"oversized", make([]byte, ledger.MaxTxBytes+1), ledger.ErrTxTooLarge},
+		{"wrong chain", sign(func(tx *ledger.Tx) { tx.ChainID = "other" }, c), ledger.ErrWrongChain},
+		{"bad signature", badSig, ledger.ErrInvalidSignature},
+		{"duplicate", good.Raw, ErrDuplicate},
+		{"nonce too high", sign(func(tx *ledger.Tx) { tx.Nonce = 1 << 40 }, c), ErrNonceTooHigh},
+		{"insufficient funds", sign(func(tx *ledger.Tx) {
+			tx.Payload = &ledger.Transfer{To: b.Address(), Amount: ledger.Coins{{Denom: "uTFLP", Amount: 1 << 62}}}
+		}, c), ledger.ErrInsufficientFunds},
+		{"unfunded sender", sign(func(*ledger.Tx) {}, seededKey(t, 9999)), ledger.ErrInsufficientFunds},
+		{"unknown denom", sign(func(tx *ledger.Tx) {
+			tx.Payload = &ledger.Transfer{To: b.Address(), Amount: ledger.Coins{{Denom: "uFOO", Amount: 1}}}
+		}, c), ledger.ErrUnknownDenom},
+		{"unknown fee denom", sign(func(tx *ledger.Tx) { tx.GasPrice.Denom = "uFOO" }, c), ledger.ErrUnknownDenom},
+		{"gas price too low", sign(func(tx *ledger.Tx) { tx.GasPrice.Micro = 1 }, c), ErrGasPriceLow},
+		{"fee denom not accepted", sign(func(tx *ledger.Tx) { tx.GasPrice.Denom = "uKWTT" }, c), ErrGasPriceLow},
+	}
+	_ = big
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := addOne(pool, tc.raw)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if pool.Size() != 1 {
+		t.Fatalf("pool holds %d txs, want 1", pool.Size())
+	}
+}
+
+func TestMempoolReplayAfterCommit(t *testing.T) {
+	tn := newTestChain(t, 2)
+	a, b := tn.users[0], tn.users[1]
+	pool := newTestPool(t, tn, MempoolConfig{})
+	tx0 := tn.txNonce(t, a, transfer(b, 1), 200_000, 0)
+	if err := addOne(pool, tx0.Raw); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := tn.chain.BuildBlock(pool.Reap(10), tn.store.Head().Time+1, tn.nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.chain.Commit(bb); err != nil {
+		t.Fatal(err)
+	}
+	pool.Update(bb)
+	if err := addOne(pool, tx0.Raw); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("replay of committed tx: %v", err)
+	}
+	other := tn.txNonce(t, a, transfer(b, 2), 200_000, 0) // same nonce, new content
+	if err := addOne(pool, other.Raw); !errors.Is(err, ErrNonceTooLow) {
+		t.Fatalf("reused nonce: %v", err)
+	}
+}
+
+func TestMempoolOrdersByPriceThenNonce(t *testing.T) {
+	tn := newTestChain(t, 3)
+	pool := newTestPool(t, tn, MempoolConfig{})
+	mk := func(k *ledger.PrivateKey, nonce, micro uint64) *PendingTx {
+		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: "test-chain", Nonce: nonce, GasLimit: 200_000,
+			GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: micro}, Payload: transfer(tn.users[0], 1)}
+		if nonce == 0 {
+			tx.PubKey = k.Public().Bytes()
+		}
+		if err := tn.codec.SignTx(tx, k); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tn.codec.EncodeTx(tx)
+		return &PendingTx{Raw: raw}
+	}
+	cheap, rich := tn.users[1], tn.users[2]
+	// rich's nonce 1 comes before its nonce 0 in the batch (and before the
+	// key it needs): it must be admitted and still be ordered after nonce 0.
+	var raws [][]byte
+	for _, p := range []*PendingTx{mk(cheap, 0, 10_000), mk(rich, 1, 50_000), mk(rich, 0, 90_000), mk(cheap, 1, 10_000)} {
+		raws = append(raws, p.Raw)
+	}
+	if _, errs := pool.Add(raws); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	got := pool.Reap(10)
+	var order []string
+	for _, p := range got {
+		who := "cheap"
+		if p.Tx.Sender == rich.Address() {
+			who = "rich"
+		}
+		order = append(order, who+string(rune('0'+p.Tx.Nonce)))
+	}
+	want := []string{"rich0", "rich1", "cheap0", "cheap1"}
+	if len(order) != 4 || order[0] != want[0] || order[1] != want[1] || order[2] != want[2] || order[3] != want[3] {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}
+
+func TestMempoolBoundedWithEviction(t *testing.T) {
+	tn := newTestChain(t, 3)
+	pool := newTestPool(t, tn, MempoolConfig{MaxTxs: 2})
+	a, b, c := tn.users[0], tn.users[1], tn.users[2]
+	if err := addOne(pool, tn.txNonce(t, a, transfer(b, 1), 200_000, 0).Raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := addOne(pool, tn.txNonce(t, a, transfer(b, 1), 200_000, 1).Raw); err != nil {
+		t.Fatal(err)
+	}
+	// Same price: the pool is full and nothing is cheaper.
+	if err := addOne(pool, tn.txNonce(t, b, transfer(a, 1), 200_000, 0).Raw); !errors.Is(err, ErrMempoolFull) {
+		t.Fatalf("full pool: %v", err)
+	}
+	// A better price evicts the cheapest tail.
+	tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: "test-chain", PubKey: c.Public().Bytes(), GasLimit: 200_000,
+		GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: 20_000}, Payload: transfer(a, 1)}
+	_ = tn.codec.SignTx(tx, c)
+	raw, _ := tn.codec.EncodeTx(tx)
+	if err := addOne(pool, raw); err != nil {
+		t.Fatalf("better price not admitted: %v", err)
+	}
+	if pool.Size() != 2 {
+		t.Fatalf("size %d", pool.Size())
+	}
+}

@@ -1,0 +1,62 @@
+// Package ledger stores the chain: blocks, signed transactions, receipts and
+// the state (accounts, balances, contract and market records) on Pebble, with
+// a sparse Merkle tree over all state so any value can be proven against a
+// block's state root.
+//
+// It owns the consensus data formats and must stay free of everything else:
+// it knows nothing of Wasm, the network or the node (it imports no other
+// package of this repository except its own smt sub-package).
+//
+// # Keys and addresses
+//
+// Accounts, node identities and block proposers use ML-DSA-65 (FIPS 204,
+// cloudflare/circl). A key is stored as its 32-byte seed. Signatures are
+// deterministic and domain-separated through the FIPS 204 context string
+// "sos/v1/<purpose>/<chain id>" (purposes: tx, block, handshake,
+// certificate, usage), so a signature for one purpose or chain never
+// verifies for another.
+//
+// An address is SHA-256("sos/address/v1" || 0x00 || packed public key), 32
+// bytes, shown as bech32 with the prefix "sos" (sos1...). Other address kinds
+// (contracts, module accounts) hash under their own domain with DeriveAddress.
+// The public key travels with an account's first transaction and is then
+// stored on chain (state key 0x02 || address).
+//
+// # Encoding
+//
+// Everything hashed or signed is CBOR in core deterministic encoding
+// (RFC 8949 §4.2, fxamacker/cbor), structs as arrays. Decoding re-encodes and
+// compares, so a value has exactly one accepted byte string: non-canonical,
+// truncated or trailing bytes are ErrMalformed. A transaction is
+//
+//	[version, chain_id, sender, pubkey, nonce, gas_limit, [fee_denom, price×10^6], kind, body, memo, signature]
+//
+// where kind tags the payload (a tagged union: see PayloadKind for the
+// reserved ranges) and the signature covers the same array with an empty
+// signature. Transactions are at most MaxTxBytes.
+//
+// # Tokens and gas
+//
+// Balances are uint64 base units per denom (1 TFLP = 10^6 uTFLP); TFLP, TBS,
+// KWTT and STOR are always declared, genesis may declare more. Every change
+// of a balance goes through Accounts, which keeps total supply = sum of all
+// balances (fees sit in the FeeCollector module account). Gas prices have six
+// decimals (0.01uTFLP is exact); a transaction reserves gas_limit × price
+// before it runs and is refunded the unused part. GasSchedule prices bytes,
+// signature checks, state reads and writes.
+//
+// # Storage
+//
+// Pebble tables (one leading byte): head, blocks by height, block hash →
+// height, tx hash → (height, index), receipts, current state, SMT nodes,
+// genesis, and an aux table for node-local data. Store.Commit writes a block,
+// its receipts, its state changes and SMT nodes and the new head in one
+// synced batch: after kill -9 the store opens at the last block whose batch
+// reached the disk. A failed write (disk full) returns ErrStorageFailed and
+// the store refuses further commits until restarted.
+//
+// The state root is the root of the compact sparse Merkle tree of package
+// smt over SHA-256(state key) → value; see smt's documentation for the exact
+// hashing. Store.Prove returns a value with its proof against the current
+// head's state root.
+package ledger
