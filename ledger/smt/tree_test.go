@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -545,5 +546,52 @@ func TestCacheDropsDeletedNodes(t *testing.T) {
 	commitAndApply(t, s, tr, mustUpdate(t, tr, del))
 	if len(s.m) != 0 || tr.CachedNodes() != 0 || !tr.Root().IsZero() {
 		t.Fatalf("after deleting everything: %d stored, %d cached, root %v", len(s.m), tr.CachedNodes(), tr.Root())
+	}
+}
+
+// TestConcurrentReads runs Get, Prove and Update side by side over a small
+// cache (so they also evict concurrently); run with -race.
+func TestConcurrentReads(t *testing.T) {
+	r := newRand(t)
+	g := &keyGen{r: r}
+	s := newMemStore()
+	tr := New(s, Hash{}, 200)
+	var cs []Change
+	for range 3000 {
+		cs = append(cs, Change{Key: g.next(), Value: []byte("v")})
+	}
+	commitAndApply(t, s, tr, mustUpdate(t, tr, cs))
+	var upd []Change
+	for _, c := range cs[:1500] {
+		upd = append(upd, Change{Key: c.Key, Value: []byte("w")})
+	}
+	want := mustUpdate(t, tr, upd).Root()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(cs); i += 4 {
+				if _, _, err := tr.Get(cs[i].Key); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := tr.Prove(cs[i].Key); err != nil {
+					errs <- err
+					return
+				}
+			}
+			p, err := tr.Update(upd)
+			if err == nil && p.Root() != want {
+				err = errors.New("concurrent Update gave a different root")
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
