@@ -205,7 +205,7 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range out {
 		g.Go(func() error {
-			if err := c.codec.VerifyTx(out[i].Tx, c.genesis.ChainID, keys[i]); err != nil {
+			if err := c.codec.VerifyTxRaw(out[i].Tx, out[i].Raw, c.genesis.ChainID, keys[i]); err != nil {
 				return fmt.Errorf("tx %d: %w", i, err)
 			}
 			out[i].PubKey = keys[i]

@@ -158,7 +158,7 @@ func (c *Chain) Verify(st *ledger.State, ptx *PendingTx) error {
 	if err != nil {
 		return err
 	}
-	if err := c.codec.VerifyTx(ptx.Tx, c.genesis.ChainID, pk); err != nil {
+	if err := c.codec.VerifyTxRaw(ptx.Tx, ptx.Raw, c.genesis.ChainID, pk); err != nil {
 		return err
 	}
 	ptx.PubKey = pk
@@ -217,11 +217,10 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, c.params.MaxTxGas, ErrTxRejected)
 	}
 	intrinsic := c.IntrinsicGas(ptx)
-	hasKey, err := free.PubKey(tx.Sender)
-	if err != nil {
-		return rcpt, err
-	}
-	if hasKey == nil {
+	// An account's first transaction (nonce 0) stores its key whatever its
+	// payload does, so nonce > 0 means the key is on chain.
+	hasKey := acc.Nonce > 0
+	if !hasKey {
 		if len(tx.PubKey) == 0 {
 			return rcpt, fmt.Errorf("kernel: tx %s: first tx of %s must carry its public key: %w", ptx.Hash, tx.Sender, ErrTxRejected)
 		}
@@ -244,7 +243,7 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	if err := free.Put(tx.Sender, acc); err != nil {
 		return rcpt, err
 	}
-	if hasKey == nil {
+	if !hasKey {
 		if err := free.SetPubKey(tx.Sender, tx.PubKey); err != nil {
 			return rcpt, err
 		}

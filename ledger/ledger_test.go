@@ -126,6 +126,13 @@ func TestTxRoundTripAndVerify(t *testing.T) {
 	if err := c.VerifyTx(got, "test", k.Public()); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.VerifyTxRaw(got, raw, "test", k.Public()); err != nil {
+		t.Fatal(err)
+	}
+	sb1, _ := c.SignBytes(got)
+	if sb2, ok := signBytesFromRaw(raw, got.Signature); !ok || !bytes.Equal(sb1, sb2) {
+		t.Fatal("sign bytes derived from raw differ from encoded sign bytes")
+	}
 	if err := c.VerifyTx(got, "other", k.Public()); !errors.Is(err, ErrWrongChain) {
 		t.Fatalf("wrong chain: %v", err)
 	}

@@ -32,14 +32,18 @@ type State struct {
 	base    StateReader
 	writes  map[string]stateEntry
 	journal []journalEntry
+	// reads caches committed values already read: a block reads the same
+	// accounts many times and committed state cannot change under it.
+	reads map[string][]byte
 }
 
 // NewState buffers writes over base.
 func NewState(base StateReader) *State {
-	return &State{base: base, writes: make(map[string]stateEntry)}
+	return &State{base: base, writes: make(map[string]stateEntry), reads: make(map[string][]byte)}
 }
 
-// Get returns the value of key, or nil if absent.
+// Get returns the value of key, or nil if absent. The returned slice must
+// not be modified.
 func (s *State) Get(key []byte) ([]byte, error) {
 	if e, ok := s.writes[string(key)]; ok {
 		if e.deleted {
@@ -47,7 +51,15 @@ func (s *State) Get(key []byte) ([]byte, error) {
 		}
 		return e.val, nil
 	}
-	return s.base.GetState(key)
+	if v, ok := s.reads[string(key)]; ok {
+		return v, nil
+	}
+	v, err := s.base.GetState(key)
+	if err != nil {
+		return nil, err
+	}
+	s.reads[string(key)] = v
+	return v, nil
 }
 
 func (s *State) put(key []byte, e stateEntry) {

@@ -85,6 +85,11 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		FS:                 opts.FS,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{opts.Logger},
+		// A block of 5,000 transfers is ≈17 MB (ML-DSA signatures are 3.3 KB):
+		// keep such a batch below the large-batch threshold (half the
+		// memtable), which would otherwise force a memtable flush per block.
+		MemTableSize: 128 << 20,
+		Cache:        pebble.NewCache(256 << 20),
 	}
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -183,6 +184,55 @@ func (c *Codec) SignTx(tx *Tx, key *PrivateKey) error {
 		return err
 	}
 	tx.Signature = sig
+	return nil
+}
+
+// signBytesFromRaw derives the signed bytes from a canonical encoding
+// without re-encoding: the signature is the array's last element, so the
+// signed form is the same bytes with that element replaced by CBOR null
+// (0xf6), which is how SignBytes encodes the nil signature. The array header
+// is unchanged (same element count).
+func signBytesFromRaw(raw, sig []byte) ([]byte, bool) {
+	var hdr int
+	switch n := len(sig); {
+	case n < 24:
+		hdr = 1
+	case n < 1<<8:
+		hdr = 2
+	case n < 1<<16:
+		hdr = 3
+	default:
+		return nil, false
+	}
+	cut := len(raw) - len(sig) - hdr
+	if cut < 1 || !bytes.Equal(raw[cut+hdr:], sig) || raw[cut]>>5 != 2 {
+		return nil, false
+	}
+	out := make([]byte, cut+1)
+	copy(out, raw[:cut])
+	out[cut] = 0xf6 // SignBytes encodes the absent signature as CBOR null
+	return out, true
+}
+
+// VerifyTxRaw is VerifyTx for a tx decoded from raw (by DecodeTx), which it
+// uses to avoid encoding the tx again.
+func (c *Codec) VerifyTxRaw(tx *Tx, raw []byte, chainID string, pub PublicKey) error {
+	if tx.ChainID != chainID {
+		return fmt.Errorf("ledger: tx: chain id %q, this chain is %q: %w", tx.ChainID, chainID, ErrWrongChain)
+	}
+	if pub.Address() != tx.Sender {
+		return fmt.Errorf("ledger: tx: %w", ErrBadPublicKey)
+	}
+	sb, ok := signBytesFromRaw(raw, tx.Signature)
+	if !ok {
+		var err error
+		if sb, err = c.SignBytes(tx); err != nil {
+			return err
+		}
+	}
+	if err := pub.Verify(PurposeTx, chainID, sb, tx.Signature); err != nil {
+		return fmt.Errorf("ledger: tx from %s nonce %d: %w", tx.Sender, tx.Nonce, err)
+	}
 	return nil
 }
 
