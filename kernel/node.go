@@ -51,11 +51,13 @@ type Node struct {
 	clock   func() time.Time
 	nodeID  string
 
-	apiAddr  atomic.Value // string, once listening
-	ready    chan struct{}
-	trigger  chan struct{}
-	halted   atomic.Value // error that stopped block production
-	lastTick time.Time
+	apiAddr   atomic.Value // string, once listening
+	ready     chan struct{}
+	trigger   chan struct{}
+	announced chan *BuiltBlock
+	running   atomic.Bool  // the announcer goroutine is running
+	halted    atomic.Value // error that stopped block production
+	lastTick  time.Time
 }
 
 // OpenNode opens the store, commits genesis on first start and prepares
@@ -105,7 +107,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
 		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
-		ready:  make(chan struct{}), trigger: make(chan struct{}, 1),
+		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
 	return n, nil
@@ -178,6 +180,18 @@ func (n *Node) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return n.produce(ctx) })
+	n.running.Store(true)
+	g.Go(func() error {
+		defer n.running.Store(false)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case bb := <-n.announced:
+				n.announce(bb)
+			}
+		}
+	})
 	close(n.ready)
 	head := n.store.Head()
 	n.log.Info("node started", "node_id", n.nodeID, "chain_id", head.ChainID, "height", head.Height, "api", "http://"+ln.Addr().String())
@@ -237,7 +251,12 @@ func (n *Node) ProduceBlock() error {
 	t2 := time.Now()
 	n.mempool.Update(bb)
 	n.observe(bb, t1.Sub(t0), t2.Sub(t1))
-	n.announce(bb)
+	// Rendering thousands of tx events is done off the block path, in order.
+	if n.running.Load() {
+		n.announced <- bb // buffered; blocks only if the announcer is far behind
+	} else {
+		n.announce(bb)
+	}
 	return nil
 }
 

