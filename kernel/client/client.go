@@ -225,3 +225,34 @@ func (c *Client) WaitHeight(ctx context.Context, height uint64) error {
 		}
 	}
 }
+
+// Codes lists uploaded contract codes.
+func (c *Client) Codes(ctx context.Context) ([]Code, error) {
+	var out []Code
+	return out, c.do(ctx, http.MethodGet, "/v1/contracts/codes", nil, "", &out)
+}
+
+// Contracts lists contract instances.
+func (c *Client) Contracts(ctx context.Context) ([]Contract, error) {
+	var out []Contract
+	return out, c.do(ctx, http.MethodGet, "/v1/contracts", nil, "", &out)
+}
+
+// Contract returns one contract instance.
+func (c *Client) Contract(ctx context.Context, addr string) (*Contract, error) {
+	var out Contract
+	return &out, c.do(ctx, http.MethodGet, "/v1/contracts/"+url.PathEscape(addr), nil, "", &out)
+}
+
+// ContractState lists a contract's storage from a hex key prefix.
+func (c *Client) ContractState(ctx context.Context, addr, prefixHex string, limit int) ([]StateEntry, error) {
+	var out []StateEntry
+	p := fmt.Sprintf("/v1/contracts/%s/state?prefix=%s&limit=%d", url.PathEscape(addr), url.QueryEscape(prefixHex), limit)
+	return out, c.do(ctx, http.MethodGet, p, nil, "", &out)
+}
+
+// QueryContract runs a read-only query; the answer is the contract's JSON.
+func (c *Client) QueryContract(ctx context.Context, addr string, msg []byte) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodPost, "/v1/contracts/"+url.PathEscape(addr)+"/query", bytes.NewReader(msg), "application/json", &out)
+}

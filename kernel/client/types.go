@@ -165,3 +165,36 @@ type TxEvent struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// Code is an uploaded contract code (GET /v1/contracts/codes).
+type Code struct {
+	CodeID    string `json:"code_id"`
+	Creator   string `json:"creator"`
+	Size      int    `json:"size"`          // bytes uploaded
+	Prepared  int    `json:"prepared_size"` // bytes stored after metering and snapshot
+	Height    uint64 `json:"height"`
+	Instances uint64 `json:"instances"`
+}
+
+// Contract is a contract instance (GET /v1/contracts, /v1/contracts/{address}).
+type Contract struct {
+	Address  string `json:"address"`
+	CodeID   string `json:"code_id"`
+	Label    string `json:"label"`
+	Creator  string `json:"creator"`
+	Admin    string `json:"admin,omitempty"`
+	Height   uint64 `json:"height"`
+	Calls    uint64 `json:"calls"`
+	GasUsed  uint64 `json:"gas_used"`
+	Balances []Coin `json:"balances"`
+}
+
+// StateEntry is one key/value of a contract's storage
+// (GET /v1/contracts/{address}/state). Key and Value are hex; ValueText is
+// the value as text when it is valid UTF-8.
+type StateEntry struct {
+	Key       string `json:"key"`
+	KeyText   string `json:"key_text,omitempty"`
+	Value     string `json:"value"`
+	ValueText string `json:"value_text,omitempty"`
+}
