@@ -1,0 +1,16 @@
+//go:build wasip1
+
+package main
+
+import "github.com/sos-kernel/sos/sdk-contracts/sdk"
+
+// The Wasm entry points; see examples/counter/exports_wasip1.go.
+
+//go:wasmexport instantiate
+func exportInstantiate() int32 { return sdk.Instantiate(contract) }
+
+//go:wasmexport execute
+func exportExecute() int32 { return sdk.Execute(contract) }
+
+//go:wasmexport query
+func exportQuery() int32 { return sdk.Query(contract) }
