@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 )
@@ -39,6 +40,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/denoms", n.handleDenoms)
 	mux.HandleFunc("GET /v1/genesis", n.handleGenesis)
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
+	n.registerContractAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
@@ -65,6 +67,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ledger.ErrCorrupt):
 		return http.StatusInternalServerError
+	case errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoCode):
+		return http.StatusNotFound
 	}
 	return http.StatusBadRequest
 }
@@ -79,7 +83,7 @@ func (n *Node) Status() client.Status {
 	return client.Status{
 		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
-		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), Role: "single", Leader: n.nodeID,
+		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, Role: "single", Leader: n.nodeID,
 		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{},
 	}
 }
@@ -353,7 +357,7 @@ func (n *Node) handleSimulate(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusRequestEntityTooLarge, err)
 		return
 	}
-	rc, gasLimit, err := n.Simulate(raw)
+	rc, gasLimit, err := n.Simulate(r.Context(), raw)
 	if err != nil {
 		writeErr(w, statusOf(err), err)
 		return
@@ -362,7 +366,7 @@ func (n *Node) handleSimulate(w http.ResponseWriter, r *http.Request) {
 }
 
 // Simulate executes a signed tx on the latest state and discards the result.
-func (n *Node) Simulate(raw []byte) (*ledger.Receipt, uint64, error) {
+func (n *Node) Simulate(ctx context.Context, raw []byte) (*ledger.Receipt, uint64, error) {
 	c := n.chain
 	tx, err := c.codec.DecodeTx(raw)
 	if err != nil {
@@ -374,7 +378,7 @@ func (n *Node) Simulate(raw []byte) (*ledger.Receipt, uint64, error) {
 		return nil, 0, err
 	}
 	head := c.store.Head()
-	ex := c.NewExecutor(st, BlockEnv{ChainID: head.ChainID, Height: head.Height + 1, TimeMs: head.Time + 1})
+	ex := c.NewExecutor(ctx, st, BlockEnv{ChainID: head.ChainID, Height: head.Height + 1, TimeMs: head.Time + 1})
 	rc, err := ex.Apply(ptx, 0)
 	if err != nil {
 		return nil, 0, err

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"testing"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkBlock5000Transfers(b *testing.B) {
 			blocks = append(blocks, makeBlock())
 			b.StartTimer()
 		}
-		bb, err := tn.chain.BuildBlock(blocks[i], tn.store.Head().Time+1000, tn.nodeKey)
+		bb, err := tn.chain.BuildBlock(context.Background(), blocks[i], tn.store.Head().Time+1000, tn.nodeKey)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -69,7 +70,7 @@ func BenchmarkCommit5000Transfers(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		// Same txs on a fresh copy each time: build, then time the commit.
-		bb, err := tn.chain.BuildBlock(txs, tn.store.Head().Time+1000, tn.nodeKey)
+		bb, err := tn.chain.BuildBlock(context.Background(), txs, tn.store.Head().Time+1000, tn.nodeKey)
 		if err != nil {
 			b.Fatal(err)
 		}

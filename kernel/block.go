@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -29,14 +30,14 @@ type Rejected struct {
 // BuildBlock executes candidate transactions in order on the latest state,
 // leaves out those that cannot be included, stops at the block's gas and tx
 // limits, and seals and signs the header. Nothing is written.
-func (c *Chain) BuildBlock(cands []*PendingTx, timeMs int64, key *ledger.PrivateKey) (*BuiltBlock, error) {
+func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64, key *ledger.PrivateKey) (*BuiltBlock, error) {
 	head := c.store.Head()
 	if timeMs <= head.Time {
 		timeMs = head.Time + 1 // block time strictly increases even if the clock stepped back
 	}
 	env := BlockEnv{ChainID: c.genesis.ChainID, Height: head.Height + 1, TimeMs: timeMs}
 	st := ledger.NewState(c.store)
-	ex := c.NewExecutor(st, env)
+	ex := c.NewExecutor(ctx, st, env)
 	bb := &BuiltBlock{}
 	var gasUsed uint64
 	for _, ptx := range cands {
@@ -123,7 +124,7 @@ var ErrStateMismatch = errors.New("state mismatch")
 // state: it checks the proposer's signature (with proposerKey), links,
 // every transaction's signature (in parallel), and that the receipts and
 // state root match the header. It returns a BuiltBlock ready to commit.
-func (c *Chain) ExecuteBlock(b *ledger.Block, proposerKey ledger.PublicKey) (*BuiltBlock, error) {
+func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey ledger.PublicKey) (*BuiltBlock, error) {
 	head := c.store.Head()
 	h := b.Header.Height
 	switch {
@@ -146,7 +147,7 @@ func (c *Chain) ExecuteBlock(b *ledger.Block, proposerKey ledger.PublicKey) (*Bu
 	if err != nil {
 		return nil, fmt.Errorf("kernel: block %d: %w", h, err)
 	}
-	ex := c.NewExecutor(st, BlockEnv{ChainID: b.Header.ChainID, Height: h, TimeMs: b.Header.Time})
+	ex := c.NewExecutor(ctx, st, BlockEnv{ChainID: b.Header.ChainID, Height: h, TimeMs: b.Header.Time})
 	bb := &BuiltBlock{Block: b, Included: ptxs}
 	var gasUsed uint64
 	for i, ptx := range ptxs {

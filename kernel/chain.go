@@ -1,11 +1,15 @@
 package kernel
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
 )
 
 // Chain executes transactions and blocks deterministically on top of the
@@ -19,6 +23,7 @@ type Chain struct {
 	denoms  *ledger.Denoms
 	sched   ledger.GasSchedule
 	params  ledger.Params
+	engine  *contracts.Engine // nil: contract transactions are refused
 
 	// pubKeys caches parsed public keys (parsing expands the ML-DSA matrix,
 	// which costs about as much as a verification).
@@ -26,14 +31,18 @@ type Chain struct {
 	pubKeys map[ledger.Address]ledger.PublicKey
 }
 
-// NewChain wires execution over an opened store and its genesis.
-func NewChain(store *ledger.Store, g *ledger.Genesis) *Chain {
+// NewChain wires execution over an opened store and its genesis. engine
+// runs contracts; with nil, contract transactions fail (transfer-only tests).
+func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) *Chain {
 	return &Chain{
 		store: store, codec: store.Codec(), genesis: g, denoms: g.DenomSet(),
-		sched: ledger.DefaultGasSchedule(), params: g.Params,
+		sched: ledger.DefaultGasSchedule(), params: g.Params, engine: engine,
 		pubKeys: make(map[ledger.Address]ledger.PublicKey),
 	}
 }
+
+// Engine returns the contract engine (nil when contracts are off).
+func (c *Chain) Engine() *contracts.Engine { return c.engine }
 
 // Store returns the ledger store.
 func (c *Chain) Store() *ledger.Store { return c.store }
@@ -181,14 +190,16 @@ type BlockEnv struct {
 
 // Executor applies transactions of one block to a State.
 type Executor struct {
+	ctx   context.Context
 	chain *Chain
 	st    *ledger.State
 	env   BlockEnv
 }
 
-// NewExecutor starts executing a block at env on top of st.
-func (c *Chain) NewExecutor(st *ledger.State, env BlockEnv) *Executor {
-	return &Executor{chain: c, st: st, env: env}
+// NewExecutor starts executing a block at env on top of st. ctx bounds
+// contract calls (cancellation only; gas bounds their length).
+func (c *Chain) NewExecutor(ctx context.Context, st *ledger.State, env BlockEnv) *Executor {
+	return &Executor{ctx: ctx, chain: c, st: st, env: env}
 }
 
 // State returns the executor's state buffer.
@@ -306,8 +317,69 @@ func (e *Executor) runPayload(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 			return nil, nil, err
 		}
 		return []ledger.Event{ev}, nil, nil
+	case *ledger.ContractUpload, *ledger.ContractInstantiate, *ledger.ContractExecute, *ledger.ContractMigrate:
+		return e.runContract(ptx, gas)
 	}
 	return nil, nil, fmt.Errorf("kernel: payload %s: %w", tx.Payload.Kind(), ledger.ErrUnknownKind)
+}
+
+// ErrContractsDisabled is returned for contract transactions on a chain
+// built without a contract engine.
+var ErrContractsDisabled = errors.New("kernel: contracts are not enabled on this node")
+
+func (e *Executor) runContract(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Event, []byte, error) {
+	c, tx := e.chain, ptx.Tx
+	if c.engine == nil {
+		return nil, nil, ErrContractsDisabled
+	}
+	ctx := &contracts.Tx{St: e.st, Gas: gas, ChainID: e.env.ChainID, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: tx.Sender, TxHash: ptx.Hash}
+	var data []byte
+	var err error
+	switch p := tx.Payload.(type) {
+	case *ledger.ContractUpload:
+		var id ledger.Hash
+		if id, err = c.engine.Upload(e.ctx, ctx, p.Wasm); err == nil {
+			data, err = json.Marshal(map[string]any{"code_id": id.String(), "size": len(p.Wasm)})
+		}
+	case *ledger.ContractInstantiate:
+		if err = c.checkDenoms(p.Funds); err != nil {
+			break
+		}
+		var addr ledger.Address
+		var res []byte
+		if addr, res, err = c.engine.Instantiate(e.ctx, ctx, p.CodeID, p.Msg, p.Label, p.Admin, p.Funds); err == nil {
+			data, err = json.Marshal(map[string]any{"address": addr.String(), "data": rawJSON(res)})
+		}
+	case *ledger.ContractExecute:
+		if err = c.checkDenoms(p.Funds); err != nil {
+			break
+		}
+		data, err = c.engine.Execute(e.ctx, ctx, p.Contract, p.Msg, p.Funds)
+	case *ledger.ContractMigrate:
+		data, err = c.engine.Migrate(e.ctx, ctx, p.Contract, p.CodeID, p.Msg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return ctx.Events, data, nil
+}
+
+func (c *Chain) checkDenoms(cs ledger.Coins) error {
+	for _, coin := range cs {
+		if !c.denoms.IsBase(coin.Denom) {
+			return fmt.Errorf("kernel: funds: %w %q", ledger.ErrUnknownDenom, coin.Denom)
+		}
+	}
+	return nil
+}
+
+// rawJSON embeds a contract's JSON answer as is, or null when it is empty
+// or not JSON.
+func rawJSON(b []byte) json.RawMessage {
+	if len(b) == 0 || !json.Valid(b) {
+		return json.RawMessage("null")
+	}
+	return b
 }
 
 // codeOf classifies a payload error into a receipt code.
@@ -321,8 +393,20 @@ func codeOf(err error) ledger.Code {
 		return ledger.CodeUnknownDenom
 	case errors.Is(err, ledger.ErrOverflow):
 		return ledger.CodeOverflow
-	case errors.Is(err, ledger.ErrUnknownKind):
+	case errors.Is(err, ledger.ErrUnknownKind), errors.Is(err, vm.ErrInvalidModule), errors.Is(err, ErrContractsDisabled):
 		return ledger.CodeInvalidPayload
+	case errors.Is(err, contracts.ErrUnauthorized):
+		return ledger.CodeUnauthorized
+	case errors.Is(err, contracts.ErrNoCode), errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoMigrate):
+		return ledger.CodeNotFound
+	case errors.Is(err, contracts.ErrContract), errors.Is(err, contracts.ErrReentrancy), errors.Is(err, vm.ErrReadOnly):
+		return ledger.CodeContractError
+	case errors.Is(err, vm.ErrTrap):
+		return ledger.CodeContractTrap
+	case errors.Is(err, vm.ErrLimit), errors.Is(err, vm.ErrCallDepth):
+		return ledger.CodeLimitExceeded
+	case errors.Is(err, vm.ErrInsufficientFunds):
+		return ledger.CodeInsufficientFunds
 	}
 	return ledger.CodeInternal
 }

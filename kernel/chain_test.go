@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -123,7 +124,7 @@ func TestRejectedTxsAreLeftOut(t *testing.T) {
 	}{"first tx without public key", noKey})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bb, err := tn.chain.BuildBlock([]*PendingTx{tc.tx}, tn.store.Head().Time+1, tn.nodeKey)
+			bb, err := tn.chain.BuildBlock(context.Background(), []*PendingTx{tc.tx}, tn.store.Head().Time+1, tn.nodeKey)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +143,7 @@ func TestReexecutionMatchesAndDetectsTampering(t *testing.T) {
 		txs = append(txs, leader.tx(t, u, transfer(leader.users[(i+1)%4], uint64(1000+i)), 200_000))
 	}
 	bb := leader.block(t, txs...)
-	fb, err := follower.chain.ExecuteBlock(bb.Block, leader.nodeKey.Public())
+	fb, err := follower.chain.ExecuteBlock(context.Background(), bb.Block, leader.nodeKey.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +156,11 @@ func TestReexecutionMatchesAndDetectsTampering(t *testing.T) {
 	if err := follower.codec.SignBlock(&bad, leader.nodeKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := follower.chain.ExecuteBlock(&bad, leader.nodeKey.Public()); !errors.Is(err, ErrStateMismatch) {
+	if _, err := follower.chain.ExecuteBlock(context.Background(), &bad, leader.nodeKey.Public()); !errors.Is(err, ErrStateMismatch) {
 		t.Fatalf("tampered root: %v", err)
 	}
 	// A block signed by someone else is refused.
-	if _, err := follower.chain.ExecuteBlock(bb.Block, seededKey(t, 77).Public()); !errors.Is(err, ledger.ErrInvalidSignature) {
+	if _, err := follower.chain.ExecuteBlock(context.Background(), bb.Block, seededKey(t, 77).Public()); !errors.Is(err, ledger.ErrInvalidSignature) {
 		t.Fatalf("wrong proposer: %v", err)
 	}
 	if err := follower.chain.Commit(fb); err != nil {

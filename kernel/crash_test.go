@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -39,7 +40,7 @@ func crashChild(dir string) {
 	if err != nil {
 		panic(err)
 	}
-	c := NewChain(store, g)
+	c := NewChain(store, g, nil)
 	if err := c.InitGenesis(doc); err != nil {
 		panic(err)
 	}
@@ -56,7 +57,7 @@ func crashChild(dir string) {
 			u := users[(i+j)%len(users)]
 			txs = append(txs, tn.tx(t, u, transfer(users[(i+j+1)%len(users)], uint64(j+1)), 200_000))
 		}
-		bb, err := c.BuildBlock(txs, store.Head().Time+1000, tn.nodeKey)
+		bb, err := c.BuildBlock(context.Background(), txs, store.Head().Time+1000, tn.nodeKey)
 		if err != nil {
 			panic(err)
 		}
@@ -115,7 +116,7 @@ func TestKillDashNineMidCommit(t *testing.T) {
 			t.Fatalf("round %d: head block %d: %v", round, head.Height, err)
 		}
 		checkTreeMatchesState(t, store, head.StateRoot)
-		c := &testNet{store: store, codec: store.Codec(), chain: NewChain(store, tn.chain.genesis)}
+		c := &testNet{store: store, codec: store.Codec(), chain: NewChain(store, tn.chain.genesis, nil)}
 		supplyInvariant(t, c)
 		store.Close()
 		t.Logf("round %d: killed at height %d, store consistent", round, head.Height)

@@ -3,8 +3,11 @@ package kernel
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sos-kernel/sos/ledger"
 
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/loadgen"
@@ -67,5 +70,59 @@ func BenchmarkEndToEnd20kTransfers(b *testing.B) {
 		b.ReportMetric(res.AcceptedTPS, "accepted-tx/s")
 		b.ReportMetric(res.P50Ms, "p50-ms")
 		b.ReportMetric(res.P99Ms, "p99-ms")
+	}
+}
+
+// BenchmarkNodeStart100kBlocks measures node start (open the store, check
+// genesis, serve the API) on a store holding 100,000 blocks.
+func BenchmarkNodeStart100kBlocks(b *testing.B) {
+	const blocks = 100_000
+	tn := newTestChain(b, 1)
+	dir := b.TempDir()
+	store, err := ledger.Open(filepath.Join(dir, "data"), ledger.StoreOptions{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, _ := ledger.ParseGenesis(tn.doc)
+	c := NewChain(store, g, nil)
+	if err := c.InitGenesis(tn.doc); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < blocks; i++ {
+		bb, err := c.BuildBlock(context.Background(), nil, store.Head().Time+500, tn.nodeKey)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Commit(bb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := store.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		node, err := OpenNode(NodeOptions{Home: dir, Config: DefaultConfig(), GenesisDoc: tn.doc, NodeKey: tn.nodeKey, Listener: ln})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- node.Run(ctx) }()
+		<-node.Ready()
+		cl, _ := client.New("http://" + node.APIAddr())
+		st, err := cl.Status(ctx)
+		if err != nil || st.Height < blocks {
+			b.Fatalf("status: %+v %v", st, err)
+		}
+		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "ms-to-serve")
+		cancel()
+		<-done
+		node.Close()
 	}
 }

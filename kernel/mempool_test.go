@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -90,7 +91,7 @@ func TestMempoolReplayAfterCommit(t *testing.T) {
 	if err := addOne(pool, tx0.Raw); err != nil {
 		t.Fatal(err)
 	}
-	bb, err := tn.chain.BuildBlock(pool.Reap(10), tn.store.Head().Time+1, tn.nodeKey)
+	bb, err := tn.chain.BuildBlock(context.Background(), pool.Reap(10), tn.store.Head().Time+1, tn.nodeKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestDiskFullDuringCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := NewChain(st, g)
+		c := NewChain(st, g, nil)
 		if err := c.InitGenesis(src.doc); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +55,7 @@ func TestDiskFullDuringCommit(t *testing.T) {
 	tn.block(t, tn.tx(t, a, transfer(b, 7), 200_000))
 	good := store.Head()
 
-	bb, err := chain.BuildBlock([]*PendingTx{tn.tx(t, a, transfer(b, 9), 200_000)}, good.Time+1000, tn.nodeKey)
+	bb, err := chain.BuildBlock(context.Background(), []*PendingTx{tn.tx(t, a, transfer(b, 9), 200_000)}, good.Time+1000, tn.nodeKey)
 	if err != nil {
 		t.Fatal(err)
 	}

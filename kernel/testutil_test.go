@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
@@ -63,7 +64,7 @@ func openTestChain(t testing.TB, dir string, doc []byte, users []*ledger.Private
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	c := NewChain(store, g)
+	c := NewChain(store, g, nil)
 	if err := c.InitGenesis(doc); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func transfer(to *ledger.PrivateKey, amount uint64) *ledger.Transfer {
 // block builds and commits a block of txs, failing the test on error.
 func (tn *testNet) block(t testing.TB, txs ...*PendingTx) *BuiltBlock {
 	t.Helper()
-	bb, err := tn.chain.BuildBlock(txs, tn.store.Head().Time+1000, tn.nodeKey)
+	bb, err := tn.chain.BuildBlock(context.Background(), txs, tn.store.Head().Time+1000, tn.nodeKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -373,7 +374,7 @@ func TestGenesisValidation(t *testing.T) {
 		"trailing":       string(doc) + "{}",
 		"no time":        strings.Replace(string(doc), `"genesis_time": "1970-01-01T00:00:01Z"`, `"genesis_time": "0001-01-01T00:00:00Z"`, 1),
 		"bad node key":   strings.Replace(string(doc), `"nodes": null`, `"nodes": [{"pub_key": "abcd"}]`, 1),
-		"zero max gas":   strings.Replace(string(doc), `"max_tx_gas": 100000000`, `"max_tx_gas": 0`, 1),
+		"zero max gas":   strings.Replace(string(doc), fmt.Sprintf(`"max_tx_gas": %d`, DefaultParams().MaxTxGas), `"max_tx_gas": 0`, 1),
 		"huge amount":    strings.Replace(string(doc), `"amount": "5"`, `"amount": "18446744073709551616"`, 1),
 		"duplicate acct": strings.Replace(string(doc), `"accounts": [`, `"accounts": [{"address": "`+testKey(t, 1).Address().String()+`", "balances": []},`, 1),
 	}

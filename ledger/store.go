@@ -56,6 +56,9 @@ type StoreOptions struct {
 	FS         vfs.FS       // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
 	CacheNodes int          // SMT nodes kept decoded in memory (default 1<<20)
 	Logger     *slog.Logger // nil: discard
+	// NoSync skips the fsync of each block batch. Only for bulk-loading
+	// benchmark fixtures: a crash can then lose recent blocks.
+	NoSync bool
 }
 
 // Store is the node's ledger on Pebble: blocks, transactions, receipts and
@@ -68,6 +71,7 @@ type Store struct {
 	tree  *smt.Tree
 	log   *slog.Logger
 
+	sync   bool
 	mu     sync.RWMutex // held for writing during a commit, for reading by proofs
 	head   Head
 	failed atomic.Pointer[error] // set once a write failed: no further commits
@@ -99,7 +103,7 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, codec: NewCodec(), log: opts.Logger}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync}
 	raw, err := s.get([]byte{tMeta})
 	if err != nil {
 		db.Close()
@@ -358,7 +362,11 @@ func (s *Store) commitBatch(b *pebble.Batch) (err error) {
 			err = e
 		}
 	}()
-	return b.Commit(pebble.Sync)
+	wo := pebble.Sync
+	if !s.sync {
+		wo = pebble.NoSync
+	}
+	return b.Commit(wo)
 }
 
 // SetGenesisDoc stores the genesis document bytes (once, with block 0).

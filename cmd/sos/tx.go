@@ -20,6 +20,7 @@ type txFlags struct {
 	gasPrice string
 	memo     string
 	noWait   bool
+	dryRun   bool
 }
 
 func (f *txFlags) register(cmd *cobra.Command) {
@@ -28,6 +29,7 @@ func (f *txFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.gasPrice, "gas-price", "", "price per gas, e.g. 0.01uTFLP or 1uTFLP (default 0.01uTFLP)")
 	cmd.Flags().StringVar(&f.memo, "memo", "", "free text stored with the transaction")
 	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "return once the node accepts the tx instead of waiting for commit")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "simulate on the node's latest state and print the gas it would use; send nothing")
 	_ = cmd.MarkFlagRequired("from")
 }
 
@@ -64,6 +66,9 @@ func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.B
 	if err := p.ValidateBasic(); err != nil {
 		return nil, err
 	}
+	if f.dryRun {
+		return nil, g.simulate(cmd, b, key.Key, p, f.memo) // nil result: nothing was sent
+	}
 	o := txbuild.Options{GasLimit: f.gas, Memo: f.memo, Wait: !f.noWait}
 	if f.gasPrice != "" {
 		if o.GasPrice, err = b.Denoms.ParseGasPrice(f.gasPrice); err != nil {
@@ -75,6 +80,39 @@ func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.B
 		_ = g.printTx(res)
 	}
 	return res, err
+}
+
+// simulate prints the receipt the transaction would get and the gas limit
+// to use for it.
+func (g *globals) simulate(cmd *cobra.Command, b *txbuild.Builder, key *ledger.PrivateKey, p ledger.Payload, memo string) error {
+	ctx, cancel := cmdContext(cmd, 60*time.Second)
+	defer cancel()
+	acc, err := b.Client.Account(ctx, key.Address().String(), false)
+	if err != nil {
+		return err
+	}
+	rc, err := b.Simulate(ctx, key, p, acc.Nonce, !acc.HasPubKey, memo)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		GasEstimate uint64          `json:"gas_estimate"`
+		GasUsed     uint64          `json:"gas_used"`
+		Code        uint32          `json:"code"`
+		Receipt     *client.Receipt `json:"receipt"`
+	}{txbuild.GasWithMargin(rc.GasUsed), rc.GasUsed, rc.Code, rc}
+	if err := g.print(out, func() {
+		fmt.Printf("simulation: code %d (%s), gas used %d, suggested --gas %d\n", rc.Code, rc.CodeName, rc.GasUsed, out.GasEstimate)
+		if rc.Error != "" {
+			fmt.Println("error:", rc.Error)
+		}
+	}); err != nil {
+		return err
+	}
+	if rc.Code != 0 {
+		return fmt.Errorf("the transaction would fail: %s", rc.Error)
+	}
+	return nil
 }
 
 func (g *globals) printTx(res *client.SubmitResult) error {
@@ -96,6 +134,11 @@ func (g *globals) printTx(res *client.SubmitResult) error {
 
 func newTxCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tx", Short: "Sign and send transactions"}
+	cmd.AddCommand(newTransferCmd(g), newSimulateCmd(g))
+	return cmd
+}
+
+func newTransferCmd(g *globals) *cobra.Command {
 	var tf txFlags
 	var to, amount string
 	transfer := &cobra.Command{
@@ -115,7 +158,7 @@ func newTxCmd(g *globals) *cobra.Command {
 				}
 				return &ledger.Transfer{To: dest, Amount: coins}, nil
 			})
-			if err != nil {
+			if err != nil || res == nil {
 				return err
 			}
 			return g.printTx(res)
@@ -126,6 +169,34 @@ func newTxCmd(g *globals) *cobra.Command {
 	transfer.Flags().StringVar(&amount, "amount", "", "amount, e.g. 25TFLP or 25TFLP,3KWTT (required)")
 	_ = transfer.MarkFlagRequired("to")
 	_ = transfer.MarkFlagRequired("amount")
-	cmd.AddCommand(transfer)
-	return cmd
+	return transfer
+}
+
+// newSimulateCmd is "sos tx simulate ...": the same commands with --dry-run.
+func newSimulateCmd(g *globals) *cobra.Command {
+	sim := &cobra.Command{
+		Use:   "simulate",
+		Short: "Estimate gas of a transaction without sending it (any tx command with --dry-run)",
+		Long: `Run a transaction on the node's latest state without committing it and print the gas it
+uses and the receipt it would get. The subcommands take the same arguments as the real ones.`,
+		Example: "  sos tx simulate transfer --from alice --to bob --amount 1TFLP\n  sos tx simulate contract execute sos1... '{\"increment\":{}}' --from alice",
+	}
+	transfer := newTransferCmd(g)
+	forceDryRun(transfer)
+	sim.AddCommand(transfer)
+	contract := newContractCmd(g)
+	for _, c := range contract.Commands() {
+		if c.Flags().Lookup("dry-run") != nil {
+			forceDryRun(c)
+		} else {
+			contract.RemoveCommand(c)
+		}
+	}
+	sim.AddCommand(contract)
+	return sim
+}
+
+func forceDryRun(c *cobra.Command) {
+	_ = c.Flags().Set("dry-run", "true")
+	c.Flags().Lookup("dry-run").Hidden = true
 }

@@ -13,6 +13,7 @@ type Status struct {
 	TimeMs      int64  `json:"time_ms"`
 	GenesisHash string `json:"genesis_hash"`
 	MempoolSize int    `json:"mempool_size"`
+	MaxTxGas    uint64 `json:"max_tx_gas"`
 	Role        string `json:"role"`   // "leader", "follower", "learner" or "single"
 	Leader      string `json:"leader"` // node id of the current leader, if known
 	Term        uint64 `json:"term"`

@@ -19,6 +19,8 @@ type Builder struct {
 	ChainID string
 	Denoms  *ledger.Denoms
 	Codec   *ledger.Codec
+	// MaxTxGas is the chain's per-transaction gas cap: the budget of a simulation.
+	MaxTxGas uint64
 }
 
 // New asks the node for its chain id and tokens.
@@ -39,7 +41,7 @@ func New(ctx context.Context, c *client.Client) (*Builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("txbuild: node's denoms: %w", err)
 	}
-	return &Builder{Client: c, ChainID: st.ChainID, Denoms: denoms, Codec: ledger.NewCodec()}, nil
+	return &Builder{Client: c, ChainID: st.ChainID, Denoms: denoms, Codec: ledger.NewCodec(), MaxTxGas: st.MaxTxGas}, nil
 }
 
 // Options are the per-transaction choices.
@@ -55,10 +57,6 @@ type Options struct {
 // DefaultGasPrice is the price the CLI pays unless told otherwise; it meets
 // a default node's minimum.
 var DefaultGasPrice = ledger.GasPrice{Denom: ledger.DefaultFeeDenom, Micro: 10_000} // 0.01uTFLP
-
-// simulateGas is the gas limit used for estimation (at price zero, so the
-// sender need not afford it).
-const simulateGas = 50_000_000
 
 // Sign builds and signs a transaction.
 func (b *Builder) Sign(key *ledger.PrivateKey, p ledger.Payload, nonce uint64, withPubKey bool, gasLimit uint64, price ledger.GasPrice, memo string) ([]byte, error) {
@@ -113,18 +111,35 @@ var ErrSimulation = errors.New("simulation failed")
 // (gas can differ a little between simulation and inclusion, e.g. when the
 // signature size of the final tx differs).
 func (b *Builder) Estimate(ctx context.Context, key *ledger.PrivateKey, p ledger.Payload, nonce uint64, withKey bool, memo string) (uint64, error) {
-	raw, err := b.Sign(key, p, nonce, withKey, simulateGas, ledger.GasPrice{Denom: ledger.DefaultFeeDenom}, memo)
+	rc, err := b.Simulate(ctx, key, p, nonce, withKey, memo)
 	if err != nil {
 		return 0, err
-	}
-	rc, err := b.Client.Simulate(ctx, raw)
-	if err != nil {
-		return 0, fmt.Errorf("txbuild: simulate: %w", err)
 	}
 	if rc.Code != 0 {
 		return rc.GasUsed, fmt.Errorf("txbuild: %w: %s (code %d: %s)", ErrSimulation, rc.Error, rc.Code, rc.CodeName)
 	}
-	return rc.GasUsed + rc.GasUsed/5 + 1000, nil
+	return GasWithMargin(rc.GasUsed), nil
+}
+
+// GasWithMargin is the gas limit Estimate suggests for a simulated use.
+func GasWithMargin(used uint64) uint64 { return used + used/5 + 1000 }
+
+// Simulate runs the transaction on the node's latest state (at gas price
+// zero, so the sender need not afford the fee) and returns its receipt.
+func (b *Builder) Simulate(ctx context.Context, key *ledger.PrivateKey, p ledger.Payload, nonce uint64, withKey bool, memo string) (*client.Receipt, error) {
+	gas := b.MaxTxGas
+	if gas == 0 {
+		gas = 100_000_000
+	}
+	raw, err := b.Sign(key, p, nonce, withKey, gas, ledger.GasPrice{Denom: ledger.DefaultFeeDenom}, memo)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := b.Client.Simulate(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("txbuild: simulate: %w", err)
+	}
+	return rc, nil
 }
 
 // ErrTxFailed is returned when a committed transaction's payload failed.

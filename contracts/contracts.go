@@ -1,0 +1,446 @@
+package contracts
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
+)
+
+// Errors (matched with errors.Is).
+var (
+	ErrNoCode       = errors.New("contracts: no such code")
+	ErrNoContract   = errors.New("contracts: no such contract")
+	ErrUnauthorized = errors.New("contracts: unauthorized")
+	ErrReentrancy   = errors.New("contracts: re-entrant call")
+	ErrContract     = errors.New("contracts: contract returned an error")
+	ErrNoMigrate    = errors.New("contracts: code has no migrate entry point")
+)
+
+// Gas charged outside the VM (the VM charges instructions and host calls).
+const (
+	GasUploadPerByte = 100    // prepare (meter, snapshot, compile) and storage of the code
+	GasInstantiate   = 20_000 // instance record, address derivation
+	GasCallBase      = 10_000 // loading the instance and code records
+)
+
+// Key layout.
+const (
+	tagCode     byte = 0x01
+	tagCodeWasm byte = 0x02
+	tagInstance byte = 0x03
+	tagStore    byte = 0x04
+	tagSeq      byte = 0x05
+)
+
+func key(tag byte, parts ...[]byte) []byte {
+	k := []byte{ledger.PrefixContract, tag}
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+// CodeInfo describes uploaded code.
+type CodeInfo struct {
+	_         struct{}       `cbor:",toarray"`
+	Creator   ledger.Address `json:"creator"`
+	Size      uint32         `json:"size"`
+	Prepared  uint32         `json:"prepared_size"`
+	Height    uint64         `json:"height"`
+	Instances uint64         `json:"instances"`
+	Exports   []string       `json:"exports"`
+}
+
+// Instance describes a contract instance.
+type Instance struct {
+	_       struct{}       `cbor:",toarray"`
+	CodeID  ledger.Hash    `json:"code_id"`
+	Creator ledger.Address `json:"creator"`
+	Admin   ledger.Address `json:"admin"`
+	Label   string         `json:"label"`
+	Height  uint64         `json:"height"`
+	Calls   uint64         `json:"calls"`
+	GasUsed uint64         `json:"gas_used"`
+}
+
+// Engine runs contracts on a VM. It is safe for concurrent use; each call
+// works on the State it is given.
+type Engine struct {
+	vm     *vm.VM
+	codec  *ledger.Codec
+	denoms *ledger.Denoms
+
+	// prepared caches stored modules by code id: they are content-addressed
+	// and immutable, and reading 3 MB from the store per call would dominate.
+	mu       sync.Mutex
+	prepared map[ledger.Hash][]byte
+	order    []ledger.Hash
+}
+
+// New returns an engine.
+func New(v *vm.VM, codec *ledger.Codec, denoms *ledger.Denoms) *Engine {
+	return &Engine{vm: v, codec: codec, denoms: denoms, prepared: make(map[ledger.Hash][]byte)}
+}
+
+// Tx is the context of one transaction's contract work.
+type Tx struct {
+	St      *ledger.State
+	Gas     *ledger.GasMeter
+	ChainID string
+	Height  uint64
+	TimeMs  int64
+	Sender  ledger.Address
+	TxHash  ledger.Hash
+	Events  []ledger.Event // appended by successful calls
+
+	calls int // counts calls, for distinct random seeds
+}
+
+func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
+	return &ledger.Accounts{St: st, Codec: e.codec}
+}
+
+// Upload stores wasm (after validation, metering and pre-initialization)
+// and returns its code id. Uploading the same bytes again returns the same id.
+func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, error) {
+	if err := tx.Gas.Consume(GasUploadPerByte*uint64(len(wasm)), "contract upload"); err != nil {
+		return ledger.Hash{}, err
+	}
+	id := ledger.HashBytes(wasm)
+	if raw, err := tx.St.Get(key(tagCode, id[:])); err != nil {
+		return id, err
+	} else if raw != nil {
+		tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "deduplicated", "true"))
+		return id, nil
+	}
+	prepared, info, err := e.vm.Prepare(ctx, wasm)
+	if err != nil {
+		return id, fmt.Errorf("contracts: upload: %w", err)
+	}
+	for _, need := range []string{"instantiate", "execute", "query"} {
+		if !slices.Contains(info.Exports, need) {
+			return id, fmt.Errorf("contracts: upload: module does not export %q: %w", need, vm.ErrInvalidModule)
+		}
+	}
+	ci := CodeInfo{Creator: tx.Sender, Size: uint32(len(wasm)), Prepared: uint32(len(prepared)), Height: tx.Height, Exports: info.Exports}
+	if err := e.put(tx.St, key(tagCode, id[:]), &ci); err != nil {
+		return id, err
+	}
+	tx.St.Set(key(tagCodeWasm, id[:]), prepared)
+	e.remember(id, prepared)
+	tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "size", strconv.Itoa(len(wasm)), "prepared_size", strconv.Itoa(len(prepared))))
+	return id, nil
+}
+
+func (e *Engine) put(st *ledger.State, k []byte, v any) error {
+	b, err := e.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("contracts: encode: %w", err)
+	}
+	st.Set(k, b)
+	return nil
+}
+
+func (e *Engine) get(st *ledger.State, k []byte, v any) (bool, error) {
+	raw, err := st.Get(k)
+	if err != nil || raw == nil {
+		return false, err
+	}
+	if err := e.codec.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("contracts: stored record %x: %w: %w", k, ledger.ErrCorrupt, err)
+	}
+	return true, nil
+}
+
+// Code returns code info.
+func (e *Engine) Code(st *ledger.State, id ledger.Hash) (*CodeInfo, error) {
+	var ci CodeInfo
+	ok, err := e.get(st, key(tagCode, id[:]), &ci)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoCode, id)
+	}
+	return &ci, nil
+}
+
+// Instance returns an instance record.
+func (e *Engine) Instance(st *ledger.State, addr ledger.Address) (*Instance, error) {
+	var in Instance
+	ok, err := e.get(st, key(tagInstance, addr[:]), &in)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoContract, addr)
+	}
+	return &in, nil
+}
+
+func (e *Engine) remember(id ledger.Hash, prepared []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.prepared[id]; ok {
+		return
+	}
+	if len(e.order) >= 16 {
+		delete(e.prepared, e.order[0])
+		e.order = e.order[1:]
+	}
+	e.prepared[id] = prepared
+	e.order = append(e.order, id)
+}
+
+func (e *Engine) code(st *ledger.State, id ledger.Hash) ([]byte, error) {
+	e.mu.Lock()
+	p, ok := e.prepared[id]
+	e.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := st.Get(key(tagCodeWasm, id[:]))
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoCode, id)
+	}
+	e.remember(id, p)
+	return p, nil
+}
+
+// AddressFor derives the address of the seq-th instance of code id.
+func AddressFor(id ledger.Hash, seq uint64) ledger.Address {
+	return ledger.DeriveAddress("sos/contract/v1", id[:], binary.BigEndian.AppendUint64(nil, seq))
+}
+
+// Instantiate creates an instance and runs its instantiate entry point.
+func (e *Engine) Instantiate(ctx context.Context, tx *Tx, id ledger.Hash, msg []byte, label string, admin ledger.Address, funds ledger.Coins) (ledger.Address, []byte, error) {
+	if err := tx.Gas.Consume(GasInstantiate, "instantiate"); err != nil {
+		return ledger.Address{}, nil, err
+	}
+	ci, err := e.Code(tx.St, id)
+	if err != nil {
+		return ledger.Address{}, nil, err
+	}
+	seqRaw, err := tx.St.Get(key(tagSeq))
+	if err != nil {
+		return ledger.Address{}, nil, err
+	}
+	var seq uint64
+	if len(seqRaw) == 8 {
+		seq = binary.BigEndian.Uint64(seqRaw)
+	}
+	tx.St.Set(key(tagSeq), binary.BigEndian.AppendUint64(nil, seq+1))
+	addr := AddressFor(id, seq)
+	in := Instance{CodeID: id, Creator: tx.Sender, Admin: admin, Label: label, Height: tx.Height}
+	if err := e.put(tx.St, key(tagInstance, addr[:]), &in); err != nil {
+		return addr, nil, err
+	}
+	ci.Instances++
+	if err := e.put(tx.St, key(tagCode, id[:]), ci); err != nil {
+		return addr, nil, err
+	}
+	data, err := e.run(ctx, tx, nil, addr, "instantiate", msg, funds, tx.Gas.Remaining(), false)
+	if err != nil {
+		return addr, nil, err
+	}
+	tx.Events = append(tx.Events, ledger.NewEvent("instantiate", "contract", addr.String(), "code_id", id.String(), "label", label))
+	return addr, data, nil
+}
+
+// Execute runs a contract's execute entry point for the transaction's sender.
+func (e *Engine) Execute(ctx context.Context, tx *Tx, addr ledger.Address, msg []byte, funds ledger.Coins) ([]byte, error) {
+	return e.run(ctx, tx, nil, addr, "execute", msg, funds, tx.Gas.Remaining(), false)
+}
+
+// Migrate moves an instance to new code and runs the new code's migrate
+// entry point; only the admin may.
+func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id ledger.Hash, msg []byte) ([]byte, error) {
+	if err := tx.Gas.Consume(GasCallBase, "migrate"); err != nil {
+		return nil, err
+	}
+	in, err := e.Instance(tx.St, addr)
+	if err != nil {
+		return nil, err
+	}
+	if in.Admin.IsZero() || in.Admin != tx.Sender {
+		return nil, fmt.Errorf("%w: only the admin of %s may migrate it", ErrUnauthorized, addr)
+	}
+	ci, err := e.Code(tx.St, id)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(ci.Exports, "migrate") {
+		return nil, fmt.Errorf("%w: %s", ErrNoMigrate, id)
+	}
+	old := in.CodeID
+	in.CodeID = id
+	if err := e.put(tx.St, key(tagInstance, addr[:]), in); err != nil {
+		return nil, err
+	}
+	data, err := e.run(ctx, tx, nil, addr, "migrate", msg, nil, tx.Gas.Remaining(), false)
+	if err != nil {
+		return nil, err
+	}
+	tx.Events = append(tx.Events, ledger.NewEvent("migrate", "contract", addr.String(), "from_code", old.String(), "to_code", id.String()))
+	return data, nil
+}
+
+// Query runs a read-only query on st (which is never written) with a gas cap.
+func (e *Engine) Query(ctx context.Context, st *ledger.State, env Env, addr ledger.Address, msg []byte, gasLimit uint64) ([]byte, uint64, error) {
+	tx := &Tx{St: st, Gas: ledger.NewGasMeter(gasLimit), ChainID: env.ChainID, Height: env.Height, TimeMs: env.TimeMs}
+	data, err := e.run(ctx, tx, nil, addr, "query", msg, nil, gasLimit, true)
+	return data, tx.Gas.Used(), err
+}
+
+// Env is the block context of a query.
+type Env struct {
+	ChainID string
+	Height  uint64
+	TimeMs  int64
+}
+
+// frame is one contract call on the stack.
+type frame struct {
+	parent *frame
+	self   ledger.Address
+}
+
+func (f *frame) onStack(a ledger.Address) bool {
+	for ; f != nil; f = f.parent {
+		if f.self == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *frame) depth() int {
+	d := 0
+	for ; f != nil; f = f.parent {
+		d++
+	}
+	return d
+}
+
+// run calls entry on the contract at addr with gasLimit, inside a State
+// snapshot: on any failure the call's writes and events are undone and the
+// error returned; the gas it used is charged either way.
+func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Address, entry string, msg []byte, funds ledger.Coins, gasLimit uint64, readOnly bool) ([]byte, error) {
+	if parent.onStack(addr) {
+		return nil, fmt.Errorf("%w: %s is already executing", ErrReentrancy, addr)
+	}
+	in, err := e.Instance(tx.St, addr)
+	if err != nil {
+		return nil, err
+	}
+	prepared, err := e.code(tx.St, in.CodeID)
+	if err != nil {
+		return nil, err
+	}
+	caller := tx.Sender
+	if parent != nil {
+		caller = parent.self
+	}
+	snap := tx.St.Snapshot()
+	events := len(tx.Events)
+	fail := func(err error) ([]byte, error) {
+		tx.St.RevertTo(snap)
+		tx.Events = tx.Events[:events]
+		return nil, err
+	}
+	if len(funds) > 0 {
+		if readOnly {
+			return fail(fmt.Errorf("contracts: funds sent with a read-only call: %w", vm.ErrReadOnly))
+		}
+		if err := e.accounts(tx.St).Transfer(caller, addr, funds); err != nil {
+			return fail(fmt.Errorf("contracts: sending funds to %s: %w", addr, err))
+		}
+	}
+	fundsJSON, err := coinsJSON(funds)
+	if err != nil {
+		return fail(err)
+	}
+	tx.calls++
+	seed := sha256.Sum256(binary.BigEndian.AppendUint64(append(tx.TxHash[:0:0], tx.TxHash[:]...), uint64(tx.calls)))
+	f := &frame{parent: parent, self: addr}
+	h := &host{e: e, tx: tx, frame: f, readOnly: readOnly, ctx: ctx}
+	env := vm.Env{
+		ChainID: tx.ChainID, Height: tx.Height, TimeMs: tx.TimeMs,
+		Self: addr, Sender: tx.Sender, Caller: caller, Funds: fundsJSON, Seed: seed,
+		ReadOnly: readOnly, Depth: f.depth() - 1,
+	}
+	if gasLimit > tx.Gas.Remaining() {
+		gasLimit = tx.Gas.Remaining()
+	}
+	res, err := e.vm.Call(ctx, in.CodeID, prepared, entry, msg, env, h, gasLimit)
+	if cerr := tx.Gas.Consume(res.GasUsed, "contract "+entry); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if errors.Is(err, vm.ErrOutOfGas) {
+			err = fmt.Errorf("%w: %w", ledger.ErrOutOfGas, err)
+		}
+		return fail(err)
+	}
+	if res.Failed {
+		return fail(fmt.Errorf("%w: %s", ErrContract, res.Data))
+	}
+	if !readOnly {
+		in.Calls++
+		in.GasUsed += res.GasUsed
+		if err := e.put(tx.St, key(tagInstance, addr[:]), in); err != nil {
+			return fail(err)
+		}
+	}
+	return res.Data, nil
+}
+
+func coinsJSON(cs ledger.Coins) ([]byte, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	type coin struct {
+		Denom  string `json:"denom"`
+		Amount string `json:"amount"`
+	}
+	out := make([]coin, len(cs))
+	for i, c := range cs {
+		out[i] = coin{Denom: c.Denom, Amount: strconv.FormatUint(c.Amount, 10)}
+	}
+	return json.Marshal(out)
+}
+
+func parseCoinsJSON(b []byte) (ledger.Coins, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	var in []struct {
+		Denom  string `json:"denom"`
+		Amount string `json:"amount"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("contracts: funds: %w", err)
+	}
+	list := make([]ledger.Coin, 0, len(in))
+	for _, c := range in {
+		a, err := strconv.ParseUint(c.Amount, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("contracts: funds amount %q: %w", c.Amount, ledger.ErrOverflow)
+		}
+		list = append(list, ledger.Coin{Denom: c.Denom, Amount: a})
+	}
+	return ledger.NormalizeCoins(list)
+}
