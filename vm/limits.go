@@ -1,0 +1,81 @@
+package vm
+
+import "github.com/sos-kernel/sos/vm/meter"
+
+// Protocol limits. They are part of consensus: changing one changes which
+// transactions succeed, so it needs a protocol version bump, like the cost
+// table in package meter.
+const (
+	// MaxCodeBytes bounds an uploaded module.
+	MaxCodeBytes = 8 << 20
+	// MaxMemoryPages bounds linear memory (64 KiB pages): 8 MiB. A Go
+	// contract uses ≈46 pages after runtime initialization.
+	MaxMemoryPages = 128
+	// MaxCallDepth bounds nested contract calls: Env.Depth of a call is in
+	// [0, MaxCallDepth).
+	MaxCallDepth = 8
+	// MaxInputBytes bounds the message of a call and of a nested call.
+	MaxInputBytes = 256 << 10
+	// MaxResultBytes bounds set_result.
+	MaxResultBytes = 256 << 10
+	// MaxKeyBytes and MaxValueBytes bound storage keys and values.
+	MaxKeyBytes   = 256
+	MaxValueBytes = 128 << 10
+	// MaxEventBytes bounds one emitted event.
+	MaxEventBytes = 8 << 10
+	// MaxEvents bounds the events of one call.
+	MaxEvents = 256
+	// MaxIterators bounds the storage iterators a call may hold open.
+	MaxIterators = 16
+	// MaxFundsBytes bounds the funds JSON of a nested call.
+	MaxFundsBytes = 4 << 10
+	// MaxDenomBytes bounds a denomination name.
+	MaxDenomBytes = 128
+	// MaxHashInputBytes bounds the input of sha256 and blake3.
+	MaxHashInputBytes = 1 << 20
+	// MaxAddrStringBytes bounds the input of addr_from_string.
+	MaxAddrStringBytes = 256
+	// MaxCryptoArgBytes bounds each argument of mldsa_verify.
+	MaxCryptoArgBytes = 64 << 10
+	// MaxTxGas caps the gas limit of one call tree (a transaction).
+	MaxTxGas = 1_000_000_000
+	// MaxBlockGas caps the gas of all transactions in a block.
+	MaxBlockGas = 20_000_000_000
+	// DefaultQueryGas is the budget of a query when the caller gives none.
+	DefaultQueryGas = 100_000_000
+	// MaxPrepareGas bounds module initialization (the start function and
+	// _initialize) during Prepare.
+	MaxPrepareGas = 500_000_000
+)
+
+// Host-call gas costs. One gas is meant to be about one nanosecond on the
+// reference machine, like meter.DefaultCosts; storage writes are priced above
+// their CPU time because they grow state.
+const (
+	GasHostBase          = 100 // every host function, including WASI
+	GasPerByte           = 1   // bytes copied between guest and host
+	GasStorageGet        = 1_000
+	GasStorageSet        = 5_000
+	GasStorageSetPerByte = 10
+	GasStorageDelete     = 2_000
+	GasIterOpen          = 2_000
+	GasIterNext          = 500
+	GasBalance           = 1_000
+	GasTransfer          = 5_000
+	GasEmitEvent         = 1_000
+	GasEmitPerByte       = 5
+	GasCall              = 20_000
+	GasHashPerByte       = 2
+	GasMLDSAVerify       = 200_000
+	GasAddrConvert       = 500
+)
+
+// meterOptions returns the instrumentation options matching these limits.
+func meterOptions(costs meter.CostTable) meter.Options {
+	o := meter.DefaultOptions()
+	o.Costs = costs
+	o.Limits.MaxCodeBytes = MaxCodeBytes
+	o.Limits.MaxMemoryPages = MaxMemoryPages
+	o.InitialGas = MaxPrepareGas
+	return o
+}

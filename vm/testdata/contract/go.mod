@@ -1,0 +1,3 @@
+module sostestcontract
+
+go 1.24

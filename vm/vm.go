@@ -1,0 +1,345 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sos-kernel/sos/vm/meter"
+)
+
+// Config configures a VM. The zero value is usable: protocol costs, no
+// on-disk cache, a 64-entry module cache and an 8 KiB debug log.
+type Config struct {
+	// Costs is the instruction cost table; zero means meter.DefaultCosts().
+	// It is consensus: every node must use the same table.
+	Costs meter.CostTable
+	// CacheDir holds wazero's on-disk compilation cache; "" means none.
+	CacheDir string
+	// ModuleCacheSize is the number of compiled, snapshotted modules kept in
+	// memory (LRU); 0 means 64.
+	ModuleCacheSize int
+	// DebugLogBytes caps the debug log kept per call (the tail is kept);
+	// 0 means 8 KiB, negative means no log.
+	DebugLogBytes int
+	// Logger receives cache and lifecycle events; nil means none.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Costs == (meter.CostTable{}) {
+		c.Costs = meter.DefaultCosts()
+	}
+	if c.ModuleCacheSize == 0 {
+		c.ModuleCacheSize = 64
+	}
+	if c.ModuleCacheSize < 0 {
+		return c, fmt.Errorf("vm: config: ModuleCacheSize %d is negative", c.ModuleCacheSize)
+	}
+	if c.DebugLogBytes == 0 {
+		c.DebugLogBytes = 8 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Env is what a call may learn about its context. Everything in it must be
+// identical on every node executing the call.
+type Env struct {
+	ChainID string
+	Height  uint64
+	TimeMs  int64 // block time, unix milliseconds
+	// Self is the called contract, Sender the account that signed the
+	// transaction, Caller the immediate caller (Sender or a contract).
+	Self, Sender, Caller [32]byte
+	// Funds is the JSON list of coins sent with the call
+	// ([{"denom":"uTFLP","amount":"5"}]); nil means none.
+	Funds []byte
+	// Seed seeds random_get; derive it from the block and transaction
+	// hashes (and the call's position in the call tree).
+	Seed [32]byte
+	// ReadOnly makes every state change fail with ErrReadOnly (queries).
+	ReadOnly bool
+	// Depth is the nesting level: 0 for a transaction's call, parent+1
+	// for a nested call; it must stay below MaxCallDepth.
+	Depth int
+}
+
+// Host is the contract's view of the chain, implemented by package
+// contracts over a ledger transaction buffer. The VM validates sizes and
+// charges gas before calling it; the VM copies every slice it passes, so the
+// Host may keep them. Storage is already scoped to Env.Self.
+//
+// A Host error other than the documented sentinels aborts the call and is
+// returned (wrapped) by Call. The VM never undoes writes: when Call returns
+// an error or Result.Failed, the caller must discard everything the call
+// (and its nested calls) wrote.
+type Host interface {
+	StorageGet(key []byte) (val []byte, found bool, err error)
+	StorageSet(key, val []byte) error
+	StorageDelete(key []byte) error
+	// StorageIterate iterates keys in [start, end) (end nil: no bound) in
+	// ascending order, or descending when reverse is set.
+	StorageIterate(start, end []byte, reverse bool) (Iterator, error)
+	Balance(addr [32]byte, denom string) (uint64, error)
+	// Transfer moves coins from Env.Self; ErrInsufficientFunds and
+	// ErrUnknownDenom become return codes 1 and 2 for the guest.
+	Transfer(to [32]byte, denom string, amount uint64) error
+	// Call runs a nested call of another contract with at most gasLimit gas
+	// and reports the gas it used. A non-nil error means the callee failed:
+	// the Host must have reverted the callee's writes; the guest sees
+	// return code 1 and err.Error() as the result.
+	Call(ctx context.Context, addr [32]byte, msg, funds []byte, gasLimit uint64, readOnly bool) (result []byte, gasUsed uint64, err error)
+	Emit(eventJSON []byte) error
+	AddrToString(a [32]byte) string
+	AddrFromString(s string) ([32]byte, error)
+}
+
+// Iterator walks storage entries; see Host.StorageIterate.
+type Iterator interface {
+	// Next returns the next entry, or ok == false at the end.
+	Next() (key, val []byte, ok bool, err error)
+	Close() error
+}
+
+// Result is the outcome of a call that ran to completion.
+type Result struct {
+	// Data is what the contract passed to set_result: its answer, or the
+	// error text when Failed.
+	Data []byte
+	// GasUsed is set also when Call returns an error (the fee is charged).
+	GasUsed uint64
+	// Failed reports that the entry point returned 1 (a handled error):
+	// the caller reverts the call's writes.
+	Failed bool
+	// DebugLog is the tail of debug_log and stdout/stderr output. It is not
+	// consensus data.
+	DebugLog []byte
+}
+
+// ModuleInfo describes a prepared module.
+type ModuleInfo struct {
+	// Exports are the exported function names callable with Call
+	// (instantiate, execute, query, migrate, allocate, ...), sorted.
+	Exports []string
+	// Size is the size of the prepared module in bytes.
+	Size int
+	// MemoryPages is the memory size after initialization.
+	MemoryPages uint32
+	// InitGas is the gas _initialize (and any start function) used.
+	InitGas uint64
+}
+
+// VM compiles, caches and runs contracts. It is safe for concurrent use.
+type VM struct {
+	cfg     Config
+	rt      wazero.Runtime // optimizing compiler: runs calls
+	snapRT  wazero.Runtime // interpreter: runs _initialize at Prepare
+	cache   wazero.CompilationCache
+	modules *moduleCache
+
+	// prepareGas bounds initialization at Prepare: MaxPrepareGas (tests
+	// lower it).
+	prepareGas int64
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// New creates a VM. Close it to release compiled code and memory mappings.
+func New(ctx context.Context, cfg Config) (*VM, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	v := &VM{cfg: cfg, prepareGas: MaxPrepareGas}
+	rc := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(MaxMemoryPages).
+		WithCoreFeatures(api.CoreFeaturesV2)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("vm: compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		v.cache = cache
+		rc = rc.WithCompilationCache(cache)
+	}
+	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	v.snapRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
+		WithMemoryLimitPages(MaxMemoryPages).
+		WithCoreFeatures(api.CoreFeaturesV2))
+	for _, r := range []wazero.Runtime{v.rt, v.snapRT} {
+		if err := instantiateHostModules(ctx, r); err != nil {
+			v.Close(ctx)
+			return nil, err
+		}
+	}
+	v.modules = newModuleCache(cfg.ModuleCacheSize)
+	return v, nil
+}
+
+// Close releases everything; calls in flight must have returned.
+func (v *VM) Close(ctx context.Context) error {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return nil
+	}
+	v.closed = true
+	v.mu.Unlock()
+	if v.modules != nil {
+		v.modules.closeAll(ctx)
+	}
+	var errs []error
+	if v.rt != nil {
+		errs = append(errs, v.rt.Close(ctx))
+	}
+	if v.snapRT != nil {
+		errs = append(errs, v.snapRT.Close(ctx))
+	}
+	if v.cache != nil {
+		errs = append(errs, v.cache.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Call runs entry (instantiate, execute, query, migrate, ...) of a prepared
+// module on a fresh instance state: memory and globals exactly as Prepare
+// snapshotted them. codeID identifies prepared in the module cache (the
+// code's hash); prepared must be bytes Prepare returned.
+//
+// On success Result.Failed tells whether the contract reported a handled
+// error. On error (ErrOutOfGas, ErrTrap, ErrReadOnly, ErrLimit, ErrCallDepth
+// or a Host error), Result still carries GasUsed and DebugLog. In both
+// failure cases the caller must revert the call's writes. The "query"
+// entry point always runs read-only, whatever env.ReadOnly says.
+func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry string, input []byte,
+	env Env, host Host, gasLimit uint64) (Result, error) {
+	switch {
+	case gasLimit > MaxTxGas:
+		return Result{}, fmt.Errorf("%w: gas limit %d above %d", ErrLimit, gasLimit, MaxTxGas)
+	case len(input) > MaxInputBytes:
+		return Result{}, fmt.Errorf("%w: message is %d bytes, limit %d", ErrLimit, len(input), MaxInputBytes)
+	case env.Depth < 0 || env.Depth >= MaxCallDepth:
+		return Result{}, fmt.Errorf("%w: depth %d, limit %d", ErrCallDepth, env.Depth, MaxCallDepth)
+	case host == nil:
+		return Result{}, errors.New("vm: Call: nil Host")
+	}
+	if entry == "query" {
+		env.ReadOnly = true
+	}
+	mod, err := v.module(ctx, codeID, prepared)
+	if err != nil {
+		return Result{}, err
+	}
+	defer mod.unref(ctx)
+	inst, err := mod.acquire(ctx, v.rt)
+	if err != nil {
+		return Result{}, err
+	}
+	fn := inst.entries[entry]
+	if fn == nil {
+		mod.release(ctx, inst, true)
+		return Result{}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
+	}
+
+	s := &callState{
+		ctx:      ctx,
+		env:      &env,
+		host:     host,
+		input:    input,
+		gas:      inst.gas,
+		logCap:   v.cfg.DebugLogBytes,
+		monoBase: mod.monoNs,
+		realBase: env.TimeMs * 1_000_000,
+		rng:      newRNG(env.Seed),
+	}
+	inst.gas.Set(gasLimit)
+	ret, callErr := fn.Call(context.WithValue(ctx, stateKey{}, s))
+	left := int64(inst.gas.Get())
+	s.closeIterators()
+
+	res := Result{DebugLog: s.log}
+	if left < 0 {
+		res.GasUsed = gasLimit
+	} else {
+		res.GasUsed = gasLimit - uint64(left)
+	}
+	reuse := callErr == nil && inst.mod.Memory().Size() == mod.pages*65536
+	mod.release(ctx, inst, reuse)
+
+	if callErr != nil {
+		return res, s.classify(callErr, left)
+	}
+	if left < 0 { // cannot happen: a negative counter traps before returning
+		return res, fmt.Errorf("%w: gas counter negative after return", ErrOutOfGas)
+	}
+	res.Data = s.result
+	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0
+	return res, nil
+}
+
+// classify turns the error of a guest call into our sentinels.
+func (s *callState) classify(err error, gasLeft int64) error {
+	if s.trap != nil {
+		if errors.Is(s.trap, ErrTrap) && s.exited {
+			return fmt.Errorf("%w: contract exited with code %d%s", ErrTrap, s.exitCode, s.panicText())
+		}
+		return s.trap
+	}
+	if gasLeft < 0 {
+		return fmt.Errorf("%w: %s", ErrOutOfGas, trapText(err))
+	}
+	return fmt.Errorf("%w: %s%s", ErrTrap, trapText(err), s.panicText())
+}
+
+// panicText returns ": <reason>" from the debug log when the Go runtime
+// printed a panic or fatal error before exiting, else "".
+func (s *callState) panicText() string {
+	log := string(s.log)
+	for _, marker := range []string{"panic: ", "fatal error: "} {
+		if i := strings.LastIndex(log, marker); i >= 0 {
+			return ": contract panicked: " + firstLine(log[i:])
+		}
+	}
+	if log = strings.TrimSpace(log); log != "" {
+		if len(log) > 200 {
+			log = "…" + log[len(log)-200:]
+		}
+		return ": debug log: " + log
+	}
+	return ""
+}
+
+// trapText condenses wazero's "wasm error: X\nwasm stack trace:\n\tf(...)"
+// into "X in f".
+func trapText(err error) string {
+	msg := err.Error()
+	lines := strings.Split(msg, "\n")
+	text := strings.TrimPrefix(lines[0], "wasm error: ")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "wasm stack trace:") && i+1 < len(lines) {
+			fn := strings.TrimPrefix(strings.TrimSpace(lines[i+1]), ".")
+			if j := strings.IndexByte(fn, '('); j > 0 {
+				fn = fn[:j]
+			}
+			return text + " in " + fn
+		}
+	}
+	return text
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
