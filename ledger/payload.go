@@ -172,7 +172,7 @@ func newPayload(k PayloadKind) Payload {
 	case KindContractMigrate:
 		return &ContractMigrate{}
 	}
-	return nil
+	return newMarketPayload(k)
 }
 
 // String is a readable name of a payload kind for receipts, logs and the TUI.
@@ -188,6 +188,9 @@ func (k PayloadKind) String() string {
 		return "contract_execute"
 	case KindContractMigrate:
 		return "contract_migrate"
+	}
+	if n := marketKindName(k); n != "" {
+		return n
 	}
 	return fmt.Sprintf("kind(%d)", uint16(k))
 }
