@@ -80,12 +80,16 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 // Status summarizes the node.
 func (n *Node) Status() client.Status {
 	head := n.store.Head()
-	return client.Status{
+	s := client.Status{
 		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
 		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, Role: "single", Leader: n.nodeID,
 		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{},
 	}
+	if n.cluster != nil {
+		n.cluster.status(&s)
+	}
+	return s
 }
 
 func (n *Node) parseHeight(s string) (uint64, error) {
@@ -293,6 +297,9 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 		res.Error = errs[0].Error()
 		return res, statusOf(errs[0])
 	}
+	if n.cluster != nil {
+		n.cluster.Forward([][]byte{raw})
+	}
 	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
 		n.Trigger()
 	}
@@ -339,11 +346,17 @@ func (n *Node) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	hashes, errs := n.mempool.Add(raws)
 	out := make([]client.BatchResult, len(raws))
+	accepted := make([][]byte, 0, len(raws))
 	for i := range raws {
 		out[i].TxHash = hashes[i].String()
 		if errs[i] != nil {
 			out[i].Error = errs[i].Error()
+		} else {
+			accepted = append(accepted, raws[i])
 		}
+	}
+	if n.cluster != nil {
+		n.cluster.Forward(accepted)
 	}
 	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
 		n.Trigger()

@@ -31,6 +31,8 @@ type Rejected struct {
 // leaves out those that cannot be included, stops at the block's gas and tx
 // limits, and seals and signs the header. Nothing is written.
 func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64, key *ledger.PrivateKey) (*BuiltBlock, error) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
 	head := c.store.Head()
 	if timeMs <= head.Time {
 		timeMs = head.Time + 1 // block time strictly increases even if the clock stepped back
@@ -110,9 +112,12 @@ func (c *Chain) receiptRoot(rs []ledger.Receipt) (ledger.Hash, error) {
 	return ledger.MerkleRoot(leaves), nil
 }
 
-// Commit writes a built block.
-func (c *Chain) Commit(bb *BuiltBlock) error {
-	return c.store.Commit(bb.Block, bb.Receipts, bb.Prepared)
+// Commit writes a built block; aux adds node-local records to the same
+// batch (the raft applied index).
+func (c *Chain) Commit(bb *BuiltBlock, aux ...ledger.Change) error {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
+	return c.store.Commit(bb.Block, bb.Receipts, bb.Prepared, aux...)
 }
 
 // ErrStateMismatch means re-executing a block gave a different result than
@@ -125,6 +130,8 @@ var ErrStateMismatch = errors.New("state mismatch")
 // every transaction's signature (in parallel), and that the receipts and
 // state root match the header. It returns a BuiltBlock ready to commit.
 func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey ledger.PublicKey) (*BuiltBlock, error) {
+	c.execMu.Lock()
+	defer c.execMu.Unlock()
 	head := c.store.Head()
 	h := b.Header.Height
 	switch {

@@ -27,6 +27,10 @@ type Chain struct {
 
 	// pubKeys caches parsed public keys (parsing expands the ML-DSA matrix,
 	// which costs about as much as a verification).
+	// execMu serializes building, executing and committing blocks: the
+	// state tree must not compute a root while a commit adopts a new one.
+	execMu sync.Mutex
+
 	pkMu    sync.Mutex
 	pubKeys map[ledger.Address]ledger.PublicKey
 }

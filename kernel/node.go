@@ -38,6 +38,12 @@ type NodeOptions struct {
 	FS         vfs.FS           // nil: OS filesystem (store under Home/data)
 	// Listener, if set, serves the API instead of listening on Config.APIAddr.
 	Listener net.Listener
+	// PeerNet links the node to the other cluster members. Required when
+	// genesis lists more than one node or the node joins a cluster.
+	PeerNet PeerNet
+	// Join makes a node that is not in genesis start as a new member
+	// waiting to be added to the cluster.
+	Join bool
 }
 
 // Node is one running sos node: store, execution, mempool, block production
@@ -51,6 +57,7 @@ type Node struct {
 	mempool *Mempool
 	events  *Events
 	metrics *Metrics
+	cluster *cluster // nil: a single node that makes its own blocks
 	clock   func() time.Time
 	nodeID  string
 
@@ -126,6 +133,21 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
+	members, err := MembersFromGenesis(g)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	if len(members) > 1 || opts.Join {
+		if opts.PeerNet == nil {
+			n.Close()
+			return nil, fmt.Errorf("kernel: genesis lists %d cluster members but no peer network is configured", len(members))
+		}
+		if n.cluster, err = newCluster(n, opts.PeerNet, members, opts.Join); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -197,7 +219,11 @@ func (n *Node) Run(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 		return nil
 	})
-	g.Go(func() error { return n.produce(ctx) })
+	if n.cluster != nil {
+		g.Go(func() error { return n.cluster.run(ctx) })
+	} else {
+		g.Go(func() error { return n.produce(ctx) })
+	}
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -266,16 +292,21 @@ func (n *Node) ProduceBlock(ctx context.Context) error {
 	if err := n.chain.Commit(bb); err != nil {
 		return err
 	}
-	t2 := time.Now()
+	n.afterCommit(bb, t1.Sub(t0), time.Since(t1))
+	return nil
+}
+
+// afterCommit updates the mempool, metrics and event stream for a block
+// just committed (built here or received from the cluster).
+func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.mempool.Update(bb)
-	n.observe(bb, t1.Sub(t0), t2.Sub(t1))
+	n.observe(bb, build, commit)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind
 	} else {
 		n.announce(bb)
 	}
-	return nil
 }
 
 func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {

@@ -502,6 +502,30 @@ func (sp *StateProof) Verify(root Hash) error {
 // AuxGet reads a node-local (non-consensus) key.
 func (s *Store) AuxGet(key []byte) ([]byte, error) { return s.get(append([]byte{tAux}, key...)) }
 
+// AuxIterate visits node-local keys with a prefix in order until fn returns false.
+func (s *Store) AuxIterate(prefix []byte, fn func(k, v []byte) bool) error {
+	lower := append([]byte{tAux}, prefix...)
+	upper := append([]byte{tAux}, prefix...)
+	for i := len(upper) - 1; i >= 0; i-- {
+		if upper[i] < 0xff {
+			upper[i]++
+			upper = upper[:i+1]
+			break
+		}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("ledger: aux iterate: %w", err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if !fn(it.Key()[1:], bytes.Clone(it.Value())) {
+			break
+		}
+	}
+	return it.Error()
+}
+
 // AuxWrite writes node-local keys in one synced batch.
 func (s *Store) AuxWrite(changes []Change) error {
 	batch := s.db.NewBatch()

@@ -1,0 +1,503 @@
+package kernel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/net/raftnode"
+)
+
+// Stream kinds the cluster uses on the peer network.
+const (
+	StreamRaft byte = 1 // raft messages
+	StreamTxs  byte = 2 // forwarded transactions (length-prefixed batch)
+	StreamSync byte = 3 // block sync requests and answers
+)
+
+// PeerNet is what the cluster needs from the transport: ordered, reliable
+// (best-effort across reconnects) messages to a peer by node id, per kind.
+// Package net implements it over QUIC; tests use an in-memory network.
+type PeerNet interface {
+	Send(ctx context.Context, peer string, kind byte, msg []byte) error
+	Handle(kind byte, fn func(from string, msg []byte))
+	Peers() []client.Peer
+}
+
+// Member is a cluster member: its ML-DSA key, node id and raft id.
+type Member struct {
+	NodeID string
+	RaftID uint64
+	PubKey ledger.PublicKey
+	Addr   string
+}
+
+// RaftID derives a member's raft id from its node id (never zero).
+func RaftID(nodeID string) uint64 {
+	h := sha256.Sum256([]byte(nodeID))
+	id := binary.BigEndian.Uint64(h[:8])
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// MembersFromGenesis lists the genesis cluster members.
+func MembersFromGenesis(g *ledger.Genesis) ([]Member, error) {
+	keys, err := g.NodePubKeys()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Member, len(keys))
+	for i, k := range keys {
+		id := k.Fingerprint()
+		out[i] = Member{NodeID: id, RaftID: RaftID(id), PubKey: k, Addr: g.Nodes[i].Addr}
+	}
+	return out, nil
+}
+
+// cluster orders blocks with raft: the leader builds and signs a block on
+// the committed head and proposes it; every member (the leader included)
+// applies committed blocks in log order, re-executing them unless it built
+// them itself, and refuses to go on if its result differs from the signed
+// header. A committed block that does not extend the head (a proposal of a
+// deposed leader) is skipped by everyone alike.
+type cluster struct {
+	node    *Node
+	net     PeerNet
+	raft    *raftnode.Node
+	self    Member
+	log     *slog.Logger
+	members map[uint64]Member
+	byAddr  map[ledger.Address]Member
+
+	mu         sync.Mutex
+	inflight   *BuiltBlock
+	inflightAt time.Time
+	lastLeader uint64
+	ctx        context.Context
+	syncCh     chan []byte // block sync answers while catching up
+}
+
+var keyApplied = []byte("raft/applied")
+
+func newCluster(n *Node, pn PeerNet, members []Member, join bool) (*cluster, error) {
+	c := &cluster{node: n, net: pn, log: n.log, members: map[uint64]Member{}, byAddr: map[ledger.Address]Member{}, ctx: context.Background()}
+	var peers []uint64
+	for _, m := range members {
+		c.members[m.RaftID] = m
+		c.byAddr[m.PubKey.Address()] = m
+		peers = append(peers, m.RaftID)
+		if m.NodeID == n.nodeID {
+			c.self = m
+		}
+	}
+	if c.self.NodeID == "" {
+		if !join {
+			return nil, fmt.Errorf("kernel: this node (%s) is not a member of the cluster in genesis.json", n.nodeID)
+		}
+		pub := n.opts.NodeKey.Public()
+		c.self = Member{NodeID: n.nodeID, RaftID: RaftID(n.nodeID), PubKey: pub}
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i] < peers[j] })
+	rn, err := raftnode.New(raftnode.Config{
+		ID: c.self.RaftID, Peers: peers, Join: join, Store: n.store, SM: c, Transport: c, Logger: n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.raft = rn
+	pn.Handle(StreamRaft, func(from string, msg []byte) {
+		if err := rn.Step(c.ctx, msg); err != nil {
+			c.log.Debug("raft step", "from", from, "err", err)
+		}
+	})
+	pn.Handle(StreamTxs, c.receiveTxs)
+	pn.Handle(StreamSync, c.handleSync)
+	return c, nil
+}
+
+// Send implements raftnode.Transport.
+func (c *cluster) Send(to uint64, msg []byte) {
+	m, ok := c.members[to]
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+	defer cancel()
+	if err := c.net.Send(ctx, m.NodeID, StreamRaft, msg); err != nil {
+		c.raft.ReportUnreachable(to)
+	}
+}
+
+// AppliedIndex implements raftnode.StateMachine.
+func (c *cluster) AppliedIndex() uint64 {
+	v, err := c.node.store.AuxGet(keyApplied)
+	if err != nil || len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// SaveApplied implements raftnode.StateMachine.
+func (c *cluster) SaveApplied(index uint64) error {
+	return c.node.store.AuxWrite([]ledger.Change{{Key: keyApplied, Value: binary.BigEndian.AppendUint64(nil, index)}})
+}
+
+// Apply implements raftnode.StateMachine: a committed block.
+func (c *cluster) Apply(index uint64, data []byte) error {
+	chain := c.node.chain
+	b, err := chain.codec.DecodeBlock(data)
+	if err != nil {
+		c.log.Warn("committed entry is not a block; skipped", "index", index, "err", err)
+		return c.SaveApplied(index)
+	}
+	head := c.node.store.Head()
+	if b.Header.Height != head.Height+1 || b.Header.PrevHash != head.BlockHash {
+		// A proposal built on a head that another block already extended.
+		c.log.Debug("stale block proposal skipped", "height", b.Header.Height, "head", head.Height)
+		return c.SaveApplied(index)
+	}
+	proposer, ok := c.byAddr[b.Header.Proposer]
+	if !ok {
+		c.log.Warn("block from a non-member skipped", "height", b.Header.Height)
+		return c.SaveApplied(index)
+	}
+	hash, err := chain.codec.HeaderHash(&b.Header)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	bb := c.inflight
+	c.mu.Unlock()
+	if bb == nil || bb.Hash != hash {
+		if bb, err = chain.ExecuteBlock(c.ctx, b, proposer.PubKey); err != nil {
+			if errors.Is(err, ErrStateMismatch) {
+				return fmt.Errorf("kernel: halting: block %d from %s: %w", b.Header.Height, proposer.NodeID, err)
+			}
+			c.log.Warn("invalid committed block skipped", "height", b.Header.Height, "err", err)
+			return c.SaveApplied(index)
+		}
+	}
+	aux := ledger.Change{Key: keyApplied, Value: binary.BigEndian.AppendUint64(nil, index)}
+	if err := chain.Commit(bb, aux); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.inflight != nil && c.inflight.Block.Header.Height <= b.Header.Height {
+		c.inflight = nil
+	}
+	c.mu.Unlock()
+	c.node.afterCommit(bb, 0, 0)
+	return nil
+}
+
+// headInfo is the raft snapshot payload: the head the snapshot stands for.
+type headInfo struct {
+	_      struct{} `cbor:",toarray"`
+	Height uint64
+	Hash   ledger.Hash
+	Leader string
+}
+
+// Snapshot implements raftnode.StateMachine.
+func (c *cluster) Snapshot() ([]byte, error) {
+	h := c.node.store.Head()
+	return c.node.chain.codec.Marshal(&headInfo{Height: h.Height, Hash: h.BlockHash, Leader: c.self.NodeID})
+}
+
+// Restore implements raftnode.StateMachine: the leader compacted the log
+// past what this node has; fetch and re-execute the missing blocks.
+func (c *cluster) Restore(index uint64, data []byte) error {
+	var hi headInfo
+	if err := c.node.chain.codec.Unmarshal(data, &hi); err != nil {
+		return fmt.Errorf("kernel: snapshot: %w", err)
+	}
+	if err := c.syncTo(hi.Height, hi.Leader); err != nil {
+		return err
+	}
+	if got := c.node.store.Head(); got.Height != hi.Height || got.BlockHash != hi.Hash {
+		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %d %s: %w", got.Height, got.BlockHash, hi.Height, hi.Hash, ErrStateMismatch)
+	}
+	return c.SaveApplied(index)
+}
+
+// ConfChanged implements raftnode.StateMachine.
+func (c *cluster) ConfChanged(cs *pb.ConfState, cc pb.ConfChangeI) {
+	c.log.Info("cluster membership changed", "voters", len(cs.GetVoters()), "learners", len(cs.GetLearners()))
+}
+
+// run drives raft and, while this node leads, proposes blocks.
+func (c *cluster) run(ctx context.Context) error {
+	c.ctx = ctx
+	errc := make(chan error, 1)
+	go func() { errc <- c.raft.Run(ctx) }()
+	interval := c.node.opts.Config.BlockInterval.Duration
+	t := time.NewTicker(interval / 4)
+	defer t.Stop()
+	var lastBlock time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case err := <-errc:
+			return err
+		case <-c.node.trigger:
+		case <-t.C:
+		}
+		st := c.raft.Status()
+		if st.Leader != c.lastLeader {
+			c.lastLeader = st.Leader
+			if st.Leader != 0 && st.Leader != c.self.RaftID {
+				c.forwardPending()
+			}
+		}
+		if st.Leader != c.self.RaftID {
+			continue
+		}
+		c.mu.Lock()
+		busy := c.inflight != nil && time.Since(c.inflightAt) < 3*time.Second
+		c.mu.Unlock()
+		full := c.node.mempool.Size() >= int(c.node.chain.params.MaxBlockTxs)
+		if busy || (!full && time.Since(lastBlock) < interval) {
+			continue
+		}
+		lastBlock = time.Now()
+		if err := c.propose(ctx); err != nil {
+			c.log.Warn("block proposal failed", "err", err)
+		}
+	}
+}
+
+func (c *cluster) propose(ctx context.Context) error {
+	n := c.node
+	max := int(n.chain.params.MaxBlockTxs)
+	cands := n.mempool.Reap(max + max/4)
+	if len(cands) == 0 && !n.opts.Config.EmptyBlocks {
+		return nil
+	}
+	bb, err := n.chain.BuildBlock(ctx, cands, n.clock().UnixMilli(), n.opts.NodeKey)
+	if err != nil {
+		return err
+	}
+	data, err := n.chain.codec.EncodeBlock(bb.Block)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.inflight, c.inflightAt = bb, time.Now()
+	c.mu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.raft.Propose(pctx, data)
+}
+
+// Forward sends admitted transactions to the leader (when it is not us).
+func (c *cluster) Forward(raws [][]byte) {
+	leader := c.raft.Status().Leader
+	if leader == 0 || leader == c.self.RaftID || len(raws) == 0 {
+		return
+	}
+	m, ok := c.members[leader]
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+	defer cancel()
+	if err := c.net.Send(ctx, m.NodeID, StreamTxs, encodeBatch(raws)); err != nil {
+		c.log.Debug("forward txs to leader", "err", err)
+	}
+}
+
+// forwardPending re-sends the mempool to a new leader, so transactions
+// admitted here are not stranded by a leader change.
+func (c *cluster) forwardPending() {
+	pending := c.node.mempool.Reap(1 << 20)
+	raws := make([][]byte, len(pending))
+	for i, p := range pending {
+		raws[i] = p.Raw
+	}
+	c.Forward(raws)
+}
+
+func (c *cluster) receiveTxs(from string, msg []byte) {
+	raws, err := decodeBatch(msg)
+	if err != nil {
+		c.log.Warn("bad tx batch from peer", "peer", from, "err", err)
+		return
+	}
+	c.node.mempool.Add(raws)
+}
+
+func encodeBatch(raws [][]byte) []byte {
+	var out []byte
+	for _, r := range raws {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(r)))
+		out = append(out, r...)
+	}
+	return out
+}
+
+func decodeBatch(b []byte) ([][]byte, error) {
+	var raws [][]byte
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("kernel: batch: truncated length")
+		}
+		l := binary.BigEndian.Uint32(b)
+		if uint64(l) > uint64(len(b)-4) || l > ledger.MaxTxBytes {
+			return nil, fmt.Errorf("kernel: batch: bad length %d", l)
+		}
+		raws = append(raws, b[4:4+l])
+		b = b[4+l:]
+	}
+	return raws, nil
+}
+
+// Block sync: "req" = [0, from u64, to u64]; "blk" = [1, block bytes].
+func (c *cluster) handleSync(from string, msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	switch msg[0] {
+	case 0:
+		if len(msg) != 17 {
+			return
+		}
+		lo, hi := binary.BigEndian.Uint64(msg[1:]), binary.BigEndian.Uint64(msg[9:])
+		head := c.node.store.Head().Height
+		if hi > head {
+			hi = head
+		}
+		for h := lo; h <= hi && h-lo < 100_000; h++ {
+			raw, err := c.node.store.BlockBytes(h)
+			if err != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+			err = c.net.Send(ctx, from, StreamSync, append([]byte{1}, raw...))
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	case 1:
+		c.mu.Lock()
+		ch := c.syncCh
+		c.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- append([]byte(nil), msg[1:]...):
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+}
+
+// syncTo fetches blocks up to height from a peer and executes them.
+func (c *cluster) syncTo(height uint64, peer string) error {
+	ch := make(chan []byte, 256)
+	c.mu.Lock()
+	c.syncCh = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.syncCh = nil
+		c.mu.Unlock()
+	}()
+	for c.node.store.Head().Height < height {
+		from := c.node.store.Head().Height + 1
+		req := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{0}, from), height)
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		err := c.net.Send(ctx, peer, StreamSync, req)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("kernel: block sync from %s: %w", peer, err)
+		}
+		for c.node.store.Head().Height < height {
+			var raw []byte
+			select {
+			case raw = <-ch:
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("kernel: block sync from %s: no block %d within 10 s", peer, c.node.store.Head().Height+1)
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
+			b, err := c.node.chain.codec.DecodeBlock(raw)
+			if err != nil {
+				return err
+			}
+			if b.Header.Height != c.node.store.Head().Height+1 {
+				continue
+			}
+			prop, ok := c.byAddr[b.Header.Proposer]
+			if !ok {
+				return fmt.Errorf("kernel: synced block %d has an unknown proposer", b.Header.Height)
+			}
+			bb, err := c.node.chain.ExecuteBlock(c.ctx, b, prop.PubKey)
+			if err != nil {
+				return fmt.Errorf("kernel: synced block %d: %w", b.Header.Height, err)
+			}
+			if err := c.node.chain.Commit(bb); err != nil {
+				return err
+			}
+			c.node.afterCommit(bb, 0, 0)
+		}
+	}
+	return nil
+}
+
+// status fills the cluster fields of the node status.
+func (c *cluster) status(s *client.Status) {
+	st := c.raft.Status()
+	s.Role, s.Term = st.Role, st.Term
+	if m, ok := c.members[st.Leader]; ok {
+		s.Leader = m.NodeID
+	} else {
+		s.Leader = ""
+	}
+	peers := map[string]client.Peer{}
+	for _, p := range c.net.Peers() {
+		peers[p.NodeID] = p
+	}
+	learners := map[uint64]bool{}
+	for _, l := range st.Learners {
+		learners[l] = true
+	}
+	s.Peers = []client.Peer{}
+	ids := make([]uint64, 0, len(c.members))
+	for id := range c.members {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		m := c.members[id]
+		p := peers[m.NodeID]
+		p.NodeID, p.Address = m.NodeID, m.Addr
+		switch {
+		case id == st.Leader:
+			p.Role = "leader"
+		case learners[id]:
+			p.Role = "learner"
+		default:
+			p.Role = "follower"
+		}
+		if st.Progress != nil {
+			p.Match = st.Progress[id]
+		}
+		if m.NodeID == c.self.NodeID {
+			p.Connected = true
+		}
+		s.Peers = append(s.Peers, p)
+	}
+}

@@ -1,0 +1,114 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/sos-kernel/sos/kernel/client"
+)
+
+// memNet is an in-memory PeerNet hub for cluster tests: ordered delivery
+// per (sender, receiver, kind), with partitions.
+type memNet struct {
+	mu       sync.Mutex
+	nodes    map[string]*memPeer
+	isolated map[string]bool
+}
+
+type memPeer struct {
+	hub      *memNet
+	id       string
+	mu       sync.Mutex
+	handlers map[byte]func(string, []byte)
+	queue    chan memMsg
+	done     chan struct{}
+}
+
+type memMsg struct {
+	from string
+	kind byte
+	data []byte
+}
+
+func newMemNet() *memNet { return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}} }
+
+func (h *memNet) join(id string) *memPeer {
+	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{})}
+	h.mu.Lock()
+	h.nodes[id] = p
+	h.mu.Unlock()
+	go p.loop()
+	return p
+}
+
+func (h *memNet) leave(id string) {
+	h.mu.Lock()
+	p := h.nodes[id]
+	delete(h.nodes, id)
+	h.mu.Unlock()
+	if p != nil {
+		close(p.done)
+	}
+}
+
+// isolate drops every message to and from id until heal.
+func (h *memNet) isolate(id string, on bool) {
+	h.mu.Lock()
+	h.isolated[id] = on
+	h.mu.Unlock()
+}
+
+func (p *memPeer) loop() {
+	for {
+		select {
+		case <-p.done:
+			return
+		case m := <-p.queue:
+			p.mu.Lock()
+			fn := p.handlers[m.kind]
+			p.mu.Unlock()
+			if fn != nil {
+				fn(m.from, m.data)
+			}
+		}
+	}
+}
+
+var errUnreachable = errors.New("memnet: unreachable")
+
+func (p *memPeer) Send(ctx context.Context, peer string, kind byte, msg []byte) error {
+	h := p.hub
+	h.mu.Lock()
+	dst := h.nodes[peer]
+	cut := h.isolated[peer] || h.isolated[p.id]
+	h.mu.Unlock()
+	if dst == nil || cut {
+		return errUnreachable
+	}
+	select {
+	case dst.queue <- memMsg{from: p.id, kind: kind, data: append([]byte(nil), msg...)}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *memPeer) Handle(kind byte, fn func(string, []byte)) {
+	p.mu.Lock()
+	p.handlers[kind] = fn
+	p.mu.Unlock()
+}
+
+func (p *memPeer) Peers() []client.Peer {
+	h := p.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []client.Peer
+	for id := range h.nodes {
+		if id != p.id {
+			out = append(out, client.Peer{NodeID: id, Connected: !h.isolated[id] && !h.isolated[p.id]})
+		}
+	}
+	return out
+}
