@@ -1,0 +1,39 @@
+// Package tui is the operator's live inspector of one node or a cluster, drawn
+// in the terminal with Bubble Tea.
+//
+// It talks to nodes only through their HTTP API (package kernel/client) and
+// never imports the ledger, the VM or the kernel itself, so it can inspect any
+// node it can reach.
+//
+// Using it:
+//
+//  1. Call [Run] with a context, one or more node URLs and [Options]. The zero
+//     Options draw full screen on the process's terminal and fall back to a
+//     refresh every 5 seconds.
+//  2. Run returns nil when the operator quits (q or ctrl+c), or ctx.Err()
+//     when the context ends first.
+//
+// Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
+// g/G move in lists; enter opens (block → transaction → receipt, instance →
+// storage); esc goes back or clears a filter; / filters the list (in
+// Accounts it looks up an address); x toggles hex/text in the storage
+// browser; n shows the next node; r refreshes now; ? lists every key; q or
+// ctrl+c quits.
+//
+// How it is built (the bubbletea habits of the style guide):
+//
+//   - The model is a state machine: Update does no IO. Every request runs in a
+//     tea.Cmd that returns a typed message (statusMsg, blocksMsg, ...).
+//   - Live updates come from each node's event stream (GET /v1/events). A
+//     goroutine per node, started by a Cmd, reads the stream and feeds a
+//     channel; a Cmd that waits for one message of that channel is re-issued
+//     after each message. The goroutine reconnects with a bounded
+//     exponential backoff when the stream drops.
+//   - Lists and status are refreshed after block events (debounced) and by a
+//     slow fallback tick; nothing polls busily.
+//   - Each tab is one type implementing the small tab interface; the tab bar,
+//     key dispatch and help are generic over the registry of tabs.
+//   - The clock is injected (Options.Now) so that tests render byte-identical
+//     frames; frames are cut to the terminal's width and height, never
+//     wrapped.
+package tui

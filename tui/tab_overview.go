@@ -1,0 +1,99 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
+
+// overviewTab is the health of the focused node at a glance.
+type overviewTab struct{}
+
+// rateWindow is the span of the rate sparklines.
+const rateWindow = 5 * time.Minute
+
+func newOverviewTab() *overviewTab { return &overviewTab{} }
+
+func (t *overviewTab) title() string                      { return "Overview" }
+func (t *overviewTab) typing() bool                       { return false }
+func (t *overviewTab) bindings(k keyMap) []key.Binding    { return []key.Binding{k.Refresh} }
+func (t *overviewTab) refresh(e *env) tea.Cmd             { return nil } // the root fetches status
+func (t *overviewTab) update(e *env, msg tea.Msg) tea.Cmd { return nil }
+
+func (t *overviewTab) view(e *env, w, h int) string {
+	st, n := e.st, e.node()
+	var lines []string
+	head := st.header.Render("Node "+n.url) + st.dim.Render(fmt.Sprintf("  (%d of %d)", e.focus+1, len(e.nodes)))
+	lines = append(lines, head)
+	s := n.status
+	if n.statusErr != nil {
+		lines = append(lines, st.bad.Render("unreachable: "+errText(n.statusErr)))
+		if s != nil {
+			lines = append(lines, st.dim.Render("showing its last answer, from "+ago(e.now(), n.statusAt)))
+		}
+	}
+	if s == nil {
+		if n.statusErr == nil {
+			lines = append(lines, st.dim.Render("waiting for the node's status…"))
+		}
+		lines = append(lines, field(st, "height", heightText(n)))
+		return strings.Join(lines, "\n")
+	}
+	blockMs := s.TimeMs
+	if n.head.Height > s.Height {
+		blockMs = n.head.TimeMs
+	}
+	leader := short(orDash(s.Leader), 16)
+	two := func(l1, v1, l2, v2 string) string {
+		if w < 70 {
+			return field(st, l1, v1) + "\n" + field(st, l2, v2)
+		}
+		half := w / 2
+		return pad(field(st, l1, v1), half) + field(st, l2, v2)
+	}
+	lines = append(lines,
+		two("chain id", s.ChainID, "node id", short(s.NodeID, max(w/2-fieldWidth-2, 24))),
+		two("height", heightText(n), "version", orDash(s.Version)),
+		field(st, "block time", blockDate(blockMs)+" ("+ago(e.now(), timeMs(blockMs))+")"),
+		field(st, "state root", n.stateRoot()),
+		two("mempool", group(itoa(s.MempoolSize))+" txs", "disk used", bytesHuman(s.DiskBytes)),
+		two("role", orDash(s.Role), "leader", leader+"   term "+u64(s.Term)),
+		"",
+	)
+	buckets := min(max(w-34, 10), 120)
+	txs, gas := n.hist.rates(rateWindow, buckets)
+	spark := func(name string, vals []float64) string {
+		peak := 0.0
+		for _, v := range vals {
+			peak = max(peak, v)
+		}
+		return st.label.Render(pad(name, 7)) + st.good.Render(sparkline(vals)) +
+			fmt.Sprintf("  now %s  peak %s", rate(vals[len(vals)-1]), rate(peak))
+	}
+	lines = append(lines,
+		spark("txs/s", txs),
+		spark("gas/s", gas),
+		st.dim.Render(fmt.Sprintf("       last %s from block times, one bar = %s", rateWindow, (rateWindow/time.Duration(buckets)).Round(100*time.Millisecond))),
+		"",
+		st.header.Render(fmt.Sprintf("Peers (%d)", len(s.Peers))),
+	)
+	if len(s.Peers) == 0 {
+		lines = append(lines, st.dim.Render("  none reported (role "+orDash(s.Role)+")"))
+		return strings.Join(lines, "\n")
+	}
+	cols := layoutColumns([]column{
+		{"node id", 16, false}, {"role", 9, false}, {"state", 12, false}, {"rtt", 9, true}, {"match", 9, true}, {"address", 16, false},
+	}, w)
+	lines = append(lines, tableHeader(st, cols))
+	for _, p := range s.Peers {
+		state, rtt := "connected", fmt.Sprintf("%.1f ms", p.RTTMs)
+		if !p.Connected {
+			state, rtt = st.bad.Render("disconnected"), "—"
+		}
+		lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), state, rtt, u64(p.Match), p.Address))
+	}
+	return strings.Join(lines, "\n")
+}
