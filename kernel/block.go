@@ -100,10 +100,16 @@ func (c *Chain) seal(bb *BuiltBlock, ex *Executor, head ledger.Head, gasUsed uin
 	return nil
 }
 
+// receiptRoot commits to everything in the receipts except the error text:
+// codes, gas, fees, events and result data are consensus, but error strings
+// come from the VM and Go runtime (trap messages, panic output) and must
+// not make two correct nodes disagree after an upgrade of those.
 func (c *Chain) receiptRoot(rs []ledger.Receipt) (ledger.Hash, error) {
 	leaves := make([][]byte, len(rs))
 	for i := range rs {
-		b, err := c.codec.Marshal(&rs[i])
+		r := rs[i]
+		r.Error = ""
+		b, err := c.codec.Marshal(&r)
 		if err != nil {
 			return ledger.Hash{}, fmt.Errorf("kernel: receipt root: %w", err)
 		}

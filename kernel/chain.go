@@ -45,6 +45,13 @@ func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) 
 	}
 }
 
+// NewChainWithVM is the chain every node runs: contracts on the given VM.
+// (The node and the conformance runner build their chains with it, so a
+// vector exercises exactly what a node executes.)
+func NewChainWithVM(store *ledger.Store, g *ledger.Genesis, machine *vm.VM) *Chain {
+	return NewChain(store, g, contracts.New(machine, store.Codec(), g.DenomSet()))
+}
+
 // Engine returns the contract engine (nil when contracts are off).
 func (c *Chain) Engine() *contracts.Engine { return c.engine }
 

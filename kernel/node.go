@@ -16,7 +16,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
@@ -109,7 +108,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	chain := NewChain(store, g, contracts.New(machine, store.Codec(), g.DenomSet()))
+	chain := NewChainWithVM(store, g, machine)
 	if err := chain.InitGenesis(opts.GenesisDoc); err != nil {
 		machine.Close(context.Background())
 		store.Close()

@@ -1,0 +1,16 @@
+// Package conformance holds what every SOS node must reproduce bit for bit:
+// golden state vectors (genesis + signed transactions → state root after
+// each block, every receipt and final balances), known-answer tests for
+// keys, addresses and transaction encoding, and (in spectest) the
+// WebAssembly spec suite run through the metering pass.
+//
+// It uses the kernel as a black box: a vector is executed by the same
+// kernel.Chain a node runs, on a fresh store, with keys derived from fixed
+// seeds so signatures and transaction hashes are reproducible (ML-DSA-65
+// signing is deterministic here).
+//
+// Vectors live in testdata/*.json. `go test ./conformance` and
+// `sos conformance run DIR` check them; `go test ./conformance -update`
+// rewrites the expectations and prints what changed — a change there is a
+// consensus change and must be deliberate.
+package conformance
