@@ -1,0 +1,847 @@
+package net
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	stdnet "net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// PeerID is a node id: the fingerprint of its ML-DSA-65 public key
+// (ledger.PublicKey.Fingerprint).
+type PeerID string
+
+// Member is a node allowed to connect.
+type Member struct {
+	Key  ledger.PublicKey
+	Addr string // host:port to dial; empty if we only accept its connections
+}
+
+// ID is the member's node id.
+func (m Member) ID() PeerID { return KeyID(m.Key) }
+
+// KeyID is the node id of a key.
+func KeyID(k ledger.PublicKey) PeerID { return PeerID(k.Fingerprint()) }
+
+// PeerInfo describes a member as seen by this node.
+type PeerInfo struct {
+	ID        PeerID
+	Addr      string // the member's address, or the remote address if it has none
+	Connected bool
+	Outbound  bool          // we dialed the current connection
+	RTT       time.Duration // QUIC smoothed RTT; zero when not connected
+}
+
+// Handler receives the messages of one stream kind. It runs on the stream's
+// reader goroutine, so messages from one peer on one kind arrive one at a
+// time and in order; a slow handler slows that peer's sender down (QUIC flow
+// control) without affecting other peers or kinds. msg belongs to the handler.
+type Handler func(from PeerID, msg []byte)
+
+// DropFunc decides whether a message is lost, for partition simulation in
+// tests: it is asked for every message sent to (outbound) or received from a
+// peer, and a true answer drops the message silently, as a network would.
+type DropFunc func(peer PeerID, kind StreamKind, outbound bool) bool
+
+// Config configures a Transport. The zero value of every optional field picks
+// the default named in its comment.
+type Config struct {
+	ListenAddr  string             // UDP address to listen on, e.g. "127.0.0.1:7000" (required)
+	Key         *ledger.PrivateKey // node identity (required)
+	ChainID     string             // required, at most 200 bytes
+	GenesisHash [32]byte           // peers with another genesis are refused
+
+	// MaxFrame caps every message (default DefaultMaxFrame, 64 MiB). Per
+	// kind the default is lower: consensus 16 MiB, gossip 4 MiB; Limits
+	// overrides a kind's limit, still capped by MaxFrame.
+	MaxFrame int
+	Limits   map[StreamKind]int
+
+	Logger *slog.Logger // default: discard
+	Rand   io.Reader    // carrier certificate and boot id; default crypto/rand
+
+	HandshakeTimeout time.Duration // QUIC + identity handshake; default 5 s
+	IdleTimeout      time.Duration // a silent connection is closed after this; default 15 s
+	MinBackoff       time.Duration // first redial delay; default 50 ms
+	MaxBackoff       time.Duration // redial delay cap; default 2 s
+
+	// Drop is a test hook that simulates network partitions (see Partition).
+	Drop DropFunc
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFrame == 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 15 * time.Second
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = 50 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 2 * time.Second
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.ListenAddr == "":
+		return errors.New("net: config: ListenAddr is empty")
+	case c.Key == nil:
+		return errors.New("net: config: Key is nil")
+	case c.ChainID == "" || len(c.ChainID) > maxChainID:
+		return fmt.Errorf("net: config: ChainID must be 1..%d bytes, got %d", maxChainID, len(c.ChainID))
+	case c.MaxFrame < 0:
+		return fmt.Errorf("net: config: MaxFrame %d is negative", c.MaxFrame)
+	case c.HandshakeTimeout < 0 || c.IdleTimeout < 0:
+		return errors.New("net: config: negative timeout")
+	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
+		return fmt.Errorf("net: config: backoff %v..%v is not a range", c.MinBackoff, c.MaxBackoff)
+	}
+	for k, v := range c.Limits {
+		if !k.Valid() || v <= 0 {
+			return fmt.Errorf("net: config: limit %d for %s", v, k)
+		}
+	}
+	return nil
+}
+
+// limit is the largest message of a kind.
+func (c *Config) limit(k StreamKind) int {
+	l := k.defaultLimit()
+	if v, ok := c.Limits[k]; ok {
+		l = v
+	}
+	return min(l, c.MaxFrame)
+}
+
+// Transport links this node to its members over QUIC. It is safe for
+// concurrent use.
+type Transport struct {
+	cfg  Config
+	id   PeerID
+	boot [bootIDSize]byte
+	log  *slog.Logger
+
+	udp   *stdnet.UDPConn
+	qt    *quic.Transport
+	ln    *quic.Listener
+	tls   *tls.Config
+	qconf *quic.Config
+
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	closed   bool
+	members  map[PeerID]Member
+	peers    map[PeerID]*peerState
+	handlers [numKinds]Handler
+}
+
+// peerState is the connection state of one member.
+type peerState struct {
+	sess     *session
+	changed  chan struct{} // closed (and replaced) whenever sess changes
+	dialing  bool
+	failures int
+	nextDial time.Time
+	lastErr  error // of the last failed dial
+}
+
+func (p *peerState) notify() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Listen starts a transport on cfg.ListenAddr. It accepts connections from
+// members only; set them with SetMembers. The transport closes when ctx is
+// canceled or Close is called.
+func Listen(ctx context.Context, cfg Config) (*Transport, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	t := &Transport{
+		cfg:     cfg,
+		id:      PeerID(cfg.Key.Public().Fingerprint()),
+		log:     cfg.Logger.With("node", cfg.Key.Public().Fingerprint()[:12]),
+		members: map[PeerID]Member{},
+		peers:   map[PeerID]*peerState{},
+	}
+	if _, err := io.ReadFull(cfg.Rand, t.boot[:]); err != nil {
+		return nil, fmt.Errorf("net: boot id: %w", err)
+	}
+	cert, err := carrierCert(cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	t.tls = tlsConfig(cert)
+	t.qconf = &quic.Config{
+		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.IdleTimeout / 3,
+		MaxIncomingStreams:    2, // the handshake stream (and slack for its teardown)
+		MaxIncomingUniStreams: 16,
+		// Large windows so one snapshot stream fills a fast link.
+		MaxStreamReceiveWindow:     32 << 20,
+		MaxConnectionReceiveWindow: 64 << 20,
+	}
+	addr, err := stdnet.ResolveUDPAddr("udp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("net: listen %s: %w", cfg.ListenAddr, err)
+	}
+	t.udp, err = stdnet.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("net: listen %s: %w", cfg.ListenAddr, err)
+	}
+	// A reset key derived from the node key survives restarts, so a peer still
+	// holding a connection to our previous process learns at its next packet
+	// (a stateless reset) that the connection is gone, instead of idling out.
+	resetKey := quic.StatelessResetKey(sha256.Sum256(append([]byte("sos/v1/stateless-reset/"), cfg.Key.Seed()...)))
+	t.qt = &quic.Transport{Conn: t.udp, StatelessResetKey: &resetKey}
+	t.ln, err = t.qt.Listen(t.tls, t.qconf)
+	if err != nil {
+		t.udp.Close()
+		return nil, fmt.Errorf("net: listen %s: %w", cfg.ListenAddr, err)
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, func() { t.Close() })
+	t.wg.Go(func() {
+		defer stop()
+		t.acceptLoop()
+	})
+	t.log.Info("net: listening", "addr", t.Addr().String())
+	return t, nil
+}
+
+// ID is this node's id.
+func (t *Transport) ID() PeerID { return t.id }
+
+// Key is this node's public key.
+func (t *Transport) Key() ledger.PublicKey { return t.cfg.Key.Public() }
+
+// Addr is the bound UDP address (useful with port 0).
+func (t *Transport) Addr() stdnet.Addr { return t.udp.LocalAddr() }
+
+// Handle sets the handler of a stream kind (nil drops its messages). Set
+// handlers before peers may send; messages arriving without one are dropped.
+// It panics if kind is not valid (a programmer error).
+func (t *Transport) Handle(kind StreamKind, h Handler) {
+	if !kind.Valid() {
+		panic(fmt.Sprintf("net: Handle: invalid stream kind %d", kind)) // programmer error
+	}
+	t.mu.Lock()
+	t.handlers[kind] = h
+	t.mu.Unlock()
+}
+
+// SetMembers replaces the set of nodes allowed to connect (this node may be
+// in it; it is ignored). Connections to nodes no longer in the set are
+// closed, and their new connections are refused.
+func (t *Transport) SetMembers(members []Member) error {
+	next := make(map[PeerID]Member, len(members))
+	for _, m := range members {
+		if m.Key.IsZero() {
+			return errors.New("net: SetMembers: member without a key")
+		}
+		if id := m.ID(); id != t.id {
+			next[id] = m
+		}
+	}
+	var removed []*session
+	t.mu.Lock()
+	for id, ps := range t.peers {
+		if _, ok := next[id]; ok {
+			continue
+		}
+		if ps.sess != nil {
+			removed = append(removed, ps.sess)
+			ps.sess = nil
+		}
+		ps.notify()
+		delete(t.peers, id)
+	}
+	t.members = next
+	t.mu.Unlock()
+	for _, s := range removed {
+		t.log.Warn("net: peer removed from members, closing its connection", "peer", s.peer)
+		s.conn.CloseWithError(codeRemoved, "removed from members")
+	}
+	return nil
+}
+
+// Peers lists the members (sorted by id) and their connection state.
+func (t *Transport) Peers() []PeerInfo {
+	t.mu.Lock()
+	out := make([]PeerInfo, 0, len(t.members))
+	for id, m := range t.members {
+		info := PeerInfo{ID: id, Addr: m.Addr}
+		if ps := t.peers[id]; ps != nil && ps.sess != nil {
+			info.Connected = true
+			info.Outbound = ps.sess.outbound
+			info.RTT = ps.sess.conn.ConnectionStats().SmoothedRTT
+			if info.Addr == "" {
+				info.Addr = ps.sess.conn.RemoteAddr().String()
+			}
+		}
+		out = append(out, info)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b PeerInfo) int { return cmpID(a.ID, b.ID) })
+	return out
+}
+
+func cmpID(a, b PeerID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Send delivers msg to a member (not this node) on the stream of kind. If there is no
+// connection it dials (and redials with exponential backoff, MinBackoff to
+// MaxBackoff) until connected or ctx is done. A nil error means the message
+// was handed to QUIC; see the package documentation for what is guaranteed.
+// Send does not retain msg after it returns.
+func (t *Transport) Send(ctx context.Context, to PeerID, kind StreamKind, msg []byte) error {
+	if !kind.Valid() {
+		return fmt.Errorf("net: send: invalid stream kind %d", kind)
+	}
+	if l := t.cfg.limit(kind); len(msg) > l {
+		return fmt.Errorf("net: send %s to %s: %w: %d bytes, limit %d", kind, to, ErrFrameTooLarge, len(msg), l)
+	}
+	if t.cfg.Drop != nil && t.cfg.Drop(to, kind, true) {
+		return nil
+	}
+	s, err := t.connect(ctx, to)
+	if err != nil {
+		return err
+	}
+	return s.send(ctx, kind, msg)
+}
+
+// Close closes every connection and stops listening. It waits for the
+// transport's goroutines, including running handlers, so a Handler must not
+// call it.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		var open []*session
+		for _, ps := range t.peers {
+			if ps.sess != nil {
+				open = append(open, ps.sess)
+			}
+			ps.notify()
+		}
+		t.mu.Unlock()
+		for _, s := range open {
+			s.conn.CloseWithError(codeShutdown, "shutting down")
+		}
+		t.cancel()
+		t.ln.Close()
+		t.qt.Close()
+		t.udp.Close()
+		t.wg.Wait()
+		t.log.Info("net: closed")
+	})
+	return nil
+}
+
+// connect returns the live session to a member, dialing if needed. The dial
+// runs on its own goroutine, bounded by HandshakeTimeout rather than by ctx,
+// so that callers with short deadlines (raft ticks) still get connected.
+func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, ErrClosed
+		}
+		m, ok := t.members[to]
+		if !ok {
+			t.mu.Unlock()
+			return nil, fmt.Errorf("net: send to %s: %w", to, ErrUnknownPeer)
+		}
+		ps := t.peerState(to)
+		if ps.sess != nil {
+			s := ps.sess
+			t.mu.Unlock()
+			return s, nil
+		}
+		now := time.Now()
+		lastErr := ps.lastErr
+		if refused(lastErr) && now.Before(ps.nextDial) {
+			// Refused moments ago; redialing before the backoff would not help.
+			t.mu.Unlock()
+			return nil, lastErr
+		}
+		if !ps.dialing && m.Addr != "" && !now.Before(ps.nextDial) {
+			ps.dialing = true
+			t.wg.Add(1) // under t.mu, see register
+			go func() {
+				defer t.wg.Done()
+				t.redial(ps, m)
+			}()
+		}
+		ch := ps.changed
+		wait := time.Until(ps.nextDial)
+		if ps.dialing || m.Addr == "" {
+			wait = t.cfg.MaxBackoff
+		}
+		t.mu.Unlock()
+		timer := time.NewTimer(max(wait, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			if lastErr != nil {
+				return nil, fmt.Errorf("net: connect %s: %w (last error: %w)", to, ctx.Err(), lastErr)
+			}
+			return nil, fmt.Errorf("net: connect %s: %w", to, ctx.Err())
+		case <-ch:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// redial dials a member once and records the outcome and the next backoff.
+func (t *Transport) redial(ps *peerState, m Member) {
+	_, err := t.dial(t.ctx, m)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps.dialing = false
+	if err == nil {
+		return // register has notified the waiters
+	}
+	ps.lastErr = err
+	if errors.Is(err, ErrDuplicate) {
+		// The peer's own connection to us won the race; wait for it.
+		ps.nextDial = time.Now().Add(t.cfg.MinBackoff)
+	} else {
+		ps.failures++
+		ps.nextDial = time.Now().Add(t.backoff(ps.failures))
+	}
+	ps.notify()
+}
+
+// refused reports whether a dial failed because a node refused the other
+// (which redialing will not fix) rather than because of the network.
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, c := range codeErrors {
+		if c.err != ErrDuplicate && c.err != ErrClosed && errors.Is(err, c.err) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Transport) backoff(failures int) time.Duration {
+	d := t.cfg.MinBackoff
+	for i := 1; i < failures && d < t.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, t.cfg.MaxBackoff)
+}
+
+// peerState returns (creating) the state of a member; t.mu must be held.
+func (t *Transport) peerState(id PeerID) *peerState {
+	ps := t.peers[id]
+	if ps == nil {
+		ps = &peerState{changed: make(chan struct{})}
+		t.peers[id] = ps
+	}
+	return ps
+}
+
+func (t *Transport) handler(kind StreamKind) Handler {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.handlers[kind]
+}
+
+func (t *Transport) acceptLoop() {
+	for {
+		conn, err := t.ln.Accept(t.ctx)
+		if err != nil {
+			return
+		}
+		t.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.ctx, t.cfg.HandshakeTimeout)
+			defer cancel()
+			if _, err := t.accept(ctx, conn); err != nil {
+				t.refuse(conn, roleServer, err)
+			}
+		})
+	}
+}
+
+// refuse logs why a connection is refused and closes it with a code that
+// tells the peer the reason.
+func (t *Transport) refuse(conn *quic.Conn, side role, err error) {
+	level, msg := slog.LevelWarn, "net: refused connection"
+	if errors.Is(err, ErrDuplicate) {
+		level = slog.LevelDebug // the normal outcome of a simultaneous dial
+	}
+	if r := (*refusedError)(nil); errors.As(err, &r) {
+		msg = "net: connection refused by peer"
+	}
+	t.log.Log(context.Background(), level, msg, "remote", conn.RemoteAddr().String(), "side", side.String(), "reason", err)
+	conn.CloseWithError(closeCode(err), err.Error())
+}
+
+// sessionBinding checks the negotiated key exchange and returns this TLS
+// session's exporter value, which each side signs.
+func sessionBinding(conn *quic.Conn) ([]byte, error) {
+	cs := conn.ConnectionState().TLS
+	if cs.CurveID != pqGroup {
+		return nil, fmt.Errorf("%w: negotiated %v", ErrNotPostQuantum, cs.CurveID)
+	}
+	exp, err := cs.ExportKeyingMaterial(exporterLabel, nil, exporterSize)
+	if err != nil {
+		return nil, fmt.Errorf("net: tls exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// accept runs the server side of the identity handshake: read and check the
+// client's hello, register the session, then answer with ours.
+func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, error) {
+	exp, err := sessionBinding(conn)
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("net: accept handshake stream: %w", err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	}
+	theirs, pub, err := t.readHello(st, roleClient, exp)
+	if err != nil {
+		return nil, err
+	}
+	s := t.newSession(conn, PeerID(pub.Fingerprint()), false, theirs.Boot)
+	if err := t.register(s); err != nil {
+		return nil, err
+	}
+	if err := t.writeHello(st, roleServer, exp); err != nil {
+		conn.CloseWithError(codeBadHandshake, "handshake write failed")
+		return nil, err
+	}
+	st.Close()
+	return s, nil
+}
+
+// dial connects to a member and runs the client side of the handshake.
+func (t *Transport) dial(ctx context.Context, m Member) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	addr, err := stdnet.ResolveUDPAddr("udp", m.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+	}
+	conn, err := t.qt.Dial(ctx, addr, t.tls, t.qconf)
+	if err != nil {
+		t.log.Debug("net: dial failed", "peer", m.ID(), "addr", m.Addr, "err", err)
+		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+	}
+	s, err := t.handshakeClient(ctx, conn, m)
+	if err != nil {
+		t.refuse(conn, roleClient, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m Member) (*session, error) {
+	exp, err := sessionBinding(conn)
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, wrapUnlessRefused("open handshake stream", err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	}
+	if err := t.writeHello(st, roleClient, exp); err != nil {
+		return nil, err
+	}
+	theirs, pub, err := t.readHello(st, roleServer, exp)
+	if err != nil {
+		return nil, err
+	}
+	if id := PeerID(pub.Fingerprint()); id != m.ID() {
+		return nil, fmt.Errorf("%w: dialed %s at %s, answered by %s", ErrUnknownPeer, m.ID(), m.Addr, id)
+	}
+	st.Close()
+	s := t.newSession(conn, m.ID(), true, theirs.Boot)
+	if err := t.register(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *Transport) writeHello(w io.Writer, r role, exp []byte) error {
+	h, err := newHello(t.cfg.Key, t.cfg.ChainID, t.cfg.GenesisHash, t.boot, r, exp)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(appendFrame(nil, frameHello, h.marshal())); err != nil {
+		return wrapUnlessRefused("write handshake", err)
+	}
+	return nil
+}
+
+// readHello reads the peer's hello and checks it completely: chain, genesis,
+// role, membership, and the signature over this session's exporter.
+func (t *Transport) readHello(r io.Reader, want role, exp []byte) (hello, ledger.PublicKey, error) {
+	payload, err := readFrame(r, frameHello, maxHello)
+	if err != nil {
+		return hello{}, ledger.PublicKey{}, wrapUnlessRefused("read handshake", err)
+	}
+	h, err := unmarshalHello(payload)
+	if err != nil {
+		return h, ledger.PublicKey{}, err
+	}
+	pub, err := verifyHello(h, t.cfg.ChainID, t.cfg.GenesisHash, want, exp)
+	if err != nil {
+		return h, pub, err
+	}
+	id := PeerID(pub.Fingerprint())
+	if id == t.id {
+		return h, pub, fmt.Errorf("%w: peer presents our own key", ErrUnknownPeer)
+	}
+	t.mu.Lock()
+	_, member := t.members[id]
+	t.mu.Unlock()
+	if !member {
+		return h, pub, fmt.Errorf("%w: %s is not a member", ErrUnknownPeer, id)
+	}
+	if err := checkSignature(h, pub, exp); err != nil {
+		return h, pub, fmt.Errorf("%w (peer %s)", err, id)
+	}
+	return h, pub, nil
+}
+
+// register makes s the session of its peer. When both nodes dial each other
+// at once, both keep the connection dialed by the smaller node id, so they
+// converge on one connection per pair; the losing connection is refused
+// before any message is sent on it. A connection from a new process of
+// the peer (new boot id), or a redial, replaces the old one.
+func (t *Transport) register(s *session) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := t.members[s.peer]; !ok {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %s removed during handshake", ErrUnknownPeer, s.peer)
+	}
+	ps := t.peerState(s.peer)
+	if !s.outbound && ps.dialing && t.id < s.peer {
+		// Our own dial to this peer is under way and will win the tie-break,
+		// so refuse now, before either side sends on a connection that would
+		// be closed later, losing messages.
+		t.mu.Unlock()
+		return fmt.Errorf("%w: with %s (our dial wins)", ErrDuplicate, s.peer)
+	}
+	old := ps.sess
+	if old != nil && old.boot == s.boot && old.outbound != s.outbound {
+		winnerDialed := (t.id < s.peer) == s.outbound
+		if !winnerDialed {
+			t.mu.Unlock()
+			return fmt.Errorf("%w: with %s", ErrDuplicate, s.peer)
+		}
+	}
+	ps.sess = s
+	ps.failures = 0
+	ps.nextDial = time.Time{}
+	ps.lastErr = nil
+	ps.notify()
+	// Add under t.mu: Close sets t.closed under t.mu before it waits.
+	t.wg.Add(2)
+	t.mu.Unlock()
+	if old != nil {
+		old.conn.CloseWithError(codeReplaced, "replaced by a newer connection")
+	}
+	t.log.Info("net: peer connected", "peer", s.peer, "remote", s.conn.RemoteAddr().String(), "outbound", s.outbound)
+	go func() { defer t.wg.Done(); s.watch() }()
+	go func() { defer t.wg.Done(); s.acceptStreams() }()
+	return nil
+}
+
+// session is one authenticated QUIC connection to a member.
+type session struct {
+	t        *Transport
+	peer     PeerID
+	conn     *quic.Conn
+	outbound bool
+	boot     [bootIDSize]byte
+	out      [numKinds]outStream
+}
+
+// outStream is the long-lived stream carrying one kind to the peer.
+type outStream struct {
+	mu sync.Mutex
+	s  *quic.SendStream
+}
+
+func (t *Transport) newSession(conn *quic.Conn, peer PeerID, outbound bool, boot [bootIDSize]byte) *session {
+	return &session{t: t, peer: peer, conn: conn, outbound: outbound, boot: boot}
+}
+
+// watch forgets the session when its connection ends.
+func (s *session) watch() {
+	<-s.conn.Context().Done()
+	t := s.t
+	t.mu.Lock()
+	if ps := t.peers[s.peer]; ps != nil && ps.sess == s {
+		ps.sess = nil
+		ps.notify()
+	}
+	t.mu.Unlock()
+	t.log.Info("net: peer disconnected", "peer", s.peer, "cause", context.Cause(s.conn.Context()))
+}
+
+func (s *session) acceptStreams() {
+	for {
+		rs, err := s.conn.AcceptUniStream(s.conn.Context())
+		if err != nil {
+			return
+		}
+		s.t.wg.Go(func() { s.readStream(rs) })
+	}
+}
+
+// readStream reads the frames of one inbound stream and hands them to the
+// kind's handler. A malformed or oversized frame closes the stream.
+func (s *session) readStream(rs *quic.ReceiveStream) {
+	t := s.t
+	br := bufio.NewReaderSize(rs, 64<<10)
+	var pre [2]byte
+	if _, err := io.ReadFull(br, pre[:]); err != nil {
+		return
+	}
+	kind := StreamKind(pre[1])
+	if pre[0] != frameVersion || !kind.Valid() {
+		t.log.Warn("net: refused stream", "peer", s.peer, "reason", fmt.Errorf("%w: stream preamble %x", ErrBadFrame, pre))
+		rs.CancelRead(streamBadOpen)
+		return
+	}
+	limit := t.cfg.limit(kind)
+	for {
+		msg, err := readFrame(br, frameMessage, limit)
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrFrameTooLarge):
+				t.log.Warn("net: refused frame", "peer", s.peer, "kind", kind.String(), "reason", err)
+				rs.CancelRead(streamTooLarge)
+			case errors.Is(err, ErrBadFrame):
+				t.log.Warn("net: refused frame", "peer", s.peer, "kind", kind.String(), "reason", err)
+				rs.CancelRead(streamBadFrame)
+			}
+			return
+		}
+		if t.cfg.Drop != nil && t.cfg.Drop(s.peer, kind, false) {
+			continue
+		}
+		if h := t.handler(kind); h != nil {
+			h(s.peer, msg)
+		}
+	}
+}
+
+// send writes one frame on the kind's stream, opening the stream on first use.
+func (s *session) send(ctx context.Context, kind StreamKind, msg []byte) error {
+	o := &s.out[kind]
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.s == nil {
+		st, err := s.conn.OpenUniStreamSync(ctx)
+		if err != nil {
+			return wrapUnlessRefused(fmt.Sprintf("send %s to %s", kind, s.peer), err)
+		}
+		st.SetPriority(kind.urgency(), false)
+		o.s = st
+		if err := s.write(ctx, st, []byte{frameVersion, byte(kind)}, nil); err != nil {
+			return s.abort(o, kind, err)
+		}
+	}
+	var hdr [frameHeaderSize]byte
+	if err := s.write(ctx, o.s, appendFrameHeader(hdr[:0], frameMessage, len(msg)), msg); err != nil {
+		return s.abort(o, kind, err)
+	}
+	return nil
+}
+
+// abort resets a stream whose frame may be half written (the receiver drops
+// the partial frame); the next send opens a new stream.
+func (s *session) abort(o *outStream, kind StreamKind, err error) error {
+	o.s.CancelWrite(streamAborted)
+	o.s = nil
+	return wrapUnlessRefused(fmt.Sprintf("send %s to %s", kind, s.peer), err)
+}
+
+// write writes a and b, giving up when ctx is done.
+func (s *session) write(ctx context.Context, st *quic.SendStream, a, b []byte) error {
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			st.SetWriteDeadline(time.Unix(1, 0))
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+				st.SetWriteDeadline(time.Time{})
+			}
+		}()
+	}
+	if _, err := st.Write(a); err != nil {
+		return err
+	}
+	if len(b) > 0 {
+		if _, err := st.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
