@@ -19,6 +19,7 @@ import (
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
+	sosnet "github.com/sos-kernel/sos/net"
 	"github.com/sos-kernel/sos/vm"
 )
 
@@ -48,17 +49,18 @@ type NodeOptions struct {
 // Node is one running sos node: store, execution, mempool, block production
 // and the API.
 type Node struct {
-	opts    NodeOptions
-	vm      *vm.VM
-	log     *slog.Logger
-	store   *ledger.Store
-	chain   *Chain
-	mempool *Mempool
-	events  *Events
-	metrics *Metrics
-	cluster *cluster // nil: a single node that makes its own blocks
-	clock   func() time.Time
-	nodeID  string
+	opts      NodeOptions
+	vm        *vm.VM
+	log       *slog.Logger
+	store     *ledger.Store
+	chain     *Chain
+	mempool   *Mempool
+	events    *Events
+	metrics   *Metrics
+	cluster   *cluster          // nil: a single node that makes its own blocks
+	transport *sosnet.Transport // the QUIC peer network, when this node made it
+	clock     func() time.Time
+	nodeID    string
 
 	apiAddr   atomic.Value // string, once listening
 	ready     chan struct{}
@@ -138,11 +140,17 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	if len(members) > 1 || opts.Join {
-		if opts.PeerNet == nil {
-			n.Close()
-			return nil, fmt.Errorf("kernel: genesis lists %d cluster members but no peer network is configured", len(members))
+		pn := opts.PeerNet
+		if pn == nil {
+			t, err := listenPeers(context.Background(), opts, g.ChainID, store.Head().Genesis, members)
+			if err != nil {
+				n.Close()
+				return nil, err
+			}
+			n.transport = t
+			pn = quicNet{t}
 		}
-		if n.cluster, err = newCluster(n, opts.PeerNet, members, opts.Join); err != nil {
+		if n.cluster, err = newCluster(n, pn, members, opts.Join); err != nil {
 			n.Close()
 			return nil, err
 		}
@@ -187,7 +195,11 @@ func (n *Node) APIAddr() string { s, _ := n.apiAddr.Load().(string); return s }
 
 // Close releases the VM and closes the store. Call after Run returns.
 func (n *Node) Close() error {
-	return errors.Join(n.vm.Close(context.Background()), n.store.Close())
+	var terr error
+	if n.transport != nil {
+		terr = n.transport.Close()
+	}
+	return errors.Join(terr, n.vm.Close(context.Background()), n.store.Close())
 }
 
 // Run serves the API and produces blocks until ctx ends or block production
@@ -300,6 +312,7 @@ func (n *Node) ProduceBlock(ctx context.Context) error {
 func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.mempool.Update(bb)
 	n.observe(bb, build, commit)
+	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind

@@ -1,0 +1,50 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/ledger"
+	sosnet "github.com/sos-kernel/sos/net"
+)
+
+// quicNet adapts the QUIC transport of package net to PeerNet.
+type quicNet struct{ t *sosnet.Transport }
+
+var _ PeerNet = quicNet{}
+
+func (q quicNet) Send(ctx context.Context, peer string, kind byte, msg []byte) error {
+	return q.t.Send(ctx, sosnet.PeerID(peer), sosnet.StreamKind(kind), msg)
+}
+
+func (q quicNet) Handle(kind byte, fn func(from string, msg []byte)) {
+	q.t.Handle(sosnet.StreamKind(kind), func(from sosnet.PeerID, msg []byte) { fn(string(from), msg) })
+}
+
+func (q quicNet) Peers() []client.Peer {
+	var out []client.Peer
+	for _, p := range q.t.Peers() {
+		out = append(out, client.Peer{NodeID: string(p.ID), Address: p.Addr, Connected: p.Connected, RTTMs: float64(p.RTT.Microseconds()) / 1000})
+	}
+	return out
+}
+
+// listenPeers starts the QUIC transport for a cluster member.
+func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis ledger.Hash, members []Member) (*sosnet.Transport, error) {
+	t, err := sosnet.Listen(ctx, sosnet.Config{
+		ListenAddr: opts.Config.P2PAddr, Key: opts.NodeKey, ChainID: chainID, GenesisHash: genesis, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel: peer network on %s: %w", opts.Config.P2PAddr, err)
+	}
+	ms := make([]sosnet.Member, 0, len(members))
+	for _, m := range members {
+		ms = append(ms, sosnet.Member{Key: m.PubKey, Addr: m.Addr})
+	}
+	if err := t.SetMembers(ms); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
