@@ -31,7 +31,8 @@ if [ -f "$WASM" ]; then
   echo "code id $CODE"
   ADDR=$($SOS contract instantiate "$CODE" '{"count":1}' --from operator --label demo --home "$H" --node "${URLS[1]}" -o json | python3 -c 'import json,sys;print(json.load(sys.stdin)["address"])')
   echo "contract $ADDR"
-  $SOS contract execute "$ADDR" '{"increment":{}}' --from bob --home "$H" --node "$N0"
+  $SOS contract execute "$ADDR" '{"increment":{}}' --from bob --home "$H" --node "${URLS[1]}"
+  sleep 1 # node2 applies the block a moment after node1 answered
   echo "query on node2: $($SOS contract query "$ADDR" '{"get":{}}' --node "${URLS[2]}")"
 else
   echo "($WASM missing: run 'make contracts')"
