@@ -3,7 +3,6 @@ package vm
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -157,28 +156,4 @@ func BenchmarkSnapshotVsInit(b *testing.B) {
 			mod.release(ctx, in, true)
 		}
 	})
-}
-
-// BenchmarkGasCalibration reports wall time per gas for a suite of
-// workloads; the cost table aims at 1 gas ≈ 1 ns (1 Mgas ≈ 1 ms).
-func BenchmarkGasCalibration(b *testing.B) {
-	p := loadPrepared(b)
-	v := newVM(b, Config{})
-	ctx := context.Background()
-	for _, msg := range []string{"shaloop 20", "json 50", "storage 200", "arith 200000", "incr"} {
-		b.Run(strings.Fields(msg)[0], func(b *testing.B) {
-			h := newFakeHost()
-			var gas uint64
-			for b.Loop() {
-				res, err := v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), h, MaxTxGas)
-				if err != nil {
-					b.Fatal(err)
-				}
-				gas = res.GasUsed
-			}
-			nsPerOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			b.ReportMetric(float64(gas), "gas/op")
-			b.ReportMetric(nsPerOp/float64(gas), "ns/gas")
-		})
-	}
 }

@@ -88,6 +88,11 @@
 // limits.go holds the protocol constants: module size (8 MiB), memory (128
 // pages, 8 MiB), call depth (8), message/result/key/value/event sizes,
 // gas per transaction, per block and for initialization, and host costs.
+// Two depth limits exist: nested contract calls (8, Env.Depth) and nested
+// Wasm function calls inside one contract (meter.DefaultMaxCallDepth,
+// 1024, counted by the metering pass in the sos_depth global so every node
+// traps at the same depth whatever its native stack); the latter surfaces as
+// ErrTrap "call depth exceeded".
 // Execution time is bounded by gas alone: contexts are not polled during
 // execution (wazero's WithCloseOnContextDone makes loops ≈17× slower).
 package vm

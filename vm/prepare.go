@@ -82,8 +82,10 @@ func (v *VM) Prepare(ctx context.Context, wasm []byte) ([]byte, ModuleInfo, erro
 	if err != nil {
 		return nil, ModuleInfo{}, err
 	}
-	gasIndex := uint32(len(globals) - 1) // meter appends the gas global last
-	for i, g := range globals[:gasIndex] {
+	// meter appends the gas global and then the call-depth global: both are
+	// reset by every call, so neither is snapshotted nor re-exported.
+	metered := uint32(len(globals) - 2)
+	for i, g := range globals[:metered] {
 		if g.Type.Mutable {
 			if g.Type.Type != wasmbin.I32 && g.Type.Type != wasmbin.I64 &&
 				g.Type.Type != wasmbin.F32 && g.Type.Type != wasmbin.F64 {
@@ -353,7 +355,7 @@ func (v *VM) snapshot(ctx context.Context, wasm []byte, globals []wasmbin.Global
 		gasUsed: uint64(v.prepareGas - left),
 	}
 	for i, g := range globals {
-		if !g.Type.Mutable || i == len(globals)-1 {
+		if !g.Type.Mutable || i >= len(globals)-2 {
 			continue
 		}
 		snap.globals[i] = mod.ExportedGlobal(globalExportPrefix + strconv.Itoa(i)).Get()

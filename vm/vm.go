@@ -263,8 +263,10 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		rng:      newRNG(env.Seed),
 	}
 	inst.gas.Set(gasLimit)
+	inst.mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0) // Wasm call depth (meter.Instrument)
 	ret, callErr := fn.Call(context.WithValue(ctx, stateKey{}, s))
 	left := int64(inst.gas.Get())
+	depth := uint32(inst.mod.ExportedGlobal(meter.DepthGlobalExport).Get())
 	s.closeIterators()
 
 	res := Result{DebugLog: s.log}
@@ -277,6 +279,9 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	mod.release(ctx, inst, reuse)
 
 	if callErr != nil {
+		if s.trap == nil && left >= 0 && depth > meter.DefaultMaxCallDepth {
+			return res, fmt.Errorf("%w: call depth exceeded (more than %d nested Wasm calls)", ErrTrap, meter.DefaultMaxCallDepth)
+		}
 		return res, s.classify(callErr, left)
 	}
 	if left < 0 { // cannot happen: a negative counter traps before returning

@@ -11,7 +11,10 @@
 //   - assert_return / action: identical results bit for bit, except that
 //     where the expectation is nan:canonical or nan:arithmetic both need only
 //     satisfy it (NaN canonicalization may change the payload);
-//   - assert_trap / assert_exhaustion: both trap with the same wasm error;
+//   - assert_trap: both trap with the same wasm error;
+//   - assert_exhaustion: plain wazero overflows its stack; the metered module
+//     traps at the call depth limit (unreachable with the sos_depth counter
+//     above meter.DefaultMaxCallDepth), or overflows too;
 //   - assert_invalid / assert_malformed (binary form): plain wazero rejects the
 //     module, and so do we — either meter.Instrument or compiling its output;
 //   - assert_unlinkable / assert_uninstantiable: the same outcome on both.
@@ -30,7 +33,8 @@
 //     calls, GC, typed function references, memory64, multi-memory — because
 //     the rewriter's instruction scanner and the cost table cover exactly 2.0;
 //     an opcode we do not understand could not be metered.
-//   - An export named sos_gas (reserved for the gas counter).
+//   - An export named sos_gas or sos_depth (reserved for the metering
+//     counters).
 //
 // Text-format assertions (module_type "text") are skipped: there is no text
 // parser in the loop, exactly as in wazero's own runner.

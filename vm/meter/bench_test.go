@@ -75,6 +75,11 @@ func BenchmarkMeteringOverhead(b *testing.B) {
 		if os.Getenv("METER_NO_NAN") != "" {
 			opts.CanonicalizeNaN = false
 		}
+		// METER_NO_DEPTH=1 leaves calls uncounted, to measure the cost of
+		// the call depth counter.
+		if os.Getenv("METER_NO_DEPTH") != "" {
+			opts.MaxCallDepth = 0
+		}
 		out, err := meter.Instrument(wasm, opts)
 		if err != nil {
 			b.Fatal(err)

@@ -59,6 +59,7 @@ type fnModule struct {
 	locals          [][2]byte
 	body            []byte
 	memory          []byte // memory section payload, if any
+	table, elem     []byte // table and element section payloads, if any
 	extraExports    [][]byte
 }
 
@@ -66,11 +67,17 @@ func (m fnModule) bytes() []byte {
 	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 	out = append(out, section(1, vec(functype(m.params, m.results)))...)
 	out = append(out, section(3, vec(u32(0)))...)
+	if m.table != nil {
+		out = append(out, section(4, m.table)...)
+	}
 	if m.memory != nil {
 		out = append(out, section(5, m.memory)...)
 	}
 	exports := append([][]byte{cat(name("f"), []byte{0}, u32(0))}, m.extraExports...)
 	out = append(out, section(7, vec(exports...))...)
+	if m.elem != nil {
+		out = append(out, section(9, m.elem)...)
+	}
 	out = append(out, section(10, vec(code(m.locals, m.body...)))...)
 	return out
 }

@@ -5,10 +5,18 @@
 // straight code, so metering is compiled into the module: Instrument appends
 // a mutable i64 global (exported as GasGlobalExport) and, at the start of each
 // straight-line segment of every function, subtracts the segment's static cost
-// (from a versioned CostTable) and, where needed, traps with unreachable once
-// the counter is negative. Operations whose cost depends on an operand
-// (memory.grow, memory.copy/fill/init, table.copy/fill/init/grow) are charged
-// operand × unit cost just before they run.
+// (from a versioned CostTable, in 1/Scale gas, rounded up per segment) and,
+// where needed, traps with unreachable once the counter is negative.
+// Operations whose cost depends on an operand (memory.grow,
+// memory.copy/fill/init, table.copy/fill/init/grow) are charged operand ×
+// unit cost just before they run.
+//
+// Recursion is bounded deterministically, not by the engine's native stack
+// (whose size depends on the wazero version, the CPU and frame sizes): a
+// second appended global, a mutable i32 exported as DepthGlobalExport, counts
+// nested calls at every call and call_indirect site (weighted by the
+// caller's frame size, see FrameSlots), and a call that would take it above
+// Options.MaxCallDepth traps with unreachable.
 //
 // Using it:
 //
@@ -20,8 +28,10 @@
 //     WithMemoryLimitPages(Limits.MaxMemoryPages), which caps memories that
 //     declare no maximum.
 //  3. Before each call set the exported global GasGlobalExport to the gas
-//     limit; after it read the global back. A value below zero, or a trap
-//     with gas below zero, is out of gas; gas used is limit − value.
+//     limit and DepthGlobalExport to 0; after it read the gas global back. A
+//     value below zero, or a trap with gas below zero, is out of gas; gas
+//     used is limit − value. A trap with gas not negative and the depth
+//     global above Options.MaxCallDepth is a call depth trap.
 //  4. Host functions charge by lowering the same global, and must fail when
 //     it is already negative (checks are not emitted before calls).
 //
@@ -30,11 +40,13 @@
 // shared memory (non-deterministic scheduling), and every proposal outside
 // WebAssembly 2.0 core (exception handling, tail calls, GC, typed function
 // references, memory64, multi-memory), since the rewriter's scanner and our
-// cost model cover exactly 2.0. The export name GasGlobalExport is reserved.
+// cost model cover exactly 2.0. The export names GasGlobalExport and
+// DepthGlobalExport are reserved.
 //
 // The rewrite preserves the meaning of every valid module other than gas
-// consumption and NaN payloads: no function, type or global index shifts
-// (the gas global is appended last, scratch locals after existing locals),
+// consumption, NaN payloads and the depth at which recursion traps: no
+// function, type or global index shifts (the gas and depth globals are
+// appended last, scratch locals after existing locals),
 // and every section other than global, export and code is copied byte for
 // byte. The conformance/spectest package checks this against the official
 // WebAssembly test suite.

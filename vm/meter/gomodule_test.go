@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"math"
+	"runtime"
 )
 
 func main() {}
@@ -61,6 +62,30 @@ func floats(n int32) int64 {
 		x += math.Sin(x) * 0.5
 	}
 	return int64(math.Float64bits(x))
+}
+
+//go:wasmexport gc
+func gc(n int32) int64 {
+	var keep [][]byte
+	for i := int32(0); i < n; i++ {
+		keep = append(keep, make([]byte, 1<<10))
+		if i%64 == 0 {
+			keep = nil
+			runtime.GC()
+		}
+	}
+	return int64(len(keep))
+}
+
+//go:wasmexport deep
+func deep(n int32) int64 { return depthSum(int(n)) }
+
+// depthSum recurses n deep in Go.
+func depthSum(n int) int64 {
+	if n == 0 {
+		return 0
+	}
+	return depthSum(n-1) + int64(n&1)
 }
 
 //go:wasmexport nan

@@ -13,6 +13,25 @@ import (
 // call and reads it after; a value below zero means the call ran out of gas.
 const GasGlobalExport = "sos_gas"
 
+// DepthGlobalExport is the export name of the call depth counter that
+// Instrument adds after the gas global: a mutable i32 holding the number of
+// Wasm calls in progress below the entry function. The host sets it to 0
+// before every call from outside the module; a trap that leaves it above
+// Options.MaxCallDepth is a call-depth trap.
+const DepthGlobalExport = "sos_depth"
+
+// DefaultMaxCallDepth is the protocol's bound on nested Wasm calls (of
+// functions up to FrameSlots slots; bigger frames count more). Go's wasip1
+// code keeps goroutine stacks in linear memory and unwinds the Wasm stack
+// whenever a goroutine's stack grows, so ordinary Go code nests about 30
+// Wasm calls (runtime init, encoding/json, GC; see TestGoCallDepthHeadroom)
+// and deliberate Go recursion about half its Go depth (3,000 Go frames fit,
+// 10,000 do not).
+const DefaultMaxCallDepth = 1024
+
+// MaxCallDepthLimit bounds Options.MaxCallDepth.
+const MaxCallDepthLimit = 1 << 20
+
 var (
 	// ErrUnsupportedFeature classifies modules that use a feature outside the
 	// deterministic WebAssembly 2.0 subset we accept (SIMD, threads, ...).
@@ -64,11 +83,19 @@ type Options struct {
 	// module's start function, which runs during instantiation before the
 	// host can set the counter. Zero makes any start function run out of gas.
 	InitialGas int64
+	// MaxCallDepth bounds nested Wasm calls: the call that would make the
+	// depth counter exceed it traps with unreachable. Each call adds the
+	// calling function's weight, 1 unless its frame exceeds FrameSlots. Zero leaves calls
+	// uncounted (the depth global is still added), so the engine's own,
+	// platform-dependent stack limit applies: only for tests. It changes the
+	// instrumented program, so it is consensus like the cost table: a new
+	// value needs a new CostTable.Version.
+	MaxCallDepth uint32
 }
 
 // DefaultOptions returns the protocol options.
 func DefaultOptions() Options {
-	return Options{Costs: DefaultCosts(), Limits: DefaultLimits(), CanonicalizeNaN: true}
+	return Options{Costs: DefaultCosts(), Limits: DefaultLimits(), CanonicalizeNaN: true, MaxCallDepth: DefaultMaxCallDepth}
 }
 
 // classify maps a wasmbin error to our sentinels.
@@ -110,6 +137,9 @@ func over(v uint64, limit uint32) bool { return limit != 0 && v > uint64(limit) 
 func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if err := opts.Costs.validate(); err != nil {
 		return nil, err
+	}
+	if opts.MaxCallDepth > MaxCallDepthLimit {
+		return nil, fmt.Errorf("meter: MaxCallDepth %d above %d", opts.MaxCallDepth, MaxCallDepthLimit)
 	}
 	if over(uint64(len(wasm)), opts.Limits.MaxCodeBytes) {
 		return nil, limitErr("module is %d bytes, limit %d", len(wasm), opts.Limits.MaxCodeBytes)
@@ -204,23 +234,25 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if over(nGlobals, opts.Limits.MaxGlobals) {
 		return nil, limitErr("%d globals, limit %d", nGlobals, opts.Limits.MaxGlobals)
 	}
-	if nGlobals >= math.MaxUint32 {
+	if nGlobals >= math.MaxUint32-1 {
 		return nil, limitErr("%d globals", nGlobals)
 	}
 	for _, e := range exports {
-		// The gas global takes index nGlobals: an export of that index
-		// would be invalid before instrumentation and valid after it.
+		// The gas and depth globals take indices nGlobals and nGlobals+1:
+		// an export of those would be invalid before instrumentation and
+		// valid after it.
 		if (e.Kind == wasmbin.KindGlobal && uint64(e.Index) >= nGlobals) ||
 			(e.Kind == wasmbin.KindFunc && int(e.Index) >= len(funcTypes)) {
 			return nil, malformed("export %q: unknown index %d", e.Name, e.Index)
 		}
-		if e.Name == GasGlobalExport {
-			return nil, unsupported("export name %q is reserved for the gas counter", GasGlobalExport)
+		if e.Name == GasGlobalExport || e.Name == DepthGlobalExport {
+			return nil, unsupported("export name %q is reserved for the metering counters", e.Name)
 		}
 	}
 	gasIndex := uint32(nGlobals)
+	depthIndex := gasIndex + 1
 
-	rw := newRewriter(&opts, gasIndex)
+	rw := newRewriter(&opts, types, funcTypes, gasIndex, depthIndex)
 	for i := range codes {
 		fidx := nImportedFuncs + i
 		ti := funcTypes[fidx]
@@ -235,7 +267,7 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		if nLocals+maxScratch > math.MaxUint32 {
 			return nil, limitErr("function %d: too many locals", fidx)
 		}
-		body, extra, err := rw.rewrite(codes[i].Body, uint32(nLocals))
+		body, extra, err := rw.rewrite(codes[i].Body, uint32(nLocals), len(types[ti].Results))
 		if err != nil {
 			return nil, classify(err, "code section: function %d", fidx)
 		}
@@ -245,12 +277,16 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		}
 	}
 
-	// The gas global goes last so no existing global index shifts.
+	// The gas and depth globals go last so no existing global index shifts.
 	init := wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, opts.InitialGas)
 	init = append(init, wasmbin.OpEnd)
-	globals = append(globals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init})
+	globals = append(globals,
+		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init},
+		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: []byte{wasmbin.OpI32Const, 0, wasmbin.OpEnd}})
 	m.Set(wasmbin.SectionGlobal, wasmbin.EncodeGlobals(globals))
-	exports = append(exports, wasmbin.Export{Name: GasGlobalExport, Kind: wasmbin.KindGlobal, Index: gasIndex})
+	exports = append(exports,
+		wasmbin.Export{Name: GasGlobalExport, Kind: wasmbin.KindGlobal, Index: gasIndex},
+		wasmbin.Export{Name: DepthGlobalExport, Kind: wasmbin.KindGlobal, Index: depthIndex})
 	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
 	if hasCode {
 		m.Set(wasmbin.SectionCode, wasmbin.EncodeCode(codes))

@@ -51,27 +51,35 @@ var sumLoop = fnModule{
 	},
 }
 
+// ceilDiv is a charge in gas for a cost in units.
+func ceilDiv(units, scale int64) int64 { return (units + scale - 1) / scale }
+
 func TestExactGas(t *testing.T) {
-	// Distinct costs so that a mis-classified opcode changes the total.
-	costs := meter.DefaultCosts()
-	costs.Base, costs.Branch, costs.Control = 3, 7, 11
-	opts := meter.Options{Costs: costs}
-	for _, n := range []int64{0, 1, 10, 1000} {
-		res, used, err := run(t, sumLoop.bytes(), opts, 1<<40, uint64(n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int64(int32(res[0])) != n*(n+1)/2 {
-			t.Fatalf("sum(%d) = %d", n, res[0])
-		}
-		B, Br, C := int64(costs.Base), int64(costs.Branch), int64(costs.Control)
-		// Segments: [block] [loop], then (n+1)×[get eqz br_if 8×ALU br]
-		// (br_if does not end a segment, so the exit iteration pays for
-		// the whole body), then [local.get end]. The block's own end never
-		// executes: br_if 1 jumps past it.
-		want := C + C + (n+1)*(10*B+2*Br) + (B + C)
-		if used != want {
-			t.Errorf("sum(%d): used %d gas, cost table predicts %d", n, used, want)
+	for _, scale := range []uint32{1, 8} {
+		// Distinct costs so that a mis-classified opcode changes the total.
+		costs := meter.DefaultCosts()
+		costs.Scale = scale
+		costs.Base, costs.Local, costs.Branch, costs.Control = 3, 5, 7, 11
+		opts := meter.Options{Costs: costs}
+		for _, n := range []int64{0, 1, 10, 1000} {
+			res, used, err := run(t, sumLoop.bytes(), opts, 1<<40, uint64(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(int32(res[0])) != n*(n+1)/2 {
+				t.Fatalf("sum(%d) = %d", n, res[0])
+			}
+			B, L, Br, C, S := int64(costs.Base), int64(costs.Local), int64(costs.Branch), int64(costs.Control), int64(scale)
+			// Segments: [block] [loop], then (n+1)×[get eqz br_if 8×ALU br]
+			// (7 local and constant instructions, 3 ALU, 2 branches)
+			// (br_if does not end a segment, so the exit iteration pays for
+			// the whole body), then [local.get end]. The block's own end never
+			// executes: br_if 1 jumps past it. Each segment's charge is
+			// rounded up to whole gas.
+			want := ceilDiv(C, S) + ceilDiv(C, S) + (n+1)*ceilDiv(7*L+3*B+2*Br, S) + ceilDiv(L+C, S)
+			if used != want {
+				t.Errorf("scale %d, sum(%d): used %d gas, cost table predicts %d", scale, n, used, want)
+			}
 		}
 	}
 }
@@ -91,38 +99,41 @@ func TestInfiniteLoopRunsOutOfGas(t *testing.T) {
 }
 
 func TestDynamicCosts(t *testing.T) {
-	c := meter.DefaultCosts()
-	B, Ctl := int64(c.Base), int64(c.Control)
-	grow := fnModule{
-		params: []byte{tI32}, results: []byte{tI32}, memory: vec([]byte{0x00, 1}),
-		body: []byte{0x20, 0, 0x40, 0x00, 0x0b}, // memory.grow (local.get 0)
-	}
-	for _, pages := range []int64{0, 1, 3} {
-		_, used, err := run(t, grow.bytes(), meter.Options{Costs: c}, 1<<40, uint64(pages))
-		if err != nil {
-			t.Fatal(err)
+	odd := meter.DefaultCosts()
+	odd.BulkPerByte, odd.MemoryGrowPerPage = 3, 16001 // not multiples of Scale
+	for _, c := range []meter.CostTable{meter.DefaultCosts(), odd} {
+		L, Ctl, S := int64(c.Local), int64(c.Control), int64(c.Scale)
+		grow := fnModule{
+			params: []byte{tI32}, results: []byte{tI32}, memory: vec([]byte{0x00, 1}),
+			body: []byte{0x20, 0, 0x40, 0x00, 0x0b}, // memory.grow (local.get 0)
 		}
-		if want := B + int64(c.MemoryGrow) + Ctl + pages*int64(c.MemoryGrowPerPage); used != want {
-			t.Errorf("memory.grow %d: used %d, want %d", pages, used, want)
+		for _, pages := range []int64{0, 1, 3} {
+			_, used, err := run(t, grow.bytes(), meter.Options{Costs: c}, 1<<40, uint64(pages))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := ceilDiv(L+int64(c.MemoryGrow)+Ctl, S) + ceilDiv(pages*int64(c.MemoryGrowPerPage), S); used != want {
+				t.Errorf("memory.grow %d: used %d, want %d", pages, used, want)
+			}
 		}
-	}
-	// memory.fill(0, 0, n)
-	fill := fnModule{
-		params: []byte{tI32}, memory: vec([]byte{0x00, 1}),
-		body: []byte{0x41, 0, 0x41, 0, 0x20, 0, 0xfc, 11, 0x00, 0x0b},
-	}
-	for _, n := range []int64{0, 100, 65536} {
-		_, used, err := run(t, fill.bytes(), meter.Options{Costs: c}, 1<<40, uint64(n))
-		if err != nil {
-			t.Fatal(err)
+		// memory.fill(0, 0, n)
+		fill := fnModule{
+			params: []byte{tI32}, memory: vec([]byte{0x00, 1}),
+			body: []byte{0x41, 0, 0x41, 0, 0x20, 0, 0xfc, 11, 0x00, 0x0b},
 		}
-		if want := 3*B + int64(c.Bulk) + Ctl + n*int64(c.BulkPerByte); used != want {
-			t.Errorf("memory.fill %d: used %d, want %d", n, used, want)
+		for _, n := range []int64{0, 1, 100, 65536} {
+			_, used, err := run(t, fill.bytes(), meter.Options{Costs: c}, 1<<40, uint64(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := ceilDiv(3*L+int64(c.Bulk)+Ctl, S) + ceilDiv(n*int64(c.BulkPerByte), S); used != want {
+				t.Errorf("memory.fill %d: used %d, want %d", n, used, want)
+			}
 		}
-	}
-	// Not enough gas for the bytes: trap before filling.
-	if _, _, err := run(t, fill.bytes(), meter.Options{Costs: c}, 1000, 65536); err == nil {
-		t.Error("memory.fill of 64 KiB with 1000 gas did not trap")
+		// Not enough gas for the bytes: trap before filling.
+		if _, _, err := run(t, fill.bytes(), meter.Options{Costs: c}, 1000, 65536); err == nil {
+			t.Error("memory.fill of 64 KiB with 1000 gas did not trap")
+		}
 	}
 }
 

@@ -1,10 +1,24 @@
 package meter
 
-import "github.com/sos-kernel/sos/vm/internal/wasmbin"
+import (
+	"math/bits"
+
+	"github.com/sos-kernel/sos/vm/internal/wasmbin"
+)
 
 // maxScratch is the most locals the rewriter appends to one function:
-// i64 (gas check), i32 (dynamic size), f32 and f64 (NaN canonicalization).
+// i64 (gas check), i32 (dynamic size and call depth), f32 and f64 (NaN
+// canonicalization).
 const maxScratch = 4
+
+// Opcodes the rewriter emits that wasmbin does not name.
+const (
+	opI32Add  byte = 0x6a
+	opI32Sub  byte = 0x6b
+	opI32GtU  byte = 0x4b
+	opI64Add  byte = 0x7c
+	opI64ShrU byte = 0x88
+)
 
 // Metering model
 //
@@ -31,6 +45,35 @@ const maxScratch = 4
 //
 // Segments that begin in unreachable code (after br, br_table, return,
 // unreachable) are not charged: they never execute.
+//
+// Charges are in gas, costs in 1/Scale gas: a segment is charged
+// ceil(sum of its costs / Scale), a dynamic charge ceil(operand × unit /
+// Scale).
+//
+// Call depth
+//
+// The depth of nested Wasm calls is counted in a second appended global, an
+// i32, at every call and call_indirect site:
+//
+//	global.get $depth; i32.const W; i32.add; local.tee $t; global.set $depth
+//	local.get $t; i32.const MaxCallDepth; i32.gt_u; if unreachable end
+//	call f
+//	local.get $t; i32.const W; i32.sub; global.set $depth
+//
+// so recursion traps deterministically at MaxCallDepth nested calls instead
+// of at whatever depth the engine's native stack gives out (which depends on
+// the wazero version, the CPU and frame sizes). W is the calling function's
+// weight (1, or more for frames above FrameSlots slots): the counter is the
+// sum of the weights of the frames below the innermost one, so it bounds
+// the native stack too. Counting at the call site rather than at function
+// entry covers call_indirect and calls of imported functions alike, and
+// the caller knows its own frame. The trap leaves the counter above
+// MaxCallDepth and the gas counter as it was, so the host can tell it from
+// running out of gas. $t is
+// the i32 scratch local: nothing else uses it between the increment and the
+// decrement (arguments are evaluated before the increment, and the callee has
+// its own locals), and since calls are balanced the counter equals $t again
+// when the callee returns.
 
 type segKind uint8
 
@@ -42,15 +85,21 @@ const (
 )
 
 type rewriter struct {
-	costs   *opCosts
-	canon   bool
-	gas     uint32 // index of the gas global
-	perPage int64
-	perByte int64
-	perElem int64
+	costs     *opCosts
+	types     []wasmbin.FuncType
+	funcTypes []uint32 // type index of every function, imports first
+	canon     bool
+	gas       uint32 // index of the gas global
+	depth     uint32 // index of the call depth global
+	maxDepth  uint32 // 0: calls are not counted
+	shift     uint8  // log2(Scale)
+	perPage   int64
+	perByte   int64
+	perElem   int64
 
 	// Per function.
 	nLocals        uint32
+	weight         int64 // depth units per call (see FrameSlots)
 	scratch        []wasmbin.ValType
 	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
@@ -68,11 +117,16 @@ const (
 	slotF64
 )
 
-func newRewriter(opts *Options, gas uint32) *rewriter {
+func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
 	return &rewriter{
 		costs:          opts.Costs.flatten(),
+		types:          types,
+		funcTypes:      funcTypes,
 		canon:          opts.CanonicalizeNaN,
 		gas:            gas,
+		depth:          depth,
+		maxDepth:       opts.MaxCallDepth,
+		shift:          uint8(bits.TrailingZeros32(opts.Costs.Scale)),
 		perPage:        int64(opts.Costs.MemoryGrowPerPage),
 		perByte:        int64(opts.Costs.BulkPerByte),
 		perElem:        int64(opts.Costs.TablePerElem),
@@ -92,7 +146,7 @@ func (r *rewriter) local(slot int) uint32 {
 
 // rewrite meters one function body (the expression after the locals). It
 // returns the new body and the types of the locals to append.
-func (r *rewriter) rewrite(body []byte, nLocals uint32) ([]byte, []wasmbin.ValType, error) {
+func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []wasmbin.ValType, error) {
 	r.nLocals = nLocals
 	r.scratch = nil
 	r.scratchIdx = [4]int64{-1, -1, -1, -1}
@@ -102,19 +156,14 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32) ([]byte, []wasmbin.ValTy
 	r.kind = segEntry
 
 	// Pre-scan: does the function call anything? Only then does its entry
-	// need a check (see the metering model above).
-	r.checkEntry = false
-	for off := 0; off < len(body); {
-		in, err := wasmbin.ReadInstr(body, off)
-		if err != nil {
-			return nil, nil, err
-		}
-		if in.Op == wasmbin.OpCall || in.Op == wasmbin.OpCallIndirect {
-			r.checkEntry = true
-			break
-		}
-		off = in.End
+	// need a check (see the metering model above). How much stack does its
+	// frame take (the weight of its calls in the depth counter)?
+	info, err := r.analyze(body, nLocals, results)
+	if err != nil {
+		return nil, nil, err
 	}
+	r.checkEntry = info.calls
+	r.weight = min(info.weight, int64(r.maxDepth)+1)
 
 	depth := 0
 	for off := 0; ; {
@@ -161,6 +210,26 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32) ([]byte, []wasmbin.ValTy
 				return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "invalid: unknown global"}
 			}
 			r.add(raw, cost)
+		case wasmbin.OpCall, wasmbin.OpCallIndirect:
+			if r.maxDepth == 0 {
+				r.add(raw, cost)
+				break
+			}
+			t := r.local(slotI32)
+			o := wasmbin.AppendU32(append(r.seg, wasmbin.OpGlobalGet), r.depth)
+			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
+			o = append(o, opI32Add)
+			o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
+			o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
+			o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(int32(r.maxDepth)))
+			o = append(o, opI32GtU, wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
+			r.seg = o
+			r.add(raw, cost)
+			o = wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalGet), t)
+			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
+			o = append(o, opI32Sub)
+			r.seg = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
 		case wasmbin.OpMemoryGrow:
 			r.dynamic(r.perPage)
 			r.add(raw, cost)
@@ -208,8 +277,14 @@ func (r *rewriter) flush(next segKind) {
 	r.kind = next
 }
 
-// emitCharge: gas -= c.
+// gasOf converts a cost in units to gas, rounding up.
+func (r *rewriter) gasOf(units int64) int64 {
+	return (units + 1<<r.shift - 1) >> r.shift
+}
+
+// emitCharge: gas -= c units (rounded up to whole gas).
 func (r *rewriter) emitCharge(c int64) {
+	c = r.gasOf(c)
 	if c == 0 {
 		return
 	}
@@ -224,6 +299,7 @@ func (r *rewriter) emitCharge(c int64) {
 // emitCheck: gas -= c; if gas < 0 { unreachable }. The new value is kept in
 // a scratch local rather than re-read from the global.
 func (r *rewriter) emitCheck(c int64) {
+	c = r.gasOf(c)
 	o := r.out
 	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
 	if c != 0 {
@@ -242,9 +318,9 @@ func appendTrapIfNegative(o []byte) []byte {
 		wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
 }
 
-// dynamic charges perUnit × the i32 operand on top of the stack, leaving the
-// operand in place, and checks, so an expensive operation never starts
-// without the gas to pay for it.
+// dynamic charges perUnit × the i32 operand on top of the stack (in units,
+// rounded up to whole gas), leaving the operand in place, and checks, so an
+// expensive operation never starts without the gas to pay for it.
 func (r *rewriter) dynamic(perUnit int64) {
 	if perUnit == 0 {
 		return
@@ -256,8 +332,19 @@ func (r *rewriter) dynamic(perUnit int64) {
 	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), s)
 	o = append(o, wasmbin.OpI64ExtendI32U)
-	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
-	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
+	if scale := int64(1) << r.shift; perUnit%scale == 0 {
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit/scale)
+		o = append(o, wasmbin.OpI64Mul)
+	} else {
+		// ceil(n × perUnit / scale); n × perUnit < 2^56, no overflow.
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
+		o = append(o, wasmbin.OpI64Mul)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), scale-1)
+		o = append(o, opI64Add)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), int64(r.shift))
+		o = append(o, opI64ShrU)
+	}
+	o = append(o, wasmbin.OpI64Sub)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)

@@ -1,0 +1,196 @@
+// Package marketgen generates reproducible ROME markets: a seeded snapshot
+// of offers and requests in policy ABI v1, for benchmarks, quality tests
+// and `sos rome gen-market`.
+//
+// The same Config (including Seed) always yields the same bytes: all
+// arithmetic is integer, and the only randomness is a PCG stream seeded by
+// Config.Seed.
+package marketgen
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
+
+// Config describes a market. Zero fields take the defaults noted.
+type Config struct {
+	Requests, Offers int
+	// Kinds is the number of resource kinds, ids 1..Kinds; 0 means 4.
+	Kinds int
+	Seed  uint64
+	Epoch uint64
+	// BundleShare is the fraction of requests that are bundles (all kinds
+	// from one offer, in full); 0 means every request is divisible.
+	BundleShare float64
+	// Regions is the number of regions (ids 1..Regions); 0 means 8.
+	Regions int
+	// AnyRegionShare is the fraction of requests without a region
+	// constraint; NearShare the fraction with a distance limit (150-600 km
+	// around a point near a region centre). Negative means 0; 0 means the
+	// defaults 0.15 and 0.15.
+	AnyRegionShare, NearShare float64
+	// Load is total demand over total capacity per kind; 0 means 1.25.
+	Load float64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Kinds == 0 {
+		c.Kinds = policy.MaxKinds
+	}
+	if c.Regions == 0 {
+		c.Regions = 8
+	}
+	if c.AnyRegionShare == 0 {
+		c.AnyRegionShare = 0.15
+	}
+	if c.NearShare == 0 {
+		c.NearShare = 0.15
+	}
+	c.AnyRegionShare = max(c.AnyRegionShare, 0)
+	c.NearShare = max(c.NearShare, 0)
+	if c.Load == 0 {
+		c.Load = 1.25
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Requests < 0 || c.Requests > 1<<24:
+		return fmt.Errorf("marketgen: Requests %d: want 0..%d", c.Requests, 1<<24)
+	case c.Offers < 0 || c.Offers > 1<<24:
+		return fmt.Errorf("marketgen: Offers %d: want 0..%d", c.Offers, 1<<24)
+	case c.Kinds < 1 || c.Kinds > policy.MaxKinds:
+		return fmt.Errorf("marketgen: Kinds %d: want 1..%d", c.Kinds, policy.MaxKinds)
+	case c.BundleShare < 0 || c.BundleShare > 1:
+		return fmt.Errorf("marketgen: BundleShare %g: want 0..1", c.BundleShare)
+	case c.Regions < 1 || c.Regions > 1<<16:
+		return fmt.Errorf("marketgen: Regions %d: want 1..%d", c.Regions, 1<<16)
+	case c.AnyRegionShare+c.NearShare > 1:
+		return fmt.Errorf("marketgen: AnyRegionShare %g + NearShare %g above 1", c.AnyRegionShare, c.NearShare)
+	case c.Load < 0.01 || c.Load > 100:
+		return fmt.Errorf("marketgen: Load %g: want 0.01..100", c.Load)
+	}
+	return nil
+}
+
+// basePrice is the reference price per kind index (compute, bandwidth,
+// energy, storage), in base units per unit per epoch.
+var basePrice = [policy.MaxKinds]uint64{100, 40, 25, 10}
+
+// ppm converts a share to parts per million once, so that every later
+// decision is integer.
+func ppm(f float64) uint64 { return uint64(f*1e6 + 0.5) }
+
+type gen struct{ r *rand.Rand }
+
+func (g gen) n(n int) int                { return g.r.IntN(n) }
+func (g gen) chance(ppm uint64) bool     { return g.r.Uint64N(1_000_000) < ppm }
+func (g gen) between(lo, hi int64) int64 { return lo + g.r.Int64N(hi-lo+1) }
+
+// scale returns v × U[lo, hi] per mille.
+func (g gen) scale(v uint64, lo, hi int64) uint64 { return v * uint64(g.between(lo, hi)) / 1000 }
+
+// Generate returns the market described by cfg: the snapshot and its
+// ABI v1 encoding.
+func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	g := gen{rand.New(rand.NewPCG(cfg.Seed, 0x524f4d45 /* "ROME" */))}
+	s := &policy.Snapshot{
+		Epoch:    cfg.Epoch,
+		Kinds:    make([]policy.Kind, cfg.Kinds),
+		Offers:   make([]policy.Offer, cfg.Offers),
+		Requests: make([]policy.Request, cfg.Requests),
+	}
+	nk := cfg.Kinds
+	for k := range nk {
+		s.Kinds[k] = policy.Kind(k + 1)
+	}
+	// Region centres, micro-degrees.
+	type point struct{ lat, lon int32 }
+	centres := make([]point, cfg.Regions)
+	for i := range centres {
+		centres[i] = point{int32(g.between(-45e6, 60e6)), int32(g.between(-120e6, 150e6))}
+	}
+	near := func(c point, spread int64) point {
+		return point{c.lat + int32(g.between(-spread, spread)), c.lon + int32(g.between(-spread, spread))}
+	}
+
+	bundlePPM, anyPPM, nearPPM := ppm(cfg.BundleShare), ppm(cfg.AnyRegionShare), ppm(cfg.NearShare)
+	var demand [policy.MaxKinds]uint64
+	for i := range s.Requests {
+		r := &s.Requests[i]
+		r.ID = uint64(i + 1)
+		reg := g.n(cfg.Regions)
+		p := near(centres[reg], 2e6)
+		r.Lat, r.Lon = p.lat, p.lon
+		switch u := g.r.Uint64N(1_000_000); {
+		case u < anyPPM:
+		case u < anyPPM+nearPPM:
+			r.WithinKm = uint32(g.between(150, 600))
+		default:
+			r.Region = uint32(reg + 1)
+		}
+		if g.chance(300_000) {
+			r.Attrs = 1 << g.n(4)
+		}
+		if g.chance(300_000) {
+			r.MinReliability = 9500
+		}
+		bundle := g.chance(bundlePPM)
+		if bundle {
+			r.Flags = policy.FlagBundle
+		}
+		maxAmount := int64(40)
+		if bundle {
+			maxAmount = 20
+		}
+		kinds := 0
+		for kinds == 0 || (bundle && kinds < min(2, nk)) {
+			for k := range nk {
+				if r.Demand[k] == 0 && g.chance(600_000) {
+					r.Demand[k] = uint64(g.between(1, maxAmount))
+					kinds++
+				}
+			}
+		}
+		for k := range nk {
+			r.MaxPrice[k] = g.scale(basePrice[k], 800, 2000)
+			if r.Demand[k] == 0 {
+				r.MaxPrice[k] = 0
+			}
+			demand[k] += r.Demand[k]
+		}
+	}
+	// Mean capacity per offer and kind so that demand ≈ Load × supply; an
+	// offer offers each kind with probability 0.85, hence the correction.
+	var meanCap [policy.MaxKinds]uint64
+	loadPPM := ppm(cfg.Load)
+	for k := range nk {
+		if cfg.Offers > 0 {
+			meanCap[k] = max(1, demand[k]*1_000_000/loadPPM*100/85/uint64(cfg.Offers))
+		}
+	}
+	for i := range s.Offers {
+		o := &s.Offers[i]
+		o.ID = uint64(i + 1)
+		reg := g.n(cfg.Regions)
+		o.Region = uint32(reg + 1)
+		p := near(centres[reg], 2e6)
+		o.Lat, o.Lon = p.lat, p.lon
+		o.Attrs = g.r.Uint64N(16)
+		o.Reliability = uint16(g.between(9000, 9999))
+		for k := range nk {
+			o.Price[k] = max(1, g.scale(basePrice[k], 500, 1500))
+			if g.chance(850_000) {
+				o.Capacity[k] = max(1, g.scale(meanCap[k], 300, 1700))
+			}
+		}
+	}
+	return s, s.Encode(), nil
+}

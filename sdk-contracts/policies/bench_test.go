@@ -1,0 +1,114 @@
+package policies_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sos-kernel/sos/rome/marketgen"
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+	"github.com/sos-kernel/sos/vm"
+)
+
+// Market sizes of the issue: quality (2,000 × 200) and speed (10,000 ×
+// 1,000), 4 kinds, divisible requests, seed 1.
+var sizes = []struct {
+	name             string
+	requests, offers int
+}{
+	{"2000x200", 2000, 200},
+	{"10000x1000", 10000, 1000},
+}
+
+func market(tb testing.TB, requests, offers int, bundles float64) (*policy.Snapshot, []byte) {
+	tb.Helper()
+	s, snap, err := marketgen.Generate(marketgen.Config{Requests: requests, Offers: offers, Kinds: 4, Seed: 1, BundleShare: bundles})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, snap
+}
+
+// BenchmarkPolicyVM runs each policy's .wasm through the metered VM (gas
+// limit vm.MaxTxGas) and reports gas per call. A market the VM's limits
+// refuse (input, result or memory size) is skipped with the reason.
+func BenchmarkPolicyVM(b *testing.B) {
+	v, ps := load(b)
+	for _, sz := range sizes {
+		s, snap := market(b, sz.requests, sz.offers, 0)
+		for _, name := range policyNames {
+			b.Run(name+"/"+sz.name, func(b *testing.B) {
+				var gas uint64
+				if _, err := call(v, ps[name], snap, len(s.Kinds)); err != nil { // warm: compile + pool
+					if errors.Is(err, vm.ErrLimit) || errors.Is(err, vm.ErrOutOfGas) {
+						b.Skip(err)
+					}
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					out, err := call(v, ps[name], snap, len(s.Kinds))
+					if err != nil {
+						b.Fatal(err)
+					}
+					gas = out.gas
+				}
+				b.ReportMetric(float64(gas), "gas/op")
+				b.SetBytes(int64(len(snap)))
+			})
+		}
+	}
+}
+
+// BenchmarkPolicyNative runs the same Go code natively (decode, allocate,
+// encode), to separate the algorithms' cost from the VM's.
+func BenchmarkPolicyNative(b *testing.B) {
+	for _, sz := range sizes {
+		_, snap := market(b, sz.requests, sz.offers, 0)
+		for _, name := range policyNames {
+			b.Run(name+"/"+sz.name, func(b *testing.B) {
+				for b.Loop() {
+					if _, err := policy.Apply(snap, native[name]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.SetBytes(int64(len(snap)))
+			})
+		}
+	}
+}
+
+// TestSpeedMarket reports, for the speed market (10,000 × 1,000 × 4
+// kinds), each policy's surplus, utilization per kind, native time, and the
+// VM's gas and time when the VM's limits admit the call. Figures go to
+// BENCHMARKS.md; the test fails only on an invalid allocation.
+func TestSpeedMarket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large market; skipped with -short")
+	}
+	v, ps := load(t)
+	for _, bundles := range []float64{0, 0.3} {
+		s, snap := market(t, 10000, 1000, bundles)
+		t.Logf("bundles %.0f%%: snapshot %d bytes", 100*bundles, len(snap))
+		for _, name := range policyNames {
+			start := time.Now()
+			allocs, err := native[name](s)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validate(s, allocs); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			m := measure(s, allocs)
+			vmRun := "VM: "
+			if out, err := call(v, ps[name], snap, len(s.Kinds)); err != nil {
+				vmRun += err.Error()
+			} else {
+				vmRun += fmt.Sprintf("gas %d, %v", out.gas, out.elapsed.Round(time.Millisecond))
+			}
+			t.Logf("%-8s surplus %9d, %5d allocations (%d bytes), native %v; util/matched per kind:%s; %s",
+				name, m.surplus, m.allocs, 4+m.allocs*policy.AllocationSize(len(s.Kinds)), took.Round(time.Millisecond), m.perKind(s), vmRun)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+// Package fill is the greedy engine the shipped policies share: offers
+// indexed by kind, price and region, and price-priority filling of
+// divisible requests and bundles through a policy.Book.
+//
+// Everything is slices of int32 positions and integer arithmetic; nothing
+// here allocates per request, so it stays cheap inside the metered VM.
+package fill
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
+
+// Index orders a snapshot's offers for fast scanning: per kind, all offers
+// by (price, position), and the same order grouped by region. Offers that
+// run out on a kind are skipped in O(α) through union-find "next" links.
+type Index struct {
+	S  *policy.Snapshot
+	NK int
+	// Global[k] holds offer positions sorted by (price on k, position);
+	// ByRegion[k] the same sorted by (region, price on k, position).
+	Global, ByRegion [policy.MaxKinds][]int32
+	// Regions lists the distinct offer regions ascending; region i spans
+	// ByRegion[k][Start[i]:Start[i+1]] for every k.
+	Regions []uint32
+	Start   []int32
+
+	skipG, skipR [policy.MaxKinds][]int32 // next possibly non-empty position
+	posG, posR   [policy.MaxKinds][]int32 // offer -> position in Global/ByRegion
+}
+
+// NewIndex builds the index and marks offers without capacity on a kind as
+// empty there.
+func NewIndex(s *policy.Snapshot) *Index {
+	x := &Index{S: s, NK: len(s.Kinds)}
+	no := len(s.Offers)
+	for k := range x.NK {
+		g := make([]int32, no)
+		for i := range g {
+			g[i] = int32(i)
+		}
+		slices.SortFunc(g, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(a, b))
+		})
+		r := slices.Clone(g)
+		slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })
+		x.Global[k], x.ByRegion[k] = g, r
+		x.skipG[k], x.skipR[k] = make([]int32, no+1), make([]int32, no+1)
+		x.posG[k], x.posR[k] = make([]int32, no), make([]int32, no)
+		for i := range no + 1 {
+			x.skipG[k][i], x.skipR[k][i] = int32(i), int32(i)
+		}
+		for i := range no {
+			x.posG[k][g[i]], x.posR[k][r[i]] = int32(i), int32(i)
+		}
+		if k == 0 {
+			for i, o := range r {
+				if i == 0 || s.Offers[o].Region != s.Offers[r[i-1]].Region {
+					x.Regions = append(x.Regions, s.Offers[o].Region)
+					x.Start = append(x.Start, int32(i))
+				}
+			}
+			x.Start = append(x.Start, int32(no))
+		}
+		for o := range no {
+			if s.Offers[o].Capacity[k] == 0 {
+				x.MarkEmpty(o, k)
+			}
+		}
+	}
+	return x
+}
+
+// emptySkip is the skip list of an empty span (never written: find on it
+// returns 0 at once).
+var emptySkip = [1]int32{0}
+
+func find(skip []int32, i int32) int32 {
+	for skip[i] != i {
+		skip[i] = skip[skip[i]]
+		i = skip[i]
+	}
+	return i
+}
+
+// MarkEmpty records that offer o has nothing left on kind index k.
+func (x *Index) MarkEmpty(o, k int) {
+	p := x.posG[k][o]
+	x.skipG[k][p] = p + 1
+	p = x.posR[k][o]
+	x.skipR[k][p] = p + 1
+}
+
+// Span returns the list to scan for a request, sorted by price on kind
+// index k, with its skip links: the request's region, or every offer when
+// the request accepts any region. A region no offer is in gives an empty
+// span.
+func (x *Index) Span(r *policy.Request, k int) (list, skip []int32, lo, hi int32) {
+	if r.Region == 0 {
+		return x.Global[k], x.skipG[k], 0, int32(len(x.Global[k]))
+	}
+	i, ok := slices.BinarySearch(x.Regions, r.Region)
+	if !ok {
+		return nil, emptySkip[:], 0, 0
+	}
+	return x.ByRegion[k], x.skipR[k], x.Start[i], x.Start[i+1]
+}
+
+// Pricing chooses the price of a trade and which offers and requests may
+// trade on a kind.
+type Pricing struct {
+	// Uniform, when set, is the price of every trade on the kind
+	// (Clearing[k]); trades then need offer price <= Clearing[k] <= request
+	// max. Otherwise a trade pays the offer's price.
+	Uniform  bool
+	Clearing [policy.MaxKinds]uint64
+	// Closed[k] means no trade on kind k (no crossing bid and ask).
+	Closed [policy.MaxKinds]bool
+}
+
+func (p *Pricing) price(o *policy.Offer, k int) uint64 {
+	if p.Uniform {
+		return p.Clearing[k]
+	}
+	return o.Price[k]
+}
+
+// tradable reports whether r may buy kind k from o under p (prices only).
+func (p *Pricing) tradable(o *policy.Offer, r *policy.Request, k int) bool {
+	if p.Closed[k] {
+		return false
+	}
+	if p.Uniform {
+		return o.Price[k] <= p.Clearing[k] && p.Clearing[k] <= r.MaxPrice[k]
+	}
+	return o.Price[k] <= r.MaxPrice[k]
+}
+
+// ByBid returns the positions of the requests selected by keep, sorted by
+// bid descending (ties by position).
+func ByBid(s *policy.Snapshot, keep func(r *policy.Request) bool, bid func(r *policy.Request) uint64) []int32 {
+	out := make([]int32, 0, len(s.Requests))
+	for i := range s.Requests {
+		if keep(&s.Requests[i]) {
+			out = append(out, int32(i))
+		}
+	}
+	slices.SortFunc(out, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(bid(&s.Requests[b]), bid(&s.Requests[a])), cmp.Compare(a, b))
+	})
+	return out
+}
+
+// BundleValue is what a bundle offers to pay per epoch: Σ demand × max
+// price (saturating).
+func BundleValue(r *policy.Request, nk int) uint64 {
+	var v uint64
+	for k := range nk {
+		v = satAdd(v, satMul(r.Demand[k], r.MaxPrice[k]))
+	}
+	return v
+}
+
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
+}
+
+func satMul(a, b uint64) uint64 {
+	if a != 0 && b > ^uint64(0)/a {
+		return ^uint64(0)
+	}
+	return a * b
+}
+
+// Divisible serves the requests in order (each with demand on kind index
+// k) from the cheapest eligible offers with capacity left, splitting a
+// request across offers when one is not enough.
+func (x *Index) Divisible(b *policy.Book, k int, order []int32, p *Pricing) {
+	s := x.S
+	for _, ri := range order {
+		r := &s.Requests[ri]
+		need := b.Need(int(ri), k)
+		if need == 0 || p.Closed[k] || (p.Uniform && r.MaxPrice[k] < p.Clearing[k]) {
+			continue
+		}
+		list, skip, i, hi := x.Span(r, k)
+		for i = find(skip, i); i < hi; i = find(skip, i+1) {
+			oi := int(list[i])
+			o := &s.Offers[oi]
+			if o.Price[k] > r.MaxPrice[k] || !p.tradable(o, r, k) {
+				break // sorted by offer price: nothing further is cheaper
+			}
+			if !policy.Eligible(o, r, x.NK) {
+				continue
+			}
+			amt := min(need, b.Spare(oi, k))
+			b.Add(int(ri), oi, k, amt, p.price(o, k))
+			if b.Spare(oi, k) == 0 {
+				x.MarkEmpty(oi, k)
+			}
+			if need -= amt; need == 0 {
+				break
+			}
+		}
+	}
+}
+
+// Bundles places each bundle of order, all or nothing, on the eligible
+// offer with room for all of it that costs least (Σ demand × offer price),
+// ties to the tighter fit, then to the lower position.
+func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
+	s := x.S
+	for _, ri := range order {
+		r := &s.Requests[ri]
+		main := -1 // the kind with the largest demand drives the scan
+		for k := range x.NK {
+			if r.Demand[k] > 0 && (main < 0 || r.Demand[k] > r.Demand[main]) {
+				main = k
+			}
+		}
+		if main < 0 {
+			continue
+		}
+		best, bestCost, bestSlack := -1, ^uint64(0), ^uint64(0)
+		list, skip, i, hi := x.Span(r, main)
+		for i = find(skip, i); i < hi; i = find(skip, i+1) {
+			oi := int(list[i])
+			o := &s.Offers[oi]
+			if o.Price[main] > r.MaxPrice[main] || satMul(r.Demand[main], o.Price[main]) > bestCost {
+				break
+			}
+			if !b.Fits(int(ri), oi) || !policy.Eligible(o, r, x.NK) {
+				continue
+			}
+			var cost, slack uint64
+			ok := true
+			for k := range x.NK {
+				if r.Demand[k] == 0 {
+					continue
+				}
+				if !p.tradable(o, r, k) {
+					ok = false
+					break
+				}
+				cost = satAdd(cost, satMul(r.Demand[k], o.Price[k]))
+				slack = satAdd(slack, b.Spare(oi, k)-r.Demand[k])
+			}
+			if ok && (cost < bestCost || cost == bestCost && slack < bestSlack) {
+				best, bestCost, bestSlack = oi, cost, slack
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		o := &s.Offers[best]
+		for k := range x.NK {
+			if r.Demand[k] == 0 {
+				continue
+			}
+			b.Add(int(ri), best, k, r.Demand[k], p.price(o, k))
+			if b.Spare(best, k) == 0 {
+				x.MarkEmpty(best, k)
+			}
+		}
+	}
+}
+
+// Greedy is the greedy best-fit policy: bundles by total bid descending,
+// each on the cheapest eligible offer with room for all of it; then, kind
+// by kind, divisible requests by max price descending, each from the
+// cheapest eligible offers. Every trade pays the offer's price.
+func Greedy(s *policy.Snapshot) []policy.Allocation {
+	nk := len(s.Kinds)
+	x := NewIndex(s)
+	b := policy.NewBook(s)
+	var p Pricing
+	x.Bundles(b, ByBid(s, (*policy.Request).Bundle, func(r *policy.Request) uint64 { return BundleValue(r, nk) }), &p)
+	for k := range nk {
+		x.Divisible(b, k, ByBid(s,
+			func(r *policy.Request) bool { return !r.Bundle() && r.Demand[k] > 0 },
+			func(r *policy.Request) uint64 { return r.MaxPrice[k] }), &p)
+	}
+	return b.Allocations()
+}

@@ -1,0 +1,13 @@
+// Command optimal is the surplus-maximizing ROME policy: exact min-cost
+// flow per kind for divisible demand after placing bundles by surplus. The
+// algorithm is in internal/optimal; this package is its Wasm entry point.
+package main
+
+import (
+	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/optimal"
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
+
+func allocate(s *policy.Snapshot) ([]policy.Allocation, error) { return optimal.Allocate(s) }
+
+func main() {}

@@ -1,0 +1,173 @@
+package policy_test
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
+
+// TestCosTable checks the table against round(cos(d°)·1e6).
+func TestCosTable(t *testing.T) {
+	for d := 0; d <= 90; d++ {
+		want := int64(math.Round(math.Cos(float64(d)*math.Pi/180) * 1e6))
+		if got := policy.Cos(d); got != want {
+			t.Errorf("Cos(%d) = %d, want %d", d, got, want)
+		}
+	}
+	if policy.Cos(-5) != 1e6 || policy.Cos(200) != 0 {
+		t.Error("Cos does not clamp")
+	}
+}
+
+func TestDistance(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		latO, lonO, latR, lonR int32
+		want                   int64
+	}{
+		// One degree of latitude: 111320 m.
+		{"lat degree", 1_000_000, 0, 0, 0, 111320 * 111320},
+		// One degree of longitude at 60°: COS[60] = 500000 -> 55660 m.
+		{"lon at 60", 60_000_000, 1_000_000, 60_000_000, 0, 55660 * 55660},
+		// Truncation toward zero on negative differences.
+		{"negative", -1, -1, 0, 0, 0},
+		// Mean latitude uses |lat_o + lat_r| / 2: 89.5° -> COS[89].
+		{"near pole", 90_000_000, 1_000_000, 89_000_000, 0, 1942*1942 + 111320*111320},
+		// Extreme i32 values must not overflow.
+		{"extreme", math.MaxInt32, math.MaxInt32, math.MinInt32, math.MinInt32, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := policy.Distance2(tc.latO, tc.lonO, tc.latR, tc.lonR)
+			if tc.name == "extreme" {
+				if got <= 0 {
+					t.Fatalf("Distance2 = %d, overflowed", got)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("Distance2 = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	o := &policy.Offer{Lat: 1_000_000}
+	for _, tc := range []struct {
+		km   uint32
+		want bool
+	}{{0, true}, {111, false}, {112, true}, {math.MaxUint32, true}} {
+		r := &policy.Request{WithinKm: tc.km}
+		if got := policy.Near(o, r); got != tc.want {
+			t.Errorf("Near within %d km = %v, want %v", tc.km, got, tc.want)
+		}
+	}
+}
+
+func TestEligible(t *testing.T) {
+	base := policy.Offer{Region: 2, Attrs: 0b101, Reliability: 9500, Price: [policy.MaxKinds]uint64{10, 99}}
+	for _, tc := range []struct {
+		name string
+		r    policy.Request
+		want bool
+	}{
+		{"any", policy.Request{Demand: [policy.MaxKinds]uint64{1}, MaxPrice: [policy.MaxKinds]uint64{10}}, true},
+		{"region", policy.Request{Region: 3}, false},
+		{"same region", policy.Request{Region: 2}, true},
+		{"attrs", policy.Request{Attrs: 0b010}, false},
+		{"attrs subset", policy.Request{Attrs: 0b100}, true},
+		{"reliability", policy.Request{MinReliability: 9501}, false},
+		{"price", policy.Request{Demand: [policy.MaxKinds]uint64{1}, MaxPrice: [policy.MaxKinds]uint64{9}}, false},
+		// Kind 1 costs 99 but has no demand: not checked.
+		{"price no demand", policy.Request{Demand: [policy.MaxKinds]uint64{1}, MaxPrice: [policy.MaxKinds]uint64{10, 0}}, true},
+		{"price other kind", policy.Request{Demand: [policy.MaxKinds]uint64{1, 1}, MaxPrice: [policy.MaxKinds]uint64{10, 98}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := policy.Eligible(&base, &tc.r, 2); got != tc.want {
+				t.Errorf("Eligible = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good := (&policy.Snapshot{Kinds: []policy.Kind{1, 3}, Offers: make([]policy.Offer, 1), Requests: make([]policy.Request, 1)}).Encode()
+	if _, err := policy.Decode(good); err != nil {
+		t.Fatal(err)
+	}
+	mut := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	for name, b := range map[string][]byte{
+		"empty":      nil,
+		"magic":      mut(func(b []byte) []byte { b[0] = 'X'; return b }),
+		"version":    mut(func(b []byte) []byte { b[4] = 2; return b }),
+		"kind order": mut(func(b []byte) []byte { b[17], b[18] = 3, 1; return b }),
+		"kind id":    mut(func(b []byte) []byte { b[18] = 5; return b }),
+		"trailing":   append(bytes.Clone(good), 0),
+		"short":      good[:len(good)-1],
+		"count":      mut(func(b []byte) []byte { b[19] = 2; return b }),
+	} {
+		if _, err := policy.Decode(b); !errors.Is(err, policy.ErrCorrupt) {
+			t.Errorf("%s: Decode error %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+// FuzzDecode checks that Decode never panics on untrusted bytes and that
+// whatever it accepts re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	f.Add(market().Encode())
+	f.Add((&policy.Snapshot{}).Encode())
+	f.Add((&policy.Snapshot{Kinds: []policy.Kind{1, 2, 3, 4}, Offers: make([]policy.Offer, 2)}).Encode())
+	f.Add([]byte("ROME\x01\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := policy.Decode(b)
+		if err != nil {
+			if !errors.Is(err, policy.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		if got := s.Encode(); !bytes.Equal(got, b) {
+			t.Fatalf("round trip changed the bytes:\n%x\n%x", b, got)
+		}
+	})
+}
+
+// FuzzDecodeAllocations checks the output decoder the same way.
+func FuzzDecodeAllocations(f *testing.F) {
+	f.Add(policy.EncodeAllocations(2, []policy.Allocation{{Request: 1, Offer: 2, Amount: [policy.MaxKinds]uint64{3, 4}}}), 2)
+	f.Add([]byte{0, 0, 0, 0}, 0)
+	f.Fuzz(func(t *testing.T, b []byte, nk int) {
+		nk = ((nk % (policy.MaxKinds + 1)) + policy.MaxKinds + 1) % (policy.MaxKinds + 1)
+		a, err := policy.DecodeAllocations(b, nk)
+		if err != nil {
+			return
+		}
+		if got := policy.EncodeAllocations(nk, a); !bytes.Equal(got, b) {
+			t.Fatalf("round trip changed the bytes")
+		}
+	})
+}
+
+func TestBook(t *testing.T) {
+	s := market()
+	b := policy.NewBook(s)
+	b.Add(0, 0, 0, 4, 5)
+	b.Add(0, 0, 1, 5, 1)
+	b.Add(0, 0, 0, 6, 5)
+	if got := len(b.Allocations()); got != 1 {
+		t.Fatalf("%d allocations for one pair", got)
+	}
+	if a := b.Allocations()[0]; a.Amount[0] != 10 || a.Amount[1] != 5 || b.Spare(0, 0) != 90 || b.Need(0, 0) != 0 {
+		t.Fatalf("book state %+v spare %d need %d", a, b.Spare(0, 0), b.Need(0, 0))
+	}
+	if err := s.CheckAllocations(b.Allocations()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Add above the demand did not panic")
+		}
+	}()
+	b.Add(1, 0, 0, 11, 5)
+}

@@ -1,0 +1,246 @@
+package policy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Version is the snapshot format version this package reads and writes.
+const Version = 1
+
+// MaxKinds bounds the kinds of a snapshot: the ABI fixes the ids 1..4.
+const MaxKinds = 4
+
+// Kind is a resource kind id.
+type Kind uint8
+
+// The resource kinds of ABI v1.
+const (
+	Compute   Kind = 1 // token uTFLP
+	Bandwidth Kind = 2 // token uTBS
+	Energy    Kind = 3 // token uKWTT
+	Storage   Kind = 4 // token uSTOR
+)
+
+// String returns the kind's name, or "kind(N)" for an id outside the ABI.
+func (k Kind) String() string {
+	switch k {
+	case Compute:
+		return "compute"
+	case Bandwidth:
+		return "bandwidth"
+	case Energy:
+		return "energy"
+	case Storage:
+		return "storage"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// FlagBundle marks a request that must be served in full by one offer.
+const FlagBundle = 1
+
+// ErrCorrupt is wrapped by every decoding error.
+var ErrCorrupt = errors.New("policy: corrupt input")
+
+// Snapshot is the input of one policy call: the open market of an epoch.
+type Snapshot struct {
+	Epoch uint64
+	// Kinds lists the kind ids in ascending order; per-kind arrays of
+	// offers, requests and allocations are indexed by position in Kinds.
+	Kinds    []Kind
+	Offers   []Offer   // ascending ID
+	Requests []Request // ascending ID
+}
+
+// Offer is a provider's remaining capacity this epoch.
+type Offer struct {
+	ID          uint64
+	Region      uint32 // 0 = none
+	Lat, Lon    int32  // micro-degrees
+	Attrs       uint64 // bit set
+	Reliability uint16 // basis points
+	Capacity    [MaxKinds]uint64
+	Price       [MaxKinds]uint64 // base units of the kind's token per unit per epoch
+}
+
+// Request is a consumer's open demand.
+type Request struct {
+	ID             uint64
+	Region         uint32 // 0 = any
+	Lat, Lon       int32  // micro-degrees
+	WithinKm       uint32 // 0 = no distance limit
+	Attrs          uint64 // bits the offer must have
+	MinReliability uint16 // basis points
+	Flags          uint8  // FlagBundle
+	Demand         [MaxKinds]uint64
+	MaxPrice       [MaxKinds]uint64
+}
+
+// Bundle reports whether the request must land, in full, on one offer.
+func (r *Request) Bundle() bool { return r.Flags&FlagBundle != 0 }
+
+const (
+	headerSize     = 4 + 4 + 8 + 1
+	offerFixed     = 8 + 4 + 4 + 4 + 8 + 2
+	requestFixed   = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1
+	perKindEntry   = 16
+	allocFixed     = 4 + 4
+	magic          = "ROME"
+	maxCountOnWire = 1 << 31
+)
+
+// OfferSize and RequestSize are the encoded sizes of one record.
+func OfferSize(nkinds int) int   { return offerFixed + nkinds*perKindEntry }
+func RequestSize(nkinds int) int { return requestFixed + nkinds*perKindEntry }
+
+// AllocationSize is the encoded size of one allocation.
+func AllocationSize(nkinds int) int { return allocFixed + nkinds*perKindEntry }
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// Decode parses a snapshot. It rejects a wrong magic or version, kinds that
+// are not ascending ABI ids, counts that do not match the length, ids that
+// are not strictly ascending and trailing bytes.
+func Decode(b []byte) (*Snapshot, error) {
+	s := new(Snapshot)
+	if err := s.decode(b); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Snapshot) decode(b []byte) error {
+	if len(b) < headerSize {
+		return corrupt("snapshot: %d bytes, header needs %d", len(b), headerSize)
+	}
+	if string(b[:4]) != magic {
+		return corrupt("snapshot: magic %q, want %q", b[:4], magic)
+	}
+	if v := binary.LittleEndian.Uint32(b[4:]); v != Version {
+		return corrupt("snapshot: version %d, want %d", v, Version)
+	}
+	s.Epoch = binary.LittleEndian.Uint64(b[8:])
+	nk := int(b[16])
+	b = b[headerSize:]
+	if nk > MaxKinds || len(b) < nk+8 {
+		return corrupt("snapshot: %d kinds", nk)
+	}
+	s.Kinds = make([]Kind, nk)
+	for i := range nk {
+		k := Kind(b[i])
+		if k < Compute || k > Storage || (i > 0 && k <= s.Kinds[i-1]) {
+			return corrupt("snapshot: kind %d at %d: want ascending ids in 1..4", k, i)
+		}
+		s.Kinds[i] = k
+	}
+	b = b[nk:]
+	no := uint64(binary.LittleEndian.Uint32(b))
+	nr := uint64(binary.LittleEndian.Uint32(b[4:]))
+	b = b[8:]
+	osz, rsz := uint64(OfferSize(nk)), uint64(RequestSize(nk))
+	if no*osz+nr*rsz != uint64(len(b)) {
+		return corrupt("snapshot: %d offers and %d requests need %d bytes, have %d", no, nr, no*osz+nr*rsz, len(b))
+	}
+	s.Offers = make([]Offer, no)
+	for i := range s.Offers {
+		o := &s.Offers[i]
+		o.ID = binary.LittleEndian.Uint64(b)
+		o.Region = binary.LittleEndian.Uint32(b[8:])
+		o.Lat = int32(binary.LittleEndian.Uint32(b[12:]))
+		o.Lon = int32(binary.LittleEndian.Uint32(b[16:]))
+		o.Attrs = binary.LittleEndian.Uint64(b[20:])
+		o.Reliability = binary.LittleEndian.Uint16(b[28:])
+		p := b[offerFixed:]
+		for k := range nk {
+			o.Capacity[k] = binary.LittleEndian.Uint64(p[16*k:])
+			o.Price[k] = binary.LittleEndian.Uint64(p[16*k+8:])
+		}
+		if i > 0 && o.ID <= s.Offers[i-1].ID {
+			return corrupt("snapshot: offer %d: id %d not above %d", i, o.ID, s.Offers[i-1].ID)
+		}
+		b = b[osz:]
+	}
+	s.Requests = make([]Request, nr)
+	for i := range s.Requests {
+		r := &s.Requests[i]
+		r.ID = binary.LittleEndian.Uint64(b)
+		r.Region = binary.LittleEndian.Uint32(b[8:])
+		r.Lat = int32(binary.LittleEndian.Uint32(b[12:]))
+		r.Lon = int32(binary.LittleEndian.Uint32(b[16:]))
+		r.WithinKm = binary.LittleEndian.Uint32(b[20:])
+		r.Attrs = binary.LittleEndian.Uint64(b[24:])
+		r.MinReliability = binary.LittleEndian.Uint16(b[32:])
+		r.Flags = b[34]
+		p := b[requestFixed:]
+		for k := range nk {
+			r.Demand[k] = binary.LittleEndian.Uint64(p[16*k:])
+			r.MaxPrice[k] = binary.LittleEndian.Uint64(p[16*k+8:])
+		}
+		if i > 0 && r.ID <= s.Requests[i-1].ID {
+			return corrupt("snapshot: request %d: id %d not above %d", i, r.ID, s.Requests[i-1].ID)
+		}
+		b = b[rsz:]
+	}
+	return nil
+}
+
+// Append appends the ABI encoding of s to b. Per-kind entries beyond
+// len(s.Kinds) are not encoded. It panics if s has more than MaxKinds kinds
+// (a programmer error).
+func (s *Snapshot) Append(b []byte) []byte {
+	nk := len(s.Kinds)
+	if nk > MaxKinds {
+		panic("policy: Snapshot.Append: more than MaxKinds kinds")
+	}
+	b = append(b, magic...)
+	b = binary.LittleEndian.AppendUint32(b, Version)
+	b = binary.LittleEndian.AppendUint64(b, s.Epoch)
+	b = append(b, byte(nk))
+	for _, k := range s.Kinds {
+		b = append(b, byte(k))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Offers)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Requests)))
+	for i := range s.Offers {
+		o := &s.Offers[i]
+		b = binary.LittleEndian.AppendUint64(b, o.ID)
+		b = binary.LittleEndian.AppendUint32(b, o.Region)
+		b = binary.LittleEndian.AppendUint32(b, uint32(o.Lat))
+		b = binary.LittleEndian.AppendUint32(b, uint32(o.Lon))
+		b = binary.LittleEndian.AppendUint64(b, o.Attrs)
+		b = binary.LittleEndian.AppendUint16(b, o.Reliability)
+		for k := range nk {
+			b = binary.LittleEndian.AppendUint64(b, o.Capacity[k])
+			b = binary.LittleEndian.AppendUint64(b, o.Price[k])
+		}
+	}
+	for i := range s.Requests {
+		r := &s.Requests[i]
+		b = binary.LittleEndian.AppendUint64(b, r.ID)
+		b = binary.LittleEndian.AppendUint32(b, r.Region)
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Lat))
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.Lon))
+		b = binary.LittleEndian.AppendUint32(b, r.WithinKm)
+		b = binary.LittleEndian.AppendUint64(b, r.Attrs)
+		b = binary.LittleEndian.AppendUint16(b, r.MinReliability)
+		b = append(b, r.Flags)
+		for k := range nk {
+			b = binary.LittleEndian.AppendUint64(b, r.Demand[k])
+			b = binary.LittleEndian.AppendUint64(b, r.MaxPrice[k])
+		}
+	}
+	return b
+}
+
+// Size is the length of the encoding of s.
+func (s *Snapshot) Size() int {
+	nk := len(s.Kinds)
+	return headerSize + nk + 8 + len(s.Offers)*OfferSize(nk) + len(s.Requests)*RequestSize(nk)
+}
+
+// Encode returns the ABI encoding of s.
+func (s *Snapshot) Encode() []byte { return s.Append(make([]byte, 0, s.Size())) }
