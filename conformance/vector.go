@@ -22,16 +22,16 @@ import (
 
 // Vector is one golden scenario.
 type Vector struct {
-	Name        string           `json:"name"`
-	Description string           `json:"description"`
-	ChainID     string           `json:"chain_id"`
-	GenesisTime time.Time        `json:"genesis_time"`
-	Accounts    []AccountSpec    `json:"accounts"`
-	Blocks      []BlockSpec      `json:"blocks"`
-	Expect      *Expectation     `json:"expect,omitempty"`
-	Extra       map[string]any   `json:"genesis_extra,omitempty"`
-	Params      *ledger.Params   `json:"params,omitempty"`
-	Notes       []string         `json:"notes,omitempty"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	ChainID     string            `json:"chain_id"`
+	GenesisTime time.Time         `json:"genesis_time"`
+	Accounts    []AccountSpec     `json:"accounts"`
+	Blocks      []BlockSpec       `json:"blocks"`
+	Expect      *Expectation      `json:"expect,omitempty"`
+	Extra       map[string]any    `json:"genesis_extra,omitempty"`
+	Params      *ledger.Params    `json:"params,omitempty"`
+	Notes       []string          `json:"notes,omitempty"`
 	raw         map[string][]byte // wasm by name, loaded by the runner
 }
 

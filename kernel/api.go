@@ -41,6 +41,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/genesis", n.handleGenesis)
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	n.registerContractAPI(mux)
+	n.registerRomeAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -41,9 +41,10 @@ func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64
 	st := ledger.NewState(c.store)
 	ex := c.NewExecutor(ctx, st, env)
 	bb := &BuiltBlock{}
-	var gasUsed uint64
+	var gasUsed, size uint64
 	for _, ptx := range cands {
-		if len(bb.Included) >= int(c.params.MaxBlockTxs) || gasUsed+ptx.Tx.GasLimit > c.params.MaxBlockGas {
+		if len(bb.Included) >= int(c.params.MaxBlockTxs) || gasUsed+ptx.Tx.GasLimit > c.params.MaxBlockGas ||
+			size+uint64(len(ptx.Raw)) > c.params.MaxBlockBytes {
 			break
 		}
 		r, err := ex.Apply(ptx, uint32(len(bb.Included)))
@@ -55,6 +56,7 @@ func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64
 			return nil, fmt.Errorf("kernel: build block %d: %w", env.Height, err)
 		}
 		gasUsed += r.GasUsed
+		size += uint64(len(ptx.Raw))
 		bb.Included = append(bb.Included, ptx)
 		bb.Receipts = append(bb.Receipts, r)
 	}
@@ -66,7 +68,7 @@ func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64
 
 // EndBlock runs the chain's per-block logic after the last transaction
 // (market epochs, governance tallies as they are added).
-func (c *Chain) EndBlock(ex *Executor) error { return nil }
+func (c *Chain) EndBlock(ex *Executor) error { return c.endMarket(ex) }
 
 func (c *Chain) seal(bb *BuiltBlock, ex *Executor, head ledger.Head, gasUsed uint64, key *ledger.PrivateKey) error {
 	prep, err := c.store.Prepare(ex.st)
@@ -151,6 +153,15 @@ func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey l
 		return nil, fmt.Errorf("kernel: block %d: time %d not after %d", h, b.Header.Time, head.Time)
 	case ledger.MerkleRoot(b.Txs) != b.Header.TxRoot || int(b.Header.NumTxs) != len(b.Txs):
 		return nil, fmt.Errorf("kernel: block %d: tx root or count mismatch: %w", h, ledger.ErrMalformed)
+	case len(b.Txs) > int(c.params.MaxBlockTxs) || b.Header.GasUsed > c.params.MaxBlockGas:
+		return nil, fmt.Errorf("kernel: block %d: over the block tx or gas limit: %w", h, ledger.ErrMalformed)
+	}
+	var size uint64
+	for _, t := range b.Txs {
+		size += uint64(len(t))
+	}
+	if size > c.params.MaxBlockBytes {
+		return nil, fmt.Errorf("kernel: block %d: %d bytes of transactions > %d: %w", h, size, c.params.MaxBlockBytes, ledger.ErrMalformed)
 	}
 	if err := c.codec.VerifyBlockSignature(b, proposerKey); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
 	"github.com/sos-kernel/sos/vm"
 )
 
@@ -24,6 +25,10 @@ type Chain struct {
 	sched   ledger.GasSchedule
 	params  ledger.Params
 	engine  *contracts.Engine // nil: contract transactions are refused
+	// market runs ROME payloads and epochs; marketErr is a bad genesis
+	// rome/gov section, reported by InitGenesis.
+	market    *rome.Market
+	marketErr error
 
 	// pubKeys caches parsed public keys (parsing expands the ML-DSA matrix,
 	// which costs about as much as a verification).
@@ -38,10 +43,11 @@ type Chain struct {
 // NewChain wires execution over an opened store and its genesis. engine
 // runs contracts; with nil, contract transactions fail (transfer-only tests).
 func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) *Chain {
+	market, merr := rome.New(store.Codec(), g, nil) // NewChainWithVM gives it a VM for policies
 	return &Chain{
 		store: store, codec: store.Codec(), genesis: g, denoms: g.DenomSet(),
 		sched: ledger.DefaultGasSchedule(), params: g.Params, engine: engine,
-		pubKeys: make(map[ledger.Address]ledger.PublicKey),
+		pubKeys: make(map[ledger.Address]ledger.PublicKey), market: market, marketErr: merr,
 	}
 }
 
@@ -49,7 +55,9 @@ func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) 
 // (The node and the conformance runner build their chains with it, so a
 // vector exercises exactly what a node executes.)
 func NewChainWithVM(store *ledger.Store, g *ledger.Genesis, machine *vm.VM) *Chain {
-	return NewChain(store, g, contracts.New(machine, store.Codec(), g.DenomSet()))
+	c := NewChain(store, g, contracts.New(machine, store.Codec(), g.DenomSet()))
+	c.market, c.marketErr = rome.New(store.Codec(), g, machine) // policies run in the same VM
+	return c
 }
 
 // Engine returns the contract engine (nil when contracts are off).
@@ -73,6 +81,9 @@ func (c *Chain) Params() ledger.Params { return c.params }
 // InitGenesis commits block 0 (the genesis state) if the store is empty, and
 // checks that an existing store was made from the same genesis otherwise.
 func (c *Chain) InitGenesis(doc []byte) error {
+	if c.marketErr != nil {
+		return c.marketErr
+	}
 	head := c.store.Head()
 	docHash := ledger.GenesisDocHash(doc)
 	if head.ChainID != "" {
@@ -331,6 +342,9 @@ func (e *Executor) runPayload(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 	case *ledger.ContractUpload, *ledger.ContractInstantiate, *ledger.ContractExecute, *ledger.ContractMigrate:
 		return e.runContract(ptx, gas)
 	}
+	if rome.IsMarketPayload(tx.Payload) {
+		return e.runMarket(ptx, gas)
+	}
 	return nil, nil, fmt.Errorf("kernel: payload %s: %w", tx.Payload.Kind(), ledger.ErrUnknownKind)
 }
 
@@ -395,6 +409,9 @@ func rawJSON(b []byte) json.RawMessage {
 
 // codeOf classifies a payload error into a receipt code.
 func codeOf(err error) ledger.Code {
+	if c, ok := rome.Code(err); ok {
+		return c
+	}
 	switch {
 	case errors.Is(err, ledger.ErrOutOfGas):
 		return ledger.CodeOutOfGas

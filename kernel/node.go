@@ -312,6 +312,7 @@ func (n *Node) ProduceBlock(ctx context.Context) error {
 func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.mempool.Update(bb)
 	n.observe(bb, build, commit)
+	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind

@@ -34,6 +34,8 @@ func (q quicNet) Peers() []client.Peer {
 func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis ledger.Hash, members []Member) (*sosnet.Transport, error) {
 	t, err := sosnet.Listen(ctx, sosnet.Config{
 		ListenAddr: opts.Config.P2PAddr, Key: opts.NodeKey, ChainID: chainID, GenesisHash: genesis, Logger: opts.Logger,
+		// A raft message carries whole blocks (max_block_bytes ≤ 32 MiB plus headers).
+		Limits: map[sosnet.StreamKind]int{sosnet.KindConsensus: 40 << 20, sosnet.KindGossip: 16 << 20},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kernel: peer network on %s: %w", opts.Config.P2PAddr, err)

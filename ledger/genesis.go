@@ -15,12 +15,15 @@ type Params struct {
 	MaxBlockTxs uint32 `json:"max_block_txs"`
 	MaxBlockGas uint64 `json:"max_block_gas"`
 	MaxTxGas    uint64 `json:"max_tx_gas"`
+	// MaxBlockBytes bounds the transactions of a block (a block is one raft
+	// entry and one network frame; ML-DSA transactions are 3.4 KB each).
+	MaxBlockBytes uint64 `json:"max_block_bytes"`
 }
 
 // DefaultParams are sized so a 2-core node commits a full block in well
 // under the default 500 ms block interval.
 func DefaultParams() Params {
-	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 4_000_000_000, MaxTxGas: 1_000_000_000}
+	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 4_000_000_000, MaxTxGas: 1_000_000_000, MaxBlockBytes: 12 << 20}
 }
 
 // GenesisAccount is an account funded at genesis.
@@ -90,6 +93,9 @@ func (g *Genesis) Validate() error {
 	p := g.Params
 	if p.MaxBlockTxs == 0 || p.MaxBlockGas == 0 || p.MaxTxGas == 0 || p.MaxTxGas > p.MaxBlockGas {
 		return fmt.Errorf("ledger: genesis: params need max_block_txs > 0 and 0 < max_tx_gas <= max_block_gas")
+	}
+	if p.MaxBlockBytes < MaxTxBytes || p.MaxBlockBytes > 32<<20 {
+		return fmt.Errorf("ledger: genesis: max_block_bytes must be between %d (one largest tx) and %d", MaxTxBytes, 32<<20)
 	}
 	seen := map[Address]bool{}
 	supply := map[string]uint64{}

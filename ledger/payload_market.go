@@ -158,7 +158,7 @@ type RomeRequest struct {
 	WithinKm       uint32           `json:"within_km"` // 0: no distance limit
 	Attrs          uint64           `json:"attrs"`     // bits the offer must have
 	MinReliability uint16           `json:"min_reliability"`
-	Bundle         bool             `json:"bundle"` // all kinds from one provider, in full
+	Bundle         bool             `json:"bundle"`  // all kinds from one provider, in full
 	Credits        []uint64         `json:"credits"` // certificate ids redeemed against the cost
 }
 

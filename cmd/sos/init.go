@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -78,6 +80,14 @@ func initHome(home, chainID, moniker, api, p2p string) (*initResult, error) {
 		Accounts:    []ledger.GenesisAccount{},
 		Nodes:       []ledger.GenesisNode{{PubKey: hex.EncodeToString(key.Public().Bytes()), Addr: cfg.P2PAddr}},
 	}
+	// ROME: a working market with this node as the only governance member and
+	// certificate issuer; its account pays the fees of signing certificates.
+	romeJSON, govJSON, err := rome.GenesisSections(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	gen.Extra = map[string]json.RawMessage{"rome": romeJSON, "gov": govJSON}
+	gen.Accounts = append(gen.Accounts, ledger.GenesisAccount{Address: key.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000}}})
 	if err := gen.Validate(); err != nil {
 		return nil, err
 	}

@@ -10,10 +10,11 @@ import (
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/loadgen"
 	"github.com/sos-kernel/sos/kernel/txbuild"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 func newLoadgenCmd(g *globals) *cobra.Command {
-	var from, gasPrice string
+	var from, gasPrice, contract, msg string
 	var cfg loadgen.Config
 	cmd := &cobra.Command{
 		Use:   "loadgen",
@@ -43,6 +44,13 @@ p50/p99 latency from submit to commit.`,
 					return err
 				}
 			}
+			if contract != "" {
+				a, err := ledger.ParseAddress(contract)
+				if err != nil {
+					return fmt.Errorf("--execute: %w", err)
+				}
+				cfg.Contract, cfg.Msg = &a, []byte(msg)
+			}
 			if g.output == "text" {
 				cfg.OnProgress = func(s string) { fmt.Fprintln(os.Stderr, s) }
 			}
@@ -66,6 +74,9 @@ p50/p99 latency from submit to commit.`,
 	cmd.Flags().IntVar(&cfg.Parallel, "parallel", 4, "concurrent requests")
 	cmd.Flags().StringVar(&gasPrice, "gas-price", "", "gas price (default 0.01uTFLP)")
 	cmd.Flags().DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "how long to wait for commits")
+	cmd.Flags().StringVar(&contract, "execute", "", "contract address: send contract executions instead of transfers")
+	cmd.Flags().StringVar(&msg, "msg", `{"increment":{}}`, "message of each execution (with --execute)")
+	cmd.Flags().Uint64Var(&cfg.GasLimit, "gas", 0, "gas limit per tx (default 200000 for transfers, 2000000 for executions)")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
 }

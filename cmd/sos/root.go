@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g),
+		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
 	)
 	return root
 }

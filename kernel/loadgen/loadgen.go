@@ -31,6 +31,11 @@ type Config struct {
 	Timeout    time.Duration   // overall commit wait (default 2m)
 	Rand       io.Reader       // for sender keys (default crypto/rand)
 	OnProgress func(string)    // optional progress lines
+	// Contract, when set, makes every measured tx execute Msg on this
+	// contract instead of a transfer (e.g. counter's {"increment":{}}).
+	Contract *ledger.Address
+	Msg      []byte
+	GasLimit uint64 // per measured tx (default: 200,000 for transfers, 2,000,000 for contract calls)
 }
 
 // Result is what a run measured.
@@ -89,7 +94,13 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 		senders[i] = k
 	}
 	perSender := (cfg.Txs + cfg.Senders - 1) / cfg.Senders
-	maxFee, err := cfg.GasPrice.Fee(transferGas)
+	if cfg.GasLimit == 0 {
+		cfg.GasLimit = transferGas
+		if cfg.Contract != nil {
+			cfg.GasLimit = 2_000_000
+		}
+	}
+	maxFee, err := cfg.GasPrice.Fee(cfg.GasLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +127,11 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	for _, j := range jobs {
 		sg.Go(func() error {
 			to := senders[(j.s+1)%len(senders)].Address()
-			p := &ledger.Transfer{To: to, Amount: ledger.Coins{{Denom: cfg.GasPrice.Denom, Amount: 1}}}
-			raw, err := b.Sign(senders[j.s], p, uint64(j.n), j.n == 0, transferGas, cfg.GasPrice, "")
+			var p ledger.Payload = &ledger.Transfer{To: to, Amount: ledger.Coins{{Denom: cfg.GasPrice.Denom, Amount: 1}}}
+			if cfg.Contract != nil {
+				p = &ledger.ContractExecute{Contract: *cfg.Contract, Msg: cfg.Msg}
+			}
+			raw, err := b.Sign(senders[j.s], p, uint64(j.n), j.n == 0, cfg.GasLimit, cfg.GasPrice, "")
 			raws[j.slot] = raw
 			return err
 		})

@@ -1,0 +1,718 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel"
+	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/kernel/txbuild"
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
+)
+
+// signingKey resolves --from: a keyring name, or "node" for the home's
+// node key (the governance member and certificate issuer of 'sos init').
+func (g *globals) signingKey(name string) (*ledger.PrivateKey, error) {
+	e, err := keyring.Open(g.home).Get(name)
+	if err == nil {
+		return e.Key, nil
+	}
+	if name == "node" && errors.Is(err, keyring.ErrNotFound) {
+		key, _, kerr := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
+		if kerr == nil {
+			return key, nil
+		}
+	}
+	return nil, err
+}
+
+// sendMarketTx is sendTx with --from resolved by signingKey.
+func (g *globals) sendMarketTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
+	ctx, cancel := cmdContext(cmd, 60*time.Second)
+	defer cancel()
+	key, err := g.signingKey(f.from)
+	if err != nil {
+		return nil, err
+	}
+	c, err := g.client()
+	if err != nil {
+		return nil, err
+	}
+	b, err := txbuild.New(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	p, err := build(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ValidateBasic(); err != nil {
+		return nil, err
+	}
+	if f.dryRun {
+		return nil, g.simulate(cmd, b, key, p, f.memo)
+	}
+	o := txbuild.Options{GasLimit: f.gas, Memo: f.memo, Wait: !f.noWait}
+	if f.gasPrice != "" {
+		if o.GasPrice, err = b.Denoms.ParseGasPrice(f.gasPrice); err != nil {
+			return nil, err
+		}
+	}
+	res, err := b.Send(ctx, key, p, o)
+	if res != nil && errors.Is(err, txbuild.ErrTxFailed) {
+		_ = g.printMarketTx(res)
+	}
+	return res, err
+}
+
+// marketTxResult is what market transactions print: the tx fields and the
+// result the market returned (offer_id, request_id, proposal_id, ...).
+type marketTxResult struct {
+	txResult
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+func (g *globals) printMarketTx(res *client.SubmitResult) error {
+	out := marketTxResult{txResult: txResult{TxHash: res.TxHash, Height: res.Height, Code: res.Code, GasUsed: res.GasUsed, Receipt: res.Receipt}}
+	if res.Receipt != nil && res.Receipt.Data != "" && json.Valid([]byte(res.Receipt.Data)) {
+		out.Result = json.RawMessage(res.Receipt.Data)
+	}
+	// Lift the ids to the top level so scripts can read .offer_id etc.
+	var flat map[string]any
+	b, _ := json.Marshal(out)
+	_ = json.Unmarshal(b, &flat)
+	var r map[string]any
+	if json.Unmarshal(out.Result, &r) == nil {
+		for k, v := range r {
+			if _, taken := flat[k]; !taken {
+				flat[k] = v
+			}
+		}
+	}
+	return g.print(flat, func() {
+		if res.Height == 0 {
+			fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
+			return
+		}
+		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
+		if res.Receipt != nil && res.Receipt.Error != "" {
+			fmt.Println("error:", res.Receipt.Error)
+		}
+		if len(out.Result) > 0 && string(out.Result) != "null" {
+			fmt.Println("result:", string(out.Result))
+		}
+	})
+}
+
+// runMarketTx sends a market payload and prints the result.
+func (g *globals) runMarketTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) error {
+	res, err := g.sendMarketTx(cmd, f, build)
+	if err != nil || res == nil {
+		return err
+	}
+	return g.printMarketTx(res)
+}
+
+// parseResources parses "compute=100,energy=50" into per-kind amounts.
+func parseResources(flag, s string) ([]ledger.ResourceAmount, error) {
+	var out []ledger.ResourceAmount
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s: %q: want kind=amount, e.g. compute=100", flag, part)
+		}
+		k, err := rome.ParseKind(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		v, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s=%q: want a whole number of units", flag, name, val)
+		}
+		out = append(out, ledger.ResourceAmount{Kind: k, Amount: v})
+	}
+	return sortResources(flag, out)
+}
+
+func sortResources(flag string, rs []ledger.ResourceAmount) ([]ledger.ResourceAmount, error) {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Kind < rs[j].Kind })
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Kind == rs[i-1].Kind {
+			return nil, fmt.Errorf("%s: %s given twice", flag, rome.KindName(rs[i].Kind))
+		}
+	}
+	return rs, nil
+}
+
+// parsePrices parses "compute=5uTFLP,energy=1uKWTT": each price must be in
+// its kind's token (display or base unit).
+func parsePrices(flag, s string, denoms *ledger.Denoms) ([]ledger.ResourceAmount, error) {
+	var out []ledger.ResourceAmount
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s: %q: want kind=price, e.g. compute=5uTFLP", flag, part)
+		}
+		k, err := rome.ParseKind(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		if _, err := strconv.ParseUint(val, 10, 64); err == nil {
+			val += rome.KindDenom(k) // a bare number is in base units of the kind's token
+		}
+		c, err := denoms.ParseAmount(val)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", flag, name, err)
+		}
+		if c.Denom != rome.KindDenom(k) {
+			return nil, fmt.Errorf("%s: %s settles in %s, not %s", flag, name, rome.KindDenom(k), c.Denom)
+		}
+		out = append(out, ledger.ResourceAmount{Kind: k, Amount: c.Amount})
+	}
+	return sortResources(flag, out)
+}
+
+// parseMicro parses a decimal degree ("48.13", "-11.5") into micro-degrees exactly.
+func parseMicro(s string) (int32, error) {
+	s = strings.TrimSpace(s)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	ip, fp, _ := strings.Cut(s, ".")
+	if ip == "" && fp == "" || len(fp) > 6 {
+		return 0, fmt.Errorf("%q: want degrees with at most 6 decimals", s)
+	}
+	fp += strings.Repeat("0", 6-len(fp))
+	if ip == "" {
+		ip = "0"
+	}
+	i, err1 := strconv.ParseInt(ip, 10, 32)
+	f, err2 := strconv.ParseInt(fp, 10, 32)
+	if err1 != nil || err2 != nil || i > 180 {
+		return 0, fmt.Errorf("%q: not a coordinate", s)
+	}
+	v := i*1_000_000 + f
+	if neg {
+		v = -v
+	}
+	return int32(v), nil
+}
+
+// parseLatLon parses "48.13,11.58".
+func parseLatLon(flag, s string) (int32, int32, error) {
+	a, b, ok := strings.Cut(s, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: %q: want lat,lon in degrees, e.g. 48.13,11.58", flag, s)
+	}
+	lat, err := parseMicro(a)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: latitude %w", flag, err)
+	}
+	lon, err := parseMicro(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: longitude %w", flag, err)
+	}
+	if lat < -ledger.MaxMicroLat || lat > ledger.MaxMicroLat || lon < -ledger.MaxMicroLon || lon > ledger.MaxMicroLon {
+		return 0, 0, fmt.Errorf("%s: %q is outside ±90° latitude / ±180° longitude", flag, s)
+	}
+	return lat, lon, nil
+}
+
+func newRomeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "rome", Short: "The resource market: offers, requests, leases, epochs and allocation policies"}
+	cmd.AddCommand(newRomeOfferCmd(g), newRomeRequestCmd(g), newRomeCancelCmd(g), newRomeUsageCmd(g),
+		newRomeLeasesCmd(g), newRomeOffersCmd(g), newRomeRequestsCmd(g), newRomeMarketCmd(g), newRomeEpochsCmd(g), newRomePolicyCmd(g))
+	return cmd
+}
+
+func newRomeOfferCmd(g *globals) *cobra.Command {
+	var tf txFlags
+	var capacity, price, region, at string
+	var attrs uint64
+	var reliability uint16
+	var from, until uint64
+	c := &cobra.Command{
+		Use:   "offer",
+		Short: "Offer resources: capacity per kind at a price per unit per epoch",
+		Example: "  sos rome offer --from prov --capacity compute=100,bandwidth=10,energy=50 \\\n" +
+			"      --price compute=5uTFLP,bandwidth=2uTBS,energy=1uKWTT --region eu-west --at 48.13,11.58",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
+				p := &ledger.RomeOffer{Region: region, Attrs: attrs, Reliability: reliability, FromEpoch: from, UntilEpoch: until}
+				var err error
+				if p.Capacity, err = parseResources("--capacity", capacity); err != nil {
+					return nil, err
+				}
+				if p.Price, err = parsePrices("--price", price, b.Denoms); err != nil {
+					return nil, err
+				}
+				if at != "" {
+					p.HasLocation = true
+					if p.Lat, p.Lon, err = parseLatLon("--at", at); err != nil {
+						return nil, err
+					}
+				}
+				return p, nil
+			})
+		},
+	}
+	tf.register(c)
+	c.Flags().StringVar(&capacity, "capacity", "", "capacity per kind, e.g. compute=100,energy=50 (required)")
+	c.Flags().StringVar(&price, "price", "", "price per unit per epoch in each kind's token, e.g. compute=5uTFLP,energy=1uKWTT (required)")
+	c.Flags().StringVar(&region, "region", "", "region name, e.g. eu-west")
+	c.Flags().StringVar(&at, "at", "", "location lat,lon in degrees, e.g. 48.13,11.58")
+	c.Flags().Uint64Var(&attrs, "attrs", 0, "attribute bit set the offer has")
+	c.Flags().Uint16Var(&reliability, "reliability", 0, "reliability in basis points (10000 = 100%)")
+	c.Flags().Uint64Var(&from, "from-epoch", 0, "first epoch the offer is available for new leases")
+	c.Flags().Uint64Var(&until, "until-epoch", 0, "epoch from which the offer takes no new leases (0: open-ended)")
+	_ = c.MarkFlagRequired("capacity")
+	_ = c.MarkFlagRequired("price")
+	return c
+}
+
+func newRomeRequestCmd(g *globals) *cobra.Command {
+	var tf txFlags
+	var demand, maxPrice, region, near, credits string
+	var epochs, withinKm uint32
+	var attrs uint64
+	var minRel uint16
+	var bundle bool
+	c := &cobra.Command{
+		Use:   "request",
+		Short: "Request resources for a number of epochs; the maximum cost is escrowed",
+		Example: "  sos rome request --from cons --demand compute=10,energy=5 --max-price compute=8uTFLP,energy=2uKWTT --epochs 3 --region eu-west\n" +
+			"  sos rome request --from cons --demand compute=10 --max-price compute=8uTFLP --epochs 3 --near 48.13,11.58 --within-km 50 --bundle",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if region != "" && near != "" {
+				return fmt.Errorf("--region and --near are alternatives: give one")
+			}
+			if withinKm > 0 && near == "" {
+				return fmt.Errorf("--within-km needs --near")
+			}
+			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
+				p := &ledger.RomeRequest{Epochs: epochs, Region: region, WithinKm: withinKm, Attrs: attrs, MinReliability: minRel, Bundle: bundle}
+				var err error
+				if p.Demand, err = parseResources("--demand", demand); err != nil {
+					return nil, err
+				}
+				if p.MaxPrice, err = parsePrices("--max-price", maxPrice, b.Denoms); err != nil {
+					return nil, err
+				}
+				if near != "" {
+					p.HasLocation = true
+					if p.Lat, p.Lon, err = parseLatLon("--near", near); err != nil {
+						return nil, err
+					}
+				}
+				if credits != "" {
+					for _, s := range strings.Split(credits, ",") {
+						id, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+						if err != nil {
+							return nil, fmt.Errorf("--credits: %q is not a certificate id", s)
+						}
+						p.Credits = append(p.Credits, id)
+					}
+					sort.Slice(p.Credits, func(i, j int) bool { return p.Credits[i] < p.Credits[j] })
+				}
+				return p, nil
+			})
+		},
+	}
+	tf.register(c)
+	c.Flags().StringVar(&demand, "demand", "", "demand per kind, e.g. compute=10,energy=5 (required)")
+	c.Flags().StringVar(&maxPrice, "max-price", "", "maximum price per unit per epoch, e.g. compute=8uTFLP,energy=2uKWTT (required)")
+	c.Flags().Uint32Var(&epochs, "epochs", 1, "lease duration in epochs")
+	c.Flags().StringVar(&region, "region", "", "only offers in this region")
+	c.Flags().StringVar(&near, "near", "", "location lat,lon in degrees (with --within-km)")
+	c.Flags().Uint32Var(&withinKm, "within-km", 0, "only offers at most this far from --near")
+	c.Flags().Uint64Var(&attrs, "attrs", 0, "attribute bits the offer must have")
+	c.Flags().Uint16Var(&minRel, "min-reliability", 0, "minimum offer reliability in basis points")
+	c.Flags().BoolVar(&bundle, "bundle", false, "all kinds from one provider, in full")
+	c.Flags().StringVar(&credits, "credits", "", "certificate ids to redeem as credit, e.g. 3,7")
+	_ = c.MarkFlagRequired("demand")
+	_ = c.MarkFlagRequired("max-price")
+	return c
+}
+
+func parseID(s, what string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("%s %q: want a positive number", what, s)
+	}
+	return id, nil
+}
+
+func newRomeCancelCmd(g *globals) *cobra.Command {
+	var tf txFlags
+	c := &cobra.Command{
+		Use: "cancel ID", Short: "Withdraw your open offer or request (unused escrow returns)", Args: cobra.ExactArgs(1),
+		Example: "  sos rome cancel 7 --from cons",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0], "id")
+			if err != nil {
+				return err
+			}
+			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) { return &ledger.RomeCancel{ID: id}, nil })
+		},
+	}
+	tf.register(c)
+	return c
+}
+
+func newRomeUsageCmd(g *globals) *cobra.Command {
+	var tf txFlags
+	var delivered string
+	var epoch int64
+	c := &cobra.Command{
+		Use:   "usage LEASE_ID",
+		Short: "Report what a lease delivered this epoch (provider and consumer each report; agreement attests it)",
+		Args:  cobra.ExactArgs(1), Example: "  sos rome usage 3 --delivered compute=10,energy=5 --from prov",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0], "lease id")
+			if err != nil {
+				return err
+			}
+			e := uint64(epoch)
+			if epoch < 0 {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := cmdContext(cmd, 10*time.Second)
+				defer cancel()
+				mk, err := c.RomeMarket(ctx)
+				if err != nil {
+					return err
+				}
+				e = mk.Epoch
+			}
+			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
+				d, err := parseResources("--delivered", delivered)
+				if err != nil {
+					return nil, err
+				}
+				return &ledger.RomeUsage{LeaseID: id, Epoch: e, Delivered: d}, nil
+			})
+		},
+	}
+	tf.register(c)
+	c.Flags().StringVar(&delivered, "delivered", "", "delivered units per kind, e.g. compute=10 (required)")
+	c.Flags().Int64Var(&epoch, "epoch", -1, "epoch the report covers (default: the current epoch)")
+	_ = c.MarkFlagRequired("delivered")
+	return c
+}
+
+func fmtRes(m map[string]uint64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtPrices(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtCoins(cs []client.Coin) string {
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, c.Amount+c.Denom)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+type listFlags struct {
+	owner, status string
+	limit         int
+}
+
+func (l *listFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&l.owner, "owner", "", "only records of this address or key name")
+	c.Flags().StringVar(&l.status, "status", "", "only this status (open, filled, active, ended, cancelled, expired, done)")
+	c.Flags().IntVar(&l.limit, "limit", 100, "at most this many, newest first")
+}
+
+func (g *globals) filter(l *listFlags) (client.RomeFilter, error) {
+	f := client.RomeFilter{Status: l.status, Limit: l.limit}
+	if l.owner != "" {
+		a, err := keyring.Open(g.home).Resolve(l.owner)
+		if err != nil {
+			return f, err
+		}
+		f.Owner = a.String()
+	}
+	return f, nil
+}
+
+func newRomeLeasesCmd(g *globals) *cobra.Command {
+	var lf listFlags
+	c := &cobra.Command{
+		Use: "leases", Short: "List leases (newest first)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			f, err := g.filter(&lf)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			list, err := c.RomeLeases(ctx, f)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func() {
+				if len(list) == 0 {
+					fmt.Println("no leases")
+				}
+				for _, l := range list {
+					fmt.Printf("lease %d  %-7s request %d <- offer %d  %s at %s  epochs %d-%d  paid %s\n", l.ID, l.Status, l.RequestID, l.OfferID,
+						fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, fmtCoins(l.Paid))
+				}
+			})
+		},
+	}
+	lf.register(c)
+	return c
+}
+
+func newRomeOffersCmd(g *globals) *cobra.Command {
+	var lf listFlags
+	c := &cobra.Command{
+		Use: "offers", Short: "List offers (newest first)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			f, err := g.filter(&lf)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			list, err := c.RomeOffers(ctx, f)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func() {
+				if len(list) == 0 {
+					fmt.Println("no offers")
+				}
+				for _, o := range list {
+					where := o.Region
+					if o.At != "" {
+						where += " @" + o.At
+					}
+					fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where)
+				}
+			})
+		},
+	}
+	lf.register(c)
+	return c
+}
+
+func newRomeRequestsCmd(g *globals) *cobra.Command {
+	var lf listFlags
+	c := &cobra.Command{
+		Use: "requests", Short: "List requests (newest first)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			f, err := g.filter(&lf)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			list, err := c.RomeRequests(ctx, f)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func() {
+				if len(list) == 0 {
+					fmt.Println("no requests")
+				}
+				for _, r := range list {
+					fmt.Printf("request %d  %-9s %s  demand %s  remaining %s  max %s  %d epochs  escrow %s spent %s refunded %s\n", r.ID, r.Status, r.Owner,
+						fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, fmtCoins(r.Escrow), fmtCoins(r.Spent), fmtCoins(r.Refunded))
+				}
+			})
+		},
+	}
+	lf.register(c)
+	return c
+}
+
+func printEpoch(e *client.RomeEpoch) {
+	fmt.Printf("epoch %d (height %d): policy %s, %d offers, %d requests, %d new leases, matched %.2f%%\n",
+		e.Epoch, e.Height, e.Policy, e.Offers, e.Requests, e.NewLeases, e.Matched)
+	if e.Rejected != "" {
+		fmt.Printf("  active policy rejected: %s\n", e.Rejected)
+	}
+	for _, k := range e.Kinds {
+		fmt.Printf("  %-9s capacity %d leased %d (%.2f%%) demand %d matched %d clearing %s\n", k.Kind, k.Capacity, k.Leased, k.Utilization, k.Demand, k.Matched, k.ClearingPrice)
+	}
+	fmt.Printf("  paid %s refunded %s rewards %s disputes %d certificates %d\n", fmtCoins(e.Paid), fmtCoins(e.Refunded), fmtCoins(e.Rewards), e.Disputes, e.Certs)
+}
+
+func newRomeMarketCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "market", Short: "Market summary: epoch, utilization per kind, matched %, clearing prices", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			m, err := c.RomeMarket(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(m, func() {
+				fmt.Printf("height %d, epoch %d (ends at %d, %d blocks per epoch)\n", m.Height, m.Epoch, m.EpochEndHeight, m.EpochBlocks)
+				fmt.Printf("policy %s (fallback %s)\n", m.ActivePolicy, m.FallbackPolicy)
+				fmt.Printf("open offers %d, open requests %d, live leases %d, certificates awaiting signature %d\n", m.OpenOffers, m.OpenRequests, m.LiveLeases, m.PendingCerts)
+				if m.LastEpoch != nil {
+					printEpoch(m.LastEpoch)
+				}
+			})
+		},
+	}
+}
+
+func newRomeEpochsCmd(g *globals) *cobra.Command {
+	var limit int
+	c := &cobra.Command{
+		Use: "epochs", Short: "List processed epochs (newest first)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			list, err := c.RomeEpochs(ctx, limit)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func() {
+				if len(list) == 0 {
+					fmt.Println("no epoch processed yet")
+				}
+				for i := range list {
+					printEpoch(&list[i])
+				}
+			})
+		},
+	}
+	c.Flags().IntVar(&limit, "limit", 20, "at most this many")
+	return c
+}
+
+func newRomePolicyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Allocation policies: list, upload, activate (through governance)"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "list", Short: "List uploaded policies", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			list, err := c.RomePolicies(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(list, func() {
+				if len(list) == 0 {
+					fmt.Println("no policies uploaded (the built-in greedy policy runs)")
+				}
+				for _, p := range list {
+					act := ""
+					if p.Active {
+						act = "  (active)"
+					}
+					fmt.Printf("%s  %-16s %8d bytes  by %s at %d%s\n", p.ID, p.Name, p.Size, p.Uploader, p.Height, act)
+				}
+			})
+		},
+	})
+	var up txFlags
+	var name string
+	upload := &cobra.Command{
+		Use: "upload FILE.wasm", Short: "Upload a policy (a Wasm module exporting allocate); prints its id", Args: cobra.ExactArgs(1),
+		Example: "  sos rome policy upload sdk-contracts/policies/greedy/greedy.wasm --from alice",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wasm, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			n := name
+			if n == "" {
+				n = strings.TrimSuffix(filepath.Base(args[0]), ".wasm")
+			}
+			return g.runMarketTx(cmd, &up, func(b *txbuild.Builder) (ledger.Payload, error) {
+				return &ledger.RomePolicyUpload{Name: n, Wasm: wasm}, nil
+			})
+		},
+	}
+	up.register(upload)
+	upload.Flags().StringVar(&name, "name", "", "policy name (default: the file name)")
+	var act txFlags
+	var title string
+	activate := &cobra.Command{
+		Use: "activate ID", Short: "File a governance proposal to make policy ID the active one ('builtin' for the fallback)", Args: cobra.ExactArgs(1),
+		Example: "  sos rome policy activate 3f2a... --from node   # then: sos gov vote PROPOSAL yes --from node",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := title
+			if t == "" {
+				t = "activate policy " + args[0]
+			}
+			return g.runMarketTx(cmd, &act, func(b *txbuild.Builder) (ledger.Payload, error) {
+				return &ledger.GovPropose{Title: t, Param: "active_policy", Value: args[0]}, nil
+			})
+		},
+	}
+	act.register(activate)
+	activate.Flags().StringVar(&title, "title", "", "proposal title")
+	cmd.AddCommand(upload, activate)
+	return cmd
+}

@@ -1,0 +1,103 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
+)
+
+// Market returns the ROME market (nil if genesis configured it wrongly;
+// InitGenesis then reports why).
+func (c *Chain) Market() *rome.Market { return c.market }
+
+// runMarket executes a ROME market or governance payload.
+func (e *Executor) runMarket(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Event, []byte, error) {
+	c := e.chain
+	if c.market == nil {
+		return nil, nil, c.marketErr
+	}
+	tx := &rome.Tx{St: e.st, Gas: gas, Sched: &c.sched, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: ptx.Tx.Sender, TxHash: ptx.Hash}
+	data, err := c.market.Deliver(e.ctx, tx, ptx.Tx.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tx.Events, data, nil
+}
+
+// endMarket runs the market's end-of-block work: governance tallies and,
+// at an epoch's last block, the epoch.
+func (c *Chain) endMarket(ex *Executor) error {
+	if c.market == nil {
+		return c.marketErr
+	}
+	return c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
+}
+
+// maxCertSigsPerBlock bounds the signing transactions submitted per commit.
+const maxCertSigsPerBlock = 64
+
+// signCertificates submits this node's signatures for certificate
+// statements waiting for it (execution records them unsigned: it holds no
+// keys). It runs after each commit, and only when none of the node's own
+// transactions is still pending, so nonces never collide and a signature is
+// submitted once. The node's account pays the fees.
+func (n *Node) signCertificates() {
+	m := n.chain.market
+	if m == nil {
+		return
+	}
+	key := n.opts.NodeKey
+	addr := key.Address()
+	n.mempool.mu.Lock()
+	q := n.mempool.senders[addr]
+	busy := q != nil && len(q.txs) > 0
+	n.mempool.mu.Unlock()
+	if busy {
+		return
+	}
+	st := ledger.NewState(n.store)
+	pend, err := rome.PendingSignatures(st, n.chain.codec, key.Public(), maxCertSigsPerBlock)
+	if err != nil || len(pend) == 0 {
+		if err != nil {
+			n.log.Warn("rome: pending certificates", "err", err)
+		}
+		return
+	}
+	acc, _, err := (&ledger.Accounts{St: st, Codec: n.chain.codec}).Get(addr)
+	if err != nil {
+		n.log.Warn("rome: node account", "err", err)
+		return
+	}
+	if acc.Balances.AmountOf(ledger.DefaultFeeDenom) < 20_000*uint64(len(pend)) {
+		n.log.Debug("rome: the node account cannot pay for certificate signatures", "address", addr, "pending", len(pend))
+		return
+	}
+	nonce := acc.Nonce
+	for i := range pend {
+		p, err := rome.SignPayload(n.chain.codec, key, &pend[i])
+		if err != nil {
+			n.log.Warn("rome: sign certificate", "cert_id", pend[i].Statement.ID, "err", err)
+			return
+		}
+		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: n.chain.genesis.ChainID, Nonce: nonce, GasLimit: 1_000_000,
+			GasPrice: ledger.GasPrice{Denom: ledger.DefaultFeeDenom, Micro: 10_000}, Payload: p}
+		if nonce == 0 {
+			tx.PubKey = key.Public().Bytes()
+		}
+		if err := n.chain.codec.SignTx(tx, key); err != nil {
+			return
+		}
+		raw, err := n.chain.codec.EncodeTx(tx)
+		if err != nil {
+			return
+		}
+		if res, _ := n.Submit(context.Background(), raw, false); res.Error != "" {
+			n.log.Warn("rome: submit certificate signature", "cert_id", p.CertID, "err", fmt.Errorf("%s", res.Error))
+			return
+		}
+		nonce++
+	}
+	n.log.Info("rome: signed certificates", "count", len(pend))
+}

@@ -1,0 +1,80 @@
+// Package rome runs the resource market of SOS: offers, requests, epochs,
+// allocation policies, escrow and settlement, usage attestation, internal
+// certificates, rewards and governance. It is deterministic: every function
+// that changes state is a pure function of the ledger State it is given and
+// the block (height, time); it iterates state in key order and never lets a
+// Go map decide output order; all arithmetic is integer.
+//
+// # Model
+//
+// Resource kinds have fixed ids (1 compute/uTFLP, 2 bandwidth/uTBS,
+// 3 energy/uKWTT, 4 storage/uSTOR); each kind settles in its own token.
+// A provider's Offer has a capacity and a price per unit per epoch per kind,
+// a region, coordinates, attributes, a reliability and an availability
+// window. A consumer's Request has a demand and a maximum price per kind, a
+// duration in epochs and constraints (region or distance, attributes,
+// reliability, bundle). Accepting a request escrows its maximum cost
+// Σ demand × max_price × epochs from the consumer into EscrowAccount. A
+// Lease gives a request an amount of an offer at a price for epochs
+// [Start, End).
+//
+// # Epochs
+//
+// Every block, EndBlock tallies governance proposals whose voting period
+// ends. At the last block of an epoch e (Clock.EndHeight) it:
+//
+//  1. settles the epoch before e for every live lease (reports for an epoch
+//     are accepted during it and the next one): price × amount moves from
+//     escrow to the provider, per kind in the kind's token; no report pays
+//     in full, reports pay the smallest reported amount, two reports that
+//     differ are a recorded dispute (the disputed part is not paid), two
+//     reports count as attested delivery for the agreed amount;
+//  2. frees the capacity of leases whose last epoch is e and closes leases
+//     whose last epoch is settled; a closed request with no live lease gets
+//     its unspent escrow back (unspent certificate credit is burned);
+//  3. expires requests unmatched for request_ttl_epochs and offers past
+//     their window;
+//  4. mints the epoch's reward to providers in proportion to attested units;
+//  5. at the end of each certificate period, records one unsigned
+//     certificate statement per (contributor, kind) with attested delivery;
+//  6. snapshots open offers (remaining capacity) and requests (remaining
+//     demand) in ABI v1 (docs/rome-policy-abi.md), runs the active policy in
+//     the VM with the policy_gas budget and a Host that refuses storage,
+//     funds and calls, validates its output (Validate) and, if it traps,
+//     runs out of gas, returns garbage or an infeasible list, records why and
+//     runs the built-in Greedy policy instead; the leases start at e+1;
+//  7. stores an EpochRecord (policy used, rejection reason, matched share,
+//     utilization and clearing price per kind, payments, rewards, events).
+//
+// # Certificates
+//
+// Execution holds no keys, so a certificate is born unsigned with its issuer
+// chosen among the genesis issuers. The issuing node lists the statements
+// waiting for it with PendingSignatures, signs each with SignPayload and
+// submits the CertSign transactions; execution verifies the ML-DSA-65
+// signature (purpose "certificate", the chain id) against the issuer key.
+// A signed certificate verifies offline (VerifyFile), can be revoked by its
+// issuer or a governance member, and can be redeemed as credit against a
+// request for the same kind.
+//
+// # Governance
+//
+// Any account may propose a change of one parameter (GovParams). Members
+// listed in genesis (extra.gov) and every contributor vote, weighted by the
+// member's base weight plus its attested units. At the end of the voting
+// period a proposal passes when the votes cast reach quorum_bps of the total
+// weight and yes exceeds threshold_bps of yes+no; it then executes by itself
+// (activating a policy, changing the epoch length, the reward schedule, the
+// fallback policy, ...).
+//
+// # State layout
+//
+// Under ledger.PrefixRome (0x20), ids 8-byte big-endian: 0x01 params (JSON),
+// 0x02 sequences, 0x03 clock, 0x10 offers, 0x11 requests, 0x12 leases,
+// 0x13 epoch records, 0x14 policies, 0x15 prepared policy code, 0x16
+// certificates, 0x17 usage reports (lease|epoch), 0x18 region ids, 0x1a
+// contributions, 0x1e certificate-period accumulators (address|kind),
+// 0x1f certificates awaiting a signature, 0x20/0x21 open offers/requests,
+// 0x22 live leases. Under ledger.PrefixGov (0x30): 0x01 proposals, 0x02
+// votes (id|voter), 0x04 proposals being voted on (end height|id), 0x05 their count.
+package rome

@@ -1,0 +1,649 @@
+package rome
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sort"
+	"strconv"
+
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
+)
+
+// Block is what the end-of-block logic may know about the block.
+type Block struct {
+	ChainID string
+	Height  uint64
+	TimeMs  int64
+}
+
+// maxEpochEvents bounds the events kept in an epoch record.
+const maxEpochEvents = 64
+
+// EndBlock runs after a block's transactions: it closes governance votes
+// whose period ends at this height and, at the last block of an epoch,
+// processes the epoch (settle, expire, reward, certify, match). It is a
+// pure function of the state and the block.
+func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) error {
+	s := &store{st: st, codec: m.codec}
+	acc := &ledger.Accounts{St: st, Codec: m.codec}
+	p, err := s.params(m.gen)
+	if err != nil {
+		return err
+	}
+	if err := m.tally(s, p, b.Height); err != nil {
+		return err
+	}
+	if p, err = s.params(m.gen); err != nil { // a proposal may have changed them
+		return err
+	}
+	clock, err := s.clock(p)
+	if err != nil {
+		return err
+	}
+	if b.Height < clock.EndHeight {
+		return nil
+	}
+	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b)
+	if err != nil {
+		return fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err) // a cancelled policy run must not be recorded as a rejection
+	}
+	if err := s.put(rkey(tagEpoch, u64(clock.Epoch)), rec); err != nil {
+		return err
+	}
+	clock.Epoch++
+	clock.EndHeight = b.Height + p.EpochBlocks
+	return s.put(rkey(tagClock), &clock)
+}
+
+type epochWork struct {
+	m       *Market
+	s       *store
+	acc     *ledger.Accounts
+	p       Params
+	e       uint64
+	b       Block
+	rec     *EpochRecord
+	offers  map[uint64]*Offer // loaded records, written back in id order
+	reqs    map[uint64]*Request
+	paid    map[string]uint64
+	refund  map[string]uint64
+	attest  map[ledger.Address]uint64 // attested units per provider this epoch
+	provOrd []ledger.Address
+}
+
+func (w *epochWork) offer(id uint64) (*Offer, error) {
+	if o, ok := w.offers[id]; ok {
+		return o, nil
+	}
+	o, err := w.s.offer(id)
+	if err == nil {
+		w.offers[id] = o
+	}
+	return o, err
+}
+
+func (w *epochWork) request(id uint64) (*Request, error) {
+	if r, ok := w.reqs[id]; ok {
+		return r, nil
+	}
+	r, err := w.s.request(id)
+	if err == nil {
+		w.reqs[id] = r
+	}
+	return r, err
+}
+
+func (w *epochWork) event(typ string, kv ...string) {
+	if len(w.rec.Events) < maxEpochEvents {
+		w.rec.Events = append(w.rec.Events, ledger.NewEvent(typ, kv...))
+	}
+}
+
+func (w *epochWork) flush() error {
+	oids := make([]uint64, 0, len(w.offers))
+	for id := range w.offers {
+		oids = append(oids, id)
+	}
+	sort.Slice(oids, func(i, j int) bool { return oids[i] < oids[j] })
+	for _, id := range oids {
+		if err := w.s.put(rkey(tagOffer, u64(id)), w.offers[id]); err != nil {
+			return err
+		}
+	}
+	rids := make([]uint64, 0, len(w.reqs))
+	for id := range w.reqs {
+		rids = append(rids, id)
+	}
+	sort.Slice(rids, func(i, j int) bool { return rids[i] < rids[j] })
+	for _, id := range rids {
+		if err := w.s.put(rkey(tagRequest, u64(id)), w.reqs[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block) (*EpochRecord, error) {
+	w := &epochWork{m: m, s: s, acc: acc, p: p, e: e, b: b,
+		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
+		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
+		attest: map[ledger.Address]uint64{}}
+	steps := []func() error{w.settle, w.expire, w.reward, w.certify}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.match(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	var err error
+	if w.rec.Paid, err = coinsOf(w.paid); err != nil {
+		return nil, err
+	}
+	if w.rec.Refunded, err = coinsOf(w.refund); err != nil {
+		return nil, err
+	}
+	return w.rec, nil
+}
+
+// settle pays every live lease for the epoch before e (reports for an
+// epoch are accepted during it and the next one, so settlement waits one
+// epoch), releases the capacity of leases whose last epoch is e, and closes
+// leases whose last epoch is now settled. Usage reports decide the amount
+// paid per kind (capped at the leased amount):
+//   - no report: the leased amount is paid (delivery is presumed);
+//   - reports present: the smallest reported amount is paid — what both
+//     sides acknowledge; a disagreement between the two reports is recorded
+//     as a dispute and the disputed part is not paid (it returns with the
+//     escrow);
+//   - both reports present: the agreed (smallest) amount is attested and
+//     counts for rewards, certificates and governance weight.
+func (w *epochWork) settle() error {
+	ids, err := w.s.ids(rkey(tagLive))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		l, err := w.s.lease(id)
+		if err != nil {
+			return err
+		}
+		if w.e >= 1 && l.Start <= w.e-1 && w.e-1 < l.End {
+			if err := w.settleLease(l, w.e-1); err != nil {
+				return err
+			}
+		}
+		if err := w.lifecycle(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lifecycle frees a lease's capacity after its last epoch and closes it
+// (and settles its request's escrow) once that epoch is paid.
+func (w *epochWork) lifecycle(l *Lease) error {
+	if l.Status == StatusActive && w.e+1 >= l.End {
+		l.Status = StatusEnded
+		o, err := w.offer(l.OfferID)
+		if err != nil {
+			return err
+		}
+		for _, a := range l.Amounts {
+			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
+		}
+	}
+	if w.e >= l.End {
+		if err := w.s.del(rkey(tagLive, u64(l.ID))); err != nil {
+			return err
+		}
+		r, err := w.request(l.RequestID)
+		if err != nil {
+			return err
+		}
+		r.LiveLeases--
+		if r.Status != StatusOpen && r.LiveLeases == 0 {
+			if err := w.finalize(r); err != nil {
+				return err
+			}
+		}
+	}
+	return w.s.put(rkey(tagLease, u64(l.ID)), l)
+}
+
+func (w *epochWork) settleLease(l *Lease, se uint64) error {
+	var u Usage
+	if _, err := w.s.get(rkey(tagUsage, u64(l.ID), u64(se)), &u); err != nil {
+		return err
+	}
+	r, err := w.request(l.RequestID)
+	if err != nil {
+		return err
+	}
+	pay := map[string]uint64{}
+	var attested uint64
+	disputed := false
+	for _, a := range l.Amounts {
+		amt := a.Amount
+		rp, rc := min(amountOf(u.Provider, a.Kind), amt), min(amountOf(u.Consumer, a.Kind), amt)
+		switch {
+		case u.HasProvider && u.HasConsumer:
+			if rp != rc {
+				disputed = true
+			}
+			amt = min(rp, rc)
+			attested += amt
+		case u.HasProvider:
+			amt = rp
+		case u.HasConsumer:
+			amt = rc
+		}
+		if amt == 0 {
+			continue
+		}
+		v := amt * amountOf(l.Prices, a.Kind) // ≤ the escrowed demand × max price: no overflow
+		pay[KindDenom(a.Kind)] += v
+	}
+	coins, err := coinsOf(pay)
+	if err != nil {
+		return err
+	}
+	if len(coins) > 0 {
+		if err := w.acc.Transfer(EscrowAccount, l.Provider, coins); err != nil {
+			return fmt.Errorf("lease %d: pay %s: %w", l.ID, coins, err)
+		}
+		for _, c := range coins {
+			w.paid[c.Denom] += c.Amount
+			if r.Spent, err = r.Spent.Add(c); err != nil {
+				return err
+			}
+			if l.Paid, err = l.Paid.Add(c); err != nil {
+				return err
+			}
+		}
+	}
+	if disputed {
+		l.Disputes++
+		w.rec.Disputes++
+		w.event("rome_dispute", "lease_id", strconv.FormatUint(l.ID, 10), "epoch", strconv.FormatUint(se, 10))
+	}
+	if attested > 0 {
+		if _, ok := w.attest[l.Provider]; !ok {
+			w.provOrd = append(w.provOrd, l.Provider)
+		}
+		w.attest[l.Provider] += attested
+		for _, a := range l.Amounts {
+			v := min(amountOf(u.Provider, a.Kind), amountOf(u.Consumer, a.Kind), a.Amount)
+			if v == 0 {
+				continue
+			}
+			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind})
+			cur, err := w.s.getU64(k)
+			if err != nil {
+				return err
+			}
+			if err := w.s.setU64(k, satAdd(cur, v)); err != nil {
+				return err
+			}
+		}
+		if err := w.addContribution(l.Provider, attested); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *epochWork) finalize(r *Request) error {
+	refund, err := w.m.finalize(w.s, w.acc, r)
+	if err != nil {
+		return err
+	}
+	for _, c := range refund {
+		w.refund[c.Denom] += c.Amount
+	}
+	return nil
+}
+
+func (w *epochWork) addContribution(a ledger.Address, units uint64) error {
+	k := rkey(tagContrib, a[:])
+	cur, err := w.s.getU64(k)
+	if err != nil {
+		return err
+	}
+	if err := w.s.setU64(k, satAdd(cur, units)); err != nil {
+		return err
+	}
+	tk := rkey(tagSeq, []byte("contrib_total"))
+	tot, err := w.s.getU64(tk)
+	if err != nil {
+		return err
+	}
+	return w.s.setU64(tk, satAdd(tot, units))
+}
+
+// expire closes requests unmatched for request_ttl_epochs and offers whose
+// availability window has passed.
+func (w *epochWork) expire() error {
+	ids, err := w.s.ids(rkey(tagOpenReq))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r, err := w.request(id)
+		if err != nil {
+			return err
+		}
+		if w.e < r.Epoch+w.p.RequestTTLEpochs {
+			continue
+		}
+		r.Status = StatusExpired
+		if err := w.s.del(rkey(tagOpenReq, u64(id))); err != nil {
+			return err
+		}
+		if r.LiveLeases == 0 {
+			if err := w.finalize(r); err != nil {
+				return err
+			}
+		}
+		w.event("rome_expired", "request_id", strconv.FormatUint(id, 10))
+	}
+	oids, err := w.s.ids(rkey(tagOpenOffer))
+	if err != nil {
+		return err
+	}
+	for _, id := range oids {
+		o, err := w.offer(id)
+		if err != nil {
+			return err
+		}
+		if o.UntilEpoch == 0 || w.e+1 < o.UntilEpoch {
+			continue
+		}
+		o.Status = StatusExpired
+		if err := w.s.del(rkey(tagOpenOffer, u64(id))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RewardFor is the reward minted for epoch e: per_epoch halved every
+// halving epochs.
+func RewardFor(p Params, e uint64) uint64 {
+	if p.RewardHalving == 0 {
+		return p.RewardPerEpoch
+	}
+	h := e / p.RewardHalving
+	if h >= 64 {
+		return 0
+	}
+	return p.RewardPerEpoch >> h
+}
+
+// reward mints the epoch's reward to providers in proportion to the units
+// they delivered with both parties' attestation (floor; the remainder is
+// not minted).
+func (w *epochWork) reward() error {
+	pool := RewardFor(w.p, w.e)
+	if pool == 0 || len(w.provOrd) == 0 {
+		return nil
+	}
+	provs := append([]ledger.Address(nil), w.provOrd...)
+	sort.Slice(provs, func(i, j int) bool { return bytes.Compare(provs[i][:], provs[j][:]) < 0 })
+	var total uint64
+	for _, a := range provs {
+		total = satAdd(total, w.attest[a])
+	}
+	var minted uint64
+	for _, a := range provs {
+		hi, lo := bits.Mul64(pool, w.attest[a])
+		share, _ := bits.Div64(hi, lo, total) // hi < total since attest[a] ≤ total
+		if share == 0 {
+			continue
+		}
+		c := ledger.Coins{{Denom: w.p.RewardDenom, Amount: share}}
+		if err := w.acc.Mint(a, c); err != nil {
+			return err
+		}
+		minted += share
+	}
+	if minted > 0 {
+		w.rec.Rewards = ledger.Coins{{Denom: w.p.RewardDenom, Amount: minted}}
+	}
+	return nil
+}
+
+// certify issues, at the end of each certificate period, one certificate
+// per (contributor, kind) with attested delivery in the period. The
+// statement is recorded unsigned; its issuer (chosen by id among the
+// issuers) signs it with a CertSign transaction.
+func (w *epochWork) certify() error {
+	if (w.e+1)%w.p.CertPeriodEpochs != 0 || len(w.p.Issuers) == 0 {
+		return nil
+	}
+	prefix := rkey(tagCertAcc)
+	type acc struct {
+		addr   ledger.Address
+		kind   uint8
+		amount uint64
+	}
+	var list []acc
+	err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+ledger.AddressSize+1 && len(v) == 8 {
+			var a acc
+			copy(a.addr[:], k[len(prefix):])
+			a.kind, a.amount = k[len(k)-1], binary.BigEndian.Uint64(v)
+			list = append(list, a)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	from := w.e + 1 - w.p.CertPeriodEpochs
+	for _, a := range list {
+		if err := w.s.del(rkey(tagCertAcc, a.addr[:], []byte{a.kind})); err != nil {
+			return err
+		}
+		id, err := w.s.next("cert")
+		if err != nil {
+			return err
+		}
+		ik := w.p.Issuers[id%uint64(len(w.p.Issuers))]
+		pk, err := w.m.issuerKey(ik)
+		if err != nil {
+			return err
+		}
+		c := Certificate{
+			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
+				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height},
+			IssuerKey: pk.Bytes(), Signature: []byte{},
+		}
+		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
+			return err
+		}
+		if err := w.s.setRaw(rkey(tagCertPend, u64(id)), []byte(c.Statement.Issuer)); err != nil {
+			return err
+		}
+		w.rec.Certs++
+		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.amount, 10))
+	}
+	return nil
+}
+
+// match snapshots open offers and requests for epoch e+1, runs the policy
+// and records the leases.
+func (w *epochWork) match(ctx context.Context) error {
+	next := w.e + 1
+	oids, err := w.s.ids(rkey(tagOpenOffer))
+	if err != nil {
+		return err
+	}
+	rids, err := w.s.ids(rkey(tagOpenReq))
+	if err != nil {
+		return err
+	}
+	var offers []*Offer
+	var reqs []*Request
+	var present [ledger.MaxResourceKind + 1]bool
+	for _, id := range oids {
+		o, err := w.offer(id)
+		if err != nil {
+			return err
+		}
+		if o.FromEpoch > next || o.UntilEpoch != 0 && next >= o.UntilEpoch {
+			continue
+		}
+		free := false
+		for _, c := range o.Capacity {
+			if c.Amount > amountOf(o.Leased, c.Kind) {
+				free, present[c.Kind] = true, true
+			}
+		}
+		if free {
+			offers = append(offers, o)
+		}
+	}
+	for _, id := range rids {
+		r, err := w.request(id)
+		if err != nil {
+			return err
+		}
+		open := false
+		for _, d := range r.Remaining {
+			if d.Amount > 0 {
+				open, present[d.Kind] = true, true
+			}
+		}
+		if open {
+			reqs = append(reqs, r)
+		}
+	}
+	snap := &Snapshot{Epoch: next}
+	for k := uint8(1); k <= ledger.MaxResourceKind; k++ {
+		if present[k] {
+			snap.Kinds = append(snap.Kinds, k)
+		}
+	}
+	nk := len(snap.Kinds)
+	for _, o := range offers {
+		so := SnapOffer{ID: o.ID, Region: o.RegionID, Lat: o.Lat, Lon: o.Lon, Attrs: o.Attrs, Reliability: o.Reliability,
+			Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
+		for i, k := range snap.Kinds {
+			so.Capacity[i] = amountOf(o.Capacity, k) - amountOf(o.Leased, k)
+			so.Price[i] = amountOf(o.Price, k)
+		}
+		snap.Offers = append(snap.Offers, so)
+	}
+	for _, r := range reqs {
+		sr := SnapRequest{ID: r.ID, Region: r.RegionID, Lat: r.Lat, Lon: r.Lon, WithinKm: r.WithinKm, Attrs: r.Attrs,
+			MinReliability: r.MinReliability, Bundle: r.Bundle, Demand: make([]uint64, nk), MaxPrice: make([]uint64, nk)}
+		for i, k := range snap.Kinds {
+			sr.Demand[i] = amountOf(r.Remaining, k)
+			sr.MaxPrice[i] = amountOf(r.MaxPrice, k)
+		}
+		snap.Requests = append(snap.Requests, sr)
+	}
+	w.rec.Offers, w.rec.Requests = uint32(len(offers)), uint32(len(reqs))
+	stats := make([]KindStat, nk)
+	for i, k := range snap.Kinds {
+		stats[i].Kind = k
+		for _, r := range snap.Requests {
+			stats[i].Demand = satAdd(stats[i].Demand, r.Demand[i])
+		}
+	}
+	var allocs []Allocation
+	w.rec.Policy = BuiltinGreedy
+	if w.p.ActivePolicy != "" {
+		w.rec.Policy = w.p.ActivePolicy
+	}
+	if len(offers) > 0 && len(reqs) > 0 {
+		var used, rejected string
+		allocs, used, w.rec.PolicyGas, rejected = w.m.allocate(ctx, w.s, w.p, snap, vm.Env{ChainID: w.b.ChainID, Height: w.b.Height, TimeMs: w.b.TimeMs})
+		w.rec.Policy, w.rec.Rejected = used, rejected
+		if rejected != "" {
+			w.event("rome_policy_rejected", "policy", w.p.ActivePolicy, "reason", rejected, "fallback", used)
+		}
+	}
+	// Record the leases.
+	volume := make([][2]uint64, nk) // 128-bit Σ amount×price per kind
+	for _, a := range allocs {
+		o, r := offers[a.Offer], reqs[a.Request]
+		id, err := w.s.next("lease")
+		if err != nil {
+			return err
+		}
+		l := Lease{ID: id, RequestID: r.ID, OfferID: o.ID, Provider: o.Owner, Consumer: r.Owner,
+			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive}
+		for i, k := range snap.Kinds {
+			if a.Amount[i] == 0 {
+				continue
+			}
+			l.Amounts = append(l.Amounts, ledger.ResourceAmount{Kind: k, Amount: a.Amount[i]})
+			l.Prices = append(l.Prices, ledger.ResourceAmount{Kind: k, Amount: a.Price[i]})
+			setAmount(o.Leased, k, amountOf(o.Leased, k)+a.Amount[i])
+			setAmount(r.Remaining, k, amountOf(r.Remaining, k)-a.Amount[i])
+			stats[i].Matched += a.Amount[i]
+			hi, lo := bits.Mul64(a.Amount[i], a.Price[i])
+			var c uint64
+			volume[i][1], c = bits.Add64(volume[i][1], lo, 0)
+			volume[i][0] += hi + c
+		}
+		r.LiveLeases++
+		filled := true
+		for _, d := range r.Remaining {
+			filled = filled && d.Amount == 0
+		}
+		if filled && r.Status == StatusOpen {
+			r.Status = StatusFilled
+			if err := w.s.del(rkey(tagOpenReq, u64(r.ID))); err != nil {
+				return err
+			}
+		}
+		if err := w.s.put(rkey(tagLease, u64(id)), &l); err != nil {
+			return err
+		}
+		if err := w.s.setRaw(rkey(tagLive, u64(id)), one); err != nil {
+			return err
+		}
+		w.rec.NewLeases++
+	}
+	// Statistics.
+	var dem, mat uint64
+	for i := range stats {
+		st := &stats[i]
+		for _, o := range offers {
+			st.Capacity = satAdd(st.Capacity, amountOf(o.Capacity, st.Kind))
+			st.Leased = satAdd(st.Leased, amountOf(o.Leased, st.Kind))
+		}
+		st.UtilizationBps = bps(st.Leased, st.Capacity)
+		if st.Matched > 0 && volume[i][0] < st.Matched {
+			st.ClearingPrice, _ = bits.Div64(volume[i][0], volume[i][1], st.Matched)
+		}
+		dem, mat = satAdd(dem, st.Demand), satAdd(mat, st.Matched)
+	}
+	w.rec.Kinds = stats
+	w.rec.MatchedBps = bps(mat, dem)
+	return nil
+}
+
+// bps is a/b in basis points (0 when b is 0), without overflow.
+func bps(a, b uint64) uint32 {
+	if b == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(min(a, b), 10_000)
+	q, _ := bits.Div64(hi, lo, b)
+	return uint32(q)
+}

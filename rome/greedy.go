@@ -1,0 +1,135 @@
+package rome
+
+import (
+	"math/bits"
+	"slices"
+)
+
+// satAdd and satMul saturate at 2^64-1: they rank candidates, where an
+// overflow only needs to compare as "very large".
+func satAdd(a, b uint64) uint64 {
+	s, c := bits.Add64(a, b, 0)
+	if c != 0 {
+		return ^uint64(0)
+	}
+	return s
+}
+
+func satMul(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 {
+		return ^uint64(0)
+	}
+	return lo
+}
+
+// Greedy is the built-in fallback policy: requests in snapshot order (id
+// order, first come first served). A bundle goes whole to the eligible
+// offer that fits it with the least capacity left over (best fit; ties: the
+// cheapest, then the lowest index). A divisible request takes from the
+// cheapest eligible offers first. Prices are the offers' asks. It is
+// deterministic and its output always passes Validate.
+func Greedy(s *Snapshot) []Allocation {
+	nk := len(s.Kinds)
+	rem := make([]uint64, len(s.Offers)*nk)
+	for i, o := range s.Offers {
+		copy(rem[i*nk:], o.Capacity)
+	}
+	var out []Allocation
+	cand := make([]int, 0, len(s.Offers))
+	for ri := range s.Requests {
+		r := &s.Requests[ri]
+		if !slices.ContainsFunc(r.Demand, func(d uint64) bool { return d > 0 }) {
+			continue
+		}
+		cand = cand[:0]
+		for oi := range s.Offers {
+			if Eligible(r, &s.Offers[oi]) {
+				cand = append(cand, oi)
+			}
+		}
+		if len(cand) == 0 {
+			continue
+		}
+		cost := func(oi int) uint64 {
+			var c uint64
+			for k := 0; k < nk; k++ {
+				c = satAdd(c, satMul(s.Offers[oi].Price[k], r.Demand[k]))
+			}
+			return c
+		}
+		if r.Bundle {
+			best, bestWaste, bestCost := -1, ^uint64(0), ^uint64(0)
+			for _, oi := range cand {
+				fits, waste := true, uint64(0)
+				for k := 0; k < nk; k++ {
+					if r.Demand[k] == 0 {
+						continue
+					}
+					if rem[oi*nk+k] < r.Demand[k] {
+						fits = false
+						break
+					}
+					waste = satAdd(waste, rem[oi*nk+k]-r.Demand[k])
+				}
+				if !fits {
+					continue
+				}
+				c := cost(oi)
+				if waste < bestWaste || waste == bestWaste && c < bestCost {
+					best, bestWaste, bestCost = oi, waste, c
+				}
+			}
+			if best < 0 {
+				continue
+			}
+			a := Allocation{Request: uint32(ri), Offer: uint32(best), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
+			for k := 0; k < nk; k++ {
+				if r.Demand[k] > 0 {
+					a.Amount[k], a.Price[k] = r.Demand[k], s.Offers[best].Price[k]
+					rem[best*nk+k] -= r.Demand[k]
+				}
+			}
+			out = append(out, a)
+			continue
+		}
+		costs := make(map[int]uint64, len(cand))
+		for _, oi := range cand {
+			costs[oi] = cost(oi)
+		}
+		slices.SortStableFunc(cand, func(a, b int) int {
+			ca, cb := costs[a], costs[b]
+			switch {
+			case ca < cb:
+				return -1
+			case ca > cb:
+				return 1
+			}
+			return a - b
+		})
+		need := append([]uint64(nil), r.Demand...)
+		for _, oi := range cand {
+			a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
+			any, left := false, false
+			for k := 0; k < nk; k++ {
+				take := min(need[k], rem[oi*nk+k])
+				if take > 0 {
+					a.Amount[k], a.Price[k] = take, s.Offers[oi].Price[k]
+					need[k] -= take
+					rem[oi*nk+k] -= take
+					any = true
+				}
+				if need[k] > 0 {
+					left = true
+				}
+			}
+			if any {
+				out = append(out, a)
+			}
+			if !left {
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,224 @@
+package rome
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
+)
+
+// memBase is committed state in a map: enough for a State in tests.
+type memBase struct{ m map[string][]byte }
+
+func (b *memBase) GetState(k []byte) ([]byte, error) { return b.m[string(k)], nil }
+
+func (b *memBase) IterateState(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	var keys []string
+	for k := range b.m {
+		if bytes.Compare([]byte(k), start) >= 0 && (end == nil || bytes.Compare([]byte(k), end) < 0) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if reverse {
+		for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
+			keys[i], keys[j] = keys[j], keys[i]
+		}
+	}
+	for _, k := range keys {
+		if !fn([]byte(k), b.m[k]) {
+			break
+		}
+	}
+	return nil
+}
+
+func testKey(t testing.TB, i int) *ledger.PrivateKey {
+	t.Helper()
+	seed := make([]byte, ledger.SeedSize)
+	binary.BigEndian.PutUint64(seed, uint64(i)+77)
+	k, err := ledger.PrivateKeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// harness runs a market on an in-memory state, block by block.
+type harness struct {
+	t      testing.TB
+	m      *Market
+	st     *ledger.State
+	codec  *ledger.Codec
+	sched  ledger.GasSchedule
+	height uint64
+	node   *ledger.PrivateKey // genesis node: issuer and governance member
+	users  []*ledger.PrivateKey
+}
+
+type harnessOpts struct {
+	epochBlocks, certPeriod, ttl uint64
+	reward                       uint64
+	vm                           *vm.VM
+	noNodes                      bool
+}
+
+func newHarness(t testing.TB, o harnessOpts) *harness {
+	t.Helper()
+	if o.epochBlocks == 0 {
+		o.epochBlocks = 2
+	}
+	if o.certPeriod == 0 {
+		o.certPeriod = 1
+	}
+	if o.ttl == 0 {
+		o.ttl = 5
+	}
+	node := testKey(t, 0)
+	users := []*ledger.PrivateKey{testKey(t, 1), testKey(t, 2), testKey(t, 3)}
+	g := &ledger.Genesis{ChainID: "rome-test", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
+	for _, u := range users {
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: u.Address(), Balances: ledger.Coins{
+			{Denom: "uKWTT", Amount: 1_000_000}, {Denom: "uTBS", Amount: 1_000_000}, {Denom: "uTFLP", Amount: 1_000_000}}})
+	}
+	rj, gj, err := GenesisSections(node.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r romeGenesis
+	_ = json.Unmarshal(rj, &r)
+	r.EpochBlocks, r.CertPeriodEpochs, r.RequestTTLEpochs, r.Reward.PerEpoch = o.epochBlocks, o.certPeriod, o.ttl, o.reward
+	var gv govGenesis
+	_ = json.Unmarshal(gj, &gv)
+	gv.VotingPeriod = 3
+	gv.Members[0].Weight = 1 // contributors soon outweigh the node
+	if o.noNodes {
+		r.Issuers = nil
+	} else {
+		g.Nodes = []ledger.GenesisNode{{PubKey: r.Issuers[0]}}
+	}
+	rj, _ = json.Marshal(r)
+	gj, _ = json.Marshal(gv)
+	g.Extra = map[string]json.RawMessage{"rome": rj, "gov": gj}
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	codec := ledger.NewCodec()
+	m, err := New(codec, g, o.vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := ledger.NewState(&memBase{m: map[string][]byte{}})
+	if err := ledger.ApplyGenesis(st, codec, g); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, m: m, st: st, codec: codec, sched: ledger.DefaultGasSchedule(), height: 1, node: node, users: users}
+}
+
+// deliver runs a payload in the current block as a transaction would: on
+// error its writes are reverted.
+func (h *harness) deliver(from *ledger.PrivateKey, p ledger.Payload) (map[string]any, error) {
+	h.t.Helper()
+	if err := p.ValidateBasic(); err != nil {
+		return nil, err
+	}
+	snap := h.st.Snapshot()
+	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(1_000_000_000), Sched: &h.sched, Height: h.height, Sender: from.Address()}
+	data, err := h.m.Deliver(context.Background(), tx, p)
+	if err != nil {
+		h.st.RevertTo(snap)
+		return nil, err
+	}
+	var out map[string]any
+	_ = json.Unmarshal(data, &out)
+	return out, nil
+}
+
+func (h *harness) must(from *ledger.PrivateKey, p ledger.Payload) map[string]any {
+	h.t.Helper()
+	out, err := h.deliver(from, p)
+	if err != nil {
+		h.t.Fatalf("%s: %v", p.Kind(), err)
+	}
+	return out
+}
+
+// endBlock closes the current block and checks the supply invariant.
+func (h *harness) endBlock() {
+	h.t.Helper()
+	if err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000}); err != nil {
+		h.t.Fatalf("end block %d: %v", h.height, err)
+	}
+	h.checkSupply()
+	h.height++
+}
+
+// untilEpoch ends blocks until epoch e is the current one.
+func (h *harness) untilEpoch(e uint64) {
+	h.t.Helper()
+	for i := 0; i < 10_000; i++ {
+		c, err := h.m.Clock(h.st)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if c.Epoch >= e {
+			return
+		}
+		h.endBlock()
+	}
+	h.t.Fatalf("epoch %d never came", e)
+}
+
+func (h *harness) balance(a ledger.Address, denom string) uint64 {
+	b, err := (&ledger.Accounts{St: h.st, Codec: h.codec}).Balance(a, denom)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b
+}
+
+// checkSupply asserts Σ balances (module accounts included) = supply, per denom.
+func (h *harness) checkSupply() {
+	h.t.Helper()
+	sum := map[string]uint64{}
+	_ = h.st.Iterate([]byte{0x01}, []byte{0x02}, false, func(k, v []byte) bool {
+		var a ledger.Account
+		if err := h.codec.Unmarshal(v, &a); err != nil {
+			h.t.Fatal(err)
+		}
+		for _, c := range a.Balances {
+			sum[c.Denom] += c.Amount
+		}
+		return true
+	})
+	acc := &ledger.Accounts{St: h.st, Codec: h.codec}
+	for _, d := range []string{"uTFLP", "uTBS", "uKWTT", "uSTOR"} {
+		s, err := acc.Supply(d)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if s != sum[d] {
+			h.t.Fatalf("height %d: supply of %s is %d, balances sum to %d", h.height, d, s, sum[d])
+		}
+	}
+}
+
+func res(kv ...uint64) []ledger.ResourceAmount {
+	var out []ledger.ResourceAmount
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, ledger.ResourceAmount{Kind: uint8(kv[i]), Amount: kv[i+1]})
+	}
+	return out
+}
+
+func id(out map[string]any, key string) uint64 {
+	v, _ := out[key].(float64)
+	return uint64(v)
+}

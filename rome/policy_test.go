@@ -1,0 +1,169 @@
+package rome
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
+)
+
+// A tiny module assembler: enough to write misbehaving policies as bytes.
+
+func uleb(v uint32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func sleb(v int32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func vec(items ...[]byte) []byte { return cat(uleb(uint32(len(items))), cat(items...)) }
+func section(id byte, payload []byte) []byte {
+	return cat([]byte{id}, uleb(uint32(len(payload))), payload)
+}
+func wname(s string) []byte { return cat(uleb(uint32(len(s))), []byte(s)) }
+
+// policyModule builds a module whose allocate runs code (which must leave
+// an i32 on the stack); data is placed at address 0.
+func policyModule(code []byte, data []byte) []byte {
+	types := vec(
+		cat([]byte{0x60}, vec(), vec([]byte{0x7f})),               // () -> i32
+		cat([]byte{0x60}, vec([]byte{0x7f}, []byte{0x7f}), vec()), // (i32, i32) -> ()
+	)
+	imports := vec(cat(wname("sos"), wname("set_result"), []byte{0x00}, uleb(1)))
+	body := cat(vec(), code, []byte{0x0b})
+	m := cat([]byte("\x00asm"), []byte{1, 0, 0, 0},
+		section(1, types), section(2, imports), section(3, vec(uleb(0))),
+		section(5, vec([]byte{0x00, 0x01})),
+		section(7, vec(cat(wname("memory"), []byte{0x02, 0x00}), cat(wname("allocate"), []byte{0x00, 0x01}))),
+		section(10, vec(cat(uleb(uint32(len(body))), body))))
+	if data != nil {
+		m = cat(m, section(11, vec(cat([]byte{0x00, 0x41, 0x00, 0x0b}, uleb(uint32(len(data))), data))))
+	}
+	return m
+}
+
+// returning makes code that passes data[0:n] to set_result and returns rc.
+func returning(n int, rc int32) []byte {
+	return cat([]byte{0x41}, sleb(0), []byte{0x41}, sleb(int32(n)), []byte{0x10, 0x00}, []byte{0x41}, sleb(rc))
+}
+
+func newVM(t *testing.T) *vm.VM {
+	t.Helper()
+	v, err := vm.New(context.Background(), vm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close(context.Background()) })
+	return v
+}
+
+// activate uploads wasm and passes a governance proposal making it active.
+func (h *harness) activate(wasm []byte) string {
+	h.t.Helper()
+	pid := id(h.must(h.users[2], &ledger.RomePolicyUpload{Name: "p", Wasm: wasm}), "")
+	_ = pid
+	polID := ledger.HashBytes(wasm).String()
+	prop := id(h.must(h.users[2], &ledger.GovPropose{Param: "active_policy", Value: polID}), "proposal_id")
+	h.must(h.node, &ledger.GovVote{ProposalID: prop, Option: ledger.VoteYes})
+	for i := 0; i < 5; i++ {
+		h.endBlock()
+	}
+	p, _ := h.m.Params(h.st)
+	if p.ActivePolicy != polID {
+		pr, _ := h.m.Proposal(h.st, prop)
+		h.t.Fatalf("policy not active: proposal %s (%s)", ProposalStatusName(pr.Status), pr.Result)
+	}
+	return polID
+}
+
+func TestMisbehavingPoliciesFallBack(t *testing.T) {
+	overAlloc := binary.LittleEndian.AppendUint32(nil, 1)
+	overAlloc = binary.LittleEndian.AppendUint32(overAlloc, 0)
+	overAlloc = binary.LittleEndian.AppendUint32(overAlloc, 0)
+	for _, v := range []uint64{1_000_000, 5} { // compute (the only kind) 1e6 units at 5: far above demand
+		overAlloc = binary.LittleEndian.AppendUint64(overAlloc, v)
+	}
+	cases := []struct {
+		name, why string
+		wasm      []byte
+	}{
+		{"trap", "trap", policyModule([]byte{0x00}, nil)},
+		{"loop", "out of gas", policyModule([]byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00}, nil)},
+		{"garbage", "malformed", policyModule(returning(5, 0), []byte("hello"))},
+		{"error", "returned an error", policyModule(returning(5, 1), []byte("nope!"))},
+		{"infeasible", "infeasible", policyModule(returning(len(overAlloc), 0), overAlloc)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{vm: newVM(t)})
+			id := h.activate(tc.wasm)
+			h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
+			h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
+			c, _ := h.m.Clock(h.st)
+			h.untilEpoch(c.Epoch + 1)
+			rec, err := h.m.Epoch(h.st, c.Epoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Policy != BuiltinGreedy || !strings.Contains(rec.Rejected, tc.why) || rec.NewLeases != 1 {
+				t.Fatalf("epoch record: policy %s, rejected %q, leases %d; want fallback after %q", rec.Policy, rec.Rejected, rec.NewLeases, tc.why)
+			}
+			found := false
+			for _, e := range rec.Events {
+				found = found || e.Type == "rome_policy_rejected" && e.Attrs[0].Value == id
+			}
+			if !found {
+				t.Fatalf("no rome_policy_rejected event: %+v", rec.Events)
+			}
+		})
+	}
+}
+
+// TestShippedPolicy runs a policy built from sdk-contracts/policies when
+// present (make builds them).
+func TestShippedPolicy(t *testing.T) {
+	wasm, err := os.ReadFile("../sdk-contracts/policies/greedy/greedy.wasm")
+	if err != nil {
+		t.Skip("greedy.wasm not built:", err)
+	}
+	h := newHarness(t, harnessOpts{vm: newVM(t)})
+	id := h.activate(wasm)
+	h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100, 3, 50), Price: res(1, 5, 3, 1), Region: "eu-west"})
+	h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10, 3, 5), MaxPrice: res(1, 8, 3, 2), Epochs: 2, Region: "eu-west"})
+	c, _ := h.m.Clock(h.st)
+	h.untilEpoch(c.Epoch + 1)
+	rec, _ := h.m.Epoch(h.st, c.Epoch)
+	if rec.Policy != id || rec.Rejected != "" || rec.NewLeases == 0 {
+		t.Fatalf("policy %s rejected %q leases %d", rec.Policy, rec.Rejected, rec.NewLeases)
+	}
+	t.Logf("greedy.wasm used %d gas", rec.PolicyGas)
+}

@@ -1,0 +1,484 @@
+package rome
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// Errors (matched with errors.Is). Code maps them to receipt codes.
+var (
+	ErrInvalid      = errors.New("rome: invalid")
+	ErrNotFound     = errors.New("rome: not found")
+	ErrUnauthorized = errors.New("rome: unauthorized")
+	ErrNoVM         = errors.New("rome: policies need a VM and this node has none")
+)
+
+// Code classifies a market error into a receipt code (ok false: not a
+// market error).
+func Code(err error) (ledger.Code, bool) {
+	switch {
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrNoVM):
+		return ledger.CodeInvalidPayload, true
+	case errors.Is(err, ErrNotFound):
+		return ledger.CodeNotFound, true
+	case errors.Is(err, ErrUnauthorized):
+		return ledger.CodeUnauthorized, true
+	}
+	return 0, false
+}
+
+// State layout under ledger.PrefixRome (0x20) and ledger.PrefixGov (0x30).
+// Ids are 8-byte big-endian so that key order is id order.
+const (
+	tagParams    byte = 0x01 // → Params (JSON)
+	tagSeq       byte = 0x02 // name → u64 counter
+	tagClock     byte = 0x03 // → Clock
+	tagOffer     byte = 0x10 // id → Offer
+	tagRequest   byte = 0x11 // id → Request
+	tagLease     byte = 0x12 // id → Lease
+	tagEpoch     byte = 0x13 // epoch → EpochRecord
+	tagPolicy    byte = 0x14 // policy id → Policy
+	tagPolicyBin byte = 0x15 // policy id → prepared Wasm
+	tagCert      byte = 0x16 // id → Certificate
+	tagUsage     byte = 0x17 // lease id | epoch → Usage
+	tagRegion    byte = 0x18 // name → region id (u32)
+	tagContrib   byte = 0x1a // address → attested units, all time (governance weight)
+	tagCertAcc   byte = 0x1e // address | kind → attested units of the current certificate period
+	tagCertPend  byte = 0x1f // cert id → issuer index (u32): statements waiting for a signature
+	tagOpenOffer byte = 0x20 // id → 1: offers still open
+	tagOpenReq   byte = 0x21 // id → 1: requests still open
+	tagLive      byte = 0x22 // lease id → 1: leases not yet ended
+
+	gtagProposal  byte = 0x01 // id → Proposal
+	gtagVote      byte = 0x02 // id | address → Vote
+	gtagOpen      byte = 0x04 // end height | id → 1: proposals being voted on
+	gtagOpenCount byte = 0x05 // → u64: how many
+)
+
+func rkey(tag byte, parts ...[]byte) []byte {
+	k := []byte{ledger.PrefixRome, tag}
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func gkey(tag byte, parts ...[]byte) []byte {
+	k := []byte{ledger.PrefixGov, tag}
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// prefixEnd is the smallest key greater than every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+var one = []byte{1}
+
+// Status values of offers, requests, leases.
+const (
+	StatusOpen      uint8 = 1
+	StatusFilled    uint8 = 2 // request: all demand allocated, leases running
+	StatusCancelled uint8 = 3
+	StatusExpired   uint8 = 4
+	StatusDone      uint8 = 5 // request: leases over, escrow settled
+	StatusActive    uint8 = 6 // lease
+	StatusEnded     uint8 = 7 // lease
+)
+
+// StatusName names a status.
+func StatusName(s uint8) string {
+	switch s {
+	case StatusOpen:
+		return "open"
+	case StatusFilled:
+		return "filled"
+	case StatusCancelled:
+		return "cancelled"
+	case StatusExpired:
+		return "expired"
+	case StatusDone:
+		return "done"
+	case StatusActive:
+		return "active"
+	case StatusEnded:
+		return "ended"
+	}
+	return fmt.Sprintf("status(%d)", s)
+}
+
+// Clock is the epoch counter: epoch Epoch ends at block EndHeight.
+type Clock struct {
+	_         struct{} `cbor:",toarray"`
+	Epoch     uint64   `json:"epoch"`
+	EndHeight uint64   `json:"end_height"`
+}
+
+// Offer is a provider's standing offer.
+type Offer struct {
+	_           struct{}                `cbor:",toarray"`
+	ID          uint64                  `json:"id"`
+	Owner       ledger.Address          `json:"owner"`
+	Capacity    []ledger.ResourceAmount `json:"capacity"`
+	Price       []ledger.ResourceAmount `json:"price"`
+	Leased      []ledger.ResourceAmount `json:"leased"` // same kinds as Capacity: amounts held by live leases
+	Region      string                  `json:"region"`
+	RegionID    uint32                  `json:"region_id"`
+	HasLocation bool                    `json:"has_location"`
+	Lat         int32                   `json:"lat"`
+	Lon         int32                   `json:"lon"`
+	Attrs       uint64                  `json:"attrs"`
+	Reliability uint16                  `json:"reliability"`
+	FromEpoch   uint64                  `json:"from_epoch"`
+	UntilEpoch  uint64                  `json:"until_epoch"`
+	Height      uint64                  `json:"height"`
+	Status      uint8                   `json:"status"`
+}
+
+// Request is a consumer's request with its escrow accounting.
+type Request struct {
+	_              struct{}                `cbor:",toarray"`
+	ID             uint64                  `json:"id"`
+	Owner          ledger.Address          `json:"owner"`
+	Demand         []ledger.ResourceAmount `json:"demand"`
+	MaxPrice       []ledger.ResourceAmount `json:"max_price"`
+	Remaining      []ledger.ResourceAmount `json:"remaining"` // demand not yet allocated
+	Epochs         uint32                  `json:"epochs"`
+	Region         string                  `json:"region"`
+	RegionID       uint32                  `json:"region_id"`
+	HasLocation    bool                    `json:"has_location"`
+	Lat            int32                   `json:"lat"`
+	Lon            int32                   `json:"lon"`
+	WithinKm       uint32                  `json:"within_km"`
+	Attrs          uint64                  `json:"attrs"`
+	MinReliability uint16                  `json:"min_reliability"`
+	Bundle         bool                    `json:"bundle"`
+	Escrow         ledger.Coins            `json:"escrow"` // all escrowed, credit included
+	Credit         ledger.Coins            `json:"credit"` // escrow minted from redeemed certificates
+	Spent          ledger.Coins            `json:"spent"`  // paid to providers
+	Refunded       ledger.Coins            `json:"refunded"`
+	Height         uint64                  `json:"height"`
+	Epoch          uint64                  `json:"epoch"` // epoch it was accepted in
+	LiveLeases     uint32                  `json:"live_leases"`
+	Status         uint8                   `json:"status"`
+}
+
+// Lease is an allocation: amounts of an offer for a request, at a price per
+// unit per epoch, for epochs [Start, End).
+type Lease struct {
+	_         struct{}                `cbor:",toarray"`
+	ID        uint64                  `json:"id"`
+	RequestID uint64                  `json:"request_id"`
+	OfferID   uint64                  `json:"offer_id"`
+	Provider  ledger.Address          `json:"provider"`
+	Consumer  ledger.Address          `json:"consumer"`
+	Amounts   []ledger.ResourceAmount `json:"amounts"`
+	Prices    []ledger.ResourceAmount `json:"prices"`
+	Start     uint64                  `json:"start_epoch"`
+	End       uint64                  `json:"end_epoch"`
+	Paid      ledger.Coins            `json:"paid"`
+	Disputes  uint32                  `json:"disputes"` // epochs with a disputed part
+	Status    uint8                   `json:"status"`
+}
+
+// Usage holds the two parties' reports for one lease and epoch.
+type Usage struct {
+	_           struct{}                `cbor:",toarray"`
+	HasProvider bool                    `json:"has_provider"`
+	Provider    []ledger.ResourceAmount `json:"provider"`
+	HasConsumer bool                    `json:"has_consumer"`
+	Consumer    []ledger.ResourceAmount `json:"consumer"`
+}
+
+// Policy is an uploaded allocation policy.
+type Policy struct {
+	_        struct{}       `cbor:",toarray"`
+	ID       ledger.Hash    `json:"id"`
+	Name     string         `json:"name"`
+	Uploader ledger.Address `json:"uploader"`
+	Size     uint32         `json:"size"`
+	Height   uint64         `json:"height"`
+}
+
+// KindStat summarizes one resource kind in an epoch.
+type KindStat struct {
+	_              struct{} `cbor:",toarray"`
+	Kind           uint8    `json:"kind"`
+	Capacity       uint64   `json:"capacity"`        // of open offers
+	Leased         uint64   `json:"leased"`          // held by live leases next epoch
+	Demand         uint64   `json:"demand"`          // open demand before matching
+	Matched        uint64   `json:"matched"`         // allocated this epoch
+	UtilizationBps uint32   `json:"utilization_bps"` // leased / capacity
+	ClearingPrice  uint64   `json:"clearing_price"`  // volume-weighted price of this epoch's allocations
+}
+
+// EpochRecord is what an epoch did.
+type EpochRecord struct {
+	_          struct{}       `cbor:",toarray"`
+	Epoch      uint64         `json:"epoch"`
+	Height     uint64         `json:"height"`
+	Policy     string         `json:"policy"` // policy id or "builtin:greedy"
+	PolicyGas  uint64         `json:"policy_gas"`
+	Rejected   string         `json:"rejected"` // why the active policy's output was not used ("" if it was)
+	Offers     uint32         `json:"offers"`
+	Requests   uint32         `json:"requests"`
+	NewLeases  uint32         `json:"new_leases"`
+	MatchedBps uint32         `json:"matched_bps"`
+	Kinds      []KindStat     `json:"kinds"`
+	Paid       ledger.Coins   `json:"paid"`
+	Refunded   ledger.Coins   `json:"refunded"`
+	Rewards    ledger.Coins   `json:"rewards"`
+	Disputes   uint32         `json:"disputes"`
+	Certs      uint32         `json:"certs"`
+	Events     []ledger.Event `json:"events"`
+}
+
+// store reads and writes market records on a State, charging gas when a
+// meter is attached (transactions) and nothing otherwise (end of block,
+// queries).
+type store struct {
+	st    *ledger.State
+	codec *ledger.Codec
+	gas   *ledger.GasMeter
+	sched *ledger.GasSchedule
+}
+
+func (s *store) charge(n uint64, what string) error {
+	if s.gas == nil {
+		return nil
+	}
+	return s.gas.Consume(n, what)
+}
+
+func (s *store) get(k []byte, v any) (bool, error) {
+	raw, err := s.st.Get(k)
+	if err != nil {
+		return false, err
+	}
+	if s.gas != nil {
+		if err := s.charge(s.sched.ReadBase+s.sched.ReadPerByte*uint64(len(k)+len(raw)), "state read"); err != nil {
+			return false, err
+		}
+	}
+	if raw == nil {
+		return false, nil
+	}
+	if err := s.codec.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, err)
+	}
+	return true, nil
+}
+
+func (s *store) put(k []byte, v any) error {
+	raw, err := s.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("rome: encode: %w", err)
+	}
+	return s.setRaw(k, raw)
+}
+
+func (s *store) setRaw(k, raw []byte) error {
+	if s.gas != nil {
+		if err := s.charge(s.sched.WriteBase+s.sched.WritePerByte*uint64(len(k)+len(raw)), "state write"); err != nil {
+			return err
+		}
+	}
+	s.st.Set(k, raw)
+	return nil
+}
+
+func (s *store) del(k []byte) error {
+	if s.gas != nil {
+		if err := s.charge(s.sched.WriteBase, "state delete"); err != nil {
+			return err
+		}
+	}
+	s.st.Delete(k)
+	return nil
+}
+
+func (s *store) getU64(k []byte) (uint64, error) {
+	raw, err := s.st.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	if s.gas != nil {
+		if err := s.charge(s.sched.ReadBase, "state read"); err != nil {
+			return 0, err
+		}
+	}
+	if raw == nil {
+		return 0, nil
+	}
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("rome: counter %x: %w", k, ledger.ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(raw), nil
+}
+
+func (s *store) setU64(k []byte, v uint64) error {
+	if v == 0 {
+		return s.del(k)
+	}
+	return s.setRaw(k, u64(v))
+}
+
+// next returns the next id of a sequence (ids start at 1).
+func (s *store) next(name string) (uint64, error) {
+	k := rkey(tagSeq, []byte(name))
+	v, err := s.getU64(k)
+	if err != nil {
+		return 0, err
+	}
+	v++
+	return v, s.setRaw(k, u64(v))
+}
+
+// ids lists the ids under an index prefix in ascending order.
+func (s *store) ids(prefix []byte) ([]uint64, error) {
+	var out []uint64
+	err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) >= len(prefix)+8 {
+			out = append(out, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+		return true
+	})
+	return out, err
+}
+
+func (s *store) params(gen Params) (Params, error) {
+	raw, err := s.st.Get(rkey(tagParams))
+	if err != nil || raw == nil {
+		return gen, err
+	}
+	var p Params
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return gen, fmt.Errorf("rome: params: %w: %w", ledger.ErrCorrupt, err)
+	}
+	return p, nil
+}
+
+func (s *store) setParams(p Params) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.setRaw(rkey(tagParams), raw)
+}
+
+func (s *store) clock(p Params) (Clock, error) {
+	var c Clock
+	ok, err := s.get(rkey(tagClock), &c)
+	if err != nil {
+		return c, err
+	}
+	if !ok {
+		c = Clock{Epoch: 0, EndHeight: p.EpochBlocks}
+	}
+	return c, nil
+}
+
+func (s *store) offer(id uint64) (*Offer, error) {
+	var o Offer
+	ok, err := s.get(rkey(tagOffer, u64(id)), &o)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rome: offer %d: %w", id, ErrNotFound)
+	}
+	return &o, nil
+}
+
+func (s *store) request(id uint64) (*Request, error) {
+	var r Request
+	ok, err := s.get(rkey(tagRequest, u64(id)), &r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rome: request %d: %w", id, ErrNotFound)
+	}
+	return &r, nil
+}
+
+func (s *store) lease(id uint64) (*Lease, error) {
+	var l Lease
+	ok, err := s.get(rkey(tagLease, u64(id)), &l)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rome: lease %d: %w", id, ErrNotFound)
+	}
+	return &l, nil
+}
+
+func (s *store) cert(id uint64) (*Certificate, error) {
+	var c Certificate
+	ok, err := s.get(rkey(tagCert, u64(id)), &c)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rome: certificate %d: %w", id, ErrNotFound)
+	}
+	return &c, nil
+}
+
+// regionID returns the id of a region name, assigning the next one on
+// first appearance (0 for no region).
+func (s *store) regionID(name string, assign bool) (uint32, error) {
+	if name == "" {
+		return 0, nil
+	}
+	k := rkey(tagRegion, []byte(name))
+	v, err := s.getU64(k)
+	if err != nil || v != 0 || !assign {
+		return uint32(v), err
+	}
+	n, err := s.next("region")
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<32-1 {
+		return 0, fmt.Errorf("rome: region ids exhausted: %w", ErrInvalid)
+	}
+	return uint32(n), s.setRaw(k, u64(n))
+}
+
+// amountOf returns the amount of kind k in a per-kind list.
+func amountOf(rs []ledger.ResourceAmount, k uint8) uint64 {
+	for _, r := range rs {
+		if r.Kind == k {
+			return r.Amount
+		}
+	}
+	return 0
+}
+
+// setAmount sets kind k in a per-kind list that already names it.
+func setAmount(rs []ledger.ResourceAmount, k uint8, v uint64) {
+	for i := range rs {
+		if rs[i].Kind == k {
+			rs[i].Amount = v
+			return
+		}
+	}
+}
