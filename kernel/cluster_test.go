@@ -246,3 +246,20 @@ func TestClusterPartitionedMinorityStalls(t *testing.T) {
 	tc.net.isolate(tc.members[minority].key.Public().Fingerprint(), false)
 	tc.converge(maj+1, 15*time.Second)
 }
+
+// TestClusterFullRestart stops every node and starts them again from their
+// stores: the membership must come back from the raft log and the cluster
+// must elect a leader and go on.
+func TestClusterFullRestart(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.leader(5 * time.Second)
+	h := tc.converge(3, 10*time.Second)
+	for i := range tc.members {
+		tc.stop(i)
+	}
+	for i := range tc.members {
+		tc.start(i)
+	}
+	tc.leader(5 * time.Second)
+	tc.converge(h+2, 10*time.Second)
+}

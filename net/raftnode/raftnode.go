@@ -154,9 +154,13 @@ func New(cfg Config) (*Node, error) {
 		applied = snapIdx
 	}
 	n.applied = applied
+	// raft is told it applied only up to the last snapshot: entries after it
+	// are handed out again on restart so configuration changes in the log
+	// (the bootstrap membership, joins) are re-applied to raft; apply skips
+	// the state machine for entries whose effects are already persisted.
 	rc := &raft.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
-		Storage: n.storage, Applied: applied,
+		Storage: n.storage, Applied: n.lastSnap,
 		MaxSizePerMsg: 8 << 20, MaxInflightMsgs: 64, MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum: true, PreVote: true, Logger: slogAdapter{cfg.Logger},
 	}
@@ -413,11 +417,12 @@ func (n *Node) apply(e *pb.Entry) error {
 	n.mu.Lock()
 	applied := n.applied
 	n.mu.Unlock()
-	if idx <= applied {
-		return nil // replayed after a restart: its effects are persisted
-	}
+	replayed := idx <= applied // after a restart: its effects are persisted
 	switch e.GetType() {
 	case pb.EntryType_EntryNormal:
+		if replayed {
+			return nil
+		}
 		if len(e.GetData()) == 0 {
 			if err := n.cfg.SM.SaveApplied(idx); err != nil {
 				return err
@@ -446,6 +451,9 @@ func (n *Node) apply(e *pb.Entry) error {
 		n.mu.Lock()
 		n.confState = cs
 		n.mu.Unlock()
+		if replayed {
+			return nil
+		}
 		n.cfg.SM.ConfChanged(cs, cc)
 		if err := n.cfg.SM.SaveApplied(idx); err != nil {
 			return err
