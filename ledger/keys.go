@@ -54,8 +54,9 @@ type PrivateKey struct {
 
 // PublicKey is an ML-DSA-65 verification key in its packed FIPS 204 form.
 type PublicKey struct {
-	raw []byte
-	pk  *mldsa65.PublicKey
+	raw  []byte
+	pk   *mldsa65.PublicKey
+	addr Address // derived once: every transaction check compares it
 }
 
 // GenerateKey makes a new key from rand (crypto/rand in production, a seeded
@@ -77,7 +78,8 @@ func PrivateKeyFromSeed(seed []byte) (*PrivateKey, error) {
 	copy(k.seed[:], seed)
 	pk, sk := mldsa65.NewKeyFromSeed(&k.seed)
 	k.sk = sk
-	k.pub = PublicKey{raw: pk.Bytes(), pk: pk}
+	raw := pk.Bytes()
+	k.pub = PublicKey{raw: raw, pk: pk, addr: AddressFromPublicKey(raw)}
 	return k, nil
 }
 
@@ -113,7 +115,8 @@ func ParsePublicKey(b []byte) (PublicKey, error) {
 	if err := pk.UnmarshalBinary(b); err != nil {
 		return PublicKey{}, fmt.Errorf("ledger: public key: %w", err)
 	}
-	return PublicKey{raw: append([]byte(nil), b...), pk: &pk}, nil
+	raw := append([]byte(nil), b...)
+	return PublicKey{raw: raw, pk: &pk, addr: AddressFromPublicKey(raw)}, nil
 }
 
 // Bytes returns the packed key (do not modify).
@@ -123,7 +126,7 @@ func (p PublicKey) Bytes() []byte { return p.raw }
 func (p PublicKey) IsZero() bool { return p.pk == nil }
 
 // Address is the account address of this key.
-func (p PublicKey) Address() Address { return AddressFromPublicKey(p.raw) }
+func (p PublicKey) Address() Address { return p.addr }
 
 // Fingerprint is a short hex id of the key (node ids use it).
 func (p PublicKey) Fingerprint() string {
