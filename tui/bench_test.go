@@ -37,7 +37,61 @@ func BenchmarkView(b *testing.B) {
 			}
 			benchFrames(b, m)
 		})
+		b.Run(fmt.Sprintf("rome=1000/%dx%d", size[0], size[1]), func(b *testing.B) {
+			m := loaded(b, size[0], size[1])
+			send(m, keys("6")...)
+			send(m, bigRome(1000))
+			send(m, keys("s", "s", "pgdown")...) // the leases, off the top
+			if rt := m.tabs[5].(*romeTab); len(rt.leases) != 1000 || len(rt.epochs) != romeEpochs {
+				b.Fatalf("%d leases, %d epochs loaded", len(rt.leases), len(rt.epochs))
+			}
+			benchFrames(b, m)
+		})
+		b.Run(fmt.Sprintf("certs=1000/%dx%d", size[0], size[1]), func(b *testing.B) {
+			m := loaded(b, size[0], size[1])
+			send(m, keys("7")...)
+			send(m, bigCerts(1000))
+			send(m, keys("pgdown", "pgdown")...)
+			if n := len(m.tabs[6].(*certsTab).certs); n != 1000 {
+				b.Fatalf("%d certificates loaded", n)
+			}
+			benchFrames(b, m)
+		})
 	}
+}
+
+// bigRome is the fixture market with n offers, requests and leases and
+// romeEpochs epochs.
+func bigRome(n int) romeMsg {
+	r := testRome()
+	for len(r.epochs) < romeEpochs {
+		ep := r.epochs[len(r.epochs)-1]
+		ep.Epoch--
+		ep.Height -= 10
+		ep.Events = nil
+		r.epochs = append(r.epochs, ep)
+	}
+	r.market.LastEpoch = &r.epochs[0]
+	o, q, l := r.offers[0], r.requests[1], r.leases[1]
+	r.offers, r.requests, r.leases = nil, nil, nil
+	for i := n; i > 0; i-- {
+		o.ID, q.ID, l.ID = uint64(i), uint64(i), uint64(i)
+		r.offers, r.requests, r.leases = append(r.offers, o), append(r.requests, q), append(r.leases, l)
+	}
+	return r
+}
+
+// bigCerts is n certificates spread over 50 nodes.
+func bigCerts(n int) certsMsg {
+	base := testCerts().certs[1]
+	var cs []client.Certificate
+	for i := 1; i <= n; i++ {
+		c := base
+		c.Statement.ID = uint64(i)
+		c.Statement.NodeID = fmt.Sprintf("sos1qnode%02d%048dx", i%50, 0)
+		cs = append(cs, c)
+	}
+	return certsMsg{certs: cs}
 }
 
 func benchFrames(b *testing.B, m *model) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -56,6 +57,23 @@ type (
 		addr    string
 		entries []client.StateEntry
 		err     error
+	}
+	// romeMsg is one snapshot of the ROME market: the summary, the
+	// policies, recent epochs (newest first) and the lists.
+	romeMsg struct {
+		node     int
+		market   *client.RomeMarket
+		policies []client.RomePolicy
+		epochs   []client.RomeEpoch
+		offers   []client.RomeOffer
+		requests []client.RomeRequest
+		leases   []client.RomeLease
+		err      error
+	}
+	certsMsg struct {
+		node  int
+		certs []client.Certificate
+		err   error
 	}
 
 	// Stream messages come from a node's event stream goroutine.
@@ -187,6 +205,50 @@ func (f fetcher) contractState(node int, addr string) tea.Cmd {
 	})
 }
 
+// romeListLimit bounds each ROME list (offers, requests, leases); romeEpochs
+// is how many epoch records feed the price history.
+const (
+	romeListLimit = 500
+	romeEpochs    = 60
+)
+
+// rome fetches the market snapshot. The first answer that fails ends it: a
+// node without the market answers 404 (no API) or 503 (not configured) on
+// every endpoint alike.
+func (f fetcher) rome(node int) tea.Cmd {
+	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
+		out := romeMsg{node: node}
+		var err error
+		if out.market, err = c.RomeMarket(ctx); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		if out.policies, err = c.RomePolicies(ctx); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		if out.epochs, err = c.RomeEpochs(ctx, romeEpochs); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		lf := client.RomeFilter{Status: "all", Limit: romeListLimit}
+		if out.offers, err = c.RomeOffers(ctx, lf); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		if out.requests, err = c.RomeRequests(ctx, lf); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		if out.leases, err = c.RomeLeases(ctx, lf); err != nil {
+			return romeMsg{node: node, err: err}
+		}
+		return out
+	})
+}
+
+func (f fetcher) certs(node int) tea.Cmd {
+	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
+		cs, err := c.Certificates(ctx, "")
+		return certsMsg{node: node, certs: cs, err: err}
+	})
+}
+
 // backoff bounds the reconnect delays of an event stream.
 type backoff struct {
 	min, max time.Duration
@@ -297,3 +359,10 @@ func refreshAfter(d time.Duration) tea.Cmd {
 // notFound reports whether err is the node answering 404: an API the node
 // does not serve (yet).
 func notFound(err error) bool { return errors.Is(err, client.ErrNotFound) }
+
+// unavailable reports whether err is the node answering 503: it serves the
+// API but the feature is not configured.
+func unavailable(err error) bool {
+	var he *client.HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusServiceUnavailable
+}

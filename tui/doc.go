@@ -13,12 +13,20 @@
 //  2. Run returns nil when the operator quits (q or ctrl+c), or ctx.Err()
 //     when the context ends first.
 //
+// Views: 1 Overview, 2 Blocks, 3 Accounts, 4 Contracts, 5 Cluster, 6 ROME
+// (the resource market: epoch, active policy, utilization bars and clearing
+// price history per resource kind, disputes, and lists of offers, requests,
+// leases, epochs and disputes) and 7 Certs (certificates grouped by node,
+// with the node's signed/unsigned/revoked status and a detail pane; the
+// inspector does not verify ML-DSA signatures itself, `sos cert verify`
+// does that offline). A node without the market API (404) says so.
+//
 // Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
 // g/G move in lists; enter opens (block → transaction → receipt, instance →
 // storage); esc goes back or clears a filter; / filters the list (in
 // Accounts it looks up an address); x toggles hex/text in the storage
-// browser; n shows the next node; r refreshes now; ? lists every key; q or
-// ctrl+c quits.
+// browser; s/S switch the ROME view's list; n shows the next node; r
+// refreshes now; ? lists every key; q or ctrl+c quits.
 //
 // How it is built (the bubbletea habits of the style guide):
 //

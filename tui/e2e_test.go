@@ -104,6 +104,18 @@ func TestEndToEnd(t *testing.T) {
 		return strings.Contains(s, res.TxHash) && regexp.MustCompile(`result\s+ok`).MatchString(s) && strings.Contains(s, "Events (")
 	})
 
+	// The market views against the real node's API: an offer appears in
+	// the ROME view once its block is in, the certificates view answers.
+	run("rome", "offer", "--from", "alice", "--capacity", "compute=100", "--price", "compute=5uTFLP", "--region", "eu-west", "--home", home, "--node", url)
+	d.keys("6")
+	waitScreen(t, d, "the ROME view with the offer", func(s string) bool {
+		return strings.Contains(s, "ROME market  epoch") && strings.Contains(s, "compute 0/100") && strings.Contains(s, "eu-west")
+	})
+	d.keys("7")
+	waitScreen(t, d, "the certificates view", func(s string) bool {
+		return strings.Contains(s, "Certificates (") || strings.Contains(s, "no certificate issued yet")
+	})
+
 	d.keys("q")
 	if err := d.wait(10 * time.Second); err != nil {
 		t.Fatalf("q did not quit the TUI: %v\n%s", err, d.screen())

@@ -6,7 +6,7 @@ import "charm.land/bubbles/v2/key"
 type keyMap struct {
 	Quit, Help, NextTab, PrevTab, Tabs, NextNode, Refresh key.Binding
 	Up, Down, PageUp, PageDown, Top, Bottom               key.Binding
-	Enter, Back, Filter, Search, Hex                      key.Binding
+	Enter, Back, Filter, Search, Hex, Section             key.Binding
 }
 
 func defaultKeys() keyMap {
@@ -32,6 +32,7 @@ func defaultKeys() keyMap {
 		Filter:   b([]string{"/"}, "/", "filter list"),
 		Search:   b([]string{"/"}, "/", "find address"),
 		Hex:      b([]string{"x"}, "x", "hex/text"),
+		Section:  b([]string{"s", "S"}, "s/S", "next/previous list"),
 	}
 }
 

@@ -14,9 +14,9 @@ import (
 	"github.com/sos-kernel/sos/kernel/client"
 )
 
-// tab is one view of the inspector. Adding a view (ROME market,
-// certificates) is writing one type that implements it and appending it to
-// the registry in newModel.
+// tab is one view of the inspector. Adding a view is writing one type that
+// implements it and appending it to the registry in newModel (its position
+// is its digit key).
 type tab interface {
 	// title names the tab in the tab bar.
 	title() string
@@ -195,6 +195,8 @@ func newModel(f fetcher, urls []string, opts Options) *model {
 		newAccountsTab(),
 		newContractsTab(),
 		newClusterTab(),
+		newRomeTab(),
+		newCertsTab(),
 	}
 	m.help.SetWidth(e.width)
 	return m

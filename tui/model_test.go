@@ -246,6 +246,48 @@ var scenarios = []struct {
 		send(m, keys("4")...)
 		send(m, contractsMsg{node: 0, err: fmt.Errorf("%w: 404 page not found", client.ErrNotFound)})
 	}},
+	{"rome", func(m *model) {
+		send(m, keys("6")...)
+		send(m, testRome())
+	}},
+	{"rome_leases", func(m *model) {
+		send(m, keys("6")...)
+		send(m, testRome())
+		send(m, keys("s", "s", "down")...)
+	}},
+	{"rome_epochs", func(m *model) {
+		send(m, keys("6")...)
+		send(m, testRome())
+		send(m, keys("S", "S")...)
+	}},
+	{"rome_disputes_filter", func(m *model) {
+		send(m, keys("6")...)
+		send(m, testRome())
+		send(m, keys("S", "/", "bob", "enter")...)
+	}},
+	{"rome_none", func(m *model) {
+		send(m, keys("6")...)
+		send(m, romeMsg{node: 0, err: fmt.Errorf("%w: 404 page not found", client.ErrNotFound)})
+	}},
+	{"rome_help", func(m *model) { send(m, keys("6", "?")...) }},
+	{"certs", func(m *model) {
+		send(m, keys("7")...)
+		send(m, testCerts())
+	}},
+	{"certs_pending", func(m *model) {
+		send(m, keys("7")...)
+		send(m, testCerts())
+		send(m, keys("down", "down")...)
+	}},
+	{"certs_filter_revoked", func(m *model) {
+		send(m, keys("7")...)
+		send(m, testCerts())
+		send(m, keys("/", "revoked", "enter")...)
+	}},
+	{"certs_none", func(m *model) {
+		send(m, keys("7")...)
+		send(m, certsMsg{node: 0, err: fmt.Errorf("%w: 404 page not found", client.ErrNotFound)})
+	}},
 	{"help", func(m *model) { send(m, keys("2", "?")...) }},
 	{"unreachable", func(m *model) {
 		send(m, statusMsg{node: 0, err: errors.New("client: GET /v1/status: Get \"http://127.0.0.1:26657/v1/status\": dial tcp 127.0.0.1:26657: connect: connection refused")})
@@ -366,7 +408,8 @@ func TestKeys(t *testing.T) {
 		key  string
 		want int // active tab after the key
 	}{
-		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 0}, {"shift+tab", 4}, {"1", 0}, {"9", 0},
+		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 5}, {"tab", 6}, {"tab", 0}, {"shift+tab", 6},
+		{"6", 5}, {"7", 6}, {"1", 0}, {"9", 0},
 	}
 	for _, s := range steps {
 		send(m, keys(s.key)...)
