@@ -23,7 +23,7 @@ type Params struct {
 // DefaultParams are sized so a 2-core node commits a full block in well
 // under the default 500 ms block interval.
 func DefaultParams() Params {
-	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 4_000_000_000, MaxTxGas: 1_000_000_000, MaxBlockBytes: 12 << 20}
+	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 4_000_000_000, MaxTxGas: 1_000_000_000, MaxBlockBytes: 20 << 20}
 }
 
 // GenesisAccount is an account funded at genesis.
