@@ -9,6 +9,16 @@
 // seeds so signatures and transaction hashes are reproducible (ML-DSA-65
 // signing is deterministic here).
 //
+// A vector's transactions may be transfers, contract uploads, instantiations,
+// executions and migrations, and ROME market and governance payloads
+// (offers, requests, cancels, usage reports, policy uploads, certificate
+// signatures and revocations, proposals and votes; see market.go). Genesis
+// may list deterministic node keys (nodes), which issue certificates and
+// govern unless genesis_extra says otherwise; a block's sign_certificates
+// makes those nodes sign their pending certificate statements as a running
+// node does after each commit. Expectations then also hold each ROME epoch
+// record, the market's final state and the escrow account's balance.
+//
 // Vectors live in testdata/*.json. `go test ./conformance` and
 // `sos conformance run DIR` check them; `go test ./conformance -update`
 // rewrites the expectations and prints what changed — a change there is a

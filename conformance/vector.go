@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,22 +18,30 @@ import (
 
 	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
 	"github.com/sos-kernel/sos/vm"
 )
 
 // Vector is one golden scenario.
 type Vector struct {
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	ChainID     string            `json:"chain_id"`
-	GenesisTime time.Time         `json:"genesis_time"`
-	Accounts    []AccountSpec     `json:"accounts"`
-	Blocks      []BlockSpec       `json:"blocks"`
-	Expect      *Expectation      `json:"expect,omitempty"`
-	Extra       map[string]any    `json:"genesis_extra,omitempty"`
-	Params      *ledger.Params    `json:"params,omitempty"`
-	Notes       []string          `json:"notes,omitempty"`
-	raw         map[string][]byte // wasm by name, loaded by the runner
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	ChainID     string        `json:"chain_id"`
+	GenesisTime time.Time     `json:"genesis_time"`
+	Accounts    []AccountSpec `json:"accounts"`
+	Blocks      []BlockSpec   `json:"blocks"`
+	Expect      *Expectation  `json:"expect,omitempty"`
+	// Extra becomes genesis extra (rome, gov sections); the strings
+	// "$address:NAME" and "$pubkey:NAME" in it stand for a key's address
+	// and public key (hex).
+	Extra  map[string]any `json:"genesis_extra,omitempty"`
+	Params *ledger.Params `json:"params,omitempty"`
+	// Nodes are genesis validator keys, by key name (KeyFor): with no
+	// issuers or members in genesis_extra they issue certificates and
+	// govern (weight 1 each), as "sos init" makes its node.
+	Nodes []string          `json:"nodes,omitempty"`
+	Notes []string          `json:"notes,omitempty"`
+	raw   map[string][]byte // wasm by name, loaded by the runner
 }
 
 // AccountSpec funds a named key at genesis.
@@ -45,6 +54,12 @@ type AccountSpec struct {
 type BlockSpec struct {
 	TimeMs int64    `json:"time_ms"` // milliseconds after genesis_time
 	Txs    []TxSpec `json:"txs"`
+	// SignCertificates names node keys: the block starts with each node's
+	// cert_sign transactions for the certificate statements waiting for it
+	// in the state before the block, as a node submits them after a commit
+	// (rome.PendingSignatures, rome.SignPayload; gas 1000000 at
+	// 0.01uTFLP, paid by the node's account).
+	SignCertificates []string `json:"sign_certificates,omitempty"`
 }
 
 // TxSpec describes a transaction to sign (exactly one payload field set).
@@ -57,6 +72,16 @@ type TxSpec struct {
 	Instantiate *InstantiateSpec `json:"instantiate,omitempty"`
 	Execute     *ExecuteSpec     `json:"execute,omitempty"`
 	Migrate     *MigrateSpec     `json:"migrate,omitempty"`
+	// ROME market and governance payloads (see market.go).
+	RomeOffer    *OfferSpec        `json:"rome_offer,omitempty"`
+	RomeRequest  *RequestSpec      `json:"rome_request,omitempty"`
+	RomeCancel   *IDSpec           `json:"rome_cancel,omitempty"`
+	RomeUsage    *UsageSpec        `json:"rome_usage,omitempty"`
+	PolicyUpload *PolicyUploadSpec `json:"policy_upload,omitempty"`
+	CertSign     *CertSignSpec     `json:"cert_sign,omitempty"`
+	CertRevoke   *CertRevokeSpec   `json:"cert_revoke,omitempty"`
+	GovPropose   *ProposeSpec      `json:"gov_propose,omitempty"`
+	GovVote      *VoteSpec         `json:"gov_vote,omitempty"`
 }
 
 // TransferSpec: to is a key name.
@@ -88,10 +113,13 @@ type MigrateSpec struct {
 	Msg      json.RawMessage `json:"msg"`
 }
 
-// Expectation is what the vector must produce.
+// Expectation is what the vector must produce. With market activity,
+// Balances also holds the escrow module account ("@rome_escrow") and
+// Market the market's final state.
 type Expectation struct {
 	Blocks   []BlockResult            `json:"blocks"`
 	Balances map[string][]ledger.Coin `json:"balances"`
+	Market   *MarketResult            `json:"market,omitempty"`
 }
 
 // BlockResult is one block's outcome.
@@ -100,6 +128,8 @@ type BlockResult struct {
 	StateRoot string          `json:"state_root"`
 	Included  int             `json:"included"`
 	Receipts  []ReceiptResult `json:"receipts"`
+	// Epoch is the record of the ROME epoch this block ended, if any.
+	Epoch *rome.EpochRecord `json:"epoch,omitempty"`
 }
 
 // ReceiptResult is the consensus part of a receipt (the error text is not
@@ -138,13 +168,8 @@ func LoadVector(path string) (*Vector, error) {
 	names := map[string]bool{}
 	for _, bl := range v.Blocks {
 		for _, tx := range bl.Txs {
-			switch {
-			case tx.Upload != "":
-				names[tx.Upload] = true
-			case tx.Instantiate != nil:
-				names[tx.Instantiate.Code] = true
-			case tx.Migrate != nil:
-				names[tx.Migrate.Code] = true
+			for _, n := range tx.wasmNames() {
+				names[n] = true
 			}
 		}
 	}
@@ -185,10 +210,13 @@ func (v *Vector) Genesis() ([]byte, error) {
 		}
 		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: KeyFor(a.Key).Address(), Balances: coins})
 	}
+	for _, n := range v.Nodes {
+		g.Nodes = append(g.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(KeyFor(n).Public().Bytes())})
+	}
 	if len(v.Extra) > 0 {
 		g.Extra = map[string]json.RawMessage{}
 		for k, x := range v.Extra {
-			b, err := json.Marshal(x)
+			b, err := json.Marshal(substituteKeys(x))
 			if err != nil {
 				return nil, err
 			}
@@ -198,8 +226,20 @@ func (v *Vector) Genesis() ([]byte, error) {
 	return g.Marshal()
 }
 
+// Options tune how vectors run, never what they compute.
+type Options struct {
+	// CacheDir is a wazero compilation cache shared between runs ("": none):
+	// compiled machine code only, so results do not depend on it.
+	CacheDir string
+}
+
 // Run executes a vector on a fresh chain in dir and returns what happened.
 func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
+	return RunWith(ctx, v, dir, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(ctx context.Context, v *Vector, dir string, opts Options) (*Expectation, error) {
 	doc, err := v.Genesis()
 	if err != nil {
 		return nil, err
@@ -213,7 +253,7 @@ func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
 		return nil, err
 	}
 	defer store.Close()
-	machine, err := vm.New(ctx, vm.Config{})
+	machine, err := vm.New(ctx, vm.Config{CacheDir: opts.CacheDir})
 	if err != nil {
 		return nil, err
 	}
@@ -222,15 +262,72 @@ func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
 	if err := chain.InitGenesis(doc); err != nil {
 		return nil, err
 	}
+	market := chain.Market()
 	codec := store.Codec()
 	proposer := KeyFor("proposer")
 	nonces := map[string]uint64{}
+	keyNames := map[ledger.Address]string{}
+	for _, a := range v.Accounts {
+		keyNames[KeyFor(a.Key).Address()] = a.Key
+	}
+	for _, n := range v.Nodes {
+		keyNames[KeyFor(n).Address()] = n
+	}
 	labels := map[string]ledger.Address{}
 	out := &Expectation{Balances: map[string][]ledger.Coin{}}
 	for bi, bl := range v.Blocks {
+		before := ledger.NewState(store)
+		clock, err := market.Clock(before)
+		if err != nil {
+			return nil, err
+		}
 		var txs []*kernel.PendingTx
+		add := func(from string, gasLimit uint64, price ledger.GasPrice, p ledger.Payload) error {
+			key := KeyFor(from)
+			keyNames[key.Address()] = from
+			n := nonces[from]
+			tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: v.ChainID, Nonce: n, GasLimit: gasLimit, GasPrice: price, Payload: p}
+			if n == 0 {
+				tx.PubKey = key.Public().Bytes()
+			}
+			if err := codec.SignTx(tx, key); err != nil {
+				return err
+			}
+			raw, err := codec.EncodeTx(tx)
+			if err != nil {
+				return err
+			}
+			dec, err := codec.DecodeTx(raw)
+			if err != nil {
+				return err
+			}
+			ptx := &kernel.PendingTx{Tx: dec, Raw: raw, Hash: ledger.HashBytes(raw)}
+			if err := chain.Verify(before, ptx); err != nil {
+				return err
+			}
+			txs = append(txs, ptx)
+			nonces[from] = n + 1
+			return nil
+		}
+		for _, node := range bl.SignCertificates {
+			key := KeyFor(node)
+			pend, err := rome.PendingSignatures(before, codec, key.Public(), 64)
+			if err != nil {
+				return nil, err
+			}
+			for i := range pend {
+				p, err := rome.SignPayload(codec, key, &pend[i])
+				if err != nil {
+					return nil, err
+				}
+				if err := add(node, 1_000_000, ledger.GasPrice{Denom: ledger.DefaultFeeDenom, Micro: 10_000}, p); err != nil {
+					return nil, fmt.Errorf("conformance: block %d: sign certificate %d: %w", bi+1, p.CertID, err)
+				}
+			}
+		}
+		cert := func(id uint64) (*rome.Certificate, error) { return market.Certificate(before, id) }
 		for ti, ts := range bl.Txs {
-			p, err := v.payload(ts, g.DenomSet(), labels)
+			p, err := v.payload(ts, g.DenomSet(), codec, labels, cert)
 			if err != nil {
 				return nil, fmt.Errorf("conformance: block %d tx %d: %w", bi+1, ti, err)
 			}
@@ -240,36 +337,16 @@ func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
 					return nil, err
 				}
 			}
-			key := KeyFor(ts.From)
-			n := nonces[ts.From]
-			tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: v.ChainID, Nonce: n, GasLimit: ts.Gas, GasPrice: price, Payload: p}
-			if n == 0 {
-				tx.PubKey = key.Public().Bytes()
-			}
-			if err := codec.SignTx(tx, key); err != nil {
-				return nil, err
-			}
-			raw, err := codec.EncodeTx(tx)
-			if err != nil {
-				return nil, err
-			}
-			dec, err := codec.DecodeTx(raw)
-			if err != nil {
-				return nil, err
-			}
-			ptx := &kernel.PendingTx{Tx: dec, Raw: raw, Hash: ledger.HashBytes(raw)}
-			if err := chain.Verify(ledger.NewState(store), ptx); err != nil {
+			if err := add(ts.From, ts.Gas, price, p); err != nil {
 				return nil, fmt.Errorf("conformance: block %d tx %d: %w", bi+1, ti, err)
 			}
-			txs = append(txs, ptx)
-			nonces[ts.From] = n + 1
 		}
 		bb, err := chain.BuildBlock(ctx, txs, v.GenesisTime.UnixMilli()+bl.TimeMs, proposer)
 		if err != nil {
 			return nil, fmt.Errorf("conformance: block %d: %w", bi+1, err)
 		}
 		for _, r := range bb.Rejected {
-			nonces[keyNameOf(v, r.Tx.Tx.Sender)]--
+			nonces[keyNames[r.Tx.Tx.Sender]]--
 		}
 		if err := chain.Commit(bb); err != nil {
 			return nil, err
@@ -290,9 +367,20 @@ func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
 				}
 			}
 		}
+		after := ledger.NewState(store)
+		now, err := market.Clock(after)
+		if err != nil {
+			return nil, err
+		}
+		if now.Epoch != clock.Epoch {
+			if br.Epoch, err = market.Epoch(after, clock.Epoch); err != nil {
+				return nil, fmt.Errorf("conformance: block %d: epoch %d record: %w", bi+1, clock.Epoch, err)
+			}
+		}
 		out.Blocks = append(out.Blocks, br)
 	}
-	acc := &ledger.Accounts{St: ledger.NewState(store), Codec: codec}
+	st := ledger.NewState(store)
+	acc := &ledger.Accounts{St: st, Codec: codec}
 	for _, a := range v.Accounts {
 		got, _, err := acc.Get(KeyFor(a.Key).Address())
 		if err != nil {
@@ -300,21 +388,36 @@ func Run(ctx context.Context, v *Vector, dir string) (*Expectation, error) {
 		}
 		out.Balances[a.Key] = append([]ledger.Coin{}, got.Balances...)
 	}
+	name := func(a ledger.Address) string {
+		if n, ok := keyNames[a]; ok {
+			return n
+		}
+		return a.String()
+	}
+	if out.Market, err = marketResult(market, st, name); err != nil {
+		return nil, err
+	}
+	if out.Market != nil {
+		got, _, err := acc.Get(rome.EscrowAccount)
+		if err != nil {
+			return nil, err
+		}
+		out.Balances[escrowName] = append([]ledger.Coin{}, got.Balances...)
+	}
 	return out, nil
 }
 
-func keyNameOf(v *Vector, a ledger.Address) string {
-	for _, bl := range v.Blocks {
-		for _, tx := range bl.Txs {
-			if KeyFor(tx.From).Address() == a {
-				return tx.From
-			}
-		}
-	}
-	return ""
-}
+// escrowName is the balances entry of the market's escrow account.
+const escrowName = "@rome_escrow"
 
-func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, labels map[string]ledger.Address) (ledger.Payload, error) {
+func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec, labels map[string]ledger.Address,
+	cert func(uint64) (*rome.Certificate, error)) (ledger.Payload, error) {
+	if n := ts.payloadFields(); n != 1 {
+		return nil, fmt.Errorf("transaction sets %d payloads, want exactly one", n)
+	}
+	if p, err := v.marketPayload(ts, d, codec, cert); p != nil || err != nil {
+		return p, err
+	}
 	contract := func(ref string) (ledger.Address, error) {
 		if a, ok := labels[strings.TrimPrefix(ref, "@")]; ok && strings.HasPrefix(ref, "@") {
 			return a, nil
@@ -412,10 +515,21 @@ func Diff(want, got *Expectation) string {
 				fmt.Fprintf(&sb, "block %d receipt %d:\n  want %s\n  got  %s\n", w.Height, j, wj, gj)
 			}
 		}
+		if wj, gj := jsonOf(w.Epoch), jsonOf(g.Epoch); !bytes.Equal(wj, gj) {
+			fmt.Fprintf(&sb, "block %d epoch record:\n  want %s\n  got  %s\n", w.Height, wj, gj)
+		}
+	}
+	if wj, gj := jsonOf(want.Market), jsonOf(got.Market); !bytes.Equal(wj, gj) {
+		fmt.Fprintf(&sb, "market:\n  want %s\n  got  %s\n", wj, gj)
 	}
 	keys := make([]string, 0, len(want.Balances))
 	for k := range want.Balances {
 		keys = append(keys, k)
+	}
+	for k := range got.Balances {
+		if _, ok := want.Balances[k]; !ok {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
@@ -426,6 +540,11 @@ func Diff(want, got *Expectation) string {
 		}
 	}
 	return sb.String()
+}
+
+func jsonOf(x any) []byte {
+	b, _ := json.Marshal(x)
+	return b
 }
 
 // RunDir checks every vector in dir; it reports per-vector lines through

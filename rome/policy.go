@@ -98,7 +98,10 @@ func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, s
 	run := PolicyRun{GasUsed: res.GasUsed}
 	switch {
 	case err != nil:
-		run.Err = fmt.Errorf("rome: policy failed: %w", err)
+		// The reason is stored on chain, so it must not carry VM or runtime
+		// wording (trap messages, function numbers) that an upgrade of the VM
+		// could change: keep only the class of failure.
+		run.Err = fmt.Errorf("rome: policy failed: %s", vmFailureClass(err))
 		return run
 	case res.Failed:
 		msg := string(res.Data)
@@ -119,6 +122,25 @@ func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, s
 	}
 	run.Allocations = as
 	return run
+}
+
+// vmFailureClass names a VM failure in stable words.
+func vmFailureClass(err error) string {
+	switch {
+	case errors.Is(err, vm.ErrOutOfGas):
+		return "out of gas"
+	case errors.Is(err, vm.ErrLimit):
+		return "VM limit exceeded"
+	case errors.Is(err, vm.ErrInvalidModule):
+		return "invalid module"
+	case errors.Is(err, vm.ErrReadOnly):
+		return "state change attempted"
+	case errors.Is(err, vm.ErrCallDepth):
+		return "call depth exceeded"
+	case errors.Is(err, vm.ErrTrap):
+		return "trap"
+	}
+	return "VM error"
 }
 
 // policySeed seeds random_get for an epoch's policy run.
