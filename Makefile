@@ -1,7 +1,7 @@
 # SOS kernel. `make demo` runs a local node with transfers; `make test` runs every test.
 GO          ?= go
 BIN         := bin/sos
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages whose tests run in `make test`.
 PKGS        := ./...
 

@@ -41,6 +41,3 @@ type trap struct{ err error }
 func newTrap(kind error, format string, args ...any) *trap {
 	return &trap{err: fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))}
 }
-
-// exitCode is the panic value of proc_exit.
-type exitCode uint32

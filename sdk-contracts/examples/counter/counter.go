@@ -87,7 +87,7 @@ func reset(ctx *sdk.Ctx, msg ResetMsg) (any, error) {
 		return nil, err
 	}
 	ctx.Emit("reset", "count", fmt.Sprint(msg.Count))
-	return CountResponse{Count: msg.Count}, nil
+	return CountResponse(msg), nil
 }
 
 func get(ctx *sdk.Ctx, _ GetMsg) (any, error) {

@@ -14,3 +14,6 @@ import (
 func allocate(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil }
 
 func main() {}
+
+// allocate is exported to Wasm in exports_wasip1.go; natively nothing calls it.
+var _ = allocate

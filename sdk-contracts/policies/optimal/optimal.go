@@ -11,3 +11,6 @@ import (
 func allocate(s *policy.Snapshot) ([]policy.Allocation, error) { return optimal.Allocate(s) }
 
 func main() {}
+
+// allocate is exported to Wasm in exports_wasip1.go; natively nothing calls it.
+var _ = allocate

@@ -36,9 +36,7 @@ var store = sdk.Contract{
 		}),
 		"panic": sdk.Handler(func(ctx *sdk.Ctx, _ struct{}) (any, error) {
 			value.Set(ctx, 666)
-			var m map[string]int
-			m["x"] = 1 // nil map write: a runtime panic
-			return nil, nil
+			panic("boom") // a contract panic must trap and revert
 		}),
 		"pay": sdk.Handler(func(ctx *sdk.Ctx, m struct {
 			To     sdk.Address `json:"to"`
