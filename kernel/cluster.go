@@ -312,10 +312,23 @@ func (c *cluster) Forward(raws [][]byte) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
-	defer cancel()
-	if err := c.net.Send(ctx, m.NodeID, StreamTxs, encodeBatch(raws)); err != nil {
-		c.log.Debug("forward txs to leader", "err", err)
+	// Chunks stay well under the gossip stream's frame limit (16 MiB):
+	// a leader change can hand tens of thousands of pending txs over at once.
+	const chunkBytes = 4 << 20
+	for len(raws) > 0 {
+		n, size := 0, 0
+		for n < len(raws) && (n == 0 || size+len(raws[n]) <= chunkBytes) {
+			size += len(raws[n]) + 4
+			n++
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		err := c.net.Send(ctx, m.NodeID, StreamTxs, encodeBatch(raws[:n]))
+		cancel()
+		if err != nil {
+			c.log.Warn("forwarding transactions to the leader failed", "leader", m.NodeID, "txs", len(raws), "err", err)
+			return
+		}
+		raws = raws[n:]
 	}
 }
 

@@ -310,6 +310,9 @@ func (n *Node) ProduceBlock(ctx context.Context) error {
 // afterCommit updates the mempool, metrics and event stream for a block
 // just committed (built here or received from the cluster).
 func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
+	if len(bb.Rejected) > 0 {
+		n.log.Info("transactions left out of a block", "height", bb.Block.Header.Height, "count", len(bb.Rejected), "first", bb.Rejected[0].Err)
+	}
 	n.mempool.Update(bb)
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)

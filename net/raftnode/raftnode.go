@@ -59,7 +59,7 @@ type Config struct {
 	Transport Transport
 	Logger    *slog.Logger
 	// Tick is the raft tick interval (default 50 ms); elections take
-	// ElectionTicks ticks (default 10: 0.5–1 s), heartbeats HeartbeatTicks (1).
+	// ElectionTicks ticks (default 15: 0.75–1.5 s), heartbeats HeartbeatTicks (1).
 	Tick           time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
@@ -130,7 +130,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Tick = 50 * time.Millisecond
 	}
 	if cfg.ElectionTicks == 0 {
-		cfg.ElectionTicks = 10
+		cfg.ElectionTicks = 15
 	}
 	if cfg.HeartbeatTicks == 0 {
 		cfg.HeartbeatTicks = 1
@@ -342,25 +342,87 @@ func (n *Node) Err() error {
 }
 
 // Run drives the node until ctx ends or the state machine fails.
+//
+// Committed entries are applied on a goroutine of their own, in order, so
+// that executing a large block never stops this node from ticking and
+// answering heartbeats (a leader whose followers go quiet for an election
+// timeout would step down under load).
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.Tick)
 	defer t.Stop()
 	defer n.rn.Stop()
+	applyc := make(chan applyBatch, 64)
+	errc := make(chan error, 1)
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- n.applyLoop(actx, applyc) }()
+	halt := func(err error) error {
+		n.mu.Lock()
+		n.halted = err
+		n.mu.Unlock()
+		n.log.Error("raft node halted", "err", err)
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err != nil {
+				return halt(err)
+			}
 			return nil
 		case <-t.C:
 			n.rn.Tick()
 		case rd := <-n.rn.Ready():
 			if err := n.handle(rd); err != nil {
-				n.mu.Lock()
-				n.halted = err
-				n.mu.Unlock()
-				n.log.Error("raft node halted", "err", err)
-				return err
+				return halt(err)
+			}
+			if !raft.IsEmptySnap(rd.Snapshot) || len(rd.CommittedEntries) > 0 {
+				select {
+				case applyc <- applyBatch{snap: rd.Snapshot, ents: rd.CommittedEntries}:
+				case err := <-errc:
+					if err != nil {
+						return halt(err)
+					}
+					return nil
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			n.rn.Advance()
+		}
+	}
+}
+
+type applyBatch struct {
+	snap *pb.Snapshot
+	ents []*pb.Entry
+}
+
+func (n *Node) applyLoop(ctx context.Context, applyc <-chan applyBatch) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b := <-applyc:
+			if !raft.IsEmptySnap(b.snap) {
+				md := b.snap.GetMetadata()
+				if err := n.cfg.SM.Restore(md.GetIndex(), b.snap.GetData()); err != nil {
+					return fmt.Errorf("raftnode: restore snapshot at %d: %w", md.GetIndex(), err)
+				}
+				n.mu.Lock()
+				n.applied, n.confState = md.GetIndex(), md.GetConfState()
+				n.mu.Unlock()
+			}
+			for _, e := range b.ents {
+				if err := n.apply(e); err != nil {
+					return err
+				}
+			}
+			if err := n.maybeCompact(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -394,22 +456,8 @@ func (n *Node) handle(rd raft.Ready) error {
 			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish)
 		}
 	}
-	// 3. Apply.
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		md := rd.Snapshot.GetMetadata()
-		if err := n.cfg.SM.Restore(md.GetIndex(), rd.Snapshot.GetData()); err != nil {
-			return fmt.Errorf("raftnode: restore snapshot at %d: %w", md.GetIndex(), err)
-		}
-		n.mu.Lock()
-		n.applied, n.confState = md.GetIndex(), md.GetConfState()
-		n.mu.Unlock()
-	}
-	for _, e := range rd.CommittedEntries {
-		if err := n.apply(e); err != nil {
-			return err
-		}
-	}
-	return n.maybeCompact()
+	// 3. Apply: handed to applyLoop by Run.
+	return nil
 }
 
 func (n *Node) apply(e *pb.Entry) error {
