@@ -163,6 +163,7 @@ func devnetRun(ctx context.Context, homes []string) error {
 		defer logf.Close()
 		p := exec.Command(self, "run", "--home", h)
 		p.Stdout, p.Stderr = logf, logf
+		dieWithParent(p)
 		if err := p.Start(); err != nil {
 			return fmt.Errorf("start node %d: %w", i, err)
 		}
