@@ -239,35 +239,14 @@ func (n *Node) handleRomeOffers(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	list, err := m.Offers(st, limit, func(o *rome.Offer) bool {
-		return (!hasOwner || o.Owner == owner) && (status == "" || status == "all" || rome.StatusName(o.Status) == status)
+	list, err := m.Offers(st, limit, func(x *rome.Offer) bool {
+		return (!hasOwner || x.Owner == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
 	})
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	out := []client.RomeOffer{}
-	for i := range list {
-		out = append(out, apiOffer(&list[i]))
-	}
-	writeJSON(w, http.StatusOK, out)
+	romeList(w, list, err, apiOffer)
 }
 
 func (n *Node) handleRomeOffer(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	o, err := m.Offer(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiOffer(o))
+	romeOne(n, w, r, "id", (*rome.Market).Offer, apiOffer)
 }
 
 func (n *Node) handleRomeRequests(w http.ResponseWriter, r *http.Request) {
@@ -280,35 +259,14 @@ func (n *Node) handleRomeRequests(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	list, err := m.Requests(st, limit, func(q *rome.Request) bool {
-		return (!hasOwner || q.Owner == owner) && (status == "" || status == "all" || rome.StatusName(q.Status) == status)
+	list, err := m.Requests(st, limit, func(x *rome.Request) bool {
+		return (!hasOwner || x.Owner == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
 	})
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	out := []client.RomeRequest{}
-	for i := range list {
-		out = append(out, apiRequest(&list[i]))
-	}
-	writeJSON(w, http.StatusOK, out)
+	romeList(w, list, err, apiRequest)
 }
 
 func (n *Node) handleRomeRequest(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	q, err := m.Request(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiRequest(q))
+	romeOne(n, w, r, "id", (*rome.Market).Request, apiRequest)
 }
 
 func (n *Node) handleRomeLeases(w http.ResponseWriter, r *http.Request) {
@@ -321,35 +279,14 @@ func (n *Node) handleRomeLeases(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err)
 		return
 	}
-	list, err := m.Leases(st, limit, func(l *rome.Lease) bool {
-		return (!hasOwner || l.Provider == owner || l.Consumer == owner) && (status == "" || status == "all" || rome.StatusName(l.Status) == status)
+	list, err := m.Leases(st, limit, func(x *rome.Lease) bool {
+		return (!hasOwner || x.Provider == owner || x.Consumer == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
 	})
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	out := []client.RomeLease{}
-	for i := range list {
-		out = append(out, apiLease(&list[i]))
-	}
-	writeJSON(w, http.StatusOK, out)
+	romeList(w, list, err, apiLease)
 }
 
 func (n *Node) handleRomeLease(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	l, err := m.Lease(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiLease(l))
+	romeOne(n, w, r, "id", (*rome.Market).Lease, apiLease)
 }
 
 func (n *Node) handleRomeMarket(w http.ResponseWriter, r *http.Request) {
@@ -412,20 +349,7 @@ func (n *Node) handleRomeEpochs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleRomeEpoch(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "epoch")
-	if !ok {
-		return
-	}
-	e, err := m.Epoch(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), fmt.Errorf("kernel: epoch %d: %w", id, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, apiEpoch(e))
+	romeOne(n, w, r, "epoch", (*rome.Market).Epoch, apiEpoch)
 }
 
 func (n *Node) handleRomePolicies(w http.ResponseWriter, r *http.Request) {
@@ -482,20 +406,7 @@ func (n *Node) handleCerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleCert(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	c, err := m.Certificate(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, APICertificate(c))
+	romeOne(n, w, r, "id", (*rome.Market).Certificate, APICertificate)
 }
 
 func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
@@ -535,4 +446,35 @@ func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, apiProposal(p, votes))
+}
+
+// romeOne answers GET .../{id} with one market record, converted for the API.
+func romeOne[T, J any](n *Node, w http.ResponseWriter, r *http.Request, param string, get func(*rome.Market, *ledger.State, uint64) (*T, error), conv func(*T) J) {
+	m, st, ok := n.romeState(w)
+	if !ok {
+		return
+	}
+	id, ok := pathID(w, r, param)
+	if !ok {
+		return
+	}
+	x, err := get(m, st, id)
+	if err != nil {
+		writeErr(w, romeStatus(err), fmt.Errorf("kernel: %s %d: %w", param, id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, conv(x))
+}
+
+// romeList answers a list of market records, converted for the API.
+func romeList[T, J any](w http.ResponseWriter, list []T, err error, conv func(*T) J) {
+	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	out := make([]J, 0, len(list))
+	for i := range list {
+		out = append(out, conv(&list[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
