@@ -243,7 +243,8 @@ func (c *cluster) run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.raft.Run(ctx) }()
 	interval := c.node.opts.Config.BlockInterval.Duration
-	t := time.NewTicker(interval / 4)
+	minSpacing := min(interval, 20*time.Millisecond)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	var lastBlock time.Time
 	for {
@@ -268,8 +269,12 @@ func (c *cluster) run(ctx context.Context) error {
 		c.mu.Lock()
 		busy := c.inflight != nil && time.Since(c.inflightAt) < 3*time.Second
 		c.mu.Unlock()
-		full := c.node.mempool.Size() >= int(c.node.chain.params.MaxBlockTxs)
-		if busy || (!full && time.Since(lastBlock) < interval) {
+		// One block in flight at a time. A block goes out as soon as
+		// transactions wait (at most one per minSpacing, so they batch under
+		// load), and an empty one every block interval.
+		pending := c.node.mempool.Size() > 0
+		since := time.Since(lastBlock)
+		if busy || !(pending && since >= minSpacing || since >= interval) {
 			continue
 		}
 		lastBlock = time.Now()

@@ -72,6 +72,7 @@ p50/p99 latency from submit to commit.`,
 	cmd.Flags().IntVar(&cfg.Senders, "senders", 50, "fresh sender accounts")
 	cmd.Flags().IntVar(&cfg.BatchSize, "batch", 500, "transactions per HTTP request")
 	cmd.Flags().IntVar(&cfg.Parallel, "parallel", 4, "concurrent requests")
+	cmd.Flags().Float64Var(&cfg.Rate, "rate", 0, "offered load in tx/s (default: as fast as possible); use it to measure latency")
 	cmd.Flags().StringVar(&gasPrice, "gas-price", "", "gas price (default 0.01uTFLP)")
 	cmd.Flags().DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "how long to wait for commits")
 	cmd.Flags().StringVar(&contract, "execute", "", "contract address: send contract executions instead of transfers")

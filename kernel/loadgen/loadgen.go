@@ -36,6 +36,10 @@ type Config struct {
 	Contract *ledger.Address
 	Msg      []byte
 	GasLimit uint64 // per measured tx (default: 200,000 for transfers, 2,000,000 for contract calls)
+	// Rate, when > 0, paces submission at this many tx/s (in batches sent
+	// every BatchSize/Rate seconds) to measure latency at an offered load
+	// instead of throughput at saturation.
+	Rate float64
 }
 
 // Result is what a run measured.
@@ -230,8 +234,19 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	}
 	var subg errgroup.Group
 	subg.SetLimit(cfg.Parallel)
-	for lo := firstRound; lo < len(raws); lo += cfg.BatchSize {
-		hi := min(lo+cfg.BatchSize, len(raws))
+	batch := cfg.BatchSize
+	var tick *time.Ticker
+	if cfg.Rate > 0 {
+		// Small batches at a steady pace: 20 per second at most.
+		batch = max(1, int(cfg.Rate/20))
+		tick = time.NewTicker(time.Duration(float64(batch) / cfg.Rate * float64(time.Second)))
+		defer tick.Stop()
+	}
+	for lo := firstRound; lo < len(raws); lo += batch {
+		hi := min(lo+batch, len(raws))
+		if tick != nil {
+			<-tick.C
+		}
 		subg.Go(func() error { return submit(lo, hi) })
 	}
 	if err := subg.Wait(); err != nil {
