@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -209,17 +210,7 @@ func newContractCmd(g *globals) *cobra.Command {
 	info := &cobra.Command{
 		Use: "info ADDRESS", Short: "A contract instance: code, label, admin, calls, gas, balances", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			ci, err := c.Contract(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(ci, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Contract, error) { return c.Contract(ctx, args[0]) }, func(ci *client.Contract) {
 				fmt.Printf("contract %s\nlabel %s\ncode %s\ncreator %s\nadmin %s\ncalls %d gas %d\n", ci.Address, ci.Label, ci.CodeID, ci.Creator, ci.Admin, ci.Calls, ci.GasUsed)
 			})
 		},
@@ -227,17 +218,7 @@ func newContractCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Contract instances", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			cs, err := c.Contracts(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(cs, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.Contract, error) { return c.Contracts(ctx) }, func(cs []client.Contract) {
 				for _, ci := range cs {
 					fmt.Printf("%s %-16s code %.12s calls %d\n", ci.Address, ci.Label, ci.CodeID, ci.Calls)
 				}
@@ -247,17 +228,7 @@ func newContractCmd(g *globals) *cobra.Command {
 	codes := &cobra.Command{
 		Use: "codes", Short: "Uploaded codes", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			cs, err := c.Codes(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(cs, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.Code, error) { return c.Codes(ctx) }, func(cs []client.Code) {
 				for _, ci := range cs {
 					fmt.Printf("%s size %d instances %d\n", ci.CodeID, ci.Size, ci.Instances)
 				}
@@ -269,17 +240,9 @@ func newContractCmd(g *globals) *cobra.Command {
 	state := &cobra.Command{
 		Use: "state ADDRESS", Short: "A contract's storage (keys and values)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			es, err := c.ContractState(ctx, args[0], prefix, limit)
-			if err != nil {
-				return err
-			}
-			return g.print(es, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.StateEntry, error) {
+				return c.ContractState(ctx, args[0], prefix, limit)
+			}, func(es []client.StateEntry) {
 				for _, e := range es {
 					k, v := e.KeyText, e.ValueText
 					if k == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -57,17 +58,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("height %q is not a number", args[0])
 				}
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			b, err := c.Block(ctx, h)
-			if err != nil {
-				return err
-			}
-			return g.print(b, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Block, error) { return c.Block(ctx, h) }, func(b *client.Block) {
 				fmt.Printf("height %d  hash %s\ntime %s  txs %d  gas %d\nstate root %s\n", b.Height, b.Hash,
 					time.UnixMilli(b.TimeMs).UTC().Format(time.RFC3339Nano), b.NumTxs, b.GasUsed, b.StateRoot)
 				for _, t := range b.Txs {
@@ -79,17 +70,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	tx := &cobra.Command{
 		Use: "tx HASH", Short: "A committed transaction and its receipt", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			t, err := c.Tx(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(t, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Tx, error) { return c.Tx(ctx, args[0]) }, func(t *client.Tx) {
 				fmt.Printf("tx %s\nheight %d index %d\nkind %s from %s nonce %d\ncode %d gas used %d\npayload %s\n",
 					t.TxHash, t.Height, t.Index, t.Kind, t.Sender, t.Nonce, t.Code, t.GasUsed, t.Payload)
 				if t.Receipt != nil && t.Receipt.Error != "" {
@@ -101,17 +82,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	status := &cobra.Command{
 		Use: "status", Short: "Height, state root and health of a node", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			s, err := c.Status(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(s, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Status, error) { return c.Status(ctx) }, func(s *client.Status) {
 				fmt.Printf("chain %s  node %s  (%s)\nheight %d  state root %s\nmempool %d\n", s.ChainID, s.NodeID, s.Role, s.Height, s.StateRoot, s.MempoolSize)
 			})
 		},
@@ -119,17 +90,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	supply := &cobra.Command{
 		Use: "supply", Short: "Total supply of every token and the fees collected", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 10*time.Second)
-			defer cancel()
-			s, err := c.Supply(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(s, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.Supply, error) { return c.Supply(ctx) }, func(s []client.Supply) {
 				for _, x := range s {
 					fmt.Printf("%-8s total %s  fees %s\n", x.Denom, x.Total, x.FeeCollector)
 				}

@@ -103,3 +103,19 @@ func newVersionCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+// show fetches a value from the node (bounded by 30 s) and prints it: as
+// JSON with -o json, else with text.
+func show[T any](g *globals, cmd *cobra.Command, fetch func(context.Context, *client.Client) (T, error), text func(T)) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := cmdContext(cmd, 30*time.Second)
+	defer cancel()
+	v, err := fetch(ctx, c)
+	if err != nil {
+		return err
+	}
+	return g.print(v, func() { text(v) })
+}
