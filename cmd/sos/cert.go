@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,17 +24,9 @@ func newCertCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List certificates (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.Certificates(ctx, nodeID)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.Certificate, error) {
+				return c.Certificates(ctx, nodeID)
+			}, func(list []client.Certificate) {
 				if len(list) == 0 {
 					fmt.Println("no certificates")
 				}

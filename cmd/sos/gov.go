@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,17 +60,7 @@ func newGovCmd(g *globals) *cobra.Command {
 	proposals := &cobra.Command{
 		Use: "proposals", Short: "List proposals (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.GovProposals(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.GovProposal, error) { return c.GovProposals(ctx) }, func(list []client.GovProposal) {
 				if len(list) == 0 {
 					fmt.Println("no proposals")
 				}
@@ -87,17 +77,9 @@ func newGovCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			p, err := c.GovProposal(ctx, id)
-			if err != nil {
-				return err
-			}
-			return g.print(p, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.GovProposal, error) {
+				return c.GovProposal(ctx, id)
+			}, func(p *client.GovProposal) {
 				printProposalLine(p)
 				if p.Result != "" {
 					fmt.Println("  result:", p.Result)

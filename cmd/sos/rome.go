@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -479,21 +480,11 @@ func newRomeLeasesCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use: "leases", Short: "List leases (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			f, err := g.filter(&lf)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.RomeLeases(ctx, f)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeLease, error) { return c.RomeLeases(ctx, f) }, func(list []client.RomeLease) {
 				if len(list) == 0 {
 					fmt.Println("no leases")
 				}
@@ -513,21 +504,11 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use: "offers", Short: "List offers (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			f, err := g.filter(&lf)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.RomeOffers(ctx, f)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeOffer, error) { return c.RomeOffers(ctx, f) }, func(list []client.RomeOffer) {
 				if len(list) == 0 {
 					fmt.Println("no offers")
 				}
@@ -550,21 +531,13 @@ func newRomeRequestsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use: "requests", Short: "List requests (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			f, err := g.filter(&lf)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.RomeRequests(ctx, f)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeRequest, error) {
+				return c.RomeRequests(ctx, f)
+			}, func(list []client.RomeRequest) {
 				if len(list) == 0 {
 					fmt.Println("no requests")
 				}
@@ -595,17 +568,7 @@ func newRomeMarketCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "market", Short: "Market summary: epoch, utilization per kind, matched %, clearing prices", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			m, err := c.RomeMarket(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(m, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.RomeMarket, error) { return c.RomeMarket(ctx) }, func(m *client.RomeMarket) {
 				fmt.Printf("height %d, epoch %d (ends at %d, %d blocks per epoch)\n", m.Height, m.Epoch, m.EpochEndHeight, m.EpochBlocks)
 				fmt.Printf("policy %s (fallback %s)\n", m.ActivePolicy, m.FallbackPolicy)
 				fmt.Printf("open offers %d, open requests %d, live leases %d, certificates awaiting signature %d\n", m.OpenOffers, m.OpenRequests, m.LiveLeases, m.PendingCerts)
@@ -622,17 +585,9 @@ func newRomeEpochsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use: "epochs", Short: "List processed epochs (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.RomeEpochs(ctx, limit)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeEpoch, error) {
+				return c.RomeEpochs(ctx, limit)
+			}, func(list []client.RomeEpoch) {
 				if len(list) == 0 {
 					fmt.Println("no epoch processed yet")
 				}
@@ -651,17 +606,7 @@ func newRomePolicyCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List uploaded policies", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			list, err := c.RomePolicies(ctx)
-			if err != nil {
-				return err
-			}
-			return g.print(list, func() {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomePolicy, error) { return c.RomePolicies(ctx) }, func(list []client.RomePolicy) {
 				if len(list) == 0 {
 					fmt.Println("no policies uploaded (the built-in greedy policy runs)")
 				}
