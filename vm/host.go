@@ -23,6 +23,7 @@ type callState struct {
 	host       Host
 	input      []byte
 	result     []byte
+	resultCap  int // limit of set_result (0: MaxResultBytes); IOLimit(entry)
 	callResult []byte
 	gas        api.MutableGlobal
 	iters      []*iterState
@@ -177,7 +178,11 @@ func sosFuncs() []hostFunc {
 		}},
 		{"set_result", vt(i32, i32), nil, func(s *callState, m api.Memory, st []uint64) {
 			s.requireHost("set_result")
-			s.result = s.bytes(m, "set_result", uint32(st[0]), uint32(st[1]), MaxResultBytes)
+			limit := s.resultCap
+			if limit == 0 {
+				limit = MaxResultBytes
+			}
+			s.result = s.bytes(m, "set_result", uint32(st[0]), uint32(st[1]), limit)
 		}},
 		{"storage_get", vt(i32, i32, i32, i32), vt(i32), func(s *callState, m api.Memory, st []uint64) {
 			s.requireHost("storage_get")

@@ -18,6 +18,11 @@ const (
 	MaxInputBytes = 256 << 10
 	// MaxResultBytes bounds set_result.
 	MaxResultBytes = 256 << 10
+	// MaxPolicyIOBytes bounds input and result of the "allocate" entry point:
+	// a ROME policy receives one whole market snapshot and returns one
+	// allocation list per epoch (10,000 requests × 1,000 offers is ≈1 MB in,
+	// ≈1.3 MB out).
+	MaxPolicyIOBytes = 16 << 20
 	// MaxKeyBytes and MaxValueBytes bound storage keys and values.
 	MaxKeyBytes   = 256
 	MaxValueBytes = 128 << 10

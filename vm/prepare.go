@@ -317,11 +317,12 @@ func (v *VM) snapshot(ctx context.Context, wasm []byte, globals []wasmbin.Global
 	}
 	defer cm.Close(ctx)
 	s := &callState{
-		prepare:  true,
-		env:      &Env{},
-		logCap:   v.cfg.DebugLogBytes,
-		monoBase: snapshotMonoNs,
-		rng:      newRNG(prepareSeed),
+		resultCap: MaxResultBytes,
+		prepare:   true,
+		env:       &Env{},
+		logCap:    v.cfg.DebugLogBytes,
+		monoBase:  snapshotMonoNs,
+		rng:       newRNG(prepareSeed),
 	}
 	cctx := context.WithValue(ctx, stateKey{}, s)
 	mod, err := v.snapRT.InstantiateModule(cctx, cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())

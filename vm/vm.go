@@ -211,6 +211,15 @@ func (v *VM) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// IOLimit is the largest input and result of an entry point: a policy's
+// "allocate" exchanges whole market snapshots, everything else messages.
+func IOLimit(entry string) int {
+	if entry == "allocate" {
+		return MaxPolicyIOBytes
+	}
+	return MaxInputBytes
+}
+
 // Call runs entry (instantiate, execute, query, migrate, ...) of a prepared
 // module on a fresh instance state: memory and globals exactly as Prepare
 // snapshotted them. codeID identifies prepared in the module cache (the
@@ -226,8 +235,8 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	switch {
 	case gasLimit > MaxTxGas:
 		return Result{}, fmt.Errorf("%w: gas limit %d above %d", ErrLimit, gasLimit, MaxTxGas)
-	case len(input) > MaxInputBytes:
-		return Result{}, fmt.Errorf("%w: message is %d bytes, limit %d", ErrLimit, len(input), MaxInputBytes)
+	case len(input) > IOLimit(entry):
+		return Result{}, fmt.Errorf("%w: message is %d bytes, limit %d", ErrLimit, len(input), IOLimit(entry))
 	case env.Depth < 0 || env.Depth >= MaxCallDepth:
 		return Result{}, fmt.Errorf("%w: depth %d, limit %d", ErrCallDepth, env.Depth, MaxCallDepth)
 	case host == nil:
@@ -252,15 +261,16 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	}
 
 	s := &callState{
-		ctx:      ctx,
-		env:      &env,
-		host:     host,
-		input:    input,
-		gas:      inst.gas,
-		logCap:   v.cfg.DebugLogBytes,
-		monoBase: mod.monoNs,
-		realBase: env.TimeMs * 1_000_000,
-		rng:      newRNG(env.Seed),
+		resultCap: IOLimit(entry),
+		ctx:       ctx,
+		env:       &env,
+		host:      host,
+		input:     input,
+		gas:       inst.gas,
+		logCap:    v.cfg.DebugLogBytes,
+		monoBase:  mod.monoNs,
+		realBase:  env.TimeMs * 1_000_000,
+		rng:       newRNG(env.Seed),
 	}
 	inst.gas.Set(gasLimit)
 	inst.mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0) // Wasm call depth (meter.Instrument)
