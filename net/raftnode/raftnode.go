@@ -353,9 +353,19 @@ func (n *Node) Run(ctx context.Context) error {
 	defer n.rn.Stop()
 	applyc := make(chan applyBatch, 64)
 	errc := make(chan error, 1)
+	applied := make(chan struct{})
 	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { errc <- n.applyLoop(actx, applyc) }()
+	// Run returns only after the apply goroutine has stopped: the caller
+	// closes the store next, and a block half-applied into a closed store
+	// would crash the process.
+	defer func() {
+		cancel()
+		<-applied
+	}()
+	go func() {
+		defer close(applied)
+		errc <- n.applyLoop(actx, applyc)
+	}()
 	halt := func(err error) error {
 		n.mu.Lock()
 		n.halted = err
