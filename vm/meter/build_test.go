@@ -1,39 +1,18 @@
 package meter_test
 
-// A tiny module assembler for tests: enough to write functions as opcode
-// bytes without a text-format toolchain.
+import "github.com/sos-kernel/sos/vm/internal/wasmasm"
 
-func u32(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+// Short names for the shared test assembler (vm/internal/wasmasm) plus the
+// helpers only these tests need.
 
-func cat(parts ...[]byte) []byte {
-	var b []byte
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func vec(items ...[]byte) []byte { return cat(u32(uint32(len(items))), cat(items...)) }
-
-func section(id byte, payload []byte) []byte {
-	return cat([]byte{id}, u32(uint32(len(payload))), payload)
-}
-
-func name(s string) []byte { return cat(u32(uint32(len(s))), []byte(s)) }
-
-func functype(params, results []byte) []byte {
-	return cat([]byte{0x60}, u32(uint32(len(params))), params, u32(uint32(len(results))), results)
-}
+var (
+	u32      = wasmasm.U32
+	cat      = wasmasm.Cat
+	vec      = wasmasm.Vec
+	section  = wasmasm.Section
+	name     = wasmasm.Name
+	functype = wasmasm.FuncType
+)
 
 // code encodes one function body; locals are (count, type) pairs.
 func code(locals [][2]byte, instrs ...byte) []byte {
