@@ -475,81 +475,53 @@ func (g *globals) filter(l *listFlags) (client.RomeFilter, error) {
 	return f, nil
 }
 
-func newRomeLeasesCmd(g *globals) *cobra.Command {
+// romeListCmd is "sos rome offers|requests|leases": one filtered listing,
+// a line per record.
+func romeListCmd[T any](g *globals, use, what string, fetch func(*client.Client, context.Context, client.RomeFilter) ([]T, error), line func(*T)) *cobra.Command {
 	var lf listFlags
 	c := &cobra.Command{
-		Use: "leases", Short: "List leases (newest first)", Args: cobra.NoArgs,
+		Use: use, Short: "List " + what + " (newest first)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := g.filter(&lf)
 			if err != nil {
 				return err
 			}
-			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeLease, error) { return c.RomeLeases(ctx, f) }, func(list []client.RomeLease) {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]T, error) { return fetch(c, ctx, f) }, func(list []T) {
 				if len(list) == 0 {
-					fmt.Println("no leases")
+					fmt.Println("no " + what)
 				}
-				for _, l := range list {
-					fmt.Printf("lease %d  %-7s request %d <- offer %d  %s at %s  epochs %d-%d  paid %s\n", l.ID, l.Status, l.RequestID, l.OfferID,
-						fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, fmtCoins(l.Paid))
+				for i := range list {
+					line(&list[i])
 				}
 			})
 		},
 	}
 	lf.register(c)
 	return c
+}
+
+func newRomeLeasesCmd(g *globals) *cobra.Command {
+	return romeListCmd(g, "leases", "leases", (*client.Client).RomeLeases, func(l *client.RomeLease) {
+		fmt.Printf("lease %d  %-7s request %d <- offer %d  %s at %s  epochs %d-%d  paid %s\n", l.ID, l.Status, l.RequestID, l.OfferID,
+			fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, fmtCoins(l.Paid))
+	})
 }
 
 func newRomeOffersCmd(g *globals) *cobra.Command {
-	var lf listFlags
-	c := &cobra.Command{
-		Use: "offers", Short: "List offers (newest first)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := g.filter(&lf)
-			if err != nil {
-				return err
-			}
-			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeOffer, error) { return c.RomeOffers(ctx, f) }, func(list []client.RomeOffer) {
-				if len(list) == 0 {
-					fmt.Println("no offers")
-				}
-				for _, o := range list {
-					where := o.Region
-					if o.At != "" {
-						where += " @" + o.At
-					}
-					fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where)
-				}
-			})
-		},
-	}
-	lf.register(c)
-	return c
+	return romeListCmd(g, "offers", "offers", (*client.Client).RomeOffers, func(o *client.RomeOffer) {
+		where := o.Region
+		if o.At != "" {
+			where += " @" + o.At
+		}
+		fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where)
+	})
 }
 
 func newRomeRequestsCmd(g *globals) *cobra.Command {
-	var lf listFlags
-	c := &cobra.Command{
-		Use: "requests", Short: "List requests (newest first)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := g.filter(&lf)
-			if err != nil {
-				return err
-			}
-			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.RomeRequest, error) {
-				return c.RomeRequests(ctx, f)
-			}, func(list []client.RomeRequest) {
-				if len(list) == 0 {
-					fmt.Println("no requests")
-				}
-				for _, r := range list {
-					fmt.Printf("request %d  %-9s %s  demand %s  remaining %s  max %s  %d epochs  escrow %s spent %s refunded %s\n", r.ID, r.Status, r.Owner,
-						fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, fmtCoins(r.Escrow), fmtCoins(r.Spent), fmtCoins(r.Refunded))
-				}
-			})
-		},
-	}
-	lf.register(c)
-	return c
+	return romeListCmd(g, "requests", "requests", (*client.Client).RomeRequests, func(r *client.RomeRequest) {
+		fmt.Printf("request %d  %-9s %s  demand %s  remaining %s  max %s  %d epochs  escrow %s spent %s refunded %s\n", r.ID, r.Status, r.Owner,
+			fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, fmtCoins(r.Escrow), fmtCoins(r.Spent), fmtCoins(r.Refunded))
+	})
 }
 
 func printEpoch(e *client.RomeEpoch) {
