@@ -150,37 +150,15 @@ func checkInterface(wasm []byte) error {
 	if err := m.CheckOrder(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
-	var (
-		types   []wasmbin.FuncType
-		imports []wasmbin.Import
-		funcs   []uint32
-		exports []wasmbin.Export
-		nMems   int
-	)
-	for _, s := range m.Sections {
-		var err error
-		switch s.ID {
-		case wasmbin.SectionType:
-			types, err = wasmbin.DecodeTypes(s.Payload)
-		case wasmbin.SectionImport:
-			imports, err = wasmbin.DecodeImports(s.Payload)
-		case wasmbin.SectionFunction:
-			funcs, err = wasmbin.DecodeFunctions(s.Payload)
-		case wasmbin.SectionExport:
-			exports, err = wasmbin.DecodeExports(s.Payload)
-		case wasmbin.SectionMemory:
-			var mems []wasmbin.Limits
-			mems, err = wasmbin.DecodeMemories(s.Payload)
-			nMems = len(mems)
-		case wasmbin.SectionDataCount:
-			return invalid("data count section: passive data segments (memory.init, data.drop) are not supported")
-		case wasmbin.SectionTable, wasmbin.SectionElement:
-			// Tables must not change during initialization; see checkTables.
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidModule, err)
-		}
+	parsed, err := m.Parse()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
+	if parsed.HasDataCount {
+		return invalid("data count section: passive data segments (memory.init, data.drop) are not supported")
+	}
+	// Tables must not change during initialization; see checkTables.
+	types, imports, funcs, exports, nMems := parsed.Types, parsed.Imports, parsed.Funcs, parsed.Exports, len(parsed.Memories)
 	sigs := hostSignatures()
 	var funcTypes []uint32
 	for _, im := range imports {

@@ -151,44 +151,12 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if err := m.CheckOrder(); err != nil {
 		return nil, classify(err, "")
 	}
-	var (
-		types    []wasmbin.FuncType
-		imports  []wasmbin.Import
-		funcs    []uint32
-		tables   []wasmbin.TableType
-		memories []wasmbin.Limits
-		globals  []wasmbin.Global
-		exports  []wasmbin.Export
-		codes    []wasmbin.Code
-		hasCode  bool
-	)
-	for _, s := range m.Sections {
-		var err error
-		switch s.ID {
-		case wasmbin.SectionType:
-			types, err = wasmbin.DecodeTypes(s.Payload)
-		case wasmbin.SectionImport:
-			imports, err = wasmbin.DecodeImports(s.Payload)
-		case wasmbin.SectionFunction:
-			funcs, err = wasmbin.DecodeFunctions(s.Payload)
-		case wasmbin.SectionTable:
-			tables, err = wasmbin.DecodeTables(s.Payload)
-		case wasmbin.SectionMemory:
-			memories, err = wasmbin.DecodeMemories(s.Payload)
-		case wasmbin.SectionGlobal:
-			globals, err = wasmbin.DecodeGlobals(s.Payload)
-		case wasmbin.SectionExport:
-			exports, err = wasmbin.DecodeExports(s.Payload)
-		case wasmbin.SectionCode:
-			hasCode = true
-			codes, err = wasmbin.DecodeCode(s.Payload)
-		case wasmbin.SectionDataCount:
-			_, err = wasmbin.DecodeDataCount(s.Payload)
-		}
-		if err != nil {
-			return nil, classify(err, "")
-		}
+	parsed, err := m.Parse()
+	if err != nil {
+		return nil, classify(err, "")
 	}
+	types, imports, funcs, tables := parsed.Types, parsed.Imports, parsed.Funcs, parsed.Tables
+	memories, globals, exports, codes, hasCode := parsed.Memories, parsed.Globals, parsed.Exports, parsed.Codes, parsed.HasCode
 	if len(funcs) != len(codes) {
 		return nil, malformed("function and code section have inconsistent lengths (%d and %d)", len(funcs), len(codes))
 	}

@@ -176,3 +176,53 @@ func (m *Module) CheckOrder() error {
 	}
 	return nil
 }
+
+// Parsed holds the decoded contents of the sections the metering pass and
+// the VM read; every other section stays raw bytes in the Module.
+type Parsed struct {
+	Types        []FuncType
+	Imports      []Import
+	Funcs        []uint32 // type index of each defined function
+	Tables       []TableType
+	Memories     []Limits
+	Globals      []Global
+	Exports      []Export
+	Codes        []Code
+	HasCode      bool
+	HasDataCount bool
+}
+
+// Parse decodes the type, import, function, table, memory, global, export,
+// code and data-count sections of m.
+func (m *Module) Parse() (*Parsed, error) {
+	p := &Parsed{}
+	for _, s := range m.Sections {
+		var err error
+		switch s.ID {
+		case SectionType:
+			p.Types, err = DecodeTypes(s.Payload)
+		case SectionImport:
+			p.Imports, err = DecodeImports(s.Payload)
+		case SectionFunction:
+			p.Funcs, err = DecodeFunctions(s.Payload)
+		case SectionTable:
+			p.Tables, err = DecodeTables(s.Payload)
+		case SectionMemory:
+			p.Memories, err = DecodeMemories(s.Payload)
+		case SectionGlobal:
+			p.Globals, err = DecodeGlobals(s.Payload)
+		case SectionExport:
+			p.Exports, err = DecodeExports(s.Payload)
+		case SectionCode:
+			p.HasCode = true
+			p.Codes, err = DecodeCode(s.Payload)
+		case SectionDataCount:
+			p.HasDataCount = true
+			_, err = DecodeDataCount(s.Payload)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
