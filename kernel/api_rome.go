@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -230,19 +231,7 @@ func listFilter(r *http.Request) (owner ledger.Address, hasOwner bool, status st
 }
 
 func (n *Node) handleRomeOffers(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	owner, hasOwner, status, limit, err := listFilter(r)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	list, err := m.Offers(st, limit, func(x *rome.Offer) bool {
-		return (!hasOwner || x.Owner == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
-	})
-	romeList(w, list, err, apiOffer)
+	romeFiltered(n, w, r, (*rome.Market).Offers, func(x *rome.Offer) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, apiOffer)
 }
 
 func (n *Node) handleRomeOffer(w http.ResponseWriter, r *http.Request) {
@@ -250,19 +239,7 @@ func (n *Node) handleRomeOffer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleRomeRequests(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	owner, hasOwner, status, limit, err := listFilter(r)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	list, err := m.Requests(st, limit, func(x *rome.Request) bool {
-		return (!hasOwner || x.Owner == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
-	})
-	romeList(w, list, err, apiRequest)
+	romeFiltered(n, w, r, (*rome.Market).Requests, func(x *rome.Request) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, apiRequest)
 }
 
 func (n *Node) handleRomeRequest(w http.ResponseWriter, r *http.Request) {
@@ -270,19 +247,9 @@ func (n *Node) handleRomeRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleRomeLeases(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	owner, hasOwner, status, limit, err := listFilter(r)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	list, err := m.Leases(st, limit, func(x *rome.Lease) bool {
-		return (!hasOwner || x.Provider == owner || x.Consumer == owner) && (status == "" || status == "all" || rome.StatusName(x.Status) == status)
-	})
-	romeList(w, list, err, apiLease)
+	romeFiltered(n, w, r, (*rome.Market).Leases, func(x *rome.Lease) (uint8, []ledger.Address) {
+		return x.Status, []ledger.Address{x.Provider, x.Consumer}
+	}, apiLease)
 }
 
 func (n *Node) handleRomeLease(w http.ResponseWriter, r *http.Request) {
@@ -477,4 +444,28 @@ func romeList[T, J any](w http.ResponseWriter, list []T, err error, conv func(*T
 		out = append(out, conv(&list[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// romeFiltered answers a market listing filtered by ?owner= (any of the
+// record's parties) and ?status=, with ?limit=.
+func romeFiltered[T, J any](n *Node, w http.ResponseWriter, r *http.Request,
+	list func(*rome.Market, *ledger.State, int, func(*T) bool) ([]T, error),
+	fields func(*T) (status uint8, parties []ledger.Address), conv func(*T) J) {
+	m, st, ok := n.romeState(w)
+	if !ok {
+		return
+	}
+	owner, hasOwner, status, limit, err := listFilter(r)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := list(m, st, limit, func(x *T) bool {
+		s, parties := fields(x)
+		if status != "" && status != "all" && rome.StatusName(s) != status {
+			return false
+		}
+		return !hasOwner || slices.Contains(parties, owner)
+	})
+	romeList(w, out, err, conv)
 }
