@@ -139,7 +139,7 @@ func TestGoCallDepthHeadroom(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer mod.Close(ctx)
-		setGas(mod, 1<<62)
+		setGas(mod, meter.MaxGas)
 		depth := mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal)
 		if fn != "" {
 			if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {

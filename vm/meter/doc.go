@@ -3,13 +3,17 @@
 //
 // wazero has no fuel, and a host call per basic block is ≈24× slower than
 // straight code, so metering is compiled into the module: Instrument appends
-// a mutable i64 global (exported as GasGlobalExport) and, at the start of each
-// straight-line segment of every function, subtracts the segment's static cost
-// (from a versioned CostTable, in 1/Scale gas, rounded up per segment) and,
-// where needed, traps with unreachable once the counter is negative.
-// Operations whose cost depends on an operand (memory.grow,
-// memory.copy/fill/init, table.copy/fill/init/grow) are charged operand ×
-// unit cost just before they run.
+// a mutable i64 global (exported as GasGlobalExport) holding the remaining
+// gas. Each function works on a copy of it in a local, in 1/Scale gas: at
+// the start of each straight-line segment it subtracts the segment's static
+// cost (from a versioned CostTable), checks at loop heads and at the entry
+// of functions that call (trapping with unreachable once the counter is
+// negative), and writes the counter back, rounded up to whole gas spent,
+// wherever other code can read it: before calls, returns and traps, and at
+// every loop iteration. Operations whose cost depends on an operand
+// (memory.grow, memory.copy/fill/init, table.copy/fill/init/grow) are
+// charged operand × unit cost just before they run. rewrite.go states the
+// exact rules.
 //
 // Recursion is bounded deterministically, not by the engine's native stack
 // (whose size depends on the wazero version, the CPU and frame sizes): a
@@ -28,12 +32,14 @@
 //     WithMemoryLimitPages(Limits.MaxMemoryPages), which caps memories that
 //     declare no maximum.
 //  3. Before each call set the exported global GasGlobalExport to the gas
-//     limit and DepthGlobalExport to 0; after it read the gas global back. A
-//     value below zero, or a trap with gas below zero, is out of gas; gas
-//     used is limit − value. A trap with gas not negative and the depth
-//     global above Options.MaxCallDepth is a call depth trap.
+//     limit (at most MaxGas) and DepthGlobalExport to 0; after it read the
+//     gas global back. A value below zero, or a trap with gas below zero,
+//     is out of gas; gas used is limit − value. A trap with gas not
+//     negative and the depth global above Options.MaxCallDepth is a call
+//     depth trap.
 //  4. Host functions charge by lowering the same global, and must fail when
-//     it is already negative (checks are not emitted before calls).
+//     it is already negative (checks are not emitted before calls). The
+//     global is up to date whenever a host function runs.
 //
 // What is rejected (ErrUnsupportedFeature) and why: SIMD (float lane results
 // are harder to make deterministic and not needed by Go), threads/atomics and

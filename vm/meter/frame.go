@@ -25,18 +25,22 @@ type frameInfo struct {
 type ctlFrame struct {
 	base            int64 // operand height below the block's parameters
 	params, results int64
+	ord             int // index in rewriter.targeted; -1 for the function
 }
 
 // analyze scans body once: whether it calls, and an upper bound of its
 // frame size in slots (nLocals plus the deepest operand stack). The bound
 // is exact for valid code; on invalid code (which wazero rejects after
-// instrumentation) it is merely some deterministic number.
+// instrumentation) it is merely some deterministic number. It also records
+// in r.targeted, for every block, loop and if in order of appearance,
+// whether some branch targets its label.
 func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo, error) {
+	r.targeted = r.targeted[:0]
 	var (
 		info  frameInfo
 		h     int64 // current operand stack height
 		maxH  int64
-		ctl   = []ctlFrame{{results: int64(results)}}
+		ctl   = append(r.ctl[:0], ctlFrame{results: int64(results), ord: -1})
 		arity = func(ti uint32) (int64, int64) {
 			if int(ti) < len(r.types) {
 				t := r.types[ti]
@@ -57,6 +61,14 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 	}
 	// polymorphic: the rest of the block is unreachable.
 	polymorphic := func() { h = ctl[len(ctl)-1].base }
+	// target marks the block that label l (relative to the innermost) names;
+	// branches to the function and invalid labels mark nothing.
+	target := func(l uint32) {
+		if i := int64(len(ctl)) - 1 - int64(l); i > 0 {
+			r.targeted[ctl[i].ord] = true
+		}
+	}
+	defer func() { r.ctl = ctl[:0] }()
 	for off := 0; off < len(body); {
 		in, err := wasmbin.ReadInstr(body, off)
 		if err != nil {
@@ -71,7 +83,8 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			}
 			p, res := r.blockArity(body[in.Off+1 : in.End])
 			pop(p)
-			ctl = append(ctl, ctlFrame{base: h, params: p, results: res})
+			ctl = append(ctl, ctlFrame{base: h, params: p, results: res, ord: len(r.targeted)})
+			r.targeted = append(r.targeted, false)
 			push(p)
 		case op == wasmbin.OpElse:
 			f := ctl[len(ctl)-1]
@@ -87,12 +100,19 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 				return info, nil
 			}
 			ctl = ctl[:len(ctl)-1]
-		case op == wasmbin.OpUnreachable || op == wasmbin.OpBr || op == wasmbin.OpReturn:
+		case op == wasmbin.OpUnreachable || op == wasmbin.OpReturn:
+			polymorphic()
+		case op == wasmbin.OpBr:
+			target(in.Imm)
 			polymorphic()
 		case op == wasmbin.OpBrTable:
+			brTableLabels(body[in.Off:in.End], target)
 			pop(1)
 			polymorphic()
-		case op == wasmbin.OpBrIf || op == wasmbin.OpDrop || op == wasmbin.OpLocalSet ||
+		case op == wasmbin.OpBrIf:
+			target(in.Imm)
+			pop(1)
+		case op == wasmbin.OpDrop || op == wasmbin.OpLocalSet ||
 			op == wasmbin.OpGlobalSet:
 			pop(1)
 		case op == wasmbin.OpCall || op == wasmbin.OpCallIndirect:
@@ -146,6 +166,28 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 		}
 	}
 	return info, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: len(body), Msg: "unexpected end of function body"}
+}
+
+// brTableLabels calls f with every label of a br_table instruction (raw is
+// the whole instruction, already checked by wasmbin.ReadInstr), the default
+// last.
+func brTableLabels(raw []byte, f func(uint32)) {
+	p := 1
+	next := func() uint32 {
+		var v uint32
+		for s := 0; ; s += 7 {
+			c := raw[p]
+			p++
+			v |= uint32(c&0x7f) << s
+			if c&0x80 == 0 {
+				return v
+			}
+		}
+	}
+	for n := uint64(next()); n > 0; n-- {
+		f(next())
+	}
+	f(next())
 }
 
 // binaryOp reports numeric instructions that take two operands and push one:

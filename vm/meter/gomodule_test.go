@@ -143,7 +143,7 @@ func goInstance(tb testing.TB, ctx context.Context, r wazero.Runtime, cm wazero.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	setGas(mod, 1<<62)
+	setGas(mod, meter.MaxGas)
 	if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
 		tb.Fatalf("_initialize: %v", err)
 	}
@@ -190,7 +190,7 @@ func TestGoModule(t *testing.T) {
 		t.Fatalf("wazero rejects the metered module: %v", err)
 	}
 	plain, met := goInstance(t, ctx, r, pcm), goInstance(t, ctx, r, mcm)
-	if used := 1<<62 - gasLeft(met); used <= 0 {
+	if used := meter.MaxGas - gasLeft(met); used <= 0 {
 		t.Fatalf("_initialize used %d gas", used)
 	} else {
 		t.Logf("_initialize: %d gas", used)
@@ -203,7 +203,7 @@ func TestGoModule(t *testing.T) {
 		if tc.fn != "nan" {
 			args = []uint64{tc.arg}
 		}
-		setGas(met, 1<<62)
+		setGas(met, meter.MaxGas)
 		want, err := plain.ExportedFunction(tc.fn).Call(ctx, args...)
 		if err != nil {
 			t.Fatalf("%s plain: %v", tc.fn, err)
@@ -219,7 +219,7 @@ func TestGoModule(t *testing.T) {
 		} else if got[0] != want[0] {
 			t.Errorf("%s: metered %#x, plain %#x", tc.fn, got[0], want[0])
 		}
-		t.Logf("%s(%d): %d gas", tc.fn, tc.arg, 1<<62-gasLeft(met))
+		t.Logf("%s(%d): %d gas", tc.fn, tc.arg, meter.MaxGas-gasLeft(met))
 	}
 
 	// Out of gas inside Go code: trap, and the counter is negative.

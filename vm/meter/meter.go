@@ -13,6 +13,12 @@ import (
 // call and reads it after; a value below zero means the call ran out of gas.
 const GasGlobalExport = "sos_gas"
 
+// MaxGas is the most gas the host may put in the gas global (and the most
+// Options.InitialGas). Inside a function the counter is kept in 1/Scale
+// gas, and MaxGas × MaxScale must fit in an int64; a larger value makes the
+// count wrap.
+const MaxGas = 1<<53 - 1
+
 // DepthGlobalExport is the export name of the call depth counter that
 // Instrument adds after the gas global: a mutable i32 holding the number of
 // Wasm calls in progress below the entry function. The host sets it to 0
@@ -81,7 +87,8 @@ type Options struct {
 	CanonicalizeNaN bool
 	// InitialGas is the initial value of the gas global: the budget of the
 	// module's start function, which runs during instantiation before the
-	// host can set the counter. Zero makes any start function run out of gas.
+	// host can set the counter. Zero makes any start function run out of
+	// gas. At most MaxGas.
 	InitialGas int64
 	// MaxCallDepth bounds nested Wasm calls: the call that would make the
 	// depth counter exceed it traps with unreachable. Each call adds the
@@ -137,6 +144,9 @@ func over(v uint64, limit uint32) bool { return limit != 0 && v > uint64(limit) 
 func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if err := opts.Costs.validate(); err != nil {
 		return nil, err
+	}
+	if opts.InitialGas < 0 || opts.InitialGas > MaxGas {
+		return nil, fmt.Errorf("meter: InitialGas %d outside [0, MaxGas]", opts.InitialGas)
 	}
 	if opts.MaxCallDepth > MaxCallDepthLimit {
 		return nil, fmt.Errorf("meter: MaxCallDepth %d above %d", opts.MaxCallDepth, MaxCallDepthLimit)

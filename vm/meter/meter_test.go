@@ -59,7 +59,7 @@ func TestExactGas(t *testing.T) {
 		// Distinct costs so that a mis-classified opcode changes the total.
 		costs := meter.DefaultCosts()
 		costs.Scale = scale
-		costs.Base, costs.Local, costs.Branch, costs.Control = 3, 5, 7, 11
+		costs.Base, costs.Local, costs.Branch, costs.Control, costs.Loop = 3, 5, 7, 11, 13
 		opts := meter.Options{Costs: costs}
 		for _, n := range []int64{0, 1, 10, 1000} {
 			res, used, err := run(t, sumLoop.bytes(), opts, 1<<40, uint64(n))
@@ -69,14 +69,17 @@ func TestExactGas(t *testing.T) {
 			if int64(int32(res[0])) != n*(n+1)/2 {
 				t.Fatalf("sum(%d) = %d", n, res[0])
 			}
-			B, L, Br, C, S := int64(costs.Base), int64(costs.Local), int64(costs.Branch), int64(costs.Control), int64(scale)
-			// Segments: [block] [loop], then (n+1)×[get eqz br_if 8×ALU br]
-			// (7 local and constant instructions, 3 ALU, 2 branches)
-			// (br_if does not end a segment, so the exit iteration pays for
-			// the whole body), then [local.get end]. The block's own end never
-			// executes: br_if 1 jumps past it. Each segment's charge is
-			// rounded up to whole gas.
-			want := ceilDiv(C, S) + ceilDiv(C, S) + (n+1)*ceilDiv(7*L+3*B+2*Br, S) + ceilDiv(L+C, S)
+			B, L, Br, C, Lp, S := int64(costs.Base), int64(costs.Local), int64(costs.Branch), int64(costs.Control), int64(costs.Loop), int64(scale)
+			// Segments: [block loop] (entering a block does not end a
+			// segment), then (n+1)×[get eqz br_if 8×ALU br] (7 local and
+			// constant instructions, 3 ALU, 2 branches, and the Loop charge
+			// of an iteration) (br_if does not end a segment, so the exit
+			// iteration pays for the whole body),
+			// then [local.get end]. The block's own end never executes:
+			// br_if 1 jumps past it. The function calls nothing, so the
+			// units add up exactly and only the total is rounded up to
+			// whole gas.
+			want := ceilDiv(2*C+(n+1)*(7*L+3*B+2*Br+Lp)+L+C, S)
 			if used != want {
 				t.Errorf("scale %d, sum(%d): used %d gas, cost table predicts %d", scale, n, used, want)
 			}
@@ -112,7 +115,7 @@ func TestDynamicCosts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := ceilDiv(L+int64(c.MemoryGrow)+Ctl, S) + ceilDiv(pages*int64(c.MemoryGrowPerPage), S); used != want {
+			if want := ceilDiv(L+int64(c.MemoryGrow)+Ctl+pages*int64(c.MemoryGrowPerPage), S); used != want {
 				t.Errorf("memory.grow %d: used %d, want %d", pages, used, want)
 			}
 		}
@@ -126,7 +129,7 @@ func TestDynamicCosts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := ceilDiv(3*L+int64(c.Bulk)+Ctl, S) + ceilDiv(n*int64(c.BulkPerByte), S); used != want {
+			if want := ceilDiv(3*L+int64(c.Bulk)+Ctl+n*int64(c.BulkPerByte), S); used != want {
 				t.Errorf("memory.fill %d: used %d, want %d", n, used, want)
 			}
 		}

@@ -7,33 +7,60 @@ import (
 )
 
 // maxScratch is the most locals the rewriter appends to one function:
-// i64 (gas check), i32 (dynamic size and call depth), f32 and f64 (NaN
-// canonicalization).
+// i64 (the gas counter), i32 (dynamic size and call depth), f32 and f64
+// (NaN canonicalization).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
 	opI32Add  byte = 0x6a
 	opI32Sub  byte = 0x6b
-	opI32GtU  byte = 0x4b
+	opI32LeU  byte = 0x4d
+	opI64GeS  byte = 0x59
 	opI64Add  byte = 0x7c
-	opI64ShrU byte = 0x88
+	opI64Shl  byte = 0x86
+	opI64ShrS byte = 0x87
 )
 
 // Metering model
 //
 // A function body is split into segments. A segment starts at the function
-// entry and after block, loop, if, else, end, br, br_table, return and
-// unreachable, i.e. at every instruction a branch can land on. Neither calls
-// nor br_if end a segment: the callee meters itself, and the code after a
-// br_if is charged together with the code before it, even when the branch is
-// taken. That over-charge is deterministic and keeps the number of charges
-// low in Go's branch- and call-dense code. The whole cost of a segment is
-// subtracted from the gas global at the segment's start, so the gas a call
-// consumes is exactly the sum of the costs of the segments it entered plus
-// the dynamic charges.
+// entry, at loop, if and else, at the end of a loop, of an if and of a block
+// that some branch targets, and after br, br_table, return and unreachable:
+// wherever control can arrive other than by falling through. Entering a
+// block and the end of a block no branch targets do not start one (control
+// only falls through there), nor do calls and br_if: the callee meters
+// itself, and the code after a br_if is charged together with the code
+// before it, even when the branch is taken. That over-charge is
+// deterministic and keeps the number of charges low in Go's branch- and
+// call-dense code. The whole cost of a segment is subtracted at the
+// segment's start, and every iteration of a loop also pays CostTable.Loop.
 //
-// Subtracting is not checking. A check (gas < 0 ⇒ unreachable) is emitted
+// The counter lives in a local
+//
+// Each function keeps the counter in a local, $g, in units of 1/Scale gas:
+// it loads the global at entry and after every call ($g = gas << log2 Scale)
+// and a segment's charge is one subtraction from $g, a register in compiled
+// code. It writes $g back (gas = $g >> log2 Scale, an arithmetic shift, so
+// the units spent are rounded up to whole gas and a negative $g stays
+// negative) only where someone else can read the global:
+//   - before every call and call_indirect: the callee charges the same
+//     global and host functions charge and check it;
+//   - before leaving the function: return, the final end, and br, br_if and
+//     br_table to the function's label;
+//   - before unreachable, at every loop check, after every dynamic charge,
+//     and on the way to an out-of-gas trap.
+// So the global is exact whenever a caller, callee or host function looks
+// at it, and after a trap by unreachable, by the depth limit or by running
+// out of gas. After any other trap (out-of-bounds access, division by zero,
+// a failed call_indirect, ...) it lacks what was charged since the last
+// write: at most one loop-free, call-free path of one function, since every
+// loop iteration writes. Units are exact within a function; the rounding
+// up to whole gas happens once per write-back followed by a load, i.e. once
+// per call. The host must not put more than MaxGas in the global, so that
+// the shift cannot overflow.
+//
+// Subtracting is not checking. A check ($g < 0 ⇒ unreachable) is emitted
 // only where execution could otherwise run unboundedly or expensively:
 //   - at the start of every loop body (each iteration passes it),
 //   - at the entry of functions that contain a call (recursion),
@@ -41,14 +68,12 @@ const (
 // Between two checks a function executes a bounded, loop-free path, so gas
 // overshoots zero by at most one function's worth of segments and cannot wrap.
 // The host must treat gas < 0 after a call as out of gas, and host functions
-// must refuse to run when it is already negative.
+// must refuse to run when it is already negative. A check is written
+// "if ($g >= 0) {} else { unreachable }": that way round wazero lays the trap
+// out of line and the common path falls through.
 //
 // Segments that begin in unreachable code (after br, br_table, return,
 // unreachable) are not charged: they never execute.
-//
-// Charges are in gas, costs in 1/Scale gas: a segment is charged
-// ceil(sum of its costs / Scale), a dynamic charge ceil(operand × unit /
-// Scale).
 //
 // Call depth
 //
@@ -56,7 +81,7 @@ const (
 // i32, at every call and call_indirect site:
 //
 //	global.get $depth; i32.const W; i32.add; local.tee $t; global.set $depth
-//	local.get $t; i32.const MaxCallDepth; i32.gt_u; if unreachable end
+//	local.get $t; i32.const MaxCallDepth; i32.le_u; if else unreachable end
 //	call f
 //	local.get $t; i32.const W; i32.sub; global.set $depth
 //
@@ -67,13 +92,13 @@ const (
 // sum of the weights of the frames below the innermost one, so it bounds
 // the native stack too. Counting at the call site rather than at function
 // entry covers call_indirect and calls of imported functions alike, and
-// the caller knows its own frame. The trap leaves the counter above
-// MaxCallDepth and the gas counter as it was, so the host can tell it from
-// running out of gas. $t is
-// the i32 scratch local: nothing else uses it between the increment and the
-// decrement (arguments are evaluated before the increment, and the callee has
-// its own locals), and since calls are balanced the counter equals $t again
-// when the callee returns.
+// the caller knows its own frame. The gas counter is written back before
+// the increment, so the trap leaves the depth counter above MaxCallDepth
+// and the gas counter as exact as before any call, and the host can tell it
+// from running out of gas. $t is the i32 scratch local: nothing else uses
+// it between the increment and the decrement (arguments are evaluated before
+// the increment, and the callee has its own locals), and since calls are
+// balanced the counter equals $t again when the callee returns.
 
 type segKind uint8
 
@@ -83,6 +108,12 @@ const (
 	segLoop           // loop body: always checked
 	segDead           // after an unconditional branch: never executes
 )
+
+// openBlock is a block, loop or if open while rewriting.
+type openBlock struct {
+	op  byte
+	ord int // index in rewriter.targeted
+}
 
 type rewriter struct {
 	costs     *opCosts
@@ -103,6 +134,10 @@ type rewriter struct {
 	scratch        []wasmbin.ValType
 	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
+	targeted       []bool      // by block ordinal: some branch targets the label (see analyze)
+	ctl            []ctlFrame  // analyze's control stack, kept for its capacity
+	open           []openBlock // blocks open at the current instruction
+	opened         int         // blocks opened so far
 	seg            []byte
 	segCost        int64
 	kind           segKind
@@ -111,7 +146,7 @@ type rewriter struct {
 }
 
 const (
-	slotI64 = iota
+	slotGas = iota // the function's copy of the gas counter
 	slotI32
 	slotF32
 	slotF64
@@ -154,18 +189,21 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	r.seg = r.seg[:0]
 	r.segCost = 0
 	r.kind = segEntry
+	r.open = r.open[:0]
+	r.opened = 0
 
 	// Pre-scan: does the function call anything? Only then does its entry
 	// need a check (see the metering model above). How much stack does its
-	// frame take (the weight of its calls in the depth counter)?
+	// frame take (the weight of its calls in the depth counter)? Which
+	// blocks are branch targets?
 	info, err := r.analyze(body, nLocals, results)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.checkEntry = info.calls
 	r.weight = min(info.weight, int64(r.maxDepth)+1)
+	r.local(slotGas) // the first scratch local, whatever the body holds
 
-	depth := 0
 	for off := 0; ; {
 		in, err := wasmbin.ReadInstr(body, off)
 		if err != nil {
@@ -175,29 +213,55 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 		off = in.End
 		cost := r.costs.of(in)
 		switch in.Op {
-		case wasmbin.OpBlock, wasmbin.OpIf:
+		case wasmbin.OpBlock:
+			// Entering a block is falling through: the segment goes on.
+			r.add(raw, cost)
+			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
+		case wasmbin.OpIf:
 			r.add(raw, cost)
 			r.flush(segNormal)
-			depth++
+			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
 		case wasmbin.OpLoop:
 			r.add(raw, cost)
 			r.flush(segLoop)
-			depth++
+			r.segCost = r.costs.loop
+			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
 		case wasmbin.OpElse:
 			r.add(raw, cost)
 			r.flush(segNormal)
 		case wasmbin.OpEnd:
-			r.add(raw, cost)
-			if depth == 0 {
+			if len(r.open) == 0 {
+				r.sync()
+				r.add(raw, cost)
 				r.flush(segNormal)
 				if off != len(body) {
 					return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "section size mismatch: bytes after function end"}
 				}
 				return r.out, r.scratch, nil
 			}
-			depth--
-			r.flush(segNormal)
-		case wasmbin.OpBr, wasmbin.OpBrTable, wasmbin.OpReturn, wasmbin.OpUnreachable:
+			b := r.open[len(r.open)-1]
+			r.open = r.open[:len(r.open)-1]
+			r.add(raw, cost)
+			// The end of a block no branch targets is reached only by
+			// falling through: the segment goes on (dead stays dead).
+			if b.op != wasmbin.OpBlock || b.ord >= len(r.targeted) || r.targeted[b.ord] {
+				r.flush(segNormal)
+			}
+		case wasmbin.OpBr:
+			r.syncIf(in.Imm == uint32(len(r.open)))
+			r.add(raw, cost)
+			r.flush(segDead)
+		case wasmbin.OpBrIf:
+			r.syncIf(in.Imm == uint32(len(r.open)))
+			r.add(raw, cost)
+		case wasmbin.OpBrTable:
+			exits := false
+			brTableLabels(raw, func(l uint32) { exits = exits || l == uint32(len(r.open)) })
+			r.syncIf(exits)
+			r.add(raw, cost)
+			r.flush(segDead)
+		case wasmbin.OpReturn, wasmbin.OpUnreachable:
+			r.sync()
 			r.add(raw, cost)
 			r.flush(segDead)
 		case wasmbin.OpLocalGet, wasmbin.OpLocalSet, wasmbin.OpLocalTee:
@@ -211,25 +275,7 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 			}
 			r.add(raw, cost)
 		case wasmbin.OpCall, wasmbin.OpCallIndirect:
-			if r.maxDepth == 0 {
-				r.add(raw, cost)
-				break
-			}
-			t := r.local(slotI32)
-			o := wasmbin.AppendU32(append(r.seg, wasmbin.OpGlobalGet), r.depth)
-			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
-			o = append(o, opI32Add)
-			o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
-			o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
-			o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(int32(r.maxDepth)))
-			o = append(o, opI32GtU, wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
-			r.seg = o
-			r.add(raw, cost)
-			o = wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalGet), t)
-			o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
-			o = append(o, opI32Sub)
-			r.seg = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
+			r.call(raw, cost)
 		case wasmbin.OpMemoryGrow:
 			r.dynamic(r.perPage)
 			r.add(raw, cost)
@@ -250,9 +296,81 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	}
 }
 
+// ordinal is the index in r.targeted of the block being opened: blocks are
+// numbered in order of appearance, as analyze numbered them.
+func (r *rewriter) ordinal() int {
+	r.opened++
+	return r.opened - 1
+}
+
 func (r *rewriter) add(raw []byte, cost int64) {
 	r.seg = append(r.seg, raw...)
 	r.segCost += cost
+}
+
+// call emits a call or call_indirect with the counters around it: the gas
+// counter goes to the global before (the callee and the host read it there)
+// and comes back after (they lowered it); the depth counter is raised and
+// checked before and lowered after.
+func (r *rewriter) call(raw []byte, cost int64) {
+	r.sync()
+	if r.maxDepth != 0 {
+		t := r.local(slotI32)
+		o := wasmbin.AppendU32(append(r.seg, wasmbin.OpGlobalGet), r.depth)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
+		o = append(o, opI32Add)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(int32(r.maxDepth)))
+		r.seg = appendTrapUnless(append(o, opI32LeU))
+	}
+	r.add(raw, cost)
+	o := r.appendLoad(r.seg)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), r.local(slotGas))
+	if r.maxDepth != 0 {
+		t := r.local(slotI32)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), r.weight)
+		o = append(o, opI32Sub)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
+	}
+	r.seg = o
+}
+
+// sync appends to the segment a store of the gas counter to the global.
+func (r *rewriter) sync() { r.syncIf(true) }
+
+func (r *rewriter) syncIf(cond bool) {
+	if cond {
+		r.seg = r.appendStore(r.seg)
+	}
+}
+
+// appendStore appends gas = $g >> shift: the counter in whole gas, the
+// fraction of a gas spent since the last load rounded up (an arithmetic
+// shift rounds towards −∞, so a negative $g stays negative).
+func (r *rewriter) appendStore(o []byte) []byte {
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
+	return r.appendToGlobal(o)
+}
+
+// appendToGlobal stores the units on the stack to the gas global.
+func (r *rewriter) appendToGlobal(o []byte) []byte {
+	if r.shift != 0 {
+		o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
+	}
+	return wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
+}
+
+// appendLoad pushes the gas global in units: gas << shift (gas ≤ MaxGas,
+// so it cannot overflow).
+func (r *rewriter) appendLoad(o []byte) []byte {
+	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
+	if r.shift != 0 {
+		o = append(o, wasmbin.OpI64Const, r.shift, opI64Shl)
+	}
+	return o
 }
 
 // flush emits the charge for the current segment followed by its code, and
@@ -261,15 +379,15 @@ func (r *rewriter) flush(next segKind) {
 	switch r.kind {
 	case segDead:
 	case segLoop:
-		r.emitCheck(r.segCost)
+		r.emitCheck(r.segCost, false)
 	case segEntry:
 		if r.checkEntry {
-			r.emitCheck(r.segCost)
+			r.emitCheck(r.segCost, true)
 		} else {
-			r.emitCharge(r.segCost)
+			r.out = r.appendCharge(r.out, r.segCost, true, false)
 		}
 	default:
-		r.emitCharge(r.segCost)
+		r.out = r.appendCharge(r.out, r.segCost, false, false)
 	}
 	r.out = append(r.out, r.seg...)
 	r.seg = r.seg[:0]
@@ -277,78 +395,75 @@ func (r *rewriter) flush(next segKind) {
 	r.kind = next
 }
 
-// gasOf converts a cost in units to gas, rounding up.
-func (r *rewriter) gasOf(units int64) int64 {
-	return (units + 1<<r.shift - 1) >> r.shift
-}
-
-// emitCharge: gas -= c units (rounded up to whole gas).
-func (r *rewriter) emitCharge(c int64) {
-	c = r.gasOf(c)
-	if c == 0 {
-		return
+// appendCharge appends $g -= c (units), where $g is loaded from the global
+// at the function's entry, and also stores the result to the global if store
+// is set.
+func (r *rewriter) appendCharge(o []byte, c int64, entry, store bool) []byte {
+	g := r.local(slotGas)
+	if c == 0 && !entry {
+		return o
 	}
-	o := r.out
-	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
-	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
-	o = append(o, wasmbin.OpI64Sub)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
-	r.out = o
-}
-
-// emitCheck: gas -= c; if gas < 0 { unreachable }. The new value is kept in
-// a scratch local rather than re-read from the global.
-func (r *rewriter) emitCheck(c int64) {
-	c = r.gasOf(c)
-	o := r.out
-	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
+	if entry {
+		o = r.appendLoad(o)
+	} else {
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+	}
 	if c != 0 {
-		t := r.local(slotI64)
 		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
 		o = append(o, wasmbin.OpI64Sub)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
 	}
-	r.out = appendTrapIfNegative(o)
+	if store && c != 0 {
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
+		return r.appendToGlobal(o)
+	}
+	return wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
 }
 
-func appendTrapIfNegative(o []byte) []byte {
-	return append(o, wasmbin.OpI64Const, 0, wasmbin.OpI64LtS,
-		wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
+// emitCheck: $g -= c; if $g < 0 { gas = $g; unreachable }. A loop's check
+// always stores the counter (see the metering model); an entry check stores
+// it only on the way to the trap.
+func (r *rewriter) emitCheck(c int64, entry bool) {
+	store := !entry
+	o := r.appendCharge(r.out, c, entry, store)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
+	o = append(o, wasmbin.OpI64Const, 0, opI64GeS)
+	if store {
+		r.out = appendTrapUnless(o)
+		return
+	}
+	o = append(o, wasmbin.OpIf, 0x40, wasmbin.OpElse)
+	o = r.appendStore(o)
+	r.out = append(o, wasmbin.OpUnreachable, wasmbin.OpEnd)
 }
 
-// dynamic charges perUnit × the i32 operand on top of the stack (in units,
-// rounded up to whole gas), leaving the operand in place, and checks, so an
-// expensive operation never starts without the gas to pay for it.
+// dynamic charges perUnit × the i32 operand on top of the stack (in units;
+// n × perUnit < 2^56 cannot overflow), leaving the operand in place, stores
+// the counter and checks it, so an expensive operation never starts without
+// the gas to pay for it.
 func (r *rewriter) dynamic(perUnit int64) {
 	if perUnit == 0 {
 		return
 	}
 	s := r.local(slotI32)
-	t := r.local(slotI64)
+	g := r.local(slotGas)
 	o := r.seg
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), s)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), s)
 	o = append(o, wasmbin.OpI64ExtendI32U)
-	if scale := int64(1) << r.shift; perUnit%scale == 0 {
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit/scale)
-		o = append(o, wasmbin.OpI64Mul)
-	} else {
-		// ceil(n × perUnit / scale); n × perUnit < 2^56, no overflow.
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
-		o = append(o, wasmbin.OpI64Mul)
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), scale-1)
-		o = append(o, opI64Add)
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), int64(r.shift))
-		o = append(o, opI64ShrU)
-	}
-	o = append(o, wasmbin.OpI64Sub)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	r.seg = appendTrapIfNegative(o)
+	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
+	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
+	o = r.appendToGlobal(o)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+	r.seg = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
+}
+
+// appendTrapUnless appends "if (condition) {} else { unreachable }": that
+// way round, wazero's compiler lays the trap out of the hot path, which
+// then falls through instead of jumping over the trap.
+func appendTrapUnless(o []byte) []byte {
+	return append(o, wasmbin.OpIf, 0x40, wasmbin.OpElse, wasmbin.OpUnreachable, wasmbin.OpEnd)
 }
 
 // nanOps marks the float instructions whose NaN results have an
