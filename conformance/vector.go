@@ -253,7 +253,7 @@ func RunWith(ctx context.Context, v *Vector, dir string, opts Options) (*Expecta
 		return nil, err
 	}
 	defer store.Close()
-	machine, err := vm.New(ctx, vm.Config{CacheDir: opts.CacheDir})
+	machine, err := kernel.NewVMs(ctx, vm.Config{CacheDir: opts.CacheDir})
 	if err != nil {
 		return nil, err
 	}

@@ -51,12 +51,41 @@ func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) 
 	}
 }
 
-// NewChainWithVM is the chain every node runs: contracts on the given VM.
-// (The node and the conformance runner build their chains with it, so a
-// vector exercises exactly what a node executes.)
-func NewChainWithVM(store *ledger.Store, g *ledger.Genesis, machine *vm.VM) *Chain {
-	c := NewChain(store, g, contracts.New(machine, store.Codec(), g.DenomSet()))
-	c.market, c.marketErr = rome.New(store.Codec(), g, machine) // policies run in the same VM
+// VMs are the two VMs a chain executes with: one for contracts and one for
+// ROME policies, whose limits (vm.Policies: memory, input and result size,
+// gas) fit a whole market per call.
+type VMs struct {
+	Contracts, Policies *vm.VM
+}
+
+// NewVMs creates both VMs from one configuration (its Purpose is set for
+// each). Close them with Close.
+func NewVMs(ctx context.Context, cfg vm.Config) (VMs, error) {
+	cfg.Purpose = vm.Contracts
+	c, err := vm.New(ctx, cfg)
+	if err != nil {
+		return VMs{}, err
+	}
+	cfg.Purpose = vm.Policies
+	p, err := vm.New(ctx, cfg)
+	if err != nil {
+		c.Close(ctx)
+		return VMs{}, err
+	}
+	return VMs{Contracts: c, Policies: p}, nil
+}
+
+// Close closes both VMs.
+func (m VMs) Close(ctx context.Context) error {
+	return errors.Join(m.Contracts.Close(ctx), m.Policies.Close(ctx))
+}
+
+// NewChainWithVM is the chain every node runs: contracts and policies on
+// the given VMs. (The node and the conformance runner build their chains
+// with it, so a vector exercises exactly what a node executes.)
+func NewChainWithVM(store *ledger.Store, g *ledger.Genesis, machines VMs) *Chain {
+	c := NewChain(store, g, contracts.New(machines.Contracts, store.Codec(), g.DenomSet()))
+	c.market, c.marketErr = rome.New(store.Codec(), g, machines.Policies)
 	return c
 }
 

@@ -50,7 +50,7 @@ type NodeOptions struct {
 // and the API.
 type Node struct {
 	opts      NodeOptions
-	vm        *vm.VM
+	vm        VMs
 	log       *slog.Logger
 	store     *ledger.Store
 	chain     *Chain
@@ -105,7 +105,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		// every contract (1.5 s cold for a Go contract, 50 ms cached).
 		vcfg.CacheDir = filepath.Join(opts.Home, "data", "wasm-cache")
 	}
-	machine, err := vm.New(context.Background(), vcfg)
+	machine, err := NewVMs(context.Background(), vcfg)
 	if err != nil {
 		store.Close()
 		return nil, err

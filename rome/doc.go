@@ -39,7 +39,8 @@
 //     certificate statement per (contributor, kind) with attested delivery;
 //  6. snapshots open offers (remaining capacity) and requests (remaining
 //     demand) in ABI v1 (docs/rome-policy-abi.md), runs the active policy in
-//     the VM with the policy_gas budget and a Host that refuses storage,
+//     the policy VM (vm.Policies limits: 64 MiB of memory, 16 MiB of input
+//     and result) with the policy_gas budget and a Host that refuses storage,
 //     funds and calls, validates its output (Validate) and, if it traps,
 //     runs out of gas, returns garbage or an infeasible list, records why and
 //     runs the built-in Greedy policy instead; the leases start at e+1;

@@ -35,16 +35,37 @@ func Greedy(s *Snapshot) []Allocation {
 	for i, o := range s.Offers {
 		copy(rem[i*nk:], o.Capacity)
 	}
+	// A request with a region can only use the offers of that region:
+	// byRegion lists them, in index order.
+	byRegion := map[uint32][]int{}
+	for oi := range s.Offers {
+		byRegion[s.Offers[oi].Region] = append(byRegion[s.Offers[oi].Region], oi)
+	}
+	all := make([]int, len(s.Offers))
+	for i := range all {
+		all[i] = i
+	}
 	var out []Allocation
 	cand := make([]int, 0, len(s.Offers))
+	costs := make([]uint64, 0, len(s.Offers))
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
 		if !slices.ContainsFunc(r.Demand, func(d uint64) bool { return d > 0 }) {
 			continue
 		}
+		scan := all
+		if r.Region != 0 {
+			scan = byRegion[r.Region]
+		}
+		// Candidates: eligible offers with room left on a kind r demands
+		// (the others could give it nothing).
 		cand = cand[:0]
-		for oi := range s.Offers {
-			if Eligible(r, &s.Offers[oi]) {
+		for _, oi := range scan {
+			room := false
+			for k := 0; k < nk && !room; k++ {
+				room = r.Demand[k] > 0 && rem[oi*nk+k] > 0
+			}
+			if room && Eligible(r, &s.Offers[oi]) {
 				cand = append(cand, oi)
 			}
 		}
@@ -93,24 +114,29 @@ func Greedy(s *Snapshot) []Allocation {
 			out = append(out, a)
 			continue
 		}
-		costs := make(map[int]uint64, len(cand))
+		// Take from the candidates by (cost, index) ascending until the
+		// demand is met: a selection, as a request rarely needs more than
+		// a few offers.
+		costs = costs[:0]
 		for _, oi := range cand {
-			costs[oi] = cost(oi)
+			costs = append(costs, cost(oi))
 		}
-		slices.SortStableFunc(cand, func(a, b int) int {
-			ca, cb := costs[a], costs[b]
-			switch {
-			case ca < cb:
-				return -1
-			case ca > cb:
-				return 1
-			}
-			return a - b
-		})
 		need := append([]uint64(nil), r.Demand...)
-		for _, oi := range cand {
+		for left := true; left; {
+			j := -1
+			for i, oi := range cand {
+				if oi >= 0 && (j < 0 || costs[i] < costs[j]) { // cand is in index order: ties keep the lower index
+					j = i
+				}
+			}
+			if j < 0 {
+				break
+			}
+			oi := cand[j]
+			cand[j] = -1
 			a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
-			any, left := false, false
+			any := false
+			left = false
 			for k := 0; k < nk; k++ {
 				take := min(need[k], rem[oi*nk+k])
 				if take > 0 {
@@ -125,9 +151,6 @@ func Greedy(s *Snapshot) []Allocation {
 			}
 			if any {
 				out = append(out, a)
-			}
-			if !left {
-				break
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package rome
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -13,30 +12,54 @@ import (
 	"github.com/sos-kernel/sos/vm"
 )
 
-// memBase is committed state in a map: enough for a State in tests.
-type memBase struct{ m map[string][]byte }
+// memBase is committed state in a map, with its keys sorted on demand:
+// enough for a State in tests and benchmarks.
+type memBase struct {
+	m      map[string][]byte
+	sorted []string // the keys of m in order; nil after a change
+}
 
 func (b *memBase) GetState(k []byte) ([]byte, error) { return b.m[string(k)], nil }
 
 func (b *memBase) IterateState(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
-	var keys []string
-	for k := range b.m {
-		if bytes.Compare([]byte(k), start) >= 0 && (end == nil || bytes.Compare([]byte(k), end) < 0) {
-			keys = append(keys, k)
+	if b.sorted == nil {
+		b.sorted = make([]string, 0, len(b.m))
+		for k := range b.m {
+			b.sorted = append(b.sorted, k)
 		}
+		sort.Strings(b.sorted)
 	}
-	sort.Strings(keys)
-	if reverse {
-		for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
-			keys[i], keys[j] = keys[j], keys[i]
+	lo := sort.SearchStrings(b.sorted, string(start))
+	hi := len(b.sorted)
+	if end != nil {
+		hi = sort.SearchStrings(b.sorted, string(end))
+	}
+	if lo >= hi {
+		return nil
+	}
+	keys := b.sorted[lo:hi]
+	for i := range keys {
+		k := keys[i]
+		if reverse {
+			k = keys[len(keys)-1-i]
 		}
-	}
-	for _, k := range keys {
 		if !fn([]byte(k), b.m[k]) {
 			break
 		}
 	}
 	return nil
+}
+
+// commit moves the state's buffered writes into b.
+func (b *memBase) commit(st *ledger.State) {
+	for _, c := range st.Changes() {
+		if c.Value == nil {
+			delete(b.m, string(c.Key))
+		} else {
+			b.m[string(c.Key)] = c.Value
+		}
+	}
+	b.sorted = nil
 }
 
 func testKey(t testing.TB, i int) *ledger.PrivateKey {
@@ -54,6 +77,7 @@ func testKey(t testing.TB, i int) *ledger.PrivateKey {
 type harness struct {
 	t      testing.TB
 	m      *Market
+	base   *memBase
 	st     *ledger.State
 	codec  *ledger.Codec
 	sched  ledger.GasSchedule
@@ -67,6 +91,9 @@ type harnessOpts struct {
 	reward                       uint64
 	vm                           *vm.VM
 	noNodes                      bool
+	users                        int    // funded accounts; 0 means 3
+	balance                      uint64 // of every kind's token per user; 0 means 1,000,000
+	policyGas                    uint64 // 0 means the default
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -80,13 +107,22 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.ttl == 0 {
 		o.ttl = 5
 	}
+	if o.users == 0 {
+		o.users = 3
+	}
+	if o.balance == 0 {
+		o.balance = 1_000_000
+	}
 	node := testKey(t, 0)
-	users := []*ledger.PrivateKey{testKey(t, 1), testKey(t, 2), testKey(t, 3)}
+	var users []*ledger.PrivateKey
+	for i := range o.users {
+		users = append(users, testKey(t, i+1))
+	}
 	g := &ledger.Genesis{ChainID: "rome-test", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
 	for _, u := range users {
 		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: u.Address(), Balances: ledger.Coins{
-			{Denom: "uKWTT", Amount: 1_000_000}, {Denom: "uTBS", Amount: 1_000_000}, {Denom: "uTFLP", Amount: 1_000_000}}})
+			{Denom: "uKWTT", Amount: o.balance}, {Denom: "uSTOR", Amount: o.balance}, {Denom: "uTBS", Amount: o.balance}, {Denom: "uTFLP", Amount: o.balance}}})
 	}
 	rj, gj, err := GenesisSections(node.Public())
 	if err != nil {
@@ -95,6 +131,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	var r romeGenesis
 	_ = json.Unmarshal(rj, &r)
 	r.EpochBlocks, r.CertPeriodEpochs, r.RequestTTLEpochs, r.Reward.PerEpoch = o.epochBlocks, o.certPeriod, o.ttl, o.reward
+	if o.policyGas > 0 {
+		r.PolicyGas = o.policyGas
+	}
 	var gv govGenesis
 	_ = json.Unmarshal(gj, &gv)
 	gv.VotingPeriod = 3
@@ -115,11 +154,12 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := ledger.NewState(&memBase{m: map[string][]byte{}})
+	base := &memBase{m: map[string][]byte{}}
+	st := ledger.NewState(base)
 	if err := ledger.ApplyGenesis(st, codec, g); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, m: m, st: st, codec: codec, sched: ledger.DefaultGasSchedule(), height: 1, node: node, users: users}
+	return &harness{t: t, m: m, base: base, st: st, codec: codec, sched: ledger.DefaultGasSchedule(), height: 1, node: node, users: users}
 }
 
 // deliver runs a payload in the current block as a transaction would: on
@@ -148,6 +188,13 @@ func (h *harness) must(from *ledger.PrivateKey, p ledger.Payload) map[string]any
 		h.t.Fatalf("%s: %v", p.Kind(), err)
 	}
 	return out
+}
+
+// commit moves the state's writes into the base, as a node commits each
+// block: the next block starts with an empty write buffer.
+func (h *harness) commit() {
+	h.base.commit(h.st)
+	h.st = ledger.NewState(h.base)
 }
 
 // endBlock closes the current block and checks the supply invariant.

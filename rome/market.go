@@ -38,15 +38,19 @@ type Market struct {
 	chainID string
 	denoms  *ledger.Denoms
 	gen     Params
-	vm      *vm.VM // nil: policies cannot be uploaded or run (the fallback runs)
+	vm      *vm.VM // Purpose vm.Policies; nil: policies cannot be uploaded or run (the fallback runs)
 
 	mu   sync.Mutex
 	keys map[string]ledger.PublicKey // parsed issuer keys by hex
 }
 
-// New configures the market of a chain from its genesis. v runs policies;
-// nil leaves only the built-in fallback policy.
+// New configures the market of a chain from its genesis. v runs policies
+// and must have been created with Purpose vm.Policies (the policy limits
+// are consensus); nil leaves only the built-in fallback policy.
 func New(codec *ledger.Codec, g *ledger.Genesis, v *vm.VM) (*Market, error) {
+	if v != nil && v.Limits() != vm.Policies.Limits() {
+		return nil, fmt.Errorf("rome: the policy VM has limits %+v, want those of vm.Policies", v.Limits())
+	}
 	p, err := ParamsFromGenesis(g)
 	if err != nil {
 		return nil, err

@@ -109,7 +109,7 @@ type govGenesis struct {
 // DefaultParams suit a devnet with 500 ms blocks: 5 s epochs, 10 s votes.
 func DefaultParams() Params {
 	return Params{
-		EpochBlocks: 10, PolicyGas: 500_000_000, RequestTTLEpochs: 20, CertPeriodEpochs: 3,
+		EpochBlocks: 10, PolicyGas: 2_000_000_000, RequestTTLEpochs: 20, CertPeriodEpochs: 3,
 		RewardDenom: "uTFLP", RewardPerEpoch: 1_000_000, RewardHalving: 100_000,
 		FallbackPolicy: "greedy", QuorumBps: 3_340, ThresholdBps: 5_000, VotingPeriod: 20,
 	}
@@ -196,8 +196,8 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 	switch {
 	case p.EpochBlocks == 0 || p.EpochBlocks > 1_000_000:
 		return fmt.Errorf("rome: params: epoch_blocks %d must be 1-1000000", p.EpochBlocks)
-	case p.PolicyGas == 0 || p.PolicyGas > vm.MaxTxGas:
-		return fmt.Errorf("rome: params: policy_gas %d must be 1-%d", p.PolicyGas, uint64(vm.MaxTxGas))
+	case p.PolicyGas == 0 || p.PolicyGas > vm.MaxPolicyGas:
+		return fmt.Errorf("rome: params: policy_gas %d must be 1-%d", p.PolicyGas, uint64(vm.MaxPolicyGas))
 	case p.RequestTTLEpochs == 0:
 		return fmt.Errorf("rome: params: request_ttl_epochs must be > 0")
 	case p.CertPeriodEpochs == 0:

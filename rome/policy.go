@@ -89,8 +89,8 @@ type PolicyRun struct {
 // validates its output. It never returns allocations that fail Validate.
 func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, snap *Snapshot, env vm.Env, gas uint64) PolicyRun {
 	input := snap.Encode()
-	if len(input) > vm.IOLimit(PolicyEntry) {
-		return PolicyRun{Err: fmt.Errorf("rome: snapshot is %d bytes, above the VM's input limit %d", len(input), vm.IOLimit(PolicyEntry))}
+	if limit := v.Limits().InputBytes; len(input) > limit {
+		return PolicyRun{Err: fmt.Errorf("rome: snapshot is %d bytes, above the VM's input limit %d", len(input), limit)}
 	}
 	env.ReadOnly = true
 	env.Self = id

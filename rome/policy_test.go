@@ -78,7 +78,7 @@ func returning(n int, rc int32) []byte {
 
 func newVM(t *testing.T) *vm.VM {
 	t.Helper()
-	v, err := vm.New(context.Background(), vm.Config{})
+	v, err := vm.New(context.Background(), vm.Config{Purpose: vm.Policies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestMisbehavingPoliciesFallBack(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, harnessOpts{vm: newVM(t)})
+			h := newHarness(t, harnessOpts{vm: newVM(t), policyGas: 100_000_000}) // the loop burns all of it
 			id := h.activate(tc.wasm)
 			h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
 			h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
@@ -166,4 +166,35 @@ func TestShippedPolicy(t *testing.T) {
 		t.Fatalf("policy %s rejected %q leases %d", rec.Policy, rec.Rejected, rec.NewLeases)
 	}
 	t.Logf("greedy.wasm used %d gas", rec.PolicyGas)
+}
+
+// TestPolicyMemory runs a policy that needs more memory than a contract may
+// have (300 pages, above vm.MaxMemoryPages): the policy VM admits it, and a
+// market refuses a VM with the contract limits.
+func TestPolicyMemory(t *testing.T) {
+	grow := cat([]byte{0x41}, sleb(300), []byte{0x40, 0x00}, // memory.grow 300
+		[]byte{0x41}, sleb(-1), []byte{0x46, 0x04, 0x40, 0x00, 0x0b}, // == -1: unreachable
+		returning(4, 0)) // an empty allocation list
+	h := newHarness(t, harnessOpts{vm: newVM(t)})
+	id := h.activate(policyModule(grow, make([]byte, 4)))
+	h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
+	h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
+	c, _ := h.m.Clock(h.st)
+	h.untilEpoch(c.Epoch + 1)
+	rec, err := h.m.Epoch(h.st, c.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Policy != id || rec.Rejected != "" {
+		t.Fatalf("policy %s, rejected %q; want %s accepted", rec.Policy, rec.Rejected, id)
+	}
+
+	contracts, err := vm.New(context.Background(), vm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer contracts.Close(context.Background())
+	if _, err := New(h.codec, &ledger.Genesis{ChainID: "x"}, contracts); err == nil {
+		t.Fatal("a market accepted a VM with the contract limits")
+	}
 }

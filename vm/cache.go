@@ -167,7 +167,7 @@ func (v *VM) load(ctx context.Context, m *module, prepared []byte) error {
 		return invalid("prepared module format %d, want %d", meta.format, preparedFormat)
 	case meta.costs != v.cfg.Costs.Version:
 		return invalid("prepared with cost table v%d, VM uses v%d", meta.costs, v.cfg.Costs.Version)
-	case meta.pages > MaxMemoryPages:
+	case meta.pages > v.limits.MemoryPages:
 		return invalid("prepared memory of %d pages", meta.pages)
 	}
 	data := make([]byte, int(meta.pages)*65536)
@@ -177,7 +177,7 @@ func (v *VM) load(ctx context.Context, m *module, prepared []byte) error {
 		}
 		wm.Sections = append(wm.Sections[:i:i], wm.Sections[i+1:]...)
 	}
-	img, err := newImage(data, MaxMemoryPages*65536)
+	img, err := newImage(data, int(v.limits.MemoryPages)*65536)
 	if err != nil {
 		return fmt.Errorf("vm: memory image: %w", err)
 	}

@@ -88,6 +88,12 @@
 // limits.go holds the protocol constants: module size (8 MiB), memory (128
 // pages, 8 MiB), call depth (8), message/result/key/value/event sizes,
 // gas per transaction, per block and for initialization, and host costs.
+// Memory, input and result sizes and the gas limit of a call depend on the
+// VM's Purpose (Config.Purpose, VM.Limits): Contracts has the figures above
+// and MaxTxGas; Policies, for ROME allocation policies (one call per epoch
+// on a whole market snapshot), has 1,024 pages (64 MiB), 16 MiB of input and
+// of result and MaxPolicyGas. A node runs one VM of each purpose; both are
+// consensus, like the cost table.
 // Two depth limits exist: nested contract calls (8, Env.Depth) and nested
 // Wasm function calls inside one contract (meter.DefaultMaxCallDepth,
 // 1024, counted by the metering pass in the sos_depth global so every node

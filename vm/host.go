@@ -23,7 +23,7 @@ type callState struct {
 	host       Host
 	input      []byte
 	result     []byte
-	resultCap  int // limit of set_result (0: MaxResultBytes); IOLimit(entry)
+	resultCap  int // limit of set_result (0: MaxResultBytes); Limits.ResultBytes
 	callResult []byte
 	gas        api.MutableGlobal
 	iters      []*iterState

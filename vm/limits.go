@@ -8,9 +8,16 @@ import "github.com/sos-kernel/sos/vm/meter"
 const (
 	// MaxCodeBytes bounds an uploaded module.
 	MaxCodeBytes = 8 << 20
-	// MaxMemoryPages bounds linear memory (64 KiB pages): 8 MiB. A Go
-	// contract uses ≈46 pages after runtime initialization.
+	// MaxMemoryPages bounds a contract's linear memory (64 KiB pages):
+	// 8 MiB. A Go contract uses ≈46 pages after runtime initialization.
 	MaxMemoryPages = 128
+	// MaxPolicyMemoryPages bounds the linear memory of a ROME policy (a VM
+	// whose Config.Purpose is Policies): 64 MiB. A policy holds one whole
+	// market and its working set: on 10,000 requests × 1,000 offers × 4
+	// kinds the shipped policies peak at 150-350 pages (optimal: 288, 352
+	// with 30% bundles). Every node must refuse the same memory.grow, so the
+	// figure is consensus like MaxMemoryPages.
+	MaxPolicyMemoryPages = 1024
 	// MaxCallDepth bounds nested contract calls: Env.Depth of a call is in
 	// [0, MaxCallDepth).
 	MaxCallDepth = 8
@@ -18,11 +25,15 @@ const (
 	MaxInputBytes = 256 << 10
 	// MaxResultBytes bounds set_result.
 	MaxResultBytes = 256 << 10
-	// MaxPolicyIOBytes bounds input and result of the "allocate" entry point:
-	// a ROME policy receives one whole market snapshot and returns one
-	// allocation list per epoch (10,000 requests × 1,000 offers is ≈1 MB in,
-	// ≈1.3 MB out).
+	// MaxPolicyIOBytes bounds input and result of a ROME policy's calls (a
+	// VM whose Config.Purpose is Policies): a policy receives one whole
+	// market snapshot and returns one allocation list per epoch (10,000
+	// requests × 1,000 offers is ≈1 MB in, ≈1.3 MB out).
 	MaxPolicyIOBytes = 16 << 20
+	// MaxPolicyGas caps the gas limit of one policy call (the per-epoch
+	// policy_gas budget of ROME is at most this): a policy runs once per
+	// epoch, not in a transaction, so MaxTxGas does not bound it.
+	MaxPolicyGas = 10_000_000_000
 	// MaxKeyBytes and MaxValueBytes bound storage keys and values.
 	MaxKeyBytes   = 256
 	MaxValueBytes = 128 << 10
@@ -79,7 +90,24 @@ const (
 	GasAddrConvert       = 500
 )
 
-// meterOptions returns the instrumentation options matching these limits.
+// Limits are the protocol limits that depend on a VM's Purpose.
+type Limits struct {
+	MemoryPages uint32 // linear memory, 64 KiB pages
+	InputBytes  int    // the input of a call
+	ResultBytes int    // what set_result may pass
+	Gas         uint64 // the gas limit of a call
+}
+
+// Limits returns the limits of a VM with purpose p.
+func (p Purpose) Limits() Limits {
+	if p == Policies {
+		return Limits{MemoryPages: MaxPolicyMemoryPages, InputBytes: MaxPolicyIOBytes, ResultBytes: MaxPolicyIOBytes, Gas: MaxPolicyGas}
+	}
+	return Limits{MemoryPages: MaxMemoryPages, InputBytes: MaxInputBytes, ResultBytes: MaxResultBytes, Gas: MaxTxGas}
+}
+
+// meterOptions returns the instrumentation options matching these limits
+// (a contract's memory; Prepare sets the VM's own).
 func meterOptions(costs meter.CostTable) meter.Options {
 	o := meter.DefaultOptions()
 	o.Costs = costs

@@ -66,6 +66,7 @@ func (v *VM) Prepare(ctx context.Context, wasm []byte) ([]byte, ModuleInfo, erro
 		return nil, ModuleInfo{}, err
 	}
 	opts := meterOptions(v.cfg.Costs)
+	opts.Limits.MaxMemoryPages = v.limits.MemoryPages
 	opts.InitialGas = v.prepareGas
 	instrumented, err := meter.Instrument(wasm, opts)
 	if err != nil {

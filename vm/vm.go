@@ -14,9 +14,40 @@ import (
 	"github.com/sos-kernel/sos/vm/meter"
 )
 
-// Config configures a VM. The zero value is usable: protocol costs, no
-// on-disk cache, a 64-entry module cache and an 8 KiB debug log.
+// Purpose selects the limits a VM enforces (see Limits). Contracts and ROME
+// policies are built, prepared and metered alike, but a policy processes a
+// whole market once per epoch, so a VM for policies admits more memory,
+// larger input and results and a larger gas limit. A prepared module runs
+// with the limits of the VM that calls it.
+type Purpose uint8
+
+const (
+	// Contracts: MaxMemoryPages of memory, MaxInputBytes of input,
+	// MaxResultBytes of result, MaxTxGas of gas. The zero value.
+	Contracts Purpose = iota
+	// Policies: MaxPolicyMemoryPages of memory, MaxPolicyIOBytes of input
+	// and of result, MaxPolicyGas of gas.
+	Policies
+)
+
+// String names the purpose.
+func (p Purpose) String() string {
+	switch p {
+	case Contracts:
+		return "contracts"
+	case Policies:
+		return "policies"
+	}
+	return fmt.Sprintf("Purpose(%d)", uint8(p))
+}
+
+// Config configures a VM. The zero value is usable: a VM for contracts,
+// protocol costs, no on-disk cache, a 64-entry module cache and an 8 KiB
+// debug log.
 type Config struct {
+	// Purpose selects the protocol limits: Contracts (the zero value) or
+	// Policies. It is consensus, like Costs.
+	Purpose Purpose
 	// Costs is the instruction cost table; zero means meter.DefaultCosts().
 	// It is consensus: every node must use the same table.
 	Costs meter.CostTable
@@ -38,6 +69,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ModuleCacheSize == 0 {
 		c.ModuleCacheSize = 64
+	}
+	if c.Purpose != Contracts && c.Purpose != Policies {
+		return c, fmt.Errorf("vm: config: unknown %v", c.Purpose)
 	}
 	if c.ModuleCacheSize < 0 {
 		return c, fmt.Errorf("vm: config: ModuleCacheSize %d is negative", c.ModuleCacheSize)
@@ -141,6 +175,7 @@ type ModuleInfo struct {
 // VM compiles, caches and runs contracts. It is safe for concurrent use.
 type VM struct {
 	cfg     Config
+	limits  Limits         // cfg.Purpose.Limits()
 	rt      wazero.Runtime // optimizing compiler: runs calls
 	snapRT  wazero.Runtime // interpreter: runs _initialize at Prepare
 	cache   wazero.CompilationCache
@@ -160,9 +195,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, prepareGas: MaxPrepareGas}
+	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits(), prepareGas: MaxPrepareGas}
 	rc := wazero.NewRuntimeConfig().
-		WithMemoryLimitPages(MaxMemoryPages).
+		WithMemoryLimitPages(v.limits.MemoryPages).
 		WithCoreFeatures(api.CoreFeaturesV2)
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
@@ -174,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	}
 	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	v.snapRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithMemoryLimitPages(MaxMemoryPages).
+		WithMemoryLimitPages(v.limits.MemoryPages).
 		WithCoreFeatures(api.CoreFeaturesV2))
 	for _, r := range []wazero.Runtime{v.rt, v.snapRT} {
 		if err := instantiateHostModules(ctx, r); err != nil {
@@ -211,14 +246,8 @@ func (v *VM) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// IOLimit is the largest input and result of an entry point: a policy's
-// "allocate" exchanges whole market snapshots, everything else messages.
-func IOLimit(entry string) int {
-	if entry == "allocate" {
-		return MaxPolicyIOBytes
-	}
-	return MaxInputBytes
-}
+// Limits returns the protocol limits v enforces (those of its Purpose).
+func (v *VM) Limits() Limits { return v.limits }
 
 // Call runs entry (instantiate, execute, query, migrate, ...) of a prepared
 // module on a fresh instance state: memory and globals exactly as Prepare
@@ -233,10 +262,10 @@ func IOLimit(entry string) int {
 func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry string, input []byte,
 	env Env, host Host, gasLimit uint64) (Result, error) {
 	switch {
-	case gasLimit > MaxTxGas:
-		return Result{}, fmt.Errorf("%w: gas limit %d above %d", ErrLimit, gasLimit, MaxTxGas)
-	case len(input) > IOLimit(entry):
-		return Result{}, fmt.Errorf("%w: message is %d bytes, limit %d", ErrLimit, len(input), IOLimit(entry))
+	case gasLimit > v.limits.Gas:
+		return Result{}, fmt.Errorf("%w: gas limit %d above %d", ErrLimit, gasLimit, v.limits.Gas)
+	case len(input) > v.limits.InputBytes:
+		return Result{}, fmt.Errorf("%w: message is %d bytes, limit %d", ErrLimit, len(input), v.limits.InputBytes)
 	case env.Depth < 0 || env.Depth >= MaxCallDepth:
 		return Result{}, fmt.Errorf("%w: depth %d, limit %d", ErrCallDepth, env.Depth, MaxCallDepth)
 	case host == nil:
@@ -261,7 +290,7 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	}
 
 	s := &callState{
-		resultCap: IOLimit(entry),
+		resultCap: v.limits.ResultBytes,
 		ctx:       ctx,
 		env:       &env,
 		host:      host,

@@ -30,9 +30,10 @@ func market(tb testing.TB, requests, offers int, bundles float64) (*policy.Snaps
 	return s, snap
 }
 
-// BenchmarkPolicyVM runs each policy's .wasm through the metered VM (gas
-// limit vm.MaxTxGas) and reports gas per call. A market the VM's limits
-// refuse (input, result or memory size) is skipped with the reason.
+// BenchmarkPolicyVM runs each policy's .wasm through the metered policy VM
+// (vm.Policies limits, the default policy gas budget) and reports gas per
+// call. A market the VM's limits refuse (input, result or memory size, gas)
+// is skipped with the reason.
 func BenchmarkPolicyVM(b *testing.B) {
 	v, ps := load(b)
 	for _, sz := range sizes {

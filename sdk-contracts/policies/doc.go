@@ -5,8 +5,9 @@
 //
 //	greedy   price priority, cheapest eligible offer first (fast)
 //	auction  double auction with one clearing price per kind
-//	optimal  maximum total surplus: exact min-cost flow for divisible
-//	         demand, bundles placed by surplus first
+//	optimal  maximum total surplus: exact min-cost flow per kind for
+//	         divisible demand, bundles placed first by the dual prices of
+//	         the LP relaxation
 //
 // The tests in this package run the .wasm files through the kernel's
 // metered VM on markets from rome/marketgen and check every output against

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sos-kernel/sos/rome"
 	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/auction"
 	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/optimal"
@@ -22,8 +23,9 @@ import (
 
 var policyNames = []string{"greedy", "auction", "optimal"}
 
-// benchGas is the gas limit of policy calls in tests: the VM's maximum.
-const benchGas = vm.MaxTxGas
+// benchGas is the gas limit of policy calls in tests: the default policy
+// budget of an epoch (genesis policy_gas).
+var benchGas = rome.DefaultParams().PolicyGas
 
 // refusingHost is the Host of a policy call: a policy has no storage and
 // may not call contracts or move funds, so everything fails.
@@ -62,7 +64,7 @@ var (
 )
 
 // load builds every policy for wasip1 (as build.sh does) and prepares it
-// in one VM shared by the tests of this package.
+// in one policy VM (vm.Policies limits) shared by the tests of this package.
 func load(tb testing.TB) (*vm.VM, map[string]*compiled) {
 	tb.Helper()
 	if testing.Short() {
@@ -76,7 +78,7 @@ func load(tb testing.TB) (*vm.VM, map[string]*compiled) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		sharedVM, buildErr = vm.New(ctx, vm.Config{})
+		sharedVM, buildErr = vm.New(ctx, vm.Config{Purpose: vm.Policies})
 		if buildErr != nil {
 			return
 		}

@@ -12,8 +12,9 @@ import (
 // markets (odd shapes included: one kind, all bundles, no offers, tight and
 // loose supply, few regions) and checks each output with the test's own
 // validator and the SDK's; optimal is also checked against the LP optimum
-// on divisible markets. Every tenth market also runs in the VM and must
-// give the same bytes (differential test of the Wasm build).
+// on divisible markets and must never do worse than greedy. Every tenth
+// market also runs in the VM and must give the same bytes (differential
+// test of the Wasm build).
 func TestValidOnRandomMarkets(t *testing.T) {
 	const seed = 20260101
 	t.Logf("seed %d", seed)
@@ -33,7 +34,7 @@ func TestValidOnRandomMarkets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var bound int64
+		var bound, greedy int64
 		if cfg.BundleShare == 0 {
 			bound, _ = lpBound(s)
 		}
@@ -48,8 +49,15 @@ func TestValidOnRandomMarkets(t *testing.T) {
 			if err := s.CheckAllocations(allocs); err != nil {
 				t.Fatalf("market %d %+v: %s: SDK validator: %v", i, cfg, name, err)
 			}
-			if got := measure(s, allocs).surplus; cfg.BundleShare == 0 && (got > bound || name == "optimal" && got != bound) {
+			got := measure(s, allocs).surplus
+			if cfg.BundleShare == 0 && (got > bound || name == "optimal" && got != bound) {
 				t.Fatalf("market %d %+v: %s: surplus %d, LP optimum %d", i, cfg, name, got, bound)
+			}
+			if name == "greedy" {
+				greedy = got
+			}
+			if name == "optimal" && got < greedy {
+				t.Fatalf("market %d %+v: optimal's surplus %d below greedy's %d", i, cfg, got, greedy)
 			}
 			if i%10 == 0 {
 				out, err := call(v, ps[name], snap, len(s.Kinds))

@@ -156,7 +156,7 @@ func TestQuality(t *testing.T) {
 		want    float64 // optimal's minimum share of the LP bound
 	}{
 		{"divisible", 0, 0.999},
-		{"bundles30", 0.3, 0.96}, // issue target 0.97: not met yet (BENCHMARKS.md, known gaps)
+		{"bundles30", 0.3, 0.97},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const seed = 1

@@ -1,6 +1,7 @@
 // Command optimal is the surplus-maximizing ROME policy: exact min-cost
-// flow per kind for divisible demand after placing bundles by surplus. The
-// algorithm is in internal/optimal; this package is its Wasm entry point.
+// flow per kind for divisible demand, after placing bundles by the dual
+// prices of the LP relaxation. The algorithm is in internal/optimal; this
+// package is its Wasm entry point.
 package main
 
 import (

@@ -14,9 +14,6 @@
 package auction
 
 import (
-	"cmp"
-	"slices"
-
 	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
@@ -24,15 +21,7 @@ import (
 // clearing computes the uniform price of kind index k, or ok == false when
 // no bid covers any ask.
 func clearing(s *policy.Snapshot, x *fill.Index, k int) (price uint64, ok bool) {
-	bids := make([]int32, 0, len(s.Requests))
-	for i := range s.Requests {
-		if s.Requests[i].Demand[k] > 0 {
-			bids = append(bids, int32(i))
-		}
-	}
-	slices.SortFunc(bids, func(a, b int32) int {
-		return cmp.Or(cmp.Compare(s.Requests[b].MaxPrice[k], s.Requests[a].MaxPrice[k]), cmp.Compare(a, b))
-	})
+	bids := fill.ByBid(s, func(r *policy.Request) bool { return r.Demand[k] > 0 }, func(r *policy.Request) uint64 { return r.MaxPrice[k] })
 	asks := x.Global[k]
 	i, j := 0, 0
 	for j < len(asks) && s.Offers[asks[j]].Capacity[k] == 0 {

@@ -142,15 +142,53 @@ func (p *Pricing) tradable(o *policy.Offer, r *policy.Request, k int) bool {
 // bid descending (ties by position).
 func ByBid(s *policy.Snapshot, keep func(r *policy.Request) bool, bid func(r *policy.Request) uint64) []int32 {
 	out := make([]int32, 0, len(s.Requests))
+	keys := make([]uint64, 0, len(s.Requests))
 	for i := range s.Requests {
-		if keep(&s.Requests[i]) {
+		if r := &s.Requests[i]; keep(r) {
 			out = append(out, int32(i))
+			keys = append(keys, bid(r))
 		}
 	}
-	slices.SortFunc(out, func(a, b int32) int {
-		return cmp.Or(cmp.Compare(bid(&s.Requests[b]), bid(&s.Requests[a])), cmp.Compare(a, b))
-	})
+	SortDesc(out, keys)
 	return out
+}
+
+// SortDesc sorts positions by their keys descending, ties by position
+// ascending; keys[i] is the key of positions[i], and positions must be
+// distinct and non-negative. keys is reordered too. When every key fits in
+// 40 bits and every position in 24, it sorts packed integers, without a
+// comparison function: the policies sort every request once per kind, and
+// a function call per comparison is the dominant cost inside the VM.
+func SortDesc(positions []int32, keys []uint64) {
+	const posBits, keyBits = 24, 40
+	packed := make([]uint64, len(keys))
+	for i, k := range keys {
+		if k >= 1<<keyBits || positions[i] >= 1<<posBits {
+			packed = nil
+			break
+		}
+		packed[i] = (1<<keyBits-1-k)<<posBits | uint64(positions[i])
+	}
+	if packed != nil {
+		slices.Sort(packed)
+		for i, p := range packed {
+			positions[i] = int32(p & (1<<posBits - 1))
+			keys[i] = 1<<keyBits - 1 - p>>posBits
+		}
+		return
+	}
+	type pair struct {
+		key uint64
+		pos int32
+	}
+	pairs := make([]pair, len(keys))
+	for i := range keys {
+		pairs[i] = pair{keys[i], positions[i]}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return cmp.Or(cmp.Compare(b.key, a.key), cmp.Compare(a.pos, b.pos)) })
+	for i, p := range pairs {
+		positions[i], keys[i] = p.pos, p.key
+	}
 }
 
 // BundleValue is what a bundle offers to pay per epoch: Σ demand × max

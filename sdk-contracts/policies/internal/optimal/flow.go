@@ -1,356 +1,457 @@
 package optimal
 
 import (
-	"cmp"
+	"math/bits"
 	"slices"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
 
-// entry is a positive flow from request r to the offer holding the entry.
+// entry is a positive flow: request r holds f units of the offer.
 type entry struct {
 	r int32
 	f uint64
 }
 
-// node is the per-node state of the searches, packed so that one visit
-// touches one place.
-type node struct {
-	pi     int64 // potential
-	dist   int64 // tentative reduced distance, valid when seen == iter
-	seen   uint32
-	done   uint32 // == iter: finalized; deadMark: dead for this kind
-	parent int32
+// offerState is an offer's part of one kind's flow.
+type offerState struct {
+	// ask is the level of the offer's price (index into flow.asks), level
+	// its potential: a level at most the price at which it clears. A spare
+	// offer's level is at most its ask; an offer holding flow has a level at
+	// least its ask.
+	ask, level int32
+	spare      uint64 // capacity left on the kind
 }
 
-// deadMark in node.done marks a node that reaches no offer with capacity
-// left that a request still to be inserted could afford. Requests are
-// inserted by max price descending, and a failed search proves that nothing
-// reachable from its finalized nodes asks at most the current bid; no later
-// augmentation can enter that region, so it stays dead for the kind.
-const deadMark = ^uint32(0)
+// flow solves one kind's transportation problem (maximum Σ amount × (max
+// price − ask)) by successive shortest paths in request order, as the
+// package documentation explains. Inner arcs of the residual graph cost
+// nothing, so a search needs only the offers: offer a leads to offer b when
+// a request holding flow on a may use b, and an offer's successors are one
+// bit set, the union of the eligibility rows of the requests holding flow on
+// it. Potentials are price levels; a search visits offers by ascending
+// level, a Dijkstra whose distances are levels.
+//
+// All slices are sized once and reused across kinds.
+type flow struct {
+	s     *policy.Snapshot
+	g     *graph
+	no    int
+	w     int     // words of an offer bit set
+	byPos []int32 // offers in the order of their positions in the caller's snapshot
 
-// flow is the per-kind min-cost flow state. Node ids: requests 0..nr-1,
-// offers nr..nr+no-1, the sink nr+no. All slices are reused across kinds.
-type flow[E uint16 | int32] struct {
-	sv     *solver[E]
-	nr, no int
-	t      int32
-
-	nodes []node
-	iter  uint32
-	// work counts arc visits and heap pops of the searches; past budget,
-	// the kind's remaining requests are served by direct arcs only.
-	work, budget int64
-	heap         heap
-	final        []int32
-
-	// Per-kind adjacency: the offers of adj with capacity left on the
-	// kind; request r's live arcs are adjK[startK[r]:endK[r]], dead offers
-	// are swapped out as they are met.
-	adjK         []E
-	startK, endK []int32
-
-	spare []uint64  // offer capacity left on the kind
+	asks  []uint64 // the kind's distinct asks of offers with spare capacity, ascending
+	st    []offerState
 	flows [][]entry // offer -> positive flows
-	order []int32
+	succ  []uint64  // offer o's successors: succ[o*w : (o+1)*w],
+	slo   []int32   // zero outside words [slo[o], shi[o])
+	shi   []int32
+	stale []bool   // succ of the offer lost a contributor: rebuild before use
+	alive []uint64 // offers that may still lead a request still to come to capacity
+	lvset []uint64 // offers by level: level l's are lvset[l*w : (l+1)*w]
+	tight []uint64 // spare offers whose level is their ask
+	order []int32  // the kind's requests by max price descending
+	keys  []uint64 // their max prices
+
+	// search and augment state. Between searches disc is ^alive and pend
+	// is empty; a search restores the words it touched.
+	disc     []uint64 // discovered offers, and dead ones
+	pend     []uint64 // discovered offers not yet explored
+	tl       []uint64 // tight offers on the level being explored
+	seq      []int32  // offer -> position in explored
+	explored []int32
+	hops     []int32 // the request moved on each hop of the path
+	path     []int32 // the offers of the path, from the answer back
+
+	// work counts word operations and visits; past limit, the kind's
+	// remaining requests are served from their cheapest offers directly.
+	// Each run's limit is an equal share of what is left of budget among
+	// the runs left.
+	work, limit, budget int64
+	runs                int
 }
 
-func newFlow[E uint16 | int32](sv *solver[E]) *flow[E] {
-	nr, no := len(sv.s.Requests), len(sv.s.Offers)
-	return &flow[E]{
-		sv: sv, nr: nr, no: no, t: int32(nr + no),
-		nodes: make([]node, nr+no+1),
-		adjK:  make([]E, len(sv.adj)), startK: make([]int32, nr), endK: make([]int32, nr),
-		spare: make([]uint64, no), flows: make([][]entry, no),
-		order: make([]int32, 0, nr),
+func newFlow(s *policy.Snapshot, g *graph, pos []int32, budget int64) *flow {
+	no := len(s.Offers)
+	w := words(no)
+	byPos := make([]int32, no)
+	for o, p := range pos {
+		byPos[p] = int32(o)
+	}
+	return &flow{
+		s: s, g: g, no: no, w: w, byPos: byPos, budget: budget, runs: len(s.Kinds),
+		st: make([]offerState, no), flows: make([][]entry, no), stale: make([]bool, no),
+		succ: make([]uint64, no*w), slo: make([]int32, no), shi: make([]int32, no),
+		alive: make([]uint64, w), lvset: make([]uint64, no*w), tight: make([]uint64, w),
+		order: make([]int32, 0, len(s.Requests)),
+		disc:  make([]uint64, w), pend: make([]uint64, w), tl: make([]uint64, w), seq: make([]int32, no),
 	}
 }
 
-// run solves kind index k on the capacity the book has left and records
-// the flow in the book.
-func (f *flow[E]) run(k int) {
-	s, b, sv := f.sv.s, f.sv.b, f.sv
-	clear(f.nodes)
-	f.iter = 0
-	minQ := int64(maxPrice)
+// run solves kind index k on the capacity b has left and records the flow
+// in b. With relaxed, bundles take part as divisible requests (the LP
+// relaxation); otherwise they are left out. The kind gets an equal share of
+// the work budget that earlier runs left.
+func (f *flow) run(b *policy.Book, k int, relaxed bool) {
+	f.limit = f.work + max(0, f.budget-f.work)/int64(max(1, f.runs))
+	f.runs--
+	s, w := f.s, f.w
+	f.asks = f.asks[:0]
+	clear(f.alive)
+	clear(f.succ)
+	clear(f.lvset)
+	clear(f.tight)
 	for o := range f.no {
-		f.spare[o] = b.Spare(o, k)
 		f.flows[o] = f.flows[o][:0]
-		if f.spare[o] > 0 {
-			minQ = min(minQ, int64(s.Offers[o].Price[k]))
+		f.stale[o] = false
+		f.slo[o], f.shi[o] = 0, 0
+		f.st[o] = offerState{ask: -1, spare: b.Spare(o, k)}
+		if f.st[o].spare > 0 {
+			f.asks = append(f.asks, s.Offers[o].Price[k])
 		}
 	}
-	f.nodes[f.t].pi = minQ // o→t reduced cost q_o + pi_o - pi_t >= 0
-	f.order = f.order[:0]
-	n := int32(0)
-	for ri := range s.Requests {
-		f.startK[ri] = n
-		if !s.Requests[ri].Bundle() && b.Need(ri, k) > 0 {
-			f.order = append(f.order, int32(ri))
-			for _, o := range sv.adj[sv.start[ri]:sv.start[ri+1]] {
-				if f.spare[o] > 0 {
-					f.adjK[n] = o
-					n++
-				}
-			}
-		}
-		f.endK[ri] = n
-	}
-	slices.SortFunc(f.order, func(a, c int32) int {
-		return cmp.Or(cmp.Compare(s.Requests[c].MaxPrice[k], s.Requests[a].MaxPrice[k]), cmp.Compare(a, c))
-	})
-	for _, r := range f.order {
-		f.insert(r, k)
-	}
+	slices.Sort(f.asks)
+	f.asks = slices.Compact(f.asks)
 	for o := range f.no {
-		for _, e := range f.flows[o] {
-			b.Add(int(e.r), o, k, e.f, s.Offers[o].Price[k])
+		if f.st[o].spare > 0 {
+			l, _ := slices.BinarySearch(f.asks, s.Offers[o].Price[k])
+			f.st[o].ask, f.st[o].level = int32(l), int32(l)
+			bit := uint64(1) << (uint(o) & 63)
+			f.alive[o>>6] |= bit
+			f.tight[o>>6] |= bit
+			f.lvset[l*w+o>>6] |= bit
 		}
 	}
-}
-
-// insert augments request r along cheapest paths while it has demand left
-// and a reachable offer asks at most its max price.
-func (f *flow[E]) insert(r int32, k int) {
-	p := int64(f.sv.s.Requests[r].MaxPrice[k])
-	left := f.sv.b.Need(int(r), k)
-	// Make r's arcs' reduced costs non-negative.
-	var pr int64 = -1 << 62
-	for _, o := range f.adjK[f.startK[r]:f.endK[r]] {
-		pr = max(pr, f.nodes[f.nr+int(o)].pi)
+	for i, x := range f.alive {
+		f.disc[i], f.pend[i] = ^x, 0
 	}
-	if pr == -1<<62 {
-		return
-	}
-	f.nodes[r].pi = pr
-	if f.work > f.budget {
-		f.direct(r, p, k, left)
-		return
-	}
-	for left > 0 {
-		if !f.shortest(r, p, k) {
-			return
-		}
-		left -= f.augment(r, left)
-	}
-}
-
-// direct serves request r from its cheapest neighbours with capacity left
-// (no rerouting): the fallback once the kind's work budget is spent. The
-// flow stays feasible; only optimality is lost.
-func (f *flow[E]) direct(r int32, p int64, k int, left uint64) {
-	offers := f.sv.s.Offers
-	for left > 0 {
-		best := -1
-		for _, o := range f.adjK[f.startK[r]:f.endK[r]] {
-			if f.spare[o] > 0 && int64(offers[o].Price[k]) <= p && (best < 0 || offers[o].Price[k] < offers[best].Price[k]) {
-				best = int(o)
-			}
-		}
-		if best < 0 {
-			return
-		}
-		d := min(left, f.spare[best])
-		f.spare[best] -= d
-		left -= d
-		if i := f.find(best, r); i >= 0 {
-			f.flows[best][i].f += d
-		} else {
-			f.flows[best] = append(f.flows[best], entry{r, d})
+	f.order, f.keys = f.order[:0], f.keys[:0]
+	for ri := range s.Requests {
+		if (relaxed || !s.Requests[ri].Bundle()) && b.Need(ri, k) > 0 {
+			f.order = append(f.order, int32(ri))
+			f.keys = append(f.keys, s.Requests[ri].MaxPrice[k])
 		}
 	}
-}
-
-// shortest runs Dijkstra from request r on reduced costs and reports
-// whether the sink is reachable through an offer asking at most p; it then
-// updates the potentials of the finalized nodes.
-func (f *flow[E]) shortest(r int32, p int64, k int) bool {
-	offers := f.sv.s.Offers
-	nodes := f.nodes
-	f.iter++
-	it := f.iter
-	f.final = f.final[:0]
-	f.heap = f.heap[:0]
-	t := &nodes[f.t]
-	limit := p + nodes[r].pi - t.pi
-	nodes[r].dist, nodes[r].seen, nodes[r].parent = 0, it, -1
-	f.heap.push(0, r)
-	found := false
-	for len(f.heap) > 0 {
-		// The sink first among equal keys: plateaus of zero reduced cost
-		// are common, and nothing found on them can beat a tight sink.
-		if t.seen == it && t.dist <= f.heap[0].key && t.dist <= limit {
-			t.done = it
-			f.final = append(f.final, f.t)
-			found = true
-			break
+	fill.SortDesc(f.order, f.keys)
+	for _, r := range f.order {
+		// lim: the highest level the request can pay.
+		lim, found := slices.BinarySearch(f.asks, s.Requests[r].MaxPrice[k])
+		if !found {
+			lim--
 		}
-		d, v := f.heap.pop()
-		nv := &nodes[v]
-		if nv.done >= it || d > nv.dist {
+		if lim < 0 {
 			continue
 		}
-		if d > limit {
-			break
+		need := b.Need(int(r), k)
+		for need > 0 {
+			if f.work > f.limit {
+				f.direct(r, int32(lim), need)
+				break
+			}
+			best := f.search(r, int32(lim))
+			if best < 0 {
+				break
+			}
+			need -= f.augment(r, best, need)
 		}
-		nv.done = it
-		f.work++
-		f.final = append(f.final, v)
-		base := d + nv.pi
-		if int(v) < f.nr {
-			lo, hi := f.startK[v], f.endK[v]
-			f.work += int64(hi - lo)
-			for i := lo; i < hi; i++ {
-				u := int32(f.nr + int(f.adjK[i]))
-				nu := &nodes[u]
-				if nu.done >= it {
-					if nu.done == deadMark { // drop the arc for good
-						hi--
-						f.adjK[i], f.adjK[hi] = f.adjK[hi], f.adjK[i]
-						i--
-					}
-					continue
-				}
-				if nd := base - nu.pi; nu.seen != it || nd < nu.dist {
-					nu.dist, nu.seen, nu.parent = nd, it, v
-					f.heap.push(nd, u)
+	}
+	for _, o := range f.byPos {
+		for _, e := range f.flows[o] {
+			b.Add(int(e.r), int(o), k, e.f, s.Offers[o].Price[k])
+		}
+	}
+}
+
+// search finds the cheapest offer with spare capacity that request r can
+// reach through the residual graph, asking at most level lim, and returns
+// it (or -1). Offers are visited by ascending level; the search stops once
+// no unvisited offer can lead to a cheaper one (a spare offer asks at least
+// its level, and levels do not decrease along arcs). On success the visited
+// offers' levels rise to the answer's ask; on failure they are dead for the
+// kind: the requests still to come pay at most lim, and what those offers
+// reach at such prices is full.
+func (f *flow) search(r int32, lim int32) int {
+	w := f.w
+	row, lo, hi := f.g.span(int(r))
+	alive, disc, pend, tight, tl := f.alive[:w], f.disc[:w], f.pend[:w], f.tight[:w], f.tl[:w]
+	st := f.st
+	// best and bound: the best answer so far and its ask (lim+1: none). The
+	// request's own offers give the first one, and low, the lowest level
+	// among them, bounds every level the search can meet. [tlo, thi): the
+	// words of disc and pend the search touched. Within a level, offers are
+	// explored from the word of the last one explored on (cyclically): the
+	// search stays local, depth first, and meets a spare offer sooner than
+	// scanning from the lowest word.
+	best, bound, low := -1, lim+1, int32(1<<31-1)
+	tlo, thi := lo, hi
+	near := lo
+	for i := lo; i < hi; i++ {
+		x := row[i] & alive[i]
+		disc[i] |= x
+		pend[i] = x
+		f.work += int64(bits.OnesCount64(x))
+		for x != 0 {
+			o := i<<6 | bits.TrailingZeros64(x)
+			x &= x - 1
+			so := &st[o]
+			low = min(low, so.level)
+			if so.spare > 0 && so.ask < bound {
+				best, bound = o, so.ask
+			}
+		}
+	}
+	f.work += int64(hi - lo)
+	f.explored = f.explored[:0]
+	for cur, arrived := low, true; cur < bound; {
+		lv := f.lvset[int(cur)*w : int(cur+1)*w]
+		lv = lv[:w]
+		if arrived {
+			// A spare offer at its ask, on the lowest level pending, is
+			// the answer. tl: the spare offers at their ask on this level.
+			arrived = false
+			for i, x := range tight {
+				tl[i] = x & lv[i]
+			}
+			f.work += int64(w)
+			if t := first(pend[tlo:thi], tl[tlo:thi]); t >= 0 {
+				best, bound = tlo<<6+t, cur
+				f.seq[best] = int32(len(f.explored))
+				break
+			}
+		}
+		o := -1
+		for i := near; i < thi; i++ {
+			if x := pend[i] & lv[i]; x != 0 {
+				o = i<<6 | bits.TrailingZeros64(x)
+				break
+			}
+		}
+		if o < 0 {
+			for i := tlo; i < near; i++ {
+				if x := pend[i] & lv[i]; x != 0 {
+					o = i<<6 | bits.TrailingZeros64(x)
+					break
 				}
 			}
-			f.endK[v] = hi
+		}
+		if o >= 0 {
+			near = o >> 6
+		}
+		f.work += int64(thi - tlo)
+		if o < 0 {
+			cur++
+			arrived = true
 			continue
 		}
-		o := int(v) - f.nr
-		if f.spare[o] > 0 {
-			if nd := base + int64(offers[o].Price[k]) - t.pi; t.seen != it || nd < t.dist {
-				t.dist, t.seen, t.parent = nd, it, v
+		pend[o>>6] &^= 1 << (uint(o) & 63)
+		f.seq[o] = int32(len(f.explored))
+		f.explored = append(f.explored, int32(o))
+		if so := &st[o]; so.spare > 0 && so.ask < bound {
+			best, bound = o, so.ask
+			if bound <= cur {
+				break
 			}
 		}
-		f.work += int64(len(f.flows[o]))
-		for _, e := range f.flows[o] {
-			nu := &nodes[e.r]
-			if nu.done >= it {
-				continue
-			}
-			if nd := base - nu.pi; nu.seen != it || nd < nu.dist {
-				nu.dist, nu.seen, nu.parent = nd, it, v
-				f.heap.push(nd, e.r)
-			}
+		if f.stale[o] {
+			f.rebuild(o)
 		}
-	}
-	if !found && t.seen == it && t.dist <= limit {
-		t.done = it
-		f.final = append(f.final, f.t)
-		found = true
-	}
-	if !found {
-		for _, v := range f.final {
-			nodes[v].done = deadMark
+		slo, shi := int(f.slo[o]), int(f.shi[o])
+		succ := f.succ[o*w+slo : o*w+shi]
+		d, p, t := disc[slo:shi], pend[slo:shi], tl[slo:shi]
+		d, p, t = d[:len(succ)], p[:len(succ)], t[:len(succ)]
+		var found uint64
+		for i, x := range succ {
+			x &^= d[i]
+			d[i] |= x
+			p[i] |= x
+			found |= x & t[i]
 		}
-		return false
-	}
-	D := t.dist
-	for _, v := range f.final {
-		nodes[v].pi += nodes[v].dist - D
-	}
-	return true
-}
-
-// augment pushes as much as the path found by shortest allows, at most
-// left, and returns the amount.
-func (f *flow[E]) augment(r int32, left uint64) uint64 {
-	end := int(f.nodes[f.t].parent) - f.nr
-	delta := min(left, f.spare[end])
-	// Walk back: offer ← request (forward arc), request ← offer (backward).
-	for o := f.nodes[f.t].parent; ; {
-		req := f.nodes[o].parent
-		if req == r {
+		f.work += int64(shi - slo)
+		tlo, thi = min(tlo, slo), max(thi, shi)
+		if found != 0 {
+			best, bound = tlo<<6+first(pend[tlo:thi], tl[tlo:thi]), cur
+			f.seq[best] = int32(len(f.explored))
 			break
 		}
-		prev := f.nodes[req].parent
-		delta = min(delta, f.flows[int(prev)-f.nr][f.find(int(prev)-f.nr, req)].f)
-		o = prev
 	}
-	f.spare[end] -= delta
-	for o := f.nodes[f.t].parent; ; {
-		req := f.nodes[o].parent
-		oi := int(o) - f.nr
-		if i := f.find(oi, req); i >= 0 {
-			f.flows[oi][i].f += delta
-		} else {
-			f.flows[oi] = append(f.flows[oi], entry{req, delta})
+	f.work += int64(len(f.explored))
+	if best < 0 {
+		for _, o := range f.explored {
+			alive[o>>6] &^= 1 << (uint(o) & 63)
 		}
-		if req == r {
-			break
+	} else {
+		for _, o := range f.explored {
+			so := &st[o]
+			if l := so.level; l != bound {
+				bit := uint64(1) << (uint(o) & 63)
+				f.lvset[int(l)*w+int(o>>6)] &^= bit
+				f.lvset[int(bound)*w+int(o>>6)] |= bit
+				so.level = bound
+				if bound == so.ask && so.spare > 0 {
+					tight[o>>6] |= bit
+				}
+			}
 		}
-		prev := f.nodes[req].parent
-		pi := int(prev) - f.nr
-		i := f.find(pi, req)
-		if f.flows[pi][i].f -= delta; f.flows[pi][i].f == 0 {
-			last := len(f.flows[pi]) - 1
-			f.flows[pi][i] = f.flows[pi][last]
-			f.flows[pi] = f.flows[pi][:last]
-		}
-		o = prev
 	}
-	return delta
+	for i := tlo; i < thi; i++ {
+		disc[i], pend[i] = ^alive[i], 0
+	}
+	return best
 }
 
-// find returns the position of request r in offer o's flows, or -1.
-func (f *flow[E]) find(o int, r int32) int {
-	for i, e := range f.flows[o] {
-		if e.r == r {
-			return i
+// first returns the lowest item of a & b, or -1.
+func first(a, b []uint64) int {
+	b = b[:len(a)]
+	for i, x := range a {
+		if x &= b[i]; x != 0 {
+			return i<<6 | bits.TrailingZeros64(x)
 		}
 	}
 	return -1
 }
 
-// heap is a binary min-heap of (key, node).
-type heap []item
-
-type item struct {
-	key  int64
-	node int32
+// from returns the offer from which the last search reached offer u, or -1
+// when u is one of request r's own offers. u must have been explored or be
+// the answer.
+func (f *flow) from(u int, r int32) int {
+	bit := uint64(1) << (uint(u) & 63)
+	if f.g.row(int(r))[u>>6]&bit != 0 {
+		return -1
+	}
+	w := f.w
+	for _, v := range f.explored[:f.seq[u]] {
+		if f.succ[int(v)*w+u>>6]&bit != 0 {
+			return int(v)
+		}
+	}
+	panic("optimal: search path lost") // unreachable: u was discovered by an earlier offer
 }
 
-func (h *heap) push(key int64, node int32) {
-	*h = append(*h, item{key, node})
-	a := *h
-	i := len(a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if a[p].key <= key {
+// rebuild recomputes offer o's successors from the requests holding flow
+// on it.
+func (f *flow) rebuild(o int) {
+	w := f.w
+	succ := f.succ[o*w : (o+1)*w]
+	clear(succ[f.slo[o]:f.shi[o]])
+	slo, shi := w, 0
+	for _, e := range f.flows[o] {
+		row, lo, hi := f.g.span(int(e.r))
+		or(succ[lo:hi], row[lo:hi])
+		slo, shi = min(slo, lo), max(shi, hi)
+		f.work += int64(hi - lo)
+	}
+	if slo >= shi {
+		slo, shi = 0, 0
+	}
+	f.slo[o], f.shi[o] = int32(slo), int32(shi)
+	f.stale[o] = false
+}
+
+// or sets dst |= src.
+func or(dst, src []uint64) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] |= src[i]
+	}
+}
+
+// augment pushes as much as the path to best found by search allows, at
+// most need, and returns the amount.
+func (f *flow) augment(r int32, best int, need uint64) uint64 {
+	delta := min(need, f.st[best].spare)
+	f.path = f.path[:0]
+	f.hops = f.hops[:0]
+	for o := best; ; {
+		f.path = append(f.path, int32(o))
+		prev := f.from(o, r)
+		if prev < 0 {
 			break
 		}
-		a[i] = a[p]
-		i = p
+		// The request that leads prev to o: the one holding most of prev.
+		via, most := int32(-1), uint64(0)
+		bit := uint64(1) << (uint(o) & 63)
+		for _, e := range f.flows[prev] {
+			if e.f > most && f.g.row(int(e.r))[o>>6]&bit != 0 {
+				via, most = e.r, e.f
+			}
+		}
+		if via < 0 {
+			panic("optimal: no request leads along the search path") // unreachable: succ[prev] had o
+		}
+		f.hops = append(f.hops, via)
+		delta = min(delta, most)
+		o = prev
 	}
-	a[i] = item{key, node}
+	if f.st[best].spare -= delta; f.st[best].spare == 0 {
+		f.tight[best>>6] &^= 1 << (uint(best) & 63)
+	}
+	for i, via := range f.hops {
+		f.move(int(f.path[i+1]), via, -int64(delta))
+		f.move(int(f.path[i]), via, int64(delta))
+	}
+	f.move(int(f.path[len(f.path)-1]), r, int64(delta))
+	f.work += int64(len(f.hops)+1) * 8
+	return delta
 }
 
-func (h *heap) pop() (int64, int32) {
-	a := *h
-	top := a[0]
-	last := a[len(a)-1]
-	a = a[:len(a)-1]
-	*h = a
-	n := len(a)
-	if n > 0 {
-		i := 0
-		for {
-			c := 2*i + 1
-			if c >= n {
-				break
-			}
-			if c+1 < n && a[c+1].key < a[c].key {
-				c++
-			}
-			if a[c].key >= last.key {
-				break
-			}
-			a[i] = a[c]
-			i = c
+// move adds d (possibly negative) to request r's flow on offer o.
+func (f *flow) move(o int, r int32, d int64) {
+	fl := f.flows[o]
+	for i := range fl {
+		if fl[i].r != r {
+			continue
 		}
-		a[i] = last
+		fl[i].f += uint64(d)
+		if fl[i].f == 0 {
+			fl[i] = fl[len(fl)-1]
+			f.flows[o] = fl[:len(fl)-1]
+			f.stale[o] = true
+		}
+		return
 	}
-	return top.key, top.node
+	// A new holder (d > 0): its offers become successors of o.
+	f.flows[o] = append(fl, entry{r, uint64(d)})
+	if f.stale[o] {
+		return
+	}
+	row, lo, hi := f.g.span(int(r))
+	if lo >= hi {
+		return
+	}
+	or(f.succ[o*f.w+lo:o*f.w+hi], row[lo:hi])
+	if f.slo[o] >= f.shi[o] {
+		f.slo[o], f.shi[o] = int32(lo), int32(hi)
+	} else {
+		f.slo[o], f.shi[o] = min(f.slo[o], int32(lo)), max(f.shi[o], int32(hi))
+	}
+}
+
+// direct serves request r from its cheapest eligible offers with capacity
+// left, without rerouting: the fallback once the kind's work budget is
+// spent. The flow stays feasible; only optimality is lost.
+func (f *flow) direct(r int32, lim int32, need uint64) {
+	row, lo, hi := f.g.span(int(r))
+	for need > 0 {
+		f.work += int64(hi - lo)
+		best, bestAsk := -1, lim+1
+		for i := lo; i < hi; i++ {
+			for x := row[i]; x != 0; {
+				o := i<<6 | bits.TrailingZeros64(x)
+				x &= x - 1
+				if so := &f.st[o]; so.spare > 0 && so.ask >= 0 && so.ask < bestAsk {
+					best, bestAsk = o, so.ask
+				}
+			}
+		}
+		if best < 0 {
+			return
+		}
+		d := min(need, f.st[best].spare)
+		if f.st[best].spare -= d; f.st[best].spare == 0 {
+			f.tight[best>>6] &^= 1 << (uint(best) & 63)
+		}
+		need -= d
+		f.move(best, r, int64(d))
+	}
 }

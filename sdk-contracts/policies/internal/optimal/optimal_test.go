@@ -26,3 +26,63 @@ func TestAllocateNative(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkBudget runs the policy with budgets too small for the market, so
+// that kinds fall back to direct fills part-way (in the relaxation, in the
+// final solve, or both): the output must stay valid, and a larger budget
+// must not do worse than none at all.
+func TestWorkBudget(t *testing.T) {
+	for _, bundles := range []float64{0, 0.3} {
+		s, _, err := marketgen.Generate(marketgen.Config{Requests: 600, Offers: 60, Seed: 2, BundleShare: bundles})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exact := surplus(s, allocate(s, workBudget))
+		none := surplus(s, allocate(s, 0))
+		for _, budget := range []int64{0, 1_000, 20_000, 100_000, workBudget} {
+			allocs := allocate(s, budget)
+			if err := s.CheckAllocations(allocs); err != nil {
+				t.Fatalf("bundles %.1f, budget %d: %v", bundles, budget, err)
+			}
+			got := surplus(s, allocs)
+			t.Logf("bundles %.1f, budget %7d: surplus %d (exact %d)", bundles, budget, got, exact)
+			if bundles == 0 && (got > exact || got < none) {
+				t.Fatalf("budget %d: surplus %d outside [%d, %d]", budget, got, none, exact)
+			}
+		}
+	}
+}
+
+// TestExtremeValues runs the policy on a market whose prices and amounts
+// are near the top of uint64, where bundle values saturate and SortDesc
+// cannot pack its keys: the output must stay valid.
+func TestExtremeValues(t *testing.T) {
+	s, _, err := marketgen.Generate(marketgen.Config{Requests: 300, Offers: 40, Seed: 5, BundleShare: 0.4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.Offers {
+		for k := range s.Kinds {
+			s.Offers[i].Price[k] = ^uint64(0) - 1000 + s.Offers[i].Price[k]
+			s.Offers[i].Capacity[k] <<= 40
+		}
+	}
+	for i := range s.Requests {
+		for k := range s.Kinds {
+			if s.Requests[i].Demand[k] > 0 {
+				s.Requests[i].MaxPrice[k] = ^uint64(0) - 1000 + s.Requests[i].MaxPrice[k]
+				s.Requests[i].Demand[k] <<= 40
+			}
+		}
+	}
+	allocs, err := Allocate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckAllocations(allocs); err != nil {
+		t.Fatal(err)
+	}
+	if len(allocs) == 0 {
+		t.Fatal("nothing allocated")
+	}
+}
