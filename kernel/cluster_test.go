@@ -44,6 +44,8 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		k := seededKey(t, 50+i)
 		tc.members = append(tc.members, &testMember{key: k, home: t.TempDir()})
 		g.Nodes = append(g.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(k.Public().Bytes()), Addr: fmt.Sprintf("mem:%d", i)})
+		// Node accounts pay for the node's own transactions (membership changes).
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000}}})
 	}
 	doc, err := g.Marshal()
 	if err != nil {
@@ -61,7 +63,11 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return tc
 }
 
-func (tc *testCluster) start(i int) {
+func (tc *testCluster) start(i int) { tc.startWith(i, false) }
+
+// startWith starts member i; join makes it start as a node joining the
+// running cluster (its home must hold the join answer).
+func (tc *testCluster) startWith(i int, join bool) {
 	t := tc.t
 	m := tc.members[i]
 	cfg := DefaultConfig()
@@ -71,7 +77,7 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	pn := tc.net.join(m.key.Public().Fingerprint())
-	node, err := OpenNode(NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn})
+	node, err := OpenNode(NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn, Join: join})
 	if err != nil {
 		t.Fatal(err)
 	}

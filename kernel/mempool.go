@@ -170,6 +170,23 @@ func minPriceList(m map[string]ledger.GasPrice) string {
 	return s
 }
 
+// NextNonce is the nonce a new transaction from addr should carry: the
+// account's next nonce after the ones already waiting here.
+func (m *Mempool) NextNonce(addr ledger.Address) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q, err := m.queueLocked(addr)
+	if err != nil {
+		return 0, err
+	}
+	next := q.next
+	for q.txs[next] != nil {
+		next++
+	}
+	m.dropIfEmpty(addr, q)
+	return next, nil
+}
+
 func (m *Mempool) queueLocked(addr ledger.Address) (*senderQueue, error) {
 	q := m.senders[addr]
 	if q != nil {

@@ -134,23 +134,30 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
-	members, err := MembersFromGenesis(g)
+	members, err := MembersFromLedger(store)
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	if len(members) > 1 || opts.Join {
+	join := opts.Join || opts.Config.Join != ""
+	if len(members) > 1 || join {
+		seed, err := readJoinSeed(opts.Home)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
 		pn := opts.PeerNet
 		if pn == nil {
-			t, err := listenPeers(context.Background(), opts, g.ChainID, store.Head().Genesis, members)
+			t, err := listenPeers(context.Background(), opts, g.ChainID, store.Head().Genesis)
 			if err != nil {
 				n.Close()
 				return nil, err
 			}
+			t.SetJoinHandler(n.handleJoin)
 			n.transport = t
 			pn = quicNet{t}
 		}
-		if n.cluster, err = newCluster(n, pn, members, opts.Join); err != nil {
+		if n.cluster, err = newCluster(n, pn, members, seed, join); err != nil {
 			n.Close()
 			return nil, err
 		}

@@ -81,15 +81,7 @@ func (n *Node) signCertificates() {
 			n.log.Warn("rome: sign certificate", "cert_id", pend[i].Statement.ID, "err", err)
 			return
 		}
-		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: n.chain.genesis.ChainID, Nonce: nonce, GasLimit: 1_000_000,
-			GasPrice: ledger.GasPrice{Denom: ledger.DefaultFeeDenom, Micro: 10_000}, Payload: p}
-		if nonce == 0 {
-			tx.PubKey = key.Public().Bytes()
-		}
-		if err := n.chain.codec.SignTx(tx, key); err != nil {
-			return
-		}
-		raw, err := n.chain.codec.EncodeTx(tx)
+		raw, err := n.nodeTx(p, nonce, 1_000_000)
 		if err != nil {
 			return
 		}
