@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net/http"
 	"path/filepath"
 	"strings"
 
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	sosnet "github.com/sos-kernel/sos/net"
 )
@@ -35,7 +37,7 @@ type JoinedMember struct {
 // in join.json without the genesis).
 type JoinAnswer struct {
 	_       struct{}       `cbor:",toarray"`
-	Genesis []byte         `json:"-"`
+	Genesis []byte         `json:"-" cbor:"genesis"`
 	Height  uint64         `json:"admitted_at_height"`
 	Members []JoinedMember `json:"members"`
 }
@@ -93,6 +95,20 @@ func (n *Node) handleJoin(ctx context.Context, key ledger.PublicKey, raw []byte)
 		ans.Members = append(ans.Members, JoinedMember{PubKey: hex.EncodeToString(m.PubKey.Bytes()), Addr: m.Addr, Role: m.Role.String()})
 	}
 	return n.chain.codec.Marshal(&ans)
+}
+
+// handleMembers lists the cluster members the committed ledger records.
+func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
+	list, err := ledger.Members{St: ledger.NewState(n.store), Codec: n.chain.codec}.List()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := make([]client.Member, 0, len(list))
+	for _, m := range list {
+		out = append(out, client.Member{NodeID: m.NodeID, Address: m.Addr, Role: m.Role.String(), Since: m.Since, Account: m.Key.Address().String()})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // ParsePeer splits "<node-id>@host:port".
