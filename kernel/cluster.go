@@ -112,6 +112,7 @@ type cluster struct {
 	lastLeader uint64
 	ctx        context.Context
 	syncCh     chan []byte // block sync answers while catching up
+	states     *stateSyncer
 }
 
 var keyApplied = []byte("raft/applied")
@@ -141,11 +142,13 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	sort.Slice(peers, func(i, j int) bool { return peers[i] < peers[j] })
 	rn, err := raftnode.New(raftnode.Config{
 		ID: c.self.RaftID, Peers: peers, Join: join, Store: n.store, SM: c, Transport: c, Logger: n.log,
+		CompactEvery: n.opts.RaftCompactEvery, CompactKeep: n.opts.RaftCompactEvery / 2,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.raft = rn
+	c.states = &stateSyncer{ctx: context.Background(), store: n.store, codec: n.chain.codec, net: pn, log: n.log, checkBlock: c.checkSyncedBlock}
 	pn.Handle(StreamRaft, func(from string, msg []byte) {
 		if err := rn.Step(c.ctx, msg); err != nil {
 			c.log.Debug("raft step", "from", from, "err", err)
@@ -258,17 +261,27 @@ func (c *cluster) Snapshot() ([]byte, error) {
 }
 
 // Restore implements raftnode.StateMachine: the leader compacted the log
-// past what this node has; fetch and re-execute the missing blocks.
+// past what this node has. Far behind, the node installs the leader's
+// state (statesync.go); a short gap is closed by re-executing blocks.
 func (c *cluster) Restore(index uint64, data []byte) error {
 	var hi headInfo
 	if err := c.node.chain.codec.Unmarshal(data, &hi); err != nil {
 		return fmt.Errorf("kernel: snapshot: %w", err)
 	}
+	if head := c.node.store.Head().Height; head+stateSyncMinGap < hi.Height {
+		if err := c.syncState(hi.Leader); err != nil {
+			return err
+		}
+	}
 	if err := c.syncTo(hi.Height, hi.Leader); err != nil {
 		return err
 	}
-	if got := c.node.store.Head(); got.Height != hi.Height || got.BlockHash != hi.Hash {
-		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %d %s: %w", got.Height, got.BlockHash, hi.Height, hi.Hash, ErrStateMismatch)
+	got := c.node.store.Head()
+	if got.Height < hi.Height {
+		return fmt.Errorf("kernel: after sync head %d, snapshot says %d: %w", got.Height, hi.Height, ErrStateMismatch)
+	}
+	if got.Height == hi.Height && got.BlockHash != hi.Hash {
+		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %s: %w", got.Height, got.BlockHash, hi.Hash, ErrStateMismatch)
 	}
 	return c.SaveApplied(index)
 }
@@ -284,6 +297,7 @@ func (c *cluster) ConfChanged(cs *pb.ConfState, cc pb.ConfChangeI) {
 // run drives raft and, while this node leads, proposes blocks.
 func (c *cluster) run(ctx context.Context) error {
 	c.ctx = ctx
+	c.states.ctx = ctx
 	errc := make(chan error, 1)
 	go func() { errc <- c.raft.Run(ctx) }()
 	interval := c.node.opts.Config.BlockInterval.Duration
@@ -464,6 +478,8 @@ func (c *cluster) handleSync(from string, msg []byte) {
 			case <-time.After(10 * time.Second):
 			}
 		}
+	case syncStateReq, syncStateChunk, syncStateEnd, syncStateErr:
+		c.states.handle(from, msg)
 	}
 }
 

@@ -138,3 +138,50 @@ func TestClusterJoinPromoteRemove(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterStateSync: with the raft log compacted, a node joining late
+// and a node that was down for a long time both receive a snapshot and
+// install the leader's state instead of replaying blocks; they then follow
+// the cluster with the same state root.
+func TestClusterStateSync(t *testing.T) {
+	tc := newTunedCluster(t, 3, func(o *NodeOptions) {
+		o.Config.BlockInterval = Duration{10 * time.Millisecond}
+		o.RaftCompactEvery = 20
+	})
+	l := tc.leader(5 * time.Second)
+	alice := tc.users[0]
+	for n := uint64(0); n < 10; n++ {
+		if err := tc.submit(l, tc.transfer(alice, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down := (l + 1) % 3
+	tc.converge(2, 10*time.Second)
+	tc.stop(down)
+	tc.waitFor(5*time.Second, "the stopped node's store closed", func() bool { return tc.members[down].node == nil })
+	tc.waitFor(20*time.Second, "the cluster moves far past the stopped node", func() bool {
+		return tc.members[l].node.store.Head().Height > 3*stateSyncMinGap
+	})
+
+	j := tc.join(l, 78)
+	tc.start(down)
+	downHead := tc.members[down].node.store.Head().Height
+	h := tc.converge(3*stateSyncMinGap, 20*time.Second)
+	for i, skipped := range map[int]uint64{j: 1, down: downHead + 1} {
+		m := tc.members[i]
+		if _, err := m.node.store.Block(skipped); err == nil {
+			t.Errorf("node %d has block %d: it should have installed a state snapshot instead of replaying blocks", i, skipped)
+		}
+		a, _, _ := (&ledger.Accounts{St: ledger.NewState(m.node.store), Codec: tc.codec}).Get(alice.Address())
+		if a.Nonce != 10 {
+			t.Fatalf("node %d: alice nonce %d after state sync", i, a.Nonce)
+		}
+	}
+	// Both go on with the cluster.
+	for n := uint64(10); n < 15; n++ {
+		if err := tc.submit(j, tc.transfer(alice, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.converge(h+2, 15*time.Second)
+}

@@ -23,6 +23,7 @@ type testMember struct {
 
 type testCluster struct {
 	t       *testing.T
+	tune    func(*NodeOptions) // optional, applied to every node's options
 	net     *memNet
 	doc     []byte
 	users   []*ledger.PrivateKey
@@ -31,9 +32,12 @@ type testCluster struct {
 }
 
 // newTestCluster starts n nodes with a shared genesis on an in-memory network.
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int) *testCluster { return newTunedCluster(t, n, nil) }
+
+// newTunedCluster is newTestCluster with node options adjusted by tune.
+func newTunedCluster(t *testing.T, n int, tune func(*NodeOptions)) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, net: newMemNet(), codec: ledger.NewCodec()}
+	tc := &testCluster{t: t, net: newMemNet(), codec: ledger.NewCodec(), tune: tune}
 	users := []*ledger.PrivateKey{seededKey(t, 1000), seededKey(t, 1001)}
 	g := &ledger.Genesis{ChainID: "cluster-test", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
@@ -77,7 +81,11 @@ func (tc *testCluster) startWith(i int, join bool) {
 		t.Fatal(err)
 	}
 	pn := tc.net.join(m.key.Public().Fingerprint())
-	node, err := OpenNode(NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn, Join: join})
+	opts := NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn, Join: join}
+	if tc.tune != nil {
+		tc.tune(&opts)
+	}
+	node, err := OpenNode(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -389,6 +389,18 @@ func (m *Mempool) Update(bb *BuiltBlock) {
 	}
 }
 
+// Reset drops every pending transaction (telling waiters why) and forgets
+// the senders' nonces, after the state under the pool was replaced.
+func (m *Mempool) Reset(why error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for h := range m.byHash {
+		m.notifyLocked(h, TxOutcome{Err: why})
+	}
+	m.byHash = map[ledger.Hash]*PendingTx{}
+	m.senders = map[ledger.Address]*senderQueue{}
+}
+
 // Wait registers interest in a transaction's outcome. The channel receives
 // exactly one outcome (buffered); cancel removes the registration.
 func (m *Mempool) Wait(h ledger.Hash) (ch <-chan TxOutcome, cancel func()) {

@@ -44,6 +44,10 @@ type NodeOptions struct {
 	// Join makes a node that is not in genesis start as a new member
 	// waiting to be added to the cluster.
 	Join bool
+	// RaftCompactEvery is how many applied raft entries go between log
+	// compactions (default 1000; half as many are kept). Tests lower it to
+	// make snapshots happen.
+	RaftCompactEvery uint64
 }
 
 // Node is one running sos node: store, execution, mempool, block production

@@ -71,10 +71,11 @@ type Store struct {
 	tree  *smt.Tree
 	log   *slog.Logger
 
-	sync   bool
-	mu     sync.RWMutex // held for writing during a commit, for reading by proofs
-	head   Head
-	failed atomic.Pointer[error] // set once a write failed: no further commits
+	sync       bool
+	cacheNodes int
+	mu         sync.RWMutex // held for writing during a commit, for reading by proofs
+	head       Head
+	failed     atomic.Pointer[error] // set once a write failed: no further commits
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -103,7 +104,7 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes}
 	raw, err := s.get([]byte{tMeta})
 	if err != nil {
 		db.Close()

@@ -34,6 +34,9 @@ type NodeReader interface {
 type Change struct {
 	Key   Hash
 	Value []byte
+	// ValueHash, if not zero, is ValueHash(Value) computed by the caller
+	// (for instance while the values arrive), so Update need not hash.
+	ValueHash Hash
 }
 
 // Write is one store mutation produced by Update: put Node at Path, or delete
@@ -231,6 +234,8 @@ func prepare(changes []Change) ([]item, error) {
 			items[i] = item{key: c.Key, del: true, seq: int32(i)}
 		case len(c.Value) == 0:
 			return nil, fmt.Errorf("%w: change %d (key %v)", ErrEmptyValue, i, c.Key)
+		case !c.ValueHash.IsZero():
+			items[i] = item{key: c.Key, vh: c.ValueHash, seq: int32(i)}
 		default:
 			items[i] = item{key: c.Key, vh: ValueHash(c.Value), seq: int32(i)}
 		}

@@ -277,13 +277,13 @@ func TestUpdateEdgeCases(t *testing.T) {
 		wantWrites int
 		wantErr    error
 	}{
-		{"empty batch", []Change{{a, []byte("a")}}, nil, 0, nil},
+		{"empty batch", []Change{{Key: a, Value: []byte("a")}}, nil, 0, nil},
 		{"delete absent from empty tree", nil, []Change{{Key: a}}, 0, nil},
-		{"delete absent next to a leaf", []Change{{a, []byte("a")}}, []Change{{Key: b}}, 0, nil},
-		{"rewrite the same value", []Change{{a, []byte("a")}, {b, []byte("b")}}, []Change{{a, []byte("a")}}, 0, nil},
-		{"delete the only leaf", []Change{{a, []byte("a")}}, []Change{{Key: a}}, 1, nil},
-		{"delete sibling: leaf floats to root", []Change{{a, []byte("a")}, {b, []byte("b")}}, []Change{{Key: b}}, 3, nil},
-		{"empty value", nil, []Change{{a, []byte{}}}, 0, ErrEmptyValue},
+		{"delete absent next to a leaf", []Change{{Key: a, Value: []byte("a")}}, []Change{{Key: b}}, 0, nil},
+		{"rewrite the same value", []Change{{Key: a, Value: []byte("a")}, {Key: b, Value: []byte("b")}}, []Change{{Key: a, Value: []byte("a")}}, 0, nil},
+		{"delete the only leaf", []Change{{Key: a, Value: []byte("a")}}, []Change{{Key: a}}, 1, nil},
+		{"delete sibling: leaf floats to root", []Change{{Key: a, Value: []byte("a")}, {Key: b, Value: []byte("b")}}, []Change{{Key: b}}, 3, nil},
+		{"empty value", nil, []Change{{Key: a, Value: []byte{}}}, 0, ErrEmptyValue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
