@@ -96,6 +96,10 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		MemTableSize: 128 << 20,
 		Cache:        pebble.NewCache(256 << 20),
 	}
+	// Most bytes stored are ML-DSA signatures and public keys, which do
+	// not compress: compressing them only costs CPU on every flush and
+	// compaction.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
