@@ -2,6 +2,8 @@ package smt
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -241,7 +243,11 @@ func prepare(changes []Change) ([]item, error) {
 		}
 	}
 	slices.SortFunc(items, func(a, b item) int {
-		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+		// The first 8 bytes decide almost every comparison of hashed keys.
+		if x, y := binary.BigEndian.Uint64(a.key[:8]), binary.BigEndian.Uint64(b.key[:8]); x != y {
+			return cmp.Compare(x, y)
+		}
+		if c := bytes.Compare(a.key[8:], b.key[8:]); c != 0 {
 			return c
 		}
 		return int(a.seq - b.seq)
@@ -483,14 +489,31 @@ func (u *updater) build(depth int, leaves []item) result {
 	}
 	split := splitAt(leaves, depth)
 	parts := [2][]item{leaves[:split], leaves[split:]}
+	var rs [2]result
+	if depth == 0 && len(parts[0]) >= parallelItems && len(parts[1]) >= parallelItems && runtime.GOMAXPROCS(0) > 1 {
+		// A large tree built from nothing (a state snapshot being
+		// installed): both halves at once, as in updateBoth.
+		right := updater{t: u.t, buf: make([]byte, 0, maxPathLen)}
+		var wg sync.WaitGroup
+		wg.Go(func() { rs[1] = right.build(1, parts[1]) })
+		rs[0] = u.build(1, parts[0])
+		wg.Wait()
+		u.ws.chunks = append(u.ws.chunks, right.ws.chunks...)
+		u.ws.n += right.ws.n
+	} else {
+		for side := range 2 {
+			if len(parts[side]) > 0 {
+				rs[side] = u.build(depth+1, parts[side])
+			}
+		}
+	}
 	nn := node{kind: kindInternal}
 	for side := range 2 {
 		if len(parts[side]) == 0 {
 			continue
 		}
-		r := u.build(depth+1, parts[side])
-		u.place(depth+1, &parts[side][0].key, ref{}, r)
-		nn.ck[side], nn.h[side] = r.kind, r.hash
+		u.place(depth+1, &parts[side][0].key, ref{}, rs[side])
+		nn.ck[side], nn.h[side] = rs[side].kind, rs[side].hash
 	}
 	return internalResult(nn)
 }

@@ -595,3 +595,35 @@ func TestConcurrentReads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBuildFromEmptyInParallel: a large first batch (a state snapshot being
+// installed) builds both halves of the tree concurrently; the root, the
+// stored nodes and lookups must be those of the naive definition, and the
+// precomputed value hashes must be honoured.
+func TestBuildFromEmptyInParallel(t *testing.T) {
+	r := newRand(t)
+	g := &keyGen{r: r}
+	model := map[Hash]Hash{}
+	changes := make([]Change, 5000)
+	for i := range changes {
+		v := randValue(r)
+		changes[i] = Change{Key: g.next(), Value: v}
+		if i%2 == 0 {
+			changes[i].ValueHash = ValueHash(v)
+		}
+		model[changes[i].Key] = ValueHash(v)
+	}
+	s := newMemStore()
+	tr := New(s, Hash{}, 0)
+	p := mustUpdate(t, tr, changes)
+	if want := refRoot(model); p.Root() != want {
+		t.Fatalf("root %v, reference %v", p.Root(), want)
+	}
+	commitAndApply(t, s, tr, p)
+	checkNoStale(t, s, tr.Root())
+	for k, v := range model {
+		if vh, ok, err := tr.Get(k); err != nil || !ok || vh != v {
+			t.Fatalf("Get(%v) = %v, %v, %v", k, vh, ok, err)
+		}
+	}
+}
