@@ -113,12 +113,15 @@ type cluster struct {
 	ctx        context.Context
 	syncCh     chan []byte // block sync answers while catching up
 	states     *stateSyncer
+
+	outMu sync.Mutex
+	out   map[uint64]chan []byte // raft messages waiting per peer (Send)
 }
 
 var keyApplied = []byte("raft/applied")
 
 func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background()}
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]chan []byte{}}
 	c.recon.promoted = map[uint64]time.Time{}
 	var peers []uint64
 	for _, m := range members {
@@ -159,16 +162,51 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	return c, nil
 }
 
-// Send implements raftnode.Transport.
+// Send implements raftnode.Transport. It never blocks the raft loop: each
+// peer has a queue drained by a goroutine of its own, so a slow link (a
+// follower applying a large block, a peer that is down) delays only that
+// peer's messages. A full queue drops the message, and raft resends.
 func (c *cluster) Send(to uint64, msg []byte) {
 	m, ok := c.member(to)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-	defer cancel()
-	if err := c.net.Send(ctx, m.NodeID, StreamRaft, msg); err != nil {
+	c.outMu.Lock()
+	q := c.out[to]
+	if q == nil {
+		q = make(chan []byte, raftQueue)
+		c.out[to] = q
+		go c.sendLoop(to, m.NodeID, q)
+	}
+	c.outMu.Unlock()
+	select {
+	case q <- msg:
+	default:
 		c.raft.ReportUnreachable(to)
+	}
+}
+
+// raftQueue is the number of raft messages waiting per peer.
+const raftQueue = 1024
+
+// sendLoop sends one peer's raft messages in order until the node stops.
+func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan []byte) {
+	for {
+		var msg []byte
+		select {
+		case msg = <-q:
+		case <-c.ctx.Done():
+			return
+		}
+		// A block of 20 MB takes a while on a busy link: the timeout grows
+		// with the message so large appends are not cut off and resent.
+		timeout := time.Second + time.Duration(len(msg))*time.Second/(20<<20)
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		err := c.net.Send(ctx, nodeID, StreamRaft, msg)
+		cancel()
+		if err != nil {
+			c.raft.ReportUnreachable(to)
+		}
 	}
 }
 
