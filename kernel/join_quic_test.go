@@ -90,6 +90,7 @@ func TestJoinOverQUIC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("admitted after %s", time.Since(deadline.Add(-15*time.Second)))
 	if string(ans.Genesis) != string(doc) {
 		t.Fatal("the join answer carries another genesis")
 	}
@@ -108,6 +109,7 @@ func TestJoinOverQUIC(t *testing.T) {
 			voter = voter || (m.NodeID == id && m.Role == ledger.RoleVoter)
 		}
 		if voter && joined.store.Head().Height >= nodes[0].store.Head().Height-1 && joined.cluster.raft.Status().Role != "learner" {
+			t.Logf("promoted after %s", time.Since(deadline.Add(-20*time.Second)))
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
