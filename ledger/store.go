@@ -285,8 +285,8 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	}
 	put(heightKey(tBlock, h), blockBytes)
 	put(append([]byte{tBlockHash}, bh[:]...), binary.BigEndian.AppendUint64(nil, h))
-	for i, tx := range b.Txs {
-		th := HashBytes(tx)
+	for i := range b.Txs {
+		th := receipts[i].TxHash // the executor hashed the tx already
 		put(append([]byte{tTx}, th[:]...), binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h), uint32(i)))
 		rb, merr := s.codec.Marshal(&receipts[i])
 		if merr != nil {
