@@ -369,6 +369,9 @@ func (n *Node) announce(bb *BuiltBlock) {
 		Height: h.Height, Hash: bb.Hash.String(), TimeMs: h.Time, StateRoot: h.StateRoot.String(),
 		NumTxs: h.NumTxs, GasUsed: h.GasUsed,
 	})
+	if !n.events.Listening() {
+		return // the block event above is cheap; thousands of tx events are not
+	}
 	for i, p := range bb.Included {
 		r := bb.Receipts[i]
 		n.events.Publish("tx", client.TxEvent{
