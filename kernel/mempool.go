@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,10 @@ type MempoolConfig struct {
 type Mempool struct {
 	chain *Chain
 	cfg   MempoolConfig
+
+	// chainMin is the floor governance set (market parameter
+	// min_gas_prices), on top of this node's own minimums; nil: none.
+	chainMin atomic.Pointer[map[string]ledger.GasPrice]
 
 	mu      sync.Mutex
 	byHash  map[ledger.Hash]*PendingTx
@@ -130,6 +135,11 @@ func (m *Mempool) decode(raw []byte, h ledger.Hash) (*PendingTx, error) {
 	}
 	if !c.denoms.IsBase(tx.GasPrice.Denom) {
 		return nil, fmt.Errorf("kernel: gas price denom %q: %w", tx.GasPrice.Denom, ledger.ErrUnknownDenom)
+	}
+	if floor := m.chainMin.Load(); floor != nil {
+		if minP, ok := (*floor)[tx.GasPrice.Denom]; ok && tx.GasPrice.Less(minP) {
+			return nil, fmt.Errorf("kernel: gas price %s < the chain's minimum %s (market parameter min_gas_prices, set by governance): %w", tx.GasPrice, minP, ErrGasPriceLow)
+		}
 	}
 	if len(m.cfg.MinGasPrices) > 0 {
 		minP, ok := m.cfg.MinGasPrices[tx.GasPrice.Denom]
@@ -387,6 +397,16 @@ func (m *Mempool) Update(bb *BuiltBlock) {
 		delete(m.byHash, r.Tx.Hash)
 		m.notifyLocked(r.Tx.Hash, TxOutcome{Err: r.Err})
 	}
+}
+
+// SetChainMinGasPrices installs the chain-wide gas price floor per denom
+// (nil or empty: none). Transactions already admitted stay.
+func (m *Mempool) SetChainMinGasPrices(floor map[string]ledger.GasPrice) {
+	if len(floor) == 0 {
+		m.chainMin.Store(nil)
+		return
+	}
+	m.chainMin.Store(&floor)
 }
 
 // Reset drops every pending transaction (telling waiters why) and forgets

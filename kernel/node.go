@@ -73,6 +73,8 @@ type Node struct {
 	running   atomic.Bool  // the announcer goroutine is running
 	halted    atomic.Value // error that stopped block production
 	lastTick  time.Time
+
+	chainMinGas string // the market's min_gas_prices the mempool enforces
 }
 
 // OpenNode opens the store, commits genesis on first start and prepares
@@ -138,6 +140,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
+	n.applyChainMinGasPrices()
 	members, err := MembersFromLedger(store)
 	if err != nil {
 		n.Close()
@@ -325,6 +328,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 		n.log.Info("transactions left out of a block", "height", bb.Block.Header.Height, "count", len(bb.Rejected), "first", bb.Rejected[0].Err)
 	}
 	n.mempool.Update(bb)
+	n.applyChainMinGasPrices()
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	// Rendering thousands of tx events is done off the block path, in order.
