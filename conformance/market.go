@@ -114,7 +114,8 @@ func (ts *TxSpec) payloadFields() int {
 	n := 0
 	for _, set := range []bool{ts.Transfer != nil, ts.Upload != "", ts.Instantiate != nil, ts.Execute != nil, ts.Migrate != nil,
 		ts.RomeOffer != nil, ts.RomeRequest != nil, ts.RomeCancel != nil, ts.RomeUsage != nil, ts.PolicyUpload != nil,
-		ts.CertSign != nil, ts.CertRevoke != nil, ts.GovPropose != nil, ts.GovVote != nil} {
+		ts.CertSign != nil, ts.CertRevoke != nil, ts.GovPropose != nil, ts.GovVote != nil,
+		ts.MemberAdd != nil, ts.MemberPromote != "", ts.MemberRemove != ""} {
 		if set {
 			n++
 		}

@@ -82,6 +82,16 @@ type TxSpec struct {
 	CertRevoke   *CertRevokeSpec   `json:"cert_revoke,omitempty"`
 	GovPropose   *ProposeSpec      `json:"gov_propose,omitempty"`
 	GovVote      *VoteSpec         `json:"gov_vote,omitempty"`
+	// Cluster membership: node keys by name.
+	MemberAdd     *MemberAddSpec `json:"member_add,omitempty"`
+	MemberPromote string         `json:"member_promote,omitempty"`
+	MemberRemove  string         `json:"member_remove,omitempty"`
+}
+
+// MemberAddSpec admits the node key named Node, reachable at Addr.
+type MemberAddSpec struct {
+	Node string `json:"node"`
+	Addr string `json:"p2p_addr"`
 }
 
 // TransferSpec: to is a key name.
@@ -434,6 +444,12 @@ func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec, label
 		return d.ParseCoins(s)
 	}
 	switch {
+	case ts.MemberAdd != nil:
+		return &ledger.MemberAdd{PubKey: KeyFor(ts.MemberAdd.Node).Public().Bytes(), Addr: ts.MemberAdd.Addr}, nil
+	case ts.MemberPromote != "":
+		return &ledger.MemberPromote{NodeID: KeyFor(ts.MemberPromote).Public().Fingerprint()}, nil
+	case ts.MemberRemove != "":
+		return &ledger.MemberRemove{NodeID: KeyFor(ts.MemberRemove).Public().Fingerprint()}, nil
 	case ts.Transfer != nil:
 		c, err := d.ParseCoins(ts.Transfer.Amount)
 		if err != nil {

@@ -374,6 +374,9 @@ func (e *Executor) runPayload(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 	if rome.IsMarketPayload(tx.Payload) {
 		return e.runMarket(ptx, gas)
 	}
+	if isClusterPayload(tx.Payload) {
+		return e.runCluster(ptx, gas)
+	}
 	return nil, nil, fmt.Errorf("kernel: payload %s: %w", tx.Payload.Kind(), ledger.ErrUnknownKind)
 }
 
@@ -452,8 +455,12 @@ func codeOf(err error) ledger.Code {
 		return ledger.CodeOverflow
 	case errors.Is(err, ledger.ErrUnknownKind), errors.Is(err, vm.ErrInvalidModule), errors.Is(err, ErrContractsDisabled):
 		return ledger.CodeInvalidPayload
-	case errors.Is(err, contracts.ErrUnauthorized):
+	case errors.Is(err, contracts.ErrUnauthorized), errors.Is(err, ErrNotMember):
 		return ledger.CodeUnauthorized
+	case errors.Is(err, ErrNoSuchMember):
+		return ledger.CodeNotFound
+	case errors.Is(err, ErrMembership):
+		return ledger.CodeInvalidPayload
 	case errors.Is(err, contracts.ErrNoCode), errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoMigrate):
 		return ledger.CodeNotFound
 	case errors.Is(err, contracts.ErrContract), errors.Is(err, contracts.ErrReentrancy), errors.Is(err, vm.ErrReadOnly):

@@ -32,14 +32,19 @@ type PeerNet interface {
 	Send(ctx context.Context, peer string, kind byte, msg []byte) error
 	Handle(kind byte, fn func(from string, msg []byte))
 	Peers() []client.Peer
+	// SetMembers replaces the set of nodes allowed to connect; the others
+	// are disconnected and refused.
+	SetMembers(members []Member) error
 }
 
-// Member is a cluster member: its ML-DSA key, node id and raft id.
+// Member is a cluster member: its ML-DSA key, node id, raft id, peer
+// address and role (ledger.RoleVoter or ledger.RoleLearner).
 type Member struct {
 	NodeID string
 	RaftID uint64
 	PubKey ledger.PublicKey
 	Addr   string
+	Role   ledger.MemberRole
 }
 
 // RaftID derives a member's raft id from its node id (never zero).
@@ -61,7 +66,20 @@ func MembersFromGenesis(g *ledger.Genesis) ([]Member, error) {
 	out := make([]Member, len(keys))
 	for i, k := range keys {
 		id := k.Fingerprint()
-		out[i] = Member{NodeID: id, RaftID: RaftID(id), PubKey: k, Addr: g.Nodes[i].Addr}
+		out[i] = Member{NodeID: id, RaftID: RaftID(id), PubKey: k, Addr: g.Nodes[i].Addr, Role: ledger.RoleVoter}
+	}
+	return out, nil
+}
+
+// MembersFromLedger lists the members the committed state records.
+func MembersFromLedger(store *ledger.Store) ([]Member, error) {
+	list, err := ledger.Members{St: ledger.NewState(store), Codec: store.Codec()}.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Member, len(list))
+	for i, m := range list {
+		out[i] = Member{NodeID: m.NodeID, RaftID: RaftID(m.NodeID), PubKey: m.Key, Addr: m.Addr, Role: m.Role}
 	}
 	return out, nil
 }
@@ -73,13 +91,20 @@ func MembersFromGenesis(g *ledger.Genesis) ([]Member, error) {
 // header. A committed block that does not extend the head (a proposal of a
 // deposed leader) is skipped by everyone alike.
 type cluster struct {
-	node    *Node
-	net     PeerNet
-	raft    *raftnode.Node
-	self    Member
-	log     *slog.Logger
-	members map[uint64]Member
-	byAddr  map[ledger.Address]Member
+	node *Node
+	net  PeerNet
+	raft *raftnode.Node
+	self Member
+	log  *slog.Logger
+
+	// Membership follows the ledger (refreshMembers); seed holds the members
+	// a joining node was told about, used until its ledger lists it.
+	memMu      sync.RWMutex
+	members    map[uint64]Member
+	byAddr     map[ledger.Address]Member
+	seed       []Member
+	selfListed bool // the ledger lists this node
+	recon      reconciler
 
 	mu         sync.Mutex
 	inflight   *BuiltBlock
@@ -87,36 +112,46 @@ type cluster struct {
 	lastLeader uint64
 	ctx        context.Context
 	syncCh     chan []byte // block sync answers while catching up
+	states     *stateSyncer
+
+	outMu sync.Mutex
+	out   map[uint64]chan []byte // raft messages waiting per peer (Send)
 }
 
 var keyApplied = []byte("raft/applied")
 
-func newCluster(n *Node, pn PeerNet, members []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, members: map[uint64]Member{}, byAddr: map[ledger.Address]Member{}, ctx: context.Background()}
+func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]chan []byte{}}
+	c.recon.promoted = map[uint64]time.Time{}
 	var peers []uint64
 	for _, m := range members {
-		c.members[m.RaftID] = m
-		c.byAddr[m.PubKey.Address()] = m
-		peers = append(peers, m.RaftID)
 		if m.NodeID == n.nodeID {
 			c.self = m
+		}
+		if m.Role == ledger.RoleVoter {
+			peers = append(peers, m.RaftID)
 		}
 	}
 	if c.self.NodeID == "" {
 		if !join {
-			return nil, fmt.Errorf("kernel: this node (%s) is not a member of the cluster in genesis.json", n.nodeID)
+			return nil, fmt.Errorf("kernel: this node (%s) is not a member of the cluster its ledger describes; to join a running cluster use sos init --join", n.nodeID)
 		}
 		pub := n.opts.NodeKey.Public()
-		c.self = Member{NodeID: n.nodeID, RaftID: RaftID(n.nodeID), PubKey: pub}
+		c.self = Member{NodeID: n.nodeID, RaftID: RaftID(n.nodeID), PubKey: pub, Role: ledger.RoleLearner}
+	}
+	if err := c.setMembers(members); err != nil {
+		return nil, err
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i] < peers[j] })
 	rn, err := raftnode.New(raftnode.Config{
 		ID: c.self.RaftID, Peers: peers, Join: join, Store: n.store, SM: c, Transport: c, Logger: n.log,
+		CompactEvery: n.opts.RaftCompactEvery, CompactKeep: n.opts.RaftCompactEvery / 2,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.raft = rn
+	c.states = &stateSyncer{ctx: context.Background(), store: n.store, codec: n.chain.codec, net: pn, log: n.log, checkBlock: c.checkSyncedBlock}
 	pn.Handle(StreamRaft, func(from string, msg []byte) {
 		if err := rn.Step(c.ctx, msg); err != nil {
 			c.log.Debug("raft step", "from", from, "err", err)
@@ -127,16 +162,51 @@ func newCluster(n *Node, pn PeerNet, members []Member, join bool) (*cluster, err
 	return c, nil
 }
 
-// Send implements raftnode.Transport.
+// Send implements raftnode.Transport. It never blocks the raft loop: each
+// peer has a queue drained by a goroutine of its own, so a slow link (a
+// follower applying a large block, a peer that is down) delays only that
+// peer's messages. A full queue drops the message, and raft resends.
 func (c *cluster) Send(to uint64, msg []byte) {
-	m, ok := c.members[to]
+	m, ok := c.member(to)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-	defer cancel()
-	if err := c.net.Send(ctx, m.NodeID, StreamRaft, msg); err != nil {
+	c.outMu.Lock()
+	q := c.out[to]
+	if q == nil {
+		q = make(chan []byte, raftQueue)
+		c.out[to] = q
+		go c.sendLoop(to, m.NodeID, q)
+	}
+	c.outMu.Unlock()
+	select {
+	case q <- msg:
+	default:
 		c.raft.ReportUnreachable(to)
+	}
+}
+
+// raftQueue is the number of raft messages waiting per peer.
+const raftQueue = 1024
+
+// sendLoop sends one peer's raft messages in order until the node stops.
+func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan []byte) {
+	for {
+		var msg []byte
+		select {
+		case msg = <-q:
+		case <-c.ctx.Done():
+			return
+		}
+		// A block of 20 MB takes a while on a busy link: the timeout grows
+		// with the message so large appends are not cut off and resent.
+		timeout := time.Second + time.Duration(len(msg))*time.Second/(20<<20)
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		err := c.net.Send(ctx, nodeID, StreamRaft, msg)
+		cancel()
+		if err != nil {
+			c.raft.ReportUnreachable(to)
+		}
 	}
 }
 
@@ -168,7 +238,7 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 		c.log.Debug("stale block proposal skipped", "height", b.Header.Height, "head", head.Height)
 		return c.SaveApplied(index)
 	}
-	proposer, ok := c.byAddr[b.Header.Proposer]
+	proposer, ok := c.memberByAddr(b.Header.Proposer)
 	if !ok {
 		c.log.Warn("block from a non-member skipped", "height", b.Header.Height)
 		return c.SaveApplied(index)
@@ -198,8 +268,20 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 		c.inflight = nil
 	}
 	c.mu.Unlock()
-	c.node.afterCommit(bb, 0, 0)
+	c.afterBlock(bb)
 	return nil
+}
+
+// afterBlock finishes a block committed by the cluster: membership follows
+// the ledger, then the node's usual bookkeeping.
+func (c *cluster) afterBlock(bb *BuiltBlock) {
+	for _, p := range bb.Included {
+		if isClusterPayload(p.Tx.Payload) {
+			c.refreshMembers()
+			break
+		}
+	}
+	c.node.afterCommit(bb, 0, 0)
 }
 
 // headInfo is the raft snapshot payload: the head the snapshot stands for.
@@ -217,29 +299,43 @@ func (c *cluster) Snapshot() ([]byte, error) {
 }
 
 // Restore implements raftnode.StateMachine: the leader compacted the log
-// past what this node has; fetch and re-execute the missing blocks.
+// past what this node has. Far behind, the node installs the leader's
+// state (statesync.go); a short gap is closed by re-executing blocks.
 func (c *cluster) Restore(index uint64, data []byte) error {
 	var hi headInfo
 	if err := c.node.chain.codec.Unmarshal(data, &hi); err != nil {
 		return fmt.Errorf("kernel: snapshot: %w", err)
 	}
+	if head := c.node.store.Head().Height; head+stateSyncMinGap < hi.Height {
+		if err := c.syncState(hi.Leader); err != nil {
+			return err
+		}
+	}
 	if err := c.syncTo(hi.Height, hi.Leader); err != nil {
 		return err
 	}
-	if got := c.node.store.Head(); got.Height != hi.Height || got.BlockHash != hi.Hash {
-		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %d %s: %w", got.Height, got.BlockHash, hi.Height, hi.Hash, ErrStateMismatch)
+	got := c.node.store.Head()
+	if got.Height < hi.Height {
+		return fmt.Errorf("kernel: after sync head %d, snapshot says %d: %w", got.Height, hi.Height, ErrStateMismatch)
+	}
+	if got.Height == hi.Height && got.BlockHash != hi.Hash {
+		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %s: %w", got.Height, got.BlockHash, hi.Hash, ErrStateMismatch)
 	}
 	return c.SaveApplied(index)
 }
 
 // ConfChanged implements raftnode.StateMachine.
 func (c *cluster) ConfChanged(cs *pb.ConfState, cc pb.ConfChangeI) {
-	c.log.Info("cluster membership changed", "voters", len(cs.GetVoters()), "learners", len(cs.GetLearners()))
+	c.log.Info("raft membership changed", "voters", len(cs.GetVoters()), "learners", len(cs.GetLearners()))
+	c.memMu.Lock()
+	c.recon.inflight = time.Time{} // the change in flight took effect: the next may go
+	c.memMu.Unlock()
 }
 
 // run drives raft and, while this node leads, proposes blocks.
 func (c *cluster) run(ctx context.Context) error {
 	c.ctx = ctx
+	c.states.ctx = ctx
 	errc := make(chan error, 1)
 	go func() { errc <- c.raft.Run(ctx) }()
 	interval := c.node.opts.Config.BlockInterval.Duration
@@ -266,6 +362,7 @@ func (c *cluster) run(ctx context.Context) error {
 		if st.Leader != c.self.RaftID {
 			continue
 		}
+		c.reconcile(ctx, st)
 		c.mu.Lock()
 		busy := c.inflight != nil && time.Since(c.inflightAt) < 3*time.Second
 		c.mu.Unlock()
@@ -313,7 +410,7 @@ func (c *cluster) Forward(raws [][]byte) {
 	if leader == 0 || leader == c.self.RaftID || len(raws) == 0 {
 		return
 	}
-	m, ok := c.members[leader]
+	m, ok := c.member(leader)
 	if !ok {
 		return
 	}
@@ -419,6 +516,8 @@ func (c *cluster) handleSync(from string, msg []byte) {
 			case <-time.After(10 * time.Second):
 			}
 		}
+	case syncStateReq, syncStateChunk, syncStateEnd, syncStateErr:
+		c.states.handle(from, msg)
 	}
 }
 
@@ -458,7 +557,7 @@ func (c *cluster) syncTo(height uint64, peer string) error {
 			if b.Header.Height != c.node.store.Head().Height+1 {
 				continue
 			}
-			prop, ok := c.byAddr[b.Header.Proposer]
+			prop, ok := c.memberByAddr(b.Header.Proposer)
 			if !ok {
 				return fmt.Errorf("kernel: synced block %d has an unknown proposer", b.Header.Height)
 			}
@@ -469,7 +568,7 @@ func (c *cluster) syncTo(height uint64, peer string) error {
 			if err := c.node.chain.Commit(bb); err != nil {
 				return err
 			}
-			c.node.afterCommit(bb, 0, 0)
+			c.afterBlock(bb)
 		}
 	}
 	return nil
@@ -479,7 +578,7 @@ func (c *cluster) syncTo(height uint64, peer string) error {
 func (c *cluster) status(s *client.Status) {
 	st := c.raft.Status()
 	s.Role, s.Term = st.Role, st.Term
-	if m, ok := c.members[st.Leader]; ok {
+	if m, ok := c.member(st.Leader); ok {
 		s.Leader = m.NodeID
 	} else {
 		s.Leader = ""
@@ -493,13 +592,8 @@ func (c *cluster) status(s *client.Status) {
 		learners[l] = true
 	}
 	s.Peers = []client.Peer{}
-	ids := make([]uint64, 0, len(c.members))
-	for id := range c.members {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		m := c.members[id]
+	for _, m := range c.memberList() {
+		id := m.RaftID
 		p := peers[m.NodeID]
 		p.NodeID, p.Address = m.NodeID, m.Addr
 		switch {

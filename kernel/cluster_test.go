@@ -23,6 +23,7 @@ type testMember struct {
 
 type testCluster struct {
 	t       *testing.T
+	tune    func(*NodeOptions) // optional, applied to every node's options
 	net     *memNet
 	doc     []byte
 	users   []*ledger.PrivateKey
@@ -31,9 +32,12 @@ type testCluster struct {
 }
 
 // newTestCluster starts n nodes with a shared genesis on an in-memory network.
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int) *testCluster { return newTunedCluster(t, n, nil) }
+
+// newTunedCluster is newTestCluster with node options adjusted by tune.
+func newTunedCluster(t *testing.T, n int, tune func(*NodeOptions)) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, net: newMemNet(), codec: ledger.NewCodec()}
+	tc := &testCluster{t: t, net: newMemNet(), codec: ledger.NewCodec(), tune: tune}
 	users := []*ledger.PrivateKey{seededKey(t, 1000), seededKey(t, 1001)}
 	g := &ledger.Genesis{ChainID: "cluster-test", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
@@ -44,6 +48,8 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		k := seededKey(t, 50+i)
 		tc.members = append(tc.members, &testMember{key: k, home: t.TempDir()})
 		g.Nodes = append(g.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(k.Public().Bytes()), Addr: fmt.Sprintf("mem:%d", i)})
+		// Node accounts pay for the node's own transactions (membership changes).
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000}}})
 	}
 	doc, err := g.Marshal()
 	if err != nil {
@@ -61,7 +67,11 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return tc
 }
 
-func (tc *testCluster) start(i int) {
+func (tc *testCluster) start(i int) { tc.startWith(i, false) }
+
+// startWith starts member i; join makes it start as a node joining the
+// running cluster (its home must hold the join answer).
+func (tc *testCluster) startWith(i int, join bool) {
 	t := tc.t
 	m := tc.members[i]
 	cfg := DefaultConfig()
@@ -71,7 +81,11 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	pn := tc.net.join(m.key.Public().Fingerprint())
-	node, err := OpenNode(NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn})
+	opts := NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, Listener: ln, PeerNet: pn, Join: join}
+	if tc.tune != nil {
+		tc.tune(&opts)
+	}
+	node, err := OpenNode(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,10 @@ type Config struct {
 	MempoolSize int `toml:"mempool_size"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `toml:"log_level"`
-	// Peers lists cluster members to dial as "<node-id>@host:port".
-	Peers []string `toml:"peers"`
-	// Join is set by "sos init --join": the node starts as a learner and asks
-	// that peer to add it to the cluster.
+	// Join is set by "sos init --join" to the member that admitted this
+	// node ("<node-id>@host:port"): the node starts as a learner and follows
+	// the cluster from there (the members it knew then are in join.json; the
+	// ledger's member records take over once it has caught up).
 	Join string `toml:"join"`
 }
 

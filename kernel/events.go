@@ -35,6 +35,14 @@ func (e *Events) Subscribe(buffer int) (<-chan client.StreamEvent, func()) {
 	}
 }
 
+// Listening reports whether anyone is subscribed, so publishers can skip
+// building events nobody reads.
+func (e *Events) Listening() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs) > 0
+}
+
 // Publish sends an event to every subscriber without blocking.
 func (e *Events) Publish(typ string, data any) {
 	b, err := json.Marshal(data)

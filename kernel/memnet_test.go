@@ -21,6 +21,7 @@ type memPeer struct {
 	id       string
 	mu       sync.Mutex
 	handlers map[byte]func(string, []byte)
+	allowed  map[string]bool // nil: everyone
 	queue    chan memMsg
 	done     chan struct{}
 }
@@ -83,7 +84,7 @@ func (p *memPeer) Send(ctx context.Context, peer string, kind byte, msg []byte) 
 	dst := h.nodes[peer]
 	cut := h.isolated[peer] || h.isolated[p.id]
 	h.mu.Unlock()
-	if dst == nil || cut {
+	if dst == nil || cut || !p.allows(peer) || !dst.allows(p.id) {
 		return errUnreachable
 	}
 	select {
@@ -98,6 +99,24 @@ func (p *memPeer) Handle(kind byte, fn func(string, []byte)) {
 	p.mu.Lock()
 	p.handlers[kind] = fn
 	p.mu.Unlock()
+}
+
+// SetMembers limits whom p talks to, as the QUIC transport does.
+func (p *memPeer) SetMembers(members []Member) error {
+	allowed := map[string]bool{}
+	for _, m := range members {
+		allowed[m.NodeID] = true
+	}
+	p.mu.Lock()
+	p.allowed = allowed
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *memPeer) allows(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.allowed == nil || p.allowed[id]
 }
 
 func (p *memPeer) Peers() []client.Peer {

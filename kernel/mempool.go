@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -36,6 +37,10 @@ type MempoolConfig struct {
 type Mempool struct {
 	chain *Chain
 	cfg   MempoolConfig
+
+	// chainMin is the floor governance set (market parameter
+	// min_gas_prices), on top of this node's own minimums; nil: none.
+	chainMin atomic.Pointer[map[string]ledger.GasPrice]
 
 	mu      sync.Mutex
 	byHash  map[ledger.Hash]*PendingTx
@@ -131,6 +136,11 @@ func (m *Mempool) decode(raw []byte, h ledger.Hash) (*PendingTx, error) {
 	if !c.denoms.IsBase(tx.GasPrice.Denom) {
 		return nil, fmt.Errorf("kernel: gas price denom %q: %w", tx.GasPrice.Denom, ledger.ErrUnknownDenom)
 	}
+	if floor := m.chainMin.Load(); floor != nil {
+		if minP, ok := (*floor)[tx.GasPrice.Denom]; ok && tx.GasPrice.Less(minP) {
+			return nil, fmt.Errorf("kernel: gas price %s < the chain's minimum %s (market parameter min_gas_prices, set by governance): %w", tx.GasPrice, minP, ErrGasPriceLow)
+		}
+	}
 	if len(m.cfg.MinGasPrices) > 0 {
 		minP, ok := m.cfg.MinGasPrices[tx.GasPrice.Denom]
 		if !ok {
@@ -168,6 +178,23 @@ func minPriceList(m map[string]ledger.GasPrice) string {
 		s += d
 	}
 	return s
+}
+
+// NextNonce is the nonce a new transaction from addr should carry: the
+// account's next nonce after the ones already waiting here.
+func (m *Mempool) NextNonce(addr ledger.Address) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q, err := m.queueLocked(addr)
+	if err != nil {
+		return 0, err
+	}
+	next := q.next
+	for q.txs[next] != nil {
+		next++
+	}
+	m.dropIfEmpty(addr, q)
+	return next, nil
 }
 
 func (m *Mempool) queueLocked(addr ledger.Address) (*senderQueue, error) {
@@ -370,6 +397,28 @@ func (m *Mempool) Update(bb *BuiltBlock) {
 		delete(m.byHash, r.Tx.Hash)
 		m.notifyLocked(r.Tx.Hash, TxOutcome{Err: r.Err})
 	}
+}
+
+// SetChainMinGasPrices installs the chain-wide gas price floor per denom
+// (nil or empty: none). Transactions already admitted stay.
+func (m *Mempool) SetChainMinGasPrices(floor map[string]ledger.GasPrice) {
+	if len(floor) == 0 {
+		m.chainMin.Store(nil)
+		return
+	}
+	m.chainMin.Store(&floor)
+}
+
+// Reset drops every pending transaction (telling waiters why) and forgets
+// the senders' nonces, after the state under the pool was replaced.
+func (m *Mempool) Reset(why error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for h := range m.byHash {
+		m.notifyLocked(h, TxOutcome{Err: why})
+	}
+	m.byHash = map[ledger.Hash]*PendingTx{}
+	m.senders = map[ledger.Address]*senderQueue{}
 }
 
 // Wait registers interest in a transaction's outcome. The channel receives

@@ -44,6 +44,10 @@ type NodeOptions struct {
 	// Join makes a node that is not in genesis start as a new member
 	// waiting to be added to the cluster.
 	Join bool
+	// RaftCompactEvery is how many applied raft entries go between log
+	// compactions (default 1000; half as many are kept). Tests lower it to
+	// make snapshots happen.
+	RaftCompactEvery uint64
 }
 
 // Node is one running sos node: store, execution, mempool, block production
@@ -69,6 +73,8 @@ type Node struct {
 	running   atomic.Bool  // the announcer goroutine is running
 	halted    atomic.Value // error that stopped block production
 	lastTick  time.Time
+
+	chainMinGas string // the market's min_gas_prices the mempool enforces
 }
 
 // OpenNode opens the store, commits genesis on first start and prepares
@@ -134,23 +140,31 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
-	members, err := MembersFromGenesis(g)
+	n.applyChainMinGasPrices()
+	members, err := MembersFromLedger(store)
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	if len(members) > 1 || opts.Join {
+	join := opts.Join || opts.Config.Join != ""
+	if len(members) > 1 || join {
+		seed, err := readJoinSeed(opts.Home)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
 		pn := opts.PeerNet
 		if pn == nil {
-			t, err := listenPeers(context.Background(), opts, g.ChainID, store.Head().Genesis, members)
+			t, err := listenPeers(context.Background(), opts, g.ChainID, store.Head().Genesis)
 			if err != nil {
 				n.Close()
 				return nil, err
 			}
+			t.SetJoinHandler(n.handleJoin)
 			n.transport = t
 			pn = quicNet{t}
 		}
-		if n.cluster, err = newCluster(n, pn, members, opts.Join); err != nil {
+		if n.cluster, err = newCluster(n, pn, members, seed, join); err != nil {
 			n.Close()
 			return nil, err
 		}
@@ -314,6 +328,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 		n.log.Info("transactions left out of a block", "height", bb.Block.Header.Height, "count", len(bb.Rejected), "first", bb.Rejected[0].Err)
 	}
 	n.mempool.Update(bb)
+	n.applyChainMinGasPrices()
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	// Rendering thousands of tx events is done off the block path, in order.
@@ -358,6 +373,9 @@ func (n *Node) announce(bb *BuiltBlock) {
 		Height: h.Height, Hash: bb.Hash.String(), TimeMs: h.Time, StateRoot: h.StateRoot.String(),
 		NumTxs: h.NumTxs, GasUsed: h.GasUsed,
 	})
+	if !n.events.Listening() {
+		return // the block event above is cheap; thousands of tx events are not
+	}
 	for i, p := range bb.Included {
 		r := bb.Receipts[i]
 		n.events.Publish("tx", client.TxEvent{

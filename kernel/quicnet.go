@@ -30,8 +30,17 @@ func (q quicNet) Peers() []client.Peer {
 	return out
 }
 
-// listenPeers starts the QUIC transport for a cluster member.
-func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis ledger.Hash, members []Member) (*sosnet.Transport, error) {
+func (q quicNet) SetMembers(members []Member) error {
+	ms := make([]sosnet.Member, 0, len(members))
+	for _, m := range members {
+		ms = append(ms, sosnet.Member{Key: m.PubKey, Addr: m.Addr})
+	}
+	return q.t.SetMembers(ms)
+}
+
+// listenPeers starts the QUIC transport for a cluster member; the cluster
+// sets who may connect.
+func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis ledger.Hash) (*sosnet.Transport, error) {
 	t, err := sosnet.Listen(ctx, sosnet.Config{
 		ListenAddr: opts.Config.P2PAddr, Key: opts.NodeKey, ChainID: chainID, GenesisHash: genesis, Logger: opts.Logger,
 		// A raft message carries whole blocks (max_block_bytes ≤ 32 MiB plus headers).
@@ -39,14 +48,6 @@ func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kernel: peer network on %s: %w", opts.Config.P2PAddr, err)
-	}
-	ms := make([]sosnet.Member, 0, len(members))
-	for _, m := range members {
-		ms = append(ms, sosnet.Member{Key: m.PubKey, Addr: m.Addr})
-	}
-	if err := t.SetMembers(ms); err != nil {
-		t.Close()
-		return nil, err
 	}
 	return t, nil
 }

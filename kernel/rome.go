@@ -35,6 +35,35 @@ func (c *Chain) endMarket(ex *Executor) error {
 	return c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
 }
 
+// applyChainMinGasPrices gives the mempool the gas price floor the market
+// parameters (governance) set, after a commit changed it.
+func (n *Node) applyChainMinGasPrices() {
+	m := n.chain.market
+	if m == nil {
+		return
+	}
+	p, err := m.Params(ledger.NewState(n.store))
+	if err != nil {
+		n.log.Warn("rome: read market parameters", "err", err)
+		return
+	}
+	if p.MinGasPrices == n.chainMinGas {
+		return
+	}
+	prices, err := n.chain.denoms.ParseGasPrices(p.MinGasPrices)
+	if err != nil {
+		n.log.Warn("rome: min_gas_prices on chain", "value", p.MinGasPrices, "err", err)
+		return
+	}
+	floor := map[string]ledger.GasPrice{}
+	for _, pr := range prices {
+		floor[pr.Denom] = pr
+	}
+	n.mempool.SetChainMinGasPrices(floor)
+	n.chainMinGas = p.MinGasPrices
+	n.log.Info("chain minimum gas prices", "min_gas_prices", p.MinGasPrices)
+}
+
 // maxCertSigsPerBlock bounds the signing transactions submitted per commit.
 const maxCertSigsPerBlock = 64
 
@@ -81,15 +110,7 @@ func (n *Node) signCertificates() {
 			n.log.Warn("rome: sign certificate", "cert_id", pend[i].Statement.ID, "err", err)
 			return
 		}
-		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: n.chain.genesis.ChainID, Nonce: nonce, GasLimit: 1_000_000,
-			GasPrice: ledger.GasPrice{Denom: ledger.DefaultFeeDenom, Micro: 10_000}, Payload: p}
-		if nonce == 0 {
-			tx.PubKey = key.Public().Bytes()
-		}
-		if err := n.chain.codec.SignTx(tx, key); err != nil {
-			return
-		}
-		raw, err := n.chain.codec.EncodeTx(tx)
+		raw, err := n.nodeTx(p, nonce, 1_000_000)
 		if err != nil {
 			return
 		}

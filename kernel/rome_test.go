@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,63 @@ func TestRomeNodeSignsCertificates(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("no signed certificate within 30 s")
+}
+
+// TestGovMinGasPricesReachMempool: a passed governance proposal setting the
+// market parameter min_gas_prices becomes a floor every node's mempool
+// enforces, on top of the node's own minimums.
+func TestGovMinGasPricesReachMempool(t *testing.T) {
+	tn := newRomeTestChain(t, 3)
+	cfg := DefaultConfig()
+	cfg.BlockInterval = Duration{20 * time.Millisecond}
+	n, c := startTestNode(t, tn, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := txbuild.New(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap := txbuild.Options{Wait: true, GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: 10_000}} // 0.01uTFLP
+	send := func(k *ledger.PrivateKey, p ledger.Payload, o txbuild.Options) (*client.SubmitResult, error) {
+		t.Helper()
+		return b.Send(ctx, k, p, o)
+	}
+	bob := tn.users[1]
+	if _, err := send(tn.users[0], &ledger.Transfer{To: bob.Address(), Amount: ledger.Coins{{Denom: "uTFLP", Amount: 1}}}, cheap); err != nil {
+		t.Fatalf("before the proposal: %v", err)
+	}
+	res, err := send(tn.nodeKey, &ledger.GovPropose{Title: "raise the fee floor", Param: "min_gas_prices", Value: "1uTFLP"}, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	for _, e := range res.Receipt.Events {
+		for _, a := range e.Attrs {
+			if a.Key == "proposal_id" {
+				_ = json.Unmarshal([]byte(a.Value), &id)
+			}
+		}
+	}
+	if id == 0 {
+		t.Fatalf("no proposal id in %+v", res.Receipt.Events)
+	}
+	if _, err := send(tn.nodeKey, &ledger.GovVote{ProposalID: id, Option: ledger.VoteYes}, cheap); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for n.mempool.chainMin.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the passed proposal never reached the mempool")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err = send(tn.users[0], &ledger.Transfer{To: bob.Address(), Amount: ledger.Coins{{Denom: "uTFLP", Amount: 1}}}, cheap)
+	if err == nil || !strings.Contains(err.Error(), "chain's minimum") {
+		t.Fatalf("a tx below the governance floor: %v", err)
+	}
+	dear := cheap
+	dear.GasPrice.Micro = 1_000_000 // 1uTFLP
+	if _, err := send(tn.users[0], &ledger.Transfer{To: bob.Address(), Amount: ledger.Coins{{Denom: "uTFLP", Amount: 1}}}, dear); err != nil {
+		t.Fatalf("a tx at the floor: %v", err)
+	}
 }

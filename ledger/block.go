@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"fmt"
 )
 
@@ -31,7 +32,18 @@ type Block struct {
 	Header    Header
 	Signature []byte
 	Txs       [][]byte
+
+	// A block from DecodeBlock remembers its bytes (decoding is canonical,
+	// so they are its encoding) and that its tx root was checked: a
+	// follower neither re-encodes nor re-hashes what it received. Do not
+	// modify a decoded block.
+	raw    []byte
+	rootOK bool
 }
+
+// TxRootVerified reports whether DecodeBlock already checked the tx root
+// and count against the header.
+func (b *Block) TxRootVerified() bool { return b.rootOK }
 
 // HeaderHash is the block id.
 func (c *Codec) HeaderHash(h *Header) (Hash, error) {
@@ -78,6 +90,9 @@ func (c *Codec) VerifyBlockSignature(b *Block, pub PublicKey) error {
 // reflective encoder, which grows its buffer step by step; the result is
 // byte-for-byte the canonical CBOR (a test checks both paths agree).
 func (c *Codec) EncodeBlock(b *Block) ([]byte, error) {
+	if b.raw != nil {
+		return b.raw, nil
+	}
 	hdr, err := c.Marshal(&b.Header)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: block %d: encode header: %w", b.Header.Height, err)
@@ -129,13 +144,49 @@ func appendBytes(out, b []byte) []byte {
 const MaxBlockBytes = 256 << 20
 
 // DecodeBlock parses untrusted block bytes and checks the tx root and count.
+// Only the canonical encoding (EncodeBlock's) is accepted. The header goes
+// through the canonical CBOR decoder; the signature and transactions are
+// parsed here and alias data, so a block of thousands of transactions is
+// not copied or re-encoded to check its form. data must not be modified
+// afterwards.
 func (c *Codec) DecodeBlock(data []byte) (*Block, error) {
 	if len(data) > MaxBlockBytes {
 		return nil, fmt.Errorf("ledger: block: %d bytes > %d: %w", len(data), MaxBlockBytes, ErrMalformed)
 	}
+	if len(data) == 0 || data[0] != 0x83 {
+		return nil, fmt.Errorf("ledger: block: not an array of 3: %w", ErrMalformed)
+	}
 	var b Block
-	if err := c.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("ledger: block: %w", err)
+	rest, err := c.dec.UnmarshalFirst(data[1:], &b.Header)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: block: header: %w: %v", ErrMalformed, err)
+	}
+	hdr := data[1 : len(data)-len(rest)]
+	if again, err := c.enc.Marshal(&b.Header); err != nil || !bytes.Equal(again, hdr) {
+		return nil, fmt.Errorf("ledger: block: header not in canonical form: %w", ErrMalformed)
+	}
+	if b.Signature, rest, err = cborBytesOrNull(rest); err != nil {
+		return nil, fmt.Errorf("ledger: block: signature: %w", err)
+	}
+	if len(rest) > 0 && rest[0] == 0xf6 {
+		rest = rest[1:]
+	} else {
+		n, r, err := cborHead(rest, 4)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: block: txs: %w", err)
+		}
+		if n > uint64(len(r)) { // every tx takes at least one byte
+			return nil, fmt.Errorf("ledger: block: %d txs in %d bytes: %w", n, len(r), ErrMalformed)
+		}
+		b.Txs, rest = make([][]byte, n), r
+		for i := range b.Txs {
+			if b.Txs[i], rest, err = cborBytesOrNull(rest); err != nil {
+				return nil, fmt.Errorf("ledger: block: tx %d: %w", i, err)
+			}
+		}
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("ledger: block: %d trailing bytes: %w", len(rest), ErrMalformed)
 	}
 	if b.Header.Version != BlockVersion {
 		return nil, fmt.Errorf("ledger: block: version %d not supported: %w", b.Header.Version, ErrMalformed)
@@ -146,7 +197,61 @@ func (c *Codec) DecodeBlock(data []byte) (*Block, error) {
 	if MerkleRoot(b.Txs) != b.Header.TxRoot {
 		return nil, fmt.Errorf("ledger: block %d: tx root mismatch: %w", b.Header.Height, ErrMalformed)
 	}
+	b.raw, b.rootOK = data, true
 	return &b, nil
+}
+
+// cborHead reads a CBOR head of the given major type in shortest form (the
+// only form canonical CBOR allows) and returns its argument.
+func cborHead(b []byte, major byte) (uint64, []byte, error) {
+	if len(b) == 0 {
+		return 0, nil, fmt.Errorf("truncated: %w", ErrMalformed)
+	}
+	if b[0]>>5 != major {
+		return 0, nil, fmt.Errorf("major type %d, want %d: %w", b[0]>>5, major, ErrMalformed)
+	}
+	ai := b[0] & 0x1f
+	var n uint64
+	var w int
+	switch {
+	case ai < 24:
+		return uint64(ai), b[1:], nil
+	case ai == 24:
+		w = 1
+	case ai == 25:
+		w = 2
+	case ai == 26:
+		w = 4
+	case ai == 27:
+		w = 8
+	default:
+		return 0, nil, fmt.Errorf("indefinite or reserved length: %w", ErrMalformed)
+	}
+	if len(b) < 1+w {
+		return 0, nil, fmt.Errorf("truncated: %w", ErrMalformed)
+	}
+	for _, c := range b[1 : 1+w] {
+		n = n<<8 | uint64(c)
+	}
+	if min := [...]uint64{1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}[w]; n < min {
+		return 0, nil, fmt.Errorf("length not in shortest form: %w", ErrMalformed)
+	}
+	return n, b[1+w:], nil
+}
+
+// cborBytesOrNull reads a byte string (aliasing b) or null (nil).
+func cborBytesOrNull(b []byte) ([]byte, []byte, error) {
+	if len(b) > 0 && b[0] == 0xf6 {
+		return nil, b[1:], nil
+	}
+	n, rest, err := cborHead(b, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > uint64(len(rest)) {
+		return nil, nil, fmt.Errorf("byte string of %d bytes, %d left: %w", n, len(rest), ErrMalformed)
+	}
+	return rest[:n:n], rest[n:], nil
 }
 
 // TxHashes returns the hash of every transaction in the block.

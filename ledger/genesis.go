@@ -189,7 +189,7 @@ func ApplyGenesis(st *State, codec *Codec, g *Genesis) error {
 			return fmt.Errorf("ledger: genesis: %w", err)
 		}
 	}
-	return nil
+	return applyGenesisMembers(st, codec, g)
 }
 
 // ParamsKey is the state key of a named parameter record.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -423,35 +424,87 @@ func FuzzDecodeTx(f *testing.F) {
 	})
 }
 
-func FuzzDecodeBlock(f *testing.F) {
-	c := NewCodec()
-	raw, _ := c.EncodeTx(testTx(f, c, testKey(f, 1)))
+// testBlockBytes is a signed one-tx block, encoded.
+func testBlockBytes(t testing.TB, c *Codec) []byte {
+	raw, _ := c.EncodeTx(testTx(t, c, testKey(t, 1)))
 	b := &Block{Header: Header{Version: BlockVersion, ChainID: "test", Height: 3, NumTxs: 1, TxRoot: MerkleRoot([][]byte{raw})}, Txs: [][]byte{raw}}
-	if err := c.SignBlock(b, testKey(f, 2)); err != nil {
-		f.Fatal(err)
+	if err := c.SignBlock(b, testKey(t, 2)); err != nil {
+		t.Fatal(err)
 	}
 	enc, err := c.EncodeBlock(b)
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
 	if _, err := c.DecodeBlock(enc); err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
+	return enc
+}
+
+// checkDecodeBlock holds DecodeBlock to the canonical reflective decoder:
+// it accepts exactly what that decoder accepts (then checks version, count
+// and tx root), and what it accepts re-encodes to the same bytes.
+func checkDecodeBlock(t *testing.T, c *Codec, data []byte) {
+	blk, err := c.DecodeBlock(data)
+	var ref Block
+	refErr := c.Unmarshal(data, &ref)
+	if err == nil && refErr != nil {
+		t.Fatalf("DecodeBlock accepted what the canonical decoder refuses: %v", refErr)
+	}
+	if err != nil && refErr == nil && ref.Header.Version == BlockVersion && int(ref.Header.NumTxs) == len(ref.Txs) &&
+		MerkleRoot(ref.Txs) == ref.Header.TxRoot && len(data) <= MaxBlockBytes {
+		t.Fatalf("DecodeBlock refused a valid canonical block: %v", err)
+	}
+	if err != nil {
+		return
+	}
+	// Re-encode a copy (a decoded block remembers its bytes).
+	again, err := c.EncodeBlock(&Block{Header: blk.Header, Signature: blk.Signature, Txs: blk.Txs})
+	if err != nil || !bytes.Equal(again, data) {
+		t.Fatalf("decode/encode is not the identity: %v", err)
+	}
+	if MerkleRoot(blk.Txs) != blk.Header.TxRoot {
+		t.Fatal("accepted a block whose tx root does not match")
+	}
+}
+
+func FuzzDecodeBlock(f *testing.F) {
+	c := NewCodec()
+	enc := testBlockBytes(f, c)
 	f.Add(enc)
 	f.Add(enc[:50])
-	f.Fuzz(func(t *testing.T, data []byte) {
-		blk, err := c.DecodeBlock(data)
-		if err != nil {
-			return
+	f.Fuzz(func(t *testing.T, data []byte) { checkDecodeBlock(t, c, data) })
+}
+
+// TestDecodeBlockMutations runs the fuzz check over thousands of
+// deterministic mutations of a valid block (bit flips, truncations,
+// insertions, deletions, wrong heads) in every test run.
+func TestDecodeBlockMutations(t *testing.T) {
+	c := NewCodec()
+	enc := testBlockBytes(t, c)
+	r := rand.New(rand.NewPCG(1, 2))
+	checkDecodeBlock(t, c, enc)
+	for range 4000 {
+		m := bytes.Clone(enc)
+		switch r.IntN(5) {
+		case 0:
+			i := r.IntN(len(m))
+			m[i] ^= 1 << r.IntN(8)
+		case 1:
+			m = m[:r.IntN(len(m))]
+		case 2:
+			i := r.IntN(len(m))
+			m = append(m[:i:i], append([]byte{byte(r.IntN(256))}, m[i:]...)...)
+		case 3:
+			i := r.IntN(len(m))
+			m = append(m[:i:i], m[i+1:]...)
+		case 4:
+			// The first bytes hold the array and header heads.
+			i := r.IntN(min(len(m), 80))
+			m[i] = byte(r.IntN(256))
 		}
-		again, err := c.EncodeBlock(blk)
-		if err != nil || !bytes.Equal(again, data) {
-			t.Fatalf("decode/encode is not the identity: %v", err)
-		}
-		if MerkleRoot(blk.Txs) != blk.Header.TxRoot {
-			t.Fatal("accepted a block whose tx root does not match")
-		}
-	})
+		checkDecodeBlock(t, c, m)
+	}
 }
 
 // TestEncodeBlockMatchesReflectiveEncoder pins the hand-written block
@@ -480,6 +533,59 @@ func TestEncodeBlockMatchesReflectiveEncoder(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("case %d: hand-written encoding differs from canonical CBOR", i)
+		}
+	}
+}
+
+// TestDecodeTxWireMatchesReflective: over thousands of mutations of valid
+// transactions, the hand-written envelope parser accepts exactly what the
+// canonical reflective decoder accepts, with the same fields.
+func TestDecodeTxWireMatchesReflective(t *testing.T) {
+	c := NewCodec()
+	r := rand.New(rand.NewPCG(3, 4))
+	first := testTx(t, c, testKey(t, 1))
+	later := testTx(t, c, testKey(t, 2))
+	later.PubKey, later.Memo = nil, "later, with a memo ✓"
+	if err := c.SignTx(later, testKey(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []*Tx{first, later} {
+		enc, err := c.EncodeTx(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3000 {
+			m := bytes.Clone(enc)
+			if i > 0 {
+				switch r.IntN(4) {
+				case 0:
+					j := r.IntN(len(m))
+					m[j] ^= 1 << r.IntN(8)
+				case 1:
+					m = m[:r.IntN(len(m))]
+				case 2:
+					// The envelope's small fields sit around the large ones.
+					j := r.IntN(min(len(m), 120))
+					m[j] = byte(r.IntN(256))
+				case 3:
+					j := len(m) - 1 - r.IntN(min(len(m), 3400))
+					m[j] = byte(r.IntN(256))
+				}
+			}
+			got, gerr := c.decodeTxWire(m)
+			var want txWire
+			werr := c.Unmarshal(m, &want)
+			if (gerr == nil) != (werr == nil) {
+				t.Fatalf("mutation %d: hand-written parser err %v, reflective err %v", i, gerr, werr)
+			}
+			if gerr != nil {
+				continue
+			}
+			ge, _ := c.Marshal(&got)
+			we, _ := c.Marshal(&want)
+			if !bytes.Equal(ge, we) || !bytes.Equal(ge, m) {
+				t.Fatalf("mutation %d: parsers disagree on the fields", i)
+			}
 		}
 	}
 }

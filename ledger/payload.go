@@ -172,6 +172,9 @@ func newPayload(k PayloadKind) Payload {
 	case KindContractMigrate:
 		return &ContractMigrate{}
 	}
+	if p := newClusterPayload(k); p != nil {
+		return p
+	}
 	return newMarketPayload(k)
 }
 
@@ -190,6 +193,9 @@ func (k PayloadKind) String() string {
 		return "contract_migrate"
 	}
 	if n := marketKindName(k); n != "" {
+		return n
+	}
+	if n := clusterKindName(k); n != "" {
 		return n
 	}
 	return fmt.Sprintf("kind(%d)", uint16(k))

@@ -71,10 +71,11 @@ type Store struct {
 	tree  *smt.Tree
 	log   *slog.Logger
 
-	sync   bool
-	mu     sync.RWMutex // held for writing during a commit, for reading by proofs
-	head   Head
-	failed atomic.Pointer[error] // set once a write failed: no further commits
+	sync       bool
+	cacheNodes int
+	mu         sync.RWMutex // held for writing during a commit, for reading by proofs
+	head       Head
+	failed     atomic.Pointer[error] // set once a write failed: no further commits
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -95,6 +96,10 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		MemTableSize: 128 << 20,
 		Cache:        pebble.NewCache(256 << 20),
 	}
+	// Most bytes stored are ML-DSA signatures and public keys, which do
+	// not compress: compressing them only costs CPU on every flush and
+	// compaction.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
@@ -103,7 +108,7 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes}
 	raw, err := s.get([]byte{tMeta})
 	if err != nil {
 		db.Close()
@@ -280,8 +285,8 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	}
 	put(heightKey(tBlock, h), blockBytes)
 	put(append([]byte{tBlockHash}, bh[:]...), binary.BigEndian.AppendUint64(nil, h))
-	for i, tx := range b.Txs {
-		th := HashBytes(tx)
+	for i := range b.Txs {
+		th := receipts[i].TxHash // the executor hashed the tx already
 		put(append([]byte{tTx}, th[:]...), binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h), uint32(i)))
 		rb, merr := s.codec.Marshal(&receipts[i])
 		if merr != nil {

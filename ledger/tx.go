@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -114,8 +115,8 @@ func (c *Codec) DecodeTx(b []byte) (*Tx, error) {
 	if len(b) > MaxTxBytes {
 		return nil, fmt.Errorf("ledger: tx: %d bytes > %d: %w", len(b), MaxTxBytes, ErrTxTooLarge)
 	}
-	var w txWire
-	if err := c.Unmarshal(b, &w); err != nil {
+	w, err := c.decodeTxWire(b)
+	if err != nil {
 		return nil, fmt.Errorf("ledger: tx: %w", err)
 	}
 	if w.Version != TxVersion {
@@ -137,6 +138,88 @@ func (c *Codec) DecodeTx(b []byte) (*Tx, error) {
 		return nil, err
 	}
 	return tx, nil
+}
+
+// decodeTxWire parses the transaction envelope by hand, accepting exactly
+// its canonical encoding (what Codec.Unmarshal into txWire accepts: shortest
+// heads, definite lengths, valid UTF-8, no trailing bytes) without copying
+// the signature and key or re-encoding the whole transaction to compare.
+// The fields alias b. The body is returned raw; DecodeTx decodes it
+// canonically.
+func (c *Codec) decodeTxWire(b []byte) (txWire, error) {
+	var w txWire
+	n, r, err := cborHead(b, 4)
+	if err != nil {
+		return w, err
+	}
+	if n != 11 {
+		return w, fmt.Errorf("envelope of %d fields, want 11: %w", n, ErrMalformed)
+	}
+	var v uint64
+	if v, r, err = cborHead(r, 0); err != nil || v > 0xff {
+		return w, fmt.Errorf("version: %w", errors.Join(err, ErrMalformed))
+	}
+	w.Version = uint8(v)
+	if w.ChainID, r, err = cborText(r); err != nil {
+		return w, fmt.Errorf("chain id: %w", err)
+	}
+	var sender []byte
+	if sender, r, err = cborBytesOrNull(r); err != nil || len(sender) != AddressSize {
+		return w, fmt.Errorf("sender: %w", errors.Join(err, ErrMalformed))
+	}
+	copy(w.Sender[:], sender)
+	if w.PubKey, r, err = cborBytesOrNull(r); err != nil {
+		return w, fmt.Errorf("public key: %w", err)
+	}
+	if w.Nonce, r, err = cborHead(r, 0); err != nil {
+		return w, fmt.Errorf("nonce: %w", err)
+	}
+	if w.GasLimit, r, err = cborHead(r, 0); err != nil {
+		return w, fmt.Errorf("gas limit: %w", err)
+	}
+	if n, r, err = cborHead(r, 4); err != nil || n != 2 {
+		return w, fmt.Errorf("gas price: %w", errors.Join(err, ErrMalformed))
+	}
+	if w.GasPrice.Denom, r, err = cborText(r); err != nil {
+		return w, fmt.Errorf("gas price denom: %w", err)
+	}
+	if w.GasPrice.Micro, r, err = cborHead(r, 0); err != nil {
+		return w, fmt.Errorf("gas price amount: %w", err)
+	}
+	if v, r, err = cborHead(r, 0); err != nil || v > 0xffff {
+		return w, fmt.Errorf("kind: %w", errors.Join(err, ErrMalformed))
+	}
+	w.Kind = PayloadKind(v)
+	rest, err := c.dec.UnmarshalFirst(r, &w.Body)
+	if err != nil {
+		return w, fmt.Errorf("body: %w: %v", ErrMalformed, err)
+	}
+	r = rest
+	if w.Memo, r, err = cborText(r); err != nil {
+		return w, fmt.Errorf("memo: %w", err)
+	}
+	if w.Signature, r, err = cborBytesOrNull(r); err != nil {
+		return w, fmt.Errorf("signature: %w", err)
+	}
+	if len(r) != 0 {
+		return w, fmt.Errorf("%d trailing bytes: %w", len(r), ErrMalformed)
+	}
+	return w, nil
+}
+
+// cborText reads a definite-length, valid UTF-8 text string.
+func cborText(b []byte) (string, []byte, error) {
+	n, rest, err := cborHead(b, 3)
+	if err != nil {
+		return "", nil, err
+	}
+	if n > uint64(len(rest)) {
+		return "", nil, fmt.Errorf("text of %d bytes, %d left: %w", n, len(rest), ErrMalformed)
+	}
+	if !utf8.Valid(rest[:n]) {
+		return "", nil, fmt.Errorf("text is not UTF-8: %w", ErrMalformed)
+	}
+	return string(rest[:n]), rest[n:], nil
 }
 
 // ValidateBasic checks the stateless rules of a transaction.

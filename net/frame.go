@@ -124,7 +124,12 @@ func readFrame(r io.Reader, want frameType, limit int) ([]byte, error) {
 	for len(p) < n {
 		k := min(n-len(p), readChunk)
 		if cap(p)-len(p) < k {
-			p = append(p, make([]byte, k)...)[:len(p)]
+			// Double (up to the frame size): memory stays within twice what
+			// has arrived, and a large frame is copied about once, not over
+			// and over as append's gentler growth would.
+			q := make([]byte, len(p), min(n, 2*cap(p)))
+			copy(q, p)
+			p = q
 		}
 		m, err := io.ReadFull(r, p[len(p):len(p)+k])
 		p = p[:len(p)+m]

@@ -26,11 +26,18 @@ type role byte
 const (
 	roleClient role = 1
 	roleServer role = 2
+	// roleJoiner is a client that is not a member yet: it knows neither the
+	// chain id nor the genesis (it signs with an empty chain id and a zero
+	// genesis) and may only ask to join (see join.go).
+	roleJoiner role = 3
 )
 
 func (r role) String() string {
-	if r == roleClient {
+	switch r {
+	case roleClient:
 		return "client"
+	case roleJoiner:
+		return "joiner"
 	}
 	return "server"
 }

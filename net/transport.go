@@ -161,6 +161,7 @@ type Transport struct {
 	mu       sync.Mutex
 	closed   bool
 	members  map[PeerID]Member
+	join     JoinHandler
 	peers    map[PeerID]*peerState
 	handlers [numKinds]Handler
 }
@@ -502,7 +503,7 @@ func (t *Transport) acceptLoop() {
 		t.wg.Go(func() {
 			ctx, cancel := context.WithTimeout(t.ctx, t.cfg.HandshakeTimeout)
 			defer cancel()
-			if _, err := t.accept(ctx, conn); err != nil {
+			if _, err := t.accept(ctx, conn); err != nil && !errors.Is(err, errJoinServed) {
 				t.refuse(conn, roleServer, err)
 			}
 		})
@@ -551,7 +552,14 @@ func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, erro
 	if d, ok := ctx.Deadline(); ok {
 		st.SetDeadline(d)
 	}
-	theirs, pub, err := t.readHello(st, roleClient, exp)
+	h, err := readHelloFrame(st)
+	if err != nil {
+		return nil, err
+	}
+	if h.Role == roleJoiner {
+		return nil, t.serveJoin(ctx, conn, st, h, exp)
+	}
+	theirs, pub, err := t.checkHello(h, roleClient, exp)
 	if err != nil {
 		return nil, err
 	}
@@ -632,14 +640,25 @@ func (t *Transport) writeHello(w io.Writer, r role, exp []byte) error {
 // readHello reads the peer's hello and checks it completely: chain, genesis,
 // role, membership, and the signature over this session's exporter.
 func (t *Transport) readHello(r io.Reader, want role, exp []byte) (hello, ledger.PublicKey, error) {
-	payload, err := readFrame(r, frameHello, maxHello)
-	if err != nil {
-		return hello{}, ledger.PublicKey{}, wrapUnlessRefused("read handshake", err)
-	}
-	h, err := unmarshalHello(payload)
+	h, err := readHelloFrame(r)
 	if err != nil {
 		return h, ledger.PublicKey{}, err
 	}
+	return t.checkHello(h, want, exp)
+}
+
+// readHelloFrame reads and parses a hello without checking it.
+func readHelloFrame(r io.Reader) (hello, error) {
+	payload, err := readFrame(r, frameHello, maxHello)
+	if err != nil {
+		return hello{}, wrapUnlessRefused("read handshake", err)
+	}
+	return unmarshalHello(payload)
+}
+
+// checkHello checks a hello completely: chain, genesis, role, membership,
+// and the signature over this session's exporter.
+func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.PublicKey, error) {
 	pub, err := verifyHello(h, t.cfg.ChainID, t.cfg.GenesisHash, want, exp)
 	if err != nil {
 		return h, pub, err

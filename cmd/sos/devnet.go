@@ -98,6 +98,9 @@ func devnetInit(dir, chainID string, n int) ([]string, error) {
 		}
 		cfgs[i] = cfg
 		gen.Nodes = append(gen.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(key.Public().Bytes()), Addr: cfg.P2PAddr})
+		// The node's own account pays for what the node signs itself:
+		// admitting members, promotions, certificate signatures.
+		gen.Accounts = append(gen.Accounts, ledger.GenesisAccount{Address: key.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000}}})
 		op, err := keyring.Open(h).Add("operator")
 		if err != nil {
 			return nil, err

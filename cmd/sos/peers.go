@@ -37,7 +37,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 					if p.NodeID == s.NodeID {
 						self, link = " (this node)", "-"
 					}
-					fmt.Printf("%.16s  %-21s  %-8s  rtt %6.2f ms  %s%s\n", p.NodeID, p.Address, p.Role, p.RTTMs, link, self)
+					fmt.Printf("%s  %-21s  %-8s  rtt %6.2f ms  %s%s\n", p.NodeID, p.Address, p.Role, p.RTTMs, link, self)
 				}
 			})
 		},

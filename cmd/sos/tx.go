@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/txbuild"
@@ -24,7 +26,7 @@ type txFlags struct {
 }
 
 func (f *txFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.from, "from", "", "name of the signing key in --home's keyring (required)")
+	cmd.Flags().StringVar(&f.from, "from", "", "name of the signing key in --home's keyring, or \"node\" for the home's node key (required)")
 	cmd.Flags().Uint64Var(&f.gas, "gas", 0, "gas limit (default: simulate and add 20%)")
 	cmd.Flags().StringVar(&f.gasPrice, "gas-price", "", "price per gas, e.g. 0.01uTFLP or 1uTFLP (default 0.01uTFLP)")
 	cmd.Flags().StringVar(&f.memo, "memo", "", "free text stored with the transaction")
@@ -47,7 +49,7 @@ type txResult struct {
 func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
 	ctx, cancel := cmdContext(cmd, 60*time.Second)
 	defer cancel()
-	key, err := keyring.Open(g.home).Get(f.from)
+	key, err := g.signer(f.from)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +82,22 @@ func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.B
 		_ = g.printTx(res)
 	}
 	return res, err
+}
+
+// signer is the key named by --from: a keyring key, or with "node" (when
+// the keyring has no key of that name) the home's node key, which signs
+// what a node operator submits as the node (membership changes).
+func (g *globals) signer(name string) (*keyring.Entry, error) {
+	kr := keyring.Open(g.home)
+	key, err := kr.Get(name)
+	if err == nil || name != "node" {
+		return key, err
+	}
+	nk, _, nerr := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
+	if nerr != nil {
+		return nil, fmt.Errorf("%w (and no node key: %w)", err, nerr)
+	}
+	return &keyring.Entry{Name: "node", Address: nk.Address().String(), Key: nk}, nil
 }
 
 // simulate prints the receipt the transaction would get and the gas limit

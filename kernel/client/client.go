@@ -90,6 +90,12 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, "", &s)
 }
 
+// Members lists the cluster members recorded on the ledger.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var out []Member
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, "", &out)
+}
+
 // Block returns the block at height (0 = latest).
 func (c *Client) Block(ctx context.Context, height uint64) (*Block, error) {
 	h := "latest"

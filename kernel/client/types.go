@@ -102,6 +102,15 @@ type Block struct {
 	Txs         []Tx   `json:"txs"`
 }
 
+// Member is a cluster member as the ledger records it.
+type Member struct {
+	NodeID  string `json:"node_id"`
+	Address string `json:"p2p_addr"`
+	Role    string `json:"role"` // voter or learner
+	Since   uint64 `json:"since_height"`
+	Account string `json:"account"` // the node key's address, which signs its blocks and pays its fees
+}
+
 // SubmitResult is the answer to POST /v1/txs.
 type SubmitResult struct {
 	TxHash  string   `json:"tx_hash"`

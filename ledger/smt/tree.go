@@ -2,6 +2,8 @@ package smt
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -34,6 +36,9 @@ type NodeReader interface {
 type Change struct {
 	Key   Hash
 	Value []byte
+	// ValueHash, if not zero, is ValueHash(Value) computed by the caller
+	// (for instance while the values arrive), so Update need not hash.
+	ValueHash Hash
 }
 
 // Write is one store mutation produced by Update: put Node at Path, or delete
@@ -231,12 +236,18 @@ func prepare(changes []Change) ([]item, error) {
 			items[i] = item{key: c.Key, del: true, seq: int32(i)}
 		case len(c.Value) == 0:
 			return nil, fmt.Errorf("%w: change %d (key %v)", ErrEmptyValue, i, c.Key)
+		case !c.ValueHash.IsZero():
+			items[i] = item{key: c.Key, vh: c.ValueHash, seq: int32(i)}
 		default:
 			items[i] = item{key: c.Key, vh: ValueHash(c.Value), seq: int32(i)}
 		}
 	}
 	slices.SortFunc(items, func(a, b item) int {
-		if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+		// The first 8 bytes decide almost every comparison of hashed keys.
+		if x, y := binary.BigEndian.Uint64(a.key[:8]), binary.BigEndian.Uint64(b.key[:8]); x != y {
+			return cmp.Compare(x, y)
+		}
+		if c := bytes.Compare(a.key[8:], b.key[8:]); c != 0 {
 			return c
 		}
 		return int(a.seq - b.seq)
@@ -478,14 +489,31 @@ func (u *updater) build(depth int, leaves []item) result {
 	}
 	split := splitAt(leaves, depth)
 	parts := [2][]item{leaves[:split], leaves[split:]}
+	var rs [2]result
+	if depth == 0 && len(parts[0]) >= parallelItems && len(parts[1]) >= parallelItems && runtime.GOMAXPROCS(0) > 1 {
+		// A large tree built from nothing (a state snapshot being
+		// installed): both halves at once, as in updateBoth.
+		right := updater{t: u.t, buf: make([]byte, 0, maxPathLen)}
+		var wg sync.WaitGroup
+		wg.Go(func() { rs[1] = right.build(1, parts[1]) })
+		rs[0] = u.build(1, parts[0])
+		wg.Wait()
+		u.ws.chunks = append(u.ws.chunks, right.ws.chunks...)
+		u.ws.n += right.ws.n
+	} else {
+		for side := range 2 {
+			if len(parts[side]) > 0 {
+				rs[side] = u.build(depth+1, parts[side])
+			}
+		}
+	}
 	nn := node{kind: kindInternal}
 	for side := range 2 {
 		if len(parts[side]) == 0 {
 			continue
 		}
-		r := u.build(depth+1, parts[side])
-		u.place(depth+1, &parts[side][0].key, ref{}, r)
-		nn.ck[side], nn.h[side] = r.kind, r.hash
+		u.place(depth+1, &parts[side][0].key, ref{}, rs[side])
+		nn.ck[side], nn.h[side] = rs[side].kind, rs[side].hash
 	}
 	return internalResult(nn)
 }

@@ -277,13 +277,13 @@ func TestUpdateEdgeCases(t *testing.T) {
 		wantWrites int
 		wantErr    error
 	}{
-		{"empty batch", []Change{{a, []byte("a")}}, nil, 0, nil},
+		{"empty batch", []Change{{Key: a, Value: []byte("a")}}, nil, 0, nil},
 		{"delete absent from empty tree", nil, []Change{{Key: a}}, 0, nil},
-		{"delete absent next to a leaf", []Change{{a, []byte("a")}}, []Change{{Key: b}}, 0, nil},
-		{"rewrite the same value", []Change{{a, []byte("a")}, {b, []byte("b")}}, []Change{{a, []byte("a")}}, 0, nil},
-		{"delete the only leaf", []Change{{a, []byte("a")}}, []Change{{Key: a}}, 1, nil},
-		{"delete sibling: leaf floats to root", []Change{{a, []byte("a")}, {b, []byte("b")}}, []Change{{Key: b}}, 3, nil},
-		{"empty value", nil, []Change{{a, []byte{}}}, 0, ErrEmptyValue},
+		{"delete absent next to a leaf", []Change{{Key: a, Value: []byte("a")}}, []Change{{Key: b}}, 0, nil},
+		{"rewrite the same value", []Change{{Key: a, Value: []byte("a")}, {Key: b, Value: []byte("b")}}, []Change{{Key: a, Value: []byte("a")}}, 0, nil},
+		{"delete the only leaf", []Change{{Key: a, Value: []byte("a")}}, []Change{{Key: a}}, 1, nil},
+		{"delete sibling: leaf floats to root", []Change{{Key: a, Value: []byte("a")}, {Key: b, Value: []byte("b")}}, []Change{{Key: b}}, 3, nil},
+		{"empty value", nil, []Change{{Key: a, Value: []byte{}}}, 0, ErrEmptyValue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -593,5 +593,37 @@ func TestConcurrentReads(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestBuildFromEmptyInParallel: a large first batch (a state snapshot being
+// installed) builds both halves of the tree concurrently; the root, the
+// stored nodes and lookups must be those of the naive definition, and the
+// precomputed value hashes must be honoured.
+func TestBuildFromEmptyInParallel(t *testing.T) {
+	r := newRand(t)
+	g := &keyGen{r: r}
+	model := map[Hash]Hash{}
+	changes := make([]Change, 5000)
+	for i := range changes {
+		v := randValue(r)
+		changes[i] = Change{Key: g.next(), Value: v}
+		if i%2 == 0 {
+			changes[i].ValueHash = ValueHash(v)
+		}
+		model[changes[i].Key] = ValueHash(v)
+	}
+	s := newMemStore()
+	tr := New(s, Hash{}, 0)
+	p := mustUpdate(t, tr, changes)
+	if want := refRoot(model); p.Root() != want {
+		t.Fatalf("root %v, reference %v", p.Root(), want)
+	}
+	commitAndApply(t, s, tr, p)
+	checkNoStale(t, s, tr.Root())
+	for k, v := range model {
+		if vh, ok, err := tr.Get(k); err != nil || !ok || vh != v {
+			t.Fatalf("Get(%v) = %v, %v, %v", k, vh, ok, err)
+		}
 	}
 }
