@@ -153,9 +153,6 @@ func (m *Mempool) decode(raw []byte, h ledger.Hash) (*PendingTx, error) {
 	if tx.GasLimit > c.params.MaxTxGas {
 		return nil, fmt.Errorf("kernel: gas limit %d > chain maximum %d", tx.GasLimit, c.params.MaxTxGas)
 	}
-	if _, _, err := c.store.TxLocation(h); err == nil {
-		return nil, fmt.Errorf("kernel: tx %s is already committed: %w", h, ErrDuplicate)
-	}
 	return &PendingTx{Tx: tx, Raw: raw, Hash: h}, nil
 }
 
@@ -221,7 +218,13 @@ func (m *Mempool) insertLocked(p *PendingTx) error {
 		return err
 	}
 	if tx.Nonce < q.next {
+		// A committed transaction always lands here (its nonce is used), so
+		// the tx index is consulted only now, to say which it is: looking
+		// every admission up in the store would cost more than the rest.
 		m.dropIfEmpty(tx.Sender, q)
+		if _, _, err := m.chain.store.TxLocation(p.Hash); err == nil {
+			return fmt.Errorf("kernel: tx %s is already committed: %w", p.Hash, ErrDuplicate)
+		}
 		return fmt.Errorf("kernel: tx nonce %d, account %s is at %d: %w", tx.Nonce, tx.Sender, q.next, ErrNonceTooLow)
 	}
 	if tx.Nonce > q.next+m.cfg.MaxNonceGap {

@@ -66,6 +66,13 @@ type Config struct {
 	// CompactEvery compacts the log every so many applied entries, keeping
 	// CompactKeep entries (defaults 1000 and 500).
 	CompactEvery, CompactKeep uint64
+	// CompactBytes also compacts once the entries applied since the last
+	// compaction hold this many bytes (default 64 MiB), keeping only
+	// CompactKeepBig entries (default 8): large entries (blocks) then leave
+	// the log while still in the store's memtable, so they are written to
+	// disk once, as blocks, and not a second time as log entries.
+	CompactBytes   uint64
+	CompactKeepBig uint64
 }
 
 // Status is what the node knows about the cluster.
@@ -93,6 +100,9 @@ type Node struct {
 	applied   uint64
 	halted    error
 	lastSnap  uint64
+	// appliedBytes is the size of the entries applied since the last
+	// compaction (applyLoop only).
+	appliedBytes uint64
 }
 
 // Keys in the aux table.
@@ -140,6 +150,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.CompactKeep == 0 {
 		cfg.CompactKeep = 500
+	}
+	if cfg.CompactBytes == 0 {
+		cfg.CompactBytes = 64 << 20
+	}
+	if cfg.CompactKeepBig == 0 {
+		cfg.CompactKeepBig = 8
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -429,6 +445,7 @@ func (n *Node) applyLoop(ctx context.Context, applyc <-chan applyBatch) error {
 				if err := n.apply(e); err != nil {
 					return err
 				}
+				n.appliedBytes += uint64(len(e.GetData()))
 			}
 			if err := n.maybeCompact(); err != nil {
 				return err
@@ -529,7 +546,11 @@ func (n *Node) maybeCompact() error {
 	applied, cs := n.applied, n.confState
 	n.mu.Unlock()
 	first, _ := n.storage.FirstIndex()
-	if applied < first+n.cfg.CompactEvery+n.cfg.CompactKeep {
+	keep := n.cfg.CompactKeep
+	switch {
+	case n.appliedBytes >= n.cfg.CompactBytes && applied >= first+n.cfg.CompactKeepBig:
+		keep = n.cfg.CompactKeepBig
+	case applied < first+n.cfg.CompactEvery+n.cfg.CompactKeep:
 		return nil
 	}
 	data, err := n.cfg.SM.Snapshot()
@@ -543,7 +564,8 @@ func (n *Node) maybeCompact() error {
 		}
 		return fmt.Errorf("raftnode: create snapshot: %w", err)
 	}
-	compactTo := applied - n.cfg.CompactKeep
+	compactTo := applied - keep
+	n.appliedBytes = 0
 	if err := n.storage.Compact(compactTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return fmt.Errorf("raftnode: compact: %w", err)
 	}
