@@ -139,20 +139,28 @@ func TestRomeEpochThroughChain(t *testing.T) {
 	}
 }
 
-// TestRomeNodeSignsCertificates runs a node: an offer and a request over
-// the API become a lease, attested usage becomes certificates, and the
-// node signs them by itself.
-func TestRomeNodeSignsCertificates(t *testing.T) {
+// startRomeNode runs a node of a market chain (3-block epochs, 20 ms
+// blocks) and returns its API client, a tx builder and a 60 s context.
+func startRomeNode(t *testing.T) (*testNet, *Node, *client.Client, *txbuild.Builder, context.Context) {
+	t.Helper()
 	tn := newRomeTestChain(t, 3)
 	cfg := DefaultConfig()
 	cfg.BlockInterval = Duration{20 * time.Millisecond}
-	_, c := startTestNode(t, tn, cfg)
+	n, c := startTestNode(t, tn, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	b, err := txbuild.New(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tn, n, c, b, ctx
+}
+
+// TestRomeNodeSignsCertificates runs a node: an offer and a request over
+// the API become a lease, attested usage becomes certificates, and the
+// node signs them by itself.
+func TestRomeNodeSignsCertificates(t *testing.T) {
+	tn, _, c, b, ctx := startRomeNode(t)
 	send := func(k *ledger.PrivateKey, p ledger.Payload) {
 		t.Helper()
 		res, err := b.Send(ctx, k, p, txbuild.Options{Wait: true})
@@ -193,16 +201,7 @@ func TestRomeNodeSignsCertificates(t *testing.T) {
 // market parameter min_gas_prices becomes a floor every node's mempool
 // enforces, on top of the node's own minimums.
 func TestGovMinGasPricesReachMempool(t *testing.T) {
-	tn := newRomeTestChain(t, 3)
-	cfg := DefaultConfig()
-	cfg.BlockInterval = Duration{20 * time.Millisecond}
-	n, c := startTestNode(t, tn, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, err := txbuild.New(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, n, _, b, ctx := startRomeNode(t)
 	cheap := txbuild.Options{Wait: true, GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: 10_000}} // 0.01uTFLP
 	send := func(k *ledger.PrivateKey, p ledger.Payload, o txbuild.Options) (*client.SubmitResult, error) {
 		t.Helper()

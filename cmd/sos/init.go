@@ -65,12 +65,8 @@ type initResult struct {
 	AdmittedAt uint64 `json:"admitted_at_height,omitempty"`
 }
 
-// joinHome creates the home of a node joining a running cluster. Nothing is
-// written unless the member admitted the node.
-func joinHome(ctx context.Context, home, moniker, api, p2p, peer string) (*initResult, error) {
-	if _, err := os.Stat(filepath.Join(home, kernel.ConfigFile)); err == nil {
-		return nil, fmt.Errorf("%s is already initialized (remove it to start over)", home)
-	}
+// nodeConfig is the default config with the flags of init applied.
+func nodeConfig(moniker, api, p2p string) kernel.Config {
 	cfg := kernel.DefaultConfig()
 	cfg.Moniker = moniker
 	if api != "" {
@@ -79,6 +75,16 @@ func joinHome(ctx context.Context, home, moniker, api, p2p, peer string) (*initR
 	if p2p != "" {
 		cfg.P2PAddr = p2p
 	}
+	return cfg
+}
+
+// joinHome creates the home of a node joining a running cluster. Nothing is
+// written unless the member admitted the node.
+func joinHome(ctx context.Context, home, moniker, api, p2p, peer string) (*initResult, error) {
+	if _, err := os.Stat(filepath.Join(home, kernel.ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s is already initialized (remove it to start over)", home)
+	}
+	cfg := nodeConfig(moniker, api, p2p)
 	cfg.Join = peer
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -120,14 +126,7 @@ func initHome(home, chainID, moniker, api, p2p string) (*initResult, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := kernel.DefaultConfig()
-	cfg.Moniker = moniker
-	if api != "" {
-		cfg.APIAddr = api
-	}
-	if p2p != "" {
-		cfg.P2PAddr = p2p
-	}
+	cfg := nodeConfig(moniker, api, p2p)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
