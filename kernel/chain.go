@@ -27,6 +27,10 @@ type Chain struct {
 	engine  *contracts.Engine // nil: contract transactions are refused
 	// market runs ROME payloads and epochs; marketErr is a bad genesis
 	// rome/gov section, reported by InitGenesis.
+	// verified finds a transaction this node admitted (decoded and
+	// signature-checked) by hash; nil: none (see DecodeAndVerify).
+	verified func(ledger.Hash) *PendingTx
+
 	market    *rome.Market
 	marketErr error
 

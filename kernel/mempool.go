@@ -402,6 +402,13 @@ func (m *Mempool) Update(bb *BuiltBlock) {
 	}
 }
 
+// Lookup returns the admitted transaction with hash h, or nil.
+func (m *Mempool) Lookup(h ledger.Hash) *PendingTx {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byHash[h]
+}
+
 // SetChainMinGasPrices installs the chain-wide gas price floor per denom
 // (nil or empty: none). Transactions already admitted stay.
 func (m *Mempool) SetChainMinGasPrices(floor map[string]ledger.GasPrice) {

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -172,5 +173,36 @@ func TestMempoolBoundedWithEviction(t *testing.T) {
 	}
 	if pool.Size() != 2 {
 		t.Fatalf("size %d", pool.Size())
+	}
+}
+
+// TestBlockReusesAdmittedTxs: executing a block, a node takes the
+// transactions its mempool admitted (decoded, signature checked) instead of
+// decoding and verifying them again; the others are verified as usual.
+func TestBlockReusesAdmittedTxs(t *testing.T) {
+	tn := newTestChain(t, 3)
+	pool := NewMempool(tn.chain, MempoolConfig{MaxTxs: 100})
+	tn.chain.verified = pool.Lookup
+	a, b := tn.users[0], tn.users[1]
+	admitted := tn.txNonce(t, a, transfer(b, 1), 200_000, 0)
+	if err := addOne(pool, admitted.Raw); err != nil {
+		t.Fatal(err)
+	}
+	fresh := tn.txNonce(t, b, transfer(a, 1), 200_000, 0)
+	got, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), [][]byte{admitted.Raw, fresh.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != pool.Lookup(admitted.Hash) {
+		t.Fatal("the admitted transaction was decoded again")
+	}
+	if got[1].PubKey.IsZero() || got[1] == pool.Lookup(fresh.Hash) {
+		t.Fatal("a transaction the pool never saw was not verified")
+	}
+	// A tampered transaction the pool never admitted still fails.
+	bad := bytes.Clone(fresh.Raw)
+	bad[len(bad)-10] ^= 1
+	if _, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), [][]byte{admitted.Raw, bad}); err == nil {
+		t.Fatal("a tampered signature passed")
 	}
 }

@@ -140,6 +140,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
+	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
 	members, err := MembersFromLedger(store)
 	if err != nil {
