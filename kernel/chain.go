@@ -249,6 +249,21 @@ type Executor struct {
 	chain *Chain
 	st    *ledger.State
 	env   BlockEnv
+	names map[ledger.Address]string // bech32 forms already made in this block
+}
+
+// addr is a's bech32 form for receipt events. A block repeats its senders,
+// and encoding costs more than the rest of a transfer's event.
+func (e *Executor) addr(a ledger.Address) string {
+	if s, ok := e.names[a]; ok {
+		return s
+	}
+	if e.names == nil || len(e.names) > 1<<14 {
+		e.names = map[ledger.Address]string{}
+	}
+	s := a.String()
+	e.names[a] = s
+	return s
 }
 
 // NewExecutor starts executing a block at env on top of st. ctx bounds
@@ -348,7 +363,7 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 		}
 	}
 	rcpt.Fee = feeCoin
-	rcpt.Events = append(events, ledger.NewEvent("fee", "payer", tx.Sender.String(), "amount", feeCoin.String(), "gas_used", fmt.Sprint(rcpt.GasUsed)))
+	rcpt.Events = append(events, ledger.NewEvent("fee", "payer", e.addr(tx.Sender), "amount", feeCoin.String(), "gas_used", fmt.Sprint(rcpt.GasUsed)))
 	rcpt.Data = data
 	return rcpt, nil
 }
@@ -367,8 +382,9 @@ func (e *Executor) runPayload(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 		if err := acc.Transfer(tx.Sender, p.To, p.Amount); err != nil {
 			return nil, nil, err
 		}
-		ev := ledger.NewEvent("transfer", "from", tx.Sender.String(), "to", p.To.String(), "amount", p.Amount.String())
-		if err := gas.Consume(c.sched.EventBase+c.sched.EventPerByte*uint64(len(p.Amount.String())+2*64), "event"); err != nil {
+		amount := p.Amount.String()
+		ev := ledger.NewEvent("transfer", "from", e.addr(tx.Sender), "to", e.addr(p.To), "amount", amount)
+		if err := gas.Consume(c.sched.EventBase+c.sched.EventPerByte*uint64(len(amount)+2*64), "event"); err != nil {
 			return nil, nil, err
 		}
 		return []ledger.Event{ev}, nil, nil
