@@ -100,6 +100,12 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	// not compress: compressing them only costs CPU on every flush and
 	// compaction.
 	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	// Blocks arrive in bursts of tens of megabytes: let L0 absorb a few
+	// flushes before compacting, and give the base level room, so a burst
+	// is not rewritten over and over while the node is busiest.
+	po.L0CompactionThreshold = 8
+	po.L0StopWritesThreshold = 32
+	po.LBaseMaxBytes = 256 << 20
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
