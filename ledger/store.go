@@ -91,9 +91,11 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{opts.Logger},
 		// A block of 5,000 transfers is ≈17 MB (ML-DSA signatures are 3.3 KB):
-		// keep such a batch below the large-batch threshold (half the
-		// memtable), which would otherwise force a memtable flush per block.
-		MemTableSize: 128 << 20,
+		// keep such a batch well below the large-batch threshold (half the
+		// memtable), which would otherwise force a memtable flush per block,
+		// and hold several blocks, so a cluster node's raft log entries are
+		// deleted (raftnode compacts by bytes) before they are ever flushed.
+		MemTableSize: 256 << 20,
 		Cache:        pebble.NewCache(256 << 20),
 	}
 	// Most bytes stored are ML-DSA signatures and public keys, which do

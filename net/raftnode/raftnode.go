@@ -67,8 +67,8 @@ type Config struct {
 	// CompactKeep entries (defaults 1000 and 500).
 	CompactEvery, CompactKeep uint64
 	// CompactBytes also compacts once the entries applied since the last
-	// compaction hold this many bytes (default 64 MiB), keeping only
-	// CompactKeepBig entries (default 8): large entries (blocks) then leave
+	// compaction hold this many bytes (default 32 MiB), keeping only
+	// CompactKeepBig entries (default 4): large entries (blocks) then leave
 	// the log while still in the store's memtable, so they are written to
 	// disk once, as blocks, and not a second time as log entries.
 	CompactBytes   uint64
@@ -152,10 +152,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.CompactKeep = 500
 	}
 	if cfg.CompactBytes == 0 {
-		cfg.CompactBytes = 64 << 20
+		cfg.CompactBytes = 32 << 20
 	}
 	if cfg.CompactKeepBig == 0 {
-		cfg.CompactKeepBig = 8
+		cfg.CompactKeepBig = 4
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
