@@ -38,43 +38,9 @@ func (g *globals) signingKey(name string) (*ledger.PrivateKey, error) {
 	return nil, err
 }
 
-// sendMarketTx is sendTx with --from resolved by signingKey.
+// sendMarketTx is sendTx printing a failed transaction with the market's result.
 func (g *globals) sendMarketTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
-	ctx, cancel := cmdContext(cmd, 60*time.Second)
-	defer cancel()
-	key, err := g.signingKey(f.from)
-	if err != nil {
-		return nil, err
-	}
-	c, err := g.client()
-	if err != nil {
-		return nil, err
-	}
-	b, err := txbuild.New(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	p, err := build(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.ValidateBasic(); err != nil {
-		return nil, err
-	}
-	if f.dryRun {
-		return nil, g.simulate(cmd, b, key, p, f.memo)
-	}
-	o := txbuild.Options{GasLimit: f.gas, Memo: f.memo, Wait: !f.noWait}
-	if f.gasPrice != "" {
-		if o.GasPrice, err = b.Denoms.ParseGasPrice(f.gasPrice); err != nil {
-			return nil, err
-		}
-	}
-	res, err := b.Send(ctx, key, p, o)
-	if res != nil && errors.Is(err, txbuild.ErrTxFailed) {
-		_ = g.printMarketTx(res)
-	}
-	return res, err
+	return g.submitTx(cmd, f, build, g.printMarketTx)
 }
 
 // marketTxResult is what market transactions print: the tx fields and the

@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/txbuild"
@@ -47,9 +45,16 @@ type txResult struct {
 // sendTx signs payload with --from and submits it; build may read the
 // builder's denoms (for amounts) before the payload is final.
 func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
+	return g.submitTx(cmd, f, build, g.printTx)
+}
+
+// submitTx signs with the key --from names (signingKey), submits, and on a
+// failed transaction prints its receipt with printFailed.
+func (g *globals) submitTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error),
+	printFailed func(*client.SubmitResult) error) (*client.SubmitResult, error) {
 	ctx, cancel := cmdContext(cmd, 60*time.Second)
 	defer cancel()
-	key, err := g.signer(f.from)
+	key, err := g.signingKey(f.from)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +74,7 @@ func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.B
 		return nil, err
 	}
 	if f.dryRun {
-		return nil, g.simulate(cmd, b, key.Key, p, f.memo) // nil result: nothing was sent
+		return nil, g.simulate(cmd, b, key, p, f.memo) // nil result: nothing was sent
 	}
 	o := txbuild.Options{GasLimit: f.gas, Memo: f.memo, Wait: !f.noWait}
 	if f.gasPrice != "" {
@@ -77,27 +82,11 @@ func (g *globals) sendTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.B
 			return nil, err
 		}
 	}
-	res, err := b.Send(ctx, key.Key, p, o)
+	res, err := b.Send(ctx, key, p, o)
 	if res != nil && errors.Is(err, txbuild.ErrTxFailed) {
-		_ = g.printTx(res)
+		_ = printFailed(res)
 	}
 	return res, err
-}
-
-// signer is the key named by --from: a keyring key, or with "node" (when
-// the keyring has no key of that name) the home's node key, which signs
-// what a node operator submits as the node (membership changes).
-func (g *globals) signer(name string) (*keyring.Entry, error) {
-	kr := keyring.Open(g.home)
-	key, err := kr.Get(name)
-	if err == nil || name != "node" {
-		return key, err
-	}
-	nk, _, nerr := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
-	if nerr != nil {
-		return nil, fmt.Errorf("%w (and no node key: %w)", err, nerr)
-	}
-	return &keyring.Entry{Name: "node", Address: nk.Address().String(), Key: nk}, nil
 }
 
 // simulate prints the receipt the transaction would get and the gas limit
