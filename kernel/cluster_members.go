@@ -21,6 +21,9 @@ import (
 // proposes again (raft drops a proposal made while another is pending).
 const confRetry = 2 * time.Second
 
+// reconcileEvery spaces the leader's membership comparisons.
+const reconcileEvery = 100 * time.Millisecond
+
 // A learner is promoted when its log is at most this many entries behind
 // the commit index; promotions are re-submitted after promoteRetry.
 const (
@@ -30,6 +33,7 @@ const (
 
 // reconciler is the leader's memory of changes in flight (under memMu).
 type reconciler struct {
+	checked  time.Time            // last comparison of ledger and raft membership
 	inflight time.Time            // when the last ConfChange was proposed
 	promoted map[uint64]time.Time // learner raft id → when its promotion was submitted
 }
@@ -117,10 +121,13 @@ func (c *cluster) refreshMembers() {
 // when they agree, promotes a learner that has caught up.
 func (c *cluster) reconcile(ctx context.Context, st raftnode.Status) {
 	c.memMu.Lock()
-	if !c.recon.inflight.IsZero() && time.Since(c.recon.inflight) < confRetry {
+	// The leader loop wakes every few milliseconds; membership changes
+	// are rare, so compare at most every reconcileEvery.
+	if time.Since(c.recon.checked) < reconcileEvery || !c.recon.inflight.IsZero() && time.Since(c.recon.inflight) < confRetry {
 		c.memMu.Unlock()
 		return
 	}
+	c.recon.checked = time.Now()
 	c.memMu.Unlock()
 	cc := c.nextConfChange(st)
 	if cc == nil {
