@@ -263,6 +263,16 @@ func (n *Node) TxJSON(h ledger.Hash) (*client.Tx, error) {
 }
 
 func readBody(r *http.Request, limit int64) ([]byte, error) {
+	// A declared length sizes the buffer once (a batch of transactions is
+	// megabytes; ReadAll would grow it step by step, copying each time).
+	// net/http stops the body at the declared length.
+	if n := r.ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, fmt.Errorf("kernel: read body: %w", err)
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("kernel: read body: %w", err)

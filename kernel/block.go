@@ -14,6 +14,7 @@ import (
 // BuiltBlock is a sealed block with everything needed to commit it.
 type BuiltBlock struct {
 	Block    *ledger.Block
+	Raw      []byte // the block's encoding, once frozen for proposal
 	Hash     ledger.Hash
 	Receipts []ledger.Receipt
 	Prepared *ledger.Prepared

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -31,6 +32,9 @@ const (
 type PeerNet interface {
 	Send(ctx context.Context, peer string, kind byte, msg []byte) error
 	Handle(kind byte, fn func(from string, msg []byte))
+	// HandleBorrowed is Handle for a fn that keeps nothing of msg after it
+	// returns, so the transport may reuse the buffer.
+	HandleBorrowed(kind byte, fn func(from string, msg []byte))
 	Peers() []client.Peer
 	// SetMembers replaces the set of nodes allowed to connect; the others
 	// are disconnected and refused.
@@ -115,13 +119,13 @@ type cluster struct {
 	states     *stateSyncer
 
 	outMu sync.Mutex
-	out   map[uint64]chan []byte // raft messages waiting per peer (Send)
+	out   map[uint64]chan outMsg // raft messages waiting per peer (Send)
 }
 
 var keyApplied = []byte("raft/applied")
 
 func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]chan []byte{}}
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]chan outMsg{}}
 	c.recon.promoted = map[uint64]time.Time{}
 	var peers []uint64
 	for _, m := range members {
@@ -152,7 +156,8 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	}
 	c.raft = rn
 	c.states = &stateSyncer{ctx: context.Background(), store: n.store, codec: n.chain.codec, net: pn, log: n.log, checkBlock: c.checkSyncedBlock}
-	pn.Handle(StreamRaft, func(from string, msg []byte) {
+	// Step decodes the message into fresh memory, so the frame is borrowed.
+	pn.HandleBorrowed(StreamRaft, func(from string, msg []byte) {
 		if err := rn.Step(c.ctx, msg); err != nil {
 			c.log.Debug("raft step", "from", from, "err", err)
 		}
@@ -166,44 +171,54 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 // peer has a queue drained by a goroutine of its own, so a slow link (a
 // follower applying a large block, a peer that is down) delays only that
 // peer's messages. A full queue drops the message, and raft resends.
-func (c *cluster) Send(to uint64, msg []byte) {
+func (c *cluster) Send(to uint64, msg []byte, release func()) {
 	m, ok := c.member(to)
 	if !ok {
+		release()
 		return
 	}
 	c.outMu.Lock()
 	q := c.out[to]
 	if q == nil {
-		q = make(chan []byte, raftQueue)
+		q = make(chan outMsg, raftQueue)
 		c.out[to] = q
 		go c.sendLoop(to, m.NodeID, q)
 	}
 	c.outMu.Unlock()
 	select {
-	case q <- msg:
+	case q <- outMsg{msg, release}:
 	default:
+		release()
 		c.raft.ReportUnreachable(to)
 	}
+}
+
+// outMsg is a raft message waiting to be sent, and how to give its buffer
+// back to raft once it has been.
+type outMsg struct {
+	data    []byte
+	release func()
 }
 
 // raftQueue is the number of raft messages waiting per peer.
 const raftQueue = 1024
 
 // sendLoop sends one peer's raft messages in order until the node stops.
-func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan []byte) {
+func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan outMsg) {
 	for {
-		var msg []byte
+		var m outMsg
 		select {
-		case msg = <-q:
+		case m = <-q:
 		case <-c.ctx.Done():
 			return
 		}
 		// A block of 20 MB takes a while on a busy link: the timeout grows
 		// with the message so large appends are not cut off and resent.
-		timeout := time.Second + time.Duration(len(msg))*time.Second/(20<<20)
+		timeout := time.Second + time.Duration(len(m.data))*time.Second/(20<<20)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		err := c.net.Send(ctx, nodeID, StreamRaft, msg)
+		err := c.net.Send(ctx, nodeID, StreamRaft, m.data)
 		cancel()
+		m.release()
 		if err != nil {
 			c.raft.ReportUnreachable(to)
 		}
@@ -227,10 +242,19 @@ func (c *cluster) SaveApplied(index uint64) error {
 // Apply implements raftnode.StateMachine: a committed block.
 func (c *cluster) Apply(index uint64, data []byte) error {
 	chain := c.node.chain
-	b, err := chain.codec.DecodeBlock(data)
-	if err != nil {
-		c.log.Warn("committed entry is not a block; skipped", "index", index, "err", err)
-		return c.SaveApplied(index)
+	c.mu.Lock()
+	bb := c.inflight
+	c.mu.Unlock()
+	var b *ledger.Block
+	if bb != nil && bytes.Equal(bb.Raw, data) {
+		b = bb.Block // our own proposal: built, executed and encoded here
+	} else {
+		bb = nil
+		var err error
+		if b, err = chain.codec.DecodeBlock(data); err != nil {
+			c.log.Warn("committed entry is not a block; skipped", "index", index, "err", err)
+			return c.SaveApplied(index)
+		}
 	}
 	head := c.node.store.Head()
 	if b.Header.Height != head.Height+1 || b.Header.PrevHash != head.BlockHash {
@@ -243,14 +267,8 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 		c.log.Warn("block from a non-member skipped", "height", b.Header.Height)
 		return c.SaveApplied(index)
 	}
-	hash, err := chain.codec.HeaderHash(&b.Header)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	bb := c.inflight
-	c.mu.Unlock()
-	if bb == nil || bb.Hash != hash {
+	if bb == nil {
+		var err error
 		if bb, err = chain.ExecuteBlock(c.ctx, b, proposer.PubKey); err != nil {
 			if errors.Is(err, ErrStateMismatch) {
 				return fmt.Errorf("kernel: halting: block %d from %s: %w", b.Header.Height, proposer.NodeID, err)
@@ -392,10 +410,11 @@ func (c *cluster) propose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := n.chain.codec.EncodeBlock(bb.Block)
+	data, err := n.chain.codec.FreezeBlock(bb.Block)
 	if err != nil {
 		return err
 	}
+	bb.Raw = data
 	c.mu.Lock()
 	c.inflight, c.inflightAt = bb, time.Now()
 	c.mu.Unlock()

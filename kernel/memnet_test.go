@@ -101,6 +101,9 @@ func (p *memPeer) Handle(kind byte, fn func(string, []byte)) {
 	p.mu.Unlock()
 }
 
+// HandleBorrowed is Handle: every in-memory message is its own copy.
+func (p *memPeer) HandleBorrowed(kind byte, fn func(string, []byte)) { p.Handle(kind, fn) }
+
 // SetMembers limits whom p talks to, as the QUIC transport does.
 func (p *memPeer) SetMembers(members []Member) error {
 	allowed := map[string]bool{}

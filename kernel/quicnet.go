@@ -22,6 +22,10 @@ func (q quicNet) Handle(kind byte, fn func(from string, msg []byte)) {
 	q.t.Handle(sosnet.StreamKind(kind), func(from sosnet.PeerID, msg []byte) { fn(string(from), msg) })
 }
 
+func (q quicNet) HandleBorrowed(kind byte, fn func(from string, msg []byte)) {
+	q.t.HandleBorrowed(sosnet.StreamKind(kind), func(from sosnet.PeerID, msg []byte) { fn(string(from), msg) })
+}
+
 func (q quicNet) Peers() []client.Peer {
 	var out []client.Peer
 	for _, p := range q.t.Peers() {

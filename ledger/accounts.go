@@ -75,8 +75,8 @@ func (a *Accounts) Get(addr Address) (Account, bool, error) {
 	if raw == nil {
 		return Account{}, false, nil
 	}
-	var acc Account
-	if err := a.Codec.Unmarshal(raw, &acc); err != nil {
+	acc, err := decodeAccount(raw)
+	if err != nil {
 		return Account{}, false, fmt.Errorf("ledger: account %s: %w: %w", addr, ErrCorrupt, err)
 	}
 	return acc, true, nil
@@ -85,10 +85,7 @@ func (a *Accounts) Get(addr Address) (Account, bool, error) {
 // Put stores an account record.
 func (a *Accounts) Put(addr Address, acc Account) error {
 	key := AccountKey(addr)
-	raw, err := a.Codec.Marshal(&acc)
-	if err != nil {
-		return fmt.Errorf("ledger: account %s: encode: %w", addr, err)
-	}
+	raw := appendAccount(make([]byte, 0, 16+24*len(acc.Balances)), &acc)
 	if err := a.chargeWrite(key, raw); err != nil {
 		return err
 	}

@@ -66,7 +66,21 @@ func (c *Codec) SignBlock(b *Block, key *PrivateKey) error {
 		return err
 	}
 	b.Signature = sig
+	b.raw, b.rootOK = nil, false
 	return nil
+}
+
+// FreezeBlock encodes a finished (signed) block and keeps the bytes on it,
+// so later EncodeBlock calls (the block store's commit) return them instead
+// of building another copy of a multi-megabyte block. The block must not be
+// changed afterwards.
+func (c *Codec) FreezeBlock(b *Block) ([]byte, error) {
+	raw, err := c.EncodeBlock(b)
+	if err != nil {
+		return nil, err
+	}
+	b.raw = raw
+	return raw, nil
 }
 
 // VerifyBlockSignature checks the proposer's signature with its public key.
@@ -150,6 +164,24 @@ const MaxBlockBytes = 256 << 20
 // not copied or re-encoded to check its form. data must not be modified
 // afterwards.
 func (c *Codec) DecodeBlock(data []byte) (*Block, error) {
+	b, err := c.parseBlock(data)
+	if err != nil {
+		return nil, err
+	}
+	if int(b.Header.NumTxs) != len(b.Txs) {
+		return nil, fmt.Errorf("ledger: block %d: header says %d txs, body has %d: %w", b.Header.Height, b.Header.NumTxs, len(b.Txs), ErrMalformed)
+	}
+	if MerkleRoot(b.Txs) != b.Header.TxRoot {
+		return nil, fmt.Errorf("ledger: block %d: tx root mismatch: %w", b.Header.Height, ErrMalformed)
+	}
+	b.raw, b.rootOK = data, true
+	return b, nil
+}
+
+// parseBlock checks the canonical form and version of a block encoding and
+// splits it into header, signature and transactions (aliasing data), with
+// no check of the transactions against the header.
+func (c *Codec) parseBlock(data []byte) (*Block, error) {
 	if len(data) > MaxBlockBytes {
 		return nil, fmt.Errorf("ledger: block: %d bytes > %d: %w", len(data), MaxBlockBytes, ErrMalformed)
 	}
@@ -191,13 +223,6 @@ func (c *Codec) DecodeBlock(data []byte) (*Block, error) {
 	if b.Header.Version != BlockVersion {
 		return nil, fmt.Errorf("ledger: block: version %d not supported: %w", b.Header.Version, ErrMalformed)
 	}
-	if int(b.Header.NumTxs) != len(b.Txs) {
-		return nil, fmt.Errorf("ledger: block %d: header says %d txs, body has %d: %w", b.Header.Height, b.Header.NumTxs, len(b.Txs), ErrMalformed)
-	}
-	if MerkleRoot(b.Txs) != b.Header.TxRoot {
-		return nil, fmt.Errorf("ledger: block %d: tx root mismatch: %w", b.Header.Height, ErrMalformed)
-	}
-	b.raw, b.rootOK = data, true
 	return &b, nil
 }
 

@@ -34,12 +34,17 @@ func (s *Store) ExportState(chunkBytes int, emit func(chunk []byte) error) (Head
 	head := s.head
 	s.mu.RUnlock()
 	defer snap.Close()
-	block, closer, err := snap.Get(heightKey(tBlock, head.Height))
+	block, err := s.codec.readBlock(snap, head.Height)
+	if err == nil && block == nil {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return head, nil, fmt.Errorf("ledger: export state: head block %d: %w", head.Height, err)
 	}
-	blockBytes := append([]byte(nil), block...)
-	closer.Close()
+	blockBytes, err := s.codec.EncodeBlock(block)
+	if err != nil {
+		return head, nil, fmt.Errorf("ledger: export state: head block %d: %w", head.Height, err)
+	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tState}, UpperBound: []byte{tState + 1}})
 	if err != nil {
 		return head, nil, fmt.Errorf("ledger: export state: %w", err)
@@ -171,15 +176,11 @@ func (im *StateImport) Finish(block *Block) error {
 			return err
 		}
 	}
-	blockBytes, err := s.codec.EncodeBlock(block)
-	if err != nil {
-		return err
-	}
 	bh, err := s.codec.HeaderHash(&block.Header)
 	if err != nil {
 		return err
 	}
-	if err := im.batch.Set(heightKey(tBlock, h), blockBytes, nil); err != nil {
+	if err := s.codec.putBlock(func(k, v []byte) error { return im.batch.Set(k, v, nil) }, block); err != nil {
 		return err
 	}
 	if err := im.batch.Set(append([]byte{tBlockHash}, bh[:]...), binary.BigEndian.AppendUint64(nil, h), nil); err != nil {

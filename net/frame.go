@@ -105,6 +105,14 @@ const readChunk = 1 << 20
 // readFrame reads one frame of type want from r. The limit is checked before
 // any payload memory is allocated.
 func readFrame(r io.Reader, want frameType, limit int) ([]byte, error) {
+	return readFrameInto(r, want, limit, nil)
+}
+
+// readFrameInto is readFrame reading into buf when it is large enough (the
+// result then aliases buf), so a stream whose handler does not keep messages
+// reuses one buffer instead of allocating, and faulting in, megabytes per
+// frame.
+func readFrameInto(r io.Reader, want frameType, limit int, buf []byte) ([]byte, error) {
 	var h [frameHeaderSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
@@ -113,14 +121,18 @@ func readFrame(r io.Reader, want frameType, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n <= readChunk {
-		p := make([]byte, n)
+	if n <= cap(buf) || n <= readChunk {
+		p := buf[:0]
+		if n > cap(p) {
+			p = make([]byte, n)
+		}
+		p = p[:n]
 		if _, err := io.ReadFull(r, p); err != nil {
 			return nil, unexpectedEOF(err)
 		}
 		return p, nil
 	}
-	p := make([]byte, 0, readChunk)
+	p := make([]byte, 0, max(readChunk, cap(buf)))
 	for len(p) < n {
 		k := min(n-len(p), readChunk)
 		if cap(p)-len(p) < k {

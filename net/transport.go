@@ -164,6 +164,7 @@ type Transport struct {
 	join     JoinHandler
 	peers    map[PeerID]*peerState
 	handlers [numKinds]Handler
+	borrowed [numKinds]bool // handler does not keep msg: the stream reuses its buffer
 }
 
 // peerState is the connection state of one member.
@@ -260,6 +261,18 @@ func (t *Transport) Handle(kind StreamKind, h Handler) {
 	}
 	t.mu.Lock()
 	t.handlers[kind] = h
+	t.borrowed[kind] = false
+	t.mu.Unlock()
+}
+
+// HandleBorrowed is Handle for a handler that is done with msg when it
+// returns (it decodes or copies what it needs). Such a stream reads every
+// frame into the same buffer, which saves allocating and page-faulting a
+// fresh one per message: raft appends carry whole blocks.
+func (t *Transport) HandleBorrowed(kind StreamKind, h Handler) {
+	t.Handle(kind, h)
+	t.mu.Lock()
+	t.borrowed[kind] = h != nil
 	t.mu.Unlock()
 }
 
@@ -489,9 +502,15 @@ func (t *Transport) peerState(id PeerID) *peerState {
 }
 
 func (t *Transport) handler(kind StreamKind) Handler {
+	h, _ := t.handlerOf(kind)
+	return h
+}
+
+// handlerOf returns the kind's handler and whether it borrows messages.
+func (t *Transport) handlerOf(kind StreamKind) (Handler, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.handlers[kind]
+	return t.handlers[kind], t.borrowed[kind]
 }
 
 func (t *Transport) acceptLoop() {
@@ -786,8 +805,9 @@ func (s *session) readStream(rs *quic.ReceiveStream) {
 		return
 	}
 	limit := t.cfg.limit(kind)
+	var buf []byte // reused across frames when the handler borrows them
 	for {
-		msg, err := readFrame(br, frameMessage, limit)
+		msg, err := readFrameInto(br, frameMessage, limit, buf)
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrFrameTooLarge):
@@ -802,11 +822,20 @@ func (s *session) readStream(rs *quic.ReceiveStream) {
 		if t.cfg.Drop != nil && t.cfg.Drop(s.peer, kind, false) {
 			continue
 		}
-		if h := t.handler(kind); h != nil {
+		h, borrowed := t.handlerOf(kind)
+		if h != nil {
 			h(s.peer, msg)
+		}
+		if borrowed && cap(msg) <= maxReusedFrame {
+			buf = msg[:0]
+		} else {
+			buf = nil
 		}
 	}
 }
+
+// maxReusedFrame bounds the buffer a stream keeps between frames.
+const maxReusedFrame = 64 << 20
 
 // send writes one frame on the kind's stream, opening the stream on first use.
 func (s *session) send(ctx context.Context, kind StreamKind, msg []byte) error {

@@ -106,13 +106,18 @@ type hubTransport struct {
 	h *hub
 }
 
-func (t hubTransport) Send(to uint64, msg []byte) {
+func (t hubTransport) Send(to uint64, msg []byte, release func()) {
 	t.h.mu.Lock()
 	n := t.h.nodes[to]
 	t.h.mu.Unlock()
-	if n != nil {
-		go func() { _ = n.Step(context.Background(), msg) }()
+	if n == nil {
+		release()
+		return
 	}
+	go func() {
+		defer release()
+		_ = n.Step(context.Background(), msg)
+	}()
 }
 
 type member struct {
@@ -222,5 +227,33 @@ func TestReplicatesInOrderAndRestarts(t *testing.T) {
 	}
 	for id, m := range ms {
 		m.stop(h, id)
+	}
+}
+
+func TestBufferPool(t *testing.T) {
+	var p bufferPool
+	a := p.get(100 << 10)
+	if cap(a) < 100<<10 || len(a) != 0 {
+		t.Fatalf("get: len %d cap %d", len(a), cap(a))
+	}
+	a = append(a, 1, 2, 3)
+	p.put(a)
+	if b := p.get(50 << 10); &b[:1][0] != &a[0] || len(b) != 0 {
+		t.Fatal("a returned buffer large enough is not reused")
+	}
+	if b := p.get(100 << 10); &b[:1][0] == &a[0] {
+		t.Fatal("a buffer handed out is still in the pool")
+	}
+	p.put(make([]byte, 0, pooledMaxSize+1))
+	for i := range pooledBuffers + 3 {
+		p.put(make([]byte, 0, (i+1)<<10))
+	}
+	if len(p.free) != pooledBuffers {
+		t.Fatalf("pool keeps %d buffers, want %d", len(p.free), pooledBuffers)
+	}
+	for _, b := range p.free {
+		if cap(b) > pooledMaxSize || cap(b) < 4<<10 {
+			t.Fatalf("pool kept a buffer of %d bytes; want the largest ones under the cap", cap(b))
+		}
 	}
 }

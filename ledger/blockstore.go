@@ -1,0 +1,98 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Blocks are stored in pieces: the header and signature under tBlockHead
+// (the block's own encoding with a null transaction list) and every
+// transaction under tBlockTx. A block of 5,000 ML-DSA transfers is 17 MB;
+// stored as one value, Pebble writes it as one 17 MB sstable block on every
+// flush and compaction, through several freshly allocated buffers of that
+// size. Transactions of a few KB pack into ordinary blocks, and a single
+// transaction can be read without the rest. The pieces reassemble into the
+// exact canonical bytes (EncodeBlock is deterministic). Stores written
+// before this layout keep whole blocks under tBlock, which is still read.
+
+func blockTxKey(h uint64, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(heightKey(tBlockTx, h), i)
+}
+
+// putBlock writes b in pieces through set.
+func (c *Codec) putBlock(set func(k, v []byte) error, b *Block) error {
+	head, err := c.EncodeBlock(&Block{Header: b.Header, Signature: b.Signature})
+	if err != nil {
+		return err
+	}
+	if err := set(heightKey(tBlockHead, b.Header.Height), head); err != nil {
+		return err
+	}
+	for i, tx := range b.Txs {
+		if err := set(blockTxKey(b.Header.Height, uint32(i)), tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBlock reassembles the block at height h from r (the store or one of
+// its snapshots); nil, nil if there is none.
+func (c *Codec) readBlock(r pebble.Reader, h uint64) (*Block, error) {
+	head, err := readValue(r, heightKey(tBlockHead, h))
+	if err != nil {
+		return nil, err
+	}
+	if head == nil {
+		whole, err := readValue(r, heightKey(tBlock, h)) // earlier layout
+		if err != nil || whole == nil {
+			return nil, err
+		}
+		return c.DecodeBlock(whole)
+	}
+	b, err := c.parseBlock(head)
+	if err != nil {
+		return nil, err
+	}
+	if b.Txs != nil {
+		return nil, fmt.Errorf("ledger: block %d: stored header carries transactions: %w", h, ErrCorrupt)
+	}
+	if b.Header.NumTxs > 0 {
+		b.Txs = make([][]byte, 0, b.Header.NumTxs)
+	}
+	lo := heightKey(tBlockTx, h)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: heightKey(tBlockTx, h+1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if want := blockTxKey(h, uint32(len(b.Txs))); string(it.Key()) != string(want) {
+			return nil, fmt.Errorf("ledger: block %d: transaction %d missing: %w", h, len(b.Txs), ErrCorrupt)
+		}
+		b.Txs = append(b.Txs, append([]byte(nil), it.Value()...))
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(b.Txs) != int(b.Header.NumTxs) {
+		return nil, fmt.Errorf("ledger: block %d: %d of %d transactions stored: %w", h, len(b.Txs), b.Header.NumTxs, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// readValue copies the value of key out of r; nil if absent.
+func readValue(r pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
