@@ -106,7 +106,7 @@ type Node struct {
 	// compaction (applyLoop only).
 	appliedBytes uint64
 	// saveBuf holds the encoded entries of one save (Ready loop only).
-	saveBuf []byte
+	saveBuf  []byte
 	sendBufs bufferPool
 }
 
