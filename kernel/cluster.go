@@ -21,7 +21,10 @@ import (
 
 // Stream kinds the cluster uses on the peer network.
 const (
-	StreamRaft byte = 1 // raft messages
+	StreamRaft byte = 1 // raft messages but appends and snapshots
+	// StreamRaftBulk carries raft log appends and snapshots, so heartbeats
+	// and votes on StreamRaft never wait behind a block.
+	StreamRaftBulk byte = 4
 	StreamTxs  byte = 2 // forwarded transactions (length-prefixed batch)
 	StreamSync byte = 3 // block sync requests and answers
 )
@@ -119,13 +122,13 @@ type cluster struct {
 	states     *stateSyncer
 
 	outMu sync.Mutex
-	out   map[uint64]chan outMsg // raft messages waiting per peer (Send)
+	out   map[uint64]*peerQueues // raft messages waiting per peer (Send)
 }
 
 var keyApplied = []byte("raft/applied")
 
 func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]chan outMsg{}}
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]*peerQueues{}}
 	c.recon.promoted = map[uint64]time.Time{}
 	var peers []uint64
 	for _, m := range members {
@@ -157,56 +160,62 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	c.raft = rn
 	c.states = &stateSyncer{ctx: context.Background(), store: n.store, codec: n.chain.codec, net: pn, log: n.log, checkBlock: c.checkSyncedBlock}
 	// Step decodes the message into fresh memory, so the frame is borrowed.
-	pn.HandleBorrowed(StreamRaft, func(from string, msg []byte) {
+	step := func(from string, msg []byte) {
 		if err := rn.Step(c.ctx, msg); err != nil {
 			c.log.Debug("raft step", "from", from, "err", err)
 		}
-	})
+	}
+	pn.HandleBorrowed(StreamRaft, step)
+	pn.HandleBorrowed(StreamRaftBulk, step)
 	pn.Handle(StreamTxs, c.receiveTxs)
 	pn.Handle(StreamSync, c.handleSync)
 	return c, nil
 }
 
 // Send implements raftnode.Transport. It never blocks the raft loop: each
-// peer has a queue drained by a goroutine of its own, so a slow link (a
+// peer has two queues (bulk appends and snapshots, and the rest), each
+// drained by a goroutine of its own onto its own stream, so a slow link (a
 // follower applying a large block, a peer that is down) delays only that
-// peer's messages. A full queue drops the message, and raft resends.
-func (c *cluster) Send(to uint64, msg []byte, release func()) {
-	m, ok := c.member(to)
+// peer's messages, and a heartbeat never waits behind a block. A full
+// queue drops the message, and raft resends.
+func (c *cluster) Send(m raftnode.Message) {
+	member, ok := c.member(m.To)
 	if !ok {
-		release()
+		m.Release()
 		return
 	}
 	c.outMu.Lock()
-	q := c.out[to]
-	if q == nil {
-		q = make(chan outMsg, raftQueue)
-		c.out[to] = q
-		go c.sendLoop(to, m.NodeID, q)
+	qs := c.out[m.To]
+	if qs == nil {
+		qs = &peerQueues{ctl: make(chan raftnode.Message, raftQueue), bulk: make(chan raftnode.Message, raftQueue)}
+		c.out[m.To] = qs
+		go c.sendLoop(m.To, member.NodeID, StreamRaft, qs.ctl)
+		go c.sendLoop(m.To, member.NodeID, StreamRaftBulk, qs.bulk)
 	}
 	c.outMu.Unlock()
+	q := qs.ctl
+	if m.Bulk {
+		q = qs.bulk
+	}
 	select {
-	case q <- outMsg{msg, release}:
+	case q <- m:
 	default:
-		release()
-		c.raft.ReportUnreachable(to)
+		m.Release()
+		c.raft.ReportUnreachable(m.To)
 	}
 }
 
-// outMsg is a raft message waiting to be sent, and how to give its buffer
-// back to raft once it has been.
-type outMsg struct {
-	data    []byte
-	release func()
-}
+// peerQueues are one peer's raft messages waiting to be sent.
+type peerQueues struct{ ctl, bulk chan raftnode.Message }
 
-// raftQueue is the number of raft messages waiting per peer.
+// raftQueue is the number of raft messages waiting per peer and stream.
 const raftQueue = 1024
 
-// sendLoop sends one peer's raft messages in order until the node stops.
-func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan outMsg) {
+// sendLoop sends one peer's raft messages of one stream in order until the
+// node stops.
+func (c *cluster) sendLoop(to uint64, nodeID string, kind byte, q <-chan raftnode.Message) {
 	for {
-		var m outMsg
+		var m raftnode.Message
 		select {
 		case m = <-q:
 		case <-c.ctx.Done():
@@ -214,11 +223,11 @@ func (c *cluster) sendLoop(to uint64, nodeID string, q <-chan outMsg) {
 		}
 		// A block of 20 MB takes a while on a busy link: the timeout grows
 		// with the message so large appends are not cut off and resent.
-		timeout := time.Second + time.Duration(len(m.data))*time.Second/(20<<20)
+		timeout := time.Second + time.Duration(len(m.Data))*time.Second/(20<<20)
 		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		err := c.net.Send(ctx, nodeID, StreamRaft, m.data)
+		err := c.net.Send(ctx, nodeID, kind, m.Data)
 		cancel()
-		m.release()
+		m.Release()
 		if err != nil {
 			c.raft.ReportUnreachable(to)
 		}

@@ -48,7 +48,7 @@ func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis 
 	t, err := sosnet.Listen(ctx, sosnet.Config{
 		ListenAddr: opts.Config.P2PAddr, Key: opts.NodeKey, ChainID: chainID, GenesisHash: genesis, Logger: opts.Logger,
 		// A raft message carries whole blocks (max_block_bytes ≤ 32 MiB plus headers).
-		Limits: map[sosnet.StreamKind]int{sosnet.KindConsensus: 40 << 20, sosnet.KindGossip: 16 << 20},
+		Limits: map[sosnet.StreamKind]int{sosnet.KindConsensus: 1 << 20, sosnet.KindReplication: 40 << 20, sosnet.KindGossip: 16 << 20},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kernel: peer network on %s: %w", opts.Config.P2PAddr, err)

@@ -13,8 +13,13 @@ const (
 	KindConsensus StreamKind = 1 // raft messages
 	KindGossip    StreamKind = 2 // transaction gossip / forwarding
 	KindSync      StreamKind = 3 // block and snapshot sync
+	// KindReplication carries raft's bulk traffic (log appends holding whole
+	// blocks, snapshots) apart from KindConsensus, so heartbeats and votes
+	// never queue behind megabytes of log: under load a follower would
+	// otherwise miss heartbeats and start an election.
+	KindReplication StreamKind = 4
 
-	numKinds = 4 // one past the largest kind
+	numKinds = 5 // one past the largest kind
 )
 
 // Valid reports whether k is a known kind.
@@ -28,6 +33,8 @@ func (k StreamKind) String() string {
 		return "gossip"
 	case KindSync:
 		return "sync"
+	case KindReplication:
+		return "replication"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -53,6 +60,8 @@ func (k StreamKind) urgency() int8 {
 	switch k {
 	case KindConsensus:
 		return 0
+	case KindReplication:
+		return 1
 	case KindGossip:
 		return 2
 	}

@@ -37,11 +37,22 @@ type StateMachine interface {
 }
 
 // Transport sends raft messages to peers by raft id. Send must not block
-// for long: drop what cannot be sent (raft retransmits). msg stays valid
-// until the transport calls release (exactly once, when the message is sent
-// or dropped); the node then reuses the buffer for a later message.
+// for long: drop what cannot be sent (raft retransmits).
 type Transport interface {
-	Send(to uint64, msg []byte, release func())
+	Send(m Message)
+}
+
+// Message is an encoded raft message on its way to a peer.
+type Message struct {
+	To   uint64
+	Data []byte
+	// Bulk marks log appends and snapshots. The transport should carry them
+	// apart from the rest, so heartbeats and votes never wait behind
+	// megabytes of log (raft copes with the two kinds arriving reordered).
+	Bulk bool
+	// Release is called exactly once, when Data is no longer needed (sent
+	// or dropped); the node then reuses the buffer for a later message.
+	Release func()
 }
 
 // AuxStore is where the raft log lives (ledger.Store implements it).
@@ -441,6 +452,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer t.Stop()
 	defer n.rn.Stop()
 	applyc := make(chan applyBatch, 64)
+	var lead uint64 // last leader seen in a Ready
 	errc := make(chan error, 1)
 	applied := make(chan struct{})
 	actx, cancel := context.WithCancel(ctx)
@@ -474,6 +486,12 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-t.C:
 			n.rn.Tick()
 		case rd := <-n.rn.Ready():
+			if ss := rd.SoftState; ss != nil && ss.Lead != lead {
+				// Operators want to see elections (a leader lost under load,
+				// a partition) without raft's debug chatter.
+				n.log.Info("raft leader changed", "leader", ss.Lead, "previous", lead, "term", rd.HardState.GetTerm(), "state", ss.RaftState.String())
+				lead = ss.Lead
+			}
 			if err := n.handle(rd); err != nil {
 				return halt(err)
 			}
@@ -559,7 +577,8 @@ func (n *Node) handle(rd raft.Ready) error {
 		if buf != nil {
 			release = func() { n.sendBufs.put(b) }
 		}
-		n.cfg.Transport.Send(m.GetTo(), b, release)
+		bulk := m.GetType() == pb.MessageType_MsgApp || m.GetType() == pb.MessageType_MsgSnap || len(b) >= pooledMinSize
+		n.cfg.Transport.Send(Message{To: m.GetTo(), Data: b, Bulk: bulk, Release: release})
 		if m.GetType() == pb.MessageType_MsgSnap {
 			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish)
 		}

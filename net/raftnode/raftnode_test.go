@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"google.golang.org/protobuf/proto"
+	"maps"
 	"sort"
 	"sync"
 	"testing"
@@ -100,23 +102,38 @@ func (s *logSM) applied() []string {
 type hub struct {
 	mu    sync.Mutex
 	nodes map[uint64]*Node
+	sent  map[pb.MessageType][2]int // messages sent per type: [not bulk, bulk]
 }
 
 type hubTransport struct {
 	h *hub
 }
 
-func (t hubTransport) Send(to uint64, msg []byte, release func()) {
+func (t hubTransport) Send(m Message) {
+	var pm pb.Message
+	if err := proto.Unmarshal(m.Data, &pm); err != nil {
+		panic(err)
+	}
 	t.h.mu.Lock()
-	n := t.h.nodes[to]
+	if t.h.sent == nil {
+		t.h.sent = map[pb.MessageType][2]int{}
+	}
+	c := t.h.sent[pm.GetType()]
+	if m.Bulk {
+		c[1]++
+	} else {
+		c[0]++
+	}
+	t.h.sent[pm.GetType()] = c
+	n := t.h.nodes[m.To]
 	t.h.mu.Unlock()
 	if n == nil {
-		release()
+		m.Release()
 		return
 	}
 	go func() {
-		defer release()
-		_ = n.Step(context.Background(), msg)
+		defer m.Release()
+		_ = n.Step(context.Background(), m.Data)
 	}()
 }
 
@@ -211,6 +228,18 @@ func TestReplicatesInOrderAndRestarts(t *testing.T) {
 		if got := m.sm.applied(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("member %d applied %v, member 1 %v", id, got, want)
 		}
+	}
+	// Appends travel as bulk, heartbeats and votes apart from them.
+	h.mu.Lock()
+	sent := maps.Clone(h.sent)
+	h.mu.Unlock()
+	for typ, c := range sent {
+		if bulk := typ == pb.MessageType_MsgApp || typ == pb.MessageType_MsgSnap; (bulk && c[0] > 0) || (!bulk && c[1] > 0) {
+			t.Errorf("%s: %d sent as control, %d as bulk", typ, c[0], c[1])
+		}
+	}
+	if sent[pb.MessageType_MsgApp][1] == 0 || sent[pb.MessageType_MsgHeartbeat][0] == 0 {
+		t.Errorf("want appends and heartbeats among the messages sent, got %v", sent)
 	}
 	for id, m := range ms {
 		m.stop(h, id)
