@@ -25,8 +25,8 @@ const (
 	// StreamRaftBulk carries raft log appends and snapshots, so heartbeats
 	// and votes on StreamRaft never wait behind a block.
 	StreamRaftBulk byte = 4
-	StreamTxs  byte = 2 // forwarded transactions (length-prefixed batch)
-	StreamSync byte = 3 // block sync requests and answers
+	StreamTxs      byte = 2 // forwarded transactions (length-prefixed batch)
+	StreamSync     byte = 3 // block sync requests and answers
 )
 
 // PeerNet is what the cluster needs from the transport: ordered, reliable
