@@ -361,27 +361,46 @@ func (m *Mempool) Reap(max int) []*PendingTx {
 func (m *Mempool) Update(bb *BuiltBlock) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Each sender's queue is swept once per block, up to its highest
+	// included nonce: sweeping it once per included transaction was
+	// quadratic (a sender with a thousand queued transactions and a
+	// thousand in the block meant a million steps).
+	type senderNonce struct {
+		sender ledger.Address
+		nonce  uint64
+	}
+	usedBy := make(map[senderNonce]ledger.Hash, len(bb.Included))
+	highest := make(map[ledger.Address]uint64)
+	for _, p := range bb.Included {
+		usedBy[senderNonce{p.Tx.Sender, p.Tx.Nonce}] = p.Hash
+		if n, ok := highest[p.Tx.Sender]; !ok || p.Tx.Nonce > n {
+			highest[p.Tx.Sender] = p.Tx.Nonce
+		}
+	}
 	for i, p := range bb.Included {
-		q := m.senders[p.Tx.Sender]
-		if q != nil {
-			// Drop everything at or below the included nonce (a tx with the
-			// same nonce but another hash is now a replay).
-			for n, t := range q.txs {
-				if n <= p.Tx.Nonce {
+		if top, first := highest[p.Tx.Sender]; first {
+			delete(highest, p.Tx.Sender)
+			if q := m.senders[p.Tx.Sender]; q != nil {
+				// Drop everything at or below the highest included nonce
+				// (a tx with an included nonce but another hash is now a
+				// replay).
+				for n, t := range q.txs {
+					if n > top {
+						continue
+					}
 					delete(q.txs, n)
 					delete(m.byHash, t.Hash)
-					if t.Hash != p.Hash {
-						m.notifyLocked(t.Hash, TxOutcome{Err: fmt.Errorf("kernel: nonce %d used by %s: %w", n, p.Hash, ErrNonceTooLow)})
+					if h, ok := usedBy[senderNonce{p.Tx.Sender, n}]; !ok || h != t.Hash {
+						m.notifyLocked(t.Hash, TxOutcome{Err: fmt.Errorf("kernel: nonce %d already used on chain: %w", n, ErrNonceTooLow)})
 					}
 				}
+				if top+1 > q.next {
+					q.next = top + 1
+				}
+				m.dropIfEmpty(p.Tx.Sender, q)
 			}
-			if p.Tx.Nonce+1 > q.next {
-				q.next = p.Tx.Nonce + 1
-			}
-			m.dropIfEmpty(p.Tx.Sender, q)
-		} else {
-			delete(m.byHash, p.Hash)
 		}
+		delete(m.byHash, p.Hash)
 		r := bb.Receipts[i]
 		m.notifyLocked(p.Hash, TxOutcome{Receipt: &r})
 	}

@@ -206,3 +206,67 @@ func TestBlockReusesAdmittedTxs(t *testing.T) {
 		t.Fatal("a tampered signature passed")
 	}
 }
+
+// TestMempoolUpdateKeepsLaterNonces: a block that commits the first part of
+// a sender's long queue removes exactly that part; the rest stays queued in
+// order and every included transaction's waiter gets its receipt.
+func TestMempoolUpdateKeepsLaterNonces(t *testing.T) {
+	tn := newTestChain(t, 2)
+	a, b := tn.users[0], tn.users[1]
+	pool := newTestPool(t, tn, MempoolConfig{})
+	var txs []*PendingTx
+	for n := range uint64(30) {
+		p := tn.txNonce(t, a, transfer(b, 1+n), 200_000, n)
+		if err := addOne(pool, p.Raw); err != nil {
+			t.Fatalf("nonce %d: %v", n, err)
+		}
+		txs = append(txs, p)
+	}
+	waits := make([]<-chan TxOutcome, 12)
+	for i := range waits {
+		ch, cancel := pool.Wait(txs[i].Hash)
+		defer cancel()
+		waits[i] = ch
+	}
+	bb, err := tn.chain.BuildBlock(context.Background(), pool.Reap(10), tn.store.Head().Time+1, tn.nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bb.Included) != 10 {
+		t.Fatalf("included %d", len(bb.Included))
+	}
+	if err := tn.chain.Commit(bb); err != nil {
+		t.Fatal(err)
+	}
+	pool.Update(bb)
+	if pool.Size() != 20 {
+		t.Fatalf("pool holds %d, want the 20 later nonces", pool.Size())
+	}
+	for i := range 10 {
+		select {
+		case o := <-waits[i]:
+			if o.Receipt == nil || o.Err != nil {
+				t.Fatalf("tx %d: %+v", i, o)
+			}
+		default:
+			t.Fatalf("tx %d: no outcome after its block", i)
+		}
+	}
+	for i := 10; i < 12; i++ {
+		select {
+		case o := <-waits[i]:
+			t.Fatalf("queued tx %d got an outcome: %+v", i, o)
+		default:
+		}
+	}
+	next, err := pool.NextNonce(a.Address())
+	if err != nil || next != 30 {
+		t.Fatalf("next nonce %d, %v; want 30", next, err)
+	}
+	rest := pool.Reap(100)
+	for i, p := range rest {
+		if p.Tx.Nonce != uint64(10+i) {
+			t.Fatalf("reaped nonce %d at %d, want %d", p.Tx.Nonce, i, 10+i)
+		}
+	}
+}
