@@ -80,10 +80,11 @@ type Config struct {
 	// CompactKeep entries (defaults 1000 and 500).
 	CompactEvery, CompactKeep uint64
 	// CompactBytes also compacts once the entries applied since the last
-	// compaction hold this many bytes (default 32 MiB), keeping only
-	// CompactKeepBig entries (default 4): large entries (blocks) then leave
-	// the log while still in the store's memtable, so they are written to
-	// disk once, as blocks, and not a second time as log entries.
+	// compaction hold this many bytes (default 16 MiB), keeping only
+	// CompactKeepBig entries (default 4) in memory: large entries (blocks)
+	// then leave the stored log while still in the store's memtable, so
+	// they are written to disk once, as blocks, and not a second time as
+	// log entries.
 	CompactBytes   uint64
 	CompactKeepBig uint64
 }
@@ -116,6 +117,9 @@ type Node struct {
 	// appliedBytes is the size of the entries applied since the last
 	// compaction (applyLoop only).
 	appliedBytes uint64
+	// persistedFrom is the first log index the store may still hold past
+	// the last compaction (applyLoop only).
+	persistedFrom uint64
 	// saveBuf holds the encoded entries of one save (Ready loop only).
 	saveBuf  []byte
 	sendBufs bufferPool
@@ -221,7 +225,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.CompactKeep = 500
 	}
 	if cfg.CompactBytes == 0 {
-		cfg.CompactBytes = 32 << 20
+		cfg.CompactBytes = 16 << 20
 	}
 	if cfg.CompactKeepBig == 0 {
 		cfg.CompactKeepBig = 4
@@ -673,9 +677,18 @@ func (n *Node) maybeCompact() error {
 	if err != nil {
 		return err
 	}
+	// The store keeps no entry the snapshot covers: a restart starts from
+	// the snapshot and reads only later entries (load), while followers
+	// are served from memory, which keeps the last entries. So a block's
+	// log entry is usually deleted while still in the store's memtable and
+	// never written out a second time.
 	ch := []ledger.Change{{Key: keySnapshot, Value: b}}
-	for i := first; i < compactTo; i++ {
+	for i := max(first, n.persistedFrom); i <= applied; i++ {
 		ch = append(ch, ledger.Change{Key: entryKey(i)})
 	}
-	return n.cfg.Store.AuxWrite(ch)
+	if err := n.cfg.Store.AuxWrite(ch); err != nil {
+		return err
+	}
+	n.persistedFrom = applied + 1
+	return nil
 }

@@ -145,10 +145,14 @@ type member struct {
 	done   chan error
 }
 
-func start(t *testing.T, h *hub, id uint64, peers []uint64, aux *memAux) *member {
+func start(t *testing.T, h *hub, id uint64, peers []uint64, aux *memAux, mutate ...func(*Config)) *member {
 	t.Helper()
 	sm := &logSM{aux: aux}
-	n, err := New(Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h}, Tick: 10 * time.Millisecond})
+	cfg := Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h}, Tick: 10 * time.Millisecond}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,5 +288,79 @@ func TestBufferPool(t *testing.T) {
 		if cap(b) > pooledMaxSize || cap(b) < 4<<10 {
 			t.Fatalf("pool kept a buffer of %d bytes; want the largest ones under the cap", cap(b))
 		}
+	}
+}
+
+// TestCompactedStoreRestarts: after compactions the store holds no log
+// entry the persisted snapshot covers (so block-sized entries are deleted
+// soon after being written), and members restarted from it carry on.
+func TestCompactedStoreRestarts(t *testing.T) {
+	h := &hub{nodes: map[uint64]*Node{}}
+	peers := []uint64{1, 2, 3}
+	small := func(c *Config) { c.CompactEvery, c.CompactKeep = 4, 2 }
+	auxes := map[uint64]*memAux{}
+	ms := map[uint64]*member{}
+	for _, id := range peers {
+		auxes[id] = &memAux{m: map[string][]byte{}}
+		ms[id] = start(t, h, id, peers, auxes[id], small)
+	}
+	waitApplied := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			done := true
+			for _, m := range ms {
+				if len(m.sm.applied()) < n {
+					done = false
+				}
+			}
+			if done {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("not every member applied %d entries", n)
+	}
+	l := waitLeader(t, ms)
+	for i := range 30 {
+		if err := ms[l].node.Propose(context.Background(), fmt.Appendf(nil, "e%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitApplied(30)
+	for id, m := range ms {
+		m.stop(h, id)
+		aux := auxes[id]
+		raw, _ := aux.AuxGet(keySnapshot)
+		var snap pb.Snapshot
+		if err := proto.Unmarshal(raw, &snap); err != nil || snap.GetMetadata().GetIndex() == 0 {
+			t.Fatalf("member %d: no persisted snapshot (%v)", id, err)
+		}
+		_ = aux.AuxIterate(prefixEntry, func(k, v []byte) bool {
+			var e pb.Entry
+			if err := proto.Unmarshal(v, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.GetIndex() <= snap.GetMetadata().GetIndex() {
+				t.Errorf("member %d: entry %d is still stored below the snapshot at %d", id, e.GetIndex(), snap.GetMetadata().GetIndex())
+			}
+			return true
+		})
+	}
+	for _, id := range peers {
+		ms[id] = start(t, h, id, nil, auxes[id], small)
+	}
+	l = waitLeader(t, ms)
+	for i := range 5 {
+		if err := ms[l].node.Propose(context.Background(), fmt.Appendf(nil, "after%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitApplied(5)
+	for id, m := range ms {
+		if got := m.sm.applied(); got[0] != "after0" || len(got) != 5 {
+			t.Fatalf("member %d after restart applied %v", id, got)
+		}
+		m.stop(h, id)
 	}
 }
