@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages whose tests run in `make test`.
 PKGS        := ./...
 
-.PHONY: all build test test-short demo bench lint contracts fuzz clean
+.PHONY: all build test test-short demo bench bench-cluster lint contracts fuzz clean
 
 all: build
 
@@ -30,6 +30,11 @@ demo: build contracts
 # bench runs the Go benchmarks whose figures BENCHMARKS.md records.
 bench: build contracts
 	$(GO) test -run='^$$' -bench=. -benchtime=3x -timeout 30m ./kernel/ ./ledger/... ./vm/...
+
+# bench-cluster measures a 3-node devnet under load through the CLI
+# (RUNS, TXS, WHO=leader|follower, EXTRA='--rate 1000'; see the script).
+bench-cluster: build
+	./scripts/bench-cluster.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
