@@ -501,11 +501,6 @@ func (t *Transport) peerState(id PeerID) *peerState {
 	return ps
 }
 
-func (t *Transport) handler(kind StreamKind) Handler {
-	h, _ := t.handlerOf(kind)
-	return h
-}
-
 // handlerOf returns the kind's handler and whether it borrows messages.
 func (t *Transport) handlerOf(kind StreamKind) (Handler, bool) {
 	t.mu.Lock()
