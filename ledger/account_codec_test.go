@@ -35,15 +35,7 @@ func TestAccountCodecMatchesReflective(t *testing.T) {
 		for j := range 3000 {
 			m := bytes.Clone(want)
 			if j > 0 {
-				switch r.IntN(3) {
-				case 0:
-					k := r.IntN(len(m))
-					m[k] ^= 1 << r.IntN(8)
-				case 1:
-					m = m[:r.IntN(len(m))]
-				case 2:
-					m[r.IntN(len(m))] = byte(r.IntN(256))
-				}
+				m = mutate(r, m, len(m), len(m))
 			}
 			checkAccountParsers(t, c, m)
 		}

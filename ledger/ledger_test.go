@@ -557,20 +557,9 @@ func TestDecodeTxWireMatchesReflective(t *testing.T) {
 		for i := range 3000 {
 			m := bytes.Clone(enc)
 			if i > 0 {
-				switch r.IntN(4) {
-				case 0:
-					j := r.IntN(len(m))
-					m[j] ^= 1 << r.IntN(8)
-				case 1:
-					m = m[:r.IntN(len(m))]
-				case 2:
-					// The envelope's small fields sit around the large ones.
-					j := r.IntN(min(len(m), 120))
-					m[j] = byte(r.IntN(256))
-				case 3:
-					j := len(m) - 1 - r.IntN(min(len(m), 3400))
-					m[j] = byte(r.IntN(256))
-				}
+				// The envelope's small fields sit around the large ones:
+				// mutate near both ends more often.
+				m = mutate(r, m, 120, 3400)
 			}
 			got, gerr := c.decodeTxWire(m)
 			var want txWire
@@ -588,4 +577,20 @@ func TestDecodeTxWireMatchesReflective(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mutate flips a bit, truncates, or overwrites a byte of m (anywhere, within
+// head bytes of the start, or within tail bytes of the end).
+func mutate(r *rand.Rand, m []byte, head, tail int) []byte {
+	switch r.IntN(4) {
+	case 0:
+		m[r.IntN(len(m))] ^= 1 << r.IntN(8)
+	case 1:
+		m = m[:r.IntN(len(m))]
+	case 2:
+		m[r.IntN(min(len(m), head))] = byte(r.IntN(256))
+	default:
+		m[len(m)-1-r.IntN(min(len(m), tail))] = byte(r.IntN(256))
+	}
+	return m
 }

@@ -188,6 +188,25 @@ func waitLeader(t *testing.T, ms map[uint64]*member) uint64 {
 	return 0
 }
 
+// waitApplied waits until every member has applied at least n entries.
+func waitApplied(t *testing.T, ms map[uint64]*member, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		done := true
+		for _, m := range ms {
+			if len(m.sm.applied()) < n {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("not every member applied %d entries", n)
+}
+
 // TestReplicatesInOrderAndRestarts: every member applies the same entries in
 // the same order; after all members restart from their stores, the
 // membership comes back from the log, a leader is elected and nothing is
@@ -209,22 +228,7 @@ func TestReplicatesInOrderAndRestarts(t *testing.T) {
 			}
 		}
 	}
-	waitAll := func(n int) {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			ok := true
-			for _, m := range ms {
-				if len(m.sm.applied()) < n {
-					ok = false
-				}
-			}
-			if ok {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("not every member applied %d entries", n)
-	}
+	waitAll := func(n int) { waitApplied(t, ms, n) }
 	propose(0, 20)
 	waitAll(20)
 	want := ms[1].sm.applied()
@@ -304,30 +308,13 @@ func TestCompactedStoreRestarts(t *testing.T) {
 		auxes[id] = &memAux{m: map[string][]byte{}}
 		ms[id] = start(t, h, id, peers, auxes[id], small)
 	}
-	waitApplied := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			done := true
-			for _, m := range ms {
-				if len(m.sm.applied()) < n {
-					done = false
-				}
-			}
-			if done {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("not every member applied %d entries", n)
-	}
 	l := waitLeader(t, ms)
 	for i := range 30 {
 		if err := ms[l].node.Propose(context.Background(), fmt.Appendf(nil, "e%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitApplied(30)
+	waitApplied(t, ms, 30)
 	for id, m := range ms {
 		m.stop(h, id)
 		aux := auxes[id]
@@ -356,7 +343,7 @@ func TestCompactedStoreRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitApplied(5)
+	waitApplied(t, ms, 5)
 	for id, m := range ms {
 		if got := m.sm.applied(); got[0] != "after0" || len(got) != 5 {
 			t.Fatalf("member %d after restart applied %v", id, got)
