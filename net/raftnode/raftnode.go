@@ -333,6 +333,19 @@ func (n *Node) save(hs *pb.HardState, ents []*pb.Entry, snap *pb.Snapshot) error
 			return err
 		}
 		ch = append(ch, ledger.Change{Key: keySnapshot, Value: b})
+		// The snapshot replaces the log up to its index: stored entries it
+		// covers would otherwise stay forever (compaction starts above it).
+		upTo := snap.GetMetadata().GetIndex()
+		err = n.cfg.Store.AuxIterate(prefixEntry, func(k, _ []byte) bool {
+			if len(k) != len(prefixEntry)+8 || binary.BigEndian.Uint64(k[len(prefixEntry):]) > upTo {
+				return false
+			}
+			ch = append(ch, ledger.Change{Key: append([]byte(nil), k...)})
+			return true
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if len(ents) > 0 {
 		last, _ := n.storage.LastIndex()

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,8 +89,25 @@ func (s *logSM) AppliedIndex() uint64 {
 func (s *logSM) SaveApplied(index uint64) error {
 	return s.aux.AuxWrite([]ledger.Change{{Key: []byte("applied"), Value: []byte(fmt.Sprint(index))}})
 }
-func (s *logSM) Snapshot() ([]byte, error)                 { return nil, nil }
-func (s *logSM) Restore(uint64, []byte) error              { return nil }
+
+// Snapshot is the list of applied entries, so a member that fell behind
+// the compacted log and installs a snapshot ends up with the same list.
+func (s *logSM) Snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return []byte(strings.Join(s.entries, "\x00")), nil
+}
+
+func (s *logSM) Restore(index uint64, data []byte) error {
+	s.mu.Lock()
+	s.entries = nil
+	if len(data) > 0 {
+		s.entries = strings.Split(string(data), "\x00")
+	}
+	s.mu.Unlock()
+	return s.SaveApplied(index)
+}
+
 func (s *logSM) ConfChanged(*pb.ConfState, pb.ConfChangeI) {}
 
 func (s *logSM) applied() []string {
