@@ -47,9 +47,11 @@
 //
 // # Storage
 //
-// Pebble tables (one leading byte): head, blocks by height, block hash →
-// height, tx hash → (height, index), receipts, current state, SMT nodes,
-// genesis, and an aux table for node-local data. Store.Commit writes a block,
+// Pebble tables (one leading byte): head, blocks by height (a header piece
+// plus one key per transaction, reassembled into the canonical bytes on
+// read; see blockstore.go), block hash → height, tx hash → (height, index),
+// receipts, current state, SMT nodes, genesis, and an aux table for
+// node-local data. Store.Commit writes a block,
 // its receipts, its state changes and SMT nodes and the new head in one
 // synced batch: after kill -9 the store opens at the last block whose batch
 // reached the disk. A failed write (disk full) returns ErrStorageFailed and

@@ -39,8 +39,11 @@
 // failed may or may not have arrived. So delivery is at most once and
 // FIFO per (peer, kind) — what raft expects of its transport, since it
 // retransmits itself. Kinds are independent: a large snapshot chunk on
-// KindSync does not delay a raft message on KindConsensus, which QUIC also
-// schedules first. Handlers run on one goroutine per (peer, kind) stream.
+// KindSync, or a block-sized log append on KindReplication, does not delay
+// a heartbeat on KindConsensus, which QUIC also schedules first. Handlers
+// run on one goroutine per (peer, kind) stream; a handler registered with
+// HandleBorrowed must not keep the message, and its stream reuses one
+// buffer for every frame.
 //
 // # Threat model
 //
