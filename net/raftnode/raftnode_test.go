@@ -369,3 +369,22 @@ func TestCompactedStoreRestarts(t *testing.T) {
 		m.stop(h, id)
 	}
 }
+
+// TestUnmarshalCopiesEntryData pins what Step relies on: decoding a message
+// copies entry data out of the frame, so the cluster may hand Step frames
+// from a buffer it reuses (net.HandleBorrowed).
+func TestUnmarshalCopiesEntryData(t *testing.T) {
+	m := &pb.Message{Type: pb.MessageType_MsgApp.Enum(), Entries: []*pb.Entry{{Data: []byte("a block's bytes")}}}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got pb.Message
+	if err := proto.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if d := got.GetEntries()[0].GetData(); string(d) != "a block's bytes" {
+		t.Fatalf("entry data aliases the frame: %q", d)
+	}
+}
