@@ -9,71 +9,32 @@ import (
 
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
+	"github.com/sos-kernel/sos/vm/wasmasm"
 )
-
-// A tiny module assembler: enough to write misbehaving policies as bytes.
-
-func uleb(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func sleb(v int32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func cat(parts ...[]byte) []byte {
-	var b []byte
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func vec(items ...[]byte) []byte { return cat(uleb(uint32(len(items))), cat(items...)) }
-func section(id byte, payload []byte) []byte {
-	return cat([]byte{id}, uleb(uint32(len(payload))), payload)
-}
-func wname(s string) []byte { return cat(uleb(uint32(len(s))), []byte(s)) }
 
 // policyModule builds a module whose allocate runs code (which must leave
 // an i32 on the stack); data is placed at address 0.
 func policyModule(code []byte, data []byte) []byte {
-	types := vec(
-		cat([]byte{0x60}, vec(), vec([]byte{0x7f})),               // () -> i32
-		cat([]byte{0x60}, vec([]byte{0x7f}, []byte{0x7f}), vec()), // (i32, i32) -> ()
+	types := wasmasm.Vec(
+		wasmasm.Cat([]byte{0x60}, wasmasm.Vec(), wasmasm.Vec([]byte{0x7f})),               // () -> i32
+		wasmasm.Cat([]byte{0x60}, wasmasm.Vec([]byte{0x7f}, []byte{0x7f}), wasmasm.Vec()), // (i32, i32) -> ()
 	)
-	imports := vec(cat(wname("sos"), wname("set_result"), []byte{0x00}, uleb(1)))
-	body := cat(vec(), code, []byte{0x0b})
-	m := cat([]byte("\x00asm"), []byte{1, 0, 0, 0},
-		section(1, types), section(2, imports), section(3, vec(uleb(0))),
-		section(5, vec([]byte{0x00, 0x01})),
-		section(7, vec(cat(wname("memory"), []byte{0x02, 0x00}), cat(wname("allocate"), []byte{0x00, 0x01}))),
-		section(10, vec(cat(uleb(uint32(len(body))), body))))
+	imports := wasmasm.Vec(wasmasm.Cat(wasmasm.Name("sos"), wasmasm.Name("set_result"), []byte{0x00}, wasmasm.U32(1)))
+	body := wasmasm.Cat(wasmasm.Vec(), code, []byte{0x0b})
+	m := wasmasm.Cat([]byte("\x00asm"), []byte{1, 0, 0, 0},
+		wasmasm.Section(1, types), wasmasm.Section(2, imports), wasmasm.Section(3, wasmasm.Vec(wasmasm.U32(0))),
+		wasmasm.Section(5, wasmasm.Vec([]byte{0x00, 0x01})),
+		wasmasm.Section(7, wasmasm.Vec(wasmasm.Cat(wasmasm.Name("memory"), []byte{0x02, 0x00}), wasmasm.Cat(wasmasm.Name("allocate"), []byte{0x00, 0x01}))),
+		wasmasm.Section(10, wasmasm.Vec(wasmasm.Cat(wasmasm.U32(uint32(len(body))), body))))
 	if data != nil {
-		m = cat(m, section(11, vec(cat([]byte{0x00, 0x41, 0x00, 0x0b}, uleb(uint32(len(data))), data))))
+		m = wasmasm.Cat(m, wasmasm.Section(11, wasmasm.Vec(wasmasm.Cat([]byte{0x00, 0x41, 0x00, 0x0b}, wasmasm.U32(uint32(len(data))), data))))
 	}
 	return m
 }
 
 // returning makes code that passes data[0:n] to set_result and returns rc.
 func returning(n int, rc int32) []byte {
-	return cat([]byte{0x41}, sleb(0), []byte{0x41}, sleb(int32(n)), []byte{0x10, 0x00}, []byte{0x41}, sleb(rc))
+	return wasmasm.Cat([]byte{0x41}, wasmasm.S32(0), []byte{0x41}, wasmasm.S32(int32(n)), []byte{0x10, 0x00}, []byte{0x41}, wasmasm.S32(rc))
 }
 
 func newVM(t *testing.T) *vm.VM {
@@ -172,8 +133,8 @@ func TestShippedPolicy(t *testing.T) {
 // have (300 pages, above vm.MaxMemoryPages): the policy VM admits it, and a
 // market refuses a VM with the contract limits.
 func TestPolicyMemory(t *testing.T) {
-	grow := cat([]byte{0x41}, sleb(300), []byte{0x40, 0x00}, // memory.grow 300
-		[]byte{0x41}, sleb(-1), []byte{0x46, 0x04, 0x40, 0x00, 0x0b}, // == -1: unreachable
+	grow := wasmasm.Cat([]byte{0x41}, wasmasm.S32(300), []byte{0x40, 0x00}, // memory.grow 300
+		[]byte{0x41}, wasmasm.S32(-1), []byte{0x46, 0x04, 0x40, 0x00, 0x0b}, // == -1: unreachable
 		returning(4, 0)) // an empty allocation list
 	h := newHarness(t, harnessOpts{vm: newVM(t)})
 	id := h.activate(policyModule(grow, make([]byte, 4)))

@@ -1,6 +1,6 @@
 package vm
 
-import "github.com/sos-kernel/sos/vm/internal/wasmasm"
+import "github.com/sos-kernel/sos/vm/wasmasm"
 
 // Short names for the shared test assembler (vm/internal/wasmasm) plus the
 // helpers only these tests need.

@@ -1,20 +1,16 @@
 // Package wasmasm is a tiny WebAssembly module assembler for tests: enough
-// to write modules as opcode bytes without a text-format toolchain. Both the
-// VM's and the metering pass's tests build their hand-written modules with it.
+// to write modules as opcode bytes without a text-format toolchain. The
+// VM's, the metering pass's and ROME's tests build their hand-written
+// modules (and misbehaving policies) with it.
 package wasmasm
 
+import "github.com/sos-kernel/sos/vm/internal/wasmbin"
+
 // U32 is the unsigned LEB128 encoding of v.
-func U32(v uint32) []byte {
-	var b []byte
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+func U32(v uint32) []byte { return wasmbin.AppendU32(nil, v) }
+
+// S32 is the signed LEB128 encoding of v (i32.const immediates).
+func S32(v int32) []byte { return wasmbin.AppendS64(nil, int64(v)) }
 
 // Cat concatenates byte strings.
 func Cat(parts ...[]byte) []byte {
