@@ -2,7 +2,7 @@ package meter_test
 
 import "github.com/sos-kernel/sos/vm/wasmasm"
 
-// Short names for the shared test assembler (vm/internal/wasmasm) plus the
+// Short names for the shared test assembler (vm/wasmasm) plus the
 // helpers only these tests need.
 
 var (
