@@ -12,6 +12,21 @@ import (
 	"github.com/sos-kernel/sos/vm/wasmasm"
 )
 
+// oneMatchEpoch places one offer and one matching request and returns the
+// record of the epoch that allocates them.
+func oneMatchEpoch(t *testing.T, h *harness) *EpochRecord {
+	t.Helper()
+	h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
+	h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
+	c, _ := h.m.Clock(h.st)
+	h.untilEpoch(c.Epoch + 1)
+	rec, err := h.m.Epoch(h.st, c.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // policyModule builds a module whose allocate runs code (which must leave
 // an i32 on the stack); data is placed at address 0.
 func policyModule(code []byte, data []byte) []byte {
@@ -87,14 +102,7 @@ func TestMisbehavingPoliciesFallBack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, harnessOpts{vm: newVM(t), policyGas: 100_000_000}) // the loop burns all of it
 			id := h.activate(tc.wasm)
-			h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
-			h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
-			c, _ := h.m.Clock(h.st)
-			h.untilEpoch(c.Epoch + 1)
-			rec, err := h.m.Epoch(h.st, c.Epoch)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rec := oneMatchEpoch(t, h)
 			if rec.Policy != BuiltinGreedy || !strings.Contains(rec.Rejected, tc.why) || rec.NewLeases != 1 {
 				t.Fatalf("epoch record: policy %s, rejected %q, leases %d; want fallback after %q", rec.Policy, rec.Rejected, rec.NewLeases, tc.why)
 			}
@@ -138,14 +146,7 @@ func TestPolicyMemory(t *testing.T) {
 		returning(4, 0)) // an empty allocation list
 	h := newHarness(t, harnessOpts{vm: newVM(t)})
 	id := h.activate(policyModule(grow, make([]byte, 4)))
-	h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 100), Price: res(1, 5)})
-	h.must(h.users[1], &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 8), Epochs: 1})
-	c, _ := h.m.Clock(h.st)
-	h.untilEpoch(c.Epoch + 1)
-	rec, err := h.m.Epoch(h.st, c.Epoch)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := oneMatchEpoch(t, h)
 	if rec.Policy != id || rec.Rejected != "" {
 		t.Fatalf("policy %s, rejected %q; want %s accepted", rec.Policy, rec.Rejected, id)
 	}
