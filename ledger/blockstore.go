@@ -24,7 +24,13 @@ func blockTxKey(h uint64, i uint32) []byte {
 
 // putBlock writes b in pieces through set.
 func (c *Codec) putBlock(set func(k, v []byte) error, b *Block) error {
-	head, err := c.EncodeBlock(&Block{Header: b.Header, Signature: b.Signature})
+	// The head piece keeps an empty transaction list as it was encoded (an
+	// empty array, not null), so the block reassembles byte for byte.
+	var txs [][]byte
+	if b.Txs != nil && len(b.Txs) == 0 {
+		txs = b.Txs
+	}
+	head, err := c.EncodeBlock(&Block{Header: b.Header, Signature: b.Signature, Txs: txs})
 	if err != nil {
 		return err
 	}
@@ -57,11 +63,8 @@ func (c *Codec) readBlock(r pebble.Reader, h uint64) (*Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.Txs != nil {
+	if len(b.Txs) > 0 {
 		return nil, fmt.Errorf("ledger: block %d: stored header carries transactions: %w", h, ErrCorrupt)
-	}
-	if b.Header.NumTxs > 0 {
-		b.Txs = make([][]byte, 0, b.Header.NumTxs)
 	}
 	lo := heightKey(tBlockTx, h)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: heightKey(tBlockTx, h+1)})
@@ -69,17 +72,29 @@ func (c *Codec) readBlock(r pebble.Reader, h uint64) (*Block, error) {
 		return nil, err
 	}
 	defer it.Close()
+	// The transactions are copied into one buffer, not one allocation each.
+	var arena []byte
+	var ends []int
 	for valid := it.First(); valid; valid = it.Next() {
-		if want := blockTxKey(h, uint32(len(b.Txs))); string(it.Key()) != string(want) {
-			return nil, fmt.Errorf("ledger: block %d: transaction %d missing: %w", h, len(b.Txs), ErrCorrupt)
+		if want := blockTxKey(h, uint32(len(ends))); string(it.Key()) != string(want) {
+			return nil, fmt.Errorf("ledger: block %d: transaction %d missing: %w", h, len(ends), ErrCorrupt)
 		}
-		b.Txs = append(b.Txs, append([]byte(nil), it.Value()...))
+		arena = append(arena, it.Value()...)
+		ends = append(ends, len(arena))
 	}
 	if err := it.Error(); err != nil {
 		return nil, err
 	}
-	if len(b.Txs) != int(b.Header.NumTxs) {
-		return nil, fmt.Errorf("ledger: block %d: %d of %d transactions stored: %w", h, len(b.Txs), b.Header.NumTxs, ErrCorrupt)
+	if len(ends) != int(b.Header.NumTxs) {
+		return nil, fmt.Errorf("ledger: block %d: %d of %d transactions stored: %w", h, len(ends), b.Header.NumTxs, ErrCorrupt)
+	}
+	if len(ends) > 0 {
+		b.Txs = make([][]byte, 0, len(ends))
+	}
+	start := 0
+	for _, end := range ends {
+		b.Txs = append(b.Txs, arena[start:end:end])
+		start = end
 	}
 	return b, nil
 }
