@@ -14,7 +14,7 @@ import (
 // BuiltBlock is a sealed block with everything needed to commit it.
 type BuiltBlock struct {
 	Block    *ledger.Block
-	Raw      []byte // the block's encoding, once frozen for proposal
+	Raw      []byte // the encoding the leader proposed (cluster only): its commit is recognised without decoding
 	Hash     ledger.Hash
 	Receipts []ledger.Receipt
 	Prepared *ledger.Prepared

@@ -419,7 +419,7 @@ func (c *cluster) propose(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	data, err := n.chain.codec.FreezeBlock(bb.Block)
+	data, err := n.chain.codec.EncodeBlock(bb.Block)
 	if err != nil {
 		return err
 	}

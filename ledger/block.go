@@ -70,19 +70,6 @@ func (c *Codec) SignBlock(b *Block, key *PrivateKey) error {
 	return nil
 }
 
-// FreezeBlock encodes a finished (signed) block and keeps the bytes on it,
-// so later EncodeBlock calls (the block store's commit) return them instead
-// of building another copy of a multi-megabyte block. The block must not be
-// changed afterwards.
-func (c *Codec) FreezeBlock(b *Block) ([]byte, error) {
-	raw, err := c.EncodeBlock(b)
-	if err != nil {
-		return nil, err
-	}
-	b.raw = raw
-	return raw, nil
-}
-
 // VerifyBlockSignature checks the proposer's signature with its public key.
 func (c *Codec) VerifyBlockSignature(b *Block, pub PublicKey) error {
 	if pub.Address() != b.Header.Proposer {

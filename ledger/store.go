@@ -264,7 +264,7 @@ func (s *Store) IterateState(start, end []byte, reverse bool, fn func(k, v []byt
 		valid = it.Last()
 	}
 	for ; valid; valid = step(it, reverse) {
-		if !fn(it.Key()[1:], bytes.Clone(it.Value())) {
+		if !fn(it.Key()[1:], it.Value()) {
 			break
 		}
 	}
@@ -568,7 +568,8 @@ func (sp *StateProof) Verify(root Hash) error {
 // AuxGet reads a node-local (non-consensus) key.
 func (s *Store) AuxGet(key []byte) ([]byte, error) { return s.get(append([]byte{tAux}, key...)) }
 
-// AuxIterate visits node-local keys with a prefix in order until fn returns false.
+// AuxIterate visits node-local keys with a prefix in order until fn returns
+// false. k and v alias the iterator: they are valid only during the call.
 func (s *Store) AuxIterate(prefix []byte, fn func(k, v []byte) bool) error {
 	lower := append([]byte{tAux}, prefix...)
 	upper := append([]byte{tAux}, prefix...)
@@ -585,7 +586,7 @@ func (s *Store) AuxIterate(prefix []byte, fn func(k, v []byte) bool) error {
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
-		if !fn(it.Key()[1:], bytes.Clone(it.Value())) {
+		if !fn(it.Key()[1:], it.Value()) {
 			break
 		}
 	}

@@ -59,6 +59,10 @@ type Message struct {
 type AuxStore interface {
 	AuxGet(key []byte) ([]byte, error)
 	AuxWrite(changes []ledger.Change) error
+	// AuxIterate calls fn on the keys under prefix in order until it
+	// returns false; k and v are valid only during the call (the raft log
+	// holds megabyte entries: copying each one to look at its key would
+	// be waste).
 	AuxIterate(prefix []byte, fn func(k, v []byte) bool) error
 }
 
