@@ -1,0 +1,74 @@
+package failpoint
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	gofail "go.etcd.io/gofail/runtime"
+)
+
+// Failpoint names. Each names a boundary, not a code path: the package
+// that owns the boundary evaluates it.
+const (
+	// Example is evaluated only by this package's tests.
+	Example = "sos/failpoint/example"
+)
+
+// registry registers each name with gofail once per process (gofail panics
+// on a second registration).
+var registry sync.Map // name -> *gofail.Failpoint
+
+func point(name string) *gofail.Failpoint {
+	if fp, ok := registry.Load(name); ok {
+		return fp.(*gofail.Failpoint)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fp, ok := registry.Load(name); ok {
+		return fp.(*gofail.Failpoint)
+	}
+	fp := gofail.NewFailpoint(name)
+	registry.Store(name, fp)
+	return fp
+}
+
+var mu sync.Mutex // serializes registration
+
+// Eval evaluates the failpoint name: its value and true when it is
+// enabled and its terms fire this time, nil and false otherwise (always,
+// unless GOFAIL_FAILPOINTS or Enable turned it on). An action such as
+// sleep or panic happens inside Eval.
+func Eval(name string) (any, bool) {
+	v, err := point(name).Acquire()
+	if err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// Enable turns the failpoint name on with gofail terms ("return",
+// `return("x")`, "2*return", "off", ...). Meant for tests running in the
+// same process; it returns a function that turns it off again.
+func Enable(name, terms string) (disable func(), err error) {
+	point(name)
+	if err := gofail.Enable(name, terms); err != nil {
+		return nil, fmt.Errorf("failpoint: enable %s=%s: %w", name, terms, err)
+	}
+	return func() {
+		if err := gofail.Disable(name); err != nil && !errors.Is(err, gofail.ErrDisabled) {
+			panic(fmt.Sprintf("failpoint: disable %s: %v", name, err))
+		}
+	}, nil
+}
+
+// Count is how many times the failpoint name fired since it was enabled
+// (0 when it is off).
+func Count(name string) int {
+	point(name)
+	_, n, err := gofail.Status(name)
+	if err != nil {
+		return 0
+	}
+	return n
+}
