@@ -198,7 +198,7 @@ func parseLatLon(flag, s string) (int32, int32, error) {
 func newRomeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rome", Short: "The resource market: offers, requests, leases, epochs and allocation policies"}
 	cmd.AddCommand(newRomeOfferCmd(g), newRomeRequestCmd(g), newRomeCancelCmd(g), newRomeUsageCmd(g),
-		newRomeLeasesCmd(g), newRomeOffersCmd(g), newRomeRequestsCmd(g), newRomeMarketCmd(g), newRomeEpochsCmd(g), newRomePolicyCmd(g))
+		newRomeLeasesCmd(g), newRomeOffersCmd(g), newRomeRequestsCmd(g), newRomeMarketCmd(g), newRomeEpochsCmd(g), newRomePolicyCmd(g), newGenMarketCmd(g))
 	return cmd
 }
 

@@ -44,7 +44,41 @@ func newRootCmd() *cobra.Command {
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
 		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
 	)
+	strictCommands(root)
 	return root
+}
+
+// strictCommands makes every command fail as a user expects: a group
+// command (one with subcommands and nothing to run itself) refuses an
+// unknown subcommand with a non-zero exit instead of printing help and
+// exiting 0, and a wrong argument count names the command's usage line.
+func strictCommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return fmt.Errorf("unknown command %q for %q (available: %s; see %s --help)", args[0], cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+		}
+	} else if c.Args != nil {
+		validate := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := validate(cmd, args); err != nil {
+				return fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		strictCommands(sub)
+	}
 }
 
 func defaultHome() string {
