@@ -264,3 +264,38 @@ func TestAdmitPayload(t *testing.T) {
 		t.Fatal("admitted a request whose key is another node's")
 	}
 }
+
+// FuzzJoinRequest: any bytes a stranger sends as a join request either
+// fail to decode or decode to the one request they canonically encode;
+// the same holds for the join answer a joining node reads.
+func FuzzJoinRequest(f *testing.F) {
+	c := ledger.NewCodec()
+	for _, r := range []joinRequest{{P2PAddr: "127.0.0.1:26656"}, {P2PAddr: "h:1", Token: "00112233445566778899aabbccddeeff"}, {}} {
+		b, err := c.Marshal(&r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	ans, err := c.Marshal(&JoinAnswer{Genesis: []byte("{}"), Height: 3, Members: []JoinedMember{{PubKey: "00", Addr: "h:1", Role: "voter"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ans)
+	f.Add([]byte{0x81, 0x60}) // the previous one-field request
+	pub := seededKey(f, 1).Public().Bytes()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req joinRequest
+		if err := c.Unmarshal(b, &req); err == nil {
+			again, err := c.Marshal(&req)
+			if err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("join request %x decodes to %+v, which encodes to %x (%v)", b, req, again, err)
+			}
+			_ = (&ledger.MemberAdd{PubKey: pub, Addr: req.P2PAddr}).ValidateBasic()
+			_ = checkJoinToken(req.Token)
+		}
+		if a, err := parseJoinAnswer(c, b); err == nil && a == nil {
+			t.Fatal("nil answer without an error")
+		}
+	})
+}

@@ -171,6 +171,8 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 				n.Close()
 				return nil, err
 			}
+			// Join requests are answered, never obeyed: the handler admits
+			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
 			n.transport = t
 			pn = quicNet{t}
