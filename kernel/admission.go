@@ -373,3 +373,25 @@ func (jt joinTokens) sweep(now time.Time) {
 		}
 	}
 }
+
+// logLimit lets one message through per interval, counting the others: a
+// stranger can cause refusals as fast as it can connect.
+type logLimit struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	held  int
+}
+
+// allow reports whether to log now, and how many were held back since.
+func (l *logLimit) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.held++
+		return 0, false
+	}
+	held := l.held
+	l.last, l.held = now, 0
+	return held, true
+}

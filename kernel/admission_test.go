@@ -299,3 +299,21 @@ func FuzzJoinRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestLogLimit: one refusal is logged per interval, with the count of
+// those held back.
+func TestLogLimit(t *testing.T) {
+	l := logLimit{every: 10 * time.Second}
+	t0 := time.Unix(0, 0)
+	if n, ok := l.allow(t0); !ok || n != 0 {
+		t.Fatal("first message held")
+	}
+	for i := 1; i <= 5; i++ {
+		if _, ok := l.allow(t0.Add(time.Duration(i) * time.Second)); ok {
+			t.Fatalf("message %d within the interval logged", i)
+		}
+	}
+	if n, ok := l.allow(t0.Add(11 * time.Second)); !ok || n != 5 {
+		t.Fatalf("after the interval: %d, %v", n, ok)
+	}
+}

@@ -129,7 +129,10 @@ func (n *Node) verifyJoiner(ctx context.Context, key ledger.PublicKey, addr stri
 		if pending && p.addr == addr {
 			n.joins.failed(id, now, err)
 		}
-		n.log.Warn("join request refused: its address is not served by its key", "node_id", id, "p2p_addr", addr, "err", err)
+		if skipped, ok := n.joinWarn.allow(now); ok {
+			n.log.Warn("join request refused: its address is not served by its key", "node_id", id, "p2p_addr", addr, "err", err,
+				"similar_refusals_not_logged", skipped)
+		}
 		return time.Time{}, fmt.Errorf("%w: dialing back %s did not reach node %s (it must listen there while it asks): %v", ErrJoinAddress, addr, id, err)
 	}
 	return now, nil

@@ -81,6 +81,7 @@ type Node struct {
 	joins     *joinRequests
 	tokens    joinTokens
 	dialBacks chan struct{}
+	joinWarn  logLimit
 }
 
 // OpenNode opens the store, commits genesis on first start and prepares
@@ -145,6 +146,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		nodeID: opts.NodeKey.Public().Fingerprint(),
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 		joins: newJoinRequests(MaxJoinRequests, JoinRequestTTL), dialBacks: make(chan struct{}, maxDialBacks),
+		joinWarn: logLimit{every: 10 * time.Second},
 	}
 	if opts.Home != "" {
 		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
