@@ -88,10 +88,12 @@ type TxSpec struct {
 	MemberRemove  string         `json:"member_remove,omitempty"`
 }
 
-// MemberAddSpec admits the node key named Node, reachable at Addr.
+// MemberAddSpec admits the node key named Node, reachable at Addr; AsVoter
+// records the intent that it be promoted once caught up.
 type MemberAddSpec struct {
-	Node string `json:"node"`
-	Addr string `json:"p2p_addr"`
+	Node    string `json:"node"`
+	Addr    string `json:"p2p_addr"`
+	AsVoter bool   `json:"as_voter,omitempty"`
 }
 
 // TransferSpec: to is a key name.
@@ -445,7 +447,7 @@ func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec, label
 	}
 	switch {
 	case ts.MemberAdd != nil:
-		return &ledger.MemberAdd{PubKey: KeyFor(ts.MemberAdd.Node).Public().Bytes(), Addr: ts.MemberAdd.Addr}, nil
+		return &ledger.MemberAdd{PubKey: KeyFor(ts.MemberAdd.Node).Public().Bytes(), Addr: ts.MemberAdd.Addr, AsVoter: ts.MemberAdd.AsVoter}, nil
 	case ts.MemberPromote != "":
 		return &ledger.MemberPromote{NodeID: KeyFor(ts.MemberPromote).Public().Fingerprint()}, nil
 	case ts.MemberRemove != "":

@@ -40,6 +40,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/denoms", n.handleDenoms)
 	mux.HandleFunc("GET /v1/genesis", n.handleGenesis)
 	mux.HandleFunc("GET /v1/cluster/members", n.handleMembers)
+	mux.HandleFunc("GET /v1/cluster/requests", n.handleJoinRequests)
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)

@@ -42,16 +42,22 @@ type PeerNet interface {
 	// SetMembers replaces the set of nodes allowed to connect; the others
 	// are disconnected and refused.
 	SetMembers(members []Member) error
+	// VerifyAddr dials addr once and checks that the node answering holds
+	// key: a joining node's claimed address is checked this way before it
+	// is recorded (see admission.go).
+	VerifyAddr(ctx context.Context, addr string, key ledger.PublicKey) error
 }
 
 // Member is a cluster member: its ML-DSA key, node id, raft id, peer
-// address and role (ledger.RoleVoter or ledger.RoleLearner).
+// address and role (ledger.RoleVoter or ledger.RoleLearner). AsVoter marks
+// a learner admitted to be promoted once it has caught up.
 type Member struct {
-	NodeID string
-	RaftID uint64
-	PubKey ledger.PublicKey
-	Addr   string
-	Role   ledger.MemberRole
+	NodeID  string
+	RaftID  uint64
+	PubKey  ledger.PublicKey
+	Addr    string
+	Role    ledger.MemberRole
+	AsVoter bool
 }
 
 // RaftID derives a member's raft id from its node id (never zero).
@@ -86,7 +92,7 @@ func MembersFromLedger(store *ledger.Store) ([]Member, error) {
 	}
 	out := make([]Member, len(list))
 	for i, m := range list {
-		out[i] = Member{NodeID: m.NodeID, RaftID: RaftID(m.NodeID), PubKey: m.Key, Addr: m.Addr, Role: m.Role}
+		out[i] = Member{NodeID: m.NodeID, RaftID: RaftID(m.NodeID), PubKey: m.Key, Addr: m.Addr, Role: m.Role, AsVoter: m.AsVoter}
 	}
 	return out, nil
 }

@@ -24,4 +24,12 @@
 // proposer and ExecuteBlock on any other node give bit-identical receipts and
 // state roots, and ExecuteBlock refuses a block whose signed header disagrees
 // (ErrStateMismatch).
+//
+// In a cluster, membership is ledger state changed only by transactions a
+// voting member signs (membership.go); raft follows it (cluster_members.go).
+// Who may join is an operator's decision (admission.go): a join request is
+// answered with the genesis only once the ledger lists the node; until an
+// operator admits it (or it presents a join token minted in the member's
+// home) it is a node-local, bounded, expiring pending request, recorded only
+// after its claimed address was dialed back and answered with its key.
 package kernel

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 // memNet is an in-memory PeerNet hub for cluster tests: ordered delivery
@@ -14,6 +15,7 @@ type memNet struct {
 	mu       sync.Mutex
 	nodes    map[string]*memPeer
 	isolated map[string]bool
+	addrs    map[string]string // address → node id serving it (serve)
 }
 
 type memPeer struct {
@@ -32,7 +34,33 @@ type memMsg struct {
 	data []byte
 }
 
-func newMemNet() *memNet { return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}} }
+func newMemNet() *memNet {
+	return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}, addrs: map[string]string{}}
+}
+
+// serve makes node id answer dial-backs at addr ("" id: nobody does).
+func (h *memNet) serve(addr, id string) {
+	h.mu.Lock()
+	h.addrs[addr] = id
+	h.mu.Unlock()
+}
+
+var errWrongKey = errors.New("memnet: another key answers at that address")
+
+// VerifyAddr checks that the node serving addr holds key.
+func (p *memPeer) VerifyAddr(ctx context.Context, addr string, key ledger.PublicKey) error {
+	h := p.hub
+	h.mu.Lock()
+	id, ok := h.addrs[addr]
+	h.mu.Unlock()
+	switch {
+	case !ok || id == "":
+		return errUnreachable
+	case id != key.Fingerprint():
+		return errWrongKey
+	}
+	return nil
+}
 
 func (h *memNet) join(id string) *memPeer {
 	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{})}

@@ -75,6 +75,13 @@ type Node struct {
 	lastTick  time.Time
 
 	chainMinGas string // the market's min_gas_prices the mempool enforces
+
+	// Admission (admission.go): pending join requests, join tokens, and the
+	// dial-backs in flight.
+	joins     *joinRequests
+	tokens    joinTokens
+	dialBacks chan struct{}
+	joinWarn  logLimit
 }
 
 // OpenNode opens the store, commits genesis on first start and prepares
@@ -138,6 +145,11 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
+		joins: newJoinRequests(MaxJoinRequests, JoinRequestTTL), dialBacks: make(chan struct{}, maxDialBacks),
+		joinWarn: logLimit{every: 10 * time.Second},
+	}
+	if opts.Home != "" {
+		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
@@ -161,6 +173,8 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 				n.Close()
 				return nil, err
 			}
+			// Join requests are answered, never obeyed: the handler admits
+			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
 			n.transport = t
 			pn = quicNet{t}

@@ -22,6 +22,16 @@
 //
 //	version u8 | type u8 | payload length u32 (big endian) | payload
 //
+// Non-members may open exactly two kinds of connection, each carrying one
+// exchange on the handshake stream and then closed. A joiner (SetJoinHandler
+// on the member; Join or a Joiner on the other side) sends one request and
+// reads one answer: admitted, pending (ErrJoinPending: ask again later) or
+// refused. A probe is the member's dial-back of the address a joiner
+// claims (Transport.VerifyAddr): the joiner's listener (ListenJoiner)
+// answers it with a hello signed by the joiner's key, and only for the
+// member it asked; members never answer probes. Transport.admits is the
+// one place that decides which node id may connect in which role.
+//
 // A frame of an unknown version or type, or longer than the kind's limit
 // (Config.MaxFrame, Config.Limits), is refused before its payload is read or
 // allocated; the receiver logs the reason and closes that stream (QUIC
@@ -73,6 +83,12 @@
 //     signature context.
 //   - Removed members: SetMembers closes their connections and refuses their
 //     new ones.
+//   - Joiners: a joiner's connection reaches only the JoinHandler, never a
+//     stream handler, and a joiner never becomes a peer. Whether it is
+//     admitted is the handler's decision (package kernel: an operator's).
+//     VerifyAddr lets the handler check that a claimed address is served by
+//     the joiner's key before it records it, so a stranger cannot make the
+//     cluster adopt a third party's address.
 //   - Memory exhaustion by a peer: frame sizes are limited per kind and
 //     checked before allocation, large frames are read in 1 MiB steps as
 //     their bytes arrive, and QUIC flow control bounds buffered data.
@@ -85,6 +101,9 @@
 //     re-executed).
 //   - A stolen node key: it impersonates the node until it is removed from
 //     the members.
+//   - A joiner's dial-back costs the member one outgoing QUIC handshake to an
+//     address the joiner chose (bounded by HandshakeTimeout; the caller
+//     bounds how many run at once).
 //   - Denial of service by non-members: anyone can start QUIC and TLS
 //     handshakes (they are refused only after the TLS handshake and one hello,
 //     which costs an ML-KEM decapsulation and, for a claimed member key, one

@@ -30,6 +30,10 @@ const (
 	// chain id nor the genesis (it signs with an empty chain id and a zero
 	// genesis) and may only ask to join (see join.go).
 	roleJoiner role = 3
+	// roleProbe is a member dialing back the address a joiner claims, to
+	// check that the joiner's key answers there; the joiner answers in
+	// roleJoiner (see join.go).
+	roleProbe role = 4
 )
 
 func (r role) String() string {
@@ -38,8 +42,12 @@ func (r role) String() string {
 		return "client"
 	case roleJoiner:
 		return "joiner"
+	case roleProbe:
+		return "probe"
+	case roleServer:
+		return "server"
 	}
-	return "server"
+	return fmt.Sprintf("role(%d)", byte(r))
 }
 
 // bootIDSize is the size of the random per-process id in the handshake; a

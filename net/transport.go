@@ -570,8 +570,13 @@ func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, erro
 	if err != nil {
 		return nil, err
 	}
-	if h.Role == roleJoiner {
+	// Who may connect is decided by admits, for every role.
+	switch h.Role {
+	case roleClient: // a member: go on below
+	case roleJoiner:
 		return nil, t.serveJoin(ctx, conn, st, h, exp)
+	default:
+		return nil, fmt.Errorf("%w: role %s may not connect to a member", ErrBadHandshake, h.Role)
 	}
 	theirs, pub, err := t.checkHello(h, roleClient, exp)
 	if err != nil {
@@ -681,16 +686,37 @@ func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.Pu
 	if id == t.id {
 		return h, pub, fmt.Errorf("%w: peer presents our own key", ErrUnknownPeer)
 	}
-	t.mu.Lock()
-	_, member := t.members[id]
-	t.mu.Unlock()
-	if !member {
-		return h, pub, fmt.Errorf("%w: %s is not a member", ErrUnknownPeer, id)
+	if err := t.admits(id, want); err != nil {
+		return h, pub, err
 	}
 	if err := checkSignature(h, pub, exp); err != nil {
 		return h, pub, fmt.Errorf("%w (peer %s)", err, id)
 	}
 	return h, pub, nil
+}
+
+// admits is the one place that decides whether the node id may talk to
+// this node in role r (its key's signature is checked afterwards, so a
+// stranger costs no signature verification): a member, as either side of a
+// session; anyone, as a joiner, while a JoinHandler is set (the handler
+// decides what to answer, and a joiner's connection carries nothing but one
+// request). Every other role is refused: a member answers no probes.
+func (t *Transport) admits(id PeerID, r role) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch r {
+	case roleClient, roleServer:
+		if _, ok := t.members[id]; !ok {
+			return fmt.Errorf("%w: %s is not a member", ErrUnknownPeer, id)
+		}
+		return nil
+	case roleJoiner:
+		if t.join == nil {
+			return fmt.Errorf("%w: this node does not admit new members", ErrUnknownPeer)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: role %s may not connect to a member", ErrBadHandshake, r)
 }
 
 // register makes s the session of its peer. When both nodes dial each other

@@ -96,6 +96,12 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, "", &out)
 }
 
+// JoinRequests lists the join requests waiting for admission on this node.
+func (c *Client) JoinRequests(ctx context.Context) ([]JoinRequest, error) {
+	var out []JoinRequest
+	return out, c.do(ctx, http.MethodGet, "/v1/cluster/requests", nil, "", &out)
+}
+
 // Block returns the block at height (0 = latest).
 func (c *Client) Block(ctx context.Context, height uint64) (*Block, error) {
 	h := "latest"
