@@ -117,9 +117,6 @@ func (p *Partial) create() error {
 	if err := p.writeHave(); err != nil {
 		return err
 	}
-	if err := p.s.syncDir(p.s.path(partialDir)); err != nil {
-		return err
-	}
 	return p.createFiles()
 }
 
@@ -257,7 +254,9 @@ func (p *Partial) writeHave() error {
 		_ = p.s.fs.Remove(tmp)
 		return ioError("partial: write bitmap", err)
 	}
-	return nil
+	// Without this a crash may bring back the previous bitmap: safe, but
+	// the progress since is fetched again.
+	return p.s.syncDir(p.s.path(partialDir))
 }
 
 // ID is the blob being received.

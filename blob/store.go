@@ -165,6 +165,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, ioError("open "+dir, err)
 	}
+	// A directory just made is durable once its parent is synced.
+	if err := s.syncDir(s.fs.PathDir(dir)); err != nil {
+		return nil, err
+	}
 	lock, err := s.fs.Lock(s.fs.PathJoin(dir, lockName))
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w: %v", dir, ErrLocked, err)
@@ -196,6 +200,9 @@ func (s *Store) load() error {
 		if err := s.fs.MkdirAll(s.path(d), 0o755); err != nil {
 			return ioError("open", err)
 		}
+	}
+	if err := s.syncDir(s.dir); err != nil {
+		return err
 	}
 	names, err := s.fs.List(s.dir)
 	if err != nil {
