@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"lukechampine.com/blake3"
@@ -74,6 +76,8 @@ func BenchmarkPut(b *testing.B) {
 			data := content(64<<20, 1)
 			b.SetBytes(int64(len(data)))
 			var i uint64
+			cpu := startCPU()
+			defer cpu.report(b, len(data))
 			for b.Loop() {
 				i++
 				binary.LittleEndian.PutUint64(data, i)
@@ -93,6 +97,8 @@ func BenchmarkHashOnly(b *testing.B) {
 	s := openMem(b, vfs.NewMem(), Options{})
 	data := content(64<<20, 2)
 	b.SetBytes(int64(len(data)))
+	cpu := startCPU()
+	defer cpu.report(b, len(data))
 	for b.Loop() {
 		if _, _, err := s.ingest(context.Background(), bytes.NewReader(data), nil, discard{}, nil); err != nil {
 			b.Fatal(err)
@@ -107,12 +113,16 @@ func BenchmarkHashRef(b *testing.B) {
 	data := content(64<<20, 2)
 	b.Run("sum256", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
+		cpu := startCPU()
+		defer cpu.report(b, len(data))
 		for b.Loop() {
 			blake3.Sum256(data)
 		}
 	})
 	b.Run("compress16k", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
+		cpu := startCPU()
+		defer cpu.report(b, len(data))
 		for b.Loop() {
 			for i := 0; i < len(data); i += GroupSize {
 				guts.CompressBuffer((*[GroupSize]byte)(data[i:]), GroupSize, &guts.IV, uint64(i/SegmentSize), 0)
@@ -126,17 +136,46 @@ type discard struct{}
 func (discard) write([]byte) error { return nil }
 
 // BenchmarkReadSlice reads 1 MiB slices of a 64 MiB blob on disk (page
-// cache warm), round robin.
+// cache warm), round robin, into one reused buffer (AppendSlice).
 func BenchmarkReadSlice(b *testing.B) {
 	s := storeFor(b, "disk")
 	id := put(b, s, content(64<<20, 3))
 	b.SetBytes(ChunkSize)
 	var k uint64
+	var buf []byte
+	var err error
+	cpu := startCPU()
 	for b.Loop() {
-		if _, err := s.ReadSlice(id, k%64); err != nil {
+		if buf, err = s.AppendSlice(buf[:0], id, k%64); err != nil {
 			b.Fatal(err)
 		}
 		k++
+	}
+	cpu.report(b, ChunkSize)
+}
+
+// cpuMeter reports a benchmark's throughput per CPU-second of the process
+// (all threads, GC included): on a machine shared with other jobs this is
+// what one core does, where MB/s is what the core was given.
+type cpuMeter time.Duration
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func startCPU() cpuMeter { return cpuMeter(cpuNow()) }
+
+// reportPerOp reports CPU time per operation.
+func (c cpuMeter) reportPerOp(b *testing.B) {
+	b.ReportMetric(float64(cpuNow()-time.Duration(c))/float64(b.N), "cpu-ns/op")
+}
+
+func (c cpuMeter) report(b *testing.B, bytesPerOp int) {
+	used := cpuNow() - time.Duration(c)
+	if used > 0 {
+		b.ReportMetric(float64(bytesPerOp)*float64(b.N)/used.Seconds()/1e6, "MB/cpu-s")
 	}
 }
 
@@ -151,6 +190,8 @@ func BenchmarkVerifySlice(b *testing.B) {
 	}
 	b.SetBytes(ChunkSize)
 	var k int
+	cpu := startCPU()
+	defer cpu.report(b, ChunkSize)
 	for b.Loop() {
 		if _, err := VerifySlice(id, uint64(len(data)), uint64(k%64), encs[k%64]); err != nil {
 			b.Fatal(err)
@@ -175,6 +216,8 @@ func BenchmarkWriteSlice(b *testing.B) {
 	must(b, err)
 	b.SetBytes(ChunkSize)
 	var k int
+	cpu := startCPU()
+	defer cpu.report(b, ChunkSize)
 	for b.Loop() {
 		if k == 64 {
 			b.StopTimer()
@@ -199,6 +242,7 @@ func BenchmarkProve1GiB(b *testing.B) {
 	s, id := bigBlob(b)
 	rng := rand.New(rand.NewPCG(1, 1))
 	var n int
+	cpu := startCPU()
 	for b.Loop() {
 		p, err := s.Prove(id, rng.Uint64N(SegmentCount(bigSize)))
 		if err != nil {
@@ -206,6 +250,7 @@ func BenchmarkProve1GiB(b *testing.B) {
 		}
 		n = len(p)
 	}
+	cpu.reportPerOp(b)
 	b.ReportMetric(float64(n), "proof-bytes")
 }
 
@@ -226,6 +271,7 @@ func BenchmarkVerifyProof1GiB(b *testing.B) {
 		cs[i] = challenge{seg, p}
 	}
 	var i int
+	cpu := startCPU()
 	for b.Loop() {
 		c := cs[i%len(cs)]
 		if err := VerifyProof(id, bigSize, c.seg, c.p); err != nil {
@@ -233,5 +279,6 @@ func BenchmarkVerifyProof1GiB(b *testing.B) {
 		}
 		i++
 	}
+	cpu.reportPerOp(b)
 	b.ReportMetric(float64(len(cs[0].p)), "proof-bytes")
 }

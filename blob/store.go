@@ -787,31 +787,39 @@ func readPairs(obao vfs.File, nseg uint64, path []span, dst []byte, what string)
 // VerifySlice and Partial.WriteSlice check. It reads what it sends without
 // hashing it: the receiver verifies.
 func (s *Store) ReadSlice(id ID, k uint64) ([]byte, error) {
+	return s.AppendSlice(nil, id, k)
+}
+
+// AppendSlice is ReadSlice appending to dst, so a sender can reuse one
+// buffer (SliceLen bytes) for every chunk.
+func (s *Store) AppendSlice(dst []byte, id ID, k uint64) ([]byte, error) {
 	e, err := s.entry(id)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	var buf [maxDepth]span
 	path, off, length, err := sliceLayout(e.size, k, buf[:0])
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	data, obao, err := s.openPair(id, "read slice")
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	defer data.Close()
 	defer obao.Close()
-	out := make([]byte, lenPrefix+pairSize*len(path)+int(length))
+	start := len(dst)
+	dst = slices.Grow(dst, lenPrefix+pairSize*len(path)+int(length))
+	out := dst[start : start+lenPrefix+pairSize*len(path)+int(length)]
 	binary.LittleEndian.PutUint64(out, e.size)
 	what := "read slice of " + id.String()
 	if err := readPairs(obao, leaves(e.size), path, out[lenPrefix:], what); err != nil {
-		return nil, err
+		return dst[:start], err
 	}
 	if err := readFull(data, out[lenPrefix+pairSize*len(path):], off, what); err != nil {
-		return nil, err
+		return dst[:start], err
 	}
-	return out, nil
+	return dst[:start+len(out)], nil
 }
 
 // Prove returns the storage proof of segment seg of a complete blob (see

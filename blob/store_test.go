@@ -512,3 +512,22 @@ func TestOnDisk(t *testing.T) {
 	must(t, err)
 	must(t, VerifyProof(id, uint64(len(data)), 2049, pr))
 }
+
+func TestAppendSlice(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), Options{})
+	id := put(t, s, content(2*ChunkSize+9, 13))
+	want := mustSlice(t, s, id, 1)
+	buf, err := s.AppendSlice([]byte("prefix"), id, 1)
+	must(t, err)
+	if string(buf[:6]) != "prefix" || !bytes.Equal(buf[6:], want) {
+		t.Fatal("AppendSlice did not append the slice")
+	}
+	buf, err = s.AppendSlice(buf[:0], id, 2)
+	must(t, err)
+	if !bytes.Equal(buf, mustSlice(t, s, id, 2)) {
+		t.Fatal("reused buffer holds another slice")
+	}
+	if _, err := s.AppendSlice(buf[:0], id, 3); !errors.Is(err, ErrRange) {
+		t.Fatalf("past the end: %v", err)
+	}
+}
