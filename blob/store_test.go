@@ -485,7 +485,7 @@ func TestClosedStore(t *testing.T) {
 }
 
 // TestOnDisk runs a Put, a transfer and a proof on the OS filesystem, where
-// fsync, rename and preallocate are real.
+// fsync, rename and fallocate are real.
 func TestOnDisk(t *testing.T) {
 	dir := t.TempDir()
 	src, err := Open(dir+"/a", Options{})
@@ -494,23 +494,33 @@ func TestOnDisk(t *testing.T) {
 	dst, err := Open(dir+"/b", Options{})
 	must(t, err)
 	defer dst.Close()
-	data := content(2*ChunkSize+12345, 8)
-	id := put(t, src, data)
-	p, err := dst.Begin(id, uint64(len(data)))
-	must(t, err)
-	for _, k := range p.Missing() {
-		enc, err := src.ReadSlice(id, k)
+	for _, n := range []int{0, 1, 2*ChunkSize + 12345} {
+		data := content(n, 8)
+		id := put(t, src, data)
+		p, err := dst.Begin(id, uint64(len(data)))
 		must(t, err)
-		must(t, p.WriteSlice(k, enc))
+		for _, k := range p.Missing() {
+			must(t, p.WriteSlice(k, mustSlice(t, src, id, k)))
+		}
+		must(t, p.Commit())
+		if got := readBlob(t, dst, id); !bytes.Equal(got, data) {
+			t.Fatal("content differs")
+		}
+		must(t, dst.Check(context.Background(), id))
+		if n > 0 {
+			seg := SegmentCount(uint64(n)) - 1
+			pr, err := dst.Prove(id, seg)
+			must(t, err)
+			must(t, VerifyProof(id, uint64(len(data)), seg, pr))
+		}
 	}
-	must(t, p.Commit())
-	if got := readBlob(t, dst, id); !bytes.Equal(got, data) {
-		t.Fatal("content differs")
-	}
-	must(t, dst.Check(context.Background(), id))
-	pr, err := dst.Prove(id, 2049)
+	must(t, dst.Close())
+	dst2, err := Open(dir+"/b", Options{})
 	must(t, err)
-	must(t, VerifyProof(id, uint64(len(data)), 2049, pr))
+	defer dst2.Close()
+	if len(dst2.List()) != 3 {
+		t.Fatalf("reopened: %d blobs", len(dst2.List()))
+	}
 }
 
 func TestAppendSlice(t *testing.T) {
