@@ -99,7 +99,7 @@ type partialRec struct {
 
 // work holds the buffers of one hashing operation.
 type work struct {
-	buf     []byte
+	buf     []byte // ChunkSize, for Put (allocated on first use)
 	scratch [GroupSize]byte
 	b       builder
 	spans   [2][maxDepth]span
@@ -161,7 +161,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.syncChunks <= 0 {
 		s.syncChunks = 64
 	}
-	s.work.New = func() any { return &work{buf: make([]byte, ChunkSize)} }
+	s.work.New = func() any { return new(work) }
 	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, ioError("open "+dir, err)
 	}
@@ -507,6 +507,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ID, uint64, error) {
 func (s *Store) ingest(ctx context.Context, r io.Reader, data, obao sink, reserve func(uint64) error) (ID, uint64, error) {
 	w := s.work.Get().(*work)
 	defer s.work.Put(w)
+	if w.buf == nil {
+		w.buf = make([]byte, ChunkSize)
+	}
 	b := &w.b
 	b.reset(false)
 	var size uint64
