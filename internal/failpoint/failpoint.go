@@ -13,6 +13,11 @@ import (
 const (
 	// Example is evaluated only by this package's tests.
 	Example = "sos/failpoint/example"
+
+	// BlobWriteError fails a write of the blob store (package blob) to its
+	// files: data, outboard, partial bitmap. The value picks the error:
+	// `return("eio")` an I/O error, anything else ENOSPC (the disk is full).
+	BlobWriteError = "sos/blob/write-error"
 )
 
 // registry registers each name with gofail once per process (gofail panics
