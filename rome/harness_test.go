@@ -83,7 +83,7 @@ type harness struct {
 	codec  *ledger.Codec
 	sched  ledger.GasSchedule
 	height uint64
-	node   *ledger.PrivateKey // genesis node: issuer and governance member
+	node   *ledger.PrivateKey   // genesis node: issuer and governance member
 	nodes  []*ledger.PrivateKey // every genesis node (voting cluster members), node first
 	users  []*ledger.PrivateKey
 	events []ledger.Event // of every delivered transaction and end of block, in order
