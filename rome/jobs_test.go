@@ -756,3 +756,78 @@ func TestJobParams(t *testing.T) {
 		t.Fatalf("committee size: %v", err)
 	}
 }
+
+// TestBondReturns: a bond comes back at once when an offer without leases
+// or jobs is cancelled, and when an idle offer expires; a bond in a denom
+// the provider lacks is refused with nothing taken.
+func TestBondReturns(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 2})
+	prov, node := h.users[0], testKey(t, 500)
+	b0 := h.balance(prov.Address(), "uTFLP")
+	oid := id(h.must(prov, &ledger.RomeOffer{Capacity: res(1, 5), Price: res(1, 1), Node: node.Address(), Bond: testBond}), "offer_id")
+	if h.balance(prov.Address(), "uTFLP") != b0-1000 || h.balance(BondAccount, "uTFLP") != 1000 {
+		t.Fatal("bond not taken")
+	}
+	h.must(prov, &ledger.RomeCancel{ID: oid})
+	if h.balance(prov.Address(), "uTFLP") != b0 || h.balance(BondAccount, "uTFLP") != 0 {
+		t.Fatal("bond of an idle cancelled offer not returned")
+	}
+	h.must(prov, &ledger.RomeOffer{Capacity: res(1, 5), Price: res(1, 1), Node: node.Address(), Bond: testBond, UntilEpoch: 2})
+	h.untilEpoch(2)
+	if h.balance(prov.Address(), "uTFLP") != b0 || h.balance(BondAccount, "uTFLP") != 0 {
+		t.Fatal("bond of an expired offer not returned")
+	}
+	poor := &ledger.RomeOffer{Capacity: res(1, 5), Price: res(1, 1), Node: node.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 2_000_000}}}
+	if _, err := h.deliver(prov, poor); !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("bond above the balance: %v", err)
+	}
+	if offers, _ := h.m.Offers(h.st, 0, nil); len(offers) != 2 {
+		t.Fatalf("a refused offer was recorded: %d offers", len(offers))
+	}
+}
+
+// TestJobsQuery pages through jobs newest first with every filter.
+func TestJobsQuery(t *testing.T) {
+	w := newJobWorld(t, 2, 1, nil)
+	for range 5 {
+		w.must(w.cons, jobP(w.lease, 100))
+	}
+	w.must(w.nodeKey, resultP(2, 50, 3))
+	var got []uint64
+	for before := uint64(0); ; {
+		page, next, err := w.m.Jobs(w.st, JobFilter{Lease: w.lease, Before: before, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page {
+			got = append(got, j.ID)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	if !reflect.DeepEqual(got, []uint64{5, 4, 3, 2, 1}) {
+		t.Fatalf("paged jobs %v", got)
+	}
+	for _, tc := range []struct {
+		f    JobFilter
+		want int
+	}{
+		{JobFilter{}, 5},
+		{JobFilter{Status: JobDone}, 1},
+		{JobFilter{Node: w.nodeKey.Address(), Status: JobSubmitted}, 4},
+		{JobFilter{Provider: w.prov.Address()}, 5},
+		{JobFilter{Consumer: w.other.Address()}, 0},
+		{JobFilter{Lease: 99}, 0},
+	} {
+		jobs, _, err := w.m.Jobs(w.st, tc.f)
+		if err != nil || len(jobs) != tc.want {
+			t.Fatalf("filter %+v: %d jobs (%v), want %d", tc.f, len(jobs), err, tc.want)
+		}
+	}
+	c, _ := w.m.Counts(w.st)
+	if c.PendingJobs != 4 || c.Challenges != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+}
