@@ -372,6 +372,12 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 	if _, err := inputBytes(p.Module, p.Inputs, p.Stdin); err != nil {
 		return nil, err
 	}
+	// The result must land while the lease runs: by the last block of its
+	// last epoch at the latest.
+	last := satAdd(clock.EndHeight, satMul(l.End-1-clock.Epoch, params.EpochBlocks))
+	if last <= tx.Height {
+		return nil, fmt.Errorf("rome: lease %d ends with this block: no block is left for a result: %w", l.ID, ErrInvalid)
+	}
 	// The gas limit is reserved in this epoch's budget until the job ends.
 	budget := satMul(compute, params.GasPerComputeUnit)
 	mt, err := s.metered(l.ID, clock.Epoch)
@@ -392,9 +398,6 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The result must land while the lease runs: by the last block of its
-	// last epoch at the latest.
-	last := satAdd(clock.EndHeight, satMul(l.End-1-clock.Epoch, params.EpochBlocks))
 	j := &Job{ID: id, LeaseID: l.ID, OfferID: o.ID, Consumer: l.Consumer, Provider: l.Provider, Node: o.Node,
 		Module: p.Module, Inputs: p.Inputs, Stdin: p.Stdin, Args: p.Args, Env: p.Env,
 		GasLimit: p.GasLimit, MemoryLimit: p.MemoryLimit, OutputLimit: p.OutputLimit,
@@ -487,7 +490,7 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := outBytes + p.Stdout.Size + p.Stderr.Size // each log ≤ MaxJobLogBytes: no overflow past the output limit's range
+	out := satAdd(outBytes, p.Stdout.Size+p.Stderr.Size) // each log ≤ MaxJobLogBytes
 	if p.BytesIn > in || p.BytesOut > out {
 		return nil, fmt.Errorf("rome: job %d: %d bytes in and %d out, more than its data (%d in, %d out): %w", j.ID, p.BytesIn, p.BytesOut, in, out, ErrInvalid)
 	}
@@ -500,7 +503,7 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 		return nil, err
 	}
 	mt.Gas = satAdd(mt.Gas, p.GasUsed)
-	mt.Bytes = satAdd(mt.Bytes, p.BytesIn+p.BytesOut)
+	mt.Bytes = satAdd(mt.Bytes, satAdd(p.BytesIn, p.BytesOut))
 	mt.Results++
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
 		return nil, err
@@ -765,7 +768,7 @@ func (e *jobEnv) slash(j *Job) error {
 		return err
 	}
 	mt.Gas -= min(mt.Gas, run.GasUsed)
-	mt.Bytes -= min(mt.Bytes, run.BytesIn+run.BytesOut)
+	mt.Bytes -= min(mt.Bytes, satAdd(run.BytesIn, run.BytesOut))
 	cost := ledger.Coins{}
 	if mt.Settled {
 		c, b := MeasuredUnits(mt, e.p, l)

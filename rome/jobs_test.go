@@ -831,3 +831,16 @@ func TestJobsQuery(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 }
+
+// TestJobSubmitAtTheLeaseEnd: in the lease's last block no block is left
+// for a result: the submission is refused rather than doomed.
+func TestJobSubmitAtTheLeaseEnd(t *testing.T) {
+	w := newJobWorld(t, 1, 1, nil)
+	w.untilHeight(20) // the last block of epoch 1, the lease's only epoch
+	if _, err := w.deliver(w.cons, jobP(w.lease, 100)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("submit in the lease's last block: %v", err)
+	}
+	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); mt.Submitted != 0 || mt.Reserved != 0 {
+		t.Fatalf("a refused job was metered: %+v", mt)
+	}
+}
