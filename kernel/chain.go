@@ -238,9 +238,10 @@ func (c *Chain) IntrinsicGas(ptx *PendingTx) uint64 {
 
 // BlockEnv is what execution may know about the block: nothing else.
 type BlockEnv struct {
-	ChainID string
-	Height  uint64
-	TimeMs  int64
+	ChainID  string
+	Height   uint64
+	TimeMs   int64
+	PrevHash ledger.Hash // the previous block's hash (draws job challenge committees)
 }
 
 // Executor applies transactions of one block to a State.
@@ -250,6 +251,9 @@ type Executor struct {
 	st    *ledger.State
 	env   BlockEnv
 	names map[ledger.Address]string // bech32 forms already made in this block
+	// endEvents are the events of the end of the block (job deadlines,
+	// bonds returned): they belong to no transaction.
+	endEvents []ledger.Event
 }
 
 // addr is a's bech32 form for receipt events. A block repeats its senders,
