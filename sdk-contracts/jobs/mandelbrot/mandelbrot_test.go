@@ -149,13 +149,3 @@ func TestMandelbrotOutputError(t *testing.T) {
 		t.Fatalf("exit %d stdout %q stderr %q", code, stdout.String(), stderr.String())
 	}
 }
-
-// BenchmarkMandelbrot renders the default image (1024×768, 1000
-// iterations) natively; wasm_test.go has the same benchmark through wazero.
-func BenchmarkMandelbrot(b *testing.B) {
-	for b.Loop() {
-		if r := runJob(b); r.code != 0 {
-			b.Fatal(r.stderr)
-		}
-	}
-}

@@ -208,23 +208,3 @@ func TestSha256sumOutputError(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: want 1 and an error naming %s", code, stderr.String(), sumsFile)
 	}
 }
-
-// BenchmarkSha256sum hashes one 64 MiB input natively (compare with the
-// same benchmark through wazero in wasm_test.go).
-func BenchmarkSha256sum(b *testing.B) {
-	in, out := b.TempDir(), b.TempDir()
-	data := make([]byte, 64<<20)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	if err := os.WriteFile(filepath.Join(in, "data.bin"), data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		var stdout, stderr bytes.Buffer
-		if code := run(nil, nil, in, out, &stdout, &stderr); code != 0 {
-			b.Fatal(stderr.String())
-		}
-	}
-}

@@ -115,11 +115,11 @@ func TestWordcountMapGolden(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	const want = `{"format":"sos.wordcount.counts/1","total":4,"counts":{"a":1,"b":2,"zeta":1}}` + "\n"
+	const want = "sos.wordcount.counts/1 total=4 words=3\n1\ta\n2\tb\n1\tzeta\n"
 	if r.out[countsFile] != want {
 		t.Errorf("%s = %s, want %s", countsFile, r.out[countsFile], want)
 	}
-	if r.stdout != "4 words (3 distinct) from 2 inputs -> counts.json\n" {
+	if r.stdout != "4 words (3 distinct) from 2 inputs -> counts.tsv\n" {
 		t.Errorf("stdout %q", r.stdout)
 	}
 	if _, ok := r.out[topFile]; ok {
@@ -136,7 +136,7 @@ func mapCounts(t testing.TB, texts ...string) map[string]string {
 		if r.code != 0 {
 			t.Fatalf("map: exit %d: %s", r.code, r.stderr)
 		}
-		counts[string(rune('a'+i))+".json"] = r.out[countsFile]
+		counts[string(rune('a'+i))+".tsv"] = r.out[countsFile]
 	}
 	return counts
 }
@@ -182,11 +182,11 @@ func TestWordcountReduceTree(t *testing.T) {
 	cut2 := strings.IndexByte(s[200_000:], ' ') + 200_000 + 1
 	parts := mapCounts(t, s[:cut1], s[cut1:cut2], s[cut2:])
 
-	inner := runJob(t, []string{"-reduce", "-map", "a.json", "b.json"}, "", parts)
+	inner := runJob(t, []string{"-reduce", "-map", "a.tsv", "b.tsv"}, "", parts)
 	if inner.code != 0 {
 		t.Fatal(inner.stderr)
 	}
-	outer := runJob(t, []string{"-reduce", "-top", "50"}, "", map[string]string{"ab.json": inner.out[countsFile], "c.json": parts["c.json"]})
+	outer := runJob(t, []string{"-reduce", "-top", "50"}, "", map[string]string{"ab.tsv": inner.out[countsFile], "c.tsv": parts["c.tsv"]})
 	if outer.code != 0 {
 		t.Fatal(outer.stderr)
 	}
@@ -199,7 +199,10 @@ func TestWordcountReduceTree(t *testing.T) {
 }
 
 func TestWordcountErrors(t *testing.T) {
-	good := `{"format":"sos.wordcount.counts/1","total":3,"counts":{"a":1,"b":2}}`
+	const good = "sos.wordcount.counts/1 total=3 words=2\n1\ta\n2\tb\n"
+	bad := func(old, new string) map[string]string {
+		return map[string]string{"c": strings.Replace(good, old, new, 1)}
+	}
 	for _, tc := range []struct {
 		name     string
 		args     []string
@@ -209,17 +212,28 @@ func TestWordcountErrors(t *testing.T) {
 	}{
 		{"unknown flag", []string{"-nope"}, nil, 2, "flag provided but not defined"},
 		{"negative top", []string{"-top", "-1"}, nil, 2, "-top must be ≥ 0"},
-		{"missing input", []string{"nope.txt"}, nil, 1, "wordcount: nope.txt: "},
-		{"reduce text", []string{"-reduce"}, map[string]string{"t": "hello"}, 1, "not a counts.json file"},
-		{"reduce format", []string{"-reduce"}, map[string]string{"c": strings.Replace(good, "/1", "/2", 1)}, 1, `format "sos.wordcount.counts/2"`},
-		{"reduce total", []string{"-reduce"}, map[string]string{"c": strings.Replace(good, `"total":3`, `"total":4`, 1)}, 1, "counts sum to 3, total says 4"},
-		{"reduce zero count", []string{"-reduce"}, map[string]string{"c": strings.Replace(good, `"a":1`, `"a":0`, 1)}, 1, `word "a": count 0`},
-		{"reduce empty word", []string{"-reduce"}, map[string]string{"c": strings.Replace(good, `"a":1`, `"":1`, 1)}, 1, `word "": count 1`},
-		{"reduce unknown field", []string{"-reduce"}, map[string]string{"c": strings.Replace(good, `"total"`, `"x":1,"total"`, 1)}, 1, "unknown field"},
-		{"reduce trailing data", []string{"-reduce"}, map[string]string{"c": good + " {}"}, 1, "trailing data"},
-		{"reduce overflow", []string{"-reduce"}, map[string]string{
-			"c": `{"format":"sos.wordcount.counts/1","total":9223372036854775807,"counts":{"a":9223372036854775807}}`,
-			"d": `{"format":"sos.wordcount.counts/1","total":1,"counts":{"a":1}}`,
+		{"missing input", []string{"nope.txt"}, nil, 1, "wordcount: nope.txt: No such file or directory"},
+		{"reduce text", []string{"-reduce"}, map[string]string{"t": "hello"}, 1, "not a counts.tsv file"},
+		{"reduce empty", []string{"-reduce"}, map[string]string{"t": ""}, 1, "not a counts.tsv file"},
+		{"reduce format", []string{"-reduce"}, bad("/1", "/2"), 1, "not a counts.tsv file"},
+		{"reduce header not canonical", []string{"-reduce"}, bad("total=3", "total=03"), 1, "not a counts.tsv file"},
+		{"reduce total", []string{"-reduce"}, bad("total=3", "total=4"), 1, "2 words summing to 3, header says 2 summing to 4"},
+		{"reduce word count", []string{"-reduce"}, bad("words=2", "words=3"), 1, "2 words summing to 3, header says 3"},
+		{"reduce zero count", []string{"-reduce"}, bad("1\ta", "0\ta"), 1, "line 2: "},
+		{"reduce leading zero", []string{"-reduce"}, bad("1\ta", "01\ta"), 1, "line 2: "},
+		{"reduce sign", []string{"-reduce"}, bad("1\ta", "+1\ta"), 1, "line 2: "},
+		{"reduce empty word", []string{"-reduce"}, bad("1\ta", "1\t"), 1, "line 2: "},
+		{"reduce two tabs", []string{"-reduce"}, bad("2\tb", "2\tb\tc"), 1, "line 3: "},
+		{"reduce invalid UTF-8", []string{"-reduce"}, bad("2\tb", "2\tb\xff"), 1, "line 3: "},
+		{"reduce no final newline", []string{"-reduce"}, map[string]string{"c": strings.TrimSuffix(good, "\n")}, 1, "line 3: "},
+		{"reduce order", []string{"-reduce"}, map[string]string{"c": "sos.wordcount.counts/1 total=3 words=2\n2\tb\n1\ta\n"}, 1, "not in increasing order"},
+		{"reduce duplicate", []string{"-reduce"}, map[string]string{"c": "sos.wordcount.counts/1 total=2 words=2\n1\ta\n1\ta\n"}, 1, "not in increasing order"},
+		{"reduce trailing data", []string{"-reduce"}, map[string]string{"c": good + "x"}, 1, "line 4: "},
+		{"reduce count overflow", []string{"-reduce"}, bad("1\ta", "9223372036854775808\ta"), 1, "line 2: "},
+		{"reduce long line", []string{"-reduce"}, bad("1\ta", "1\t"+strings.Repeat("a", maxCountsLine)), 1, "longer than"},
+		{"reduce sum overflow", []string{"-reduce"}, map[string]string{
+			"c": "sos.wordcount.counts/1 total=9223372036854775807 words=1\n9223372036854775807\ta\n",
+			"d": "sos.wordcount.counts/1 total=1 words=1\n1\ta\n",
 		}, 1, "overflows"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,28 +259,3 @@ func TestWordcountOutputError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// BenchmarkWordcount counts 16 MiB of generated text natively (compare
-// with the same benchmark through wazero in wasm_test.go).
-func BenchmarkWordcount(b *testing.B) {
-	in, out := b.TempDir(), b.TempDir()
-	f, err := os.Create(filepath.Join(in, "corpus.txt"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := textgen.Generate(f, 1, benchTextBytes); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(benchTextBytes)
-	for b.Loop() {
-		var stdout, stderr bytes.Buffer
-		if code := run(nil, nil, in, out, &stdout, &stderr); code != 0 {
-			b.Fatal(stderr.String())
-		}
-	}
-}
-
-const benchTextBytes = 16 << 20

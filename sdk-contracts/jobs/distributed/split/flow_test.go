@@ -17,7 +17,7 @@ import (
 // TestDistributedWordcount is the flow of ../README.md with wazero standing
 // in for the providers: split a corpus into 3 parts, run wordcount.wasm
 // -map on each (one job per lease), then wordcount.wasm -reduce on the
-// three counts.json outputs, and compare with one wordcount.wasm job over
+// three counts.tsv outputs, and compare with one wordcount.wasm job over
 // the whole corpus. Skipped when wordcount.wasm is not built.
 func TestDistributedWordcount(t *testing.T) {
 	ctx := context.Background()
@@ -56,7 +56,7 @@ func TestDistributedWordcount(t *testing.T) {
 		}
 		res, out := job([]string{"-map"}, fstest.MapFS{"part.txt": {Data: part}})
 		t.Logf("map %d: %s", k, res.Stdout)
-		reduceIn[fmt.Sprintf("counts-%d.json", k)] = &fstest.MapFile{Data: []byte(out["counts.json"])}
+		reduceIn[fmt.Sprintf("counts-%d.tsv", k)] = &fstest.MapFile{Data: []byte(out["counts.tsv"])}
 	}
 	reduced, reduceOut := job([]string{"-reduce", "-top", "20"}, reduceIn)
 	whole, wholeOut := job([]string{"-top", "20"}, fstest.MapFS{"corpus.txt": {Data: corpus}})

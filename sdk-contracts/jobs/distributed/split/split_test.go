@@ -159,3 +159,19 @@ func TestSplitCommand(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCutPoints checks the invariants of cutPoints on any text and part
+// count: ordered cuts from 0 to the end, each just after whitespace.
+func FuzzCutPoints(f *testing.F) {
+	for _, s := range []string{"", "a", "a b", "a\nb", "\n\n", "é é", strings.Repeat("ab ", 100)} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, text string, n uint8) {
+		parts := int(n%16) + 1
+		cuts, err := cutPoints(strings.NewReader(text), int64(len(text)), parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCuts(t, []byte(text), parts, cuts)
+	})
+}

@@ -217,3 +217,18 @@ func ReadTree(tb testing.TB, dir string) map[string]string {
 	}
 	return files
 }
+
+// ReportCPU runs f b.N times (through b.Loop) and reports the process's CPU
+// time per operation as "cpu-ns/op" beside the wall time.
+func ReportCPU(b *testing.B, f func()) {
+	b.Helper()
+	start := CPUTime()
+	n := 0
+	for b.Loop() {
+		f()
+		n++
+	}
+	if n > 0 {
+		b.ReportMetric(float64(CPUTime()-start)/float64(n), "cpu-ns/op")
+	}
+}
