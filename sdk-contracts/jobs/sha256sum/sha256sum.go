@@ -67,7 +67,7 @@ func run(args []string, stdin io.Reader, inDir, outDir string, stdout, stderr io
 	for _, name := range names {
 		sum, err := hashInput(name, stdin, inDir, buf)
 		if err != nil {
-			fmt.Fprintf(stderr, "sha256sum: %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "sha256sum: %s: %s\n", name, reason(err))
 			code = 1
 			continue
 		}
@@ -141,11 +141,11 @@ func hashInput(name string, stdin io.Reader, inDir string, buf []byte) ([]byte, 
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, unwrapPath(err)
+		return nil, err
 	}
 	defer f.Close()
 	if _, err := io.CopyBuffer(h, onlyReader{f}, buf); err != nil {
-		return nil, unwrapPath(err)
+		return nil, err
 	}
 	return h.Sum(nil), nil
 }
@@ -153,26 +153,25 @@ func hashInput(name string, stdin io.Reader, inDir string, buf []byte) ([]byte, 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer.
 type onlyReader struct{ io.Reader }
 
-// unwrapPath drops the *PathError wrapper, because the name is printed
-// already (as the user gave it, not as resolved under /in), and words the
-// usual errors as coreutils does rather than as the platform's errno table
-// does (Linux and wasip1 differ in capitals), so a job's stderr is the same
-// natively and in Wasm.
-func unwrapPath(err error) error {
+// reason is how an error is printed after the name it concerns: without
+// the *PathError wrapper (the name is printed already, as the user gave it
+// rather than as resolved under /in), and with the usual errors worded as
+// coreutils words them rather than as the platform's errno table does
+// (Linux and wasip1 differ in capitals), so that a job's stderr is the
+// same natively and in Wasm.
+func reason(err error) string {
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, fs.ErrNotExist):
-		return errors.New("No such file or directory")
+		return "No such file or directory"
 	case errors.Is(err, syscall.EISDIR):
-		return errors.New("Is a directory")
+		return "Is a directory"
 	case errors.Is(err, fs.ErrPermission):
-		return errors.New("Permission denied")
+		return "Permission denied"
 	}
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
-		return pe.Err
+		return pe.Err.Error()
 	}
-	return err
+	return err.Error()
 }
 
 // formatLine is one line of coreutils' output. A name with a backslash,

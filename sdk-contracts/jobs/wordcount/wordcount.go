@@ -16,6 +16,8 @@
 //	           jobs; their sum is reported like text counts: the top N, or
 //	           with -map the merged counts (a reduce tree of any depth)
 //
+// -top is ignored with -map.
+//
 // A word is a maximal run of Unicode letters, digits and combining marks,
 // folded to lower case; an apostrophe (' or U+2019, written ') between a
 // word character and a letter belongs to the word ("don't", "o'clock").
@@ -118,17 +120,13 @@ func run(args []string, stdin io.Reader, inDir, outDir string, stdout, stderr io
 			return c.countText(r)
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "wordcount: %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "wordcount: %s: %s\n", name, reason(err))
 			return 1
 		}
 	}
 
 	if *mapMode {
-		b, err := c.marshal()
-		if err == nil {
-			err = os.WriteFile(filepath.Join(outDir, countsFile), b, 0o644)
-		}
-		if err != nil {
+		if err := os.WriteFile(filepath.Join(outDir, countsFile), c.marshal(), 0o644); err != nil {
 			fmt.Fprintf(stderr, "wordcount: %v\n", err)
 			return 1
 		}
@@ -358,7 +356,7 @@ func (c *counter) countText(r io.Reader) error {
 }
 
 // marshal returns counts.tsv for the counts so far.
-func (c *counter) marshal() ([]byte, error) {
+func (c *counter) marshal() []byte {
 	order := make([]int, len(c.words))
 	for i := range order {
 		order[i] = i
@@ -371,7 +369,7 @@ func (c *counter) marshal() ([]byte, error) {
 		b = append(b, c.words[i]...)
 		b = append(b, '\n')
 	}
-	return b, nil
+	return b
 }
 
 // merge adds the counts of one counts.tsv input, after checking all of it:
@@ -481,32 +479,31 @@ func withInput(name string, stdin io.Reader, inDir string, f func(io.Reader) err
 	}
 	file, err := os.Open(path)
 	if err != nil {
-		return unwrapPath(err)
+		return err
 	}
 	defer file.Close()
-	return unwrapPath(f(file))
+	return f(file)
 }
 
-// unwrapPath drops the *PathError wrapper, because the name is printed
-// already (as the user gave it, not as resolved under /in), and words the
-// usual errors as coreutils does rather than as the platform's errno table
-// does (Linux and wasip1 differ in capitals), so a job's stderr is the same
-// natively and in Wasm.
-func unwrapPath(err error) error {
+// reason is how an error is printed after the name it concerns: without
+// the *PathError wrapper (the name is printed already, as the user gave it
+// rather than as resolved under /in), and with the usual errors worded as
+// coreutils words them rather than as the platform's errno table does
+// (Linux and wasip1 differ in capitals), so that a job's stderr is the
+// same natively and in Wasm.
+func reason(err error) string {
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, fs.ErrNotExist):
-		return errors.New("No such file or directory")
+		return "No such file or directory"
 	case errors.Is(err, syscall.EISDIR):
-		return errors.New("Is a directory")
+		return "Is a directory"
 	case errors.Is(err, fs.ErrPermission):
-		return errors.New("Permission denied")
+		return "Permission denied"
 	}
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
-		return pe.Err
+		return pe.Err.Error()
 	}
-	return err
+	return err.Error()
 }
 
 // listInputs returns the regular files under inDir as slash-separated paths
