@@ -13,6 +13,10 @@ import (
 const (
 	// Example is evaluated only by this package's tests.
 	Example = "sos/failpoint/example"
+	// SyncDir fails the fsync of a directory after internal/fsutil renamed
+	// a file into it (kernel.WriteFileAtomic, key files); a string value is
+	// added to the error text.
+	SyncDir = "sos/kernel/sync-dir"
 )
 
 // registry registers each name with gofail once per process (gofail panics
