@@ -191,12 +191,13 @@ func TestAPISurvivesSlowAndLyingClients(t *testing.T) {
 	}
 }
 
-// TestEventStreamOutlivesWriteTimeout: the server's WriteTimeout bounds
-// responses that end; the event stream is exempt and keeps delivering
-// blocks long after it.
+// TestEventStreamOutlivesWriteTimeout: the server's timeouts bound
+// requests and responses that end; the event stream is exempt and keeps
+// delivering blocks long after them.
 func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 	tn := newTestChain(t, 1)
-	_, c, _ := startLimitedNode(t, tn, APILimits{WriteTimeout: 300 * time.Millisecond})
+	short := 300 * time.Millisecond
+	_, c, _ := startLimitedNode(t, tn, APILimits{WriteTimeout: short, ReadTimeout: short, ReadHeaderTimeout: short, IdleTimeout: short})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var blocks atomic.Int64
