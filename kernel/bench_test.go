@@ -200,7 +200,6 @@ func BenchmarkAPISubmitBatch(b *testing.B) {
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/tx")
 }
 
-
 // chunkyReader hands out at most 32 KiB per Read, as a socket does.
 type chunkyReader struct{ r *bytes.Reader }
 
