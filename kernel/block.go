@@ -228,7 +228,7 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 	}
 	// Key lookups read state, which is not safe for concurrent use: resolve
 	// them first, then verify in parallel.
-	batch := c.batchKeys(out)
+	batch := c.batchKeys(st, out)
 	keys := make([]ledger.PublicKey, len(out))
 	for i, p := range out {
 		if !p.PubKey.IsZero() {

@@ -191,27 +191,52 @@ func (c *Chain) resolveKey(st *ledger.State, tx *ledger.Tx) (ledger.PublicKey, e
 	return ledger.ParsePublicKey(raw)
 }
 
-// batchKeys parses, once per sender and on all cores, the public keys that
-// the transactions of one batch carry for senders not in the cache, so a
-// sender's later transactions in the batch verify even when checked before
-// (or beside) the one that carries its key. ValidateBasic has checked that
+// batchKeys parses, once per sender and on all cores, the public keys of
+// the senders of one batch that are not in the cache: the key a tx of the
+// batch carries (so a sender's later transactions verify even when checked
+// before or beside the one that carries it; ValidateBasic has checked that
 // a carried key hashes to its sender, so it is the only key that can sign
-// for it. The map serves this batch only and is dropped with it.
-func (c *Chain) batchKeys(ptxs []*PendingTx) map[ledger.Address]ledger.PublicKey {
-	var raws [][]byte
-	seen := make(map[ledger.Address]bool)
+// for it), else the key stored on chain, read from st. Reading is serial
+// (a State is not safe for concurrent use), parsing parallel: a block from
+// many senders beyond the cache costs one expansion per sender, spread over
+// the cores. The map serves this batch only and is dropped with it; a
+// sender with no key anywhere is left to resolveKey to report.
+func (c *Chain) batchKeys(st *ledger.State, ptxs []*PendingTx) map[ledger.Address]ledger.PublicKey {
+	type want struct {
+		addr ledger.Address
+		raw  []byte
+	}
+	var wants []want
+	idx := make(map[ledger.Address]int)
 	for _, p := range ptxs {
-		if p == nil || !p.PubKey.IsZero() || len(p.Tx.PubKey) == 0 || seen[p.Tx.Sender] {
+		if p == nil || !p.PubKey.IsZero() {
 			continue
 		}
-		seen[p.Tx.Sender] = true
-		if _, ok := c.keys.Get(p.Tx.Sender); !ok {
-			raws = append(raws, p.Tx.PubKey)
+		i, ok := idx[p.Tx.Sender]
+		if !ok {
+			if _, cached := c.keys.Get(p.Tx.Sender); cached {
+				idx[p.Tx.Sender] = -1
+				continue
+			}
+			i = len(wants)
+			idx[p.Tx.Sender] = i
+			wants = append(wants, want{addr: p.Tx.Sender})
+		}
+		if i >= 0 && wants[i].raw == nil && len(p.Tx.PubKey) > 0 {
+			wants[i].raw = p.Tx.PubKey
 		}
 	}
-	keys := make([]ledger.PublicKey, len(raws))
-	parallel(len(raws), func(i int) {
-		keys[i], _ = ledger.ParsePublicKey(raws[i]) // a key that does not parse: resolveKey reports it
+	acc := &ledger.Accounts{St: st, Codec: c.codec}
+	for i := range wants {
+		if wants[i].raw == nil {
+			wants[i].raw, _ = acc.PubKey(wants[i].addr) // an error or none: resolveKey reports it
+		}
+	}
+	keys := make([]ledger.PublicKey, len(wants))
+	parallel(len(wants), func(i int) {
+		if wants[i].raw != nil {
+			keys[i], _ = ledger.ParsePublicKey(wants[i].raw) // one that does not parse: resolveKey reports it
+		}
 	})
 	out := make(map[ledger.Address]ledger.PublicKey, len(keys))
 	for _, k := range keys {

@@ -341,3 +341,45 @@ func TestRefusedTxsRetainNothing(t *testing.T) {
 		t.Fatalf("pool holds %d", pool.Size())
 	}
 }
+
+// TestKeysBeyondTheCache: with more active senders than the key cache
+// holds, admission and block verification still find every key (carried
+// by the batch, or read from the chain) and the cache stays in its budget.
+func TestKeysBeyondTheCache(t *testing.T) {
+	tn := newTestChain(t, 5)
+	var first []*PendingTx
+	for i, u := range tn.users {
+		first = append(first, tn.tx(t, u, transfer(tn.users[(i+1)%5], 1), 200_000))
+	}
+	tn.block(t, first...) // the keys are on chain now
+	tn.chain.keys = ledger.NewKeyCache(ledger.PublicKeyMemBytes)
+	pool := newTestPool(t, tn, MempoolConfig{})
+	var next []*PendingTx
+	var raws [][]byte
+	for i, u := range tn.users {
+		p := tn.tx(t, u, transfer(tn.users[(i+2)%5], 1), 200_000)
+		next = append(next, p)
+		raws = append(raws, p.Raw)
+	}
+	if _, errs := pool.Add(raws); errors.Join(errs...) != nil {
+		t.Fatalf("admission with keys from the chain: %v", errors.Join(errs...))
+	}
+	if n := tn.chain.keys.Len(); n != 1 {
+		t.Fatalf("cache holds %d keys, budget 1", n)
+	}
+	got, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), raws)
+	if err != nil {
+		t.Fatalf("block verification with keys from the chain: %v", err)
+	}
+	for i := range got {
+		if got[i].PubKey.IsZero() {
+			t.Fatalf("tx %d has no verified key", i)
+		}
+	}
+	// A forged signature from a sender whose key is on chain still fails.
+	bad := bytes.Clone(next[0].Raw)
+	bad[len(bad)-7] ^= 1
+	if _, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), [][]byte{bad}); !errors.Is(err, ledger.ErrInvalidSignature) {
+		t.Fatalf("tampered tx: %v", err)
+	}
+}
