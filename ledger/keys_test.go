@@ -32,7 +32,7 @@ func heapInUse() uint64 {
 // would hold more memory than it is allowed.
 func TestPublicKeyMemBytes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	const n = 500
+	const n = 1000
 	keys := make([]PublicKey, 0, n)
 	before := heapInUse()
 	for range n {
