@@ -247,7 +247,7 @@ func (c *Chain) batchKeys(st *ledger.State, ptxs []*PendingTx) map[ledger.Addres
 	return out
 }
 
-// keyFor is resolveKey with the keys a batch carries (batchKeys) first.
+// keyFor is resolveKey with the keys batchKeys found for the batch first.
 func (c *Chain) keyFor(st *ledger.State, tx *ledger.Tx, batch map[ledger.Address]ledger.PublicKey) (ledger.PublicKey, error) {
 	if pk, ok := batch[tx.Sender]; ok {
 		return pk, nil
