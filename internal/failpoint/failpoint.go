@@ -13,6 +13,11 @@ import (
 const (
 	// Example is evaluated only by this package's tests.
 	Example = "sos/failpoint/example"
+	// SyncAnswerDrop drops the block- and state-sync answers a node
+	// receives from the peer whose node id is the value, or from every
+	// peer with "*": a sync source that dies or stops answering
+	// (kernel/cluster.go, where the transport hands sync answers over).
+	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
 )
 
 // registry registers each name with gofail once per process (gofail panics

@@ -124,7 +124,8 @@ type hub struct {
 }
 
 type hubTransport struct {
-	h *hub
+	h    *hub
+	from uint64
 }
 
 func (t hubTransport) Send(m Message) {
@@ -151,7 +152,7 @@ func (t hubTransport) Send(m Message) {
 	}
 	go func() {
 		defer m.Release()
-		_ = n.Step(context.Background(), m.Data)
+		_ = n.Step(context.Background(), t.from, m.Data)
 	}()
 }
 
@@ -166,7 +167,7 @@ type member struct {
 func start(t *testing.T, h *hub, id uint64, peers []uint64, aux *memAux, mutate ...func(*Config)) *member {
 	t.Helper()
 	sm := &logSM{aux: aux}
-	cfg := Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h}, Tick: 10 * time.Millisecond}
+	cfg := Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h, id}, Tick: 10 * time.Millisecond}
 	for _, m := range mutate {
 		m(&cfg)
 	}
