@@ -127,8 +127,8 @@ type cluster struct {
 	// syncIdle bounds the wait for a peer's next block-sync answer before
 	// the next member is asked.
 	syncIdle time.Duration
-	catchUp  catchUp  // is this node behind, and getting closer?
-	drops    dropLog  // rate limit of the dropped-raft-message warning
+	catchUp  catchUp   // is this node behind, and getting closer?
+	drops    dropLog   // rate limit of the dropped-raft-message warning
 	handoff  time.Time // last leadership transfer away from a restoring leader
 
 	outMu sync.Mutex

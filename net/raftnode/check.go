@@ -30,10 +30,10 @@ var ErrDropped = errors.New("raftnode: message dropped")
 
 // DropError is a message from the network that was not given to raft.
 type DropError struct {
-	From   uint64           // the authenticated sender's raft id
-	Type   pb.MessageType   // the message type, if it decoded
-	Reason string           // one of the Drop* constants
-	Err    error            // what was wrong
+	From   uint64         // the authenticated sender's raft id
+	Type   pb.MessageType // the message type, if it decoded
+	Reason string         // one of the Drop* constants
+	Err    error          // what was wrong
 }
 
 func (e *DropError) Error() string {
