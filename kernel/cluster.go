@@ -294,15 +294,17 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 		}
 	}
 	c.catchUp.see(b.Header.Height)
-	proposer, ok := c.memberByAddr(b.Header.Proposer)
 	head := c.node.store.Head()
-	if b.Header.Height > head.Height+1 && ok {
+	if b.Header.Height > head.Height+1 {
 		// A gap, not a stale proposal: the cluster committed blocks this
 		// node does not have (a snapshot it never finished installing under
 		// an older version, a store restored from a backup). Replaying the
-		// log cannot bring them back: fetch them, then go on.
+		// log cannot bring them back: fetch them, then go on (the missing
+		// blocks may be what makes the proposer a member here).
 		c.log.Warn("committed block is ahead of this node's head: fetching the blocks in between", "height", b.Header.Height, "head", head.Height)
-		if err := c.syncTo(b.Header.Height-1, proposer.NodeID); err != nil {
+		prefer, _ := c.memberByAddr(b.Header.Proposer)
+		if err := c.syncTo(b.Header.Height-1, prefer.NodeID); err != nil {
+			c.catchUp.failed(err)
 			return err
 		}
 		head = c.node.store.Head()
@@ -312,6 +314,7 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 		c.log.Debug("stale block proposal skipped", "height", b.Header.Height, "head", head.Height)
 		return c.SaveApplied(index)
 	}
+	proposer, ok := c.memberByAddr(b.Header.Proposer)
 	if !ok {
 		c.log.Warn("block from a non-member skipped", "height", b.Header.Height)
 		return c.SaveApplied(index)
