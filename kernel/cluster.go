@@ -495,7 +495,11 @@ func (c *cluster) run(ctx context.Context) error {
 		}
 		lastBlock = time.Now()
 		if err := c.propose(ctx); err != nil {
-			c.log.Warn("block proposal failed", "err", err)
+			if errors.Is(err, raftnode.ErrNotLeader) {
+				c.log.Debug("block not proposed: leadership moved", "err", err)
+			} else {
+				c.log.Warn("block proposal failed", "err", err)
+			}
 		}
 	}
 }
@@ -521,7 +525,15 @@ func (c *cluster) propose(ctx context.Context) error {
 	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return c.raft.Propose(pctx, data)
+	err = c.raft.Propose(pctx, data)
+	if err != nil {
+		c.mu.Lock()
+		if c.inflight == bb {
+			c.inflight = nil // it never entered the log
+		}
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // Forward sends admitted transactions to the leader (when it is not us).

@@ -507,16 +507,20 @@ func (n *Node) kick() {
 	}
 }
 
+// ErrNotLeader is returned for a proposal made on a node that does not
+// lead (or leads but is handing leadership over): proposals are not
+// forwarded, and raft dropped it.
+var ErrNotLeader = fmt.Errorf("raftnode: not the leader: %w", raft.ErrProposalDropped)
+
 // Propose submits an entry; it commits only if this node's term's leader
-// gets it replicated. It fails at once with raft.ErrProposalDropped on a
-// node that does not lead (proposals are not forwarded). The caller
-// watches Apply to learn the outcome.
+// gets it replicated. It fails at once with ErrNotLeader on a node that
+// does not lead. The caller watches Apply to learn the outcome.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	n.rnMu.Lock()
 	err := n.rn.Propose(data)
 	n.rnMu.Unlock()
 	n.kick()
-	return err
+	return proposeErr(err)
 }
 
 // ProposeConfChange proposes a membership change (on the leader).
@@ -525,6 +529,13 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc pb.ConfChangeI) error {
 	err := n.rn.ProposeConfChange(cc)
 	n.rnMu.Unlock()
 	n.kick()
+	return proposeErr(err)
+}
+
+func proposeErr(err error) error {
+	if errors.Is(err, raft.ErrProposalDropped) {
+		return ErrNotLeader
+	}
 	return err
 }
 
