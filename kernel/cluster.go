@@ -495,7 +495,7 @@ func (c *cluster) run(ctx context.Context) error {
 		}
 		lastBlock = time.Now()
 		if err := c.propose(ctx); err != nil {
-			if errors.Is(err, raftnode.ErrNotLeader) {
+			if errors.Is(err, raftnode.ErrProposalDropped) && c.raft.Status().Leader != c.self.RaftID {
 				c.log.Debug("block not proposed: leadership moved", "err", err)
 			} else {
 				c.log.Warn("block proposal failed", "err", err)

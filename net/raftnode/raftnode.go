@@ -507,20 +507,20 @@ func (n *Node) kick() {
 	}
 }
 
-// ErrNotLeader is returned for a proposal made on a node that does not
-// lead (or leads but is handing leadership over): proposals are not
-// forwarded, and raft dropped it.
-var ErrNotLeader = fmt.Errorf("raftnode: not the leader: %w", raft.ErrProposalDropped)
+// ErrProposalDropped is returned for a proposal raft did not take: this
+// node does not lead (proposals are not forwarded), is handing leadership
+// over, or holds too much uncommitted log.
+var ErrProposalDropped = raft.ErrProposalDropped
 
 // Propose submits an entry; it commits only if this node's term's leader
-// gets it replicated. It fails at once with ErrNotLeader on a node that
+// gets it replicated. It fails at once (ErrProposalDropped) on a node that
 // does not lead. The caller watches Apply to learn the outcome.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	n.rnMu.Lock()
 	err := n.rn.Propose(data)
 	n.rnMu.Unlock()
 	n.kick()
-	return proposeErr(err)
+	return err
 }
 
 // ProposeConfChange proposes a membership change (on the leader).
@@ -529,13 +529,6 @@ func (n *Node) ProposeConfChange(ctx context.Context, cc pb.ConfChangeI) error {
 	err := n.rn.ProposeConfChange(cc)
 	n.rnMu.Unlock()
 	n.kick()
-	return proposeErr(err)
-}
-
-func proposeErr(err error) error {
-	if errors.Is(err, raft.ErrProposalDropped) {
-		return ErrNotLeader
-	}
 	return err
 }
 
