@@ -271,10 +271,18 @@ func TestReplicatesInOrderAndRestarts(t *testing.T) {
 			t.Fatalf("member %d applied %v, member 1 %v", id, got, want)
 		}
 	}
-	// Appends travel as bulk, heartbeats and votes apart from them.
-	h.mu.Lock()
-	sent := maps.Clone(h.sent)
-	h.mu.Unlock()
+	// Appends travel as bulk, heartbeats and votes apart from them. (The
+	// leader's first heartbeat goes out a tick after its election, which
+	// may be after the entries above were applied.)
+	var sent map[pb.MessageType][2]int
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		h.mu.Lock()
+		sent = maps.Clone(h.sent)
+		h.mu.Unlock()
+		if sent[pb.MessageType_MsgHeartbeat][0] > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	for typ, c := range sent {
 		if bulk := typ == pb.MessageType_MsgApp || typ == pb.MessageType_MsgSnap; (bulk && c[0] > 0) || (!bulk && c[1] > 0) {
 			t.Errorf("%s: %d sent as control, %d as bulk", typ, c[0], c[1])
