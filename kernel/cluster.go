@@ -103,7 +103,8 @@ type cluster struct {
 	node *Node
 	net  PeerNet
 	raft *raftnode.Node
-	self Member
+	self Member // follows the ledger (setMembers)
+	id   uint64 // this node's raft id, RaftID(node.nodeID): fixed, read anywhere
 	log  *slog.Logger
 
 	// Membership follows the ledger (refreshMembers); seed holds the members
@@ -138,7 +139,7 @@ type cluster struct {
 var keyApplied = []byte("raft/applied")
 
 func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, seed: seed, out: map[uint64]*peerQueues{}, syncIdle: blockSyncIdle}
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, out: map[uint64]*peerQueues{}, syncIdle: blockSyncIdle, id: RaftID(n.nodeID)}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	if d := n.opts.SyncTimeout; d > 0 {
 		c.syncIdle = d
@@ -366,7 +367,7 @@ type headInfo struct {
 // Snapshot implements raftnode.StateMachine.
 func (c *cluster) Snapshot() ([]byte, error) {
 	h := c.node.store.Head()
-	return c.node.chain.codec.Marshal(&headInfo{Height: h.Height, Hash: h.BlockHash, Leader: c.self.NodeID})
+	return c.node.chain.codec.Marshal(&headInfo{Height: h.Height, Hash: h.BlockHash, Leader: c.node.nodeID})
 }
 
 // Restore implements raftnode.StateMachine: the leader compacted the log
@@ -468,11 +469,11 @@ func (c *cluster) run(ctx context.Context) error {
 		}
 		if st.Leader != c.lastLeader {
 			c.lastLeader = st.Leader
-			if st.Leader != 0 && st.Leader != c.self.RaftID {
+			if st.Leader != 0 && st.Leader != c.id {
 				c.forwardPending()
 			}
 		}
-		if st.Leader != c.self.RaftID {
+		if st.Leader != c.id {
 			continue
 		}
 		if st.Restoring != 0 {
@@ -495,7 +496,7 @@ func (c *cluster) run(ctx context.Context) error {
 		}
 		lastBlock = time.Now()
 		if err := c.propose(ctx); err != nil {
-			if errors.Is(err, raftnode.ErrProposalDropped) && c.raft.Status().Leader != c.self.RaftID {
+			if errors.Is(err, raftnode.ErrProposalDropped) && c.raft.Status().Leader != c.id {
 				c.log.Debug("block not proposed: leadership moved", "err", err)
 			} else {
 				c.log.Warn("block proposal failed", "err", err)
@@ -539,7 +540,7 @@ func (c *cluster) propose(ctx context.Context) error {
 // Forward sends admitted transactions to the leader (when it is not us).
 func (c *cluster) Forward(raws [][]byte) {
 	leader := c.raft.Status().Leader
-	if leader == 0 || leader == c.self.RaftID || len(raws) == 0 {
+	if leader == 0 || leader == c.id || len(raws) == 0 {
 		return
 	}
 	m, ok := c.member(leader)
@@ -749,7 +750,7 @@ func (c *cluster) syncTo(height uint64, prefer string) error {
 func (c *cluster) syncPeers(prefer string) []string {
 	var out []string
 	add := func(id string) {
-		if id != "" && id != c.self.NodeID && !slices.Contains(out, id) {
+		if id != "" && id != c.node.nodeID && !slices.Contains(out, id) {
 			out = append(out, id)
 		}
 	}
@@ -865,7 +866,7 @@ func (c *cluster) status(s *client.Status) {
 		if st.Progress != nil {
 			p.Match = st.Progress[id]
 		}
-		if m.NodeID == c.self.NodeID {
+		if m.NodeID == c.node.nodeID {
 			p.Connected = true
 		}
 		s.Peers = append(s.Peers, p)
@@ -909,7 +910,7 @@ func (c *cluster) handOff(ctx context.Context, st raftnode.Status) {
 	}
 	var to, best uint64
 	for _, id := range st.Voters {
-		if match, ok := st.Progress[id]; ok && id != c.self.RaftID && (to == 0 || match > best) {
+		if match, ok := st.Progress[id]; ok && id != c.id && (to == 0 || match > best) {
 			to, best = id, match
 		}
 	}

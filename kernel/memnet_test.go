@@ -24,6 +24,7 @@ type memPeer struct {
 	allowed  map[string]bool // nil: everyone
 	queue    chan memMsg
 	done     chan struct{}
+	stopped  chan struct{} // closed when loop has returned
 }
 
 type memMsg struct {
@@ -35,7 +36,7 @@ type memMsg struct {
 func newMemNet() *memNet { return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}} }
 
 func (h *memNet) join(id string) *memPeer {
-	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{})}
+	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{}), stopped: make(chan struct{})}
 	h.mu.Lock()
 	h.nodes[id] = p
 	h.mu.Unlock()
@@ -50,6 +51,9 @@ func (h *memNet) leave(id string) {
 	h.mu.Unlock()
 	if p != nil {
 		close(p.done)
+		// A handler still running would touch the node's store, which the
+		// caller closes next (the QUIC transport's Close waits likewise).
+		<-p.stopped
 	}
 }
 
@@ -61,6 +65,7 @@ func (h *memNet) isolate(id string, on bool) {
 }
 
 func (p *memPeer) loop() {
+	defer close(p.stopped)
 	for {
 		select {
 		case <-p.done:
