@@ -44,17 +44,21 @@ func (h *memNet) join(id string) *memPeer {
 	return p
 }
 
-func (h *memNet) leave(id string) {
+// leave takes id off the network; the channel is closed once its handler
+// in progress, if any, has returned: wait for it before closing the node's
+// store (the QUIC transport's Close waits likewise).
+func (h *memNet) leave(id string) <-chan struct{} {
 	h.mu.Lock()
 	p := h.nodes[id]
 	delete(h.nodes, id)
 	h.mu.Unlock()
-	if p != nil {
-		close(p.done)
-		// A handler still running would touch the node's store, which the
-		// caller closes next (the QUIC transport's Close waits likewise).
-		<-p.stopped
+	if p == nil {
+		done := make(chan struct{})
+		close(done)
+		return done
 	}
+	close(p.done)
+	return p.stopped
 }
 
 // isolate drops every message to and from id until heal.
