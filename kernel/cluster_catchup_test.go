@@ -159,3 +159,41 @@ func TestClusterFetchesMissingBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRestoringLeaderHandsOver: a node still installing a snapshot
+// is made leader (a leadership transfer here; an election could do the
+// same, its raft log being complete). It must not build blocks on the
+// head it has, and hands leadership to a member that can: the cluster
+// keeps committing while the node is still restoring.
+func TestClusterRestoringLeaderHandsOver(t *testing.T) {
+	tc := newTunedCluster(t, 3, func(o *NodeOptions) {
+		o.Config.BlockInterval = Duration{50 * time.Millisecond}
+		o.RaftCompactEvery = 8
+		o.SyncTimeout = 300 * time.Millisecond
+	})
+	l := tc.leader(5 * time.Second)
+	tc.converge(2, 10*time.Second)
+	f := (l + 1) % 3
+	tc.stop(f)
+	from := tc.members[l].node.store.Head().Height
+	tc.waitFor(10*time.Second, "the cluster moves past the stopped node's log", func() bool {
+		return tc.members[l].node.store.Head().Height > from+24
+	})
+	enableFailpoint(t, failpoint.SyncAnswerDrop, `return("*")`)
+	tc.start(f)
+	fn := tc.members[f].node
+	tc.waitFor(10*time.Second, "the follower takes a snapshot it cannot install", func() bool {
+		return fn.cluster.raft.Status().Restoring != 0
+	})
+	term := fn.cluster.raft.Status().Term
+	tc.members[l].node.cluster.raft.TransferLeadership(t.Context(), fn.cluster.id)
+	// Two elections: the transfer to the node, then its hand-over.
+	tc.waitFor(5*time.Second, "the restoring node led, then handed over", func() bool {
+		st := fn.cluster.raft.Status()
+		return st.Leader != 0 && st.Leader != fn.cluster.id && st.Term >= term+2
+	})
+	h := tc.members[l].node.store.Head().Height
+	tc.waitFor(10*time.Second, "the others commit while the node restores", func() bool {
+		return tc.members[l].node.store.Head().Height > h+5 && fn.cluster.raft.Status().Restoring != 0
+	})
+}
