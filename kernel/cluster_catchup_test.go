@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +197,26 @@ func TestClusterRestoringLeaderHandsOver(t *testing.T) {
 	tc.waitFor(10*time.Second, "the others commit while the node restores", func() bool {
 		return tc.members[l].node.store.Head().Height > h+5 && fn.cluster.raft.Status().Restoring != 0
 	})
+}
+
+// TestClusterCutOffNodeSaysStalled: a node cut off from the others knows
+// no leader and cannot tell how far behind it falls: its status says it
+// is stalled, and why, until the partition heals.
+func TestClusterCutOffNodeSaysStalled(t *testing.T) {
+	tc := newTunedCluster(t, 3, func(o *NodeOptions) { o.SyncTimeout = 300 * time.Millisecond })
+	l := tc.leader(5 * time.Second)
+	tc.converge(2, 10*time.Second)
+	f := (l + 1) % 3
+	fn := tc.members[f].node
+	if s := fn.Status(); s.SyncState != client.SyncInSync {
+		t.Fatalf("before the partition: %s (%s)", s.SyncState, s.SyncError)
+	}
+	id := tc.members[f].key.Public().Fingerprint()
+	tc.net.isolate(id, true)
+	tc.waitFor(10*time.Second, "the cut-off node says it is stalled", func() bool {
+		s := fn.Status()
+		return s.SyncState == client.SyncStalled && strings.Contains(s.SyncError, "no raft leader")
+	})
+	tc.net.isolate(id, false)
+	tc.waitFor(10*time.Second, "the node is back in sync", func() bool { return fn.Status().SyncState == client.SyncInSync })
 }

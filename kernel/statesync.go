@@ -269,6 +269,7 @@ type catchUp struct {
 	progressAt time.Time
 	lastErr    string
 	stallAfter time.Duration
+	leaderAt   time.Time // last time raft knew a leader
 	state      string    // last state reported by transition
 	warnedAt   time.Time // last stalled warning
 }
@@ -289,7 +290,7 @@ const applySlack = 8
 const stalledWarnEvery = 30 * time.Second
 
 func (u *catchUp) init(now time.Time, stallAfter time.Duration) {
-	u.progressAt, u.stallAfter, u.state = now, stallAfter, client.SyncInSync
+	u.progressAt, u.leaderAt, u.stallAfter, u.state = now, now, stallAfter, client.SyncInSync
 }
 
 // see records that the cluster committed a block at height.
@@ -324,13 +325,23 @@ func (u *catchUp) failed(err error) {
 }
 
 // view says where the node stands: in sync, or behind and either getting
-// closer or not (stalled: no progress for stallAfter).
+// closer or not (stalled: no progress for stallAfter). A node that has
+// known no leader for stallAfter (cut off from the majority) cannot tell
+// how far behind it is, and counts as stalled too.
 func (u *catchUp) view(now time.Time, head uint64, st raftnode.Status) syncView {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.target = max(u.target, head)
+	if st.Leader != 0 {
+		u.leaderAt = now
+	}
 	behind := u.restore || st.Restoring != 0 || head < u.target || st.Commit > st.Applied+applySlack
 	v := syncView{state: client.SyncInSync, target: u.target, progressAt: u.progressAt, lastErr: u.lastErr}
+	if leaderless := now.Sub(u.leaderAt); leaderless > u.stallAfter {
+		v.state, v.progressAt = client.SyncStalled, u.leaderAt
+		v.lastErr = fmt.Sprintf("no raft leader for %s (cut off from the majority of the voters?)", leaderless.Round(time.Second))
+		return v
+	}
 	switch {
 	case !behind:
 		u.progressAt = now // in sync is progress: a later stall counts from here
