@@ -21,8 +21,8 @@ type Status struct {
 	Peers       []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
-	// (behind, no progress for a while; see SyncError). A single node is
-	// always in sync.
+	// (behind with no progress for a while, or no leader known for a
+	// while; see SyncError). A single node is always in sync.
 	SyncState string `json:"sync_state"`
 	// ClusterHeight is the highest block height this node knows the
 	// cluster committed (≥ Height; 0 for a single node).
