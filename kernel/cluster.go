@@ -109,7 +109,7 @@ type cluster struct {
 	node *Node
 	net  PeerNet
 	raft *raftnode.Node
-	self Member // follows the ledger (setMembers)
+	self Member // this node as the ledger listed it at start (its NodeID and RaftID never change)
 	id   uint64 // this node's raft id, RaftID(node.nodeID): fixed, read anywhere
 	log  *slog.Logger
 
