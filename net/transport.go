@@ -191,8 +191,8 @@ type peerLink byte
 
 const (
 	linkMember   peerLink = iota // a member, from a member
-	linkWorker               // a worker, from a member
-	linkFollowed             // the member this worker follows, from the worker
+	linkWorker                   // a worker, from a member
+	linkFollowed                 // the member this worker follows, from the worker
 )
 
 // restricted reports whether the link carries only the kinds
