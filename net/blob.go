@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,8 +269,6 @@ func (s *session) serveBlobStream(st *quic.Stream) {
 	}
 	st.SetPriority(KindBlob.urgency(), true)
 	srv := t.blobServer()
-	bp := t.blobBuf()
-	defer t.bufPool.Put(bp)
 	var allowed struct {
 		id  blob.ID
 		tag string
@@ -313,47 +312,86 @@ func (s *session) serveBlobStream(st *quic.Stream) {
 			s.refuseBlob(st, blobErrSize, fmt.Errorf("blob %s has %d bytes, not %d: %w", req.ID, info.Size, req.Size, blob.ErrSizeMismatch))
 			return
 		}
-		if !s.serveChunks(st, srv, &req, bp) {
+		if !s.serveChunks(st, srv, &req) {
 			return
 		}
 	}
 }
 
-// serveChunks writes the requested chunks in order. It returns false when
-// the stream is done (the fetcher left, or a failure was reported).
-func (s *session) serveChunks(st *quic.Stream, srv BlobServer, req *blobRequest, bp *[]byte) bool {
+// serveChunks writes the requested chunks in order. A reader prepares
+// the next slice while the current one is sent (QUIC's Write returns only
+// once the data is nearly all in packets), so the link never idles on a
+// disk read. It returns false when the stream is done (the fetcher left,
+// or a failure was reported).
+func (s *session) serveChunks(st *quic.Stream, srv BlobServer, req *blobRequest) bool {
 	const head = frameHeaderSize + blobRespHeader
-	for _, r := range req.Ranges {
-		for k := r.First; k < r.First+uint64(r.Count); k++ {
-			buf, err := srv.Store.AppendSlice((*bp)[:head], req.ID, k)
-			*bp = buf[:0]
-			if err != nil {
-				code := blobErrInternal
-				if errors.Is(err, blob.ErrNotFound) {
-					code = blobErrNotFound // deleted meanwhile
+	type prepared struct {
+		k   uint64
+		bp  *[]byte
+		err error
+	}
+	next := make(chan prepared, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	s.t.wg.Go(func() {
+		defer close(next)
+		for _, r := range req.Ranges {
+			for k := r.First; k < r.First+uint64(r.Count); k++ {
+				bp := s.t.blobBuf()
+				buf, err := srv.Store.AppendSlice((*bp)[:head], req.ID, k)
+				*bp = buf
+				select {
+				case next <- prepared{k, bp, err}:
+				case <-stop:
+					s.t.bufPool.Put(bp)
+					return
 				}
-				s.refuseBlob(st, code, err)
-				return false
-			}
-			appendFrameHeader(buf[:0], frameMessage, len(buf)-frameHeaderSize)
-			buf[frameHeaderSize] = blobSlice
-			binary.BigEndian.PutUint64(buf[frameHeaderSize+1:], k)
-			if _, ok := failpoint.Eval(failpoint.NetBlobCorruptChunk); ok {
-				buf[len(buf)-1] ^= 0x01
-			}
-			if _, ok := failpoint.Eval(failpoint.NetBlobDropConn); ok {
-				s.t.log.Warn("net: failpoint: dropping the connection mid-transfer", "peer", s.peer, "blob", req.ID, "chunk", k)
-				s.conn.CloseWithError(0, "failpoint "+failpoint.NetBlobDropConn)
-				return false
-			}
-			st.SetWriteDeadline(time.Now().Add(s.t.cfg.IdleTimeout))
-			if _, err := st.Write(buf); err != nil {
-				return false // the fetcher canceled or the connection broke
-			}
-			if srv.Account != nil {
-				srv.Account(s.peer, req.ID, req.Tag, uint64(len(buf)-head))
+				if err != nil {
+					return
+				}
 			}
 		}
+	})
+	for p := range next {
+		ok := s.serveChunk(st, srv, req, p.k, *p.bp, p.err)
+		*p.bp = (*p.bp)[:0]
+		s.t.bufPool.Put(p.bp)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// serveChunk sends chunk k, whose slice buf holds after the response
+// header (err: reading it failed).
+func (s *session) serveChunk(st *quic.Stream, srv BlobServer, req *blobRequest, k uint64, buf []byte, err error) bool {
+	const head = frameHeaderSize + blobRespHeader
+	if err != nil {
+		code := blobErrInternal
+		if errors.Is(err, blob.ErrNotFound) {
+			code = blobErrNotFound // deleted meanwhile
+		}
+		s.refuseBlob(st, code, err)
+		return false
+	}
+	appendFrameHeader(buf[:0], frameMessage, len(buf)-frameHeaderSize)
+	buf[frameHeaderSize] = blobSlice
+	binary.BigEndian.PutUint64(buf[frameHeaderSize+1:], k)
+	if _, ok := failpoint.Eval(failpoint.NetBlobCorruptChunk); ok {
+		buf[len(buf)-1] ^= 0x01
+	}
+	if _, ok := failpoint.Eval(failpoint.NetBlobDropConn); ok {
+		s.t.log.Warn("net: failpoint: dropping the connection mid-transfer", "peer", s.peer, "blob", req.ID, "chunk", k)
+		s.conn.CloseWithError(0, "failpoint "+failpoint.NetBlobDropConn)
+		return false
+	}
+	st.SetWriteDeadline(time.Now().Add(s.t.cfg.IdleTimeout))
+	if _, err := st.Write(buf); err != nil {
+		return false // the fetcher canceled or the connection broke
+	}
+	if srv.Account != nil {
+		srv.Account(s.peer, req.ID, req.Tag, uint64(len(buf)-head))
 	}
 	return true
 }
@@ -368,10 +406,7 @@ func (s *session) refuseBlob(st *quic.Stream, code byte, err error) {
 	s.t.log.Log(context.Background(), level, "net: blob request refused", "peer", s.peer, "reason", err)
 	msg := err.Error()
 	if len(msg) > maxBlobErr {
-		msg = msg[:maxBlobErr]
-	}
-	for !utf8.ValidString(msg) {
-		msg = msg[:len(msg)-1]
+		msg = strings.ToValidUTF8(msg[:maxBlobErr], "")
 	}
 	st.SetWriteDeadline(time.Now().Add(s.t.cfg.HandshakeTimeout))
 	_, _ = st.Write(appendFrame(nil, frameMessage, append([]byte{blobError, code}, msg...)))
@@ -442,14 +477,16 @@ func (t *Transport) FetchBlob(ctx context.Context, id blob.ID, size uint64, sour
 	st.Resumed = int(p.Chunks()) - len(missing)
 	idle := 0
 	var ended error // a local error, or ctx's, that ends the fetch
+	if len(sources) == 0 {
+		ended = errors.New("no sources")
+	}
 	for len(missing) > 0 && ended == nil {
-		progress := false
+		before := len(missing)
 		for i := range sources {
 			if len(missing) == 0 {
 				break
 			}
 			n, srcErr, localErr := t.fetchFrom(ctx, p, &st, i, missing, tag)
-			progress = progress || n > 0
 			missing = p.Missing()
 			if srcErr != nil {
 				st.Sources[i].Err = srcErr
@@ -463,7 +500,9 @@ func (t *Transport) FetchBlob(ctx context.Context, id blob.ID, size uint64, sour
 		if len(missing) == 0 || ended != nil {
 			break
 		}
-		if progress {
+		// A round that verified chunks does not count: every such round
+		// brings the blob closer, so rounds stay bounded by its chunks.
+		if len(missing) < before {
 			idle = 0
 		} else if idle++; idle >= t.cfg.BlobRounds {
 			break
@@ -491,9 +530,6 @@ func (t *Transport) FetchBlob(ctx context.Context, id blob.ID, size uint64, sour
 	errs := []error{ended, err}
 	for _, s := range st.Sources {
 		errs = append(errs, s.Err)
-	}
-	if len(sources) == 0 {
-		errs = append(errs, errors.New("no sources"))
 	}
 	return fail(fmt.Errorf("%d of %d chunks missing after %d attempts: %w", len(missing), p.Chunks(), st.Attempts, errors.Join(errs...)))
 }
@@ -590,7 +626,6 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 			}
 		})
 	}
-	br := bufio.NewReaderSize(str, 64<<10)
 	var readErr error
 	var received uint64
 	for _, k := range missing {
@@ -601,7 +636,7 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 		n, _ := blob.SliceLen(p.Size(), k)
 		want := blobRespHeader + n
 		str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
-		payload, err := readFrameInto(br, frameMessage, max(want, 2+maxBlobErr), (*b)[:0])
+		payload, err := readFrameInto(str, frameMessage, max(want, 2+maxBlobErr), (*b)[:0])
 		if err != nil {
 			free <- b
 			readErr = wrapUnlessRefused(fmt.Sprintf("blob source %s: chunk %d", src, k), err)
@@ -609,7 +644,11 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 		}
 		if len(payload) >= 2 && payload[0] == blobError {
 			free <- b
-			readErr = &blobRefusal{code: payload[1], msg: string(payload[2:])}
+			msg := payload[2:]
+			if len(msg) > maxBlobErr {
+				msg = msg[:maxBlobErr]
+			}
+			readErr = &blobRefusal{code: payload[1], msg: strings.ToValidUTF8(string(msg), "?")}
 			break
 		}
 		if len(payload) != want || payload[0] != blobSlice || binary.BigEndian.Uint64(payload[1:]) != k {

@@ -319,6 +319,13 @@ func TestFetchBlobRefused(t *testing.T) {
 	if _, err := b.FetchBlob(ctxT(t, 10*time.Second), id, size, nil, sb, string(make([]byte, MaxBlobTag+1))); err == nil {
 		t.Fatal("oversized tag accepted")
 	}
+	start := time.Now()
+	if _, err := b.FetchBlob(ctxT(t, 10*time.Second), id, size, nil, sb, "job/1"); err == nil || time.Since(start) > time.Second {
+		t.Fatalf("fetch without sources: %v after %v", err, time.Since(start))
+	}
+	if sb.Has(id) || len(sb.Partials()) != 0 || sb.Usage().Disk != 0 {
+		t.Fatalf("failed fetches kept something: %+v", sb.Usage())
+	}
 }
 
 // TestFetchBlobCanceled: canceling the context ends a fetch whose source

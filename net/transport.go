@@ -249,9 +249,14 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 		// blob transfers a peer may run at once.
 		MaxIncomingStreams:    2 + maxBlobStreams,
 		MaxIncomingUniStreams: 16,
-		// Large windows so one snapshot stream fills a fast link.
-		MaxStreamReceiveWindow:     32 << 20,
-		MaxConnectionReceiveWindow: 64 << 20,
+		// Large windows so one snapshot stream fills a fast link. A blob
+		// transfer runs on a new stream: starting its window at a few
+		// chunks (rather than quic-go's 512 KiB) lets it reach full speed
+		// at once instead of after the window has grown.
+		InitialStreamReceiveWindow:     8 << 20,
+		MaxStreamReceiveWindow:         32 << 20,
+		InitialConnectionReceiveWindow: 16 << 20,
+		MaxConnectionReceiveWindow:     64 << 20,
 	}
 	addr, err := stdnet.ResolveUDPAddr("udp", cfg.ListenAddr)
 	if err != nil {
