@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,8 +39,8 @@ import (
 // and closes its side when the requests end. A refusal or failure is one
 // last frame, 1 | code u8 | message, after which the server closes.
 // QUIC flow control paces the server: it writes as fast as the fetcher
-// reads, so up to a stream window of chunks is in flight, while the
-// fetcher reads ahead of its verifiers by a few chunks. Blob streams have
+// reads, so up to a stream window of chunks is in flight while the fetcher
+// verifies the one it has read. Blob streams have
 // the lowest priority of all kinds (incremental among themselves), so a
 // transfer never delays consensus traffic on the same connection.
 
@@ -62,10 +60,6 @@ const (
 	// maxBlobStreams is how many transfers a peer may run at once on one
 	// connection (QUIC's bidirectional stream limit, with the handshake's).
 	maxBlobStreams = 16
-	// blobVerifiers verify and write slices of one fetch in parallel, and
-	// blobBuffers bound what a fetch holds in memory (1 MiB each).
-	blobVerifiers = 2
-	blobBuffers   = blobVerifiers + 2
 
 	blobSlice byte = 0
 	blobError byte = 1
@@ -579,93 +573,47 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 	}
 	str.Close()
 
-	type slice struct {
-		k   uint64
-		buf *[]byte
-		enc []byte
-	}
-	var (
-		work            = make(chan slice, blobBuffers)
-		free            = make(chan *[]byte, blobBuffers)
-		nOK, nBad       atomic.Int64
-		mu              sync.Mutex
-		verifyErr       error
-		verifyErrIsOurs bool
-		wg              sync.WaitGroup
-	)
-	for range blobBuffers {
-		free <- t.blobBuf()
-	}
-	abort := func(err error, ours bool) {
-		mu.Lock()
-		if verifyErr == nil {
-			verifyErr, verifyErrIsOurs = err, ours
-		}
-		mu.Unlock()
-		str.CancelRead(streamCanceled)
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return verifyErr != nil
-	}
-	for range blobVerifiers {
-		wg.Go(func() {
-			for sl := range work {
-				err := p.WriteSlice(sl.k, sl.enc)
-				free <- sl.buf
-				switch {
-				case err == nil:
-					nOK.Add(1)
-				case errors.Is(err, blob.ErrCorrupt):
-					nBad.Add(1)
-					abort(fmt.Errorf("net: blob source %s: chunk %d: %w", src, sl.k, err), false)
-				default:
-					abort(err, true)
-				}
-			}
-		})
-	}
-	var readErr error
+	// Each chunk is verified and written as soon as it is read: QUIC's
+	// receive window (8 MiB to start) holds the chunks behind it, so the
+	// source keeps sending meanwhile, and no handoff to other goroutines
+	// adds scheduling delays to every chunk.
+	bp := t.blobBuf()
+	defer t.bufPool.Put(bp)
+	var ok, bad int
 	var received uint64
 	for _, k := range missing {
-		if failed() {
-			break
-		}
-		b := <-free
 		n, _ := blob.SliceLen(p.Size(), k)
 		want := blobRespHeader + n
 		str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
-		payload, err := readFrameInto(str, frameMessage, max(want, 2+maxBlobErr), (*b)[:0])
+		payload, err := readFrameInto(str, frameMessage, max(want, 2+maxBlobErr), (*bp)[:0])
 		if err != nil {
-			free <- b
-			readErr = wrapUnlessRefused(fmt.Sprintf("blob source %s: chunk %d", src, k), err)
+			srcErr = wrapUnlessRefused(fmt.Sprintf("blob source %s: chunk %d", src, k), err)
 			break
 		}
 		if len(payload) >= 2 && payload[0] == blobError {
-			free <- b
 			msg := payload[2:]
 			if len(msg) > maxBlobErr {
 				msg = msg[:maxBlobErr]
 			}
-			readErr = &blobRefusal{code: payload[1], msg: strings.ToValidUTF8(string(msg), "?")}
+			srcErr = &blobRefusal{code: payload[1], msg: strings.ToValidUTF8(string(msg), "?")}
 			break
 		}
 		if len(payload) != want || payload[0] != blobSlice || binary.BigEndian.Uint64(payload[1:]) != k {
-			free <- b
-			readErr = fmt.Errorf("%w: blob source %s: answer of %d bytes for chunk %d, want %d bytes", ErrBadFrame, src, len(payload), k, want)
+			srcErr = fmt.Errorf("%w: blob source %s: answer of %d bytes for chunk %d, want %d bytes", ErrBadFrame, src, len(payload), k, want)
 			break
 		}
 		received += uint64(n)
-		work <- slice{k: k, buf: b, enc: payload[blobRespHeader:]}
+		if err := p.WriteSlice(k, payload[blobRespHeader:]); err != nil {
+			if errors.Is(err, blob.ErrCorrupt) {
+				bad++
+				srcErr = fmt.Errorf("net: blob source %s: chunk %d: %w", src, k, err)
+			} else {
+				localErr = err
+			}
+			break
+		}
+		ok++
 	}
-	close(work)
-	wg.Wait()
-	for range blobBuffers {
-		t.bufPool.Put(<-free)
-	}
-
-	ok, bad := int(nOK.Load()), int(nBad.Load())
 	src0 := &st.Sources[i]
 	src0.Bytes += received
 	src0.Chunks += ok
@@ -673,13 +621,8 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 	st.Bytes += received
 	st.Chunks += ok
 	st.Corrupt += bad
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return ok, ctx.Err(), ctx.Err()
-	case verifyErr != nil && verifyErrIsOurs:
-		return ok, nil, verifyErr
-	case verifyErr != nil:
-		return ok, verifyErr, nil
 	}
-	return ok, readErr, nil
+	return ok, srcErr, localErr
 }
