@@ -178,8 +178,8 @@ type Transport struct {
 
 	// Worker links (worker.go). A member admits the workers its policy
 	// approves; a worker (follow set) talks to the member it follows only.
-	follow    *Member
-	policy    func(PeerID) bool
+	follow    *target // the member this worker follows
+	policy    WorkerPolicy
 	policyGen uint64 // bumped by SetWorkerPolicy
 
 	blobs   BlobServer // what ServeBlobs set (blob.go)
@@ -208,9 +208,18 @@ type peerState struct {
 	nextDial time.Time
 	lastErr  error // of the last failed dial
 	link     peerLink
-	// remote is a worker's key and the address to dial it at (the one
-	// ConnectWorker gave or its last connection came from); linkWorker only.
-	remote Member
+	// A worker's node id and address to dial it at (the one ConnectWorker
+	// gave or its last connection came from), and its key once it has
+	// connected; linkWorker only.
+	remote target
+	key    ledger.PublicKey
+}
+
+// target is a node to dial: its id (checked against the key that answers)
+// and address.
+type target struct {
+	id   PeerID
+	addr string
 }
 
 func (p *peerState) notify() {
@@ -375,7 +384,7 @@ func (t *Transport) Peers() []PeerInfo {
 		out = append(out, t.peerInfo(id, m.Addr))
 	}
 	if t.follow != nil {
-		out = append(out, t.peerInfo(t.follow.ID(), t.follow.Addr))
+		out = append(out, t.peerInfo(t.follow.id, t.follow.addr))
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerInfo) int { return cmpID(a.ID, b.ID) })
@@ -487,7 +496,7 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 			t.mu.Unlock()
 			return nil, lastErr
 		}
-		if !ps.dialing && m.Addr != "" && !now.Before(ps.nextDial) {
+		if !ps.dialing && m.addr != "" && !now.Before(ps.nextDial) {
 			ps.dialing = true
 			t.wg.Add(1) // under t.mu, see register
 			go func() {
@@ -497,7 +506,7 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 		}
 		ch := ps.changed
 		wait := time.Until(ps.nextDial)
-		if ps.dialing || m.Addr == "" {
+		if ps.dialing || m.addr == "" {
 			wait = t.cfg.MaxBackoff
 		}
 		t.mu.Unlock()
@@ -517,7 +526,7 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 }
 
 // redial dials a peer once and records the outcome and the next backoff.
-func (t *Transport) redial(ps *peerState, m Member, lk peerLink) {
+func (t *Transport) redial(ps *peerState, m target, lk peerLink) {
 	_, err := t.dial(t.ctx, m, lk)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -572,17 +581,17 @@ func (t *Transport) peerState(id PeerID, lk peerLink) *peerState {
 // linkTo returns the peer to dial for id and the link to it: a member, the
 // member this worker follows, or a worker this member knows; t.mu must be
 // held.
-func (t *Transport) linkTo(id PeerID) (Member, peerLink, bool) {
+func (t *Transport) linkTo(id PeerID) (target, peerLink, bool) {
 	if m, ok := t.members[id]; ok {
-		return m, linkMember, true
+		return target{id, m.Addr}, linkMember, true
 	}
-	if t.follow != nil && t.follow.ID() == id {
+	if t.follow != nil && t.follow.id == id {
 		return *t.follow, linkFollowed, true
 	}
 	if ps := t.peers[id]; ps != nil && ps.link == linkWorker {
 		return ps.remote, linkWorker, true
 	}
-	return Member{}, 0, false
+	return target{}, 0, false
 }
 
 // handlerOf returns the kind's handler and whether it borrows messages.
@@ -687,17 +696,17 @@ func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, erro
 
 // dial connects to a peer on link lk and runs the client side of the
 // handshake.
-func (t *Transport) dial(ctx context.Context, m Member, lk peerLink) (*session, error) {
+func (t *Transport) dial(ctx context.Context, m target, lk peerLink) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
-	addr, err := stdnet.ResolveUDPAddr("udp", m.Addr)
+	addr, err := stdnet.ResolveUDPAddr("udp", m.addr)
 	if err != nil {
-		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+		return nil, fmt.Errorf("net: dial %s: %w", m.addr, err)
 	}
 	conn, err := t.qt.Dial(ctx, addr, t.tls, t.qconf)
 	if err != nil {
-		t.log.Debug("net: dial failed", "peer", m.ID(), "addr", m.Addr, "err", err)
-		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+		t.log.Debug("net: dial failed", "peer", m.id, "addr", m.addr, "err", err)
+		return nil, fmt.Errorf("net: dial %s: %w", m.addr, err)
 	}
 	s, err := t.handshakeClient(ctx, conn, m, lk)
 	if err != nil {
@@ -711,7 +720,7 @@ func (t *Transport) dial(ctx context.Context, m Member, lk peerLink) (*session, 
 // link both sides speak as members (client, server); a member dialing a
 // worker expects the worker role back; a worker dialing its member speaks
 // as a worker.
-func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m Member, lk peerLink) (*session, error) {
+func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m target, lk peerLink) (*session, error) {
 	ours, want := roleClient, roleServer
 	switch lk {
 	case linkWorker:
@@ -738,8 +747,8 @@ func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m Memb
 	if err != nil {
 		return nil, err
 	}
-	if id := PeerID(pub.Fingerprint()); id != m.ID() {
-		return nil, fmt.Errorf("%w: dialed %s at %s, answered by %s", ErrUnknownPeer, m.ID(), m.Addr, id)
+	if id := PeerID(pub.Fingerprint()); id != m.id {
+		return nil, fmt.Errorf("%w: dialed %s at %s, answered by %s", ErrUnknownPeer, m.id, m.addr, id)
 	}
 	st.Close()
 	s := t.newSession(conn, pub, true, theirs.Boot, lk, gen)
@@ -790,7 +799,7 @@ func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.Pu
 	if id == t.id {
 		return h, pub, fmt.Errorf("%w: peer presents our own key", ErrUnknownPeer)
 	}
-	if err := t.admits(id, want); err != nil {
+	if err := t.admits(pub, want); err != nil {
 		return h, pub, err
 	}
 	if err := checkSignature(h, pub, exp); err != nil {
@@ -816,13 +825,14 @@ func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.Pu
 // role gets decides what it may carry: a worker link only the kinds
 // AllowedForWorkers, and no connection ever changes a node's role, so a
 // worker cannot become a member by connecting.
-func (t *Transport) admits(id PeerID, r role) error {
+func (t *Transport) admits(key ledger.PublicKey, r role) error {
+	id := KeyID(key)
 	t.mu.Lock()
 	switch r {
 	case roleClient, roleServer:
 		defer t.mu.Unlock()
 		if t.follow != nil {
-			if t.follow.ID() != id {
+			if t.follow.id != id {
 				return fmt.Errorf("%w: %s is not the member this worker follows", ErrUnknownPeer, id)
 			}
 			return nil
@@ -843,7 +853,7 @@ func (t *Transport) admits(id PeerID, r role) error {
 			return fmt.Errorf("%w: %s is a member: it connects as one, not as a worker", ErrBadHandshake, id)
 		case policy == nil:
 			return fmt.Errorf("%w: this node admits no workers", ErrUnknownPeer)
-		case !policy(id):
+		case !policy(id, key):
 			return fmt.Errorf("%w: %s is not an approved worker", ErrUnknownPeer, id)
 		}
 		return nil
@@ -878,9 +888,12 @@ func (t *Transport) register(s *session) error {
 		t.mu.Unlock()
 		return fmt.Errorf("%w: %s is linked as another role", ErrDuplicate, s.peer)
 	}
-	if s.link == linkWorker && !s.outbound {
-		// Dial a worker back where its last connection came from.
-		ps.remote = Member{Key: s.key, Addr: s.conn.RemoteAddr().String()}
+	if s.link == linkWorker {
+		ps.key = s.key
+		if !s.outbound {
+			// Dial a worker back where its last connection came from.
+			ps.remote = target{s.peer, s.conn.RemoteAddr().String()}
+		}
 	}
 	if !s.outbound && ps.dialing && t.id < s.peer {
 		// Our own dial to this peer is under way and will win the tie-break,
@@ -926,7 +939,7 @@ func (t *Transport) stillAdmitted(s *session) error {
 			return fmt.Errorf("%w: %s removed during handshake", ErrUnknownPeer, s.peer)
 		}
 	case linkFollowed:
-		if t.follow == nil || t.follow.ID() != s.peer {
+		if t.follow == nil || t.follow.id != s.peer {
 			return fmt.Errorf("%w: %s is no longer the member this worker follows", ErrUnknownPeer, s.peer)
 		}
 	case linkWorker:

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sos-kernel/sos/ledger"
 )
 
 // approve is a worker policy approving a fixed set of node ids.
@@ -22,9 +24,12 @@ func approveOf(ids ...PeerID) *approve {
 	return a
 }
 
-func (a *approve) policy(id PeerID) bool {
+func (a *approve) policy(id PeerID, key ledger.PublicKey) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if KeyID(key) != id {
+		panic("worker policy asked with a key that is not the node's")
+	}
 	return a.ids[id]
 }
 
@@ -52,7 +57,7 @@ func TestWorkerLink(t *testing.T) {
 	link(t, m, m2)
 	w := newNode(t, testKey(t, 10), nil)
 	m.SetWorkerPolicy(approveOf(w.ID()).policy)
-	if err := w.Follow(m.member()); err != nil {
+	if err := w.Follow(m.ID(), m.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	inm, inw := newInbox(m), newInbox(w)
@@ -145,7 +150,7 @@ func TestWorkerRefused(t *testing.T) {
 	m, m2 := newNode(t, testKey(t, 1), nil), newNode(t, testKey(t, 2), nil)
 	link(t, m, m2)
 	w := newNode(t, testKey(t, 10), nil)
-	if err := w.Follow(m.member()); err != nil {
+	if err := w.Follow(m.ID(), m.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	inm := newInbox(m)
@@ -180,31 +185,46 @@ func TestWorkerRefused(t *testing.T) {
 	// A member dialing a worker that follows another member is refused by
 	// the worker, even when its own policy approves the worker.
 	w2 := newNode(t, testKey(t, 11), nil)
-	if err := w2.Follow(m.member()); err != nil {
+	if err := w2.Follow(m.ID(), m.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	m2.SetWorkerPolicy(approveOf(w2.ID()).policy)
-	if err := m2.ConnectWorker(ctxT(t, 3*time.Second), w2.member()); err == nil {
+	if err := m2.ConnectWorker(ctxT(t, 3*time.Second), w2.ID(), w2.Addr().String()); err == nil {
 		t.Fatal("a worker accepted a member it does not follow")
 	}
 	w2.log.waitLog(t, "is not the member this worker follows")
+	if len(m2.Workers()) != 0 {
+		t.Fatalf("a refused worker's address is kept: %+v", m2.Workers())
+	}
 
 	// A worker following a worker is refused.
 	w3 := newNode(t, testKey(t, 12), nil)
-	if err := w3.Follow(w.member()); err != nil {
+	if err := w3.Follow(w.ID(), w.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	if err := w3.Send(ctxT(t, 3*time.Second), w.ID(), KindFollow, []byte("x")); !errors.Is(err, ErrBadHandshake) {
 		t.Fatalf("worker following a worker: %v", err)
 	}
 
+	// A worker that names the wrong node id for the address refuses the
+	// node answering there, as a joiner does.
+	w4 := newNode(t, testKey(t, 13), nil)
+	m.SetWorkerPolicy(approveOf(w4.ID()).policy)
+	if err := w4.Follow(m2.ID(), m.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w4.Send(ctxT(t, 3*time.Second), m2.ID(), KindFollow, []byte("x")); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("worker reaching another node than the one it named: %v", err)
+	}
+	w4.log.waitLog(t, string(m.ID())+" is not the member this worker follows")
+
 	if err := w.SetMembers([]Member{m.member()}); err == nil {
 		t.Fatal("a worker accepted members")
 	}
-	if err := m.Follow(m2.member()); err == nil {
+	if err := m.Follow(m2.ID(), m2.Addr().String()); err == nil {
 		t.Fatal("a member followed another")
 	}
-	if err := m.ConnectWorker(ctxT(t, time.Second), m2.member()); !errors.Is(err, ErrBadHandshake) {
+	if err := m.ConnectWorker(ctxT(t, time.Second), m2.ID(), m2.Addr().String()); !errors.Is(err, ErrBadHandshake) {
 		t.Fatalf("ConnectWorker to a member: %v", err)
 	}
 }
@@ -215,11 +235,11 @@ func TestWorkerRefused(t *testing.T) {
 func TestMemberDialsWorker(t *testing.T) {
 	m := newNode(t, testKey(t, 1), nil)
 	w := newNode(t, testKey(t, 10), nil)
-	if err := w.Follow(m.member()); err != nil {
+	if err := w.Follow(m.ID(), m.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	m.SetWorkerPolicy(approveOf(w.ID()).policy)
-	if err := m.ConnectWorker(ctxT(t, 5*time.Second), w.member()); err != nil {
+	if err := m.ConnectWorker(ctxT(t, 5*time.Second), w.ID(), w.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	if s := w.session(m.ID()); s == nil || s.link != linkFollowed || s.outbound {
