@@ -19,7 +19,8 @@
 //  7. On a member, SetWorkerPolicy says which non-members may link as
 //     workers (call it again when that changes); Workers lists them and
 //     ConnectWorker dials one. On a worker, Follow names the one member it
-//     links to (instead of SetMembers).
+//     links to, by node id and address as a joiner does (instead of
+//     SetMembers); Send and FetchBlob reach that member.
 //
 // # Dependencies
 //
@@ -58,7 +59,7 @@
 //
 // Workers: a node that is not a member can link to one member in the
 // worker role (roleWorker in its hello, on either side of the connection)
-// when the member's worker policy approves its node id. A worker link
+// when the member's worker policy approves its node (id and key). A worker link
 // carries only the kinds AllowedForWorkers (KindBlob, KindFollow); both
 // sides refuse any other stream on it (STOP_SENDING) and Send refuses to
 // send one (ErrKindNotAllowed).
@@ -122,7 +123,7 @@
 //     the joiner's key before it records it, so a stranger cannot make the
 //     cluster adopt a third party's address.
 //   - Workers: a worker is admitted only while the worker policy approves
-//     its node id (checked again at registration, and connected workers
+//     its key (checked again at registration, and connected workers
 //     are dropped when a new policy no longer approves them), never as a
 //     member, and its link carries no consensus, replication, gossip or
 //     member sync traffic in either direction. A worker accepts
