@@ -101,6 +101,12 @@ func (t *Transport) ServeBlobs(srv BlobServer) {
 	t.mu.Unlock()
 }
 
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
 func (t *Transport) blobServer() BlobServer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -544,6 +550,9 @@ func (t *Transport) fetchFrom(ctx context.Context, p *blob.Partial, st *FetchSta
 	cctx, cancel := context.WithTimeout(ctx, max(t.cfg.HandshakeTimeout, t.cfg.IdleTimeout))
 	defer cancel()
 	s, err := t.connect(cctx, src)
+	if errors.Is(err, ErrClosed) && t.isClosed() {
+		return 0, err, err
+	}
 	if err != nil {
 		return 0, err, ctx.Err()
 	}

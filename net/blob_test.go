@@ -471,3 +471,20 @@ func FuzzBlobRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestFetchBlobClosedTransport: a fetch on a closed transport fails at
+// once, leaving nothing behind.
+func TestFetchBlobClosedTransport(t *testing.T) {
+	a, b := newNode(t, testKey(t, 1), nil), newNode(t, testKey(t, 2), nil)
+	link(t, a, b)
+	sb := memStore(t)
+	b.Close()
+	start := time.Now()
+	st, err := b.FetchBlob(ctxT(t, 10*time.Second), blob.Sum([]byte("x")), 1, []PeerID{a.ID()}, sb, "t")
+	if !errors.Is(err, ErrClosed) || st.Attempts != 1 || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("fetch on a closed transport: %v after %d attempts, %v", err, st.Attempts, time.Since(start))
+	}
+	if len(sb.Partials()) != 0 {
+		t.Fatal("a failed fetch left a partial blob")
+	}
+}
