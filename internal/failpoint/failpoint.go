@@ -27,6 +27,15 @@ const (
 	// peer with "*": a sync source that dies or stops answering
 	// (kernel/cluster.go, where the transport hands sync answers over).
 	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
+
+	// NetBlobCorruptChunk makes a node serving a blob (package net) flip
+	// a byte of the slice it is about to send, so the fetcher's
+	// verification fails for that chunk. Evaluated once per chunk served.
+	NetBlobCorruptChunk = "sos/net/blob-corrupt-chunk"
+	// NetBlobDropConn makes a node serving a blob close the whole QUIC
+	// connection to the fetcher before it sends a chunk, as a broken
+	// network would mid-transfer. Evaluated once per chunk served.
+	NetBlobDropConn = "sos/net/blob-drop-conn"
 )
 
 // registry registers each name with gofail once per process (gofail panics
