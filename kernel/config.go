@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/sos-kernel/sos/internal/units"
 )
 
 // Config is a node's config.toml: everything local to one node (the chain's
@@ -38,6 +40,32 @@ type Config struct {
 	// the cluster from there (the members it knew then are in join.json; the
 	// ledger's member records take over once it has caught up).
 	Join string `toml:"join"`
+	// BlobLimit bounds what the node's blob store (<home>/blobs: job
+	// modules, inputs and outputs) holds, outboards and transfers in
+	// progress included ("16GiB"; "0": only the disk). An upload or transfer
+	// past it is refused (507), so blobs cannot fill the disk the chain
+	// needs.
+	BlobLimit ByteSize `toml:"blob_limit"`
+	// BlobMaxUpload caps one upload to the node through the API
+	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
+	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+}
+
+// ByteSize is a number of bytes written as "256MiB" in TOML (see package
+// internal/units for the units it reads).
+type ByteSize uint64
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(units.FormatExact(uint64(b))), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	v, err := units.ParseBytes(string(t))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
 }
 
 // Duration is a time.Duration written as "500ms" in TOML.
@@ -67,6 +95,8 @@ func DefaultConfig() Config {
 		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
 		MempoolSize:   100_000,
 		LogLevel:      "info",
+		BlobLimit:     16 << 30,
+		BlobMaxUpload: 4 << 30,
 	}
 }
 
@@ -85,6 +115,9 @@ func (c Config) Validate() error {
 	if c.MempoolSize < 1 {
 		return fmt.Errorf("kernel: config: mempool_size must be positive")
 	}
+	if c.BlobMaxUpload == 0 {
+		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -99,6 +132,7 @@ const (
 	GenesisFile = "genesis.json"
 	NodeKeyFile = "node_key.json"
 	KeysDir     = "keys"
+	BlobsDir    = "blobs" // the node's blob store (package blob)
 )
 
 // LoadConfig reads home/config.toml strictly (unknown keys are errors).
