@@ -61,7 +61,8 @@ func (c *Client) BlobUsage(ctx context.Context) (*BlobUsage, error) {
 // PutBlob uploads size bytes read from r (size < 0: unknown, sent
 // chunked). With id set the node stores the content only if it hashes to
 // id (otherwise it refuses with 422 and keeps nothing), and a node that
-// has the blob already answers before the body is sent.
+// has the blob already answers before the body is sent. The node refuses
+// a body over its blob_max_upload with 413.
 func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64, id string) (*BlobPut, error) {
 	method, path := http.MethodPost, "/v1/blobs"
 	if id != "" {
@@ -76,7 +77,9 @@ func (c *Client) PutBlob(ctx context.Context, r io.Reader, size int64, id string
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	if id != "" && size > 0 {
+	if size != 0 {
+		// The node answers first when it refuses the upload (too large) or
+		// has the blob already: the body is then not sent at all.
 		req.Header.Set("Expect", "100-continue")
 	}
 	resp, err := c.http.Do(req)
