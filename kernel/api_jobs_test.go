@@ -353,8 +353,24 @@ func scrape(t *testing.T, n *Node) string {
 // simulation with the market's reason, and nothing is admitted.
 func TestJobSubmitRefusals(t *testing.T) {
 	jn := newJobNet(t, DefaultConfig())
-	l := jn.lease(t, 200)
 	mod := jn.upload(t, []byte("module"))
+	// A lease of one epoch, once that epoch is over.
+	short := jn.lease(t, 1)
+	for {
+		mk, err := jn.c.RomeMarket(jn.ctx)
+		if err != nil || jn.ctx.Err() != nil {
+			t.Fatalf("market: %v %v", err, jn.ctx.Err())
+		}
+		if mk.Epoch >= short.EndEpoch {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err := jn.send(t, jn.cons, &ledger.JobSubmit{LeaseID: short.ID, Module: mod, GasLimit: 1000, MemoryLimit: 1 << 20})
+	if err == nil || !strings.Contains(err.Error(), "runs epochs") {
+		t.Fatalf("a job on an ended lease: %v", err)
+	}
+	l := jn.lease(t, 200)
 	base := ledger.JobSubmit{LeaseID: l.ID, Module: mod, GasLimit: 1000, MemoryLimit: 1 << 20, OutputLimit: 1 << 10}
 	for _, c := range []struct {
 		name string
