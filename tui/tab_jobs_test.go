@@ -137,7 +137,11 @@ func TestGoldenJobs(t *testing.T) {
 	}{
 		{"jobs", func(m *model) { send(m, keys("8")...); send(m, testJobs()) }},
 		{"jobs_results", func(m *model) { send(m, keys("8")...); send(m, testJobs()); send(m, keys("s", "down", "down")...) }},
-		{"jobs_filter", func(m *model) { send(m, keys("8")...); send(m, testJobs()); send(m, keys("S", "/", "slashed", "enter")...) }},
+		{"jobs_filter", func(m *model) {
+			send(m, keys("8")...)
+			send(m, testJobs())
+			send(m, keys("S", "/", "slashed", "enter")...)
+		}},
 		{"jobs_none", func(m *model) {
 			send(m, keys("8")...)
 			send(m, jobsMsg{node: 0, err: fmt.Errorf("%w: 404 page not found", client.ErrNotFound)})
