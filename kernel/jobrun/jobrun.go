@@ -33,7 +33,6 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/kernel/client"
@@ -349,16 +348,4 @@ func readUpTo(r io.Reader, size uint64) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// Describe is a one-line account of a run's outcome, e.g.
-// "exited 0, gas 123456, 1 output, output root 3f2a…".
-func Describe(class ledger.JobClass, code int32, gas uint64, outputs int, root ledger.Hash) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %d, gas %d, %d output", ledger.JobClassName(class), code, gas, outputs)
-	if outputs != 1 {
-		b.WriteString("s")
-	}
-	fmt.Fprintf(&b, ", output root %s", root)
-	return b.String()
 }

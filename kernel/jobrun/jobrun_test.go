@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/sos-kernel/sos/blob"
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/jobrun"
 	"github.com/sos-kernel/sos/kernel/jobrun/jobruntest"
 	"github.com/sos-kernel/sos/ledger"
@@ -129,4 +131,25 @@ func TestSummarizeRefusesBadOutputs(t *testing.T) {
 	if err != nil || res.Stdout.Size != ledger.MaxJobLogBytes {
 		t.Fatalf("long stdout: %+v %v", res, err)
 	}
+}
+
+// FuzzFromAPI: a node's answer for a job (untrusted JSON) either becomes a
+// Job whose references are the answer's, or an error; never a panic.
+func FuzzFromAPI(f *testing.F) {
+	f.Add([]byte(`{"job_id":1,"module":{"blob_id":"` + strings.Repeat("ab", 32) + `","size":3},"seed":"` + strings.Repeat("00", 32) + `","inputs":[{"name":"a","blob_id":"` + strings.Repeat("cd", 32) + `","size":1}],"stdin":null}`))
+	f.Add([]byte(`{"module":{"blob_id":"zz"}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var j client.Job
+		if json.Unmarshal(raw, &j) != nil {
+			return
+		}
+		job, err := jobrun.FromAPI(&j)
+		if err != nil {
+			return
+		}
+		if job.Module.ID.String() != strings.ToLower(j.Module.ID) || len(job.Inputs) != len(j.Inputs) || job.Seed.String() != strings.ToLower(j.Seed) {
+			t.Fatalf("FromAPI(%s) = %+v", raw, job)
+		}
+	})
 }
