@@ -2,10 +2,12 @@ package kernel
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -145,6 +147,10 @@ func LoadConfig(home string) (Config, error) {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) && len(de.Key()) > 0 {
+			return Config{}, fmt.Errorf("kernel: config %s: %s: %w", filepath.Join(home, ConfigFile), strings.Join(de.Key(), "."), err)
+		}
 		return Config{}, fmt.Errorf("kernel: config %s: %w", filepath.Join(home, ConfigFile), err)
 	}
 	return cfg, cfg.Validate()

@@ -135,7 +135,7 @@ API; nodes move blobs between them on the QUIC data plane.`}
 				if err != nil {
 					return err
 				}
-				if st.Size > 1<<30 {
+				if st.Size > 256<<20 {
 					return fmt.Errorf("blob %s is %s: write it to a file with --out", args[0], units.Format(st.Size))
 				}
 				var buf bytes.Buffer
