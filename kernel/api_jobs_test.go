@@ -50,7 +50,7 @@ func newJobNet(t *testing.T, cfg Config) *jobNet {
 	var r map[string]any
 	_ = json.Unmarshal(rj, &r)
 	r["epoch_blocks"], r["cert_period_epochs"] = 3, 1000
-	r["jobs"] = map[string]any{"timeout_blocks": 8, "challenge_blocks": 4, "verdict_blocks": 4, "challenge_deposit": "1000uTFLP"}
+	r["jobs"] = map[string]any{"timeout_blocks": 60, "challenge_blocks": 60, "verdict_blocks": 60, "challenge_deposit": "1000uTFLP"}
 	rj, _ = json.Marshal(r)
 	g.Extra = map[string]json.RawMessage{"rome": rj, "gov": gj}
 	doc, err := g.Marshal()
@@ -87,12 +87,16 @@ func (jn *jobNet) mustSend(t *testing.T, k *ledger.PrivateKey, p ledger.Payload)
 // the lease once the market is in its first epoch.
 func (jn *jobNet) lease(t *testing.T, epochs uint32) client.RomeLease {
 	t.Helper()
+	var before uint64
+	if old, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "all"}); err == nil && len(old) > 0 {
+		before = old[0].ID
+	}
 	jn.mustSend(t, jn.prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, Price: []ledger.ResourceAmount{{Kind: 1, Amount: 5}},
 		Node: jn.exec.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
 	jn.mustSend(t, jn.cons, &ledger.RomeRequest{Demand: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, MaxPrice: []ledger.ResourceAmount{{Kind: 1, Amount: 5}}, Epochs: epochs})
 	for {
 		leases, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "active"})
-		if err == nil && len(leases) > 0 {
+		if err == nil && len(leases) > 0 && leases[0].ID > before {
 			mk, err := jn.c.RomeMarket(jn.ctx)
 			if err == nil && mk.Epoch >= leases[0].StartEpoch {
 				return leases[0]
@@ -216,7 +220,7 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 	}
 	if j.Status != "submitted" || j.LeaseID != l.ID || j.NodeID != jn.exec.Address().String() || j.Provider != jn.prov.Address().String() ||
 		j.Consumer != jn.cons.Address().String() || j.ExitCode != nil || j.Verified != nil || len(j.Inputs) != 2 || j.Inputs[0].Name != "a.txt" ||
-		j.GasLimit != 100_000 || j.Deadline != j.SubmitHeight+8 || j.Seed == "" {
+		j.GasLimit != 100_000 || j.Deadline != j.SubmitHeight+60 || j.Seed == "" {
 		t.Fatalf("submitted job: %+v", j)
 	}
 	// Running is this node's fact: the executor says so through the registry.
@@ -232,7 +236,7 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 	jn.n.Jobs().Finish(id, res.GasUsed, 10, 20)
 	j = jn.waitJob(t, id, "done", func(j *client.Job) bool { return j.Status == "done" })
 	if *j.ExitCode != 0 || j.Class != "exited" || j.GasUsed != res.GasUsed || j.OutputRoot != res.OutputRoot.String() ||
-		len(j.Outputs) != 1 || j.Outputs[0].Name != "SHA256SUMS" || j.Stdout == nil || j.ResultHeight == 0 || j.ChallengeEnd != j.ResultHeight+4 {
+		len(j.Outputs) != 1 || j.Outputs[0].Name != "SHA256SUMS" || j.Stdout == nil || j.ResultHeight == 0 || j.ChallengeEnd != j.ResultHeight+60 {
 		t.Fatalf("done job: %+v", j)
 	}
 	jn.n.Jobs().Verify(id, true)
@@ -260,8 +264,10 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 		t.Fatalf("missing job: %v", err)
 	}
 
-	// A job nobody answers times out at the end of its deadline's block.
-	id2 := jn.submit(t, l.ID, map[string]string{"x": "y"}, 50_000)
+	// A job nobody answers times out at the end of its deadline's block:
+	// on a lease of two epochs, the last block of the lease.
+	short := jn.lease(t, 2)
+	id2 := jn.submit(t, short.ID, map[string]string{"x": "y"}, 50_000)
 	page, err := jn.c.Jobs(jn.ctx, client.JobFilter{Limit: 1})
 	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].JobID != id2 || page.NextBefore != id2 {
 		t.Fatalf("first page: %+v %v", page, err)
@@ -288,7 +294,7 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen[je.Type+"/"+u64s(je.JobID)] = true
-			if je.Type == "job_timeout" && (je.Status != "timeout" || je.TxHash != "" || je.LeaseID != l.ID) {
+			if je.Type == "job_timeout" && (je.Status != "timeout" || je.TxHash != "" || je.LeaseID != short.ID) {
 				t.Fatalf("timeout event %+v", je)
 			}
 			if je.Type == "job_result" && (je.Status != "done" || je.TxHash == "") {
@@ -300,8 +306,8 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 	}
 
 	pr, err := jn.c.Provider(jn.ctx, jn.prov.Address().String())
-	if err != nil || pr.Completed != 1 || pr.TimedOut != 1 || pr.FailureBps != 5000 || len(pr.Offers) != 1 || pr.Offers[0].Node != jn.exec.Address().String() ||
-		len(pr.Offers[0].Bond) != 1 || pr.Offers[0].Bond[0].Amount != "1000000" {
+	if err != nil || pr.Completed != 1 || pr.TimedOut != 1 || pr.FailureBps != 5000 || len(pr.Offers) != 2 || pr.Offers[1].Node != jn.exec.Address().String() ||
+		len(pr.Offers[1].Bond) != 1 || pr.Offers[1].Bond[0].Amount != "1000000" {
 		t.Fatalf("provider: %+v %v", pr, err)
 	}
 	u, err := jn.c.LeaseUsage(jn.ctx, l.ID)
