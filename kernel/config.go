@@ -12,6 +12,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/sos-kernel/sos/internal/fsutil"
 	"github.com/sos-kernel/sos/internal/units"
 )
 
@@ -165,30 +166,11 @@ func SaveConfig(home string, cfg Config) error {
 	return WriteFileAtomic(filepath.Join(home, ConfigFile), b, 0o644)
 }
 
-// WriteFileAtomic writes via a temp file and rename, so a crash never leaves
-// a half-written file.
+// WriteFileAtomic replaces path with data (mode perm) so that a crash
+// leaves the old file or the new one, never a torn one: see package
+// internal/fsutil (temp file synced, renamed, directory synced).
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteAtomic(path, data, perm); err != nil {
 		return fmt.Errorf("kernel: write %s: %w", path, err)
 	}
 	return nil

@@ -16,7 +16,9 @@
 //     (later starts check the genesis is the same).
 //  3. Run serves the API and produces a block every block_interval until the
 //     context ends; it returns the error that stopped it (for instance a full
-//     disk), never leaving a half-written block.
+//     disk), never leaving a half-written block. The API bounds its clients
+//     (NodeOptions.API, APILimits: timeouts, a connection cap, bodies read as
+//     they arrive, never sized by their declared length).
 //  4. Close closes the store.
 //
 // Execution (Chain, Executor) is a pure function of the stored state, the

@@ -45,6 +45,8 @@ type NodeOptions struct {
 	// Join makes a node that is not in genesis start as a new member
 	// waiting to be added to the cluster.
 	Join bool
+	// API bounds the API's clients (zero: defaults).
+	API APILimits
 	// RaftCompactEvery is how many applied raft entries go between log
 	// compactions (default 1000; half as many are kept). Tests lower it to
 	// make snapshots happen.
@@ -262,7 +264,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.apiAddr.Store(ln.Addr().String())
-	srv := &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := n.apiServer(ln)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

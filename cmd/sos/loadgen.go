@@ -22,7 +22,10 @@ func newLoadgenCmd(g *globals) *cobra.Command {
 		Long: `Fund --senders fresh accounts from --from, pre-sign --txs transfers from them, submit
 them in batches and follow the node's event stream until every accepted tx commits.
 Prints accepted tx/s (submission), committed tx/s (first submit to last commit) and the
-p50/p99 latency from submit to commit.`,
+p50/p99 latency from submit to commit. Transient errors (a connection reset, a 5xx
+answer) do not stop it: the request is sent again (--attempts times, with backoff), a
+batch that still fails is counted as unsent, a dropped event stream is reconnected and
+the commits it missed are looked up, and the report says how many of each.`,
 		Example: "  sos loadgen --from alice --home ./n1 --txs 20000 --senders 50",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,6 +65,13 @@ p50/p99 latency from submit to commit.`,
 					if res.FirstError != "" {
 						fmt.Println("first rejection:", res.FirstError)
 					}
+					if res.TransientErrors > 0 || res.StreamReconnects > 0 {
+						fmt.Printf("transient errors %d (requests sent again), unsent %d, event stream reconnects %d, commits looked up %d\n",
+							res.TransientErrors, res.Unsent, res.StreamReconnects, res.CommitsLookedUp)
+						if res.FirstTransientErr != "" {
+							fmt.Println("first transient error:", res.FirstTransientErr)
+						}
+					}
 				})
 			}
 			return err
@@ -72,6 +82,7 @@ p50/p99 latency from submit to commit.`,
 	cmd.Flags().IntVar(&cfg.Senders, "senders", 50, "fresh sender accounts")
 	cmd.Flags().IntVar(&cfg.BatchSize, "batch", 500, "transactions per HTTP request")
 	cmd.Flags().IntVar(&cfg.Parallel, "parallel", 4, "concurrent requests")
+	cmd.Flags().IntVar(&cfg.Attempts, "attempts", 5, "tries per request on transient errors (connection reset, 5xx)")
 	cmd.Flags().Float64Var(&cfg.Rate, "rate", 0, "offered load in tx/s (default: as fast as possible); use it to measure latency")
 	cmd.Flags().StringVar(&gasPrice, "gas-price", "", "gas price (default 0.01uTFLP)")
 	cmd.Flags().DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "how long to wait for commits")

@@ -18,6 +18,10 @@ const (
 	// files: data, outboard, partial bitmap. The value picks the error:
 	// `return("eio")` an I/O error, anything else ENOSPC (the disk is full).
 	BlobWriteError = "sos/blob/write-error"
+	// SyncDir fails the fsync of a directory after internal/fsutil renamed
+	// a file into it (kernel.WriteFileAtomic, key files); a string value is
+	// added to the error text.
+	SyncDir = "sos/kernel/sync-dir"
 )
 
 // registry registers each name with gofail once per process (gofail panics

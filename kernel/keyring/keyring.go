@@ -1,7 +1,9 @@
 // Package keyring stores named ML-DSA-65 keys in a node home: one JSON file
 // per key under keys/ (mode 0600) and the node's own key in node_key.json.
 // Keys are kept as their 32-byte seed; encryption at rest is not done yet,
-// so the files must stay readable by the operator only.
+// so the files must stay readable by the operator only: as ssh does, a key
+// file with any group or other permission is refused (ErrKeyFileMode, with
+// the chmod that fixes it).
 package keyring
 
 import (
@@ -11,12 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/sos-kernel/sos/internal/fsutil"
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -83,30 +88,57 @@ func (k *Keyring) Import(name string, key *ledger.PrivateKey) (*Entry, error) {
 	return &Entry{Name: name, Address: key.Address().String(), Key: key}, nil
 }
 
-// WriteKeyFile writes a key file with mode 0600, refusing to overwrite.
+// WriteKeyFile writes a key file with mode 0600 (set before the seed is
+// written), refusing to overwrite one (ErrExists). The file is synced and
+// linked into place and the directory synced, so a crash leaves the whole
+// key or none.
 func WriteKeyFile(path, name string, key *ledger.PrivateKey) error {
 	b, err := json.MarshalIndent(keyFile{Name: name, Type: "ml-dsa-65", Address: key.Address().String(), Seed: hex.EncodeToString(key.Seed())}, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err := fsutil.WriteNew(path, append(b, '\n'), 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("keyring: %s: %w", path, ErrExists)
+		}
+		return fmt.Errorf("keyring: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrKeyFileMode is returned for a key file that users other than its
+// owner may read or write: like ssh, the keyring will not use a key that
+// may have leaked.
+var ErrKeyFileMode = errors.New("key file is accessible by other users")
+
+// checkPrivate refuses a key file with any group or other permission bit.
+// (Windows permissions are not Unix mode bits: not checked there.)
+func checkPrivate(path string, f *os.File) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("keyring: %w", err)
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("keyring: %s has mode %04o, so other users can read or change the key: run chmod 600 %s: %w", path, perm, path, ErrKeyFileMode)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("keyring: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
-// ReadKeyFile loads a key file.
+// ReadKeyFile loads a key file. It refuses a file other users can access
+// (ErrKeyFileMode).
 func ReadKeyFile(path string) (*ledger.PrivateKey, string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("keyring: %w", err)
+	}
+	defer f.Close()
+	if err := checkPrivate(path, f); err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return nil, "", fmt.Errorf("keyring: %w", err)
 	}
