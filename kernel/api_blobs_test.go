@@ -182,3 +182,84 @@ func TestPaceDeadline(t *testing.T) {
 		}
 	}
 }
+
+// slowReader yields chunk bytes every interval, n times.
+type slowReader struct {
+	chunk    []byte
+	n        int
+	interval time.Duration
+	pending  []byte
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.pending) == 0 {
+		if s.n == 0 {
+			return 0, io.EOF
+		}
+		time.Sleep(s.interval)
+		s.pending, s.n = s.chunk, s.n-1
+	}
+	k := copy(p, s.pending)
+	s.pending = s.pending[k:]
+	return k, nil
+}
+
+// TestBlobTransfersOutliveServerTimeouts: with the server's read and write
+// timeouts far shorter than a transfer, an upload and a download that keep
+// above the minimum rate still complete (the blob routes pace their
+// deadlines); without the pacing both are cut off at the timeout.
+func TestBlobTransfersOutliveServerTimeouts(t *testing.T) {
+	tn := newTestChain(t, 1)
+	tn.store.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := OpenNode(NodeOptions{Home: t.TempDir(), Config: DefaultConfig(), GenesisDoc: tn.doc, NodeKey: tn.nodeKey, Listener: ln,
+		API: APILimits{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done; n.Close() }()
+	<-n.Ready()
+	c, err := client.New("http://" + n.APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 chunks of 64 KiB, one every 80 ms: 400 ms at 800 KiB/s.
+	chunk := bytes.Repeat([]byte("slow but steady "), 4096)
+	put, err := c.PutBlob(ctx, &slowReader{chunk: chunk, n: 5, interval: 80 * time.Millisecond}, int64(5*len(chunk)), "")
+	if err != nil || put.Size != uint64(5*len(chunk)) {
+		t.Fatalf("a steady upload longer than the read timeout: %+v %v", put, err)
+	}
+	// A 16 MiB blob read in 1 MiB steps 40 ms apart: 640 ms of writing.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20)
+	put, err = c.PutBlob(ctx, bytes.NewReader(big), int64(len(big)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(c.URL() + "/v1/blobs/" + put.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got bytes.Buffer
+	buf := make([]byte, 1<<20)
+	for {
+		time.Sleep(40 * time.Millisecond)
+		k, err := io.ReadFull(resp.Body, buf)
+		got.Write(buf[:k])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("a steady download longer than the write timeout, after %d bytes: %v", got.Len(), err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), big) {
+		t.Fatalf("downloaded %d bytes, want %d", got.Len(), len(big))
+	}
+}
