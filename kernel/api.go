@@ -154,7 +154,7 @@ func (n *Node) Status() client.Status {
 		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
 		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, Role: "single", Leader: n.nodeID,
-		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{},
+		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{}, SyncState: client.SyncInSync,
 	}
 	if n.cluster != nil {
 		n.cluster.status(&s)

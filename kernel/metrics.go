@@ -18,6 +18,15 @@ type Metrics struct {
 	BlockBuild   prometheus.Histogram
 	BlockTxs     prometheus.Histogram
 	TxsPerSecond prometheus.Gauge
+	// RaftDropped counts raft messages from peers that were not given to
+	// raft, by reason (net/raftnode's Drop* reasons, and unknown_peer).
+	RaftDropped *prometheus.CounterVec
+	// SyncState is 1 for the node's current sync state (label state:
+	// in_sync, catching_up, stalled) and 0 for the others.
+	SyncState *prometheus.GaugeVec
+	// SyncBehind is how many blocks the node's head is below the highest
+	// height it knows the cluster committed.
+	SyncBehind prometheus.Gauge
 
 	// Jobs, as blocks commit on this node: how many reached each status
 	// (submitted, done, failed, challenged, slashed, timeout) and the gas
@@ -49,6 +58,9 @@ func NewMetrics() *Metrics {
 		BlockBuild:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_build_seconds", Help: "Time to execute and seal a block, state root included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		BlockTxs:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_txs", Help: "Transactions per block.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		TxsPerSecond: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_txs_per_second", Help: "Committed transactions per second over the last block interval."}),
+		RaftDropped:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_raft_messages_dropped_total", Help: "Raft messages from peers dropped before raft saw them, by reason."}, []string{"reason"}),
+		SyncState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sos_sync_state", Help: "1 for the node's sync state (in_sync, catching_up, stalled), 0 for the others."}, []string{"state"}),
+		SyncBehind:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_sync_behind_blocks", Help: "Blocks between the node's head and the highest height it knows the cluster committed."}),
 
 		JobsByStatus:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_jobs_total", Help: "Jobs that reached each status in blocks committed on this node."}, []string{"status"}),
 		JobResultGas:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_job_result_gas_total", Help: "Gas used by jobs as their committed results report it."}),
@@ -66,6 +78,7 @@ func NewMetrics() *Metrics {
 	m.JobBytes.WithLabelValues("in")
 	m.JobBytes.WithLabelValues("out")
 	r.MustRegister(m.Height, m.Txs, m.TxsFailed, m.GasUsed, m.MempoolSize, m.BlockCommit, m.BlockBuild, m.BlockTxs, m.TxsPerSecond,
+		m.RaftDropped, m.SyncState, m.SyncBehind,
 		m.JobsByStatus, m.JobResultGas, m.JobsRunning, m.JobGas, m.JobBytes, m.JobVerifications, m.JobMismatches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

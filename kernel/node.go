@@ -51,6 +51,10 @@ type NodeOptions struct {
 	// compactions (default 1000; half as many are kept). Tests lower it to
 	// make snapshots happen.
 	RaftCompactEvery uint64
+	// SyncTimeout is how long a node catching up waits for a member's next
+	// block or state answer before it asks another member (default 5 s for
+	// blocks, 30 s for state). Tests lower it.
+	SyncTimeout time.Duration
 }
 
 // Node is one running sos node: store, execution, mempool, block production

@@ -22,6 +22,11 @@ const (
 	// a file into it (kernel.WriteFileAtomic, key files); a string value is
 	// added to the error text.
 	SyncDir = "sos/kernel/sync-dir"
+	// SyncAnswerDrop drops the block- and state-sync answers a node
+	// receives from the peer whose node id is the value, or from every
+	// peer with "*": a sync source that dies or stops answering
+	// (kernel/cluster.go, where the transport hands sync answers over).
+	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
 )
 
 // registry registers each name with gofail once per process (gofail panics
