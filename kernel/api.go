@@ -109,6 +109,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)
+	n.registerBlobAPI(mux)
+	n.registerJobAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -2,15 +2,18 @@ package kernel
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/sos-kernel/sos/internal/fsutil"
+	"github.com/sos-kernel/sos/internal/units"
 )
 
 // Config is a node's config.toml: everything local to one node (the chain's
@@ -40,6 +43,32 @@ type Config struct {
 	// the cluster from there (the members it knew then are in join.json; the
 	// ledger's member records take over once it has caught up).
 	Join string `toml:"join"`
+	// BlobLimit bounds what the node's blob store (<home>/blobs: job
+	// modules, inputs and outputs) holds, outboards and transfers in
+	// progress included ("16GiB"; "0": only the disk). An upload or transfer
+	// past it is refused (507), so blobs cannot fill the disk the chain
+	// needs.
+	BlobLimit ByteSize `toml:"blob_limit"`
+	// BlobMaxUpload caps one upload to the node through the API
+	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
+	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+}
+
+// ByteSize is a number of bytes written as "256MiB" in TOML (see package
+// internal/units for the units it reads).
+type ByteSize uint64
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(units.FormatExact(uint64(b))), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	v, err := units.ParseBytes(string(t))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
 }
 
 // Duration is a time.Duration written as "500ms" in TOML.
@@ -69,6 +98,8 @@ func DefaultConfig() Config {
 		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
 		MempoolSize:   100_000,
 		LogLevel:      "info",
+		BlobLimit:     16 << 30,
+		BlobMaxUpload: 4 << 30,
 	}
 }
 
@@ -87,6 +118,9 @@ func (c Config) Validate() error {
 	if c.MempoolSize < 1 {
 		return fmt.Errorf("kernel: config: mempool_size must be positive")
 	}
+	if c.BlobMaxUpload == 0 {
+		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -101,6 +135,7 @@ const (
 	GenesisFile = "genesis.json"
 	NodeKeyFile = "node_key.json"
 	KeysDir     = "keys"
+	BlobsDir    = "blobs" // the node's blob store (package blob)
 )
 
 // LoadConfig reads home/config.toml strictly (unknown keys are errors).
@@ -113,6 +148,10 @@ func LoadConfig(home string) (Config, error) {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) && len(de.Key()) > 0 {
+			return Config{}, fmt.Errorf("kernel: config %s: %s: %w", filepath.Join(home, ConfigFile), strings.Join(de.Key(), "."), err)
+		}
 		return Config{}, fmt.Errorf("kernel: config %s: %w", filepath.Join(home, ConfigFile), err)
 	}
 	return cfg, cfg.Validate()

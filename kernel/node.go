@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
@@ -67,6 +68,8 @@ type Node struct {
 	mempool   *Mempool
 	events    *Events
 	metrics   *Metrics
+	blobs     *blob.Store       // <home>/blobs: job modules, inputs and outputs
+	jobs      *JobRegistry      // what this node's executor and verifier know of jobs
 	cluster   *cluster          // nil: a single node that makes its own blocks
 	transport *sosnet.Transport // the QUIC peer network, when this node made it
 	clock     func() time.Time
@@ -141,12 +144,18 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("kernel: config: min_gas_prices: %w", err)
 	}
+	blobs, err := openBlobs(opts)
+	if err != nil {
+		machine.Close(context.Background())
+		store.Close()
+		return nil, err
+	}
 	mp := map[string]ledger.GasPrice{}
 	for _, p := range minPrices {
 		mp[p.Denom] = p
 	}
 	n := &Node{
-		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain,
+		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain, blobs: blobs,
 		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
 		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
@@ -157,6 +166,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if opts.Home != "" {
 		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
 	}
+	n.jobs = newJobRegistry(n.metrics)
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
@@ -228,13 +238,21 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // APIAddr is the address the API listens on (after Ready).
 func (n *Node) APIAddr() string { s, _ := n.apiAddr.Load().(string); return s }
 
-// Close releases the VM and closes the store. Call after Run returns.
+// Blobs is the node's blob store: what job modules, inputs and outputs
+// are stored in (the executor reads and writes it; the API serves it).
+func (n *Node) Blobs() *blob.Store { return n.blobs }
+
+// Jobs is the node-local registry of jobs its executor runs and its
+// verifier checked.
+func (n *Node) Jobs() *JobRegistry { return n.jobs }
+
+// Close releases the VM and closes the stores. Call after Run returns.
 func (n *Node) Close() error {
 	var terr error
 	if n.transport != nil {
 		terr = n.transport.Close()
 	}
-	return errors.Join(terr, n.vm.Close(context.Background()), n.store.Close())
+	return errors.Join(terr, n.vm.Close(context.Background()), n.blobs.Close(), n.store.Close())
 }
 
 // Run serves the API and produces blocks until ctx ends or block production
@@ -368,12 +386,15 @@ func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {
 	m.Txs.Add(float64(len(bb.Receipts)))
 	m.BlockTxs.Observe(float64(len(bb.Receipts)))
 	var gas uint64
-	for _, r := range bb.Receipts {
+	for i, r := range bb.Receipts {
 		gas += r.GasUsed
 		if r.Code != ledger.CodeOK {
 			m.TxsFailed.Inc()
+		} else if i < len(bb.Included) && isJobKind(bb.Included[i].Tx.Payload.Kind()) {
+			m.countJobEvents(r.Events)
 		}
 	}
+	m.countJobEvents(bb.EndEvents)
 	m.GasUsed.Add(float64(gas))
 	m.MempoolSize.Set(float64(n.mempool.Size()))
 	now := time.Now()
@@ -403,6 +424,13 @@ func (n *Node) announce(bb *BuiltBlock) {
 			TxHash: p.Hash.String(), Height: h.Height, Sender: p.Tx.Sender.String(), Kind: p.Tx.Payload.Kind().String(),
 			Code: uint32(r.Code), GasUsed: r.GasUsed, Events: apiEvents(r.Events),
 		})
+		if r.Code == ledger.CodeOK && isJobKind(p.Tx.Payload.Kind()) {
+			n.publishJobEvents(h.Height, p.Hash.String(), r.Events)
+		}
+	}
+	if len(bb.EndEvents) > 0 {
+		n.events.Publish("block_end", client.BlockEndEvent{Height: h.Height, Events: apiEvents(bb.EndEvents)})
+		n.publishJobEvents(h.Height, "", bb.EndEvents)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/jobrun"
 )
 
 // globals are the flags every command shares.
@@ -20,10 +21,15 @@ type globals struct {
 	home   string
 	node   string
 	output string
+	// jobExecutor makes the executor that re-executes jobs (sos job verify,
+	// sos job challenge); tests give a stand-in.
+	jobExecutor func() (jobrun.Executor, error)
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{}
+func newRootCmd() *cobra.Command { return rootCmd(&globals{jobExecutor: defaultJobExecutor}) }
+
+// rootCmd builds the command tree around g.
+func rootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sos",
 		Short:         "SOS kernel: a node of the spatial operating system",
@@ -42,7 +48,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
-		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
+		newRomeCmd(g), newCertCmd(g), newGovCmd(g), newJobCmd(g), newBlobCmd(g),
 	)
 	strictCommands(root)
 	return root
