@@ -13,17 +13,23 @@ import (
 )
 
 // BenchmarkPrepare measures upload processing of the ≈3.5 MB test contract:
-// validation, instrumentation, interpreted _initialize, snapshot.
+// validation, instrumentation, compilation, _initialize, snapshot. Each
+// iteration uses a new VM, so nothing is compiled already.
 func BenchmarkPrepare(b *testing.B) {
 	wasm := loadContract(b)
-	v := newVM(b, Config{})
 	ctx := context.Background()
 	b.SetBytes(int64(len(wasm)))
+	var gas uint64
 	for b.Loop() {
-		if _, _, err := v.Prepare(ctx, wasm); err != nil {
+		v := newVM(b, Config{})
+		_, info, err := v.Prepare(ctx, testCode, wasm, MaxUploadGas)
+		if err != nil {
 			b.Fatal(err)
 		}
+		gas = info.GasUsed
+		v.Close(ctx)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(gas), "ns/gas")
 }
 
 // BenchmarkFreshInstance measures taking an instance in the snapshot state
@@ -39,7 +45,7 @@ func BenchmarkFreshInstance(b *testing.B) {
 	defer mod.unref(ctx)
 	// Dirty the instance like a call would.
 	h := newFakeHost()
-	if _, err := v.Call(ctx, testCode, p, "execute", []byte("incr"), testEnv(), h, testGas); err != nil {
+	if _, err := v.Call(ctx, testCode, p, "execute", []byte("incr"), testEnv(), h, callGas(b, p, testGas)); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
@@ -81,13 +87,13 @@ func BenchmarkCounterIncrement(b *testing.B) {
 	h := newFakeHost()
 	env := testEnv()
 	msg := []byte("incr")
-	if _, err := v.Call(ctx, testCode, p, "execute", msg, env, h, testGas); err != nil {
+	if _, err := v.Call(ctx, testCode, p, "execute", msg, env, h, callGas(b, p, testGas)); err != nil {
 		b.Fatal(err)
 	}
 	var lat []time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		res, err := v.Call(ctx, testCode, p, "execute", msg, env, h, testGas)
+		res, err := v.Call(ctx, testCode, p, "execute", msg, env, h, callGas(b, p, testGas))
 		lat = append(lat, time.Since(t0))
 		if err != nil || res.Failed {
 			b.Fatal(err, res.Failed)

@@ -61,7 +61,7 @@ var preparedContract = sync.OnceValues(func() ([]byte, error) {
 		return nil, err
 	}
 	defer v.Close(context.Background())
-	p, _, err := v.Prepare(context.Background(), wasm)
+	p, _, err := v.Prepare(context.Background(), testCode, wasm, MaxUploadGas)
 	return p, err
 })
 
@@ -204,4 +204,17 @@ func testEnv() Env {
 
 var testCode = [32]byte{1, 2, 3}
 
+// testGas is the gas tests give a call to run, on top of loading the
+// module (callGas).
 const testGas = 50_000_000
+
+// callGas is a call's gas limit that leaves run gas after the module load
+// charge of prepared.
+func callGas(tb testing.TB, prepared []byte, run uint64) uint64 {
+	tb.Helper()
+	load, err := loadGas(prepared)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return load + run
+}

@@ -59,9 +59,93 @@ const (
 	MaxBlockGas = 20_000_000_000
 	// DefaultQueryGas is the budget of a query when the caller gives none.
 	DefaultQueryGas = 100_000_000
-	// MaxPrepareGas bounds module initialization (the start function and
-	// _initialize) during Prepare.
-	MaxPrepareGas = 500_000_000
+	// MaxUploadGas caps the gas limit of Prepare: everything an upload
+	// makes a node do (validation, instrumentation, compilation,
+	// initialization, snapshot). Compiling a Go module with wazero's
+	// optimizing compiler takes seconds, more than MaxTxGas buys, so an
+	// upload transaction has its own, larger cap (the chain's max_upload_gas
+	// may lower it, and max_block_gas still bounds a block). See
+	// "Upload gas" in doc.go.
+	MaxUploadGas = 12_000_000_000
+)
+
+// Structural limits, checked on every upload before it is instrumented or
+// compiled (checkStructure). They keep every module within what wazero's
+// compiler handles in bounded time and stack: it recurses over chains of
+// basic blocks (2.5 million nested blocks overflowed Go's 1 GB stack) and
+// its time grows with blocks², blocks × locals and br_table labels of a
+// function, which compileGas prices. Each is chosen from the largest value
+// Go's toolchain emits, with headroom: over the example contracts and
+// policies and a 16 MB program linking most of the standard library
+// (go/types, net/http, crypto/x509, html/template, image/*, archive/*), Go
+// reaches 8,721 functions, 9 parameters, 21 parameters + locals, a 62 KB
+// body, 1,539 block/loop/if (about 4,500 basic blocks) in one function,
+// nesting 1,077 and a 1,643-label br_table (measured by
+// TestStructureOfGoModules). For comparison, CosmWasm's check_wasm allows
+// 20,000 functions and 100 parameters per function; wasmparser, which NEAR
+// and wasmtime validate with, allows 128 KiB function bodies and 50,000
+// locals. They are consensus, like the cost table.
+const (
+	// MaxFunctions bounds imported + defined functions.
+	MaxFunctions = 20_000
+	// MaxTypes bounds the function types of the type section.
+	MaxTypes = 1_024
+	// MaxTypeParams and MaxTypeResults bound one function type.
+	MaxTypeParams  = 128
+	MaxTypeResults = 16
+	// MaxFunctionBytes bounds the instructions of one function body.
+	MaxFunctionBytes = 128 << 10
+	// MaxFunctionLocals bounds the parameters and locals of one function.
+	MaxFunctionLocals = 512
+	// MaxFunctionBlocks bounds the basic blocks wazero's compiler makes of
+	// one function, estimated from its instructions (measureFunction: one
+	// per block and br_if, two per loop, three per if, plus the entry).
+	MaxFunctionBlocks = 16_384
+	// MaxNesting bounds the control nesting of one function (block, loop
+	// and if inside each other; the function body counts as one).
+	MaxNesting = 8_192
+	// MaxBrTableLabels bounds the labels of one br_table, default included.
+	MaxBrTableLabels = 16_384
+)
+
+// Upload and load gas: what Prepare charges on top of the instructions
+// initialization runs, and what every call charges for loading its module.
+// Like the host costs, one gas is meant to be one nanosecond on the
+// reference machine; each figure comes from measurement (see "Upload gas"
+// in doc.go and BENCHMARKS.md).
+const (
+	// GasPrepareBase and GasPreparePerByte price reading an upload:
+	// decoding, the interface and structural checks, instrumentation and
+	// writing the prepared module, per uploaded byte.
+	GasPrepareBase    = 1_000_000
+	GasPreparePerByte = 60
+	// Compilation of the instrumented module by wazero's optimizing
+	// compiler (compileGas): per function, per instruction, per basic
+	// block, per br_table label, and the superlinear terms per function,
+	// in 1/1024 gas: blocks², blocks × locals, and labels² per br_table.
+	GasCompileBase        = 1_000_000
+	GasCompilePerFunction = 20_000
+	GasCompilePerInstr    = 600
+	GasCompilePerBlock    = 3_000
+	GasCompilePerBrLabel  = 10_000
+	GasCompileBlocksSq    = 5_600     // 1/1024 gas per block²
+	GasCompileBlockLocals = 1_000_000 // 1/1024 gas per block × local
+	GasCompileBrLabelsSq  = 300       // 1/1024 gas per label² of one br_table
+	// GasSnapshotPerPage prices reading the memory after initialization
+	// and writing it into the prepared module, per 64 KiB page.
+	GasSnapshotPerPage = 100_000
+	// GasLoadBase, GasLoadPerByte and GasLoadPerPage are charged by every
+	// call, before it runs: loading a module that is not in the VM's
+	// memory (decoding and validating the prepared module, reading its
+	// compiled code from wazero's on-disk cache, building the memory image
+	// of its snapshot) is what an attacker cycling through more contracts
+	// than the module cache holds makes every node do, and whether this
+	// node had the module cached cannot change the gas, so every call pays
+	// for the load as if it missed. Per byte of the prepared module and
+	// per page of its snapshot memory.
+	GasLoadBase    = 100_000
+	GasLoadPerByte = 30
+	GasLoadPerPage = 20_000
 )
 
 // Host-call gas costs. One gas is meant to be about one nanosecond on the
@@ -113,6 +197,5 @@ func meterOptions(costs meter.CostTable) meter.Options {
 	o.Costs = costs
 	o.Limits.MaxCodeBytes = MaxCodeBytes
 	o.Limits.MaxMemoryPages = MaxMemoryPages
-	o.InitialGas = MaxPrepareGas
 	return o
 }
