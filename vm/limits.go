@@ -91,15 +91,21 @@ const (
 	// MaxTypes bounds the function types of the type section.
 	MaxTypes = 1_024
 	// MaxTypeParams and MaxTypeResults bound one function type.
-	MaxTypeParams  = 128
+	MaxTypeParams  = 64
 	MaxTypeResults = 16
 	// MaxFunctionBytes bounds the instructions of one function body.
 	MaxFunctionBytes = 128 << 10
-	// MaxFunctionLocals bounds the parameters and locals of one function.
-	MaxFunctionLocals = 512
+	// MaxFunctionLocals bounds the parameters and locals of one function:
+	// the compiler's time grows with blocks × locals, and faster than
+	// linearly in the locals (a function of 128 live locals compiles
+	// about twice as slowly per block and local as one of 16).
+	MaxFunctionLocals = 64
 	// MaxFunctionBlocks bounds the basic blocks wazero's compiler makes of
-	// one function, estimated from its instructions (measureFunction: one
-	// per block and br_if, two per loop, three per if, plus the entry).
+	// one instrumented function, estimated from its instructions
+	// (walker.measure: one per block and br_if, two per loop, three per if,
+	// plus the entry). The metering adds an if at each call site and loop
+	// head, so it is checked after instrumentation; Go's largest function
+	// reaches 3,192 (contracts) and 5,984 (the 16 MB program).
 	MaxFunctionBlocks = 16_384
 	// MaxNesting bounds the control nesting of one function (block, loop
 	// and if inside each other; the function body counts as one).
@@ -117,20 +123,26 @@ const (
 	// GasPrepareBase and GasPreparePerByte price reading an upload:
 	// decoding, the interface and structural checks, instrumentation and
 	// writing the prepared module, per uploaded byte.
-	GasPrepareBase    = 1_000_000
-	GasPreparePerByte = 60
+	GasPrepareBase    = 500_000
+	GasPreparePerByte = 100
 	// Compilation of the instrumented module by wazero's optimizing
-	// compiler (compileGas): per function, per instruction, per basic
-	// block, per br_table label, and the superlinear terms per function,
-	// in 1/1024 gas: blocks², blocks × locals, and labels² per br_table.
-	GasCompileBase        = 1_000_000
-	GasCompilePerFunction = 20_000
-	GasCompilePerInstr    = 600
-	GasCompilePerBlock    = 3_000
-	GasCompilePerBrLabel  = 10_000
-	GasCompileBlocksSq    = 5_600     // 1/1024 gas per block²
-	GasCompileBlockLocals = 1_000_000 // 1/1024 gas per block × local
-	GasCompileBrLabelsSq  = 300       // 1/1024 gas per label² of one br_table
+	// compiler (compileGas): a base, per function, per instruction other
+	// than local accesses and constants (which compile to nothing), on top
+	// of that per load or store (each gets a bounds check and its own
+	// exit path) and per br_table label, plus the superlinear terms per
+	// function: per estimated dominator-tree walk step, per block × local
+	// (the SSA construction may give every block a parameter per local),
+	// and per label² of one br_table, in 1/1024 gas. Fitted by least
+	// squares on the relative error over the example contracts and
+	// policies and thirty adversarial shapes (vm/adversarial).
+	GasCompileBase        = 250_000
+	GasCompilePerFunction = 3_000
+	GasCompilePerInstr    = 2_200
+	GasCompilePerMemOp    = 5_000
+	GasCompilePerBrLabel  = 6_700
+	GasCompileWalkStep    = 8
+	GasCompileBlockLocal  = 150
+	GasCompileBrLabelsSq  = 196 // 1/1024 gas per label² of one br_table
 	// GasSnapshotPerPage prices reading the memory after initialization
 	// and writing it into the prepared module, per 64 KiB page.
 	GasSnapshotPerPage = 100_000

@@ -105,73 +105,11 @@ func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBu
 	if err := g.charge(GasPrepareBase+GasPreparePerByte*uint64(len(wasm)), "reading the upload"); err != nil {
 		return nil, ModuleInfo{}, err
 	}
-	if err := checkInterface(wasm); err != nil {
-		return nil, ModuleInfo{}, err
-	}
-	opts := meterOptions(v.cfg.Costs)
-	opts.Limits.MaxMemoryPages = v.limits.MemoryPages
-	instrumented, err := meter.Instrument(wasm, opts)
-	if err != nil {
-		if errors.Is(err, meter.ErrLimit) {
-			return nil, ModuleInfo{}, fmt.Errorf("%w: %w", ErrLimit, err)
-		}
-		return nil, ModuleInfo{}, fmt.Errorf("%w: %w", ErrInvalidModule, err)
-	}
-	m, err := wasmbin.Decode(instrumented)
-	if err != nil {
-		return nil, ModuleInfo{}, invalid("instrumented module: %v", err)
-	}
-	globals, exports, err := globalsAndExports(m)
+	c, err := v.buildCode(wasm)
 	if err != nil {
 		return nil, ModuleInfo{}, err
 	}
-	// meter appends the gas global and then the call-depth global: both are
-	// reset by every call, so neither is snapshotted nor re-exported.
-	metered := uint32(len(globals) - 2)
-	var mutable []uint32
-	for i, g := range globals[:metered] {
-		if g.Type.Mutable {
-			if g.Type.Type != wasmbin.I32 && g.Type.Type != wasmbin.I64 &&
-				g.Type.Type != wasmbin.F32 && g.Type.Type != wasmbin.F64 {
-				return nil, ModuleInfo{}, invalid("global %d: mutable reference globals are not supported", i)
-			}
-			mutable = append(mutable, uint32(i))
-			exports = append(exports, wasmbin.Export{Name: globalExportPrefix + strconv.Itoa(i), Kind: wasmbin.KindGlobal, Index: uint32(i)})
-		}
-	}
-	// The start function runs after instantiation, as an export, so that
-	// it gets the uploader's gas and its counter can be read when it fails.
-	if i := m.Find(wasmbin.SectionStart); i >= 0 {
-		r := reader{b: m.Sections[i].Payload}
-		idx := r.u32()
-		if r.err != nil || r.off != len(r.b) {
-			return nil, ModuleInfo{}, invalid("start section: malformed")
-		}
-		m.Sections = slices.Delete(m.Sections, i, i+1)
-		exports = append(exports, wasmbin.Export{Name: startExport, Kind: wasmbin.KindFunc, Index: idx})
-	}
-	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
-	// The data segments are written into memory by hand before
-	// initialization, as instantiation would, and leave the module: what is
-	// compiled here is exactly what every call instantiates (its memory comes
-	// from the snapshot image), so it is compiled once.
-	var data []activeSegment
-	if i := m.Find(wasmbin.SectionData); i >= 0 {
-		if data, err = decodeActiveData(m.Sections[i].Payload); err != nil {
-			return nil, ModuleInfo{}, invalid("data section: %v", err)
-		}
-		m.Sections = slices.Delete(m.Sections, i, i+1)
-	}
-	code := m.Encode()
-
-	parsed, err := m.Parse()
-	if err != nil {
-		return nil, ModuleInfo{}, invalid("instrumented module: %v", err)
-	}
-	st, err := measureStructure(parsed)
-	if err != nil {
-		return nil, ModuleInfo{}, err
-	}
+	m, code, data, mutable, exports, st := c.m, c.code, c.data, c.mutable, c.exports, c.st
 	if err := g.charge(compileGas(st), "compilation"); err != nil {
 		return nil, ModuleInfo{}, err
 	}
@@ -212,6 +150,95 @@ func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBu
 		keep = v.keepPrepared(codeID, cm, snap.memory, minPages, meta)
 	}
 	return out, info, nil
+}
+
+// codeModule is an upload made ready to compile: instrumented, its mutable
+// globals and start function exported, its data segments taken out.
+type codeModule struct {
+	m       *wasmbin.Module
+	code    []byte // m encoded: what is compiled and instantiated
+	data    []activeSegment
+	mutable []uint32 // indexes of the mutable globals to snapshot
+	exports []wasmbin.Export
+	st      Structure // of code, for compileGas
+}
+
+// buildCode checks an upload (interface, structural limits) and turns it
+// into the module that is compiled once and instantiated by every call.
+func (v *VM) buildCode(wasm []byte) (*codeModule, error) {
+	if err := checkInterface(wasm); err != nil {
+		return nil, err
+	}
+	opts := meterOptions(v.cfg.Costs)
+	opts.Limits.MaxMemoryPages = v.limits.MemoryPages
+	instrumented, err := meter.Instrument(wasm, opts)
+	if err != nil {
+		if errors.Is(err, meter.ErrLimit) {
+			return nil, fmt.Errorf("%w: %w", ErrLimit, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	m, err := wasmbin.Decode(instrumented)
+	if err != nil {
+		return nil, invalid("instrumented module: %v", err)
+	}
+	globals, exports, err := globalsAndExports(m)
+	if err != nil {
+		return nil, err
+	}
+	// meter appends the gas global and then the call-depth global: both are
+	// reset by every call, so neither is snapshotted nor re-exported.
+	metered := uint32(len(globals) - 2)
+	var mutable []uint32
+	for i, g := range globals[:metered] {
+		if g.Type.Mutable {
+			if g.Type.Type != wasmbin.I32 && g.Type.Type != wasmbin.I64 &&
+				g.Type.Type != wasmbin.F32 && g.Type.Type != wasmbin.F64 {
+				return nil, invalid("global %d: mutable reference globals are not supported", i)
+			}
+			mutable = append(mutable, uint32(i))
+			exports = append(exports, wasmbin.Export{Name: globalExportPrefix + strconv.Itoa(i), Kind: wasmbin.KindGlobal, Index: uint32(i)})
+		}
+	}
+	// The start function runs after instantiation, as an export, so that
+	// it gets the uploader's gas and its counter can be read when it fails.
+	if i := m.Find(wasmbin.SectionStart); i >= 0 {
+		r := reader{b: m.Sections[i].Payload}
+		idx := r.u32()
+		if r.err != nil || r.off != len(r.b) {
+			return nil, invalid("start section: malformed")
+		}
+		m.Sections = slices.Delete(m.Sections, i, i+1)
+		exports = append(exports, wasmbin.Export{Name: startExport, Kind: wasmbin.KindFunc, Index: idx})
+	}
+	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
+	// The data segments are written into memory by hand before
+	// initialization, as instantiation would, and leave the module: what is
+	// compiled here is exactly what every call instantiates (its memory comes
+	// from the snapshot image), so it is compiled once.
+	var data []activeSegment
+	if i := m.Find(wasmbin.SectionData); i >= 0 {
+		if data, err = decodeActiveData(m.Sections[i].Payload); err != nil {
+			return nil, invalid("data section: %v", err)
+		}
+		m.Sections = slices.Delete(m.Sections, i, i+1)
+	}
+	code := m.Encode()
+
+	parsed, err := m.Parse()
+	if err != nil {
+		return nil, invalid("instrumented module: %v", err)
+	}
+	st, err := measureStructure(parsed)
+	if err != nil {
+		return nil, err
+	}
+	// The metering adds a check (an if) at function entries, loop heads and
+	// call sites, so the blocks the compiler sees are bounded here.
+	if st.MaxBlocks > MaxFunctionBlocks {
+		return nil, fmt.Errorf("%w: a function has %d basic blocks once instrumented, limit %d", ErrLimit, st.MaxBlocks, MaxFunctionBlocks)
+	}
+	return &codeModule{m: m, code: code, data: data, mutable: mutable, exports: exports, st: st}, nil
 }
 
 // callable reports whether Call may run the export name: entry points and
@@ -763,17 +790,6 @@ func preparedPages(prepared []byte) (uint32, error) {
 	return meta.pages, nil
 }
 
-// compileGas prices compiling a module of structure s (the instrumented
-// code) with wazero's optimizing compiler; see the GasCompile constants.
-func compileGas(s Structure) uint64 {
-	g := uint64(GasCompileBase) +
-		GasCompilePerFunction*uint64(s.Bodies) +
-		GasCompilePerInstr*uint64(s.Instrs) +
-		GasCompilePerBlock*uint64(s.Blocks) +
-		GasCompilePerBrLabel*uint64(s.BrLabels)
-	sq := addSat(addSat(mulSat(GasCompileBlocksSq, s.BlocksSq), mulSat(GasCompileBlockLocals, s.BlocksLocals)), mulSat(GasCompileBrLabelsSq, s.BrLabelsSq))
-	return addSat(g, sq/1024)
-}
 
 // reader is a tiny LEB128 reader for the sections Prepare writes.
 type reader struct {
