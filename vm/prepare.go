@@ -790,7 +790,6 @@ func preparedPages(prepared []byte) (uint32, error) {
 	return meta.pages, nil
 }
 
-
 // reader is a tiny LEB128 reader for the sections Prepare writes.
 type reader struct {
 	b   []byte
