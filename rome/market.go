@@ -24,7 +24,12 @@ const (
 	GasRequest         = 30_000
 	GasCancel          = 10_000
 	GasUsage           = 10_000
-	GasPolicyPerByte   = 100 // like a contract upload: prepare and store
+	// GasPolicyPerByte is charged per uploaded policy byte before anything
+	// else (hashing, deduplication), like contracts.GasUploadPerByte; the
+	// VM's Prepare charges the rest of the upload's work and
+	// GasPolicyStorePerByte the state the prepared policy takes.
+	GasPolicyPerByte      = 2
+	GasPolicyStorePerByte = 10
 	GasCertSign        = 10_000
 	GasGov             = 20_000
 	GasCertVerifyExtra = 0 // the signature check is charged at the schedule's SigVerify

@@ -143,21 +143,24 @@ const (
 	GasCompileWalkStep    = 8
 	GasCompileBlockLocal  = 150
 	GasCompileBrLabelsSq  = 196 // 1/1024 gas per label² of one br_table
-	// GasSnapshotPerPage prices reading the memory after initialization
-	// and writing it into the prepared module, per 64 KiB page.
-	GasSnapshotPerPage = 100_000
-	// GasLoadBase, GasLoadPerByte and GasLoadPerPage are charged by every
-	// call, before it runs: loading a module that is not in the VM's
-	// memory (decoding and validating the prepared module, reading its
-	// compiled code from wazero's on-disk cache, building the memory image
-	// of its snapshot) is what an attacker cycling through more contracts
-	// than the module cache holds makes every node do, and whether this
-	// node had the module cached cannot change the gas, so every call pays
-	// for the load as if it missed. Per byte of the prepared module and
-	// per page of its snapshot memory.
-	GasLoadBase    = 100_000
-	GasLoadPerByte = 30
-	GasLoadPerPage = 20_000
+	// GasSnapshotPerPage prices reading the memory after initialization,
+	// writing it into the prepared module and mapping it for the first
+	// call, per 64 KiB page.
+	GasSnapshotPerPage = 130_000
+	// GasLoadBase and the other GasLoad figures are charged by every call,
+	// before it runs, for loading its module: decoding and validating the
+	// code (per byte of the prepared module, per function, per basic
+	// block), reading its compiled form from wazero's on-disk cache, and
+	// building the memory image of the snapshot (per page). That is what an
+	// attacker cycling through more contracts than the module cache holds
+	// makes every node do on every call, and whether this node had the
+	// module in memory cannot change the gas, so every call pays for the
+	// load as if it missed.
+	GasLoadBase        = 100_000
+	GasLoadPerByte     = 24
+	GasLoadPerFunction = 1_500
+	GasLoadPerBlock    = 200
+	GasLoadPerPage     = 35_000
 )
 
 // Host-call gas costs. One gas is meant to be about one nanosecond on the

@@ -135,7 +135,8 @@ func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBu
 	// Bake the snapshot into the stored module: data segments and the
 	// sos.prepared section, which load strips again to get code back.
 	m.Sections = slices.Insert(m.Sections, dataSectionIndex(m), wasmbin.Section{ID: wasmbin.SectionData, Payload: encodeData(segments(snap.memory))})
-	meta := preparedMeta{format: preparedFormat, costs: v.cfg.Costs.Version, monoNs: snap.monoNs, pages: snap.pages, initGas: snap.gasUsed, globals: snap.globals}
+	meta := preparedMeta{format: preparedFormat, costs: v.cfg.Costs.Version, monoNs: snap.monoNs, pages: snap.pages, initGas: snap.gasUsed,
+		functions: uint32(st.Functions), blocks: uint32(st.Blocks), globals: snap.globals}
 	m.Sections = append(m.Sections, wasmbin.Section{ID: wasmbin.SectionCustom, Payload: meta.encode()})
 	out := m.Encode()
 
@@ -660,7 +661,10 @@ type preparedMeta struct {
 	monoNs  int64
 	pages   uint32
 	initGas uint64
-	globals []globalValue // mutable globals after initialization, by index
+	// functions and blocks of the code: with the size and pages, what a
+	// load costs (loadGas).
+	functions, blocks uint32
+	globals           []globalValue // mutable globals after initialization, by index
 }
 
 func (pm preparedMeta) encode() []byte {
@@ -671,6 +675,8 @@ func (pm preparedMeta) encode() []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(pm.monoNs))
 	b = binary.LittleEndian.AppendUint32(b, pm.pages)
 	b = binary.LittleEndian.AppendUint64(b, pm.initGas)
+	b = wasmbin.AppendU32(b, pm.functions)
+	b = wasmbin.AppendU32(b, pm.blocks)
 	b = wasmbin.AppendU32(b, uint32(len(pm.globals)))
 	for _, g := range pm.globals {
 		b = wasmbin.AppendU32(b, g.index)
@@ -699,6 +705,8 @@ func decodeMeta(payload []byte) (preparedMeta, bool) {
 	if pm.format != preparedFormat {
 		return pm, true // the caller reports the format
 	}
+	pm.functions = r.u32()
+	pm.blocks = r.u32()
 	n := r.u32()
 	if r.err != nil || uint64(n)*9 > uint64(len(payload)) {
 		return preparedMeta{}, false
@@ -762,19 +770,9 @@ func memoryMin(m *wasmbin.Module) (uint32, error) {
 }
 
 // loadGas is what every call of a prepared module pays for loading it:
-// see GasLoadPerByte. It reads the module's section headers and metadata
+// see GasLoadBase. It reads the module's section headers and metadata
 // only, so it is known before any loading work.
 func loadGas(prepared []byte) (uint64, error) {
-	pages, err := preparedPages(prepared)
-	if err != nil {
-		return 0, err
-	}
-	return GasLoadBase + GasLoadPerByte*uint64(len(prepared)) + GasLoadPerPage*uint64(pages), nil
-}
-
-// preparedPages reads the snapshot's memory size from the trailing
-// sos.prepared section.
-func preparedPages(prepared []byte) (uint32, error) {
 	wm, err := wasmbin.Decode(prepared)
 	if err != nil {
 		return 0, invalid("prepared module: %v", err)
@@ -784,10 +782,14 @@ func preparedPages(prepared []byte) (uint32, error) {
 		return 0, invalid("module was not produced by Prepare (no %s section)", preparedSection)
 	}
 	meta, ok := decodeMeta(wm.Sections[n-1].Payload)
-	if !ok {
+	switch {
+	case !ok:
 		return 0, invalid("module was not produced by Prepare (no %s section)", preparedSection)
+	case meta.format != preparedFormat:
+		return 0, invalid("prepared module format %d, want %d", meta.format, preparedFormat)
 	}
-	return meta.pages, nil
+	return GasLoadBase + GasLoadPerByte*uint64(len(prepared)) + GasLoadPerFunction*uint64(meta.functions) +
+		GasLoadPerBlock*uint64(meta.blocks) + GasLoadPerPage*uint64(meta.pages), nil
 }
 
 // reader is a tiny LEB128 reader for the sections Prepare writes.

@@ -73,8 +73,8 @@ func measureStructure(p *wasmbin.Parsed) (Structure, error) {
 		locals := min(uint64(len(p.Types[ti].Params))+c.NumLocals(), 1<<32)
 		f, err := w.measure(c.Body)
 		switch {
-		case errors.Is(err, ErrLimit):
-			return s, fmt.Errorf("%w: function %d: %w", ErrLimit, imported+i, err)
+		case errors.Is(err, errNesting):
+			return s, fmt.Errorf("%w: function %d: control nesting deeper than %d", ErrLimit, imported+i, MaxNesting)
 		case errors.Is(err, wasmbin.ErrUnsupported):
 			return s, fmt.Errorf("%w: function %d: unsupported feature: %w", ErrInvalidModule, imported+i, err)
 		case err != nil:
@@ -98,6 +98,8 @@ func measureStructure(p *wasmbin.Parsed) (Structure, error) {
 	}
 	return s, nil
 }
+
+var errNesting = errors.New("nesting too deep")
 
 type funcStats struct {
 	instrs, simple, memOps, calls         int
@@ -183,7 +185,7 @@ func (w *walker) measure(body []byte) (funcStats, error) {
 		switch in.Op {
 		case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpIf:
 			if len(w.frames) >= MaxNesting {
-				return f, fmt.Errorf("%w: control nesting deeper than %d", ErrLimit, MaxNesting)
+				return f, errNesting
 			}
 			fr := frame{op: in.Op, start: cur, hdr: hdr, outerHdr: hdr, reachable: reachable, srcMin: 1 << 62, thenEnd: -1}
 			switch in.Op {

@@ -7,8 +7,9 @@ import (
 
 // Adversarial module shapes: modules that are valid WebAssembly but stress
 // a compiler or an upload in one dimension (nesting, branches, locals,
-// functions, initialization). Each exports "execute" () -> i32 and one
-// memory, so the VM accepts it as a contract; the VM's, the contracts'
+// functions, initialization). Each has one memory and exports its first
+// function, () -> i32, as instantiate, execute and query, so both the VM
+// and package contracts accept it as a contract; the VM's, the contracts'
 // and the adversarial benchmark's tests upload them.
 
 // Value types and opcodes the shapes use.
@@ -96,10 +97,13 @@ func sortedKeys(m map[string]uint32) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// execute is a module whose only function, exported as execute, has the
-// given locals and instructions.
+// entries exports function 0 under the contract entry points.
+func entries() map[string]uint32 { return map[string]uint32{"instantiate": 0, "execute": 0, "query": 0} }
+
+// execute is a module whose only function, exported as the entry points,
+// has the given locals and instructions.
 func execute(locals, code []byte) []byte {
-	return Module{Funcs: []Func{{Locals: locals, Code: code}}, Exports: map[string]uint32{"execute": 0}}.Bytes()
+	return Module{Funcs: []Func{{Locals: locals, Code: code}}, Exports: entries()}.Bytes()
 }
 
 // oneI32 declares one i32 local (local 0).
@@ -197,7 +201,7 @@ func LocalsBlocks(locals, blocks int) []byte {
 
 // Functions is n tiny functions (each returns 1); the first is execute.
 func Functions(n int) []byte {
-	m := Module{Exports: map[string]uint32{"execute": 0}}
+	m := Module{Exports: entries()}
 	for range n {
 		m.Funcs = append(m.Funcs, Func{Code: []byte{opI32Const, 1, opEnd}})
 	}
@@ -211,7 +215,7 @@ func InitLoop() []byte {
 	return Module{
 		Types:   [][]byte{FuncType(nil, []byte{i32}), FuncType(nil, nil)},
 		Funcs:   []Func{{Code: []byte{opI32Const, 0, opEnd}}, {Type: 1, Code: []byte{opLoop, 0x40, opBr, 0, opEnd, opEnd}}},
-		Exports: map[string]uint32{"execute": 0},
+		Exports: entries(),
 		Start:   &start,
 	}.Bytes()
 }
@@ -229,7 +233,7 @@ func InitWork(n int32) []byte {
 	return Module{
 		Types:   [][]byte{FuncType(nil, []byte{i32}), FuncType(nil, nil)},
 		Funcs:   []Func{{Code: []byte{opI32Const, 0, opEnd}}, {Type: 1, Locals: oneI32(), Code: code}},
-		Exports: map[string]uint32{"execute": 0},
+		Exports: entries(),
 		Start:   &start,
 	}.Bytes()
 }
@@ -256,7 +260,7 @@ func Calls(n int) []byte {
 	code = append(code, opLocalGet, 0, opEnd)
 	return Module{
 		Funcs:   []Func{{Locals: oneI32(), Code: code}, {Code: []byte{opI32Const, 1, opEnd}}},
-		Exports: map[string]uint32{"execute": 0},
+		Exports: entries(),
 	}.Bytes()
 }
 
@@ -275,4 +279,28 @@ func LoadChain(n int) []byte {
 	code = append(code, repeat(n, 0x28, 2, 0)...)
 	code = append(code, opEnd)
 	return execute(oneI32(), code)
+}
+
+// InitGrow is a module whose start function grows memory to pages pages
+// and writes one byte in every 4 KiB: its snapshot is the whole memory.
+func InitGrow(pages int) []byte {
+	start := uint32(1)
+	code := []byte{opI32Const}
+	code = append(code, S32(int32(pages-1))...)
+	code = append(code, 0x40, 0, 0x1a, // memory.grow; drop
+		opI32Const, 0, opLocalSet, 0,
+		opLoop, 0x40,
+		opLocalGet, 0, opI32Const, 1, 0x3a, 0, 0, // i32.store8 [local0] = 1
+		opLocalGet, 0, opI32Const)
+	code = append(code, S32(4096)...)
+	code = append(code, opI32Add, opLocalSet, 0,
+		opLocalGet, 0, opI32Const)
+	code = append(code, S32(int32(pages*65536))...)
+	code = append(code, 0x49, opBrIf, 0, opEnd, opEnd) // i32.lt_u; br_if 0
+	return Module{
+		Types:   [][]byte{FuncType(nil, []byte{i32}), FuncType(nil, nil)},
+		Funcs:   []Func{{Code: []byte{opI32Const, 0, opEnd}}, {Type: 1, Locals: oneI32(), Code: code}},
+		Exports: entries(),
+		Start:   &start,
+	}.Bytes()
 }
