@@ -98,7 +98,9 @@ func sortedKeys(m map[string]uint32) []string {
 }
 
 // entries exports function 0 under the contract entry points.
-func entries() map[string]uint32 { return map[string]uint32{"instantiate": 0, "execute": 0, "query": 0} }
+func entries() map[string]uint32 {
+	return map[string]uint32{"instantiate": 0, "execute": 0, "query": 0}
+}
 
 // execute is a module whose only function, exported as the entry points,
 // has the given locals and instructions.
