@@ -170,7 +170,11 @@ func (h *harness) deliver(from *ledger.PrivateKey, p ledger.Payload) (map[string
 		return nil, err
 	}
 	snap := h.st.Snapshot()
-	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(1_000_000_000), Sched: &h.sched, Height: h.height, Sender: from.Address()}
+	gas := uint64(1_000_000_000)
+	if _, ok := p.(*ledger.RomePolicyUpload); ok { // pays for compiling the policy
+		gas = vm.MaxUploadGas
+	}
+	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(gas), Sched: &h.sched, Height: h.height, Sender: from.Address()}
 	data, err := h.m.Deliver(context.Background(), tx, p)
 	if err != nil {
 		h.st.RevertTo(snap)
