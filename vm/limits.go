@@ -57,8 +57,10 @@ const (
 	MaxTxGas = 1_000_000_000
 	// MaxBlockGas caps the gas of all transactions in a block.
 	MaxBlockGas = 20_000_000_000
-	// DefaultQueryGas is the budget of a query when the caller gives none.
-	DefaultQueryGas = 100_000_000
+	// DefaultQueryGas is the budget of a query when the caller gives none:
+	// MaxTxGas, since every call pays for loading its module (≈170 Mgas
+	// for a 3.5 MB Go contract, see GasLoadBase).
+	DefaultQueryGas = MaxTxGas
 	// MaxUploadGas caps the gas limit of Prepare: everything an upload
 	// makes a node do (validation, instrumentation, compilation,
 	// initialization, snapshot). Compiling a Go module with wazero's

@@ -456,7 +456,7 @@ func (v *VM) initialize(ctx context.Context, cm wazero.CompiledModule, data []ac
 	gas.Set(budget)
 	mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
 	s.gas = gas
-	run := func(name string) error {
+	run := func(name, what string) error {
 		fn := mod.ExportedFunction(name)
 		if fn == nil {
 			return nil
@@ -468,14 +468,14 @@ func (v *VM) initialize(ctx context.Context, cm wazero.CompiledModule, data []ac
 			} else {
 				g.used += budget - uint64(left)
 			}
-			return fmt.Errorf("vm: prepare: %s: %w", name, s.classify(err, left))
+			return fmt.Errorf("vm: prepare: %s: %w", what, s.classify(err, left))
 		}
 		return nil
 	}
-	if err := run(startExport); err != nil {
+	if err := run(startExport, "start function"); err != nil {
 		return nil, err
 	}
-	if err := run("_initialize"); err != nil {
+	if err := run("_initialize", "_initialize"); err != nil {
 		return nil, err
 	}
 	left := int64(gas.Get())

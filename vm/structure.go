@@ -146,7 +146,7 @@ type frame struct {
 // costs n²/2 steps; Go's functions, whose blocks hang off one br_table
 // inside one loop, cost little).
 func (w *walker) measure(body []byte) (funcStats, error) {
-	f := funcStats{blocks: 1}
+	f := funcStats{blocks: 1, nesting: 1}
 	cur, hdr := 0, 0
 	reachable := true
 	w.frames = append(w.frames[:0], frame{reachable: true, srcMin: 1 << 62, thenEnd: -1})
