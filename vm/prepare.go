@@ -548,37 +548,6 @@ func decodeActiveData(p []byte) ([]activeSegment, error) {
 	return segs, r.err
 }
 
-// constExpr encodes "T.const v; end" for a numeric global.
-func constExpr(t wasmbin.ValType, v uint64) []byte {
-	var b []byte
-	switch t {
-	case wasmbin.I32:
-		b = wasmbin.AppendS64([]byte{wasmbin.OpI32Const}, int64(int32(v)))
-	case wasmbin.I64:
-		b = wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, int64(v))
-	case wasmbin.F32:
-		b = binary.LittleEndian.AppendUint32([]byte{wasmbin.OpF32Const}, uint32(v))
-	case wasmbin.F64:
-		b = binary.LittleEndian.AppendUint64([]byte{wasmbin.OpF64Const}, v)
-	}
-	return append(b, wasmbin.OpEnd)
-}
-
-func encodeMemories(ms []wasmbin.Limits) []byte {
-	b := wasmbin.AppendU32(nil, uint32(len(ms)))
-	for _, l := range ms {
-		if l.HasMax {
-			b = append(b, 1)
-			b = wasmbin.AppendU32(b, l.Min)
-			b = wasmbin.AppendU32(b, l.Max)
-		} else {
-			b = append(b, 0)
-			b = wasmbin.AppendU32(b, l.Min)
-		}
-	}
-	return b
-}
-
 // segment is an active data segment of memory 0.
 type segment struct {
 	off  uint32

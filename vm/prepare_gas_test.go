@@ -87,7 +87,7 @@ func TestPrepareLeavesModuleLoaded(t *testing.T) {
 		}
 		return res.GasUsed
 	}
-	hit := call(b, pb)  // b is in the cache
+	hit := call(b, pb)   // b is in the cache
 	missA := call(a, pa) // a was evicted by b's Prepare: loaded from the disk cache
 	missB := call(b, pb) // and b by a
 	if hit != missB {
