@@ -134,6 +134,7 @@ func BenchmarkSnapshotVsInit(b *testing.B) {
 				b.Fatal(err)
 			}
 			s.gas = mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
+			s.gas.Set(MaxTxGas)
 			if _, err := mod.ExportedFunction("_initialize").Call(sctx); err != nil {
 				b.Fatal(err)
 			}
