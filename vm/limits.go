@@ -75,18 +75,19 @@ const (
 // compiled (checkStructure). They keep every module within what wazero's
 // compiler handles in bounded time and stack: it recurses over chains of
 // basic blocks (2.5 million nested blocks overflowed Go's 1 GB stack) and
-// its time grows with blocks², blocks × locals and br_table labels of a
-// function, which compileGas prices. Each is chosen from the largest value
-// Go's toolchain emits, with headroom: over the example contracts and
-// policies and a 16 MB program linking most of the standard library
-// (go/types, net/http, crypto/x509, html/template, image/*, archive/*), Go
-// reaches 8,721 functions, 9 parameters, 21 parameters + locals, a 62 KB
-// body, 1,539 block/loop/if (about 4,500 basic blocks) in one function,
-// nesting 1,077 and a 1,643-label br_table (measured by
-// TestStructureOfGoModules). For comparison, CosmWasm's check_wasm allows
-// 20,000 functions and 100 parameters per function; wasmparser, which NEAR
-// and wasmtime validate with, allows 128 KiB function bodies and 50,000
-// locals. They are consensus, like the cost table.
+// its time grows faster than linearly with the blocks, locals and br_table
+// labels of a function, which compileGas prices. Each is set from the
+// largest value Go's toolchain emits, with headroom: over the example
+// contracts and policies and a 16 MB program linking most of the standard
+// library (go/types, net/http, crypto/x509, html/template, image/*,
+// archive/*), Go reaches 8,721 functions, 9 parameters, 21 parameters +
+// locals, a 62 KB body, 4,425 basic blocks in one instrumented function,
+// nesting 1,077 and a 1,643-label br_table; TestStructureOfGoModules keeps
+// the example contracts and policies under half of every limit. For
+// comparison, CosmWasm's check_wasm allows 20,000 functions and 100
+// parameters per function; wasmparser, which NEAR and wasmtime validate
+// with, allows 128 KiB function bodies and 50,000 locals. They are
+// consensus, like the cost table.
 const (
 	// MaxFunctions bounds imported + defined functions.
 	MaxFunctions = 20_000
@@ -107,7 +108,7 @@ const (
 	// (walker.measure: one per block and br_if, two per loop, three per if,
 	// plus the entry). The metering adds an if at each call site and loop
 	// head, so it is checked after instrumentation; Go's largest function
-	// reaches 3,192 (contracts) and 5,984 (the 16 MB program).
+	// reaches 2,296 (contracts and policies) and 4,425 (the 16 MB program).
 	MaxFunctionBlocks = 16_384
 	// MaxNesting bounds the control nesting of one function (block, loop
 	// and if inside each other; the function body counts as one).

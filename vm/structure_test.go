@@ -3,6 +3,8 @@ package vm
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -155,4 +157,51 @@ func FuzzDecodeActiveData(f *testing.F) {
 			t.Fatalf("%d segment bytes from a %d-byte section", total, len(p))
 		}
 	})
+}
+
+// TestStructureOfGoModules measures the modules Go's toolchain emits (the
+// test contract, and the example contracts and policies when `make
+// contracts` built them) and requires them to use at most half of every
+// structural limit, instrumented included: the headroom the limits were
+// chosen with (limits.go).
+func TestStructureOfGoModules(t *testing.T) {
+	files, _ := filepath.Glob("../sdk-contracts/examples/*/*.wasm")
+	policies, _ := filepath.Glob("../sdk-contracts/policies/*/*.wasm")
+	mods := map[string][]byte{"vm/testdata/contract": loadContract(t)}
+	for _, f := range append(files, policies...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mods[f] = b
+	}
+	v := newVM(t, Config{})
+	for name, wasm := range mods {
+		orig := structureOf(t, wasm)
+		code, err := v.buildCode(wasm)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		inst := code.st
+		for _, c := range []struct {
+			what       string
+			got, limit int
+		}{
+			{"functions", orig.Functions, MaxFunctions},
+			{"types", orig.Types, MaxTypes},
+			{"type parameters", orig.MaxTypeParams, MaxTypeParams},
+			{"type results", orig.MaxTypeResult, MaxTypeResults},
+			{"body bytes", orig.MaxBodyBytes, MaxFunctionBytes},
+			{"locals", orig.MaxLocals, MaxFunctionLocals},
+			{"nesting", inst.MaxNesting, MaxNesting},
+			{"br_table labels", orig.MaxBrTable, MaxBrTableLabels},
+			{"basic blocks once instrumented", inst.MaxBlocks, MaxFunctionBlocks},
+		} {
+			if c.got > c.limit/2 {
+				t.Errorf("%s: %d %s, more than half the limit %d", name, c.got, c.what, c.limit)
+			}
+		}
+		t.Logf("%s: %d functions, largest body %d B, %d locals, %d blocks (instrumented), nesting %d, br_table %d",
+			name, orig.Functions, orig.MaxBodyBytes, orig.MaxLocals, inst.MaxBlocks, inst.MaxNesting, orig.MaxBrTable)
+	}
 }
