@@ -142,8 +142,8 @@ const (
 	GasCompilePerFunction = 3_000
 	GasCompilePerInstr    = 2_200
 	GasCompilePerMemOp    = 5_000
-	GasCompilePerBrLabel  = 6_700
-	GasCompileWalkStep    = 8
+	GasCompilePerBrLabel  = 8_000
+	GasCompileWalkStep    = 9
 	GasCompileBlockLocal  = 150
 	GasCompileBrLabelsSq  = 196 // 1/1024 gas per label² of one br_table
 	// GasSnapshotPerPage prices reading the memory after initialization,
