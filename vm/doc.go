@@ -128,9 +128,9 @@
 // start function cost its uploader 9,800 gas and every node 95 s. Pricing
 // interpreted gas at a multiple does not work well: on the same
 // instrumented code the interpreter runs a plain loop at 261 ns/gas, a
-// counted loop at 322 ns/gas and Go's _initialize at 170 ns/gas, where
-// compiled code runs at about 1 (BenchmarkInitInterpreter), so the
-// multiple would be about 300, one multiple is off by 2× between those
+// counted loop at 322 ns/gas and Go's _initialize at 170 ns/gas (CPU time,
+// BenchmarkInitInterpreter), where the compiled loops run at 1.2–1.4, so
+// the multiple would be about 300, one multiple is off by 2× between those
 // mixes alone, and a 12 Ggas budget would buy 40 Mgas of interpreted
 // initialization. Compilation has to happen at upload anyway (a module
 // must never be compiled for the first time by a call, where it cannot be
