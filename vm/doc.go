@@ -119,7 +119,7 @@
 //     function and _initialize, metered like any call;
 //   - the snapshot: GasSnapshotPerPage per page of memory after init.
 //
-// A 3.5 MB Go contract takes about 3.8 Ggas to upload (three seconds of
+// A 3.5 MB Go contract takes about 3.9 Ggas to upload (three seconds of
 // compilation on the reference machine, more than MaxTxGas), hence the
 // separate MaxUploadGas and the chain's max_upload_gas.
 //
