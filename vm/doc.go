@@ -105,7 +105,7 @@
 //   - reading the upload: GasPrepareBase + GasPreparePerByte per byte
 //     (decoding, interface and structural checks, instrumentation);
 //   - compiling it: compileGas, computed from the instrumented module's
-//     Structure before the compiler runs. wazero's optimizing compiler is
+//     structure before the compiler runs. wazero's optimizing compiler is
 //     linear in instructions (more per load or store, per br_table label)
 //     but two of its passes walk the dominator tree from every block and
 //     edge, quadratic for a chain of blocks, and its SSA construction can

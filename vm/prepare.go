@@ -161,7 +161,7 @@ type codeModule struct {
 	data    []activeSegment
 	mutable []uint32 // indexes of the mutable globals to snapshot
 	exports []wasmbin.Export
-	st      Structure // of code, for compileGas
+	st      moduleStructure // of code, for compileGas
 }
 
 // buildCode checks an upload (interface, structural limits) and turns it

@@ -8,13 +8,13 @@ import (
 	"github.com/sos-kernel/sos/vm/internal/wasmbin"
 )
 
-// Structure is what the structural check measures of a module's code:
-// module totals, and the largest value one function reaches. Prepare checks
-// the upload's Structure against the structural limits of limits.go before
-// instrumenting it, the instrumented module's basic blocks before compiling
-// it, and prices compilation from the instrumented module's Structure
+// moduleStructure is what the structural check measures of a module's
+// code: module totals, and the largest value one function reaches. Prepare
+// checks the upload's against the structural limits of limits.go before
+// instrumenting it and the instrumented module's basic blocks before
+// compiling it, and prices compilation from the instrumented module's
 // (compileGas).
-type Structure struct {
+type moduleStructure struct {
 	Types     int // function types
 	Functions int // imported and defined functions
 	Bodies    int // defined functions (function bodies)
@@ -41,14 +41,14 @@ type Structure struct {
 }
 
 // measureStructure scans the types and every function body of p and
-// returns their Structure. It checks one limit itself, MaxNesting (it stops
+// returns their structure. It checks one limit itself, MaxNesting (it stops
 // as soon as a body goes deeper, so the memory it uses stays bounded), and
 // stops at the first malformed instruction or unbalanced body (errors wrap
 // ErrInvalidModule); checkStructure checks the others. It is linear in the
 // size of the code and never recurses, so a module of any shape is measured
 // in bounded time and memory.
-func measureStructure(p *wasmbin.Parsed) (Structure, error) {
-	s := Structure{Types: len(p.Types), Bodies: len(p.Codes), Functions: len(p.Funcs)}
+func measureStructure(p *wasmbin.Parsed) (moduleStructure, error) {
+	s := moduleStructure{Types: len(p.Types), Bodies: len(p.Codes), Functions: len(p.Funcs)}
 	for _, t := range p.Types {
 		s.MaxTypeParams = max(s.MaxTypeParams, len(t.Params))
 		s.MaxTypeResult = max(s.MaxTypeResult, len(t.Results))
@@ -310,7 +310,7 @@ func brTableLabels(b []byte, fn func(uint32)) error {
 // checkStructure enforces the structural limits of limits.go but
 // MaxNesting (which measureStructure checks) and MaxFunctionBlocks (which
 // Prepare checks on the instrumented code, the compiler's input).
-func checkStructure(s Structure) error {
+func checkStructure(s moduleStructure) error {
 	for _, c := range []struct {
 		what       string
 		got, limit int
@@ -332,7 +332,7 @@ func checkStructure(s Structure) error {
 
 // compileGas prices compiling a module of structure s (the instrumented
 // code) with wazero's optimizing compiler; see the GasCompile constants.
-func compileGas(s Structure) uint64 {
+func compileGas(s moduleStructure) uint64 {
 	g := uint64(GasCompileBase) +
 		GasCompilePerFunction*uint64(s.Bodies) +
 		GasCompilePerInstr*uint64(s.Instrs-s.Simple) +

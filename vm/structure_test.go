@@ -12,7 +12,7 @@ import (
 	"github.com/sos-kernel/sos/vm/wasmasm"
 )
 
-func structureOf(t testing.TB, wasm []byte) Structure {
+func structureOf(t testing.TB, wasm []byte) moduleStructure {
 	t.Helper()
 	m, err := wasmbin.Decode(wasm)
 	if err != nil {
