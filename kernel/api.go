@@ -153,7 +153,7 @@ func (n *Node) Status() client.Status {
 	s := client.Status{
 		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
-		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, Role: "single", Leader: n.nodeID,
+		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, MaxUploadGas: n.chain.params.MaxGas(&ledger.ContractUpload{}), Role: "single", Leader: n.nodeID,
 		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{}, SyncState: client.SyncInSync,
 	}
 	if n.cluster != nil {

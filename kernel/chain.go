@@ -345,8 +345,8 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	if !c.denoms.IsBase(tx.GasPrice.Denom) {
 		return rcpt, fmt.Errorf("kernel: tx %s: gas price denom %q: %w: %w", ptx.Hash, tx.GasPrice.Denom, ledger.ErrUnknownDenom, ErrTxRejected)
 	}
-	if tx.GasLimit > c.params.MaxTxGas {
-		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, c.params.MaxTxGas, ErrTxRejected)
+	if max := c.params.MaxGas(tx.Payload); tx.GasLimit > max {
+		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, max, ErrTxRejected)
 	}
 	intrinsic := c.IntrinsicGas(ptx)
 	// An account's first transaction (nonce 0) stores its key whatever its

@@ -156,8 +156,8 @@ func (m *Mempool) decode(raw []byte, h ledger.Hash) (*PendingTx, error) {
 			return nil, fmt.Errorf("kernel: gas price %s < minimum %s: %w", tx.GasPrice, minP, ErrGasPriceLow)
 		}
 	}
-	if tx.GasLimit > c.params.MaxTxGas {
-		return nil, fmt.Errorf("kernel: gas limit %d > chain maximum %d", tx.GasLimit, c.params.MaxTxGas)
+	if max := c.params.MaxGas(tx.Payload); tx.GasLimit > max {
+		return nil, fmt.Errorf("kernel: gas limit %d > chain maximum %d", tx.GasLimit, max)
 	}
 	return &PendingTx{Tx: tx, Raw: raw, Hash: h}, nil
 }

@@ -170,20 +170,18 @@ type ModuleInfo struct {
 	MemoryPages uint32
 	// InitGas is the gas _initialize (and any start function) used.
 	InitGas uint64
+	// GasUsed is the gas Prepare charged: everything it did, initialization
+	// included. Prepare sets it also when it returns an error.
+	GasUsed uint64
 }
 
 // VM compiles, caches and runs contracts. It is safe for concurrent use.
 type VM struct {
 	cfg     Config
 	limits  Limits         // cfg.Purpose.Limits()
-	rt      wazero.Runtime // optimizing compiler: runs calls
-	snapRT  wazero.Runtime // interpreter: runs _initialize at Prepare
+	rt      wazero.Runtime // optimizing compiler: compiles at Prepare, runs init and calls
 	cache   wazero.CompilationCache
 	modules *moduleCache
-
-	// prepareGas bounds initialization at Prepare: MaxPrepareGas (tests
-	// lower it).
-	prepareGas int64
 
 	mu     sync.Mutex
 	closed bool
@@ -195,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits(), prepareGas: MaxPrepareGas}
+	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits()}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(v.limits.MemoryPages).
 		WithCoreFeatures(api.CoreFeaturesV2)
@@ -208,14 +206,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	v.snapRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithMemoryLimitPages(v.limits.MemoryPages).
-		WithCoreFeatures(api.CoreFeaturesV2))
-	for _, r := range []wazero.Runtime{v.rt, v.snapRT} {
-		if err := instantiateHostModules(ctx, r); err != nil {
-			v.Close(ctx)
-			return nil, err
-		}
+	if err := instantiateHostModules(ctx, v.rt); err != nil {
+		v.Close(ctx)
+		return nil, err
 	}
 	v.modules = newModuleCache(cfg.ModuleCacheSize)
 	return v, nil
@@ -236,9 +229,6 @@ func (v *VM) Close(ctx context.Context) error {
 	var errs []error
 	if v.rt != nil {
 		errs = append(errs, v.rt.Close(ctx))
-	}
-	if v.snapRT != nil {
-		errs = append(errs, v.snapRT.Close(ctx))
 	}
 	if v.cache != nil {
 		errs = append(errs, v.cache.Close(ctx))
@@ -274,20 +264,30 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	if entry == "query" {
 		env.ReadOnly = true
 	}
-	mod, err := v.module(ctx, codeID, prepared)
+	// The load is charged first, whether or not this node has the module
+	// in memory (see GasLoadPerByte), and before any loading work.
+	load, err := loadGas(prepared)
 	if err != nil {
 		return Result{}, err
+	}
+	if load > gasLimit {
+		return Result{GasUsed: gasLimit}, fmt.Errorf("%w: loading the module needs %d gas, the limit is %d", ErrOutOfGas, load, gasLimit)
+	}
+	mod, err := v.module(ctx, codeID, prepared)
+	if err != nil {
+		return Result{GasUsed: load}, err
 	}
 	defer mod.unref(ctx)
 	inst, err := mod.acquire(ctx, v.rt)
 	if err != nil {
-		return Result{}, err
+		return Result{GasUsed: load}, err
 	}
 	fn := inst.entries[entry]
 	if fn == nil {
 		mod.release(ctx, inst, true)
-		return Result{}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
+		return Result{GasUsed: load}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
 	}
+	runGas := gasLimit - load
 
 	s := &callState{
 		resultCap: v.limits.ResultBytes,
@@ -301,7 +301,7 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		realBase:  env.TimeMs * 1_000_000,
 		rng:       newRNG(env.Seed),
 	}
-	inst.gas.Set(gasLimit)
+	inst.gas.Set(runGas)
 	inst.mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0) // Wasm call depth (meter.Instrument)
 	ret, callErr := fn.Call(context.WithValue(ctx, stateKey{}, s))
 	left := int64(inst.gas.Get())

@@ -14,11 +14,13 @@ type Status struct {
 	GenesisHash string `json:"genesis_hash"`
 	MempoolSize int    `json:"mempool_size"`
 	MaxTxGas    uint64 `json:"max_tx_gas"`
-	Role        string `json:"role"`   // "leader", "follower", "learner" or "single"
-	Leader      string `json:"leader"` // node id of the current leader, if known
-	Term        uint64 `json:"term"`
-	DiskBytes   int64  `json:"disk_bytes"`
-	Peers       []Peer `json:"peers"`
+	// MaxUploadGas caps the gas limit of contract and policy uploads.
+	MaxUploadGas uint64 `json:"max_upload_gas"`
+	Role         string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Leader       string `json:"leader"` // node id of the current leader, if known
+	Term         uint64 `json:"term"`
+	DiskBytes    int64  `json:"disk_bytes"`
+	Peers        []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
 	// (behind with no progress for a while, or no leader known for a
