@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,14 +233,19 @@ keyring asks for its own passphrase first.`,
 			if err != nil {
 				return err
 			}
-			if _, err := kr.Info(args[0]); err != nil {
+			e, err := kr.Get(args[0]) // the keyring passphrase first, if encrypted
+			if err != nil {
 				return err
 			}
 			pass, err := g.armorPassphrase(passFile, true)
 			if err != nil {
 				return err
 			}
-			armor, err := kr.Export(args[0], pass)
+			kdf := g.keys.kdf
+			if kdf == (keyring.KDF{}) {
+				kdf = keyring.DefaultKDF()
+			}
+			armor, err := keyring.ExportArmor(e.Key, pass, kdf, rand.Reader)
 			if err != nil {
 				return err
 			}

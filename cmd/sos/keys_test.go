@@ -273,6 +273,12 @@ func TestKeysExportImport(t *testing.T) {
 func TestKeysMigrate(t *testing.T) {
 	c := newCLI(t)
 	home := filepath.Join(t.TempDir(), "n1")
+	if _, _, err := c.run("", "init", "--home", home, "--keyring-backend", "os"); !errors.Is(err, keyring.ErrBackend) {
+		t.Fatalf("init --keyring-backend os: %v", err)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("init with a bad backend created the home")
+	}
 	c.ok("", "init", "--home", home)
 	if cfg, _ := kernel.LoadConfig(home); cfg.KeyringBackend != "test" {
 		t.Fatalf("init default backend %q, want test", cfg.KeyringBackend)

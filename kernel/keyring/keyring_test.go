@@ -654,3 +654,19 @@ func TestParseBackend(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUnsealDefaultKDF is what each command signing with an
+// encrypted key pays once: scrypt at DefaultKDF and the AEAD open.
+func BenchmarkUnsealDefaultKDF(b *testing.B) {
+	seed := bytes.Repeat([]byte{1}, ledger.SeedSize)
+	s, err := sealSeed(seed, []byte("correct horse battery"), "sos1x", DefaultKDF(), &zeroReader{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := openSeed(s, []byte("correct horse battery"), "sos1x"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
