@@ -23,8 +23,9 @@ const keysLong = `Manage the account keys (ML-DSA-65) of a home's keyring: one f
 (mode 0600). HOME is --home, else $SOS_HOME, else ~/.sos: 'sos keys add' without --home
 creates ~/.sos/keys.
 
-A new key comes with a 24-word BIP-39 mnemonic, printed once: it is the only backup, and
-'sos keys add NAME --recover' rebuilds the same address from it. There are no HD paths
+A new key comes with a 24-word BIP-39 mnemonic, printed once: write it down, since
+'sos keys add NAME --recover' rebuilds the same address from it ('keys export' is the other
+backup). There are no HD paths
 (ML-DSA keys cannot be derived the BIP-32 way); --index picks one of several independent
 keys of one mnemonic.
 

@@ -399,6 +399,9 @@ func (k *Keyring) unseal(name string, kf *keyFile) ([]byte, error) {
 // first), or, in a keyring with none, a new one (asked with New set, and
 // at least 8 characters).
 func (k *Keyring) newKeyPassphrase() ([]byte, error) {
+	if p := k.cache.get(); p != nil {
+		return p, nil // it opened a key of this keyring, or sealed its first
+	}
 	files, err := k.files()
 	if err != nil {
 		return nil, err
