@@ -14,6 +14,7 @@ import (
 
 	"github.com/sos-kernel/sos/internal/fsutil"
 	"github.com/sos-kernel/sos/internal/units"
+	"github.com/sos-kernel/sos/kernel/keyring"
 )
 
 // Config is a node's config.toml: everything local to one node (the chain's
@@ -52,6 +53,12 @@ type Config struct {
 	// BlobMaxUpload caps one upload to the node through the API
 	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
 	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+	// KeyringBackend is how the CLI stores new account keys in this home's
+	// keys/ directory (package keyring): "test" keeps the seed in plaintext
+	// (scripts, devnets; the default), "file" encrypts it with a passphrase.
+	// The node key (node_key.json) is plaintext either way: the node must
+	// start unattended.
+	KeyringBackend string `toml:"keyring_backend"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -90,16 +97,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultConfig is what "sos init" writes.
 func DefaultConfig() Config {
 	return Config{
-		Moniker:       "node",
-		APIAddr:       "127.0.0.1:26657",
-		P2PAddr:       "127.0.0.1:26656",
-		BlockInterval: Duration{500 * time.Millisecond},
-		EmptyBlocks:   true,
-		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
-		MempoolSize:   100_000,
-		LogLevel:      "info",
-		BlobLimit:     16 << 30,
-		BlobMaxUpload: 4 << 30,
+		Moniker:        "node",
+		APIAddr:        "127.0.0.1:26657",
+		P2PAddr:        "127.0.0.1:26656",
+		BlockInterval:  Duration{500 * time.Millisecond},
+		EmptyBlocks:    true,
+		MinGasPrices:   "0.01uTFLP,0.01uKWTT,0.01uTBS",
+		MempoolSize:    100_000,
+		LogLevel:       "info",
+		KeyringBackend: string(keyring.BackendTest),
+		BlobLimit:      16 << 30,
+		BlobMaxUpload:  4 << 30,
 	}
 }
 
@@ -125,6 +133,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("kernel: config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.KeyringBackend != "" {
+		if _, err := keyring.ParseBackend(c.KeyringBackend); err != nil {
+			return fmt.Errorf("kernel: config: keyring_backend %q: want file (encrypted) or test (plaintext)", c.KeyringBackend)
+		}
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func (c *cli) run(args ...string) (string, error) {
 		}
 		return c.executor, nil
 	}}
-	root := rootCmd(g)
+	root := newRoot(g)
 	if c.node != "" {
 		args = append(args, "--node", c.node)
 	}
