@@ -13,6 +13,10 @@ import (
 const (
 	// Example is evaluated only by this package's tests.
 	Example = "sos/failpoint/example"
+	// JobInputRead fails a job's read of an input or of stdin (package vm:
+	// the boundary between a running job and the store its inputs come
+	// from). RunJob then returns an error wrapping vm.ErrJobInput.
+	JobInputRead = "sos/vm/job-input-read"
 )
 
 // registry registers each name with gofail once per process (gofail panics
