@@ -243,65 +243,104 @@ func newJobVM(ctx context.Context, cfg Config) (*VM, error) {
 // at every host call; a loop that makes none runs until its gas is
 // spent), a closed VM (ErrClosed) or a failure of the host.
 func (v *VM) RunJob(ctx context.Context, moduleID [32]byte, module JobFile, spec JobSpec) (JobResult, error) {
+	r, res, err := v.startJob(ctx, moduleID, module, spec)
+	if r == nil {
+		return res, err
+	}
+	defer r.close()
+	return r.run()
+}
+
+// jobRun is a job instantiated and about to execute its first instruction.
+type jobRun struct {
+	ctx   context.Context // carries the job state and the allocator
+	s     *jobState
+	spec  *JobSpec
+	mod   *module
+	inst  api.Module
+	alloc *jobAllocator
+	stop  func() bool // unregisters the cancellation hook
+}
+
+// startJob does everything RunJob does before the job's first instruction:
+// it checks the spec, finds (or loads) the compiled module and
+// instantiates it with the job's file system and memory. When the run ends
+// before it starts (an invalid module, an initial memory above the limit,
+// an instantiation trap, an error), r is nil and res, err are RunJob's.
+func (v *VM) startJob(ctx context.Context, moduleID [32]byte, module JobFile, spec JobSpec) (r *jobRun, res JobResult, err error) {
 	if v.cfg.Purpose != Jobs {
-		return JobResult{}, fmt.Errorf("vm: RunJob: a %v VM runs no jobs", v.cfg.Purpose)
+		return nil, JobResult{}, fmt.Errorf("vm: RunJob: a %v VM runs no jobs", v.cfg.Purpose)
 	}
 	if err := v.checkJob(module, &spec); err != nil {
-		return JobResult{}, err
+		return nil, JobResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return JobResult{}, fmt.Errorf("vm: job: %w", err)
+		return nil, JobResult{}, fmt.Errorf("vm: job: %w", err)
 	}
 	mod, err := v.jobModule(ctx, moduleID, module)
 	if errors.Is(err, ErrInvalidModule) {
-		return JobResult{Status: JobTrapped, Err: err}, nil
+		return nil, JobResult{Status: JobTrapped, Err: err}, nil
 	}
 	if err != nil {
-		return JobResult{}, err
+		return nil, JobResult{}, err
 	}
-	defer mod.unref(ctx)
-
 	limitPages := uint32(spec.MemoryLimit / 65536)
 	if mod.pages > limitPages {
-		return JobResult{Status: JobLimitExceeded, Err: fmt.Errorf("%w: the module's initial memory is %d pages, the memory limit %d",
+		mod.unref(ctx)
+		return nil, JobResult{Status: JobLimitExceeded, Err: fmt.Errorf("%w: the module's initial memory is %d pages, the memory limit %d",
 			ErrLimit, mod.pages, limitPages)}, nil
 	}
 	s := newJobState(ctx, &spec)
-	stop := context.AfterFunc(ctx, func() { s.cancelled.Store(true) })
-	defer stop()
-
-	alloc := &jobAllocator{img: mod.img, pages: mod.pages, limit: uint64(limitPages) * 65536, s: s}
+	r = &jobRun{s: s, spec: &spec, mod: mod}
+	r.stop = context.AfterFunc(ctx, func() { s.cancelled.Store(true) })
+	r.alloc = &jobAllocator{img: mod.img, pages: mod.pages, limit: uint64(limitPages) * 65536, s: s}
 	// The job state is the outermost value, so host functions find it
 	// first.
-	cctx := context.WithValue(experimental.WithMemoryAllocator(ctx, alloc), jobStateKey{}, s)
-	inst, err := v.rt.InstantiateModule(cctx, mod.cm, mod.cfg)
-	if alloc.mem != nil {
-		defer alloc.mem.Free()
-	}
+	r.ctx = context.WithValue(experimental.WithMemoryAllocator(ctx, r.alloc), jobStateKey{}, s)
+	r.inst, err = v.rt.InstantiateModule(r.ctx, mod.cm, mod.cfg)
 	if err != nil {
+		r.close()
 		// Data or element segments out of bounds: an instantiation trap.
-		return s.result(JobTrapped, 0, fmt.Errorf("%w: instantiate: %s", ErrTrap, trapText(err))), nil
+		return nil, s.result(JobTrapped, 0, fmt.Errorf("%w: instantiate: %s", ErrTrap, trapText(err))), nil
 	}
-	defer inst.Close(ctx)
-	s.gas = inst.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
-	depth := inst.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal)
+	s.gas = r.inst.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
 	s.gas.Set(spec.GasLimit)
+	return r, JobResult{}, nil
+}
 
+// close releases the run's instance, memory and module.
+func (r *jobRun) close() {
+	ctx := context.Background()
+	if r.inst != nil {
+		r.inst.Close(ctx)
+	}
+	if r.alloc.mem != nil {
+		r.alloc.mem.Free()
+	}
+	r.stop()
+	r.mod.unref(ctx)
+}
+
+// run executes the start function (if any) and _start, and classifies how
+// the run ended.
+func (r *jobRun) run() (JobResult, error) {
+	s, limit := r.s, r.spec.GasLimit
+	depth := r.inst.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal)
 	var callErr error
 	for _, entry := range []string{jobStartExport, "_start"} {
-		fn := inst.ExportedFunction(entry)
+		fn := r.inst.ExportedFunction(entry)
 		if fn == nil {
 			continue
 		}
 		depth.Set(0)
-		if _, callErr = fn.Call(cctx); callErr != nil {
+		if _, callErr = fn.Call(r.ctx); callErr != nil {
 			break
 		}
 	}
 	left := int64(s.gas.Get())
-	used := spec.GasLimit
+	used := limit
 	if left >= 0 {
-		used = spec.GasLimit - uint64(left)
+		used = limit - uint64(left)
 	}
 	if s.infra != nil {
 		return JobResult{}, s.infra
@@ -318,7 +357,7 @@ func (v *VM) RunJob(ctx context.Context, moduleID [32]byte, module JobFile, spec
 		if reason == nil {
 			reason = fmt.Errorf("%w: %s", ErrOutOfGas, trapText(callErr))
 		}
-		return s.result(JobOutOfGas, spec.GasLimit, reason), nil
+		return s.result(JobOutOfGas, limit, reason), nil
 	case s.trap != nil:
 		return s.result(JobTrapped, used, s.trap), nil
 	case uint32(depth.Get()) > meter.DefaultMaxCallDepth:
