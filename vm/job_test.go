@@ -595,3 +595,40 @@ func TestJobHandWrittenModules(t *testing.T) {
 		}
 	}
 }
+
+// TestJobConcurrent: runs sharing a VM (its compiled module and memory
+// image) do not see each other.
+func TestJobConcurrent(t *testing.T) {
+	v := testJobVM(t, 0)
+	var specs []JobSpec
+	for i := range 6 {
+		spec := testJobSpec("fsops")
+		if i%2 == 1 {
+			spec = testJobSpec("rand")
+		}
+		spec.Seed[1] = byte(i)
+		spec.Inputs = testInputs()
+		specs = append(specs, spec)
+	}
+	want := make([]JobResult, len(specs))
+	for i, spec := range specs {
+		want[i] = runJobtool(t, v, spec)
+	}
+	got := make([]JobResult, len(specs))
+	done := make(chan int)
+	for i, spec := range specs {
+		go func() {
+			wasm := loadJobtool(t)
+			got[i], _ = v.RunJob(context.Background(), sha256.Sum256(wasm), JobBytes("", wasm), spec)
+			done <- i
+		}()
+	}
+	for range specs {
+		<-done
+	}
+	for i := range specs {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("run %d concurrently: %+v\nalone: %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -244,4 +245,44 @@ func FuzzJobModule(f *testing.F) {
 			t.Fatalf("image of %d bytes for %d pages", len(data), pages)
 		}
 	})
+}
+
+// TestJobMemoryImage: a Go program's data segments become the memory image
+// (and leave the compiled module), and the slice-backed memory used when
+// mmap fails grows with zeros and ends the run past its limit.
+func TestJobMemoryImage(t *testing.T) {
+	code, data, pages, err := instrumentJob(loadJobtool(t), meter.DefaultCosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wasmbin.Decode(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data == nil || len(data) != int(pages)*65536 || m.Find(wasmbin.SectionData) >= 0 {
+		t.Fatalf("image of %d bytes for %d pages, data section kept: %v", len(data), pages, m.Find(wasmbin.SectionData) >= 0)
+	}
+
+	img, err := newImage([]byte{1, 2, 3, 4}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.close()
+	s := newJobState(context.Background(), &JobSpec{})
+	mem := newSliceJobMemory(img, 3*65536, s)
+	b := mem.Reallocate(65536)
+	if len(b) != 65536 || b[3] != 4 || b[4] != 0 {
+		t.Fatalf("initial memory: %d bytes, % x", len(b), b[:8])
+	}
+	b[65535] = 9
+	b = mem.Reallocate(3 * 65536)
+	if len(b) != 3*65536 || b[65535] != 9 || b[65536] != 0 || b[3*65536-1] != 0 || s.memPeak != 3*65536 {
+		t.Fatalf("grown memory: %d bytes, peak %d", len(b), s.memPeak)
+	}
+	defer func() {
+		if r := recover(); r == nil || !errors.Is(s.trap, ErrLimit) {
+			t.Fatalf("growing past the limit: recovered %v, trap %v", r, s.trap)
+		}
+	}()
+	mem.Reallocate(4 * 65536)
 }
