@@ -293,7 +293,7 @@ func (v *VM) startJob(ctx context.Context, moduleID [32]byte, module JobFile, sp
 	s := newJobState(ctx, &spec)
 	r = &jobRun{s: s, spec: &spec, mod: mod}
 	r.stop = context.AfterFunc(ctx, func() { s.cancelled.Store(true) })
-	r.alloc = &jobAllocator{img: mod.img, pages: mod.pages, limit: uint64(limitPages) * 65536, s: s}
+	r.alloc = &jobAllocator{img: mod.img, limit: uint64(limitPages) * 65536, s: s}
 	// The job state is the outermost value, so host functions find it
 	// first.
 	r.ctx = context.WithValue(experimental.WithMemoryAllocator(ctx, r.alloc), jobStateKey{}, s)

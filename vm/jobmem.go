@@ -17,7 +17,6 @@ import "github.com/tetratelabs/wazero/experimental"
 // jobAllocator hands wazero the memory of one run.
 type jobAllocator struct {
 	img   *image // the initial memory, nil when wazero applies the data segments
-	pages uint32
 	limit uint64 // bytes
 	s     *jobState
 	mem   experimental.LinearMemory

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/tetratelabs/wazero"
@@ -20,7 +21,6 @@ import (
 
 // WASI errno values beyond wasi.go's.
 const (
-	errnoAcces       = 2
 	errnoBusy        = 10
 	errnoDquot       = 19
 	errnoExist       = 20
@@ -44,7 +44,7 @@ const (
 const maxIovecs = 1024
 
 // errJobExit unwinds the guest after proc_exit; it is not an outcome.
-var errJobExit = fmt.Errorf("vm: job exited")
+var errJobExit = errors.New("vm: job exited")
 
 type jobFunc struct {
 	name            string
