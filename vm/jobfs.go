@@ -601,12 +601,12 @@ func (fs *jobFS) writeAt(n *fsNode, p []byte, off int64) (int, uint16) {
 		return 0, errnoSuccess
 	}
 	size := int64(len(n.data))
+	room := int64(min(fs.room(), 1<<40))
+	if off >= size+room { // not one byte fits (and end cannot overflow)
+		return 0, errnoNospc
+	}
 	end := off + int64(len(p))
 	if end > size {
-		room := int64(min(fs.room(), 1<<62))
-		if off >= size+room {
-			return 0, errnoNospc
-		}
 		if end > size+room {
 			p = p[:size+room-off]
 			end = size + room

@@ -92,6 +92,14 @@ func TestJobFSOutputAccounting(t *testing.T) {
 	if k, e := fs.writeAt(g, []byte{1}, 40); k != 0 || e != errnoNospc {
 		t.Fatalf("full: %d %d", k, e)
 	}
+	for _, off := range []int64{41, 1 << 40, 1<<62 + 12345, 1<<63 - 1} {
+		if k, e := fs.writeAt(g, []byte{1}, off); k != 0 || e != errnoNospc {
+			t.Fatalf("write at %d: %d %d", off, k, e)
+		}
+	}
+	if k, e := fs.writeAt(g, []byte("xy"), 5); k != 2 || e != errnoSuccess || string(g.data[5:7]) != "xy" {
+		t.Fatalf("overwrite when full: %d %d", k, e)
+	}
 	if e := fs.setSize(g, 41); e != errnoNospc {
 		t.Fatalf("extend when full: %d", e)
 	}
@@ -285,4 +293,26 @@ func TestJobMemoryImage(t *testing.T) {
 		}
 	}()
 	mem.Reallocate(4 * 65536)
+}
+
+// testModule is an api.Module without memory.
+type testModule struct{ api.Module }
+
+func (testModule) Memory() api.Memory { return nil }
+
+// TestJobHostBug: a host function that panics with anything but a trap
+// ends the run as the host's failure (RunJob's error), not as an outcome.
+func TestJobHostBug(t *testing.T) {
+	s := newJobState(context.Background(), &JobSpec{})
+	s.gas = &testGlobal{v: 1000}
+	f := jobGuestFunc(jobFunc{name: "buggy", fn: func(_ *jobState, _ api.Memory, st []uint64) {
+		_ = st[len(st)] // index out of range
+	}})
+	defer func() {
+		r := recover()
+		if _, ok := r.(*trap); !ok || s.infra == nil || !strings.Contains(s.infra.Error(), "buggy") {
+			t.Fatalf("recovered %v, host failure %v", r, s.infra)
+		}
+	}()
+	f(context.WithValue(context.Background(), jobStateKey{}, s), testModule{}, make([]uint64, 1))
 }

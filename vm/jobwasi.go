@@ -55,9 +55,19 @@ type jobFunc struct {
 // jobGuestFunc adapts a jobFunc to wazero: every call checks for
 // cancellation and pays GasHostBase.
 func jobGuestFunc(f jobFunc) api.GoModuleFunc {
-	fn := f.fn
+	fn, name := f.fn, f.name
 	return func(ctx context.Context, mod api.Module, st []uint64) {
 		s := ctx.Value(jobStateKey{}).(*jobState)
+		// A panic that is not a trap is a bug of the host: the run has no
+		// outcome, rather than a wrong one.
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(*trap); !ok {
+					s.fail(fmt.Errorf("vm: job host function %s: %v", name, r))
+				}
+				panic(r)
+			}
+		}()
 		if s.cancelled.Load() {
 			s.fail(fmt.Errorf("vm: job: %w", context.Cause(s.ctx)))
 		}
@@ -166,7 +176,7 @@ func jobWasiFuncs() []jobFunc {
 			case e != errnoSuccess:
 			case fd.kind != fdFile || !fd.write:
 				e = errnoBadf
-			case off < 0 || n <= 0 || off > 1<<62 || n > 1<<62:
+			case off < 0 || n <= 0 || off > 1<<61 || n > 1<<61:
 				e = errnoInval
 			case off+n > fd.node.size():
 				e = s.fs.setSize(fd.node, off+n)
