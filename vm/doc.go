@@ -126,8 +126,10 @@
 //     failpoint.JobInputRead), ctx cancelled (seen at the next host call), a
 //     closed VM. Otherwise res is the outcome, consensus like a receipt:
 //     Status (JobExited with ExitCode, JobTrapped, JobOutOfGas,
-//     JobLimitExceeded; a module that is not a valid WASI command is
-//     JobTrapped with Err wrapping ErrInvalidModule and no gas used),
+//     JobLimitExceeded — the program failed after the memory or output
+//     limits refused it something —; a module that is not a valid WASI
+//     command is JobTrapped with Err wrapping ErrInvalidModule and no gas
+//     used),
 //     GasUsed, Outputs (the files under /out, sorted by path), Stdout and
 //     Stderr (the first MaxJobLogBytes of each) with their total lengths,
 //     BytesRead and MemoryBytes. Err's text is for people.
@@ -143,8 +145,8 @@
 // directory, so a relative path names an input. Files under /out may nest
 // (directories are created as usual) and are limited together: bytes to
 // JobSpec.OutputLimit (a write that does not fit writes what fits, then
-// fails with ENOSPC; nothing else reacts), MaxJobOutputFiles files and
-// MaxJobOutputDirs directories (EDQUOT), names of at most MaxJobNameBytes
+// fails with ENOSPC), MaxJobOutputFiles files and MaxJobOutputDirs
+// directories (EDQUOT), names of at most MaxJobNameBytes
 // bytes of UTF-8 (ENAMETOOLONG, EILSEQ), paths of at most MaxJobPathBytes
 // below /out (ENAMETOOLONG), MaxJobOpenFiles descriptors (EMFILE). There are
 // no host files, links or sockets: an absolute path or ".." above a preopen
@@ -170,14 +172,17 @@
 // without being written); RunJob's GasUsed is exact, a limit of exactly the
 // gas used suffices, one less runs out. Memory: JobSpec.MemoryLimit is a
 // property of the run, not of the compiled module: the run's memory
-// allocator (jobmem.go) reserves that many bytes and a memory.grow beyond
-// them ends the run with JobLimitExceeded, like an OOM kill (Go's runtime
-// would abort anyway, and the outcome names the cause); one runtime and one
+// allocator (jobmem.go) reserves that many bytes and refuses a memory.grow
+// beyond them (it returns -1, as Wasm specifies); one runtime and one
 // compiled module serve every limit, and a module declaring a larger
 // maximum is not refused. The other ways to limit memory cost more: a
 // memory section rewritten per limit needs a compilation per limit, a check
 // in front of every memory.grow a change of the metering pass that every
-// contract would carry.
+// contract would carry. A refusal by the memory or the output limits is
+// remembered: a program that copes with it and exits 0 has exited, one that
+// then fails (Go's runtime stops with "out of memory", exit code 2; a job
+// gives up on ENOSPC) ends as JobLimitExceeded, with its exit code, so the
+// outcome names the cause.
 //
 // Start. Compiled modules are cached (LRU of Config.ModuleCacheSize, 8 for
 // Jobs, on top of wazero's on-disk cache under Config.CacheDir). A Go

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
@@ -53,8 +52,13 @@ const (
 	JobTrapped
 	// JobOutOfGas: the run used its whole gas limit.
 	JobOutOfGas
-	// JobLimitExceeded: the program grew its linear memory beyond
-	// JobSpec.MemoryLimit (or its module asks for more memory at start).
+	// JobLimitExceeded: the program failed (exited with a code other than
+	// 0, or trapped) after the memory or output limits refused it
+	// something: a memory.grow beyond JobSpec.MemoryLimit, a write beyond
+	// JobSpec.OutputLimit, a file or directory beyond MaxJobOutputFiles or
+	// MaxJobOutputDirs. Also a module whose initial memory exceeds the
+	// memory limit (it does not start). A program that copes with the
+	// refusal and exits 0 is JobExited.
 	JobLimitExceeded
 )
 
@@ -128,11 +132,11 @@ type JobSpec struct {
 	GasLimit uint64
 	// MemoryLimit bounds the linear memory in bytes (rounded down to whole
 	// 64 KiB pages; at least one page and at most the VM's
-	// Config.MaxJobMemoryBytes). A memory.grow beyond it ends the run with
-	// JobLimitExceeded.
+	// Config.MaxJobMemoryBytes). A memory.grow beyond it fails (returns
+	// -1, as Wasm specifies for a memory that cannot grow).
 	MemoryLimit uint64
 	// OutputLimit bounds the bytes of all files under /out together: a
-	// write beyond it fails with ENOSPC.
+	// write beyond it writes what fits and then fails with ENOSPC.
 	OutputLimit uint64
 	// TimeMs is the realtime clock at the start (unix milliseconds: the
 	// job's submit block time); clocks advance only by poll_oneoff.
@@ -152,8 +156,10 @@ type JobOutput struct {
 // consensus.
 type JobResult struct {
 	Status JobStatus
-	// ExitCode is the proc_exit code (0 when _start returned) when Status
-	// is JobExited, else 0. A Go program that panics exits with code 2.
+	// ExitCode is the proc_exit code (0 when _start returned) of a program
+	// that exited: Status JobExited, or JobLimitExceeded when it exited
+	// after a limit refused it something; else 0. A Go program that panics
+	// or runs out of memory exits with code 2.
 	ExitCode int32
 	// Err says why a run that did not exit ended: it wraps ErrTrap,
 	// ErrOutOfGas, ErrLimit or ErrInvalidModule. nil when JobExited. Its
@@ -234,8 +240,7 @@ func newJobVM(ctx context.Context, cfg Config) (*VM, error) {
 // with spec: a fresh instance, the start function (if any) and _start.
 //
 // What the job did is the JobResult, whatever it was: exiting with any
-// code, trapping, running out of gas or exceeding its memory limit are
-// outcomes, and so is a module that is not a valid WASI command
+// code, trapping, running out of gas or failing at a limit are outcomes, and so is a module that is not a valid WASI command
 // (JobTrapped with Err wrapping ErrInvalidModule, GasUsed 0). An error
 // means the node could not run the job and there is no outcome: a spec
 // beyond the VM's caps or the protocol limits (ErrLimit) or malformed, an
@@ -259,7 +264,6 @@ type jobRun struct {
 	mod   *module
 	inst  api.Module
 	alloc *jobAllocator
-	stop  func() bool // unregisters the cancellation hook
 }
 
 // startJob does everything RunJob does before the job's first instruction:
@@ -292,7 +296,6 @@ func (v *VM) startJob(ctx context.Context, moduleID [32]byte, module JobFile, sp
 	}
 	s := newJobState(ctx, &spec)
 	r = &jobRun{s: s, spec: &spec, mod: mod}
-	r.stop = context.AfterFunc(ctx, func() { s.cancelled.Store(true) })
 	r.alloc = &jobAllocator{img: mod.img, limit: uint64(limitPages) * 65536, s: s}
 	// The job state is the outermost value, so host functions find it
 	// first.
@@ -317,7 +320,6 @@ func (r *jobRun) close() {
 	if r.alloc.mem != nil {
 		r.alloc.mem.Free()
 	}
-	r.stop()
 	r.mod.unref(ctx)
 }
 
@@ -345,25 +347,34 @@ func (r *jobRun) run() (JobResult, error) {
 	if s.infra != nil {
 		return JobResult{}, s.infra
 	}
+	var failure error // how the program failed, if it did
 	switch {
-	case s.exited:
+	case (s.exited && s.exitCode == 0) || (callErr == nil && left >= 0):
 		return s.result(JobExited, used, nil), nil
-	case callErr == nil && left >= 0:
-		return s.result(JobExited, used, nil), nil
-	case s.trap != nil && errors.Is(s.trap, ErrLimit):
-		return s.result(JobLimitExceeded, used, s.trap), nil
 	case left < 0 || (s.trap != nil && errors.Is(s.trap, ErrOutOfGas)):
 		reason := s.trap
 		if reason == nil {
 			reason = fmt.Errorf("%w: %s", ErrOutOfGas, trapText(callErr))
 		}
 		return s.result(JobOutOfGas, limit, reason), nil
+	case s.exited:
+		failure = fmt.Errorf("exited with code %d", int32(s.exitCode))
 	case s.trap != nil:
-		return s.result(JobTrapped, used, s.trap), nil
+		failure = s.trap
 	case uint32(depth.Get()) > meter.DefaultMaxCallDepth:
-		return s.result(JobTrapped, used, fmt.Errorf("%w: call depth exceeded (more than %d nested Wasm calls)", ErrTrap, meter.DefaultMaxCallDepth)), nil
+		failure = fmt.Errorf("%w: call depth exceeded (more than %d nested Wasm calls)", ErrTrap, meter.DefaultMaxCallDepth)
+	default:
+		failure = fmt.Errorf("%w: %s", ErrTrap, trapText(callErr))
 	}
-	return s.result(JobTrapped, used, fmt.Errorf("%w: %s", ErrTrap, trapText(callErr))), nil
+	switch {
+	case s.limitHit != nil:
+		// The program failed after a limit refused it something: that
+		// limit is the outcome's cause.
+		return s.result(JobLimitExceeded, used, fmt.Errorf("%w: %s; the job then %w", ErrLimit, s.limitHit, failure)), nil
+	case s.exited:
+		return s.result(JobExited, used, nil), nil
+	}
+	return s.result(JobTrapped, used, failure), nil
 }
 
 // checkJob checks a run's module and spec against the VM's caps and the
@@ -656,8 +667,8 @@ func checkJobInterface(p *wasmbin.Parsed) error {
 // jobState is everything the jobs' WASI knows about a run.
 type jobState struct {
 	gas       api.MutableGlobal
-	cancelled atomic.Bool
 	ctx       context.Context
+	done      <-chan struct{} // ctx.Done(), polled at every host call
 	argv, env []string
 
 	// Clocks: realtime = realBase + advance, monotonic = monoBase +
@@ -672,6 +683,7 @@ type jobState struct {
 
 	trap     error // first reason the host aborted the guest
 	infra    error // a failure of the host: RunJob returns it
+	limitHit error // the first thing the memory or output limits refused
 	exited   bool
 	exitCode uint32
 }
@@ -681,6 +693,7 @@ type jobStateKey struct{}
 func newJobState(ctx context.Context, spec *JobSpec) *jobState {
 	s := &jobState{
 		ctx:      ctx,
+		done:     ctx.Done(),
 		argv:     append([]string{jobArgv0}, spec.Args...),
 		env:      spec.Env,
 		realBase: spec.TimeMs * 1_000_000,
@@ -748,8 +761,18 @@ func (s *jobState) result(status JobStatus, gas uint64, reason error) JobResult 
 		MemoryBytes: s.memPeak,
 	}
 	if status == JobExited {
-		r.ExitCode = int32(s.exitCode)
 		r.Err = nil
 	}
+	if s.exited && (status == JobExited || status == JobLimitExceeded) {
+		r.ExitCode = int32(s.exitCode)
+	}
 	return r
+}
+
+// refused records that a limit refused the job something (the first such
+// refusal is kept): a run that then fails ends as JobLimitExceeded.
+func (s *jobState) refused(format string, args ...any) {
+	if s.limitHit == nil {
+		s.limitHit = fmt.Errorf(format, args...)
+	}
 }

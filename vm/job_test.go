@@ -158,8 +158,11 @@ func TestJobMemoryLimit(t *testing.T) {
 	spec := testJobSpec("hog", "64")
 	spec.MemoryLimit = 32 << 20
 	res := runJobtool(t, v, spec)
-	if res.Status != JobLimitExceeded || !errors.Is(res.Err, ErrLimit) || res.MemoryBytes > spec.MemoryLimit {
-		t.Fatalf("64 MiB in 32 MiB: %v err %v memory %d", res.Status, res.Err, res.MemoryBytes)
+	// memory.grow fails, Go's runtime stops ("out of memory", exit 2), and
+	// the limit is the cause.
+	if res.Status != JobLimitExceeded || res.ExitCode != 2 || !errors.Is(res.Err, ErrLimit) || !strings.Contains(res.Err.Error(), "memory limit") ||
+		!strings.Contains(string(res.Stderr), "out of memory") || res.MemoryBytes > spec.MemoryLimit {
+		t.Fatalf("64 MiB in 32 MiB: %v exit %d err %v memory %d\n%.300s", res.Status, res.ExitCode, res.Err, res.MemoryBytes, res.Stderr)
 	}
 	spec.MemoryLimit = 256 << 20
 	res = runJobtool(t, v, spec)
@@ -180,8 +183,11 @@ func TestJobOutputLimit(t *testing.T) {
 	spec := testJobSpec("write", "/out/big", "2500")
 	spec.OutputLimit = 1000
 	res := runJobtool(t, v, spec)
-	if res.Status != JobExited || res.ExitCode != 1 || !strings.Contains(strings.ToLower(string(res.Stderr)), "no space left on device") {
-		t.Fatalf("2500 bytes in 1000: %v %d %s", res.Status, res.ExitCode, res.Stderr)
+	// The write that does not fit fails with ENOSPC, the job gives up
+	// (exit 1), and the limit is the cause.
+	if res.Status != JobLimitExceeded || res.ExitCode != 1 || !errors.Is(res.Err, ErrLimit) ||
+		!strings.Contains(strings.ToLower(string(res.Stderr)), "no space left on device") {
+		t.Fatalf("2500 bytes in 1000: %v %d %v %s", res.Status, res.ExitCode, res.Err, res.Stderr)
 	}
 	if len(res.Outputs) != 1 || res.Outputs[0].Path != "big" || len(res.Outputs[0].Data) != 1000 || res.Outputs[0].Data[999] != 'a'+999%26 {
 		t.Fatalf("outputs %+v", res.Outputs)
@@ -190,12 +196,19 @@ func TestJobOutputLimit(t *testing.T) {
 	if res := runJobtool(t, v, spec); res.Status != JobExited || res.ExitCode != 0 || res.OutputBytes() != 2500 {
 		t.Fatalf("2500 bytes in 2500: %v %d %s", res.Status, res.ExitCode, res.Stderr)
 	}
+	// A job that copes with ENOSPC and exits 0 has exited.
+	spec = testJobSpec("fill")
+	spec.OutputLimit = 4500
+	if res := runJobtool(t, v, spec); res.Status != JobExited || res.ExitCode != 0 || res.OutputBytes() != 4500 ||
+		!strings.Contains(strings.ToLower(string(res.Stdout)), "wrote 4500 bytes: no space left on device") {
+		t.Fatalf("fill: %v %d %v %q", res.Status, res.ExitCode, res.Err, res.Stdout)
+	}
 
 	// Files: MaxJobOutputFiles, then EDQUOT; listings of more entries than
 	// one fd_readdir buffer holds stay complete and sorted.
 	spec = testJobSpec("many", "300")
 	res = runJobtool(t, v, spec)
-	if res.ExitCode != 1 || !strings.Contains(strings.ToLower(string(res.Stderr)), "quota exceeded") || len(res.Outputs) != MaxJobOutputFiles {
+	if res.Status != JobLimitExceeded || res.ExitCode != 1 || !strings.Contains(strings.ToLower(string(res.Stderr)), "quota exceeded") || len(res.Outputs) != MaxJobOutputFiles {
 		t.Fatalf("300 files: %v %d %d outputs %s", res.Status, res.ExitCode, len(res.Outputs), res.Stderr)
 	}
 	if want := fmt.Sprintf("listed %d: 0000 .. %04d\n", MaxJobOutputFiles, MaxJobOutputFiles-1); string(res.Stdout) != want {
@@ -554,21 +567,25 @@ func TestJobHandWrittenModules(t *testing.T) {
 		err    error
 		stdout string
 	}{
-		"writes hi":                  {hi, JobExited, nil, "hi"},
-		"passive data segment":       {passive, JobExited, nil, "hi"},
-		"start section runs first":   {startSection, JobExited, nil, "hihi"},
-		"unreachable":                {start(0x00), JobTrapped, ErrTrap, ""},
-		"infinite loop":              {start(0x03, tVoid, 0x0c, 0, 0x0b), JobOutOfGas, ErrOutOfGas, ""},
-		"grow within the limit":      {start(0x41, 3, 0x40, 0, 0x1a), JobExited, nil, ""},
-		"grow beyond the limit":      {start(0x41, 0xe4, 0x00, 0x40, 0, 0x1a), JobLimitExceeded, ErrLimit, ""},
-		"data segment out of bounds": {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0)}, data: vec(dataSegment(0, 65535, []byte("xy")))}, JobTrapped, ErrTrap, ""},
-		"no _start":                  {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("main", 0)}}, JobTrapped, ErrInvalidModule, ""},
-		"_start returns a value":     {asmModule{bodies: [][]byte{body(0x41, 0, 0x0b)}, exports: [][]byte{exportFunc("_start", 0)}}, JobTrapped, ErrInvalidModule, ""},
-		"imports the contract ABI":   {asmModule{types: [][]byte{functype(nil, nil), functype(nil, []byte{tI32})}, imports: [][]byte{cat(name("sos"), name("input_len"), []byte{0}, u32(1))}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 1)}}, JobTrapped, ErrInvalidModule, ""},
-		"wrong WASI signature":       {asmModule{types: [][]byte{functype(nil, nil)}, imports: [][]byte{wasiImport("fd_write", 0)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 1)}}, JobTrapped, ErrInvalidModule, ""},
-		"no memory":                  {asmModule{types: [][]byte{functype(nil, nil)}, noMemory: true, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0)}}, JobTrapped, ErrInvalidModule, ""},
-		"SIMD":                       {simd, JobTrapped, ErrInvalidModule, ""},
-		"reserved export name":       {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0), exportFunc("sos_gas", 0)}}, JobTrapped, ErrInvalidModule, ""},
+		"writes hi":                {hi, JobExited, nil, "hi"},
+		"passive data segment":     {passive, JobExited, nil, "hi"},
+		"start section runs first": {startSection, JobExited, nil, "hihi"},
+		"unreachable":              {start(0x00), JobTrapped, ErrTrap, ""},
+		"infinite loop":            {start(0x03, tVoid, 0x0c, 0, 0x0b), JobOutOfGas, ErrOutOfGas, ""},
+		"grow within the limit":    {start(0x41, 3, 0x40, 0, 0x1a), JobExited, nil, ""},
+		// memory.grow(100) beyond 10 pages returns -1 (else unreachable);
+		// the module copes, so it exits 0.
+		"grow beyond the limit": {start(0x41, 0xe4, 0x00, 0x40, 0, 0x41, 0x7f, 0x47, 0x04, tVoid, 0x00, 0x0b), JobExited, nil, ""},
+		// ... and fails when it does not.
+		"grow beyond the limit, then trap": {start(0x41, 0xe4, 0x00, 0x40, 0, 0x41, 0x7f, 0x46, 0x04, tVoid, 0x00, 0x0b), JobLimitExceeded, ErrLimit, ""},
+		"data segment out of bounds":       {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0)}, data: vec(dataSegment(0, 65535, []byte("xy")))}, JobTrapped, ErrTrap, ""},
+		"no _start":                        {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("main", 0)}}, JobTrapped, ErrInvalidModule, ""},
+		"_start returns a value":           {asmModule{bodies: [][]byte{body(0x41, 0, 0x0b)}, exports: [][]byte{exportFunc("_start", 0)}}, JobTrapped, ErrInvalidModule, ""},
+		"imports the contract ABI":         {asmModule{types: [][]byte{functype(nil, nil), functype(nil, []byte{tI32})}, imports: [][]byte{cat(name("sos"), name("input_len"), []byte{0}, u32(1))}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 1)}}, JobTrapped, ErrInvalidModule, ""},
+		"wrong WASI signature":             {asmModule{types: [][]byte{functype(nil, nil)}, imports: [][]byte{wasiImport("fd_write", 0)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 1)}}, JobTrapped, ErrInvalidModule, ""},
+		"no memory":                        {asmModule{types: [][]byte{functype(nil, nil)}, noMemory: true, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0)}}, JobTrapped, ErrInvalidModule, ""},
+		"SIMD":                             {simd, JobTrapped, ErrInvalidModule, ""},
+		"reserved export name":             {asmModule{types: [][]byte{functype(nil, nil)}, bodies: [][]byte{body(0x0b)}, exports: [][]byte{exportFunc("_start", 0), exportFunc("sos_gas", 0)}}, JobTrapped, ErrInvalidModule, ""},
 	} {
 		wasm := tc.mod.bytes()
 		spec := testJobSpec()

@@ -332,7 +332,12 @@ func (fs *jobFS) canCreate(parent *fsNode, name string, dir bool) uint16 {
 	if e := fs.checkPath(parent, name, 0); e != errnoSuccess {
 		return e
 	}
-	if dir && fs.outDirs >= MaxJobOutputDirs || !dir && fs.outFiles >= MaxJobOutputFiles {
+	if dir && fs.outDirs >= MaxJobOutputDirs {
+		fs.s.refused("output limit: a directory beyond the %d allowed under /out was refused", MaxJobOutputDirs)
+		return errnoDquot
+	}
+	if !dir && fs.outFiles >= MaxJobOutputFiles {
+		fs.s.refused("output limit: a file beyond the %d allowed under /out was refused", MaxJobOutputFiles)
 		return errnoDquot
 	}
 	return errnoSuccess
@@ -603,6 +608,7 @@ func (fs *jobFS) writeAt(n *fsNode, p []byte, off int64) (int, uint16) {
 	size := int64(len(n.data))
 	room := int64(min(fs.room(), 1<<40))
 	if off >= size+room { // not one byte fits (and end cannot overflow)
+		fs.s.refused("output limit: a write beyond the %d bytes allowed under /out was refused", fs.outLimit)
 		return 0, errnoNospc
 	}
 	end := off + int64(len(p))
@@ -626,6 +632,7 @@ func (fs *jobFS) setSize(n *fsNode, size int64) uint16 {
 	cur := int64(len(n.data))
 	if size > cur {
 		if uint64(size-cur) > fs.room() {
+			fs.s.refused("output limit: growing a file beyond the %d bytes allowed under /out was refused", fs.outLimit)
 			return errnoNospc
 		}
 		fs.s.charge(uint64(size-cur) * GasJobGrowPerByte)

@@ -4,15 +4,15 @@ import "github.com/tetratelabs/wazero/experimental"
 
 // A job's linear memory. The memory limit is a property of the run, not of
 // the compiled module or the runtime: the allocator of each run backs the
-// memory with at most JobSpec.MemoryLimit bytes and ends the run when the
-// guest grows it beyond (jobMemory.grow), so one compiled module and one
+// memory with at most JobSpec.MemoryLimit bytes and refuses to grow it
+// beyond (Reallocate returns nil, so memory.grow returns -1, as Wasm
+// specifies for a memory that cannot grow), so one compiled module and one
 // runtime serve every limit. The alternatives cost more: rewriting the
 // memory section's maximum per run means a compilation per limit, and a
 // check against a limit global in front of every memory.grow is a change
-// of the metering pass every contract would carry. Growing past the limit
-// ends the run (JobLimitExceeded) instead of failing the memory.grow, like
-// a cgroup's OOM kill: Go's runtime would abort with exit code 2 anyway,
-// and the outcome names the cause.
+// of the metering pass every contract would carry. The refusal is
+// recorded: a program that fails after it (Go's runtime stops with "out
+// of memory", exit code 2) ends as JobLimitExceeded.
 
 // jobAllocator hands wazero the memory of one run.
 type jobAllocator struct {
@@ -36,12 +36,13 @@ func (a *jobAllocator) Allocate(_, max uint64) experimental.LinearMemory {
 }
 
 // grow checks a new memory size against the run's limit.
-func (s *jobState) grow(size, limit uint64) {
+func (s *jobState) grow(size, limit uint64) bool {
 	if size > limit {
-		s.abort(newTrap(ErrLimit, "memory limit exceeded: growing the memory to %d bytes (%d pages), the limit is %d bytes",
-			size, size/65536, limit))
+		s.refused("memory limit: a memory.grow to %d bytes (%d pages) was refused, the limit is %d bytes", size, size/65536, limit)
+		return false
 	}
 	s.memPeak = max(s.memPeak, size)
+	return true
 }
 
 // sliceJobMemory is a job memory on Go's heap, grown by copying.
@@ -60,7 +61,9 @@ func newSliceJobMemory(img *image, limit uint64, s *jobState) *sliceJobMemory {
 }
 
 func (m *sliceJobMemory) Reallocate(size uint64) []byte {
-	m.s.grow(size, m.limit)
+	if !m.s.grow(size, m.limit) {
+		return nil
+	}
 	if size <= uint64(cap(m.buf)) {
 		old := len(m.buf)
 		m.buf = m.buf[:size]

@@ -40,7 +40,9 @@ func mapJobMemory(img *image, limit uint64, s *jobState) (*mmapJobMemory, error)
 }
 
 func (m *mmapJobMemory) Reallocate(size uint64) []byte {
-	m.s.grow(size, m.limit)
+	if !m.s.grow(size, m.limit) {
+		return nil
+	}
 	return m.buf[:size]
 }
 

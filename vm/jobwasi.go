@@ -68,8 +68,10 @@ func jobGuestFunc(f jobFunc) api.GoModuleFunc {
 				panic(r)
 			}
 		}()
-		if s.cancelled.Load() {
+		select {
+		case <-s.done:
 			s.fail(fmt.Errorf("vm: job: %w", context.Cause(s.ctx)))
+		default:
 		}
 		s.charge(GasHostBase)
 		fn(s, mod.Memory(), st)

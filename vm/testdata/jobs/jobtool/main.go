@@ -76,6 +76,19 @@ func main() {
 		}
 		check(w.Flush())
 		check(f.Close())
+	case "fill": // write to /out/fill until the output limit refuses, then succeed
+		f, err := os.Create("/out/fill")
+		check(err)
+		n, chunk := 0, make([]byte, 1000)
+		for {
+			k, err := f.Write(chunk)
+			n += k
+			if err != nil {
+				fmt.Printf("wrote %d bytes: %v\n", n, errors.Unwrap(err))
+				break
+			}
+		}
+		check(f.Close())
 	case "exit":
 		code, err := strconv.Atoi(args[0])
 		check(err)
