@@ -59,6 +59,9 @@ func invalid(format string, args ...any) error {
 // import, bad entry point signature), ErrLimit (size limits) or, when
 // initialization fails, ErrTrap / ErrOutOfGas.
 func (v *VM) Prepare(ctx context.Context, wasm []byte) ([]byte, ModuleInfo, error) {
+	if v.cfg.Purpose == Jobs {
+		return nil, ModuleInfo{}, errors.New("vm: Prepare: a Jobs VM runs no contracts")
+	}
 	if len(wasm) > MaxCodeBytes {
 		return nil, ModuleInfo{}, fmt.Errorf("%w: module is %d bytes, limit %d", ErrLimit, len(wasm), MaxCodeBytes)
 	}

@@ -36,6 +36,10 @@ const (
 	// connection to the fetcher before it sends a chunk, as a broken
 	// network would mid-transfer. Evaluated once per chunk served.
 	NetBlobDropConn = "sos/net/blob-drop-conn"
+	// JobInputRead fails a job's read of an input or of stdin (package vm:
+	// the boundary between a running job and the store its inputs come
+	// from). RunJob then returns an error wrapping vm.ErrJobInput.
+	JobInputRead = "sos/vm/job-input-read"
 )
 
 // registry registers each name with gofail once per process (gofail panics
