@@ -599,12 +599,16 @@ func (s *jobNode) verifyJob(ctx context.Context, j *rome.Job) (*sentTx, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	s.n.jobs.Verify(j.ID, rep.Match)
 	if rep.Match {
-		s.log.Info("job result verified by re-execution", "job_id", j.ID, "gas_used", j.Result.GasUsed)
 		// The re-execution made the very outputs the result names.
-		return nil, s.store(ctx, rep.Result)
+		if err := s.store(ctx, rep.Result); err != nil {
+			return nil, err
+		}
+		s.n.jobs.Verify(j.ID, true)
+		s.log.Info("job result verified by re-execution", "job_id", j.ID, "gas_used", j.Result.GasUsed)
+		return nil, nil
 	}
+	s.n.jobs.Verify(j.ID, false)
 	p := &ledger.JobChallenge{JobID: j.ID, Outcome: rep.Result.Outcome()}
 	h, err := s.n.submitTxAs(ctx, key, p)
 	if err != nil {
