@@ -59,6 +59,9 @@ func newJobNetWith(t *testing.T, cfg Config, tune func(*NodeOptions)) *jobNet {
 	_ = json.Unmarshal(rj, &r)
 	r["epoch_blocks"], r["cert_period_epochs"] = 3, 1000
 	r["jobs"] = map[string]any{"timeout_blocks": 60, "challenge_blocks": 60, "verdict_blocks": 60, "challenge_deposit": "1000uTFLP"}
+	// Rewards in another denom: a provider's uTFLP then moves only by fees,
+	// bonds and what leases pay it.
+	r["reward"] = map[string]any{"denom": "uKWTT", "per_epoch": "1000000", "halving_epochs": 100000}
 	rj, _ = json.Marshal(r)
 	g.Extra = map[string]json.RawMessage{"rome": rj, "gov": gj}
 	doc, err := g.Marshal()
@@ -100,12 +103,19 @@ func (jn *jobNet) mustSend(t *testing.T, k *ledger.PrivateKey, p ledger.Payload)
 // the lease once the market is in its first epoch.
 func (jn *jobNet) lease(t *testing.T, epochs uint32) client.RomeLease {
 	t.Helper()
+	return jn.leaseOn(t, epochs, jn.exec.Address())
+}
+
+// leaseOn is lease with the offer naming node as the node that runs its
+// jobs.
+func (jn *jobNet) leaseOn(t *testing.T, epochs uint32, node ledger.Address) client.RomeLease {
+	t.Helper()
 	var before uint64
 	if old, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "all"}); err == nil && len(old) > 0 {
 		before = old[0].ID
 	}
 	jn.mustSend(t, jn.prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, Price: []ledger.ResourceAmount{{Kind: 1, Amount: 5}},
-		Node: jn.exec.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
+		Node: node, Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
 	jn.mustSend(t, jn.cons, &ledger.RomeRequest{Demand: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, MaxPrice: []ledger.ResourceAmount{{Kind: 1, Amount: 5}}, Epochs: epochs})
 	for {
 		leases, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "active"})

@@ -23,6 +23,7 @@ import (
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
+	sosnet "github.com/sos-kernel/sos/net"
 	"github.com/sos-kernel/sos/rome"
 )
 
@@ -278,7 +279,9 @@ func (jc *jobCluster) job(i int, id uint64, what string, cond func(*client.Job) 
 	return j
 }
 
-func statusIs(s string) func(*client.Job) bool { return func(j *client.Job) bool { return j.Status == s } }
+func statusIs(s string) func(*client.Job) bool {
+	return func(j *client.Job) bool { return j.Status == s }
+}
 
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
@@ -329,6 +332,35 @@ func TestJobsRunOnAnotherNode(t *testing.T) {
 		t.Fatal("verification not counted")
 	}
 
+	// Who the data plane serves a job's blobs to: members, under the
+	// job's tag, for blobs of that job; the worker a live offer names.
+	srv := jc.nodes[0].jobsvc
+	member, stranger := sosnet.PeerID(jc.nodes[2].NodeID()), sosnet.PeerID(seededKey(t, 9999).Public().Fingerprint())
+	mod, out0 := blob.ID(blob.Sum(testModule)), mustBlobID(t, j.Outputs[0].ID)
+	for _, c := range []struct {
+		peer sosnet.PeerID
+		id   blob.ID
+		tag  string
+		want bool
+	}{
+		{member, mod, jobTag(id), true}, {member, blob.ID(out0), jobTag(id), true}, {stranger, mod, jobTag(id), false},
+		{member, blob.Sum([]byte("not the job's")), jobTag(id), false}, {member, mod, "job/99", false}, {member, mod, "storage/1", false},
+	} {
+		if got := srv.authorizeBlob(c.peer, c.id, c.tag); got != c.want {
+			t.Errorf("authorize %s for %s under %q: %v, want %v", c.peer, c.id, c.tag, got, c.want)
+		}
+	}
+	worker := seededKey(t, 9998)
+	if srv.workerPolicy("w", worker.Public()) {
+		t.Fatal("a worker no offer names was approved")
+	}
+	jc.send(0, jc.prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 1, Amount: 1}}, Price: []ledger.ResourceAmount{{Kind: 1, Amount: 5}},
+		Node: worker.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1000}}})
+	jc.wait("the worker approved once an offer names it", func() bool { return srv.workerPolicy("w", worker.Public()) })
+	if srv.authorizeBlob("w", mod, jobTag(id)) {
+		t.Fatal("a worker got the blobs of another node's job")
+	}
+
 	disable, err := failpoint.Enable(failpoint.NetBlobCorruptChunk, "1*return")
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +374,6 @@ func TestJobsRunOnAnotherNode(t *testing.T) {
 		t.Fatalf("job with a corrupted chunk: status %s, verified %v, chunks corrupted %d", j.Status, *j.Verified, n)
 	}
 }
-
 
 // balance is a's uTFLP on node i's committed state.
 func (jc *jobCluster) balance(i int, a ledger.Address) uint64 {
@@ -495,5 +526,119 @@ func TestJobConsumerOfflineAndMissingInput(t *testing.T) {
 	j = jc.job(c, id2, "timed out", statusIs("timeout"))
 	if j.ExitCode != nil {
 		t.Fatalf("a job without its input has a result: %+v", j)
+	}
+}
+
+// TestJobOutputsOnAFullDisk: the node runs a job whose outputs it cannot
+// store (failpoint sos/blob/write-error: every blob write fails as on a
+// full disk). It sends no result — one it could not serve would be
+// unverifiable — keeps producing blocks, leaves no output behind, and
+// tries again: once the disk has room the job completes.
+func TestJobOutputsOnAFullDisk(t *testing.T) {
+	jn := newJobNet(t, DefaultConfig())
+	l := jn.leaseOn(t, 200, jn.tn.nodeKey.Address())
+	input := []byte("some input\n")
+	p := &ledger.JobSubmit{LeaseID: l.ID, Module: jn.upload(t, testModule), GasLimit: 100_000, MemoryLimit: 1 << 24, OutputLimit: 1 << 20}
+	in := jn.upload(t, input)
+	p.Inputs = []ledger.JobFile{{Name: "in", ID: in.ID, Size: in.Size}}
+	disable, err := failpoint.Enable(failpoint.BlobWriteError, "return")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disable()
+	res := jn.mustSend(t, jn.cons, p)
+	var sub struct {
+		JobID uint64 `json:"job_id"`
+	}
+	_ = json.Unmarshal([]byte(res.Receipt.Data), &sub)
+	jn.waitJob(t, sub.JobID, "outputs refused by the disk", func(*client.Job) bool { return failpoint.Count(failpoint.BlobWriteError) >= 2 })
+	j, err := jn.c.Job(jn.ctx, sub.JobID)
+	if err != nil || j.ExitCode != nil || (j.Status != "submitted" && j.Status != "running") {
+		t.Fatalf("job with unstorable outputs: %+v %v", j, err)
+	}
+	if jn.n.Blobs().Has(blob.Sum([]byte(sha256Line(input, "in")))) {
+		t.Fatal("a refused output was left in the store")
+	}
+	h := jn.n.store.Head().Height
+	if err := jn.c.WaitHeight(jn.ctx, h+3); err != nil {
+		t.Fatalf("blocks stopped with the blob store full: %v", err)
+	}
+	disable()
+	j = jn.waitJob(t, sub.JobID, "done once the disk has room", func(j *client.Job) bool { return j.Status == "done" })
+	var out strings.Builder
+	if _, err := jn.c.GetBlob(jn.ctx, j.Stdout.ID, int64(j.Stdout.Size), &out); err != nil || out.String() != sha256Line(input, "in") {
+		t.Fatalf("stdout %q, %v", out.String(), err)
+	}
+}
+
+// TestJobSettlementPaysMeasuredUsage: a short lease runs a job on the
+// node; once the lease is over and settled, the provider was paid, epoch
+// by epoch, what the runtime measured — ⌈gas / gas_per_compute_unit⌉
+// compute units in each epoch its jobs were submitted or answered in (0
+// for an epoch whose job had not answered yet), the full amount in the
+// others (nobody reported) — and its balance says so.
+func TestJobSettlementPaysMeasuredUsage(t *testing.T) {
+	jn := newJobNet(t, DefaultConfig())
+	st := func(a ledger.Address) uint64 {
+		acc, _, err := (&ledger.Accounts{St: ledger.NewState(jn.n.store), Codec: jn.n.chain.codec}).Get(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acc.Balances.AmountOf("uTFLP")
+	}
+	provBefore := st(jn.prov.Address())
+	offer := jn.mustSend(t, jn.prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, Price: []ledger.ResourceAmount{{Kind: 1, Amount: 5}},
+		Node: jn.tn.nodeKey.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
+	jn.mustSend(t, jn.cons, &ledger.RomeRequest{Demand: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, MaxPrice: []ledger.ResourceAmount{{Kind: 1, Amount: 5}}, Epochs: 12})
+	var l client.RomeLease
+	for {
+		leases, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "active"})
+		if mk, merr := jn.c.RomeMarket(jn.ctx); err == nil && merr == nil && len(leases) == 1 && mk.Epoch >= leases[0].StartEpoch {
+			l = leases[0]
+			break
+		}
+		if jn.ctx.Err() != nil {
+			t.Fatal("no active lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	id := jn.submit(t, l.ID, map[string]string{"in": "settle me"}, 1_000_000)
+	j := jn.waitJob(t, id, "done", func(j *client.Job) bool { return j.Status == "done" })
+	jn.waitJob(t, id, "the lease over and paid", func(*client.Job) bool {
+		reqs, err := jn.c.RomeRequests(jn.ctx, client.RomeFilter{Status: "all"})
+		return err == nil && len(reqs) == 1 && reqs[0].Status == "done"
+	})
+	u, err := jn.c.LeaseUsage(jn.ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want uint64
+	measured := 0
+	for _, e := range u.Epochs {
+		if e.Submitted == 0 && e.Results == 0 {
+			want += 10 * 5 // no job, no report: the whole amount
+			continue
+		}
+		measured++
+		units := (e.Gas + u.GasPerComputeUnit - 1) / u.GasPerComputeUnit
+		if !e.Settled || e.PaidCompute != units {
+			t.Fatalf("epoch %d: gas %d settled %v paying %d compute units, want %d", e.Epoch, e.Gas, e.Settled, e.PaidCompute, units)
+		}
+		want += units * 5
+	}
+	if measured == 0 || len(u.Epochs) != int(l.EndEpoch-l.StartEpoch) || j.GasUsed == 0 {
+		t.Fatalf("usage %+v of lease %+v", u, l)
+	}
+	o, err := jn.c.RomeOffer(jn.ctx, l.OfferID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held, fee uint64
+	for _, c := range o.Bond {
+		fmt.Sscan(c.Amount, &held)
+	}
+	fmt.Sscan(offer.Receipt.Fee.Amount, &fee)
+	if got := st(jn.prov.Address()) + fee + held - provBefore; got != want {
+		t.Fatalf("provider paid %d uTFLP over the lease, the measured usage is worth %d (usage %+v)", got, want, u.Epochs)
 	}
 }
