@@ -59,6 +59,28 @@ type Config struct {
 	// The node key (node_key.json) is plaintext either way: the node must
 	// start unattended.
 	KeyringBackend string `toml:"keyring_backend"`
+
+	// Jobs (docs/jobs.md, "The node side"). JobConcurrency is how many
+	// job runs the node makes at once — its executor's (the jobs of offers
+	// naming its node key), its verifier's and its committee duty's
+	// re-executions together; 0 runs none (an offer naming this node then
+	// times out, and the node gives no verdicts).
+	JobConcurrency int `toml:"job_concurrency"`
+	// JobMaxMemory and JobMaxModule cap the memory one job may ask for and
+	// the module size this node runs ("1GiB", "64MiB"; 0: those defaults);
+	// a job beyond them is not run here. JobMaxData caps the module,
+	// inputs and stdin of one job together, which are held in memory while
+	// it runs (0: 4GiB).
+	JobMaxMemory ByteSize `toml:"job_max_memory"`
+	JobMaxModule ByteSize `toml:"job_max_module"`
+	JobMaxData   ByteSize `toml:"job_max_data"`
+	// JobVerify is which results of jobs whose consumer is a key of this
+	// home's keyring the node re-executes: "all" (default), "none" or
+	// "sample:F" (a fraction F in (0,1], drawn per job id from a secret of
+	// this node, so a provider cannot tell which of its results are
+	// checked). A result that re-execution does not reproduce is
+	// challenged with the consumer's key.
+	JobVerify string `toml:"job_verify"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -108,6 +130,12 @@ func DefaultConfig() Config {
 		KeyringBackend: string(keyring.BackendTest),
 		BlobLimit:      16 << 30,
 		BlobMaxUpload:  4 << 30,
+
+		JobConcurrency: 2,
+		JobMaxMemory:   1 << 30,
+		JobMaxModule:   64 << 20,
+		JobMaxData:     4 << 30,
+		JobVerify:      "all",
 	}
 }
 
@@ -128,6 +156,15 @@ func (c Config) Validate() error {
 	}
 	if c.BlobMaxUpload == 0 {
 		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
+	}
+	if c.JobConcurrency < 0 || c.JobConcurrency > 1024 {
+		return fmt.Errorf("kernel: config: job_concurrency %d must be between 0 and 1024", c.JobConcurrency)
+	}
+	if c.JobMaxMemory != 0 && (c.JobMaxMemory < 64<<10 || c.JobMaxMemory > 4<<30) {
+		return fmt.Errorf("kernel: config: job_max_memory %s must be between 64KiB and 4GiB", units.Format(uint64(c.JobMaxMemory)))
+	}
+	if _, err := parseVerifyMode(c.JobVerify); err != nil {
+		return fmt.Errorf("kernel: config: %w", err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
