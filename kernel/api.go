@@ -110,7 +110,119 @@ func (n *Node) apiHandler() http.Handler {
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
-	return mux
+	return n.atMinHeight(jsonMuxErrors(mux))
+}
+
+// jsonMuxErrors answers what the mux itself would refuse (no such route:
+// 404; a route without this method: 405, with its Allow header) with the
+// JSON error body every handler uses, instead of the mux's text/plain.
+func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No pattern: the mux answers by itself (404, 405 or a redirect
+		// to the cleaned path). Learn its status and headers, then speak JSON.
+		rec := &headerRecorder{h: http.Header{}}
+		mux.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			writeErr(w, http.StatusNotFound, fmt.Errorf("kernel: no API route %s %s (the routes are listed in docs/api.md)", r.Method, r.URL.Path))
+		case http.StatusMethodNotAllowed:
+			allow := rec.h.Get("Allow")
+			w.Header().Set("Allow", allow)
+			writeErr(w, http.StatusMethodNotAllowed, fmt.Errorf("kernel: %s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow))
+		default:
+			for k, v := range rec.h {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.status)
+			_, _ = w.Write(rec.body)
+		}
+	})
+}
+
+// headerRecorder keeps what a handler wrote (the mux's short answers).
+type headerRecorder struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (r *headerRecorder) Header() http.Header { return r.h }
+func (r *headerRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if len(r.body) < 4<<10 {
+		r.body = append(r.body, b[:min(len(b), 4<<10-len(r.body))]...)
+	}
+	return len(b), nil
+}
+
+// minHeightWait bounds how long a request with ?min_height=H waits for the
+// node to commit H.
+const minHeightWait = 20 * time.Second
+
+// atMinHeight makes any request carrying ?min_height=H wait until this
+// node has committed block H (at most minHeightWait) before it is served,
+// so a client that wrote through one node reads its write on another
+// (read-your-writes across a cluster): it passes the height its
+// transaction committed at. A node that does not get there in time answers
+// 504 with its height, and one whose parameter is not a number 400.
+func (n *Node) atMinHeight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query().Get("min_height")
+		if v == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		want, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: min_height %q: want a block height", v))
+			return
+		}
+		if err := n.waitHeight(r.Context(), want, minHeightWait); err != nil {
+			writeErr(w, http.StatusGatewayTimeout, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ErrHeightNotReached is returned when the node did not commit a height in time.
+var ErrHeightNotReached = errors.New("height not reached")
+
+// waitHeight returns once the node has committed height, or an error
+// (ErrHeightNotReached) after at most d.
+func (n *Node) waitHeight(ctx context.Context, height uint64, d time.Duration) error {
+	if n.store.Head().Height >= height {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// Blocks come every few hundred milliseconds: a short poll of the head
+	// (a read lock) reacts within a fraction of one and needs no
+	// subscription on the commit path.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kernel: node %.16s is at height %d and did not reach min_height %d within %s: %w",
+				n.nodeID, n.store.Head().Height, height, d, ErrHeightNotReached)
+		case <-tick.C:
+			if n.store.Head().Height >= height {
+				return nil
+			}
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -489,6 +601,15 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 		res.Error = errs[0].Error()
 		return res, statusOf(errs[0])
 	}
+	// The receipt reports the limit the sender signed (the receipt itself
+	// records only what was used): read it while the tx is pooled, or from
+	// its bytes if a block already took it.
+	var gasLimit uint64
+	if p := n.mempool.Lookup(h); p != nil {
+		gasLimit = p.Tx.GasLimit
+	} else if tx, err := n.chain.codec.DecodeTx(raw); err == nil {
+		gasLimit = tx.GasLimit
+	}
 	if n.cluster != nil {
 		n.cluster.Forward([][]byte{raw})
 	}
@@ -508,7 +629,7 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 		}
 		rc := o.Receipt
 		res.Height, res.Code, res.GasUsed = rc.Height, uint32(rc.Code), rc.GasUsed
-		res.Receipt = apiReceipt(rc, 0)
+		res.Receipt = apiReceipt(rc, gasLimit)
 		return res, http.StatusOK
 	case <-ctx.Done():
 		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", h, commitWait)

@@ -388,6 +388,10 @@ func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.GovProposal{}
 	for i := range list {
+		if err := m.LiveTally(st, &list[i]); err != nil {
+			writeErr(w, romeStatus(err), err)
+			return
+		}
 		out = append(out, apiProposal(&list[i], nil))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -409,6 +413,10 @@ func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
 	}
 	votes, err := m.Votes(st, id)
 	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	if err := m.LiveTally(st, p); err != nil {
 		writeErr(w, romeStatus(err), err)
 		return
 	}

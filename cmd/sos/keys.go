@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -9,15 +11,29 @@ import (
 )
 
 func newKeysCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage account keys (ML-DSA-65) in the home's keyring"}
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage account keys (ML-DSA-65) in the home's keyring",
+		Long: `Manage account keys (ML-DSA-65) in the keyring of a home: one file per key under HOME/keys.
+HOME is --home, else $SOS_HOME, else ~/.sos; a key made in one home is not seen from another.`,
+	}
 	cmd.AddCommand(
 		&cobra.Command{
-			Use: "add NAME", Short: "Create a new key and print its address", Args: cobra.ExactArgs(1),
+			Use: "add NAME", Short: "Create a new key in --home's keyring and print its address", Args: cobra.ExactArgs(1),
+			Example: "  sos keys add alice --home ./n1",
 			RunE: func(cmd *cobra.Command, args []string) error {
-				e, err := keyring.Open(g.home).Add(args[0])
+				kr := keyring.Open(g.home)
+				e, err := kr.Add(args[0])
 				if err != nil {
 					return err
 				}
+				// Say where the key went: without --home it lands in the
+				// default home, which is easy to miss.
+				where := kr.Dir()
+				if abs, err := filepath.Abs(where); err == nil {
+					where = abs
+				}
+				fmt.Fprintf(os.Stderr, "key %q stored in %s\n", e.Name, where)
 				return g.print(e, func() { fmt.Printf("%s %s\n", e.Name, e.Address) })
 			},
 		},

@@ -9,9 +9,9 @@ import (
 )
 
 func main() {
-	root := newRootCmd()
+	root, g := newRoot()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", oneLine(err))
+		fmt.Fprintln(os.Stderr, "error:", g.explain(err))
 		os.Exit(1)
 	}
 }

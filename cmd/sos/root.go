@@ -17,12 +17,23 @@ import (
 
 // globals are the flags every command shares.
 type globals struct {
-	home   string
-	node   string
-	output string
+	home      string
+	node      string
+	output    string
+	minHeight uint64
+
+	nodeFrom string            // how nodeURL chose the URL, for "no node at URL" errors
+	denoms   client.DenomTable // the chain's tokens once known, for amounts in text output
 }
 
 func newRootCmd() *cobra.Command {
+	root, _ := newRoot()
+	return root
+}
+
+// newRoot returns the command tree and the globals its flags fill (main
+// reads them to explain an error).
+func newRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "sos",
@@ -36,16 +47,18 @@ func newRootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data)")
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data); the default is $SOS_HOME, else ~/.sos")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().Uint64Var(&g.minHeight, "min-height", 0,
+		"answer only once the node has committed this height (waits up to 20 s): read a write made through another node")
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
 		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
 	)
 	strictCommands(root)
-	return root
+	return root, g
 }
 
 // strictCommands makes every command fail as a user expects: a group
@@ -91,21 +104,45 @@ func defaultHome() string {
 	return ".sos"
 }
 
-// nodeURL resolves --node: the flag, else the home's api_addr, else the default.
+// nodeURL resolves --node: the flag, else the home's api_addr, else the
+// default; nodeFrom records which, for the error when nothing answers.
 func (g *globals) nodeURL() string {
 	if g.node != "" {
+		g.nodeFrom = "--node"
 		if !strings.Contains(g.node, "://") {
 			return "http://" + g.node
 		}
 		return g.node
 	}
 	if cfg, err := kernel.LoadConfig(g.home); err == nil {
+		g.nodeFrom = "api_addr of --home " + g.home
 		return "http://" + cfg.APIAddr
 	}
+	g.nodeFrom = "the default: --home " + g.home + " has no config.toml"
 	return "http://" + kernel.DefaultConfig().APIAddr
 }
 
-func (g *globals) client() (*client.Client, error) { return client.New(g.nodeURL()) }
+// client is the API client of the node the flags name (with --min-height,
+// every request waits for that height).
+func (g *globals) client() (*client.Client, error) {
+	c, err := client.New(g.nodeURL())
+	if err != nil {
+		return nil, err
+	}
+	return c.AtHeight(g.minHeight), nil
+}
+
+// denomTable returns the chain's tokens for amounts in text output, asking
+// the node once; without an answer amounts show in base units.
+func (g *globals) denomTable(ctx context.Context, c *client.Client) client.DenomTable {
+	if g.denoms == nil {
+		g.denoms = client.DenomTable{}
+		if ds, err := c.Denoms(ctx); err == nil {
+			g.denoms = client.NewDenomTable(ds)
+		}
+	}
+	return g.denoms
+}
 
 // print writes v as JSON with -o json, else calls text.
 func (g *globals) print(v any, text func()) error {
@@ -150,6 +187,9 @@ func show[T any](g *globals, cmd *cobra.Command, fetch func(context.Context, *cl
 	v, err := fetch(ctx, c)
 	if err != nil {
 		return err
+	}
+	if g.output == "text" {
+		g.denomTable(ctx, c)
 	}
 	return g.print(v, func() { text(v) })
 }

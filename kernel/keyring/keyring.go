@@ -166,17 +166,31 @@ func ReadKeyFile(path string) (*ledger.PrivateKey, string, error) {
 // Get loads a named key.
 func (k *Keyring) Get(name string) (*Entry, error) {
 	if !namePattern.MatchString(name) {
-		return nil, fmt.Errorf("keyring: %q: %w", name, ErrNotFound)
+		return nil, k.notFound(name)
 	}
 	key, _, err := ReadKeyFile(k.path(name))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("keyring: %q: %w (see 'sos keys list')", name, ErrNotFound)
+		return nil, k.notFound(name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &Entry{Name: name, Address: key.Address().String(), Key: key}, nil
 }
+
+// notFound says which keyring was searched, since the usual cause is a
+// command run without the --home that holds the key.
+func (k *Keyring) notFound(name string) error {
+	dir := k.dir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return fmt.Errorf("keyring: %w: no key %q in %s (is it in another home? pass its --home; 'sos keys list --home %s' lists this one)",
+		ErrNotFound, name, dir, filepath.Dir(dir))
+}
+
+// Dir is the keyring's directory (HOME/keys).
+func (k *Keyring) Dir() string { return k.dir }
 
 // List returns all keys sorted by name.
 func (k *Keyring) List() ([]Entry, error) {
