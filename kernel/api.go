@@ -54,6 +54,9 @@ type APILimits struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection with no request (60 s).
 	IdleTimeout time.Duration
+	// MinHeightWait is how long a request with ?min_height=H waits for the
+	// node to commit H before it answers 504 (20 s).
+	MinHeightWait time.Duration
 }
 
 func (l APILimits) withDefaults() APILimits {
@@ -71,6 +74,9 @@ func (l APILimits) withDefaults() APILimits {
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = 60 * time.Second
+	}
+	if l.MinHeightWait <= 0 {
+		l.MinHeightWait = 20 * time.Second
 	}
 	return l
 }
@@ -166,12 +172,8 @@ func (r *headerRecorder) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// minHeightWait bounds how long a request with ?min_height=H waits for the
-// node to commit H.
-const minHeightWait = 20 * time.Second
-
 // atMinHeight makes any request carrying ?min_height=H wait until this
-// node has committed block H (at most minHeightWait) before it is served,
+// node has committed block H (at most APILimits.MinHeightWait) before it is served,
 // so a client that wrote through one node reads its write on another
 // (read-your-writes across a cluster): it passes the height its
 // transaction committed at. A node that does not get there in time answers
@@ -188,7 +190,7 @@ func (n *Node) atMinHeight(next http.Handler) http.Handler {
 			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: min_height %q: want a block height", v))
 			return
 		}
-		if err := n.waitHeight(r.Context(), want, minHeightWait); err != nil {
+		if err := n.waitHeight(r.Context(), want, n.opts.API.withDefaults().MinHeightWait); err != nil {
 			writeErr(w, http.StatusGatewayTimeout, err)
 			return
 		}
