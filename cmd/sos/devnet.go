@@ -80,7 +80,7 @@ running 'sos devnet' again on the same D restarts the same cluster.`,
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
-	cmd.Flags().StringVar(&dir, "dir", "./devnet", "directory holding the node homes")
+	cmd.PersistentFlags().StringVar(&dir, "dir", "./devnet", "directory holding the node homes")
 	cmd.Flags().StringVar(&chainID, "chain-id", "sos-devnet", "chain id")
 	cmd.Flags().StringArrayVar(&fund, "fund", nil, "NAME=AMOUNTS: also create key NAME in every home, funded with AMOUNTS (e.g. bob=100TFLP,5KWTT); repeatable")
 	cmd.AddCommand(newDevnetControlCmd(&dir, "restart N", "Restart node N of a running devnet (stopping it first if it runs)", 1),
@@ -296,23 +296,31 @@ type ctlRequest struct {
 	reply chan string
 }
 
+// newDevnet supervises the nodes of homes, reading their addresses from
+// their config; the caller sets start.
 func newDevnet(dir string, homes []string, out io.Writer) (*devnet, error) {
-	d := &devnet{dir: dir, homes: homes, out: out, procs: make([]*nodeProc, len(homes)), stopping: make([]bool, len(homes)),
-		ready: make([]bool, len(homes)), exits: make(chan *nodeProc), reqs: make(chan ctlRequest), quit: make(chan struct{})}
+	var api, p2p []string
 	clients := make([]*client.Client, len(homes))
 	for i, h := range homes {
 		cfg, err := kernel.LoadConfig(h)
 		if err != nil {
 			return nil, err
 		}
-		d.api = append(d.api, "http://"+cfg.APIAddr)
-		d.p2p = append(d.p2p, cfg.P2PAddr)
-		if clients[i], err = client.New(d.api[i]); err != nil {
+		api = append(api, "http://"+cfg.APIAddr)
+		p2p = append(p2p, cfg.P2PAddr)
+		if clients[i], err = client.New(api[i]); err != nil {
 			return nil, err
 		}
 	}
+	d := newSupervisor(dir, homes, api, p2p, out)
 	d.probe = func(ctx context.Context, i int) (*client.Status, error) { return clients[i].Status(ctx) }
 	return d, nil
+}
+
+// newSupervisor is a devnet without its start and probe functions.
+func newSupervisor(dir string, homes, api, p2p []string, out io.Writer) *devnet {
+	return &devnet{dir: dir, homes: homes, api: api, p2p: p2p, out: out, procs: make([]*nodeProc, len(homes)), stopping: make([]bool, len(homes)),
+		ready: make([]bool, len(homes)), exits: make(chan *nodeProc), reqs: make(chan ctlRequest), quit: make(chan struct{})}
 }
 
 func (d *devnet) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
