@@ -191,7 +191,9 @@ func newDenomTable(ds []client.Denom) denomTable { return denomTable(client.NewD
 
 // coin renders an amount of a base denom in display units when the denom is
 // known ("1.5 TFLP"), else in base units ("1,500,000 uFOO").
-func (t denomTable) coin(amount, base string) string { return client.DenomTable(t).Format(amount, base) }
+func (t denomTable) coin(amount, base string) string {
+	return client.DenomTable(t).Format(amount, base)
+}
 
 func (t denomTable) display(base string) string { return client.DenomTable(t).Display(base) }
 
