@@ -227,3 +227,35 @@ func TestExplainReceipt(t *testing.T) {
 		}
 	}
 }
+
+// TestCertVerifyUnsigned: a certificate exported before its issuer signed
+// it is not "invalid signature" but "not signed yet", with what to do.
+func TestCertVerifyUnsigned(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(f, []byte(`{"statement":{"cert_id":2,"node_id":"sos1x"},"status":"pending","signature":""}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, msg := sos(t, "cert", "verify", f)
+	if !strings.Contains(msg, "certificate 2 is not signed yet (status pending)") || !strings.Contains(msg, "sos cert list") {
+		t.Fatalf("verify of an unsigned export: %q", msg)
+	}
+}
+
+// TestPeerLine: 'sos peers' marks the node itself and reads a follower's
+// missing link to another follower as idle.
+func TestPeerLine(t *testing.T) {
+	for _, c := range []struct {
+		p    client.Peer
+		want string
+	}{
+		{client.Peer{NodeID: "me", Self: true, Link: client.LinkSelf}, "this node"},
+		{client.Peer{NodeID: "a", Connected: true, Link: client.LinkConnected, RTTMs: 1.5}, "rtt   1.50 ms  connected"},
+		{client.Peer{NodeID: "b", Link: client.LinkIdle}, "idle"},
+		{client.Peer{NodeID: "c", Link: client.LinkDown}, "disconnected"},
+		{client.Peer{NodeID: "me"}, "this node"}, // an older node: no self flag
+	} {
+		if got := peerLine("me", c.p); !strings.HasSuffix(got, c.want) {
+			t.Errorf("%+v: %q, want …%q", c.p, got, c.want)
+		}
+	}
+}
