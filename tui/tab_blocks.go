@@ -462,7 +462,7 @@ func txLines(e *env, tx *client.Tx, w int) []string {
 	}
 	lines = append(lines, field(st, "result", res))
 	if r.Error != "" {
-		lines = append(lines, chunked(st, "error", oneLine(r.Error), w, 4)...)
+		lines = append(lines, chunked(st, "error", oneLine(client.DenomTable(e.denoms).Text(r.Error)), w, 4)...)
 	}
 	lines = append(lines,
 		field(st, "gas", gasText(r.GasUsed)+" used of "+gasText(r.GasLimit)+" limit, price "+orDash(tx.GasPrice)),

@@ -220,9 +220,12 @@ func TestExplainReceipt(t *testing.T) {
 			"contract panicked: chaos: boom (in main.f at chaos.go:112)"},
 		{client.Receipt{Code: 9, Error: "vm: trap: integer divide by zero in $12"}, false, "vm: trap: integer divide by zero in $12"},
 		{client.Receipt{Code: 8, CodeName: "contract error"}, false, "contract error"},
+		{client.Receipt{Code: 2, Error: "ledger: transfer: insufficient funds: have 999934938072uTFLP, need 1000000000000uTFLP"}, false,
+			"ledger: transfer: insufficient funds: have 999,934.938072 TFLP, need 1,000,000 TFLP"},
 	}
+	dt := client.NewDenomTable([]client.Denom{{Display: "TFLP", Base: "uTFLP", Exponent: 6}})
 	for _, tc := range cases {
-		if got := explainReceipt(&tc.rc, tc.simulated); !strings.HasPrefix(got, tc.want) {
+		if got := explainReceipt(dt, &tc.rc, tc.simulated); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%+v:\n got %q\nwant %q…", tc.rc, got, tc.want)
 		}
 	}

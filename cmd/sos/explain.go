@@ -27,10 +27,11 @@ func (g *globals) explain(err error) string {
 	return msg
 }
 
-// explainReceipt says why a transaction failed, from its receipt. With
-// simulated, the receipt comes from a dry run whose gas limit is the
-// chain's per-transaction cap rather than the user's --gas.
-func explainReceipt(rc *client.Receipt, simulated bool) string {
+// explainReceipt says why a transaction failed, from its receipt, with
+// amounts in display units (dt). With simulated, the receipt comes from a
+// dry run whose gas limit is the chain's per-transaction cap rather than
+// the user's --gas.
+func explainReceipt(dt client.DenomTable, rc *client.Receipt, simulated bool) string {
 	switch ledger.Code(rc.Code) {
 	case ledger.CodeOutOfGas:
 		used, limit := group(rc.GasUsed), group(rc.GasLimit)
@@ -52,22 +53,22 @@ func explainReceipt(rc *client.Receipt, simulated bool) string {
 	if rc.Error == "" {
 		return rc.CodeName
 	}
-	return rc.Error
+	return dt.Text(rc.Error)
 }
 
 // txFailed is the error of a committed transaction whose payload failed.
-func txFailed(res *client.SubmitResult) error {
+func (g *globals) txFailed(res *client.SubmitResult) error {
 	why := "code " + fmt.Sprint(res.Code)
 	if res.Receipt != nil {
-		why = explainReceipt(res.Receipt, false)
+		why = explainReceipt(g.denoms, res.Receipt, false)
 	}
 	return fmt.Errorf("tx %s failed at height %d: %s: %w", res.TxHash, res.Height, why, txbuild.ErrTxFailed)
 }
 
 // simulationFailed is the error of a dry run whose transaction would fail.
-func simulationFailed(rc *client.Receipt) error {
+func (g *globals) simulationFailed(rc *client.Receipt) error {
 	return fmt.Errorf("the transaction would fail (simulated on the node's latest state; nothing was sent): %s: %w",
-		explainReceipt(rc, true), txbuild.ErrSimulation)
+		explainReceipt(g.denoms, rc, true), txbuild.ErrSimulation)
 }
 
 // group writes an integer with thousands separated, as amounts are.

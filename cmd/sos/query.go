@@ -79,7 +79,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 				if t.Receipt != nil {
 					fmt.Printf("gas limit %s, fee %s\n", group(t.Receipt.GasLimit), g.denoms.Format(t.Receipt.Fee.Amount, t.Receipt.Fee.Denom))
 					if t.Code != 0 {
-						fmt.Println("failed:", explainReceipt(t.Receipt, false))
+						fmt.Println("failed:", explainReceipt(g.denoms, t.Receipt, false))
 					}
 				}
 			})

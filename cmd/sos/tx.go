@@ -90,9 +90,9 @@ func (g *globals) submitTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild
 		// The receipt goes to stdout (with -o json, whole); why it failed
 		// is said once, as the command's error.
 		_ = printFailed(res)
-		return res, txFailed(res)
+		return res, g.txFailed(res)
 	case errors.As(err, &sim):
-		return nil, simulationFailed(sim.Receipt)
+		return nil, g.simulationFailed(sim.Receipt)
 	}
 	return res, err
 }
@@ -122,7 +122,7 @@ func (g *globals) simulate(cmd *cobra.Command, b *txbuild.Builder, key *ledger.P
 		return err
 	}
 	if rc.Code != 0 {
-		return simulationFailed(rc)
+		return g.simulationFailed(rc)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -107,4 +108,27 @@ func (t DenomTable) Display(base string) string {
 		return d.Display
 	}
 	return base
+}
+
+// baseAmount finds "<digits><denom>" in text: an amount in base units as
+// the ledger writes it ("have 999934938072uTFLP"), not part of a decimal
+// ("0.01uTFLP", a gas price) or of a longer word.
+var baseAmount = regexp.MustCompile(`(^|[^0-9.A-Za-z])([0-9]+)([A-Za-z][A-Za-z0-9]*)`)
+
+// Text rewrites the amounts of known base denoms in a message (a receipt's
+// error, which is consensus data and keeps base units) into the notation
+// people read: "have 999934938072uTFLP" becomes "have 999,934.938072 TFLP".
+// Everything else is left as it is.
+func (t DenomTable) Text(s string) string {
+	if len(t) == 0 {
+		return s
+	}
+	return baseAmount.ReplaceAllStringFunc(s, func(m string) string {
+		sub := baseAmount.FindStringSubmatch(m)
+		d, ok := t[sub[3]]
+		if !ok || d.Display == "" || d.Display == d.Base {
+			return m
+		}
+		return sub[1] + t.Format(sub[2], sub[3])
+	})
 }

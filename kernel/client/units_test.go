@@ -27,3 +27,22 @@ func TestFormat(t *testing.T) {
 		t.Errorf("without denoms: %q", got)
 	}
 }
+
+// TestText: amounts in base units inside a message read in display units;
+// gas prices, hashes and other words are left alone.
+func TestText(t *testing.T) {
+	dt := NewDenomTable([]Denom{{Display: "TFLP", Base: "uTFLP", Exponent: 6}, {Display: "KWTT", Base: "uKWTT", Exponent: 6}})
+	for _, c := range []struct{ in, want string }{
+		{"ledger: transfer: insufficient funds: have 999934938072uTFLP, need 1000000000000uTFLP",
+			"ledger: transfer: insufficient funds: have 999,934.938072 TFLP, need 1,000,000 TFLP"},
+		{"balance 3uTFLP is less than 1000000uKWTT", "balance 0.000003 TFLP is less than 1 KWTT"},
+		{"gas price 0.01uTFLP below 1uTFLP", "gas price 0.01uTFLP below 0.000001 TFLP"},
+		{"have 5ufoo", "have 5ufoo"},
+		{"tx ab12uTFLP9", "tx ab12uTFLP9"},
+		{"1000uTFLP", "0.001 TFLP"},
+	} {
+		if got := dt.Text(c.in); got != c.want {
+			t.Errorf("Text(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
