@@ -204,7 +204,7 @@ func APICertificate(c *rome.Certificate) client.Certificate {
 	s := f.Statement
 	return client.Certificate{
 		Statement: client.CertStatement{Version: s.Version, ChainID: s.ChainID, ID: s.ID, NodeID: s.NodeID, Kind: s.Kind, Amount: s.Amount,
-			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight},
+			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight, Measured: s.Measured},
 		KindName: f.KindName, IssuerKey: f.IssuerKey, Signature: f.Signature, Revoked: f.Revoked, RevokeReason: f.RevokeReason,
 		Redeemed: f.Redeemed, Status: f.Status,
 	}

@@ -190,7 +190,7 @@ func keyringReadNodeKey(home string) (*ledger.PrivateKey, string, error) {
 func statementOf(x *client.Certificate) rome.Statement {
 	s := x.Statement
 	return rome.Statement{Version: s.Version, ChainID: s.ChainID, ID: s.ID, NodeID: s.NodeID, Kind: s.Kind, Amount: s.Amount,
-		FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight}
+		FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight, Measured: s.Measured}
 }
 
 func printCert(x *client.Certificate) {
