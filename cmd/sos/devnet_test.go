@@ -1,9 +1,12 @@
+//go:build unix
+
 package main
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/keyring"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 // lockedBuffer is an io.Writer the devnet writes to while the test reads.
@@ -191,5 +197,55 @@ func TestParseDevnetFunds(t *testing.T) {
 	}
 	if _, err := parseDevnetFunds([]string{"bob=1TFLP", "bob=2TFLP"}); err == nil {
 		t.Error("a name funded twice was accepted")
+	}
+}
+
+// TestDevnetInitFund: --fund NAME=AMOUNTS makes one key NAME, the same in
+// every home, funded in the shared genesis; a devnet that exists refuses a
+// --fund it does not hold instead of ignoring it.
+func TestDevnetInitFund(t *testing.T) {
+	dir := t.TempDir()
+	funds, err := parseDevnetFunds([]string{"bob=100TFLP,5KWTT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes, err := devnetInit(dir, "fund-test", 2, funds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, h := range homes {
+		e, err := keyring.Open(h).Get("bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, e.Address)
+	}
+	if addrs[0] != addrs[1] {
+		t.Fatalf("bob differs between homes: %v", addrs)
+	}
+	doc, err := os.ReadFile(filepath.Join(homes[1], kernel.GenesisFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := ledger.ParseGenesis(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range gen.Accounts {
+		if a.Address.String() == addrs[0] {
+			found = a.Balances.AmountOf("uTFLP") == 100_000_000 && a.Balances.AmountOf("uKWTT") == 5_000_000
+		}
+	}
+	if !found {
+		t.Fatal("bob is not funded with 100 TFLP and 5 KWTT in the genesis")
+	}
+	if _, err := devnetInit(dir, "fund-test", 2, funds); err != nil {
+		t.Fatalf("restarting the same devnet with the same --fund: %v", err)
+	}
+	carol, _ := parseDevnetFunds([]string{"carol=1TFLP"})
+	if _, err := devnetInit(dir, "fund-test", 2, carol); err == nil || !strings.Contains(err.Error(), "applies when a devnet is created") {
+		t.Fatalf("a new --fund on an existing devnet: %v", err)
 	}
 }
