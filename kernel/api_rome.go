@@ -209,7 +209,7 @@ func APICertificate(c *rome.Certificate) client.Certificate {
 	s := f.Statement
 	return client.Certificate{
 		Statement: client.CertStatement{Version: s.Version, ChainID: s.ChainID, ID: s.ID, NodeID: s.NodeID, Kind: s.Kind, Amount: s.Amount,
-			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight},
+			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight, Measured: s.Measured},
 		KindName: f.KindName, IssuerKey: f.IssuerKey, Signature: f.Signature, Revoked: f.Revoked, RevokeReason: f.RevokeReason,
 		Redeemed: f.Redeemed, Status: f.Status,
 	}
@@ -393,6 +393,10 @@ func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.GovProposal{}
 	for i := range list {
+		if err := m.LiveTally(st, &list[i]); err != nil {
+			writeErr(w, romeStatus(err), err)
+			return
+		}
 		out = append(out, apiProposal(&list[i], nil))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -414,6 +418,10 @@ func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
 	}
 	votes, err := m.Votes(st, id)
 	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	if err := m.LiveTally(st, p); err != nil {
 		writeErr(w, romeStatus(err), err)
 		return
 	}

@@ -51,7 +51,7 @@ func (n *Node) submitNodeTx(ctx context.Context, p ledger.Payload, wait bool) (c
 	res, _ := n.admit(raw)
 	n.txMu.Unlock()
 	if res.Error == "" && wait {
-		res, _ = n.awaitCommit(ctx, res, ch)
+		res, _ = n.awaitCommit(ctx, raw, res, ch)
 	}
 	if res.Error != "" {
 		return res, fmt.Errorf("kernel: node transaction %s: %w", p.Kind(), errors.New(res.Error))

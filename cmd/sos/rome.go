@@ -51,14 +51,7 @@ func (g *globals) printMarketTx(res *client.SubmitResult) error {
 		}
 	}
 	return g.print(flat, func() {
-		if res.Height == 0 {
-			fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
-			return
-		}
-		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
-		if res.Receipt != nil && res.Receipt.Error != "" {
-			fmt.Println("error:", res.Receipt.Error)
-		}
+		g.printTxLine(res)
 		if len(out.Result) > 0 && string(out.Result) != "null" {
 			fmt.Println("result:", string(out.Result))
 		}
@@ -432,15 +425,13 @@ func fmtPrices(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func fmtCoins(cs []client.Coin) string {
-	parts := make([]string, 0, len(cs))
-	for _, c := range cs {
-		parts = append(parts, c.Amount+c.Denom)
-	}
-	if len(parts) == 0 {
+// fmtCoins renders amounts for text output in display units (g.denoms,
+// loaded by show before the text is printed).
+func (g *globals) fmtCoins(cs []client.Coin) string {
+	if len(cs) == 0 {
 		return "-"
 	}
-	return strings.Join(parts, ",")
+	return g.denoms.FormatCoins(cs)
 }
 
 type listFlags struct {
@@ -494,7 +485,7 @@ func romeListCmd[T any](g *globals, use, what string, fetch func(*client.Client,
 func newRomeLeasesCmd(g *globals) *cobra.Command {
 	return romeListCmd(g, "leases", "leases", (*client.Client).RomeLeases, func(l *client.RomeLease) {
 		fmt.Printf("lease %d  %-7s request %d <- offer %d  %s at %s  epochs %d-%d  paid %s\n", l.ID, l.Status, l.RequestID, l.OfferID,
-			fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, fmtCoins(l.Paid))
+			fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, g.fmtCoins(l.Paid))
 	})
 }
 
@@ -506,7 +497,7 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 		}
 		jobs := ""
 		if o.Node != "" {
-			jobs = fmt.Sprintf("  jobs on %s, bond %s", o.Node, fmtCoins(o.Bond))
+			jobs = fmt.Sprintf("  jobs on %s, bond %s", o.Node, g.fmtCoins(o.Bond))
 		}
 		fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s%s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where, jobs)
 	})
@@ -515,11 +506,11 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 func newRomeRequestsCmd(g *globals) *cobra.Command {
 	return romeListCmd(g, "requests", "requests", (*client.Client).RomeRequests, func(r *client.RomeRequest) {
 		fmt.Printf("request %d  %-9s %s  demand %s  remaining %s  max %s  %d epochs  escrow %s spent %s refunded %s\n", r.ID, r.Status, r.Owner,
-			fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, fmtCoins(r.Escrow), fmtCoins(r.Spent), fmtCoins(r.Refunded))
+			fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, g.fmtCoins(r.Escrow), g.fmtCoins(r.Spent), g.fmtCoins(r.Refunded))
 	})
 }
 
-func printEpoch(e *client.RomeEpoch) {
+func (g *globals) printEpoch(e *client.RomeEpoch) {
 	fmt.Printf("epoch %d (height %d): policy %s, %d offers, %d requests, %d new leases, matched %.2f%%\n",
 		e.Epoch, e.Height, e.Policy, e.Offers, e.Requests, e.NewLeases, e.Matched)
 	if e.Rejected != "" {
@@ -528,7 +519,7 @@ func printEpoch(e *client.RomeEpoch) {
 	for _, k := range e.Kinds {
 		fmt.Printf("  %-9s capacity %d leased %d (%.2f%%) demand %d matched %d clearing %s\n", k.Kind, k.Capacity, k.Leased, k.Utilization, k.Demand, k.Matched, k.ClearingPrice)
 	}
-	fmt.Printf("  paid %s refunded %s rewards %s disputes %d certificates %d\n", fmtCoins(e.Paid), fmtCoins(e.Refunded), fmtCoins(e.Rewards), e.Disputes, e.Certs)
+	fmt.Printf("  paid %s refunded %s rewards %s disputes %d certificates %d\n", g.fmtCoins(e.Paid), g.fmtCoins(e.Refunded), g.fmtCoins(e.Rewards), e.Disputes, e.Certs)
 }
 
 func newRomeMarketCmd(g *globals) *cobra.Command {
@@ -540,7 +531,7 @@ func newRomeMarketCmd(g *globals) *cobra.Command {
 				fmt.Printf("policy %s (fallback %s)\n", m.ActivePolicy, m.FallbackPolicy)
 				fmt.Printf("open offers %d, open requests %d, live leases %d, certificates awaiting signature %d\n", m.OpenOffers, m.OpenRequests, m.LiveLeases, m.PendingCerts)
 				if m.LastEpoch != nil {
-					printEpoch(m.LastEpoch)
+					g.printEpoch(m.LastEpoch)
 				}
 			})
 		},
@@ -559,7 +550,7 @@ func newRomeEpochsCmd(g *globals) *cobra.Command {
 					fmt.Println("no epoch processed yet")
 				}
 				for i := range list {
-					printEpoch(&list[i])
+					g.printEpoch(&list[i])
 				}
 			})
 		},

@@ -154,6 +154,10 @@ type CertStatement struct {
 	ToEpoch      uint64 `json:"to_epoch"`
 	Issuer       string `json:"issuer"`
 	IssuedHeight uint64 `json:"issued_height"`
+	// Measured is how the units were established (runtime or reported);
+	// it is part of the signed statement, so a file without it does not
+	// verify.
+	Measured string `json:"measured"`
 }
 
 // Certificate is a certificate in its offline-verifiable form.
