@@ -927,8 +927,24 @@ func (k *consumerKeys) load(log *slog.Logger, force bool) {
 		return
 	}
 	keys := make(map[ledger.Address]*ledger.PrivateKey, len(list))
+	sealed := 0
 	for _, e := range list {
-		keys[e.Key.Address()] = e.Key
+		if e.Encrypted {
+			// An encrypted key needs its passphrase, which a node
+			// running unattended does not have.
+			sealed++
+			continue
+		}
+		full, err := k.kr.Get(e.Name)
+		if err != nil {
+			log.Warn("job verifier: a key of the keyring cannot be read", "key", e.Name, "err", err)
+			continue
+		}
+		keys[full.Key.Address()] = full.Key
+	}
+	if sealed > 0 && !k.warned {
+		log.Warn("job verifier: encrypted keys of the keyring are not used: results of their jobs are not verified here", "keys", sealed)
+		k.warned = true
 	}
 	k.keys = keys
 }
