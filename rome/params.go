@@ -21,6 +21,7 @@ const (
 )
 
 var kindNames = [...]string{"", "compute", "bandwidth", "energy", "storage"}
+
 // kindDenoms are the tokens kinds settle in by default; storage's is the
 // chain's choice (Params.StorageDenom, genesis only).
 var kindDenoms = [...]string{"", "uTFLP", "uTBS", "uKWTT", "uTFLP"}
@@ -110,16 +111,16 @@ type Params struct {
 
 // romeGenesis and govGenesis are the genesis sections (strict JSON).
 type romeGenesis struct {
-	EpochBlocks      uint64      `json:"epoch_blocks"`
-	PolicyGas        uint64      `json:"policy_gas"`
-	RequestTTLEpochs uint64      `json:"request_ttl_epochs"`
-	CertPeriodEpochs uint64      `json:"cert_period_epochs"`
-	Reward           reward      `json:"reward"`
-	ActivePolicy     string      `json:"active_policy,omitempty"`
-	FallbackPolicy   string      `json:"fallback_policy,omitempty"`
-	MinGasPrices     string      `json:"min_gas_prices,omitempty"`
-	Issuers          []string    `json:"issuers,omitempty"`
-	Jobs             jobsGenesis `json:"jobs"`
+	EpochBlocks      uint64          `json:"epoch_blocks"`
+	PolicyGas        uint64          `json:"policy_gas"`
+	RequestTTLEpochs uint64          `json:"request_ttl_epochs"`
+	CertPeriodEpochs uint64          `json:"cert_period_epochs"`
+	Reward           reward          `json:"reward"`
+	ActivePolicy     string          `json:"active_policy,omitempty"`
+	FallbackPolicy   string          `json:"fallback_policy,omitempty"`
+	MinGasPrices     string          `json:"min_gas_prices,omitempty"`
+	Issuers          []string        `json:"issuers,omitempty"`
+	Jobs             jobsGenesis     `json:"jobs"`
 	Storage          *storageGenesis `json:"storage,omitempty"`
 	Meters           *metersGenesis  `json:"meters,omitempty"`
 }

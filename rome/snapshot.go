@@ -22,7 +22,7 @@ const (
 	snapMagic   = "ROME"
 	snapVersion = 3
 	offerFixed  = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8 + 4 // id region lat lon attrs reliability flags jobs(completed failed timed_out slashed) provider
-	reqFixed    = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 2 // … flags replicas
+	reqFixed    = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 2   // … flags replicas
 	heldSize    = 4 + 4 + 4
 	allocFixed  = 4 + 4
 )

@@ -271,11 +271,15 @@ func TestStorageProofFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := map[string]*ledger.StorageProof{
-		"wrong segment":    func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0] = wrongSeg; return p }(),
-		"wrong path":       func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0][8+70] ^= 1; return p }(),
-		"wrong data":       func() *ledger.StorageProof { p := clone(); pr := p.Entries[0].Proofs[0]; pr[len(pr)-1] ^= 1; return p }(),
-		"another blob":     func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0] = otherBlob; return p }(),
-		"out of order":     func() *ledger.StorageProof { p := clone(); p.Entries[0], p.Entries[1] = p.Entries[1], p.Entries[0]; return p }(),
+		"wrong segment": func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0] = wrongSeg; return p }(),
+		"wrong path":    func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0][8+70] ^= 1; return p }(),
+		"wrong data":    func() *ledger.StorageProof { p := clone(); pr := p.Entries[0].Proofs[0]; pr[len(pr)-1] ^= 1; return p }(),
+		"another blob":  func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs[0] = otherBlob; return p }(),
+		"out of order": func() *ledger.StorageProof {
+			p := clone()
+			p.Entries[0], p.Entries[1] = p.Entries[1], p.Entries[0]
+			return p
+		}(),
 		"missing a proof":  func() *ledger.StorageProof { p := clone(); p.Entries[0].Proofs = p.Entries[0].Proofs[:1]; return p }(),
 		"too many entries": func() *ledger.StorageProof { p := clone(); p.Entries = append(p.Entries, p.Entries[0]); return p }(),
 		"another epoch":    func() *ledger.StorageProof { p := clone(); p.Epoch = 2; return p }(),
