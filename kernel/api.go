@@ -111,6 +111,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.registerRomeAPI(mux)
 	n.registerBlobAPI(mux)
 	n.registerJobAPI(mux)
+	n.registerStorageAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// BlobMaxUpload caps one upload to the node through the API
 	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
 	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+	// NodeWatts is the power this machine draws running jobs, as its
+	// operator declares it: a job result's energy is modeled as CPU time ×
+	// node_watts when no hardware energy counter (Linux powercap) can be
+	// read. 0: results carry no modeled figure.
+	NodeWatts float64 `toml:"node_watts"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -100,6 +105,7 @@ func DefaultConfig() Config {
 		LogLevel:      "info",
 		BlobLimit:     16 << 30,
 		BlobMaxUpload: 4 << 30,
+		NodeWatts:     65,
 	}
 }
 
@@ -120,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.BlobMaxUpload == 0 {
 		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
+	}
+	if c.NodeWatts < 0 || c.NodeWatts > 1e6 || c.NodeWatts != c.NodeWatts {
+		return fmt.Errorf("kernel: config: node_watts %v must be between 0 and 1000000", c.NodeWatts)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

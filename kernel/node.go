@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,20 +61,25 @@ type NodeOptions struct {
 // Node is one running sos node: store, execution, mempool, block production
 // and the API.
 type Node struct {
-	opts      NodeOptions
-	vm        VMs
-	log       *slog.Logger
-	store     *ledger.Store
-	chain     *Chain
-	mempool   *Mempool
-	events    *Events
-	metrics   *Metrics
-	blobs     *blob.Store       // <home>/blobs: job modules, inputs and outputs
-	jobs      *JobRegistry      // what this node's executor and verifier know of jobs
-	cluster   *cluster          // nil: a single node that makes its own blocks
-	transport *sosnet.Transport // the QUIC peer network, when this node made it
-	clock     func() time.Time
-	nodeID    string
+	opts     NodeOptions
+	vm       VMs
+	log      *slog.Logger
+	store    *ledger.Store
+	chain    *Chain
+	mempool  *Mempool
+	events   *Events
+	metrics  *Metrics
+	blobs    *blob.Store    // <home>/blobs: job modules, inputs and outputs
+	jobs     *JobRegistry   // what this node's executor and verifier know of jobs
+	storage  *storageWorker // fetches and proves the blobs pinned to this node's leases (storage.go)
+	nodeTxMu sync.Mutex     // one sender of node-key transactions at a time (nonces)
+
+	blobAuthMu sync.RWMutex
+	blobAuth   map[string]func(sosnet.PeerID, blob.ID, string) bool // data-plane authorization by tag prefix (storage.go)
+	cluster    *cluster                                             // nil: a single node that makes its own blocks
+	transport  *sosnet.Transport                                    // the QUIC peer network, when this node made it
+	clock      func() time.Time
+	nodeID     string
 
 	apiAddr   atomic.Value // string, once listening
 	ready     chan struct{}
@@ -167,6 +173,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
 	}
 	n.jobs = newJobRegistry(n.metrics)
+	n.storage = newStorageWorker(n)
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
@@ -193,6 +200,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
 			n.transport = t
+			n.serveBlobs()
 			pn = quicNet{t}
 		}
 		if n.cluster, err = newCluster(n, pn, members, seed, join); err != nil {
@@ -288,6 +296,7 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		g.Go(func() error { return n.produce(ctx) })
 	}
+	g.Go(func() error { return n.storage.run(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -370,6 +379,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.applyChainMinGasPrices()
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
+	n.storage.Kick()     // storage: fetch and prove what this node holds (kernel/storage.go)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind

@@ -32,6 +32,13 @@ func (n *Node) nodeTx(p ledger.Payload, nonce, gasLimit uint64) ([]byte, error) 
 // node's transactions still in the mempool) and submits it. With wait it
 // returns once the transaction is committed, or failed to be.
 func (n *Node) submitNodeTx(ctx context.Context, p ledger.Payload, wait bool) (client.SubmitResult, error) {
+	// Held until the transaction is in the mempool (with wait, until it is
+	// committed: membership changes are rare), so nonces never collide.
+	n.nodeTxMu.Lock()
+	defer n.nodeTxMu.Unlock()
+	if !wait {
+		return n.submitNodeTxLocked(ctx, p, 1_000_000)
+	}
 	nonce, err := n.mempool.NextNonce(n.opts.NodeKey.Address())
 	if err != nil {
 		return client.SubmitResult{}, err
@@ -45,4 +52,33 @@ func (n *Node) submitNodeTx(ctx context.Context, p ledger.Payload, wait bool) (c
 		return res, fmt.Errorf("kernel: node transaction %s: %w", p.Kind(), errors.New(res.Error))
 	}
 	return res, nil
+}
+
+// submitNodeTxLocked signs p with the node key at the next free nonce and
+// hands it to the mempool without waiting; the caller holds nodeTxMu, so
+// no other node-key transaction takes the nonce meanwhile.
+func (n *Node) submitNodeTxLocked(ctx context.Context, p ledger.Payload, gasLimit uint64) (client.SubmitResult, error) {
+	nonce, err := n.mempool.NextNonce(n.opts.NodeKey.Address())
+	if err != nil {
+		return client.SubmitResult{}, err
+	}
+	raw, err := n.nodeTx(p, nonce, gasLimit)
+	if err != nil {
+		return client.SubmitResult{}, err
+	}
+	res, _ := n.Submit(ctx, raw, false)
+	if res.Error != "" {
+		return res, fmt.Errorf("kernel: node transaction %s: %w", p.Kind(), errors.New(res.Error))
+	}
+	return res, nil
+}
+
+// nodeTxPending reports whether transactions of the node key wait in the
+// mempool.
+func (n *Node) nodeTxPending() bool {
+	addr := n.opts.NodeKey.Address()
+	n.mempool.mu.Lock()
+	defer n.mempool.mu.Unlock()
+	q := n.mempool.senders[addr]
+	return q != nil && len(q.txs) > 0
 }

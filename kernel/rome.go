@@ -33,7 +33,7 @@ func (c *Chain) endMarket(ex *Executor) error {
 	if c.market == nil {
 		return c.marketErr
 	}
-	evs, err := c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
+	evs, err := c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs, PrevHash: ex.env.PrevHash})
 	if err != nil {
 		return err
 	}
@@ -85,11 +85,11 @@ func (n *Node) signCertificates() {
 	}
 	key := n.opts.NodeKey
 	addr := key.Address()
-	n.mempool.mu.Lock()
-	q := n.mempool.senders[addr]
-	busy := q != nil && len(q.txs) > 0
-	n.mempool.mu.Unlock()
-	if busy {
+	if !n.nodeTxMu.TryLock() {
+		return // another node-key transaction is being sent: sign after the next block
+	}
+	defer n.nodeTxMu.Unlock()
+	if n.nodeTxPending() {
 		return
 	}
 	st := ledger.NewState(n.store)

@@ -268,8 +268,7 @@ func (m *Market) MeterUse(st *ledger.State, lease, epoch uint64, kind uint8) (*M
 }
 
 // StorageEpoch is a lease's storage in an epoch: bytes due, missed and
-// proven so far (the missed bytes of a settled epoch are gone: then
-// Settled is true and only Due is known).
+// proven (so far, for the current epoch).
 type StorageEpoch struct {
 	Due    uint64 `json:"due_bytes"`
 	Missed uint64 `json:"missed_bytes"`
