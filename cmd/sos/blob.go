@@ -253,7 +253,9 @@ func newBlobWhereCmd(g *globals) *cobra.Command {
 		Short: "Where a blob is pinned: its holders, their last proof height and misses",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.BlobWhere, error) { return c.BlobWhere(ctx, args[0]) },
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.BlobWhere, error) {
+				return c.BlobWhere(ctx, args[0])
+			},
 				func(w *client.BlobWhere) {
 					here := "not on this node"
 					if w.Local {
