@@ -118,6 +118,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.registerRomeAPI(mux)
 	n.registerBlobAPI(mux)
 	n.registerJobAPI(mux)
+	n.registerStorageAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	// What no route takes gets the JSON error body every handler uses,
 	// not the mux's text/plain. "/" is the least specific pattern, so the

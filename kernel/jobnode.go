@@ -669,11 +669,14 @@ func jobDataBytes(j *rome.Job) uint64 {
 }
 
 // jobTag names a job's transfers on the data plane ("job/42").
-func jobTag(id uint64) string { return "job/" + strconv.FormatUint(id, 10) }
+// jobTagPrefix starts the data-plane tag of a job's blobs.
+const jobTagPrefix = "job/"
+
+func jobTag(id uint64) string { return jobTagPrefix + strconv.FormatUint(id, 10) }
 
 // parseJobTag reads a job id from a transfer's tag.
 func parseJobTag(tag string) (uint64, bool) {
-	s, ok := strings.CutPrefix(tag, "job/")
+	s, ok := strings.CutPrefix(tag, jobTagPrefix)
 	if !ok {
 		return 0, false
 	}

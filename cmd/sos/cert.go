@@ -195,8 +195,8 @@ func statementOf(x *client.Certificate) rome.Statement {
 
 func printCert(x *client.Certificate) {
 	s := x.Statement
-	fmt.Printf("certificate %d (%s)\n  chain     %s\n  node      %s\n  delivered %d %s in epochs %d-%d\n  issuer    %s at height %d\n",
-		s.ID, x.Status, s.ChainID, s.NodeID, s.Amount, x.KindName, s.FromEpoch, s.ToEpoch, s.Issuer, s.IssuedHeight)
+	fmt.Printf("certificate %d (%s)\n  chain     %s\n  node      %s\n  delivered %d %s in epochs %d-%d\n  measured  %s\n  issuer    %s at height %d\n",
+		s.ID, x.Status, s.ChainID, s.NodeID, s.Amount, x.KindName, s.FromEpoch, s.ToEpoch, s.Measured, s.Issuer, s.IssuedHeight)
 	if x.Redeemed > 0 {
 		fmt.Printf("  redeemed  %d of %d units as credit\n", x.Redeemed, s.Amount)
 	}

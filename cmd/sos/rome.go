@@ -98,9 +98,31 @@ func sortResources(flag string, rs []ledger.ResourceAmount) ([]ledger.ResourceAm
 	return rs, nil
 }
 
+// chainDenoms returns the token each kind settles in on the node's chain
+// (storage's is the genesis parameter storage_denom).
+func chainDenoms(b *txbuild.Builder) func(uint8) string {
+	storage := rome.KindDenom(rome.KindStorage)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if raw, err := b.Client.RomeParams(ctx); err == nil {
+		var p struct {
+			StorageDenom string `json:"storage_denom"`
+		}
+		if json.Unmarshal(raw, &p) == nil && p.StorageDenom != "" {
+			storage = p.StorageDenom
+		}
+	}
+	return func(k uint8) string {
+		if k == rome.KindStorage {
+			return storage
+		}
+		return rome.KindDenom(k)
+	}
+}
+
 // parsePrices parses "compute=5uTFLP,energy=1uKWTT": each price must be in
-// its kind's token (display or base unit).
-func parsePrices(flag, s string, denoms *ledger.Denoms) ([]ledger.ResourceAmount, error) {
+// its kind's token on this chain (display or base unit).
+func parsePrices(flag, s string, denoms *ledger.Denoms, denomOf func(uint8) string) ([]ledger.ResourceAmount, error) {
 	var out []ledger.ResourceAmount
 	for _, part := range strings.Split(s, ",") {
 		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
@@ -112,14 +134,14 @@ func parsePrices(flag, s string, denoms *ledger.Denoms) ([]ledger.ResourceAmount
 			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
 		if _, err := strconv.ParseUint(val, 10, 64); err == nil {
-			val += rome.KindDenom(k) // a bare number is in base units of the kind's token
+			val += denomOf(k) // a bare number is in base units of the kind's token
 		}
 		c, err := denoms.ParseAmount(val)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", flag, name, err)
 		}
-		if c.Denom != rome.KindDenom(k) {
-			return nil, fmt.Errorf("%s: %s settles in %s, not %s", flag, name, rome.KindDenom(k), c.Denom)
+		if c.Denom != denomOf(k) {
+			return nil, fmt.Errorf("%s: %s settles in %s on this chain, not %s", flag, name, denomOf(k), c.Denom)
 		}
 		out = append(out, ledger.ResourceAmount{Kind: k, Amount: c.Amount})
 	}
@@ -223,7 +245,7 @@ none of its jobs is pending or challengeable.`,
 				if p.Capacity, err = parseResources("--capacity", capacity); err != nil {
 					return nil, err
 				}
-				if p.Price, err = parsePrices("--price", price, b.Denoms); err != nil {
+				if p.Price, err = parsePrices("--price", price, b.Denoms, chainDenoms(b)); err != nil {
 					return nil, err
 				}
 				if at != "" {
@@ -271,13 +293,23 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 	var demand, maxPrice, region, near, credits string
 	var epochs, withinKm uint32
 	var attrs uint64
-	var minRel uint16
+	var minRel, replicas uint16
 	var bundle bool
+	var spread, meterKinds string
 	c := &cobra.Command{
 		Use:   "request",
 		Short: "Request resources for a number of epochs; the maximum cost is escrowed",
+		Long: `Request resources for a number of epochs; the maximum cost is escrowed.
+
+--replicas K asks for K whole copies of the demand, each from a different provider (with --spread region
+also in different regions), each on an offer that names a node and holds a bond; the escrow covers all K.
+Blobs pinned to the request (sos blob pin) are held and proven by every replica; a replica whose node keeps
+missing its storage proofs moves to another provider. --meter-kind energy pays that kind only by a
+registered meter's signed readings (sos meter), not by the parties' reports.`,
 		Example: "  sos rome request --from cons --demand compute=10,energy=5 --max-price compute=8uTFLP,energy=2uKWTT --epochs 3 --region eu-west\n" +
-			"  sos rome request --from cons --demand compute=10 --max-price compute=8uTFLP --epochs 3 --near 48.13,11.58 --within-km 50 --bundle",
+			"  sos rome request --from cons --demand compute=10 --max-price compute=8uTFLP --epochs 3 --near 48.13,11.58 --within-km 50 --bundle\n" +
+			"  sos rome request --from cons --demand storage=20 --max-price storage=3uTFLP --epochs 10 --replicas 3 --spread region\n" +
+			"  sos rome request --from cons --demand energy=5 --max-price energy=2uKWTT --epochs 10 --meter-kind energy",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if region != "" && near != "" {
@@ -287,12 +319,29 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--within-km needs --near")
 			}
 			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
-				p := &ledger.RomeRequest{Epochs: epochs, Region: region, WithinKm: withinKm, Attrs: attrs, MinReliability: minRel, Bundle: bundle}
+				p := &ledger.RomeRequest{Epochs: epochs, Region: region, WithinKm: withinKm, Attrs: attrs, MinReliability: minRel, Bundle: bundle,
+					Replicas: replicas}
+				switch spread {
+				case "":
+				case "region":
+					p.Spread = ledger.SpreadRegion
+				default:
+					return nil, fmt.Errorf("--spread %q: the only spread is region", spread)
+				}
+				if meterKinds != "" {
+					for _, name := range strings.Split(meterKinds, ",") {
+						k, err := rome.ParseKind(strings.TrimSpace(name))
+						if err != nil {
+							return nil, fmt.Errorf("--meter-kind: %w", err)
+						}
+						p.MeterKinds |= 1 << (k - 1)
+					}
+				}
 				var err error
 				if p.Demand, err = parseResources("--demand", demand); err != nil {
 					return nil, err
 				}
-				if p.MaxPrice, err = parsePrices("--max-price", maxPrice, b.Denoms); err != nil {
+				if p.MaxPrice, err = parsePrices("--max-price", maxPrice, b.Denoms, chainDenoms(b)); err != nil {
 					return nil, err
 				}
 				if near != "" {
@@ -326,6 +375,9 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 	c.Flags().Uint16Var(&minRel, "min-reliability", 0, "minimum offer reliability in basis points")
 	c.Flags().BoolVar(&bundle, "bundle", false, "all kinds from one provider, in full")
 	c.Flags().StringVar(&credits, "credits", "", "certificate ids to redeem as credit, e.g. 3,7")
+	c.Flags().Uint16Var(&replicas, "replicas", 0, "whole copies of the demand, each from a different provider (0: an ordinary request)")
+	c.Flags().StringVar(&spread, "spread", "", "with --replicas: \"region\" puts every replica in a different region")
+	c.Flags().StringVar(&meterKinds, "meter-kind", "", "kinds paid only by a registered meter's readings, e.g. energy")
 	_ = c.MarkFlagRequired("demand")
 	_ = c.MarkFlagRequired("max-price")
 	return c
