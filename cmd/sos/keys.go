@@ -127,8 +127,8 @@ it derives: the same address it had when it was created.`,
 			if abs, err := filepath.Abs(where); err == nil {
 				where = abs
 			}
-			fmt.Fprintf(errOut, "key %q stored in %s\n", e.Name, where)
 			return g.printTo(out, e, func() {
+				fmt.Fprintf(errOut, "key %q stored in %s\n", e.Name, where)
 				fmt.Fprintf(out, "%s %s\n", e.Name, e.Address)
 				if mnemonic != "" && !noBackup {
 					fmt.Fprint(errOut, mnemonicWarning+mnemonic+"\n")
