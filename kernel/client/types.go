@@ -243,6 +243,7 @@ type Code struct {
 	Prepared  int    `json:"prepared_size"` // bytes stored after metering and snapshot
 	Height    uint64 `json:"height"`
 	Instances uint64 `json:"instances"`
+	HasSchema bool   `json:"has_schema"` // GET /v1/contracts/codes/{id}/schema serves it
 }
 
 // Contract is a contract instance (GET /v1/contracts, /v1/contracts/{address}).
