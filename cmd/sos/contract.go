@@ -238,7 +238,7 @@ func newContractCmd(g *globals) *cobra.Command {
 
 	query := &cobra.Command{
 		Use: "query ADDRESS MSG", Short: "Read-only query of a contract (free, gas-capped)", Args: cobra.ExactArgs(2),
-		Long: msgHelp,
+		Long:    msgHelp,
 		Example: `  sos contract query sos1... '{"get":{}}'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			msg, err := readMsg(cmd, args[1])
