@@ -74,7 +74,7 @@ func TestParseSchemaDocRefuses(t *testing.T) {
 	for _, bad := range []string{
 		`[]`,
 		`{"schema_format":"other"}`,
-		`{"schema_format":"sos-contract-schema/v1","execute":{"type":5}}`,                   // not JSON Schema
+		`{"schema_format":"sos-contract-schema/v1","execute":{"type":5}}`,                    // not JSON Schema
 		`{"schema_format":"sos-contract-schema/v1","query":{"$ref":"http://example.com/x"}}`, // external reference: never loaded
 	} {
 		if _, err := parseSchemaDoc([]byte(bad)); err == nil {
