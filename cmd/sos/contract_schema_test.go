@@ -288,3 +288,39 @@ func TestContractNewScaffoldBuilds(t *testing.T) {
 		t.Errorf("wrong --sdk: %q", msg)
 	}
 }
+
+// TestExampleSchemas: every example contract's schema, generated from its
+// Go types, compiles as JSON Schema and lists the handlers it serves.
+func TestExampleSchemas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("go run of every example")
+	}
+	want := map[string]string{
+		"counter":        "increment,reset",
+		"token":          "",
+		"escrow":         "",
+		"offer-registry": "",
+	}
+	for name, handlers := range want {
+		raw, err := generateSchema(t.Context(), "../../sdk-contracts/examples/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := parseSchemaDoc(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Contract != "sos-example/"+name || len(d.handlers("execute")) == 0 || len(d.handlers("query")) == 0 {
+			t.Errorf("%s: schema of %q with %d execute and %d query handlers", name, d.Contract, len(d.handlers("execute")), len(d.handlers("query")))
+		}
+		if handlers != "" {
+			var names []string
+			for _, h := range d.handlers("execute") {
+				names = append(names, h.Name)
+			}
+			if got := strings.Join(names, ","); got != handlers {
+				t.Errorf("%s: execute handlers %s, want %s", name, got, handlers)
+			}
+		}
+	}
+}
