@@ -482,17 +482,28 @@ func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id le
 // ContractInfoKey: "" when there is none or it is not the expected JSON (the
 // contract owns that key; a value that does not parse is no name).
 func (e *Engine) recordedName(st *ledger.State, addr ledger.Address) (string, error) {
+	info, err := e.ContractInfo(st, addr)
+	return info.Contract, err
+}
+
+// ContractInfo is what a contract records under ContractInfoKey.
+type ContractInfo struct {
+	Contract string `json:"contract"`
+	Version  string `json:"version"`
+}
+
+// ContractInfo returns the name and version the contract at addr records
+// under ContractInfoKey; zero when it records none (or nothing readable).
+func (e *Engine) ContractInfo(st *ledger.State, addr ledger.Address) (ContractInfo, error) {
 	raw, err := st.Get(key(tagStore, addr[:], []byte(ContractInfoKey)))
 	if err != nil || raw == nil {
-		return "", err
+		return ContractInfo{}, err
 	}
-	var info struct {
-		Contract string `json:"contract"`
-	}
+	var info ContractInfo
 	if json.Unmarshal(raw, &info) != nil {
-		return "", nil
+		return ContractInfo{}, nil
 	}
-	return info.Contract, nil
+	return info, nil
 }
 
 func orNone(s string) string {

@@ -76,6 +76,11 @@ func (n *Node) contractJSON(st *ledger.State, a ledger.Address, in *contracts.In
 	if !in.Admin.IsZero() {
 		c.Admin = in.Admin.String()
 	}
+	info, err := n.chain.engine.ContractInfo(st, a)
+	if err != nil {
+		return c, err
+	}
+	c.ContractName, c.ContractVersion = info.Contract, info.Version
 	acc, _, err := (&ledger.Accounts{St: st, Codec: n.chain.codec}).Get(a)
 	if err != nil {
 		return c, err

@@ -267,6 +267,9 @@ func newContractCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Contract, error) { return c.Contract(ctx, args[0]) }, func(ci *client.Contract) {
 				fmt.Printf("contract %s\nlabel %s\ncode %s\ncreator %s\nadmin %s\ncalls %d gas %d\n", ci.Address, ci.Label, ci.CodeID, ci.Creator, ci.Admin, ci.Calls, ci.GasUsed)
+				if ci.ContractName != "" {
+					fmt.Printf("name %s version %s\n", ci.ContractName, ci.ContractVersion)
+				}
 			})
 		},
 	}

@@ -180,6 +180,10 @@ func TestContractMessagesEndToEnd(t *testing.T) {
 		t.Fatalf("instantiate: %+v %v", inst, err)
 	}
 
+	if out := must(t, "contract", "info", inst.Address, "--home", home); !strings.Contains(out, "name sos-example/counter version 1.0.0\n") {
+		t.Fatalf("info lacks the recorded name and version:\n%s", out)
+	}
+
 	_, msg = sos(t, "contract", "execute", inst.Address, `{"incremnt":{}}`, "--from", "alice", "--home", home)
 	if !strings.Contains(msg, `unknown execute message "incremnt"; this contract has: increment, reset`) {
 		t.Fatalf("unknown handler: %q", msg)

@@ -257,6 +257,10 @@ type Contract struct {
 	Calls    uint64 `json:"calls"`
 	GasUsed  uint64 `json:"gas_used"`
 	Balances []Coin `json:"balances"`
+	// ContractName and ContractVersion are what the contract records under
+	// its contract_info key (the SDK's Contract.Name/Version), if anything.
+	ContractName    string `json:"contract_name,omitempty"`
+	ContractVersion string `json:"contract_version,omitempty"`
 }
 
 // StateEntry is one key/value of a contract's storage
