@@ -24,7 +24,26 @@ var (
 	ErrReentrancy   = errors.New("contracts: re-entrant call")
 	ErrContract     = errors.New("contracts: contract returned an error")
 	ErrNoMigrate    = errors.New("contracts: code has no migrate entry point")
+	// ErrNoSchema reports code uploaded without a message schema.
+	ErrNoSchema = errors.New("contracts: code has no schema")
+	// ErrSchema reports a schema an upload cannot store: not a contract
+	// schema document, or code that already has one.
+	ErrSchema = errors.New("contracts: schema")
+	// ErrContractNameChanged reports a migration after which the contract
+	// name the instance records (ContractInfoKey) differs from the one it
+	// recorded before; the migrate transaction's Force flag allows it.
+	ErrContractNameChanged = errors.New("contracts: migration changes the contract name")
 )
+
+// ContractInfoKey is the key, in a contract's own storage, of its name and
+// version: {"contract":"NAME","version":"V"} (the cw2 convention, written by
+// the SDK's Contract.Name/Version). Migrate compares the name before and
+// after the new code's migrate entry point ran.
+const ContractInfoKey = "contract_info"
+
+// SchemaFormat is the schema_format an uploaded schema must declare (the
+// SDK's sdk.SchemaFormat).
+const SchemaFormat = "sos-contract-schema/v1"
 
 // Gas charged outside the VM. The VM charges the work of an upload
 // (vm.VM.Prepare: validation, instrumentation, compilation, initialization,
@@ -53,6 +72,7 @@ const (
 	tagInstance byte = 0x03
 	tagStore    byte = 0x04
 	tagSeq      byte = 0x05
+	tagSchema   byte = 0x06
 )
 
 func key(tag byte, parts ...[]byte) []byte {
@@ -127,15 +147,33 @@ func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
 // pre-initialization, all paid from tx.Gas: see vm.VM.Prepare) and returns
 // its code id. Uploading the same bytes again returns the same id and
 // costs only GasUploadPerByte.
-func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, error) {
-	if err := tx.Gas.Consume(GasUploadPerByte*uint64(len(wasm)), "contract upload"); err != nil {
+//
+// schema, when not empty, is the JSON Schema document of the code's
+// messages (see SchemaFormat), stored with the code at GasCodeStorePerByte.
+// A deduplicated upload may add the schema to code that has none, when its
+// sender uploaded the code; any other schema on a deduplicated upload fails
+// with ErrSchema (a code's schema never changes once stored).
+func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm, schema []byte) (ledger.Hash, error) {
+	if err := tx.Gas.Consume(GasUploadPerByte*uint64(len(wasm)+len(schema)), "contract upload"); err != nil {
 		return ledger.Hash{}, err
 	}
 	id := ledger.HashBytes(wasm)
-	if raw, err := tx.St.Get(key(tagCode, id[:])); err != nil {
+	if len(schema) > 0 {
+		if err := checkSchema(schema); err != nil {
+			return id, err
+		}
+	}
+	if ci, err := e.code0(tx.St, id); err != nil {
 		return id, err
-	} else if raw != nil {
-		tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "deduplicated", "true"))
+	} else if ci != nil {
+		attrs := []string{"code_id", id.String(), "deduplicated", "true"}
+		if len(schema) > 0 {
+			if err := e.attachSchema(tx, id, ci, schema); err != nil {
+				return id, err
+			}
+			attrs = append(attrs, "schema_size", strconv.Itoa(len(schema)))
+		}
+		tx.Events = append(tx.Events, ledger.NewEvent("upload", attrs...))
 		return id, nil
 	}
 	prepared, info, err := prepare(ctx, e.vm, tx.Gas, id, wasm)
@@ -155,9 +193,92 @@ func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, 
 		return id, err
 	}
 	tx.St.Set(key(tagCodeWasm, id[:]), prepared)
+	attrs := []string{"code_id", id.String(), "size", strconv.Itoa(len(wasm)), "prepared_size", strconv.Itoa(len(prepared))}
+	if len(schema) > 0 {
+		if err := tx.Gas.Consume(GasCodeStorePerByte*uint64(len(schema)), "storing the schema"); err != nil {
+			return id, err
+		}
+		tx.St.Set(key(tagSchema, id[:]), schema)
+		attrs = append(attrs, "schema_size", strconv.Itoa(len(schema)))
+	}
 	e.remember(id, prepared)
-	tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "size", strconv.Itoa(len(wasm)), "prepared_size", strconv.Itoa(len(prepared))))
+	tx.Events = append(tx.Events, ledger.NewEvent("upload", attrs...))
 	return id, nil
+}
+
+// checkSchema accepts a schema document: a JSON object declaring
+// SchemaFormat whose entry-point members, when present, are JSON objects.
+// Whether those are valid JSON Schema is the uploading client's check (the
+// CLI compiles them); the chain stores the document as it is.
+func checkSchema(schema []byte) error {
+	var doc struct {
+		Format      string          `json:"schema_format"`
+		Instantiate json.RawMessage `json:"instantiate"`
+		Execute     json.RawMessage `json:"execute"`
+		Query       json.RawMessage `json:"query"`
+		Migrate     json.RawMessage `json:"migrate"`
+	}
+	if err := json.Unmarshal(schema, &doc); err != nil {
+		return fmt.Errorf("%w: not a JSON object: %w", ErrSchema, err)
+	}
+	if doc.Format != SchemaFormat {
+		return fmt.Errorf("%w: schema_format is %q, want %q (print the schema with `sos contract schema`)", ErrSchema, doc.Format, SchemaFormat)
+	}
+	for i, part := range []json.RawMessage{doc.Instantiate, doc.Execute, doc.Query, doc.Migrate} {
+		if p := bytes.TrimSpace(part); len(p) > 0 && p[0] != '{' {
+			return fmt.Errorf("%w: %s is not a JSON object", ErrSchema, [...]string{"instantiate", "execute", "query", "migrate"}[i])
+		}
+	}
+	return nil
+}
+
+// attachSchema stores schema for existing code that has none, when the
+// sender is the code's creator.
+func (e *Engine) attachSchema(tx *Tx, id ledger.Hash, ci *CodeInfo, schema []byte) error {
+	old, err := tx.St.Get(key(tagSchema, id[:]))
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		if bytes.Equal(old, schema) {
+			return nil
+		}
+		return fmt.Errorf("%w: code %s already has a different schema, and a code's schema never changes (new messages mean new code, hence a new code id)", ErrSchema, id)
+	}
+	if tx.Sender != ci.Creator {
+		return fmt.Errorf("%w: only the uploader %s may add a schema to code %s", ErrSchema, ci.Creator, id)
+	}
+	if err := tx.Gas.Consume(GasCodeStorePerByte*uint64(len(schema)), "storing the schema"); err != nil {
+		return err
+	}
+	tx.St.Set(key(tagSchema, id[:]), schema)
+	return nil
+}
+
+// Schema returns the message schema stored with code id (ErrNoSchema if
+// it was uploaded without one, ErrNoCode if there is no such code).
+func (e *Engine) Schema(st *ledger.State, id ledger.Hash) ([]byte, error) {
+	if _, err := e.Code(st, id); err != nil {
+		return nil, err
+	}
+	b, err := st.Get(key(tagSchema, id[:]))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoSchema, id)
+	}
+	return b, nil
+}
+
+// code0 returns code info, or nil when there is no such code.
+func (e *Engine) code0(st *ledger.State, id ledger.Hash) (*CodeInfo, error) {
+	var ci CodeInfo
+	ok, err := e.get(st, key(tagCode, id[:]), &ci)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &ci, nil
 }
 
 // prepare runs v.Prepare on wasm with what is left of gas (at most
@@ -298,8 +419,11 @@ func (e *Engine) Execute(ctx context.Context, tx *Tx, addr ledger.Address, msg [
 }
 
 // Migrate moves an instance to new code and runs the new code's migrate
-// entry point; only the admin may.
-func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id ledger.Hash, msg []byte) ([]byte, error) {
+// entry point; only the admin may. When the instance recorded a contract
+// name (ContractInfoKey) before and records another one after, the
+// migration fails with ErrContractNameChanged unless force is set: code of
+// another contract would misread the state.
+func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id ledger.Hash, msg []byte, force bool) ([]byte, error) {
 	if err := tx.Gas.Consume(GasCallBase, "migrate"); err != nil {
 		return nil, err
 	}
@@ -317,6 +441,16 @@ func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id le
 	if !slices.Contains(ci.Exports, "migrate") {
 		return nil, fmt.Errorf("%w: %s", ErrNoMigrate, id)
 	}
+	before, err := e.recordedName(tx.St, addr)
+	if err != nil {
+		return nil, err
+	}
+	snap, events := tx.St.Snapshot(), len(tx.Events)
+	undo := func(err error) ([]byte, error) {
+		tx.St.RevertTo(snap)
+		tx.Events = tx.Events[:events]
+		return nil, err
+	}
 	old := in.CodeID
 	in.CodeID = id
 	if err := e.put(tx.St, key(tagInstance, addr[:]), in); err != nil {
@@ -324,10 +458,59 @@ func (e *Engine) Migrate(ctx context.Context, tx *Tx, addr ledger.Address, id le
 	}
 	data, err := e.run(ctx, tx, nil, addr, "migrate", msg, nil, tx.Gas.Remaining(), false)
 	if err != nil {
-		return nil, err
+		return undo(err)
 	}
-	tx.Events = append(tx.Events, ledger.NewEvent("migrate", "contract", addr.String(), "from_code", old.String(), "to_code", id.String()))
+	after, err := e.recordedName(tx.St, addr)
+	if err != nil {
+		return undo(err)
+	}
+	attrs := []string{"contract", addr.String(), "from_code", old.String(), "to_code", id.String()}
+	if before != "" && after != before {
+		if !force {
+			return undo(fmt.Errorf("%w: %s records contract %q, the new code %s records %q; migrate with --force if that is intended", ErrContractNameChanged, addr, before, id, orNone(after)))
+		}
+		attrs = append(attrs, "forced", "true")
+	}
+	if after != "" {
+		attrs = append(attrs, "contract_name", after)
+	}
+	tx.Events = append(tx.Events, ledger.NewEvent("migrate", attrs...))
 	return data, nil
+}
+
+// recordedName returns the contract name the instance at addr records under
+// ContractInfoKey: "" when there is none or it is not the expected JSON (the
+// contract owns that key; a value that does not parse is no name).
+func (e *Engine) recordedName(st *ledger.State, addr ledger.Address) (string, error) {
+	info, err := e.ContractInfo(st, addr)
+	return info.Contract, err
+}
+
+// ContractInfo is what a contract records under ContractInfoKey.
+type ContractInfo struct {
+	Contract string `json:"contract"`
+	Version  string `json:"version"`
+}
+
+// ContractInfo returns the name and version the contract at addr records
+// under ContractInfoKey; zero when it records none (or nothing readable).
+func (e *Engine) ContractInfo(st *ledger.State, addr ledger.Address) (ContractInfo, error) {
+	raw, err := st.Get(key(tagStore, addr[:], []byte(ContractInfoKey)))
+	if err != nil || raw == nil {
+		return ContractInfo{}, err
+	}
+	var info ContractInfo
+	if json.Unmarshal(raw, &info) != nil {
+		return ContractInfo{}, nil
+	}
+	return info, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // Query runs a read-only query on st (which is never written) with a gas cap.

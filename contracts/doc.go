@@ -9,6 +9,13 @@
 // (and events) and nothing else. Re-entrancy is refused: a contract already
 // on the call stack cannot be called again in the same transaction.
 //
+// An upload may carry the JSON Schema document of the code's messages
+// (SchemaFormat); it is stored next to the code and never changes. A
+// migration reads the contract name the instance records under the storage
+// key ContractInfoKey (the SDK's Contract.Name, cw2-style) before and after
+// the new code's migrate entry point and fails with ErrContractNameChanged
+// when it changed, unless the transaction is forced.
+//
 // It may import vm and ledger and must never import kernel or net.
 //
 // State layout (under ledger.PrefixContract):
@@ -18,6 +25,7 @@
 //	0x10 0x03 address           → Instance (code id, creator, admin, label, calls, gas)
 //	0x10 0x04 address key       → the contract's own storage
 //	0x10 0x05                   → instance sequence (uint64), for addresses
+//	0x10 0x06 code_id           → the code's message schema (JSON, optional, as uploaded)
 //
 // An instance address is DeriveAddress("sos/contract/v1", code_id, seq).
 package contracts

@@ -61,7 +61,7 @@ func TestUploadAdversarialShapes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tx := newTx(st, vm.MaxUploadGas)
-			_, err := e.Upload(ctx, tx, c.wasm)
+			_, err := e.Upload(ctx, tx, c.wasm, nil)
 			if !errors.Is(err, vm.ErrLimit) {
 				t.Fatalf("err = %v, want ErrLimit", err)
 			}
@@ -73,7 +73,7 @@ func TestUploadAdversarialShapes(t *testing.T) {
 	}
 	// The engine still uploads and runs contracts: a shape at the limits.
 	tx := newTx(st, vm.MaxUploadGas)
-	id, err := e.Upload(ctx, tx, wasmasm.Nested(vm.MaxNesting-1))
+	id, err := e.Upload(ctx, tx, wasmasm.Nested(vm.MaxNesting-1), nil)
 	if err != nil {
 		t.Fatalf("upload at the nesting limit: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestUploadChargesInitialization(t *testing.T) {
 	ctx := context.Background()
 	const limit = 200_000_000
 	tx := newTx(st, limit)
-	_, err := e.Upload(ctx, tx, wasmasm.InitLoop())
+	_, err := e.Upload(ctx, tx, wasmasm.InitLoop(), nil)
 	if !errors.Is(err, ledger.ErrOutOfGas) || !errors.Is(err, vm.ErrOutOfGas) {
 		t.Fatalf("err = %v, want out of gas", err)
 	}
@@ -103,10 +103,10 @@ func TestUploadChargesInitialization(t *testing.T) {
 	}
 
 	small, big := newTx(st, vm.MaxUploadGas), newTx(st, vm.MaxUploadGas)
-	if _, err := e.Upload(ctx, small, wasmasm.InitWork(1_000)); err != nil {
+	if _, err := e.Upload(ctx, small, wasmasm.InitWork(1_000), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Upload(ctx, big, wasmasm.InitWork(1_000_000)); err != nil {
+	if _, err := e.Upload(ctx, big, wasmasm.InitWork(1_000_000), nil); err != nil {
 		t.Fatal(err)
 	}
 	// 999,000 more iterations, each at least a loop iteration's cost.
@@ -123,7 +123,7 @@ func TestUploadChargesInitialization(t *testing.T) {
 func TestCallsPayLoadAndBase(t *testing.T) {
 	e, st := newTestEngine(t)
 	ctx := context.Background()
-	id, err := e.Upload(ctx, newTx(st, vm.MaxUploadGas), wasmasm.Straight(10))
+	id, err := e.Upload(ctx, newTx(st, vm.MaxUploadGas), wasmasm.Straight(10), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

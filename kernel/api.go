@@ -230,7 +230,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ledger.ErrCorrupt):
 		return http.StatusInternalServerError
-	case errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoCode):
+	case errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoCode), errors.Is(err, contracts.ErrNoSchema):
 		return http.StatusNotFound
 	}
 	return http.StatusBadRequest

@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 func (n *Node) registerContractAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/contracts/codes", n.handleCodes)
+	mux.HandleFunc("GET /v1/contracts/codes/{id}/schema", n.handleCodeSchema)
 	mux.HandleFunc("GET /v1/contracts", n.handleContracts)
 	mux.HandleFunc("GET /v1/contracts/{addr}", n.handleContract)
 	mux.HandleFunc("GET /v1/contracts/{addr}/state", n.handleContractState)
@@ -37,11 +39,35 @@ func (n *Node) handleCodes(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, statusOf(err), err)
 		return
 	}
+	st := ledger.NewState(n.store)
 	out := []client.Code{}
 	for _, c := range codes {
-		out = append(out, client.Code{CodeID: c.ID.String(), Creator: c.Creator.String(), Size: int(c.Size), Prepared: int(c.Prepared), Height: c.Height, Instances: c.Instances})
+		_, serr := n.chain.engine.Schema(st, c.ID)
+		if serr != nil && !errors.Is(serr, contracts.ErrNoSchema) {
+			writeErr(w, statusOf(serr), serr)
+			return
+		}
+		out = append(out, client.Code{CodeID: c.ID.String(), Creator: c.Creator.String(), Size: int(c.Size), Prepared: int(c.Prepared), Height: c.Height, Instances: c.Instances, HasSchema: serr == nil})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleCodeSchema serves the message schema stored with a code, as it was
+// uploaded (404 when the code has none).
+func (n *Node) handleCodeSchema(w http.ResponseWriter, r *http.Request) {
+	id, err := ledger.ParseHash(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: code id: %w", err))
+		return
+	}
+	b, err := n.chain.engine.Schema(ledger.NewState(n.store), id)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 func (n *Node) contractJSON(st *ledger.State, a ledger.Address, in *contracts.Instance) (client.Contract, error) {
@@ -50,6 +76,11 @@ func (n *Node) contractJSON(st *ledger.State, a ledger.Address, in *contracts.In
 	if !in.Admin.IsZero() {
 		c.Admin = in.Admin.String()
 	}
+	info, err := n.chain.engine.ContractInfo(st, a)
+	if err != nil {
+		return c, err
+	}
+	c.ContractName, c.ContractVersion = info.Contract, info.Version
 	acc, _, err := (&ledger.Accounts{St: st, Codec: n.chain.codec}).Get(a)
 	if err != nil {
 		return c, err

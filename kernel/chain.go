@@ -467,7 +467,7 @@ func (e *Executor) runContract(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.E
 	switch p := tx.Payload.(type) {
 	case *ledger.ContractUpload:
 		var id ledger.Hash
-		if id, err = c.engine.Upload(e.ctx, ctx, p.Wasm); err == nil {
+		if id, err = c.engine.Upload(e.ctx, ctx, p.Wasm, p.Schema); err == nil {
 			data, err = json.Marshal(map[string]any{"code_id": id.String(), "size": len(p.Wasm)})
 		}
 	case *ledger.ContractInstantiate:
@@ -485,7 +485,7 @@ func (e *Executor) runContract(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.E
 		}
 		data, err = c.engine.Execute(e.ctx, ctx, p.Contract, p.Msg, p.Funds)
 	case *ledger.ContractMigrate:
-		data, err = c.engine.Migrate(e.ctx, ctx, p.Contract, p.CodeID, p.Msg)
+		data, err = c.engine.Migrate(e.ctx, ctx, p.Contract, p.CodeID, p.Msg, p.Force)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -525,7 +525,8 @@ func codeOf(err error) ledger.Code {
 		return ledger.CodeUnknownDenom
 	case errors.Is(err, ledger.ErrOverflow):
 		return ledger.CodeOverflow
-	case errors.Is(err, ledger.ErrUnknownKind), errors.Is(err, vm.ErrInvalidModule), errors.Is(err, ErrContractsDisabled):
+	case errors.Is(err, ledger.ErrUnknownKind), errors.Is(err, vm.ErrInvalidModule), errors.Is(err, ErrContractsDisabled),
+		errors.Is(err, contracts.ErrSchema), errors.Is(err, contracts.ErrContractNameChanged):
 		return ledger.CodeInvalidPayload
 	case errors.Is(err, contracts.ErrUnauthorized), errors.Is(err, ErrNotMember):
 		return ledger.CodeUnauthorized

@@ -25,6 +25,9 @@ const (
 // MaxContractMsgBytes bounds a contract message in a transaction.
 const MaxContractMsgBytes = 256 << 10
 
+// MaxContractSchemaBytes bounds the JSON Schema an upload may carry.
+const MaxContractSchemaBytes = 256 << 10
+
 // MaxLabelBytes bounds a contract label.
 const MaxLabelBytes = 128
 
@@ -56,10 +59,15 @@ func (t *Transfer) ValidateBasic() error {
 	return t.Amount.Validate()
 }
 
-// ContractUpload stores Wasm code; its id is the SHA-256 of Wasm.
+// ContractUpload stores Wasm code; its id is the SHA-256 of Wasm. Schema,
+// optional, is the JSON Schema of the code's messages (the document that
+// `sos contract schema` prints), stored with the code and served by the API
+// so clients can check a message before sending it; it is not part of the
+// code id.
 type ContractUpload struct {
-	_    struct{} `cbor:",toarray"`
-	Wasm []byte   `json:"-" cbor:"wasm"` // cbor tag: fxamacker would honour json:"-" and drop the field
+	_      struct{} `cbor:",toarray"`
+	Wasm   []byte   `json:"-" cbor:"wasm"` // cbor tag: fxamacker would honour json:"-" and drop the field
+	Schema []byte   `json:"-" cbor:"schema"`
 }
 
 // Kind implements Payload.
@@ -70,11 +78,23 @@ func (u *ContractUpload) ValidateBasic() error {
 	if len(u.Wasm) < 8 || string(u.Wasm[:4]) != "\x00asm" {
 		return fmt.Errorf("ledger: upload: not a WebAssembly module (missing \\0asm header): %w", ErrMalformed)
 	}
+	if len(u.Schema) > 0 {
+		if len(u.Schema) > MaxContractSchemaBytes {
+			return fmt.Errorf("ledger: upload: schema is %d bytes, limit %d", len(u.Schema), MaxContractSchemaBytes)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(u.Schema, &obj); err != nil {
+			return fmt.Errorf("ledger: upload: schema is not a JSON object: %w", ErrMalformed)
+		}
+	}
 	return nil
 }
 
 // MarshalJSON shows the code's size and id, not its bytes.
 func (u *ContractUpload) MarshalJSON() ([]byte, error) {
+	if len(u.Schema) > 0 {
+		return []byte(fmt.Sprintf(`{"code_id":%q,"size":%d,"schema_size":%d}`, HashBytes(u.Wasm), len(u.Wasm), len(u.Schema))), nil
+	}
 	return []byte(fmt.Sprintf(`{"code_id":%q,"size":%d}`, HashBytes(u.Wasm), len(u.Wasm))), nil
 }
 
@@ -124,12 +144,16 @@ func (p *ContractExecute) ValidateBasic() error {
 	return p.Funds.Validate()
 }
 
-// ContractMigrate moves an instance to new code (admin only).
+// ContractMigrate moves an instance to new code (admin only). Force allows a
+// migration after which the contract name the instance records (the SDK's
+// contract_info key, cw2-style) differs from the one it recorded before;
+// without it such a migration fails.
 type ContractMigrate struct {
 	_        struct{} `cbor:",toarray"`
 	Contract Address  `json:"contract"`
 	CodeID   Hash     `json:"code_id"`
 	Msg      []byte   `json:"msg"`
+	Force    bool     `json:"force,omitempty"`
 }
 
 // Kind implements Payload.

@@ -8,6 +8,9 @@
 # the VM); jobs are WASI commands (a main, run through _start). A job is a
 # directory jobs/<name>/ holding <name>.go, so jobs/internal and
 # jobs/distributed (tools that run on the user's machine) are not built.
+# Each example contract also gets <name>.schema.json, the JSON Schema of its
+# messages (`go run` of the contract natively: its main calls sdk.Main), for
+# `sos contract upload --schema`.
 # Stripping (-ldflags=-s) drops the name section; -trimpath keeps builds
 # reproducible across checkouts, so the same source gives the same code id
 # (or job module id).
@@ -34,4 +37,9 @@ for name in $names; do
 	GOOS=wasip1 GOARCH=wasm go build $mode -trimpath -ldflags=-s \
 		-o "$out" "./sdk-contracts/$dir/$name"
 	printf '%-16s %9d bytes  %s\n' "$name" "$(wc -c <"$out")" "${out#"$PWD"/}"
+	if [ "$dir" = examples ]; then
+		schema="$here/$dir/$name/$name.schema.json"
+		GOOS= GOARCH= go run "./sdk-contracts/$dir/$name" schema >"$schema.tmp"
+		mv "$schema.tmp" "$schema"
+	fi
 done

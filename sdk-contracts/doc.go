@@ -1,6 +1,13 @@
 // Package sdkcontracts holds the contract author's kit: the SDK, its test
-// harness and example contracts. Nothing here imports the kernel; it needs
-// only the Go standard library, so it can move to its own module unchanged.
+// harness and example contracts. Nothing here imports the kernel.
+//
+// sdk/ is a Go module of its own, github.com/sos-kernel/sos/sdk-contracts/sdk,
+// with no dependencies: contract modules outside this repository require it
+// (with a replace to a checkout until it is published; `sos contract new`
+// scaffolds one). The rest of sdk-contracts (examples, policies, jobs) is in
+// the repository's root module, which requires the SDK through
+// `replace ... => ./sdk-contracts/sdk`, because the policies' and jobs' tests
+// use the node's packages (vm, rome, wazero).
 //
 // Layout:
 //
@@ -16,16 +23,17 @@
 //	policies/             ROME allocation policies (package policies)
 //	jobs/                 example jobs: WASI commands run on compute leases (package
 //	                      jobs; its test support, jobs/internal/wasirun, uses wazero)
-//	build.sh              builds every example, policy and job to <dir>/<name>/<name>.wasm
+//	build.sh              builds every example, policy and job to <dir>/<name>/<name>.wasm,
+//	                      and each example's message schema to <name>.schema.json
 //
 // Each example is a package main in two parts: <name>.go builds everywhere
 // and defines the contract value; exports_wasip1.go builds only for
 // GOOS=wasip1 and holds the four //go:wasmexport functions. Tests in the same
 // package run the contract natively through sdktest, so
 //
-//	go test ./sdk-contracts/...                      # native, no Wasm runtime needed
-//	GOOS=wasip1 GOARCH=wasm go vet ./sdk-contracts/...
-//	sdk-contracts/build.sh                           # the .wasm files
+//	go test ./sdk-contracts/... github.com/sos-kernel/sos/sdk-contracts/sdk/...  # native, no Wasm runtime needed
+//	GOOS=wasip1 GOARCH=wasm go vet ./sdk-contracts/examples/... github.com/sos-kernel/sos/sdk-contracts/sdk/...
+//	sdk-contracts/build.sh                           # the .wasm files (and the examples' .schema.json)
 //
 // all work from the repository root. The tests in this package build every
 // example for wasip1 and check its Wasm imports (only modules sos and

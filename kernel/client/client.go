@@ -295,6 +295,13 @@ func (c *Client) Codes(ctx context.Context) ([]Code, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/contracts/codes", nil, "", &out)
 }
 
+// CodeSchema returns the message schema stored with code id (the document
+// `sos contract schema` prints); ErrNotFound when the code has none.
+func (c *Client) CodeSchema(ctx context.Context, id string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.do(ctx, http.MethodGet, "/v1/contracts/codes/"+url.PathEscape(id)+"/schema", nil, "", &out)
+}
+
 // Contracts lists contract instances.
 func (c *Client) Contracts(ctx context.Context) ([]Contract, error) {
 	var out []Contract

@@ -243,6 +243,7 @@ type Code struct {
 	Prepared  int    `json:"prepared_size"` // bytes stored after metering and snapshot
 	Height    uint64 `json:"height"`
 	Instances uint64 `json:"instances"`
+	HasSchema bool   `json:"has_schema"` // GET /v1/contracts/codes/{id}/schema serves it
 }
 
 // Contract is a contract instance (GET /v1/contracts, /v1/contracts/{address}).
@@ -256,6 +257,10 @@ type Contract struct {
 	Calls    uint64 `json:"calls"`
 	GasUsed  uint64 `json:"gas_used"`
 	Balances []Coin `json:"balances"`
+	// ContractName and ContractVersion are what the contract records under
+	// its contract_info key (the SDK's Contract.Name/Version), if anything.
+	ContractName    string `json:"contract_name,omitempty"`
+	ContractVersion string `json:"contract_version,omitempty"`
 }
 
 // StateEntry is one key/value of a contract's storage

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -25,8 +26,15 @@ type Handlers map[string]HandlerFunc
 // Handler adapts a typed handler: the message is decoded into M (unknown
 // fields are rejected, so a typo in a field name is an error rather than a
 // silent zero) before f runs. An empty message decodes as the zero M.
+//
+// The handler also tells Contract.Schema its message type M, so the JSON
+// Schema of a contract's messages comes from the Go types it declares.
 func Handler[M any](f func(ctx *Ctx, msg M) (any, error)) HandlerFunc {
 	return func(ctx *Ctx, raw json.RawMessage) (any, error) {
+		if ctx.describe != nil {
+			*ctx.describe = reflect.TypeFor[M]()
+			return nil, nil
+		}
 		var m M
 		if err := decodeStrict(raw, &m); err != nil {
 			return nil, err
@@ -38,7 +46,14 @@ func Handler[M any](f func(ctx *Ctx, msg M) (any, error)) HandlerFunc {
 // Contract is a contract's entry points. Instantiate and Migrate receive the
 // whole message; Execute and Query dispatch on the message's single top-level
 // key. A nil field means the contract does not support that entry point.
+//
+// Name and Version, when Name is set, are recorded under ContractInfoKey
+// after every successful instantiate and migrate (cw2-style), so the node
+// can refuse a migration to code of a different contract. Use a stable name
+// (like "counter" or "acme-token"), and a semantic version.
 type Contract struct {
+	Name        string
+	Version     string
 	Instantiate HandlerFunc
 	Execute     Handlers
 	Query       Handlers
@@ -93,6 +108,9 @@ func Migrate(c Contract) int32 { return c.Serve(EntryMigrate, defaultHost()) }
 func (c Contract) Serve(e Entry, h hostabi.Host) int32 {
 	ctx := &Ctx{host: h, entry: e}
 	res, err := c.dispatch(ctx, h.Input())
+	if err == nil && c.Name != "" && (e == EntryInstantiate || e == EntryMigrate) {
+		err = SetContractInfo(ctx, c.Name, c.Version)
+	}
 	if err == nil {
 		var b []byte
 		if b, err = encodeResult(res); err == nil {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/hostabi"
@@ -15,6 +16,9 @@ import (
 type Ctx struct {
 	host  hostabi.Host
 	entry Entry
+	// describe, when set, asks a handler made by Handler to store its
+	// message type there instead of running (see Contract.Schema).
+	describe *reflect.Type
 }
 
 // Entry returns the entry point being run.

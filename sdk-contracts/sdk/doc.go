@@ -21,13 +21,15 @@
 // with {}. Instantiate and Migrate get the whole message.
 //
 //	var contract = sdk.Contract{
+//		Name:        "acme-counter", // recorded under ContractInfoKey; guards migrations
+//		Version:     "1.0.0",
 //		Instantiate: sdk.Handler(instantiate),
 //		Execute:     sdk.Handlers{"increment": sdk.Handler(increment)},
 //		Query:       sdk.Handlers{"get": sdk.Handler(get)},
 //		Migrate:     sdk.Handler(migrate), // optional
 //	}
 //
-//	func main() {} // never called, but package main needs it
+//	func main() { sdk.Main(contract) } // never called on the node; natively: go run . schema
 //
 // Step 4. In a file exports_wasip1.go (//go:build wasip1), export the entry
 // points. Go accepts //go:wasmexport only in package main, hence these lines
@@ -52,6 +54,29 @@
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-s -o mycontract.wasm ./mycontract
 //	sos contract upload mycontract.wasm --from alice
+//
+// # Message schema
+//
+// Contract.Schema describes the messages as JSON Schema (draft 2020-12),
+// generated from the Go types the handlers made by Handler decode; Main
+// prints it for `go run . schema`, and `sos contract upload --schema` stores
+// it with the code so that the CLI checks messages before sending them. See
+// Schema for the layout and the type mapping.
+//
+// # Contract name and version
+//
+// With Contract.Name set, Serve records {"contract":Name,"version":Version}
+// under ContractInfoKey after every successful instantiate and migrate (the
+// cw2 convention). ReadContractInfo reads it; in a migrate handler it is the
+// previous code's record. The node refuses a migration after which the
+// recorded name differs from the one before, unless it is forced.
+//
+// # The module
+//
+// This package is the Go module github.com/sos-kernel/sos/sdk-contracts/sdk
+// (sdk-contracts/sdk/go.mod): it depends on nothing but the standard library,
+// so a contract module needs only a require of it and, until it is
+// published, a replace to a checkout (`sos contract new` writes both).
 //
 // # Storage
 //

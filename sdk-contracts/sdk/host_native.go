@@ -3,6 +3,8 @@
 package sdk
 
 import (
+	"os"
+
 	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/bech32"
 	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/hostabi"
 )
@@ -22,3 +24,9 @@ func addrFromString(s string) (Address, bool) {
 	}
 	return Address(data), true
 }
+
+// Main is a contract's main function. Natively, `go run . schema` prints the
+// JSON Schema of c's messages (see Schema; `sos contract schema` runs it).
+// Under GOOS=wasip1 main is never called — a contract is a reactor whose
+// exports the node calls — and Main does nothing.
+func Main(c Contract) { os.Exit(RunMain(c, os.Args[1:], os.Stdout, os.Stderr)) }

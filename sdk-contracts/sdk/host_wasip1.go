@@ -285,3 +285,7 @@ func addrFromString(s string) (Address, bool) {
 	ok := sosAddrFromString(sptr(s), int32(len(s)), unsafe.Pointer(&a)) == 0
 	return a, ok
 }
+
+// Main does nothing under GOOS=wasip1: a contract's main is never called
+// there. Natively it serves `go run . schema`; see host_native.go.
+func Main(Contract) {}

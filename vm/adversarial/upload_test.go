@@ -132,7 +132,7 @@ func BenchmarkAdversarialUpload(b *testing.B) {
 			tx := uploadTx(u.st, gas)
 			b.StartTimer()
 			var err error
-			w, c := uploadTimed(func() { _, err = u.e.Upload(ctx, tx, wasm) })
+			w, c := uploadTimed(func() { _, err = u.e.Upload(ctx, tx, wasm, nil) })
 			if (fail == nil && err != nil) || (fail != nil && !errors.Is(err, fail)) {
 				b.Fatalf("upload: %v, want %v", err, fail)
 			}
@@ -172,7 +172,7 @@ func BenchmarkAdversarialUpload(b *testing.B) {
 		u := newUploadEngine(b, vm.Config{ModuleCacheSize: 1, CacheDir: b.TempDir()})
 		var addrs []ledger.Address
 		for i, wasm := range wasms {
-			id, err := u.e.Upload(ctx, uploadTx(u.st, vm.MaxUploadGas), wasm)
+			id, err := u.e.Upload(ctx, uploadTx(u.st, vm.MaxUploadGas), wasm, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -217,13 +217,13 @@ func TestAdversarialUploadShapesPass(t *testing.T) {
 				// Only the structural checks: compiling these takes
 				// seconds. Prepare refuses them before compiling when they
 				// are out of bounds, so a tiny budget tells.
-				_, err := u.e.Upload(ctx, uploadTx(u.st, contracts.GasUploadPerByte*uint64(len(wasm))+vm.GasPrepareBase+vm.GasPreparePerByte*uint64(len(wasm))+1), wasm)
+				_, err := u.e.Upload(ctx, uploadTx(u.st, contracts.GasUploadPerByte*uint64(len(wasm))+vm.GasPrepareBase+vm.GasPreparePerByte*uint64(len(wasm))+1), wasm, nil)
 				if !errors.Is(err, ledger.ErrOutOfGas) || !errors.Is(err, vm.ErrOutOfGas) {
 					t.Fatalf("upload with the reading budget only: %v, want out of gas at compilation", err)
 				}
 				return
 			}
-			_, err := u.e.Upload(ctx, uploadTx(u.st, gas), wasm)
+			_, err := u.e.Upload(ctx, uploadTx(u.st, gas), wasm, nil)
 			if (s.fail == nil && err != nil) || (s.fail != nil && !errors.Is(err, s.fail)) {
 				t.Fatalf("upload: %v, want %v", err, s.fail)
 			}

@@ -92,6 +92,8 @@ func tour(ctx *sdk.Ctx, m TourMsg) (any, error) {
 }
 
 var contract = sdk.Contract{
+	Name:        "sos-test/chaos",
+	Version:     "1.0.0",
 	Instantiate: sdk.Handler(func(ctx *sdk.Ctx, _ Empty) (any, error) { return nil, value.Set(ctx, 0) }),
 	Execute: sdk.Handlers{
 		"set": sdk.Handler(func(ctx *sdk.Ctx, m SetMsg) (any, error) { return nil, value.Set(ctx, m.Value) }),

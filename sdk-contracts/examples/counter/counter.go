@@ -45,6 +45,8 @@ var (
 )
 
 var contract = sdk.Contract{
+	Name:        "sos-example/counter",
+	Version:     "1.0.0",
 	Instantiate: sdk.Handler(instantiate),
 	Execute: sdk.Handlers{
 		"increment": sdk.Handler(increment),
@@ -56,9 +58,10 @@ var contract = sdk.Contract{
 	Migrate: sdk.Handler(migrate),
 }
 
-// main is never called: a contract is a library (-buildmode=c-shared) whose
-// entry points are its exports. Go requires it in package main all the same.
-func main() {}
+// main is never called on the node: a contract is a library
+// (-buildmode=c-shared) whose entry points are its exports. Natively,
+// `go run . schema` prints the JSON Schema of its messages (sdk.Main).
+func main() { sdk.Main(contract) }
 
 func instantiate(ctx *sdk.Ctx, msg InstantiateMsg) (any, error) {
 	if err := owner.Set(ctx, ctx.Sender()); err != nil {

@@ -65,6 +65,8 @@ const maxLimit = 30
 var escrows = sdk.NewMap[string, Escrow]("escrow")
 
 var contract = sdk.Contract{
+	Name:        "sos-example/escrow",
+	Version:     "1.0.0",
 	Instantiate: sdk.Handler(func(*sdk.Ctx, InstantiateMsg) (any, error) { return nil, nil }),
 	Execute: sdk.Handlers{
 		"create":  sdk.Handler(create),
@@ -77,7 +79,7 @@ var contract = sdk.Contract{
 	},
 }
 
-func main() {}
+func main() { sdk.Main(contract) } // natively: `go run . schema`
 
 func create(ctx *sdk.Ctx, msg CreateMsg) (any, error) {
 	if msg.ID == "" || len(msg.ID) > 64 {

@@ -98,6 +98,8 @@ var (
 )
 
 var contract = sdk.Contract{
+	Name:        "sos-example/offer-registry",
+	Version:     "1.0.0",
 	Instantiate: sdk.Handler(func(*sdk.Ctx, InstantiateMsg) (any, error) { return nil, nil }),
 	Execute: sdk.Handlers{
 		"register": sdk.Handler(register),
@@ -111,7 +113,7 @@ var contract = sdk.Contract{
 	Migrate: sdk.Handler(func(*sdk.Ctx, MigrateMsg) (any, error) { return nil, nil }),
 }
 
-func main() {}
+func main() { sdk.Main(contract) } // natively: `go run . schema`
 
 func kindPrefix(kind string) []byte { return append([]byte(kind), 0) }
 

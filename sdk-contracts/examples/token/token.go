@@ -100,6 +100,8 @@ var (
 )
 
 var contract = sdk.Contract{
+	Name:        "sos-example/token",
+	Version:     "1.0.0",
 	Instantiate: sdk.Handler(instantiate),
 	Execute: sdk.Handlers{
 		"transfer":           sdk.Handler(transfer),
@@ -116,7 +118,7 @@ var contract = sdk.Contract{
 	},
 }
 
-func main() {}
+func main() { sdk.Main(contract) } // natively: `go run . schema`
 
 func allowanceKey(owner, spender sdk.Address) []byte { return append(owner[:], spender[:]...) }
 

@@ -37,6 +37,10 @@ var (
 	ErrNoContract = errors.New("sdktest: no contract")
 	// ErrUnauthorized reports a migrate by an account that is not the admin.
 	ErrUnauthorized = errors.New("sdktest: unauthorized")
+	// ErrContractNameChanged reports a migration to code that records a
+	// different contract name under sdk.ContractInfoKey, refused unless
+	// forced (MigrateForce), as the node refuses it.
+	ErrContractNameChanged = errors.New("sdktest: migrate changes the contract name")
 )
 
 // ContractError is an error returned by a contract handler. Msg is the text
@@ -231,8 +235,31 @@ func (a *App) Execute(addr, sender sdk.Address, msg any, funds sdk.Coins) (Resul
 
 // Migrate moves the contract at addr to the code c and runs c's migrate
 // entry point with msg. Only the admin may migrate; the instance keeps its
-// address, storage and balances.
+// address, storage and balances. Like the node, it refuses (and reverts) a
+// migration after which the contract name recorded under
+// sdk.ContractInfoKey differs from the one recorded before; MigrateForce
+// allows it.
 func (a *App) Migrate(addr, sender sdk.Address, c sdk.Contract, msg any) (Result, error) {
+	return a.migrate(addr, sender, c, msg, false)
+}
+
+// MigrateForce is Migrate without the contract name check (the node's
+// `sos contract migrate --force`).
+func (a *App) MigrateForce(addr, sender sdk.Address, c sdk.Contract, msg any) (Result, error) {
+	return a.migrate(addr, sender, c, msg, true)
+}
+
+// recordedName returns the contract name stored under sdk.ContractInfoKey
+// ("" when none or unreadable), as the node reads it.
+func recordedName(in *instance) string {
+	var info sdk.ContractInfo
+	if raw, ok := in.store[sdk.ContractInfoKey]; ok && json.Unmarshal(raw, &info) == nil {
+		return info.Contract
+	}
+	return ""
+}
+
+func (a *App) migrate(addr, sender sdk.Address, c sdk.Contract, msg any, force bool) (Result, error) {
 	return a.tx(func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
@@ -244,7 +271,14 @@ func (a *App) Migrate(addr, sender sdk.Address, c sdk.Contract, msg any) (Result
 		old := in.contract
 		in.contract = c
 		a.journal = append(a.journal, func() { in.contract = old })
-		return a.send(c, sdk.EntryMigrate, addr, sender, sender, msg, nil, false, 1)
+		before := recordedName(in)
+		data, err := a.send(c, sdk.EntryMigrate, addr, sender, sender, msg, nil, false, 1)
+		if err == nil && !force && before != "" {
+			if after := recordedName(in); after != before {
+				return nil, fmt.Errorf("%w: %v records %q, the new code %q (force to migrate anyway)", ErrContractNameChanged, addr, before, after)
+			}
+		}
+		return data, err
 	})
 }
 

@@ -20,6 +20,10 @@
 //     res.Data is the JSON result, res.Events the events.
 //  5. err = app.Query(addr, `{"get":{}}`, &out).
 //  6. app.NextBlock() or app.AdvanceBlocks(n) to move height and time.
+//  7. app.Migrate(addr, alice, newContract, `{}`) moves the instance to new
+//     code; like the node it fails with ErrContractNameChanged when the
+//     contract name recorded under sdk.ContractInfoKey changes, and
+//     app.MigrateForce allows that.
 //
 // Messages are JSON text (string, []byte, json.RawMessage) or any value that
 // encoding/json encodes. Errors a contract returns come back as a

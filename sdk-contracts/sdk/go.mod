@@ -1,0 +1,3 @@
+module github.com/sos-kernel/sos/sdk-contracts/sdk
+
+go 1.24
