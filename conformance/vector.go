@@ -608,6 +608,16 @@ func RunDir(ctx context.Context, dir string, report func(name string, err error)
 			}
 			continue
 		}
+		if IsJobVector(f) {
+			if jerr := CheckJobVector(ctx, f, ""); jerr != nil {
+				failed++
+				report(name, jerr)
+			} else {
+				passed++
+				report(name, nil)
+			}
+			continue
+		}
 		v, lerr := LoadVector(f)
 		if lerr != nil {
 			failed++
