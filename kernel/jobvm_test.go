@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/rome"
 )
 
 // TestJobFailuresInTheNodeVM: the node runs jobs in its own Jobs VM (no
@@ -65,5 +67,42 @@ func TestJobFailuresInTheNodeVM(t *testing.T) {
 	id := submit(trivialJob)
 	if j := jn.waitJob(t, id, "done", func(j *client.Job) bool { return j.ExitCode != nil }); j.Status != "done" || *j.ExitCode != 0 || j.GasUsed == 0 {
 		t.Fatalf("trivial job after the failures: %+v", j)
+	}
+}
+
+// TestJobHonestResultChallengedIsRejected: a result the provider computed
+// honestly is challenged anyway (the consumer claims another stdout). The
+// challenge is decided by re-execution: every member's node (a small job:
+// the whole committee) re-runs the job and votes for the result, so the
+// challenge is rejected, the job is done again, and the provider keeps its
+// bond and its clean record.
+func TestJobHonestResultChallengedIsRejected(t *testing.T) {
+	jc := newJobCluster(t, 400)
+	jc.openLease()
+	id := jc.submit(0, randomBytes(t, 10_000), false)
+	j := jc.job(0, id, "verified", func(j *client.Job) bool { return j.Verified != nil })
+	if j.Status != "done" || !*j.Verified {
+		t.Fatalf("honest job: status %s verified %v", j.Status, *j.Verified)
+	}
+	claimed, _ := j.Outcome()
+	wrong := ledger.JobOutcome{ExitCode: claimed.ExitCode, GasUsed: claimed.GasUsed, Stdout: ledger.BlobID(blob.Sum([]byte("not what it printed")))}
+	wrong.OutputRoot, _ = ledger.ParseHash(claimed.OutputRoot)
+	jc.send(0, jc.cons, &ledger.JobChallenge{JobID: id, Outcome: wrong})
+	j = jc.job(0, id, "challenge decided", func(j *client.Job) bool { return j.Challenge != nil && j.Challenge.Outcome != "" })
+	ch := j.Challenge
+	if ch.Outcome != rome.DisputeRejected || j.Status != "done" || len(ch.Committee) != 3 || len(ch.Votes) < 2 || len(ch.Slashed) != 0 {
+		t.Fatalf("honest result challenged: status %s, challenge %+v", j.Status, ch)
+	}
+	for _, v := range ch.Votes {
+		if !v.AgreesWithResult {
+			t.Fatalf("a member's re-execution disagreed with the honest result: %+v", v)
+		}
+	}
+	o, err := jc.clients[0].RomeOffer(jc.ctx, 1)
+	if err != nil || len(o.Bond) != 1 || o.Bond[0].Amount != "1000000" {
+		t.Fatalf("the honest provider's bond: %+v %v", o, err)
+	}
+	if pr, err := jc.clients[0].Provider(jc.ctx, jc.prov.Address().String()); err != nil || pr.Slashed != 0 || pr.Completed != 1 {
+		t.Fatalf("provider record %+v %v", pr, err)
 	}
 }
