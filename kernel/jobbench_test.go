@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -247,3 +248,55 @@ func (w *verifiedWatch) wait(tb testing.TB, id uint64) time.Time {
 }
 
 func (w *verifiedWatch) stop() { close(w.done) }
+
+// BenchmarkJobLoopPass is the cost of one pass of the provider's job loop
+// (after each block and each finished task) with a queue of pending jobs:
+// it must not grow with the queue (the pass reads only the records of
+// the jobs it can start). Node 1 runs the jobs, one at a time; the first
+// holds its slot, so all the others stay pending.
+func BenchmarkJobLoopPass(b *testing.B) {
+	for _, pending := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) {
+			jc := newJobClusterWith(b, 100_000, jobClusterOptions{config: func(c *Config) { c.JobConcurrency = 1 }})
+			jc.openLease()
+			in := jc.upload(jobClusterConsumer, []byte("input"))
+			p := &ledger.JobSubmit{LeaseID: jc.lease, Module: jc.upload(jobClusterConsumer, testModule), Inputs: []ledger.JobFile{{Name: "in", ID: in.ID, Size: in.Size}},
+				Args: []string{"hold"}, GasLimit: 1_000_000, MemoryLimit: 1 << 20, OutputLimit: 1 << 10}
+			c := jc.clients[jobClusterConsumer]
+			tb, err := txbuild.New(jc.ctx, c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			acc, err := c.Account(jc.ctx, jc.cons.Address().String(), false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gas, err := tb.Estimate(jc.ctx, jc.cons, p, acc.Nonce, false, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			raws := make([][]byte, pending+1)
+			for k := range raws {
+				if raws[k], err = tb.Sign(jc.cons, p, acc.Nonce+uint64(k), false, gas, txbuild.DefaultGasPrice, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for k := 0; k < len(raws); k += 100 {
+				if _, err := c.SubmitBatch(jc.ctx, raws[k:min(k+100, len(raws))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := jc.nodes[jobClusterProvider]
+			jc.wait("every job pending on the provider", func() bool {
+				ids, err := n.chain.market.PendingJobIDs(ledger.NewState(n.store), jc.keys[jobClusterProvider].Address(), 0)
+				return err == nil && len(ids) == pending+1 && n.Jobs().Running(ids[0])
+			})
+			b.ResetTimer()
+			for b.Loop() {
+				n.jobsvc.scan(jc.ctx)
+			}
+			b.StopTimer()
+			jc.release(jobClusterProvider)
+		})
+	}
+}
