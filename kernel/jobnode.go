@@ -312,9 +312,10 @@ type candidate struct {
 //
 // A pass runs after every block and every task's end, so under load it
 // must not cost per queued job: it lists the executor's queue by id
-// (PendingJobIDs) and reads job records only for the tasks it may start
-// now (as many as slots are free) and for the verifier's sent challenges
-// (whose job may have left the verifiable state).
+// (PendingJobIDs) only as far as the tasks it has and the ones it may
+// start, and reads job records only for the tasks it may start now (as
+// many as slots are free) and for the verifier's sent challenges (whose
+// job may have left the verifiable state).
 func (s *jobNode) scan(ctx context.Context) {
 	m := s.n.chain.market
 	if m == nil || s.slots == 0 {
@@ -332,9 +333,26 @@ func (s *jobNode) scan(ctx context.Context) {
 			}
 		}
 	}
-	pend, err := m.PendingJobIDs(st, s.addr, scanLimit)
+	// The executor's queue, oldest first: as far as the run tasks this
+	// node already has plus the ones it may start now (their jobs are the
+	// oldest pending ones), so a long queue costs a pass nothing more.
+	s.mu.Lock()
+	limit := s.slots - s.running + 1
+	for k := range s.tasks {
+		if k.kind == taskRun {
+			limit++
+		}
+	}
+	s.mu.Unlock()
+	limit = min(max(limit, 1), scanLimit)
+	pend, err := m.PendingJobIDs(st, s.addr, limit)
 	if err != nil {
 		s.log.Warn("pending jobs", "err", err)
+	}
+	// Run tasks of jobs beyond a truncated listing are still pending.
+	var listedTo uint64 = math.MaxUint64
+	if len(pend) == limit {
+		listedTo = pend[len(pend)-1]
 	}
 	now := time.Now()
 	s.mu.Lock()
@@ -413,7 +431,7 @@ func (s *jobNode) scan(ctx context.Context) {
 		wanted[c.key] = true
 	}
 	for k, t := range s.tasks {
-		if wanted[k] {
+		if wanted[k] || (k.kind == taskRun && k.id > listedTo) {
 			continue
 		}
 		if t.state == taskRunning {
@@ -430,6 +448,9 @@ func (s *jobNode) scan(ctx context.Context) {
 	})
 	for _, c := range want {
 		t := s.tasks[c.key]
+		if t == nil && c.job == nil {
+			continue // not read this pass: a task when it can start
+		}
 		if t == nil {
 			t = &jobTask{key: c.key}
 			s.tasks[c.key] = t
