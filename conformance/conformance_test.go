@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestGoldenVectors(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
-		if name == "kat" {
+		if name == "kat" || IsJobVector(f) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
@@ -203,5 +204,103 @@ func TestDiffCoversMarket(t *testing.T) {
 		if Diff(v.Expect, e) == "" || Diff(e, v.Expect) == "" {
 			t.Errorf("%s: Diff does not see the change", name)
 		}
+	}
+}
+
+// TestJobVectors runs every job vector twice (fresh Jobs VMs; the second
+// loads the first's compiled code from the cache) and checks the outcomes
+// against the expectations: exit code, gas, stdout, outputs and output
+// root must not depend on anything but the job.
+func TestJobVectors(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	n := 0
+	for _, f := range files {
+		if !IsJobVector(f) {
+			continue
+		}
+		n++
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			v, err := LoadJobVector(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache := t.TempDir()
+			got, err := RunJobs(context.Background(), v, cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := RunJobs(context.Background(), v, cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := diffRuns(got, again); d != "" {
+				t.Fatalf("two runs of %s differ:\n%s", f, d)
+			}
+			diff := DiffJobs(v, got)
+			if *update {
+				if diff != "" {
+					t.Logf("updating %s:\n%s", f, diff)
+				}
+				for i := range v.Runs {
+					v.Runs[i].Expect = got[i]
+				}
+				writeJSON(t, f, v)
+				return
+			}
+			if diff != "" {
+				t.Fatalf("%s differs from its golden expectations (a change of the Jobs VM's results? rerun with -update if intended):\n%s", f, diff)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no job vectors in testdata")
+	}
+}
+
+func diffRuns(a, b []*JobRunExpected) string {
+	var sb strings.Builder
+	for i := range a {
+		if i >= len(b) {
+			break
+		}
+		if x, y := jsonOf(a[i]), jsonOf(b[i]); !bytes.Equal(x, y) {
+			fmt.Fprintf(&sb, "run %d:\n  %s\n  %s\n", i, x, y)
+		}
+	}
+	return sb.String()
+}
+
+// TestJobVectorDetectsChanges: a changed expectation (gas, output root) is
+// a failure of CheckJobVector, so `sos conformance run` reports it.
+func TestJobVectorDetectsChanges(t *testing.T) {
+	b, err := os.ReadFile("testdata/job_runs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v JobVector
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	v.Runs = v.Runs[:2] // a clean exit and stdin: enough to see a change
+	v.Runs[0].Expect.GasUsed++
+	v.Runs[1].Expect.OutputRoot = strings.Repeat("0", 64)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "wasm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile("testdata/wasm/sha256sum.wasm.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "wasm", "sha256sum.wasm.gz"), wasm, 0o644)
+	out, _ := json.Marshal(v)
+	_ = os.WriteFile(filepath.Join(dir, "job_runs.json"), out, 0o644)
+	err = CheckJobVector(context.Background(), filepath.Join(dir, "job_runs.json"), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "run two inputs") || !strings.Contains(err.Error(), "run stdin only") {
+		t.Fatalf("changed expectations: %v", err)
+	}
+	passed, failed, err := RunDir(context.Background(), dir, func(string, error) {})
+	if err != nil || passed != 0 || failed != 1 {
+		t.Fatalf("RunDir: passed %d failed %d err %v", passed, failed, err)
 	}
 }

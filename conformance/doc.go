@@ -19,6 +19,12 @@
 // node does after each commit. Expectations then also hold each ROME epoch
 // record, the market's final state and the escrow account's balance.
 //
+// Job vectors (a file with "job_runs", see jobs.go) check determinism of
+// jobs: a module with inputs, stdin, args, env, limits, seed and clock →
+// end class, exit code, gas used, stdout and stderr ids, outputs and output
+// root, run by kernel.JobVM through jobrun.Execute exactly as a provider's
+// executor, a consumer's verifier and a challenge committee run them.
+//
 // Vectors live in testdata/*.json. `go test ./conformance` and
 // `sos conformance run DIR` check them; `go test ./conformance -update`
 // rewrites the expectations and prints what changed — a change there is a

@@ -588,6 +588,12 @@ func jsonOf(x any) []byte {
 // RunDir checks every vector in dir; it reports per-vector lines through
 // report and returns the number passed and failed.
 func RunDir(ctx context.Context, dir string, report func(name string, err error)) (passed, failed int, err error) {
+	return RunDirWith(ctx, dir, Options{}, report)
+}
+
+// RunDirWith is RunDir with options (a compilation cache kept between
+// runs makes a second run of the contract and job vectors fast).
+func RunDirWith(ctx context.Context, dir string, opts Options, report func(name string, err error)) (passed, failed int, err error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return 0, 0, err
@@ -608,6 +614,16 @@ func RunDir(ctx context.Context, dir string, report func(name string, err error)
 			}
 			continue
 		}
+		if IsJobVector(f) {
+			if jerr := CheckJobVector(ctx, f, opts.CacheDir); jerr != nil {
+				failed++
+				report(name, jerr)
+			} else {
+				passed++
+				report(name, nil)
+			}
+			continue
+		}
 		v, lerr := LoadVector(f)
 		if lerr != nil {
 			failed++
@@ -618,7 +634,7 @@ func RunDir(ctx context.Context, dir string, report func(name string, err error)
 		if terr != nil {
 			return passed, failed, terr
 		}
-		got, rerr := Run(ctx, v, tmp)
+		got, rerr := RunWith(ctx, v, tmp, opts)
 		os.RemoveAll(tmp)
 		switch {
 		case rerr != nil:

@@ -299,15 +299,23 @@ func (s *jobNode) run(ctx context.Context) error {
 	}
 }
 
-// candidate is a job a pass found work for.
+// candidate is a job a pass found work for. Its job is nil when the pass
+// did not read the record (a task it could not start now anyway).
 type candidate struct {
 	key taskKey
-	job rome.Job
+	job *rome.Job
 }
 
 // scan is one pass: it lists the work the ledger asks of this node, drops
 // the tasks whose work is gone (cancelling their runs), resends lost
 // transactions and starts queued tasks while slots are free.
+//
+// A pass runs after every block and every task's end, so under load it
+// must not cost per queued job: it lists the executor's queue by id
+// (PendingJobIDs) only as far as the tasks it has and the ones it may
+// start, and reads job records only for the tasks it may start now (as
+// many as slots are free) and for the verifier's sent challenges (whose
+// job may have left the verifiable state).
 func (s *jobNode) scan(ctx context.Context) {
 	m := s.n.chain.market
 	if m == nil || s.slots == 0 {
@@ -319,36 +327,100 @@ func (s *jobNode) scan(ctx context.Context) {
 	if chal, err := m.ChallengedJobs(st, s.addr, scanLimit); err != nil {
 		s.log.Warn("challenged jobs", "err", err)
 	} else {
-		for _, j := range chal {
-			if j.Dispute.VerdictEnd > head {
+		for i := range chal {
+			if j := &chal[i]; j.Dispute.VerdictEnd > head {
 				want = append(want, candidate{taskKey{taskVerdict, j.ID}, j})
 			}
 		}
 	}
-	if pend, err := m.PendingJobs(st, s.addr, scanLimit); err != nil {
-		s.log.Warn("pending jobs", "err", err)
-	} else {
-		for _, j := range pend {
-			if j.Deadline > head { // a result is accepted up to the deadline's block
-				want = append(want, candidate{taskKey{taskRun, j.ID}, j})
-			}
+	// The executor's queue, oldest first: as far as the run tasks this
+	// node already has plus the ones it may start now (their jobs are the
+	// oldest pending ones), so a long queue costs a pass nothing more.
+	s.mu.Lock()
+	limit := s.slots - s.running + 1
+	for k := range s.tasks {
+		if k.kind == taskRun {
+			limit++
 		}
 	}
+	s.mu.Unlock()
+	limit = min(max(limit, 1), scanLimit)
+	pend, err := m.PendingJobIDs(st, s.addr, limit)
+	if err != nil {
+		s.log.Warn("pending jobs", "err", err)
+	}
+	// Run tasks of jobs beyond a truncated listing are still pending.
+	var listedTo uint64 = math.MaxUint64
+	if len(pend) == limit {
+		listedTo = pend[len(pend)-1]
+	}
+	now := time.Now()
 	s.mu.Lock()
 	ids := make([]uint64, 0, len(s.verifyQ))
 	for id := range s.verifyQ {
 		ids = append(ids, id)
 	}
-	s.mu.Unlock()
+	// budget is how many records of startable tasks this pass reads.
+	budget := s.slots - s.running - len(want)
+	startable := func(k taskKey) bool {
+		t := s.tasks[k]
+		return t == nil || (t.state == taskQueued && !now.Before(t.retryAt))
+	}
+	var readRun, readVerify []uint64
+	for _, id := range pend {
+		if k := (taskKey{taskRun, id}); budget > 0 && startable(k) {
+			budget--
+			readRun = append(readRun, id)
+		}
+	}
 	slices.Sort(ids)
 	for _, id := range ids {
+		k := taskKey{taskVerify, id}
+		if t := s.tasks[k]; t != nil && t.state == taskSent {
+			readVerify = append(readVerify, id)
+		} else if budget > 0 && startable(k) {
+			budget--
+			readVerify = append(readVerify, id)
+		}
+	}
+	s.mu.Unlock()
+
+	loaded := map[taskKey]*rome.Job{}
+	for _, id := range readRun {
 		j, err := m.Job(st, id)
-		if err == nil && s.verifiable(j, head) {
-			want = append(want, candidate{taskKey{taskVerify, id}, *j})
+		if err != nil {
+			s.log.Warn("pending job", "job_id", id, "err", err)
 			continue
 		}
+		loaded[taskKey{taskRun, id}] = j
+	}
+	for _, id := range pend {
+		k := taskKey{taskRun, id}
+		j, read := loaded[k]
+		if read && j.Deadline <= head { // a result is accepted up to the deadline's block
+			continue
+		}
+		want = append(want, candidate{k, j})
+	}
+	gone := map[uint64]bool{}
+	for _, id := range readVerify {
+		j, err := m.Job(st, id)
+		if err != nil || !s.verifiable(j, head) {
+			gone[id] = true
+			continue
+		}
+		loaded[taskKey{taskVerify, id}] = j
+	}
+	for _, id := range ids {
+		if !gone[id] {
+			want = append(want, candidate{taskKey{taskVerify, id}, loaded[taskKey{taskVerify, id}]})
+		}
+	}
+	if len(gone) > 0 {
 		s.mu.Lock()
-		delete(s.verifyQ, id)
+		for id := range gone {
+			delete(s.verifyQ, id)
+		}
 		s.mu.Unlock()
 	}
 
@@ -359,7 +431,7 @@ func (s *jobNode) scan(ctx context.Context) {
 		wanted[c.key] = true
 	}
 	for k, t := range s.tasks {
-		if wanted[k] {
+		if wanted[k] || (k.kind == taskRun && k.id > listedTo) {
 			continue
 		}
 		if t.state == taskRunning {
@@ -368,7 +440,6 @@ func (s *jobNode) scan(ctx context.Context) {
 		}
 		delete(s.tasks, k)
 	}
-	now := time.Now()
 	slices.SortStableFunc(want, func(a, b candidate) int {
 		if a.key.kind != b.key.kind {
 			return int(a.key.kind) - int(b.key.kind)
@@ -377,6 +448,9 @@ func (s *jobNode) scan(ctx context.Context) {
 	})
 	for _, c := range want {
 		t := s.tasks[c.key]
+		if t == nil && c.job == nil {
+			continue // not read this pass: a task when it can start
+		}
 		if t == nil {
 			t = &jobTask{key: c.key}
 			s.tasks[c.key] = t
@@ -389,14 +463,14 @@ func (s *jobNode) scan(ctx context.Context) {
 		default:
 			continue
 		}
-		if s.running >= s.slots || now.Before(t.retryAt) || ctx.Err() != nil {
-			continue
+		if c.job == nil || s.running >= s.slots || now.Before(t.retryAt) || ctx.Err() != nil {
+			continue // a job whose record this pass did not read waits for the next
 		}
 		tctx, cancel := context.WithCancel(ctx)
 		t.state, t.cancel = taskRunning, cancel
 		s.running++
 		s.wg.Add(1)
-		go s.do(tctx, t, c.job, head)
+		go s.do(tctx, t, *c.job, head)
 	}
 }
 

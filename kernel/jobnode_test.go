@@ -55,7 +55,8 @@ func (x testExec) Run(ctx context.Context, s *jobrun.Spec) (*jobrun.Run, error) 
 // runs the jobs of prov's offer, cons (whose key is in node 0's keyring)
 // leases it. Nodes can be stopped and restarted on their homes.
 type jobCluster struct {
-	t       *testing.T
+	t       testing.TB
+	opts    jobClusterOptions
 	ctx     context.Context
 	doc     []byte
 	keys    []*ledger.PrivateKey
@@ -76,11 +77,24 @@ const (
 	jobClusterConsumer = 0 // the node whose keyring holds cons
 )
 
-func newJobCluster(t *testing.T, timeoutBlocks uint64) *jobCluster {
+// jobClusterOptions changes a jobCluster from what the fault tests need.
+type jobClusterOptions struct {
+	// realVM runs jobs in the node's own Jobs VM (no injected executor:
+	// the node makes its JobVM on first use) instead of testExec.
+	realVM bool
+	// config adjusts each node's config (nil: 50 ms blocks).
+	config func(*Config)
+}
+
+func newJobCluster(t testing.TB, timeoutBlocks uint64) *jobCluster {
+	return newJobClusterWith(t, timeoutBlocks, jobClusterOptions{})
+}
+
+func newJobClusterWith(t testing.TB, timeoutBlocks uint64, o jobClusterOptions) *jobCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	jc := &jobCluster{t: t, ctx: ctx, prov: seededKey(t, 1100), cons: seededKey(t, 1101)}
+	jc := &jobCluster{t: t, opts: o, ctx: ctx, prov: seededKey(t, 1100), cons: seededKey(t, 1101)}
 	g := &ledger.Genesis{ChainID: "job-cluster", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
 	for i := 0; i < 3; i++ {
@@ -130,13 +144,18 @@ func (jc *jobCluster) start(i int) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.P2PAddr, cfg.BlockInterval = jc.addrs[i], Duration{50 * time.Millisecond}
+	if jc.opts.config != nil {
+		jc.opts.config(&cfg)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	jc.gates[i] = make(chan struct{})
-	opts := NodeOptions{Home: jc.homes[i], Config: cfg, GenesisDoc: jc.doc, NodeKey: jc.keys[i], Listener: ln,
-		JobExecutor: testExec{gate: jc.gates[i], entered: jc.entered[i]}}
+	opts := NodeOptions{Home: jc.homes[i], Config: cfg, GenesisDoc: jc.doc, NodeKey: jc.keys[i], Listener: ln}
+	if !jc.opts.realVM {
+		opts.JobExecutor = testExec{gate: jc.gates[i], entered: jc.entered[i]}
+	}
 	if os.Getenv("SOS_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 	}

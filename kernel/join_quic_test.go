@@ -17,7 +17,7 @@ import (
 )
 
 // freeUDP returns a loopback address with a free UDP port.
-func freeUDP(t *testing.T) string {
+func freeUDP(t testing.TB) string {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

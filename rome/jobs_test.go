@@ -255,6 +255,12 @@ func TestJobMeasuredSettlement(t *testing.T) {
 		t.Fatalf("submitted job %+v", j)
 	}
 	pend, _ := w.m.PendingJobs(w.st, w.nodeKey.Address(), 0)
+	if ids, err := w.m.PendingJobIDs(w.st, w.nodeKey.Address(), 0); err != nil || len(ids) != len(pend) || len(pend) == 0 || ids[0] != pend[0].ID {
+		t.Fatalf("pending job ids %v (%v), pending jobs %d", ids, err, len(pend))
+	}
+	if ids, _ := w.m.PendingJobIDs(w.st, w.nodeKey.Address(), 1); len(ids) != 1 {
+		t.Fatalf("pending job ids with limit 1: %v", ids)
+	}
 	if len(pend) != 1 || pend[0].ID != jid {
 		t.Fatalf("node's queue: %+v", pend)
 	}

@@ -281,6 +281,21 @@ func (m *Market) PendingJobs(st *ledger.State, node ledger.Address, limit int) (
 	return m.jobsUnder(st, rkey(tagJobQueue, node[:]), limit, nil)
 }
 
+// PendingJobIDs is PendingJobs without loading the jobs: the ids, oldest
+// first (at most limit; 0: all). An executor polling its queue after
+// every block reads only the records of the jobs it can start.
+func (m *Market) PendingJobIDs(st *ledger.State, node ledger.Address, limit int) ([]uint64, error) {
+	prefix := rkey(tagJobQueue, node[:])
+	ids := []uint64{}
+	err := st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+8 {
+			ids = append(ids, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+		return limit <= 0 || len(ids) < limit
+	})
+	return ids, err
+}
+
 // ChallengedJobs lists the challenged jobs, oldest first (at most limit),
 // on whose committee member sits and that still wait for its verdict: the
 // queue of the verifier that holds member's key.

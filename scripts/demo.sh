@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make demo: a 3-node local cluster (sos devnet), signed transfers, an example
-# contract, and every node at the same height and state root. Any failing
-# step stops the demo with a non-zero exit; "demo ok" means everything ran.
+# contract, a job (the sha256sum example) run on a lease by another node and
+# verified by re-execution, and every node at the same height and state root.
+# Any failing step stops the demo with a non-zero exit; "demo ok" means
+# everything ran.
 set -euo pipefail
 SOS=${SOS:-bin/sos}
 DIR=$(mktemp -d -t sos-demo.XXXXXX)
 WASM=${WASM:-sdk-contracts/examples/counter/counter.wasm}
+JOB_WASM=${JOB_WASM:-sdk-contracts/jobs/sha256sum/sha256sum.wasm}
 cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 die() { echo "demo failed: $*" >&2; exit 1; }
@@ -55,6 +58,45 @@ $SOS query account "$BOB" --home "$H" --node "${URLS[2]}" --min-height "$AT"
 echo "== proof of bob's account against node2's state root"
 $SOS query account "$BOB" --prove -o json --home "$H" --node "${URLS[2]}" --min-height "$AT" > "$DIR/bob.json"
 $SOS verify-proof "$DIR/bob.json" --node "${URLS[2]}"
+
+echo "== a job on a lease: node1's key runs it, bob's node (node0) verifies it"
+[ -f "$JOB_WASM" ] || die "$JOB_WASM missing: run 'make contracts'"
+H1=$DIR/devnet/node1
+# node1's operator offers compute with a bond; the offer names node1's node key (--home).
+$SOS rome offer --from operator --capacity compute=100 --price compute=5uTFLP --bond 10TFLP --home "$H1" --node "${URLS[1]}" -o json > "$DIR/offer.json" \
+  || die "rome offer failed"
+# bob's last transaction went through node1 (height $AT): node0 reads his nonce once it has that block.
+$SOS rome request --from bob --demand compute=10 --max-price compute=8uTFLP --epochs 1000 --home "$H" --node "$N0" --min-height "$AT" -o json > "$DIR/request.json" \
+  || die "rome request failed"
+LEASE=""
+for _ in $(seq 1 150); do
+  LEASE=$($SOS rome leases --status active --node "$N0" -o json | python3 -c 'import json,sys;v=json.load(sys.stdin);v=v if isinstance(v,list) else v.get("leases",[]);print(v[0]["id"] if v else "")')
+  [ -n "$LEASE" ] && break
+  sleep 0.2
+done
+[ -n "$LEASE" ] || die "no lease within 30 s"
+echo "lease $LEASE"
+head -c 1000000 /dev/urandom > "$DIR/data.bin"
+WANT=$(sha256sum "$DIR/data.bin" | cut -d' ' -f1)
+JOB=$($SOS job submit --lease "$LEASE" --wasm "$JOB_WASM" --input data.bin="$DIR/data.bin" --from bob --home "$H" --node "$N0" -o json | json '["job_id"]')
+echo "job $JOB submitted through node0"
+$SOS job wait "$JOB" --timeout 60s --node "$N0" || die "job $JOB did not complete"
+# The consumer's node (bob's key is in node0's keyring) re-executes the result by itself.
+VERIFIED=""
+for _ in $(seq 1 300); do
+  $SOS job status "$JOB" --node "$N0" -o json > "$DIR/job.json"
+  VERIFIED=$(json '["verified"]' < "$DIR/job.json")
+  [ "$VERIFIED" != null ] && break
+  sleep 0.2
+done
+[ "$VERIFIED" = true ] || die "node0 did not verify job $JOB (verified: $VERIFIED)"
+RAN=$(json '["node_id"]' < "$DIR/job.json")
+echo "job $JOB: status $(json '["status"]' < "$DIR/job.json"), exit $(json '["exit_code"]' < "$DIR/job.json"), gas $(json '["gas_used"]' < "$DIR/job.json"), ran on $RAN, verified by node0: $VERIFIED"
+[ "$(json '["status"]' < "$DIR/job.json")" = done ] || die "job $JOB is not done"
+LOGS=$($SOS job logs "$JOB" --node "$N0")
+echo "stdout: $LOGS"
+[ "$LOGS" = "$WANT  data.bin" ] || die "job stdout is not the input's sha256 $WANT"
+$SOS job verify "$JOB" --home "$H" --node "$N0" || die "job verify $JOB disagrees"
 
 echo "== every node at the same height and state root"
 # The highest height any node reports; the others answer once they reach it.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,17 @@ func newConformanceCmd(g *globals) *cobra.Command {
 				Error  string `json:"error,omitempty"`
 			}
 			var lines []line
-			passed, failed, err := conformance.RunDir(cmd.Context(), args[0], func(name string, err error) {
+			// Compiled code (contracts, policies, the job vector's Go
+			// module) is cached between runs, like sos job verify's:
+			// machine code only, so results do not depend on it.
+			var opts conformance.Options
+			if dir, err := os.UserCacheDir(); err == nil {
+				opts.CacheDir = filepath.Join(dir, "sos", "conformance-cache")
+				if os.MkdirAll(opts.CacheDir, 0o700) != nil {
+					opts.CacheDir = ""
+				}
+			}
+			passed, failed, err := conformance.RunDirWith(cmd.Context(), args[0], opts, func(name string, err error) {
 				l := line{Vector: name, OK: err == nil}
 				if err != nil {
 					l.Error = err.Error()
