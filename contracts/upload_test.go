@@ -120,4 +120,3 @@ func TestUploadChargesInitialization(t *testing.T) {
 	}
 	t.Logf("init of 1,000 iterations: %d gas; of 1,000,000: %d gas", small.Gas.Used(), big.Gas.Used())
 }
-
