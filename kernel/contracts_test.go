@@ -270,6 +270,7 @@ func TestWarmGoContractAcrossRestart(t *testing.T) {
 	if load := vm.GasLoadPerByte * uint64(len(wasm)); before.GasUsed*10 > load {
 		t.Fatalf("a warm call charged %d gas, want far below the module load (at least %d)", before.GasUsed, load)
 	}
+	t.Logf("warm increment of a %d-byte Go contract: %d gas", len(wasm), before.GasUsed)
 
 	// The restart: a new VM with an empty cache, a chain over the same
 	// store, through InitGenesis's restart path.
