@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sos-kernel/sos/contracts"
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
 )
@@ -271,6 +274,12 @@ func TestWarmGoContractAcrossRestart(t *testing.T) {
 		t.Fatalf("a warm call charged %d gas, want far below the module load (at least %d)", before.GasUsed, load)
 	}
 	t.Logf("warm increment of a %d-byte Go contract: %d gas", len(wasm), before.GasUsed)
+	rec := httptest.NewRecorder()
+	(&Node{chain: tn.chain, store: tn.store}).handleCodes(rec, httptest.NewRequest(http.MethodGet, "/v1/contracts/codes", nil))
+	var codes []client.Code
+	if err := json.Unmarshal(rec.Body.Bytes(), &codes); err != nil || len(codes) != 1 || !codes[0].Warm || codes[0].LastUse != tn.store.Head().Height {
+		t.Fatalf("GET /v1/contracts/codes: %s (%v), want the counter warm, last used at %d", rec.Body.Bytes(), err, tn.store.Head().Height)
+	}
 
 	// The restart: a new VM with an empty cache, a chain over the same
 	// store, through InitGenesis's restart path.
