@@ -478,14 +478,23 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 // Submit admits one transaction and, with wait, blocks until it commits.
 func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.SubmitResult, int) {
-	h := ledger.HashBytes(raw)
-	res := client.SubmitResult{TxHash: h.String()}
 	var ch <-chan TxOutcome
 	if wait {
 		var cancel func()
-		ch, cancel = n.mempool.Wait(h)
+		ch, cancel = n.mempool.Wait(ledger.HashBytes(raw))
 		defer cancel()
 	}
+	res, code := n.admit(raw)
+	if res.Error != "" || !wait {
+		return res, code
+	}
+	return n.awaitCommit(ctx, res, ch)
+}
+
+// admit adds a transaction to the mempool and forwards it to the cluster.
+func (n *Node) admit(raw []byte) (client.SubmitResult, int) {
+	h := ledger.HashBytes(raw)
+	res := client.SubmitResult{TxHash: h.String()}
 	_, errs := n.mempool.Add([][]byte{raw})
 	if errs[0] != nil {
 		res.Error = errs[0].Error()
@@ -497,9 +506,12 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
 		n.Trigger()
 	}
-	if !wait {
-		return res, http.StatusAccepted
-	}
+	return res, http.StatusAccepted
+}
+
+// awaitCommit waits (at most commitWait) for the outcome of an admitted
+// transaction on ch (from Mempool.Wait, taken before it was admitted).
+func (n *Node) awaitCommit(ctx context.Context, res client.SubmitResult, ch <-chan TxOutcome) (client.SubmitResult, int) {
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	select {
@@ -513,7 +525,7 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 		res.Receipt = apiReceipt(rc, 0)
 		return res, http.StatusOK
 	case <-ctx.Done():
-		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", h, commitWait)
+		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", res.TxHash, commitWait)
 		return res, http.StatusGatewayTimeout
 	}
 }

@@ -259,6 +259,8 @@ func (n *Node) handleLeaseUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.LeaseUsage{LeaseID: l.ID, Epoch: clock.Epoch, GasPerComputeUnit: p.GasPerComputeUnit,
 		BytesPerBandwidthUnit: p.BytesPerBandwidthUnit, Epochs: []client.MeteredEpoch{}}
+	moved := n.jobs.Lease(l.ID)
+	out.NodeBytesIn, out.NodeBytesOut = moved.In, moved.Out
 	last := min(clock.Epoch, l.End-1)
 	first := l.Start
 	if last >= first && last-first >= maxUsageEpochs {

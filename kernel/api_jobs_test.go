@@ -34,6 +34,14 @@ type jobNet struct {
 
 func newJobNet(t *testing.T, cfg Config) *jobNet {
 	t.Helper()
+	return newJobNetWith(t, cfg, nil)
+}
+
+// newJobNetWith is newJobNet with the node options adjusted by tune. The
+// node re-executes challenged jobs (it is the committee) with a native
+// executor unless tune sets another.
+func newJobNetWith(t *testing.T, cfg Config, tune func(*NodeOptions)) *jobNet {
+	t.Helper()
 	node := seededKey(t, 0)
 	users := []*ledger.PrivateKey{seededKey(t, 1000), seededKey(t, 1001), seededKey(t, 1002)}
 	funds := ledger.Coins{{Denom: "uTBS", Amount: 1_000_000_000}, {Denom: "uTFLP", Amount: 1_000_000_000_000}}
@@ -51,6 +59,9 @@ func newJobNet(t *testing.T, cfg Config) *jobNet {
 	_ = json.Unmarshal(rj, &r)
 	r["epoch_blocks"], r["cert_period_epochs"] = 3, 1000
 	r["jobs"] = map[string]any{"timeout_blocks": 60, "challenge_blocks": 60, "verdict_blocks": 60, "challenge_deposit": "1000uTFLP"}
+	// Rewards in another denom: a provider's uTFLP then moves only by fees,
+	// bonds and what leases pay it.
+	r["reward"] = map[string]any{"denom": "uKWTT", "per_epoch": "1000000", "halving_epochs": 100000}
 	rj, _ = json.Marshal(r)
 	g.Extra = map[string]json.RawMessage{"rome": rj, "gov": gj}
 	doc, err := g.Marshal()
@@ -59,7 +70,12 @@ func newJobNet(t *testing.T, cfg Config) *jobNet {
 	}
 	tn := openTestChain(t, t.TempDir(), doc, users)
 	cfg.BlockInterval = Duration{20 * time.Millisecond}
-	n, c := startTestNode(t, tn, cfg)
+	n, c := startTestNodeWith(t, tn, cfg, func(o *NodeOptions) {
+		o.JobExecutor = jobruntest.Sha256Sum{}
+		if tune != nil {
+			tune(o)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	b, err := txbuild.New(ctx, c)
@@ -87,12 +103,19 @@ func (jn *jobNet) mustSend(t *testing.T, k *ledger.PrivateKey, p ledger.Payload)
 // the lease once the market is in its first epoch.
 func (jn *jobNet) lease(t *testing.T, epochs uint32) client.RomeLease {
 	t.Helper()
+	return jn.leaseOn(t, epochs, jn.exec.Address())
+}
+
+// leaseOn is lease with the offer naming node as the node that runs its
+// jobs.
+func (jn *jobNet) leaseOn(t *testing.T, epochs uint32, node ledger.Address) client.RomeLease {
+	t.Helper()
 	var before uint64
 	if old, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "all"}); err == nil && len(old) > 0 {
 		before = old[0].ID
 	}
 	jn.mustSend(t, jn.prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, Price: []ledger.ResourceAmount{{Kind: 1, Amount: 5}},
-		Node: jn.exec.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
+		Node: node, Bond: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000}}})
 	jn.mustSend(t, jn.cons, &ledger.RomeRequest{Demand: []ledger.ResourceAmount{{Kind: 1, Amount: 10}}, MaxPrice: []ledger.ResourceAmount{{Kind: 1, Amount: 5}}, Epochs: epochs})
 	for {
 		leases, err := jn.c.RomeLeases(jn.ctx, client.RomeFilter{Status: "active"})
@@ -233,7 +256,8 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 		t.Fatalf("running jobs: %+v %v", running, err)
 	}
 	res := jn.answer(t, id, jobruntest.Sha256Sum{})
-	jn.n.Jobs().Finish(id, res.GasUsed, 10, 20)
+	jn.n.Jobs().Finish(id, res.GasUsed)
+	jn.n.Jobs().Moved(l.ID, 10, 20)
 	j = jn.waitJob(t, id, "done", func(j *client.Job) bool { return j.Status == "done" })
 	if *j.ExitCode != 0 || j.Class != "exited" || j.GasUsed != res.GasUsed || j.OutputRoot != res.OutputRoot.String() ||
 		len(j.Outputs) != 1 || j.Outputs[0].Name != "SHA256SUMS" || j.Stdout == nil || j.ResultHeight == 0 || j.ChallengeEnd != j.ResultHeight+60 {
@@ -429,8 +453,8 @@ func TestJobChallengeShowsInAPI(t *testing.T) {
 		j.Challenge.Claim.GasUsed != rep.Result.GasUsed || j.Challenge.Deposit[0].Amount != "1000" {
 		t.Fatalf("challenged job: %+v %+v", j, j.Challenge)
 	}
-	// The genesis node is the committee; its verdict reproduces the claim.
-	jn.mustSend(t, jn.tn.nodeKey, &ledger.JobVerdict{JobID: id, Outcome: rep.Result.Outcome()})
+	// The genesis node is the committee: its job loop re-executes the job
+	// and sends a verdict that reproduces the claim.
 	j = jn.waitJob(t, id, "slashed", func(j *client.Job) bool { return j.Status == "slashed" })
 	if j.Challenge.Outcome != rome.DisputeUpheld || len(j.Challenge.Votes) != 1 || j.Challenge.Votes[0].AgreesWithResult || len(j.Challenge.Slashed) == 0 {
 		t.Fatalf("slashed job: %+v", j.Challenge)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sos-kernel/sos/internal/fsutil"
 	"github.com/sos-kernel/sos/internal/units"
+	"github.com/sos-kernel/sos/kernel/keyring"
 )
 
 // Config is a node's config.toml: everything local to one node (the chain's
@@ -52,6 +53,34 @@ type Config struct {
 	// BlobMaxUpload caps one upload to the node through the API
 	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
 	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+	// KeyringBackend is how the CLI stores new account keys in this home's
+	// keys/ directory (package keyring): "test" keeps the seed in plaintext
+	// (scripts, devnets; the default), "file" encrypts it with a passphrase.
+	// The node key (node_key.json) is plaintext either way: the node must
+	// start unattended.
+	KeyringBackend string `toml:"keyring_backend"`
+
+	// Jobs (docs/jobs.md, "The node side"). JobConcurrency is how many
+	// job runs the node makes at once — its executor's (the jobs of offers
+	// naming its node key), its verifier's and its committee duty's
+	// re-executions together; 0 runs none (an offer naming this node then
+	// times out, and the node gives no verdicts).
+	JobConcurrency int `toml:"job_concurrency"`
+	// JobMaxMemory and JobMaxModule cap the memory one job may ask for and
+	// the module size this node runs ("1GiB", "64MiB"; 0: those defaults);
+	// a job beyond them is not run here. JobMaxData caps the module,
+	// inputs and stdin of one job together, which are held in memory while
+	// it runs (0: 4GiB).
+	JobMaxMemory ByteSize `toml:"job_max_memory"`
+	JobMaxModule ByteSize `toml:"job_max_module"`
+	JobMaxData   ByteSize `toml:"job_max_data"`
+	// JobVerify is which results of jobs whose consumer is a key of this
+	// home's keyring the node re-executes: "all" (default), "none" or
+	// "sample:F" (a fraction F in (0,1], drawn per job id from a secret of
+	// this node, so a provider cannot tell which of its results are
+	// checked). A result that re-execution does not reproduce is
+	// challenged with the consumer's key.
+	JobVerify string `toml:"job_verify"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -90,16 +119,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultConfig is what "sos init" writes.
 func DefaultConfig() Config {
 	return Config{
-		Moniker:       "node",
-		APIAddr:       "127.0.0.1:26657",
-		P2PAddr:       "127.0.0.1:26656",
-		BlockInterval: Duration{500 * time.Millisecond},
-		EmptyBlocks:   true,
-		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
-		MempoolSize:   100_000,
-		LogLevel:      "info",
-		BlobLimit:     16 << 30,
-		BlobMaxUpload: 4 << 30,
+		Moniker:        "node",
+		APIAddr:        "127.0.0.1:26657",
+		P2PAddr:        "127.0.0.1:26656",
+		BlockInterval:  Duration{500 * time.Millisecond},
+		EmptyBlocks:    true,
+		MinGasPrices:   "0.01uTFLP,0.01uKWTT,0.01uTBS",
+		MempoolSize:    100_000,
+		LogLevel:       "info",
+		KeyringBackend: string(keyring.BackendTest),
+		BlobLimit:      16 << 30,
+		BlobMaxUpload:  4 << 30,
+
+		JobConcurrency: 2,
+		JobMaxMemory:   1 << 30,
+		JobMaxModule:   64 << 20,
+		JobMaxData:     4 << 30,
+		JobVerify:      "all",
 	}
 }
 
@@ -121,10 +157,24 @@ func (c Config) Validate() error {
 	if c.BlobMaxUpload == 0 {
 		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
 	}
+	if c.JobConcurrency < 0 || c.JobConcurrency > 1024 {
+		return fmt.Errorf("kernel: config: job_concurrency %d must be between 0 and 1024", c.JobConcurrency)
+	}
+	if c.JobMaxMemory != 0 && (c.JobMaxMemory < 64<<10 || c.JobMaxMemory > 4<<30) {
+		return fmt.Errorf("kernel: config: job_max_memory %s must be between 64KiB and 4GiB", units.Format(uint64(c.JobMaxMemory)))
+	}
+	if _, err := parseVerifyMode(c.JobVerify); err != nil {
+		return fmt.Errorf("kernel: config: %w", err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("kernel: config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.KeyringBackend != "" {
+		if _, err := keyring.ParseBackend(c.KeyringBackend); err != nil {
+			return fmt.Errorf("kernel: config: keyring_backend %q: want file (encrypted) or test (plaintext)", c.KeyringBackend)
+		}
 	}
 	return nil
 }

@@ -63,3 +63,31 @@ func TestLoadHomeRefusesReadableNodeKey(t *testing.T) {
 		t.Fatalf("a world-readable node key: %v, want ErrKeyFileMode with 'chmod 600 %s'", err, keyPath)
 	}
 }
+
+// TestConfigKeyringBackend: keyring_backend is test by default (so homes
+// from before it existed keep their plaintext keys), file or test when
+// set, and anything else is refused naming the setting.
+func TestConfigKeyringBackend(t *testing.T) {
+	home := t.TempDir()
+	old := "moniker = 'n'\napi_addr = '127.0.0.1:1'\np2p_addr = '127.0.0.1:2'\n"
+	for _, c := range []struct{ line, want, err string }{
+		{"", "test", ""},
+		{"keyring_backend = 'file'\n", "file", ""},
+		{"keyring_backend = 'test'\n", "test", ""},
+		{"keyring_backend = 'os'\n", "", `keyring_backend "os"`},
+	} {
+		if err := os.WriteFile(filepath.Join(home, ConfigFile), []byte(old+c.line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(home)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("%q: %v, want an error naming %s", c.line, err, c.err)
+			}
+			continue
+		}
+		if err != nil || cfg.KeyringBackend != c.want {
+			t.Fatalf("%q: %q %v, want %s", c.line, cfg.KeyringBackend, err, c.want)
+		}
+	}
+}

@@ -26,9 +26,9 @@ const maxVerdictsKept = 1 << 16
 
 // JobRegistry is the node's JobTracker, in memory (a restarted node has
 // no job running and has verified nothing yet). The executor calls Start
-// and Finish around each run and the verifier Verify after each
-// re-execution; each also counts in the node's metrics. Safe for
-// concurrent use.
+// and Finish around each run, the verifier Verify after each
+// re-execution, and the data plane Moved for each transfer; each also
+// counts in the node's metrics. Safe for concurrent use.
 type JobRegistry struct {
 	m *Metrics
 
@@ -37,10 +37,13 @@ type JobRegistry struct {
 	verdicts map[uint64]bool
 	order    []uint64 // verdicts' ids, oldest first (a ring of maxVerdictsKept)
 	next     int
+
+	leases     map[uint64]*LeaseBytes
+	leaseOrder []uint64 // leases' ids, oldest first
 }
 
 func newJobRegistry(m *Metrics) *JobRegistry {
-	return &JobRegistry{m: m, running: map[uint64]struct{}{}, verdicts: map[uint64]bool{}}
+	return &JobRegistry{m: m, running: map[uint64]struct{}{}, verdicts: map[uint64]bool{}, leases: map[uint64]*LeaseBytes{}}
 }
 
 // Running implements JobTracker.
@@ -73,10 +76,8 @@ func (r *JobRegistry) Start(id uint64) {
 }
 
 // Finish records that the executor's run of job id ended, having executed
-// gasUsed gas and moved bytesIn (module, inputs, stdin fetched) and
-// bytesOut (outputs and logs) over the data plane for it. A run that did
-// not execute (the blobs could not be fetched) finishes with zeros.
-func (r *JobRegistry) Finish(id, gasUsed, bytesIn, bytesOut uint64) {
+// gasUsed gas (0 when it did not execute: its blobs could not be fetched).
+func (r *JobRegistry) Finish(id, gasUsed uint64) {
 	r.mu.Lock()
 	if _, ok := r.running[id]; ok {
 		delete(r.running, id)
@@ -84,8 +85,51 @@ func (r *JobRegistry) Finish(id, gasUsed, bytesIn, bytesOut uint64) {
 	}
 	r.mu.Unlock()
 	r.m.JobGas.Add(float64(gasUsed))
-	r.m.JobBytes.WithLabelValues("in").Add(float64(bytesIn))
-	r.m.JobBytes.WithLabelValues("out").Add(float64(bytesOut))
+}
+
+// maxLeasesTracked bounds the leases whose data plane bytes a JobRegistry
+// counts (the oldest lease seen is forgotten first).
+const maxLeasesTracked = 1 << 14
+
+// LeaseBytes is what this node's data plane moved for one lease's jobs
+// since the node started: In fetched from other nodes (modules, inputs,
+// stdin, outputs), Out served to them.
+type LeaseBytes struct{ In, Out uint64 }
+
+// Moved records bytes the data plane moved for a job of lease: in fetched
+// by this node, out served by it (sos_job_bytes_total{direction}).
+func (r *JobRegistry) Moved(lease, in, out uint64) {
+	if in > 0 {
+		r.m.JobBytes.WithLabelValues("in").Add(float64(in))
+	}
+	if out > 0 {
+		r.m.JobBytes.WithLabelValues("out").Add(float64(out))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.leases[lease]
+	if !ok {
+		if len(r.leaseOrder) >= maxLeasesTracked {
+			delete(r.leases, r.leaseOrder[0])
+			r.leaseOrder = r.leaseOrder[1:]
+		}
+		b = &LeaseBytes{}
+		r.leases[lease] = b
+		r.leaseOrder = append(r.leaseOrder, lease)
+	}
+	b.In += in
+	b.Out += out
+}
+
+// Lease is what the data plane moved for lease's jobs (zero if nothing,
+// or if it was forgotten).
+func (r *JobRegistry) Lease(lease uint64) LeaseBytes {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.leases[lease]; b != nil {
+		return *b
+	}
+	return LeaseBytes{}
 }
 
 // Verify records the verifier's re-execution of job id: match is whether

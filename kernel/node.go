@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/jobrun"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
 	sosnet "github.com/sos-kernel/sos/net"
@@ -55,6 +57,12 @@ type NodeOptions struct {
 	// block or state answer before it asks another member (default 5 s for
 	// blocks, 30 s for state). Tests lower it.
 	SyncTimeout time.Duration
+	// JobExecutor runs the jobs this node executes, verifies and
+	// re-executes for a challenge (nil: the VM's Jobs purpose, created on
+	// first use). Tests inject a native one.
+	JobExecutor jobrun.Executor
+	// JobCacheDir holds the Jobs VM's compilation cache ("": Home/data/job-cache).
+	JobCacheDir string
 }
 
 // Node is one running sos node: store, execution, mempool, block production
@@ -70,6 +78,8 @@ type Node struct {
 	metrics   *Metrics
 	blobs     *blob.Store       // <home>/blobs: job modules, inputs and outputs
 	jobs      *JobRegistry      // what this node's executor and verifier know of jobs
+	jobsvc    *jobNode          // executor, verifier, committee duty (jobnode.go)
+	txMu      sync.Mutex        // serializes picking nonces and submitting this node's own transactions
 	cluster   *cluster          // nil: a single node that makes its own blocks
 	transport *sosnet.Transport // the QUIC peer network, when this node made it
 	clock     func() time.Time
@@ -167,6 +177,10 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
 	}
 	n.jobs = newJobRegistry(n.metrics)
+	if n.jobsvc, err = newJobNode(n); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
@@ -192,6 +206,9 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 			// Join requests are answered, never obeyed: the handler admits
 			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
+			// The data plane: a job's blobs go to members and to the
+			// worker its offer names (jobnode.go).
+			t.ServeBlobs(sosnet.BlobServer{Store: n.blobs, Authorize: n.jobsvc.authorizeBlob, Account: n.jobsvc.accountBlob})
 			n.transport = t
 			pn = quicNet{t}
 		}
@@ -252,7 +269,11 @@ func (n *Node) Close() error {
 	if n.transport != nil {
 		terr = n.transport.Close()
 	}
-	return errors.Join(terr, n.vm.Close(context.Background()), n.blobs.Close(), n.store.Close())
+	var jerr error
+	if n.jobsvc != nil {
+		jerr = n.jobsvc.close()
+	}
+	return errors.Join(terr, jerr, n.vm.Close(context.Background()), n.blobs.Close(), n.store.Close())
 }
 
 // Run serves the API and produces blocks until ctx ends or block production
@@ -288,6 +309,7 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		g.Go(func() error { return n.produce(ctx) })
 	}
+	g.Go(func() error { return n.jobsvc.run(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -370,6 +392,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.applyChainMinGasPrices()
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
+	n.jobsvc.afterCommit(bb)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind

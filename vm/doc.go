@@ -1,6 +1,7 @@
 // Package vm runs contracts: WebAssembly modules compiled from Go
 // (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared), metered, deterministic and
-// sandboxed, on wazero.
+// sandboxed, on wazero. A VM of Purpose Jobs runs WASI command modules
+// instead: the workloads of leases (see "Jobs" below).
 //
 // The VM knows nothing of the ledger, the network or the kernel. A contract
 // sees the chain only through the Host interface, which package contracts
@@ -203,4 +204,93 @@
 // ErrTrap "call depth exceeded".
 // Execution time is bounded by gas alone: contexts are not polled during
 // execution (wazero's WithCloseOnContextDone makes loops ≈17× slower).
+//
+// # Jobs
+//
+// A VM whose Config.Purpose is Jobs runs WASI command modules, what
+// GOOS=wasip1 go build, Rust's wasm32-wasip1 and wasi-libc produce: a job is
+// an ordinary program with arguments, environment, stdin, input files and
+// output files, run once from a fresh instance (no Prepare, no snapshot: Go's
+// runtime initialization is part of the job). The VM knows nothing of leases
+// or blobs; inputs come in as io.ReaderAt.
+//
+//  1. v, err := vm.New(ctx, vm.Config{Purpose: vm.Jobs, CacheDir: dir,
+//     MaxJobModuleBytes: m, MaxJobMemoryBytes: n}) — the caps are the node's
+//     configuration (defaults 64 MiB and 1 GiB, the governance defaults).
+//  2. res, err := v.RunJob(ctx, moduleID, vm.JobFile{Size: size, Data: r},
+//     vm.JobSpec{Args, Env, Stdin, Inputs, GasLimit, MemoryLimit,
+//     OutputLimit, TimeMs, Seed}). moduleID keys the compiled-module cache
+//     (the module's blob id; the module is read only on a miss). Compiling is
+//     the provider's own cost: no gas is charged for it.
+//  3. err != nil means the node could not run the job and there is no
+//     outcome: a spec beyond the VM's caps or the protocol limits (ErrLimit),
+//     an unreadable module, input or stdin (ErrJobInput, also the failpoint
+//     failpoint.JobInputRead), ctx cancelled (seen at the next host call), a
+//     closed VM. Otherwise res is the outcome, consensus like a receipt:
+//     Status (JobExited with ExitCode, JobTrapped, JobOutOfGas,
+//     JobLimitExceeded — the program failed after the memory or output
+//     limits refused it something —; a module that is not a valid WASI
+//     command is JobTrapped with Err wrapping ErrInvalidModule and no gas
+//     used),
+//     GasUsed, Outputs (the files under /out, sorted by path), Stdout and
+//     Stderr (the first MaxJobLogBytes of each) with their total lengths,
+//     BytesRead and MemoryBytes. Err's text is for people.
+//
+// What a job sees (its ABI). The module exports _start () -> () and imports
+// only functions of wasi_snapshot_preview1, with their WASI signatures, and
+// defines one memory; the start section, if any, runs first. argv[0] is
+// "job", argv[1:] JobSpec.Args; the environment is JobSpec.Env. Descriptors:
+// 0 reads JobSpec.Stdin; 1 and 2 are captured (they are not terminals:
+// isatty is false); 3 is the preopen "/in", read-only, one file per input
+// (read lazily: only what the job reads is fetched); 4 is "/out", writable,
+// in memory. Go's os package takes the first preopen as its working
+// directory, so a relative path names an input. Files under /out may nest
+// (directories are created as usual) and are limited together: bytes to
+// JobSpec.OutputLimit (a write that does not fit writes what fits, then
+// fails with ENOSPC), MaxJobOutputFiles files and MaxJobOutputDirs
+// directories (EDQUOT), names of at most MaxJobNameBytes
+// bytes of UTF-8 (ENAMETOOLONG, EILSEQ), paths of at most MaxJobPathBytes
+// below /out (ENAMETOOLONG), MaxJobOpenFiles descriptors (EMFILE). There are
+// no host files, links or sockets: an absolute path or ".." above a preopen
+// fails with ENOTCAPABLE, symlink and link with ENOTSUP, sock_* with
+// ENOTSOCK. Listings are sorted by name without "." and "..". The realtime
+// clock starts at JobSpec.TimeMs, the monotonic one at the contracts'
+// snapshot clock, and both advance only when poll_oneoff waits for a clock
+// (so time.Sleep returns at once, and exactly that much later by the
+// clocks); descriptors are always ready, so poll_oneoff never blocks and
+// returns their events without advancing the clocks. random_get is the
+// contracts' SHA-256 stream seeded with JobSpec.Seed (so are crypto/rand,
+// math/rand's seed and Go's map order). proc_exit ends the run with its
+// code; a Go panic exits with code 2. A Rust panic or an unreachable is a
+// trap.
+//
+// Limits of a run. Gas: the metering pass and cost table of contracts (one
+// gas meaning everywhere; with meter.Options.BlindLocals, which changes
+// no result and no gas, only the instrumented bytes that jobs, unlike
+// contracts, never store), structural limits sized for programs
+// (MaxJobFunctions and friends in limits.go), and the host functions charge
+// GasHostBase per call plus GasPerByte per byte copied and the GasJob* costs
+// (per iovec, directory entry, path component, new file, byte a file grows
+// without being written); RunJob's GasUsed is exact, a limit of exactly the
+// gas used suffices, one less runs out. Memory: JobSpec.MemoryLimit is a
+// property of the run, not of the compiled module: the run's memory
+// allocator (jobmem.go) reserves that many bytes and refuses a memory.grow
+// beyond them (it returns -1, as Wasm specifies); one runtime and one
+// compiled module serve every limit, and a module declaring a larger
+// maximum is not refused. The other ways to limit memory cost more: a
+// memory section rewritten per limit needs a compilation per limit, a check
+// in front of every memory.grow a change of the metering pass that every
+// contract would carry. A refusal by the memory or the output limits is
+// remembered: a program that copes with it and exits 0 has exited, one that
+// then fails (Go's runtime stops with "out of memory", exit code 2; a job
+// gives up on ENOSPC) ends as JobLimitExceeded, with its exit code, so the
+// outcome names the cause.
+//
+// Start. Compiled modules are cached (LRU of Config.ModuleCacheSize, 8 for
+// Jobs, on top of wazero's on-disk cache under Config.CacheDir). A Go
+// program carries tens of thousands of data segments, which wazero would
+// copy one by one at every instantiation (≈30 ms for the 3.8 MB test job):
+// the segments are applied once, into a memory image in a memfd that each
+// run maps copy-on-write below an anonymous reservation of its memory
+// limit, so a run starts in about a millisecond (BENCHMARKS.md).
 package vm

@@ -88,6 +88,7 @@ func TestMain(m *testing.M) {
 	}
 	testCacheDir = dir
 	code := m.Run()
+	closeJobVMs()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

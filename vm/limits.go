@@ -204,6 +204,86 @@ const (
 	GasAddrConvert       = 500
 )
 
+// Job limits (Purpose Jobs, RunJob). A job is an ordinary program, not a
+// contract: its module size and memory are bounded by the node's
+// configuration (Config.MaxJobModuleBytes, Config.MaxJobMemoryBytes, whose
+// defaults follow the governance defaults max_job_module_bytes and
+// max_job_memory_bytes) and by each job's own limits, its gas by the
+// lease's budget. What the constants below bound is consensus: it decides
+// what a job sees (an errno, a truncated log), so every node must apply the
+// same figures. The file and log figures match package ledger's bounds on
+// a job_result (MaxJobOutputs, MaxJobPathBytes, MaxJobNameBytes,
+// MaxJobLogBytes), so a run's outcome always fits in a result transaction.
+const (
+	// DefaultMaxJobModuleBytes and DefaultMaxJobMemoryBytes are the caps of
+	// a Jobs VM whose Config leaves them zero.
+	DefaultMaxJobModuleBytes = 64 << 20
+	DefaultMaxJobMemoryBytes = 1 << 30
+	// MaxJobMemoryBytes is the largest cap a node may configure: the whole
+	// 32-bit address space.
+	MaxJobMemoryBytes = 4 << 30
+	// MaxJobLogBytes caps what a run keeps of stdout and of stderr: the
+	// first MaxJobLogBytes bytes of each (JobResult.StdoutBytes and
+	// StderrBytes count everything written).
+	MaxJobLogBytes = 1 << 20
+	// MaxJobOutputFiles bounds the files under /out, MaxJobOutputDirs its
+	// directories: creating one more fails with EDQUOT.
+	MaxJobOutputFiles = 256
+	MaxJobOutputDirs  = 256
+	// MaxJobNameBytes bounds a file name (an input's, or one component of
+	// a path under /out) and MaxJobPathBytes a path under /out relative to
+	// it: a longer one fails with ENAMETOOLONG.
+	MaxJobNameBytes = 255
+	MaxJobPathBytes = 1024
+	// MaxJobInputs bounds the inputs of a job, MaxJobArgs its arguments
+	// and MaxJobEnv its environment variables; MaxJobArgBytes bounds args
+	// and environment together (their bytes plus one NUL each).
+	MaxJobInputs   = 64
+	MaxJobArgs     = 256
+	MaxJobEnv      = 256
+	MaxJobArgBytes = 64 << 10
+	// MaxJobOpenFiles bounds the file descriptors of a run (stdio and the
+	// two preopens included): opening one more fails with EMFILE.
+	MaxJobOpenFiles = 1024
+	// MaxJobPollSubscriptions bounds the subscriptions of one poll_oneoff.
+	MaxJobPollSubscriptions = MaxJobOpenFiles + 1
+)
+
+// Job module structure, checked by meter.Instrument before a job module is
+// compiled (jobMeterOptions). A Go program with its dependencies is 5-30 MB
+// and reaches about 20,000 functions at 16 MB; these bound compile time,
+// which is the provider's own cost, and are consensus because a module
+// beyond them ends as an invalid module everywhere.
+const (
+	MaxJobFunctions = 1 << 20
+	MaxJobGlobals   = 1 << 16
+	MaxJobTableSize = 1 << 20
+	MaxJobLocals    = 50_000
+)
+
+// Job WASI costs, on top of GasHostBase per call and GasPerByte per byte
+// copied between the job and the host (arguments, paths, data, directory
+// entries). One gas is meant to be one nanosecond on the reference
+// machine, as for the contract WASI; these follow its constants so a
+// re-pricing of one carries over to the other.
+const (
+	// GasJobIovec is charged per iovec of fd_read, fd_write, fd_pread and
+	// fd_pwrite (each is a bounds check and a copy setup).
+	GasJobIovec = GasHostBase / 4
+	// GasJobEntry is charged per directory entry listed or returned by
+	// fd_readdir and per subscription of poll_oneoff.
+	GasJobEntry = GasHostBase
+	// GasJobLookup is charged per path component resolved.
+	GasJobLookup = GasHostBase
+	// GasJobOpen is charged when a file descriptor, file or directory is
+	// created (path_open, path_create_directory).
+	GasJobOpen = 5 * GasHostBase
+	// GasJobGrowPerByte is charged per byte a file under /out grows by
+	// without being written (fd_filestat_set_size, fd_allocate, a write past
+	// the end): the host allocates and zeroes it.
+	GasJobGrowPerByte = GasPerByte
+)
+
 // Limits are the protocol limits that depend on a VM's Purpose.
 type Limits struct {
 	MemoryPages uint32 // linear memory, 64 KiB pages
@@ -214,8 +294,11 @@ type Limits struct {
 
 // Limits returns the limits of a VM with purpose p.
 func (p Purpose) Limits() Limits {
-	if p == Policies {
+	switch p {
+	case Policies:
 		return Limits{MemoryPages: MaxPolicyMemoryPages, InputBytes: MaxPolicyIOBytes, ResultBytes: MaxPolicyIOBytes, Gas: MaxPolicyGas}
+	case Jobs: // VM.Limits reports the memory cap of the VM's Config
+		return Limits{MemoryPages: DefaultMaxJobMemoryBytes / 65536, Gas: meter.MaxGas}
 	}
 	return Limits{MemoryPages: MaxMemoryPages, InputBytes: MaxInputBytes, ResultBytes: MaxResultBytes, Gas: MaxTxGas}
 }

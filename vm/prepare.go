@@ -76,6 +76,9 @@ func invalid(format string, args ...any) error {
 // (size and structural limits), ErrOutOfGas or, when initialization fails,
 // ErrTrap.
 func (v *VM) Prepare(ctx context.Context, codeID [32]byte, wasm []byte, gasLimit uint64) ([]byte, ModuleInfo, error) {
+	if v.cfg.Purpose == Jobs {
+		return nil, ModuleInfo{}, errors.New("vm: Prepare: a Jobs VM runs no contracts")
+	}
 	if gasLimit > MaxUploadGas {
 		return nil, ModuleInfo{}, fmt.Errorf("%w: upload gas limit %d above %d", ErrLimit, gasLimit, uint64(MaxUploadGas))
 	}

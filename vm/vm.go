@@ -28,6 +28,11 @@ const (
 	// Policies: MaxPolicyMemoryPages of memory, MaxPolicyIOBytes of input
 	// and of result, MaxPolicyGas of gas.
 	Policies
+	// Jobs: WASI command modules run by RunJob (job.go), with the memory
+	// and module size caps of Config.MaxJobMemoryBytes and
+	// Config.MaxJobModuleBytes and each job's own limits. A Jobs VM runs
+	// no contracts (Prepare and Call refuse).
+	Jobs
 )
 
 // String names the purpose.
@@ -37,6 +42,8 @@ func (p Purpose) String() string {
 		return "contracts"
 	case Policies:
 		return "policies"
+	case Jobs:
+		return "jobs"
 	}
 	return fmt.Sprintf("Purpose(%d)", uint8(p))
 }
@@ -53,8 +60,8 @@ const (
 // protocol costs, no on-disk cache, a 64-entry module cache and an 8 KiB
 // debug log.
 type Config struct {
-	// Purpose selects the protocol limits: Contracts (the zero value) or
-	// Policies. It is consensus, like Costs.
+	// Purpose selects the protocol limits: Contracts (the zero value),
+	// Policies or Jobs. It is consensus, like Costs.
 	Purpose Purpose
 	// Costs is the instruction cost table; zero means meter.DefaultCosts().
 	// It is consensus: every node must use the same table.
@@ -71,6 +78,15 @@ type Config struct {
 	DebugLogBytes int
 	// Logger receives cache and lifecycle events; nil means none.
 	Logger *slog.Logger
+
+	// MaxJobModuleBytes and MaxJobMemoryBytes are a Jobs VM's caps: the
+	// largest module it runs and the most linear memory one job may ask
+	// for (JobSpec.MemoryLimit). They are the node's configuration, not
+	// consensus: RunJob refuses a job beyond them with an error and never
+	// runs it differently. Zero means DefaultMaxJobModuleBytes and
+	// DefaultMaxJobMemoryBytes.
+	MaxJobModuleBytes int64
+	MaxJobMemoryBytes int64
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -79,9 +95,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ModuleCacheSize == 0 {
 		c.ModuleCacheSize = DefaultModuleCacheSize
+		if c.Purpose == Jobs {
+			c.ModuleCacheSize = defaultJobModuleCacheSize
+		}
 	}
-	if c.Purpose != Contracts && c.Purpose != Policies {
+	if c.Purpose != Contracts && c.Purpose != Policies && c.Purpose != Jobs {
 		return c, fmt.Errorf("vm: config: unknown %v", c.Purpose)
+	}
+	if err := c.jobDefaults(); err != nil {
+		return c, err
 	}
 	if c.ModuleCacheSize < 0 {
 		return c, fmt.Errorf("vm: config: ModuleCacheSize %d is negative", c.ModuleCacheSize)
@@ -207,6 +229,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Purpose == Jobs {
+		return newJobVM(ctx, cfg)
+	}
 	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits()}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(v.limits.MemoryPages).
@@ -278,6 +303,8 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		return Result{}, fmt.Errorf("%w: depth %d, limit %d", ErrCallDepth, env.Depth, MaxCallDepth)
 	case host == nil:
 		return Result{}, errors.New("vm: Call: nil Host")
+	case v.cfg.Purpose == Jobs:
+		return Result{}, errors.New("vm: Call: a Jobs VM runs no contracts")
 	}
 	if entry == "query" {
 		env.ReadOnly = true

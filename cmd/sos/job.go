@@ -14,20 +14,31 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sos-kernel/sos/internal/units"
+	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/kernel/jobrun"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/rome"
+	"github.com/sos-kernel/sos/vm"
 )
 
 // defaultJobExecutor is what `sos job verify` and `sos job challenge`
-// re-execute jobs with: the seam where the VM's Jobs purpose (vm.RunJob)
-// is wired in. Until it is, re-execution fails with jobrun.ErrNoExecutor
-// and `sos job challenge` takes the challenger's outcome from flags.
+// re-execute jobs with: the VM's Jobs purpose in this process, with
+// wazero's compilation cache under the user's cache directory
+// ($XDG_CACHE_HOME/sos/job-cache or ~/.cache/sos/job-cache), so verifying
+// a second job of the same module does not compile it again. Without a
+// cache directory it compiles every time.
 func defaultJobExecutor() (jobrun.Executor, error) {
-	return nil, jobrun.ErrNoExecutor
+	cfg := kernel.JobVMConfig{MaxMemoryBytes: vm.MaxJobMemoryBytes}
+	if dir, err := os.UserCacheDir(); err == nil {
+		cfg.CacheDir = filepath.Join(dir, "sos", "job-cache")
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			cfg.CacheDir = ""
+		}
+	}
+	return kernel.NewJobVM(context.Background(), cfg)
 }
 
 // defaultJobGasShare is the share of a lease's compute budget for the

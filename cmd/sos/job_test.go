@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,6 @@ import (
 	"github.com/sos-kernel/sos/kernel/jobrun"
 	"github.com/sos-kernel/sos/kernel/jobrun/jobruntest"
 	"github.com/sos-kernel/sos/kernel/keyring"
-	"github.com/sos-kernel/sos/kernel/txbuild"
 )
 
 // cli runs sos commands in this process against one node, as a user
@@ -37,6 +37,7 @@ type cli struct {
 	home     string
 	node     string
 	executor jobrun.Executor
+	gate     chan struct{} // closed: the node's executor runs its jobs
 }
 
 // run executes one command line and returns what it printed on stdout.
@@ -48,7 +49,7 @@ func (c *cli) run(args ...string) (string, error) {
 		}
 		return c.executor, nil
 	}}
-	root := rootCmd(g)
+	root := newRoot(g)
 	if c.node != "" {
 		args = append(args, "--node", c.node)
 	}
@@ -90,6 +91,13 @@ func (c *cli) json(v any, args ...string) {
 // process.
 func startCLINode(t *testing.T) (*cli, *kernel.Node) {
 	t.Helper()
+	return startCLINodeWith(t, true)
+}
+
+// startCLINodeWith is startCLINode; native false keeps the node's own
+// executor, the VM's Jobs purpose.
+func startCLINodeWith(t *testing.T, native bool) (*cli, *kernel.Node) {
+	t.Helper()
 	home := filepath.Join(t.TempDir(), "n1")
 	c := &cli{t: t, home: home}
 	c.must("init", "--chain-id", "sos-cli-test")
@@ -110,6 +118,9 @@ func startCLINode(t *testing.T) (*cli, *kernel.Node) {
 	r["epoch_blocks"], r["cert_period_epochs"] = 3, 100000
 	jobs := r["jobs"].(map[string]any)
 	jobs["timeout_blocks"], jobs["challenge_blocks"] = 100, 20
+	if !native {
+		jobs["timeout_blocks"] = 3000 // a minute of 20 ms blocks: the VM compiles the module first
+	}
 	if raw, err = json.Marshal(doc); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +132,16 @@ func startCLINode(t *testing.T) (*cli, *kernel.Node) {
 		t.Fatal(err)
 	}
 	opts.Config.BlockInterval = kernel.Duration{Duration: 20 * time.Millisecond}
+	c.gate = make(chan struct{})
+	if os.Getenv("SOS_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if native {
+		opts.JobExecutor = gatedExecutor{gate: c.gate, x: jobruntest.Sha256Sum{}}
+	} else if dir, err := os.UserCacheDir(); err == nil {
+		// The CLI's cache: the module compiles once for both.
+		opts.JobCacheDir = filepath.Join(dir, "sos", "job-cache")
+	}
 	if opts.Listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -141,46 +162,26 @@ func startCLINode(t *testing.T) (*cli, *kernel.Node) {
 	return c, n
 }
 
-// answerJob is the provider node's executor at work (a native stand-in
-// for the VM): it runs job id from the node's blob store, stores the
-// outputs there and sends the result signed with the home's node key.
-func answerJob(t *testing.T, c *cli, n *kernel.Node, id uint64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := client.New(c.node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := cl.Job(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	job, err := jobrun.FromAPI(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := jobrun.Execute(ctx, &job, jobrun.StoreBlobs{Store: n.Blobs()}, jobruntest.Sha256Sum{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range res.Blobs {
-		if _, _, err := n.Blobs().Put(ctx, bytes.NewReader(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, _, err := keyring.ReadKeyFile(filepath.Join(c.home, kernel.NodeKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := txbuild.New(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Send(ctx, key, res.Payload(id, job.DataBytes(), 0), txbuild.Options{Wait: true}); err != nil {
-		t.Fatal(err)
-	}
+// gatedExecutor is the node's executor in these tests: a native
+// sha256sum (a stand-in for the VM) that runs a job once the gate is open.
+type gatedExecutor struct {
+	gate <-chan struct{}
+	x    jobrun.Executor
 }
+
+func (g gatedExecutor) Run(ctx context.Context, s *jobrun.Spec) (*jobrun.Run, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.x.Run(ctx, s)
+}
+
+// answerJobs lets the node's executor run the jobs waiting for it: it
+// fetches them from the node's blob store, stores the outputs there and
+// sends the results signed with the home's node key.
+func answerJobs(c *cli) { close(c.gate) }
 
 // waitLease waits for an active lease the market is in the epochs of and
 // returns its id.
@@ -208,7 +209,7 @@ func b3(p []byte) string { s := blake3.Sum256(p); return hex.EncodeToString(s[:]
 // TestJobCLIRoundTrip follows acceptance flow 08 through the CLI: an offer
 // with a bond (its node defaulting to the home's node key), a request, a
 // lease; job submit uploads a module and an input and prints the job id;
-// the node's executor (a native sha256sum) answers; job wait, status -o
+// the node's executor (a native sha256sum in place of the VM) answers; job wait, status -o
 // json, logs, fetch and verify see the result, and blob put/get/stat work
 // on their own. Submissions the market refuses say why and upload nothing.
 func TestJobCLIRoundTrip(t *testing.T) {
@@ -276,20 +277,22 @@ func TestJobCLIRoundTrip(t *testing.T) {
 	if out := c.must("job", "submit", "--lease", L, "--wasm", wasm, "--input", in, "--from", "alice", "--gas", "50000000"); strings.TrimSpace(out) != strconv.FormatUint(sub.JobID+1, 10) {
 		t.Fatalf("second submit printed %q", out)
 	}
-	if _, err := c.run("job", "wait", J, "--timeout", "200ms"); err == nil || !strings.Contains(err.Error(), "still submitted") {
+	if _, err := c.run("job", "wait", J, "--timeout", "200ms"); err == nil || !strings.Contains(err.Error(), "still running") {
 		t.Fatalf("wait before a result: %v", err)
 	}
 	if _, err := c.run("job", "logs", J); err == nil || !strings.Contains(err.Error(), "no result") {
 		t.Fatalf("logs before a result: %v", err)
 	}
-	answerJob(t, c, n, sub.JobID)
+	answerJobs(c)
 	if out := c.must("job", "wait", J, "--timeout", "30s"); !strings.Contains(out, "job "+J+" done: exit 0") {
 		t.Fatalf("wait: %q", out)
 	}
 	var st map[string]any
 	c.json(&st, "job", "status", J)
 	for k, v := range map[string]any{"status": "done", "exit_code": 0.0, "lease_id": float64(lease), "provider": offers[0].Owner,
-		"node_id": nodeKey.Address().String(), "verified": nil, "bytes_in": float64(sub.Module.Size + sub.Inputs[0].Size)} {
+		"node_id": nodeKey.Address().String(), "verified": nil,
+		// Uploaded to the node that runs it: nothing moved over the data plane.
+		"bytes_in": 0.0} {
 		if st[k] != v {
 			t.Errorf("status %s = %v, want %v", k, st[k], v)
 		}
@@ -323,7 +326,7 @@ func TestJobCLIRoundTrip(t *testing.T) {
 	}
 	var list client.JobList
 	c.json(&list, "job", "list", "--lease", L, "--status", "done")
-	if len(list.Jobs) != 1 || list.Jobs[0].JobID != sub.JobID {
+	if len(list.Jobs) != 2 || list.Jobs[1].JobID != sub.JobID { // the node ran both jobs, newest first
 		t.Fatalf("job list: %+v", list)
 	}
 
@@ -358,7 +361,7 @@ func idOf(t *testing.T, s string) [32]byte {
 // to, or serves bytes other than an output's id names, gets nothing
 // written.
 func TestJobFetchRefusesMismatches(t *testing.T) {
-	c, n := startCLINode(t)
+	c, _ := startCLINode(t)
 	c.must("rome", "offer", "--from", "prov", "--capacity", "compute=100", "--price", "compute=5uTFLP", "--bond", "100TFLP")
 	c.must("rome", "request", "--from", "alice", "--demand", "compute=10", "--max-price", "compute=8uTFLP", "--epochs", "1000")
 	L := strconv.FormatUint(waitLease(t, c, 0), 10)
@@ -366,8 +369,7 @@ func TestJobFetchRefusesMismatches(t *testing.T) {
 	in := filepath.Join(dir, "in.txt")
 	_ = os.WriteFile(in, []byte("some input\n"), 0o644)
 	J := strings.TrimSpace(c.must("job", "submit", "--lease", L, "--wasm", in, "--input", in, "--from", "alice"))
-	id, _ := strconv.ParseUint(J, 10, 64)
-	answerJob(t, c, n, id)
+	answerJobs(c)
 	c.must("job", "wait", J, "--timeout", "30s")
 
 	target, _ := url.Parse(c.node)
@@ -428,4 +430,55 @@ func setJSON(r *http.Response, v any) error {
 	r.ContentLength = int64(len(b))
 	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	return nil
+}
+
+// TestJobInTheVM is acceptance flow 08 with the real executor on both
+// sides: the node runs sdk-contracts/jobs/sha256sum (built by make
+// contracts; skipped without it) in its Jobs VM, and `sos job verify`
+// re-executes it in this process's (defaultJobExecutor, compilation cache
+// under the user's cache directory) and reproduces exit code, gas, output
+// root and stdout.
+func TestJobInTheVM(t *testing.T) {
+	wasm, err := filepath.Abs("../../sdk-contracts/jobs/sha256sum/sha256sum.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(wasm); err != nil {
+		t.Skipf("%s not built (make contracts): %v", wasm, err)
+	}
+	if testing.Short() {
+		t.Skip("compiles a Go job module (seconds)")
+	}
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv("HOME", cache) // where os.UserCacheDir looks on other systems
+	c, _ := startCLINodeWith(t, false)
+	x, err := defaultJobExecutor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.executor = x
+	c.must("rome", "offer", "--from", "prov", "--capacity", "compute=100", "--price", "compute=5uTFLP", "--bond", "100TFLP")
+	c.must("rome", "request", "--from", "alice", "--demand", "compute=10", "--max-price", "compute=8uTFLP", "--epochs", "1000")
+	L := strconv.FormatUint(waitLease(t, c, 0), 10)
+	data := make([]byte, 200_000)
+	_, _ = rand.Read(data)
+	in := filepath.Join(t.TempDir(), "data.bin")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	J := strings.TrimSpace(c.must("job", "submit", "--lease", L, "--wasm", wasm, "--input", "data.bin="+in, "--from", "alice"))
+	if out := c.must("job", "wait", J, "--timeout", "60s"); !strings.Contains(out, "done: exit 0 (exited)") {
+		t.Fatalf("wait: %q", out)
+	}
+	if out := c.must("job", "logs", J); out != hex.EncodeToString(sum[:])+"  data.bin\n" {
+		t.Fatalf("logs: %q", out)
+	}
+	if out := c.must("job", "verify", J); !strings.Contains(out, "verified: re-execution reproduced exit 0") {
+		t.Fatalf("verify: %q", out)
+	}
+	if ents, err := os.ReadDir(filepath.Join(cache, "sos", "job-cache")); err != nil || len(ents) == 0 {
+		t.Fatalf("the CLI's compilation cache is empty: %v", err)
+	}
 }

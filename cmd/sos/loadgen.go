@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/loadgen"
 	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
@@ -29,7 +28,7 @@ the commits it missed are looked up, and the report says how many of each.`,
 		Example: "  sos loadgen --from alice --home ./n1 --txs 20000 --senders 50",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := keyring.Open(g.home).Get(from)
+			key, err := g.signingKey(from)
 			if err != nil {
 				return err
 			}
@@ -57,7 +56,7 @@ the commits it missed are looked up, and the report says how many of each.`,
 			if g.output == "text" {
 				cfg.OnProgress = func(s string) { fmt.Fprintln(os.Stderr, s) }
 			}
-			res, err := loadgen.Run(ctx, b, key.Key, cfg)
+			res, err := loadgen.Run(ctx, b, key, cfg)
 			if res != nil {
 				_ = g.print(res, func() {
 					fmt.Printf("txs %d accepted %d rejected %d committed %d failed %d\n", res.Txs, res.Accepted, res.Rejected, res.Committed, res.Failed)

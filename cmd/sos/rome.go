@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,22 +20,6 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/rome"
 )
-
-// signingKey resolves --from: a keyring name, or "node" for the home's
-// node key (the governance member and certificate issuer of 'sos init').
-func (g *globals) signingKey(name string) (*ledger.PrivateKey, error) {
-	e, err := keyring.Open(g.home).Get(name)
-	if err == nil {
-		return e.Key, nil
-	}
-	if name == "node" && errors.Is(err, keyring.ErrNotFound) {
-		key, _, kerr := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
-		if kerr == nil {
-			return key, nil
-		}
-	}
-	return nil, err
-}
 
 // sendMarketTx is sendTx printing a failed transaction with the market's result.
 func (g *globals) sendMarketTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {

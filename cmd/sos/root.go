@@ -21,15 +21,17 @@ type globals struct {
 	home   string
 	node   string
 	output string
+	keys   keyringFlags
 	// jobExecutor makes the executor that re-executes jobs (sos job verify,
 	// sos job challenge); tests give a stand-in.
 	jobExecutor func() (jobrun.Executor, error)
 }
 
-func newRootCmd() *cobra.Command { return rootCmd(&globals{jobExecutor: defaultJobExecutor}) }
+func newRootCmd() *cobra.Command { return newRoot(&globals{jobExecutor: defaultJobExecutor}) }
 
-// rootCmd builds the command tree around g.
-func rootCmd(g *globals) *cobra.Command {
+// newRoot builds the command tree around g (tests preset fields of g that
+// have no flag: a cheap KDF, a fake prompt, a stand-in job executor).
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sos",
 		Short:         "SOS kernel: a node of the spatial operating system",
@@ -42,9 +44,10 @@ func rootCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data)")
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory: config.toml, keys/, data ($SOS_HOME if set, else ~/.sos)")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	g.keys.register(root)
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),

@@ -36,6 +36,17 @@ const (
 	// connection to the fetcher before it sends a chunk, as a broken
 	// network would mid-transfer. Evaluated once per chunk served.
 	NetBlobDropConn = "sos/net/blob-drop-conn"
+	// JobInputRead fails a job's read of an input or of stdin (package vm:
+	// the boundary between a running job and the store its inputs come
+	// from). RunJob then returns an error wrapping vm.ErrJobInput.
+	JobInputRead = "sos/vm/job-input-read"
+	// JobForgeOutput makes a node's job executor (package kernel, at its
+	// output boundary: after the run, before the outputs are stored and
+	// the result is sent) report a forged run: other stdout bytes, so a
+	// different output root that re-execution does not reproduce. The
+	// result stays well-formed (its root is that of the outputs it lists),
+	// so only a challenge can catch it. Evaluated once per job run.
+	JobForgeOutput = "sos/job/forge-output"
 )
 
 // registry registers each name with gofail once per process (gofail panics

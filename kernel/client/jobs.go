@@ -210,6 +210,11 @@ type LeaseUsage struct {
 	GasPerComputeUnit     uint64         `json:"gas_per_compute_unit"`
 	BytesPerBandwidthUnit uint64         `json:"bytes_per_bandwidth_unit"`
 	Epochs                []MeteredEpoch `json:"epochs"`
+	// NodeBytesIn and NodeBytesOut are what the answering node's data
+	// plane moved for the lease's jobs since it started: fetched from
+	// other nodes and served to them (node-local, unlike the rest).
+	NodeBytesIn  uint64 `json:"node_bytes_in"`
+	NodeBytesOut uint64 `json:"node_bytes_out"`
 }
 
 // Current is the metered record of the market's current epoch (nil when

@@ -127,8 +127,9 @@ type File struct {
 // Spec is what an Executor runs.
 type Spec struct {
 	JobID       uint64
-	Module      []byte // a WASI command module
-	Inputs      []File // readable at /in/<name>, sorted by name
+	ModuleID    ledger.BlobID // the module's blob id (Load checked it): a VM's compilation cache key
+	Module      []byte        // a WASI command module
+	Inputs      []File        // readable at /in/<name>, sorted by name
 	Stdin       []byte
 	Args        []string // argv[1:] (argv[0] is "job")
 	Env         []string
@@ -179,7 +180,7 @@ func Load(ctx context.Context, j *Job, b Blobs, maxBytes uint64) (*Spec, error) 
 		}
 		return p, nil
 	}
-	s := &Spec{JobID: j.ID, Args: slices.Clone(j.Args), Env: slices.Clone(j.Env), GasLimit: j.GasLimit, MemoryLimit: j.MemoryLimit,
+	s := &Spec{JobID: j.ID, ModuleID: j.Module.ID, Args: slices.Clone(j.Args), Env: slices.Clone(j.Env), GasLimit: j.GasLimit, MemoryLimit: j.MemoryLimit,
 		OutputLimit: j.OutputLimit, Seed: j.Seed, TimeMs: j.TimeMs}
 	var err error
 	if s.Module, err = get("module", j.Module); err != nil {
