@@ -270,7 +270,7 @@ func RunWith(ctx context.Context, v *Vector, dir string, opts Options) (*Expecta
 		return nil, err
 	}
 	defer store.Close()
-	machine, err := kernel.NewVMs(ctx, vm.Config{CacheDir: opts.CacheDir})
+	machine, err := kernel.NewVMs(ctx, vm.Config{CacheDir: opts.CacheDir, ModuleCacheSize: kernel.ModuleCacheSize(g.Params)})
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,8 @@ const SchemaFormat = "sos-contract-schema/v1"
 // Gas charged outside the VM. The VM charges the work of an upload
 // (vm.VM.Prepare: validation, instrumentation, compilation, initialization,
 // snapshot, all metered against the transaction's gas), and per call the
-// module load, the instructions and the host calls.
+// module load (cold calls only: see the warm code set, warm.go), the
+// instructions and the host calls.
 const (
 	// GasUploadPerByte is charged per uploaded byte before anything else:
 	// hashing the upload into its code id and the deduplication lookup
@@ -60,8 +61,8 @@ const (
 	GasCodeStorePerByte = 10
 	GasInstantiate      = 20_000 // instance record, address derivation
 	// GasCallBase is charged by every call (instantiate, execute, query,
-	// migrate, and each nested call): reading the instance and code
-	// records and the call's bookkeeping.
+	// migrate, and each nested call): reading the instance record and the
+	// code's warm record, and the call's bookkeeping.
 	GasCallBase = 10_000
 )
 
@@ -73,6 +74,8 @@ const (
 	tagStore    byte = 0x04
 	tagSeq      byte = 0x05
 	tagSchema   byte = 0x06
+	tagWarmUse  byte = 0x07 // code id → last use (height) of a warm code
+	tagWarmSet  byte = 0x08 // → the warm code ids, in the order they became warm
 )
 
 func key(tag byte, parts ...[]byte) []byte {
@@ -109,9 +112,10 @@ type Instance struct {
 // Engine runs contracts on a VM. It is safe for concurrent use; each call
 // works on the State it is given.
 type Engine struct {
-	vm     *vm.VM
-	codec  *ledger.Codec
-	denoms *ledger.Denoms
+	vm       *vm.VM
+	codec    *ledger.Codec
+	denoms   *ledger.Denoms
+	warmSize int // the chain's warm set size (ledger.Params.WarmSetSize)
 
 	// prepared caches stored modules by code id: they are content-addressed
 	// and immutable, and reading 3 MB from the store per call would dominate.
@@ -120,9 +124,16 @@ type Engine struct {
 	order    []ledger.Hash
 }
 
-// New returns an engine.
-func New(v *vm.VM, codec *ledger.Codec, denoms *ledger.Denoms) *Engine {
-	return &Engine{vm: v, codec: codec, denoms: denoms, prepared: make(map[ledger.Hash][]byte)}
+// New returns an engine whose warm code set holds warmCodes codes (the
+// chain's ledger.Params.WarmSetSize: consensus). The VM must be able to
+// pin that many modules (vm.VM.PinCapacity: its ModuleCacheSize less
+// vm.MinUnpinnedModules).
+func New(v *vm.VM, codec *ledger.Codec, denoms *ledger.Denoms, warmCodes int) (*Engine, error) {
+	if warmCodes < 1 || warmCodes > v.PinCapacity() {
+		return nil, fmt.Errorf("contracts: a warm set of %d codes needs a VM that pins 1 to %d modules: %w (raise vm.Config.ModuleCacheSize to at least %d)",
+			warmCodes, v.PinCapacity(), vm.ErrLimit, warmCodes+vm.MinUnpinnedModules)
+	}
+	return &Engine{vm: v, codec: codec, denoms: denoms, warmSize: warmCodes, prepared: make(map[ledger.Hash][]byte)}, nil
 }
 
 // Tx is the context of one transaction's contract work.
@@ -136,7 +147,8 @@ type Tx struct {
 	TxHash  ledger.Hash
 	Events  []ledger.Event // appended by successful calls
 
-	calls int // counts calls, for distinct random seeds
+	calls int  // counts calls, for distinct random seeds
+	query bool // a Query: St is never written (the warm records neither)
 }
 
 func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
@@ -144,8 +156,8 @@ func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
 }
 
 // Upload stores wasm (after validation, metering, compilation and
-// pre-initialization, all paid from tx.Gas: see vm.VM.Prepare) and returns
-// its code id. Uploading the same bytes again returns the same id and
+// pre-initialization, all paid from tx.Gas: see vm.VM.Prepare), makes it
+// warm, and returns its code id. Uploading the same bytes again returns the same id and
 // costs only GasUploadPerByte.
 //
 // schema, when not empty, is the JSON Schema document of the code's
@@ -200,6 +212,12 @@ func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm, schema []byte) (ledge
 		}
 		tx.St.Set(key(tagSchema, id[:]), schema)
 		attrs = append(attrs, "schema_size", strconv.Itoa(len(schema)))
+	}
+	if err := tx.Gas.Consume(e.warmGas(), "making the code warm"); err != nil {
+		return id, err
+	}
+	if err := e.makeWarm(tx.St, id, tx.Height); err != nil {
+		return id, err
 	}
 	e.remember(id, prepared)
 	tx.Events = append(tx.Events, ledger.NewEvent("upload", attrs...))
@@ -515,7 +533,7 @@ func orNone(s string) string {
 
 // Query runs a read-only query on st (which is never written) with a gas cap.
 func (e *Engine) Query(ctx context.Context, st *ledger.State, env Env, addr ledger.Address, msg []byte, gasLimit uint64) ([]byte, uint64, error) {
-	tx := &Tx{St: st, Gas: ledger.NewGasMeter(gasLimit), ChainID: env.ChainID, Height: env.Height, TimeMs: env.TimeMs}
+	tx := &Tx{St: st, Gas: ledger.NewGasMeter(gasLimit), ChainID: env.ChainID, Height: env.Height, TimeMs: env.TimeMs, query: true}
 	data, err := e.run(ctx, tx, nil, addr, "query", msg, nil, gasLimit, true)
 	return data, tx.Gas.Used(), err
 }
@@ -564,9 +582,30 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	if err != nil {
 		return nil, err
 	}
-	prepared, err := e.code(tx.St, in.CodeID)
+	use, warm, err := lastUse(tx.St, in.CodeID)
 	if err != nil {
 		return nil, err
+	}
+	var prepared []byte
+	var opts []vm.CallOption
+	switch {
+	case warm:
+		if use < tx.Height {
+			if err := tx.Gas.Consume(GasWarmTouch, "recording the warm code's use"); err != nil {
+				return nil, err
+			}
+			if !tx.query {
+				setLastUse(tx.St, in.CodeID, tx.Height)
+			}
+		}
+		opts = append(opts, vm.Warm(func() ([]byte, error) { return e.code(tx.St, in.CodeID) }))
+	default:
+		if err := tx.Gas.Consume(e.warmGas(), "making the code warm"); err != nil {
+			return nil, err
+		}
+		if prepared, err = e.code(tx.St, in.CodeID); err != nil {
+			return nil, err
+		}
 	}
 	caller := tx.Sender
 	if parent != nil {
@@ -603,18 +642,28 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	if gasLimit > tx.Gas.Remaining() {
 		gasLimit = tx.Gas.Remaining()
 	}
-	res, err := e.vm.Call(ctx, in.CodeID, prepared, entry, msg, env, h, gasLimit)
+	res, err := e.vm.Call(ctx, in.CodeID, prepared, entry, msg, env, h, gasLimit, opts...)
 	if cerr := tx.Gas.Consume(res.GasUsed, "contract "+entry); cerr != nil && err == nil {
 		err = cerr
+	}
+	if err == nil && res.Failed {
+		err = fmt.Errorf("%w: %s", ErrContract, res.Data)
 	}
 	if err != nil {
 		if errors.Is(err, vm.ErrOutOfGas) {
 			err = fmt.Errorf("%w: %w", ledger.ErrOutOfGas, err)
 		}
-		return fail(err)
+		fail(err)
 	}
-	if res.Failed {
-		return fail(fmt.Errorf("%w: %s", ErrContract, res.Data))
+	// A cold call that paid the load makes its code warm, whether or not
+	// the call itself succeeded (outside the call's revert).
+	if !warm && res.LoadGas > 0 && !tx.query {
+		if werr := e.makeWarm(tx.St, in.CodeID, tx.Height); werr != nil {
+			return nil, werr
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	if !readOnly {
 		in.Calls++

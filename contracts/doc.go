@@ -26,6 +26,15 @@
 //	0x10 0x04 address key       → the contract's own storage
 //	0x10 0x05                   → instance sequence (uint64), for addresses
 //	0x10 0x06 code_id           → the code's message schema (JSON, optional, as uploaded)
+//	0x10 0x07 code_id           → last use (big-endian uint64 height) of a warm code
+//	0x10 0x08                   → the warm code ids, 32 bytes each, in the order they became warm
+//
+// The warm code set (warm.go) is the consensus answer to which modules
+// every node keeps loaded: calls of warm code pay no module load, a call
+// of cold code pays it and makes the code warm, evicting the least
+// recently used code beyond ledger.Params.WarmCodes. The node pins the
+// committed set in its VM (SyncWarm) after every block, at start and after
+// a state sync.
 //
 // An instance address is DeriveAddress("sos/contract/v1", code_id, seq).
 package contracts

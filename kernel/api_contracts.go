@@ -34,12 +34,21 @@ func listLimit(r *http.Request, def int) int {
 }
 
 func (n *Node) handleCodes(w http.ResponseWriter, r *http.Request) {
-	codes, err := n.chain.engine.ListCodes(ledger.NewState(n.store), listLimit(r, 1000))
+	st := ledger.NewState(n.store)
+	codes, err := n.chain.engine.ListCodes(st, listLimit(r, 1000))
 	if err != nil {
 		writeErr(w, statusOf(err), err)
 		return
 	}
-	st := ledger.NewState(n.store)
+	warm, err := n.chain.engine.WarmCodes(st)
+	if err != nil {
+		writeErr(w, statusOf(err), err)
+		return
+	}
+	lastUse := make(map[ledger.Hash]uint64, len(warm))
+	for _, c := range warm {
+		lastUse[c.ID] = c.LastUse
+	}
 	out := []client.Code{}
 	for _, c := range codes {
 		_, serr := n.chain.engine.Schema(st, c.ID)
@@ -47,7 +56,9 @@ func (n *Node) handleCodes(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, statusOf(serr), serr)
 			return
 		}
-		out = append(out, client.Code{CodeID: c.ID.String(), Creator: c.Creator.String(), Size: int(c.Size), Prepared: int(c.Prepared), Height: c.Height, Instances: c.Instances, HasSchema: serr == nil})
+		use, ok := lastUse[c.ID]
+		out = append(out, client.Code{CodeID: c.ID.String(), Creator: c.Creator.String(), Size: int(c.Size), Prepared: int(c.Prepared), Height: c.Height, Instances: c.Instances,
+			HasSchema: serr == nil, Warm: ok, LastUse: use})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -126,11 +126,15 @@ func (c *Chain) receiptRoot(rs []ledger.Receipt) (ledger.Hash, error) {
 }
 
 // Commit writes a built block; aux adds node-local records to the same
-// batch (the raft applied index).
+// batch (the raft applied index). It then pins the committed warm code set
+// in the contracts VM (an error there means the store cannot be read).
 func (c *Chain) Commit(bb *BuiltBlock, aux ...ledger.Change) error {
 	c.execMu.Lock()
 	defer c.execMu.Unlock()
-	return c.store.Commit(bb.Block, bb.Receipts, bb.Prepared, aux...)
+	if err := c.store.Commit(bb.Block, bb.Receipts, bb.Prepared, aux...); err != nil {
+		return err
+	}
+	return c.syncWarm()
 }
 
 // ErrStateMismatch means re-executing a block gave a different result than

@@ -33,6 +33,9 @@ type Chain struct {
 
 	market    *rome.Market
 	marketErr error
+	// engineErr is a contract engine that could not be made (a VM whose
+	// module cache cannot pin the warm set), reported by InitGenesis.
+	engineErr error
 
 	// execMu serializes building, executing and committing blocks: the
 	// state tree must not compute a root while a commit adopts a new one.
@@ -69,6 +72,9 @@ type VMs struct {
 
 // NewVMs creates both VMs from one configuration (its Purpose is set for
 // each). Close them with Close.
+//
+// A zero cfg.ModuleCacheSize pins at most the vm default's PinCapacity;
+// a node sizes it with ModuleCacheSize for its chain's warm set.
 func NewVMs(ctx context.Context, cfg vm.Config) (VMs, error) {
 	cfg.Purpose = vm.Contracts
 	c, err := vm.New(ctx, cfg)
@@ -89,13 +95,35 @@ func (m VMs) Close(ctx context.Context) error {
 	return errors.Join(m.Contracts.Close(ctx), m.Policies.Close(ctx))
 }
 
+// ModuleCacheSize is the module cache a node's VMs need for a chain with
+// params p: the contracts' warm set pinned, plus vm.MinUnpinnedModules for
+// everything else, and never below vm.DefaultModuleCacheSize.
+func ModuleCacheSize(p ledger.Params) int {
+	return max(vm.DefaultModuleCacheSize, p.WarmSetSize()+vm.MinUnpinnedModules)
+}
+
 // NewChainWithVM is the chain every node runs: contracts and policies on
 // the given VMs. (The node and the conformance runner build their chains
-// with it, so a vector exercises exactly what a node executes.)
+// with it, so a vector exercises exactly what a node executes.) A VM that
+// cannot pin the chain's warm set makes InitGenesis fail.
 func NewChainWithVM(store *ledger.Store, g *ledger.Genesis, machines VMs) *Chain {
-	c := NewChain(store, g, contracts.New(machines.Contracts, store.Codec(), g.DenomSet()))
+	engine, err := contracts.New(machines.Contracts, store.Codec(), g.DenomSet(), g.Params.WarmSetSize())
+	c := NewChain(store, g, engine)
+	c.engineErr = err
 	c.market, c.marketErr = rome.New(store.Codec(), g, machines.Policies)
 	return c
+}
+
+// syncWarm pins the committed warm code set in the contracts VM (see
+// contracts.Engine.SyncWarm): after every commit, and at start.
+func (c *Chain) syncWarm() error {
+	if c.engine == nil {
+		return nil
+	}
+	if err := c.engine.SyncWarm(ledger.NewState(c.store)); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
+	return nil
 }
 
 // Engine returns the contract engine (nil when contracts are off).
@@ -122,6 +150,9 @@ func (c *Chain) InitGenesis(doc []byte) error {
 	if c.marketErr != nil {
 		return c.marketErr
 	}
+	if c.engineErr != nil {
+		return c.engineErr
+	}
 	head := c.store.Head()
 	docHash := ledger.GenesisDocHash(doc)
 	if head.ChainID != "" {
@@ -132,7 +163,9 @@ func (c *Chain) InitGenesis(doc []byte) error {
 		if ledger.GenesisDocHash(stored) != docHash {
 			return fmt.Errorf("kernel: genesis.json differs from the genesis this node's data was created with (chain %s)", head.ChainID)
 		}
-		return nil
+		// A restart: the committed warm set is pinned again; its modules
+		// load on their first calls, at this node's cost.
+		return c.syncWarm()
 	}
 	st := ledger.NewState(c.store)
 	if err := ledger.ApplyGenesis(st, c.codec, c.genesis); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sos-kernel/sos/contracts"
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
 )
@@ -61,7 +64,9 @@ func withContracts(t testing.TB, tn *testNet) *testNet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { machine.Close(context.Background()) })
-	tn.chain.engine = contracts.New(machine, tn.codec, tn.chain.denoms)
+	if tn.chain.engine, err = contracts.New(machine, tn.codec, tn.chain.denoms, tn.chain.params.WarmSetSize()); err != nil {
+		t.Fatal(err)
+	}
 	return tn
 }
 
@@ -246,5 +251,64 @@ func TestContractBlocksReexecute(t *testing.T) {
 	}
 	if got, _ := follower.query(t, addr, `{"get":{}}`); got != `{"count":10}` {
 		t.Fatalf("follower count %s", got)
+	}
+}
+
+// TestWarmGoContractAcrossRestart: a call of a Go contract in the warm set
+// (its upload made it warm) costs a small fraction of loading its module,
+// which every call paid before the warm set (≈170 Mgas), and a node that
+// restarts with nothing in memory pins the committed set and charges
+// exactly the same gas.
+func TestWarmGoContractAcrossRestart(t *testing.T) {
+	tn := withContracts(t, newTestChain(t, 1))
+	alice := tn.users[0]
+	wasm := buildWasm(t, "counter")
+	id := tn.upload(t, alice, wasm)
+	addr := tn.instantiate(t, alice, id, `{"count":1}`, alice.Address())
+	before := tn.exec1(t, alice, execMsg(addr, `{"increment":{}}`))
+	if before.Code != ledger.CodeOK {
+		t.Fatalf("increment: %+v", before)
+	}
+	// The load is at least GasLoadPerByte per byte of the module.
+	if load := vm.GasLoadPerByte * uint64(len(wasm)); before.GasUsed*10 > load {
+		t.Fatalf("a warm call charged %d gas, want far below the module load (at least %d)", before.GasUsed, load)
+	}
+	t.Logf("warm increment of a %d-byte Go contract: %d gas", len(wasm), before.GasUsed)
+	rec := httptest.NewRecorder()
+	(&Node{chain: tn.chain, store: tn.store}).handleCodes(rec, httptest.NewRequest(http.MethodGet, "/v1/contracts/codes", nil))
+	var codes []client.Code
+	if err := json.Unmarshal(rec.Body.Bytes(), &codes); err != nil || len(codes) != 1 || !codes[0].Warm || codes[0].LastUse != tn.store.Head().Height {
+		t.Fatalf("GET /v1/contracts/codes: %s (%v), want the counter warm, last used at %d", rec.Body.Bytes(), err, tn.store.Head().Height)
+	}
+
+	// The restart: a new VM with an empty cache, a chain over the same
+	// store, through InitGenesis's restart path.
+	ctx := context.Background()
+	machine, err := vm.New(ctx, vm.Config{ModuleCacheSize: ModuleCacheSize(tn.chain.params)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { machine.Close(ctx) })
+	engine, err := contracts.New(machine, tn.codec, tn.chain.denoms, tn.chain.params.WarmSetSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := NewChain(tn.store, tn.chain.genesis, engine)
+	if err := restarted.InitGenesis(tn.doc); err != nil {
+		t.Fatal(err)
+	}
+	if s := machine.CacheStats(); s.Pinned != 1 || s.PinnedLoaded != 0 {
+		t.Fatalf("after the restart: %+v, want the counter pinned, not loaded", s)
+	}
+	tn.chain = restarted
+	after := tn.exec1(t, alice, execMsg(addr, `{"increment":{}}`))
+	if after.Code != ledger.CodeOK || string(after.Data) != `{"count":3}` {
+		t.Fatalf("increment after the restart: %+v", after)
+	}
+	if after.GasUsed != before.GasUsed {
+		t.Errorf("the same call charged %d gas before the restart, %d after", before.GasUsed, after.GasUsed)
+	}
+	if s := machine.CacheStats(); s.PinnedLoaded != 1 || s.Loads != 1 {
+		t.Errorf("after the call: %+v, want the counter loaded once and pinned", s)
 	}
 }

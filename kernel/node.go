@@ -132,7 +132,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	vcfg := vm.Config{Logger: opts.Logger}
+	vcfg := vm.Config{Logger: opts.Logger, ModuleCacheSize: ModuleCacheSize(g.Params)}
 	if opts.FS == nil && opts.Home != "" {
 		// wazero's on-disk compilation cache: a restart does not recompile
 		// every contract (1.5 s cold for a Go contract, 50 ms cached).

@@ -256,6 +256,11 @@ func (c *cluster) checkSyncedBlock(raw []byte) (*ledger.Block, error) {
 func (n *Node) afterStateSync(b *ledger.Block) {
 	n.mempool.Reset(errors.New("kernel: the node installed a state snapshot; resubmit"))
 	n.metrics.Height.Set(float64(b.Header.Height))
+	// The installed state has its own warm code set: pin it. (Node-local:
+	// the gas of warm calls follows the state, pinned or not.)
+	if err := n.chain.syncWarm(); err != nil {
+		n.log.Warn("state sync: pinning the warm code set", "err", err)
+	}
 }
 
 // catchUp tracks whether this node keeps up with the cluster: the highest

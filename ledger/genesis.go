@@ -24,6 +24,27 @@ type Params struct {
 	// MaxBlockBytes bounds the transactions of a block (a block is one raft
 	// entry and one network frame; ML-DSA transactions are 3.4 KB each).
 	MaxBlockBytes uint64 `json:"max_block_bytes"`
+	// WarmCodes is the size of the contracts' warm code set (package
+	// contracts): a call of a warm code does not pay for loading its
+	// module, because every node keeps the modules of the set in memory. 0
+	// means DefaultWarmCodes; at most MaxWarmCodes (each is a compiled
+	// module of up to tens of MB in every node's memory).
+	WarmCodes uint32 `json:"warm_codes,omitempty"`
+}
+
+// DefaultWarmCodes and MaxWarmCodes bound Params.WarmCodes.
+const (
+	DefaultWarmCodes = 32
+	MaxWarmCodes     = 256
+)
+
+// WarmSetSize is the size of the warm code set: WarmCodes, or
+// DefaultWarmCodes when it is 0.
+func (p Params) WarmSetSize() int {
+	if p.WarmCodes == 0 {
+		return DefaultWarmCodes
+	}
+	return int(p.WarmCodes)
 }
 
 // DefaultParams: gas is priced at about 1 ns per gas on the reference
@@ -117,6 +138,9 @@ func (g *Genesis) Validate() error {
 	}
 	if p.MaxUploadGas != 0 && (p.MaxUploadGas < p.MaxTxGas || p.MaxUploadGas > p.MaxBlockGas) {
 		return fmt.Errorf("ledger: genesis: params need max_tx_gas <= max_upload_gas <= max_block_gas (or max_upload_gas 0)")
+	}
+	if p.WarmCodes > MaxWarmCodes {
+		return fmt.Errorf("ledger: genesis: warm_codes must be at most %d (0: %d)", MaxWarmCodes, DefaultWarmCodes)
 	}
 	if p.MaxBlockBytes < MaxTxBytes || p.MaxBlockBytes > 32<<20 {
 		return fmt.Errorf("ledger: genesis: max_block_bytes must be between %d (one largest tx) and %d", MaxTxBytes, 32<<20)

@@ -363,8 +363,13 @@ func TestGenesisValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseGenesis(doc); err != nil {
+	if g, err := ParseGenesis(doc); err != nil {
 		t.Fatalf("good genesis: %v", err)
+	} else if g.Params.WarmSetSize() != DefaultWarmCodes {
+		t.Fatalf("warm set size %d without warm_codes, want %d", g.Params.WarmSetSize(), DefaultWarmCodes)
+	}
+	if _, err := ParseGenesis([]byte(strings.Replace(string(doc), `"max_block_bytes"`, fmt.Sprintf(`"warm_codes": %d, "max_block_bytes"`, MaxWarmCodes), 1))); err != nil {
+		t.Fatalf("warm_codes at the maximum: %v", err)
 	}
 	bad := map[string]string{
 		"not json":       "{",
@@ -377,6 +382,7 @@ func TestGenesisValidation(t *testing.T) {
 		"bad node key":   strings.Replace(string(doc), `"nodes": null`, `"nodes": [{"pub_key": "abcd"}]`, 1),
 		"zero max gas":   strings.Replace(string(doc), fmt.Sprintf(`"max_tx_gas": %d`, DefaultParams().MaxTxGas), `"max_tx_gas": 0`, 1),
 		"huge amount":    strings.Replace(string(doc), `"amount": "5"`, `"amount": "18446744073709551616"`, 1),
+		"huge warm set":  strings.Replace(string(doc), `"max_block_bytes"`, fmt.Sprintf(`"warm_codes": %d, "max_block_bytes"`, MaxWarmCodes+1), 1),
 		"duplicate acct": strings.Replace(string(doc), `"accounts": [`, `"accounts": [{"address": "`+testKey(t, 1).Address().String()+`", "balances": []},`, 1),
 	}
 	for name, d := range bad {

@@ -97,6 +97,13 @@ type PolicyRun struct {
 
 // RunPolicy runs a prepared policy on a snapshot with a gas budget and
 // validates its output. It never returns allocations that fail Validate.
+//
+// A policy run pays no load charge (vm.Warm): the epoch's budget is for
+// the policy's work, and loading the active policy is not something a
+// transaction can make a node repeat. allocate pins the active policy in
+// the Policies VM, so a node loads it once when it becomes active (a
+// governance decision) and once after a restart, at its own cost; only
+// policy uploads, which pay gigagas each, pass through the same cache.
 func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, snap *Snapshot, env vm.Env, gas uint64) PolicyRun {
 	input := snap.Encode()
 	if limit := v.Limits().InputBytes; len(input) > limit {
@@ -104,7 +111,7 @@ func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, s
 	}
 	env.ReadOnly = true
 	env.Self = id
-	res, err := v.Call(ctx, id, prepared, PolicyEntry, input, env, policyHost{}, gas)
+	res, err := v.Call(ctx, id, prepared, PolicyEntry, input, env, policyHost{}, gas, vm.Warm(nil))
 	run := PolicyRun{GasUsed: res.GasUsed}
 	switch {
 	case err != nil:
@@ -173,6 +180,12 @@ func (m *Market) allocate(ctx context.Context, s *store, p Params, snap *Snapsho
 		case m.vm == nil:
 			run.Err = ErrNoVM
 		default:
+			// Node-local, never part of the outcome: keep the active policy
+			// in memory (the Policies VM pins only it; see RunPolicy). With
+			// room for one pin SetPinned cannot fail.
+			if m.vm.PinCapacity() > 0 {
+				_ = m.vm.SetPinned([][32]byte{id})
+			}
 			env.Seed = policySeed(snap.Epoch)
 			run = RunPolicy(ctx, m.vm, id, prepared, snap, env, p.PolicyGas)
 		}

@@ -39,7 +39,7 @@ func BenchmarkFreshInstance(b *testing.B) {
 	p := loadPrepared(b)
 	v := newVM(b, Config{})
 	ctx := context.Background()
-	mod, err := v.module(ctx, testCode, p)
+	mod, err := v.module(ctx, testCode, p, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func BenchmarkInstantiate(b *testing.B) {
 	p := loadPrepared(b)
 	v := newVM(b, Config{})
 	ctx := context.Background()
-	mod, err := v.module(ctx, testCode, p)
+	mod, err := v.module(ctx, testCode, p, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func BenchmarkSnapshotVsInit(b *testing.B) {
 			mod.Close(ctx)
 		}
 	})
-	mod, err := v.module(ctx, testCode, p)
+	mod, err := v.module(ctx, testCode, p, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

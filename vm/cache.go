@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/sos-kernel/sos/vm/internal/wasmbin"
 	"github.com/sos-kernel/sos/vm/meter"
 )
 
@@ -34,6 +35,7 @@ type module struct {
 	minPages uint32 // memory of a new instance of cm, grown to pages
 	monoNs   int64
 	cfg      wazero.ModuleConfig
+	instGas  uint64 // what a new instance costs (instanceGas)
 
 	mu       sync.Mutex
 	refs     int // the cache's reference plus one per Call in flight
@@ -53,17 +55,39 @@ type instance struct {
 	entries map[string]api.Function
 }
 
-// moduleCache is an LRU of modules keyed by code id and cost table.
+// moduleCache is an LRU of modules keyed by code id and cost table, which
+// never evicts a pinned module (see VM.SetPinned).
 type moduleCache struct {
 	mu     sync.Mutex
 	closed bool
 	size   int
 	byKey  map[cacheKey]*module
 	lru    *list.List // front: most recent
+	pinned map[cacheKey]struct{}
+	stats  CacheStats
 }
 
 func newModuleCache(size int) *moduleCache {
-	return &moduleCache{size: size, byKey: map[cacheKey]*module{}, lru: list.New()}
+	return &moduleCache{size: size, byKey: map[cacheKey]*module{}, lru: list.New(), pinned: map[cacheKey]struct{}{}}
+}
+
+// evict removes least recently used modules that are not pinned until the
+// cache holds at most size modules (or only pinned ones), and returns them.
+// The caller holds c.mu.
+func (c *moduleCache) evict() []*module {
+	var evicted []*module
+	for e := c.lru.Back(); e != nil && c.lru.Len() > c.size; {
+		prev := e.Prev()
+		m := e.Value.(*module)
+		if _, ok := c.pinned[m.key]; !ok {
+			c.lru.Remove(e)
+			delete(c.byKey, m.key)
+			evicted = append(evicted, m)
+			c.stats.Evictions++
+		}
+		e = prev
+	}
+	return evicted
 }
 
 // get returns the module for key with a reference taken, and whether the
@@ -81,13 +105,8 @@ func (c *moduleCache) get(key cacheKey) (*module, bool, []*module) {
 	m := &module{key: key, ready: make(chan struct{}), refs: 2}
 	m.elem = c.lru.PushFront(m)
 	c.byKey[key] = m
-	var evicted []*module
-	for c.lru.Len() > c.size {
-		old := c.lru.Remove(c.lru.Back()).(*module)
-		delete(c.byKey, old.key)
-		evicted = append(evicted, old)
-	}
-	return m, true, evicted
+	c.stats.Loads++
+	return m, true, c.evict()
 }
 
 // put adds a loaded module (one reference: the cache's) unless its key is
@@ -103,13 +122,7 @@ func (c *moduleCache) put(m *module) ([]*module, bool) {
 	}
 	m.elem = c.lru.PushFront(m)
 	c.byKey[m.key] = m
-	var evicted []*module
-	for c.lru.Len() > c.size {
-		old := c.lru.Remove(c.lru.Back()).(*module)
-		delete(c.byKey, old.key)
-		evicted = append(evicted, old)
-	}
-	return evicted, true
+	return c.evict(), true
 }
 
 func (c *moduleCache) remove(m *module) bool {
@@ -121,6 +134,32 @@ func (c *moduleCache) remove(m *module) bool {
 	delete(c.byKey, m.key)
 	c.lru.Remove(m.elem)
 	return true
+}
+
+// setPinned replaces the pinned keys and returns the modules that the
+// cache evicts now that some are no longer pinned.
+func (c *moduleCache) setPinned(keys []cacheKey) []*module {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pinned = make(map[cacheKey]struct{}, len(keys))
+	for _, k := range keys {
+		c.pinned[k] = struct{}{}
+	}
+	return c.evict()
+}
+
+func (c *moduleCache) cacheStats() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Modules = c.lru.Len()
+	s.Pinned = len(c.pinned)
+	for k := range c.pinned {
+		if _, ok := c.byKey[k]; ok {
+			s.PinnedLoaded++
+		}
+	}
+	return s
 }
 
 func (c *moduleCache) closeAll(ctx context.Context) {
@@ -139,8 +178,52 @@ func (c *moduleCache) closeAll(ctx context.Context) {
 	}
 }
 
-// module returns the loaded module for codeID with a reference taken.
-func (v *VM) module(ctx context.Context, codeID [32]byte, prepared []byte) (*module, error) {
+// CacheStats describes a VM's module cache (a node's metrics; nothing in
+// it is consensus).
+type CacheStats struct {
+	// Modules is the number of modules in memory, Pinned the number of
+	// pinned code ids (SetPinned) and PinnedLoaded how many of those are in
+	// memory (a pinned code is loaded on its first call).
+	Modules, Pinned, PinnedLoaded int
+	// Loads counts the modules this VM loaded from prepared bytes (cache
+	// misses); Evictions the modules the cache dropped to stay within
+	// ModuleCacheSize.
+	Loads, Evictions uint64
+}
+
+// CacheStats returns the module cache's current figures.
+func (v *VM) CacheStats() CacheStats { return v.modules.cacheStats() }
+
+// PinCapacity is how many code ids SetPinned accepts: ModuleCacheSize less
+// MinUnpinnedModules, so the modules of calls and queries outside the
+// pinned set always have room.
+func (v *VM) PinCapacity() int { return max(0, v.cfg.ModuleCacheSize-MinUnpinnedModules) }
+
+// SetPinned replaces the set of pinned code ids: the module cache never
+// evicts the module of a pinned code, whatever else is called or queried.
+// A pinned code that is not in memory is loaded by its next call, at this
+// node's own cost, and then stays. The caller (package contracts, from its
+// consensus warm set; rome, for the active policy) decides what to pin; at
+// most PinCapacity ids, else SetPinned returns ErrLimit and changes nothing.
+func (v *VM) SetPinned(ids [][32]byte) error {
+	if len(ids) > v.PinCapacity() {
+		return fmt.Errorf("%w: %d pinned modules, this VM pins at most %d (ModuleCacheSize %d less %d)",
+			ErrLimit, len(ids), v.PinCapacity(), v.cfg.ModuleCacheSize, MinUnpinnedModules)
+	}
+	keys := make([]cacheKey, len(ids))
+	for i, id := range ids {
+		keys[i] = cacheKey{code: id, costs: v.cfg.Costs.Version}
+	}
+	for _, old := range v.modules.setPinned(keys) {
+		go func() { <-old.ready; old.unref(context.Background()) }()
+	}
+	return nil
+}
+
+// module returns the loaded module for codeID with a reference taken. When
+// it must load the module and prepared is nil, it gets the bytes from
+// fetch.
+func (v *VM) module(ctx context.Context, codeID [32]byte, prepared []byte, fetch func() ([]byte, error)) (*module, error) {
 	v.mu.Lock()
 	closed := v.closed
 	v.mu.Unlock()
@@ -152,7 +235,12 @@ func (v *VM) module(ctx context.Context, codeID [32]byte, prepared []byte) (*mod
 		go func() { <-old.ready; old.unref(context.Background()) }()
 	}
 	if created {
-		m.err = v.load(ctx, m, prepared)
+		if prepared == nil && fetch != nil {
+			prepared, m.err = fetch()
+		}
+		if m.err == nil {
+			m.err = v.load(ctx, m, prepared)
+		}
 		close(m.ready)
 		if m.err != nil && v.modules.remove(m) {
 			m.unref(ctx)
@@ -186,11 +274,15 @@ func (v *VM) load(ctx context.Context, m *module, prepared []byte) error {
 	if err := decodeData(data, mem); err != nil {
 		return invalid("prepared module: %v", err)
 	}
+	wm, err := wasmbin.Decode(code)
+	if err != nil {
+		return invalid("prepared module: %v", err)
+	}
 	cm, err := v.rt.CompileModule(ctx, code)
 	if err != nil {
 		return invalid("%v", err)
 	}
-	if err := v.setModule(m, cm, mem, minPages, meta); err != nil {
+	if err := v.setModule(m, cm, mem, minPages, meta, elementBytes(wm)); err != nil {
 		cm.Close(ctx)
 		return err
 	}
@@ -199,7 +291,7 @@ func (v *VM) load(ctx context.Context, m *module, prepared []byte) error {
 
 // setModule fills m from its compiled code, snapshot memory and metadata.
 // On error nothing is kept.
-func (v *VM) setModule(m *module, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta) error {
+func (v *VM) setModule(m *module, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta, elemBytes int) error {
 	if meta.pages < minPages {
 		return invalid("prepared memory of %d pages below the module's minimum %d", meta.pages, minPages)
 	}
@@ -208,6 +300,7 @@ func (v *VM) setModule(m *module, cm wazero.CompiledModule, mem []byte, minPages
 		return fmt.Errorf("vm: memory image: %w", err)
 	}
 	m.cm, m.img, m.pages, m.minPages, m.monoNs = cm, img, meta.pages, minPages, meta.monoNs
+	m.instGas = instanceGas(elemBytes)
 	m.cfg = wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	for name := range cm.ExportedFunctions() {
 		if callable(name) {
@@ -225,9 +318,9 @@ func (v *VM) setModule(m *module, cm wazero.CompiledModule, mem []byte, minPages
 // keepPrepared puts what Prepare compiled and snapshotted into the module
 // cache under codeID, so the first call finds it loaded. It reports whether
 // the cache took cm (it does not when codeID is already there).
-func (v *VM) keepPrepared(codeID [32]byte, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta) bool {
+func (v *VM) keepPrepared(codeID [32]byte, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta, elemBytes int) bool {
 	m := &module{key: cacheKey{code: codeID, costs: v.cfg.Costs.Version}, ready: make(chan struct{}), refs: 1}
-	if err := v.setModule(m, cm, mem, minPages, meta); err != nil {
+	if err := v.setModule(m, cm, mem, minPages, meta, elemBytes); err != nil {
 		return false
 	}
 	close(m.ready)

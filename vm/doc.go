@@ -18,8 +18,9 @@
 //     prepared under the code id and keep info.Exports to know which entry
 //     points exist.
 //  3. Per call: res, err := v.Call(ctx, codeID, prepared, "execute", msg,
-//     env, host, gasLimit). Charge res.GasUsed in every case (it includes
-//     loading the module). If err != nil or res.Failed, discard everything
+//     env, host, gasLimit[, vm.Warm(fetch)]). Charge res.GasUsed in every
+//     case (it includes loading the module, unless the call is Warm: see
+//     "Warm code"). If err != nil or res.Failed, discard everything
 //     the call wrote through host (the VM never undoes writes; the caller's
 //     transaction buffer does).
 //  4. Nested calls: the guest's call/query_contract reach Host.Call, which
@@ -138,13 +139,44 @@
 // priced), so initialization runs compiled, on the very code every call
 // runs, at the execution price, and the module is compiled once.
 //
-// Every call then pays for loading its module before it runs (GasLoadBase
-// and the other GasLoad figures, from the prepared module's size,
-// functions, blocks and memory pages): decoding and validating the code
-// and reading it from the on-disk cache is what a call that misses the LRU
-// costs (≈120 ms for a 3.5 MB Go contract), an attacker cycling through
-// more contracts than the LRU holds makes every call miss, and the gas
-// cannot depend on whether this node had the module in memory.
+// A call that is not Warm then pays for loading its module before it runs
+// (GasLoadBase and the other GasLoad figures, from the prepared module's
+// size, functions, blocks and memory pages): decoding and validating the
+// code and reading it from the on-disk cache is what a call that misses
+// the LRU costs (≈120 ms for a 3.5 MB Go contract), an attacker cycling
+// through more contracts than the LRU holds makes every call miss, and the
+// gas cannot depend on whether this node had the module in memory.
+//
+// # Warm code
+//
+// Charging every call the load (≈170 Mgas for a Go contract, against ≈0.1
+// Mgas for the work of the example counter's increment) would price calls
+// by what a node with no memory does, so the caller can say a code is warm
+// (CallOption Warm): its consensus state holds a bounded set of codes that
+// every node keeps loaded, and a warm call pays no load. The VM supports
+// this with pinning: SetPinned names the code ids the module cache never
+// evicts (at most PinCapacity: ModuleCacheSize less MinUnpinnedModules,
+// which stay for everything else), and CacheStats reports what is in
+// memory. The gas of a warm call is the same on every node, whatever it
+// has loaded: a node that does not have the module (it restarted,
+// installed a state snapshot, or the code became warm in the block being
+// executed) fetches the prepared bytes (Warm's fetch) and loads it at its
+// own cost, once, since the caller pins it. What makes a code warm is the
+// caller's consensus rule: package contracts keeps a least-recently-used
+// set of ledger.Params.WarmCodes codes in contract state, where a cold
+// call pays the load and makes its code warm; rome runs the active policy
+// warm (chosen by governance, one per epoch) and pins it in the Policies
+// VM.
+//
+// Instances: a call reuses a pooled instance, whose memory and mutable
+// globals are reset to the snapshot after every call, a trapping one
+// included (nothing else can differ: Prepare refuses instructions that
+// modify tables and passive data segments). An instance whose memory grew
+// cannot be reset; the call that grew it pays for the new instance
+// (instanceGas: GasInstanceBase and GasInstancePerElemByte, mostly wazero
+// filling the table from the element segments, ≈0.5 ms for a Go module),
+// or runs out of gas. Prepare pays it for the instance that runs
+// initialization, and a cold call's load includes it.
 //
 // # Limits
 //

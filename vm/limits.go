@@ -164,6 +164,18 @@ const (
 	GasLoadPerFunction = 1_500
 	GasLoadPerBlock    = 200
 	GasLoadPerPage     = 35_000
+	// GasInstanceBase and GasInstancePerElemByte price a new instance of a
+	// loaded module: wazero maps the memory image, sets up the globals and
+	// fills the table from the element segments, ≈210 ns per entry, which
+	// dominates for Go modules (≈2,200 entries, 0.47 ms). An entry takes
+	// at least one byte of the element section (Go's take two), so the
+	// price is per byte of that section. Prepare pays it for the instance
+	// that runs initialization, a cold call with the load; a warm call's
+	// instance comes from the pool and is reset (a trapped one too), so
+	// only a call that grew its memory, whose instance cannot be reset,
+	// pays for the instance that replaces it.
+	GasInstanceBase        = 20_000
+	GasInstancePerElemByte = 200
 )
 
 // Host-call gas costs. One gas is meant to be about one nanosecond on the

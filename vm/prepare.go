@@ -60,6 +60,7 @@ func invalid(format string, args ...any) error {
 // All of that is paid for with gas, at most gasLimit (itself at most
 // MaxUploadGas): reading and instrumenting the upload (GasPreparePerByte),
 // compiling it (compileGas, charged before the compiler runs), the
+// instance that runs initialization (instanceGas), the
 // instructions and host calls of initialization, and the snapshot
 // (GasSnapshotPerPage). info.GasUsed is set in every case, errors
 // included: the uploader is charged for the work done, and the whole limit
@@ -127,6 +128,9 @@ func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBu
 		}
 	}()
 
+	if err := g.charge(instanceGas(elementBytes(m)), "instantiation"); err != nil {
+		return nil, ModuleInfo{}, err
+	}
 	snap, err := v.initialize(ctx, cm, data, mutable, g)
 	if err != nil {
 		return nil, ModuleInfo{}, err
@@ -151,7 +155,7 @@ func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBu
 	}
 	slices.Sort(info.Exports)
 	if minPages, err := memoryMin(m); err == nil {
-		keep = v.keepPrepared(codeID, cm, snap.memory, minPages, meta)
+		keep = v.keepPrepared(codeID, cm, snap.memory, minPages, meta, elementBytes(m))
 	}
 	return out, info, nil
 }
@@ -761,7 +765,24 @@ func loadGas(prepared []byte) (uint64, error) {
 		return 0, invalid("prepared module format %d, want %d", meta.format, preparedFormat)
 	}
 	return GasLoadBase + GasLoadPerByte*uint64(len(prepared)) + GasLoadPerFunction*uint64(meta.functions) +
-		GasLoadPerBlock*uint64(meta.blocks) + GasLoadPerPage*uint64(meta.pages), nil
+		GasLoadPerBlock*uint64(meta.blocks) + GasLoadPerPage*uint64(meta.pages) + instanceGas(elementBytes(wm)), nil
+}
+
+// instanceGas is what creating an instance of a loaded module costs (see
+// GasInstanceBase): a cold call creates one after loading the module, and
+// a call whose memory grew pays for the one that replaces its instance.
+func instanceGas(elemBytes int) uint64 {
+	return GasInstanceBase + GasInstancePerElemByte*uint64(elemBytes)
+}
+
+// elementBytes is the size of m's element section: every entry of an
+// element segment takes at least one byte, so it bounds the table entries
+// an instantiation writes.
+func elementBytes(m *wasmbin.Module) int {
+	if i := m.Find(wasmbin.SectionElement); i >= 0 {
+		return len(m.Sections[i].Payload)
+	}
+	return 0
 }
 
 // reader is a tiny LEB128 reader for the sections Prepare writes.

@@ -24,14 +24,15 @@ func TestPrepareGas(t *testing.T) {
 	}
 	reading := GasPrepareBase + GasPreparePerByte*uint64(len(wasm))
 	compile := compileGas(code.st)
+	inst := instanceGas(0) // InitWork has no element section
 	id := [32]byte{0xaa}
 	_, info, err := v.Prepare(ctx, id, wasm, MaxUploadGas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := reading + compile + info.InitGas + GasSnapshotPerPage*uint64(info.MemoryPages)
+	want := reading + compile + inst + info.InitGas + GasSnapshotPerPage*uint64(info.MemoryPages)
 	if info.GasUsed != want || info.InitGas == 0 {
-		t.Fatalf("GasUsed %d (init %d), want reading %d + compile %d + init + snapshot = %d", info.GasUsed, info.InitGas, reading, compile, want)
+		t.Fatalf("GasUsed %d (init %d), want reading %d + compile %d + instance %d + init + snapshot = %d", info.GasUsed, info.InitGas, reading, compile, inst, want)
 	}
 	if _, _, err := v.Prepare(ctx, id, wasm, MaxUploadGas+1); !errors.Is(err, ErrLimit) {
 		t.Errorf("limit above MaxUploadGas: %v, want ErrLimit", err)
@@ -43,7 +44,8 @@ func TestPrepareGas(t *testing.T) {
 	}{
 		{"reading", reading - 1, "reading"},
 		{"compilation", reading + compile - 1, "compilation"},
-		{"initialization", reading + compile + info.InitGas/2, "start function"},
+		{"instantiation", reading + compile + inst - 1, "instantiation"},
+		{"initialization", reading + compile + inst + info.InitGas/2, "start function"},
 		{"snapshot", want - 1, "snapshot"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

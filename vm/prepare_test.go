@@ -214,7 +214,7 @@ func TestSnapshotEquivalence(t *testing.T) {
 	}
 
 	// The snapshot.
-	mod, err := v.module(ctx, [32]byte{0x5a}, p)
+	mod, err := v.module(ctx, [32]byte{0x5a}, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,16 +8,16 @@ import (
 
 // TestResetRestoresSnapshot checks the pooled-instance reset: after calls
 // that write all over memory, a pooled instance's memory and globals equal
-// those of a brand-new instance.
+// those of a brand-new instance, also when the last call trapped.
 func TestResetRestoresSnapshot(t *testing.T) {
 	p := loadPrepared(t)
 	v := newVM(t, Config{})
 	ctx := context.Background()
 	h := newFakeHost()
-	for _, msg := range []string{"panic x", "json 30", "shaloop 3", "incr", "storage 50", "global", "json 5"} {
+	for _, msg := range []string{"panic x", "json 30", "shaloop 3", "incr", "storage 50", "global", "json 5", "panic y"} { // the last one traps: the pooled instance was reset after a trap
 		v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), h, callGas(t, p, testGas))
 	}
-	mod, err := v.module(ctx, testCode, p)
+	mod, err := v.module(ctx, testCode, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,14 @@ func (p Purpose) String() string {
 	return fmt.Sprintf("Purpose(%d)", uint8(p))
 }
 
+// DefaultModuleCacheSize is the module cache size of a Config that sets
+// none; MinUnpinnedModules is how many modules of a VM's cache SetPinned
+// always leaves to calls and queries outside the pinned set (PinCapacity).
+const (
+	DefaultModuleCacheSize = 64
+	MinUnpinnedModules     = 16
+)
+
 // Config configures a VM. The zero value is usable: a VM for contracts,
 // protocol costs, no on-disk cache, a 64-entry module cache and an 8 KiB
 // debug log.
@@ -61,7 +69,9 @@ type Config struct {
 	// CacheDir holds wazero's on-disk compilation cache; "" means none.
 	CacheDir string
 	// ModuleCacheSize is the number of compiled, snapshotted modules kept in
-	// memory (LRU); 0 means 64.
+	// memory (LRU, pinned modules never evicted); 0 means
+	// DefaultModuleCacheSize. A node sets it to at least its chain's warm
+	// set size plus MinUnpinnedModules (PinCapacity, SetPinned).
 	ModuleCacheSize int
 	// DebugLogBytes caps the debug log kept per call (the tail is kept);
 	// 0 means 8 KiB, negative means no log.
@@ -84,7 +94,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Costs = meter.DefaultCosts()
 	}
 	if c.ModuleCacheSize == 0 {
-		c.ModuleCacheSize = 64
+		c.ModuleCacheSize = DefaultModuleCacheSize
 		if c.Purpose == Jobs {
 			c.ModuleCacheSize = defaultJobModuleCacheSize
 		}
@@ -173,6 +183,10 @@ type Result struct {
 	Data []byte
 	// GasUsed is set also when Call returns an error (the fee is charged).
 	GasUsed uint64
+	// LoadGas is the part of GasUsed that paid for loading the module
+	// (loadGas): zero for a Warm call, and when the gas limit could not pay
+	// for the load (then nothing was loaded).
+	LoadGas uint64
 	// Failed reports that the entry point returned 1 (a handled error):
 	// the caller reverts the call's writes.
 	Failed bool
@@ -274,8 +288,12 @@ func (v *VM) Limits() Limits { return v.limits }
 // or a Host error), Result still carries GasUsed and DebugLog. In both
 // failure cases the caller must revert the call's writes. The "query"
 // entry point always runs read-only, whatever env.ReadOnly says.
+//
+// A call pays for loading the module (Result.LoadGas) unless opts has
+// Warm; a call whose instance cannot be reused (its memory grew) pays for
+// its replacement (instanceGas). See "Warm code" in doc.go.
 func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry string, input []byte,
-	env Env, host Host, gasLimit uint64) (Result, error) {
+	env Env, host Host, gasLimit uint64, opts ...CallOption) (Result, error) {
 	switch {
 	case gasLimit > v.limits.Gas:
 		return Result{}, fmt.Errorf("%w: gas limit %d above %d", ErrLimit, gasLimit, v.limits.Gas)
@@ -291,28 +309,37 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	if entry == "query" {
 		env.ReadOnly = true
 	}
-	// The load is charged first, whether or not this node has the module
-	// in memory (see GasLoadPerByte), and before any loading work.
-	load, err := loadGas(prepared)
-	if err != nil {
-		return Result{}, err
+	var co callOptions
+	for _, o := range opts {
+		o(&co)
 	}
-	if load > gasLimit {
-		return Result{GasUsed: gasLimit}, fmt.Errorf("%w: loading the module needs %d gas, the limit is %d", ErrOutOfGas, load, gasLimit)
+	// A cold call is charged the load first, whether or not this node has
+	// the module in memory (see GasLoadBase), and before any loading work.
+	// A warm one is not: the caller's consensus state says every node keeps
+	// the module loaded, and a node that does not loads it at its own cost.
+	var load uint64
+	if !co.warm {
+		var err error
+		if load, err = loadGas(prepared); err != nil {
+			return Result{}, err
+		}
+		if load > gasLimit {
+			return Result{GasUsed: gasLimit}, fmt.Errorf("%w: loading the module needs %d gas, the limit is %d", ErrOutOfGas, load, gasLimit)
+		}
 	}
-	mod, err := v.module(ctx, codeID, prepared)
+	mod, err := v.module(ctx, codeID, prepared, co.fetch)
 	if err != nil {
-		return Result{GasUsed: load}, err
+		return Result{GasUsed: load, LoadGas: load}, err
 	}
 	defer mod.unref(ctx)
 	inst, err := mod.acquire(ctx, v.rt)
 	if err != nil {
-		return Result{GasUsed: load}, err
+		return Result{GasUsed: load, LoadGas: load}, err
 	}
 	fn := inst.entries[entry]
 	if fn == nil {
 		mod.release(ctx, inst, true)
-		return Result{GasUsed: load}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
+		return Result{GasUsed: load, LoadGas: load}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
 	}
 	runGas := gasLimit - load
 
@@ -335,14 +362,29 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	depth := uint32(inst.mod.ExportedGlobal(meter.DepthGlobalExport).Get())
 	s.closeIterators()
 
-	res := Result{DebugLog: s.log}
+	res := Result{DebugLog: s.log, LoadGas: load}
 	if left < 0 {
 		res.GasUsed = gasLimit
 	} else {
 		res.GasUsed = gasLimit - uint64(left)
 	}
-	reuse := callErr == nil && inst.mod.Memory().Size() == mod.pages*65536
+	// An instance is reset and reused also after a trap (its memory pages
+	// and every mutable global go back to the snapshot; tables cannot
+	// change), but not once its memory grew: the call that grew it pays
+	// for the new instance a later call will need, as far as its gas
+	// limit goes (see instanceGas).
+	reuse := inst.mod.Memory().Size() == mod.pages*65536
 	mod.release(ctx, inst, reuse)
+	if !reuse && left >= 0 {
+		if uint64(left) >= mod.instGas {
+			res.GasUsed += mod.instGas
+		} else {
+			res.GasUsed = gasLimit
+			if callErr == nil {
+				return res, fmt.Errorf("%w: the call grew its memory, and replacing its instance needs %d gas", ErrOutOfGas, mod.instGas)
+			}
+		}
+	}
 
 	if callErr != nil {
 		if s.trap == nil && left >= 0 && depth > meter.DefaultMaxCallDepth {
@@ -356,6 +398,26 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	res.Data = s.result
 	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0
 	return res, nil
+}
+
+// A CallOption changes how Call treats the module: see Warm.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	warm  bool
+	fetch func() ([]byte, error)
+}
+
+// Warm tells Call that the caller's consensus state holds the code warm
+// (package contracts' warm set; the active ROME policy): the call is not
+// charged for loading the module, and a node that does not have it in
+// memory (it restarted, or it was not pinned yet) loads it at its own
+// cost. Call's prepared may then be nil: fetch is called for the prepared
+// module only if this node must load it. Which codes are warm must be
+// consensus, and the caller keeps them pinned (SetPinned), so a warm call
+// never makes a node load a module over and over.
+func Warm(fetch func() ([]byte, error)) CallOption {
+	return func(o *callOptions) { o.warm, o.fetch = true, fetch }
 }
 
 // classify turns the error of a guest call into our sentinels.

@@ -244,6 +244,10 @@ type Code struct {
 	Height    uint64 `json:"height"`
 	Instances uint64 `json:"instances"`
 	HasSchema bool   `json:"has_schema"` // GET /v1/contracts/codes/{id}/schema serves it
+	// Warm: the code is in the chain's warm set, and its calls pay no
+	// module load; LastUse is the height of its last call (or upload).
+	Warm    bool   `json:"warm"`
+	LastUse uint64 `json:"last_use,omitempty"`
 }
 
 // Contract is a contract instance (GET /v1/contracts, /v1/contracts/{address}).

@@ -41,7 +41,11 @@ func newUploadEngine(tb testing.TB, cfg vm.Config) *uploadEngine {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &uploadEngine{e: contracts.New(v, store.Codec(), denoms), st: ledger.NewState(store), v: v}
+	e, err := contracts.New(v, store.Codec(), denoms, min(ledger.DefaultWarmCodes, max(1, v.PinCapacity())))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &uploadEngine{e: e, st: ledger.NewState(store), v: v}
 }
 
 func uploadTx(st *ledger.State, gas uint64) *contracts.Tx {

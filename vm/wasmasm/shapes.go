@@ -52,6 +52,8 @@ type Module struct {
 	MemoryPages uint32            // default 1
 	Start       *uint32
 	Data        []byte // data section payload, if any
+	Table       uint32 // size of a funcref table, 0: none
+	Elements    []byte // element section payload, if any
 }
 
 // Bytes encodes m.
@@ -73,6 +75,9 @@ func (m Module) Bytes() []byte {
 		bodies = append(bodies, Cat(U32(uint32(len(b))), b))
 	}
 	out = append(out, Section(3, Vec(fs...))...)
+	if m.Table > 0 {
+		out = append(out, Section(4, Vec(Cat([]byte{0x70, 1}, U32(m.Table), U32(m.Table))))...)
+	}
 	pages := m.MemoryPages
 	if pages == 0 {
 		pages = 1
@@ -85,6 +90,9 @@ func (m Module) Bytes() []byte {
 	out = append(out, Section(7, Vec(exports...))...)
 	if m.Start != nil {
 		out = append(out, Section(8, U32(*m.Start))...)
+	}
+	if m.Elements != nil {
+		out = append(out, Section(9, m.Elements)...)
 	}
 	out = append(out, Section(10, Vec(bodies...))...)
 	if m.Data != nil {
@@ -304,5 +312,23 @@ func InitGrow(pages int) []byte {
 		Funcs:   []Func{{Code: []byte{opI32Const, 0, opEnd}}, {Type: 1, Locals: oneI32(), Code: code}},
 		Exports: entries(),
 		Start:   &start,
+	}.Bytes()
+}
+
+// Elements is a module with a table of size entries and segments active
+// element segments that each fill the whole table with function 0 (one
+// byte per entry): every instantiation writes segments × size table
+// entries.
+func Elements(segments, size int) []byte {
+	seg := Cat([]byte{0, opI32Const, 0, opEnd}, U32(uint32(size)), repeat(size, 0))
+	var segs [][]byte
+	for range segments {
+		segs = append(segs, seg)
+	}
+	return Module{
+		Funcs:    []Func{{Code: []byte{opI32Const, 0, opEnd}}},
+		Exports:  entries(),
+		Table:    uint32(size),
+		Elements: Vec(segs...),
 	}.Bytes()
 }
