@@ -59,7 +59,7 @@ func TestWarmSet(t *testing.T) {
 	e := engineOn(t, 2, 0)
 	ctx := context.Background()
 	upload := func(h uint64, wasm []byte) ledger.Hash {
-		id, err := e.Upload(ctx, txAt(st, h, vm.MaxUploadGas), wasm)
+		id, err := e.Upload(ctx, txAt(st, h, vm.MaxUploadGas), wasm, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestWarmGasSameOnEveryNode(t *testing.T) {
 	var ids []ledger.Hash
 	var addrs []ledger.Address
 	for i := range 3 {
-		id, err := uploader.Upload(ctx, txAt(st, uint64(1+i), vm.MaxUploadGas), wasmasm.Straight(10+10*i))
+		id, err := uploader.Upload(ctx, txAt(st, uint64(1+i), vm.MaxUploadGas), wasmasm.Straight(10+10*i), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +213,7 @@ func TestWarmSetNeedsPinCapacity(t *testing.T) {
 	}
 	_, st := newTestEngine(t)
 	for i := range 3 {
-		if _, err := e.Upload(ctx, txAt(st, uint64(i+1), vm.MaxUploadGas), wasmasm.Straight(5+i)); err != nil {
+		if _, err := e.Upload(ctx, txAt(st, uint64(i+1), vm.MaxUploadGas), wasmasm.Straight(5+i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
