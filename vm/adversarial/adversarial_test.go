@@ -1,0 +1,146 @@
+package adversarial
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// attack runs one hostile call and reports how long the node took and the
+// gas the attacker was charged for it.
+type attack func() (time.Duration, uint64, error)
+
+// shape is one hostile workload.
+type shape struct {
+	name string
+	// setup deploys what the shape needs and returns the call.
+	setup func(tb testing.TB, e *env) attack
+	// allow lists errors the call may end with (out of gas for loops that
+	// never end, traps for trapping shapes); any other error fails.
+	allow []error
+}
+
+// Band is the acceptance band of the pricing goal (1 Mgas ≈ 1 ms, so
+// 1 ns/gas) for every shape.
+const (
+	bandLow  = 0.5
+	bandHigh = 2.0
+)
+
+// BenchmarkAdversarial times every hostile shape against the gas it is
+// charged and reports ns/gas (the goal: 1, within 0.5–2) and gas/op.
+//
+//	go test ./vm/adversarial -run '^$' -bench Adversarial -count 5
+func BenchmarkAdversarial(b *testing.B) {
+	e := newEnv(b)
+	for _, s := range shapes() {
+		b.Run(s.name, func(b *testing.B) {
+			run := s.setup(b, e)
+			if _, _, err := run(); !s.allowed(err) { // warm: compile, pool
+				b.Fatalf("%s: %v", s.name, err)
+			}
+			var ns time.Duration
+			var gas uint64
+			for b.Loop() {
+				d, g, err := run()
+				if !s.allowed(err) {
+					b.Fatalf("%s: %v", s.name, err)
+				}
+				ns += d
+				gas += g
+			}
+			b.ReportMetric(float64(ns.Nanoseconds())/float64(gas), "ns/gas")
+			b.ReportMetric(float64(gas)/float64(b.N), "gas/op")
+		})
+	}
+}
+
+func (s shape) allowed(err error) bool {
+	if err == nil {
+		return true
+	}
+	for _, a := range s.allow {
+		if errors.Is(err, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAdversarialBand fails when a shape leaves the 0.5–2 ns/gas band.
+// Timing depends on the machine and its load, so it runs only when
+// SOS_ADVERSARIAL_BAND is set (to a comma-separated list of shape name
+// prefixes, or "all"), on a quiet machine:
+//
+//	SOS_ADVERSARIAL_BAND=all go test ./vm/adversarial -run Band -v
+//
+// Each shape runs for at least 200 ms three times; the median ratio counts.
+func TestAdversarialBand(t *testing.T) {
+	sel := os.Getenv("SOS_ADVERSARIAL_BAND")
+	if sel == "" {
+		t.Skip("timing test: set SOS_ADVERSARIAL_BAND=all (or shape prefixes) on a quiet machine")
+	}
+	e := newEnv(t)
+	var out []string
+	for _, s := range shapes() {
+		if sel != "all" && !slices.ContainsFunc(strings.Split(sel, ","), func(p string) bool { return strings.HasPrefix(s.name, p) }) {
+			continue
+		}
+		run := s.setup(t, e)
+		if _, _, err := run(); !s.allowed(err) {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		var ratios []float64
+		for range 3 {
+			var ns time.Duration
+			var gas uint64
+			for calls := 0; calls < 3 || ns < 200*time.Millisecond; calls++ {
+				d, g, err := run()
+				if !s.allowed(err) {
+					t.Fatalf("%s: %v", s.name, err)
+				}
+				ns += d
+				gas += g
+			}
+			ratios = append(ratios, float64(ns.Nanoseconds())/float64(gas))
+		}
+		sort.Float64s(ratios)
+		r := ratios[1]
+		line := fmt.Sprintf("%-36s %7.3f ns/gas (runs %.3f–%.3f)", s.name, r, ratios[0], ratios[2])
+		out = append(out, line)
+		if r < bandLow || r > bandHigh {
+			t.Errorf("%s: outside %.1f–%.1f ns/gas", line, bandLow, bandHigh)
+		}
+	}
+	t.Logf("\n%s", strings.Join(out, "\n"))
+}
+
+// TestAdversarialShapesRun runs every shape once, untimed: each must
+// deploy and end as its shape says (success, or one of its allowed
+// errors), so the benchmark cannot rot.
+func TestAdversarialShapesRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Go modules and runs every hostile shape once")
+	}
+	e := newEnv(t)
+	for _, s := range shapes() {
+		if strings.HasPrefix(s.name, "policy/") && !strings.Contains(s.name, "go-loop") {
+			continue // the shipped policies' own tests run them
+		}
+		t.Run(s.name, func(t *testing.T) {
+			run := s.setup(t, e)
+			_, gas, err := run()
+			if !s.allowed(err) {
+				t.Errorf("%v", err)
+			}
+			if gas == 0 {
+				t.Errorf("charged no gas")
+			}
+		})
+	}
+}

@@ -1,0 +1,38 @@
+// Package adversarial is the standing adversarial benchmark of the VM: it
+// times hostile workloads through the path an attacker uses (a transaction
+// through contracts.Engine over vm.VM and a Pebble-backed ledger.State, or
+// a ROME policy through a vm.Policies VM) against the gas they are charged.
+// The pricing goal is 1 Mgas ≈ 1 ms for everything a transaction or a
+// policy call can cause: every shape should land in 0.5–2 ns per gas.
+//
+// The package has no code outside its tests:
+//
+//	go test ./vm/adversarial -run '^$' -bench Adversarial -count 5
+//
+// reports ns/gas and gas/op for each shape (BenchmarkAdversarial), and
+//
+//	SOS_ADVERSARIAL_BAND=all go test ./vm/adversarial -run Band -v
+//
+// fails when a shape leaves the band (TestAdversarialBand; timing depends
+// on the machine and its load, so it runs only when asked, on a quiet
+// machine). TestAdversarialShapesRun, part of the ordinary test run, checks
+// that every shape still deploys and runs.
+//
+// The shapes: straight-line code (empty loop, 1,000 rotated locals, a deep
+// operand stack, globals, unpredictable branches, a huge br_table indexed
+// at random, the dispatch loop Go emits, 64-bit division, float chains,
+// direct and indirect calls, recursion at the depth limit with thin and fat
+// frames, traps), memory (one touch per 4 KiB page over 8 MiB, after
+// growing or not, grow churn, random loads over 7.5 MiB, memory.fill and
+// memory.copy), host functions (the cheapest one in a loop, storage
+// get/set/delete at the largest sizes, iterators over 100,000 committed or
+// 20,000 buffered entries, iterators skipping deleted entries, hashing the
+// largest input, ML-DSA verification, the largest events, WASI fd_write
+// with 1,024 iovecs, poll_oneoff with 64 subscriptions, random_get,
+// clocks), nested calls (the deepest chain, 1,000 calls, trapping Go
+// callees) and Go-compiled code (a contract and a policy spinning on a
+// package-level counter, maps, JSON, sorting, allocation, interface calls,
+// panics), plus the shipped ROME policies on a 10,000 × 1,000 market
+// (built by `make contracts`). BENCHMARKS.md ("VM adversarial: execution")
+// records each shape's figures.
+package adversarial
