@@ -43,6 +43,18 @@ type callState struct {
 	prepare  bool // running _initialize inside Prepare: no Host
 }
 
+// SkippingIterator is an Iterator that examines entries it does not
+// return on its way to the next one: entries deleted in the write buffer,
+// and committed values a buffered write replaces. storage_iter_open hands
+// it a function that charges GasIterSkip per skipped entry; the iterator
+// must call it as it skips (at least every few dozen entries), before it
+// does more work. The function aborts the call (it panics) once gas runs
+// out, so no unpaid skipping happens.
+type SkippingIterator interface {
+	Iterator
+	OnSkip(charge func(n int))
+}
+
 type iterState struct {
 	it       Iterator
 	key, val []byte // pending entry that did not fit the guest's buffers
@@ -248,6 +260,9 @@ func sosFuncs() []hostFunc {
 			it, err := s.host.StorageIterate(start, end, uint32(st[4]) != 0)
 			if err != nil {
 				s.hostErr("storage_iter_open", err)
+			}
+			if si, ok := it.(SkippingIterator); ok {
+				si.OnSkip(func(n int) { s.charge(uint64(n) * GasIterSkip) })
 			}
 			s.iters[id] = &iterState{it: it}
 			st[0] = uint64(id)

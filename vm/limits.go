@@ -80,6 +80,7 @@ const (
 	GasStorageDelete     = 300
 	GasIterOpen          = 2_000
 	GasIterNext          = 500
+	GasIterSkip          = 100
 	GasBalance           = 1_000
 	GasTransfer          = 5_000
 	GasEmitEvent         = 1_000
