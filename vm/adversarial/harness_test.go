@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
@@ -100,19 +102,45 @@ func (e *env) deploy(tb testing.TB, wasm []byte, n int) []ledger.Address {
 	return addrs
 }
 
+// sample is the cost of one hostile call: the wall time, the CPU time of
+// the thread that ran it (page faults included), and the gas charged.
+type sample struct {
+	wall, cpu time.Duration
+	gas       uint64
+}
+
+// measure times f. The caller must have locked its goroutine to its
+// thread (runtime.LockOSThread), so that the thread's CPU clock counts
+// exactly the call: on a machine shared with other jobs, wall time also
+// counts the time the thread waited for a core.
+func measure(f func() (uint64, error)) (sample, error) {
+	c0, t0 := threadCPU(), time.Now()
+	gas, err := f()
+	return sample{wall: time.Since(t0), cpu: threadCPU() - c0, gas: gas}, err
+}
+
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
+}
+
 // execute runs one transaction calling addr with msg in a fresh block
-// state over st's writes (nil: committed state only) and returns how long
-// the engine took and the gas it charged. The writes are reverted.
-func (e *env) execute(st *ledger.State, addr ledger.Address, msg []byte, gas uint64) (time.Duration, uint64, error) {
+// state over st's writes (nil: committed state only) and returns its cost.
+// The writes are reverted.
+func (e *env) execute(st *ledger.State, addr ledger.Address, msg []byte, gas uint64) (sample, error) {
 	if st == nil {
 		st = ledger.NewState(e.store)
 	}
 	snap := st.Snapshot()
 	defer st.RevertTo(snap)
 	tx := e.tx(st, gas)
-	t0 := time.Now()
-	_, err := e.eng.Execute(e.ctx, tx, addr, msg, nil)
-	return time.Since(t0), tx.Gas.Used(), err
+	return measure(func() (uint64, error) {
+		_, err := e.eng.Execute(e.ctx, tx, addr, msg, nil)
+		return tx.Gas.Used(), err
+	})
 }
 
 // refusingHost is a policy's Host: every state access fails.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
@@ -31,7 +30,7 @@ var outOfGas = []error{vm.ErrOutOfGas, ledger.ErrOutOfGas}
 func contractShape(m *module, msg string, gas uint64) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, m.bytes(), 1)[0]
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addr, []byte(msg), gas) }
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), gas) }
 	}
 }
 
@@ -59,6 +58,13 @@ func i32s(n uint32) []local { return []local{{n, tI32}} }
 
 func shapes() []shape {
 	s := []shape{
+		// The gas calibration suite of package vm (BenchmarkGasCalibration),
+		// through the engine: the reference the other figures compare with.
+		{name: "ref/shaloop", setup: refShape("shaloop 25")},
+		{name: "ref/json", setup: refShape("json 60")},
+		{name: "ref/storage", setup: refShape("storage 300")},
+		{name: "ref/arith", setup: refShape("arith 120000")},
+
 		// Straight-line compute.
 		{name: "loop/empty", setup: contractShape(hand(1, i32s(1), loopN(0, 20_000_000)), "", callGas)},
 		{name: "locals/rotate-1000", setup: contractShape(rotateLocals(1000, 20_000), "", callGas)},
@@ -82,7 +88,7 @@ func shapes() []shape {
 		{name: "memory/touch-pages-read-8MiB", setup: contractShape(touchPages(128, 0, true), "", callGas)},
 		{name: "memory/grow-touch-8MiB", setup: contractShape(touchPages(1, 127, false), "", callGas)},
 		{name: "memory/grow-churn", setup: contractShape(growChurn(127), "", callGas)},
-		{name: "memory/random-load-7.5MiB", setup: contractShape(randomLoads(120, 2_000_000), "", callGas)},
+		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "", callGas)},
 		{name: "memory/fill-8MiB", setup: contractShape(bulk(128, false, 20), "", callGas)},
 		{name: "memory/copy-4MiB", setup: contractShape(bulk(128, true, 20), "", callGas)},
 
@@ -311,11 +317,13 @@ func growChurn(pages int32) *module {
 	return hand(1, i32s(1), loopN(0, pages, i32c(1), op(opMemoryGrow, 0), drop))
 }
 
+// randomLoads: 8-byte loads at random addresses over the whole memory
+// (a power of two), as cheap per load as the attacker can make them.
 func randomLoads(memMin uint32, iters int32) *module {
 	size := int64(memMin) * 65536
 	// 0 counter, 1 x (i64), 2 acc (i64)
 	return hand(memMin, []local{{1, tI32}, {2, tI64}},
-		loopN(0, iters, lcg64(1), i64c(20), op(opI64ShrU), i64c(size-8), op(opI64RemU), op(opI32WrapI64),
+		loopN(0, iters, lcg64(1), i64c(20), op(opI64ShrU), op(opI32WrapI64), i32c(int32(size-8)), op(opI32And),
 			mem(opI64Load, 0), lget(2), op(opI64Add), lset(2)))
 }
 
@@ -388,7 +396,7 @@ func storageGetShape(vlen, iters int32) func(testing.TB, *env) attack {
 			tb.Fatal(err)
 		}
 		e.commit(tb, st)
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(nil, addr, nil, callGas) }
 	}
 }
 
@@ -461,7 +469,7 @@ func iterShape(committed, buffered uint32, opens int32, next bool) func(testing.
 				tb.Fatal(err)
 			}
 		}
-		return func() (time.Duration, uint64, error) { return e.execute(block, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(block, addr, nil, callGas) }
 	}
 }
 
@@ -480,7 +488,7 @@ func iterDeletedShape(n uint32) func(testing.TB, *env) attack {
 		if _, err := e.eng.Execute(e.ctx, e.tx(block, vm.MaxTxGas), addr, fillMsg(n, true), nil); err != nil {
 			tb.Fatal(err)
 		}
-		return func() (time.Duration, uint64, error) { return e.execute(block, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(block, addr, nil, callGas) }
 	}
 }
 
@@ -514,7 +522,7 @@ func mldsaShape(iters int32) func(testing.TB, *env) attack {
 			call(v), lget(1), op(opI32Add), lset(1)),
 			lget(1), i32c(iters), op(opI32Ne), op(opIf, void), op(opUnreachable), end, i32c(0))
 		addr := e.deploy(tb, m.bytes(), 1)[0]
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(nil, addr, nil, callGas) }
 	}
 }
 
@@ -607,7 +615,7 @@ func nestedShape() func(testing.TB, *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), vm.MaxCallDepth)
 		// addrs[0] is called by the transaction; it calls addrs[1], ...
 		msg := chainMsg(1, addrs[1:])
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addrs[0], msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, addrs[0], msg, callGas) }
 	}
 }
 
@@ -615,7 +623,7 @@ func wideShape(n uint32) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), 2)
 		msg := chainMsg(n, addrs[1:2])
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addrs[0], msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, addrs[0], msg, callGas) }
 	}
 }
 
@@ -626,14 +634,22 @@ func trappingCalleeShape(n uint32) func(testing.TB, *env) attack {
 		callee := e.deploy(tb, goBuild(tb, "testdata/gocontract"), 1)[0]
 		caller := e.deploy(tb, chainModule().bytes(), 1)[0]
 		msg := append(chainMsg(n, []ledger.Address{callee}), "trap"...)
-		return func() (time.Duration, uint64, error) { return e.execute(nil, caller, msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, caller, msg, callGas) }
+	}
+}
+
+// refShape runs a calibration workload of vm/testdata/contract.
+func refShape(msg string) func(testing.TB, *env) attack {
+	return func(tb testing.TB, e *env) attack {
+		addr := e.deploy(tb, goBuild(tb, "../testdata/contract"), 1)[0]
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), callGas) }
 	}
 }
 
 func goShape(msg string, gas uint64) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, goBuild(tb, "testdata/gocontract"), 1)[0]
-		return func() (time.Duration, uint64, error) { return e.execute(nil, addr, []byte(msg), gas) }
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), gas) }
 	}
 }
 
@@ -644,14 +660,14 @@ func policyShape(tb testing.TB, e *env, wasm, input []byte, gas uint64) attack {
 		tb.Fatal(err)
 	}
 	id := [32]byte(ledger.HashBytes(wasm))
-	return func() (time.Duration, uint64, error) {
-		t0 := time.Now()
-		res, err := e.policy.Call(e.ctx, id, p, "allocate", input, vm.Env{ChainID: "adversarial"}, refusingHost{}, gas)
-		d := time.Since(t0)
-		if err == nil && res.Failed {
-			err = fmt.Errorf("policy failed: %s", res.Data)
-		}
-		return d, res.GasUsed, err
+	return func() (sample, error) {
+		return measure(func() (uint64, error) {
+			res, err := e.policy.Call(e.ctx, id, p, "allocate", input, vm.Env{ChainID: "adversarial"}, refusingHost{}, gas)
+			if err == nil && res.Failed {
+				err = fmt.Errorf("policy failed: %s", res.Data)
+			}
+			return res.GasUsed, err
+		})
 	}
 }
 
