@@ -89,6 +89,10 @@ const (
 	GasHashPerByte       = 2
 	GasMLDSAVerify       = 200_000
 	GasAddrConvert       = 500
+	// GasPageWrite is charged after every call for each 4 KiB block of
+	// linear memory it wrote (memory.go): the fault that marks the block
+	// written and copying the snapshot back.
+	GasPageWrite = 2_000
 )
 
 // Limits are the protocol limits that depend on a VM's Purpose.

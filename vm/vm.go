@@ -195,6 +195,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPageSize(); err != nil {
+		return nil, err
+	}
 	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits(), prepareGas: MaxPrepareGas}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(v.limits.MemoryPages).
@@ -307,16 +310,26 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	left := int64(inst.gas.Get())
 	depth := uint32(inst.mod.ExportedGlobal(meter.DepthGlobalExport).Get())
 	s.closeIterators()
+	// The 4 KiB blocks of memory the call wrote are paid for after it
+	// (memory.go); a trapped instance is reset and reused like any other.
+	pages, memErr := inst.mem.written()
+	paid := left
+	if memErr == nil && left >= 0 {
+		paid = left - int64(min(pages, 1<<30))*GasPageWrite
+	}
 
 	res := Result{DebugLog: s.log}
-	if left < 0 {
+	if paid < 0 {
 		res.GasUsed = gasLimit
 	} else {
-		res.GasUsed = gasLimit - uint64(left)
+		res.GasUsed = gasLimit - uint64(paid)
 	}
-	reuse := callErr == nil && inst.mod.Memory().Size() == mod.pages*65536
+	reuse := memErr == nil && inst.mod.Memory().Size() == mod.pages*65536
 	mod.release(ctx, inst, reuse)
 
+	if memErr != nil {
+		return res, memErr
+	}
 	if callErr != nil {
 		if s.trap == nil && left >= 0 && depth > meter.DefaultMaxCallDepth {
 			return res, fmt.Errorf("%w: call depth exceeded (more than %d nested Wasm calls)", ErrTrap, meter.DefaultMaxCallDepth)
@@ -325,6 +338,9 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	}
 	if left < 0 { // cannot happen: a negative counter traps before returning
 		return res, fmt.Errorf("%w: gas counter negative after return", ErrOutOfGas)
+	}
+	if paid < 0 {
+		return res, fmt.Errorf("%w: the call wrote %d pages of memory (%d gas each)", ErrOutOfGas, pages, GasPageWrite)
 	}
 	res.Data = s.result
 	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0
