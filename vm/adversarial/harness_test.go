@@ -16,6 +16,7 @@ import (
 	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
+	"github.com/sos-kernel/sos/vm/meter"
 )
 
 // env is a chain as an attacker sees it: a contracts.Engine over a
@@ -29,9 +30,13 @@ type env struct {
 	height uint64
 	sender ledger.Address
 	txs    uint64
+	gas    uint64 // the gas limit of a hostile transaction
 }
 
-func newEnv(tb testing.TB) *env {
+func newEnv(tb testing.TB) *env { return newEnvCosts(tb, meter.CostTable{}) }
+
+// newEnvCosts is newEnv with a cost table (zero: the protocol's).
+func newEnvCosts(tb testing.TB, costs meter.CostTable) *env {
 	tb.Helper()
 	ctx := context.Background()
 	store, err := ledger.Open(filepath.Join(tb.TempDir(), "data"), ledger.StoreOptions{NoSync: true})
@@ -39,12 +44,12 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	v, err := vm.New(ctx, vm.Config{})
+	v, err := vm.New(ctx, vm.Config{Costs: costs})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { v.Close(ctx) })
-	pv, err := vm.New(ctx, vm.Config{Purpose: vm.Policies})
+	pv, err := vm.New(ctx, vm.Config{Purpose: vm.Policies, Costs: costs})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,7 +58,7 @@ func newEnv(tb testing.TB) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{ctx: ctx, store: store, vm: v, policy: pv, eng: contracts.New(v, store.Codec(), denoms)}
+	e := &env{ctx: ctx, store: store, vm: v, policy: pv, eng: contracts.New(v, store.Codec(), denoms), gas: callGas}
 	e.sender[0] = 0xad
 	return e
 }

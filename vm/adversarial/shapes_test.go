@@ -1,6 +1,7 @@
 package adversarial
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -27,10 +28,10 @@ const loopGas = 20_000_000
 var outOfGas = []error{vm.ErrOutOfGas, ledger.ErrOutOfGas}
 
 // contractShape deploys m and calls it with msg.
-func contractShape(m *module, msg string, gas uint64) func(testing.TB, *env) attack {
+func contractShape(m *module, msg string) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, m.bytes(), 1)[0]
-		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), gas) }
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), e.gas) }
 	}
 }
 
@@ -66,65 +67,72 @@ func shapes() []shape {
 		{name: "ref/arith", setup: refShape("arith 120000")},
 
 		// Straight-line compute.
-		{name: "loop/empty", setup: contractShape(hand(1, i32s(1), loopN(0, 20_000_000)), "", callGas)},
-		{name: "locals/rotate-1000", setup: contractShape(rotateLocals(1000, 20_000), "", callGas)},
-		{name: "locals/deep-stack-1000", setup: contractShape(deepStack(1000, 20_000), "", callGas)},
-		{name: "globals/add", setup: contractShape(globalsAdd(10_000_000), "", callGas)},
-		{name: "branch/random", setup: contractShape(randomBranches(10_000_000), "", callGas)},
-		{name: "br_table/10000-random", setup: contractShape(brTable(10_000, 64, 2_000_000), "", callGas)},
-		{name: "br_table/go-dispatch", setup: contractShape(goDispatchLoop(20_000_000), "", callGas)},
-		{name: "int/div64", setup: contractShape(divChain(5_000_000), "", callGas)},
-		{name: "float/sqrt-div", setup: contractShape(floatChain(2_000_000), "", callGas)},
-		{name: "float/mul-add", setup: contractShape(floatMulAdd(10_000_000), "", callGas)},
-		{name: "call/direct", setup: contractShape(directCalls(10_000_000), "", callGas)},
-		{name: "call_indirect/cycle-1000", setup: contractShape(indirectCalls(1000, false, 500_000), "", callGas)},
-		{name: "call_indirect/random-1000", setup: contractShape(indirectCalls(1000, true, 500_000), "", callGas)},
-		{name: "recursion/depth-limit", setup: contractShape(recursion(0, 1000, 5_000), "", callGas)},
-		{name: "recursion/fat-frames", setup: contractShape(recursion(250, 1000, 1_000), "", callGas)},
-		{name: "trap/unreachable", setup: contractShape(hand(1, nil, op(opUnreachable)), "", callGas), allow: []error{vm.ErrTrap}},
+		{name: "loop/empty", setup: contractShape(hand(1, i32s(1), loopN(0, 20_000_000)), "")},
+		{name: "locals/rotate-1000", setup: contractShape(rotateLocals(1000, 20_000), "")},
+		{name: "locals/rotate-64", setup: contractShape(rotateLocals(64, 300_000), "")},
+		{name: "locals/rotate-24", setup: contractShape(rotateLocals(24, 1_000_000), "")},
+		{name: "locals/deep-stack-1000", setup: contractShape(deepStack(1000, 20_000), "")},
+		{name: "globals/add", setup: contractShape(globalsAdd(10_000_000), "")},
+		{name: "branch/random", setup: contractShape(randomBranches(10_000_000), "")},
+		{name: "br_table/10000-random", setup: contractShape(brTable(10_000, 64, 2_000_000), "")},
+		{name: "br_table/go-dispatch", setup: contractShape(goDispatchLoop(20_000_000), "")},
+		{name: "int/div64", setup: contractShape(divChain(5_000_000), "")},
+		{name: "float/sqrt-div", setup: contractShape(floatChain(2_000_000), "")},
+		{name: "float/mul-add", setup: contractShape(floatMulAdd(10_000_000), "")},
+		{name: "call/direct", setup: contractShape(directCalls(10_000_000), "")},
+		{name: "call_indirect/cycle-1000", setup: contractShape(indirectCalls(1000, false, 500_000), "")},
+		{name: "call_indirect/random-1000", setup: contractShape(indirectCalls(1000, true, 500_000), "")},
+		{name: "recursion/depth-limit", setup: contractShape(recursion(0, 1000, 5_000), "")},
+		{name: "recursion/fat-frames", setup: contractShape(recursion(250, 1000, 1_000), "")},
+		{name: "trap/unreachable", setup: contractShape(hand(1, nil, op(opUnreachable)), ""), allow: []error{vm.ErrTrap}},
 
 		// Memory.
-		{name: "memory/touch-pages-8MiB", setup: contractShape(touchPages(128, 0, false), "", callGas)},
-		{name: "memory/touch-pages-read-8MiB", setup: contractShape(touchPages(128, 0, true), "", callGas)},
-		{name: "memory/grow-touch-8MiB", setup: contractShape(touchPages(1, 127, false), "", callGas)},
-		{name: "memory/grow-churn", setup: contractShape(growChurn(127), "", callGas)},
-		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "", callGas)},
-		{name: "memory/fill-8MiB", setup: contractShape(bulk(128, false, 20), "", callGas)},
-		{name: "memory/copy-4MiB", setup: contractShape(bulk(128, true, 20), "", callGas)},
+		{name: "memory/touch-pages-8MiB", setup: contractShape(touchPages(128, 0, false), "")},
+		{name: "memory/touch-pages-read-8MiB", setup: contractShape(touchPages(128, 0, true), "")},
+		{name: "memory/grow-touch-8MiB", setup: contractShape(touchPages(1, 127, false), "")},
+		{name: "memory/grow-touch-read-8MiB", setup: contractShape(touchPages(1, 127, true), "")},
+		{name: "memory/grow-churn", setup: contractShape(growChurn(127), "")},
+		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "")},
+		{name: "memory/fill-8MiB", setup: contractShape(bulk(128, false, 20), "")},
+		{name: "memory/copy-4MiB", setup: contractShape(bulk(128, true, 20), "")},
 
 		// Host functions.
-		{name: "host/block_height", setup: contractShape(hostSpam(1_000_000), "", callGas)},
-		{name: "storage/set-max", setup: contractShape(storageSet(256, vm.MaxValueBytes, 50), "", callGas)},
-		{name: "storage/set-small", setup: contractShape(storageSet(4, 1, 20_000), "", callGas)},
-		{name: "storage/get-max", setup: storageGetShape(vm.MaxValueBytes, 1_000)},
-		{name: "storage/get-missing", setup: contractShape(storageGetMissing(50_000), "", callGas)},
-		{name: "storage/delete", setup: contractShape(storageDelete(20_000), "", callGas)},
+		{name: "host/block_height", setup: contractShape(hostSpam(1_000_000), "")},
+		{name: "storage/set-max", setup: contractShape(storageSet(256, vm.MaxValueBytes, 50), "")},
+		{name: "storage/set-small", setup: contractShape(storageSet(4, 1, 20_000), "")},
+		{name: "storage/get-max", setup: storageGetShape(vm.MaxValueBytes, 1_000, vm.MaxValueBytes)},
+		{name: "storage/get-max-uncopied", setup: storageGetShape(vm.MaxValueBytes, 1_000, 0)},
+		{name: "storage/get-missing", setup: contractShape(storageGetMissing(50_000), "")},
+		{name: "storage/delete", setup: contractShape(storageDelete(20_000), "")},
 		{name: "iter/open-close-committed-100k", setup: iterShape(100_000, 0, 10, false)},
 		{name: "iter/open-close-buffer-20k", setup: iterShape(0, 20_000, 10, false)},
 		{name: "iter/next-all-committed-100k", setup: iterShape(100_000, 0, 1, true)},
 		{name: "iter/next-deleted-20k", setup: iterDeletedShape(20_000)},
-		{name: "crypto/sha256-1MiB", setup: contractShape(hashLoop("sha256", 1<<20, 20), "", callGas)},
-		{name: "crypto/blake3-1MiB", setup: contractShape(hashLoop("blake3", 1<<20, 20), "", callGas)},
-		{name: "crypto/sha256-32B", setup: contractShape(hashLoop("sha256", 32, 100_000), "", callGas)},
+		{name: "crypto/sha256-1MiB", setup: contractShape(hashLoop("sha256", 1<<20, 20), "")},
+		{name: "crypto/blake3-1MiB", setup: contractShape(hashLoop("blake3", 1<<20, 20), "")},
+		{name: "crypto/sha256-32B", setup: contractShape(hashLoop("sha256", 32, 100_000), "")},
 		{name: "crypto/mldsa-verify", setup: mldsaShape(50)},
-		{name: "events/max-attrs", setup: contractShape(events(), "", callGas)},
-		{name: "wasi/fd_write-1024-iovecs", setup: contractShape(fdWrite(1024, 2_000), "", callGas)},
-		{name: "wasi/poll_oneoff-64", setup: contractShape(pollOneoff(64, 5_000), "", callGas)},
-		{name: "wasi/random_get-64KiB", setup: contractShape(randomGet(65536, 100), "", callGas)},
-		{name: "wasi/clock_time_get", setup: contractShape(clockSpam(1_000_000), "", callGas)},
+		{name: "host/balance", setup: contractShape(balanceLoop(20_000), "")},
+		{name: "host/addr_to_string", setup: contractShape(addrToString(50_000), "")},
+		{name: "host/debug_log-8KiB", setup: contractShape(debugLog(8192, 20_000), "")},
+		{name: "events/max-attrs", setup: contractShape(events(), "")},
+		{name: "wasi/fd_write-1024-iovecs", setup: contractShape(fdWrite(1024, 2_000), "")},
+		{name: "wasi/poll_oneoff-64", setup: contractShape(pollOneoff(64, 5_000), "")},
+		{name: "wasi/random_get-64KiB", setup: contractShape(randomGet(65536, 100), "")},
+		{name: "wasi/clock_time_get", setup: contractShape(clockSpam(1_000_000), "")},
 		{name: "nested/max-depth", setup: nestedShape()},
 		{name: "nested/wide-1000", setup: wideShape(1000)},
 		{name: "nested/trapping-go-callee", setup: trappingCalleeShape(20)},
 
 		// Go-compiled code.
 		{name: "go/loop-until-out-of-gas", setup: goShape("loop", loopGas), allow: outOfGas},
-		{name: "go/loopn", setup: goShape("loopn 10000000", callGas)},
-		{name: "go/maps", setup: goShape("maps 200000", callGas)},
-		{name: "go/json", setup: goShape("json 2000", callGas)},
-		{name: "go/sort", setup: goShape("sort 4", callGas)},
-		{name: "go/alloc", setup: goShape("alloc 3000", callGas)},
-		{name: "go/iface", setup: goShape("iface 500000", callGas)},
-		{name: "go/trap", setup: goShape("trap", callGas), allow: []error{vm.ErrTrap}},
+		{name: "go/loopn", setup: goShape("loopn 10000000", 0)},
+		{name: "go/maps", setup: goShape("maps 200000", 0)},
+		{name: "go/json", setup: goShape("json 2000", 0)},
+		{name: "go/sort", setup: goShape("sort 4", 0)},
+		{name: "go/alloc", setup: goShape("alloc 3000", 0)},
+		{name: "go/iface", setup: goShape("iface 500000", 0)},
+		{name: "go/trap", setup: goShape("trap", 0), allow: []error{vm.ErrTrap}},
 		{name: "policy/go-loop-until-out-of-gas", setup: goPolicyLoopShape(loopGas), allow: outOfGas},
 	}
 	for _, p := range []string{"greedy", "auction", "optimal"} {
@@ -361,6 +369,28 @@ func storageSet(klen, vlen, iters int32) *module {
 	return m
 }
 
+func balanceLoop(iters int32) *module {
+	m := &module{}
+	b := m.sos("balance")
+	m.dataAt(64, []byte("uTFLP"))
+	m.contract(i32s(1), loopN(0, iters, i32c(0), i32c(64), i32c(5), call(b), drop), i32c(0))
+	return m
+}
+
+func addrToString(iters int32) *module {
+	m := &module{}
+	f := m.sos("addr_to_string")
+	m.contract(i32s(1), loopN(0, iters, i32c(0), i32c(64), i32c(128), call(f), drop), i32c(0))
+	return m
+}
+
+func debugLog(n, iters int32) *module {
+	m := &module{}
+	f := m.sos("debug_log")
+	m.contract(i32s(1), loopN(0, iters, i32c(0), i32c(n), call(f)), i32c(0))
+	return m
+}
+
 func storageGetMissing(iters int32) *module {
 	m := &module{}
 	get := m.sos("storage_get")
@@ -380,8 +410,9 @@ func storageDelete(iters int32) *module {
 }
 
 // storageGetShape commits one value of vlen bytes under key "k" and reads
-// it iters times per call. A message writes it.
-func storageGetShape(vlen, iters int32) func(testing.TB, *env) attack {
+// it iters times per call into a buffer of vcap bytes (0: the value is
+// not copied). A message writes it.
+func storageGetShape(vlen, iters, vcap int32) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		m := &module{memMin: uint32(1024+vlen)/65536 + 1}
 		get, set, ilen := m.sos("storage_get"), m.sos("storage_set"), m.sos("input_len")
@@ -389,14 +420,14 @@ func storageGetShape(vlen, iters int32) func(testing.TB, *env) attack {
 		m.contract(i32s(1),
 			call(ilen), op(opIf, void),
 			i32c(0), i32c(1), i32c(1024), i32c(vlen), call(set), i32c(0), op(opReturn), end,
-			loopN(0, iters, i32c(0), i32c(1), i32c(1024), i32c(vlen), call(get), drop), i32c(0))
+			loopN(0, iters, i32c(0), i32c(1), i32c(1024), i32c(vcap), call(get), drop), i32c(0))
 		addr := e.deploy(tb, m.bytes(), 1)[0]
 		st := ledger.NewState(e.store)
-		if _, err := e.eng.Execute(e.ctx, e.tx(st, callGas), addr, []byte("fill"), nil); err != nil {
+		if _, err := e.eng.Execute(e.ctx, e.tx(st, vm.MaxTxGas), addr, []byte("fill"), nil); err != nil {
 			tb.Fatal(err)
 		}
 		e.commit(tb, st)
-		return func() (sample, error) { return e.execute(nil, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(nil, addr, nil, e.gas) }
 	}
 }
 
@@ -469,7 +500,7 @@ func iterShape(committed, buffered uint32, opens int32, next bool) func(testing.
 				tb.Fatal(err)
 			}
 		}
-		return func() (sample, error) { return e.execute(block, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(block, addr, nil, e.gas) }
 	}
 }
 
@@ -488,7 +519,7 @@ func iterDeletedShape(n uint32) func(testing.TB, *env) attack {
 		if _, err := e.eng.Execute(e.ctx, e.tx(block, vm.MaxTxGas), addr, fillMsg(n, true), nil); err != nil {
 			tb.Fatal(err)
 		}
-		return func() (sample, error) { return e.execute(block, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(block, addr, nil, e.gas) }
 	}
 }
 
@@ -522,7 +553,7 @@ func mldsaShape(iters int32) func(testing.TB, *env) attack {
 			call(v), lget(1), op(opI32Add), lset(1)),
 			lget(1), i32c(iters), op(opI32Ne), op(opIf, void), op(opUnreachable), end, i32c(0))
 		addr := e.deploy(tb, m.bytes(), 1)[0]
-		return func() (sample, error) { return e.execute(nil, addr, nil, callGas) }
+		return func() (sample, error) { return e.execute(nil, addr, nil, e.gas) }
 	}
 }
 
@@ -615,7 +646,7 @@ func nestedShape() func(testing.TB, *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), vm.MaxCallDepth)
 		// addrs[0] is called by the transaction; it calls addrs[1], ...
 		msg := chainMsg(1, addrs[1:])
-		return func() (sample, error) { return e.execute(nil, addrs[0], msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, addrs[0], msg, e.gas) }
 	}
 }
 
@@ -623,7 +654,7 @@ func wideShape(n uint32) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), 2)
 		msg := chainMsg(n, addrs[1:2])
-		return func() (sample, error) { return e.execute(nil, addrs[0], msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, addrs[0], msg, e.gas) }
 	}
 }
 
@@ -634,7 +665,7 @@ func trappingCalleeShape(n uint32) func(testing.TB, *env) attack {
 		callee := e.deploy(tb, goBuild(tb, "testdata/gocontract"), 1)[0]
 		caller := e.deploy(tb, chainModule().bytes(), 1)[0]
 		msg := append(chainMsg(n, []ledger.Address{callee}), "trap"...)
-		return func() (sample, error) { return e.execute(nil, caller, msg, callGas) }
+		return func() (sample, error) { return e.execute(nil, caller, msg, e.gas) }
 	}
 }
 
@@ -642,14 +673,15 @@ func trappingCalleeShape(n uint32) func(testing.TB, *env) attack {
 func refShape(msg string) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, goBuild(tb, "../testdata/contract"), 1)[0]
-		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), callGas) }
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), e.gas) }
 	}
 }
 
+// goShape calls the Go contract with msg and gas (0: the env's).
 func goShape(msg string, gas uint64) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, goBuild(tb, "testdata/gocontract"), 1)[0]
-		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), gas) }
+		return func() (sample, error) { return e.execute(nil, addr, []byte(msg), cmp.Or(gas, e.gas)) }
 	}
 }
 
