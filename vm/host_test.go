@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/sos-kernel/sos/vm/wasmasm"
 )
 
 // skipHost's iterators skip `skips` entries (as deleted ones would be)
@@ -71,5 +73,57 @@ func TestIteratorSkipsArePaid(t *testing.T) {
 	}
 	if res.GasUsed != 10_000_000 {
 		t.Fatalf("gas used %d", res.GasUsed)
+	}
+}
+
+// wasiCaller is a module whose execute calls a WASI function of four i32
+// arguments (fd_write or poll_oneoff) with n = the message's length as
+// the element count: fd_write(1, 0, n, 1024), poll_oneoff(0, 4096, n, 8192).
+func wasiCaller(fn string) []byte {
+	imp := func(mod, n string, typ uint32) []byte { return cat(name(mod), name(n), []byte{0}, u32(typ)) }
+	var args []byte
+	if fn == "fd_write" {
+		args = cat([]byte{0x41, 1, 0x41, 0}, []byte{0x10, 0}, []byte{0x41}, wasmasm.S32(1024))
+	} else {
+		args = cat([]byte{0x41, 0, 0x41}, wasmasm.S32(4096), []byte{0x10, 0, 0x41}, wasmasm.S32(8192))
+	}
+	b := cat(args, []byte{0x10, 1, 0x1a, 0x41, 0, 0x0b}) // call fn; drop; i32.const 0
+	fb := cat(u32(0), b)
+	return asmModule{
+		types:   [][]byte{functype(nil, []byte{tI32}), functype([]byte{tI32, tI32, tI32, tI32}, []byte{tI32})},
+		imports: [][]byte{imp("sos", "input_len", 0), imp("wasi_snapshot_preview1", fn, 1)},
+		bodies:  [][]byte{cat(u32(uint32(len(fb))), fb)},
+		exports: [][]byte{exportFunc("execute", 2)},
+	}.bytes()
+}
+
+// TestWASIElementsArePaid: every iovec of fd_write and every subscription
+// of poll_oneoff costs its own gas, not only the bytes they carry.
+func TestWASIElementsArePaid(t *testing.T) {
+	ctx := context.Background()
+	v := newVM(t, Config{})
+	for _, c := range []struct {
+		fn      string
+		lo, hi  int
+		perElem uint64
+	}{
+		{"fd_write", 0, 1024, GasIOVec},
+		{"poll_oneoff", 1, 64, GasPollSubscription},
+	} {
+		p, _, err := v.Prepare(ctx, wasiCaller(c.fn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := [32]byte{'w', c.fn[0]}
+		gas := func(n int) uint64 {
+			res, err := v.Call(ctx, code, p, "execute", make([]byte, n), testEnv(), newFakeHost(), testGas)
+			if err != nil {
+				t.Fatalf("%s(%d): %v", c.fn, n, err)
+			}
+			return res.GasUsed
+		}
+		if d, want := gas(c.hi)-gas(c.lo), uint64(c.hi-c.lo)*c.perElem; d != want {
+			t.Errorf("%s: %d elements cost %d more than %d, want %d", c.fn, c.hi, d, c.lo, want)
+		}
 	}
 }

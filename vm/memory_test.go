@@ -11,8 +11,8 @@ import (
 
 // pageWriter is a module whose execute copies its message to address 0,
 // then stores one byte n times (n = the message length), 4 KiB apart when
-// the message starts with 'a' and at the same place otherwise; it traps
-// at the end when the message starts with 't'. Both ways run the same
+// the message starts with 'a' and at address 0 otherwise; it traps at the
+// end when the message's second byte is 't'. Both ways run the same
 // instructions.
 func pageWriter() []byte {
 	const (
@@ -28,7 +28,7 @@ func pageWriter() []byte {
 		[]byte{0x20, 0, 0x41, 1, 0x6b, 0x21, 0},                                                   // n--
 		[]byte{0x20, 0, 0x20, 1, 0x6c, 0x41, 1, 0x3a, 0, 0},                                       // mem[n*stride] = 1
 		[]byte{0x0c, 0, 0x0b, 0x0b},                                                               // continue; end end
-		[]byte{0x41, 0, 0x2d, 0, 0, 0x41}, wasmasm.S32('t'), []byte{0x46, 0x04, 0x40, 0x00, 0x0b}, // trap on 't'
+		[]byte{0x41, 0, 0x2d, 0, 1, 0x41}, wasmasm.S32('t'), []byte{0x46, 0x04, 0x40, 0x00, 0x0b}, // trap when mem[1] == 't'
 		[]byte{0x41, 0}, // return 0
 	)
 	fb := cat(u32(1), u32(2), []byte{tI32}, b, []byte{0x0b})
@@ -44,7 +44,7 @@ func pageWriter() []byte {
 
 // TestMemoryWritesCharged: every distinct 4 KiB block a call writes costs
 // GasPageWrite, whatever calls ran before on the pooled instance, trapped
-// calls included.
+// calls included; a trap costs GasTrap.
 func TestMemoryWritesCharged(t *testing.T) {
 	ctx := context.Background()
 	v := newVM(t, Config{})
@@ -56,7 +56,7 @@ func TestMemoryWritesCharged(t *testing.T) {
 	gas := func(msg string) uint64 {
 		t.Helper()
 		res, err := v.Call(ctx, code, p, "execute", []byte(msg), testEnv(), newFakeHost(), testGas)
-		if err != nil && !(strings.HasPrefix(msg, "t") && errors.Is(err, ErrTrap)) {
+		if err != nil && !(msg[1] == 't' && errors.Is(err, ErrTrap)) {
 			t.Fatalf("%q: %v", msg, err)
 		}
 		return res.GasUsed
@@ -72,12 +72,13 @@ func TestMemoryWritesCharged(t *testing.T) {
 	if g := gas("b" + strings.Repeat("x", 39)); g != same {
 		t.Fatalf("after writing every block: %d, before %d", g, same)
 	}
-	trapped := gas("t" + strings.Repeat("x", 39))
+	trapped := gas("bt" + strings.Repeat("x", 38))
 	if g := gas("b" + strings.Repeat("x", 39)); g != same {
 		t.Fatalf("after a trap: %d, before %d", g, same)
 	}
-	if trapped < same {
-		t.Fatalf("the trapped call cost %d, less than %d", trapped, same)
+	// The trap costs GasTrap (and its unreachable, a gas at most).
+	if trapped < same+GasTrap || trapped > same+GasTrap+2 {
+		t.Fatalf("the trapped call cost %d, the same call returning %d; GasTrap is %d", trapped, same, GasTrap)
 	}
 	// Not enough gas for the writes: out of gas, everything charged.
 	res, err := v.Call(ctx, code, p, "execute", []byte("a"+strings.Repeat("x", 63)), testEnv(), newFakeHost(), spread)

@@ -312,10 +312,14 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	s.closeIterators()
 	// The 4 KiB blocks of memory the call wrote are paid for after it
 	// (memory.go); a trapped instance is reset and reused like any other.
+	// A trap is paid for too (GasTrap).
 	pages, memErr := inst.mem.written()
 	paid := left
 	if memErr == nil && left >= 0 {
 		paid = left - int64(min(pages, 1<<30))*GasPageWrite
+		if callErr != nil {
+			paid -= GasTrap
+		}
 	}
 
 	res := Result{DebugLog: s.log}

@@ -39,16 +39,20 @@ const (
 // which on a shared machine also counts waiting for a core) and gas/op.
 //
 //	go test ./vm/adversarial -run '^$' -bench Adversarial -count 5
+//
+// Each shape gets a chain of its own, so that no shape pays for the heap
+// or the store an earlier one left behind (garbage collection runs on the
+// allocating thread).
 func BenchmarkAdversarial(b *testing.B) {
-	e := newEnv(b)
 	for _, s := range shapes() {
 		b.Run(s.name, func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			run := s.setup(b, e)
+			run := s.setup(b, newEnv(b))
 			if _, err := run(); !s.allowed(err) { // warm: compile, pool
 				b.Fatalf("%s: %v", s.name, err)
 			}
+			runtime.GC()
 			var sum sample
 			for b.Loop() {
 				x, err := run()
@@ -97,17 +101,17 @@ func TestAdversarialBand(t *testing.T) {
 	if sel == "" {
 		t.Skip("timing test: set SOS_ADVERSARIAL_BAND=all (or shape prefixes) on a quiet machine")
 	}
-	e := newEnv(t)
 	var out []string
 	for _, s := range shapes() {
 		if sel != "all" && !slices.ContainsFunc(strings.Split(sel, ","), func(p string) bool { return strings.HasPrefix(s.name, p) }) {
 			continue
 		}
 		runtime.LockOSThread()
-		run := s.setup(t, e)
+		run := s.setup(t, newEnv(t))
 		if _, err := run(); !s.allowed(err) {
 			t.Fatalf("%s: %v", s.name, err)
 		}
+		runtime.GC()
 		var ratios []float64
 		for range 3 {
 			var sum sample

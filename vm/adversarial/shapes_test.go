@@ -35,6 +35,15 @@ func contractShape(m *module, msg string) func(testing.TB, *env) attack {
 	}
 }
 
+// processShape is contractShape timed by the CPU time of the whole
+// process: for host functions that work on several goroutines.
+func processShape(m *module) func(testing.TB, *env) attack {
+	return func(tb testing.TB, e *env) attack {
+		addr := e.deploy(tb, m.bytes(), 1)[0]
+		return func() (sample, error) { return e.executeClock(measureProcess, nil, addr, nil, e.gas) }
+	}
+}
+
 // hand is a hand-written contract whose execute runs body with locals
 // (local 0 is conventionally the loop counter) in memMin pages of memory.
 func hand(memMin uint32, locals []local, body ...[]byte) *module {
@@ -83,7 +92,8 @@ func shapes() []shape {
 		{name: "call_indirect/cycle-1000", setup: contractShape(indirectCalls(1000, false, 500_000), "")},
 		{name: "call_indirect/random-1000", setup: contractShape(indirectCalls(1000, true, 500_000), "")},
 		{name: "recursion/depth-limit", setup: contractShape(recursion(0, 1000, 5_000), "")},
-		{name: "recursion/fat-frames", setup: contractShape(recursion(250, 1000, 1_000), "")},
+		{name: "recursion/fat-frames", setup: contractShape(recursion(250, 1000, 200), "")},
+		{name: "call/empty", setup: contractShape(hand(1, nil), "")},
 		{name: "trap/unreachable", setup: contractShape(hand(1, nil, op(opUnreachable)), ""), allow: []error{vm.ErrTrap}},
 
 		// Memory.
@@ -93,6 +103,8 @@ func shapes() []shape {
 		{name: "memory/grow-touch-read-8MiB", setup: contractShape(touchPages(1, 127, true), "")},
 		{name: "memory/grow-churn", setup: contractShape(growChurn(127), "")},
 		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "")},
+		{name: "memory/load-seq", setup: contractShape(seqAccess(false, 20_000_000), "")},
+		{name: "memory/store-seq", setup: contractShape(seqAccess(true, 20_000_000), "")},
 		{name: "memory/fill-8MiB", setup: contractShape(bulk(128, false, 20), "")},
 		{name: "memory/copy-4MiB", setup: contractShape(bulk(128, true, 20), "")},
 
@@ -100,8 +112,8 @@ func shapes() []shape {
 		{name: "host/block_height", setup: contractShape(hostSpam(1_000_000), "")},
 		{name: "storage/set-max", setup: contractShape(storageSet(256, vm.MaxValueBytes, 50), "")},
 		{name: "storage/set-small", setup: contractShape(storageSet(4, 1, 20_000), "")},
-		{name: "storage/get-max", setup: storageGetShape(vm.MaxValueBytes, 1_000, vm.MaxValueBytes)},
-		{name: "storage/get-max-uncopied", setup: storageGetShape(vm.MaxValueBytes, 1_000, 0)},
+		{name: "storage/get-max", setup: storageGetShape(vm.MaxValueBytes, 100, vm.MaxValueBytes)},
+		{name: "storage/get-max-uncopied", setup: storageGetShape(vm.MaxValueBytes, 100, 0)},
 		{name: "storage/get-missing", setup: contractShape(storageGetMissing(50_000), "")},
 		{name: "storage/delete", setup: contractShape(storageDelete(20_000), "")},
 		{name: "iter/open-close-committed-100k", setup: iterShape(100_000, 0, 10, false)},
@@ -109,7 +121,7 @@ func shapes() []shape {
 		{name: "iter/next-all-committed-100k", setup: iterShape(100_000, 0, 1, true)},
 		{name: "iter/next-deleted-20k", setup: iterDeletedShape(20_000)},
 		{name: "crypto/sha256-1MiB", setup: contractShape(hashLoop("sha256", 1<<20, 20), "")},
-		{name: "crypto/blake3-1MiB", setup: contractShape(hashLoop("blake3", 1<<20, 20), "")},
+		{name: "crypto/blake3-1MiB", setup: processShape(hashLoop("blake3", 1<<20, 20))},
 		{name: "crypto/sha256-32B", setup: contractShape(hashLoop("sha256", 32, 100_000), "")},
 		{name: "crypto/mldsa-verify", setup: mldsaShape(50)},
 		{name: "host/balance", setup: contractShape(balanceLoop(20_000), "")},
@@ -126,8 +138,8 @@ func shapes() []shape {
 
 		// Go-compiled code.
 		{name: "go/loop-until-out-of-gas", setup: goShape("loop", loopGas), allow: outOfGas},
-		{name: "go/loopn", setup: goShape("loopn 10000000", 0)},
-		{name: "go/maps", setup: goShape("maps 200000", 0)},
+		{name: "go/loopn", setup: goShape("loopn 2000000", 0)},
+		{name: "go/maps", setup: goShape("maps 50000", 0)},
 		{name: "go/json", setup: goShape("json 2000", 0)},
 		{name: "go/sort", setup: goShape("sort 4", 0)},
 		{name: "go/alloc", setup: goShape("alloc 3000", 0)},
@@ -335,6 +347,17 @@ func randomLoads(memMin uint32, iters int32) *module {
 			mem(opI64Load, 0), lget(2), op(opI64Add), lset(2)))
 }
 
+// seqAccess loads (or stores) 8 bytes at consecutive addresses over the
+// first 64 KiB, over and over: accesses that hit the cache.
+func seqAccess(store bool, iters int32) *module {
+	addr := wasmasm.Cat(lget(0), i32c(3), op(opI32Shl), i32c(0xfff8), op(opI32And))
+	access := wasmasm.Cat(addr, mem(opI64Load, 0), lget(1), op(opI64Add), lset(1))
+	if store {
+		access = wasmasm.Cat(addr, lget(1), mem(opI64Store, 0), lget(1), i64c(1), op(opI64Add), lset(1))
+	}
+	return hand(1, []local{{1, tI32}, {1, tI64}}, loopN(0, iters, access))
+}
+
 func bulk(memMin uint32, copyHalf bool, iters int32) *module {
 	size := int32(memMin) * 65536
 	b := wasmasm.Cat(i32c(0), i32c(0xab), i32c(size), fc(11, 0)) // memory.fill
@@ -369,11 +392,12 @@ func storageSet(klen, vlen, iters int32) *module {
 	return m
 }
 
+// balanceLoop reads the balances of iters distinct (empty) accounts.
 func balanceLoop(iters int32) *module {
 	m := &module{}
 	b := m.sos("balance")
 	m.dataAt(64, []byte("uTFLP"))
-	m.contract(i32s(1), loopN(0, iters, i32c(0), i32c(64), i32c(5), call(b), drop), i32c(0))
+	m.contract(i32s(1), loopN(0, iters, i32c(0), lget(0), mem(opI32Store, 0), i32c(0), i32c(64), i32c(5), call(b), drop), i32c(0))
 	return m
 }
 
@@ -409,18 +433,19 @@ func storageDelete(iters int32) *module {
 	return m
 }
 
-// storageGetShape commits one value of vlen bytes under key "k" and reads
-// it iters times per call into a buffer of vcap bytes (0: the value is
-// not copied). A message writes it.
-func storageGetShape(vlen, iters, vcap int32) func(testing.TB, *env) attack {
+// storageGetShape commits n values of vlen bytes under keys 0..n-1 (4
+// bytes) and reads each once per call (a first read in the block, from
+// the store) into a buffer of vcap bytes (0: the value is not copied). A
+// message writes them.
+func storageGetShape(vlen, n, vcap int32) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		m := &module{memMin: uint32(1024+vlen)/65536 + 1}
 		get, set, ilen := m.sos("storage_get"), m.sos("storage_set"), m.sos("input_len")
-		m.dataAt(0, []byte("k"))
+		key := wasmasm.Cat(i32c(0), lget(0), mem(opI32Store, 0))
 		m.contract(i32s(1),
 			call(ilen), op(opIf, void),
-			i32c(0), i32c(1), i32c(1024), i32c(vlen), call(set), i32c(0), op(opReturn), end,
-			loopN(0, iters, i32c(0), i32c(1), i32c(1024), i32c(vcap), call(get), drop), i32c(0))
+			loopN(0, n, key, i32c(0), i32c(4), i32c(1024), i32c(vlen), call(set)), i32c(0), op(opReturn), end,
+			loopN(0, n, key, i32c(0), i32c(4), i32c(1024), i32c(vcap), call(get), drop), i32c(0))
 		addr := e.deploy(tb, m.bytes(), 1)[0]
 		st := ledger.NewState(e.store)
 		if _, err := e.eng.Execute(e.ctx, e.tx(st, vm.MaxTxGas), addr, []byte("fill"), nil); err != nil {
