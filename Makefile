@@ -12,8 +12,8 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/sos
 
-# contracts builds every example contract and policy to .wasm (needed by the
-# contract tests and the demo).
+# contracts builds every example contract, policy and job to .wasm (needed by
+# the contract tests, the jobs' Wasm tests and the demo).
 contracts:
 	@if [ -x sdk-contracts/build.sh ]; then sdk-contracts/build.sh; else echo "no contracts to build yet"; fi
 

@@ -1,12 +1,15 @@
 package conformance
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"lukechampine.com/blake3"
 
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/rome"
@@ -27,6 +30,8 @@ type OfferSpec struct {
 	Reliability uint16 `json:"reliability,omitempty"`
 	FromEpoch   uint64 `json:"from_epoch,omitempty"`
 	UntilEpoch  uint64 `json:"until_epoch,omitempty"`
+	Node        string `json:"node,omitempty"` // key name of the node that runs the offer's jobs
+	Bond        string `json:"bond,omitempty"` // "1TFLP,1TBS"
 }
 
 // RequestSpec is a rome_request payload.
@@ -54,6 +59,77 @@ type UsageSpec struct {
 	Epoch     uint64 `json:"epoch"`
 	Delivered string `json:"delivered"` // "compute=10,energy=5" (zero allowed)
 }
+
+// Blobs in job transactions are given by their content: a blob's id is the
+// BLAKE3-256 of the content and its size the content's length, as a node's
+// blob store computes them.
+
+// FileSpec is a named blob.
+type FileSpec struct {
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// JobSubmitSpec is a job_submit payload.
+type JobSubmitSpec struct {
+	LeaseID     uint64     `json:"lease_id"`
+	Module      string     `json:"module"` // content
+	Inputs      []FileSpec `json:"inputs,omitempty"`
+	Stdin       string     `json:"stdin,omitempty"`
+	Args        []string   `json:"args,omitempty"`
+	Env         []string   `json:"env,omitempty"`
+	GasLimit    uint64     `json:"gas_limit"`
+	MemoryLimit uint64     `json:"memory_limit"`
+	OutputLimit uint64     `json:"output_limit"`
+}
+
+// JobResultSpec is a job_result payload; the output root is computed from
+// the outputs, stdout and stderr (rome.OutputRoot) unless OutputRoot (hex)
+// forces another.
+type JobResultSpec struct {
+	JobID      uint64     `json:"job_id"`
+	Class      string     `json:"class"` // exited, trapped, out_of_gas, limit_exceeded
+	ExitCode   int32      `json:"exit_code"`
+	GasUsed    uint64     `json:"gas_used"`
+	Outputs    []FileSpec `json:"outputs,omitempty"`
+	Stdout     string     `json:"stdout"`
+	Stderr     string     `json:"stderr"`
+	OutputRoot string     `json:"output_root,omitempty"`
+	BytesIn    uint64     `json:"bytes_in"`
+	BytesOut   uint64     `json:"bytes_out"`
+}
+
+// JobOutcomeSpec is a job_challenge or job_verdict payload: the outcome of
+// running the job (the root over its outputs and streams, and its stdout).
+type JobOutcomeSpec struct {
+	JobID    uint64     `json:"job_id"`
+	ExitCode int32      `json:"exit_code"`
+	GasUsed  uint64     `json:"gas_used"`
+	Outputs  []FileSpec `json:"outputs,omitempty"`
+	Stdout   string     `json:"stdout"`
+	Stderr   string     `json:"stderr"`
+}
+
+func blobOf(content string) ledger.BlobRef {
+	return ledger.BlobRef{ID: blake3.Sum256([]byte(content)), Size: uint64(len(content))}
+}
+
+func filesOf(fs []FileSpec) []ledger.JobFile {
+	out := make([]ledger.JobFile, len(fs))
+	for i, f := range fs {
+		b := blobOf(f.Content)
+		out[i] = ledger.JobFile{Name: f.Name, ID: b.ID, Size: b.Size}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (o *JobOutcomeSpec) outcome() ledger.JobOutcome {
+	so := blobOf(o.Stdout)
+	return ledger.JobOutcome{ExitCode: o.ExitCode, GasUsed: o.GasUsed, OutputRoot: rome.OutputRoot(filesOf(o.Outputs), so, blobOf(o.Stderr)), Stdout: so.ID}
+}
+
+var jobClasses = map[string]ledger.JobClass{"exited": ledger.JobExited, "trapped": ledger.JobTrapped, "out_of_gas": ledger.JobOutOfGas, "limit_exceeded": ledger.JobLimitExceeded}
 
 // PolicyUploadSpec uploads testdata/wasm/<wasm>.wasm.gz as a policy.
 type PolicyUploadSpec struct {
@@ -115,6 +191,7 @@ func (ts *TxSpec) payloadFields() int {
 	for _, set := range []bool{ts.Transfer != nil, ts.Upload != "", ts.Instantiate != nil, ts.Execute != nil, ts.Migrate != nil,
 		ts.RomeOffer != nil, ts.RomeRequest != nil, ts.RomeCancel != nil, ts.RomeUsage != nil, ts.PolicyUpload != nil,
 		ts.CertSign != nil, ts.CertRevoke != nil, ts.GovPropose != nil, ts.GovVote != nil,
+		ts.JobSubmit != nil, ts.JobResult != nil, ts.JobChallenge != nil, ts.JobVerdict != nil,
 		ts.MemberAdd != nil, ts.MemberPromote != "", ts.MemberRemove != ""} {
 		if set {
 			n++
@@ -236,8 +313,17 @@ func (v *Vector) marketPayload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec,
 		if err != nil {
 			return nil, fmt.Errorf("rome_offer at: %w", err)
 		}
-		return &ledger.RomeOffer{Capacity: capacity, Price: price, Region: o.Region, HasLocation: has, Lat: lat, Lon: lon,
-			Attrs: o.Attrs, Reliability: o.Reliability, FromEpoch: o.FromEpoch, UntilEpoch: o.UntilEpoch}, nil
+		p := &ledger.RomeOffer{Capacity: capacity, Price: price, Region: o.Region, HasLocation: has, Lat: lat, Lon: lon,
+			Attrs: o.Attrs, Reliability: o.Reliability, FromEpoch: o.FromEpoch, UntilEpoch: o.UntilEpoch}
+		if o.Node != "" {
+			p.Node = KeyFor(o.Node).Address()
+		}
+		if o.Bond != "" {
+			if p.Bond, err = d.ParseCoins(o.Bond); err != nil {
+				return nil, fmt.Errorf("rome_offer bond: %w", err)
+			}
+		}
+		return p, nil
 	case ts.RomeRequest != nil:
 		r := ts.RomeRequest
 		demand, err := parseResources(r.Demand, false)
@@ -290,6 +376,35 @@ func (v *Vector) marketPayload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec,
 			return nil, fmt.Errorf("gov_vote option %q (want yes, no or abstain)", ts.GovVote.Option)
 		}
 		return &ledger.GovVote{ProposalID: ts.GovVote.ProposalID, Option: opt}, nil
+	case ts.JobSubmit != nil:
+		j := ts.JobSubmit
+		p := &ledger.JobSubmit{LeaseID: j.LeaseID, Module: blobOf(j.Module), Inputs: filesOf(j.Inputs), Args: j.Args, Env: j.Env,
+			GasLimit: j.GasLimit, MemoryLimit: j.MemoryLimit, OutputLimit: j.OutputLimit}
+		if j.Stdin != "" {
+			p.Stdin = blobOf(j.Stdin)
+		}
+		return p, nil
+	case ts.JobResult != nil:
+		r := ts.JobResult
+		class, ok := jobClasses[r.Class]
+		if !ok {
+			return nil, fmt.Errorf("job_result class %q (want exited, trapped, out_of_gas or limit_exceeded)", r.Class)
+		}
+		p := &ledger.JobResult{JobID: r.JobID, Class: class, ExitCode: r.ExitCode, GasUsed: r.GasUsed, Outputs: filesOf(r.Outputs),
+			Stdout: blobOf(r.Stdout), Stderr: blobOf(r.Stderr), BytesIn: r.BytesIn, BytesOut: r.BytesOut}
+		p.OutputRoot = rome.OutputRoot(p.Outputs, p.Stdout, p.Stderr)
+		if r.OutputRoot != "" {
+			h, err := ledger.ParseHash(r.OutputRoot)
+			if err != nil {
+				return nil, fmt.Errorf("job_result output_root: %w", err)
+			}
+			p.OutputRoot = h
+		}
+		return p, nil
+	case ts.JobChallenge != nil:
+		return &ledger.JobChallenge{JobID: ts.JobChallenge.JobID, Outcome: ts.JobChallenge.outcome()}, nil
+	case ts.JobVerdict != nil:
+		return &ledger.JobVerdict{JobID: ts.JobVerdict.JobID, Outcome: ts.JobVerdict.outcome()}, nil
 	}
 	return nil, nil
 }
@@ -334,14 +449,37 @@ type MarketResult struct {
 	Leases       []LeaseResult    `json:"leases,omitempty"`
 	Certificates []CertResult     `json:"certificates,omitempty"`
 	Proposals    []ProposalResult `json:"proposals,omitempty"`
+	Jobs         []JobSummary     `json:"jobs,omitempty"`
+	// Providers are the job records of the providers of offers that run
+	// jobs, by key name.
+	Providers map[string]rome.ProviderRecord `json:"providers,omitempty"`
+}
+
+// JobSummary is a job's final state.
+type JobSummary struct {
+	ID       uint64       `json:"id"`
+	Lease    uint64       `json:"lease"`
+	Node     string       `json:"node"`
+	Status   string       `json:"status"`
+	Deadline uint64       `json:"deadline"`
+	ExitCode *int32       `json:"exit_code,omitempty"`
+	GasUsed  *uint64      `json:"gas_used,omitempty"`
+	Root     string       `json:"output_root,omitempty"`
+	Dispute  string       `json:"dispute,omitempty"` // outcome of its challenge
+	Votes    int          `json:"votes,omitempty"`
+	Slashed  ledger.Coins `json:"slashed,omitempty"`
+	Refund   ledger.Coins `json:"refund,omitempty"`
 }
 
 // OfferResult is an offer's final state.
 type OfferResult struct {
-	ID     uint64 `json:"id"`
-	Owner  string `json:"owner"`
-	Status string `json:"status"`
-	Leased string `json:"leased"`
+	ID      uint64       `json:"id"`
+	Owner   string       `json:"owner"`
+	Status  string       `json:"status"`
+	Leased  string       `json:"leased"`
+	Node    string       `json:"node,omitempty"`
+	Bond    ledger.Coins `json:"bond,omitempty"`
+	Slashed ledger.Coins `json:"slashed,omitempty"`
 }
 
 // RequestResult is a request's final state and escrow accounting.
@@ -382,6 +520,7 @@ type CertResult struct {
 	Issuer   string `json:"issuer"`
 	Status   string `json:"status"` // pending, signed, revoked
 	Redeemed uint64 `json:"redeemed,omitempty"`
+	Measured string `json:"measured"` // runtime or reported
 }
 
 // ProposalResult is a proposal's outcome.
@@ -428,8 +567,25 @@ func marketResult(m *rome.Market, st *ledger.State, name func(ledger.Address) st
 	if err != nil {
 		return nil, err
 	}
+	providers := map[ledger.Address]bool{}
 	for _, o := range oldestFirst(offers) {
-		out.Offers = append(out.Offers, OfferResult{ID: o.ID, Owner: name(o.Owner), Status: rome.StatusName(o.Status), Leased: fmtResources(o.Leased)})
+		or := OfferResult{ID: o.ID, Owner: name(o.Owner), Status: rome.StatusName(o.Status), Leased: fmtResources(o.Leased),
+			Bond: o.Bond, Slashed: o.Slashed}
+		if !o.Node.IsZero() {
+			or.Node = name(o.Node)
+			providers[o.Owner] = true
+		}
+		out.Offers = append(out.Offers, or)
+	}
+	for a := range providers { // a map: the JSON object's keys are sorted
+		r, err := m.ProviderRecord(st, a)
+		if err != nil {
+			return nil, err
+		}
+		if out.Providers == nil {
+			out.Providers = map[string]rome.ProviderRecord{}
+		}
+		out.Providers[name(a)] = r
 	}
 	reqs, err := m.Requests(st, 0, nil)
 	if err != nil {
@@ -460,8 +616,30 @@ func marketResult(m *rome.Market, st *ledger.State, name func(ledger.Address) st
 			node = name(a)
 		}
 		out.Certificates = append(out.Certificates, CertResult{ID: s.ID, NodeID: node, Kind: rome.KindName(s.Kind), Amount: s.Amount,
-			Epochs: fmt.Sprintf("%d-%d", s.FromEpoch, s.ToEpoch), Issuer: name(ledger.AddressFromPublicKey(c.IssuerKey)), Status: f.Status, Redeemed: c.Redeemed})
+			Epochs: fmt.Sprintf("%d-%d", s.FromEpoch, s.ToEpoch), Issuer: name(ledger.AddressFromPublicKey(c.IssuerKey)), Status: f.Status, Redeemed: c.Redeemed,
+			Measured: s.Measured})
 	}
+	for before := uint64(0); ; {
+		jobs, next, err := m.Jobs(st, rome.JobFilter{Before: before, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			js := JobSummary{ID: j.ID, Lease: j.LeaseID, Node: name(j.Node), Status: rome.JobStatusName(j.Status), Deadline: j.Deadline}
+			if r := j.Result; r != nil {
+				js.ExitCode, js.GasUsed, js.Root = &r.ExitCode, &r.GasUsed, r.OutputRoot.String()
+			}
+			if d := j.Dispute; d != nil {
+				js.Dispute, js.Votes, js.Slashed, js.Refund = d.Outcome, len(d.Votes), d.Slashed, d.Refund
+			}
+			out.Jobs = append(out.Jobs, js)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	slices.SortFunc(out.Jobs, func(a, b JobSummary) int { return cmp.Compare(a.ID, b.ID) })
 	props, err := m.Proposals(st, 0)
 	if err != nil {
 		return nil, err
@@ -470,7 +648,7 @@ func marketResult(m *rome.Market, st *ledger.State, name func(ledger.Address) st
 		out.Proposals = append(out.Proposals, ProposalResult{ID: x.ID, Param: x.Param, Value: x.Value, Status: rome.ProposalStatusName(x.Status),
 			Yes: x.Yes, No: x.No, Abstain: x.Abstain, TotalWeight: x.TotalWeight, Result: x.Result})
 	}
-	if len(out.Policies)+len(out.Offers)+len(out.Requests)+len(out.Leases)+len(out.Certificates)+len(out.Proposals) == 0 {
+	if len(out.Policies)+len(out.Offers)+len(out.Requests)+len(out.Leases)+len(out.Certificates)+len(out.Proposals)+len(out.Jobs) == 0 {
 		return nil, nil
 	}
 	return out, nil

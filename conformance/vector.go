@@ -82,16 +82,23 @@ type TxSpec struct {
 	CertRevoke   *CertRevokeSpec   `json:"cert_revoke,omitempty"`
 	GovPropose   *ProposeSpec      `json:"gov_propose,omitempty"`
 	GovVote      *VoteSpec         `json:"gov_vote,omitempty"`
+	// Jobs (see market.go).
+	JobSubmit    *JobSubmitSpec  `json:"job_submit,omitempty"`
+	JobResult    *JobResultSpec  `json:"job_result,omitempty"`
+	JobChallenge *JobOutcomeSpec `json:"job_challenge,omitempty"`
+	JobVerdict   *JobOutcomeSpec `json:"job_verdict,omitempty"`
 	// Cluster membership: node keys by name.
 	MemberAdd     *MemberAddSpec `json:"member_add,omitempty"`
 	MemberPromote string         `json:"member_promote,omitempty"`
 	MemberRemove  string         `json:"member_remove,omitempty"`
 }
 
-// MemberAddSpec admits the node key named Node, reachable at Addr.
+// MemberAddSpec admits the node key named Node, reachable at Addr; AsVoter
+// records the intent that it be promoted once caught up.
 type MemberAddSpec struct {
-	Node string `json:"node"`
-	Addr string `json:"p2p_addr"`
+	Node    string `json:"node"`
+	Addr    string `json:"p2p_addr"`
+	AsVoter bool   `json:"as_voter,omitempty"`
 }
 
 // TransferSpec: to is a key name.
@@ -413,12 +420,27 @@ func RunWith(ctx context.Context, v *Vector, dir string, opts Options) (*Expecta
 			return nil, err
 		}
 		out.Balances[escrowName] = append([]ledger.Coin{}, got.Balances...)
+		// Bonds and challenge deposits, once a vector uses them.
+		for n, a := range map[string]ledger.Address{bondName: rome.BondAccount, depositName: rome.DepositAccount} {
+			got, ok, err := acc.Get(a)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out.Balances[n] = append([]ledger.Coin{}, got.Balances...)
+			}
+		}
 	}
 	return out, nil
 }
 
-// escrowName is the balances entry of the market's escrow account.
-const escrowName = "@rome_escrow"
+// escrowName, bondName and depositName are the balances entries of the
+// market's module accounts.
+const (
+	escrowName  = "@rome_escrow"
+	bondName    = "@rome_bond"
+	depositName = "@rome_deposit"
+)
 
 func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec, labels map[string]ledger.Address,
 	cert func(uint64) (*rome.Certificate, error)) (ledger.Payload, error) {
@@ -445,7 +467,7 @@ func (v *Vector) payload(ts TxSpec, d *ledger.Denoms, codec *ledger.Codec, label
 	}
 	switch {
 	case ts.MemberAdd != nil:
-		return &ledger.MemberAdd{PubKey: KeyFor(ts.MemberAdd.Node).Public().Bytes(), Addr: ts.MemberAdd.Addr}, nil
+		return &ledger.MemberAdd{PubKey: KeyFor(ts.MemberAdd.Node).Public().Bytes(), Addr: ts.MemberAdd.Addr, AsVoter: ts.MemberAdd.AsVoter}, nil
 	case ts.MemberPromote != "":
 		return &ledger.MemberPromote{NodeID: KeyFor(ts.MemberPromote).Public().Fingerprint()}, nil
 	case ts.MemberRemove != "":

@@ -20,6 +20,9 @@ type BuiltBlock struct {
 	Prepared *ledger.Prepared
 	Included []*PendingTx
 	Rejected []Rejected
+	// EndEvents happened at the end of the block, outside any transaction
+	// (jobs timing out, challenges lapsing, bonds returned).
+	EndEvents []ledger.Event
 }
 
 // Rejected is a transaction left out of a block, and why.
@@ -38,7 +41,7 @@ func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64
 	if timeMs <= head.Time {
 		timeMs = head.Time + 1 // block time strictly increases even if the clock stepped back
 	}
-	env := BlockEnv{ChainID: c.genesis.ChainID, Height: head.Height + 1, TimeMs: timeMs}
+	env := BlockEnv{ChainID: c.genesis.ChainID, Height: head.Height + 1, TimeMs: timeMs, PrevHash: head.BlockHash}
 	st := ledger.NewState(c.store)
 	ex := c.NewExecutor(ctx, st, env)
 	bb := &BuiltBlock{}
@@ -64,6 +67,7 @@ func (c *Chain) BuildBlock(ctx context.Context, cands []*PendingTx, timeMs int64
 	if err := c.EndBlock(ex); err != nil {
 		return nil, err
 	}
+	bb.EndEvents = ex.endEvents
 	return bb, c.seal(bb, ex, head, gasUsed, key)
 }
 
@@ -172,7 +176,7 @@ func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey l
 	if err != nil {
 		return nil, fmt.Errorf("kernel: block %d: %w", h, err)
 	}
-	ex := c.NewExecutor(ctx, st, BlockEnv{ChainID: b.Header.ChainID, Height: h, TimeMs: b.Header.Time})
+	ex := c.NewExecutor(ctx, st, BlockEnv{ChainID: b.Header.ChainID, Height: h, TimeMs: b.Header.Time, PrevHash: b.Header.PrevHash})
 	bb := &BuiltBlock{Block: b, Included: ptxs}
 	var gasUsed uint64
 	for i, ptx := range ptxs {
@@ -186,6 +190,7 @@ func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey l
 	if err := c.EndBlock(ex); err != nil {
 		return nil, err
 	}
+	bb.EndEvents = ex.endEvents
 	prep, err := c.store.Prepare(st)
 	if err != nil {
 		return nil, err
@@ -228,12 +233,13 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 	}
 	// Key lookups read state, which is not safe for concurrent use: resolve
 	// them first, then verify in parallel.
+	batch := c.batchKeys(st, out)
 	keys := make([]ledger.PublicKey, len(out))
 	for i, p := range out {
 		if !p.PubKey.IsZero() {
 			continue
 		}
-		pk, err := c.lookupPubKey(st, p.Tx)
+		pk, err := c.keyFor(st, p.Tx, batch)
 		if err != nil {
 			return nil, fmt.Errorf("tx %d: %w", i, err)
 		}
@@ -246,10 +252,9 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 			continue // verified on admission
 		}
 		g.Go(func() error {
-			if err := c.codec.VerifyTxRaw(out[i].Tx, out[i].Raw, c.genesis.ChainID, keys[i]); err != nil {
+			if err := c.verifyWith(out[i], keys[i]); err != nil {
 				return fmt.Errorf("tx %d: %w", i, err)
 			}
-			out[i].PubKey = keys[i]
 			return nil
 		})
 	}

@@ -2,11 +2,14 @@ package kernel
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/sos-kernel/sos/ledger"
+	sosnet "github.com/sos-kernel/sos/net"
 )
 
 // memberRole is node i's view of node id's role on its ledger (0: absent).
@@ -36,22 +39,77 @@ func (tc *testCluster) waitFor(within time.Duration, what string, cond func() bo
 	tc.t.Fatalf("not within %s: %s", within, what)
 }
 
-// join admits a new node through member via's join handler (what the QUIC
-// join request reaches) and starts it; it returns the new member's index.
-func (tc *testCluster) join(via, seed int) int {
-	t := tc.t
-	key := seededKey(t, seed)
-	req, _ := tc.codec.Marshal(&joinRequest{P2PAddr: "mem:9"})
+// ask sends the join request of key, claiming addr (and carrying token),
+// to member via's join handler (what the QUIC join request reaches).
+func (tc *testCluster) ask(via int, key *ledger.PrivateKey, addr, token string) (*JoinAnswer, error) {
+	req, _ := tc.codec.Marshal(&joinRequest{P2PAddr: addr, Token: token})
 	raw, err := tc.members[via].node.handleJoin(context.Background(), key.Public(), req)
 	if err != nil {
-		t.Fatalf("join via node %d: %v", via, err)
+		return nil, err
 	}
 	var ans JoinAnswer
 	if err := tc.codec.Unmarshal(raw, &ans); err != nil {
+		tc.t.Fatal(err)
+	}
+	return &ans, nil
+}
+
+// admit is what 'sos cluster admit' does: read the pending request of id
+// from member via's API and submit the MemberAdd signed by member by's
+// node key.
+func (tc *testCluster) admit(via, by int, id string, asVoter bool) {
+	t := tc.t
+	t.Helper()
+	reqs, err := tc.members[via].client.JoinRequests(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range reqs {
+		if r.NodeID != id {
+			continue
+		}
+		add, err := AdmitPayload(r, id, asVoter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := tc.members[by].node.submitNodeTx(context.Background(), add, true)
+		if err != nil || res.Code != 0 {
+			t.Fatalf("admitting %s: %v %+v", id, err, res)
+		}
+		// by waited for the commit; via answers the joiner only once it has
+		// applied that block too.
+		tc.waitFor(10*time.Second, "the member asked applied the admission", func() bool {
+			return tc.members[via].node.store.Head().Height >= res.Height
+		})
+		return
+	}
+	t.Fatalf("no pending join request of %s on node %d: %+v", id, via, reqs)
+}
+
+// join has a new node ask member via to join, claiming address mem:<seed>
+// (which it serves), an operator of via admit it (asVoter: to be promoted
+// once caught up), and starts it; it returns the new member's index.
+func (tc *testCluster) join(via, seed int, asVoter bool) int {
+	t := tc.t
+	key := seededKey(t, seed)
+	addr := fmt.Sprintf("mem:%d", seed)
+	tc.net.serve(addr, key.Public().Fingerprint())
+	if _, err := tc.ask(via, key, addr, ""); !errors.Is(err, sosnet.ErrJoinPending) {
+		t.Fatalf("join request via node %d: %v, want pending", via, err)
+	}
+	tc.admit(via, via, key.Public().Fingerprint(), asVoter)
+	ans, err := tc.ask(via, key, addr, "")
+	if err != nil {
+		t.Fatalf("join via node %d after admission: %v", via, err)
+	}
+	return tc.startJoined(key, ans)
+}
+
+// startJoined writes the join answer into a new home and starts the node.
+func (tc *testCluster) startJoined(key *ledger.PrivateKey, ans *JoinAnswer) int {
+	t := tc.t
 	m := &testMember{key: key, home: t.TempDir()}
-	if err := WriteJoin(m.home, &ans); err != nil {
+	if err := WriteJoin(m.home, ans); err != nil {
 		t.Fatal(err)
 	}
 	tc.members = append(tc.members, m)
@@ -61,8 +119,9 @@ func (tc *testCluster) join(via, seed int) int {
 }
 
 // TestClusterJoinPromoteRemove: a node joins a running cluster through a
-// signed MemberAdd, catches up as a raft learner, is promoted to voter by a
-// MemberPromote once caught up, and is removed again by a MemberRemove; the
+// MemberAdd an operator signs with the intent that it vote, catches up as a
+// raft learner, is promoted to voter by the leader's MemberPromote once
+// caught up, and is removed again by a MemberRemove; the
 // ledger and raft agree on the membership at every step and the cluster
 // keeps committing.
 func TestClusterJoinPromoteRemove(t *testing.T) {
@@ -88,7 +147,7 @@ func TestClusterJoinPromoteRemove(t *testing.T) {
 		t.Fatalf("a non-member's MemberRemove: code %d, error %q; want unauthorized", res.Code, res.Error)
 	}
 
-	j := tc.join((l+1)%3, 77)
+	j := tc.join((l+1)%3, 77, true)
 	id := tc.members[j].key.Public().Fingerprint()
 	if r := tc.memberRole(l, id); r != ledger.RoleLearner && r != ledger.RoleVoter {
 		t.Fatalf("after the join answer the ledger says role %v", r)
@@ -163,7 +222,7 @@ func TestClusterStateSync(t *testing.T) {
 		return tc.members[l].node.store.Head().Height > 3*stateSyncMinGap
 	})
 
-	j := tc.join(l, 78)
+	j := tc.join(l, 78, true)
 	tc.start(down)
 	downHead := tc.members[down].node.store.Head().Height
 	h := tc.converge(3*stateSyncMinGap, 20*time.Second)

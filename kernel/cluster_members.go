@@ -15,7 +15,9 @@ import (
 // Membership: the ledger says who is in the cluster (member records written
 // by signed MemberAdd/Promote/Remove transactions). Every node follows it
 // for whom it talks to; the leader also makes raft's configuration follow
-// it, one ConfChange at a time, and promotes learners that caught up.
+// it, one ConfChange at a time, and promotes the learners that were
+// admitted as voters (MemberAdd.AsVoter) once they caught up. Any other
+// learner stays one until an operator signs a MemberPromote.
 
 // How long a proposed ConfChange may stay unapplied before the leader
 // proposes again (raft drops a proposal made while another is pending).
@@ -74,9 +76,8 @@ func (c *cluster) setMembers(list []Member) error {
 	for _, m := range list {
 		members[m.RaftID] = m
 		byAddr[m.PubKey.Address()] = m
-		if m.NodeID == c.self.NodeID {
+		if m.NodeID == c.node.nodeID {
 			selfListed = true
-			c.self = m
 		}
 	}
 	if !selfListed {
@@ -97,7 +98,7 @@ func (c *cluster) setMembers(list []Member) error {
 	c.members, c.byAddr, c.selfListed = members, byAddr, selfListed
 	c.memMu.Unlock()
 	if removed {
-		c.log.Warn("this node was removed from the cluster: it no longer takes part in ordering", "node_id", c.self.NodeID)
+		c.log.Warn("this node was removed from the cluster: it no longer takes part in ordering", "node_id", c.node.nodeID)
 	}
 	return c.net.SetMembers(all)
 }
@@ -182,15 +183,17 @@ func confChange(t pb.ConfChangeType, raftID uint64, nodeID string) *pb.ConfChang
 	return &pb.ConfChange{Type: t.Enum(), NodeId: &raftID, Context: []byte(nodeID)}
 }
 
-// maybePromote submits a MemberPromote for a learner whose log has caught
-// up with the leader's commit index.
+// maybePromote submits a MemberPromote for a learner admitted as a voter
+// (MemberAdd.AsVoter) whose log has caught up with the leader's commit
+// index. Learners admitted as learners are left alone: becoming a voter
+// changes the quorum, which is the operators' decision.
 func (c *cluster) maybePromote(ctx context.Context, st raftnode.Status) {
 	learner := map[uint64]bool{}
 	for _, l := range st.Learners {
 		learner[l] = true
 	}
 	for _, m := range c.memberList() {
-		if m.Role != ledger.RoleLearner || !learner[m.RaftID] {
+		if m.Role != ledger.RoleLearner || !m.AsVoter || !learner[m.RaftID] {
 			continue
 		}
 		match, ok := st.Progress[m.RaftID]

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
@@ -20,10 +22,13 @@ import (
 // when it was admitted; it talks to them until its own ledger lists it.
 const JoinFile = "join.json"
 
-// joinRequest is what a joining node sends (CBOR).
+// joinRequest is what a joining node sends (CBOR): the p2p address it
+// claims (dialed back before anything is recorded) and, optionally, a join
+// token minted on the member it asks.
 type joinRequest struct {
 	_       struct{} `cbor:",toarray"`
 	P2PAddr string
+	Token   string
 }
 
 // JoinedMember is one member in a join answer and in join.json.
@@ -42,10 +47,11 @@ type JoinAnswer struct {
 	Members []JoinedMember `json:"members"`
 }
 
-// handleJoin admits a node that asked to join: it submits a MemberAdd
-// signed by this node's key, waits for it to commit, and answers with the
-// genesis and the membership. A node already in the ledger gets the answer
-// without a new transaction (a retried join).
+// handleJoin answers the join request of a node authenticated by key (see
+// admission.go for the rules). Only a node the ledger lists gets the
+// genesis and the membership; a node with a valid token is admitted as a
+// learner first; any other node whose address checks out is recorded as
+// pending and told so (an error wrapping net.ErrJoinPending).
 func (n *Node) handleJoin(ctx context.Context, key ledger.PublicKey, raw []byte) ([]byte, error) {
 	c := n.cluster
 	if c == nil {
@@ -59,37 +65,114 @@ func (n *Node) handleJoin(ctx context.Context, key ledger.PublicKey, raw []byte)
 	if err := add.ValidateBasic(); err != nil {
 		return nil, err
 	}
+	id := key.Fingerprint()
 	members, err := MembersFromLedger(n.store)
 	if err != nil {
 		return nil, err
 	}
 	known, selfVoter := false, false
 	for _, m := range members {
-		known = known || m.NodeID == key.Fingerprint()
+		known = known || m.NodeID == id
 		selfVoter = selfVoter || (m.NodeID == n.nodeID && m.Role == ledger.RoleVoter)
 	}
-	height := n.store.Head().Height
-	if !known {
-		if !selfVoter {
-			return nil, errNotVoter
-		}
-		res, err := n.submitNodeTx(ctx, add, true)
-		if err != nil {
-			return nil, err
-		}
-		if res.Code != 0 {
-			msg := ""
-			if res.Receipt != nil {
-				msg = res.Receipt.Error
-			}
-			return nil, fmt.Errorf("kernel: admitting %s failed (code %d): %s", key.Fingerprint(), res.Code, msg)
-		}
-		height = res.Height
-		n.log.Info("admitted a new member as learner", "node_id", key.Fingerprint(), "p2p_addr", req.P2PAddr, "height", height)
-		if members, err = MembersFromLedger(n.store); err != nil {
+	if known {
+		n.joins.remove(id)
+		n.tokens.spend(req.Token, id)
+		return n.joinAnswer(members, n.store.Head().Height)
+	}
+	if !selfVoter {
+		return nil, errNotVoter
+	}
+	now := n.clock()
+	if req.Token != "" {
+		if _, err := n.tokens.usable(req.Token, id, now); err != nil {
 			return nil, err
 		}
 	}
+	verifiedAt, err := n.verifyJoiner(ctx, key, req.P2PAddr, now)
+	if err != nil {
+		return nil, err
+	}
+	if req.Token != "" {
+		return n.admitWithToken(ctx, add, req.Token, now)
+	}
+	fresh, err := n.joins.record(key, req.P2PAddr, now, verifiedAt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", sosnet.ErrJoinPending, err)
+	}
+	if fresh {
+		n.log.Info("join request pending: an operator of a voting member must admit it", "node_id", id, "p2p_addr", req.P2PAddr,
+			"admit_with", "sos cluster admit "+id+" --from node --home <member home>")
+	}
+	return nil, fmt.Errorf("%w: node %s is not admitted; an operator of a voting member must run 'sos cluster admit %s --from node --home <member home>' "+
+		"(see 'sos cluster requests'), or give it a join token ('sos cluster token'). The request is kept %s after the last one",
+		sosnet.ErrJoinPending, id, id, JoinRequestTTL)
+}
+
+// verifyJoiner dials back the address a joining node claims and checks its
+// key answers there, unless the node's pending request holds the same
+// address checked less than reverifyAfter ago. It returns when the
+// address was last verified.
+func (n *Node) verifyJoiner(ctx context.Context, key ledger.PublicKey, addr string, now time.Time) (time.Time, error) {
+	id := key.Fingerprint()
+	p, pending := n.joins.get(id, now)
+	if pending && p.addr == addr && p.verified && now.Sub(p.verifiedAt) < reverifyAfter {
+		return p.verifiedAt, nil
+	}
+	select {
+	case n.dialBacks <- struct{}{}:
+		defer func() { <-n.dialBacks }()
+	default:
+		return time.Time{}, fmt.Errorf("%w: this member is checking other joining nodes' addresses; asking again later", sosnet.ErrJoinPending)
+	}
+	if err := n.cluster.net.VerifyAddr(ctx, addr, key); err != nil {
+		if pending && p.addr == addr {
+			n.joins.failed(id, now, err)
+		}
+		if skipped, ok := n.joinWarn.allow(now); ok {
+			n.log.Warn("join request refused: its address is not served by its key", "node_id", id, "p2p_addr", addr, "err", err,
+				"similar_refusals_not_logged", skipped)
+		}
+		return time.Time{}, fmt.Errorf("%w: dialing back %s did not reach node %s (it must listen there while it asks): %v", ErrJoinAddress, addr, id, err)
+	}
+	return now, nil
+}
+
+// admitWithToken claims the token for the node and admits it as a learner
+// with a MemberAdd signed by this node's key. A failure to commit leaves
+// the token claimed by this node, which may ask again.
+func (n *Node) admitWithToken(ctx context.Context, add *ledger.MemberAdd, tok string, now time.Time) ([]byte, error) {
+	pk, err := ledger.ParsePublicKey(add.PubKey)
+	if err != nil {
+		return nil, err
+	}
+	id := pk.Fingerprint()
+	if err := n.tokens.claim(tok, id, now); err != nil {
+		return nil, err
+	}
+	res, err := n.submitNodeTx(ctx, add, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: admission not committed yet (%v); asking again later", sosnet.ErrJoinPending, err)
+	}
+	if res.Code != 0 {
+		msg := ""
+		if res.Receipt != nil {
+			msg = res.Receipt.Error
+		}
+		return nil, fmt.Errorf("kernel: admitting %s failed (code %d): %s", id, res.Code, msg)
+	}
+	n.tokens.spend(tok, id)
+	n.joins.remove(id)
+	n.log.Info("admitted a new member as learner with a join token", "node_id", id, "p2p_addr", add.Addr, "height", res.Height)
+	members, err := MembersFromLedger(n.store)
+	if err != nil {
+		return nil, err
+	}
+	return n.joinAnswer(members, res.Height)
+}
+
+// joinAnswer is the genesis and the membership, for an admitted node.
+func (n *Node) joinAnswer(members []Member, height uint64) ([]byte, error) {
 	ans := JoinAnswer{Genesis: n.opts.GenesisDoc, Height: height}
 	for _, m := range members {
 		ans.Members = append(ans.Members, JoinedMember{PubKey: hex.EncodeToString(m.PubKey.Bytes()), Addr: m.Addr, Role: m.Role.String()})
@@ -106,7 +189,8 @@ func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]client.Member, 0, len(list))
 	for _, m := range list {
-		out = append(out, client.Member{NodeID: m.NodeID, Address: m.Addr, Role: m.Role.String(), Since: m.Since, Account: m.Key.Address().String()})
+		out = append(out, client.Member{NodeID: m.NodeID, Address: m.Addr, Role: m.Role.String(), Since: m.Since, Account: m.Key.Address().String(),
+			AsVoter: m.AsVoter})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -123,24 +207,103 @@ func ParsePeer(s string) (id, addr string, err error) {
 	return id, addr, nil
 }
 
-// JoinCluster asks the member at peer ("<node-id>@host:port") to admit the
-// node with key, reachable by the others at p2pAddr. On success the node is
-// a learner on the ledger; its home needs the answer's genesis and
-// join.json (WriteJoin) before it starts.
-func JoinCluster(ctx context.Context, key *ledger.PrivateKey, peer, p2pAddr string) (*JoinAnswer, error) {
-	id, addr, err := ParsePeer(peer)
+// JoinOptions configures JoinCluster.
+type JoinOptions struct {
+	Key  *ledger.PrivateKey // the joining node's identity (required)
+	Peer string             // the member to ask: "<node-id>@host:port" (required)
+	// P2PAddr is the node's p2p address (required): it listens there while
+	// it asks, to answer the member's dial-back, and members will dial it.
+	P2PAddr string
+	// Token is a join token minted on that member ('sos cluster token'):
+	// the node is admitted at once, as a learner.
+	Token string
+	// Wait bounds how long the node keeps asking while its request is
+	// pending (default 5 minutes); Retry spaces its requests (default 3 s).
+	Wait, Retry time.Duration
+	// Progress, if set, is called each time the member's answer changes
+	// while the node waits: an error wrapping net.ErrJoinPending carries
+	// the member's message telling the operator what to do; others are
+	// network errors the node retries.
+	Progress func(err error)
+	Logger   *slog.Logger
+}
+
+// ErrNotAdmitted: the member kept the join request pending past
+// JoinOptions.Wait.
+var ErrNotAdmitted = errors.New("kernel: not admitted")
+
+// JoinCluster asks the member at o.Peer to admit the node with o.Key,
+// reachable by the others at o.P2PAddr, and waits (up to o.Wait) until it
+// is admitted. It listens on o.P2PAddr meanwhile, answering the member's
+// dial-back. On success the node is a learner on the ledger; its home
+// needs the answer's genesis and join.json (WriteJoin) before it starts.
+func JoinCluster(ctx context.Context, o JoinOptions) (*JoinAnswer, error) {
+	id, addr, err := ParsePeer(o.Peer)
 	if err != nil {
 		return nil, err
+	}
+	if o.Key == nil || o.P2PAddr == "" {
+		return nil, errors.New("kernel: join: key and p2p address are required")
+	}
+	if o.Token != "" {
+		if err := checkJoinToken(o.Token); err != nil {
+			return nil, err
+		}
+	}
+	if o.Wait <= 0 {
+		o.Wait = 5 * time.Minute
+	}
+	if o.Retry <= 0 {
+		o.Retry = 3 * time.Second
 	}
 	codec := ledger.NewCodec()
-	req, err := codec.Marshal(&joinRequest{P2PAddr: p2pAddr})
+	req, err := codec.Marshal(&joinRequest{P2PAddr: o.P2PAddr, Token: o.Token})
 	if err != nil {
 		return nil, err
 	}
-	raw, err := sosnet.Join(ctx, key, addr, sosnet.PeerID(id), req)
+	j, err := sosnet.ListenJoiner(ctx, sosnet.JoinerConfig{ListenAddr: o.P2PAddr, Key: o.Key, Member: sosnet.PeerID(id), Logger: o.Logger})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kernel: join: %w", err)
 	}
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	last := ""
+	for {
+		raw, err := j.Ask(ctx, addr, req)
+		if err == nil {
+			return parseJoinAnswer(codec, raw)
+		}
+		if permanentJoinError(err) {
+			return nil, err
+		}
+		if msg := err.Error(); msg != last && o.Progress != nil {
+			o.Progress(err)
+			last = msg
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(err, sosnet.ErrJoinPending) {
+				return nil, fmt.Errorf("%w within %s: %w", ErrNotAdmitted, o.Wait, err)
+			}
+			return nil, fmt.Errorf("kernel: join via %s: no answer within %s: %w", o.Peer, o.Wait, err)
+		case <-time.After(o.Retry):
+		}
+	}
+}
+
+// permanentJoinError: asking again will not help.
+func permanentJoinError(err error) bool {
+	for _, e := range []error{sosnet.ErrJoinRefused, sosnet.ErrUnknownPeer, sosnet.ErrVersion, sosnet.ErrBadSignature,
+		sosnet.ErrNotPostQuantum, sosnet.ErrBadHandshake} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseJoinAnswer(codec *ledger.Codec, raw []byte) (*JoinAnswer, error) {
 	var ans JoinAnswer
 	if err := codec.Unmarshal(raw, &ans); err != nil {
 		return nil, fmt.Errorf("kernel: join answer: %w", err)

@@ -73,7 +73,11 @@ func (e *Executor) runCluster(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 		if err := ms.Put(id, rec); err != nil {
 			return nil, nil, err
 		}
-		return []ledger.Event{ledger.NewEvent("member_added", "node_id", id, "p2p_addr", p.Addr, "role", "learner", "by", signer)}, nil, nil
+		if p.AsVoter {
+			ms.SetVoterIntent(id, true)
+		}
+		return []ledger.Event{ledger.NewEvent("member_added", "node_id", id, "p2p_addr", p.Addr, "role", "learner",
+			"as_voter", fmt.Sprint(p.AsVoter), "by", signer)}, nil, nil
 	case *ledger.MemberPromote:
 		m := find(p.NodeID)
 		if m == nil {
@@ -87,6 +91,7 @@ func (e *Executor) runCluster(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Ev
 		if err := ms.Put(p.NodeID, &rec); err != nil {
 			return nil, nil, err
 		}
+		ms.SetVoterIntent(p.NodeID, false)
 		return []ledger.Event{ledger.NewEvent("member_promoted", "node_id", p.NodeID, "role", "voter", "by", signer)}, nil, nil
 	case *ledger.MemberRemove:
 		m := find(p.NodeID)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 // memNet is an in-memory PeerNet hub for cluster tests: ordered delivery
@@ -14,6 +15,7 @@ type memNet struct {
 	mu       sync.Mutex
 	nodes    map[string]*memPeer
 	isolated map[string]bool
+	addrs    map[string]string // address → node id serving it (serve)
 }
 
 type memPeer struct {
@@ -24,6 +26,7 @@ type memPeer struct {
 	allowed  map[string]bool // nil: everyone
 	queue    chan memMsg
 	done     chan struct{}
+	stopped  chan struct{} // closed when loop has returned
 }
 
 type memMsg struct {
@@ -32,10 +35,36 @@ type memMsg struct {
 	data []byte
 }
 
-func newMemNet() *memNet { return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}} }
+func newMemNet() *memNet {
+	return &memNet{nodes: map[string]*memPeer{}, isolated: map[string]bool{}, addrs: map[string]string{}}
+}
+
+// serve makes node id answer dial-backs at addr ("" id: nobody does).
+func (h *memNet) serve(addr, id string) {
+	h.mu.Lock()
+	h.addrs[addr] = id
+	h.mu.Unlock()
+}
+
+var errWrongKey = errors.New("memnet: another key answers at that address")
+
+// VerifyAddr checks that the node serving addr holds key.
+func (p *memPeer) VerifyAddr(ctx context.Context, addr string, key ledger.PublicKey) error {
+	h := p.hub
+	h.mu.Lock()
+	id, ok := h.addrs[addr]
+	h.mu.Unlock()
+	switch {
+	case !ok || id == "":
+		return errUnreachable
+	case id != key.Fingerprint():
+		return errWrongKey
+	}
+	return nil
+}
 
 func (h *memNet) join(id string) *memPeer {
-	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{})}
+	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{}), stopped: make(chan struct{})}
 	h.mu.Lock()
 	h.nodes[id] = p
 	h.mu.Unlock()
@@ -43,14 +72,21 @@ func (h *memNet) join(id string) *memPeer {
 	return p
 }
 
-func (h *memNet) leave(id string) {
+// leave takes id off the network; the channel is closed once its handler
+// in progress, if any, has returned: wait for it before closing the node's
+// store (the QUIC transport's Close waits likewise).
+func (h *memNet) leave(id string) <-chan struct{} {
 	h.mu.Lock()
 	p := h.nodes[id]
 	delete(h.nodes, id)
 	h.mu.Unlock()
-	if p != nil {
-		close(p.done)
+	if p == nil {
+		done := make(chan struct{})
+		close(done)
+		return done
 	}
+	close(p.done)
+	return p.stopped
 }
 
 // isolate drops every message to and from id until heal.
@@ -61,6 +97,7 @@ func (h *memNet) isolate(id string, on bool) {
 }
 
 func (p *memPeer) loop() {
+	defer close(p.stopped)
 	for {
 		select {
 		case <-p.done:

@@ -42,6 +42,10 @@ func (q quicNet) SetMembers(members []Member) error {
 	return q.t.SetMembers(ms)
 }
 
+func (q quicNet) VerifyAddr(ctx context.Context, addr string, key ledger.PublicKey) error {
+	return q.t.VerifyAddr(ctx, addr, key)
+}
+
 // listenPeers starts the QUIC transport for a cluster member; the cluster
 // sets who may connect.
 func listenPeers(ctx context.Context, opts NodeOptions, chainID string, genesis ledger.Hash) (*sosnet.Transport, error) {

@@ -18,7 +18,8 @@ func (e *Executor) runMarket(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Eve
 	if c.market == nil {
 		return nil, nil, c.marketErr
 	}
-	tx := &rome.Tx{St: e.st, Gas: gas, Sched: &c.sched, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: ptx.Tx.Sender, TxHash: ptx.Hash}
+	tx := &rome.Tx{St: e.st, Gas: gas, Sched: &c.sched, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: ptx.Tx.Sender, TxHash: ptx.Hash,
+		PrevHash: e.env.PrevHash}
 	data, err := c.market.Deliver(e.ctx, tx, ptx.Tx.Payload)
 	if err != nil {
 		return nil, nil, err
@@ -26,13 +27,18 @@ func (e *Executor) runMarket(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.Eve
 	return tx.Events, data, nil
 }
 
-// endMarket runs the market's end-of-block work: governance tallies and,
-// at an epoch's last block, the epoch.
+// endMarket runs the market's end-of-block work: governance tallies, job
+// deadlines and, at an epoch's last block, the epoch.
 func (c *Chain) endMarket(ex *Executor) error {
 	if c.market == nil {
 		return c.marketErr
 	}
-	return c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
+	evs, err := c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
+	if err != nil {
+		return err
+	}
+	ex.endEvents = append(ex.endEvents, evs...)
+	return nil
 }
 
 // applyChainMinGasPrices gives the mempool the gas price floor the market
@@ -79,6 +85,8 @@ func (n *Node) signCertificates() {
 	}
 	key := n.opts.NodeKey
 	addr := key.Address()
+	n.txMu.Lock() // the job loop sends node transactions too
+	defer n.txMu.Unlock()
 	n.mempool.mu.Lock()
 	q := n.mempool.senders[addr]
 	busy := q != nil && len(q.txs) > 0

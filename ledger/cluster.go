@@ -23,8 +23,10 @@ const MaxMemberAddrBytes = 256
 // MemberRole is a member's part in ordering.
 type MemberRole uint8
 
-// Member roles. A learner receives every block but does not vote; it is
-// promoted to voter once it has caught up.
+// Member roles. A learner receives every block but does not vote. It
+// becomes a voter only by a MemberPromote: signed by a voting member's
+// operator, or by the leader once it has caught up if it was admitted with
+// MemberAdd.AsVoter.
 const (
 	RoleVoter   MemberRole = 1
 	RoleLearner MemberRole = 2
@@ -41,11 +43,15 @@ func (r MemberRole) String() string {
 }
 
 // MemberAdd admits a node, identified by its ML-DSA-65 public key, as a
-// learner reachable at Addr.
+// learner reachable at Addr. AsVoter records the admitting operator's
+// intent that it become a voter: the leader promotes such a learner once
+// its log has caught up. A learner admitted without it stays a learner
+// until a voting member signs a MemberPromote.
 type MemberAdd struct {
-	_      struct{} `cbor:",toarray"`
-	PubKey []byte   `json:"-" cbor:"pub_key"`
-	Addr   string   `json:"p2p_addr"`
+	_       struct{} `cbor:",toarray"`
+	PubKey  []byte   `json:"-" cbor:"pub_key"`
+	Addr    string   `json:"p2p_addr"`
+	AsVoter bool     `json:"as_voter" cbor:"as_voter"`
 }
 
 // Kind implements Payload.
@@ -65,7 +71,11 @@ func (p *MemberAdd) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]string{"node_id": pk.Fingerprint(), "p2p_addr": p.Addr})
+	return json.Marshal(struct {
+		NodeID  string `json:"node_id"`
+		Addr    string `json:"p2p_addr"`
+		AsVoter bool   `json:"as_voter"`
+	}{pk.Fingerprint(), p.Addr, p.AsVoter})
 }
 
 // MemberPromote makes a learner a voter.
@@ -150,14 +160,21 @@ type Member struct {
 }
 
 // MemberInfo is a member with its decoded key, as Members.List returns it.
+// AsVoter is set for a learner admitted to become a voter once caught up.
 type MemberInfo struct {
-	NodeID string
-	Key    PublicKey
+	NodeID  string
+	Key     PublicKey
+	AsVoter bool
 	Member
 }
 
 // memberKey is the state key of a member record.
 func memberKey(nodeID string) []byte { return append([]byte{PrefixCluster, 'm'}, nodeID...) }
+
+// voterIntentKey marks a learner admitted with MemberAdd.AsVoter. It is a
+// key of its own, not a field of the member record, so the records of
+// voters (genesis nodes among them) keep their encoding.
+func voterIntentKey(nodeID string) []byte { return append([]byte{PrefixCluster, 'v'}, nodeID...) }
 
 // Members reads and writes member records. Membership changes are rare and
 // small, so access is not metered here: the transaction's intrinsic gas
@@ -190,8 +207,21 @@ func (m Members) Put(nodeID string, rec *Member) error {
 	return nil
 }
 
-// Delete removes a member's record.
-func (m Members) Delete(nodeID string) { m.St.Delete(memberKey(nodeID)) }
+// Delete removes a member's record (and its voter intent).
+func (m Members) Delete(nodeID string) {
+	m.St.Delete(memberKey(nodeID))
+	m.St.Delete(voterIntentKey(nodeID))
+}
+
+// SetVoterIntent records (or, with on false, clears) that a learner is to
+// be promoted once it has caught up.
+func (m Members) SetVoterIntent(nodeID string, on bool) {
+	if on {
+		m.St.Set(voterIntentKey(nodeID), []byte{1})
+	} else {
+		m.St.Delete(voterIntentKey(nodeID))
+	}
+}
 
 // List returns every member, sorted by node id.
 func (m Members) List() ([]MemberInfo, error) {
@@ -213,6 +243,17 @@ func (m Members) List() ([]MemberInfo, error) {
 	})
 	if err == nil {
 		err = derr
+	}
+	for i := range out {
+		if err != nil {
+			break
+		}
+		if out[i].Role != RoleLearner {
+			continue
+		}
+		var v []byte
+		v, err = m.St.Get(voterIntentKey(out[i].NodeID))
+		out[i].AsVoter = v != nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list members: %w", err)

@@ -549,11 +549,18 @@ func TestDecodeTxWireMatchesReflective(t *testing.T) {
 	if err := c.SignTx(later, testKey(t, 2)); err != nil {
 		t.Fatal(err)
 	}
+	var encs [][]byte
 	for _, tx := range []*Tx{first, later} {
 		enc, err := c.EncodeTx(tx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		encs = append(encs, enc)
+	}
+	for _, p := range testJobPayloads() { // bodies of every shape: lists, nested arrays, signed ints
+		encs = append(encs, jobTx(t, c, p))
+	}
+	for _, enc := range encs {
 		for i := range 3000 {
 			m := bytes.Clone(enc)
 			if i > 0 {

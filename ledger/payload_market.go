@@ -116,6 +116,13 @@ type RomeOffer struct {
 	// UntilEpoch 0 means open-ended.
 	FromEpoch  uint64 `json:"from_epoch"`
 	UntilEpoch uint64 `json:"until_epoch"`
+	// Node is the account address of the key of the node that runs the
+	// offer's jobs (zero: the offer runs no jobs). Bond moves from the
+	// provider to rome's bond account when the offer is accepted; slashing
+	// takes from it, and it returns once the offer is closed and none of its
+	// jobs is pending or challengeable.
+	Node Address `json:"node"`
+	Bond Coins   `json:"bond"`
 }
 
 // Kind implements Payload.
@@ -140,6 +147,12 @@ func (p *RomeOffer) ValidateBasic() error {
 	}
 	if p.UntilEpoch != 0 && p.UntilEpoch <= p.FromEpoch {
 		return fmt.Errorf("ledger: rome offer: until_epoch %d not after from_epoch %d", p.UntilEpoch, p.FromEpoch)
+	}
+	if err := p.Bond.Validate(); err != nil {
+		return fmt.Errorf("ledger: rome offer: bond: %w", err)
+	}
+	if len(p.Bond) > 0 && p.Node.IsZero() {
+		return fmt.Errorf("ledger: rome offer: a bond backs the jobs of a node, and the offer names none")
 	}
 	return nil
 }
@@ -387,7 +400,7 @@ func newMarketPayload(k PayloadKind) Payload {
 	case KindGovVote:
 		return &GovVote{}
 	}
-	return nil
+	return newJobPayload(k)
 }
 
 // marketKindName names market and governance kinds ("" if unknown).
@@ -412,5 +425,5 @@ func marketKindName(k PayloadKind) string {
 	case KindGovVote:
 		return "gov_vote"
 	}
-	return ""
+	return jobKindName(k)
 }

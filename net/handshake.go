@@ -30,6 +30,17 @@ const (
 	// chain id nor the genesis (it signs with an empty chain id and a zero
 	// genesis) and may only ask to join (see join.go).
 	roleJoiner role = 3
+	// roleProbe is a member dialing back the address a joiner claims, to
+	// check that the joiner's key answers there; the joiner answers in
+	// roleJoiner (see join.go).
+	roleProbe role = 4
+	// roleWorker is a node that is not a member and follows one (see
+	// worker.go), as either side of the connection: it dials the member it
+	// follows, and it answers that member's dials. Its link carries only
+	// the kinds AllowedForWorkers. The member's side of a worker link is
+	// roleClient or roleServer as usual, so neither hello can be reflected
+	// as the other's.
+	roleWorker role = 5
 )
 
 func (r role) String() string {
@@ -38,8 +49,14 @@ func (r role) String() string {
 		return "client"
 	case roleJoiner:
 		return "joiner"
+	case roleProbe:
+		return "probe"
+	case roleServer:
+		return "server"
+	case roleWorker:
+		return "worker"
 	}
-	return "server"
+	return fmt.Sprintf("role(%d)", byte(r))
 }
 
 // bootIDSize is the size of the random per-process id in the handshake; a

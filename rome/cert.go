@@ -8,8 +8,28 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 )
 
-// StatementVersion is the version of the certificate statement format.
-const StatementVersion = 1
+// StatementVersion is the version of the certificate statement format
+// (2: statements say how the amount was measured).
+const StatementVersion = 2
+
+// How a certificate's amount was established.
+const (
+	MeasuredRuntime  = "runtime"  // the job runtime metered it (gas, bytes moved)
+	MeasuredReported = "reported" // provider and consumer reported the same amount
+)
+
+// Sources of certificate-period accumulators (the last byte of their key).
+const (
+	sourceReported byte = 0
+	sourceRuntime  byte = 1
+)
+
+func sourceName(src byte) string {
+	if src == sourceRuntime {
+		return MeasuredRuntime
+	}
+	return MeasuredReported
+}
 
 // Statement is what a certificate's issuer signs: its canonical CBOR
 // encoding, signed with ML-DSA-65 under ledger.PurposeCertificate and the
@@ -26,6 +46,7 @@ type Statement struct {
 	ToEpoch      uint64   `json:"to_epoch"` // inclusive
 	Issuer       string   `json:"issuer"`   // fingerprint of the issuer's node key
 	IssuedHeight uint64   `json:"issued_height"`
+	Measured     string   `json:"measured"` // MeasuredRuntime or MeasuredReported
 }
 
 // Certificate is a statement on the ledger with its signature (empty until

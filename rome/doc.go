@@ -1,9 +1,11 @@
 // Package rome runs the resource market of SOS: offers, requests, epochs,
-// allocation policies, escrow and settlement, usage attestation, internal
-// certificates, rewards and governance. It is deterministic: every function
-// that changes state is a pure function of the ledger State it is given and
-// the block (height, time); it iterates state in key order and never lets a
-// Go map decide output order; all arithmetic is integer.
+// allocation policies, escrow and settlement, usage attestation, jobs on
+// leases (submission, results, measured usage, challenges decided by
+// re-execution, bonds and slashing), internal certificates, rewards and
+// governance. It is deterministic: every function that changes state is a
+// pure function of the ledger State it is given and the block (height,
+// time, previous hash); it iterates state in key order and never lets a Go
+// map decide output order; all arithmetic is integer.
 //
 // # Model
 //
@@ -21,14 +23,20 @@
 // # Epochs
 //
 // Every block, EndBlock tallies governance proposals whose voting period
-// ends. At the last block of an epoch e (Clock.EndHeight) it:
+// ends and runs the job deadlines that end at the block (through a
+// deadline index): jobs without a result time out, challenge windows
+// close, challenges without a majority lapse. At the last block of an
+// epoch e (Clock.EndHeight) it:
 //
 //  1. settles the epoch before e for every live lease (reports for an epoch
 //     are accepted during it and the next one): price × amount moves from
 //     escrow to the provider, per kind in the kind's token; no report pays
 //     in full, reports pay the smallest reported amount, two reports that
 //     differ are a recorded dispute (the disputed part is not paid), two
-//     reports count as attested delivery for the agreed amount;
+//     reports count as attested delivery for the agreed amount; when the
+//     lease ran jobs in the epoch, compute and bandwidth are paid as the
+//     runtime measured them instead (MeasuredUnits) and count as measured
+//     delivery;
 //  2. frees the capacity of leases whose last epoch is e and closes leases
 //     whose last epoch is settled; a closed request with no live lease gets
 //     its unspent escrow back (unspent certificate credit is burned);
@@ -37,8 +45,9 @@
 //  4. mints the epoch's reward to providers in proportion to attested units;
 //  5. at the end of each certificate period, records one unsigned
 //     certificate statement per (contributor, kind) with attested delivery;
-//  6. snapshots open offers (remaining capacity) and requests (remaining
-//     demand) in ABI v1 (docs/rome-policy-abi.md), runs the active policy in
+//  6. snapshots open offers (remaining capacity, their provider's job
+//     record) and requests (remaining demand) in ABI v2
+//     (docs/rome-policy-abi.md), runs the active policy in
 //     the policy VM (vm.Policies limits: 64 MiB of memory, 16 MiB of input
 //     and result) with the policy_gas budget and a Host that refuses storage,
 //     funds and calls, validates its output (Validate) and, if it traps,
@@ -46,6 +55,24 @@
 //     runs the built-in Greedy policy instead; the leases start at e+1;
 //  7. stores an EpochRecord (policy used, rejection reason, matched share,
 //     utilization and clearing price per kind, payments, rewards, events).
+//
+// # Jobs
+//
+// A lease whose offer names a node (the account of the executing node's
+// key) and holds a bond (moved to BondAccount) runs jobs: WASI command
+// modules named by blob ids. The consumer submits (JobSubmit); the gas
+// limit is reserved against the epoch's compute budget (leased compute ×
+// gas_per_compute_unit) until the job ends. The node answers once, by the
+// deadline (JobResult); the output root must be OutputRoot over the
+// outputs listed; gas and bytes are metered in the result's epoch
+// (Metered) and counted in the provider's ProviderRecord. Anyone may
+// challenge a result for job_challenge_blocks with a deposit
+// (JobChallenge); a committee of voting members re-executes and votes
+// (JobVerdict); a majority for the result rejects the challenge (the
+// deposit goes to the provider), a majority against it slashes
+// job_slash_bps of the bond (the consumer's settled cost is refunded out
+// of it, the challenger gets the rest and its deposit back), no majority
+// lets it lapse. A bond returns when its offer is closed and idle.
 //
 // # Certificates
 //
@@ -71,11 +98,16 @@
 // # State layout
 //
 // Under ledger.PrefixRome (0x20), ids 8-byte big-endian: 0x01 params (JSON),
-// 0x02 sequences, 0x03 clock, 0x10 offers, 0x11 requests, 0x12 leases,
-// 0x13 epoch records, 0x14 policies, 0x15 prepared policy code, 0x16
-// certificates, 0x17 usage reports (lease|epoch), 0x18 region ids, 0x1a
-// contributions, 0x1e certificate-period accumulators (address|kind),
-// 0x1f certificates awaiting a signature, 0x20/0x21 open offers/requests,
-// 0x22 live leases. Under ledger.PrefixGov (0x30): 0x01 proposals, 0x02
-// votes (id|voter), 0x04 proposals being voted on (end height|id), 0x05 their count.
+// 0x02 sequences (and counters: "jobs_due", "contrib_total"), 0x03 clock,
+// 0x10 offers, 0x11 requests, 0x12 leases, 0x13 epoch records, 0x14
+// policies, 0x15 prepared policy code, 0x16 certificates, 0x17 usage
+// reports (lease|epoch), 0x18 region ids, 0x1a contributions, 0x1e
+// certificate-period accumulators (address|kind|source: 0 reported,
+// 1 runtime), 0x1f certificates awaiting a signature, 0x20/0x21 open
+// offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
+// (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
+// for a result (node address|job id), 0x27 jobs being challenged, 0x28
+// metered usage (lease|epoch), 0x29 provider job records (address). Under
+// ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
+// proposals being voted on (end height|id), 0x05 their count.
 package rome

@@ -24,42 +24,50 @@ type Block struct {
 const maxEpochEvents = 64
 
 // EndBlock runs after a block's transactions: it closes governance votes
-// whose period ends at this height and, at the last block of an epoch,
-// processes the epoch (settle, expire, reward, certify, match). It is a
-// pure function of the state and the block.
-func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) error {
+// whose period ends at this height, runs the job deadlines that end here
+// (timeouts, closing challenge windows, lapsed challenges) and, at the last
+// block of an epoch, processes the epoch (settle, expire, reward, certify,
+// match). It is a pure function of the state and the block, and returns
+// the events of the jobs and bonds it changed (the epoch's own events are
+// in its EpochRecord).
+func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]ledger.Event, error) {
 	s := &store{st: st, codec: m.codec}
 	acc := &ledger.Accounts{St: st, Codec: m.codec}
 	p, err := s.params(m.gen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.tally(s, p, b.Height); err != nil {
-		return err
+		return nil, err
 	}
 	if p, err = s.params(m.gen); err != nil { // a proposal may have changed them
-		return err
+		return nil, err
+	}
+	events := []ledger.Event{}
+	je := &jobEnv{m: m, s: s, acc: acc, p: p, height: b.Height, events: &events}
+	if err := je.jobsDue(); err != nil {
+		return nil, fmt.Errorf("rome: jobs due at %d: %w", b.Height, err)
 	}
 	clock, err := s.clock(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b.Height < clock.EndHeight {
-		return nil
+		return events, nil
 	}
-	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b)
+	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b, &events)
 	if err != nil {
-		return fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err)
+		return nil, fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err) // a cancelled policy run must not be recorded as a rejection
+		return nil, fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err) // a cancelled policy run must not be recorded as a rejection
 	}
 	if err := s.put(rkey(tagEpoch, u64(clock.Epoch)), rec); err != nil {
-		return err
+		return nil, err
 	}
 	clock.Epoch++
 	clock.EndHeight = b.Height + p.EpochBlocks
-	return s.put(rkey(tagClock), &clock)
+	return events, s.put(rkey(tagClock), &clock)
 }
 
 type epochWork struct {
@@ -74,8 +82,9 @@ type epochWork struct {
 	reqs    map[uint64]*Request
 	paid    map[string]uint64
 	refund  map[string]uint64
-	attest  map[ledger.Address]uint64 // attested units per provider this epoch
+	attest  map[ledger.Address]uint64 // attested and measured units per provider this epoch
 	provOrd []ledger.Address
+	events  *[]ledger.Event // EndBlock's events (bonds returned)
 }
 
 func (w *epochWork) offer(id uint64) (*Offer, error) {
@@ -113,6 +122,17 @@ func (w *epochWork) flush() error {
 	}
 	sort.Slice(oids, func(i, j int) bool { return oids[i] < oids[j] })
 	for _, id := range oids {
+		// An offer that expired or whose last lease ended may now be idle.
+		ev, err := releaseBond(w.acc, w.offers[id])
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			*w.events = append(*w.events, *ev)
+			if len(w.rec.Events) < maxEpochEvents {
+				w.rec.Events = append(w.rec.Events, *ev)
+			}
+		}
 		if err := w.s.put(rkey(tagOffer, u64(id)), w.offers[id]); err != nil {
 			return err
 		}
@@ -130,8 +150,8 @@ func (w *epochWork) flush() error {
 	return nil
 }
 
-func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block) (*EpochRecord, error) {
-	w := &epochWork{m: m, s: s, acc: acc, p: p, e: e, b: b,
+func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block, events *[]ledger.Event) (*EpochRecord, error) {
+	w := &epochWork{m: m, s: s, acc: acc, p: p, e: e, b: b, events: events,
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
@@ -227,17 +247,36 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 	if _, err := w.s.get(rkey(tagUsage, u64(l.ID), u64(se)), &u); err != nil {
 		return err
 	}
+	mt, err := w.s.metered(l.ID, se)
+	if err != nil {
+		return err
+	}
 	r, err := w.request(l.RequestID)
 	if err != nil {
 		return err
 	}
+	// A lease that ran jobs in the epoch is paid what the runtime measured
+	// for compute and bandwidth, whatever the parties reported.
+	measured := mt.RanJobs()
+	var mc, mb uint64
+	if measured {
+		mc, mb = MeasuredUnits(mt, w.p, l)
+	}
 	pay := map[string]uint64{}
-	var attested uint64
+	var attested, runtime uint64
+	units := make([]uint64, len(l.Amounts))   // paid per kind
+	isRuntime := make([]bool, len(l.Amounts)) // measured by the runtime
 	disputed := false
-	for _, a := range l.Amounts {
+	for i, a := range l.Amounts {
 		amt := a.Amount
 		rp, rc := min(amountOf(u.Provider, a.Kind), amt), min(amountOf(u.Consumer, a.Kind), amt)
 		switch {
+		case measured && a.Kind == KindCompute:
+			amt, isRuntime[i] = mc, true
+			runtime += amt
+		case measured && a.Kind == KindBandwidth:
+			amt, isRuntime[i] = mb, true
+			runtime += amt
 		case u.HasProvider && u.HasConsumer:
 			if rp != rc {
 				disputed = true
@@ -249,11 +288,18 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 		case u.HasConsumer:
 			amt = rc
 		}
+		units[i] = amt
 		if amt == 0 {
 			continue
 		}
 		v := amt * amountOf(l.Prices, a.Kind) // ≤ the escrowed demand × max price: no overflow
 		pay[KindDenom(a.Kind)] += v
+	}
+	if measured {
+		mt.Settled, mt.PaidCompute, mt.PaidBandwidth = true, mc, mb
+		if err := w.s.putMetered(l.ID, se, mt); err != nil {
+			return err
+		}
 	}
 	coins, err := coinsOf(pay)
 	if err != nil {
@@ -278,17 +324,27 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 		w.rec.Disputes++
 		w.event("rome_dispute", "lease_id", strconv.FormatUint(l.ID, 10), "epoch", strconv.FormatUint(se, 10))
 	}
-	if attested > 0 {
+	w.rec.Attested = satAdd(w.rec.Attested, attested)
+	w.rec.Measured = satAdd(w.rec.Measured, runtime)
+	// Attested and measured units count alike for rewards, certificates
+	// (which say which they are) and governance weight.
+	if total := satAdd(attested, runtime); total > 0 {
 		if _, ok := w.attest[l.Provider]; !ok {
 			w.provOrd = append(w.provOrd, l.Provider)
 		}
-		w.attest[l.Provider] += attested
-		for _, a := range l.Amounts {
-			v := min(amountOf(u.Provider, a.Kind), amountOf(u.Consumer, a.Kind), a.Amount)
+		w.attest[l.Provider] = satAdd(w.attest[l.Provider], total)
+		for i, a := range l.Amounts {
+			v, src := units[i], sourceRuntime
+			if !isRuntime[i] {
+				v, src = 0, sourceReported
+				if u.HasProvider && u.HasConsumer {
+					v = units[i]
+				}
+			}
 			if v == 0 {
 				continue
 			}
-			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind})
+			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind, src})
 			cur, err := w.s.getU64(k)
 			if err != nil {
 				return err
@@ -297,7 +353,7 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 				return err
 			}
 		}
-		if err := w.addContribution(l.Provider, attested); err != nil {
+		if err := w.addContribution(l.Provider, total); err != nil {
 			return err
 		}
 	}
@@ -436,14 +492,15 @@ func (w *epochWork) certify() error {
 	type acc struct {
 		addr   ledger.Address
 		kind   uint8
+		src    byte
 		amount uint64
 	}
 	var list []acc
 	err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		if len(k) == len(prefix)+ledger.AddressSize+1 && len(v) == 8 {
+		if len(k) == len(prefix)+ledger.AddressSize+2 && len(v) == 8 {
 			var a acc
 			copy(a.addr[:], k[len(prefix):])
-			a.kind, a.amount = k[len(k)-1], binary.BigEndian.Uint64(v)
+			a.kind, a.src, a.amount = k[len(k)-2], k[len(k)-1], binary.BigEndian.Uint64(v)
 			list = append(list, a)
 		}
 		return true
@@ -453,7 +510,7 @@ func (w *epochWork) certify() error {
 	}
 	from := w.e + 1 - w.p.CertPeriodEpochs
 	for _, a := range list {
-		if err := w.s.del(rkey(tagCertAcc, a.addr[:], []byte{a.kind})); err != nil {
+		if err := w.s.del(rkey(tagCertAcc, a.addr[:], []byte{a.kind, a.src})); err != nil {
 			return err
 		}
 		id, err := w.s.next("cert")
@@ -467,7 +524,7 @@ func (w *epochWork) certify() error {
 		}
 		c := Certificate{
 			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
-				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height},
+				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src)},
 			IssuerKey: pk.Bytes(), Signature: []byte{},
 		}
 		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
@@ -477,7 +534,8 @@ func (w *epochWork) certify() error {
 			return err
 		}
 		w.rec.Certs++
-		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.amount, 10))
+		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.amount, 10),
+			"measured", c.Statement.Measured)
 	}
 	return nil
 }
@@ -538,8 +596,12 @@ func (w *epochWork) match(ctx context.Context) error {
 	}
 	nk := len(snap.Kinds)
 	for _, o := range offers {
+		rec, err := w.s.provider(o.Owner)
+		if err != nil {
+			return err
+		}
 		so := SnapOffer{ID: o.ID, Region: o.RegionID, Lat: o.Lat, Lon: o.Lon, Attrs: o.Attrs, Reliability: o.Reliability,
-			Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
+			RunsJobs: o.RunsJobs(), Jobs: *rec, Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
 		for i, k := range snap.Kinds {
 			so.Capacity[i] = amountOf(o.Capacity, k) - amountOf(o.Leased, k)
 			so.Price[i] = amountOf(o.Price, k)

@@ -26,8 +26,10 @@ func satMul(a, b uint64) uint64 {
 // Greedy is the built-in fallback policy: requests in snapshot order (id
 // order, first come first served). A bundle goes whole to the eligible
 // offer that fits it with the least capacity left over (best fit; ties: the
-// cheapest, then the lowest index). A divisible request takes from the
-// cheapest eligible offers first. Prices are the offers' asks. It is
+// cheapest, then the more reliable job runner, then the lowest index). A
+// divisible request takes from the cheapest eligible offers first (ties:
+// the more reliable job runner — the smaller share of timed-out and slashed
+// jobs — then the lowest index). Prices are the offers' asks. It is
 // deterministic and its output always passes Validate.
 func Greedy(s *Snapshot) []Allocation {
 	nk := len(s.Kinds)
@@ -42,8 +44,10 @@ func Greedy(s *Snapshot) []Allocation {
 		byRegion[s.Offers[oi].Region] = append(byRegion[s.Offers[oi].Region], oi)
 	}
 	all := make([]int, len(s.Offers))
+	fail := make([]uint32, len(s.Offers)) // job failure share, basis points
 	for i := range all {
 		all[i] = i
+		fail[i] = s.Offers[i].Jobs.FailureBps()
 	}
 	var out []Allocation
 	cand := make([]int, 0, len(s.Offers))
@@ -97,7 +101,7 @@ func Greedy(s *Snapshot) []Allocation {
 					continue
 				}
 				c := cost(oi)
-				if waste < bestWaste || waste == bestWaste && c < bestCost {
+				if waste < bestWaste || waste == bestWaste && (c < bestCost || c == bestCost && best >= 0 && fail[oi] < fail[best]) {
 					best, bestWaste, bestCost = oi, waste, c
 				}
 			}
@@ -125,7 +129,8 @@ func Greedy(s *Snapshot) []Allocation {
 		for left := true; left; {
 			j := -1
 			for i, oi := range cand {
-				if oi >= 0 && (j < 0 || costs[i] < costs[j]) { // cand is in index order: ties keep the lower index
+				// cand is in index order: full ties keep the lower index.
+				if oi >= 0 && (j < 0 || costs[i] < costs[j] || costs[i] == costs[j] && fail[oi] < fail[cand[j]]) {
 					j = i
 				}
 			}

@@ -60,7 +60,7 @@ func greedyReference(s *Snapshot) []Allocation {
 					}
 					waste = satAdd(waste, rem[oi*nk+k]-r.Demand[k])
 				}
-				if c := cost(oi); fits && (waste < bestWaste || waste == bestWaste && c < bestCost) {
+				if c := cost(oi); fits && (waste < bestWaste || waste == bestWaste && (c < bestCost || c == bestCost && best >= 0 && s.Offers[oi].Jobs.FailureBps() < s.Offers[best].Jobs.FailureBps())) {
 					best, bestWaste, bestCost = oi, waste, c
 				}
 			}
@@ -83,6 +83,9 @@ func greedyReference(s *Snapshot) []Allocation {
 					return -1
 				}
 				return 1
+			}
+			if fa, fb := s.Offers[a].Jobs.FailureBps(), s.Offers[b].Jobs.FailureBps(); fa != fb {
+				return int(fa) - int(fb)
 			}
 			return a - b
 		})

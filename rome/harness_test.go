@@ -3,6 +3,7 @@ package rome
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"sort"
 	"testing"
@@ -82,8 +83,11 @@ type harness struct {
 	codec  *ledger.Codec
 	sched  ledger.GasSchedule
 	height uint64
-	node   *ledger.PrivateKey // genesis node: issuer and governance member
+	node   *ledger.PrivateKey   // genesis node: issuer and governance member
+	nodes  []*ledger.PrivateKey // every genesis node (voting cluster members), node first
 	users  []*ledger.PrivateKey
+	events []ledger.Event // of every delivered transaction and end of block, in order
+	txs    uint64
 }
 
 type harnessOpts struct {
@@ -94,6 +98,8 @@ type harnessOpts struct {
 	users                        int    // funded accounts; 0 means 3
 	balance                      uint64 // of every kind's token per user; 0 means 1,000,000
 	policyGas                    uint64 // 0 means the default
+	nodes                        int    // genesis nodes (cluster voters); 0 means 1
+	jobs                         func(*jobsGenesis)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -114,6 +120,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.balance = 1_000_000
 	}
 	node := testKey(t, 0)
+	nodes := []*ledger.PrivateKey{node}
+	for i := 1; i < o.nodes; i++ {
+		nodes = append(nodes, testKey(t, 1000+i))
+	}
 	var users []*ledger.PrivateKey
 	for i := range o.users {
 		users = append(users, testKey(t, i+1))
@@ -134,6 +144,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.policyGas > 0 {
 		r.PolicyGas = o.policyGas
 	}
+	if o.jobs != nil {
+		o.jobs(&r.Jobs)
+	}
 	var gv govGenesis
 	_ = json.Unmarshal(gj, &gv)
 	gv.VotingPeriod = 3
@@ -141,7 +154,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.noNodes {
 		r.Issuers = nil
 	} else {
-		g.Nodes = []ledger.GenesisNode{{PubKey: r.Issuers[0]}}
+		for _, n := range nodes {
+			g.Nodes = append(g.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(n.Public().Bytes())})
+		}
 	}
 	rj, _ = json.Marshal(r)
 	gj, _ = json.Marshal(gv)
@@ -159,7 +174,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if err := ledger.ApplyGenesis(st, codec, g); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, m: m, base: base, st: st, codec: codec, sched: ledger.DefaultGasSchedule(), height: 1, node: node, users: users}
+	return &harness{t: t, m: m, base: base, st: st, codec: codec, sched: ledger.DefaultGasSchedule(), height: 1, node: node, nodes: nodes, users: users}
 }
 
 // deliver runs a payload in the current block as a transaction would: on
@@ -170,12 +185,19 @@ func (h *harness) deliver(from *ledger.PrivateKey, p ledger.Payload) (map[string
 		return nil, err
 	}
 	snap := h.st.Snapshot()
-	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(1_000_000_000), Sched: &h.sched, Height: h.height, Sender: from.Address()}
+	h.txs++
+	gas := uint64(1_000_000_000)
+	if _, ok := p.(*ledger.RomePolicyUpload); ok { // pays for compiling the policy
+		gas = vm.MaxUploadGas
+	}
+	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(gas), Sched: &h.sched, Height: h.height, TimeMs: int64(h.height) * 1000,
+		Sender: from.Address(), TxHash: ledger.HashBytes(binary.BigEndian.AppendUint64(nil, h.txs)), PrevHash: h.prevHash()}
 	data, err := h.m.Deliver(context.Background(), tx, p)
 	if err != nil {
 		h.st.RevertTo(snap)
 		return nil, err
 	}
+	h.events = append(h.events, tx.Events...)
 	var out map[string]any
 	_ = json.Unmarshal(data, &out)
 	return out, nil
@@ -200,11 +222,18 @@ func (h *harness) commit() {
 // endBlock closes the current block and checks the supply invariant.
 func (h *harness) endBlock() {
 	h.t.Helper()
-	if err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000}); err != nil {
+	evs, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000})
+	if err != nil {
 		h.t.Fatalf("end block %d: %v", h.height, err)
 	}
+	h.events = append(h.events, evs...)
 	h.checkSupply()
 	h.height++
+}
+
+// prevHash stands for the hash of the block before the current one.
+func (h *harness) prevHash() ledger.Hash {
+	return ledger.HashBytes(binary.BigEndian.AppendUint64([]byte("block"), h.height-1))
 }
 
 // untilEpoch ends blocks until epoch e is the current one.

@@ -20,14 +20,19 @@ var EscrowAccount = ledger.DeriveAddress("sos/module", []byte("rome_escrow"))
 
 // Gas charged for market work beyond state access.
 const (
-	GasOffer           = 20_000
-	GasRequest         = 30_000
-	GasCancel          = 10_000
-	GasUsage           = 10_000
-	GasPolicyPerByte   = 100 // like a contract upload: prepare and store
-	GasCertSign        = 10_000
-	GasGov             = 20_000
-	GasCertVerifyExtra = 0 // the signature check is charged at the schedule's SigVerify
+	GasOffer   = 20_000
+	GasRequest = 30_000
+	GasCancel  = 10_000
+	GasUsage   = 10_000
+	// GasPolicyPerByte is charged per uploaded policy byte before anything
+	// else (hashing, deduplication), like contracts.GasUploadPerByte; the
+	// VM's Prepare charges the rest of the upload's work and
+	// GasPolicyStorePerByte the state the prepared policy takes.
+	GasPolicyPerByte      = 2
+	GasPolicyStorePerByte = 10
+	GasCertSign           = 10_000
+	GasGov                = 20_000
+	GasCertVerifyExtra    = 0 // the signature check is charged at the schedule's SigVerify
 )
 
 // Market executes market and governance payloads and the per-block epoch
@@ -75,7 +80,10 @@ type Tx struct {
 	TimeMs int64
 	Sender ledger.Address
 	TxHash ledger.Hash
-	Events []ledger.Event // appended on success
+	// PrevHash is the hash of the block before this one: it draws
+	// challenge committees.
+	PrevHash ledger.Hash
+	Events   []ledger.Event // appended on success
 }
 
 func (t *Tx) store(m *Market) *store {
@@ -119,6 +127,14 @@ func (m *Market) Deliver(ctx context.Context, tx *Tx, p ledger.Payload) ([]byte,
 		res, err = m.propose(tx, p)
 	case *ledger.GovVote:
 		res, err = m.vote(tx, p)
+	case *ledger.JobSubmit:
+		res, err = m.submitJob(tx, p)
+	case *ledger.JobResult:
+		res, err = m.jobResult(tx, p)
+	case *ledger.JobChallenge:
+		res, err = m.challengeJob(tx, p)
+	case *ledger.JobVerdict:
+		res, err = m.jobVerdict(tx, p)
 	default:
 		return nil, fmt.Errorf("rome: payload %s: %w", p.Kind(), ledger.ErrUnknownKind)
 	}
@@ -145,16 +161,33 @@ func (m *Market) offer(tx *Tx, p *ledger.RomeOffer) (any, error) {
 	for i, c := range p.Capacity {
 		leased[i] = ledger.ResourceAmount{Kind: c.Kind}
 	}
+	bond := ledger.Coins{}
+	if len(p.Bond) > 0 {
+		for _, c := range p.Bond {
+			if !m.denoms.IsBase(c.Denom) {
+				return nil, fmt.Errorf("rome: offer: bond denom %q: %w", c.Denom, ledger.ErrUnknownDenom)
+			}
+		}
+		if err := tx.accounts(m).Transfer(tx.Sender, BondAccount, p.Bond); err != nil {
+			return nil, fmt.Errorf("rome: offer: bond %s: %w", p.Bond, err)
+		}
+		bond = p.Bond
+	}
 	o := Offer{ID: id, Owner: tx.Sender, Capacity: p.Capacity, Price: p.Price, Leased: leased, Region: p.Region, RegionID: rid,
 		HasLocation: p.HasLocation, Lat: p.Lat, Lon: p.Lon, Attrs: p.Attrs, Reliability: p.Reliability,
-		FromEpoch: p.FromEpoch, UntilEpoch: p.UntilEpoch, Height: tx.Height, Status: StatusOpen}
+		FromEpoch: p.FromEpoch, UntilEpoch: p.UntilEpoch, Height: tx.Height, Status: StatusOpen,
+		Node: p.Node, Bond: bond, Slashed: ledger.Coins{}}
 	if err := s.put(rkey(tagOffer, u64(id)), &o); err != nil {
 		return nil, err
 	}
 	if err := s.setRaw(rkey(tagOpenOffer, u64(id)), one); err != nil {
 		return nil, err
 	}
-	tx.emit("rome_offer", "offer_id", strconv.FormatUint(id, 10), "provider", tx.Sender.String())
+	kv := []string{"offer_id", strconv.FormatUint(id, 10), "provider", tx.Sender.String()}
+	if !p.Node.IsZero() {
+		kv = append(kv, "node", p.Node.String(), "bond", bond.String())
+	}
+	tx.emit("rome_offer", kv...)
 	return map[string]uint64{"offer_id": id}, nil
 }
 
@@ -308,6 +341,10 @@ func (m *Market) cancel(tx *Tx, p *ledger.RomeCancel) (any, error) {
 			return nil, fmt.Errorf("rome: offer %d is %s: %w", p.ID, StatusName(o.Status), ErrInvalid)
 		}
 		o.Status = StatusCancelled
+		ev, err := releaseBond(tx.accounts(m), o)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.put(rkey(tagOffer, u64(o.ID)), o); err != nil {
 			return nil, err
 		}
@@ -315,6 +352,9 @@ func (m *Market) cancel(tx *Tx, p *ledger.RomeCancel) (any, error) {
 			return nil, err
 		}
 		tx.emit("rome_cancel", "offer_id", strconv.FormatUint(o.ID, 10))
+		if ev != nil {
+			tx.Events = append(tx.Events, *ev)
+		}
 		return map[string]any{"offer_id": o.ID, "status": "cancelled"}, nil
 	} else if !isNotFound(err) {
 		return nil, err

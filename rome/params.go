@@ -78,19 +78,68 @@ type Params struct {
 	ThresholdBps     uint64   `json:"threshold_bps"`    // share of yes among yes+no needed to pass
 	VotingPeriod     uint64   `json:"voting_period_blocks"`
 	Members          []Member `json:"members"`
+
+	// Workloads (jobs on a lease's provider node).
+	GasPerComputeUnit     uint64 `json:"gas_per_compute_unit"`     // a compute unit per epoch buys this much job gas
+	BytesPerBandwidthUnit uint64 `json:"bytes_per_bandwidth_unit"` // a bandwidth unit per epoch moves this many bytes
+	JobTimeoutBlocks      uint64 `json:"job_timeout_blocks"`       // a job without a result after this many blocks times out
+	JobChallengeBlocks    uint64 `json:"job_challenge_blocks"`     // a result may be challenged for this many blocks
+	JobVerdictBlocks      uint64 `json:"job_verdict_blocks"`       // the committee has this many blocks to decide a challenge
+	JobChallengeDeposit   string `json:"job_challenge_deposit"`    // coins a challenger escrows ("1TFLP")
+	JobSlashBps           uint64 `json:"job_slash_bps"`            // share of the remaining bond a proven-wrong provider loses
+	JobVerifyAllGas       uint64 `json:"job_verify_all_gas"`       // a challenged job up to this gas is re-executed by every voter
+	JobCommitteeSize      uint64 `json:"job_committee_size"`       // voters drawn to re-execute a larger challenged job
+	MaxJobModuleBytes     uint64 `json:"max_job_module_bytes"`
+	MaxJobMemoryBytes     uint64 `json:"max_job_memory_bytes"`
+	MaxJobOutputBytes     uint64 `json:"max_job_output_bytes"`
+	OutputRetentionEpochs uint64 `json:"output_retention_epochs"` // how long provider nodes keep job outputs
 }
 
 // romeGenesis and govGenesis are the genesis sections (strict JSON).
 type romeGenesis struct {
-	EpochBlocks      uint64   `json:"epoch_blocks"`
-	PolicyGas        uint64   `json:"policy_gas"`
-	RequestTTLEpochs uint64   `json:"request_ttl_epochs"`
-	CertPeriodEpochs uint64   `json:"cert_period_epochs"`
-	Reward           reward   `json:"reward"`
-	ActivePolicy     string   `json:"active_policy,omitempty"`
-	FallbackPolicy   string   `json:"fallback_policy,omitempty"`
-	MinGasPrices     string   `json:"min_gas_prices,omitempty"`
-	Issuers          []string `json:"issuers,omitempty"`
+	EpochBlocks      uint64      `json:"epoch_blocks"`
+	PolicyGas        uint64      `json:"policy_gas"`
+	RequestTTLEpochs uint64      `json:"request_ttl_epochs"`
+	CertPeriodEpochs uint64      `json:"cert_period_epochs"`
+	Reward           reward      `json:"reward"`
+	ActivePolicy     string      `json:"active_policy,omitempty"`
+	FallbackPolicy   string      `json:"fallback_policy,omitempty"`
+	MinGasPrices     string      `json:"min_gas_prices,omitempty"`
+	Issuers          []string    `json:"issuers,omitempty"`
+	Jobs             jobsGenesis `json:"jobs"`
+}
+
+// jobsGenesis is extra.rome.jobs; fields left out keep their defaults.
+type jobsGenesis struct {
+	GasPerComputeUnit     uint64 `json:"gas_per_compute_unit"`
+	BytesPerBandwidthUnit uint64 `json:"bytes_per_bandwidth_unit"`
+	TimeoutBlocks         uint64 `json:"timeout_blocks"`
+	ChallengeBlocks       uint64 `json:"challenge_blocks"`
+	VerdictBlocks         uint64 `json:"verdict_blocks"`
+	ChallengeDeposit      string `json:"challenge_deposit"`
+	SlashBps              uint64 `json:"slash_bps"`
+	VerifyAllGas          uint64 `json:"verify_all_gas"`
+	CommitteeSize         uint64 `json:"committee_size"`
+	MaxModuleBytes        uint64 `json:"max_module_bytes"`
+	MaxMemoryBytes        uint64 `json:"max_memory_bytes"`
+	MaxOutputBytes        uint64 `json:"max_output_bytes"`
+	OutputRetentionEpochs uint64 `json:"output_retention_epochs"`
+}
+
+func jobsGenesisOf(p Params) jobsGenesis {
+	return jobsGenesis{GasPerComputeUnit: p.GasPerComputeUnit, BytesPerBandwidthUnit: p.BytesPerBandwidthUnit,
+		TimeoutBlocks: p.JobTimeoutBlocks, ChallengeBlocks: p.JobChallengeBlocks, VerdictBlocks: p.JobVerdictBlocks,
+		ChallengeDeposit: p.JobChallengeDeposit, SlashBps: p.JobSlashBps, VerifyAllGas: p.JobVerifyAllGas, CommitteeSize: p.JobCommitteeSize,
+		MaxModuleBytes: p.MaxJobModuleBytes, MaxMemoryBytes: p.MaxJobMemoryBytes, MaxOutputBytes: p.MaxJobOutputBytes,
+		OutputRetentionEpochs: p.OutputRetentionEpochs}
+}
+
+func (j jobsGenesis) apply(p *Params) {
+	p.GasPerComputeUnit, p.BytesPerBandwidthUnit = j.GasPerComputeUnit, j.BytesPerBandwidthUnit
+	p.JobTimeoutBlocks, p.JobChallengeBlocks, p.JobVerdictBlocks = j.TimeoutBlocks, j.ChallengeBlocks, j.VerdictBlocks
+	p.JobChallengeDeposit, p.JobSlashBps, p.JobVerifyAllGas, p.JobCommitteeSize = j.ChallengeDeposit, j.SlashBps, j.VerifyAllGas, j.CommitteeSize
+	p.MaxJobModuleBytes, p.MaxJobMemoryBytes, p.MaxJobOutputBytes = j.MaxModuleBytes, j.MaxMemoryBytes, j.MaxOutputBytes
+	p.OutputRetentionEpochs = j.OutputRetentionEpochs
 }
 
 type reward struct {
@@ -106,14 +155,25 @@ type govGenesis struct {
 	VotingPeriod uint64   `json:"voting_period_blocks"`
 }
 
-// DefaultParams suit a devnet with 500 ms blocks: 5 s epochs, 10 s votes.
+// DefaultParams suit a devnet with 500 ms blocks: 5 s epochs, 10 s votes;
+// a compute unit is one reference core-second of job gas per epoch, jobs
+// time out after 10 minutes and may be challenged for 2.
 func DefaultParams() Params {
 	return Params{
 		EpochBlocks: 10, PolicyGas: 2_000_000_000, RequestTTLEpochs: 20, CertPeriodEpochs: 3,
 		RewardDenom: "uTFLP", RewardPerEpoch: 1_000_000, RewardHalving: 100_000,
 		FallbackPolicy: "greedy", QuorumBps: 3_340, ThresholdBps: 5_000, VotingPeriod: 20,
+
+		GasPerComputeUnit: 1_000_000_000, BytesPerBandwidthUnit: 1 << 20,
+		JobTimeoutBlocks: 1200, JobChallengeBlocks: 240, JobVerdictBlocks: 240,
+		JobChallengeDeposit: "1TFLP", JobSlashBps: 5_000, JobVerifyAllGas: 100_000_000_000, JobCommitteeSize: 3,
+		MaxJobModuleBytes: 64 << 20, MaxJobMemoryBytes: 1 << 30, MaxJobOutputBytes: 256 << 20, OutputRetentionEpochs: 720,
 	}
 }
+
+// MaxJobMemory is the most a job's linear memory can be (wasm32: 65,536
+// pages of 64 KiB).
+const MaxJobMemory = 4 << 30
 
 // DefaultMemberWeight is the base weight "sos init" gives its node: large
 // against early contributions (attested units), so a fresh devnet's
@@ -126,7 +186,7 @@ func GenesisSections(node ledger.PublicKey) (romeJSON, govJSON json.RawMessage, 
 	p := DefaultParams()
 	r := romeGenesis{EpochBlocks: p.EpochBlocks, PolicyGas: p.PolicyGas, RequestTTLEpochs: p.RequestTTLEpochs,
 		CertPeriodEpochs: p.CertPeriodEpochs, Reward: reward{Denom: p.RewardDenom, PerEpoch: p.RewardPerEpoch, HalvingEpochs: p.RewardHalving},
-		FallbackPolicy: p.FallbackPolicy, Issuers: []string{hex.EncodeToString(node.Bytes())}}
+		FallbackPolicy: p.FallbackPolicy, Issuers: []string{hex.EncodeToString(node.Bytes())}, Jobs: jobsGenesisOf(p)}
 	g := govGenesis{Members: []Member{{Address: node.Address(), Weight: DefaultMemberWeight}}, QuorumBps: p.QuorumBps, ThresholdBps: p.ThresholdBps, VotingPeriod: p.VotingPeriod}
 	if romeJSON, err = json.Marshal(r); err != nil {
 		return nil, nil, err
@@ -153,7 +213,7 @@ func strictJSON(raw []byte, v any) error {
 func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 	p := DefaultParams()
 	if raw, ok := g.Extra["rome"]; ok {
-		var r romeGenesis
+		r := romeGenesis{Jobs: jobsGenesisOf(p)}
 		if err := strictJSON(raw, &r); err != nil {
 			return p, fmt.Errorf("rome: genesis extra.rome: %w", err)
 		}
@@ -163,6 +223,7 @@ func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 		if r.FallbackPolicy != "" {
 			p.FallbackPolicy = r.FallbackPolicy
 		}
+		r.Jobs.apply(&p)
 	}
 	if raw, ok := g.Extra["gov"]; ok {
 		var gv govGenesis
@@ -210,6 +271,25 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 		return fmt.Errorf("rome: params: quorum_bps and threshold_bps are basis points (≤ 10000)")
 	case p.VotingPeriod == 0:
 		return fmt.Errorf("rome: params: voting_period_blocks must be > 0")
+	case p.GasPerComputeUnit == 0:
+		return fmt.Errorf("rome: params: gas_per_compute_unit must be > 0")
+	case p.BytesPerBandwidthUnit == 0:
+		return fmt.Errorf("rome: params: bytes_per_bandwidth_unit must be > 0")
+	case p.JobTimeoutBlocks == 0 || p.JobChallengeBlocks == 0 || p.JobVerdictBlocks == 0:
+		return fmt.Errorf("rome: params: job_timeout_blocks, job_challenge_blocks and job_verdict_blocks must be > 0")
+	case p.JobTimeoutBlocks > 10_000_000 || p.JobChallengeBlocks > 10_000_000 || p.JobVerdictBlocks > 10_000_000:
+		return fmt.Errorf("rome: params: job block windows must be ≤ 10000000")
+	case p.JobSlashBps > 10_000:
+		return fmt.Errorf("rome: params: job_slash_bps is basis points (≤ 10000)")
+	case p.JobCommitteeSize == 0 || p.JobCommitteeSize > 1000:
+		return fmt.Errorf("rome: params: job_committee_size %d must be 1-1000", p.JobCommitteeSize)
+	case p.MaxJobModuleBytes == 0 || p.MaxJobOutputBytes == 0:
+		return fmt.Errorf("rome: params: max_job_module_bytes and max_job_output_bytes must be > 0")
+	case p.MaxJobMemoryBytes == 0 || p.MaxJobMemoryBytes > MaxJobMemory:
+		return fmt.Errorf("rome: params: max_job_memory_bytes %d must be 1-%d", p.MaxJobMemoryBytes, uint64(MaxJobMemory))
+	}
+	if _, err := denoms.ParseCoins(p.JobChallengeDeposit); err != nil {
+		return fmt.Errorf("rome: params: job_challenge_deposit: %w", err)
 	}
 	if p.ActivePolicy != "" {
 		if _, err := ledger.ParseHash(p.ActivePolicy); err != nil {
@@ -244,6 +324,9 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 var GovParams = []string{
 	"active_policy", "fallback_policy", "epoch_blocks", "policy_gas", "request_ttl_epochs", "cert_period_epochs",
 	"reward_per_epoch", "reward_halving", "min_gas_prices", "quorum_bps", "threshold_bps", "voting_period_blocks",
+	"gas_per_compute_unit", "bytes_per_bandwidth_unit", "job_timeout_blocks", "job_challenge_blocks", "job_verdict_blocks",
+	"job_challenge_deposit", "job_slash_bps", "job_verify_all_gas", "job_committee_size", "max_job_module_bytes",
+	"max_job_memory_bytes", "max_job_output_bytes", "output_retention_epochs",
 }
 
 // With returns p with one parameter changed (as a proposal would), or an
@@ -291,6 +374,32 @@ func (p Params) With(name, value string, denoms *ledger.Denoms) (Params, error) 
 		p.ThresholdBps, err = num()
 	case "voting_period_blocks":
 		p.VotingPeriod, err = num()
+	case "gas_per_compute_unit":
+		p.GasPerComputeUnit, err = num()
+	case "bytes_per_bandwidth_unit":
+		p.BytesPerBandwidthUnit, err = num()
+	case "job_timeout_blocks":
+		p.JobTimeoutBlocks, err = num()
+	case "job_challenge_blocks":
+		p.JobChallengeBlocks, err = num()
+	case "job_verdict_blocks":
+		p.JobVerdictBlocks, err = num()
+	case "job_challenge_deposit":
+		p.JobChallengeDeposit = value
+	case "job_slash_bps":
+		p.JobSlashBps, err = num()
+	case "job_verify_all_gas":
+		p.JobVerifyAllGas, err = num()
+	case "job_committee_size":
+		p.JobCommitteeSize, err = num()
+	case "max_job_module_bytes":
+		p.MaxJobModuleBytes, err = num()
+	case "max_job_memory_bytes":
+		p.MaxJobMemoryBytes, err = num()
+	case "max_job_output_bytes":
+		p.MaxJobOutputBytes, err = num()
+	case "output_retention_epochs":
+		p.OutputRetentionEpochs, err = num()
 	default:
 		return p, fmt.Errorf("rome: unknown governance parameter %q (one of %s): %w", name, strings.Join(GovParams, ", "), ErrInvalid)
 	}

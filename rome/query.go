@@ -1,6 +1,9 @@
 package rome
 
 import (
+	"encoding/binary"
+	"slices"
+
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -122,6 +125,8 @@ type Counts struct {
 	OpenRequests int `json:"open_requests"`
 	LiveLeases   int `json:"live_leases"`
 	PendingCerts int `json:"pending_certs"`
+	PendingJobs  int `json:"pending_jobs"` // waiting for a result
+	Challenges   int `json:"challenges"`   // waiting for verdicts
 }
 
 // Counts counts open offers and requests, live leases and unsigned
@@ -131,7 +136,8 @@ func (m *Market) Counts(st *ledger.State) (Counts, error) {
 	for _, x := range []struct {
 		tag byte
 		n   *int
-	}{{tagOpenOffer, &c.OpenOffers}, {tagOpenReq, &c.OpenRequests}, {tagLive, &c.LiveLeases}, {tagCertPend, &c.PendingCerts}} {
+	}{{tagOpenOffer, &c.OpenOffers}, {tagOpenReq, &c.OpenRequests}, {tagLive, &c.LiveLeases}, {tagCertPend, &c.PendingCerts},
+		{tagJobQueue, &c.PendingJobs}, {tagJobDisp, &c.Challenges}} {
 		p := rkey(x.tag)
 		if err := st.Iterate(p, prefixEnd(p), false, func(k, v []byte) bool { *x.n++; return true }); err != nil {
 			return c, err
@@ -150,4 +156,170 @@ func (m *Market) Usage(st *ledger.State, lease, epoch uint64) (*Usage, error) {
 	var u Usage
 	_, err := m.reader(st).get(rkey(tagUsage, u64(lease), u64(epoch)), &u)
 	return &u, err
+}
+
+// Job returns one job (ErrNotFound if absent).
+func (m *Market) Job(st *ledger.State, id uint64) (*Job, error) { return m.reader(st).job(id) }
+
+// JobFilter selects jobs; zero fields match everything.
+type JobFilter struct {
+	Lease    uint64
+	Status   uint8 // JobSubmitted, ...
+	Provider ledger.Address
+	Consumer ledger.Address
+	Node     ledger.Address
+	Before   uint64 // only ids below this (the cursor of the previous page); 0: from the newest
+	Limit    int    // page size; ≤ 0 means 100, at most 1000
+}
+
+func (f *JobFilter) keep(j *Job) bool {
+	return (f.Lease == 0 || j.LeaseID == f.Lease) && (f.Status == 0 || j.Status == f.Status) &&
+		(f.Provider.IsZero() || j.Provider == f.Provider) && (f.Consumer.IsZero() || j.Consumer == f.Consumer) &&
+		(f.Node.IsZero() || j.Node == f.Node)
+}
+
+// Jobs lists the jobs f selects, newest first, one page at a time: next is
+// the Before of the following page (0 when this is the last). A lease's
+// jobs and a node's jobs waiting for results are read through their
+// indexes; other filters scan jobs from the newest.
+func (m *Market) Jobs(st *ledger.State, f JobFilter) (jobs []Job, next uint64, err error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	s := m.reader(st)
+	jobs = []Job{}
+	var prefix []byte
+	switch {
+	case f.Lease != 0:
+		prefix = rkey(tagJobLease, u64(f.Lease))
+	case !f.Node.IsZero() && f.Status == JobSubmitted:
+		prefix = rkey(tagJobQueue, f.Node[:])
+	}
+	if prefix == nil {
+		end := prefixEnd(rkey(tagJob))
+		if f.Before > 0 {
+			end = rkey(tagJob, u64(f.Before))
+		}
+		var derr error
+		err = st.Iterate(rkey(tagJob), end, true, func(k, v []byte) bool {
+			var j Job
+			if derr = m.codec.Unmarshal(v, &j); derr != nil {
+				return false
+			}
+			if f.keep(&j) {
+				jobs = append(jobs, j)
+			}
+			return len(jobs) < limit
+		})
+		if err == nil {
+			err = derr
+		}
+	} else {
+		end := prefixEnd(prefix)
+		if f.Before > 0 {
+			end = append(append([]byte(nil), prefix...), u64(f.Before)...)
+		}
+		var ids []uint64
+		if err = st.Iterate(prefix, end, true, func(k, v []byte) bool {
+			if len(k) == len(prefix)+8 {
+				ids = append(ids, binary.BigEndian.Uint64(k[len(prefix):]))
+			}
+			return true
+		}); err != nil {
+			return nil, 0, err
+		}
+		for _, id := range ids {
+			j, jerr := s.job(id)
+			if jerr != nil {
+				return nil, 0, jerr
+			}
+			if f.keep(j) {
+				jobs = append(jobs, *j)
+			}
+			if len(jobs) == limit {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(jobs) == limit {
+		next = jobs[len(jobs)-1].ID
+	}
+	return jobs, next, nil
+}
+
+// PendingJobs lists the jobs waiting for node's result, oldest first (at
+// most limit): the queue of the executor that holds node's key.
+func (m *Market) PendingJobs(st *ledger.State, node ledger.Address, limit int) ([]Job, error) {
+	return m.jobsUnder(st, rkey(tagJobQueue, node[:]), limit, nil)
+}
+
+// ChallengedJobs lists the challenged jobs, oldest first (at most limit),
+// on whose committee member sits and that still wait for its verdict: the
+// queue of the verifier that holds member's key.
+func (m *Market) ChallengedJobs(st *ledger.State, member ledger.Address, limit int) ([]Job, error) {
+	return m.jobsUnder(st, rkey(tagJobDisp), limit, func(j *Job) bool {
+		if j.Dispute == nil || !slices.Contains(j.Dispute.Committee, member) {
+			return false
+		}
+		for _, v := range j.Dispute.Votes {
+			if v.Voter == member {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// jobsUnder loads the jobs whose ids end the keys under prefix, in
+// ascending id order.
+func (m *Market) jobsUnder(st *ledger.State, prefix []byte, limit int, keep func(*Job) bool) ([]Job, error) {
+	var ids []uint64
+	if err := st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+8 {
+			ids = append(ids, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	s := m.reader(st)
+	out := []Job{}
+	for _, id := range ids {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		j, err := s.job(id)
+		if err != nil {
+			return nil, err
+		}
+		if keep == nil || keep(j) {
+			out = append(out, *j)
+		}
+	}
+	return out, nil
+}
+
+// ProviderRecord returns how a provider's jobs ended (zero counts for a
+// provider that never ran one).
+func (m *Market) ProviderRecord(st *ledger.State, provider ledger.Address) (ProviderRecord, error) {
+	r, err := m.reader(st).provider(provider)
+	if err != nil {
+		return ProviderRecord{}, err
+	}
+	return *r, nil
+}
+
+// MeasuredUsage returns what a lease's jobs used in an epoch as the
+// runtime measured it, with the gas its running jobs reserve.
+func (m *Market) MeasuredUsage(st *ledger.State, lease, epoch uint64) (Metered, error) {
+	mt, err := m.reader(st).metered(lease, epoch)
+	if err != nil {
+		return Metered{}, err
+	}
+	return *mt, nil
 }

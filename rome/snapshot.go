@@ -9,7 +9,7 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 )
 
-// The policy ABI v1 (docs/rome-policy-abi.md): one binary snapshot in, one
+// The policy ABI v2 (docs/rome-policy-abi.md): one binary snapshot in, one
 // allocation list out, integers little-endian.
 
 // ErrMalformed marks snapshot or allocation bytes that do not decode.
@@ -20,23 +20,29 @@ var ErrInfeasible = errors.New("rome: infeasible allocation")
 
 const (
 	snapMagic   = "ROME"
-	snapVersion = 1
-	offerFixed  = 8 + 4 + 4 + 4 + 8 + 2 // id region lat lon attrs reliability
+	snapVersion = 2
+	offerFixed  = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8 // id region lat lon attrs reliability flags jobs(completed failed timed_out slashed)
 	reqFixed    = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1
 	allocFixed  = 4 + 4
 )
 
 // SnapOffer is an offer as a policy sees it. Capacity and Price follow
-// Snapshot.Kinds; capacity is what remains this epoch.
+// Snapshot.Kinds; capacity is what remains this epoch. RunsJobs and Jobs
+// tell how the offer's provider has run jobs (its ProviderRecord).
 type SnapOffer struct {
 	ID          uint64
 	Region      uint32
 	Lat, Lon    int32
 	Attrs       uint64
 	Reliability uint16
+	RunsJobs    bool // the offer names a node and holds a bond
+	Jobs        ProviderRecord
 	Capacity    []uint64
 	Price       []uint64
 }
+
+// Offer flag bits (ABI v2).
+const offerFlagJobs = 1
 
 // SnapRequest is a request as a policy sees it; Demand is what remains.
 type SnapRequest struct {
@@ -67,7 +73,7 @@ type Allocation struct {
 	Price   []uint64
 }
 
-// Encode renders the snapshot in ABI v1.
+// Encode renders the snapshot in ABI v2.
 func (s *Snapshot) Encode() []byte {
 	nk := len(s.Kinds)
 	n := 4 + 4 + 8 + 1 + nk + 8 + len(s.Offers)*(offerFixed+16*nk) + len(s.Requests)*(reqFixed+16*nk)
@@ -87,6 +93,15 @@ func (s *Snapshot) Encode() []byte {
 		b = le.AppendUint32(b, uint32(o.Lon))
 		b = le.AppendUint64(b, o.Attrs)
 		b = le.AppendUint16(b, o.Reliability)
+		var flags byte
+		if o.RunsJobs {
+			flags |= offerFlagJobs
+		}
+		b = append(b, flags)
+		b = le.AppendUint64(b, o.Jobs.Completed)
+		b = le.AppendUint64(b, o.Jobs.Failed)
+		b = le.AppendUint64(b, o.Jobs.TimedOut)
+		b = le.AppendUint64(b, o.Jobs.Slashed)
 		for k := 0; k < nk; k++ {
 			b = le.AppendUint64(b, o.Capacity[k])
 			b = le.AppendUint64(b, o.Price[k])
@@ -162,7 +177,7 @@ func (r *reader) u64() uint64 {
 	return binary.LittleEndian.Uint64(r.b[r.off-8:])
 }
 
-// DecodeSnapshot parses ABI v1 snapshot bytes strictly: it is the exact
+// DecodeSnapshot parses ABI v2 snapshot bytes strictly: it is the exact
 // inverse of Encode (unknown flag bits, unordered kinds or ids and trailing
 // bytes are ErrMalformed).
 func DecodeSnapshot(b []byte) (*Snapshot, error) {
@@ -198,6 +213,12 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 	for i := range s.Offers {
 		o := &s.Offers[i]
 		o.ID, o.Region, o.Lat, o.Lon, o.Attrs, o.Reliability = r.u64(), r.u32(), int32(r.u32()), int32(r.u32()), r.u64(), r.u16()
+		flags := r.u8()
+		if flags&^offerFlagJobs != 0 {
+			return nil, fmt.Errorf("%w: snapshot: offer %d: unknown flag bits %#x", ErrMalformed, o.ID, flags)
+		}
+		o.RunsJobs = flags&offerFlagJobs != 0
+		o.Jobs = ProviderRecord{Completed: r.u64(), Failed: r.u64(), TimedOut: r.u64(), Slashed: r.u64()}
 		o.Capacity, o.Price = make([]uint64, nk), make([]uint64, nk)
 		for k := 0; k < nk; k++ {
 			o.Capacity[k], o.Price[k] = r.u64(), r.u64()

@@ -29,6 +29,10 @@ func randomSnapshot(rng *rand.Rand, nOffers, nReqs int) *Snapshot {
 		o := SnapOffer{ID: uint64(i*3 + 1), Region: uint32(rng.IntN(3)), Attrs: rng.Uint64N(8), Reliability: uint16(rng.IntN(10_001)),
 			Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
 		o.Lat, o.Lon = coord()
+		if rng.IntN(2) == 0 {
+			o.RunsJobs = true
+			o.Jobs = ProviderRecord{Completed: rng.Uint64N(4), Failed: rng.Uint64N(2), TimedOut: rng.Uint64N(2), Slashed: rng.Uint64N(2)}
+		}
 		for k := range nk {
 			o.Capacity[k], o.Price[k] = rng.Uint64N(60), rng.Uint64N(10)
 		}

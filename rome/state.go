@@ -52,6 +52,13 @@ const (
 	tagOpenOffer byte = 0x20 // id → 1: offers still open
 	tagOpenReq   byte = 0x21 // id → 1: requests still open
 	tagLive      byte = 0x22 // lease id → 1: leases not yet ended
+	tagJob       byte = 0x23 // id → Job
+	tagJobDue    byte = 0x24 // height | job id → 1: a job's next deadline (result, challenge window, verdicts)
+	tagJobLease  byte = 0x25 // lease id | job id → 1: every job of a lease
+	tagJobQueue  byte = 0x26 // node address | job id → 1: jobs waiting for their node's result
+	tagJobDisp   byte = 0x27 // job id → 1: jobs being challenged
+	tagMetered   byte = 0x28 // lease id | epoch → Metered
+	tagProvider  byte = 0x29 // provider address → ProviderRecord
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
@@ -149,7 +156,15 @@ type Offer struct {
 	UntilEpoch  uint64                  `json:"until_epoch"`
 	Height      uint64                  `json:"height"`
 	Status      uint8                   `json:"status"`
+	Node        ledger.Address          `json:"node"`      // account of the node key that runs its jobs (zero: none)
+	Bond        ledger.Coins            `json:"bond"`      // held in BondAccount
+	Slashed     ledger.Coins            `json:"slashed"`   // taken from the bond, all time
+	OpenJobs    uint32                  `json:"open_jobs"` // jobs pending or challengeable: the bond stays while > 0
 }
+
+// RunsJobs reports whether the offer names a node and holds a bond: what a
+// lease needs to take jobs.
+func (o *Offer) RunsJobs() bool { return !o.Node.IsZero() && len(o.Bond) > 0 }
 
 // Request is a consumer's request with its escrow accounting.
 type Request struct {
@@ -247,6 +262,8 @@ type EpochRecord struct {
 	Disputes   uint32         `json:"disputes"`
 	Certs      uint32         `json:"certs"`
 	Events     []ledger.Event `json:"events"`
+	Measured   uint64         `json:"measured_units"` // units paid for by the runtime's measurement (jobs)
+	Attested   uint64         `json:"attested_units"` // units both parties reported alike
 }
 
 // store reads and writes market records on a State, charging gas when a

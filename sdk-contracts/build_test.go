@@ -114,7 +114,9 @@ func (r *reader) limits() {
 	}
 }
 
-// buildWasm builds the example in dir for wasip1 the way build.sh does.
+// buildWasm builds the example in dir for wasip1 the way build.sh does: a
+// reactor (-buildmode=c-shared) for contracts and policies, a command for
+// jobs.
 func buildWasm(t *testing.T, dir string) []byte {
 	t.Helper()
 	if testing.Short() {
@@ -125,7 +127,11 @@ func buildWasm(t *testing.T, dir string) []byte {
 		t.Skip("go command not found")
 	}
 	out := filepath.Join(t.TempDir(), "c.wasm")
-	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "./"+dir)
+	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "./" + dir}
+	if strings.HasPrefix(dir, "jobs/") {
+		args = slices.Delete(args, 1, 2)
+	}
+	cmd := exec.Command(gobin, args...)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s for wasip1: %v\n%s", dir, err, msg)
@@ -165,6 +171,64 @@ func TestExampleModules(t *testing.T) {
 				}
 			}
 			t.Logf("imports: %v", imports)
+		})
+	}
+}
+
+// jobNames lists the jobs as build.sh finds them: jobs/<name>/<name>.go.
+func jobNames(t *testing.T) []string {
+	t.Helper()
+	dirs, err := os.ReadDir("jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join("jobs", d.Name(), d.Name()+".go")); err == nil {
+			names = append(names, d.Name())
+		}
+	}
+	if len(names) < 3 {
+		t.Fatalf("found jobs %v, want at least sha256sum, wordcount and mandelbrot", names)
+	}
+	return names
+}
+
+// TestJobModules builds every example job and checks that it is a WASI
+// command as docs/jobs-abi.md requires (it exports _start, not
+// _initialize, and imports only wasi_snapshot_preview1) and that its Go
+// package imports no package of this repository: a job is an ordinary
+// program.
+func TestJobModules(t *testing.T) {
+	for _, name := range jobNames(t) {
+		t.Run(name, func(t *testing.T) {
+			b := buildWasm(t, "jobs/"+name)
+			t.Logf("%s: %d bytes", name, len(b))
+			imports, exports, err := wasmInterface(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(exports, "_start") || slices.Contains(exports, "_initialize") {
+				t.Errorf("exports %v: want _start and no _initialize (a command, not a reactor)", exports)
+			}
+			for _, imp := range imports {
+				if mod, _, _ := strings.Cut(imp, "."); mod != "wasi_snapshot_preview1" {
+					t.Errorf("import %q from a module other than wasi_snapshot_preview1", imp)
+				}
+			}
+			t.Logf("imports: %v", imports)
+
+			cmd := exec.Command("go", "list", "-deps", "./jobs/"+name)
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			deps, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("go list: %v", err)
+			}
+			for _, dep := range strings.Fields(string(deps)) {
+				if strings.HasPrefix(dep, "github.com/sos-kernel/sos/") && !strings.HasSuffix(dep, "/jobs/"+name) {
+					t.Errorf("job %s imports %s: jobs use the standard library only", name, dep)
+				}
+			}
 		})
 	}
 }

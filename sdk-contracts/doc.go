@@ -13,7 +13,10 @@
 //	examples/token        a CW20-like fungible token with allowances
 //	examples/escrow       deposits released by an arbiter or refunded after expiry
 //	examples/offer-registry  ROME resource offers with indexed, paginated queries
-//	build.sh              builds every example to examples/<name>/<name>.wasm
+//	policies/             ROME allocation policies (package policies)
+//	jobs/                 example jobs: WASI commands run on compute leases (package
+//	                      jobs; its test support, jobs/internal/wasirun, uses wazero)
+//	build.sh              builds every example, policy and job to <dir>/<name>/<name>.wasm
 //
 // Each example is a package main in two parts: <name>.go builds everywhere
 // and defines the contract value; exports_wasip1.go builds only for
@@ -24,7 +27,10 @@
 //	GOOS=wasip1 GOARCH=wasm go vet ./sdk-contracts/...
 //	sdk-contracts/build.sh                           # the .wasm files
 //
-// all work from the repository root. The test in this package builds every
-// example for wasip1 and checks its Wasm imports (only modules sos and
-// wasi_snapshot_preview1) and exports; it is skipped with -short.
+// all work from the repository root. The tests in this package build every
+// example for wasip1 and check its Wasm imports (only modules sos and
+// wasi_snapshot_preview1) and exports, and every job (exports _start,
+// imports only wasi_snapshot_preview1, no package of ours); they are
+// skipped with -short. Jobs are commands, not contracts: see jobs/doc.go
+// and docs/jobs-abi.md.
 package sdkcontracts

@@ -110,7 +110,7 @@ func TestWASIElementsArePaid(t *testing.T) {
 		{"fd_write", 0, 1024, GasIOVec},
 		{"poll_oneoff", 1, 64, GasPollSubscription},
 	} {
-		p, _, err := v.Prepare(ctx, wasiCaller(c.fn))
+		p, _, err := v.Prepare(ctx, [32]byte{'w', c.fn[0]}, wasiCaller(c.fn), MaxUploadGas)
 		if err != nil {
 			t.Fatal(err)
 		}

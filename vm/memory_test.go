@@ -48,11 +48,11 @@ func pageWriter() []byte {
 func TestMemoryWritesCharged(t *testing.T) {
 	ctx := context.Background()
 	v := newVM(t, Config{})
-	p, _, err := v.Prepare(ctx, pageWriter())
+	code := [32]byte{'p', 'w'}
+	p, _, err := v.Prepare(ctx, code, pageWriter(), MaxUploadGas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := [32]byte{'p', 'w'}
 	gas := func(msg string) uint64 {
 		t.Helper()
 		res, err := v.Call(ctx, code, p, "execute", []byte(msg), testEnv(), newFakeHost(), testGas)

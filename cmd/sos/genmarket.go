@@ -29,9 +29,9 @@ func newGenMarketCmd(g *globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "gen-market",
-		Short: "Generate a reproducible ROME market (policy ABI v1 snapshot)",
+		Short: "Generate a reproducible ROME market (policy ABI v2 snapshot)",
 		Long: `Generate a seeded market of offers and requests: the same flags always give the
-same bytes. -o binary writes the ABI v1 snapshot (the input of a policy's
+same bytes. -o binary writes the ABI v2 snapshot (the input of a policy's
 allocate call), -o json a readable JSON form; both go to --out FILE or stdout.
 With -o text (the default) the snapshot is written to --out FILE when given and
 a summary is printed.`,

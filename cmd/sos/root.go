@@ -13,6 +13,7 @@ import (
 
 	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/jobrun"
 )
 
 // globals are the flags every command shares.
@@ -20,10 +21,17 @@ type globals struct {
 	home   string
 	node   string
 	output string
+	keys   keyringFlags
+	// jobExecutor makes the executor that re-executes jobs (sos job verify,
+	// sos job challenge); tests give a stand-in.
+	jobExecutor func() (jobrun.Executor, error)
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{}
+func newRootCmd() *cobra.Command { return newRoot(&globals{jobExecutor: defaultJobExecutor}) }
+
+// newRoot builds the command tree around g (tests preset fields of g that
+// have no flag: a cheap KDF, a fake prompt, a stand-in job executor).
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sos",
 		Short:         "SOS kernel: a node of the spatial operating system",
@@ -36,15 +44,50 @@ func newRootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data)")
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory: config.toml, keys/, data ($SOS_HOME if set, else ~/.sos)")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	g.keys.register(root)
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
-		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
+		newRomeCmd(g), newCertCmd(g), newGovCmd(g), newJobCmd(g), newBlobCmd(g),
 	)
+	strictCommands(root)
 	return root
+}
+
+// strictCommands makes every command fail as a user expects: a group
+// command (one with subcommands and nothing to run itself) refuses an
+// unknown subcommand with a non-zero exit instead of printing help and
+// exiting 0, and a wrong argument count names the command's usage line.
+func strictCommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return fmt.Errorf("unknown command %q for %q (available: %s; see %s --help)", args[0], cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+		}
+	} else if c.Args != nil {
+		validate := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := validate(cmd, args); err != nil {
+				return fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		strictCommands(sub)
+	}
 }
 
 func defaultHome() string {

@@ -14,12 +14,31 @@ type Status struct {
 	GenesisHash string `json:"genesis_hash"`
 	MempoolSize int    `json:"mempool_size"`
 	MaxTxGas    uint64 `json:"max_tx_gas"`
-	Role        string `json:"role"`   // "leader", "follower", "learner" or "single"
-	Leader      string `json:"leader"` // node id of the current leader, if known
-	Term        uint64 `json:"term"`
-	DiskBytes   int64  `json:"disk_bytes"`
-	Peers       []Peer `json:"peers"`
+	// MaxUploadGas caps the gas limit of contract and policy uploads.
+	MaxUploadGas uint64 `json:"max_upload_gas"`
+	Role         string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Leader       string `json:"leader"` // node id of the current leader, if known
+	Term         uint64 `json:"term"`
+	DiskBytes    int64  `json:"disk_bytes"`
+	Peers        []Peer `json:"peers"`
+	// SyncState says whether the node keeps up with the cluster:
+	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
+	// (behind with no progress for a while, or no leader known for a
+	// while; see SyncError). A single node is always in sync.
+	SyncState string `json:"sync_state"`
+	// ClusterHeight is the highest block height this node knows the
+	// cluster committed (≥ Height; 0 for a single node).
+	ClusterHeight uint64 `json:"cluster_height,omitempty"`
+	// SyncError is why catching up failed last, while behind.
+	SyncError string `json:"sync_error,omitempty"`
 }
+
+// Sync states of Status.SyncState.
+const (
+	SyncInSync     = "in_sync"
+	SyncCatchingUp = "catching_up"
+	SyncStalled    = "stalled"
+)
 
 // Peer is one cluster member as seen by the node answering.
 type Peer struct {
@@ -109,6 +128,26 @@ type Member struct {
 	Role    string `json:"role"` // voter or learner
 	Since   uint64 `json:"since_height"`
 	Account string `json:"account"` // the node key's address, which signs its blocks and pays its fees
+	// AsVoter: a learner admitted to become a voter; the leader promotes it
+	// once it has caught up. Other learners wait for 'sos cluster promote'.
+	AsVoter bool `json:"as_voter,omitempty"`
+}
+
+// JoinRequest is a pending request of a node to join the cluster, as the
+// member it asked records it (node-local, not on the ledger) until an
+// operator admits it ('sos cluster admit') or it expires.
+type JoinRequest struct {
+	NodeID  string `json:"node_id"`
+	PubKey  string `json:"pub_key"`  // hex ML-DSA-65 public key (what member_add carries)
+	Address string `json:"p2p_addr"` // the address the node claims, dialed back to check it
+	// AddressVerified: at the last check (VerifiedAt) the node answering at
+	// Address proved it holds PubKey. Only verified requests are admitted.
+	AddressVerified bool   `json:"address_verified"`
+	VerifiedAt      int64  `json:"verified_at_ms"`
+	VerifyError     string `json:"verify_error,omitempty"` // why the last re-check failed
+	FirstSeen       int64  `json:"first_seen_ms"`
+	LastSeen        int64  `json:"last_seen_ms"`
+	ExpiresAt       int64  `json:"expires_at_ms"` // LastSeen + the request TTL
 }
 
 // SubmitResult is the answer to POST /v1/txs.

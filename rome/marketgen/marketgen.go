@@ -1,5 +1,5 @@
 // Package marketgen generates reproducible ROME markets: a seeded snapshot
-// of offers and requests in policy ABI v1, for benchmarks, quality tests
+// of offers and requests in policy ABI v2, for benchmarks, quality tests
 // and `sos rome gen-market`.
 //
 // The same Config (including Seed) always yields the same bytes: all
@@ -94,7 +94,7 @@ func (g gen) between(lo, hi int64) int64 { return lo + g.r.Int64N(hi-lo+1) }
 func (g gen) scale(v uint64, lo, hi int64) uint64 { return v * uint64(g.between(lo, hi)) / 1000 }
 
 // Generate returns the market described by cfg: the snapshot and its
-// ABI v1 encoding.
+// ABI v2 encoding.
 func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {

@@ -73,7 +73,7 @@ func invalid(i int, format string, args ...any) error {
 	return fmt.Errorf("%w %d: "+format, append([]any{ErrInvalid, i}, args...)...)
 }
 
-// CheckAllocations applies the kernel's validation rules of ABI v1 to
+// CheckAllocations applies the kernel's validation rules of the ABI to
 // allocs: indexes in range, at most one allocation per (request, offer),
 // no zero allocation, every constraint of Eligible met, every price of a
 // kind with an amount inside [offer price, request max price], no offer

@@ -1,6 +1,6 @@
 // Package policy is the guest-side kit for ROME allocation policies: it
 // decodes the epoch snapshot, implements the exact integer eligibility rules
-// and encodes the allocation list of docs/rome-policy-abi.md (ABI v1).
+// and encodes the allocation list of docs/rome-policy-abi.md (ABI v2).
 //
 // It needs only the Go standard library and no contract host package; a
 // policy is a package main compiled like a contract

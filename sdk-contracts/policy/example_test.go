@@ -13,6 +13,7 @@ func market() *policy.Snapshot {
 		Kinds: []policy.Kind{policy.Compute, policy.Energy},
 		Offers: []policy.Offer{{
 			ID: 1, Region: 1, Lat: 48_130_000, Lon: 11_580_000, Reliability: 9900,
+			Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 15, Failed: 3, TimedOut: 1, Slashed: 1},
 			Capacity: [policy.MaxKinds]uint64{100, 50}, Price: [policy.MaxKinds]uint64{5, 1},
 		}},
 		Requests: []policy.Request{
@@ -86,7 +87,16 @@ func ExampleSnapshot_CheckAllocations() {
 func ExampleDecode() {
 	b := market().Encode()
 	s, err := policy.Decode(b)
-	fmt.Println(len(b), err, s.Epoch, s.Kinds, len(s.Offers), len(s.Requests), s.Requests[1].WithinKm)
+	fmt.Println(len(b), err, s.Epoch, s.Kinds, len(s.Offers), len(s.Requests), s.Requests[1].WithinKm, s.Offers[0].Jobs)
 	// Output:
-	// 223 <nil> 7 [compute energy] 1 2 50
+	// 256 <nil> 7 [compute energy] 1 2 50 {15 3 1 1}
+}
+
+// An offer's job record tells how reliably its provider ran jobs: a policy
+// can prefer the offers whose jobs rarely timed out or were slashed.
+func ExampleOffer_JobFailureBps() {
+	o := &market().Offers[0]
+	fmt.Println(o.RunsJobs(), o.JobFailureBps())
+	// Output:
+	// true 1000
 }

@@ -99,7 +99,7 @@ func TestDecodeRejects(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"empty":      nil,
 		"magic":      mut(func(b []byte) []byte { b[0] = 'X'; return b }),
-		"version":    mut(func(b []byte) []byte { b[4] = 2; return b }),
+		"version":    mut(func(b []byte) []byte { b[4] = 1; return b }),
 		"kind order": mut(func(b []byte) []byte { b[17], b[18] = 3, 1; return b }),
 		"kind id":    mut(func(b []byte) []byte { b[18] = 5; return b }),
 		"trailing":   append(bytes.Clone(good), 0),

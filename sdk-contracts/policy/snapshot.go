@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
-// Version is the snapshot format version this package reads and writes.
-const Version = 1
+// Version is the snapshot format version this package reads and writes
+// (2: offers carry their provider's job record).
+const Version = 2
 
 // MaxKinds bounds the kinds of a snapshot: the ABI fixes the ids 1..4.
 const MaxKinds = 4
@@ -15,7 +17,7 @@ const MaxKinds = 4
 // Kind is a resource kind id.
 type Kind uint8
 
-// The resource kinds of ABI v1.
+// The resource kinds of the ABI.
 const (
 	Compute   Kind = 1 // token uTFLP
 	Bandwidth Kind = 2 // token uTBS
@@ -61,8 +63,48 @@ type Offer struct {
 	Lat, Lon    int32  // micro-degrees
 	Attrs       uint64 // bit set
 	Reliability uint16 // basis points
+	Flags       uint8  // FlagRunsJobs
+	Jobs        JobRecord
 	Capacity    [MaxKinds]uint64
 	Price       [MaxKinds]uint64 // base units of the kind's token per unit per epoch
+}
+
+// FlagRunsJobs marks an offer that names a node and holds a bond: its
+// leases can run jobs.
+const FlagRunsJobs = 1
+
+// JobRecord counts how the jobs of an offer's provider ended, on every
+// lease it ever had.
+type JobRecord struct {
+	Completed uint64 // exit code 0
+	Failed    uint64 // the program failed; the provider did its job
+	TimedOut  uint64 // no result in time
+	Slashed   uint64 // re-execution proved the result wrong
+}
+
+// RunsJobs reports whether the offer's leases can run jobs.
+func (o *Offer) RunsJobs() bool { return o.Flags&FlagRunsJobs != 0 }
+
+// JobFailureBps is the share of the provider's jobs that timed out or were
+// slashed, in basis points (0 for a provider without jobs): the kernel's
+// built-in policy breaks price ties by it, lower first.
+func (o *Offer) JobFailureBps() uint32 {
+	r := &o.Jobs
+	bad := addSat(r.TimedOut, r.Slashed)
+	total := addSat(addSat(r.Completed, r.Failed), bad)
+	if total == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(bad, 10_000)
+	q, _ := bits.Div64(hi, lo, total) // hi < total since bad ≤ total
+	return uint32(q)
+}
+
+func addSat(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
 }
 
 // Request is a consumer's open demand.
@@ -83,7 +125,7 @@ func (r *Request) Bundle() bool { return r.Flags&FlagBundle != 0 }
 
 const (
 	headerSize     = 4 + 4 + 8 + 1
-	offerFixed     = 8 + 4 + 4 + 4 + 8 + 2
+	offerFixed     = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8
 	requestFixed   = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1
 	perKindEntry   = 16
 	allocFixed     = 4 + 4
@@ -154,6 +196,11 @@ func (s *Snapshot) decode(b []byte) error {
 		o.Lon = int32(binary.LittleEndian.Uint32(b[16:]))
 		o.Attrs = binary.LittleEndian.Uint64(b[20:])
 		o.Reliability = binary.LittleEndian.Uint16(b[28:])
+		o.Flags = b[30]
+		o.Jobs.Completed = binary.LittleEndian.Uint64(b[31:])
+		o.Jobs.Failed = binary.LittleEndian.Uint64(b[39:])
+		o.Jobs.TimedOut = binary.LittleEndian.Uint64(b[47:])
+		o.Jobs.Slashed = binary.LittleEndian.Uint64(b[55:])
 		p := b[offerFixed:]
 		for k := range nk {
 			o.Capacity[k] = binary.LittleEndian.Uint64(p[16*k:])
@@ -213,6 +260,11 @@ func (s *Snapshot) Append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(o.Lon))
 		b = binary.LittleEndian.AppendUint64(b, o.Attrs)
 		b = binary.LittleEndian.AppendUint16(b, o.Reliability)
+		b = append(b, o.Flags)
+		b = binary.LittleEndian.AppendUint64(b, o.Jobs.Completed)
+		b = binary.LittleEndian.AppendUint64(b, o.Jobs.Failed)
+		b = binary.LittleEndian.AppendUint64(b, o.Jobs.TimedOut)
+		b = binary.LittleEndian.AppendUint64(b, o.Jobs.Slashed)
 		for k := range nk {
 			b = binary.LittleEndian.AppendUint64(b, o.Capacity[k])
 			b = binary.LittleEndian.AppendUint64(b, o.Price[k])

@@ -1,15 +1,16 @@
 // Package adversarial is the standing adversarial benchmark of the VM: it
-// times hostile workloads through the path an attacker uses (a transaction
-// through contracts.Engine over vm.VM and a Pebble-backed ledger.State, or
-// a ROME policy through a vm.Policies VM) against the gas they are charged.
-// The pricing goal is 1 Mgas ≈ 1 ms for everything a transaction or a
-// policy call can cause: every shape should land in 0.5–2 ns per gas.
+// times hostile workloads through the path an attacker uses against the gas
+// they are charged (the pricing goal is 1 Mgas ≈ 1 ms, every shape within
+// 0.5–2 ns per gas). It has no code outside its tests; upload_test.go holds
+// the upload, compilation and module-load shapes:
 //
-// The package has no code outside its tests:
+//	go test ./vm/adversarial -run '^$' -bench AdversarialUpload -benchtime 2x -count 3
 //
-//	go test ./vm/adversarial -run '^$' -bench Adversarial -count 5
+// The execution shapes are in shapes_test.go (BenchmarkAdversarial):
 //
-// reports ns/gas and gas/op for each shape (BenchmarkAdversarial), and
+//	go test ./vm/adversarial -run '^$' -bench 'Adversarial$' -count 3
+//
+// reports ns/gas and gas/op for each shape, and
 //
 //	SOS_ADVERSARIAL_BAND=all go test ./vm/adversarial -run Band -v
 //

@@ -30,7 +30,13 @@ type env struct {
 	height uint64
 	sender ledger.Address
 	txs    uint64
-	gas    uint64 // the gas limit of a hostile transaction
+	gas    uint64 // the gas limit of a hostile transaction, on top of module loads
+	// loads is the module-load charge (vm.LoadGas) of every call of a
+	// deployed contract: every call pays it, as if its module had to be
+	// loaded, and the benchmark's calls never do (the module stays in
+	// memory), so it is reported apart (BenchmarkAdversarialUpload times
+	// loads).
+	loads map[ledger.Address]uint64
 }
 
 func newEnv(tb testing.TB) *env { return newEnvCosts(tb, meter.CostTable{}) }
@@ -58,7 +64,8 @@ func newEnvCosts(tb testing.TB, costs meter.CostTable) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{ctx: ctx, store: store, vm: v, policy: pv, eng: contracts.New(v, store.Codec(), denoms), gas: callGas}
+	e := &env{ctx: ctx, store: store, vm: v, policy: pv, eng: contracts.New(v, store.Codec(), denoms), gas: callGas,
+		loads: map[ledger.Address]uint64{}}
 	e.sender[0] = 0xad
 	return e
 }
@@ -90,10 +97,18 @@ func (e *env) commit(tb testing.TB, st *ledger.State) {
 func (e *env) deploy(tb testing.TB, wasm []byte, n int) []ledger.Address {
 	tb.Helper()
 	st := ledger.NewState(e.store)
-	tx := e.tx(st, vm.MaxTxGas)
+	tx := e.tx(st, vm.MaxUploadGas)
 	id, err := e.eng.Upload(e.ctx, tx, wasm)
 	if err != nil {
 		tb.Fatalf("upload: %v", err)
+	}
+	prepared, _, err := e.vm.Prepare(e.ctx, id, wasm, vm.MaxUploadGas) // the engine's bytes, compiled already
+	if err != nil {
+		tb.Fatal(err)
+	}
+	load, err := vm.LoadGas(prepared)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	var addrs []ledger.Address
 	for range n {
@@ -102,16 +117,19 @@ func (e *env) deploy(tb testing.TB, wasm []byte, n int) []ledger.Address {
 			tb.Fatalf("instantiate: %v", err)
 		}
 		addrs = append(addrs, a)
+		e.loads[a] = load
 	}
 	e.commit(tb, st)
 	return addrs
 }
 
 // sample is the cost of one hostile call: the wall time, the CPU time of
-// the thread that ran it (page faults included), and the gas charged.
+// the thread that ran it (page faults included), the gas charged, and
+// how much of that gas paid for module loads (included in gas).
 type sample struct {
 	wall, cpu time.Duration
 	gas       uint64
+	load      uint64
 }
 
 // measure times f. The caller must have locked its goroutine to its
@@ -146,22 +164,28 @@ func cpuClock(clock int32) time.Duration {
 
 // execute runs one transaction calling addr with msg in a fresh block
 // state over st's writes (nil: committed state only) and returns its cost.
-// The writes are reverted.
+// The writes are reverted. gas is the limit on top of the load of addr's
+// module (capped at vm.MaxTxGas).
 func (e *env) execute(st *ledger.State, addr ledger.Address, msg []byte, gas uint64) (sample, error) {
-	return e.executeClock(measure, st, addr, msg, gas)
+	return e.executeClock(measure, st, addr, msg, gas, 0)
 }
 
-func (e *env) executeClock(clock func(func() (uint64, error)) (sample, error), st *ledger.State, addr ledger.Address, msg []byte, gas uint64) (sample, error) {
+// executeClock is execute timed by clock; nested is the load charge of
+// the nested calls the transaction makes (added to the limit too).
+func (e *env) executeClock(clock func(func() (uint64, error)) (sample, error), st *ledger.State, addr ledger.Address, msg []byte, gas, nested uint64) (sample, error) {
 	if st == nil {
 		st = ledger.NewState(e.store)
 	}
 	snap := st.Snapshot()
 	defer st.RevertTo(snap)
-	tx := e.tx(st, gas)
-	return clock(func() (uint64, error) {
+	load := e.loads[addr] + nested
+	tx := e.tx(st, min(gas+load, vm.MaxTxGas))
+	x, err := clock(func() (uint64, error) {
 		_, err := e.eng.Execute(e.ctx, tx, addr, msg, nil)
 		return tx.Gas.Used(), err
 	})
+	x.load = min(load, x.gas)
+	return x, err
 }
 
 // refusingHost is a policy's Host: every state access fails.

@@ -40,7 +40,7 @@ func contractShape(m *module, msg string) func(testing.TB, *env) attack {
 func processShape(m *module) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addr := e.deploy(tb, m.bytes(), 1)[0]
-		return func() (sample, error) { return e.executeClock(measureProcess, nil, addr, nil, e.gas) }
+		return func() (sample, error) { return e.executeClock(measureProcess, nil, addr, nil, e.gas, 0) }
 	}
 }
 
@@ -77,8 +77,9 @@ func shapes() []shape {
 
 		// Straight-line compute.
 		{name: "loop/empty", setup: contractShape(hand(1, i32s(1), loopN(0, 20_000_000)), "")},
-		{name: "locals/rotate-1000", setup: contractShape(rotateLocals(1000, 20_000), "")},
-		{name: "locals/rotate-64", setup: contractShape(rotateLocals(64, 300_000), "")},
+		// The most locals a function may have (vm.MaxFunctionLocals, counter
+		// and temporary included), all live and rotated.
+		{name: fmt.Sprintf("locals/rotate-%d", vm.MaxFunctionLocals-2), setup: contractShape(rotateLocals(vm.MaxFunctionLocals-2, 300_000), "")},
 		{name: "locals/rotate-24", setup: contractShape(rotateLocals(24, 1_000_000), "")},
 		{name: "locals/deep-stack-1000", setup: contractShape(deepStack(1000, 20_000), "")},
 		{name: "globals/add", setup: contractShape(globalsAdd(10_000_000), "")},
@@ -92,7 +93,7 @@ func shapes() []shape {
 		{name: "call_indirect/cycle-1000", setup: contractShape(indirectCalls(1000, false, 500_000), "")},
 		{name: "call_indirect/random-1000", setup: contractShape(indirectCalls(1000, true, 500_000), "")},
 		{name: "recursion/depth-limit", setup: contractShape(recursion(0, 1000, 5_000), "")},
-		{name: "recursion/fat-frames", setup: contractShape(recursion(250, 1000, 200), "")},
+		{name: "recursion/fat-frames", setup: contractShape(recursion(vm.MaxFunctionLocals-1, 1000, 800), "")},
 		{name: "call/empty", setup: contractShape(hand(1, nil), "")},
 		{name: "trap/unreachable", setup: contractShape(hand(1, nil, op(opUnreachable)), ""), allow: []error{vm.ErrTrap}},
 
@@ -134,7 +135,7 @@ func shapes() []shape {
 		{name: "wasi/clock_time_get", setup: contractShape(clockSpam(1_000_000), "")},
 		{name: "nested/max-depth", setup: nestedShape()},
 		{name: "nested/wide-1000", setup: wideShape(1000)},
-		{name: "nested/trapping-go-callee", setup: trappingCalleeShape(20)},
+		{name: "nested/trapping-go-callee", setup: trappingCalleeShape(4)},
 
 		// Go-compiled code.
 		{name: "go/loop-until-out-of-gas", setup: goShape("loop", loopGas), allow: outOfGas},
@@ -170,23 +171,22 @@ func rotateLocals(n uint32, iters int32) *module {
 	return m
 }
 
-// deepStack: n locals pushed on the operand stack, then summed.
+// deepStack: n distinct values (local 1 xor k) live on the operand
+// stack at once, then summed into local 1. Locals are few
+// (vm.MaxFunctionLocals), the operand stack is not: the frame has n+2
+// slots.
 func deepStack(n uint32, iters int32) *module {
-	ls := []local{{1, tI32}, {n, tI64}, {1, tI64}}
-	acc := n + 1
-	var init, body []byte
+	ls := []local{{1, tI32}, {1, tI64}}
+	var body []byte
 	for k := uint32(1); k <= n; k++ {
-		init = wasmasm.Cat(init, i64c(int64(k)), lset(k))
-	}
-	for k := uint32(1); k <= n; k++ {
-		body = wasmasm.Cat(body, lget(k))
+		body = wasmasm.Cat(body, lget(1), i64c(int64(k)*0x9e3779b9), op(opI64Xor))
 	}
 	for k := uint32(1); k < n; k++ {
 		body = append(body, opI64Add)
 	}
-	body = wasmasm.Cat(body, lget(acc), op(opI64Add), lset(acc), lget(acc), lset(1))
+	body = wasmasm.Cat(body, lset(1))
 	m := &module{}
-	m.contract(ls, init, loopN(0, iters, body), i32c(0))
+	m.contract(ls, loopN(0, iters, body), i32c(0))
 	return m
 }
 
@@ -671,7 +671,8 @@ func nestedShape() func(testing.TB, *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), vm.MaxCallDepth)
 		// addrs[0] is called by the transaction; it calls addrs[1], ...
 		msg := chainMsg(1, addrs[1:])
-		return func() (sample, error) { return e.execute(nil, addrs[0], msg, e.gas) }
+		nested := uint64(len(addrs)-1) * e.loads[addrs[1]]
+		return func() (sample, error) { return e.executeClock(measure, nil, addrs[0], msg, e.gas, nested) }
 	}
 }
 
@@ -679,7 +680,8 @@ func wideShape(n uint32) func(testing.TB, *env) attack {
 	return func(tb testing.TB, e *env) attack {
 		addrs := e.deploy(tb, chainModule().bytes(), 2)
 		msg := chainMsg(n, addrs[1:2])
-		return func() (sample, error) { return e.execute(nil, addrs[0], msg, e.gas) }
+		nested := uint64(n) * e.loads[addrs[1]]
+		return func() (sample, error) { return e.executeClock(measure, nil, addrs[0], msg, e.gas, nested) }
 	}
 }
 
@@ -690,7 +692,8 @@ func trappingCalleeShape(n uint32) func(testing.TB, *env) attack {
 		callee := e.deploy(tb, goBuild(tb, "testdata/gocontract"), 1)[0]
 		caller := e.deploy(tb, chainModule().bytes(), 1)[0]
 		msg := append(chainMsg(n, []ledger.Address{callee}), "trap"...)
-		return func() (sample, error) { return e.execute(nil, caller, msg, e.gas) }
+		nested := uint64(n) * e.loads[callee]
+		return func() (sample, error) { return e.executeClock(measure, nil, caller, msg, e.gas, nested) }
 	}
 }
 
@@ -712,19 +715,26 @@ func goShape(msg string, gas uint64) func(testing.TB, *env) attack {
 
 // policyShape prepares wasm in the policy VM and calls allocate on input.
 func policyShape(tb testing.TB, e *env, wasm, input []byte, gas uint64) attack {
-	p, _, err := e.policy.Prepare(e.ctx, wasm)
+	id := [32]byte(ledger.HashBytes(wasm))
+	p, _, err := e.policy.Prepare(e.ctx, id, wasm, vm.MaxUploadGas)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	id := [32]byte(ledger.HashBytes(wasm))
+	load, err := vm.LoadGas(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gas = min(gas+load, vm.MaxPolicyGas)
 	return func() (sample, error) {
-		return measure(func() (uint64, error) {
+		x, err := measure(func() (uint64, error) {
 			res, err := e.policy.Call(e.ctx, id, p, "allocate", input, vm.Env{ChainID: "adversarial"}, refusingHost{}, gas)
 			if err == nil && res.Failed {
 				err = fmt.Errorf("policy failed: %s", res.Data)
 			}
 			return res.GasUsed, err
 		})
+		x.load = min(load, x.gas)
+		return x, err
 	}
 }
 

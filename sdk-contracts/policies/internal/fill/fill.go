@@ -14,13 +14,14 @@ import (
 )
 
 // Index orders a snapshot's offers for fast scanning: per kind, all offers
-// by (price, position), and the same order grouped by region. Offers that
-// run out on a kind are skipped in O(α) through union-find "next" links.
+// by (price, job failure share, position), and the same order grouped by
+// region. Offers that run out on a kind are skipped in O(α) through
+// union-find "next" links.
 type Index struct {
 	S  *policy.Snapshot
 	NK int
-	// Global[k] holds offer positions sorted by (price on k, position);
-	// ByRegion[k] the same sorted by (region, price on k, position).
+	// Global[k] holds offer positions sorted by (price on k, job failure
+	// share, position); ByRegion[k] the same sorted by region first.
 	Global, ByRegion [policy.MaxKinds][]int32
 	// Regions lists the distinct offer regions ascending; region i spans
 	// ByRegion[k][Start[i]:Start[i+1]] for every k.
@@ -36,13 +37,18 @@ type Index struct {
 func NewIndex(s *policy.Snapshot) *Index {
 	x := &Index{S: s, NK: len(s.Kinds)}
 	no := len(s.Offers)
+	// At equal prices the more reliable job runner comes first.
+	fail := make([]uint32, no)
+	for i := range s.Offers {
+		fail[i] = s.Offers[i].JobFailureBps()
+	}
 	for k := range x.NK {
 		g := make([]int32, no)
 		for i := range g {
 			g[i] = int32(i)
 		}
 		slices.SortFunc(g, func(a, b int32) int {
-			return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(a, b))
+			return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(fail[a], fail[b]), cmp.Compare(a, b))
 		})
 		r := slices.Clone(g)
 		slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })

@@ -1,0 +1,83 @@
+package policies_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sos-kernel/sos/rome"
+	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
+
+// TestHostAndGuestCodecsAgree: the kernel's snapshot encoder (package rome)
+// and the guest kit's decoder read the same ABI v2 bytes the same way, job
+// records included, and the other way round.
+func TestHostAndGuestCodecsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for i := range 200 {
+		hs := &rome.Snapshot{Epoch: rng.Uint64(), Kinds: []uint8{1, 2, 4}}
+		nk := len(hs.Kinds)
+		for j := range rng.IntN(6) {
+			o := rome.SnapOffer{ID: uint64(j + 1), Region: rng.Uint32(), Lat: rng.Int32(), Lon: -rng.Int32(), Attrs: rng.Uint64(),
+				Reliability: uint16(rng.IntN(10_001)), RunsJobs: rng.IntN(2) == 0,
+				Jobs:     rome.ProviderRecord{Completed: rng.Uint64(), Failed: rng.Uint64N(9), TimedOut: rng.Uint64N(9), Slashed: rng.Uint64()},
+				Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
+			for k := range nk {
+				o.Capacity[k], o.Price[k] = rng.Uint64(), rng.Uint64()
+			}
+			hs.Offers = append(hs.Offers, o)
+		}
+		for j := range rng.IntN(4) {
+			r := rome.SnapRequest{ID: uint64(j + 1), Region: rng.Uint32(), WithinKm: rng.Uint32(), Bundle: rng.IntN(2) == 0,
+				Demand: make([]uint64, nk), MaxPrice: make([]uint64, nk)}
+			for k := range nk {
+				r.Demand[k], r.MaxPrice[k] = rng.Uint64(), rng.Uint64()
+			}
+			hs.Requests = append(hs.Requests, r)
+		}
+		b := hs.Encode()
+		gs, err := policy.Decode(b)
+		if err != nil {
+			t.Fatalf("snapshot %d: the guest refuses the host's encoding: %v", i, err)
+		}
+		for j, o := range hs.Offers {
+			g := &gs.Offers[j]
+			if g.ID != o.ID || g.RunsJobs() != o.RunsJobs || g.Reliability != o.Reliability ||
+				g.Jobs != (policy.JobRecord{Completed: o.Jobs.Completed, Failed: o.Jobs.Failed, TimedOut: o.Jobs.TimedOut, Slashed: o.Jobs.Slashed}) ||
+				g.Capacity[nk-1] != o.Capacity[nk-1] || g.Price[0] != o.Price[0] {
+				t.Fatalf("snapshot %d offer %d: host %+v, guest %+v", i, j, o, *g)
+			}
+			if g.JobFailureBps() != o.Jobs.FailureBps() {
+				t.Fatalf("failure share: guest %d, host %d", g.JobFailureBps(), o.Jobs.FailureBps())
+			}
+		}
+		back, err := rome.DecodeSnapshot(gs.Encode())
+		if err != nil {
+			t.Fatalf("snapshot %d: the host refuses the guest's encoding: %v", i, err)
+		}
+		if string(back.Encode()) != string(b) {
+			t.Fatalf("snapshot %d: the round trip through both codecs changed the bytes", i)
+		}
+	}
+}
+
+// TestGreedyPrefersReliableProviders: at equal prices the shipped greedy
+// policy serves a request from the provider whose jobs did not time out or
+// get slashed, whatever the offers' order.
+func TestGreedyPrefersReliableProviders(t *testing.T) {
+	unreliable := policy.Offer{ID: 1, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 8, TimedOut: 2},
+		Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{3}}
+	reliable := policy.Offer{ID: 2, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 10, Failed: 4},
+		Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{3}}
+	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Compute}, Offers: []policy.Offer{unreliable, reliable},
+		Requests: []policy.Request{{ID: 1, Demand: [policy.MaxKinds]uint64{6}, MaxPrice: [policy.MaxKinds]uint64{5}}}}
+	as := fill.Greedy(s)
+	if len(as) != 1 || s.Offers[as[0].Offer].ID != 2 {
+		t.Fatalf("allocations %+v: want the whole demand on offer 2", as)
+	}
+	// A cheaper offer still wins: reliability only breaks price ties.
+	s.Offers[0].Price[0] = 2
+	if as := fill.Greedy(s); len(as) != 1 || s.Offers[as[0].Offer].ID != 1 {
+		t.Fatalf("allocations %+v: want the cheaper offer 1", as)
+	}
+}
