@@ -52,11 +52,12 @@ func TestIteratorSkipsArePaid(t *testing.T) {
 		res, err := v.Call(ctx, testCode, p, "execute", []byte("iter a - 0"), testEnv(), h, gas)
 		return h, res, err
 	}
-	_, base, err := run(0, testGas)
+	load := callGas(t, p, 0)
+	_, base, err := run(0, load+testGas)
 	if err != nil || string(base.Data) != "a=1,b=2,c=3," {
 		t.Fatalf("no skips: %v %q", err, base.Data)
 	}
-	h, res, err := run(100, testGas)
+	h, res, err := run(100, load+testGas)
 	if err != nil || string(res.Data) != "a=1,b=2,c=3," {
 		t.Fatalf("with skips: %v %q", err, res.Data)
 	}
@@ -64,14 +65,14 @@ func TestIteratorSkipsArePaid(t *testing.T) {
 	if want := base.GasUsed + 4*100*GasIterSkip; res.GasUsed != want || h.charged != 400 {
 		t.Fatalf("gas %d (charged %d skips), want %d", res.GasUsed, h.charged, want)
 	}
-	h, res, err = run(1_000_000_000, 10_000_000)
+	h, res, err = run(1_000_000_000, load+10_000_000)
 	if !errors.Is(err, ErrOutOfGas) {
 		t.Fatalf("endless skipping: %v", err)
 	}
 	if h.charged > 10_000_000/GasIterSkip+64 {
 		t.Fatalf("skipped %d entries on 10 Mgas", h.charged)
 	}
-	if res.GasUsed != 10_000_000 {
+	if res.GasUsed != load+10_000_000 {
 		t.Fatalf("gas used %d", res.GasUsed)
 	}
 }

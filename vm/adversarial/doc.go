@@ -19,8 +19,9 @@
 // machine). TestAdversarialShapesRun, part of the ordinary test run, checks
 // that every shape still deploys and runs.
 //
-// The shapes: straight-line code (empty loop, 1,000 rotated locals, a deep
-// operand stack, globals, unpredictable branches, a huge br_table indexed
+// The shapes: straight-line code (empty loop, the most live locals a
+// function may have — vm.MaxFunctionLocals — rotated, 1,000 computed values
+// on the operand stack, globals, unpredictable branches, a huge br_table indexed
 // at random, the dispatch loop Go emits, 64-bit division, float chains,
 // direct and indirect calls, recursion at the depth limit with thin and fat
 // frames, traps), memory (one touch per 4 KiB page over 8 MiB, after
@@ -35,5 +36,7 @@
 // package-level counter, maps, JSON, sorting, allocation, interface calls,
 // panics), plus the shipped ROME policies on a 10,000 × 1,000 market
 // (built by `make contracts`). BENCHMARKS.md ("VM adversarial: execution")
-// records each shape's figures.
+// records each shape's figures. Every call also pays for loading its
+// module (vm.LoadGas), which these calls never do (the module stays in
+// memory): ns/gas leaves that charge out, ns/gas-with-load does not.
 package adversarial
