@@ -125,10 +125,10 @@ const MaxScale = 1 << 10
 //     class that set JSON-style code apart from integer loops; the
 //     instruction itself takes ≈12 ns, so a loop of indirect calls ran at
 //     0.13 ns/gas. It now costs 16 gas, and JSON decoding, which ran at
-//     ≈1.1 ns/gas, runs at ≈1.9 (the static classes cannot tell its
+//     ≈1.1 ns/gas, runs at ≈3–4.7 (the static classes cannot tell its
 //     pointer-chasing, low-IPC code from the integer loop, which lands at
-//     ≈0.6): within the 0.5–2 band every workload must now meet, no longer
-//     within ±30 % of each other;
+//     ≈1–1.3): above the 0.5–2 band, see BENCHMARKS.md ("VM adversarial:
+//     execution") for the shapes still outside it;
 //   - br_table is a class of its own (2 gas): Go dispatches every
 //     resumable function's entry through one, and a Go loop such as
 //     for { counter++ } goes through it on every iteration, which ran at
@@ -146,9 +146,9 @@ const MaxScale = 1 << 10
 // A static cost per instruction cannot see instruction-level parallelism,
 // branch prediction or cache misses. Loads are priced as cache hits, as
 // nearly all of Go's are: a loop of loads at random addresses over 8 MiB
-// misses the caches and the TLB on each (≈10 ns) and runs at ≈3.5 ns/gas,
-// the one shape of the adversarial benchmark left above the band (pricing
-// every load at its miss would overprice ordinary code five times over).
+// misses the caches and the TLB on each (≈10 ns) and runs at ≈3.5–6 ns/gas,
+// above the band (pricing every load at its miss would overprice ordinary
+// code five times over); so do unpredictable branches (≈2.5).
 // Times also move by ±15 % with code layout alone, so a refit needs
 // several runs (BENCHMARKS.md records them).
 func DefaultCosts() CostTable {
