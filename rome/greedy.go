@@ -24,7 +24,11 @@ func satMul(a, b uint64) uint64 {
 }
 
 // Greedy is the built-in fallback policy: requests in snapshot order (id
-// order, first come first served). A bundle goes whole to the eligible
+// order, first come first served). A replicated request gets up to its
+// Replicas whole replicas from the cheapest eligible offers that fit one
+// (ties: the more reliable job runner, then the lowest index), each from a
+// provider — and with Spread a region — it does not hold a replica with
+// yet. A bundle goes whole to the eligible
 // offer that fits it with the least capacity left over (best fit; ties: the
 // cheapest, then the more reliable job runner, then the lowest index). A
 // divisible request takes from the cheapest eligible offers first (ties:
@@ -48,6 +52,10 @@ func Greedy(s *Snapshot) []Allocation {
 	for i := range all {
 		all[i] = i
 		fail[i] = s.Offers[i].Jobs.FailureBps()
+	}
+	held := map[int][]Held{}
+	for _, h := range s.Held {
+		held[int(h.Request)] = append(held[int(h.Request)], h)
 	}
 	var out []Allocation
 	cand := make([]int, 0, len(s.Offers))
@@ -82,6 +90,10 @@ func Greedy(s *Snapshot) []Allocation {
 				c = satAdd(c, satMul(s.Offers[oi].Price[k], r.Demand[k]))
 			}
 			return c
+		}
+		if r.Replicas > 0 {
+			out = greedyReplicas(s, ri, cand, cost, fail, rem, held[ri], out)
+			continue
 		}
 		if r.Bundle {
 			best, bestWaste, bestCost := -1, ^uint64(0), ^uint64(0)
@@ -158,6 +170,57 @@ func Greedy(s *Snapshot) []Allocation {
 				out = append(out, a)
 			}
 		}
+	}
+	return out
+}
+
+// greedyReplicas places the replicas of request ri on candidates cand.
+func greedyReplicas(s *Snapshot, ri int, cand []int, cost func(int) uint64, fail []uint32, rem []uint64, held []Held, out []Allocation) []Allocation {
+	nk := len(s.Kinds)
+	r := &s.Requests[ri]
+	provs := map[uint32]bool{}
+	regions := map[uint32]bool{}
+	for _, h := range held {
+		provs[h.Provider], regions[h.Region] = true, true
+	}
+	costs := make([]uint64, len(cand))
+	for i, oi := range cand {
+		costs[i] = cost(oi)
+	}
+	for placed := 0; placed < int(r.Replicas); placed++ {
+		j := -1
+		for i, oi := range cand {
+			if oi < 0 {
+				continue
+			}
+			o := &s.Offers[oi]
+			fits := !provs[o.Provider] && !(r.Spread && regions[o.Region])
+			for k := 0; k < nk && fits; k++ {
+				fits = rem[oi*nk+k] >= r.Demand[k]
+			}
+			if !fits {
+				cand[i] = -1
+				continue
+			}
+			if j < 0 || costs[i] < costs[j] || costs[i] == costs[j] && fail[oi] < fail[cand[j]] {
+				j = i
+			}
+		}
+		if j < 0 {
+			break
+		}
+		oi := cand[j]
+		cand[j] = -1
+		o := &s.Offers[oi]
+		provs[o.Provider], regions[o.Region] = true, true
+		a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
+		for k := 0; k < nk; k++ {
+			if r.Demand[k] > 0 {
+				a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
+				rem[oi*nk+k] -= r.Demand[k]
+			}
+		}
+		out = append(out, a)
 	}
 	return out
 }

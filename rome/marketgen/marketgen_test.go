@@ -54,5 +54,5 @@ func ExampleGenerate() {
 	}
 	fmt.Println(len(snap), len(s.Requests), len(s.Offers), s.Kinds)
 	// Output:
-	// 223429 2000 200 [compute bandwidth energy storage]
+	// 228233 2000 200 [compute bandwidth energy storage]
 }

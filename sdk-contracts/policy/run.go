@@ -5,13 +5,15 @@ package policy
 type Func func(s *Snapshot) ([]Allocation, error)
 
 // Apply decodes input, runs f and returns the encoded allocation list. It is
-// what Handle does inside the VM, on byte slices.
+// what Handle does inside the VM, on byte slices. f sees the ordinary
+// requests only: Apply places the replicas of replicated requests itself
+// (WithReplicas).
 func Apply(input []byte, f Func) ([]byte, error) {
 	s, err := Decode(input)
 	if err != nil {
 		return nil, err
 	}
-	allocs, err := f(s)
+	allocs, err := WithReplicas(s, f)
 	if err != nil {
 		return nil, err
 	}
