@@ -44,9 +44,12 @@ func (h *host) StorageDelete(k []byte) error {
 	return nil
 }
 
-// StorageIterate collects the range up front: State iteration merges the
-// write buffer with committed state and must not interleave with writes the
-// contract makes while iterating.
+// StorageIterate iterates lazily (ledger.StateIterator): entries are read
+// from the store and the write buffer as the contract asks for them, so an
+// iterator costs in proportion to the entries it visits, which the VM
+// charges for (GasIterNext per entry, GasIterSkip per deleted or replaced
+// entry skipped). It sees the state as of the call: writes the contract
+// makes while iterating are not visited.
 func (h *host) StorageIterate(start, end []byte, reverse bool) (vm.Iterator, error) {
 	prefix := h.storeKey(nil)
 	s := h.storeKey(start)
@@ -56,13 +59,7 @@ func (h *host) StorageIterate(start, end []byte, reverse bool) (vm.Iterator, err
 	} else {
 		en = prefixEnd(prefix)
 	}
-	it := &sliceIter{}
-	err := h.tx.St.Iterate(s, en, reverse, func(k, v []byte) bool {
-		it.keys = append(it.keys, append([]byte(nil), k[len(prefix):]...))
-		it.vals = append(it.vals, v)
-		return len(it.keys) < 100_000
-	})
-	return it, err
+	return &stateIter{it: h.tx.St.NewIterator(s, en, reverse), strip: len(prefix)}, nil
 }
 
 // prefixEnd is the smallest key greater than every key with prefix p.
@@ -77,20 +74,25 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-type sliceIter struct {
-	keys, vals [][]byte
-	i          int
+// stateIter strips the contract's storage prefix from a StateIterator.
+type stateIter struct {
+	it    *ledger.StateIterator
+	strip int
 }
 
-func (s *sliceIter) Next() ([]byte, []byte, bool, error) {
-	if s.i >= len(s.keys) {
-		return nil, nil, false, nil
+var _ vm.SkippingIterator = (*stateIter)(nil)
+
+func (s *stateIter) Next() ([]byte, []byte, bool, error) {
+	k, v, ok, err := s.it.Next()
+	if !ok || err != nil {
+		return nil, nil, false, err
 	}
-	s.i++
-	return s.keys[s.i-1], s.vals[s.i-1], true, nil
+	return k[s.strip:], v, true, nil
 }
 
-func (s *sliceIter) Close() error { return nil }
+func (s *stateIter) OnSkip(charge func(n int)) { s.it.OnSkip(charge) }
+
+func (s *stateIter) Close() error { return nil }
 
 func (h *host) Balance(a [32]byte, denom string) (uint64, error) {
 	return h.e.accounts(h.tx.St).Balance(ledger.Address(a), denom)

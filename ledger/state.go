@@ -3,6 +3,8 @@ package ledger
 import (
 	"bytes"
 	"sort"
+
+	"github.com/RaduBerinde/btreemap"
 )
 
 // StateReader reads committed state.
@@ -35,6 +37,10 @@ type State struct {
 	// reads caches committed values already read: a block reads the same
 	// accounts many times and committed state cannot change under it.
 	reads map[string][]byte
+	// index orders the write buffer for NewIterator; nil until the first
+	// NewIterator, then kept in step with writes (most blocks never
+	// iterate, and a map write is cheaper than a B-tree insert).
+	index *btreemap.BTreeMap[string, stateEntry]
 }
 
 // NewState buffers writes over base.
@@ -67,6 +73,9 @@ func (s *State) put(key []byte, e stateEntry) {
 	prev, had := s.writes[k]
 	s.journal = append(s.journal, journalEntry{key: k, prev: prev, had: had})
 	s.writes[k] = e
+	if s.index != nil {
+		s.index.ReplaceOrInsert(k, e)
+	}
 }
 
 // Set writes key = value (value must not be empty; use Delete).
@@ -86,8 +95,14 @@ func (s *State) RevertTo(snap int) {
 		j := s.journal[i]
 		if j.had {
 			s.writes[j.key] = j.prev
+			if s.index != nil {
+				s.index.ReplaceOrInsert(j.key, j.prev)
+			}
 		} else {
 			delete(s.writes, j.key)
+			if s.index != nil {
+				s.index.Delete(j.key)
+			}
 		}
 	}
 	s.journal = s.journal[:snap]

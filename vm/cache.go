@@ -15,8 +15,10 @@ import (
 	"github.com/sos-kernel/sos/vm/meter"
 )
 
-// maxPooled bounds the idle instances kept per module.
-const maxPooled = 4
+// maxPooled bounds the idle instances kept per module: as many as a chain
+// of nested calls can hold at once (MaxCallDepth instances of one code),
+// so such a chain does not create instances on every transaction.
+const maxPooled = MaxCallDepth
 
 type cacheKey struct {
 	code  [32]byte

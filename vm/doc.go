@@ -39,9 +39,12 @@
 // addr_to_string/addr_from_string and debug_log. Every host function
 // charges GasHostBase plus per-byte and per-operation costs (limits.go)
 // through the same gas global the metering pass maintains, and refuses to
-// run once it is negative. Sizes beyond the limits of limits.go trap with
-// ErrLimit; a state change in a read-only call (the "query" entry point, or
-// Env.ReadOnly) traps with ErrReadOnly.
+// run once it is negative; WASI functions charge per element too (each
+// iovec of fd_write, each subscription of poll_oneoff). Sizes beyond the
+// limits of limits.go trap with ErrLimit; a state change in a read-only
+// call (the "query" entry point, or Env.ReadOnly) traps with ErrReadOnly.
+// After the call the VM charges GasPageWrite for every 4 KiB block of
+// memory the call wrote and GasTrap if it trapped (see "Memory" below).
 //
 // # Determinism
 //
@@ -91,11 +94,54 @@
 // (copy-on-write) through experimental.WithMemoryAllocator, grow from the
 // module's declared memory to the snapshot's size, get the snapshot's
 // global values, and are pooled.
-// After a call, an instance is reset to the snapshot: the pages the call
-// wrote are found in /proc/self/pagemap (they became private copies) and
-// the image is copied back into them, and the mutable globals are restored.
-// An instance that trapped or grew its memory is closed instead. Other
-// systems reset by copying the whole image.
+// After a call, an instance is reset to the snapshot — the pages the call
+// wrote get the image back and become unwritten again, the mutable
+// globals are restored — whether the call returned or trapped. An instance
+// that grew its memory is closed (wazero cannot shrink a memory), but its
+// mapping is reset and serves the next instance. Other systems reset by
+// copying the whole image.
+//
+// # Memory: what a call pays for the pages it writes
+//
+// Each 4 KiB block of memory a call writes costs the node a fault (the
+// page becomes a private copy, or loses its write protection) and a copy
+// back at reset: ≈1–4 µs, against a fraction of a gas for the store that
+// wrote it. Before this was priced, a call storing one byte per 4 KiB
+// across 8 MiB ran at ≈1,200 ns/gas. The VM therefore charges
+// GasPageWrite (2,000 gas) per distinct 4 KiB block written, after the
+// call (memory.go). Determinism was the constraint: what an instance's
+// pages cost depends on its pool history (a page written by an earlier
+// call stays a private copy), so neither faults nor resets can be
+// charged as they happen. The options measured (AMD EPYC VM, CPU time
+// per 4 KiB page, other jobs running):
+//   - a charge for the pages a call can touch (its memory size): a Go
+//     contract has ≈850 pages after init, so even at the cost of a copy
+//     (≈0.7 µs) every call would pay ≈600,000 gas, 15× counter.increment's
+//     whole cost;
+//   - pre-faulted private memory reset by copying everything: the same
+//     ≈600 µs per call, actually spent;
+//   - software tracking (instrumenting every store with a page check):
+//     ≈8–10 more instructions per store, against the metering overhead
+//     budget (geomean ≤ 1.15);
+//   - counting the blocks written, exactly, with the kernel's help: each
+//     call starts from a mapping where no page is marked written, so the
+//     count is a function of the execution. With copy-on-write alone (any
+//     Linux) a written page is a private copy and reset drops it: 2.5 µs
+//     per page written per call, counter.increment (19 pages) 65 → 200 µs.
+//     With asynchronous userfaultfd write protection and PAGEMAP_SCAN
+//     (Linux 6.7) written pages stay resident, reset copies the image back
+//     and protects them again, and the next write costs a protection fault
+//     (≈0.8 µs): counter.increment 65 → 85–93 µs of CPU, its gas 8,438 →
+//     46,438. This is what the VM does, falling back to the copy-on-write
+//     way where the kernel lacks the features; both count the same pages.
+//
+// The count is in 4 KiB blocks whatever the engine does, so the VM
+// refuses hosts whose pages are not 4 KiB (see checkPageSize); memory_other
+// counts blocks that differ from the snapshot after the call, which equals
+// the Linux count unless a call writes a block back to its snapshot
+// contents — validators must run Linux. Reading memory costs no faults
+// (mappings are populated when created and outlive instances), and memory
+// grown by memory.grow is paid for when grown.
 //
 // # Upload gas
 //

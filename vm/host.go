@@ -43,6 +43,18 @@ type callState struct {
 	prepare  bool // running _initialize inside Prepare: no Host
 }
 
+// SkippingIterator is an Iterator that examines entries it does not
+// return on its way to the next one: entries deleted in the write buffer,
+// and committed values a buffered write replaces. storage_iter_open hands
+// it a function that charges GasIterSkip per skipped entry; the iterator
+// must call it as it skips (at least every few dozen entries), before it
+// does more work. The function aborts the call (it panics) once gas runs
+// out, so no unpaid skipping happens.
+type SkippingIterator interface {
+	Iterator
+	OnSkip(charge func(n int))
+}
+
 type iterState struct {
 	it       Iterator
 	key, val []byte // pending entry that did not fit the guest's buffers
@@ -136,12 +148,12 @@ func (s *callState) bytes(m api.Memory, name string, ptr, n uint32, limit int) [
 	if int64(int32(n)) < 0 || int(n) > limit {
 		s.abort(newTrap(ErrLimit, "%s: %d bytes, limit %d", name, n, limit))
 	}
-	s.charge(uint64(n) * GasPerByte)
+	s.charge(perKiB(uint64(n), GasCopyPerKiB))
 	return append([]byte(nil), s.view(m, name, ptr, n)...)
 }
 
 func (s *callState) write(m api.Memory, name string, ptr uint32, b []byte) {
-	s.charge(uint64(len(b)) * GasPerByte)
+	s.charge(perKiB(uint64(len(b)), GasCopyPerKiB))
 	if len(b) > 0 && !m.Write(ptr, b) {
 		s.abort(newTrap(ErrTrap, "%s: out of bounds memory access (%d bytes at %#x)", name, len(b), ptr))
 	}
@@ -196,6 +208,7 @@ func sosFuncs() []hostFunc {
 				st[0] = uint64(uint32(0xffffffff))
 				return
 			}
+			s.charge(perKiB(uint64(len(val)), GasStoreReadPerKiB)) // copied to the guest or not
 			if len(val) <= int(uint32(st[3])) && int32(st[3]) >= 0 {
 				s.write(m, "storage_get value", uint32(st[2]), val)
 			}
@@ -249,6 +262,9 @@ func sosFuncs() []hostFunc {
 			if err != nil {
 				s.hostErr("storage_iter_open", err)
 			}
+			if si, ok := it.(SkippingIterator); ok {
+				si.OnSkip(func(n int) { s.charge(uint64(n) * GasIterSkip) })
+			}
 			s.iters[id] = &iterState{it: it}
 			st[0] = uint64(id)
 		}},
@@ -265,6 +281,7 @@ func sosFuncs() []hostFunc {
 					it.done = true
 				} else {
 					it.key, it.val, it.pending = k, v, true
+					s.charge(perKiB(uint64(len(k)+len(v)), GasStoreReadPerKiB))
 				}
 			}
 			if it.done {
@@ -378,12 +395,14 @@ func sosFuncs() []hostFunc {
 			s.write(m, "call_result_read", uint32(st[0]), s.callResult)
 		}},
 		{"sha256", vt(i32, i32, i32), nil, func(s *callState, m api.Memory, st []uint64) {
-			data := s.hashInput(m, "sha256", uint32(st[0]), uint32(st[1]))
+			data := s.hashInput(m, "sha256", uint32(st[0]), uint32(st[1]), GasSHA256PerKiB)
 			sum := sha256.Sum256(data)
 			s.write(m, "sha256", uint32(st[2]), sum[:])
 		}},
 		{"blake3", vt(i32, i32, i32), nil, func(s *callState, m api.Memory, st []uint64) {
-			data := s.hashInput(m, "blake3", uint32(st[0]), uint32(st[1]))
+			// lukechampine.com/blake3 hashes large inputs on several
+			// goroutines: GasBLAKE3PerKiB prices the CPU time of all of them.
+			data := s.hashInput(m, "blake3", uint32(st[0]), uint32(st[1]), GasBLAKE3PerKiB)
 			sum := blake3.Sum256(data)
 			s.write(m, "blake3", uint32(st[2]), sum[:])
 		}},
@@ -394,7 +413,7 @@ func sosFuncs() []hostFunc {
 				if int64(int32(n)) < 0 || n > MaxCryptoArgBytes {
 					s.abort(newTrap(ErrLimit, "mldsa_verify %s: %d bytes, limit %d", what, n, MaxCryptoArgBytes))
 				}
-				s.charge(uint64(n) * GasHashPerByte)
+				s.charge(perKiB(uint64(n), GasMLDSAPerKiB))
 				return s.view(m, "mldsa_verify "+what, uint32(st[i]), n)
 			}
 			pkb, msg, sig, ctx := arg(0, "key"), arg(2, "message"), arg(4, "signature"), arg(6, "context")
@@ -425,7 +444,7 @@ func sosFuncs() []hostFunc {
 		}},
 		{"debug_log", vt(i32, i32), nil, func(s *callState, m api.Memory, st []uint64) {
 			n := uint32(st[1])
-			s.charge(uint64(n) * GasPerByte)
+			s.charge(perKiB(uint64(n), GasCopyPerKiB))
 			s.appendLog(s.view(m, "debug_log", uint32(st[0]), n))
 		}},
 	}
@@ -446,11 +465,11 @@ func (s *callState) copyOut(m api.Memory, name string, dst, capacity uint32, b [
 	st[0] = uint64(len(b))
 }
 
-func (s *callState) hashInput(m api.Memory, name string, ptr, n uint32) []byte {
+func (s *callState) hashInput(m api.Memory, name string, ptr, n uint32, price uint64) []byte {
 	if int64(int32(n)) < 0 || n > MaxHashInputBytes {
 		s.abort(newTrap(ErrLimit, "%s: %d bytes, limit %d", name, n, MaxHashInputBytes))
 	}
-	s.charge(uint64(n) * GasHashPerByte)
+	s.charge(GasHashBase + perKiB(uint64(n), price))
 	return s.view(m, name, ptr, n)
 }
 

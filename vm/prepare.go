@@ -745,6 +745,10 @@ func memoryMin(m *wasmbin.Module) (uint32, error) {
 	return mems[0].Min, nil
 }
 
+// LoadGas is what every call of a prepared module pays for loading it
+// (GasLoadBase and the other GasLoad figures), before it runs.
+func LoadGas(prepared []byte) (uint64, error) { return loadGas(prepared) }
+
 // loadGas is what every call of a prepared module pays for loading it:
 // see GasLoadBase. It reads the module's section headers and metadata
 // only, so it is known before any loading work.

@@ -232,6 +232,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if cfg.Purpose == Jobs {
 		return newJobVM(ctx, cfg)
 	}
+	if err := checkPageSize(); err != nil {
+		return nil, err
+	}
 	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits()}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(v.limits.MemoryPages).
@@ -361,22 +364,33 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	left := int64(inst.gas.Get())
 	depth := uint32(inst.mod.ExportedGlobal(meter.DepthGlobalExport).Get())
 	s.closeIterators()
+	// The 4 KiB blocks of memory the call wrote are paid for after it
+	// (memory.go); a trapped instance is reset and reused like any other.
+	// A trap is paid for too (GasTrap).
+	pages, memErr := inst.mem.written()
+	paid := left
+	if memErr == nil && left >= 0 {
+		paid = left - int64(min(pages, 1<<30))*GasPageWrite
+		if callErr != nil {
+			paid -= GasTrap
+		}
+	}
 
 	res := Result{DebugLog: s.log, LoadGas: load}
-	if left < 0 {
+	if paid < 0 {
 		res.GasUsed = gasLimit
 	} else {
-		res.GasUsed = gasLimit - uint64(left)
+		res.GasUsed = gasLimit - uint64(paid)
 	}
 	// An instance is reset and reused also after a trap (its memory pages
 	// and every mutable global go back to the snapshot; tables cannot
 	// change), but not once its memory grew: the call that grew it pays
 	// for the new instance a later call will need, as far as its gas
 	// limit goes (see instanceGas).
-	reuse := inst.mod.Memory().Size() == mod.pages*65536
+	reuse := memErr == nil && inst.mod.Memory().Size() == mod.pages*65536
 	mod.release(ctx, inst, reuse)
-	if !reuse && left >= 0 {
-		if uint64(left) >= mod.instGas {
+	if !reuse && paid >= 0 {
+		if uint64(paid) >= mod.instGas {
 			res.GasUsed += mod.instGas
 		} else {
 			res.GasUsed = gasLimit
@@ -386,6 +400,9 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		}
 	}
 
+	if memErr != nil {
+		return res, memErr
+	}
 	if callErr != nil {
 		if s.trap == nil && left >= 0 && depth > meter.DefaultMaxCallDepth {
 			return res, fmt.Errorf("%w: call depth exceeded (more than %d nested Wasm calls)", ErrTrap, meter.DefaultMaxCallDepth)
@@ -394,6 +411,9 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	}
 	if left < 0 { // cannot happen: a negative counter traps before returning
 		return res, fmt.Errorf("%w: gas counter negative after return", ErrOutOfGas)
+	}
+	if paid < 0 {
+		return res, fmt.Errorf("%w: the call wrote %d pages of memory (%d gas each)", ErrOutOfGas, pages, GasPageWrite)
 	}
 	res.Data = s.result
 	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0

@@ -80,7 +80,7 @@ func wasiFuncs() []hostFunc {
 		}},
 		{"random_get", vt(i32, i32), vt(i32), func(s *callState, m api.Memory, st []uint64) {
 			n := uint32(st[1])
-			s.charge(uint64(n) * GasPerByte)
+			s.charge(perKiB(uint64(n), GasRandomPerKiB))
 			b := s.view(m, "random_get", uint32(st[0]), n)
 			s.rng.read(b)
 			st[0] = errnoSuccess
@@ -198,13 +198,14 @@ func fdWrite(s *callState, m api.Memory, st []uint64) {
 	}
 	var total uint32
 	for i := uint32(0); i < n; i++ {
+		s.charge(GasIOVec)
 		p, ok1 := m.ReadUint32Le(iovs + 8*i)
 		l, ok2 := m.ReadUint32Le(iovs + 8*i + 4)
 		if !ok1 || !ok2 {
 			st[0] = errnoFault
 			return
 		}
-		s.charge(uint64(l) * GasPerByte)
+		s.charge(perKiB(uint64(l), GasCopyPerKiB))
 		b, ok := m.Read(p, l)
 		if !ok {
 			st[0] = errnoFault
@@ -225,6 +226,7 @@ func pollOneoff(s *callState, m api.Memory, st []uint64) {
 		st[0] = errnoInval
 		return
 	}
+	s.charge(uint64(n) * GasPollSubscription)
 	sub, ok := m.Read(in, 48*n)
 	if !ok {
 		st[0] = errnoFault

@@ -5,4 +5,38 @@
 // the upload, compilation and module-load shapes:
 //
 //	go test ./vm/adversarial -run '^$' -bench AdversarialUpload -benchtime 2x -count 3
+//
+// The execution shapes are in shapes_test.go (BenchmarkAdversarial):
+//
+//	go test ./vm/adversarial -run '^$' -bench 'Adversarial$' -count 3
+//
+// reports ns/gas and gas/op for each shape, and
+//
+//	SOS_ADVERSARIAL_BAND=all go test ./vm/adversarial -run Band -v
+//
+// fails when a shape leaves the band (TestAdversarialBand; timing depends
+// on the machine and its load, so it runs only when asked, on a quiet
+// machine). TestAdversarialShapesRun, part of the ordinary test run, checks
+// that every shape still deploys and runs.
+//
+// The shapes: straight-line code (empty loop, the most live locals a
+// function may have — vm.MaxFunctionLocals — rotated, 1,000 computed values
+// on the operand stack, globals, unpredictable branches, a huge br_table indexed
+// at random, the dispatch loop Go emits, 64-bit division, float chains,
+// direct and indirect calls, recursion at the depth limit with thin and fat
+// frames, traps), memory (one touch per 4 KiB page over 8 MiB, after
+// growing or not, grow churn, random loads over 7.5 MiB, memory.fill and
+// memory.copy), host functions (the cheapest one in a loop, storage
+// get/set/delete at the largest sizes, iterators over 100,000 committed or
+// 20,000 buffered entries, iterators skipping deleted entries, hashing the
+// largest input, ML-DSA verification, the largest events, WASI fd_write
+// with 1,024 iovecs, poll_oneoff with 64 subscriptions, random_get,
+// clocks), nested calls (the deepest chain, 1,000 calls, trapping Go
+// callees) and Go-compiled code (a contract and a policy spinning on a
+// package-level counter, maps, JSON, sorting, allocation, interface calls,
+// panics), plus the shipped ROME policies on a 10,000 × 1,000 market
+// (built by `make contracts`). BENCHMARKS.md ("VM adversarial: execution")
+// records each shape's figures. Every call also pays for loading its
+// module (vm.LoadGas), which these calls never do (the module stays in
+// memory): ns/gas leaves that charge out, ns/gas-with-load does not.
 package adversarial

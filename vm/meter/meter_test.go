@@ -240,3 +240,30 @@ func loadGoWasmOrNil(t *testing.T) []byte {
 	}
 	return b
 }
+
+// TestSpillSurcharge: every instruction of a function too large for the
+// registers pays Spill in proportion to the excess slots; smaller
+// functions pay nothing extra.
+func TestSpillSurcharge(t *testing.T) {
+	costs := meter.DefaultCosts()
+	costs.Scale, costs.Spill = 1, 1000
+	body := []byte{0x20, 0, 0x41, 1, 0x6a, 0x41, 2, 0x6a, 0x0b} // 5 instructions, end
+	gas := func(locals byte) int64 {
+		m := fnModule{params: []byte{tI32}, results: []byte{tI32}, locals: [][2]byte{{locals, tI64}}, body: body}
+		_, used, err := run(t, m.bytes(), meter.Options{Costs: costs}, 1<<30, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return used
+	}
+	small, large := gas(10), gas(100)
+	// 1 parameter + 100 locals + an operand stack of 2: 103 slots.
+	// 10 locals: 13 slots, below SpillFreeSlots.
+	if want := int64(5 * (1000 * (103 - meter.SpillFreeSlots) / 103)); large-small != want {
+		t.Fatalf("surcharge %d, want %d", large-small, want)
+	}
+	costs.Spill = 0
+	if s, l := gas(10), gas(100); s != l {
+		t.Fatalf("without Spill: %d and %d", s, l)
+	}
+}

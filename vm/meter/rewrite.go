@@ -131,6 +131,7 @@ type rewriter struct {
 	// Per function.
 	nLocals        uint32
 	weight         int64 // depth units per call (see FrameSlots)
+	spill          int64 // added to each instruction's cost (see CostTable.Spill)
 	scratch        []wasmbin.ValType
 	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
@@ -209,6 +210,10 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	}
 	r.checkEntry = info.calls
 	r.weight = min(info.weight, int64(r.maxDepth)+1)
+	r.spill = 0
+	if info.slots > SpillFreeSlots {
+		r.spill = r.costs.spill * (info.slots - SpillFreeSlots) / info.slots
+	}
 	r.local(slotGas) // the first scratch local, whatever the body holds
 
 	for off := 0; ; {
@@ -219,6 +224,11 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 		raw := body[in.Off:in.End]
 		off = in.End
 		cost := r.costs.of(in)
+		switch in.Op {
+		case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpElse, wasmbin.OpEnd, wasmbin.OpNop:
+		default:
+			cost += r.spill
+		}
 		switch in.Op {
 		case wasmbin.OpBlock:
 			// Entering a block is falling through: the segment goes on.

@@ -16,7 +16,7 @@ import (
 func syncCosts() meter.CostTable {
 	c := meter.DefaultCosts()
 	c.Scale = 1
-	c.Base, c.Local, c.Branch, c.Control, c.Loop, c.Call = 3, 5, 7, 11, 13, 17
+	c.Base, c.Local, c.Branch, c.Control, c.Loop, c.Call, c.BrTable = 3, 5, 7, 11, 13, 17, 19
 	return c
 }
 
@@ -100,7 +100,7 @@ func TestHostSeesGas(t *testing.T) {
 // would report 0 gas.
 func TestExitsWriteGas(t *testing.T) {
 	costs := syncCosts()
-	C, L, B, Br := int64(costs.Control), int64(costs.Local), int64(costs.Base), int64(costs.Branch)
+	C, L, B, Br, BT := int64(costs.Control), int64(costs.Local), int64(costs.Base), int64(costs.Branch), int64(costs.BrTable)
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -116,8 +116,8 @@ func TestExitsWriteGas(t *testing.T) {
 		{"br_if to the function, not taken", []byte{0x20, 0, 0x20, 0, 0x0d, 0, 0x41, 1, 0x6a, 0x0b}, 0, 3*L + Br + B + C},
 		// block (result i32); local.get 0; local.get 0; br_table [0] 1
 		// (default: the function); end; end.
-		{"br_table to the function", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 5, C + 2*L + Br},
-		{"br_table to the block", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 0, C + 2*L + Br + C},
+		{"br_table to the function", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 5, C + 2*L + BT},
+		{"br_table to the block", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 0, C + 2*L + BT + C},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := fnModule{params: []byte{tI32}, results: []byte{tI32}, body: tc.body}
