@@ -102,7 +102,7 @@ func (e *env) deploy(tb testing.TB, wasm []byte, n int) []ledger.Address {
 	tb.Helper()
 	st := ledger.NewState(e.store)
 	tx := e.tx(st, vm.MaxUploadGas)
-	id, err := e.eng.Upload(e.ctx, tx, wasm)
+	id, err := e.eng.Upload(e.ctx, tx, wasm, nil)
 	if err != nil {
 		tb.Fatalf("upload: %v", err)
 	}
