@@ -16,7 +16,7 @@ type Status struct {
 	MaxTxGas    uint64 `json:"max_tx_gas"`
 	// MaxUploadGas caps the gas limit of contract and policy uploads.
 	MaxUploadGas uint64 `json:"max_upload_gas"`
-	Role         string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Role         string `json:"role"`   // "leader", "follower", "candidate", "pre-candidate", "learner" or "single"
 	Leader       string `json:"leader"` // node id of the current leader, if known
 	Term         uint64 `json:"term"`
 	DiskBytes    int64  `json:"disk_bytes"`

@@ -1,0 +1,133 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// removedOutcome waits (bounded) for member i's Run to return and puts the
+// error back for tc.stop.
+func (tc *testCluster) removedOutcome(i int, within time.Duration) error {
+	m := tc.members[i]
+	select {
+	case err := <-m.done:
+		m.done <- err
+		return err
+	case <-time.After(within):
+		tc.t.Fatalf("node %d still runs %s after its removal (role %s)", i, within, m.node.cluster.raft.Status().Role)
+		return nil
+	}
+}
+
+// TestClusterRemovedNodeStops: a running member removed by a member_remove
+// applies the block that removes it and stops with ErrRemoved "at height
+// H" (before: it kept running as a pre-candidate forever, the others
+// refusing it); the rest of the cluster goes on, and a restart of the
+// removed home refuses with the same reason.
+func TestClusterRemovedNodeStops(t *testing.T) {
+	tc := newTestCluster(t, 4)
+	l := tc.leader(5 * time.Second)
+	v := (l + 1) % 4
+	tc.converge(2, 10*time.Second)
+	id := tc.members[v].key.Public().Fingerprint()
+	if _, err := tc.members[l].node.submitNodeTx(context.Background(), &ledger.MemberRemove{NodeID: id}, true); err != nil {
+		t.Fatal(err)
+	}
+	err := tc.removedOutcome(v, 10*time.Second)
+	if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "removed from the cluster at height") {
+		t.Fatalf("removed node stopped with %v; want ErrRemoved at a height", err)
+	}
+	h, ok := removedAt(tc.members[v].node.store)
+	if !ok || h < 2 {
+		t.Fatalf("removal height recorded: %d, %v", h, ok)
+	}
+	tc.stop(v)
+	// The others go on without it.
+	alice := tc.users[0]
+	l = tc.leader(5 * time.Second)
+	for n := uint64(0); n < 3; n++ {
+		if err := tc.submit(l, tc.transfer(alice, n, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc.converge(h+1, 10*time.Second)
+	tc.waitFor(10*time.Second, "removed node gone from raft", func() bool {
+		st := tc.members[tc.leader(5*time.Second)].node.cluster.raft.Status()
+		return !slices.Contains(st.Voters, RaftID(id))
+	})
+	// Its home says why it cannot run again.
+	m := tc.members[v]
+	cfg := DefaultConfig()
+	_, err = OpenNode(NodeOptions{Home: m.home, Config: cfg, GenesisDoc: tc.doc, NodeKey: m.key, PeerNet: tc.net.join(id)})
+	if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "sos init --join") {
+		t.Fatalf("restart of a removed home: %v; want ErrRemoved saying how to join again", err)
+	}
+	tc.net.leave(id)
+}
+
+// TestClusterRemovedWhileCutOff: a member cut off while it was removed
+// never sees the block that removed it; once it can reach the others again
+// they refuse it as a non-member, and it stops with ErrRemoved instead of
+// campaigning forever.
+func TestClusterRemovedWhileCutOff(t *testing.T) {
+	tc := newTestCluster(t, 4)
+	l := tc.leader(5 * time.Second)
+	v := (l + 1) % 4
+	tc.converge(2, 10*time.Second)
+	id := tc.members[v].key.Public().Fingerprint()
+	tc.net.isolate(id, true)
+	if _, err := tc.members[l].node.submitNodeTx(context.Background(), &ledger.MemberRemove{NodeID: id}, true); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(10*time.Second, "cut-off node gone from raft", func() bool {
+		st := tc.members[l].node.cluster.raft.Status()
+		return !slices.Contains(st.Voters, RaftID(id))
+	})
+	g := &tc.members[v].node.cluster.gone
+	g.mu.Lock()
+	g.grace = 300 * time.Millisecond
+	g.mu.Unlock()
+	tc.net.isolate(id, false)
+	err := tc.removedOutcome(v, 10*time.Second)
+	if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "refuse its connections") {
+		t.Fatalf("cut-off removed node stopped with %v; want ErrRemoved (refused)", err)
+	}
+}
+
+// TestRemovalRefusals: refusals count only once they last the grace period,
+// and a successful send to a peer ends its streak; other errors do not.
+func TestRemovalRefusals(t *testing.T) {
+	var r removal
+	r.init()
+	t0 := time.Unix(1000, 0)
+	refused := errors.Join(errors.New("x"), ErrRefusedNotMember)
+	r.sent(1, refused, t0)
+	r.sent(2, refused, t0)
+	r.sent(3, errors.New("timeout"), t0)
+	if n := r.refusing([]uint64{1, 2, 3}, t0.Add(time.Second)); n != 0 {
+		t.Fatalf("refusing within grace: %d", n)
+	}
+	r.sent(1, refused, t0.Add(time.Second)) // the streak keeps its start
+	if n := r.refusing([]uint64{1, 2, 3}, t0.Add(removedGrace)); n != 2 {
+		t.Fatalf("refusing after grace: %d, want 2", n)
+	}
+	r.sent(2, nil, t0.Add(removedGrace))
+	r.sent(1, errors.New("unreachable"), t0.Add(removedGrace))
+	if n := r.refusing([]uint64{1, 2, 3}, t0.Add(2*removedGrace)); n != 1 {
+		t.Fatalf("after a success: %d, want 1", n)
+	}
+	if !r.set(ErrRemoved) || r.set(errors.New("second")) || r.reason() != ErrRemoved {
+		t.Fatal("the first reason must win")
+	}
+	select {
+	case <-r.done:
+	default:
+		t.Fatal("done not closed")
+	}
+}
