@@ -905,6 +905,9 @@ func (c *cluster) checkSync(st raftnode.Status) {
 		m.SyncState.WithLabelValues(s).Set(val)
 	}
 	m.SyncBehind.Set(float64(v.target - min(v.target, head)))
+	ps := client.Status{Height: head}
+	c.status(&ps)
+	m.Raft.observe(st, c.id, ps.Peers)
 	prev, warn := c.catchUp.transition(now, v.state)
 	switch {
 	case v.state == client.SyncStalled && warn:

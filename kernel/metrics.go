@@ -17,7 +17,8 @@ type Metrics struct {
 	BlockCommit  prometheus.Histogram
 	BlockBuild   prometheus.Histogram
 	BlockTxs     prometheus.Histogram
-	TxsPerSecond prometheus.Gauge
+	// Raft, as this node sees it (metrics_raft.go; updated every second).
+	Raft RaftMetrics
 	// RaftDropped counts raft messages from peers that were not given to
 	// raft, by reason (net/raftnode's Drop* reasons, and unknown_peer).
 	RaftDropped *prometheus.CounterVec
@@ -57,7 +58,6 @@ func NewMetrics() *Metrics {
 		BlockCommit:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_commit_seconds", Help: "Time to write a block (synced batch).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		BlockBuild:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_build_seconds", Help: "Time to execute and seal a block, state root included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		BlockTxs:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_txs", Help: "Transactions per block.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
-		TxsPerSecond: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_txs_per_second", Help: "Committed transactions per second over the last block interval."}),
 		RaftDropped:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_raft_messages_dropped_total", Help: "Raft messages from peers dropped before raft saw them, by reason."}, []string{"reason"}),
 		SyncState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sos_sync_state", Help: "1 for the node's sync state (in_sync, catching_up, stalled), 0 for the others."}, []string{"state"}),
 		SyncBehind:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_sync_behind_blocks", Help: "Blocks between the node's head and the highest height it knows the cluster committed."}),
@@ -77,9 +77,10 @@ func NewMetrics() *Metrics {
 	}
 	m.JobBytes.WithLabelValues("in")
 	m.JobBytes.WithLabelValues("out")
-	r.MustRegister(m.Height, m.Txs, m.TxsFailed, m.GasUsed, m.MempoolSize, m.BlockCommit, m.BlockBuild, m.BlockTxs, m.TxsPerSecond,
+	r.MustRegister(m.Height, m.Txs, m.TxsFailed, m.GasUsed, m.MempoolSize, m.BlockCommit, m.BlockBuild, m.BlockTxs,
 		m.RaftDropped, m.SyncState, m.SyncBehind,
 		m.JobsByStatus, m.JobResultGas, m.JobsRunning, m.JobGas, m.JobBytes, m.JobVerifications, m.JobMismatches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Raft = newRaftMetrics(r)
 	return m
 }

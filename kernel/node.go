@@ -92,7 +92,6 @@ type Node struct {
 	announced chan *BuiltBlock
 	running   atomic.Bool  // the announcer goroutine is running
 	halted    atomic.Value // error that stopped block production
-	lastTick  time.Time
 
 	chainMinGas string // the market's min_gas_prices the mempool enforces
 
@@ -184,6 +183,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	}
 	n.storage = newStorageWorker(n)
 	n.metrics.Height.Set(float64(store.Head().Height))
+	n.metrics.BuildInfo(Version, g.ChainID)
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
 	members, err := MembersFromLedger(store)
@@ -425,13 +425,6 @@ func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {
 	m.countJobEvents(bb.EndEvents)
 	m.GasUsed.Add(float64(gas))
 	m.MempoolSize.Set(float64(n.mempool.Size()))
-	now := time.Now()
-	if !n.lastTick.IsZero() {
-		if d := now.Sub(n.lastTick).Seconds(); d > 0 {
-			m.TxsPerSecond.Set(float64(len(bb.Receipts)) / d)
-		}
-	}
-	n.lastTick = now
 	if len(bb.Receipts) > 0 {
 		n.log.Debug("block committed", "height", bb.Block.Header.Height, "txs", len(bb.Receipts), "build", build, "commit", commit)
 	}
