@@ -118,6 +118,9 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if opts.NodeKey == nil {
 		return nil, fmt.Errorf("kernel: node key missing")
 	}
+	if err := checkRetention(opts); err != nil {
+		return nil, err
+	}
 	g, err := ledger.ParseGenesis(opts.GenesisDoc)
 	if err != nil {
 		return nil, err
@@ -314,6 +317,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return n.jobsvc.run(ctx) })
 	g.Go(func() error { return n.storage.run(ctx) })
+	g.Go(func() error { return n.prune(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)

@@ -19,6 +19,11 @@ import (
 // ErrNotFound is returned when the node answers 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrPruned is returned when the node answers 410: it deleted what was
+// asked for (an old block, or a transaction in one) under its block
+// retention. It wraps ErrNotFound.
+var ErrPruned = fmt.Errorf("pruned: %w", ErrNotFound)
+
 // ErrNoNode is returned when nothing answers at the node URL: the
 // connection is refused or the host does not resolve (no node runs there).
 var ErrNoNode = errors.New("no node")
@@ -103,8 +108,11 @@ func httpError(status int, data []byte) error {
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	if status == http.StatusNotFound {
+	switch status {
+	case http.StatusNotFound:
 		return fmt.Errorf("%w: %s", ErrNotFound, msg)
+	case http.StatusGone:
+		return fmt.Errorf("%w: %s", ErrPruned, msg)
 	}
 	return &HTTPError{Status: status, Msg: msg}
 }

@@ -20,6 +20,9 @@ type Status struct {
 	Leader       string `json:"leader"` // node id of the current leader, if known
 	Term         uint64 `json:"term"`
 	DiskBytes    int64  `json:"disk_bytes"`
+	// EarliestHeight is the lowest height above 0 whose block the node
+	// still holds (block_retention prunes older ones; 1: none pruned).
+	EarliestHeight uint64 `json:"earliest_height,omitempty"`
 	Peers        []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
