@@ -23,7 +23,7 @@ type Status struct {
 	// EarliestHeight is the lowest height above 0 whose block the node
 	// still holds (block_retention prunes older ones; 1: none pruned).
 	EarliestHeight uint64 `json:"earliest_height,omitempty"`
-	Peers        []Peer `json:"peers"`
+	Peers          []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
 	// (behind with no progress for a while, or no leader known for a
