@@ -114,6 +114,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster/members", n.handleMembers)
 	mux.HandleFunc("GET /v1/cluster/requests", n.handleJoinRequests)
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
+	mux.HandleFunc("GET /v1/logs", n.handleLogs)
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)
 	n.registerBlobAPI(mux)

@@ -852,6 +852,7 @@ func (c *cluster) syncFrom(peer string, height uint64) error {
 func (c *cluster) status(s *client.Status) {
 	st := c.raft.Status()
 	s.Role, s.Term = st.Role, st.Term
+	s.RaftCommit, s.RaftApplied = st.Commit, st.Applied
 	v := c.catchUp.view(time.Now(), s.Height, st)
 	s.SyncState, s.ClusterHeight, s.SyncError = v.state, v.target, v.lastErr
 	if m, ok := c.member(st.Leader); ok {

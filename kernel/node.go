@@ -94,6 +94,7 @@ type Node struct {
 	halted    atomic.Value // error that stopped block production
 
 	chainMinGas string // the market's min_gas_prices the mempool enforces
+	logs        *logRing // recent log records (GET /v1/logs)
 
 	// Admission (admission.go): pending join requests, join tokens, and the
 	// dial-backs in flight.
@@ -112,6 +113,9 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	// The recent records are kept for GET /v1/logs (logring.go).
+	logs := &logRing{}
+	opts.Logger = slog.New(&ringHandler{next: opts.Logger.Handler(), ring: logs})
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
@@ -170,7 +174,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	n := &Node{
 		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain, blobs: blobs,
 		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
-		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
+		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock, logs: logs,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 		joins: newJoinRequests(MaxJoinRequests, JoinRequestTTL), dialBacks: make(chan struct{}, maxDialBacks),

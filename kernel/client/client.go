@@ -149,6 +149,27 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, "", &s)
 }
 
+// Logs returns the node's recent log records after seq (0: the oldest it
+// keeps), at level or above ("": all), at most limit (0: 200).
+func (c *Client) Logs(ctx context.Context, after uint64, level string, limit int) ([]LogLine, error) {
+	v := url.Values{}
+	if after > 0 {
+		v.Set("after", strconv.FormatUint(after, 10))
+	}
+	if level != "" {
+		v.Set("level", level)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/logs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out []LogLine
+	return out, c.GetJSON(ctx, path, &out)
+}
+
 // Members lists the cluster members recorded on the ledger.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var out []Member

@@ -23,6 +23,10 @@ type Status struct {
 	// EarliestHeight is the lowest height above 0 whose block the node
 	// still holds (block_retention prunes older ones; 1: none pruned).
 	EarliestHeight uint64 `json:"earliest_height,omitempty"`
+	// RaftCommit and RaftApplied are the highest raft log index this node
+	// knows committed and has applied (cluster nodes).
+	RaftCommit  uint64 `json:"raft_commit,omitempty"`
+	RaftApplied uint64 `json:"raft_applied,omitempty"`
 	Peers          []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
@@ -269,4 +273,13 @@ type StateEntry struct {
 	KeyText   string `json:"key_text,omitempty"`
 	Value     string `json:"value"`
 	ValueText string `json:"value_text,omitempty"`
+}
+
+// LogLine is one record of a node's recent log (GET /v1/logs): Seq grows
+// by one per record, so a reader asks for the ones after the last it saw.
+type LogLine struct {
+	Seq    uint64 `json:"seq"`
+	TimeMs int64  `json:"time_ms"`
+	Level  string `json:"level"` // DEBUG, INFO, WARN, ERROR
+	Msg    string `json:"msg"`   // the message and its attributes, key=value
 }
