@@ -93,7 +93,7 @@ type Node struct {
 	running   atomic.Bool  // the announcer goroutine is running
 	halted    atomic.Value // error that stopped block production
 
-	chainMinGas string // the market's min_gas_prices the mempool enforces
+	chainMinGas string   // the market's min_gas_prices the mempool enforces
 	logs        *logRing // recent log records (GET /v1/logs)
 
 	// Admission (admission.go): pending join requests, join tokens, and the

@@ -27,7 +27,7 @@ type Status struct {
 	// knows committed and has applied (cluster nodes).
 	RaftCommit  uint64 `json:"raft_commit,omitempty"`
 	RaftApplied uint64 `json:"raft_applied,omitempty"`
-	Peers          []Peer `json:"peers"`
+	Peers       []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
 	// (behind with no progress for a while, or no leader known for a
