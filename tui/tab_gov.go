@@ -17,13 +17,13 @@ import (
 // voting period first) with a live tally against quorum and threshold, the
 // votes of the one under the cursor, and the current parameters.
 type govTab struct {
-	loaded bool
-	noAPI  bool
-	err    error
-	props  []client.GovProposal
-	params []paramLine
+	loaded            bool
+	noAPI             bool
+	err               error
+	props             []client.GovProposal
+	params            []paramLine
 	quorum, threshold uint64 // basis points, from the parameters
-	list   scroller
+	list              scroller
 }
 
 // paramLine is one parameter, flattened from the params JSON.

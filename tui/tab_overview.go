@@ -43,9 +43,9 @@ const rateWindow = 5 * time.Minute
 
 func newOverviewTab() *overviewTab { return &overviewTab{} }
 
-func (t *overviewTab) title() string                      { return "Overview" }
-func (t *overviewTab) typing() bool                       { return false }
-func (t *overviewTab) bindings(k keyMap) []key.Binding    { return []key.Binding{k.Refresh} }
+func (t *overviewTab) title() string                   { return "Overview" }
+func (t *overviewTab) typing() bool                    { return false }
+func (t *overviewTab) bindings(k keyMap) []key.Binding { return []key.Binding{k.Refresh} }
 
 // refresh fetches the log lines after the newest held (the root fetches
 // the status).
