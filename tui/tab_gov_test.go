@@ -139,3 +139,28 @@ func TestClusterLagStallAndMembers(t *testing.T) {
 		t.Fatal("the stall is not drawn in red")
 	}
 }
+
+// TestBlocksTxLookup: a filter that is a whole transaction hash no loaded
+// block matches is looked up on the node and opens that transaction in its
+// block; a hash the node does not have (or pruned) says so.
+func TestBlocksTxLookup(t *testing.T) {
+	m := loaded(t, 120, 40)
+	want := testBlockDetail().Txs[1].TxHash
+	send(m, keys("2", "/", want, "enter")...)
+	bt := m.tabs[1].(*blocksTab)
+	if bt.lookup != want || !strings.Contains(screen(m), "looking the transaction up") {
+		t.Fatalf("no lookup of %s (lookup %q):\n%s", want, bt.lookup, screen(m))
+	}
+	send(m, txLookupMsg{node: 0, hash: want, tx: &client.Tx{TxHash: want, Height: 1234, Index: 1}})
+	send(m, blockMsg{node: 0, block: testBlockDetail()})
+	if bt.level != levelTx || bt.txs.cursor != 1 || !strings.Contains(screen(m), want[:16]) {
+		t.Fatalf("the transaction did not open (level %d, tx %d):\n%s", bt.level, bt.txs.cursor, screen(m))
+	}
+	send(m, keys("esc", "esc", "esc")...)
+	other := strings.Repeat("ab", 32)
+	send(m, keys("/", other, "enter")...)
+	send(m, txLookupMsg{node: 0, hash: other, err: fmt.Errorf("%w: kernel: tx %s is in block 3: pruned", client.ErrPruned, other)})
+	if got := screen(m); !strings.Contains(got, "transaction: pruned") {
+		t.Fatalf("a pruned transaction is not reported:\n%s", got)
+	}
+}
