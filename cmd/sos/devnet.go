@@ -460,7 +460,22 @@ func (d *devnet) probeNodes(ctx context.Context) {
 		_, err := d.probe(pctx, i)
 		cancel()
 		d.ready[i] = err == nil
+		if d.ready[i] {
+			// Say each node as it comes up, so a slow start shows who is
+			// still missing.
+			d.say("node%d answers on %s (%d of %d)", i, d.api[i], d.readyCount(), len(d.homes))
+		}
 	}
+}
+
+func (d *devnet) readyCount() int {
+	n := 0
+	for _, r := range d.ready {
+		if r {
+			n++
+		}
+	}
+	return n
 }
 
 // leader returns the node name of the leader a running node reports.
