@@ -2,7 +2,9 @@ package kernel
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +131,121 @@ func TestRemovalRefusals(t *testing.T) {
 	case <-r.done:
 	default:
 		t.Fatal("done not closed")
+	}
+}
+
+// TestRemovedOverQUIC: on the real transport, a member removed while it
+// was down is refused by the others when it comes back (the QUIC refusal
+// maps to ErrRefusedNotMember) and stops with ErrRemoved, and a member
+// removed while running applies its removal and stops "at height H".
+func TestRemovedOverQUIC(t *testing.T) {
+	keys := []*ledger.PrivateKey{seededKey(t, 70), seededKey(t, 71), seededKey(t, 72), seededKey(t, 73)}
+	addrs := make([]string, len(keys))
+	g := &ledger.Genesis{ChainID: "removed-test", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
+	for i, k := range keys {
+		addrs[i] = freeUDP(t)
+		g.Nodes = append(g.Nodes, ledger.GenesisNode{PubKey: hex.EncodeToString(k.Public().Bytes()), Addr: addrs[i]})
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000}}})
+	}
+	doc, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes := make([]string, len(keys))
+	type running struct {
+		n      *Node
+		cancel context.CancelFunc
+		done   chan error
+	}
+	start := func(i int, grace time.Duration) *running {
+		if homes[i] == "" {
+			homes[i] = t.TempDir()
+		}
+		cfg := DefaultConfig()
+		cfg.P2PAddr, cfg.BlockInterval = addrs[i], Duration{100 * time.Millisecond}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := OpenNode(NodeOptions{Home: homes[i], Config: cfg, GenesisDoc: doc, NodeKey: keys[i], Listener: ln})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cluster.gone.grace = grace // before Run: no one reads it yet
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{n: n, cancel: cancel, done: make(chan error, 1)}
+		go func() { r.done <- n.Run(ctx) }()
+		<-n.Ready()
+		return r
+	}
+	stop := func(r *running) error {
+		r.cancel()
+		err := <-r.done
+		r.n.Close()
+		return err
+	}
+	nodes := make([]*running, len(keys))
+	for i := range keys {
+		nodes[i] = start(i, 300*time.Millisecond)
+	}
+	defer func() {
+		for _, r := range nodes {
+			if r != nil {
+				stop(r)
+			}
+		}
+	}()
+	leader := func() int {
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			for i, r := range nodes {
+				if r != nil && r.n.cluster.raft.Status().Role == "leader" {
+					return i
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("no leader")
+		return -1
+	}
+	l := leader()
+	down := (l + 1) % 4
+	stop(nodes[down])
+	nodes[down] = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := nodes[l].n.submitNodeTx(ctx, &ledger.MemberRemove{NodeID: keys[down].Public().Fingerprint()}, true); err != nil {
+		t.Fatal(err)
+	}
+	back := start(down, 300*time.Millisecond)
+	select {
+	case err := <-back.done:
+		back.n.Close()
+		if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "refuse its connections") {
+			t.Fatalf("removed-while-down node stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		stop(back)
+		t.Fatal("the node removed while down still runs 20 s after coming back")
+	}
+
+	l = leader()
+	v := (l + 1) % 4
+	if nodes[v] == nil {
+		v = (v + 1) % 4
+	}
+	if _, err := nodes[l].n.submitNodeTx(ctx, &ledger.MemberRemove{NodeID: keys[v].Public().Fingerprint()}, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-nodes[v].done:
+		nodes[v].n.Close()
+		nodes[v] = nil
+		if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "at height") {
+			t.Fatalf("removed running node stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the removed running node still runs after 20 s")
 	}
 }
