@@ -15,10 +15,9 @@ import (
 // overviewTab is the health of the focused node at a glance, with its
 // most recent log lines (GET /v1/logs) below.
 type overviewTab struct {
-	logs    []client.LogLine // oldest first, at most logsKept
-	logErr  error
-	noLogs  bool // the node serves no log API
-	logNode int
+	logs   []client.LogLine // oldest first, at most logsKept
+	logErr error
+	noLogs bool // the node serves no log API
 }
 
 // logsKept bounds the log lines the pane holds.
