@@ -296,3 +296,34 @@ func TestDevnetSaysWhatItWaitsFor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDevnetRemovedNode: a node that stops because it was removed from the
+// cluster is reported as such, without the restart advice (a restart of
+// its home would only refuse again).
+func TestDevnetRemovedNode(t *testing.T) {
+	dir := t.TempDir()
+	homes := []string{filepath.Join(dir, "node0"), filepath.Join(dir, "node1")}
+	out := &lockedBuffer{}
+	d := newSupervisor(dir, homes, []string{"http://a", "http://b"}, []string{"p0", "p1"}, out)
+	d.start = func(i int) (*exec.Cmd, error) {
+		c := exec.Command("sleep", "60")
+		if i == 1 {
+			c = exec.Command("sh", "-c", "echo 'error: kernel: this node was removed from the cluster at height 9' >> '"+homes[1]+".log'; exit 1")
+		}
+		dieWithParent(c)
+		return c, c.Start()
+	}
+	d.probe = func(ctx context.Context, i int) (*client.Status, error) { return &client.Status{NodeID: "id0", Leader: "id0"}, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	waitFor(t, "the removed node reported", func() bool {
+		return strings.Contains(out.String(), "node1 stopped: exit status 1: error: kernel: this node was removed from the cluster at height 9")
+	})
+	if s := out.String(); strings.Contains(s, "devnet restart 1") || !strings.Contains(s, "no longer a member") {
+		t.Fatalf("output:\n%s", s)
+	}
+	cancel()
+	<-done
+}
