@@ -313,7 +313,9 @@ func TestDevnetRemovedNode(t *testing.T) {
 		dieWithParent(c)
 		return c, c.Start()
 	}
-	d.probe = func(ctx context.Context, i int) (*client.Status, error) { return &client.Status{NodeID: "id0", Leader: "id0"}, nil }
+	d.probe = func(ctx context.Context, i int) (*client.Status, error) {
+		return &client.Status{NodeID: "id0", Leader: "id0"}, nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
