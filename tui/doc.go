@@ -37,8 +37,8 @@
 // transaction → receipt, instance → storage); esc goes back or clears a
 // filter; / filters the list by what a user searches for, not only the
 // shown columns (blocks: a transaction's hash, sender or kind, of blocks
-// seen live or opened; a whole transaction hash no loaded block matches is
-// looked up on the node and opens that transaction; in Accounts it looks
+// seen live or opened; a whole transaction hash is looked up on the node
+// and opens that transaction; in Accounts it looks
 // up an address); x toggles hex/text in the storage
 // browser; s/S switch the ROME view's list; n shows the next node; r
 // refreshes now; ? lists every key; q or ctrl+c quits.

@@ -35,9 +35,9 @@ type blocksTab struct {
 	txs       scroller
 	lines     scroller // scrolls the transaction view
 
-	// A filter that is a whole transaction hash no loaded block matches is
-	// looked up on the node (GET /v1/txs/{hash}); the transaction then
-	// opens in its block.
+	// A filter that is a whole transaction hash is looked up on the node
+	// (GET /v1/txs/{hash}), whether or not a loaded block matches: the
+	// transaction then opens in its block.
 	lookup    string // the hash being looked up
 	lookupErr error
 	openTx    int // with level block: the transaction to open once the block arrives (-1: none)
@@ -316,7 +316,7 @@ func (t *blocksTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 			t.list = scroller{}
 			return cmd
 		}
-		if q := strings.ToLower(strings.TrimSpace(t.filter.value())); len(t.match) == 0 && isTxHash(q) {
+		if q := strings.ToLower(strings.TrimSpace(t.filter.value())); isTxHash(q) {
 			t.lookup = q
 			return tea.Batch(cmd, e.f.tx(e.focus, q))
 		}

@@ -140,9 +140,9 @@ func TestClusterLagStallAndMembers(t *testing.T) {
 	}
 }
 
-// TestBlocksTxLookup: a filter that is a whole transaction hash no loaded
-// block matches is looked up on the node and opens that transaction in its
-// block; a hash the node does not have (or pruned) says so.
+// TestBlocksTxLookup: a filter that is a whole transaction hash is looked
+// up on the node and opens that transaction in its block; a hash the node
+// does not have (or pruned) says so.
 func TestBlocksTxLookup(t *testing.T) {
 	m := loaded(t, 120, 40)
 	want := testBlockDetail().Txs[1].TxHash
