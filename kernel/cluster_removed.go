@@ -49,6 +49,10 @@ type removal struct {
 	err     error
 	refused map[uint64]time.Time // voter raft id → first refusal of the current streak
 	grace   time.Duration
+	// behind is the height of a block that removed this node while it was
+	// replaying old blocks (0: none): refusals then count even though its
+	// ledger no longer lists it.
+	behind uint64
 }
 
 func (r *removal) init() {
@@ -113,6 +117,9 @@ func (c *cluster) removedSelf(height uint64) {
 		// Replaying old blocks (a restarted node far behind): a later block
 		// may add it again, and the members still accept it if so.
 		c.log.Info("this node was removed from the cluster at this height; it is behind, so it keeps following in case a later block adds it again", "height", height, "cluster_height", v.target)
+		c.gone.mu.Lock()
+		c.gone.behind = height
+		c.gone.mu.Unlock()
 		return
 	}
 	if err := c.node.store.AuxWrite([]ledger.Change{{Key: keyRemoved, Value: binary.BigEndian.AppendUint64(nil, height)}}); err != nil {
@@ -131,7 +138,10 @@ func (c *cluster) checkRefused(now time.Time) {
 	c.memMu.RLock()
 	listed := c.selfListed
 	c.memMu.RUnlock()
-	if !listed {
+	c.gone.mu.Lock()
+	behind := c.gone.behind
+	c.gone.mu.Unlock()
+	if !listed && behind == 0 {
 		return // a joining node the ledger does not list yet: refusals are expected
 	}
 	var others []uint64
@@ -150,6 +160,9 @@ func (c *cluster) checkRefused(now time.Time) {
 	head := c.node.store.Head().Height
 	err := fmt.Errorf("%w: %d of %d other voting members refuse its connections as a non-member; its ledger ends at height %d, before the block that removed it",
 		ErrRemoved, n, len(others), head)
+	if !listed {
+		err = fmt.Errorf("%w at height %d: %d of %d other voting members refuse its connections as a non-member", ErrRemoved, behind, n, len(others))
+	}
 	if c.gone.set(err) {
 		c.log.Warn("this node was removed from the cluster (the members refuse it): stopping", "node_id", c.node.nodeID, "refusing", n, "voters", len(others), "head", head)
 	}

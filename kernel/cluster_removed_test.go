@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -247,5 +248,45 @@ func TestRemovedOverQUIC(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the removed running node still runs after 20 s")
+	}
+}
+
+// TestRemovedWhileReplaying: a node that applies its own removal while far
+// behind the cluster (replaying old blocks: a later block might add it
+// again) keeps going, and stops once the voters refuse it for the grace
+// period, with the height it was removed at.
+func TestRemovedWhileReplaying(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	l := tc.leader(5 * time.Second)
+	v := (l + 1) % 3
+	tc.converge(2, 10*time.Second)
+	c := tc.members[v].node.cluster
+	head := tc.members[v].node.store.Head().Height
+	c.catchUp.see(head + 100) // the cluster is far ahead
+	c.removedSelf(head)
+	select {
+	case <-c.gone.done:
+		t.Fatal("a node replaying old blocks stopped at a removal a later block may undo")
+	default:
+	}
+	if _, ok := removedAt(tc.members[v].node.store); ok {
+		t.Fatal("removal recorded while behind")
+	}
+	c.memMu.Lock()
+	c.selfListed = false // its ledger no longer lists it
+	c.memMu.Unlock()
+	// Cut off, so no real send succeeds (which would end a refusal streak)
+	// while the refusals below are fed in.
+	tc.net.isolate(tc.members[v].key.Public().Fingerprint(), true)
+	now := time.Now()
+	for _, m := range c.memberList() {
+		if m.NodeID != c.node.nodeID {
+			c.gone.sent(m.RaftID, ErrRefusedNotMember, now.Add(-removedGrace))
+		}
+	}
+	c.checkRefused(now)
+	err := tc.removedOutcome(v, 5*time.Second)
+	if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), fmt.Sprintf("at height %d", head)) {
+		t.Fatalf("stopped with %v", err)
 	}
 }
