@@ -114,6 +114,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster/members", n.handleMembers)
 	mux.HandleFunc("GET /v1/cluster/requests", n.handleJoinRequests)
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
+	mux.HandleFunc("GET /v1/logs", n.handleLogs)
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)
 	n.registerBlobAPI(mux)
@@ -222,6 +223,8 @@ func writeErr(w http.ResponseWriter, status int, err error) {
 // statusOf maps an error to an HTTP status.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, ledger.ErrPruned):
+		return http.StatusGone
 	case errors.Is(err, ledger.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrMempoolFull):
@@ -248,6 +251,7 @@ func (n *Node) Status() client.Status {
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
 		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, MaxUploadGas: n.chain.params.MaxGas(&ledger.ContractUpload{}), Role: "single", Leader: n.nodeID,
 		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{}, SyncState: client.SyncInSync,
+		EarliestHeight: n.store.Earliest(),
 	}
 	if n.cluster != nil {
 		n.cluster.status(&s)
@@ -295,6 +299,9 @@ func (n *Node) handleBlocks(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.Block{}
 	for h := int64(from); h >= 0 && len(out) < limit; h-- {
+		if h > 0 && uint64(h) < n.store.Earliest() {
+			break // pruned (block_retention): the list ends at the oldest block kept
+		}
 		b, err := n.BlockJSON(uint64(h), false)
 		if err != nil {
 			writeErr(w, statusOf(err), err)
@@ -411,7 +418,7 @@ func (n *Node) TxJSON(h ledger.Hash) (*client.Tx, error) {
 	}
 	b, err := n.store.Block(height)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kernel: tx %s is in block %d: %w", h, height, err)
 	}
 	if int(idx) >= len(b.Txs) {
 		return nil, fmt.Errorf("kernel: tx %s: index %d beyond block %d: %w", h, idx, height, ledger.ErrCorrupt)

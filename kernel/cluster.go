@@ -118,6 +118,7 @@ type cluster struct {
 	memMu      sync.RWMutex
 	members    map[uint64]Member
 	byAddr     map[ledger.Address]Member
+	leaving    map[uint64]Member // dropped by the ledger, not yet by raft (setMembers)
 	seed       []Member
 	selfListed bool // the ledger lists this node
 	recon      reconciler
@@ -137,6 +138,7 @@ type cluster struct {
 	catchUp  catchUp   // is this node behind, and getting closer?
 	drops    dropLog   // rate limit of the dropped-raft-message warning
 	handoff  time.Time // last leadership transfer away from a restoring leader
+	gone     removal   // was this node removed from the cluster? (cluster_removed.go)
 
 	outMu sync.Mutex
 	out   map[uint64]*peerQueues // raft messages waiting per peer (Send)
@@ -152,6 +154,7 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	}
 	c.catchUp.init(time.Now(), c.stallAfter())
 	c.recon.promoted = map[uint64]time.Time{}
+	c.gone.init()
 	var peers []uint64
 	for _, m := range members {
 		if m.NodeID == n.nodeID {
@@ -162,6 +165,9 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 		}
 	}
 	if c.self.NodeID == "" {
+		if h, ok := removedAt(n.store); ok && !join {
+			return nil, fmt.Errorf("%w at height %d: this home cannot take part again; an operator admits the node anew (sos cluster admit) and it joins with a fresh home (sos init --join)", ErrRemoved, h)
+		}
 		if !join {
 			return nil, fmt.Errorf("kernel: this node (%s) is not a member of the cluster its ledger describes; to join a running cluster use sos init --join", n.nodeID)
 		}
@@ -192,7 +198,7 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	// decodes the message into fresh memory, so the frame is borrowed.
 	step := func(from string, msg []byte) {
 		id := RaftID(from)
-		if _, ok := c.member(id); !ok {
+		if _, ok := c.raftPeer(id); !ok {
 			c.raftDropped(&raftnode.DropError{From: id, Reason: dropUnknownPeer, Err: fmt.Errorf("%s is not a member", from)})
 			return
 		}
@@ -214,7 +220,7 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 // peer's messages, and a heartbeat never waits behind a block. A full
 // queue drops the message, and raft resends.
 func (c *cluster) Send(m raftnode.Message) {
-	member, ok := c.member(m.To)
+	member, ok := c.raftPeer(m.To)
 	if !ok {
 		m.Release()
 		return
@@ -263,6 +269,7 @@ func (c *cluster) sendLoop(to uint64, nodeID string, kind byte, q <-chan raftnod
 		err := c.net.Send(ctx, nodeID, kind, m.Data)
 		cancel()
 		m.Release()
+		c.gone.sent(to, err, time.Now())
 		if err != nil {
 			c.raft.ReportUnreachable(to)
 		}
@@ -437,6 +444,7 @@ func (c *cluster) checkSnapshotPayload(data []byte) error {
 // ConfChanged implements raftnode.StateMachine.
 func (c *cluster) ConfChanged(cs *pb.ConfState, cc pb.ConfChangeI) {
 	c.log.Info("raft membership changed", "voters", len(cs.GetVoters()), "learners", len(cs.GetLearners()))
+	c.confLeft(cs.GetVoters(), cs.GetLearners())
 	c.memMu.Lock()
 	c.recon.inflight = time.Time{} // the change in flight took effect: the next may go
 	c.memMu.Unlock()
@@ -465,6 +473,8 @@ func (c *cluster) run(ctx context.Context) error {
 			return <-errc
 		case err := <-errc:
 			return err
+		case <-c.gone.done:
+			return c.gone.reason()
 		case <-c.node.trigger:
 		case <-t.C:
 		}
@@ -472,6 +482,7 @@ func (c *cluster) run(ctx context.Context) error {
 		if time.Since(lastCheck) >= time.Second {
 			lastCheck = time.Now()
 			c.checkSync(st)
+			c.checkRefused(lastCheck)
 		}
 		if st.Leader != c.lastLeader {
 			c.lastLeader = st.Leader
@@ -841,6 +852,7 @@ func (c *cluster) syncFrom(peer string, height uint64) error {
 func (c *cluster) status(s *client.Status) {
 	st := c.raft.Status()
 	s.Role, s.Term = st.Role, st.Term
+	s.RaftCommit, s.RaftApplied = st.Commit, st.Applied
 	v := c.catchUp.view(time.Now(), s.Height, st)
 	s.SyncState, s.ClusterHeight, s.SyncError = v.state, v.target, v.lastErr
 	if m, ok := c.member(st.Leader); ok {
@@ -894,6 +906,9 @@ func (c *cluster) checkSync(st raftnode.Status) {
 		m.SyncState.WithLabelValues(s).Set(val)
 	}
 	m.SyncBehind.Set(float64(v.target - min(v.target, head)))
+	ps := client.Status{Height: head}
+	c.status(&ps)
+	m.Raft.observe(st, c.id, ps.Peers)
 	prev, warn := c.catchUp.transition(now, v.state)
 	switch {
 	case v.state == client.SyncStalled && warn:

@@ -88,19 +88,93 @@ func (c *cluster) setMembers(list []Member) error {
 			}
 		}
 	}
-	all := make([]Member, 0, len(members))
-	for _, m := range members {
+	c.memMu.Lock()
+	removed := c.selfListed && !selfListed
+	// A member the ledger dropped stays reachable by raft until raft's
+	// configuration drops it too (ConfChanged): the removed node then hears
+	// that the block removing it was committed, applies it and stops with a
+	// clear reason (cluster_removed.go) instead of campaigning unheard.
+	var inRaft map[uint64]bool
+	if c.raft != nil {
+		inRaft = raftConf(c.raft.Status().Voters, c.raft.Status().Learners)
+	}
+	if c.leaving == nil {
+		c.leaving = map[uint64]Member{}
+	}
+	for id, m := range c.members {
+		if _, ok := members[id]; !ok && id != c.id && inRaft[id] {
+			c.leaving[id] = m
+		}
+	}
+	for id := range members {
+		delete(c.leaving, id)
+	}
+	c.members, c.byAddr, c.selfListed = members, byAddr, selfListed
+	all := c.netMembersLocked()
+	c.memMu.Unlock()
+	err := c.net.SetMembers(all)
+	if removed {
+		c.removedSelf(c.node.store.Head().Height)
+	}
+	return err
+}
+
+// netMembersLocked lists whom the transport admits: the members and those
+// leaving (under memMu).
+func (c *cluster) netMembersLocked() []Member {
+	all := make([]Member, 0, len(c.members)+len(c.leaving))
+	for _, m := range c.members {
+		all = append(all, m)
+	}
+	for _, m := range c.leaving {
 		all = append(all, m)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].RaftID < all[j].RaftID })
-	c.memMu.Lock()
-	removed := c.selfListed && !selfListed
-	c.members, c.byAddr, c.selfListed = members, byAddr, selfListed
-	c.memMu.Unlock()
-	if removed {
-		c.log.Warn("this node was removed from the cluster: it no longer takes part in ordering", "node_id", c.node.nodeID)
+	return all
+}
+
+// raftPeer is the member, or the member leaving, with raft id id: whom raft
+// messages go to and are accepted from.
+func (c *cluster) raftPeer(id uint64) (Member, bool) {
+	c.memMu.RLock()
+	defer c.memMu.RUnlock()
+	if m, ok := c.members[id]; ok {
+		return m, true
 	}
-	return c.net.SetMembers(all)
+	m, ok := c.leaving[id]
+	return m, ok
+}
+
+// confLeft drops the members leaving that raft's configuration no longer
+// holds; the transport then refuses them.
+func (c *cluster) confLeft(voters, learners []uint64) {
+	inRaft := raftConf(voters, learners)
+	c.memMu.Lock()
+	changed := false
+	for id := range c.leaving {
+		if !inRaft[id] {
+			delete(c.leaving, id)
+			changed = true
+		}
+	}
+	all := c.netMembersLocked()
+	c.memMu.Unlock()
+	if changed {
+		if err := c.net.SetMembers(all); err != nil {
+			c.log.Error("cluster: apply membership", "err", err)
+		}
+	}
+}
+
+func raftConf(voters, learners []uint64) map[uint64]bool {
+	in := map[uint64]bool{}
+	for _, id := range voters {
+		in[id] = true
+	}
+	for _, id := range learners {
+		in[id] = true
+	}
+	return in
 }
 
 // refreshMembers re-reads the membership from the committed state.

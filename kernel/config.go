@@ -82,6 +82,14 @@ type Config struct {
 	// challenged with the consumer's key.
 	JobVerify string `toml:"job_verify"`
 
+	// BlockRetention keeps only the last so many blocks (0: all): older
+	// block bodies, transactions and receipts are deleted from the store
+	// (docs/operations.md, "Disk growth and pruning"). Pruning is local:
+	// state, state roots and consensus are unaffected, and the API answers
+	// a pruned height with 410. At least MinBlockRetention, so members
+	// catching up can always fetch the blocks they need.
+	BlockRetention uint64 `toml:"block_retention"`
+
 	// NodeWatts is the power this machine draws running jobs, as its
 	// operator declares it: a job result's energy is modeled as CPU time ×
 	// node_watts when no hardware energy counter (Linux powercap) can be

@@ -36,6 +36,14 @@
 // operator admits it (or it presents a join token minted in the member's
 // home) it is a node-local, bounded, expiring pending request, recorded only
 // after its claimed address was dialed back and answered with its key.
+// A member that a member_remove takes out learns it — by applying that
+// block, or from a majority of voters refusing it — and stops with
+// ErrRemoved (cluster_removed.go).
+//
+// Operations: block_retention prunes old block bodies in the background
+// (prune.go; never the state); the last log records are kept in memory for
+// GET /v1/logs (logring.go); raft's view is exported as metrics
+// (metrics_raft.go). docs/operations.md is the operator's manual.
 //
 // Workloads: the node keeps a blob store in <home>/blobs (Blobs; bounded
 // by blob_limit) that job modules, inputs and outputs live in, serves it

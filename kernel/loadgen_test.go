@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,5 +126,43 @@ func TestLoadgenRidesOutResetsAndReportsCommits(t *testing.T) {
 	}
 	if res.StreamReconnects < 1 {
 		t.Fatal("the dropped event stream was not counted")
+	}
+}
+
+// TestLoadgenLiveProgress: OnLive reports the counts as the run goes —
+// never going back — and a last report with every transaction sent and
+// committed.
+func TestLoadgenLiveProgress(t *testing.T) {
+	tn := newTestChain(t, 1)
+	cfg := DefaultConfig()
+	cfg.BlockInterval = Duration{50 * time.Millisecond}
+	_, c := startTestNode(t, tn, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tb, err := txbuild.New(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []loadgen.Live
+	const txs = 200
+	res, err := loadgen.Run(ctx, tb, tn.users[0], loadgen.Config{Txs: txs, Senders: 10, BatchSize: 20, Parallel: 2, Rate: 1000,
+		LiveEvery: 20 * time.Millisecond, OnLive: func(l loadgen.Live) { mu.Lock(); seen = append(seen, l); mu.Unlock() }})
+	if err != nil || res.Committed != txs {
+		t.Fatalf("loadgen: %v, %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) < 3 {
+		t.Fatalf("%d progress reports over a run of %.2fs", len(seen), res.SubmitSecs)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i].Committed < seen[i-1].Committed || seen[i].Sent < seen[i-1].Sent {
+			t.Fatalf("progress went back: %v then %v", seen[i-1], seen[i])
+		}
+	}
+	last := seen[len(seen)-1]
+	if last.Sent != txs || last.Committed != txs || last.Total != txs || !strings.Contains(last.String(), "committed 200 (100%)") {
+		t.Fatalf("last report %q", last)
 	}
 }

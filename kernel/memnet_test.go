@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/sos-kernel/sos/kernel/client"
@@ -121,8 +122,11 @@ func (p *memPeer) Send(ctx context.Context, peer string, kind byte, msg []byte) 
 	dst := h.nodes[peer]
 	cut := h.isolated[peer] || h.isolated[p.id]
 	h.mu.Unlock()
-	if dst == nil || cut || !p.allows(peer) || !dst.allows(p.id) {
+	if dst == nil || cut || !p.allows(peer) {
 		return errUnreachable
+	}
+	if !dst.allows(p.id) {
+		return fmt.Errorf("memnet: %s refuses %s: %w", peer, p.id, ErrRefusedNotMember)
 	}
 	select {
 	case dst.queue <- memMsg{from: p.id, kind: kind, data: append([]byte(nil), msg...)}:

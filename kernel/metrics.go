@@ -8,16 +8,17 @@ import (
 // Metrics are the node's Prometheus metrics, on a registry of its own (no
 // global state, so tests can run several nodes in one process).
 type Metrics struct {
-	Registry     *prometheus.Registry
-	Height       prometheus.Gauge
-	Txs          prometheus.Counter
-	TxsFailed    prometheus.Counter
-	GasUsed      prometheus.Counter
-	MempoolSize  prometheus.Gauge
-	BlockCommit  prometheus.Histogram
-	BlockBuild   prometheus.Histogram
-	BlockTxs     prometheus.Histogram
-	TxsPerSecond prometheus.Gauge
+	Registry    *prometheus.Registry
+	Height      prometheus.Gauge
+	Txs         prometheus.Counter
+	TxsFailed   prometheus.Counter
+	GasUsed     prometheus.Counter
+	MempoolSize prometheus.Gauge
+	BlockCommit prometheus.Histogram
+	BlockBuild  prometheus.Histogram
+	BlockTxs    prometheus.Histogram
+	// Raft, as this node sees it (metrics_raft.go; updated every second).
+	Raft RaftMetrics
 	// RaftDropped counts raft messages from peers that were not given to
 	// raft, by reason (net/raftnode's Drop* reasons, and unknown_peer).
 	RaftDropped *prometheus.CounterVec
@@ -48,19 +49,18 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
-		Registry:     r,
-		Height:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_height", Help: "Height of the last committed block."}),
-		Txs:          prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_txs_total", Help: "Transactions committed."}),
-		TxsFailed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_txs_failed_total", Help: "Committed transactions whose payload failed."}),
-		GasUsed:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_gas_used_total", Help: "Gas used by committed transactions."}),
-		MempoolSize:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_mempool_size", Help: "Transactions waiting in the mempool."}),
-		BlockCommit:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_commit_seconds", Help: "Time to write a block (synced batch).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		BlockBuild:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_build_seconds", Help: "Time to execute and seal a block, state root included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		BlockTxs:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_txs", Help: "Transactions per block.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
-		TxsPerSecond: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_txs_per_second", Help: "Committed transactions per second over the last block interval."}),
-		RaftDropped:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_raft_messages_dropped_total", Help: "Raft messages from peers dropped before raft saw them, by reason."}, []string{"reason"}),
-		SyncState:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sos_sync_state", Help: "1 for the node's sync state (in_sync, catching_up, stalled), 0 for the others."}, []string{"state"}),
-		SyncBehind:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_sync_behind_blocks", Help: "Blocks between the node's head and the highest height it knows the cluster committed."}),
+		Registry:    r,
+		Height:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_height", Help: "Height of the last committed block."}),
+		Txs:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_txs_total", Help: "Transactions committed."}),
+		TxsFailed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_txs_failed_total", Help: "Committed transactions whose payload failed."}),
+		GasUsed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_gas_used_total", Help: "Gas used by committed transactions."}),
+		MempoolSize: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_mempool_size", Help: "Transactions waiting in the mempool."}),
+		BlockCommit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_commit_seconds", Help: "Time to write a block (synced batch).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		BlockBuild:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_build_seconds", Help: "Time to execute and seal a block, state root included.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		BlockTxs:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sos_block_txs", Help: "Transactions per block.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		RaftDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_raft_messages_dropped_total", Help: "Raft messages from peers dropped before raft saw them, by reason."}, []string{"reason"}),
+		SyncState:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sos_sync_state", Help: "1 for the node's sync state (in_sync, catching_up, stalled), 0 for the others."}, []string{"state"}),
+		SyncBehind:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "sos_sync_behind_blocks", Help: "Blocks between the node's head and the highest height it knows the cluster committed."}),
 
 		JobsByStatus:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sos_jobs_total", Help: "Jobs that reached each status in blocks committed on this node."}, []string{"status"}),
 		JobResultGas:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sos_job_result_gas_total", Help: "Gas used by jobs as their committed results report it."}),
@@ -77,9 +77,10 @@ func NewMetrics() *Metrics {
 	}
 	m.JobBytes.WithLabelValues("in")
 	m.JobBytes.WithLabelValues("out")
-	r.MustRegister(m.Height, m.Txs, m.TxsFailed, m.GasUsed, m.MempoolSize, m.BlockCommit, m.BlockBuild, m.BlockTxs, m.TxsPerSecond,
+	r.MustRegister(m.Height, m.Txs, m.TxsFailed, m.GasUsed, m.MempoolSize, m.BlockCommit, m.BlockBuild, m.BlockTxs,
 		m.RaftDropped, m.SyncState, m.SyncBehind,
 		m.JobsByStatus, m.JobResultGas, m.JobsRunning, m.JobGas, m.JobBytes, m.JobVerifications, m.JobMismatches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Raft = newRaftMetrics(r)
 	return m
 }

@@ -92,9 +92,9 @@ type Node struct {
 	announced chan *BuiltBlock
 	running   atomic.Bool  // the announcer goroutine is running
 	halted    atomic.Value // error that stopped block production
-	lastTick  time.Time
 
-	chainMinGas string // the market's min_gas_prices the mempool enforces
+	chainMinGas string   // the market's min_gas_prices the mempool enforces
+	logs        *logRing // recent log records (GET /v1/logs)
 
 	// Admission (admission.go): pending join requests, join tokens, and the
 	// dial-backs in flight.
@@ -113,11 +113,17 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
+	// The recent records are kept for GET /v1/logs (logring.go).
+	logs := &logRing{}
+	opts.Logger = slog.New(&ringHandler{next: opts.Logger.Handler(), ring: logs})
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.NodeKey == nil {
 		return nil, fmt.Errorf("kernel: node key missing")
+	}
+	if err := checkRetention(opts); err != nil {
+		return nil, err
 	}
 	g, err := ledger.ParseGenesis(opts.GenesisDoc)
 	if err != nil {
@@ -168,7 +174,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	n := &Node{
 		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain, blobs: blobs,
 		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
-		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
+		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock, logs: logs,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
 		ready:  make(chan struct{}), trigger: make(chan struct{}, 1), announced: make(chan *BuiltBlock, 64),
 		joins: newJoinRequests(MaxJoinRequests, JoinRequestTTL), dialBacks: make(chan struct{}, maxDialBacks),
@@ -184,6 +190,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	}
 	n.storage = newStorageWorker(n)
 	n.metrics.Height.Set(float64(store.Head().Height))
+	n.metrics.BuildInfo(Version, g.ChainID)
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
 	members, err := MembersFromLedger(store)
@@ -314,6 +321,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return n.jobsvc.run(ctx) })
 	g.Go(func() error { return n.storage.run(ctx) })
+	g.Go(func() error { return n.prune(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -425,13 +433,6 @@ func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {
 	m.countJobEvents(bb.EndEvents)
 	m.GasUsed.Add(float64(gas))
 	m.MempoolSize.Set(float64(n.mempool.Size()))
-	now := time.Now()
-	if !n.lastTick.IsZero() {
-		if d := now.Sub(n.lastTick).Seconds(); d > 0 {
-			m.TxsPerSecond.Set(float64(len(bb.Receipts)) / d)
-		}
-	}
-	n.lastTick = now
 	if len(bb.Receipts) > 0 {
 		n.log.Debug("block committed", "height", bb.Block.Header.Height, "txs", len(bb.Receipts), "build", build, "commit", commit)
 	}

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sos-kernel/sos/kernel/client"
@@ -15,7 +16,13 @@ type quicNet struct{ t *sosnet.Transport }
 var _ PeerNet = quicNet{}
 
 func (q quicNet) Send(ctx context.Context, peer string, kind byte, msg []byte) error {
-	return q.t.Send(ctx, sosnet.PeerID(peer), sosnet.StreamKind(kind), msg)
+	err := q.t.Send(ctx, sosnet.PeerID(peer), sosnet.StreamKind(kind), msg)
+	if errors.Is(err, sosnet.ErrUnknownPeer) || errors.Is(err, sosnet.ErrRemoved) {
+		// The cluster sends only to the members it knows, so an unknown or
+		// removed peer here is the peer's refusal of this node.
+		return fmt.Errorf("%w: %w", ErrRefusedNotMember, err)
+	}
+	return err
 }
 
 func (q quicNet) Handle(kind byte, fn func(from string, msg []byte)) {

@@ -60,6 +60,12 @@
 // tables before it returns, and would retry forever on a full disk): if
 // not, it returns ErrNoSpace saying where and how much must be freed.
 //
+// PruneBlocks deletes old block bodies and receipts (a node's
+// block_retention; see prune.go): each step deletes a range of heights and
+// raises the pruning mark (Earliest) in one synced batch, never touching the
+// state, block 0 or the head; Block and Receipt below the mark return
+// ErrPruned (which is also ErrNotFound).
+//
 // The state root is the root of the compact sparse Merkle tree of package
 // smt over SHA-256(state key) → value; see smt's documentation for the exact
 // hashing. Store.Prove returns a value with its proof against the current

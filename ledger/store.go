@@ -87,6 +87,7 @@ type Store struct {
 	mu         sync.RWMutex // held for writing during a commit, for reading by proofs
 	head       Head
 	failed     atomic.Pointer[error] // set once a write failed: no further commits
+	earliest   atomic.Uint64         // lowest height above 0 not pruned (prune.go)
 	batches    batchPool
 }
 
@@ -191,6 +192,10 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("ledger: open %s: head: %w: %w", dir, ErrCorrupt, err)
 		}
+	}
+	if err := s.loadPruned(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
 	s.tree = smt.New(nodeReader{s}, smt.Hash(s.head.StateRoot), opts.CacheNodes)
 	return s, nil
@@ -483,6 +488,9 @@ func (s *Store) BlockBytes(height uint64) ([]byte, error) {
 
 // Block returns the block at height.
 func (s *Store) Block(height uint64) (*Block, error) {
+	if s.pruned(height) {
+		return nil, fmt.Errorf("ledger: block %d: %w (this node keeps blocks from %d)", height, ErrPruned, s.Earliest())
+	}
 	b, err := s.codec.readBlock(s.db, height)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: block %d: %w", height, err)
@@ -519,6 +527,9 @@ func (s *Store) TxLocation(h Hash) (height uint64, index uint32, err error) {
 
 // Receipt returns the receipt of the tx at (height, index).
 func (s *Store) Receipt(height uint64, index uint32) (*Receipt, error) {
+	if s.pruned(height) {
+		return nil, fmt.Errorf("ledger: receipt %d/%d: %w (this node keeps blocks from %d)", height, index, ErrPruned, s.Earliest())
+	}
 	raw, err := s.get(receiptKey(height, index))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: receipt %d/%d: %w", height, index, err)

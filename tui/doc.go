@@ -22,7 +22,13 @@
 // does that offline) and 8 Jobs (workloads: the queue of jobs waiting for
 // their node's result, the results, and all jobs, with a detail pane:
 // data, limits, result, outputs, whether this node's verifier reproduced
-// the result, and a challenge). A node without the market API (404) says
+// the result, and a challenge) and 9 Gov (governance proposals, voting
+// ones first, with the live tally against quorum and threshold, the votes
+// and the current parameters). The Overview ends with the node's recent
+// log lines (GET /v1/logs). The Cluster view shows per node its lag behind
+// the leader, the age of its newest block (stalled past 30 s, in red),
+// raft commit/applied index and mempool, and lists the members the nodes
+// report that no --node URL reaches. A node without the market API (404) says
 // so. A terminal too narrow for the tab bar drops the labels' padding.
 //
 // Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
@@ -31,7 +37,9 @@
 // transaction → receipt, instance → storage); esc goes back or clears a
 // filter; / filters the list by what a user searches for, not only the
 // shown columns (blocks: a transaction's hash, sender or kind, of blocks
-// seen live or opened; in Accounts it looks up an address); x toggles hex/text in the storage
+// seen live or opened; a whole transaction hash is looked up on the node
+// and opens that transaction; in Accounts it looks
+// up an address); x toggles hex/text in the storage
 // browser; s/S switch the ROME view's list; n shows the next node; r
 // refreshes now; ? lists every key; q or ctrl+c quits.
 //

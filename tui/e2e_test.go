@@ -76,6 +76,10 @@ func TestEndToEnd(t *testing.T) {
 	waitScreen(t, d, "overview with height", func(s string) bool {
 		return strings.Contains(s, "height") && strings.Contains(s, "tui-e2e")
 	})
+	// The node's own log, read from GET /v1/logs.
+	waitScreen(t, d, "the overview's log pane with the node's start", func(s string) bool {
+		return strings.Contains(s, "Recent log") && strings.Contains(s, "node started")
+	})
 
 	out := run("tx", "transfer", "--from", "alice", "--to", bob, "--amount", "1TFLP", "--home", home, "--node", url, "-o", "json")
 	var res struct {
@@ -114,6 +118,26 @@ func TestEndToEnd(t *testing.T) {
 	d.keys("7")
 	waitScreen(t, d, "the certificates view", func(s string) bool {
 		return strings.Contains(s, "Certificates (") || strings.Contains(s, "no certificate issued yet")
+	})
+	// Governance from the real node: its parameters, no proposal yet.
+	d.keys("9")
+	waitScreen(t, d, "the governance view", func(s string) bool {
+		return strings.Contains(s, "Governance") && strings.Contains(s, "no proposals yet") && strings.Contains(s, "quorum_bps")
+	})
+	// A transaction hash typed in the Blocks filter is looked up on the
+	// node and opens in its block.
+	d.keys("2")
+	// Back with backspace (receipt → block → list, then the height filter
+	// cleared): an escape followed by "/" within tmux's escape-time would
+	// read as alt+/.
+	d.keys("backspace")
+	d.keys("backspace")
+	d.keys("backspace")
+	d.keys("/")
+	d.keys(res.TxHash)
+	d.keys("enter")
+	waitScreen(t, d, "the transfer found by its hash", func(s string) bool {
+		return strings.Contains(s, res.TxHash) && regexp.MustCompile(`result\s+ok`).MatchString(s)
 	})
 
 	d.keys("q")
@@ -235,6 +259,8 @@ func (d *tmuxDriver) keys(k string) {
 		d.cmd("send-keys", "-t", d.session, "Enter").Run()
 	case "esc":
 		d.cmd("send-keys", "-t", d.session, "Escape").Run()
+	case "backspace":
+		d.cmd("send-keys", "-t", d.session, "BSpace").Run()
 	default:
 		d.cmd("send-keys", "-t", d.session, "-l", k).Run()
 	}
@@ -291,6 +317,8 @@ func (d *pipeDriver) keys(k string) {
 		k = "\r"
 	case "esc":
 		k = "\x1b"
+	case "backspace":
+		k = "\x7f"
 	}
 	d.in.Write([]byte(k))
 	time.Sleep(50 * time.Millisecond)

@@ -198,6 +198,7 @@ func newModel(f fetcher, urls []string, opts Options) *model {
 		newRomeTab(),
 		newCertsTab(),
 		newJobsTab(),
+		newGovTab(),
 	}
 	m.help.SetWidth(e.width)
 	return m
@@ -532,7 +533,19 @@ func (m *model) fullHelp(w int) string {
 	}
 	rows = append(rows, row)
 	title := m.e.st.header.Render("Keys — " + m.tabs[m.active].title() + " (? or esc to close)")
-	return title + "\n\n" + strings.Join(rows, "\n\n")
+	legend := []string{"", m.e.st.header.Render("Raft roles (Overview, Cluster)")}
+	for _, l := range roleLegend {
+		legend = append(legend, fit(l, w))
+	}
+	return title + "\n\n" + strings.Join(rows, "\n\n") + "\n" + strings.Join(legend, "\n")
+}
+
+// roleLegend explains the roles a node reports (docs/api.md, README).
+var roleLegend = []string{
+	"leader         orders blocks           follower   a voter following the leader",
+	"learner        replicates, no vote     single     a one-node chain, no raft",
+	"candidate      asking for votes in an election",
+	"pre-candidate  checking it could win before an election; stuck there: cut off from the majority, or removed",
 }
 
 func errText(err error) string {

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"sort"
 	"strings"
@@ -33,6 +34,41 @@ type blocksTab struct {
 	detailErr error
 	txs       scroller
 	lines     scroller // scrolls the transaction view
+
+	// A filter that is a whole transaction hash is looked up on the node
+	// (GET /v1/txs/{hash}), whether or not a loaded block matches: the
+	// transaction then opens in its block.
+	lookup    string // the hash being looked up
+	lookupErr error
+	openTx    int // with level block: the transaction to open once the block arrives (-1: none)
+}
+
+// txLookupMsg is the node's answer to a transaction hash.
+type txLookupMsg struct {
+	node int
+	hash string
+	tx   *client.Tx
+	err  error
+}
+
+func (f fetcher) tx(node int, hash string) tea.Cmd {
+	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
+		tx, err := c.Tx(ctx, hash)
+		return txLookupMsg{node: node, hash: hash, tx: tx, err: err}
+	})
+}
+
+// isTxHash reports whether s is a whole transaction hash (64 hex digits).
+func isTxHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 const (
@@ -47,7 +83,7 @@ const (
 )
 
 func newBlocksTab() *blocksTab {
-	return &blocksTab{filter: newFilterBox("/ ", "height, block hash, proposer, or a tx's hash, sender or kind"), txHay: map[uint64]string{}}
+	return &blocksTab{filter: newFilterBox("/ ", "height, block hash, proposer, or a tx's hash, sender or kind"), txHay: map[uint64]string{}, openTx: -1}
 }
 
 func (t *blocksTab) title() string { return "Blocks" }
@@ -142,6 +178,11 @@ func (t *blocksTab) update(e *env, msg tea.Msg) tea.Cmd {
 		}
 		if msg.block.Height == t.want {
 			t.detail, t.detailErr = msg.block, nil
+			if i := t.openTx; i >= 0 && i < len(msg.block.Txs) {
+				t.txs = scroller{cursor: i}
+				t.level, t.lines = levelTx, scroller{}
+			}
+			t.openTx = -1
 		}
 		var hay []string
 		for i := range msg.block.Txs {
@@ -158,6 +199,18 @@ func (t *blocksTab) update(e *env, msg tea.Msg) tea.Cmd {
 		if t.filter.value() != "" {
 			t.keepCursor(t.rematch)
 		}
+	case txLookupMsg:
+		if msg.node != e.focus || msg.hash != t.lookup {
+			return nil
+		}
+		t.lookup = ""
+		if msg.err != nil {
+			t.lookupErr = msg.err
+			return nil
+		}
+		t.lookupErr = nil
+		t.level, t.want, t.detail, t.detailErr, t.txs, t.openTx = levelBlock, msg.tx.Height, nil, nil, scroller{}, int(msg.tx.Index)
+		return e.f.block(e.focus, msg.tx.Height)
 	case tea.KeyPressMsg:
 		return t.key(e, msg)
 	default:
@@ -257,9 +310,15 @@ func (t *blocksTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 	k := e.keys
 	if t.filter.focused() {
 		ev, cmd := t.filter.handle(msg)
+		t.lookupErr = nil
 		if ev != filterApply {
 			t.rematch()
 			t.list = scroller{}
+			return cmd
+		}
+		if q := strings.ToLower(strings.TrimSpace(t.filter.value())); isTxHash(q) {
+			t.lookup = q
+			return tea.Batch(cmd, e.f.tx(e.focus, q))
 		}
 		return cmd
 	}
@@ -342,7 +401,14 @@ func (t *blocksTab) view(e *env, w, h int) string {
 	if t.filter.focused() {
 		lines = append(lines, t.filter.view(w))
 	} else if v := t.filter.value(); v != "" {
-		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render("  ("+itoa(len(t.match))+" match, esc clears)"))
+		note := "  (" + itoa(len(t.match)) + " match, esc clears)"
+		switch {
+		case t.lookup != "":
+			note = "  looking the transaction up on the node…"
+		case t.lookupErr != nil:
+			note = "  transaction: " + errText(t.lookupErr)
+		}
+		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render(note))
 	}
 	cols := layoutColumns([]column{
 		{"", 1, false}, {"height", 9, true}, {"time", 8, false}, {"txs", 5, true}, {"gas used", 12, true}, {"hash", 16, false},

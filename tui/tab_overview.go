@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -11,19 +12,104 @@ import (
 	"github.com/sos-kernel/sos/kernel/client"
 )
 
-// overviewTab is the health of the focused node at a glance.
-type overviewTab struct{}
+// overviewTab is the health of the focused node at a glance, with its
+// most recent log lines (GET /v1/logs) below.
+type overviewTab struct {
+	logs   []client.LogLine // oldest first, at most logsKept
+	logErr error
+	noLogs bool // the node serves no log API
+}
+
+// logsKept bounds the log lines the pane holds.
+const logsKept = 200
+
+// logsMsg is the focused node's log records after the last one seen.
+type logsMsg struct {
+	node  int
+	lines []client.LogLine
+	err   error
+}
+
+func (f fetcher) logs(node int, after uint64) tea.Cmd {
+	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
+		ls, err := c.Logs(ctx, after, "", logsKept)
+		return logsMsg{node: node, lines: ls, err: err}
+	})
+}
 
 // rateWindow is the span of the rate sparklines.
 const rateWindow = 5 * time.Minute
 
 func newOverviewTab() *overviewTab { return &overviewTab{} }
 
-func (t *overviewTab) title() string                      { return "Overview" }
-func (t *overviewTab) typing() bool                       { return false }
-func (t *overviewTab) bindings(k keyMap) []key.Binding    { return []key.Binding{k.Refresh} }
-func (t *overviewTab) refresh(e *env) tea.Cmd             { return nil } // the root fetches status
-func (t *overviewTab) update(e *env, msg tea.Msg) tea.Cmd { return nil }
+func (t *overviewTab) title() string                   { return "Overview" }
+func (t *overviewTab) typing() bool                    { return false }
+func (t *overviewTab) bindings(k keyMap) []key.Binding { return []key.Binding{k.Refresh} }
+
+// refresh fetches the log lines after the newest held (the root fetches
+// the status).
+func (t *overviewTab) refresh(e *env) tea.Cmd {
+	var after uint64
+	if n := len(t.logs); n > 0 {
+		after = t.logs[n-1].Seq
+	}
+	return e.f.logs(e.focus, after)
+}
+
+func (t *overviewTab) update(e *env, msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case focusMsg:
+		t.logs, t.logErr, t.noLogs = nil, nil, false
+	case logsMsg:
+		if msg.node != e.focus {
+			return nil
+		}
+		t.logErr, t.noLogs = msg.err, notFound(msg.err)
+		if msg.err != nil {
+			return nil
+		}
+		if len(msg.lines) > 0 && len(t.logs) > 0 && msg.lines[0].Seq <= t.logs[len(t.logs)-1].Seq {
+			t.logs = nil // the node restarted: its sequence began again
+		}
+		t.logs = append(t.logs, msg.lines...)
+		if over := len(t.logs) - logsKept; over > 0 {
+			t.logs = append(t.logs[:0], t.logs[over:]...)
+		}
+	}
+	return nil
+}
+
+// logPane draws the newest log lines that fit in rows.
+func (t *overviewTab) logPane(e *env, w, rows int) []string {
+	st := e.st
+	if rows < 2 {
+		return nil
+	}
+	out := []string{"", st.header.Render("Recent log")}
+	rows -= 2
+	switch {
+	case t.noLogs:
+		return append(out, st.dim.Render("  this node serves no log API (GET /v1/logs)"))
+	case t.logErr != nil:
+		return append(out, st.bad.Render("  "+errText(t.logErr)))
+	case len(t.logs) == 0:
+		return append(out, st.dim.Render("  no log lines yet"))
+	}
+	from := max(0, len(t.logs)-rows)
+	for _, l := range t.logs[from:] {
+		lvl := pad(l.Level, 5)
+		switch l.Level {
+		case "WARN":
+			lvl = st.warn.Render(lvl)
+		case "ERROR":
+			lvl = st.bad.Render(lvl)
+		default:
+			lvl = st.dim.Render(lvl)
+		}
+		out = append(out, fit(blockClock(l.TimeMs)+" "+lvl+" "+l.Msg, w))
+	}
+	return out
+}
 
 func (t *overviewTab) view(e *env, w, h int) string {
 	st, n := e.st, e.node()
@@ -87,15 +173,16 @@ func (t *overviewTab) view(e *env, w, h int) string {
 	)
 	if len(s.Peers) == 0 {
 		lines = append(lines, st.dim.Render("  none reported (role "+orDash(s.Role)+")"))
-		return strings.Join(lines, "\n")
+	} else {
+		cols := layoutColumns([]column{
+			{"node id", 16, false}, {"role", 9, false}, {"state", 12, false}, {"rtt", 9, true}, {"match", 9, true}, {"address", 16, false},
+		}, w)
+		lines = append(lines, tableHeader(st, cols))
+		for _, p := range s.Peers {
+			lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), linkText(st, s.NodeID, p), rttText(p), u64(p.Match), p.Address))
+		}
 	}
-	cols := layoutColumns([]column{
-		{"node id", 16, false}, {"role", 9, false}, {"state", 12, false}, {"rtt", 9, true}, {"match", 9, true}, {"address", 16, false},
-	}, w)
-	lines = append(lines, tableHeader(st, cols))
-	for _, p := range s.Peers {
-		lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), linkText(st, s.NodeID, p), rttText(p), u64(p.Match), p.Address))
-	}
+	lines = append(lines, t.logPane(e, w, h-len(lines))...)
 	return strings.Join(lines, "\n")
 }
 

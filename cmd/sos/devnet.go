@@ -362,8 +362,14 @@ func (d *devnet) run(ctx context.Context) error {
 				d.stopping[e.i] = false
 				continue
 			}
-			d.say("node%d stopped: %s; the other %d keep running. Restart it with: sos devnet restart %d --dir %s",
-				e.i, d.why(e), d.running(), e.i, d.dir)
+			if why := d.why(e); strings.Contains(why, "removed from the cluster") {
+				// Restarting a removed member's home would only say so again.
+				d.say("node%d stopped: %s; the other %d keep running. It is no longer a member: admit it again and join with a fresh home to bring it back",
+					e.i, why, d.running())
+			} else {
+				d.say("node%d stopped: %s; the other %d keep running. Restart it with: sos devnet restart %d --dir %s",
+					e.i, why, d.running(), e.i, d.dir)
+			}
 			if d.running() == 0 {
 				return fmt.Errorf("devnet: every node has stopped (see %s); run 'sos devnet --dir %s' again to restart the cluster", filepath.Join(d.dir, "nodeI.log"), d.dir)
 			}
@@ -460,7 +466,22 @@ func (d *devnet) probeNodes(ctx context.Context) {
 		_, err := d.probe(pctx, i)
 		cancel()
 		d.ready[i] = err == nil
+		if d.ready[i] {
+			// Say each node as it comes up, so a slow start shows who is
+			// still missing.
+			d.say("node%d answers on %s (%d of %d)", i, d.api[i], d.readyCount(), len(d.homes))
+		}
 	}
+}
+
+func (d *devnet) readyCount() int {
+	n := 0
+	for _, r := range d.ready {
+		if r {
+			n++
+		}
+	}
+	return n
 }
 
 // leader returns the node name of the leader a running node reports.

@@ -249,3 +249,83 @@ func TestDevnetInitFund(t *testing.T) {
 		t.Fatalf("a new --fund on an existing devnet: %v", err)
 	}
 }
+
+// TestDevnetSaysWhatItWaitsFor: the devnet says each node as its API
+// starts answering (k of N), then that it waits for a leader, then that it
+// runs; a node whose API does not answer is named while it waits.
+func TestDevnetSaysWhatItWaitsFor(t *testing.T) {
+	dir := t.TempDir()
+	homes := []string{filepath.Join(dir, "node0"), filepath.Join(dir, "node1")}
+	out := &lockedBuffer{}
+	d := newSupervisor(dir, homes, []string{"http://a", "http://b"}, []string{"p0", "p1"}, out)
+	d.start = func(i int) (*exec.Cmd, error) {
+		c := exec.Command("sleep", "60")
+		dieWithParent(c)
+		return c, c.Start()
+	}
+	var mu sync.Mutex
+	up1, leader := false, false
+	d.probe = func(ctx context.Context, i int) (*client.Status, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i == 1 && !up1 {
+			return nil, fmt.Errorf("connection refused")
+		}
+		s := &client.Status{NodeID: fmt.Sprintf("id%d", i)}
+		if leader {
+			s.Leader = "id0"
+		}
+		return s, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	waitFor(t, "node0 answering", func() bool { return strings.Contains(out.String(), "node0 answers on http://a (1 of 2)") })
+	mu.Lock()
+	up1 = true
+	mu.Unlock()
+	waitFor(t, "node1 answering", func() bool { return strings.Contains(out.String(), "node1 answers on http://b (2 of 2)") })
+	waitFor(t, "the leader wait", func() bool { return strings.Contains(out.String(), "waiting for the nodes to elect a leader") })
+	mu.Lock()
+	leader = true
+	mu.Unlock()
+	waitFor(t, "the devnet running", func() bool { return strings.Contains(out.String(), "devnet of 2 nodes running (leader node0)") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDevnetRemovedNode: a node that stops because it was removed from the
+// cluster is reported as such, without the restart advice (a restart of
+// its home would only refuse again).
+func TestDevnetRemovedNode(t *testing.T) {
+	dir := t.TempDir()
+	homes := []string{filepath.Join(dir, "node0"), filepath.Join(dir, "node1")}
+	out := &lockedBuffer{}
+	d := newSupervisor(dir, homes, []string{"http://a", "http://b"}, []string{"p0", "p1"}, out)
+	d.start = func(i int) (*exec.Cmd, error) {
+		c := exec.Command("sleep", "60")
+		if i == 1 {
+			c = exec.Command("sh", "-c", "echo 'error: kernel: this node was removed from the cluster at height 9' >> '"+homes[1]+".log'; exit 1")
+		}
+		dieWithParent(c)
+		return c, c.Start()
+	}
+	d.probe = func(ctx context.Context, i int) (*client.Status, error) {
+		return &client.Status{NodeID: "id0", Leader: "id0"}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	waitFor(t, "the removed node reported", func() bool {
+		return strings.Contains(out.String(), "node1 stopped: exit status 1: error: kernel: this node was removed from the cluster at height 9")
+	})
+	if s := out.String(); strings.Contains(s, "devnet restart 1") || !strings.Contains(s, "no longer a member") {
+		t.Fatalf("output:\n%s", s)
+	}
+	cancel()
+	<-done
+}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/sos-kernel/sos/kernel/loadgen"
@@ -14,6 +16,7 @@ import (
 
 func newLoadgenCmd(g *globals) *cobra.Command {
 	var from, gasPrice, contract, msg string
+	var progress bool
 	var cfg loadgen.Config
 	cmd := &cobra.Command{
 		Use:   "loadgen",
@@ -56,7 +59,15 @@ the commits it missed are looked up, and the report says how many of each.`,
 			if g.output == "text" {
 				cfg.OnProgress = func(s string) { fmt.Fprintln(os.Stderr, s) }
 			}
+			live := newLiveLine(os.Stderr, term.IsTerminal(os.Stderr.Fd()), progress)
+			if live != nil {
+				cfg.OnLive = func(v loadgen.Live) { live.show(v) }
+				if !live.tty {
+					cfg.LiveEvery = time.Second
+				}
+			}
 			res, err := loadgen.Run(ctx, b, key, cfg)
+			live.end()
 			if res != nil {
 				_ = g.print(res, func() {
 					fmt.Printf("txs %d accepted %d rejected %d committed %d failed %d\n", res.Txs, res.Accepted, res.Rejected, res.Committed, res.Failed)
@@ -88,6 +99,40 @@ the commits it missed are looked up, and the report says how many of each.`,
 	cmd.Flags().StringVar(&contract, "execute", "", "contract address: send contract executions instead of transfers")
 	cmd.Flags().StringVar(&msg, "msg", `{"increment":{}}`, "message of each execution (with --execute)")
 	cmd.Flags().Uint64Var(&cfg.GasLimit, "gas", 0, "gas limit per tx (default 200000 for transfers, 2000000 for executions)")
+	cmd.Flags().BoolVar(&progress, "progress", false, "print a progress line every second even when stderr is not a terminal (on a terminal it is one live line)")
 	_ = cmd.MarkFlagRequired("from")
 	return cmd
+}
+
+// liveLine prints a long command's progress: on a terminal one line
+// rewritten in place, otherwise (--progress) a line each time.
+type liveLine struct {
+	w     io.Writer
+	tty   bool
+	shown bool
+}
+
+// newLiveLine returns nil (no progress) when w is not a terminal and the
+// user did not ask for --progress.
+func newLiveLine(w io.Writer, tty, asked bool) *liveLine {
+	if !tty && !asked {
+		return nil
+	}
+	return &liveLine{w: w, tty: tty}
+}
+
+func (l *liveLine) show(v fmt.Stringer) {
+	if l.tty {
+		fmt.Fprintf(l.w, "\r\033[K%s", v)
+	} else {
+		fmt.Fprintln(l.w, v)
+	}
+	l.shown = true
+}
+
+// end finishes the live line so what follows starts on a line of its own.
+func (l *liveLine) end() {
+	if l != nil && l.tty && l.shown {
+		fmt.Fprintln(l.w)
+	}
 }

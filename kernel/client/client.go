@@ -19,6 +19,11 @@ import (
 // ErrNotFound is returned when the node answers 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrPruned is returned when the node answers 410: it deleted what was
+// asked for (an old block, or a transaction in one) under its block
+// retention. It wraps ErrNotFound.
+var ErrPruned = fmt.Errorf("pruned: %w", ErrNotFound)
+
 // ErrNoNode is returned when nothing answers at the node URL: the
 // connection is refused or the host does not resolve (no node runs there).
 var ErrNoNode = errors.New("no node")
@@ -103,8 +108,11 @@ func httpError(status int, data []byte) error {
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
-	if status == http.StatusNotFound {
+	switch status {
+	case http.StatusNotFound:
 		return fmt.Errorf("%w: %s", ErrNotFound, msg)
+	case http.StatusGone:
+		return fmt.Errorf("%w: %s", ErrPruned, msg)
 	}
 	return &HTTPError{Status: status, Msg: msg}
 }
@@ -139,6 +147,27 @@ func (e *HTTPError) Error() string { return e.Msg }
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var s Status
 	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, "", &s)
+}
+
+// Logs returns the node's recent log records after seq (0: the oldest it
+// keeps), at level or above ("": all), at most limit (0: 200).
+func (c *Client) Logs(ctx context.Context, after uint64, level string, limit int) ([]LogLine, error) {
+	v := url.Values{}
+	if after > 0 {
+		v.Set("after", strconv.FormatUint(after, 10))
+	}
+	if level != "" {
+		v.Set("level", level)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/logs"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out []LogLine
+	return out, c.GetJSON(ctx, path, &out)
 }
 
 // Members lists the cluster members recorded on the ledger.

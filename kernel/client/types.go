@@ -16,11 +16,18 @@ type Status struct {
 	MaxTxGas    uint64 `json:"max_tx_gas"`
 	// MaxUploadGas caps the gas limit of contract and policy uploads.
 	MaxUploadGas uint64 `json:"max_upload_gas"`
-	Role         string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Role         string `json:"role"`   // "leader", "follower", "candidate", "pre-candidate", "learner" or "single"
 	Leader       string `json:"leader"` // node id of the current leader, if known
 	Term         uint64 `json:"term"`
 	DiskBytes    int64  `json:"disk_bytes"`
-	Peers        []Peer `json:"peers"`
+	// EarliestHeight is the lowest height above 0 whose block the node
+	// still holds (block_retention prunes older ones; 1: none pruned).
+	EarliestHeight uint64 `json:"earliest_height,omitempty"`
+	// RaftCommit and RaftApplied are the highest raft log index this node
+	// knows committed and has applied (cluster nodes).
+	RaftCommit  uint64 `json:"raft_commit,omitempty"`
+	RaftApplied uint64 `json:"raft_applied,omitempty"`
+	Peers       []Peer `json:"peers"`
 	// SyncState says whether the node keeps up with the cluster:
 	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
 	// (behind with no progress for a while, or no leader known for a
@@ -275,4 +282,13 @@ type StateEntry struct {
 	KeyText   string `json:"key_text,omitempty"`
 	Value     string `json:"value"`
 	ValueText string `json:"value_text,omitempty"`
+}
+
+// LogLine is one record of a node's recent log (GET /v1/logs): Seq grows
+// by one per record, so a reader asks for the ones after the last it saw.
+type LogLine struct {
+	Seq    uint64 `json:"seq"`
+	TimeMs int64  `json:"time_ms"`
+	Level  string `json:"level"` // DEBUG, INFO, WARN, ERROR
+	Msg    string `json:"msg"`   // the message and its attributes, key=value
 }

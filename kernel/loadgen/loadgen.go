@@ -43,10 +43,39 @@ type Config struct {
 	// every BatchSize/Rate seconds) to measure latency at an offered load
 	// instead of throughput at saturation.
 	Rate float64
+	// OnLive, when set, is called every LiveEvery (default 500 ms) from
+	// the start of submission until the run ends, with the counts so far:
+	// what a live progress line shows.
+	OnLive    func(Live)
+	LiveEvery time.Duration
 	// Attempts is how many times a request that met a transient error (a
 	// connection reset, a 5xx answer) is sent before its batch is given up
 	// and counted as unsent (default 5; backoff from 100 ms, doubling).
 	Attempts int
+}
+
+// Live is a run's progress at one moment (Config.OnLive).
+type Live struct {
+	Total     int           // transactions of the measured phase
+	Sent      int           // submitted so far
+	Rejected  int           // refused by the node
+	Committed int           // seen committed
+	Failed    int           // committed with a non-zero code
+	Elapsed   time.Duration // since submission started
+}
+
+// String is the progress line: sent and committed of the total, rate.
+func (l Live) String() string {
+	rate := 0.0
+	if s := l.Elapsed.Seconds(); s > 0 {
+		rate = float64(l.Committed) / s
+	}
+	pct := 0
+	if l.Total > 0 {
+		pct = 100 * l.Committed / l.Total
+	}
+	return fmt.Sprintf("sent %d/%d  committed %d (%d%%)  failed %d  rejected %d  %.0f tx/s  %s",
+		l.Sent, l.Total, l.Committed, pct, l.Failed, l.Rejected, rate, l.Elapsed.Round(100*time.Millisecond))
 }
 
 // Result is what a run measured.
@@ -242,14 +271,43 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	<-streaming
 
 	start := time.Now()
-	var rejected, unsent int
+	var rejected, unsent, sent int
 	var firstErr string
+	if cfg.OnLive != nil {
+		every := cfg.LiveEvery
+		if every <= 0 {
+			every = 500 * time.Millisecond
+		}
+		live := func() Live {
+			mu.Lock()
+			defer mu.Unlock()
+			return Live{Total: len(raws), Sent: sent, Rejected: rejected, Committed: commits, Failed: failed, Elapsed: time.Since(start)}
+		}
+		liveDone := make(chan struct{})
+		liveStopped := make(chan struct{})
+		go func() {
+			defer close(liveStopped)
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					cfg.OnLive(live())
+				case <-liveDone:
+					cfg.OnLive(live()) // the final counts
+					return
+				}
+			}
+		}()
+		defer func() { close(liveDone); <-liveStopped }()
+	}
 	submit := func(lo, hi int) error {
 		now := time.Now()
 		mu.Lock()
 		for i := lo; i < hi; i++ {
 			submitted[i] = now
 		}
+		sent += hi - lo
 		mu.Unlock()
 		out, retried, err := rt.submit(ctx, raws[lo:hi])
 		mu.Lock()
