@@ -146,8 +146,11 @@ type Iterator interface {
 
 // Result is the outcome of a call that ran to completion.
 type Result struct {
-	// Data is what the contract passed to set_result: its answer, or the
-	// error text when Failed.
+	// Data is what the contract passed to set_result last (nil if it never
+	// did): its answer, or the error text when Failed. Call returns it also
+	// with an error (a trap, out of gas): then it is whatever the guest had
+	// handed in before it stopped, which contracts ignore and rome's
+	// policies may use (docs/rome-policy-abi.md, anytime policies).
 	Data []byte
 	// GasUsed is set also when Call returns an error (the fee is charged).
 	GasUsed uint64
@@ -308,7 +311,11 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	depth := uint32(inst.mod.ExportedGlobal(meter.DepthGlobalExport).Get())
 	s.closeIterators()
 
-	res := Result{DebugLog: s.log}
+	// Data is kept also when the call fails: a caller may use what the
+	// guest handed in before it trapped or ran out of gas (rome's anytime
+	// policies). set_result replaces it only once its gas is paid, so it is
+	// always a whole result.
+	res := Result{DebugLog: s.log, Data: s.result}
 	if left < 0 {
 		res.GasUsed = gasLimit
 	} else {
@@ -326,7 +333,6 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	if left < 0 { // cannot happen: a negative counter traps before returning
 		return res, fmt.Errorf("%w: gas counter negative after return", ErrOutOfGas)
 	}
-	res.Data = s.result
 	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0
 	return res, nil
 }
