@@ -21,6 +21,63 @@ func bundleSurplus(r *policy.Request, o *policy.Offer, nk int) float64 {
 	return v
 }
 
+// placeBundles places the bundles worth more than the capacity they take at
+// the prices z (their reduced value Σ demand × (max − ask − z) is positive
+// on an eligible offer with room for all of them), by that value
+// descending (ties: lower position), each on the eligible offer with room
+// left where the value is highest (ties: lower position).
+func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec) {
+	var order []int32
+	var keys []uint64
+	for ri := range s.Requests {
+		if !s.Requests[ri].Bundle() {
+			continue
+		}
+		if o, w := bestReduced(s, g, pos, b, z, ri); o >= 0 {
+			order = append(order, int32(ri))
+			keys = append(keys, orderKey(w))
+		}
+	}
+	fill.SortDesc(order, keys)
+	for _, ri := range order {
+		r := &s.Requests[ri]
+		if o, _ := bestReduced(s, g, pos, b, z, int(ri)); o >= 0 {
+			for k := range s.Kinds {
+				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
+			}
+		}
+	}
+}
+
+// bestReduced returns the eligible offer with room left for all of bundle
+// ri where its reduced value at z is highest and positive (ties: lower
+// position), and the value; -1 if there is none.
+func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, ri int) (int, float64) {
+	r := &s.Requests[ri]
+	var d, mx vec
+	var dm float64
+	for k := range s.Kinds {
+		if r.Demand[k] > 0 {
+			d[k], mx[k] = float64(r.Demand[k]), float64(r.MaxPrice[k])
+			dm += float64(d[k] * mx[k])
+		}
+	}
+	best, bw := -1, 0.0
+	row, lo, hi := g.span(ri)
+	for i := lo; i < hi; i++ {
+		for x := row[i]; x != 0; x &= x - 1 {
+			o := i<<6 | bits.TrailingZeros64(x)
+			p, zo := &s.Offers[o].Price, &z[o]
+			w := dm - float64(d[0]*(float64(p[0])+zo[0])) - float64(d[1]*(float64(p[1])+zo[1])) -
+				float64(d[2]*(float64(p[2])+zo[2])) - float64(d[3]*(float64(p[3])+zo[3]))
+			if (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) {
+				best, bw = o, w
+			}
+		}
+	}
+	return best, bw
+}
+
 // placeLeftover places the bundles still unserved where capacity is left
 // after everything else, by best surplus descending (ties: lower
 // position), each on the fitting eligible offer that gives the most

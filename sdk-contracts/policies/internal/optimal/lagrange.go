@@ -1,12 +1,9 @@
 package optimal
 
 import (
-	"cmp"
 	"math"
-	"slices"
 	"math/bits"
 
-	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
 
@@ -59,7 +56,16 @@ type lagrange struct {
 	cMarg []vec
 	hit   []bool // slot j was a choice since the last refresh
 	heap  []cand
-	kept  []int32
+	// pool: request i's candidates are chosen among pool[i*poolSize :
+	// i*poolSize+poolN[i]], its eligible offers of highest value at the
+	// asks, so that a refresh does not scan every eligible offer.
+	pool     []int32
+	poolN    []int32
+	poolSize int
+	elig     []int32 // scratch
+
+	mark  []uint32 // refresh's scratch: offers to keep
+	stamp uint32
 	pz    []vec // refresh's scratch: ask + z
 	pzd   []vec
 
@@ -83,7 +89,7 @@ func (a cand) worse(b cand) bool { return a.score < b.score || a.score == b.scor
 
 // refreshEvery is the number of subgradient steps between refreshes of
 // the candidates.
-var refreshEvery = 10
+const refreshEvery = 20
 
 // newLagrange prepares the dual of s with slots candidates per request and
 // a budget of candidate evaluations (one per request, candidate and kind).
@@ -94,6 +100,7 @@ var refreshEvery = 10
 // which the whole market's dual needs few steps.
 func newLagrange(s *policy.Snapshot, g *graph, slots int, budget int64, every int) *lagrange {
 	nk, no := len(s.Kinds), len(s.Offers)
+	slots = max(1, slots)
 	l := &lagrange{s: s, g: g, nk: nk, no: no, slots: slots, budget: budget,
 		z: make([]vec, no), cap: make([]vec, no), room: make([]vec, no), use: make([]vec, no)}
 	for o := range s.Offers {
@@ -120,14 +127,44 @@ func newLagrange(s *policy.Snapshot, g *graph, slots int, budget int64, every in
 			l.dem[i][k] = float64(r.Demand[k])
 		}
 	}
+	l.mark = make([]uint32, no)
+	l.heap = make([]cand, 0, max(slots, poolSize))
+	// The pools: the candidates of a refresh at z = 0 with poolSize slots
+	// over all eligible offers.
+	l.poolSize = max(slots, poolSize)
+	pool, poolN := make([]int32, nr*l.poolSize), make([]int32, nr)
+	l.choose(l.poolSize, pool, poolN)
+	l.pool, l.poolN = pool, poolN
 	l.n = make([]int32, nr)
 	l.cOff = make([]int32, nr*slots)
 	l.cVal = make([]float64, nr*slots)
 	l.cMarg = make([]vec, nr*slots)
 	l.hit = make([]bool, nr*slots)
-	l.heap = make([]cand, 0, slots)
 	l.refresh()
 	return l
+}
+
+// pairCost is the work of scoring one (request, offer) pair when
+// candidates are chosen, in units of one candidate and kind of a step
+// (measured in the VM: ≈100 gas against ≈17).
+const pairCost = 6
+
+// poolSize is the number of eligible offers a request's candidates are
+// chosen from.
+const poolSize = 64
+
+// eligible lists request ri's eligible offers (from the graph).
+func (l *lagrange) eligible(ri int) []int32 {
+	out := l.elig[:0]
+	row, lo, hi := l.g.span(ri)
+	for w := lo; w < hi; w++ {
+		for x := row[w]; x != 0; x &= x - 1 {
+			out = append(out, int32(w<<6|bits.TrailingZeros64(x)))
+		}
+	}
+	l.work += int64(len(out)) * pairCost
+	l.elig = out
+	return out
 }
 
 // refresh chooses every request's candidates again: the eligible offers
@@ -136,6 +173,36 @@ func newLagrange(s *policy.Snapshot, g *graph, slots int, budget int64, every in
 // request: Σ demand × max(0, max − ask − z) over the kinds the offer has).
 // Ties go to the lower offer.
 func (l *lagrange) refresh() {
+	l.choose(l.slots, l.cOff, l.n)
+	s, nk := l.s, l.nk
+	for i, ri := range l.reqs {
+		r := &s.Requests[ri]
+		d := &l.dem[i]
+		for j := i * l.slots; j < i*l.slots+int(l.n[i]); j++ {
+			l.hit[j] = false
+			of := &s.Offers[l.cOff[j]]
+			var v float64
+			for k := range mk {
+				marg := math.Inf(-1)
+				if k < nk && d[k] > 0 {
+					m := float64(float64(r.MaxPrice[k]) - float64(of.Price[k]))
+					v += float64(d[k] * m)
+					if of.Capacity[k] > 0 {
+						marg = m
+					}
+				}
+				l.cMarg[j][k] = marg
+			}
+			l.cVal[j] = v
+		}
+	}
+}
+
+// choose writes the n best offers of every request at the current prices
+// into out[i*n : i*n+outN[i]], in no particular order: from the request's
+// pool once there are pools, else from all its eligible offers. Offers the
+// request chose since the last refresh (hit) come first.
+func (l *lagrange) choose(n int, out, outN []int32) {
 	s, nk := l.s, l.nk
 	// pz: ask + z per offer and kind (0 for kinds the snapshot lacks); pzd
 	// the same but +Inf where the offer has none of the kind, so that a
@@ -168,22 +235,41 @@ func (l *lagrange) refresh() {
 		h := l.heap[:0]
 		// Slots chosen since the last refresh stay: a request keeps the
 		// offers it uses, and does not herd to whatever is cheapest now.
-		kept := l.kept[:0]
-		if sticky {
+		// mark[o] == stamp flags them.
+		l.stamp++
+		if l.hit != nil {
 			for j := i * l.slots; j < i*l.slots+int(l.n[i]); j++ {
 				if l.hit[j] {
-					kept = append(kept, l.cOff[j])
+					l.mark[l.cOff[j]] = l.stamp
 				}
 			}
 		}
-		row, lo, hi := l.g.span(int(ri))
-		for w := lo; w < hi; w++ {
-			for x := row[w]; x != 0; x &= x - 1 {
-				o := w<<6 | bits.TrailingZeros64(x)
-				pz, c := &l.pz[o], &l.room[o]
-				pzd := &l.pzd[o]
+		if l.pool != nil {
+			// The pool holds only offers that fit (bundle) or have some of
+			// a kind demanded (divisible).
+			pool := l.pool[i*l.poolSize : i*l.poolSize+int(l.poolN[i])]
+			l.work += int64(len(pool)) * pairCost
+			for _, o := range pool {
 				var score float64
-				if bundle {
+				if pz := &l.pz[o]; bundle {
+					score = dm - float64(d[0]*pz[0]) - float64(d[1]*pz[1]) - float64(d[2]*pz[2]) - float64(d[3]*pz[3])
+				} else {
+					pz = &l.pzd[o]
+					score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
+						float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
+				}
+				if l.mark[o] == l.stamp {
+					score = math.Inf(1)
+				}
+				if len(h) < n || h[0].score <= score {
+					h = push(h, n, cand{score, o})
+				}
+			}
+		} else {
+			for _, o := range l.eligible(int(ri)) {
+				c := &l.room[o]
+				var score float64
+				if pz := &l.pz[o]; bundle {
 					if c[0] < d[0] || c[1] < d[1] || c[2] < d[2] || c[3] < d[3] {
 						continue
 					}
@@ -192,46 +278,36 @@ func (l *lagrange) refresh() {
 					if (d[0] == 0 || c[0] == 0) && (d[1] == 0 || c[1] == 0) && (d[2] == 0 || c[2] == 0) && (d[3] == 0 || c[3] == 0) {
 						continue
 					}
-					score = float64(d[0]*max(0, mx[0]-pzd[0])) + float64(d[1]*max(0, mx[1]-pzd[1])) +
-						float64(d[2]*max(0, mx[2]-pzd[2])) + float64(d[3]*max(0, mx[3]-pzd[3]))
+					pz = &l.pzd[o]
+					score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
+						float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
 				}
-				if len(kept) > 0 && slices.Contains(kept, int32(o)) {
+				if l.mark[o] == l.stamp {
 					score = math.Inf(1)
 				}
-				switch c := (cand{score, int32(o)}); {
-				case len(h) < l.slots:
-					h = append(h, c)
-					heapUp(h, len(h)-1)
-				case h[0].worse(c):
-					h[0] = c
-					heapDown(h, 0)
+				if len(h) < n || h[0].score <= score {
+					h = push(h, n, cand{score, o})
 				}
 			}
-			l.work += int64(bits.OnesCount64(row[w])) * int64(nk)
 		}
-		l.kept = kept
-		l.n[i] = int32(len(h))
+		outN[i] = int32(len(h))
 		for j, c := range h {
-			js := i*l.slots + j
-			l.hit[js] = false
-			o := int(c.o)
-			of := &s.Offers[o]
-			l.cOff[js] = c.o
-			var v float64
-			for k := range mk {
-				marg := math.Inf(-1)
-				if k < nk && d[k] > 0 {
-					m := float64(float64(r.MaxPrice[k]) - float64(of.Price[k]))
-					v += float64(d[k] * m)
-					if of.Capacity[k] > 0 {
-						marg = m
-					}
-				}
-				l.cMarg[js][k] = marg
-			}
-			l.cVal[js] = v
+			out[i*n+j] = c.o
 		}
 	}
+}
+
+// push adds c to the heap h of the best n candidates.
+func push(h []cand, n int, c cand) []cand {
+	switch {
+	case len(h) < n:
+		h = append(h, c)
+		heapUp(h, len(h)-1)
+	case h[0].worse(c):
+		h[0] = c
+		heapDown(h, 0)
+	}
+	return h
 }
 
 func heapUp(h []cand, i int) {
@@ -331,14 +407,11 @@ func (l *lagrange) evaluate() float64 {
 // Polyak steps towards lb, their scale halved after 4 steps without a
 // lower bound. It leaves in z the prices of the lowest bound met, and the
 // candidates chosen at them, and returns that bound.
-func (l *lagrange) solve(steps int, lb, lambda float64) float64 {
+func (l *lagrange) solve(steps int, lb float64) float64 {
+	lambda := 2.0
 	best := math.Inf(1)
 	bestZ := make([]vec, len(l.z))
 	stall := 0
-	if warmStart {
-		l.warm()
-		l.refresh()
-	}
 	for it := range steps {
 		if l.work > l.budget {
 			break
@@ -350,9 +423,6 @@ func (l *lagrange) solve(steps int, lb, lambda float64) float64 {
 			best = math.Inf(1)
 		}
 		L := l.evaluate()
-		if debugTrace != nil {
-			debugTrace(it, L, lb, lambda)
-		}
 		if L < best {
 			best, stall = L, 0
 			copy(bestZ, l.z)
@@ -385,114 +455,9 @@ func (l *lagrange) solve(steps int, lb, lambda float64) float64 {
 			}
 		}
 	}
-	copy(l.z, bestZ)
+	if best < math.Inf(1) {
+		copy(l.z, bestZ)
+	}
 	l.refresh()
 	return best
 }
-
-// placeBundles places bundles by their reduced value at the prices z
-// (Σ demand × (max − ask − z) on their best candidate), descending, each on
-// the fitting candidate of highest reduced value (ties: lower position),
-// while that value is positive.
-func (l *lagrange) placeBundles(b *policy.Book, pos []int32) {
-	s, nk := l.s, l.nk
-	var order []int32
-	var keys []uint64
-	for i := range l.reqs {
-		if !l.bundle[i] {
-			continue
-		}
-		bw := math.Inf(-1)
-		for j := i * l.slots; j < i*l.slots+int(l.n[i]); j++ {
-			bw = max(bw, l.reduced(i, j))
-		}
-		if bw > 0 {
-			order = append(order, int32(i))
-			keys = append(keys, orderKey(bw))
-		}
-	}
-	fill.SortDesc(order, keys)
-	for _, i := range order {
-		ri := int(l.reqs[i])
-		r := &s.Requests[ri]
-		best, bw := -1, 0.0
-		for j := int(i) * l.slots; j < int(i)*l.slots+int(l.n[i]); j++ {
-			o := int(l.cOff[j])
-			if w := l.reduced(int(i), j); (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) {
-				best, bw = o, w
-			}
-		}
-		if best < 0 {
-			continue
-		}
-		for k := range nk {
-			b.Add(ri, best, k, r.Demand[k], s.Offers[best].Price[k])
-		}
-	}
-}
-
-var (
-	warmStart = false
-)
-
-// warm sets z to where each offer's own demand clears: every request
-// takes its best candidate at the asks, and an offer's price on a kind
-// is the unit margin (max − ask; for a bundle, its surplus per unit of
-// demand) of the first unit beyond its capacity, by margin descending.
-func (l *lagrange) warm() {
-	type unit struct {
-		marg, amt float64
-	}
-	per := make([][]unit, l.no*mk)
-	for i := range l.reqs {
-		d := &l.dem[i]
-		lo, hi := i*l.slots, i*l.slots+int(l.n[i])
-		if l.bundle[i] {
-			best, bw := -1, 0.0
-			for j := lo; j < hi; j++ {
-				if w := l.cVal[j]; w > bw {
-					best, bw = int(l.cOff[j]), w
-				}
-			}
-			if best < 0 {
-				continue
-			}
-			sum := d[0] + d[1] + d[2] + d[3]
-			for k := range mk {
-				if d[k] > 0 {
-					per[best*mk+k] = append(per[best*mk+k], unit{bw / sum, d[k]})
-				}
-			}
-			continue
-		}
-		for k := range mk {
-			if d[k] == 0 {
-				continue
-			}
-			best, bw := -1, 0.0
-			for j := lo; j < hi; j++ {
-				if w := l.cMarg[j][k]; w > bw {
-					best, bw = int(l.cOff[j]), w
-				}
-			}
-			if best >= 0 {
-				per[best*mk+k] = append(per[best*mk+k], unit{bw, d[k]})
-			}
-		}
-	}
-	for i, us := range per {
-		slices.SortFunc(us, func(a, b unit) int { return cmp.Compare(b.marg, a.marg) })
-		left := l.cap[i/mk][i%mk]
-		l.z[i/mk][i%mk] = 0
-		for _, u := range us {
-			if left -= u.amt; left < 0 {
-				l.z[i/mk][i%mk] = u.marg
-				break
-			}
-		}
-	}
-}
-
-var debugTrace func(it int, L, lb, lambda float64)
-
-var sticky = true

@@ -57,7 +57,11 @@ const workBudget = 60_000_000
 
 // dualBudget bounds the candidate evaluations of the Lagrangian dual
 // (one per request, candidate offer and kind per step).
-const dualBudget = 20_000_000
+const dualBudget = 60_000_000
+
+// searchBudget bounds the work of the local search (search.go): holdings
+// and candidates looked at.
+const searchBudget = 20_000_000
 
 // dualSteps bounds the subgradient steps of the dual.
 const dualSteps = 200
@@ -69,14 +73,20 @@ const dualSlots = 8
 // divisible demand (exactly) after placing bundles, handing in greedy's
 // answer first and a better one when found.
 func Allocate(s *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Allocation, error) {
-	return allocate(s, budgets{flow: workBudget, dual: dualBudget, steps: dualSteps, slots: dualSlots}, handIn), nil
+	return allocate(s, defaultBudgets(), handIn), nil
 }
 
-// budgets bound the work of a call (see workBudget, dualBudget).
+// defaultBudgets are Allocate's budgets.
+func defaultBudgets() budgets {
+	return budgets{flow: workBudget, dual: dualBudget, search: searchBudget, steps: dualSteps, slots: dualSlots}
+}
+
+// budgets bound the work of a call (see workBudget, dualBudget,
+// searchBudget).
 type budgets struct {
-	flow, dual int64
-	steps      int
-	slots      int // candidates per request in the dual
+	flow, dual, search int64
+	steps              int
+	slots              int // candidates per request in the dual
 }
 
 // allocate is Allocate with explicit budgets.
@@ -91,53 +101,59 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	}
 	rs, pos := byRegion(s)
 	g := newGraph(rs)
-	b := policy.NewBook(rs)
-	f := newFlow(rs, g, pos, bud.flow)
-	bundles := hasBundles(s)
-	if bundles {
-		l := dual(rs, g, bud, bestV.float())
-		lastL = l
-		l.placeBundles(b, pos)
-	}
-	for k := range s.Kinds {
-		f.run(b, k)
-	}
-	if bundles {
-		placeLeftover(rs, g, pos, b)
-	}
-	as := b.Allocations()
-	if bundles && localSearch {
-		x := newSearch(rs, lastL, pos, as)
-		x.run(1 << 40)
-		if x.gain > 0 {
-			b2 := policy.NewBook(rs)
-			x.bundles(b2)
-			f := newFlow(rs, g, pos, bud.flow)
-			for k := range s.Kinds {
-				f.run(b2, k)
-			}
-			placeLeftover(rs, g, pos, b2)
-			as2 := b2.Allocations()
-			searchGain = total(rs, as2).float() - total(rs, as).float()
-			if total(rs, as2).cmp(total(rs, as)) > 0 {
-				as = as2
+	// offer maps the result's positions back to s's and keeps it if it
+	// beats the best so far, handing it in.
+	offer := func(as []policy.Allocation) {
+		for i := range as {
+			as[i].Offer = uint32(pos[as[i].Offer])
+		}
+		if v := total(s, as); v.cmp(bestV) > 0 {
+			best, bestV = as, v
+			if handIn != nil {
+				handIn(best)
 			}
 		}
 	}
-	for i := range as {
-		as[i].Offer = uint32(pos[as[i].Offer])
+	if !hasBundles(s) {
+		b := policy.NewBook(rs)
+		f := newFlow(rs, g, pos, bud.flow)
+		for k := range s.Kinds {
+			f.run(b, k)
+		}
+		offer(b.Allocations())
+		return best
 	}
-	if total(s, as).cmp(bestV) > 0 {
-		return as
+	l := dual(rs, g, bud, bestV.float())
+	b := policy.NewBook(rs)
+	placeBundles(rs, g, pos, b, l.z)
+	f := newFlow(rs, g, pos, bud.flow)
+	for k := range s.Kinds {
+		f.run(b, k)
+	}
+	placeLeftover(rs, g, pos, b)
+	as := b.Allocations()
+	// The local search (search.go) starts from this allocation, in rs's
+	// positions: offer remaps a copy.
+	offer(clone(as))
+	x := newSearch(rs, l, pos, as)
+	x.run(bud.search)
+	if x.gain > 0 {
+		b := policy.NewBook(rs)
+		x.bundles(b)
+		f := newFlow(rs, g, pos, bud.flow)
+		for k := range s.Kinds {
+			f.run(b, k)
+		}
+		placeLeftover(rs, g, pos, b)
+		offer(b.Allocations())
 	}
 	return best
 }
 
-var (
-	localSearch bool
-	lastL       *lagrange
-	searchGain  float64
-)
+// clone copies an allocation list (the amounts and prices are arrays).
+func clone(as []policy.Allocation) []policy.Allocation {
+	return append([]policy.Allocation(nil), as...)
+}
 
 // byRegion returns s with its offers ordered by region (ties: position),
 // and each reordered offer's position in s. Offers of one region then
@@ -214,29 +230,18 @@ func hasBundles(s *policy.Snapshot) bool {
 	return false
 }
 
-// dual prices capacity (lagrange.go). On a market of more than
-// 1.5 × sampleSize requests it first solves a sample of about sampleSize
-// requests (with bud.steps steps), then the whole market from the
-// sample's prices (with bud.steps/4 steps); otherwise the whole market
-// directly. lb is a known allocation's surplus.
+// dual prices capacity (lagrange.go): the solved dual, its prices in z and
+// its candidates chosen at them. On a market of at least 2 × sampleSize
+// requests it solves the dual of a sample of them (every n-th, facing 1/n
+// of the capacity: see newLagrange), whose prices approximate the whole
+// market's at a fraction of the cost; the whole market otherwise. lb is a
+// known allocation's surplus.
 func dual(s *policy.Snapshot, g *graph, bud budgets, lb float64) *lagrange {
-	if every := len(s.Requests) / sampleSize; sampling && len(s.Requests) > sampleSize*3/2 {
-		ls := newLagrange(s, g, bud.slots, bud.dual/2, every)
-		ls.solve(bud.steps, lb/float64(every), 2)
-		l := newLagrange(s, g, bud.slots, bud.dual/2, 1)
-		copy(l.z, ls.z)
-		l.refresh()
-		l.solve(bud.steps/fullDiv, lb, fullLambda)
-		return l
-	}
-	l := newLagrange(s, g, bud.slots, bud.dual, 1)
-	l.solve(bud.steps, lb, 2)
+	every := max(1, len(s.Requests)/sampleSize)
+	l := newLagrange(s, g, bud.slots, bud.dual, every)
+	l.solve(bud.steps, lb/float64(every))
 	return l
 }
 
-var (
-	sampleSize = 2000
-	sampling   = true
-	fullDiv    = 4
-	fullLambda = 0.25
-)
+// sampleSize is the size of the sample whose dual prices a large market.
+const sampleSize = 3000

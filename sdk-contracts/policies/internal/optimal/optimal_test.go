@@ -37,10 +37,10 @@ func TestWorkBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exact := total(s, allocate(s, budgets{flow: workBudget, dual: dualBudget, steps: dualSteps, slots: dualSlots}, nil))
+		exact := total(s, allocate(s, defaultBudgets(), nil))
 		none := total(s, allocate(s, budgets{}, nil))
 		for _, budget := range []int64{0, 1_000, 20_000, 100_000, workBudget} {
-			allocs := allocate(s, budgets{flow: budget, dual: dualBudget, steps: dualSteps, slots: dualSlots}, nil)
+			allocs := allocate(s, budgets{flow: budget, dual: dualBudget, search: searchBudget, steps: dualSteps, slots: dualSlots}, nil)
 			if err := s.CheckAllocations(allocs); err != nil {
 				t.Fatalf("bundles %.1f, budget %d: %v", bundles, budget, err)
 			}

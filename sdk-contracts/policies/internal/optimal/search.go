@@ -75,7 +75,9 @@ func newSearch(s *policy.Snapshot, l *lagrange, pos []int32, as []policy.Allocat
 }
 
 // value is the surplus of bundle r on offer o.
-func (x *search) value(r, o int) float64 { return bundleSurplus(&x.s.Requests[r], &x.s.Offers[o], x.nk) }
+func (x *search) value(r, o int) float64 {
+	return bundleSurplus(&x.s.Requests[r], &x.s.Offers[o], x.nk)
+}
 
 // slots returns the range of request r's candidates in l.cOff.
 func (x *search) slots(r int) (lo, hi int) {
