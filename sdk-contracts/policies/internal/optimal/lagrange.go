@@ -338,11 +338,6 @@ func heapDown(h []cand, i int) {
 	}
 }
 
-// reduced is bundle request i's value on its candidate slot j at z.
-func (l *lagrange) reduced(i, j int) float64 {
-	return reducedAt(&l.dem[i], &l.z[l.cOff[j]], l.cVal[j])
-}
-
 // reducedAt is v − Σ d × z.
 func reducedAt(d, z *vec, v float64) float64 {
 	return v - float64(d[0]*z[0]) - float64(d[1]*z[1]) - float64(d[2]*z[2]) - float64(d[3]*z[3])
