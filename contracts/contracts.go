@@ -26,11 +26,24 @@ var (
 	ErrNoMigrate    = errors.New("contracts: code has no migrate entry point")
 )
 
-// Gas charged outside the VM (the VM charges instructions and host calls).
+// Gas charged outside the VM. The VM charges the work of an upload
+// (vm.VM.Prepare: validation, instrumentation, compilation, initialization,
+// snapshot, all metered against the transaction's gas), and per call the
+// module load, the instructions and the host calls.
 const (
-	GasUploadPerByte = 100    // prepare (meter, snapshot, compile) and storage of the code
-	GasInstantiate   = 20_000 // instance record, address derivation
-	GasCallBase      = 10_000 // loading the instance and code records
+	// GasUploadPerByte is charged per uploaded byte before anything else:
+	// hashing the upload into its code id and the deduplication lookup
+	// (SHA-256 of a 3.5 MB module takes ≈2 ms).
+	GasUploadPerByte = 2
+	// GasCodeStorePerByte is charged per byte of the prepared module
+	// written to state: state growth, priced like a storage write
+	// (ledger's WritePerByte).
+	GasCodeStorePerByte = 10
+	GasInstantiate      = 20_000 // instance record, address derivation
+	// GasCallBase is charged by every call (instantiate, execute, query,
+	// migrate, and each nested call): reading the instance and code
+	// records and the call's bookkeeping.
+	GasCallBase = 10_000
 )
 
 // Key layout.
@@ -110,8 +123,10 @@ func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
 	return &ledger.Accounts{St: st, Codec: e.codec}
 }
 
-// Upload stores wasm (after validation, metering and pre-initialization)
-// and returns its code id. Uploading the same bytes again returns the same id.
+// Upload stores wasm (after validation, metering, compilation and
+// pre-initialization, all paid from tx.Gas: see vm.VM.Prepare) and returns
+// its code id. Uploading the same bytes again returns the same id and
+// costs only GasUploadPerByte.
 func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, error) {
 	if err := tx.Gas.Consume(GasUploadPerByte*uint64(len(wasm)), "contract upload"); err != nil {
 		return ledger.Hash{}, err
@@ -123,9 +138,12 @@ func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, 
 		tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "deduplicated", "true"))
 		return id, nil
 	}
-	prepared, info, err := e.vm.Prepare(ctx, wasm)
+	prepared, info, err := prepare(ctx, e.vm, tx.Gas, id, wasm)
 	if err != nil {
 		return id, fmt.Errorf("contracts: upload: %w", err)
+	}
+	if err := tx.Gas.Consume(GasCodeStorePerByte*uint64(len(prepared)), "storing the prepared code"); err != nil {
+		return id, err
 	}
 	for _, need := range []string{"instantiate", "execute", "query"} {
 		if !slices.Contains(info.Exports, need) {
@@ -140,6 +158,20 @@ func (e *Engine) Upload(ctx context.Context, tx *Tx, wasm []byte) (ledger.Hash, 
 	e.remember(id, prepared)
 	tx.Events = append(tx.Events, ledger.NewEvent("upload", "code_id", id.String(), "size", strconv.Itoa(len(wasm)), "prepared_size", strconv.Itoa(len(prepared))))
 	return id, nil
+}
+
+// prepare runs v.Prepare on wasm with what is left of gas (at most
+// vm.MaxUploadGas) and charges what it used, also when it fails; running
+// out of gas wraps ledger.ErrOutOfGas.
+func prepare(ctx context.Context, v *vm.VM, gas *ledger.GasMeter, id ledger.Hash, wasm []byte) ([]byte, vm.ModuleInfo, error) {
+	prepared, info, err := v.Prepare(ctx, id, wasm, min(gas.Remaining(), vm.MaxUploadGas))
+	if cerr := gas.Consume(info.GasUsed, "preparing the upload"); cerr != nil && err == nil {
+		err = cerr
+	}
+	if errors.Is(err, vm.ErrOutOfGas) {
+		err = fmt.Errorf("%w: %w", ledger.ErrOutOfGas, err)
+	}
+	return prepared, info, err
 }
 
 func (e *Engine) put(st *ledger.State, k []byte, v any) error {
@@ -341,6 +373,9 @@ func (f *frame) depth() int {
 func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Address, entry string, msg []byte, funds ledger.Coins, gasLimit uint64, readOnly bool) ([]byte, error) {
 	if parent.onStack(addr) {
 		return nil, fmt.Errorf("%w: %s is already executing", ErrReentrancy, addr)
+	}
+	if err := tx.Gas.Consume(GasCallBase, "contract call"); err != nil {
+		return nil, err
 	}
 	in, err := e.Instance(tx.St, addr)
 	if err != nil {

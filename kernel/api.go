@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/kernel/client"
@@ -25,6 +28,68 @@ const maxBatchBytes = 256 << 20
 
 // commitWait bounds how long POST /v1/txs?wait=commit waits.
 const commitWait = 30 * time.Second
+
+// eventWriteStall is how long one event (or keepalive) of the event stream
+// may take to leave before the stream is dropped: the stream outlives the
+// server's WriteTimeout, which is meant for responses that end, so it sets
+// its own deadline per write and a client that stops reading is let go.
+const eventWriteStall = 20 * time.Second
+
+// APILimits bound what the API's clients can hold: connections, and how
+// long a request may take to arrive, its response to leave and a
+// keep-alive connection to idle. Zero fields take the defaults.
+type APILimits struct {
+	// MaxConns is how many connections are served at once; more wait to be
+	// accepted (default: a quarter of the open-file limit, 64 to 1,024, so
+	// clients can never take the descriptors the store needs).
+	MaxConns int
+	// ReadHeaderTimeout is the time to send a request's headers (10 s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is the time to send a whole request, body included (30 s:
+	// a client trickling a body is cut off, not served forever).
+	ReadTimeout time.Duration
+	// WriteTimeout runs from the end of a request's headers to the end of
+	// its response (default ReadTimeout + commitWait + 15 s, so that
+	// ?wait=commit can wait). The event stream sets its own per event.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request (60 s).
+	IdleTimeout time.Duration
+}
+
+func (l APILimits) withDefaults() APILimits {
+	if l.MaxConns <= 0 {
+		l.MaxConns = min(1024, max(64, openFileLimit()/4))
+	}
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = 10 * time.Second
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = 30 * time.Second
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = l.ReadTimeout + commitWait + 15*time.Second
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 60 * time.Second
+	}
+	return l
+}
+
+// apiServer is the HTTP server of the API and the listener to serve it on
+// (ln, holding at most MaxConns connections at once).
+func (n *Node) apiServer(ln net.Listener) (*http.Server, net.Listener) {
+	l := n.opts.API.withDefaults()
+	srv := &http.Server{
+		Handler:           n.apiHandler(),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	return srv, netutil.LimitListener(ln, l.MaxConns)
+}
 
 func (n *Node) apiHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -44,6 +109,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	n.registerContractAPI(mux)
 	n.registerRomeAPI(mux)
+	n.registerBlobAPI(mux)
+	n.registerJobAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
 }
@@ -86,8 +153,8 @@ func (n *Node) Status() client.Status {
 	s := client.Status{
 		ChainID: head.ChainID, NodeID: n.nodeID, Version: Version, Height: head.Height,
 		BlockHash: head.BlockHash.String(), StateRoot: head.StateRoot.String(), TimeMs: head.Time,
-		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, Role: "single", Leader: n.nodeID,
-		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{},
+		GenesisHash: head.Genesis.String(), MempoolSize: n.mempool.Size(), MaxTxGas: n.chain.params.MaxTxGas, MaxUploadGas: n.chain.params.MaxGas(&ledger.ContractUpload{}), Role: "single", Leader: n.nodeID,
+		DiskBytes: dirSize(n.opts.Home), Peers: []client.Peer{}, SyncState: client.SyncInSync,
 	}
 	if n.cluster != nil {
 		n.cluster.status(&s)
@@ -263,31 +330,145 @@ func (n *Node) TxJSON(h ledger.Hash) (*client.Tx, error) {
 	return n.txJSON(b.Txs[idx], rc)
 }
 
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	// A declared length sizes the buffer once (a batch of transactions is
-	// megabytes; ReadAll would grow it step by step, copying each time).
-	// net/http stops the body at the declared length.
-	if n := r.ContentLength; n > 0 && n <= limit {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, fmt.Errorf("kernel: read body: %w", err)
+// Request bodies are read as they arrive, never allocated on a client's
+// word: a declared Content-Length above the limit is refused before
+// reading, and below it commits memory only as bytes come in. The first
+// chunk is bodyChunkMin; each next one, allocated once the last is full,
+// doubles up to bodyChunkMax. A request thus holds at most about twice
+// what its client really sent, plus bodyChunkMin (eight idle requests
+// declaring 256 MiB used to reserve 2 GB), and a megabytes-long batch is
+// never copied to grow (see readBatch).
+const (
+	bodyChunkMin = 64 << 10
+	bodyChunkMax = 1 << 20
+)
+
+// readChunks reads a request body of at most limit bytes into chunks (see
+// bodyChunkMin) and returns them with their total length.
+func readChunks(r *http.Request, limit int64) ([][]byte, int64, error) {
+	if r.ContentLength > limit {
+		return nil, 0, fmt.Errorf("kernel: body of %d bytes, the limit is %d: %w", r.ContentLength, limit, ledger.ErrTxTooLarge)
+	}
+	want := limit + 1 // length not declared: one byte more tells a body over the limit
+	if r.ContentLength >= 0 {
+		want = r.ContentLength // net/http ends the body there
+	}
+	var chunks [][]byte
+	var total int64
+	for size := int64(bodyChunkMin); total < want; size = min(2*size, bodyChunkMax) {
+		c := make([]byte, min(size, want-total))
+		n, err := fill(r.Body, c)
+		if n > 0 {
+			chunks = append(chunks, c[:n])
+			total += int64(n)
 		}
-		return b, nil
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("kernel: read body: %w", err)
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("kernel: read body: %w", err)
+	if total > limit {
+		return nil, 0, fmt.Errorf("kernel: body larger than %d bytes: %w", limit, ledger.ErrTxTooLarge)
 	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("kernel: body larger than %d bytes: %w", limit, ledger.ErrTxTooLarge)
+	return chunks, total, nil
+}
+
+// fill reads into c until it is full or r fails (io.EOF: r ended; a body
+// that ends before its declared length fails with io.ErrUnexpectedEOF).
+func fill(r io.Reader, c []byte) (int, error) {
+	n := 0
+	for n < len(c) {
+		k, err := r.Read(c[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// readBody reads a request body of at most limit bytes into one slice.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	chunks, total, err := readChunks(r, limit)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(chunks) == 1:
+		return chunks[0], nil
+	}
+	b := make([]byte, 0, total)
+	for _, c := range chunks {
+		b = append(b, c...)
 	}
 	return b, nil
+}
+
+// readBatch reads the body of POST /v1/txs/batch: transactions, each
+// behind its 4-byte big-endian length. A transaction inside one chunk of
+// the body is a slice of it; only the few that straddle two chunks are
+// copied.
+func readBatch(r *http.Request) ([][]byte, error) {
+	chunks, total, err := readChunks(r, maxBatchBytes)
+	if err != nil {
+		return nil, err
+	}
+	cur := chunkCursor{chunks: chunks, left: total}
+	var raws [][]byte
+	for cur.left > 0 {
+		if cur.left < 4 {
+			return nil, fmt.Errorf("kernel: batch: truncated length prefix")
+		}
+		l := binary.BigEndian.Uint32(cur.take(4))
+		if int64(l) > cur.left || l > ledger.MaxTxBytes {
+			return nil, fmt.Errorf("kernel: batch: tx %d: bad length %d", len(raws), l)
+		}
+		raws = append(raws, cur.take(int(l)))
+	}
+	return raws, nil
+}
+
+// chunkCursor hands out consecutive pieces of a body read by readChunks.
+type chunkCursor struct {
+	chunks [][]byte
+	left   int64
+}
+
+// take returns the next n bytes (n ≤ left).
+func (c *chunkCursor) take(n int) []byte {
+	c.left -= int64(n)
+	for len(c.chunks) > 0 && len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	if len(c.chunks[0]) >= n {
+		p := c.chunks[0][:n:n]
+		c.chunks[0] = c.chunks[0][n:]
+		return p
+	}
+	p := make([]byte, 0, n)
+	for len(p) < n {
+		k := min(n-len(p), len(c.chunks[0]))
+		p = append(p, c.chunks[0][:k]...)
+		if c.chunks[0] = c.chunks[0][k:]; len(c.chunks[0]) == 0 {
+			c.chunks = c.chunks[1:]
+		}
+	}
+	return p
+}
+
+// bodyErrStatus is the status for a body readChunks refused.
+func bodyErrStatus(err error) int {
+	if errors.Is(err, ledger.ErrTxTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	raw, err := readBody(r, ledger.MaxTxBytes)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		writeErr(w, bodyErrStatus(err), err)
 		return
 	}
 	wait := r.URL.Query().Get("wait") == "commit"
@@ -297,14 +478,23 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 // Submit admits one transaction and, with wait, blocks until it commits.
 func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.SubmitResult, int) {
-	h := ledger.HashBytes(raw)
-	res := client.SubmitResult{TxHash: h.String()}
 	var ch <-chan TxOutcome
 	if wait {
 		var cancel func()
-		ch, cancel = n.mempool.Wait(h)
+		ch, cancel = n.mempool.Wait(ledger.HashBytes(raw))
 		defer cancel()
 	}
+	res, code := n.admit(raw)
+	if res.Error != "" || !wait {
+		return res, code
+	}
+	return n.awaitCommit(ctx, res, ch)
+}
+
+// admit adds a transaction to the mempool and forwards it to the cluster.
+func (n *Node) admit(raw []byte) (client.SubmitResult, int) {
+	h := ledger.HashBytes(raw)
+	res := client.SubmitResult{TxHash: h.String()}
 	_, errs := n.mempool.Add([][]byte{raw})
 	if errs[0] != nil {
 		res.Error = errs[0].Error()
@@ -316,9 +506,12 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 	if n.mempool.Size() >= int(n.chain.params.MaxBlockTxs) {
 		n.Trigger()
 	}
-	if !wait {
-		return res, http.StatusAccepted
-	}
+	return res, http.StatusAccepted
+}
+
+// awaitCommit waits (at most commitWait) for the outcome of an admitted
+// transaction on ch (from Mempool.Wait, taken before it was admitted).
+func (n *Node) awaitCommit(ctx context.Context, res client.SubmitResult, ch <-chan TxOutcome) (client.SubmitResult, int) {
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	select {
@@ -332,30 +525,16 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 		res.Receipt = apiReceipt(rc, 0)
 		return res, http.StatusOK
 	case <-ctx.Done():
-		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", h, commitWait)
+		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", res.TxHash, commitWait)
 		return res, http.StatusGatewayTimeout
 	}
 }
 
 func (n *Node) handleBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r, maxBatchBytes)
+	raws, err := readBatch(r)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		writeErr(w, bodyErrStatus(err), err)
 		return
-	}
-	var raws [][]byte
-	for len(body) > 0 {
-		if len(body) < 4 {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: batch: truncated length prefix"))
-			return
-		}
-		l := binary.BigEndian.Uint32(body)
-		if uint64(l) > uint64(len(body)-4) || l > ledger.MaxTxBytes {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: batch: tx %d: bad length %d", len(raws), l))
-			return
-		}
-		raws = append(raws, body[4:4+l])
-		body = body[4+l:]
 	}
 	hashes, errs := n.mempool.Add(raws)
 	out := make([]client.BatchResult, len(raws))
@@ -380,7 +559,7 @@ func (n *Node) handleBatch(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleSimulate(w http.ResponseWriter, r *http.Request) {
 	raw, err := readBody(r, ledger.MaxTxBytes)
 	if err != nil {
-		writeErr(w, http.StatusRequestEntityTooLarge, err)
+		writeErr(w, bodyErrStatus(err), err)
 		return
 	}
 	rc, gasLimit, err := n.Simulate(r.Context(), raw)
@@ -502,18 +681,26 @@ func (n *Node) handleGenesis(w http.ResponseWriter, r *http.Request) {
 
 // handleEvents streams server-sent events: "block" and "tx" as they commit.
 func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("kernel: streaming unsupported"))
-		return
+	rc := http.NewResponseController(w)
+	// send writes one message within eventWriteStall (see there); false:
+	// the client is gone or stopped reading.
+	send := func(format string, args ...any) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(eventWriteStall)); err != nil {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
 	ch, cancel := n.events.Subscribe(1 << 16)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": connected to %s\n\n", n.nodeID)
-	fl.Flush()
+	if !send(": connected to %s\n\n", n.nodeID) {
+		return
+	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -521,14 +708,16 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-			fl.Flush()
+			if !send(": keepalive\n\n") {
+				return
+			}
 		case ev, ok := <-ch:
 			if !ok {
 				return // fell behind: the client reconnects
 			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, ev.Data)
-			fl.Flush()
+			if !send("event: %s\ndata: %s\n\n", ev.Type, ev.Data) {
+				return
+			}
 		}
 	}
 }

@@ -166,9 +166,14 @@ func place(has bool, lat, lon int32) string {
 }
 
 func apiOffer(o *rome.Offer) client.RomeOffer {
-	return client.RomeOffer{ID: o.ID, Owner: o.Owner.String(), Status: rome.StatusName(o.Status), Capacity: resMap(o.Capacity),
+	out := client.RomeOffer{ID: o.ID, Owner: o.Owner.String(), Status: rome.StatusName(o.Status), Capacity: resMap(o.Capacity),
 		Leased: resMap(o.Leased), Price: priceMap(o.Price), Region: o.Region, At: place(o.HasLocation, o.Lat, o.Lon), Attrs: o.Attrs,
-		Reliability: o.Reliability, FromEpoch: o.FromEpoch, UntilEpoch: o.UntilEpoch, Height: o.Height}
+		Reliability: o.Reliability, FromEpoch: o.FromEpoch, UntilEpoch: o.UntilEpoch, Height: o.Height,
+		Bond: apiCoins(o.Bond), Slashed: apiCoins(o.Slashed), OpenJobs: o.OpenJobs}
+	if !o.Node.IsZero() {
+		out.Node = o.Node.String()
+	}
+	return out
 }
 
 func apiRequest(r *rome.Request) client.RomeRequest {
@@ -278,7 +283,7 @@ func (n *Node) handleRomeMarket(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.RomeMarket{Height: n.store.Head().Height, Epoch: clock.Epoch, EpochEndHeight: clock.EndHeight, EpochBlocks: p.EpochBlocks,
 		ActivePolicy: p.ActivePolicy, FallbackPolicy: p.FallbackPolicy, OpenOffers: cnt.OpenOffers, OpenRequests: cnt.OpenRequests,
-		LiveLeases: cnt.LiveLeases, PendingCerts: cnt.PendingCerts, Utilization: map[string]float64{}, ClearingPrices: map[string]string{}}
+		LiveLeases: cnt.LiveLeases, PendingCerts: cnt.PendingCerts, PendingJobs: cnt.PendingJobs, Challenges: cnt.Challenges, Utilization: map[string]float64{}, ClearingPrices: map[string]string{}}
 	if out.ActivePolicy == "" {
 		out.ActivePolicy = rome.Builtin
 	}

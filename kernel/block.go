@@ -233,12 +233,13 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 	}
 	// Key lookups read state, which is not safe for concurrent use: resolve
 	// them first, then verify in parallel.
+	batch := c.batchKeys(st, out)
 	keys := make([]ledger.PublicKey, len(out))
 	for i, p := range out {
 		if !p.PubKey.IsZero() {
 			continue
 		}
-		pk, err := c.lookupPubKey(st, p.Tx)
+		pk, err := c.keyFor(st, p.Tx, batch)
 		if err != nil {
 			return nil, fmt.Errorf("tx %d: %w", i, err)
 		}
@@ -251,10 +252,9 @@ func (c *Chain) DecodeAndVerify(st *ledger.State, raws [][]byte) ([]*PendingTx, 
 			continue // verified on admission
 		}
 		g.Go(func() error {
-			if err := c.codec.VerifyTxRaw(out[i].Tx, out[i].Raw, c.genesis.ChainID, keys[i]); err != nil {
+			if err := c.verifyWith(out[i], keys[i]); err != nil {
 				return fmt.Errorf("tx %d: %w", i, err)
 			}
-			out[i].PubKey = keys[i]
 			return nil
 		})
 	}

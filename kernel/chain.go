@@ -34,15 +34,20 @@ type Chain struct {
 	market    *rome.Market
 	marketErr error
 
-	// pubKeys caches parsed public keys (parsing expands the ML-DSA matrix,
-	// which costs about as much as a verification).
 	// execMu serializes building, executing and committing blocks: the
 	// state tree must not compute a root while a commit adopts a new one.
 	execMu sync.Mutex
 
-	pkMu    sync.Mutex
-	pubKeys map[ledger.Address]ledger.PublicKey
+	// keys caches the parsed public keys of senders whose signatures
+	// verified (parsing expands the ML-DSA matrix, which costs about as much
+	// as a verification), least recently used out, within KeyCacheBytes.
+	keys *ledger.KeyCache
 }
+
+// KeyCacheBytes bounds a chain's cache of parsed public keys: ≈1,500
+// senders at PublicKeyMemBytes each. A sender beyond it costs one key
+// expansion per batch it appears in, not a byte more of memory.
+const KeyCacheBytes = 64 << 20
 
 // NewChain wires execution over an opened store and its genesis. engine
 // runs contracts; with nil, contract transactions fail (transfer-only tests).
@@ -51,7 +56,7 @@ func NewChain(store *ledger.Store, g *ledger.Genesis, engine *contracts.Engine) 
 	return &Chain{
 		store: store, codec: store.Codec(), genesis: g, denoms: g.DenomSet(),
 		sched: ledger.DefaultGasSchedule(), params: g.Params, engine: engine,
-		pubKeys: make(map[ledger.Address]ledger.PublicKey), market: market, marketErr: merr,
+		keys: ledger.NewKeyCache(KeyCacheBytes), market: market, marketErr: merr,
 	}
 }
 
@@ -164,13 +169,12 @@ type PendingTx struct {
 // nonce, cannot pay the maximum fee): it gets no receipt and pays nothing.
 var ErrTxRejected = errors.New("transaction rejected")
 
-// lookupPubKey returns the verification key of a tx: the one it carries, or
-// the one stored on chain for its sender.
-func (c *Chain) lookupPubKey(st *ledger.State, tx *ledger.Tx) (ledger.PublicKey, error) {
-	c.pkMu.Lock()
-	pk, ok := c.pubKeys[tx.Sender]
-	c.pkMu.Unlock()
-	if ok {
+// resolveKey returns the key that must verify tx: the cached key of its
+// sender, else the key the tx carries, else the one stored on chain. It
+// caches nothing: a key enters the cache only once a signature verified
+// with it (verifyWith), so a refused transaction leaves nothing behind.
+func (c *Chain) resolveKey(st *ledger.State, tx *ledger.Tx) (ledger.PublicKey, error) {
+	if pk, ok := c.keys.Get(tx.Sender); ok {
 		return pk, nil
 	}
 	raw := tx.PubKey
@@ -184,49 +188,92 @@ func (c *Chain) lookupPubKey(st *ledger.State, tx *ledger.Tx) (ledger.PublicKey,
 			return ledger.PublicKey{}, fmt.Errorf("kernel: %s has no public key on chain yet; its first transaction must carry it: %w", tx.Sender, ErrTxRejected)
 		}
 	}
-	pk, err := ledger.ParsePublicKey(raw)
-	if err != nil {
-		return ledger.PublicKey{}, err
-	}
-	c.pkMu.Lock()
-	if len(c.pubKeys) > 1<<16 {
-		clear(c.pubKeys)
-	}
-	c.pubKeys[tx.Sender] = pk
-	c.pkMu.Unlock()
-	return pk, nil
+	return ledger.ParsePublicKey(raw)
 }
 
-// rememberPubKey caches the key a tx carries. ValidateBasic has checked that
-// it hashes to the sender, so it is the only key that can control the sender.
-func (c *Chain) rememberPubKey(tx *ledger.Tx) {
-	c.pkMu.Lock()
-	_, ok := c.pubKeys[tx.Sender]
-	c.pkMu.Unlock()
-	if ok {
-		return
+// batchKeys parses, once per sender and on all cores, the public keys of
+// the senders of one batch that are not in the cache: the key a tx of the
+// batch carries (so a sender's later transactions verify even when checked
+// before or beside the one that carries it; ValidateBasic has checked that
+// a carried key hashes to its sender, so it is the only key that can sign
+// for it), else the key stored on chain, read from st. Reading is serial
+// (a State is not safe for concurrent use), parsing parallel: a block from
+// many senders beyond the cache costs one expansion per sender, spread over
+// the cores. The map serves this batch only and is dropped with it; a
+// sender with no key anywhere is left to resolveKey to report.
+func (c *Chain) batchKeys(st *ledger.State, ptxs []*PendingTx) map[ledger.Address]ledger.PublicKey {
+	type want struct {
+		addr ledger.Address
+		raw  []byte
 	}
-	pk, err := ledger.ParsePublicKey(tx.PubKey)
-	if err != nil {
-		return // Verify will report it
+	var wants []want
+	idx := make(map[ledger.Address]int)
+	for _, p := range ptxs {
+		if p == nil || !p.PubKey.IsZero() {
+			continue
+		}
+		i, ok := idx[p.Tx.Sender]
+		if !ok {
+			if _, cached := c.keys.Get(p.Tx.Sender); cached {
+				idx[p.Tx.Sender] = -1
+				continue
+			}
+			i = len(wants)
+			idx[p.Tx.Sender] = i
+			wants = append(wants, want{addr: p.Tx.Sender})
+		}
+		if i >= 0 && wants[i].raw == nil && len(p.Tx.PubKey) > 0 {
+			wants[i].raw = p.Tx.PubKey
+		}
 	}
-	c.pkMu.Lock()
-	c.pubKeys[tx.Sender] = pk
-	c.pkMu.Unlock()
+	acc := &ledger.Accounts{St: st, Codec: c.codec}
+	for i := range wants {
+		if wants[i].raw == nil {
+			wants[i].raw, _ = acc.PubKey(wants[i].addr) // an error or none: resolveKey reports it
+		}
+	}
+	keys := make([]ledger.PublicKey, len(wants))
+	parallel(len(wants), func(i int) {
+		if wants[i].raw != nil {
+			keys[i], _ = ledger.ParsePublicKey(wants[i].raw) // one that does not parse: resolveKey reports it
+		}
+	})
+	out := make(map[ledger.Address]ledger.PublicKey, len(keys))
+	for _, k := range keys {
+		if !k.IsZero() {
+			out[k.Address()] = k
+		}
+	}
+	return out
+}
+
+// keyFor is resolveKey with the keys batchKeys found for the batch first.
+func (c *Chain) keyFor(st *ledger.State, tx *ledger.Tx, batch map[ledger.Address]ledger.PublicKey) (ledger.PublicKey, error) {
+	if pk, ok := batch[tx.Sender]; ok {
+		return pk, nil
+	}
+	return c.resolveKey(st, tx)
+}
+
+// verifyWith checks ptx's chain id and signature against pk; only then is
+// pk remembered, in the cache and on ptx.
+func (c *Chain) verifyWith(ptx *PendingTx, pk ledger.PublicKey) error {
+	if err := c.codec.VerifyTxRaw(ptx.Tx, ptx.Raw, c.genesis.ChainID, pk); err != nil {
+		return err
+	}
+	ptx.PubKey = pk
+	c.keys.Put(pk)
+	return nil
 }
 
 // Verify decodes nothing: it checks chain id and signature of a decoded tx,
 // reading the sender's key from st when the tx does not carry it.
 func (c *Chain) Verify(st *ledger.State, ptx *PendingTx) error {
-	pk, err := c.lookupPubKey(st, ptx.Tx)
+	pk, err := c.resolveKey(st, ptx.Tx)
 	if err != nil {
 		return err
 	}
-	if err := c.codec.VerifyTxRaw(ptx.Tx, ptx.Raw, c.genesis.ChainID, pk); err != nil {
-		return err
-	}
-	ptx.PubKey = pk
-	return nil
+	return c.verifyWith(ptx, pk)
 }
 
 // IntrinsicGas is charged before the payload runs: base, bytes and the
@@ -298,8 +345,8 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	if !c.denoms.IsBase(tx.GasPrice.Denom) {
 		return rcpt, fmt.Errorf("kernel: tx %s: gas price denom %q: %w: %w", ptx.Hash, tx.GasPrice.Denom, ledger.ErrUnknownDenom, ErrTxRejected)
 	}
-	if tx.GasLimit > c.params.MaxTxGas {
-		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, c.params.MaxTxGas, ErrTxRejected)
+	if max := c.params.MaxGas(tx.Payload); tx.GasLimit > max {
+		return rcpt, fmt.Errorf("kernel: tx %s: gas limit %d > max %d: %w", ptx.Hash, tx.GasLimit, max, ErrTxRejected)
 	}
 	intrinsic := c.IntrinsicGas(ptx)
 	// An account's first transaction (nonce 0) stores its key whatever its

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
+	"github.com/sos-kernel/sos/internal/failpoint"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/net/raftnode"
@@ -107,7 +109,8 @@ type cluster struct {
 	node *Node
 	net  PeerNet
 	raft *raftnode.Node
-	self Member
+	self Member // this node as the ledger listed it at start (its NodeID and RaftID never change)
+	id   uint64 // this node's raft id, RaftID(node.nodeID): fixed, read anywhere
 	log  *slog.Logger
 
 	// Membership follows the ledger (refreshMembers); seed holds the members
@@ -123,9 +126,17 @@ type cluster struct {
 	inflight   *BuiltBlock
 	inflightAt time.Time
 	lastLeader uint64
-	ctx        context.Context
-	syncCh     chan []byte // block sync answers while catching up
-	states     *stateSyncer
+	// ctx lives as long as the cluster runs (run cancels it on return).
+	ctx    context.Context
+	stop   context.CancelFunc
+	syncCh chan syncAnswer // block sync answers while catching up
+	states *stateSyncer
+	// syncIdle bounds the wait for a peer's next block-sync answer before
+	// the next member is asked.
+	syncIdle time.Duration
+	catchUp  catchUp   // is this node behind, and getting closer?
+	drops    dropLog   // rate limit of the dropped-raft-message warning
+	handoff  time.Time // last leadership transfer away from a restoring leader
 
 	outMu sync.Mutex
 	out   map[uint64]*peerQueues // raft messages waiting per peer (Send)
@@ -134,7 +145,12 @@ type cluster struct {
 var keyApplied = []byte("raft/applied")
 
 func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluster, error) {
-	c := &cluster{node: n, net: pn, log: n.log, seed: seed, ctx: context.Background(), out: map[uint64]*peerQueues{}}
+	c := &cluster{node: n, net: pn, log: n.log, seed: seed, out: map[uint64]*peerQueues{}, syncIdle: blockSyncIdle, id: RaftID(n.nodeID)}
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	if d := n.opts.SyncTimeout; d > 0 {
+		c.syncIdle = d
+	}
+	c.catchUp.init(time.Now(), c.stallAfter())
 	c.recon.promoted = map[uint64]time.Time{}
 	var peers []uint64
 	for _, m := range members {
@@ -159,15 +175,28 @@ func newCluster(n *Node, pn PeerNet, members, seed []Member, join bool) (*cluste
 	rn, err := raftnode.New(raftnode.Config{
 		ID: c.self.RaftID, Peers: peers, Join: join, Store: n.store, SM: c, Transport: c, Logger: n.log,
 		CompactEvery: n.opts.RaftCompactEvery, CompactKeep: n.opts.RaftCompactEvery / 2,
+		CheckSnapshot: c.checkSnapshotPayload, OnDrop: c.raftDropped,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.raft = rn
-	c.states = &stateSyncer{ctx: context.Background(), store: n.store, codec: n.chain.codec, net: pn, log: n.log, checkBlock: c.checkSyncedBlock}
-	// Step decodes the message into fresh memory, so the frame is borrowed.
+	stateIdle := stateSyncIdle
+	if d := n.opts.SyncTimeout; d > 0 {
+		stateIdle = d
+	}
+	c.states = &stateSyncer{ctx: c.ctx, store: n.store, codec: n.chain.codec, net: pn, log: n.log, idle: stateIdle,
+		checkBlock: c.checkSyncedBlock, progress: c.catchUp.progressed}
+	// A raft message is handed to raft only as coming from the member the
+	// transport authenticated (raftnode checks the rest: check.go). Step
+	// decodes the message into fresh memory, so the frame is borrowed.
 	step := func(from string, msg []byte) {
-		if err := rn.Step(c.ctx, msg); err != nil {
+		id := RaftID(from)
+		if _, ok := c.member(id); !ok {
+			c.raftDropped(&raftnode.DropError{From: id, Reason: dropUnknownPeer, Err: fmt.Errorf("%s is not a member", from)})
+			return
+		}
+		if err := rn.Step(c.ctx, id, msg); err != nil && !errors.Is(err, raftnode.ErrDropped) {
 			c.log.Debug("raft step", "from", from, "err", err)
 		}
 	}
@@ -271,7 +300,22 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 			return c.SaveApplied(index)
 		}
 	}
+	c.catchUp.see(b.Header.Height)
 	head := c.node.store.Head()
+	if b.Header.Height > head.Height+1 {
+		// A gap, not a stale proposal: the cluster committed blocks this
+		// node does not have (a snapshot it never finished installing under
+		// an older version, a store restored from a backup). Replaying the
+		// log cannot bring them back: fetch them, then go on (the missing
+		// blocks may be what makes the proposer a member here).
+		c.log.Warn("committed block is ahead of this node's head: fetching the blocks in between", "height", b.Header.Height, "head", head.Height)
+		prefer, _ := c.memberByAddr(b.Header.Proposer)
+		if err := c.syncTo(b.Header.Height-1, prefer.NodeID); err != nil {
+			c.catchUp.failed(err)
+			return err
+		}
+		head = c.node.store.Head()
+	}
 	if b.Header.Height != head.Height+1 || b.Header.PrevHash != head.BlockHash {
 		// A proposal built on a head that another block already extended.
 		c.log.Debug("stale block proposal skipped", "height", b.Header.Height, "head", head.Height)
@@ -308,6 +352,7 @@ func (c *cluster) Apply(index uint64, data []byte) error {
 // afterBlock finishes a block committed by the cluster: membership follows
 // the ledger, then the node's usual bookkeeping.
 func (c *cluster) afterBlock(bb *BuiltBlock) {
+	c.catchUp.progressed()
 	for _, p := range bb.Included {
 		if isClusterPayload(p.Tx.Payload) {
 			c.refreshMembers()
@@ -328,23 +373,32 @@ type headInfo struct {
 // Snapshot implements raftnode.StateMachine.
 func (c *cluster) Snapshot() ([]byte, error) {
 	h := c.node.store.Head()
-	return c.node.chain.codec.Marshal(&headInfo{Height: h.Height, Hash: h.BlockHash, Leader: c.self.NodeID})
+	return c.node.chain.codec.Marshal(&headInfo{Height: h.Height, Hash: h.BlockHash, Leader: c.node.nodeID})
 }
 
 // Restore implements raftnode.StateMachine: the leader compacted the log
-// past what this node has. Far behind, the node installs the leader's
-// state (statesync.go); a short gap is closed by re-executing blocks.
+// past what this node has. Far behind, the node installs a member's state
+// (statesync.go); a short gap is closed by re-executing blocks. Either is
+// fetched from any member that can serve it; when none can, Restore asks
+// to be retried (raftnode.ErrRetry) and the snapshot stays uninstalled,
+// across restarts too, until it is. Only a state that contradicts the
+// snapshot halts the node.
 func (c *cluster) Restore(index uint64, data []byte) error {
-	var hi headInfo
-	if err := c.node.chain.codec.Unmarshal(data, &hi); err != nil {
-		return fmt.Errorf("kernel: snapshot: %w", err)
+	hi, err := c.decodeHeadInfo(data)
+	if err != nil {
+		// checkSnapshotPayload refused such payloads on receipt.
+		return fmt.Errorf("kernel: snapshot at %d: %w: %w", index, err, ErrStateMismatch)
 	}
+	c.catchUp.see(hi.Height)
+	c.catchUp.restoring(true)
 	if head := c.node.store.Head().Height; head+stateSyncMinGap < hi.Height {
 		if err := c.syncState(hi.Leader); err != nil {
+			c.catchUp.failed(err)
 			return err
 		}
 	}
 	if err := c.syncTo(hi.Height, hi.Leader); err != nil {
+		c.catchUp.failed(err)
 		return err
 	}
 	got := c.node.store.Head()
@@ -354,7 +408,30 @@ func (c *cluster) Restore(index uint64, data []byte) error {
 	if got.Height == hi.Height && got.BlockHash != hi.Hash {
 		return fmt.Errorf("kernel: after sync head %d %s, snapshot says %s: %w", got.Height, got.BlockHash, hi.Hash, ErrStateMismatch)
 	}
-	return c.SaveApplied(index)
+	if err := c.SaveApplied(index); err != nil {
+		return err
+	}
+	c.catchUp.restoring(false)
+	return nil
+}
+
+func (c *cluster) decodeHeadInfo(data []byte) (headInfo, error) {
+	var hi headInfo
+	if err := c.node.chain.codec.Unmarshal(data, &hi); err != nil {
+		return hi, err
+	}
+	if hi.Leader == "" {
+		return hi, fmt.Errorf("kernel: snapshot of height %d names no member to sync from", hi.Height)
+	}
+	return hi, nil
+}
+
+// checkSnapshotPayload vets a raft snapshot from the network before raft
+// takes it (raftnode.Config.CheckSnapshot): a payload Restore cannot use
+// would otherwise be persisted and retried forever.
+func (c *cluster) checkSnapshotPayload(data []byte) error {
+	_, err := c.decodeHeadInfo(data)
+	return err
 }
 
 // ConfChanged implements raftnode.StateMachine.
@@ -367,15 +444,21 @@ func (c *cluster) ConfChanged(cs *pb.ConfState, cc pb.ConfChangeI) {
 
 // run drives raft and, while this node leads, proposes blocks.
 func (c *cluster) run(ctx context.Context) error {
-	c.ctx = ctx
-	c.states.ctx = ctx
+	defer c.stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.stop()
+		case <-c.ctx.Done():
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- c.raft.Run(ctx) }()
 	interval := c.node.opts.Config.BlockInterval.Duration
 	minSpacing := min(interval, 20*time.Millisecond)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	var lastBlock time.Time
+	var lastBlock, lastCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -386,13 +469,23 @@ func (c *cluster) run(ctx context.Context) error {
 		case <-t.C:
 		}
 		st := c.raft.Status()
+		if time.Since(lastCheck) >= time.Second {
+			lastCheck = time.Now()
+			c.checkSync(st)
+		}
 		if st.Leader != c.lastLeader {
 			c.lastLeader = st.Leader
-			if st.Leader != 0 && st.Leader != c.self.RaftID {
+			if st.Leader != 0 && st.Leader != c.id {
 				c.forwardPending()
 			}
 		}
-		if st.Leader != c.self.RaftID {
+		if st.Leader != c.id {
+			continue
+		}
+		if st.Restoring != 0 {
+			// This node leads but is still installing a snapshot: a block
+			// built on its head would be stale. Hand leadership over.
+			c.handOff(ctx, st)
 			continue
 		}
 		c.reconcile(ctx, st)
@@ -409,7 +502,11 @@ func (c *cluster) run(ctx context.Context) error {
 		}
 		lastBlock = time.Now()
 		if err := c.propose(ctx); err != nil {
-			c.log.Warn("block proposal failed", "err", err)
+			if errors.Is(err, raftnode.ErrProposalDropped) && c.raft.Status().Leader != c.id {
+				c.log.Debug("block not proposed: leadership moved", "err", err)
+			} else {
+				c.log.Warn("block proposal failed", "err", err)
+			}
 		}
 	}
 }
@@ -435,13 +532,21 @@ func (c *cluster) propose(ctx context.Context) error {
 	c.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return c.raft.Propose(pctx, data)
+	err = c.raft.Propose(pctx, data)
+	if err != nil {
+		c.mu.Lock()
+		if c.inflight == bb {
+			c.inflight = nil // it never entered the log
+		}
+		c.mu.Unlock()
+	}
+	return err
 }
 
 // Forward sends admitted transactions to the leader (when it is not us).
 func (c *cluster) Forward(raws [][]byte) {
 	leader := c.raft.Status().Leader
-	if leader == 0 || leader == c.self.RaftID || len(raws) == 0 {
+	if leader == 0 || leader == c.id || len(raws) == 0 {
 		return
 	}
 	m, ok := c.member(leader)
@@ -513,51 +618,163 @@ func decodeBatch(b []byte) ([][]byte, error) {
 	return raws, nil
 }
 
-// Block sync: "req" = [0, from u64, to u64]; "blk" = [1, block bytes].
+// Block sync on StreamSync: a request [syncBlocksReq, from u64, to u64] is
+// answered with [syncBlock, block bytes] for each block the peer has in
+// that range, then [syncBlocksEnd, last height sent u64]. (The state sync
+// messages of statesync.go share the stream.)
+const (
+	syncBlocksReq byte = 0
+	syncBlock     byte = 1
+	syncBlocksEnd byte = 6
+)
+
+// blockSyncIdle is how long block sync waits for a peer's next answer
+// before it asks the next member (NodeOptions.SyncTimeout overrides it).
+const blockSyncIdle = 5 * time.Second
+
+// syncServeMax bounds the blocks one request is answered with.
+const syncServeMax = 100_000
+
+// syncAnswer is a block-sync answer on its way to syncFrom.
+type syncAnswer struct {
+	from string
+	kind byte
+	data []byte
+}
+
 func (c *cluster) handleSync(from string, msg []byte) {
 	if len(msg) == 0 {
 		return
 	}
 	switch msg[0] {
-	case 0:
+	case syncBlocksReq:
 		if len(msg) != 17 {
 			return
 		}
-		lo, hi := binary.BigEndian.Uint64(msg[1:]), binary.BigEndian.Uint64(msg[9:])
-		head := c.node.store.Head().Height
-		if hi > head {
-			hi = head
+		c.serveBlocks(from, binary.BigEndian.Uint64(msg[1:]), binary.BigEndian.Uint64(msg[9:]))
+	case syncBlock, syncBlocksEnd:
+		if dropSyncAnswer(from) {
+			return
 		}
-		for h := lo; h <= hi && h-lo < 100_000; h++ {
-			raw, err := c.node.store.BlockBytes(h)
-			if err != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-			err = c.net.Send(ctx, from, StreamSync, append([]byte{1}, raw...))
-			cancel()
-			if err != nil {
-				return
-			}
-		}
-	case 1:
 		c.mu.Lock()
 		ch := c.syncCh
 		c.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- append([]byte(nil), msg[1:]...):
-			case <-time.After(10 * time.Second):
+			case ch <- syncAnswer{from: from, kind: msg[0], data: append([]byte(nil), msg[1:]...)}:
+			case <-time.After(c.syncIdle):
+			case <-c.ctx.Done():
 			}
 		}
-	case syncStateReq, syncStateChunk, syncStateEnd, syncStateErr:
+	case syncStateReq:
+		c.states.handle(from, msg)
+	case syncStateChunk, syncStateEnd, syncStateErr:
+		if dropSyncAnswer(from) {
+			return
+		}
 		c.states.handle(from, msg)
 	}
 }
 
-// syncTo fetches blocks up to height from a peer and executes them.
-func (c *cluster) syncTo(height uint64, peer string) error {
-	ch := make(chan []byte, 256)
+// dropSyncAnswer is the failpoint at the sync boundary: it drops a sync
+// answer (blocks or state) from peer when failpoint.SyncAnswerDrop is on
+// and names peer, or "*" (every peer).
+func dropSyncAnswer(peer string) bool {
+	v, ok := failpoint.Eval(failpoint.SyncAnswerDrop)
+	if !ok {
+		return false
+	}
+	s, _ := v.(string)
+	return s == "*" || s == peer
+}
+
+// serveBlocks sends peer the blocks lo..hi this node has, then the end.
+func (c *cluster) serveBlocks(peer string, lo, hi uint64) {
+	send := func(msg []byte) error {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		return c.net.Send(ctx, peer, StreamSync, msg)
+	}
+	lo = max(lo, 1)
+	hi = min(hi, c.node.store.Head().Height)
+	if hi >= lo && hi-lo >= syncServeMax {
+		hi = lo + syncServeMax - 1
+	}
+	last := lo - 1
+	for h := lo; h <= hi; h++ {
+		raw, err := c.node.store.BlockBytes(h)
+		if err != nil {
+			break // below what this node holds (it installed a state snapshot)
+		}
+		if err := send(append([]byte{syncBlock}, raw...)); err != nil {
+			return
+		}
+		last = h
+	}
+	_ = send(binary.BigEndian.AppendUint64([]byte{syncBlocksEnd}, last))
+}
+
+// errSyncUnavailable: no member could serve what this node is missing now.
+// The caller retries later (raftnode.ErrRetry).
+var errSyncUnavailable = fmt.Errorf("kernel: no member could serve the missing blocks: %w", raftnode.ErrRetry)
+
+// syncTo fetches and executes the blocks after the head up to height. It
+// asks prefer first (a hint: the member that made the snapshot, or proposed
+// the block that revealed the gap), then every other member in turn, each
+// until it stops answering for syncIdle; rounds go on while some member
+// makes progress. When a whole round brings nothing it returns an error
+// wrapping errSyncUnavailable, to be retried; only a block whose execution
+// contradicts its signed header (ErrStateMismatch) is final.
+func (c *cluster) syncTo(height uint64, prefer string) error {
+	for c.node.store.Head().Height < height {
+		start := c.node.store.Head().Height
+		var errs []error
+		for _, peer := range c.syncPeers(prefer) {
+			if c.node.store.Head().Height >= height {
+				return nil
+			}
+			err := c.syncFrom(peer, height)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, ErrStateMismatch) || c.ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+			c.log.Info("block sync: a member could not serve; trying the next", "peer", peer, "head", c.node.store.Head().Height, "want", height, "err", err)
+		}
+		if c.node.store.Head().Height == start {
+			return fmt.Errorf("kernel: block sync to %d: no block %d from %d member(s): %w: %w",
+				height, start+1, len(errs), errors.Join(errs...), errSyncUnavailable)
+		}
+	}
+	return nil
+}
+
+// syncPeers lists whom to ask for blocks: prefer, the leader, then every
+// other member.
+func (c *cluster) syncPeers(prefer string) []string {
+	var out []string
+	add := func(id string) {
+		if id != "" && id != c.node.nodeID && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if _, ok := c.member(RaftID(prefer)); ok {
+		add(prefer)
+	}
+	if l, ok := c.member(c.raft.Status().Leader); ok {
+		add(l.NodeID)
+	}
+	for _, m := range c.memberList() {
+		add(m.NodeID)
+	}
+	return out
+}
+
+// syncFrom fetches blocks after the head up to height from one peer.
+func (c *cluster) syncFrom(peer string, height uint64) error {
+	ch := make(chan syncAnswer, 256)
 	c.mu.Lock()
 	c.syncCh = ch
 	c.mu.Unlock()
@@ -566,44 +783,56 @@ func (c *cluster) syncTo(height uint64, peer string) error {
 		c.syncCh = nil
 		c.mu.Unlock()
 	}()
+	req := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{syncBlocksReq}, c.node.store.Head().Height+1), height)
+	ctx, cancel := context.WithTimeout(c.ctx, c.syncIdle)
+	err := c.net.Send(ctx, peer, StreamSync, req)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("kernel: block sync from %s: %w", peer, err)
+	}
+	idle := time.NewTimer(c.syncIdle)
+	defer idle.Stop()
 	for c.node.store.Head().Height < height {
-		from := c.node.store.Head().Height + 1
-		req := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{0}, from), height)
-		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-		err := c.net.Send(ctx, peer, StreamSync, req)
-		cancel()
+		var a syncAnswer
+		select {
+		case a = <-ch:
+		case <-idle.C:
+			return fmt.Errorf("kernel: block sync from %s: no block %d within %s", peer, c.node.store.Head().Height+1, c.syncIdle)
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+		if a.from != peer {
+			continue // a late answer to an earlier request
+		}
+		idle.Reset(c.syncIdle)
+		if a.kind == syncBlocksEnd {
+			if len(a.data) != 8 {
+				return fmt.Errorf("kernel: block sync from %s: bad end of answer", peer)
+			}
+			if head := c.node.store.Head().Height; head < height {
+				return fmt.Errorf("kernel: block sync from %s: it has blocks only up to %d (head %d, want %d)", peer, binary.BigEndian.Uint64(a.data), head, height)
+			}
+			return nil
+		}
+		b, err := c.node.chain.codec.DecodeBlock(a.data)
 		if err != nil {
 			return fmt.Errorf("kernel: block sync from %s: %w", peer, err)
 		}
-		for c.node.store.Head().Height < height {
-			var raw []byte
-			select {
-			case raw = <-ch:
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("kernel: block sync from %s: no block %d within 10 s", peer, c.node.store.Head().Height+1)
-			case <-c.ctx.Done():
-				return c.ctx.Err()
-			}
-			b, err := c.node.chain.codec.DecodeBlock(raw)
-			if err != nil {
-				return err
-			}
-			if b.Header.Height != c.node.store.Head().Height+1 {
-				continue
-			}
-			prop, ok := c.memberByAddr(b.Header.Proposer)
-			if !ok {
-				return fmt.Errorf("kernel: synced block %d has an unknown proposer", b.Header.Height)
-			}
-			bb, err := c.node.chain.ExecuteBlock(c.ctx, b, prop.PubKey)
-			if err != nil {
-				return fmt.Errorf("kernel: synced block %d: %w", b.Header.Height, err)
-			}
-			if err := c.node.chain.Commit(bb); err != nil {
-				return err
-			}
-			c.afterBlock(bb)
+		if b.Header.Height != c.node.store.Head().Height+1 {
+			continue
 		}
+		prop, ok := c.memberByAddr(b.Header.Proposer)
+		if !ok {
+			return fmt.Errorf("kernel: block sync from %s: block %d has an unknown proposer", peer, b.Header.Height)
+		}
+		bb, err := c.node.chain.ExecuteBlock(c.ctx, b, prop.PubKey)
+		if err != nil {
+			return fmt.Errorf("kernel: block sync from %s: block %d: %w", peer, b.Header.Height, err)
+		}
+		if err := c.node.chain.Commit(bb); err != nil {
+			return err
+		}
+		c.afterBlock(bb)
 	}
 	return nil
 }
@@ -612,6 +841,8 @@ func (c *cluster) syncTo(height uint64, peer string) error {
 func (c *cluster) status(s *client.Status) {
 	st := c.raft.Status()
 	s.Role, s.Term = st.Role, st.Term
+	v := c.catchUp.view(time.Now(), s.Height, st)
+	s.SyncState, s.ClusterHeight, s.SyncError = v.state, v.target, v.lastErr
 	if m, ok := c.member(st.Leader); ok {
 		s.Leader = m.NodeID
 	} else {
@@ -641,9 +872,106 @@ func (c *cluster) status(s *client.Status) {
 		if st.Progress != nil {
 			p.Match = st.Progress[id]
 		}
-		if m.NodeID == c.self.NodeID {
+		if m.NodeID == c.node.nodeID {
 			p.Connected = true
 		}
 		s.Peers = append(s.Peers, p)
 	}
+}
+
+// checkSync looks at whether this node keeps up with the cluster (run
+// calls it every second): it updates the sync metrics and says so in the
+// log when the node falls behind, stalls or catches up.
+func (c *cluster) checkSync(st raftnode.Status) {
+	now := time.Now()
+	head := c.node.store.Head().Height
+	v := c.catchUp.view(now, head, st)
+	m := c.node.metrics
+	for _, s := range []string{client.SyncInSync, client.SyncCatchingUp, client.SyncStalled} {
+		val := 0.0
+		if s == v.state {
+			val = 1
+		}
+		m.SyncState.WithLabelValues(s).Set(val)
+	}
+	m.SyncBehind.Set(float64(v.target - min(v.target, head)))
+	prev, warn := c.catchUp.transition(now, v.state)
+	switch {
+	case v.state == client.SyncStalled && warn:
+		c.log.Warn("this node is behind the cluster and not catching up", "head", head, "cluster_height", v.target,
+			"no_progress_for", now.Sub(v.progressAt).Round(time.Second), "restoring", st.Restoring != 0, "last_error", v.lastErr)
+	case v.state == client.SyncCatchingUp && prev == client.SyncInSync:
+		c.log.Info("this node is behind the cluster: catching up", "head", head, "cluster_height", v.target)
+	case v.state == client.SyncInSync && prev != client.SyncInSync:
+		c.log.Info("this node caught up with the cluster", "head", head)
+	}
+}
+
+// handOff moves leadership away from this node while it installs a
+// snapshot (at most every few seconds): raft may elect a node whose log is
+// complete but whose state is not.
+func (c *cluster) handOff(ctx context.Context, st raftnode.Status) {
+	if time.Since(c.handoff) < 3*time.Second {
+		return
+	}
+	var to, best uint64
+	for _, id := range st.Voters {
+		if match, ok := st.Progress[id]; ok && id != c.id && (to == 0 || match > best) {
+			to, best = id, match
+		}
+	}
+	if to == 0 {
+		return
+	}
+	c.handoff = time.Now()
+	c.log.Info("leading while a snapshot is not installed yet: handing leadership over", "to", to, "restoring", st.Restoring)
+	c.raft.TransferLeadership(ctx, to)
+}
+
+// dropUnknownPeer: a raft message from a node that is not a member.
+const dropUnknownPeer = "unknown_peer"
+
+// raftDropped counts a raft message that was not given to raft (see
+// raftnode.DropError) and warns about it, at most once per peer and reason
+// every dropLogEvery.
+func (c *cluster) raftDropped(e *raftnode.DropError) {
+	c.node.metrics.RaftDropped.WithLabelValues(e.Reason).Inc()
+	peer := fmt.Sprintf("%x", e.From)
+	if m, ok := c.member(e.From); ok {
+		peer = m.NodeID
+	}
+	if n, ok := c.drops.allow(peer+"/"+e.Reason, time.Now()); ok {
+		c.log.Warn("raft message from a peer dropped", "peer", peer, "reason", e.Reason, "type", e.Type.String(), "err", e.Err, "dropped_since_last_warning", n)
+	}
+}
+
+// dropLogEvery spaces the warnings about dropped raft messages.
+const dropLogEvery = 10 * time.Second
+
+// dropLog rate-limits a warning per key.
+type dropLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	n    map[string]int
+}
+
+// allow reports whether to log for key now, with how many were not logged
+// since the last time.
+func (d *dropLog) allow(key string, now time.Time) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last == nil {
+		d.last, d.n = map[string]time.Time{}, map[string]int{}
+	}
+	if last, ok := d.last[key]; ok && now.Sub(last) < dropLogEvery {
+		d.n[key]++
+		return 0, false
+	}
+	if len(d.last) > 1024 {
+		clear(d.last) // bounded: keys are peers × reasons
+		clear(d.n)
+	}
+	n := d.n[key]
+	d.last[key], d.n[key] = now, 0
+	return n, true
 }

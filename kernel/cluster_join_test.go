@@ -76,6 +76,11 @@ func (tc *testCluster) admit(via, by int, id string, asVoter bool) {
 		if err != nil || res.Code != 0 {
 			t.Fatalf("admitting %s: %v %+v", id, err, res)
 		}
+		// by waited for the commit; via answers the joiner only once it has
+		// applied that block too.
+		tc.waitFor(10*time.Second, "the member asked applied the admission", func() bool {
+			return tc.members[via].node.store.Head().Height >= res.Height
+		})
 		return
 	}
 	t.Fatalf("no pending join request of %s on node %d: %+v", id, via, reqs)

@@ -76,9 +76,8 @@ func (c *cluster) setMembers(list []Member) error {
 	for _, m := range list {
 		members[m.RaftID] = m
 		byAddr[m.PubKey.Address()] = m
-		if m.NodeID == c.self.NodeID {
+		if m.NodeID == c.node.nodeID {
 			selfListed = true
-			c.self = m
 		}
 	}
 	if !selfListed {
@@ -99,7 +98,7 @@ func (c *cluster) setMembers(list []Member) error {
 	c.members, c.byAddr, c.selfListed = members, byAddr, selfListed
 	c.memMu.Unlock()
 	if removed {
-		c.log.Warn("this node was removed from the cluster: it no longer takes part in ordering", "node_id", c.self.NodeID)
+		c.log.Warn("this node was removed from the cluster: it no longer takes part in ordering", "node_id", c.node.nodeID)
 	}
 	return c.net.SetMembers(all)
 }

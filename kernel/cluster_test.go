@@ -101,12 +101,17 @@ func (tc *testCluster) stop(i int) {
 	if m.node == nil {
 		return
 	}
-	tc.net.leave(m.key.Public().Fingerprint())
+	left := tc.net.leave(m.key.Public().Fingerprint())
 	m.cancel()
 	select {
 	case <-m.done:
 	case <-time.After(10 * time.Second):
 		tc.t.Errorf("node %d did not stop", i)
+	}
+	select {
+	case <-left:
+	case <-time.After(10 * time.Second):
+		tc.t.Errorf("node %d: a message handler did not return", i)
 	}
 	m.node.Close()
 	m.node = nil

@@ -2,13 +2,19 @@ package kernel
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/sos-kernel/sos/internal/fsutil"
+	"github.com/sos-kernel/sos/internal/units"
+	"github.com/sos-kernel/sos/kernel/keyring"
 )
 
 // Config is a node's config.toml: everything local to one node (the chain's
@@ -38,6 +44,60 @@ type Config struct {
 	// the cluster from there (the members it knew then are in join.json; the
 	// ledger's member records take over once it has caught up).
 	Join string `toml:"join"`
+	// BlobLimit bounds what the node's blob store (<home>/blobs: job
+	// modules, inputs and outputs) holds, outboards and transfers in
+	// progress included ("16GiB"; "0": only the disk). An upload or transfer
+	// past it is refused (507), so blobs cannot fill the disk the chain
+	// needs.
+	BlobLimit ByteSize `toml:"blob_limit"`
+	// BlobMaxUpload caps one upload to the node through the API
+	// (PUT /v1/blobs); a larger body is refused (413) before it is read.
+	BlobMaxUpload ByteSize `toml:"blob_max_upload"`
+	// KeyringBackend is how the CLI stores new account keys in this home's
+	// keys/ directory (package keyring): "test" keeps the seed in plaintext
+	// (scripts, devnets; the default), "file" encrypts it with a passphrase.
+	// The node key (node_key.json) is plaintext either way: the node must
+	// start unattended.
+	KeyringBackend string `toml:"keyring_backend"`
+
+	// Jobs (docs/jobs.md, "The node side"). JobConcurrency is how many
+	// job runs the node makes at once — its executor's (the jobs of offers
+	// naming its node key), its verifier's and its committee duty's
+	// re-executions together; 0 runs none (an offer naming this node then
+	// times out, and the node gives no verdicts).
+	JobConcurrency int `toml:"job_concurrency"`
+	// JobMaxMemory and JobMaxModule cap the memory one job may ask for and
+	// the module size this node runs ("1GiB", "64MiB"; 0: those defaults);
+	// a job beyond them is not run here. JobMaxData caps the module,
+	// inputs and stdin of one job together, which are held in memory while
+	// it runs (0: 4GiB).
+	JobMaxMemory ByteSize `toml:"job_max_memory"`
+	JobMaxModule ByteSize `toml:"job_max_module"`
+	JobMaxData   ByteSize `toml:"job_max_data"`
+	// JobVerify is which results of jobs whose consumer is a key of this
+	// home's keyring the node re-executes: "all" (default), "none" or
+	// "sample:F" (a fraction F in (0,1], drawn per job id from a secret of
+	// this node, so a provider cannot tell which of its results are
+	// checked). A result that re-execution does not reproduce is
+	// challenged with the consumer's key.
+	JobVerify string `toml:"job_verify"`
+}
+
+// ByteSize is a number of bytes written as "256MiB" in TOML (see package
+// internal/units for the units it reads).
+type ByteSize uint64
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(units.FormatExact(uint64(b))), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	v, err := units.ParseBytes(string(t))
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
 }
 
 // Duration is a time.Duration written as "500ms" in TOML.
@@ -59,14 +119,23 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultConfig is what "sos init" writes.
 func DefaultConfig() Config {
 	return Config{
-		Moniker:       "node",
-		APIAddr:       "127.0.0.1:26657",
-		P2PAddr:       "127.0.0.1:26656",
-		BlockInterval: Duration{500 * time.Millisecond},
-		EmptyBlocks:   true,
-		MinGasPrices:  "0.01uTFLP,0.01uKWTT,0.01uTBS",
-		MempoolSize:   100_000,
-		LogLevel:      "info",
+		Moniker:        "node",
+		APIAddr:        "127.0.0.1:26657",
+		P2PAddr:        "127.0.0.1:26656",
+		BlockInterval:  Duration{500 * time.Millisecond},
+		EmptyBlocks:    true,
+		MinGasPrices:   "0.01uTFLP,0.01uKWTT,0.01uTBS",
+		MempoolSize:    100_000,
+		LogLevel:       "info",
+		KeyringBackend: string(keyring.BackendTest),
+		BlobLimit:      16 << 30,
+		BlobMaxUpload:  4 << 30,
+
+		JobConcurrency: 2,
+		JobMaxMemory:   1 << 30,
+		JobMaxModule:   64 << 20,
+		JobMaxData:     4 << 30,
+		JobVerify:      "all",
 	}
 }
 
@@ -85,10 +154,27 @@ func (c Config) Validate() error {
 	if c.MempoolSize < 1 {
 		return fmt.Errorf("kernel: config: mempool_size must be positive")
 	}
+	if c.BlobMaxUpload == 0 {
+		return fmt.Errorf("kernel: config: blob_max_upload must be positive")
+	}
+	if c.JobConcurrency < 0 || c.JobConcurrency > 1024 {
+		return fmt.Errorf("kernel: config: job_concurrency %d must be between 0 and 1024", c.JobConcurrency)
+	}
+	if c.JobMaxMemory != 0 && (c.JobMaxMemory < 64<<10 || c.JobMaxMemory > 4<<30) {
+		return fmt.Errorf("kernel: config: job_max_memory %s must be between 64KiB and 4GiB", units.Format(uint64(c.JobMaxMemory)))
+	}
+	if _, err := parseVerifyMode(c.JobVerify); err != nil {
+		return fmt.Errorf("kernel: config: %w", err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("kernel: config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.KeyringBackend != "" {
+		if _, err := keyring.ParseBackend(c.KeyringBackend); err != nil {
+			return fmt.Errorf("kernel: config: keyring_backend %q: want file (encrypted) or test (plaintext)", c.KeyringBackend)
+		}
 	}
 	return nil
 }
@@ -99,6 +185,7 @@ const (
 	GenesisFile = "genesis.json"
 	NodeKeyFile = "node_key.json"
 	KeysDir     = "keys"
+	BlobsDir    = "blobs" // the node's blob store (package blob)
 )
 
 // LoadConfig reads home/config.toml strictly (unknown keys are errors).
@@ -111,6 +198,10 @@ func LoadConfig(home string) (Config, error) {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) && len(de.Key()) > 0 {
+			return Config{}, fmt.Errorf("kernel: config %s: %s: %w", filepath.Join(home, ConfigFile), strings.Join(de.Key(), "."), err)
+		}
 		return Config{}, fmt.Errorf("kernel: config %s: %w", filepath.Join(home, ConfigFile), err)
 	}
 	return cfg, cfg.Validate()
@@ -125,30 +216,11 @@ func SaveConfig(home string, cfg Config) error {
 	return WriteFileAtomic(filepath.Join(home, ConfigFile), b, 0o644)
 }
 
-// WriteFileAtomic writes via a temp file and rename, so a crash never leaves
-// a half-written file.
+// WriteFileAtomic replaces path with data (mode perm) so that a crash
+// leaves the old file or the new one, never a torn one: see package
+// internal/fsutil (temp file synced, renamed, directory synced).
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("kernel: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteAtomic(path, data, perm); err != nil {
 		return fmt.Errorf("kernel: write %s: %w", path, err)
 	}
 	return nil

@@ -65,12 +65,22 @@ func withContracts(t testing.TB, tn *testNet) *testNet {
 	return tn
 }
 
-const contractGas = 600_000_000
+// contractGas is the gas limit of contract calls in these tests (a call
+// pays ≈170 Mgas to load a Go contract); uploadGas that of uploads, which
+// pay for compiling (≈4 Ggas for a Go contract).
+const (
+	contractGas = 600_000_000
+	uploadGas   = 8_000_000_000
+)
 
 // exec1 commits one tx in its own block and returns its receipt.
 func (tn *testNet) exec1(t testing.TB, from *ledger.PrivateKey, p ledger.Payload) ledger.Receipt {
 	t.Helper()
-	bb := tn.block(t, tn.tx(t, from, p, contractGas))
+	gas := uint64(contractGas)
+	if _, ok := p.(*ledger.ContractUpload); ok {
+		gas = uploadGas
+	}
+	bb := tn.block(t, tn.tx(t, from, p, gas))
 	if len(bb.Receipts) != 1 {
 		t.Fatalf("tx rejected: %v", bb.Rejected)
 	}
@@ -214,7 +224,7 @@ func TestContractBlocksReexecute(t *testing.T) {
 	alice := leader.users[0]
 	wasm := buildWasm(t, "counter")
 	var blocks []*BuiltBlock
-	blocks = append(blocks, leader.block(t, leader.tx(t, alice, &ledger.ContractUpload{Wasm: wasm}, contractGas)))
+	blocks = append(blocks, leader.block(t, leader.tx(t, alice, &ledger.ContractUpload{Wasm: wasm}, uploadGas)))
 	blocks = append(blocks, leader.block(t, leader.tx(t, alice, &ledger.ContractInstantiate{CodeID: ledger.HashBytes(wasm), Msg: []byte(`{"count":5}`), Label: "c"}, contractGas)))
 	addr := contracts.AddressFor(ledger.HashBytes(wasm), 0)
 	var incs []*PendingTx

@@ -16,7 +16,9 @@
 //     (later starts check the genesis is the same).
 //  3. Run serves the API and produces a block every block_interval until the
 //     context ends; it returns the error that stopped it (for instance a full
-//     disk), never leaving a half-written block.
+//     disk), never leaving a half-written block. The API bounds its clients
+//     (NodeOptions.API, APILimits: timeouts, a connection cap, bodies read as
+//     they arrive, never sized by their declared length).
 //  4. Close closes the store.
 //
 // Execution (Chain, Executor) is a pure function of the stored state, the
@@ -32,4 +34,13 @@
 // operator admits it (or it presents a join token minted in the member's
 // home) it is a node-local, bounded, expiring pending request, recorded only
 // after its claimed address was dialed back and answered with its key.
+//
+// Workloads: the node keeps a blob store in <home>/blobs (Blobs; bounded
+// by blob_limit) that job modules, inputs and outputs live in, serves it
+// on the API as the operator's local interface (api_blobs.go), and
+// renders jobs from the market's state (api_jobs.go). What the ledger
+// cannot know — whether this node's executor runs a job now, and whether
+// its verifier reproduced a result — is the JobRegistry (Jobs), which the
+// executor and verifier fill and the API, TUI and metrics read. Running a
+// job from its record is package kernel/jobrun.
 package kernel

@@ -18,12 +18,23 @@ import (
 // returns a client for it.
 func startTestNode(t testing.TB, tn *testNet, cfg Config) (*Node, *client.Client) {
 	t.Helper()
+	return startTestNodeWith(t, tn, cfg, nil)
+}
+
+// startTestNodeWith is startTestNode with the node options adjusted by
+// tune (nil: none).
+func startTestNodeWith(t testing.TB, tn *testNet, cfg Config, tune func(*NodeOptions)) (*Node, *client.Client) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tn.store.Close()
-	node, err := OpenNode(NodeOptions{Home: t.TempDir(), Config: cfg, GenesisDoc: tn.doc, NodeKey: tn.nodeKey, Listener: ln})
+	opts := NodeOptions{Home: t.TempDir(), Config: cfg, GenesisDoc: tn.doc, NodeKey: tn.nodeKey, Listener: ln}
+	if tune != nil {
+		tune(&opts)
+	}
+	node, err := OpenNode(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

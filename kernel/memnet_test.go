@@ -26,6 +26,7 @@ type memPeer struct {
 	allowed  map[string]bool // nil: everyone
 	queue    chan memMsg
 	done     chan struct{}
+	stopped  chan struct{} // closed when loop has returned
 }
 
 type memMsg struct {
@@ -63,7 +64,7 @@ func (p *memPeer) VerifyAddr(ctx context.Context, addr string, key ledger.Public
 }
 
 func (h *memNet) join(id string) *memPeer {
-	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{})}
+	p := &memPeer{hub: h, id: id, handlers: map[byte]func(string, []byte){}, queue: make(chan memMsg, 1<<14), done: make(chan struct{}), stopped: make(chan struct{})}
 	h.mu.Lock()
 	h.nodes[id] = p
 	h.mu.Unlock()
@@ -71,14 +72,21 @@ func (h *memNet) join(id string) *memPeer {
 	return p
 }
 
-func (h *memNet) leave(id string) {
+// leave takes id off the network; the channel is closed once its handler
+// in progress, if any, has returned: wait for it before closing the node's
+// store (the QUIC transport's Close waits likewise).
+func (h *memNet) leave(id string) <-chan struct{} {
 	h.mu.Lock()
 	p := h.nodes[id]
 	delete(h.nodes, id)
 	h.mu.Unlock()
-	if p != nil {
-		close(p.done)
+	if p == nil {
+		done := make(chan struct{})
+		close(done)
+		return done
 	}
+	close(p.done)
+	return p.stopped
 }
 
 // isolate drops every message to and from id until heal.
@@ -89,6 +97,7 @@ func (h *memNet) isolate(id string, on bool) {
 }
 
 func (p *memPeer) loop() {
+	defer close(p.stopped)
 	for {
 		select {
 		case <-p.done:

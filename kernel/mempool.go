@@ -95,21 +95,27 @@ func (m *Mempool) Add(raws [][]byte) ([]ledger.Hash, []error) {
 	hashes := make([]ledger.Hash, len(raws))
 	errs := make([]error, len(raws))
 	ptxs := make([]*PendingTx, len(raws))
-	// Decode everything first and learn the public keys that travel with
-	// first transactions, so a sender's later txs in the same batch verify
-	// even when checked before (or concurrently with) the first one.
+	// Decode everything first and parse the senders' public keys (those that
+	// travel with first transactions, or are on chain), so a sender's later
+	// txs in the same batch verify even when checked before (or beside) the
+	// first one. Those keys live as long as the batch: the chain caches a key
+	// only once a signature verified with it, so what this pool refuses is
+	// not retained.
 	parallel(len(raws), func(i int) {
 		hashes[i] = ledger.HashBytes(raws[i])
 		ptxs[i], errs[i] = m.decode(raws[i], hashes[i])
 	})
-	for _, p := range ptxs {
-		if p != nil && len(p.Tx.PubKey) > 0 {
-			m.chain.rememberPubKey(p.Tx)
-		}
-	}
+	batch := m.chain.batchKeys(ledger.NewState(m.chain.store), ptxs)
 	parallel(len(raws), func(i int) {
-		if errs[i] == nil {
-			errs[i] = m.chain.Verify(ledger.NewState(m.chain.store), ptxs[i])
+		if errs[i] != nil {
+			return
+		}
+		pk, err := m.chain.keyFor(ledger.NewState(m.chain.store), ptxs[i].Tx, batch)
+		if err == nil {
+			err = m.chain.verifyWith(ptxs[i], pk)
+		}
+		if err != nil {
+			errs[i], ptxs[i] = err, nil
 		}
 	})
 	m.mu.Lock()
@@ -150,8 +156,8 @@ func (m *Mempool) decode(raw []byte, h ledger.Hash) (*PendingTx, error) {
 			return nil, fmt.Errorf("kernel: gas price %s < minimum %s: %w", tx.GasPrice, minP, ErrGasPriceLow)
 		}
 	}
-	if tx.GasLimit > c.params.MaxTxGas {
-		return nil, fmt.Errorf("kernel: gas limit %d > chain maximum %d", tx.GasLimit, c.params.MaxTxGas)
+	if max := c.params.MaxGas(tx.Payload); tx.GasLimit > max {
+		return nil, fmt.Errorf("kernel: gas limit %d > chain maximum %d", tx.GasLimit, max)
 	}
 	return &PendingTx{Tx: tx, Raw: raw, Hash: h}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/sos-kernel/sos/ledger"
@@ -268,5 +270,116 @@ func TestMempoolUpdateKeepsLaterNonces(t *testing.T) {
 		if p.Tx.Nonce != uint64(10+i) {
 			t.Fatalf("reaped nonce %d at %d, want %d", p.Tx.Nonce, i, 10+i)
 		}
+	}
+}
+
+// forgedTxs makes n transactions that decode and pass every stateless check
+// but whose signatures are random bytes, each from a fresh sender carrying a
+// fresh public key (random bytes are a valid packed ML-DSA-65 key): what an
+// attacker floods a node with at no cost to themselves.
+func forgedTxs(t testing.TB, codec *ledger.Codec, seed uint64, n int) [][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	to := seededKey(t, 1).Address()
+	raws := make([][]byte, n)
+	for i := range raws {
+		pub := make([]byte, ledger.PublicKeySize)
+		sig := make([]byte, ledger.SignatureSize)
+		for j := range pub {
+			pub[j] = byte(rng.Uint32())
+		}
+		for j := range sig {
+			sig[j] = byte(rng.Uint32())
+		}
+		tx := &ledger.Tx{Version: ledger.TxVersion, ChainID: "test-chain", Sender: ledger.AddressFromPublicKey(pub), PubKey: pub,
+			GasLimit: 200_000, GasPrice: ledger.GasPrice{Denom: "uTFLP", Micro: 10_000},
+			Payload: &ledger.Transfer{To: to, Amount: ledger.Coins{{Denom: "uTFLP", Amount: 1}}}, Signature: sig}
+		raw, err := codec.EncodeTx(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[i] = raw
+	}
+	return raws
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestRefusedTxsRetainNothing floods the mempool with transactions whose
+// signatures do not verify, each with a fresh public key. All are refused,
+// and nothing of them stays in memory: an expanded ML-DSA-65 key is ≈40 KB,
+// so retaining the keys of 3,000 refused transactions would keep ≈120 MB.
+func TestRefusedTxsRetainNothing(t *testing.T) {
+	tn := newTestChain(t, 1)
+	pool := newTestPool(t, tn, MempoolConfig{})
+	const n, batch = 3000, 250
+	raws := forgedTxs(t, tn.codec, 15, n)
+	before := liveHeap()
+	for lo := 0; lo < n; lo += batch {
+		_, errs := pool.Add(raws[lo : lo+batch])
+		for i, err := range errs {
+			if !errors.Is(err, ledger.ErrInvalidSignature) {
+				t.Fatalf("tx %d: %v, want an invalid signature", lo+i, err)
+			}
+		}
+	}
+	after := liveHeap()
+	runtime.KeepAlive(pool)
+	runtime.KeepAlive(raws)
+	grew := int64(after) - int64(before)
+	t.Logf("live heap %d → %d bytes (%+d) after %d refused txs", before, after, grew, n)
+	if grew > 16<<20 {
+		t.Fatalf("live heap grew by %d MB after refusing %d transactions: something of them is retained", grew>>20, n)
+	}
+	if pool.Size() != 0 {
+		t.Fatalf("pool holds %d", pool.Size())
+	}
+}
+
+// TestKeysBeyondTheCache: with more active senders than the key cache
+// holds, admission and block verification still find every key (carried
+// by the batch, or read from the chain) and the cache stays in its budget.
+func TestKeysBeyondTheCache(t *testing.T) {
+	tn := newTestChain(t, 5)
+	var first []*PendingTx
+	for i, u := range tn.users {
+		first = append(first, tn.tx(t, u, transfer(tn.users[(i+1)%5], 1), 200_000))
+	}
+	tn.block(t, first...) // the keys are on chain now
+	tn.chain.keys = ledger.NewKeyCache(ledger.PublicKeyMemBytes)
+	pool := newTestPool(t, tn, MempoolConfig{})
+	var next []*PendingTx
+	var raws [][]byte
+	for i, u := range tn.users {
+		p := tn.tx(t, u, transfer(tn.users[(i+2)%5], 1), 200_000)
+		next = append(next, p)
+		raws = append(raws, p.Raw)
+	}
+	if _, errs := pool.Add(raws); errors.Join(errs...) != nil {
+		t.Fatalf("admission with keys from the chain: %v", errors.Join(errs...))
+	}
+	if n := tn.chain.keys.Len(); n != 1 {
+		t.Fatalf("cache holds %d keys, budget 1", n)
+	}
+	got, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), raws)
+	if err != nil {
+		t.Fatalf("block verification with keys from the chain: %v", err)
+	}
+	for i := range got {
+		if got[i].PubKey.IsZero() {
+			t.Fatalf("tx %d has no verified key", i)
+		}
+	}
+	// A forged signature from a sender whose key is on chain still fails.
+	bad := bytes.Clone(next[0].Raw)
+	bad[len(bad)-7] ^= 1
+	if _, err := tn.chain.DecodeAndVerify(ledger.NewState(tn.store), [][]byte{bad}); !errors.Is(err, ledger.ErrInvalidSignature) {
+		t.Fatalf("tampered tx: %v", err)
 	}
 }

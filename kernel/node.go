@@ -10,13 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/jobrun"
 	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/ledger"
 	sosnet "github.com/sos-kernel/sos/net"
@@ -44,10 +47,22 @@ type NodeOptions struct {
 	// Join makes a node that is not in genesis start as a new member
 	// waiting to be added to the cluster.
 	Join bool
+	// API bounds the API's clients (zero: defaults).
+	API APILimits
 	// RaftCompactEvery is how many applied raft entries go between log
 	// compactions (default 1000; half as many are kept). Tests lower it to
 	// make snapshots happen.
 	RaftCompactEvery uint64
+	// SyncTimeout is how long a node catching up waits for a member's next
+	// block or state answer before it asks another member (default 5 s for
+	// blocks, 30 s for state). Tests lower it.
+	SyncTimeout time.Duration
+	// JobExecutor runs the jobs this node executes, verifies and
+	// re-executes for a challenge (nil: the VM's Jobs purpose, created on
+	// first use). Tests inject a native one.
+	JobExecutor jobrun.Executor
+	// JobCacheDir holds the Jobs VM's compilation cache ("": Home/data/job-cache).
+	JobCacheDir string
 }
 
 // Node is one running sos node: store, execution, mempool, block production
@@ -61,6 +76,10 @@ type Node struct {
 	mempool   *Mempool
 	events    *Events
 	metrics   *Metrics
+	blobs     *blob.Store       // <home>/blobs: job modules, inputs and outputs
+	jobs      *JobRegistry      // what this node's executor and verifier know of jobs
+	jobsvc    *jobNode          // executor, verifier, committee duty (jobnode.go)
+	txMu      sync.Mutex        // serializes picking nonces and submitting this node's own transactions
 	cluster   *cluster          // nil: a single node that makes its own blocks
 	transport *sosnet.Transport // the QUIC peer network, when this node made it
 	clock     func() time.Time
@@ -135,12 +154,18 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("kernel: config: min_gas_prices: %w", err)
 	}
+	blobs, err := openBlobs(opts)
+	if err != nil {
+		machine.Close(context.Background())
+		store.Close()
+		return nil, err
+	}
 	mp := map[string]ledger.GasPrice{}
 	for _, p := range minPrices {
 		mp[p.Denom] = p
 	}
 	n := &Node{
-		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain,
+		opts: opts, vm: machine, log: opts.Logger, store: store, chain: chain, blobs: blobs,
 		mempool: NewMempool(chain, MempoolConfig{MaxTxs: opts.Config.MempoolSize, MinGasPrices: mp}),
 		events:  NewEvents(), metrics: NewMetrics(), clock: opts.Clock,
 		nodeID: opts.NodeKey.Public().Fingerprint(),
@@ -150,6 +175,11 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	}
 	if opts.Home != "" {
 		n.tokens = joinTokens{dir: filepath.Join(opts.Home, JoinTokenDir)}
+	}
+	n.jobs = newJobRegistry(n.metrics)
+	if n.jobsvc, err = newJobNode(n); err != nil {
+		n.Close()
+		return nil, err
 	}
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
@@ -176,6 +206,9 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 			// Join requests are answered, never obeyed: the handler admits
 			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
+			// The data plane: a job's blobs go to members and to the
+			// worker its offer names (jobnode.go).
+			t.ServeBlobs(sosnet.BlobServer{Store: n.blobs, Authorize: n.jobsvc.authorizeBlob, Account: n.jobsvc.accountBlob})
 			n.transport = t
 			pn = quicNet{t}
 		}
@@ -222,13 +255,25 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // APIAddr is the address the API listens on (after Ready).
 func (n *Node) APIAddr() string { s, _ := n.apiAddr.Load().(string); return s }
 
-// Close releases the VM and closes the store. Call after Run returns.
+// Blobs is the node's blob store: what job modules, inputs and outputs
+// are stored in (the executor reads and writes it; the API serves it).
+func (n *Node) Blobs() *blob.Store { return n.blobs }
+
+// Jobs is the node-local registry of jobs its executor runs and its
+// verifier checked.
+func (n *Node) Jobs() *JobRegistry { return n.jobs }
+
+// Close releases the VM and closes the stores. Call after Run returns.
 func (n *Node) Close() error {
 	var terr error
 	if n.transport != nil {
 		terr = n.transport.Close()
 	}
-	return errors.Join(terr, n.vm.Close(context.Background()), n.store.Close())
+	var jerr error
+	if n.jobsvc != nil {
+		jerr = n.jobsvc.close()
+	}
+	return errors.Join(terr, jerr, n.vm.Close(context.Background()), n.blobs.Close(), n.store.Close())
 }
 
 // Run serves the API and produces blocks until ctx ends or block production
@@ -244,7 +289,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.apiAddr.Store(ln.Addr().String())
-	srv := &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := n.apiServer(ln)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -264,6 +309,7 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		g.Go(func() error { return n.produce(ctx) })
 	}
+	g.Go(func() error { return n.jobsvc.run(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -346,6 +392,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.applyChainMinGasPrices()
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
+	n.jobsvc.afterCommit(bb)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind
@@ -362,12 +409,15 @@ func (n *Node) observe(bb *BuiltBlock, build, commit time.Duration) {
 	m.Txs.Add(float64(len(bb.Receipts)))
 	m.BlockTxs.Observe(float64(len(bb.Receipts)))
 	var gas uint64
-	for _, r := range bb.Receipts {
+	for i, r := range bb.Receipts {
 		gas += r.GasUsed
 		if r.Code != ledger.CodeOK {
 			m.TxsFailed.Inc()
+		} else if i < len(bb.Included) && isJobKind(bb.Included[i].Tx.Payload.Kind()) {
+			m.countJobEvents(r.Events)
 		}
 	}
+	m.countJobEvents(bb.EndEvents)
 	m.GasUsed.Add(float64(gas))
 	m.MempoolSize.Set(float64(n.mempool.Size()))
 	now := time.Now()
@@ -397,6 +447,13 @@ func (n *Node) announce(bb *BuiltBlock) {
 			TxHash: p.Hash.String(), Height: h.Height, Sender: p.Tx.Sender.String(), Kind: p.Tx.Payload.Kind().String(),
 			Code: uint32(r.Code), GasUsed: r.GasUsed, Events: apiEvents(r.Events),
 		})
+		if r.Code == ledger.CodeOK && isJobKind(p.Tx.Payload.Kind()) {
+			n.publishJobEvents(h.Height, p.Hash.String(), r.Events)
+		}
+	}
+	if len(bb.EndEvents) > 0 {
+		n.events.Publish("block_end", client.BlockEndEvent{Height: h.Height, Events: apiEvents(bb.EndEvents)})
+		n.publishJobEvents(h.Height, "", bb.EndEvents)
 	}
 }
 

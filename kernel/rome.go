@@ -85,6 +85,8 @@ func (n *Node) signCertificates() {
 	}
 	key := n.opts.NodeKey
 	addr := key.Address()
+	n.txMu.Lock() // the job loop sends node transactions too
+	defer n.txMu.Unlock()
 	n.mempool.mu.Lock()
 	q := n.mempool.senders[addr]
 	busy := q != nil && len(q.txs) > 0

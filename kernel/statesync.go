@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/net/raftnode"
 )
 
 // State sync: a node that receives a raft snapshot while far behind (a new
@@ -38,7 +40,8 @@ const stateChunkBytes = 1 << 20
 // sync state rather than blocks.
 const stateSyncMinGap = 64
 
-// stateSyncIdle bounds the wait for the next state message.
+// stateSyncIdle bounds the wait for the next state message before the
+// next member is asked (NodeOptions.SyncTimeout overrides it).
 const stateSyncIdle = 30 * time.Second
 
 // stateSyncer serves and fetches state snapshots over a PeerNet.
@@ -48,12 +51,21 @@ type stateSyncer struct {
 	codec *ledger.Codec
 	net   PeerNet
 	log   *slog.Logger
+	idle  time.Duration // bounds the wait for the next state message
 	// checkBlock decodes and authenticates the head block of a snapshot.
 	checkBlock func(raw []byte) (*ledger.Block, error)
+	// progress is called for every chunk received.
+	progress func()
 
 	mu      sync.Mutex
-	in      chan []byte // messages of the fetch in progress
-	serving sync.Mutex  // one export at a time
+	in      chan stateMsg // messages of the fetch in progress
+	serving sync.Mutex    // one export at a time
+}
+
+// stateMsg is a state sync message on its way to fetch.
+type stateMsg struct {
+	from string
+	msg  []byte
 }
 
 // handle takes a state message from the sync stream.
@@ -73,8 +85,9 @@ func (s *stateSyncer) handle(from string, msg []byte) {
 		// Blocking here holds the sender back (stream flow control) while
 		// the importer catches up.
 		select {
-		case ch <- msg:
-		case <-time.After(stateSyncIdle):
+		case ch <- stateMsg{from: from, msg: msg}:
+		case <-time.After(s.idle):
+		case <-s.ctx.Done():
 		}
 	}
 }
@@ -90,7 +103,7 @@ type stateEnd struct {
 // serve streams this node's committed state to peer.
 func (s *stateSyncer) serve(peer string) {
 	send := func(msg []byte) error {
-		ctx, cancel := context.WithTimeout(s.ctx, stateSyncIdle)
+		ctx, cancel := context.WithTimeout(s.ctx, s.idle)
 		defer cancel()
 		return s.net.Send(ctx, peer, StreamSync, msg)
 	}
@@ -118,7 +131,7 @@ func (s *stateSyncer) serve(peer string) {
 // fetch fetches and installs peer's current state; it returns the head
 // block the state belongs to.
 func (s *stateSyncer) fetch(peer string) (*ledger.Block, error) {
-	ch := make(chan []byte, 16)
+	ch := make(chan stateMsg, 16)
 	s.mu.Lock()
 	s.in = ch
 	s.mu.Unlock()
@@ -128,7 +141,7 @@ func (s *stateSyncer) fetch(peer string) (*ledger.Block, error) {
 		s.mu.Unlock()
 	}()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, min(5*time.Second, s.idle))
 	err := s.net.Send(ctx, peer, StreamSync, []byte{syncStateReq})
 	cancel()
 	if err != nil {
@@ -142,21 +155,31 @@ func (s *stateSyncer) fetch(peer string) (*ledger.Block, error) {
 		im.Abort()
 		return nil, fmt.Errorf("kernel: state sync from %s: %w", peer, err)
 	}
+	idle := time.NewTimer(s.idle)
+	defer idle.Stop()
 	var chunks uint64
 	for {
-		var msg []byte
+		var sm stateMsg
 		select {
-		case msg = <-ch:
-		case <-time.After(stateSyncIdle):
-			return fail(fmt.Errorf("nothing for %s after %d chunks", stateSyncIdle, chunks))
+		case sm = <-ch:
+		case <-idle.C:
+			return fail(fmt.Errorf("nothing for %s after %d chunks", s.idle, chunks))
 		case <-s.ctx.Done():
 			return fail(s.ctx.Err())
 		}
+		if sm.from != peer {
+			continue // the rest of an earlier, abandoned fetch
+		}
+		idle.Reset(s.idle)
+		msg := sm.msg
 		switch msg[0] {
 		case syncStateChunk:
 			chunks++
 			if err := im.Add(msg[1:]); err != nil {
 				return fail(fmt.Errorf("chunk %d: %w", chunks, err))
+			}
+			if s.progress != nil {
+				s.progress()
 			}
 			continue
 		case syncStateErr:
@@ -185,15 +208,27 @@ func (s *stateSyncer) fetch(peer string) (*ledger.Block, error) {
 	}
 }
 
-// syncState installs peer's current state (see stateSyncer).
-func (c *cluster) syncState(peer string) error {
-	b, err := c.states.fetch(peer)
-	if err != nil {
-		return err
+// syncState installs the current state of a member: prefer first, then
+// every other member in turn. When none can serve it now, the error wraps
+// errSyncUnavailable (retried later).
+func (c *cluster) syncState(prefer string) error {
+	var errs []error
+	for _, peer := range c.syncPeers(prefer) {
+		b, err := c.states.fetch(peer)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return err
+			}
+			errs = append(errs, err)
+			c.log.Info("state sync: a member could not serve; trying the next", "peer", peer, "err", err)
+			continue
+		}
+		c.node.afterStateSync(b)
+		c.refreshMembers()
+		c.catchUp.progressed()
+		return nil
 	}
-	c.node.afterStateSync(b)
-	c.refreshMembers()
-	return nil
+	return fmt.Errorf("kernel: state sync from %d member(s): %w: %w", len(errs), errors.Join(errs...), errSyncUnavailable)
 }
 
 // checkSyncedBlock decodes the head block of a state snapshot and checks
@@ -221,4 +256,121 @@ func (c *cluster) checkSyncedBlock(raw []byte) (*ledger.Block, error) {
 func (n *Node) afterStateSync(b *ledger.Block) {
 	n.mempool.Reset(errors.New("kernel: the node installed a state snapshot; resubmit"))
 	n.metrics.Height.Set(float64(b.Header.Height))
+}
+
+// catchUp tracks whether this node keeps up with the cluster: the highest
+// block height it knows the cluster committed (from committed entries and
+// snapshots), whether a snapshot is being installed, and when the node last
+// got closer (a block committed, a chunk of state received).
+type catchUp struct {
+	mu         sync.Mutex
+	target     uint64
+	restore    bool
+	progressAt time.Time
+	lastErr    string
+	stallAfter time.Duration
+	leaderAt   time.Time // last time raft knew a leader
+	state      string    // last state reported by transition
+	warnedAt   time.Time // last stalled warning
+}
+
+// syncView is catchUp's answer for one moment.
+type syncView struct {
+	state      string // client.SyncInSync, SyncCatchingUp or SyncStalled
+	target     uint64 // the cluster height this node knows of (≥ its head)
+	progressAt time.Time
+	lastErr    string
+}
+
+// applySlack is how many committed raft entries may wait to be applied
+// before a node counts as behind (a block or two in flight is normal).
+const applySlack = 8
+
+// stalledWarnEvery spaces the warnings of a node that stays stalled.
+const stalledWarnEvery = 30 * time.Second
+
+func (u *catchUp) init(now time.Time, stallAfter time.Duration) {
+	u.progressAt, u.leaderAt, u.stallAfter, u.state = now, now, stallAfter, client.SyncInSync
+}
+
+// see records that the cluster committed a block at height.
+func (u *catchUp) see(height uint64) {
+	u.mu.Lock()
+	u.target = max(u.target, height)
+	u.mu.Unlock()
+}
+
+// progressed records that the node got closer to the cluster.
+func (u *catchUp) progressed() {
+	u.mu.Lock()
+	u.progressAt = time.Now()
+	u.mu.Unlock()
+}
+
+// restoring records that a snapshot is (or is no longer) being installed.
+func (u *catchUp) restoring(on bool) {
+	u.mu.Lock()
+	u.restore = on
+	if !on {
+		u.lastErr = ""
+	}
+	u.mu.Unlock()
+}
+
+// failed records why catching up failed last.
+func (u *catchUp) failed(err error) {
+	u.mu.Lock()
+	u.lastErr = err.Error()
+	u.mu.Unlock()
+}
+
+// view says where the node stands: in sync, or behind and either getting
+// closer or not (stalled: no progress for stallAfter). A node that has
+// known no leader for stallAfter (cut off from the majority) cannot tell
+// how far behind it is, and counts as stalled too.
+func (u *catchUp) view(now time.Time, head uint64, st raftnode.Status) syncView {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.target = max(u.target, head)
+	if st.Leader != 0 {
+		u.leaderAt = now
+	}
+	behind := u.restore || st.Restoring != 0 || head < u.target || st.Commit > st.Applied+applySlack
+	v := syncView{state: client.SyncInSync, target: u.target, progressAt: u.progressAt, lastErr: u.lastErr}
+	if leaderless := now.Sub(u.leaderAt); leaderless > u.stallAfter {
+		v.state, v.progressAt = client.SyncStalled, u.leaderAt
+		v.lastErr = fmt.Sprintf("no raft leader for %s (cut off from the majority of the voters?)", leaderless.Round(time.Second))
+		return v
+	}
+	switch {
+	case !behind:
+		u.progressAt = now // in sync is progress: a later stall counts from here
+		v.progressAt, v.lastErr = now, ""
+	case now.Sub(u.progressAt) > u.stallAfter:
+		v.state = client.SyncStalled
+	default:
+		v.state = client.SyncCatchingUp
+	}
+	return v
+}
+
+// transition records the state just computed; it returns the previous one
+// and whether a stalled node is due a warning.
+func (u *catchUp) transition(now time.Time, state string) (string, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	prev := u.state
+	u.state = state
+	warn := state == client.SyncStalled && (prev != client.SyncStalled || now.Sub(u.warnedAt) >= stalledWarnEvery)
+	if warn {
+		u.warnedAt = now
+	}
+	return prev, warn
+}
+
+// stallAfter is how long a node behind the cluster may go without progress
+// before it counts as stalled: long enough for a round of block sync over
+// the members to time out.
+func (c *cluster) stallAfter() time.Duration {
+	return max(4*c.syncIdle, 2*time.Second)
 }

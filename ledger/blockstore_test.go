@@ -13,11 +13,24 @@ import (
 // bytes: the store does not interpret them) with empty receipts.
 func commitTxBlock(t *testing.T, s *Store, txs [][]byte) *Block {
 	t.Helper()
+	b, err := commitTxBlockErr(s, txs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func tryCommitTxBlock(s *Store, txs [][]byte) error {
+	_, err := commitTxBlockErr(s, txs)
+	return err
+}
+
+func commitTxBlockErr(s *Store, txs [][]byte) (*Block, error) {
 	st := NewState(s)
 	st.Set([]byte("k"), fmt.Appendf(nil, "%d", len(txs)))
 	p, err := s.Prepare(st)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	head := s.Head()
 	h := head.Height + 1
@@ -31,10 +44,7 @@ func commitTxBlock(t *testing.T, s *Store, txs [][]byte) *Block {
 	b := &Block{Header: Header{Version: BlockVersion, ChainID: "blocks", Height: h, PrevHash: head.BlockHash,
 		TxRoot: MerkleRoot(txs), ReceiptRoot: MerkleRoot(nil), StateRoot: p.Root(), NumTxs: uint32(len(txs)), Time: int64(h)},
 		Signature: []byte("sig"), Txs: txs}
-	if err := s.Commit(b, rs, p); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return b, s.Commit(b, rs, p)
 }
 
 // TestBlockStoredInPieces: a block goes in as header and transactions and

@@ -55,7 +55,10 @@
 // its receipts, its state changes and SMT nodes and the new head in one
 // synced batch: after kill -9 the store opens at the last block whose batch
 // reached the disk. A failed write (disk full) returns ErrStorageFailed and
-// the store refuses further commits until restarted.
+// the store refuses further commits until restarted. Open first checks that
+// the disk has room to replay the write-ahead log (Pebble writes it out as
+// tables before it returns, and would retry forever on a full disk): if
+// not, it returns ErrNoSpace saying where and how much must be freed.
 //
 // The state root is the root of the compact sparse Merkle tree of package
 // smt over SHA-256(state key) → value; see smt's documentation for the exact

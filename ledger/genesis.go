@@ -15,15 +15,36 @@ type Params struct {
 	MaxBlockTxs uint32 `json:"max_block_txs"`
 	MaxBlockGas uint64 `json:"max_block_gas"`
 	MaxTxGas    uint64 `json:"max_tx_gas"`
+	// MaxUploadGas caps the gas limit of an upload transaction (a contract
+	// or a ROME policy), which pays for compiling the module: a Go module
+	// takes seconds to compile, more than max_tx_gas buys. 0 means
+	// max_tx_gas. It must lie between max_tx_gas and max_block_gas, so a
+	// block stays bounded by max_block_gas.
+	MaxUploadGas uint64 `json:"max_upload_gas,omitempty"`
 	// MaxBlockBytes bounds the transactions of a block (a block is one raft
 	// entry and one network frame; ML-DSA transactions are 3.4 KB each).
 	MaxBlockBytes uint64 `json:"max_block_bytes"`
 }
 
-// DefaultParams are sized so a 2-core node commits a full block in well
-// under the default 500 ms block interval.
+// DefaultParams: gas is priced at about 1 ns per gas on the reference
+// machine, so max_tx_gas is about a second of work. A block holds one
+// upload of the largest module (compiling 8 MiB of Go takes about ten
+// seconds); blocks of ordinary transactions stay within max_block_txs and
+// max_block_bytes long before they reach max_block_gas.
 func DefaultParams() Params {
-	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 4_000_000_000, MaxTxGas: 1_000_000_000, MaxBlockBytes: 20 << 20}
+	return Params{MaxBlockTxs: 5_000, MaxBlockGas: 12_000_000_000, MaxTxGas: 1_000_000_000, MaxUploadGas: 12_000_000_000, MaxBlockBytes: 20 << 20}
+}
+
+// MaxGas is the largest gas limit a transaction carrying p may have:
+// MaxUploadGas for uploads (contracts and policies), MaxTxGas otherwise.
+func (p Params) MaxGas(pl Payload) uint64 {
+	switch pl.(type) {
+	case *ContractUpload, *RomePolicyUpload:
+		if p.MaxUploadGas > 0 {
+			return p.MaxUploadGas
+		}
+	}
+	return p.MaxTxGas
 }
 
 // GenesisAccount is an account funded at genesis.
@@ -93,6 +114,9 @@ func (g *Genesis) Validate() error {
 	p := g.Params
 	if p.MaxBlockTxs == 0 || p.MaxBlockGas == 0 || p.MaxTxGas == 0 || p.MaxTxGas > p.MaxBlockGas {
 		return fmt.Errorf("ledger: genesis: params need max_block_txs > 0 and 0 < max_tx_gas <= max_block_gas")
+	}
+	if p.MaxUploadGas != 0 && (p.MaxUploadGas < p.MaxTxGas || p.MaxUploadGas > p.MaxBlockGas) {
+		return fmt.Errorf("ledger: genesis: params need max_tx_gas <= max_upload_gas <= max_block_gas (or max_upload_gas 0)")
 	}
 	if p.MaxBlockBytes < MaxTxBytes || p.MaxBlockBytes > 32<<20 {
 		return fmt.Errorf("ledger: genesis: max_block_bytes must be between %d (one largest tx) and %d", MaxTxBytes, 32<<20)

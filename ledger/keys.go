@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 )
@@ -147,4 +148,97 @@ func (p PublicKey) Verify(purpose Purpose, chainID string, msg, sig []byte) erro
 		return fmt.Errorf("ledger: verify %s: %w", purpose, ErrInvalidSignature)
 	}
 	return nil
+}
+
+// PublicKeyMemBytes is what one parsed public key holds in memory: the
+// packed key (1,952 bytes), its unpacked t1 vector and the expanded 6×5
+// matrix A (30 KB) that parsing derives so verification need not. Measured
+// by TestPublicKeyMemBytes; KeyCache budgets in multiples of it.
+const PublicKeyMemBytes = 43 << 10
+
+// KeyCache keeps parsed public keys by address within a budget of bytes,
+// dropping the least recently used first. Parsing a key costs about as
+// much as a verification, so a node keeps the keys of its active senders;
+// the budget is what keeps a flood of fresh keys from holding memory. Put
+// only keys that verified a signature. It is safe for concurrent use.
+type KeyCache struct {
+	mu    sync.Mutex
+	max   int // entries
+	items map[Address]*keyEntry
+	ring  keyEntry // sentinel: ring.next is the most recently used
+}
+
+type keyEntry struct {
+	key        PublicKey
+	prev, next *keyEntry
+}
+
+// NewKeyCache makes a cache holding at most maxBytes of keys (at least one
+// key).
+func NewKeyCache(maxBytes int64) *KeyCache {
+	c := &KeyCache{max: int(max(1, maxBytes/PublicKeyMemBytes)), items: make(map[Address]*keyEntry)}
+	c.ring.prev, c.ring.next = &c.ring, &c.ring
+	return c
+}
+
+// Get returns the key of address a, if cached, and marks it recently used.
+func (c *KeyCache) Get(a Address) (PublicKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[a]
+	if !ok {
+		return PublicKey{}, false
+	}
+	c.moveToFront(e)
+	return e.key, true
+}
+
+// Put caches k under its address, dropping the least recently used keys
+// beyond the budget.
+func (c *KeyCache) Put(k PublicKey) {
+	if k.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k.addr]; ok {
+		c.moveToFront(e)
+		return
+	}
+	e := &keyEntry{key: k}
+	c.items[k.addr] = e
+	c.link(e)
+	for len(c.items) > c.max {
+		old := c.ring.prev
+		c.unlink(old)
+		delete(c.items, old.key.addr)
+	}
+}
+
+// Len is the number of keys held.
+func (c *KeyCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}
+
+// Bytes is the memory the held keys take (Len × PublicKeyMemBytes).
+func (c *KeyCache) Bytes() int64 { return int64(c.Len()) * PublicKeyMemBytes }
+
+func (c *KeyCache) link(e *keyEntry) {
+	e.prev, e.next = &c.ring, c.ring.next
+	c.ring.next.prev = e
+	c.ring.next = e
+}
+
+func (c *KeyCache) unlink(e *keyEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *KeyCache) moveToFront(e *keyEntry) {
+	if c.ring.next != e {
+		c.unlink(e)
+		c.link(e)
+	}
 }

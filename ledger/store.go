@@ -61,7 +61,15 @@ type StoreOptions struct {
 	// NoSync skips the fsync of each block batch. Only for bulk-loading
 	// benchmark fixtures: a crash can then lose recent blocks.
 	NoSync bool
+	// FreeReserve is the free disk space Open wants beyond what replaying
+	// the write-ahead log takes (default 64 MiB: the new log, manifest and
+	// the first blocks). See checkFreeSpace.
+	FreeReserve int64
 }
+
+// ErrNoSpace is returned by Open when the disk has too little free space
+// to replay the store's write-ahead log (see checkFreeSpace).
+var ErrNoSpace = errors.New("not enough free disk space")
 
 // Store is the node's ledger on Pebble: blocks, transactions, receipts and
 // the current state with its sparse Merkle tree. Every block commits in one
@@ -156,6 +164,12 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	po.L0StopWritesThreshold = 32
 	po.LBaseMaxBytes = 256 << 20
 	po.EnsureDefaults()
+	if opts.FreeReserve <= 0 {
+		opts.FreeReserve = 64 << 20
+	}
+	if err := checkFreeSpace(po.FS, dir, opts.FreeReserve); err != nil {
+		return nil, err
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {

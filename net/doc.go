@@ -1,5 +1,6 @@
 // Package net links nodes of one chain into a cluster over QUIC, with peers
-// authenticated by their post-quantum (ML-DSA-65) node keys.
+// authenticated by their post-quantum (ML-DSA-65) node keys, and moves blobs
+// between them (the data plane).
 //
 // # Usage
 //
@@ -9,6 +10,24 @@
 //     call it again whenever membership changes.
 //  4. Send messages to members by node id; read Peers for their state.
 //  5. Close (or cancel the Listen context) to stop.
+//
+// For the data plane and workers:
+//
+//  6. ServeBlobs with a blob.Store, an authorization callback and an
+//     accounting callback; FetchBlob pulls a blob (id, size) from a list of
+//     sources into a store, verified chunk by chunk and resumable.
+//  7. On a member, SetWorkerPolicy says which non-members may link as
+//     workers (call it again when that changes); Workers lists them and
+//     ConnectWorker dials one. On a worker, Follow names the one member it
+//     links to, by node id and address as a joiner does (instead of
+//     SetMembers); Send and FetchBlob reach that member.
+//
+// # Dependencies
+//
+// net imports ledger (keys, signatures) and blob (the content-addressed
+// store whose slices it moves), both leaves; never kernel, vm, contracts or
+// rome. Who may fetch what, and for which lease bytes count, is decided by
+// the callbacks the kernel passes in.
 //
 // # Wire protocol
 //
@@ -22,15 +41,28 @@
 //
 //	version u8 | type u8 | payload length u32 (big endian) | payload
 //
-// Non-members may open exactly two kinds of connection, each carrying one
-// exchange on the handshake stream and then closed. A joiner (SetJoinHandler
-// on the member; Join or a Joiner on the other side) sends one request and
-// reads one answer: admitted, pending (ErrJoinPending: ask again later) or
+// Besides approved workers (below), non-members may open exactly two kinds
+// of connection, each carrying one exchange on the handshake stream and
+// then closed. A joiner (SetJoinHandler on the member; Join or a Joiner on
+// the other side) sends one request and reads one answer: admitted, pending (ErrJoinPending: ask again later) or
 // refused. A probe is the member's dial-back of the address a joiner
 // claims (Transport.VerifyAddr): the joiner's listener (ListenJoiner)
 // answers it with a hello signed by the joiner's key, and only for the
 // member it asked; members never answer probes. Transport.admits is the
 // one place that decides which node id may connect in which role.
+//
+// Blob transfers (KindBlob, see blob.go) do not use message streams: the
+// fetcher opens a bidirectional stream per source attempt, sends its
+// requests (blob id, size, tag, chunk ranges) and reads one frame per
+// chunk, each carrying the chunk's Bao slice, which it verifies against the
+// blob id before writing it. They have the lowest stream priority.
+//
+// Workers: a node that is not a member can link to one member in the
+// worker role (roleWorker in its hello, on either side of the connection)
+// when the member's worker policy approves its node (id and key). A worker link
+// carries only the kinds AllowedForWorkers (KindBlob, KindFollow); both
+// sides refuse any other stream on it (STOP_SENDING) and Send refuses to
+// send one (ErrKindNotAllowed).
 //
 // A frame of an unknown version or type, or longer than the kind's limit
 // (Config.MaxFrame, Config.Limits), is refused before its payload is read or
@@ -68,8 +100,9 @@
 //     its ML-DSA-65 key (purpose "handshake", bound to the chain id), the TLS
 //     exporter value of this session with label "sos/v1/handshake", its role,
 //     the protocol version, the genesis hash and its boot id. Only members
-//     (SetMembers) are accepted; claiming a member's public key without its
-//     private key fails the signature check (ErrBadSignature).
+//     (SetMembers) and approved workers are accepted; claiming a member's
+//     public key without its private key fails the signature check
+//     (ErrBadSignature).
 //   - Man in the middle: an attacker that terminates TLS with each side runs
 //     two TLS sessions with different exporter values, so neither side's
 //     signature verifies on the other session.
@@ -89,6 +122,17 @@
 //     VerifyAddr lets the handler check that a claimed address is served by
 //     the joiner's key before it records it, so a stranger cannot make the
 //     cluster adopt a third party's address.
+//   - Workers: a worker is admitted only while the worker policy approves
+//     its key (checked again at registration, and connected workers
+//     are dropped when a new policy no longer approves them), never as a
+//     member, and its link carries no consensus, replication, gossip or
+//     member sync traffic in either direction. A worker accepts
+//     connections from the member it follows only.
+//   - Blobs: a node serves a blob only to a peer its authorization
+//     callback approves for that blob and tag, asked before anything about
+//     the blob is revealed; a fetcher writes only chunks that verify
+//     against the blob id, so a lying or damaged source costs it a refetch,
+//     never bad data (blob.ErrCorrupt, counted in FetchStats).
 //   - Memory exhaustion by a peer: frame sizes are limited per kind and
 //     checked before allocation, large frames are read in 1 MiB steps as
 //     their bytes arrive, and QUIC flow control bounds buffered data.
@@ -117,4 +161,7 @@
 // ErrGenesisMismatch as well.
 //
 // Partition (and Config.Drop) is a fault-injection hook for cluster tests.
+// The failpoints sos/net/blob-corrupt-chunk and sos/net/blob-drop-conn
+// (internal/failpoint) make a node serving a blob corrupt a chunk or drop
+// the connection mid-transfer.
 package net

@@ -35,6 +35,9 @@ var (
 	ErrDuplicate = errors.New("net: duplicate connection")
 	// ErrClosed: the transport is closed.
 	ErrClosed = errors.New("net: transport closed")
+	// ErrKindNotAllowed: a worker link carries only the kinds
+	// AllowedForWorkers.
+	ErrKindNotAllowed = errors.New("net: stream kind not allowed on a worker link")
 )
 
 // frameVersion is the wire version carried by every frame and stream preamble.

@@ -34,6 +34,13 @@ const (
 	// check that the joiner's key answers there; the joiner answers in
 	// roleJoiner (see join.go).
 	roleProbe role = 4
+	// roleWorker is a node that is not a member and follows one (see
+	// worker.go), as either side of the connection: it dials the member it
+	// follows, and it answers that member's dials. Its link carries only
+	// the kinds AllowedForWorkers. The member's side of a worker link is
+	// roleClient or roleServer as usual, so neither hello can be reflected
+	// as the other's.
+	roleWorker role = 5
 )
 
 func (r role) String() string {
@@ -46,6 +53,8 @@ func (r role) String() string {
 		return "probe"
 	case roleServer:
 		return "server"
+	case roleWorker:
+		return "worker"
 	}
 	return fmt.Sprintf("role(%d)", byte(r))
 }

@@ -18,7 +18,7 @@ import (
 
 const testChain = "sos-test"
 
-var allKinds = []StreamKind{KindConsensus, KindGossip, KindSync, KindReplication}
+var allKinds = []StreamKind{KindConsensus, KindGossip, KindSync, KindReplication, KindFollow}
 
 var testGenesis = [32]byte{1, 2, 3}
 

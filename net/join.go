@@ -83,7 +83,7 @@ func (t *Transport) serveJoin(ctx context.Context, conn *quic.Conn, st *quic.Str
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadHandshake, err)
 	}
-	if err := t.admits(KeyID(pub), roleJoiner); err != nil {
+	if err := t.admits(pub, roleJoiner); err != nil {
 		return err
 	}
 	if err := checkSignature(h, pub, exp); err != nil {

@@ -18,12 +18,32 @@ const (
 	// never queue behind megabytes of log: under load a follower would
 	// otherwise miss heartbeats and start an election.
 	KindReplication StreamKind = 4
+	// KindBlob carries blob transfers (see FetchBlob and ServeBlobs). It is
+	// not a message kind: each transfer is a request and its answer on a
+	// bidirectional stream of its own, so Handle and Send refuse it.
+	KindBlob StreamKind = 5
+	// KindFollow carries what a worker follows of the chain from its
+	// member (block headers, the job events of its offers) and what it
+	// asks for; the kernel defines its messages. It is one of the two
+	// kinds a worker link carries (see AllowedForWorkers).
+	KindFollow StreamKind = 6
 
-	numKinds = 5 // one past the largest kind
+	numKinds = 7 // one past the largest kind
 )
 
 // Valid reports whether k is a known kind.
 func (k StreamKind) Valid() bool { return k >= KindConsensus && k < numKinds }
+
+// message reports whether k is carried as messages on a long-lived
+// unidirectional stream (Handle, Send): every kind but KindBlob.
+func (k StreamKind) message() bool { return k.Valid() && k != KindBlob }
+
+// AllowedForWorkers reports whether a link between a member and a worker
+// (a node that is not a member: see Follow and SetWorkerPolicy) may carry
+// kind k. The set is exactly {KindBlob, KindFollow}: a worker never sends
+// or receives consensus, replication, gossip or member sync traffic, in
+// either direction, and each side refuses a stream of any other kind.
+func (k StreamKind) AllowedForWorkers() bool { return k == KindBlob || k == KindFollow }
 
 func (k StreamKind) String() string {
 	switch k {
@@ -35,6 +55,10 @@ func (k StreamKind) String() string {
 		return "sync"
 	case KindReplication:
 		return "replication"
+	case KindBlob:
+		return "blob"
+	case KindFollow:
+		return "follow"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -48,14 +72,16 @@ func (k StreamKind) defaultLimit() int {
 	switch k {
 	case KindConsensus:
 		return 16 << 20
-	case KindGossip:
+	case KindGossip, KindFollow:
 		return 4 << 20
 	}
 	return DefaultMaxFrame
 }
 
 // urgency is the QUIC stream priority (RFC 9218, lower goes first):
-// consensus traffic overtakes bulk sync on a busy connection.
+// consensus traffic overtakes bulk sync on a busy connection, and blob
+// transfers come last, so a transfer never delays a raft heartbeat or
+// the chain's own sync.
 func (k StreamKind) urgency() int8 {
 	switch k {
 	case KindConsensus:
@@ -64,6 +90,10 @@ func (k StreamKind) urgency() int8 {
 		return 1
 	case KindGossip:
 		return 2
+	case KindFollow:
+		return 4
+	case KindBlob:
+		return 6
 	}
 	return 5
 }

@@ -80,6 +80,11 @@ const (
 	streamAborted   quic.StreamErrorCode = 0x203
 	streamBadOpen   quic.StreamErrorCode = 0x204
 	streamNoHandler quic.StreamErrorCode = 0x205
+	// streamNotAllowed: a kind a worker link does not carry.
+	streamNotAllowed quic.StreamErrorCode = 0x206
+	// streamCanceled: a blob transfer abandoned by its fetcher (canceled,
+	// a corrupt chunk, a local error), or by the server (failpoint).
+	streamCanceled quic.StreamErrorCode = 0x207
 )
 
 var codeErrors = []struct {

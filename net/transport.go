@@ -78,6 +78,11 @@ type Config struct {
 	MinBackoff       time.Duration // first redial delay; default 50 ms
 	MaxBackoff       time.Duration // redial delay cap; default 2 s
 
+	// BlobRounds is how many rounds over its sources in a row FetchBlob
+	// makes without verifying a chunk before it gives up (default 4); the
+	// rounds wait MinBackoff, doubling up to MaxBackoff, between them.
+	BlobRounds int
+
 	// Drop is a test hook that simulates network partitions (see Partition).
 	Drop DropFunc
 }
@@ -104,6 +109,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 2 * time.Second
 	}
+	if c.BlobRounds == 0 {
+		c.BlobRounds = 4
+	}
 	return c
 }
 
@@ -121,9 +129,11 @@ func (c Config) validate() error {
 		return errors.New("net: config: negative timeout")
 	case c.MinBackoff < 0 || c.MaxBackoff < c.MinBackoff:
 		return fmt.Errorf("net: config: backoff %v..%v is not a range", c.MinBackoff, c.MaxBackoff)
+	case c.BlobRounds < 0:
+		return fmt.Errorf("net: config: BlobRounds %d is negative", c.BlobRounds)
 	}
 	for k, v := range c.Limits {
-		if !k.Valid() || v <= 0 {
+		if !k.message() || v <= 0 {
 			return fmt.Errorf("net: config: limit %d for %s", v, k)
 		}
 	}
@@ -162,12 +172,34 @@ type Transport struct {
 	closed   bool
 	members  map[PeerID]Member
 	join     JoinHandler
-	peers    map[PeerID]*peerState
+	peers    map[PeerID]*peerState // members, workers, or the member followed
 	handlers [numKinds]Handler
 	borrowed [numKinds]bool // handler does not keep msg: the stream reuses its buffer
+
+	// Worker links (worker.go). A member admits the workers its policy
+	// approves; a worker (follow set) talks to the member it follows only.
+	follow    *target // the member this worker follows
+	policy    WorkerPolicy
+	policyGen uint64 // bumped by SetWorkerPolicy
+
+	blobs   BlobServer // what ServeBlobs set (blob.go)
+	bufPool sync.Pool  // *[]byte of maxBlobResponse, for fetches
 }
 
-// peerState is the connection state of one member.
+// peerLink is what a connection links this node to.
+type peerLink byte
+
+const (
+	linkMember   peerLink = iota // a member, from a member
+	linkWorker                   // a worker, from a member
+	linkFollowed                 // the member this worker follows, from the worker
+)
+
+// restricted reports whether the link carries only the kinds
+// AllowedForWorkers.
+func (l peerLink) restricted() bool { return l != linkMember }
+
+// peerState is the connection state of one member or worker.
 type peerState struct {
 	sess     *session
 	changed  chan struct{} // closed (and replaced) whenever sess changes
@@ -175,6 +207,19 @@ type peerState struct {
 	failures int
 	nextDial time.Time
 	lastErr  error // of the last failed dial
+	link     peerLink
+	// A worker's node id and address to dial it at (the one ConnectWorker
+	// gave or its last connection came from), and its key once it has
+	// connected; linkWorker only.
+	remote target
+	key    ledger.PublicKey
+}
+
+// target is a node to dial: its id (checked against the key that answers)
+// and address.
+type target struct {
+	id   PeerID
+	addr string
 }
 
 func (p *peerState) notify() {
@@ -206,14 +251,21 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 	}
 	t.tls = tlsConfig(cert)
 	t.qconf = &quic.Config{
-		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
-		MaxIdleTimeout:        cfg.IdleTimeout,
-		KeepAlivePeriod:       cfg.IdleTimeout / 3,
-		MaxIncomingStreams:    2, // the handshake stream (and slack for its teardown)
+		HandshakeIdleTimeout: cfg.HandshakeTimeout,
+		MaxIdleTimeout:       cfg.IdleTimeout,
+		KeepAlivePeriod:      cfg.IdleTimeout / 3,
+		// The handshake stream (and slack for its teardown), then the
+		// blob transfers a peer may run at once.
+		MaxIncomingStreams:    2 + maxBlobStreams,
 		MaxIncomingUniStreams: 16,
-		// Large windows so one snapshot stream fills a fast link.
-		MaxStreamReceiveWindow:     32 << 20,
-		MaxConnectionReceiveWindow: 64 << 20,
+		// Large windows so one snapshot stream fills a fast link. A blob
+		// transfer runs on a new stream: starting its window at a few
+		// chunks (rather than quic-go's 512 KiB) lets it reach full speed
+		// at once instead of after the window has grown.
+		InitialStreamReceiveWindow:     8 << 20,
+		MaxStreamReceiveWindow:         32 << 20,
+		InitialConnectionReceiveWindow: 16 << 20,
+		MaxConnectionReceiveWindow:     64 << 20,
 	}
 	addr, err := stdnet.ResolveUDPAddr("udp", cfg.ListenAddr)
 	if err != nil {
@@ -254,10 +306,11 @@ func (t *Transport) Addr() stdnet.Addr { return t.udp.LocalAddr() }
 
 // Handle sets the handler of a stream kind (nil drops its messages). Set
 // handlers before peers may send; messages arriving without one are dropped.
-// It panics if kind is not valid (a programmer error).
+// It panics if kind is not a valid message kind (a programmer error:
+// KindBlob is served by ServeBlobs).
 func (t *Transport) Handle(kind StreamKind, h Handler) {
-	if !kind.Valid() {
-		panic(fmt.Sprintf("net: Handle: invalid stream kind %d", kind)) // programmer error
+	if !kind.message() {
+		panic(fmt.Sprintf("net: Handle: %s is not a message kind", kind)) // programmer error
 	}
 	t.mu.Lock()
 	t.handlers[kind] = h
@@ -278,7 +331,9 @@ func (t *Transport) HandleBorrowed(kind StreamKind, h Handler) {
 
 // SetMembers replaces the set of nodes allowed to connect (this node may be
 // in it; it is ignored). Connections to nodes no longer in the set are
-// closed, and their new connections are refused.
+// closed, and their new connections are refused. A worker that becomes a
+// member loses its worker link and connects again as a member. A worker
+// (Follow) has no members: it fails with anyone but itself.
 func (t *Transport) SetMembers(members []Member) error {
 	next := make(map[PeerID]Member, len(members))
 	for _, m := range members {
@@ -291,8 +346,12 @@ func (t *Transport) SetMembers(members []Member) error {
 	}
 	var removed []*session
 	t.mu.Lock()
+	if t.follow != nil && len(next) > 0 {
+		t.mu.Unlock()
+		return errors.New("net: SetMembers: this node is a worker (Follow); it has no members")
+	}
 	for id, ps := range t.peers {
-		if _, ok := next[id]; ok {
+		if _, ok := next[id]; ok == (ps.link == linkMember) {
 			continue
 		}
 		if ps.sess != nil {
@@ -305,31 +364,45 @@ func (t *Transport) SetMembers(members []Member) error {
 	t.members = next
 	t.mu.Unlock()
 	for _, s := range removed {
+		if s.link == linkWorker {
+			t.log.Info("net: worker became a member, closing its worker link", "peer", s.peer)
+			s.conn.CloseWithError(codeRemoved, "now a member: connect as one")
+			continue
+		}
 		t.log.Warn("net: peer removed from members, closing its connection", "peer", s.peer)
 		s.conn.CloseWithError(codeRemoved, "removed from members")
 	}
 	return nil
 }
 
-// Peers lists the members (sorted by id) and their connection state.
+// Peers lists the members (sorted by id) and their connection state; on a
+// worker, the member it follows.
 func (t *Transport) Peers() []PeerInfo {
 	t.mu.Lock()
-	out := make([]PeerInfo, 0, len(t.members))
+	out := make([]PeerInfo, 0, len(t.members)+1)
 	for id, m := range t.members {
-		info := PeerInfo{ID: id, Addr: m.Addr}
-		if ps := t.peers[id]; ps != nil && ps.sess != nil {
-			info.Connected = true
-			info.Outbound = ps.sess.outbound
-			info.RTT = ps.sess.conn.ConnectionStats().SmoothedRTT
-			if info.Addr == "" {
-				info.Addr = ps.sess.conn.RemoteAddr().String()
-			}
-		}
-		out = append(out, info)
+		out = append(out, t.peerInfo(id, m.Addr))
+	}
+	if t.follow != nil {
+		out = append(out, t.peerInfo(t.follow.id, t.follow.addr))
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerInfo) int { return cmpID(a.ID, b.ID) })
 	return out
+}
+
+// peerInfo describes a peer; t.mu must be held.
+func (t *Transport) peerInfo(id PeerID, addr string) PeerInfo {
+	info := PeerInfo{ID: id, Addr: addr}
+	if ps := t.peers[id]; ps != nil && ps.sess != nil {
+		info.Connected = true
+		info.Outbound = ps.sess.outbound
+		info.RTT = ps.sess.conn.ConnectionStats().SmoothedRTT
+		if info.Addr == "" {
+			info.Addr = ps.sess.conn.RemoteAddr().String()
+		}
+	}
+	return info
 }
 
 func cmpID(a, b PeerID) int {
@@ -346,10 +419,12 @@ func cmpID(a, b PeerID) int {
 // connection it dials (and redials with exponential backoff, MinBackoff to
 // MaxBackoff) until connected or ctx is done. A nil error means the message
 // was handed to QUIC; see the package documentation for what is guaranteed.
-// Send does not retain msg after it returns.
+// Send does not retain msg after it returns. To a worker, or from a worker
+// to its member, only the kinds AllowedForWorkers may be sent
+// (ErrKindNotAllowed).
 func (t *Transport) Send(ctx context.Context, to PeerID, kind StreamKind, msg []byte) error {
-	if !kind.Valid() {
-		return fmt.Errorf("net: send: invalid stream kind %d", kind)
+	if !kind.message() {
+		return fmt.Errorf("net: send: %s is not a message kind", kind)
 	}
 	if l := t.cfg.limit(kind); len(msg) > l {
 		return fmt.Errorf("net: send %s to %s: %w: %d bytes, limit %d", kind, to, ErrFrameTooLarge, len(msg), l)
@@ -392,9 +467,10 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// connect returns the live session to a member, dialing if needed. The dial
-// runs on its own goroutine, bounded by HandshakeTimeout rather than by ctx,
-// so that callers with short deadlines (raft ticks) still get connected.
+// connect returns the live session to a member, a worker or the member
+// this worker follows, dialing if needed. The dial runs on its own
+// goroutine, bounded by HandshakeTimeout rather than by ctx, so that
+// callers with short deadlines (raft ticks) still get connected.
 func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 	for {
 		t.mu.Lock()
@@ -402,12 +478,12 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 			t.mu.Unlock()
 			return nil, ErrClosed
 		}
-		m, ok := t.members[to]
+		m, lk, ok := t.linkTo(to)
 		if !ok {
 			t.mu.Unlock()
 			return nil, fmt.Errorf("net: send to %s: %w", to, ErrUnknownPeer)
 		}
-		ps := t.peerState(to)
+		ps := t.peerState(to, lk)
 		if ps.sess != nil {
 			s := ps.sess
 			t.mu.Unlock()
@@ -420,17 +496,17 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 			t.mu.Unlock()
 			return nil, lastErr
 		}
-		if !ps.dialing && m.Addr != "" && !now.Before(ps.nextDial) {
+		if !ps.dialing && m.addr != "" && !now.Before(ps.nextDial) {
 			ps.dialing = true
 			t.wg.Add(1) // under t.mu, see register
 			go func() {
 				defer t.wg.Done()
-				t.redial(ps, m)
+				t.redial(ps, m, lk)
 			}()
 		}
 		ch := ps.changed
 		wait := time.Until(ps.nextDial)
-		if ps.dialing || m.Addr == "" {
+		if ps.dialing || m.addr == "" {
 			wait = t.cfg.MaxBackoff
 		}
 		t.mu.Unlock()
@@ -449,9 +525,9 @@ func (t *Transport) connect(ctx context.Context, to PeerID) (*session, error) {
 	}
 }
 
-// redial dials a member once and records the outcome and the next backoff.
-func (t *Transport) redial(ps *peerState, m Member) {
-	_, err := t.dial(t.ctx, m)
+// redial dials a peer once and records the outcome and the next backoff.
+func (t *Transport) redial(ps *peerState, m target, lk peerLink) {
+	_, err := t.dial(t.ctx, m, lk)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ps.dialing = false
@@ -491,14 +567,31 @@ func (t *Transport) backoff(failures int) time.Duration {
 	return min(d, t.cfg.MaxBackoff)
 }
 
-// peerState returns (creating) the state of a member; t.mu must be held.
-func (t *Transport) peerState(id PeerID) *peerState {
+// peerState returns (creating) the state of a peer on link lk; t.mu must
+// be held.
+func (t *Transport) peerState(id PeerID, lk peerLink) *peerState {
 	ps := t.peers[id]
 	if ps == nil {
-		ps = &peerState{changed: make(chan struct{})}
+		ps = &peerState{changed: make(chan struct{}), link: lk}
 		t.peers[id] = ps
 	}
 	return ps
+}
+
+// linkTo returns the peer to dial for id and the link to it: a member, the
+// member this worker follows, or a worker this member knows; t.mu must be
+// held.
+func (t *Transport) linkTo(id PeerID) (target, peerLink, bool) {
+	if m, ok := t.members[id]; ok {
+		return target{id, m.Addr}, linkMember, true
+	}
+	if t.follow != nil && t.follow.id == id {
+		return *t.follow, linkFollowed, true
+	}
+	if ps := t.peers[id]; ps != nil && ps.link == linkWorker {
+		return ps.remote, linkWorker, true
+	}
+	return target{}, 0, false
 }
 
 // handlerOf returns the kind's handler and whether it borrows messages.
@@ -571,22 +664,29 @@ func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, erro
 		return nil, err
 	}
 	// Who may connect is decided by admits, for every role.
+	lk, answer := linkMember, roleServer
 	switch h.Role {
-	case roleClient: // a member: go on below
+	case roleClient: // a member, or the member this worker follows
+		if t.following() {
+			lk, answer = linkFollowed, roleWorker
+		}
+	case roleWorker:
+		lk = linkWorker
 	case roleJoiner:
 		return nil, t.serveJoin(ctx, conn, st, h, exp)
 	default:
 		return nil, fmt.Errorf("%w: role %s may not connect to a member", ErrBadHandshake, h.Role)
 	}
-	theirs, pub, err := t.checkHello(h, roleClient, exp)
+	gen := t.workerGen()
+	theirs, pub, err := t.checkHello(h, h.Role, exp)
 	if err != nil {
 		return nil, err
 	}
-	s := t.newSession(conn, PeerID(pub.Fingerprint()), false, theirs.Boot)
+	s := t.newSession(conn, pub, false, theirs.Boot, lk, gen)
 	if err := t.register(s); err != nil {
 		return nil, err
 	}
-	if err := t.writeHello(st, roleServer, exp); err != nil {
+	if err := t.writeHello(st, answer, exp); err != nil {
 		conn.CloseWithError(codeBadHandshake, "handshake write failed")
 		return nil, err
 	}
@@ -594,20 +694,21 @@ func (t *Transport) accept(ctx context.Context, conn *quic.Conn) (*session, erro
 	return s, nil
 }
 
-// dial connects to a member and runs the client side of the handshake.
-func (t *Transport) dial(ctx context.Context, m Member) (*session, error) {
+// dial connects to a peer on link lk and runs the client side of the
+// handshake.
+func (t *Transport) dial(ctx context.Context, m target, lk peerLink) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
-	addr, err := stdnet.ResolveUDPAddr("udp", m.Addr)
+	addr, err := stdnet.ResolveUDPAddr("udp", m.addr)
 	if err != nil {
-		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+		return nil, fmt.Errorf("net: dial %s: %w", m.addr, err)
 	}
 	conn, err := t.qt.Dial(ctx, addr, t.tls, t.qconf)
 	if err != nil {
-		t.log.Debug("net: dial failed", "peer", m.ID(), "addr", m.Addr, "err", err)
-		return nil, fmt.Errorf("net: dial %s: %w", m.Addr, err)
+		t.log.Debug("net: dial failed", "peer", m.id, "addr", m.addr, "err", err)
+		return nil, fmt.Errorf("net: dial %s: %w", m.addr, err)
 	}
-	s, err := t.handshakeClient(ctx, conn, m)
+	s, err := t.handshakeClient(ctx, conn, m, lk)
 	if err != nil {
 		t.refuse(conn, roleClient, err)
 		return nil, err
@@ -615,7 +716,18 @@ func (t *Transport) dial(ctx context.Context, m Member) (*session, error) {
 	return s, nil
 }
 
-func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m Member) (*session, error) {
+// handshakeClient runs the dialing side of the handshake. On a member
+// link both sides speak as members (client, server); a member dialing a
+// worker expects the worker role back; a worker dialing its member speaks
+// as a worker.
+func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m target, lk peerLink) (*session, error) {
+	ours, want := roleClient, roleServer
+	switch lk {
+	case linkWorker:
+		want = roleWorker
+	case linkFollowed:
+		ours = roleWorker
+	}
 	exp, err := sessionBinding(conn)
 	if err != nil {
 		return nil, err
@@ -627,18 +739,19 @@ func (t *Transport) handshakeClient(ctx context.Context, conn *quic.Conn, m Memb
 	if d, ok := ctx.Deadline(); ok {
 		st.SetDeadline(d)
 	}
-	if err := t.writeHello(st, roleClient, exp); err != nil {
+	gen := t.workerGen()
+	if err := t.writeHello(st, ours, exp); err != nil {
 		return nil, err
 	}
-	theirs, pub, err := t.readHello(st, roleServer, exp)
+	theirs, pub, err := t.readHello(st, want, exp)
 	if err != nil {
 		return nil, err
 	}
-	if id := PeerID(pub.Fingerprint()); id != m.ID() {
-		return nil, fmt.Errorf("%w: dialed %s at %s, answered by %s", ErrUnknownPeer, m.ID(), m.Addr, id)
+	if id := PeerID(pub.Fingerprint()); id != m.id {
+		return nil, fmt.Errorf("%w: dialed %s at %s, answered by %s", ErrUnknownPeer, m.id, m.addr, id)
 	}
 	st.Close()
-	s := t.newSession(conn, m.ID(), true, theirs.Boot)
+	s := t.newSession(conn, pub, true, theirs.Boot, lk, gen)
 	if err := t.register(s); err != nil {
 		return nil, err
 	}
@@ -686,7 +799,7 @@ func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.Pu
 	if id == t.id {
 		return h, pub, fmt.Errorf("%w: peer presents our own key", ErrUnknownPeer)
 	}
-	if err := t.admits(id, want); err != nil {
+	if err := t.admits(pub, want); err != nil {
 		return h, pub, err
 	}
 	if err := checkSignature(h, pub, exp); err != nil {
@@ -697,25 +810,61 @@ func (t *Transport) checkHello(h hello, want role, exp []byte) (hello, ledger.Pu
 
 // admits is the one place that decides whether the node id may talk to
 // this node in role r (its key's signature is checked afterwards, so a
-// stranger costs no signature verification): a member, as either side of a
-// session; anyone, as a joiner, while a JoinHandler is set (the handler
-// decides what to answer, and a joiner's connection carries nothing but one
-// request). Every other role is refused: a member answers no probes.
-func (t *Transport) admits(id PeerID, r role) error {
+// stranger costs no signature verification):
+//
+//   - as a member (client or server side): on a member, a node of the
+//     member set; on a worker, only the member it follows;
+//   - as a worker: on a member, a node that is not a member and that the
+//     worker policy (SetWorkerPolicy) approves — no policy, no workers; a
+//     worker admits no workers;
+//   - as a joiner: anyone, while a JoinHandler is set (the handler decides
+//     what to answer, and a joiner's connection carries nothing but one
+//     request).
+//
+// Every other role is refused: a member answers no probes. The link a
+// role gets decides what it may carry: a worker link only the kinds
+// AllowedForWorkers, and no connection ever changes a node's role, so a
+// worker cannot become a member by connecting.
+func (t *Transport) admits(key ledger.PublicKey, r role) error {
+	id := KeyID(key)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	switch r {
 	case roleClient, roleServer:
+		defer t.mu.Unlock()
+		if t.follow != nil {
+			if t.follow.id != id {
+				return fmt.Errorf("%w: %s is not the member this worker follows", ErrUnknownPeer, id)
+			}
+			return nil
+		}
 		if _, ok := t.members[id]; !ok {
 			return fmt.Errorf("%w: %s is not a member", ErrUnknownPeer, id)
 		}
 		return nil
+	case roleWorker:
+		following := t.follow != nil
+		_, member := t.members[id]
+		policy := t.policy
+		t.mu.Unlock()
+		switch {
+		case following:
+			return fmt.Errorf("%w: a worker admits no workers", ErrBadHandshake)
+		case member:
+			return fmt.Errorf("%w: %s is a member: it connects as one, not as a worker", ErrBadHandshake, id)
+		case policy == nil:
+			return fmt.Errorf("%w: this node admits no workers", ErrUnknownPeer)
+		case !policy(id, key):
+			return fmt.Errorf("%w: %s is not an approved worker", ErrUnknownPeer, id)
+		}
+		return nil
 	case roleJoiner:
+		defer t.mu.Unlock()
 		if t.join == nil {
 			return fmt.Errorf("%w: this node does not admit new members", ErrUnknownPeer)
 		}
 		return nil
 	}
+	t.mu.Unlock()
 	return fmt.Errorf("%w: role %s may not connect to a member", ErrBadHandshake, r)
 }
 
@@ -730,11 +879,22 @@ func (t *Transport) register(s *session) error {
 		t.mu.Unlock()
 		return ErrClosed
 	}
-	if _, ok := t.members[s.peer]; !ok {
+	if err := t.stillAdmitted(s); err != nil {
 		t.mu.Unlock()
-		return fmt.Errorf("%w: %s removed during handshake", ErrUnknownPeer, s.peer)
+		return err
 	}
-	ps := t.peerState(s.peer)
+	ps := t.peerState(s.peer, s.link)
+	if ps.link != s.link {
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %s is linked as another role", ErrDuplicate, s.peer)
+	}
+	if s.link == linkWorker {
+		ps.key = s.key
+		if !s.outbound {
+			// Dial a worker back where its last connection came from.
+			ps.remote = target{s.peer, s.conn.RemoteAddr().String()}
+		}
+	}
 	if !s.outbound && ps.dialing && t.id < s.peer {
 		// Our own dial to this peer is under way and will win the tie-break,
 		// so refuse now, before either side sends on a connection that would
@@ -756,24 +916,60 @@ func (t *Transport) register(s *session) error {
 	ps.lastErr = nil
 	ps.notify()
 	// Add under t.mu: Close sets t.closed under t.mu before it waits.
-	t.wg.Add(2)
+	t.wg.Add(3)
 	t.mu.Unlock()
 	if old != nil {
 		old.conn.CloseWithError(codeReplaced, "replaced by a newer connection")
 	}
-	t.log.Info("net: peer connected", "peer", s.peer, "remote", s.conn.RemoteAddr().String(), "outbound", s.outbound)
+	t.log.Info("net: peer connected", "peer", s.peer, "remote", s.conn.RemoteAddr().String(), "outbound", s.outbound, "link", s.link.String())
 	go func() { defer t.wg.Done(); s.watch() }()
 	go func() { defer t.wg.Done(); s.acceptStreams() }()
+	go func() { defer t.wg.Done(); s.acceptBidiStreams() }()
 	return nil
 }
 
-// session is one authenticated QUIC connection to a member.
+// stillAdmitted repeats admits' decision for a session about to be
+// registered, in case membership, the followed member or the worker
+// policy changed during its handshake; t.mu must be held.
+func (t *Transport) stillAdmitted(s *session) error {
+	_, member := t.members[s.peer]
+	switch s.link {
+	case linkMember:
+		if !member {
+			return fmt.Errorf("%w: %s removed during handshake", ErrUnknownPeer, s.peer)
+		}
+	case linkFollowed:
+		if t.follow == nil || t.follow.id != s.peer {
+			return fmt.Errorf("%w: %s is no longer the member this worker follows", ErrUnknownPeer, s.peer)
+		}
+	case linkWorker:
+		if member || t.follow != nil || s.gen != t.policyGen {
+			return fmt.Errorf("%w: worker %s: membership or worker policy changed during handshake", ErrUnknownPeer, s.peer)
+		}
+	}
+	return nil
+}
+
+func (l peerLink) String() string {
+	switch l {
+	case linkWorker:
+		return "worker"
+	case linkFollowed:
+		return "followed"
+	}
+	return "member"
+}
+
+// session is one authenticated QUIC connection to a member or a worker.
 type session struct {
 	t        *Transport
 	peer     PeerID
+	key      ledger.PublicKey
 	conn     *quic.Conn
 	outbound bool
 	boot     [bootIDSize]byte
+	link     peerLink
+	gen      uint64 // the worker policy generation its admission saw
 	out      [numKinds]outStream
 }
 
@@ -783,8 +979,8 @@ type outStream struct {
 	s  *quic.SendStream
 }
 
-func (t *Transport) newSession(conn *quic.Conn, peer PeerID, outbound bool, boot [bootIDSize]byte) *session {
-	return &session{t: t, peer: peer, conn: conn, outbound: outbound, boot: boot}
+func (t *Transport) newSession(conn *quic.Conn, key ledger.PublicKey, outbound bool, boot [bootIDSize]byte, lk peerLink, gen uint64) *session {
+	return &session{t: t, peer: KeyID(key), key: key, conn: conn, outbound: outbound, boot: boot, link: lk, gen: gen}
 }
 
 // watch forgets the session when its connection ends.
@@ -820,9 +1016,14 @@ func (s *session) readStream(rs *quic.ReceiveStream) {
 		return
 	}
 	kind := StreamKind(pre[1])
-	if pre[0] != frameVersion || !kind.Valid() {
+	if pre[0] != frameVersion || !kind.message() {
 		t.log.Warn("net: refused stream", "peer", s.peer, "reason", fmt.Errorf("%w: stream preamble %x", ErrBadFrame, pre))
 		rs.CancelRead(streamBadOpen)
+		return
+	}
+	if s.link.restricted() && !kind.AllowedForWorkers() {
+		t.log.Warn("net: refused stream", "peer", s.peer, "link", s.link.String(), "kind", kind.String(), "reason", ErrKindNotAllowed)
+		rs.CancelRead(streamNotAllowed)
 		return
 	}
 	limit := t.cfg.limit(kind)
@@ -860,6 +1061,9 @@ const maxReusedFrame = 64 << 20
 
 // send writes one frame on the kind's stream, opening the stream on first use.
 func (s *session) send(ctx context.Context, kind StreamKind, msg []byte) error {
+	if s.link.restricted() && !kind.AllowedForWorkers() {
+		return fmt.Errorf("net: send %s to %s: %w", kind, s.peer, ErrKindNotAllowed)
+	}
 	o := &s.out[kind]
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -186,7 +186,11 @@ func (h *harness) deliver(from *ledger.PrivateKey, p ledger.Payload) (map[string
 	}
 	snap := h.st.Snapshot()
 	h.txs++
-	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(1_000_000_000), Sched: &h.sched, Height: h.height, TimeMs: int64(h.height) * 1000,
+	gas := uint64(1_000_000_000)
+	if _, ok := p.(*ledger.RomePolicyUpload); ok { // pays for compiling the policy
+		gas = vm.MaxUploadGas
+	}
+	tx := &Tx{St: h.st, Gas: ledger.NewGasMeter(gas), Sched: &h.sched, Height: h.height, TimeMs: int64(h.height) * 1000,
 		Sender: from.Address(), TxHash: ledger.HashBytes(binary.BigEndian.AppendUint64(nil, h.txs)), PrevHash: h.prevHash()}
 	data, err := h.m.Deliver(context.Background(), tx, p)
 	if err != nil {

@@ -20,14 +20,19 @@ var EscrowAccount = ledger.DeriveAddress("sos/module", []byte("rome_escrow"))
 
 // Gas charged for market work beyond state access.
 const (
-	GasOffer           = 20_000
-	GasRequest         = 30_000
-	GasCancel          = 10_000
-	GasUsage           = 10_000
-	GasPolicyPerByte   = 100 // like a contract upload: prepare and store
-	GasCertSign        = 10_000
-	GasGov             = 20_000
-	GasCertVerifyExtra = 0 // the signature check is charged at the schedule's SigVerify
+	GasOffer   = 20_000
+	GasRequest = 30_000
+	GasCancel  = 10_000
+	GasUsage   = 10_000
+	// GasPolicyPerByte is charged per uploaded policy byte before anything
+	// else (hashing, deduplication), like contracts.GasUploadPerByte; the
+	// VM's Prepare charges the rest of the upload's work and
+	// GasPolicyStorePerByte the state the prepared policy takes.
+	GasPolicyPerByte      = 2
+	GasPolicyStorePerByte = 10
+	GasCertSign           = 10_000
+	GasGov                = 20_000
+	GasCertVerifyExtra    = 0 // the signature check is charged at the schedule's SigVerify
 )
 
 // Market executes market and governance payloads and the per-block epoch

@@ -43,9 +43,19 @@ func (m *Market) uploadPolicy(ctx context.Context, tx *Tx, p *ledger.RomePolicyU
 		tx.emit("rome_policy_upload", "policy_id", id.String(), "deduplicated", "true")
 		return map[string]any{"policy_id": id.String(), "name": existing.Name}, nil
 	}
-	prepared, info, err := m.vm.Prepare(ctx, p.Wasm)
-	if err != nil {
+	// Everything Prepare does is charged, also when it fails.
+	prepared, info, err := m.vm.Prepare(ctx, id, p.Wasm, min(tx.Gas.Remaining(), vm.MaxUploadGas))
+	if cerr := tx.Gas.Consume(info.GasUsed, "preparing the policy"); cerr != nil && err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, vm.ErrOutOfGas), errors.Is(err, ledger.ErrOutOfGas):
+		return nil, fmt.Errorf("rome: policy upload: %w: %w", ledger.ErrOutOfGas, err)
+	case err != nil:
 		return nil, fmt.Errorf("rome: policy upload: %w: %w", err, ErrInvalid)
+	}
+	if err := tx.Gas.Consume(GasPolicyStorePerByte*uint64(len(prepared)), "storing the prepared policy"); err != nil {
+		return nil, err
 	}
 	if !slices.Contains(info.Exports, PolicyEntry) {
 		return nil, fmt.Errorf("rome: policy upload: module does not export %q: %w", PolicyEntry, ErrInvalid)

@@ -75,6 +75,12 @@ type (
 		certs []client.Certificate
 		err   error
 	}
+	// jobsMsg is the newest jobs the node knows, newest first.
+	jobsMsg struct {
+		node int
+		jobs []client.Job
+		err  error
+	}
 
 	// Stream messages come from a node's event stream goroutine.
 	blockEventMsg struct {
@@ -246,6 +252,19 @@ func (f fetcher) certs(node int) tea.Cmd {
 	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
 		cs, err := c.Certificates(ctx, "")
 		return certsMsg{node: node, certs: cs, err: err}
+	})
+}
+
+// jobsLimit is how many of the newest jobs the Jobs view loads.
+const jobsLimit = 500
+
+func (f fetcher) jobs(node int) tea.Cmd {
+	return f.call(node, func(ctx context.Context, c *client.Client) tea.Msg {
+		l, err := c.Jobs(ctx, client.JobFilter{Limit: jobsLimit})
+		if err != nil {
+			return jobsMsg{node: node, err: err}
+		}
+		return jobsMsg{node: node, jobs: l.Jobs}
 	})
 }
 

@@ -19,7 +19,11 @@
 // leases, epochs and disputes) and 7 Certs (certificates grouped by node,
 // with the node's signed/unsigned/revoked status and a detail pane; the
 // inspector does not verify ML-DSA signatures itself, `sos cert verify`
-// does that offline). A node without the market API (404) says so.
+// does that offline) and 8 Jobs (workloads: the queue of jobs waiting for
+// their node's result, the results, and all jobs, with a detail pane:
+// data, limits, result, outputs, whether this node's verifier reproduced
+// the result, and a challenge). A node without the market API (404) says
+// so. A terminal too narrow for the tab bar drops the labels' padding.
 //
 // Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
 // g/G move in lists; enter opens (block → transaction → receipt, instance →

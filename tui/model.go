@@ -197,6 +197,7 @@ func newModel(f fetcher, urls []string, opts Options) *model {
 		newClusterTab(),
 		newRomeTab(),
 		newCertsTab(),
+		newJobsTab(),
 	}
 	m.help.SetWidth(e.width)
 	return m
@@ -412,16 +413,10 @@ func (m *model) render() string {
 
 func (m *model) tabBar(w int) string {
 	st := m.e.st
-	var b strings.Builder
-	for i, t := range m.tabs {
-		label := " " + string(rune('1'+i)) + " " + t.title() + " "
-		if i == m.active {
-			b.WriteString(st.tabActive.Render(label))
-		} else {
-			b.WriteString(st.tabIdle.Render(label))
-		}
+	bar := m.tabLabels(" ", " ")
+	if ansi.StringWidth(bar) > w {
+		bar = m.tabLabels("", " ") // narrow terminals: no padding around the labels
 	}
-	bar := b.String()
 	if len(m.e.nodes) > 1 {
 		right := st.dim.Render(" node " + itoa(m.e.focus+1) + "/" + itoa(len(m.e.nodes)))
 		if ansi.StringWidth(bar)+ansi.StringWidth(right) <= w {
@@ -429,6 +424,25 @@ func (m *model) tabBar(w int) string {
 		}
 	}
 	return bar
+}
+
+// tabLabels draws the tab names, each "N Title" inside pad, separated
+// by sep.
+func (m *model) tabLabels(pad, sep string) string {
+	st := m.e.st
+	var b strings.Builder
+	for i, t := range m.tabs {
+		if i > 0 && pad == "" {
+			b.WriteString(sep)
+		}
+		label := pad + string(rune('1'+i)) + " " + t.title() + pad
+		if i == m.active {
+			b.WriteString(st.tabActive.Render(label))
+		} else {
+			b.WriteString(st.tabIdle.Render(label))
+		}
+	}
+	return b.String()
 }
 
 // statusLine says how the focused node is doing: streaming, waiting,

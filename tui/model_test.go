@@ -288,6 +288,12 @@ var scenarios = []struct {
 		send(m, keys("7")...)
 		send(m, certsMsg{node: 0, err: fmt.Errorf("%w: 404 page not found", client.ErrNotFound)})
 	}},
+	{"overview_stalled", func(m *model) {
+		s := testStatus()
+		s.Role, s.SyncState, s.ClusterHeight = "follower", client.SyncStalled, 2500
+		s.SyncError = "kernel: block sync to 1300: no block 1235 from 2 member(s): nothing within 5s"
+		send(m, statusMsg{node: 0, status: s})
+	}},
 	{"help", func(m *model) { send(m, keys("2", "?")...) }},
 	{"unreachable", func(m *model) {
 		send(m, statusMsg{node: 0, err: errors.New("client: GET /v1/status: Get \"http://127.0.0.1:26657/v1/status\": dial tcp 127.0.0.1:26657: connect: connection refused")})
@@ -329,6 +335,7 @@ func clusterModel(t testing.TB, w, h int) *model {
 	s1, s2 := testStatus(), testStatus()
 	s2.NodeID, s2.StateRoot = "node-ffeeddccbbaa99887766", hash(9999, 'r')
 	s1.Role, s2.Role, s1.Leader, s2.Leader, s1.Term, s2.Term = "leader", "follower", s1.NodeID, s1.NodeID, 3, 3
+	s2.SyncState, s2.ClusterHeight = client.SyncCatchingUp, 1240
 	send(m,
 		tea.WindowSizeMsg{Width: w, Height: h},
 		statusMsg{node: 0, status: s1},
@@ -408,8 +415,8 @@ func TestKeys(t *testing.T) {
 		key  string
 		want int // active tab after the key
 	}{
-		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 5}, {"tab", 6}, {"tab", 0}, {"shift+tab", 6},
-		{"6", 5}, {"7", 6}, {"1", 0}, {"9", 0},
+		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 5}, {"tab", 6}, {"tab", 7}, {"tab", 0}, {"shift+tab", 7},
+		{"6", 5}, {"7", 6}, {"8", 7}, {"1", 0}, {"9", 0},
 	}
 	for _, s := range steps {
 		send(m, keys(s.key)...)

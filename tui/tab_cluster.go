@@ -112,7 +112,11 @@ func (t *clusterTab) view(e *env, w, h int) string {
 		if !n.reachable() {
 			id = st.bad.Render("unreachable")
 		}
-		lines = append(lines, tableRow(cols, mark, itoa(i+1), n.url, heightText(n), root, orDash(s.Role), short(orDash(s.Leader), 8), id))
+		role := orDash(s.Role)
+		if note := syncNote(st, s, 0); note != "" {
+			role = note // behind the cluster says more than "follower"
+		}
+		lines = append(lines, tableRow(cols, mark, itoa(i+1), n.url, heightText(n), root, role, short(orDash(s.Leader), 8), id))
 	}
 	lines = append(lines, "")
 	if len(mm) == 0 {

@@ -7,6 +7,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/sos-kernel/sos/kernel/client"
 )
 
 // overviewTab is the health of the focused node at a glance.
@@ -61,8 +63,11 @@ func (t *overviewTab) view(e *env, w, h int) string {
 		field(st, "state root", n.stateRoot()),
 		two("mempool", group(itoa(s.MempoolSize))+" txs", "disk used", bytesHuman(s.DiskBytes)),
 		two("role", orDash(s.Role), "leader", leader+"   term "+u64(s.Term)),
-		"",
 	)
+	if note := syncNote(st, s, max(w-fieldWidth-1, 8)); note != "" {
+		lines = append(lines, field(st, "sync", note))
+	}
+	lines = append(lines, "")
 	buckets := min(max(w-34, 10), 120)
 	txs, gas := n.hist.rates(rateWindow, buckets)
 	spark := func(name string, vals []float64) string {
@@ -96,4 +101,34 @@ func (t *overviewTab) view(e *env, w, h int) string {
 		lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), state, rtt, u64(p.Match), p.Address))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// syncNote describes a node that is behind the cluster (its status's sync
+// state), or is empty when it keeps up. With room > 0 it adds the heights
+// and why, in at most room cells.
+func syncNote(st styles, s *client.Status, room int) string {
+	var word string
+	style := st.warn
+	switch s.SyncState {
+	case client.SyncCatchingUp:
+		word = "catching up"
+	case client.SyncStalled:
+		word, style = "stalled", st.bad
+	default:
+		return ""
+	}
+	if room <= 0 {
+		if s.SyncState == client.SyncCatchingUp {
+			word = "syncing" // fits a role column
+		}
+		return style.Render(word)
+	}
+	text := word
+	if s.ClusterHeight > s.Height {
+		text += fmt.Sprintf(": %s blocks behind the cluster (%s)", group(u64(s.ClusterHeight-s.Height)), group(u64(s.ClusterHeight)))
+	}
+	if s.SyncError != "" {
+		text += " — " + s.SyncError
+	}
+	return style.Render(fit(text, room))
 }

@@ -4,14 +4,13 @@ import (
 	"container/list"
 	"context"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
-	"github.com/sos-kernel/sos/vm/internal/wasmbin"
 	"github.com/sos-kernel/sos/vm/meter"
 )
 
@@ -26,19 +25,20 @@ type cacheKey struct {
 // module is a compiled prepared module with its memory image and a pool of
 // idle instances whose state equals the snapshot.
 type module struct {
-	key    cacheKey
-	ready  chan struct{}
-	err    error
-	cm     wazero.CompiledModule
-	img    *image
-	pages  uint32
-	monoNs int64
-	cfg    wazero.ModuleConfig
+	key      cacheKey
+	ready    chan struct{}
+	err      error
+	cm       wazero.CompiledModule
+	img      *image
+	pages    uint32 // memory of the snapshot
+	minPages uint32 // memory of a new instance of cm, grown to pages
+	monoNs   int64
+	cfg      wazero.ModuleConfig
 
 	mu       sync.Mutex
 	refs     int // the cache's reference plus one per Call in flight
 	pool     []*instance
-	globals  []string // exported mutable globals, reset between calls
+	globals  []string // exported mutable globals, set on new instances and reset between calls
 	values   []uint64 // their snapshot values
 	entries  []string
 	elem     *list.Element
@@ -55,10 +55,11 @@ type instance struct {
 
 // moduleCache is an LRU of modules keyed by code id and cost table.
 type moduleCache struct {
-	mu    sync.Mutex
-	size  int
-	byKey map[cacheKey]*module
-	lru   *list.List // front: most recent
+	mu     sync.Mutex
+	closed bool
+	size   int
+	byKey  map[cacheKey]*module
+	lru    *list.List // front: most recent
 }
 
 func newModuleCache(size int) *moduleCache {
@@ -89,6 +90,28 @@ func (c *moduleCache) get(key cacheKey) (*module, bool, []*module) {
 	return m, true, evicted
 }
 
+// put adds a loaded module (one reference: the cache's) unless its key is
+// present, and returns the modules it evicted.
+func (c *moduleCache) put(m *module) ([]*module, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, false
+	}
+	if _, ok := c.byKey[m.key]; ok {
+		return nil, false
+	}
+	m.elem = c.lru.PushFront(m)
+	c.byKey[m.key] = m
+	var evicted []*module
+	for c.lru.Len() > c.size {
+		old := c.lru.Remove(c.lru.Back()).(*module)
+		delete(c.byKey, old.key)
+		evicted = append(evicted, old)
+	}
+	return evicted, true
+}
+
 func (c *moduleCache) remove(m *module) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -108,6 +131,7 @@ func (c *moduleCache) closeAll(ctx context.Context) {
 	}
 	c.byKey = map[cacheKey]*module{}
 	c.lru.Init()
+	c.closed = true
 	c.mu.Unlock()
 	for _, m := range all {
 		<-m.ready
@@ -143,68 +167,78 @@ func (v *VM) module(ctx context.Context, codeID [32]byte, prepared []byte) (*mod
 	return m, nil
 }
 
-// load compiles prepared for pooled execution: the data segments become a
-// memory image that instances map copy-on-write, so the compiled module
-// itself carries no data section and instantiation copies nothing.
+// load makes prepared ready for pooled execution: the code Prepare compiled
+// (found again in wazero's in-memory or on-disk compilation cache, compiled
+// again only if both lost it) and the snapshot's memory image, which
+// instances map copy-on-write, so instantiation copies nothing.
 func (v *VM) load(ctx context.Context, m *module, prepared []byte) error {
-	wm, err := wasmbin.Decode(prepared)
+	code, data, meta, minPages, err := splitPrepared(prepared)
 	if err != nil {
-		return invalid("prepared module: %v", err)
-	}
-	var meta preparedMeta
-	found := false
-	for _, s := range wm.Sections {
-		if s.ID == wasmbin.SectionCustom {
-			if meta, found = decodeMeta(s.Payload); found {
-				break
-			}
-		}
+		return err
 	}
 	switch {
-	case !found:
-		return invalid("module was not produced by Prepare (no %s section)", preparedSection)
-	case meta.format != preparedFormat:
-		return invalid("prepared module format %d, want %d", meta.format, preparedFormat)
 	case meta.costs != v.cfg.Costs.Version:
 		return invalid("prepared with cost table v%d, VM uses v%d", meta.costs, v.cfg.Costs.Version)
 	case meta.pages > v.limits.MemoryPages:
 		return invalid("prepared memory of %d pages", meta.pages)
 	}
-	data := make([]byte, int(meta.pages)*65536)
-	if i := wm.Find(wasmbin.SectionData); i >= 0 {
-		if err := decodeData(wm.Sections[i].Payload, data); err != nil {
-			return invalid("prepared module: %v", err)
-		}
-		wm.Sections = append(wm.Sections[:i:i], wm.Sections[i+1:]...)
+	mem := make([]byte, int(meta.pages)*65536)
+	if err := decodeData(data, mem); err != nil {
+		return invalid("prepared module: %v", err)
 	}
-	img, err := newImage(data, int(v.limits.MemoryPages)*65536)
+	cm, err := v.rt.CompileModule(ctx, code)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	if err := v.setModule(m, cm, mem, minPages, meta); err != nil {
+		cm.Close(ctx)
+		return err
+	}
+	return nil
+}
+
+// setModule fills m from its compiled code, snapshot memory and metadata.
+// On error nothing is kept.
+func (v *VM) setModule(m *module, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta) error {
+	if meta.pages < minPages {
+		return invalid("prepared memory of %d pages below the module's minimum %d", meta.pages, minPages)
+	}
+	img, err := newImage(mem, int(v.limits.MemoryPages)*65536)
 	if err != nil {
 		return fmt.Errorf("vm: memory image: %w", err)
 	}
-	cm, err := v.rt.CompileModule(ctx, wm.Encode())
-	if err != nil {
-		img.close()
-		return invalid("%v", err)
-	}
-	m.cm, m.img, m.pages, m.monoNs = cm, img, meta.pages, meta.monoNs
+	m.cm, m.img, m.pages, m.minPages, m.monoNs = cm, img, meta.pages, minPages, meta.monoNs
 	m.cfg = wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	for name := range cm.ExportedFunctions() {
-		if !strings.HasPrefix(name, reservedPrefix) {
+		if callable(name) {
 			m.entries = append(m.entries, name)
 		}
 	}
-	if i := wm.Find(wasmbin.SectionExport); i >= 0 {
-		exports, err := wasmbin.DecodeExports(wm.Sections[i].Payload)
-		if err != nil {
-			return invalid("prepared module: %v", err)
-		}
-		for _, e := range exports {
-			if e.Kind == wasmbin.KindGlobal && strings.HasPrefix(e.Name, globalExportPrefix) {
-				m.globals = append(m.globals, e.Name)
-			}
-		}
+	for _, g := range meta.globals {
+		name := globalExportPrefix + strconv.Itoa(int(g.index))
+		m.globals = append(m.globals, name)
+		m.values = append(m.values, g.value)
 	}
 	return nil
+}
+
+// keepPrepared puts what Prepare compiled and snapshotted into the module
+// cache under codeID, so the first call finds it loaded. It reports whether
+// the cache took cm (it does not when codeID is already there).
+func (v *VM) keepPrepared(codeID [32]byte, cm wazero.CompiledModule, mem []byte, minPages uint32, meta preparedMeta) bool {
+	m := &module{key: cacheKey{code: codeID, costs: v.cfg.Costs.Version}, ready: make(chan struct{}), refs: 1}
+	if err := v.setModule(m, cm, mem, minPages, meta); err != nil {
+		return false
+	}
+	close(m.ready)
+	evicted, ok := v.modules.put(m)
+	for _, old := range evicted {
+		go func() { <-old.ready; old.unref(context.Background()) }()
+	}
+	if !ok {
+		m.img.close()
+	}
+	return ok
 }
 
 func (m *module) unref(ctx context.Context) {
@@ -245,6 +279,14 @@ func (m *module) acquire(ctx context.Context, rt wazero.Runtime) (*instance, err
 	if err != nil {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
+	// The module's memory starts at its declared minimum; the snapshot is
+	// larger when initialization grew it. Growing maps more of the image.
+	if m.pages > m.minPages {
+		if _, ok := mod.Memory().Grow(m.pages - m.minPages); !ok {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("vm: instantiate: growing memory to the snapshot's %d pages failed", m.pages)
+		}
+	}
 	in := &instance{
 		mod:     mod,
 		mem:     alloc.mem,
@@ -255,16 +297,15 @@ func (m *module) acquire(ctx context.Context, rt wazero.Runtime) (*instance, err
 	for _, name := range m.entries {
 		in.entries[name] = mod.ExportedFunction(name)
 	}
-	values := make([]uint64, len(m.globals))
 	for i, name := range m.globals {
-		in.globals[i] = mod.ExportedGlobal(name).(api.MutableGlobal)
-		values[i] = in.globals[i].Get()
+		g, ok := mod.ExportedGlobal(name).(api.MutableGlobal)
+		if !ok {
+			mod.Close(ctx)
+			return nil, invalid("prepared module: %s is not an exported mutable global", name)
+		}
+		g.Set(m.values[i])
+		in.globals[i] = g
 	}
-	m.mu.Lock()
-	if m.values == nil {
-		m.values = values
-	}
-	m.mu.Unlock()
 	return in, nil
 }
 

@@ -39,6 +39,7 @@ func BenchmarkGasCalibration(b *testing.B) {
 	p := loadPrepared(b)
 	v := newVM(b, Config{})
 	ctx := context.Background()
+	load := callGas(b, p, 0) // charged by every call, not part of running it
 	call := func(b *testing.B, msg string) (time.Duration, uint64) {
 		t0 := time.Now()
 		res, err := v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), newFakeHost(), MaxTxGas)
@@ -46,7 +47,7 @@ func BenchmarkGasCalibration(b *testing.B) {
 		if err != nil || res.Failed {
 			b.Fatalf("%s: %v %q", msg, err, res.Data)
 		}
-		return d, res.GasUsed
+		return d, res.GasUsed - load
 	}
 	// The first call compiles the module: keep it out of the figures.
 	call(b, "incr")
@@ -174,17 +175,18 @@ func instructionMix(tb testing.TB, wasm []byte, msgs []string) (counts []map[str
 			tb.Fatal(err)
 		}
 		defer v.Close(ctx)
-		p, _, err := v.Prepare(ctx, wasm)
+		p, _, err := v.Prepare(ctx, testCode, wasm, MaxUploadGas)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		var gas []int64
+		load := callGas(tb, p, 0)
 		for _, msg := range msgs {
 			res, err := v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), newFakeHost(), MaxTxGas)
 			if err != nil || res.Failed {
 				tb.Fatalf("%s: %v %q", msg, err, res.Data)
 			}
-			gas = append(gas, int64(res.GasUsed))
+			gas = append(gas, int64(res.GasUsed-load))
 		}
 		return gas
 	}
@@ -225,11 +227,12 @@ func TestGasCalibrationMix(t *testing.T) {
 	ctx := context.Background()
 	c := meter.DefaultCosts()
 	v := newVM(t, Config{Costs: c})
-	p, _, err := v.Prepare(ctx, wasm)
+	p, _, err := v.Prepare(ctx, testCode, wasm, MaxUploadGas)
 	if err != nil {
 		t.Fatal(err)
 	}
 	table := reflect.ValueOf(c)
+	load := int64(callGas(t, p, 0))
 	for i, msg := range msgs {
 		res, err := v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), newFakeHost(), MaxTxGas)
 		if err != nil {
@@ -241,7 +244,7 @@ func TestGasCalibrationMix(t *testing.T) {
 		}
 		exact := host[i] + (units+int64(c.Scale)-1)/int64(c.Scale)
 		calls := counts[i]["Call"] + counts[i]["CallIndirect"]
-		if got := int64(res.GasUsed); got < exact || got > exact+2*calls+1 {
+		if got := int64(res.GasUsed) - load; got < exact || got > exact+2*calls+1 {
 			t.Errorf("%s: %d gas, the table prices its instructions at %d (+ at most %d of rounding)", msg, got, exact, 2*calls+1)
 		}
 	}

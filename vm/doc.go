@@ -1,6 +1,7 @@
 // Package vm runs contracts: WebAssembly modules compiled from Go
 // (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared), metered, deterministic and
-// sandboxed, on wazero.
+// sandboxed, on wazero. A VM of Purpose Jobs runs WASI command modules
+// instead: the workloads of leases (see "Jobs" below).
 //
 // The VM knows nothing of the ledger, the network or the kernel. A contract
 // sees the chain only through the Host interface, which package contracts
@@ -9,14 +10,18 @@
 // # Using it
 //
 //  1. v, err := vm.New(ctx, vm.Config{CacheDir: dir}); defer v.Close(ctx).
-//  2. At upload: prepared, info, err := v.Prepare(ctx, wasm). Reject the
-//     upload on error (errors.Is ErrInvalidModule, ErrLimit, ErrTrap,
-//     ErrOutOfGas); otherwise store prepared under the code id (the hash of
-//     wasm) and keep info.Exports to know which entry points exist.
+//  2. At upload: prepared, info, err := v.Prepare(ctx, codeID, wasm,
+//     gasLimit), with codeID the hash of wasm and gasLimit what the
+//     uploader's transaction has left (at most MaxUploadGas). Charge
+//     info.GasUsed in every case. Reject the upload on error (errors.Is
+//     ErrInvalidModule, ErrLimit, ErrTrap, ErrOutOfGas); otherwise store
+//     prepared under the code id and keep info.Exports to know which entry
+//     points exist.
 //  3. Per call: res, err := v.Call(ctx, codeID, prepared, "execute", msg,
-//     env, host, gasLimit). Charge res.GasUsed in every case. If err != nil
-//     or res.Failed, discard everything the call wrote through host (the VM
-//     never undoes writes; the caller's transaction buffer does).
+//     env, host, gasLimit). Charge res.GasUsed in every case (it includes
+//     loading the module). If err != nil or res.Failed, discard everything
+//     the call wrote through host (the VM never undoes writes; the caller's
+//     transaction buffer does).
 //  4. Nested calls: the guest's call/query_contract reach Host.Call, which
 //     runs v.Call again with Env.Depth+1 and gasLimit as given, and reverts
 //     the callee's writes when it fails.
@@ -68,33 +73,99 @@
 //
 // Go's runtime initialization (_initialize) costs milliseconds and a Go
 // module carries tens of thousands of data segments. Prepare therefore runs
-// initialization once, Wizer style: it instruments the module, exports
-// every mutable global (sos_g<index>), runs the start function and
-// _initialize in wazero's interpreter (compiling 2.4 MB of Go with the
-// optimizing compiler takes seconds; interpreting init takes tens of
-// milliseconds) with a fixed clock and seed, then writes a new module: the
-// memory becomes data segments (split only at zero runs of ≥ 64 bytes),
-// global initializers become the values after init, the start section and
-// _initialize disappear, memory's minimum becomes its size after init, and a
-// "sos.prepared" custom section records the format, cost table version and
-// the monotonic clock to resume from.
+// initialization once, Wizer style. It checks the structural limits,
+// instruments the module, exports every mutable global (sos_g<index>) and
+// the start function (sos_start, its start section removed) and takes the
+// data segments out: the result, the code module, is what every call will
+// instantiate, and Prepare compiles it once with wazero's optimizing
+// compiler. It then instantiates it, writes the data segments into its
+// memory as instantiation would, runs the start function and _initialize
+// with a fixed clock and seed and the uploader's gas, and stores the code
+// module followed by the memory after init as data segments (split only at
+// zero runs of ≥ 64 bytes) and a "sos.prepared" custom section: format,
+// cost table version, the monotonic clock to resume from, the memory size,
+// the mutable globals' values, and the figures the load charge needs.
 //
-// When Call first sees a code id, it turns the data segments into a memory
-// image in a memfd and compiles the module without them (LRU of
-// Config.ModuleCacheSize modules, on top of wazero's on-disk compilation
-// cache when Config.CacheDir is set). Instances map the image privately
-// (copy-on-write) through experimental.WithMemoryAllocator and are pooled.
+// The compiled code module stays in the module cache (an LRU of
+// Config.ModuleCacheSize modules), and in wazero's on-disk compilation
+// cache when Config.CacheDir is set, so no call compiles: a call that
+// misses the LRU strips the data and sos.prepared sections to get the code
+// module back byte for byte, which wazero finds compiled in memory or on
+// disk; only a node that lost its cache directory compiles again, at its
+// own expense (nodes should set CacheDir). The data segments become a
+// memory image in a memfd. Instances map the image privately
+// (copy-on-write) through experimental.WithMemoryAllocator, grow from the
+// module's declared memory to the snapshot's size, get the snapshot's
+// global values, and are pooled.
 // After a call, an instance is reset to the snapshot: the pages the call
 // wrote are found in /proc/self/pagemap (they became private copies) and
 // the image is copied back into them, and the mutable globals are restored.
 // An instance that trapped or grew its memory is closed instead. Other
 // systems reset by copying the whole image.
 //
+// # Upload gas
+//
+// Everything an upload makes a node do is charged to the uploader, at the
+// same one gas ≈ one nanosecond as execution, within the gas limit the
+// uploader gives Prepare (at most MaxUploadGas); work is charged before it
+// is done, so a budget that runs out stops the upload with ErrOutOfGas and
+// charges the whole limit:
+//   - reading the upload: GasPrepareBase + GasPreparePerByte per byte
+//     (decoding, interface and structural checks, instrumentation);
+//   - compiling it: compileGas, computed from the instrumented module's
+//     structure before the compiler runs. wazero's optimizing compiler is
+//     linear in instructions (more per load or store, per br_table label)
+//     but two of its passes walk the dominator tree from every block and
+//     edge, quadratic for a chain of blocks, and its SSA construction can
+//     give every block a parameter per local. measureStructure estimates
+//     those walks from the structured control flow (a chain of n blocks
+//     costs about n² steps, Go's dispatch loops little) and counts blocks ×
+//     locals. The constants were fitted on the CPU time of compiling thirty
+//     adversarial shapes and the example contracts and policies; each of
+//     them compiles at 0.5–1.8 ns per gas (BENCHMARKS.md);
+//   - initialization: the instructions and host calls of the start
+//     function and _initialize, metered like any call;
+//   - the snapshot: GasSnapshotPerPage per page of memory after init.
+//
+// A 3.5 MB Go contract takes about 3.9 Ggas to upload (three seconds of
+// compilation on the reference machine, more than MaxTxGas), hence the
+// separate MaxUploadGas and the chain's max_upload_gas.
+//
+// Rationale: initialization used to run in wazero's interpreter, on
+// MaxPrepareGas of budget nobody paid for: a 98-byte module looping in its
+// start function cost its uploader 9,800 gas and every node 95 s. Pricing
+// interpreted gas at a multiple does not work well: on the same
+// instrumented code the interpreter runs a plain loop at 261 ns/gas, a
+// counted loop at 322 ns/gas and Go's _initialize at 170 ns/gas (CPU time,
+// BenchmarkInitInterpreter), where the compiled loops run at 1.2–1.4, so
+// the multiple would be about 300, one multiple is off by 2× between those
+// mixes alone, and a 12 Ggas budget would buy 40 Mgas of interpreted
+// initialization. Compilation has to happen at upload anyway (a module
+// must never be compiled for the first time by a call, where it cannot be
+// priced), so initialization runs compiled, on the very code every call
+// runs, at the execution price, and the module is compiled once.
+//
+// Every call then pays for loading its module before it runs (GasLoadBase
+// and the other GasLoad figures, from the prepared module's size,
+// functions, blocks and memory pages): decoding and validating the code
+// and reading it from the on-disk cache is what a call that misses the LRU
+// costs (≈120 ms for a 3.5 MB Go contract), an attacker cycling through
+// more contracts than the LRU holds makes every call miss, and the gas
+// cannot depend on whether this node had the module in memory.
+//
 // # Limits
 //
 // limits.go holds the protocol constants: module size (8 MiB), memory (128
 // pages, 8 MiB), call depth (8), message/result/key/value/event sizes,
-// gas per transaction, per block and for initialization, and host costs.
+// gas per transaction, per block and per upload, and host costs.
+// The structural limits (MaxFunctions, MaxFunctionBytes,
+// MaxFunctionLocals, MaxFunctionBlocks, MaxNesting, MaxBrTableLabels,
+// MaxTypes, MaxTypeParams, MaxTypeResults) are checked before anything
+// compiles or instruments a module: wazero's compiler recurses over chains
+// of blocks (2.5 million nested blocks overflowed Go's stack and killed the
+// process) and is superlinear per function, so the limits bound what it is
+// ever asked to do, and compileGas prices what remains. They are set from
+// the largest values Go's toolchain emits, with headroom (limits.go).
 // Memory, input and result sizes and the gas limit of a call depend on the
 // VM's Purpose (Config.Purpose, VM.Limits): Contracts has the figures above
 // and MaxTxGas; Policies, for ROME allocation policies (one call per epoch
@@ -108,4 +179,93 @@
 // ErrTrap "call depth exceeded".
 // Execution time is bounded by gas alone: contexts are not polled during
 // execution (wazero's WithCloseOnContextDone makes loops ≈17× slower).
+//
+// # Jobs
+//
+// A VM whose Config.Purpose is Jobs runs WASI command modules, what
+// GOOS=wasip1 go build, Rust's wasm32-wasip1 and wasi-libc produce: a job is
+// an ordinary program with arguments, environment, stdin, input files and
+// output files, run once from a fresh instance (no Prepare, no snapshot: Go's
+// runtime initialization is part of the job). The VM knows nothing of leases
+// or blobs; inputs come in as io.ReaderAt.
+//
+//  1. v, err := vm.New(ctx, vm.Config{Purpose: vm.Jobs, CacheDir: dir,
+//     MaxJobModuleBytes: m, MaxJobMemoryBytes: n}) — the caps are the node's
+//     configuration (defaults 64 MiB and 1 GiB, the governance defaults).
+//  2. res, err := v.RunJob(ctx, moduleID, vm.JobFile{Size: size, Data: r},
+//     vm.JobSpec{Args, Env, Stdin, Inputs, GasLimit, MemoryLimit,
+//     OutputLimit, TimeMs, Seed}). moduleID keys the compiled-module cache
+//     (the module's blob id; the module is read only on a miss). Compiling is
+//     the provider's own cost: no gas is charged for it.
+//  3. err != nil means the node could not run the job and there is no
+//     outcome: a spec beyond the VM's caps or the protocol limits (ErrLimit),
+//     an unreadable module, input or stdin (ErrJobInput, also the failpoint
+//     failpoint.JobInputRead), ctx cancelled (seen at the next host call), a
+//     closed VM. Otherwise res is the outcome, consensus like a receipt:
+//     Status (JobExited with ExitCode, JobTrapped, JobOutOfGas,
+//     JobLimitExceeded — the program failed after the memory or output
+//     limits refused it something —; a module that is not a valid WASI
+//     command is JobTrapped with Err wrapping ErrInvalidModule and no gas
+//     used),
+//     GasUsed, Outputs (the files under /out, sorted by path), Stdout and
+//     Stderr (the first MaxJobLogBytes of each) with their total lengths,
+//     BytesRead and MemoryBytes. Err's text is for people.
+//
+// What a job sees (its ABI). The module exports _start () -> () and imports
+// only functions of wasi_snapshot_preview1, with their WASI signatures, and
+// defines one memory; the start section, if any, runs first. argv[0] is
+// "job", argv[1:] JobSpec.Args; the environment is JobSpec.Env. Descriptors:
+// 0 reads JobSpec.Stdin; 1 and 2 are captured (they are not terminals:
+// isatty is false); 3 is the preopen "/in", read-only, one file per input
+// (read lazily: only what the job reads is fetched); 4 is "/out", writable,
+// in memory. Go's os package takes the first preopen as its working
+// directory, so a relative path names an input. Files under /out may nest
+// (directories are created as usual) and are limited together: bytes to
+// JobSpec.OutputLimit (a write that does not fit writes what fits, then
+// fails with ENOSPC), MaxJobOutputFiles files and MaxJobOutputDirs
+// directories (EDQUOT), names of at most MaxJobNameBytes
+// bytes of UTF-8 (ENAMETOOLONG, EILSEQ), paths of at most MaxJobPathBytes
+// below /out (ENAMETOOLONG), MaxJobOpenFiles descriptors (EMFILE). There are
+// no host files, links or sockets: an absolute path or ".." above a preopen
+// fails with ENOTCAPABLE, symlink and link with ENOTSUP, sock_* with
+// ENOTSOCK. Listings are sorted by name without "." and "..". The realtime
+// clock starts at JobSpec.TimeMs, the monotonic one at the contracts'
+// snapshot clock, and both advance only when poll_oneoff waits for a clock
+// (so time.Sleep returns at once, and exactly that much later by the
+// clocks); descriptors are always ready, so poll_oneoff never blocks and
+// returns their events without advancing the clocks. random_get is the
+// contracts' SHA-256 stream seeded with JobSpec.Seed (so are crypto/rand,
+// math/rand's seed and Go's map order). proc_exit ends the run with its
+// code; a Go panic exits with code 2. A Rust panic or an unreachable is a
+// trap.
+//
+// Limits of a run. Gas: the metering pass and cost table of contracts (one
+// gas meaning everywhere; with meter.Options.BlindLocals, which changes
+// no result and no gas, only the instrumented bytes that jobs, unlike
+// contracts, never store), structural limits sized for programs
+// (MaxJobFunctions and friends in limits.go), and the host functions charge
+// GasHostBase per call plus GasPerByte per byte copied and the GasJob* costs
+// (per iovec, directory entry, path component, new file, byte a file grows
+// without being written); RunJob's GasUsed is exact, a limit of exactly the
+// gas used suffices, one less runs out. Memory: JobSpec.MemoryLimit is a
+// property of the run, not of the compiled module: the run's memory
+// allocator (jobmem.go) reserves that many bytes and refuses a memory.grow
+// beyond them (it returns -1, as Wasm specifies); one runtime and one
+// compiled module serve every limit, and a module declaring a larger
+// maximum is not refused. The other ways to limit memory cost more: a
+// memory section rewritten per limit needs a compilation per limit, a check
+// in front of every memory.grow a change of the metering pass that every
+// contract would carry. A refusal by the memory or the output limits is
+// remembered: a program that copes with it and exits 0 has exited, one that
+// then fails (Go's runtime stops with "out of memory", exit code 2; a job
+// gives up on ENOSPC) ends as JobLimitExceeded, with its exit code, so the
+// outcome names the cause.
+//
+// Start. Compiled modules are cached (LRU of Config.ModuleCacheSize, 8 for
+// Jobs, on top of wazero's on-disk cache under Config.CacheDir). A Go
+// program carries tens of thousands of data segments, which wazero would
+// copy one by one at every instantiation (≈30 ms for the 3.8 MB test job):
+// the segments are applied once, into a memory image in a memfd that each
+// run maps copy-on-write below an anonymous reservation of its memory
+// limit, so a run starts in about a millisecond (BENCHMARKS.md).
 package vm

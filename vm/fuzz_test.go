@@ -34,9 +34,9 @@ func FuzzPrepare(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer v.Close(context.Background())
-	v.prepareGas = 2_000_000
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		p, info, err := v.Prepare(context.Background(), wasm)
+		id := sha256.Sum256(wasm)
+		p, info, err := v.Prepare(context.Background(), id, wasm, 50_000_000)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidModule) && !errors.Is(err, ErrLimit) &&
 				!errors.Is(err, ErrTrap) && !errors.Is(err, ErrOutOfGas) {
@@ -46,7 +46,7 @@ func FuzzPrepare(f *testing.F) {
 		}
 		for _, e := range info.Exports {
 			if e == "execute" {
-				_, err := v.Call(context.Background(), sha256.Sum256(p), p, "execute", nil, testEnv(), newFakeHost(), 1_000_000)
+				_, err := v.Call(context.Background(), id, p, "execute", nil, testEnv(), newFakeHost(), 10_000_000)
 				if errors.Is(err, ErrInvalidModule) {
 					t.Fatalf("prepared module rejected by Call: %v", err)
 				}

@@ -56,12 +56,12 @@ var preparedContract = sync.OnceValues(func() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := New(context.Background(), Config{})
+	v, err := New(context.Background(), Config{CacheDir: testCacheDir})
 	if err != nil {
 		return nil, err
 	}
 	defer v.Close(context.Background())
-	p, _, err := v.Prepare(context.Background(), wasm)
+	p, _, err := v.Prepare(context.Background(), testCode, wasm, MaxUploadGas)
 	return p, err
 })
 
@@ -75,8 +75,29 @@ func loadPrepared(tb testing.TB) []byte {
 	return p
 }
 
+// testCacheDir is the on-disk compilation cache the tests' VMs share
+// (unless a test sets its own), as a node's VMs do across restarts: a VM
+// loads what another compiled instead of compiling the contract again.
+var testCacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vm-test-cache")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testCacheDir = dir
+	code := m.Run()
+	closeJobVMs()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func newVM(tb testing.TB, cfg Config) *VM {
 	tb.Helper()
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = testCacheDir
+	}
 	v, err := New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -204,4 +225,17 @@ func testEnv() Env {
 
 var testCode = [32]byte{1, 2, 3}
 
+// testGas is the gas tests give a call to run, on top of loading the
+// module (callGas).
 const testGas = 50_000_000
+
+// callGas is a call's gas limit that leaves run gas after the module load
+// charge of prepared.
+func callGas(tb testing.TB, prepared []byte, run uint64) uint64 {
+	tb.Helper()
+	load, err := loadGas(prepared)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return load + run
+}

@@ -22,7 +22,7 @@ const (
 	// preparedSection is the custom section Prepare appends; Call refuses
 	// modules without it.
 	preparedSection = "sos.prepared"
-	preparedFormat  = 1
+	preparedFormat  = 2
 	// globalExportPrefix + index exports every mutable global so that a
 	// pooled instance can be reset to the snapshot.
 	globalExportPrefix = "sos_g"
@@ -30,6 +30,8 @@ const (
 	startExport = "sos_start"
 	// reservedPrefix is the export namespace of the VM.
 	reservedPrefix = "sos_"
+	// reservedSection is the custom section namespace of the VM.
+	reservedSection = "sos."
 	// minZeroGap is the shortest run of zero bytes that splits a data
 	// segment: wazero pays ≈100 ns per segment, so shorter gaps cost more
 	// than copying their zeros.
@@ -47,101 +49,222 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidModule, fmt.Sprintf(format, args...))
 }
 
-// Prepare validates an upload, instruments it for gas (package meter), runs
-// its initialization (start function and Go's _initialize) once with
-// deterministic inputs, and returns the module to store: the instrumented
-// code with the post-initialization memory and globals baked in as data
-// segments and global initializers, and _initialize removed. The result is a
-// pure function of wasm and the cost table: every node computes the same
-// bytes.
+// Prepare validates an upload, instruments it for gas (package meter),
+// compiles it, runs its initialization (start function and Go's
+// _initialize) once with deterministic inputs, and returns the module to
+// store: the instrumented code, followed by the post-initialization memory
+// (as data segments) and globals (in the "sos.prepared" custom section). The
+// result is a pure function of wasm, the cost table and the VM's Purpose:
+// every node computes the same bytes.
+//
+// All of that is paid for with gas, at most gasLimit (itself at most
+// MaxUploadGas): reading and instrumenting the upload (GasPreparePerByte),
+// compiling it (compileGas, charged before the compiler runs), the
+// instructions and host calls of initialization, and the snapshot
+// (GasSnapshotPerPage). info.GasUsed is set in every case, errors
+// included: the uploader is charged for the work done, and the whole limit
+// when the budget runs out (ErrOutOfGas).
+//
+// The compiled code stays in the VM's module cache under codeID (the id
+// later calls will use, the hash of wasm), and in wazero's on-disk
+// compilation cache when Config.CacheDir is set, so calls do not compile it
+// again; a node that lost both recompiles at its own cost.
 //
 // Errors wrap ErrInvalidModule (malformed, unsupported feature, unknown
-// import, bad entry point signature), ErrLimit (size limits) or, when
-// initialization fails, ErrTrap / ErrOutOfGas.
-func (v *VM) Prepare(ctx context.Context, wasm []byte) ([]byte, ModuleInfo, error) {
+// import, bad entry point signature, rejected by the compiler), ErrLimit
+// (size and structural limits), ErrOutOfGas or, when initialization fails,
+// ErrTrap.
+func (v *VM) Prepare(ctx context.Context, codeID [32]byte, wasm []byte, gasLimit uint64) ([]byte, ModuleInfo, error) {
+	if v.cfg.Purpose == Jobs {
+		return nil, ModuleInfo{}, errors.New("vm: Prepare: a Jobs VM runs no contracts")
+	}
+	if gasLimit > MaxUploadGas {
+		return nil, ModuleInfo{}, fmt.Errorf("%w: upload gas limit %d above %d", ErrLimit, gasLimit, uint64(MaxUploadGas))
+	}
+	g := &gasBudget{limit: gasLimit}
+	out, info, err := v.prepare(ctx, codeID, wasm, g)
+	info.GasUsed = g.used
+	return out, info, err
+}
+
+// gasBudget counts the gas of one Prepare.
+type gasBudget struct{ limit, used uint64 }
+
+// charge takes n gas, or all that is left and ErrOutOfGas when n does not
+// fit: work is charged before it is done.
+func (g *gasBudget) charge(n uint64, what string) error {
+	if left := g.limit - g.used; n > left {
+		g.used = g.limit
+		return fmt.Errorf("%w: prepare: %s needs %d gas, %d left", ErrOutOfGas, what, n, left)
+	}
+	g.used += n
+	return nil
+}
+
+func (v *VM) prepare(ctx context.Context, codeID [32]byte, wasm []byte, g *gasBudget) ([]byte, ModuleInfo, error) {
 	if len(wasm) > MaxCodeBytes {
 		return nil, ModuleInfo{}, fmt.Errorf("%w: module is %d bytes, limit %d", ErrLimit, len(wasm), MaxCodeBytes)
 	}
-	if err := checkInterface(wasm); err != nil {
+	if err := g.charge(GasPrepareBase+GasPreparePerByte*uint64(len(wasm)), "reading the upload"); err != nil {
 		return nil, ModuleInfo{}, err
 	}
-	opts := meterOptions(v.cfg.Costs)
-	opts.Limits.MaxMemoryPages = v.limits.MemoryPages
-	opts.InitialGas = v.prepareGas
-	instrumented, err := meter.Instrument(wasm, opts)
-	if err != nil {
-		if errors.Is(err, meter.ErrLimit) {
-			return nil, ModuleInfo{}, fmt.Errorf("%w: %w", ErrLimit, err)
-		}
-		return nil, ModuleInfo{}, fmt.Errorf("%w: %w", ErrInvalidModule, err)
-	}
-	m, err := wasmbin.Decode(instrumented)
-	if err != nil {
-		return nil, ModuleInfo{}, invalid("instrumented module: %v", err)
-	}
-	globals, exports, err := globalsAndExports(m)
+	c, err := v.buildCode(wasm)
 	if err != nil {
 		return nil, ModuleInfo{}, err
 	}
-	// meter appends the gas global and then the call-depth global: both are
-	// reset by every call, so neither is snapshotted nor re-exported.
-	metered := uint32(len(globals) - 2)
-	for i, g := range globals[:metered] {
-		if g.Type.Mutable {
-			if g.Type.Type != wasmbin.I32 && g.Type.Type != wasmbin.I64 &&
-				g.Type.Type != wasmbin.F32 && g.Type.Type != wasmbin.F64 {
-				return nil, ModuleInfo{}, invalid("global %d: mutable reference globals are not supported", i)
-			}
-			exports = append(exports, wasmbin.Export{Name: globalExportPrefix + strconv.Itoa(i), Kind: wasmbin.KindGlobal, Index: uint32(i)})
-		}
+	m, code, data, mutable, exports, st := c.m, c.code, c.data, c.mutable, c.exports, c.st
+	if err := g.charge(compileGas(st), "compilation"); err != nil {
+		return nil, ModuleInfo{}, err
 	}
-	// The start function runs after instantiation, as an export, so that
-	// its gas counter can be read when it fails.
-	if i := m.Find(wasmbin.SectionStart); i >= 0 {
-		r := reader{b: m.Sections[i].Payload}
-		idx := r.u32()
-		if r.err != nil || r.off != len(r.b) {
-			return nil, ModuleInfo{}, invalid("start section: malformed")
-		}
-		m.Sections = slices.Delete(m.Sections, i, i+1)
-		exports = append(exports, wasmbin.Export{Name: startExport, Kind: wasmbin.KindFunc, Index: idx})
+	cm, err := v.rt.CompileModule(ctx, code)
+	if err != nil {
+		return nil, ModuleInfo{}, invalid("%v", err)
 	}
-	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
+	keep := false
+	defer func() {
+		if !keep {
+			cm.Close(ctx)
+		}
+	}()
 
-	snap, err := v.snapshot(ctx, m.Encode(), globals)
+	snap, err := v.initialize(ctx, cm, data, mutable, g)
 	if err != nil {
+		return nil, ModuleInfo{}, err
+	}
+	if err := g.charge(GasSnapshotPerPage*uint64(snap.pages), "snapshot"); err != nil {
 		return nil, ModuleInfo{}, err
 	}
 
-	// Bake the snapshot into the module.
-	for i := range globals {
-		if globals[i].Type.Mutable {
-			globals[i].Init = constExpr(globals[i].Type.Type, snap.globals[i])
-		}
-	}
-	m.Set(wasmbin.SectionGlobal, wasmbin.EncodeGlobals(globals))
-	exports = slices.DeleteFunc(exports, func(e wasmbin.Export) bool { return e.Name == "_initialize" || e.Name == startExport })
-	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
-	mi := m.Find(wasmbin.SectionMemory)
-	mems, _ := wasmbin.DecodeMemories(m.Sections[mi].Payload)
-	mems[0].Min = snap.pages
-	m.Set(wasmbin.SectionMemory, encodeMemories(mems))
-	m.Set(wasmbin.SectionData, encodeData(segments(snap.memory)))
-	meta := preparedMeta{format: preparedFormat, costs: v.cfg.Costs.Version, monoNs: snap.monoNs, pages: snap.pages, initGas: snap.gasUsed}
+	// Bake the snapshot into the stored module: data segments and the
+	// sos.prepared section, which load strips again to get code back.
+	m.Sections = slices.Insert(m.Sections, dataSectionIndex(m), wasmbin.Section{ID: wasmbin.SectionData, Payload: encodeData(segments(snap.memory))})
+	meta := preparedMeta{format: preparedFormat, costs: v.cfg.Costs.Version, monoNs: snap.monoNs, pages: snap.pages, initGas: snap.gasUsed,
+		functions: uint32(st.Functions), blocks: uint32(st.Blocks), globals: snap.globals}
 	m.Sections = append(m.Sections, wasmbin.Section{ID: wasmbin.SectionCustom, Payload: meta.encode()})
 	out := m.Encode()
 
 	info := ModuleInfo{Size: len(out), MemoryPages: snap.pages, InitGas: snap.gasUsed}
 	for _, e := range exports {
-		if e.Kind == wasmbin.KindFunc && !strings.HasPrefix(e.Name, reservedPrefix) {
+		if e.Kind == wasmbin.KindFunc && callable(e.Name) {
 			info.Exports = append(info.Exports, e.Name)
 		}
 	}
 	slices.Sort(info.Exports)
+	if minPages, err := memoryMin(m); err == nil {
+		keep = v.keepPrepared(codeID, cm, snap.memory, minPages, meta)
+	}
 	return out, info, nil
 }
 
-// checkInterface checks imports and exports against the host ABI before the
+// codeModule is an upload made ready to compile: instrumented, its mutable
+// globals and start function exported, its data segments taken out.
+type codeModule struct {
+	m       *wasmbin.Module
+	code    []byte // m encoded: what is compiled and instantiated
+	data    []activeSegment
+	mutable []uint32 // indexes of the mutable globals to snapshot
+	exports []wasmbin.Export
+	st      moduleStructure // of code, for compileGas
+}
+
+// buildCode checks an upload (interface, structural limits) and turns it
+// into the module that is compiled once and instantiated by every call.
+func (v *VM) buildCode(wasm []byte) (*codeModule, error) {
+	if err := checkInterface(wasm); err != nil {
+		return nil, err
+	}
+	opts := meterOptions(v.cfg.Costs)
+	opts.Limits.MaxMemoryPages = v.limits.MemoryPages
+	instrumented, err := meter.Instrument(wasm, opts)
+	if err != nil {
+		if errors.Is(err, meter.ErrLimit) {
+			return nil, fmt.Errorf("%w: %w", ErrLimit, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	m, err := wasmbin.Decode(instrumented)
+	if err != nil {
+		return nil, invalid("instrumented module: %v", err)
+	}
+	globals, exports, err := globalsAndExports(m)
+	if err != nil {
+		return nil, err
+	}
+	// meter appends the gas global and then the call-depth global: both are
+	// reset by every call, so neither is snapshotted nor re-exported.
+	metered := uint32(len(globals) - 2)
+	var mutable []uint32
+	for i, g := range globals[:metered] {
+		if g.Type.Mutable {
+			if g.Type.Type != wasmbin.I32 && g.Type.Type != wasmbin.I64 &&
+				g.Type.Type != wasmbin.F32 && g.Type.Type != wasmbin.F64 {
+				return nil, invalid("global %d: mutable reference globals are not supported", i)
+			}
+			mutable = append(mutable, uint32(i))
+			exports = append(exports, wasmbin.Export{Name: globalExportPrefix + strconv.Itoa(i), Kind: wasmbin.KindGlobal, Index: uint32(i)})
+		}
+	}
+	// The start function runs after instantiation, as an export, so that
+	// it gets the uploader's gas and its counter can be read when it fails.
+	if i := m.Find(wasmbin.SectionStart); i >= 0 {
+		r := reader{b: m.Sections[i].Payload}
+		idx := r.u32()
+		if r.err != nil || r.off != len(r.b) {
+			return nil, invalid("start section: malformed")
+		}
+		m.Sections = slices.Delete(m.Sections, i, i+1)
+		exports = append(exports, wasmbin.Export{Name: startExport, Kind: wasmbin.KindFunc, Index: idx})
+	}
+	m.Set(wasmbin.SectionExport, wasmbin.EncodeExports(exports))
+	// The data segments are written into memory by hand before
+	// initialization, as instantiation would, and leave the module: what is
+	// compiled here is exactly what every call instantiates (its memory comes
+	// from the snapshot image), so it is compiled once.
+	var data []activeSegment
+	if i := m.Find(wasmbin.SectionData); i >= 0 {
+		if data, err = decodeActiveData(m.Sections[i].Payload); err != nil {
+			return nil, invalid("data section: %v", err)
+		}
+		m.Sections = slices.Delete(m.Sections, i, i+1)
+	}
+	code := m.Encode()
+
+	parsed, err := m.Parse()
+	if err != nil {
+		return nil, invalid("instrumented module: %v", err)
+	}
+	st, err := measureStructure(parsed)
+	if err != nil {
+		return nil, err
+	}
+	// The metering adds a check (an if) at function entries, loop heads and
+	// call sites, so the blocks the compiler sees are bounded here.
+	if st.MaxBlocks > MaxFunctionBlocks {
+		return nil, fmt.Errorf("%w: a function has %d basic blocks once instrumented, limit %d", ErrLimit, st.MaxBlocks, MaxFunctionBlocks)
+	}
+	return &codeModule{m: m, code: code, data: data, mutable: mutable, exports: exports, st: st}, nil
+}
+
+// callable reports whether Call may run the export name: entry points and
+// helpers, not the VM's own exports nor _initialize, which ran at Prepare.
+func callable(name string) bool {
+	return !strings.HasPrefix(name, reservedPrefix) && name != "_initialize"
+}
+
+// dataSectionIndex is where a data section goes in m: after its last
+// non-custom section (data has the highest order).
+func dataSectionIndex(m *wasmbin.Module) int {
+	at := 0
+	for i, s := range m.Sections {
+		if s.ID != wasmbin.SectionCustom {
+			at = i + 1
+		}
+	}
+	return at
+}
+
+// checkInterface checks the module's structure against the structural
+// limits, and its imports and exports against the host ABI, before the
 // (more expensive) instrumentation.
 func checkInterface(wasm []byte) error {
 	m, err := wasmbin.Decode(wasm)
@@ -151,9 +274,24 @@ func checkInterface(wasm []byte) error {
 	if err := m.CheckOrder(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
+	for _, s := range m.Sections {
+		if s.ID == wasmbin.SectionCustom {
+			r := reader{b: s.Payload}
+			if name := r.bytes(r.u32()); r.err == nil && strings.HasPrefix(string(name), reservedSection) {
+				return invalid("custom section %q: names starting with %q are reserved", name, reservedSection)
+			}
+		}
+	}
 	parsed, err := m.Parse()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidModule, err)
+	}
+	st, err := measureStructure(parsed)
+	if err != nil {
+		return err
+	}
+	if err := checkStructure(st); err != nil {
+		return err
 	}
 	if parsed.HasDataCount {
 		return invalid("data count section: passive data segments (memory.init, data.drop) are not supported")
@@ -280,21 +418,22 @@ func globalsAndExports(m *wasmbin.Module) ([]wasmbin.Global, []wasmbin.Export, e
 type snapshot struct {
 	memory  []byte
 	pages   uint32
-	globals []uint64 // by global index; valid for mutable globals
+	globals []globalValue // the mutable globals after initialization
 	monoNs  int64
 	gasUsed uint64
 }
 
-// snapshot instantiates the module with the interpreter (compiling a 2.4 MB
-// module with the optimizing compiler takes seconds; interpreting Go's
-// runtime initialization takes milliseconds), runs _initialize and reads
-// back memory and mutable globals.
-func (v *VM) snapshot(ctx context.Context, wasm []byte, globals []wasmbin.Global) (*snapshot, error) {
-	cm, err := v.snapRT.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, invalid("%v", err)
-	}
-	defer cm.Close(ctx)
+// globalValue is a mutable global's value after initialization.
+type globalValue struct {
+	index uint32
+	value uint64
+}
+
+// initialize instantiates the compiled module with the upload's data
+// segments written into its memory, runs the start function and
+// _initialize with the gas left in g, and reads back memory and the
+// mutable globals.
+func (v *VM) initialize(ctx context.Context, cm wazero.CompiledModule, data []activeSegment, mutable []uint32, g *gasBudget) (*snapshot, error) {
 	s := &callState{
 		resultCap: MaxResultBytes,
 		prepare:   true,
@@ -304,74 +443,112 @@ func (v *VM) snapshot(ctx context.Context, wasm []byte, globals []wasmbin.Global
 		rng:       newRNG(prepareSeed),
 	}
 	cctx := context.WithValue(ctx, stateKey{}, s)
-	mod, err := v.snapRT.InstantiateModule(cctx, cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := v.rt.InstantiateModule(cctx, cm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, invalid("instantiate: %v", err)
 	}
 	defer mod.Close(ctx)
-	gas := mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
-	s.gas = gas
-	if start := mod.ExportedFunction(startExport); start != nil {
-		if _, err := start.Call(cctx); err != nil {
-			return nil, fmt.Errorf("vm: prepare: start function: %w", s.classify(err, int64(gas.Get())))
+	mem := mod.Memory()
+	for i, d := range data {
+		if !mem.Write(d.off, d.data) {
+			return nil, invalid("data segment %d: %d bytes at %#x are outside the initial memory of %d bytes", i, len(d.data), d.off, mem.Size())
 		}
 	}
-	if init := mod.ExportedFunction("_initialize"); init != nil {
-		if _, err := init.Call(cctx); err != nil {
-			return nil, fmt.Errorf("vm: prepare: _initialize: %w", s.classify(err, int64(gas.Get())))
+	budget := min(g.limit-g.used, meter.MaxGas)
+	gas := mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
+	gas.Set(budget)
+	mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
+	s.gas = gas
+	run := func(name, what string) error {
+		fn := mod.ExportedFunction(name)
+		if fn == nil {
+			return nil
 		}
+		if _, err := fn.Call(cctx); err != nil {
+			left := int64(gas.Get())
+			if left < 0 {
+				g.used = g.limit
+			} else {
+				g.used += budget - uint64(left)
+			}
+			return fmt.Errorf("vm: prepare: %s: %w", what, s.classify(err, left))
+		}
+		return nil
+	}
+	if err := run(startExport, "start function"); err != nil {
+		return nil, err
+	}
+	if err := run("_initialize", "_initialize"); err != nil {
+		return nil, err
 	}
 	left := int64(gas.Get())
-	if left < 0 {
+	if left < 0 { // cannot happen: a negative counter traps before returning
+		g.used = g.limit
 		return nil, fmt.Errorf("%w: prepare: initialization", ErrOutOfGas)
 	}
-	mem := mod.Memory()
+	used := budget - uint64(left)
+	g.used += used
 	buf, _ := mem.Read(0, mem.Size())
 	snap := &snapshot{
 		memory:  append([]byte(nil), buf...),
 		pages:   mem.Size() / 65536,
-		globals: make([]uint64, len(globals)),
 		monoNs:  s.monoBase + s.advance,
-		gasUsed: uint64(v.prepareGas - left),
+		gasUsed: used,
 	}
-	for i, g := range globals {
-		if !g.Type.Mutable || i >= len(globals)-2 {
-			continue
-		}
-		snap.globals[i] = mod.ExportedGlobal(globalExportPrefix + strconv.Itoa(i)).Get()
+	for _, i := range mutable {
+		snap.globals = append(snap.globals, globalValue{index: i, value: mod.ExportedGlobal(globalExportPrefix + strconv.Itoa(int(i))).Get()})
 	}
 	return snap, nil
 }
 
-// constExpr encodes "T.const v; end" for a numeric global.
-func constExpr(t wasmbin.ValType, v uint64) []byte {
-	var b []byte
-	switch t {
-	case wasmbin.I32:
-		b = wasmbin.AppendS64([]byte{wasmbin.OpI32Const}, int64(int32(v)))
-	case wasmbin.I64:
-		b = wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, int64(v))
-	case wasmbin.F32:
-		b = binary.LittleEndian.AppendUint32([]byte{wasmbin.OpF32Const}, uint32(v))
-	case wasmbin.F64:
-		b = binary.LittleEndian.AppendUint64([]byte{wasmbin.OpF64Const}, v)
-	}
-	return append(b, wasmbin.OpEnd)
+// activeSegment is an active data segment of memory 0: bytes written at
+// a constant offset when the module is instantiated.
+type activeSegment struct {
+	off  uint32
+	data []byte
 }
 
-func encodeMemories(ms []wasmbin.Limits) []byte {
-	b := wasmbin.AppendU32(nil, uint32(len(ms)))
-	for _, l := range ms {
-		if l.HasMax {
-			b = append(b, 1)
-			b = wasmbin.AppendU32(b, l.Min)
-			b = wasmbin.AppendU32(b, l.Max)
-		} else {
-			b = append(b, 0)
-			b = wasmbin.AppendU32(b, l.Min)
+// decodeActiveData parses an upload's data section. Offsets must be
+// i32.const expressions (the only constant a module without imported
+// globals can use); passive segments, which nothing can copy without a data
+// count section, are skipped.
+func decodeActiveData(p []byte) ([]activeSegment, error) {
+	r := reader{b: p}
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(p)) {
+		return nil, fmt.Errorf("%d segments in %d bytes", n, len(p))
+	}
+	segs := make([]activeSegment, 0, n)
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		flag := r.u32()
+		if flag == 2 && r.u32() != 0 {
+			return nil, fmt.Errorf("segment %d: memory index is not 0", i)
+		}
+		var off uint32
+		if flag == 0 || flag == 2 {
+			if op := r.byte(); r.err == nil && op != wasmbin.OpI32Const {
+				return nil, fmt.Errorf("segment %d: offset is not an i32.const expression", i)
+			}
+			v := r.s64()
+			if r.err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+				return nil, fmt.Errorf("segment %d: offset %d is not an i32", i, v)
+			}
+			off = uint32(int32(v))
+			if op := r.byte(); r.err == nil && op != wasmbin.OpEnd {
+				return nil, fmt.Errorf("segment %d: offset is not an i32.const expression", i)
+			}
+		} else if flag != 1 {
+			return nil, fmt.Errorf("segment %d: unknown flags %d", i, flag)
+		}
+		d := r.bytes(r.u32())
+		if flag != 1 && r.err == nil {
+			segs = append(segs, activeSegment{off: off, data: d})
 		}
 	}
-	return b
+	if r.err == nil && r.off != len(p) {
+		return nil, errors.New("trailing bytes")
+	}
+	return segs, r.err
 }
 
 // segment is an active data segment of memory 0.
@@ -448,13 +625,18 @@ func decodeData(p []byte, mem []byte) error {
 	return r.err
 }
 
-// preparedMeta is the payload of the sos.prepared custom section.
+// preparedMeta is the payload of the sos.prepared custom section, the last
+// section of a prepared module.
 type preparedMeta struct {
 	format  byte
 	costs   uint32
 	monoNs  int64
 	pages   uint32
 	initGas uint64
+	// functions and blocks of the code: with the size and pages, what a
+	// load costs (loadGas).
+	functions, blocks uint32
+	globals           []globalValue // mutable globals after initialization, by index
 }
 
 func (pm preparedMeta) encode() []byte {
@@ -464,7 +646,15 @@ func (pm preparedMeta) encode() []byte {
 	b = binary.LittleEndian.AppendUint32(b, pm.costs)
 	b = binary.LittleEndian.AppendUint64(b, uint64(pm.monoNs))
 	b = binary.LittleEndian.AppendUint32(b, pm.pages)
-	return binary.LittleEndian.AppendUint64(b, pm.initGas)
+	b = binary.LittleEndian.AppendUint64(b, pm.initGas)
+	b = wasmbin.AppendU32(b, pm.functions)
+	b = wasmbin.AppendU32(b, pm.blocks)
+	b = wasmbin.AppendU32(b, uint32(len(pm.globals)))
+	for _, g := range pm.globals {
+		b = wasmbin.AppendU32(b, g.index)
+		b = binary.LittleEndian.AppendUint64(b, g.value)
+	}
+	return b
 }
 
 func decodeMeta(payload []byte) (preparedMeta, bool) {
@@ -473,17 +663,105 @@ func decodeMeta(payload []byte) (preparedMeta, bool) {
 	if r.err != nil || string(name) != preparedSection {
 		return preparedMeta{}, false
 	}
-	rest := r.bytes(25)
+	fixed := r.bytes(25)
+	if r.err != nil {
+		return preparedMeta{}, false
+	}
+	pm := preparedMeta{
+		format:  fixed[0],
+		costs:   binary.LittleEndian.Uint32(fixed[1:]),
+		monoNs:  int64(binary.LittleEndian.Uint64(fixed[5:])),
+		pages:   binary.LittleEndian.Uint32(fixed[13:]),
+		initGas: binary.LittleEndian.Uint64(fixed[17:]),
+	}
+	if pm.format != preparedFormat {
+		return pm, true // the caller reports the format
+	}
+	pm.functions = r.u32()
+	pm.blocks = r.u32()
+	n := r.u32()
+	if r.err != nil || uint64(n)*9 > uint64(len(payload)) {
+		return preparedMeta{}, false
+	}
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		idx := r.u32()
+		v := r.bytes(8)
+		if r.err == nil {
+			pm.globals = append(pm.globals, globalValue{index: idx, value: binary.LittleEndian.Uint64(v)})
+		}
+	}
 	if r.err != nil || r.off != len(payload) {
 		return preparedMeta{}, false
 	}
-	return preparedMeta{
-		format:  rest[0],
-		costs:   binary.LittleEndian.Uint32(rest[1:]),
-		monoNs:  int64(binary.LittleEndian.Uint64(rest[5:])),
-		pages:   binary.LittleEndian.Uint32(rest[13:]),
-		initGas: binary.LittleEndian.Uint64(rest[17:]),
-	}, true
+	return pm, true
+}
+
+// splitPrepared takes a prepared module apart: the code Prepare compiled
+// (every section but the data section and the trailing sos.prepared
+// section, byte for byte), the snapshot's data section and the metadata.
+func splitPrepared(prepared []byte) (code []byte, data []byte, meta preparedMeta, minPages uint32, err error) {
+	wm, err := wasmbin.Decode(prepared)
+	if err != nil {
+		return nil, nil, meta, 0, invalid("prepared module: %v", err)
+	}
+	n := len(wm.Sections)
+	found := false
+	if n > 0 && wm.Sections[n-1].ID == wasmbin.SectionCustom {
+		meta, found = decodeMeta(wm.Sections[n-1].Payload)
+	}
+	switch {
+	case !found:
+		return nil, nil, meta, 0, invalid("module was not produced by Prepare (no %s section)", preparedSection)
+	case meta.format != preparedFormat:
+		return nil, nil, meta, 0, invalid("prepared module format %d, want %d", meta.format, preparedFormat)
+	}
+	wm.Sections = wm.Sections[:n-1]
+	i := wm.Find(wasmbin.SectionData)
+	if i < 0 {
+		return nil, nil, meta, 0, invalid("prepared module has no data section")
+	}
+	data = wm.Sections[i].Payload
+	wm.Sections = slices.Delete(wm.Sections, i, i+1)
+	if minPages, err = memoryMin(wm); err != nil {
+		return nil, nil, meta, 0, err
+	}
+	return wm.Encode(), data, meta, minPages, nil
+}
+
+// memoryMin is the minimum size of m's memory, in pages.
+func memoryMin(m *wasmbin.Module) (uint32, error) {
+	i := m.Find(wasmbin.SectionMemory)
+	if i < 0 {
+		return 0, invalid("module has no memory")
+	}
+	mems, err := wasmbin.DecodeMemories(m.Sections[i].Payload)
+	if err != nil || len(mems) != 1 {
+		return 0, invalid("memory section: %v", err)
+	}
+	return mems[0].Min, nil
+}
+
+// loadGas is what every call of a prepared module pays for loading it:
+// see GasLoadBase. It reads the module's section headers and metadata
+// only, so it is known before any loading work.
+func loadGas(prepared []byte) (uint64, error) {
+	wm, err := wasmbin.Decode(prepared)
+	if err != nil {
+		return 0, invalid("prepared module: %v", err)
+	}
+	n := len(wm.Sections)
+	if n == 0 || wm.Sections[n-1].ID != wasmbin.SectionCustom {
+		return 0, invalid("module was not produced by Prepare (no %s section)", preparedSection)
+	}
+	meta, ok := decodeMeta(wm.Sections[n-1].Payload)
+	switch {
+	case !ok:
+		return 0, invalid("module was not produced by Prepare (no %s section)", preparedSection)
+	case meta.format != preparedFormat:
+		return 0, invalid("prepared module format %d, want %d", meta.format, preparedFormat)
+	}
+	return GasLoadBase + GasLoadPerByte*uint64(len(prepared)) + GasLoadPerFunction*uint64(meta.functions) +
+		GasLoadPerBlock*uint64(meta.blocks) + GasLoadPerPage*uint64(meta.pages), nil
 }
 
 // reader is a tiny LEB128 reader for the sections Prepare writes.

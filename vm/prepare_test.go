@@ -3,6 +3,7 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,10 +73,9 @@ func TestPrepareRejects(t *testing.T) {
 		}.bytes(), ErrOutOfGas, ""},
 	}
 	v := newVM(t, Config{})
-	v.prepareGas = 1_000_000
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := v.Prepare(context.Background(), c.wasm)
+			_, _, err := v.Prepare(context.Background(), sha256.Sum256(c.wasm), c.wasm, 50_000_000)
 			if !errors.Is(err, c.err) {
 				t.Fatalf("err = %v, want %v", err, c.err)
 			}
@@ -126,7 +126,7 @@ func TestHandModules(t *testing.T) {
 	v := newVM(t, Config{})
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, _, err := v.Prepare(context.Background(), c.mod.bytes())
+			p, _, err := v.Prepare(context.Background(), [32]byte{byte(i), 0xee}, c.mod.bytes(), MaxUploadGas)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,11 +155,11 @@ func TestHandModules(t *testing.T) {
 // TestPrepareDeterministic: two VMs produce the same bytes.
 func TestPrepareDeterministic(t *testing.T) {
 	wasm := loadContract(t)
-	a, ia, err := newVM(t, Config{}).Prepare(context.Background(), wasm)
+	a, ia, err := newVM(t, Config{}).Prepare(context.Background(), testCode, wasm, MaxUploadGas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := newVM(t, Config{}).Prepare(context.Background(), wasm)
+	b, ib, err := newVM(t, Config{}).Prepare(context.Background(), testCode, wasm, MaxUploadGas)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +170,13 @@ func TestPrepareDeterministic(t *testing.T) {
 	if strings.Join(ia.Exports, ",") != strings.Join(want, ",") {
 		t.Errorf("exports %v, want %v", ia.Exports, want)
 	}
-	if ia.InitGas == 0 || ia.MemoryPages == 0 || ia.Size != len(a) {
+	if ia.InitGas == 0 || ia.MemoryPages == 0 || ia.Size != len(a) || ia.GasUsed <= ia.InitGas {
 		t.Errorf("info %+v", ia)
 	}
-	t.Logf("upload %d bytes → prepared %d bytes, %d pages, init %d gas", len(wasm), len(a), ia.MemoryPages, ia.InitGas)
+	if ia.GasUsed != ib.GasUsed {
+		t.Errorf("gas used %d and %d", ia.GasUsed, ib.GasUsed)
+	}
+	t.Logf("upload %d bytes → prepared %d bytes, %d pages, init %d gas, %d gas in all", len(wasm), len(a), ia.MemoryPages, ia.InitGas, ia.GasUsed)
 }
 
 // TestSnapshotEquivalence compares a snapshotted instance with one
@@ -205,6 +208,7 @@ func TestSnapshotEquivalence(t *testing.T) {
 	defer plain.Close(ctx)
 	plainGas := plain.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
 	s.gas = plainGas
+	plainGas.Set(MaxTxGas)
 	if _, err := plain.ExportedFunction("_initialize").Call(sctx); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestPurposeLimits(t *testing.T) {
 			name = name[:30]
 		}
 		if tc.gas == 0 {
-			tc.gas = 200_000_000
+			tc.gas = callGas(t, p, 200_000_000)
 		} else {
 			name += "/gas"
 		}

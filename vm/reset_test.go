@@ -15,7 +15,7 @@ func TestResetRestoresSnapshot(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost()
 	for _, msg := range []string{"panic x", "json 30", "shaloop 3", "incr", "storage 50", "global", "json 5"} {
-		v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), h, testGas)
+		v.Call(ctx, testCode, p, "execute", []byte(msg), testEnv(), h, callGas(t, p, testGas))
 	}
 	mod, err := v.module(ctx, testCode, p)
 	if err != nil {

@@ -44,11 +44,16 @@ func TestResultKeptOnFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVM(t, Config{})
-			p, _, err := v.Prepare(context.Background(), tc.wasm)
+			code := [32]byte{byte(len(tc.name))}
+			p, _, err := v.Prepare(context.Background(), code, tc.wasm, MaxUploadGas)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := v.Call(context.Background(), [32]byte{byte(len(tc.name))}, p, "execute", nil, testEnv(), newFakeHost(), tc.gas)
+			load, err := loadGas(p) // charged before the call runs: the budgets are on top of it
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := v.Call(context.Background(), code, p, "execute", nil, testEnv(), newFakeHost(), load+tc.gas)
 			if tc.err == nil && err != nil || tc.err != nil && !errors.Is(err, tc.err) {
 				t.Fatalf("err %v, want %v", err, tc.err)
 			}

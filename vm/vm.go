@@ -28,6 +28,11 @@ const (
 	// Policies: MaxPolicyMemoryPages of memory, MaxPolicyIOBytes of input
 	// and of result, MaxPolicyGas of gas.
 	Policies
+	// Jobs: WASI command modules run by RunJob (job.go), with the memory
+	// and module size caps of Config.MaxJobMemoryBytes and
+	// Config.MaxJobModuleBytes and each job's own limits. A Jobs VM runs
+	// no contracts (Prepare and Call refuse).
+	Jobs
 )
 
 // String names the purpose.
@@ -37,6 +42,8 @@ func (p Purpose) String() string {
 		return "contracts"
 	case Policies:
 		return "policies"
+	case Jobs:
+		return "jobs"
 	}
 	return fmt.Sprintf("Purpose(%d)", uint8(p))
 }
@@ -45,8 +52,8 @@ func (p Purpose) String() string {
 // protocol costs, no on-disk cache, a 64-entry module cache and an 8 KiB
 // debug log.
 type Config struct {
-	// Purpose selects the protocol limits: Contracts (the zero value) or
-	// Policies. It is consensus, like Costs.
+	// Purpose selects the protocol limits: Contracts (the zero value),
+	// Policies or Jobs. It is consensus, like Costs.
 	Purpose Purpose
 	// Costs is the instruction cost table; zero means meter.DefaultCosts().
 	// It is consensus: every node must use the same table.
@@ -61,6 +68,15 @@ type Config struct {
 	DebugLogBytes int
 	// Logger receives cache and lifecycle events; nil means none.
 	Logger *slog.Logger
+
+	// MaxJobModuleBytes and MaxJobMemoryBytes are a Jobs VM's caps: the
+	// largest module it runs and the most linear memory one job may ask
+	// for (JobSpec.MemoryLimit). They are the node's configuration, not
+	// consensus: RunJob refuses a job beyond them with an error and never
+	// runs it differently. Zero means DefaultMaxJobModuleBytes and
+	// DefaultMaxJobMemoryBytes.
+	MaxJobModuleBytes int64
+	MaxJobMemoryBytes int64
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -69,9 +85,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ModuleCacheSize == 0 {
 		c.ModuleCacheSize = 64
+		if c.Purpose == Jobs {
+			c.ModuleCacheSize = defaultJobModuleCacheSize
+		}
 	}
-	if c.Purpose != Contracts && c.Purpose != Policies {
+	if c.Purpose != Contracts && c.Purpose != Policies && c.Purpose != Jobs {
 		return c, fmt.Errorf("vm: config: unknown %v", c.Purpose)
+	}
+	if err := c.jobDefaults(); err != nil {
+		return c, err
 	}
 	if c.ModuleCacheSize < 0 {
 		return c, fmt.Errorf("vm: config: ModuleCacheSize %d is negative", c.ModuleCacheSize)
@@ -173,20 +195,18 @@ type ModuleInfo struct {
 	MemoryPages uint32
 	// InitGas is the gas _initialize (and any start function) used.
 	InitGas uint64
+	// GasUsed is the gas Prepare charged: everything it did, initialization
+	// included. Prepare sets it also when it returns an error.
+	GasUsed uint64
 }
 
 // VM compiles, caches and runs contracts. It is safe for concurrent use.
 type VM struct {
 	cfg     Config
 	limits  Limits         // cfg.Purpose.Limits()
-	rt      wazero.Runtime // optimizing compiler: runs calls
-	snapRT  wazero.Runtime // interpreter: runs _initialize at Prepare
+	rt      wazero.Runtime // optimizing compiler: compiles at Prepare, runs init and calls
 	cache   wazero.CompilationCache
 	modules *moduleCache
-
-	// prepareGas bounds initialization at Prepare: MaxPrepareGas (tests
-	// lower it).
-	prepareGas int64
 
 	mu     sync.Mutex
 	closed bool
@@ -198,7 +218,10 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits(), prepareGas: MaxPrepareGas}
+	if cfg.Purpose == Jobs {
+		return newJobVM(ctx, cfg)
+	}
+	v := &VM{cfg: cfg, limits: cfg.Purpose.Limits()}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(v.limits.MemoryPages).
 		WithCoreFeatures(api.CoreFeaturesV2)
@@ -211,14 +234,9 @@ func New(ctx context.Context, cfg Config) (*VM, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	v.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	v.snapRT = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithMemoryLimitPages(v.limits.MemoryPages).
-		WithCoreFeatures(api.CoreFeaturesV2))
-	for _, r := range []wazero.Runtime{v.rt, v.snapRT} {
-		if err := instantiateHostModules(ctx, r); err != nil {
-			v.Close(ctx)
-			return nil, err
-		}
+	if err := instantiateHostModules(ctx, v.rt); err != nil {
+		v.Close(ctx)
+		return nil, err
 	}
 	v.modules = newModuleCache(cfg.ModuleCacheSize)
 	return v, nil
@@ -239,9 +257,6 @@ func (v *VM) Close(ctx context.Context) error {
 	var errs []error
 	if v.rt != nil {
 		errs = append(errs, v.rt.Close(ctx))
-	}
-	if v.snapRT != nil {
-		errs = append(errs, v.snapRT.Close(ctx))
 	}
 	if v.cache != nil {
 		errs = append(errs, v.cache.Close(ctx))
@@ -273,24 +288,36 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		return Result{}, fmt.Errorf("%w: depth %d, limit %d", ErrCallDepth, env.Depth, MaxCallDepth)
 	case host == nil:
 		return Result{}, errors.New("vm: Call: nil Host")
+	case v.cfg.Purpose == Jobs:
+		return Result{}, errors.New("vm: Call: a Jobs VM runs no contracts")
 	}
 	if entry == "query" {
 		env.ReadOnly = true
 	}
-	mod, err := v.module(ctx, codeID, prepared)
+	// The load is charged first, whether or not this node has the module
+	// in memory (see GasLoadPerByte), and before any loading work.
+	load, err := loadGas(prepared)
 	if err != nil {
 		return Result{}, err
+	}
+	if load > gasLimit {
+		return Result{GasUsed: gasLimit}, fmt.Errorf("%w: loading the module needs %d gas, the limit is %d", ErrOutOfGas, load, gasLimit)
+	}
+	mod, err := v.module(ctx, codeID, prepared)
+	if err != nil {
+		return Result{GasUsed: load}, err
 	}
 	defer mod.unref(ctx)
 	inst, err := mod.acquire(ctx, v.rt)
 	if err != nil {
-		return Result{}, err
+		return Result{GasUsed: load}, err
 	}
 	fn := inst.entries[entry]
 	if fn == nil {
 		mod.release(ctx, inst, true)
-		return Result{}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
+		return Result{GasUsed: load}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
 	}
+	runGas := gasLimit - load
 
 	s := &callState{
 		resultCap: v.limits.ResultBytes,
@@ -304,7 +331,7 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		realBase:  env.TimeMs * 1_000_000,
 		rng:       newRNG(env.Seed),
 	}
-	inst.gas.Set(gasLimit)
+	inst.gas.Set(runGas)
 	inst.mod.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0) // Wasm call depth (meter.Instrument)
 	ret, callErr := fn.Call(context.WithValue(ctx, stateKey{}, s))
 	left := int64(inst.gas.Get())

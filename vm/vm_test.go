@@ -95,8 +95,11 @@ func TestCall(t *testing.T) {
 				entry = "execute"
 			}
 			gas := c.gas
-			if gas == 0 {
-				gas = testGas
+			switch {
+			case gas == 0:
+				gas = callGas(t, p, testGas)
+			case gas <= MaxTxGas:
+				gas = callGas(t, p, gas)
 			}
 			res, err := v.Call(context.Background(), testCode, p, entry, []byte(c.msg), env, h, gas)
 			if c.err != nil {
@@ -165,7 +168,7 @@ func TestDeterminism(t *testing.T) {
 		h.store["a"] = []byte("1")
 		for round := 0; round < 2; round++ {
 			for _, m := range msgs {
-				res, err := v.Call(context.Background(), testCode, p, "execute", []byte(m), testEnv(), h, 20_000_000)
+				res, err := v.Call(context.Background(), testCode, p, "execute", []byte(m), testEnv(), h, callGas(t, p, 20_000_000))
 				out = append(out, fmt.Sprintf("%s: %q %v gas=%d err=%v", m, res.Data, res.Failed, res.GasUsed, err))
 			}
 		}
@@ -195,7 +198,8 @@ func TestOutOfGasStopsWrites(t *testing.T) {
 	p := loadPrepared(t)
 	v := newVM(t, Config{})
 	h := newFakeHost()
-	const gas = 2_000_000
+	const run = 2_000_000
+	gas := callGas(t, p, run)
 	res, err := v.Call(context.Background(), testCode, p, "execute", []byte("storage 100000"), testEnv(), h, gas)
 	if !errors.Is(err, ErrOutOfGas) {
 		t.Fatalf("err = %v, want ErrOutOfGas", err)
@@ -204,7 +208,7 @@ func TestOutOfGasStopsWrites(t *testing.T) {
 		t.Errorf("GasUsed = %d, want %d", res.GasUsed, gas)
 	}
 	// Each write costs ≥ GasStorageSet: the counter bounds the writes.
-	if max := gas / GasStorageSet; len(h.writes) == 0 || len(h.writes) > max {
+	if max := run / GasStorageSet; len(h.writes) == 0 || len(h.writes) > max {
 		t.Errorf("%d writes, want 1..%d", len(h.writes), max)
 	}
 	n := len(h.writes)
@@ -227,7 +231,7 @@ func TestConcurrentCalls(t *testing.T) {
 			defer wg.Done()
 			h := newFakeHost()
 			for i := 0; i < 20; i++ {
-				res, err := v.Call(context.Background(), testCode, p, "execute", []byte("incr"), testEnv(), h, testGas)
+				res, err := v.Call(context.Background(), testCode, p, "execute", []byte("incr"), testEnv(), h, callGas(t, p, testGas))
 				if err != nil {
 					errs <- err
 					return
@@ -251,7 +255,7 @@ func TestModuleCacheEviction(t *testing.T) {
 	v := newVM(t, Config{ModuleCacheSize: 1, CacheDir: t.TempDir()})
 	for i := 0; i < 6; i++ {
 		code := [32]byte{byte(i % 2)}
-		res, err := v.Call(context.Background(), code, p, "execute", []byte("global"), testEnv(), newFakeHost(), testGas)
+		res, err := v.Call(context.Background(), code, p, "execute", []byte("global"), testEnv(), newFakeHost(), callGas(t, p, testGas))
 		if err != nil || string(res.Data) != "1" {
 			t.Fatalf("call %d: %q %v", i, res.Data, err)
 		}

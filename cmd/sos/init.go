@@ -30,6 +30,11 @@ func newInitCmd(g *globals) *cobra.Command {
 and a genesis.json declaring the TFLP, TBS, KWTT and STOR tokens with this node as the
 only cluster member. Fund accounts with 'sos genesis add-account' before the first 'sos run'.
 
+config.toml records how 'sos keys' stores this home's account keys (keyring_backend):
+test (plaintext, the default, so scripts and devnets run without a passphrase) or, with
+--keyring-backend file, encrypted with a passphrase, recommended for keys that hold value.
+The node key is plaintext either way: the node must start unattended (docs/keys.md).
+
 With --join, the home is for a node joining a running cluster through the member named
 (<node-id>@host:port, from 'sos peers'). The node listens on --p2p while it asks, so that
 the member can check the address answers with the node's key; then either the member admits
@@ -44,20 +49,33 @@ the node is admitted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res *initResult
+			backend := keyring.BackendTest
+			if g.keys.backend != "" {
+				var err error
+				if backend, err = keyring.ParseBackend(g.keys.backend); err != nil {
+					return err
+				}
+			}
 			var err error
 			if join != "" {
-				res, err = joinHome(cmd.Context(), g.home, moniker, api, p2p, join, token, wait)
+				res, err = joinHome(cmd.Context(), g.home, moniker, api, p2p, join, token, wait, backend)
 			} else {
 				if token != "" {
 					return fmt.Errorf("--token goes with --join")
 				}
-				res, err = initHome(g.home, chainID, moniker, api, p2p)
+				res, err = initHome(g.home, chainID, moniker, api, p2p, backend)
 			}
 			if err != nil {
 				return err
 			}
 			return g.print(res, func() {
 				fmt.Printf("initialized %s for chain %s\nnode id: %s\n", res.Home, res.ChainID, res.NodeID)
+				if res.KeyringBackend == keyring.BackendTest {
+					fmt.Println("keyring backend: test (account keys stored unencrypted, for scripts and devnets; " +
+						"--keyring-backend file encrypts them with a passphrase, see docs/keys.md)")
+				} else {
+					fmt.Println("keyring backend: file (account keys encrypted with a passphrase; the node key stays plaintext)")
+				}
 				if res.Joined != "" {
 					fmt.Printf("admitted by %s as a learner at height %d; start it with: sos run --home %s\n", res.Joined, res.AdmittedAt, res.Home)
 				}
@@ -76,17 +94,19 @@ the node is admitted.`,
 }
 
 type initResult struct {
-	Home       string `json:"home"`
-	ChainID    string `json:"chain_id"`
-	NodeID     string `json:"node_id"`
-	Joined     string `json:"joined_via,omitempty"`
-	AdmittedAt uint64 `json:"admitted_at_height,omitempty"`
+	Home           string          `json:"home"`
+	ChainID        string          `json:"chain_id"`
+	NodeID         string          `json:"node_id"`
+	KeyringBackend keyring.Backend `json:"keyring_backend"`
+	Joined         string          `json:"joined_via,omitempty"`
+	AdmittedAt     uint64          `json:"admitted_at_height,omitempty"`
 }
 
 // nodeConfig is the default config with the flags of init applied.
-func nodeConfig(moniker, api, p2p string) kernel.Config {
+func nodeConfig(moniker, api, p2p string, backend keyring.Backend) kernel.Config {
 	cfg := kernel.DefaultConfig()
 	cfg.Moniker = moniker
+	cfg.KeyringBackend = string(backend)
 	if api != "" {
 		cfg.APIAddr = api
 	}
@@ -99,11 +119,11 @@ func nodeConfig(moniker, api, p2p string) kernel.Config {
 // joinHome creates the home of a node joining a running cluster. Only the
 // node key is written before the member admits the node (so a second run
 // resumes with the same node id); the rest once it is admitted.
-func joinHome(ctx context.Context, home, moniker, api, p2p, peer, token string, wait time.Duration) (*initResult, error) {
+func joinHome(ctx context.Context, home, moniker, api, p2p, peer, token string, wait time.Duration, backend keyring.Backend) (*initResult, error) {
 	if _, err := os.Stat(filepath.Join(home, kernel.ConfigFile)); err == nil {
 		return nil, fmt.Errorf("%s is already initialized (remove it to start over)", home)
 	}
-	cfg := nodeConfig(moniker, api, p2p)
+	cfg := nodeConfig(moniker, api, p2p, backend)
 	cfg.Join = peer
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -152,17 +172,17 @@ func joinHome(ctx context.Context, home, moniker, api, p2p, peer, token string, 
 	if err := kernel.SaveConfig(home, cfg); err != nil {
 		return nil, err
 	}
-	return &initResult{Home: home, ChainID: gen.ChainID, NodeID: id, Joined: memberID, AdmittedAt: ans.Height}, nil
+	return &initResult{Home: home, ChainID: gen.ChainID, NodeID: id, KeyringBackend: backend, Joined: memberID, AdmittedAt: ans.Height}, nil
 }
 
-func initHome(home, chainID, moniker, api, p2p string) (*initResult, error) {
+func initHome(home, chainID, moniker, api, p2p string, backend keyring.Backend) (*initResult, error) {
 	if _, err := os.Stat(filepath.Join(home, kernel.ConfigFile)); err == nil {
 		return nil, fmt.Errorf("%s is already initialized (remove it to start over)", home)
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	cfg := nodeConfig(moniker, api, p2p)
+	cfg := nodeConfig(moniker, api, p2p, backend)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -202,5 +222,5 @@ func initHome(home, chainID, moniker, api, p2p string) (*initResult, error) {
 	if err := kernel.SaveConfig(home, cfg); err != nil {
 		return nil, err
 	}
-	return &initResult{Home: home, ChainID: chainID, NodeID: key.Public().Fingerprint()}, nil
+	return &initResult{Home: home, ChainID: chainID, NodeID: key.Public().Fingerprint(), KeyringBackend: backend}, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sos-kernel/sos/kernel/keyring"
 	"github.com/sos-kernel/sos/kernel/loadgen"
 	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
@@ -22,11 +21,14 @@ func newLoadgenCmd(g *globals) *cobra.Command {
 		Long: `Fund --senders fresh accounts from --from, pre-sign --txs transfers from them, submit
 them in batches and follow the node's event stream until every accepted tx commits.
 Prints accepted tx/s (submission), committed tx/s (first submit to last commit) and the
-p50/p99 latency from submit to commit.`,
+p50/p99 latency from submit to commit. Transient errors (a connection reset, a 5xx
+answer) do not stop it: the request is sent again (--attempts times, with backoff), a
+batch that still fails is counted as unsent, a dropped event stream is reconnected and
+the commits it missed are looked up, and the report says how many of each.`,
 		Example: "  sos loadgen --from alice --home ./n1 --txs 20000 --senders 50",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := keyring.Open(g.home).Get(from)
+			key, err := g.signingKey(from)
 			if err != nil {
 				return err
 			}
@@ -54,13 +56,20 @@ p50/p99 latency from submit to commit.`,
 			if g.output == "text" {
 				cfg.OnProgress = func(s string) { fmt.Fprintln(os.Stderr, s) }
 			}
-			res, err := loadgen.Run(ctx, b, key.Key, cfg)
+			res, err := loadgen.Run(ctx, b, key, cfg)
 			if res != nil {
 				_ = g.print(res, func() {
 					fmt.Printf("txs %d accepted %d rejected %d committed %d failed %d\n", res.Txs, res.Accepted, res.Rejected, res.Committed, res.Failed)
 					fmt.Printf("accepted %.0f tx/s, committed %.0f tx/s, latency p50 %.1f ms p99 %.1f ms\n", res.AcceptedTPS, res.CommittedTPS, res.P50Ms, res.P99Ms)
 					if res.FirstError != "" {
 						fmt.Println("first rejection:", res.FirstError)
+					}
+					if res.TransientErrors > 0 || res.StreamReconnects > 0 {
+						fmt.Printf("transient errors %d (requests sent again), unsent %d, event stream reconnects %d, commits looked up %d\n",
+							res.TransientErrors, res.Unsent, res.StreamReconnects, res.CommitsLookedUp)
+						if res.FirstTransientErr != "" {
+							fmt.Println("first transient error:", res.FirstTransientErr)
+						}
 					}
 				})
 			}
@@ -72,6 +81,7 @@ p50/p99 latency from submit to commit.`,
 	cmd.Flags().IntVar(&cfg.Senders, "senders", 50, "fresh sender accounts")
 	cmd.Flags().IntVar(&cfg.BatchSize, "batch", 500, "transactions per HTTP request")
 	cmd.Flags().IntVar(&cfg.Parallel, "parallel", 4, "concurrent requests")
+	cmd.Flags().IntVar(&cfg.Attempts, "attempts", 5, "tries per request on transient errors (connection reset, 5xx)")
 	cmd.Flags().Float64Var(&cfg.Rate, "rate", 0, "offered load in tx/s (default: as fast as possible); use it to measure latency")
 	cmd.Flags().StringVar(&gasPrice, "gas-price", "", "gas price (default 0.01uTFLP)")
 	cmd.Flags().DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "how long to wait for commits")

@@ -84,6 +84,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Status, error) { return c.Status(ctx) }, func(s *client.Status) {
 				fmt.Printf("chain %s  node %s  (%s)\nheight %d  state root %s\nmempool %d\n", s.ChainID, s.NodeID, s.Role, s.Height, s.StateRoot, s.MempoolSize)
+				fmt.Println(syncLine(s))
 			})
 		},
 	}
@@ -192,4 +193,20 @@ account's balances and nonce in FILE are committed under that root.`,
 	cmd.Flags().StringVar(&root, "root", "", "state root (hex) to check against, instead of asking a node")
 	cmd.Flags().Uint64Var(&height, "height", 0, "take the state root of this block (default: the proof's height)")
 	return cmd
+}
+
+// syncLine says whether the node keeps up with its cluster.
+func syncLine(s *client.Status) string {
+	switch s.SyncState {
+	case "", client.SyncInSync:
+		return "sync in sync"
+	}
+	line := "sync " + strings.ReplaceAll(s.SyncState, "_", " ")
+	if s.ClusterHeight > s.Height {
+		line += fmt.Sprintf(": %d blocks behind the cluster (at %d)", s.ClusterHeight-s.Height, s.ClusterHeight)
+	}
+	if s.SyncError != "" {
+		line += "\nlast sync error: " + s.SyncError
+	}
+	return line
 }

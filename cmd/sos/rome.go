@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,22 +20,6 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/rome"
 )
-
-// signingKey resolves --from: a keyring name, or "node" for the home's
-// node key (the governance member and certificate issuer of 'sos init').
-func (g *globals) signingKey(name string) (*ledger.PrivateKey, error) {
-	e, err := keyring.Open(g.home).Get(name)
-	if err == nil {
-		return e.Key, nil
-	}
-	if name == "node" && errors.Is(err, keyring.ErrNotFound) {
-		key, _, kerr := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
-		if kerr == nil {
-			return key, nil
-		}
-	}
-	return nil, err
-}
 
 // sendMarketTx is sendTx printing a failed transaction with the market's result.
 func (g *globals) sendMarketTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild.Builder) (ledger.Payload, error)) (*client.SubmitResult, error) {
@@ -202,17 +185,43 @@ func newRomeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// execNodeAddress resolves --exec-node: "node" is --home's node key (the
+// key the node running there signs job results with), else an address
+// or a key name of the keyring.
+func (g *globals) execNodeAddress(name string) (ledger.Address, error) {
+	if name == "node" {
+		key, _, err := keyring.ReadKeyFile(filepath.Join(g.home, kernel.NodeKeyFile))
+		if err != nil {
+			return ledger.Address{}, fmt.Errorf("the offer's jobs run on the node of --home %s, which has no node key (%w): name the node with --exec-node ADDRESS", g.home, err)
+		}
+		return key.Address(), nil
+	}
+	a, err := keyring.Open(g.home).Resolve(name)
+	if err != nil {
+		return ledger.Address{}, fmt.Errorf("--exec-node: %w", err)
+	}
+	return a, nil
+}
+
 func newRomeOfferCmd(g *globals) *cobra.Command {
 	var tf txFlags
-	var capacity, price, region, at string
+	var capacity, price, region, at, bond, execNode string
 	var attrs uint64
 	var reliability uint16
 	var from, until uint64
 	c := &cobra.Command{
 		Use:   "offer",
 		Short: "Offer resources: capacity per kind at a price per unit per epoch",
+		Long: `Offer resources: capacity per kind at a price per unit per epoch.
+
+An offer that runs jobs (sos job submit) names the node that executes them and posts a bond: with
+--bond the node defaults to the one of --home (its node key signs the job results); --exec-node names
+another (an address or a key name). The bond moves to the market when the offer is accepted, a
+challenge that proves a result wrong takes part of it, and it returns once the offer is closed and
+none of its jobs is pending or challengeable.`,
 		Example: "  sos rome offer --from prov --capacity compute=100,bandwidth=10,energy=50 \\\n" +
-			"      --price compute=5uTFLP,bandwidth=2uTBS,energy=1uKWTT --region eu-west --at 48.13,11.58",
+			"      --price compute=5uTFLP,bandwidth=2uTBS,energy=1uKWTT --region eu-west --at 48.13,11.58\n" +
+			"  sos rome offer --from prov --capacity compute=100,bandwidth=50 --price compute=5uTFLP,bandwidth=1uTBS --bond 100TFLP --home P",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
@@ -230,11 +239,27 @@ func newRomeOfferCmd(g *globals) *cobra.Command {
 						return nil, err
 					}
 				}
+				if bond != "" {
+					if p.Bond, err = b.Denoms.ParseCoins(bond); err != nil {
+						return nil, fmt.Errorf("--bond: %w", err)
+					}
+				}
+				node := execNode
+				if node == "" && bond != "" {
+					node = "node"
+				}
+				if node != "" && node != "none" {
+					if p.Node, err = g.execNodeAddress(node); err != nil {
+						return nil, err
+					}
+				}
 				return p, nil
 			})
 		},
 	}
 	tf.register(c)
+	c.Flags().StringVar(&bond, "bond", "", "coins backing the offer's jobs, e.g. 100TFLP (an offer runs jobs only with a node and a bond)")
+	c.Flags().StringVar(&execNode, "exec-node", "", "the node that runs the offer's jobs: an address, a key name, \"node\" for --home's node key (the default with --bond) or \"none\"")
 	c.Flags().StringVar(&capacity, "capacity", "", "capacity per kind, e.g. compute=100,energy=50 (required)")
 	c.Flags().StringVar(&price, "price", "", "price per unit per epoch in each kind's token, e.g. compute=5uTFLP,energy=1uKWTT (required)")
 	c.Flags().StringVar(&region, "region", "", "region name, e.g. eu-west")
@@ -479,7 +504,11 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 		if o.At != "" {
 			where += " @" + o.At
 		}
-		fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where)
+		jobs := ""
+		if o.Node != "" {
+			jobs = fmt.Sprintf("  jobs on %s, bond %s", o.Node, fmtCoins(o.Bond))
+		}
+		fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s%s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where, jobs)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sos-kernel/sos/kernel"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/jobrun"
 )
 
 // globals are the flags every command shares.
@@ -20,10 +21,17 @@ type globals struct {
 	home   string
 	node   string
 	output string
+	keys   keyringFlags
+	// jobExecutor makes the executor that re-executes jobs (sos job verify,
+	// sos job challenge); tests give a stand-in.
+	jobExecutor func() (jobrun.Executor, error)
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{}
+func newRootCmd() *cobra.Command { return newRoot(&globals{jobExecutor: defaultJobExecutor}) }
+
+// newRoot builds the command tree around g (tests preset fields of g that
+// have no flag: a cheap KDF, a fake prompt, a stand-in job executor).
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sos",
 		Short:         "SOS kernel: a node of the spatial operating system",
@@ -36,13 +44,14 @@ func newRootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory (config, keys, data)")
+	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory: config.toml, keys/, data ($SOS_HOME if set, else ~/.sos)")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	g.keys.register(root)
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
-		newRomeCmd(g), newCertCmd(g), newGovCmd(g),
+		newRomeCmd(g), newCertCmd(g), newGovCmd(g), newJobCmd(g), newBlobCmd(g),
 	)
 	strictCommands(root)
 	return root

@@ -23,9 +23,14 @@ type txFlags struct {
 	dryRun   bool
 }
 
-func (f *txFlags) register(cmd *cobra.Command) {
+func (f *txFlags) register(cmd *cobra.Command) { f.registerGasAs(cmd, "gas") }
+
+// registerGasAs registers the flags with the transaction's gas limit
+// named gasFlag (a command whose --gas means something else, like the gas
+// limit of a job, calls it --tx-gas).
+func (f *txFlags) registerGasAs(cmd *cobra.Command, gasFlag string) {
 	cmd.Flags().StringVar(&f.from, "from", "", "name of the signing key in --home's keyring, or \"node\" for the home's node key (required)")
-	cmd.Flags().Uint64Var(&f.gas, "gas", 0, "gas limit (default: simulate and add 20%)")
+	cmd.Flags().Uint64Var(&f.gas, gasFlag, 0, "gas limit of the transaction (default: simulate and add 20%)")
 	cmd.Flags().StringVar(&f.gasPrice, "gas-price", "", "price per gas, e.g. 0.01uTFLP or 1uTFLP (default 0.01uTFLP)")
 	cmd.Flags().StringVar(&f.memo, "memo", "", "free text stored with the transaction")
 	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "return once the node accepts the tx instead of waiting for commit")

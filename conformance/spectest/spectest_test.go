@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -486,6 +487,13 @@ func nanOK(typ api.ValueType, v uint64, kind string) bool {
 }
 
 func runSuite(t *testing.T, version string, features api.CoreFeatures) {
+	runSuiteWith(t, version, features, false)
+}
+
+// runSuiteWith runs a suite; with blindLocals it meters with
+// Options.BlindLocals (the jobs' metering) and runs only the files about
+// floats and locals, where that option changes the instrumented code.
+func runSuiteWith(t *testing.T, version string, features api.CoreFeatures, blindLocals bool) {
 	root := suiteRoot(t)
 	dir := filepath.Join(root, version, "testdata")
 	spec, err := os.ReadFile(filepath.Join(root, "testdata", "spectest.wasm"))
@@ -501,6 +509,18 @@ func runSuite(t *testing.T, version string, features api.CoreFeatures) {
 		CanonicalizeNaN: true,
 		MaxCallDepth:    meter.DefaultMaxCallDepth,
 		InitialGas:      gasBudget, // start functions run before the host can set gas
+		BlindLocals:     blindLocals,
+	}
+	if blindLocals {
+		matches = slices.DeleteFunc(matches, func(m string) bool {
+			name := filepath.Base(m)
+			for _, p := range []string{"f32", "f64", "float", "conversions", "local", "select", "loop"} {
+				if strings.HasPrefix(name, p) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	rn := &runner{dir: dir, features: features, cache: wazero.NewCompilationCache(), opts: opts, spectest: spec}
 	defer rn.cache.Close(context.Background())
@@ -553,6 +573,8 @@ func runSuite(t *testing.T, version string, features api.CoreFeatures) {
 func TestSpecV1(t *testing.T) { runSuite(t, "v1", api.CoreFeaturesV1) }
 
 func TestSpecV2(t *testing.T) { runSuite(t, "v2", api.CoreFeaturesV2) }
+
+func TestSpecV2BlindLocals(t *testing.T) { runSuiteWith(t, "v2", api.CoreFeaturesV2, true) }
 
 // valueTypeFuncref is not exported by wazero's api package.
 const valueTypeFuncref api.ValueType = 0x70

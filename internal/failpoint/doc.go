@@ -6,7 +6,7 @@
 //
 // A failpoint is evaluated where the fault would happen:
 //
-//	if v, ok := failpoint.Eval(failpoint.SyncBlockDrop); ok { ... act on v ... }
+//	if v, ok := failpoint.Eval(failpoint.SyncAnswerDrop); ok { ... act on v ... }
 //
 // The terms are gofail's: "return", `return("forged")`, "1*return" (once),
 // "50%return", "sleep(100)", "panic", "off"; several failpoints are

@@ -18,6 +18,35 @@ const (
 	// files: data, outboard, partial bitmap. The value picks the error:
 	// `return("eio")` an I/O error, anything else ENOSPC (the disk is full).
 	BlobWriteError = "sos/blob/write-error"
+	// SyncDir fails the fsync of a directory after internal/fsutil renamed
+	// a file into it (kernel.WriteFileAtomic, key files); a string value is
+	// added to the error text.
+	SyncDir = "sos/kernel/sync-dir"
+	// SyncAnswerDrop drops the block- and state-sync answers a node
+	// receives from the peer whose node id is the value, or from every
+	// peer with "*": a sync source that dies or stops answering
+	// (kernel/cluster.go, where the transport hands sync answers over).
+	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
+
+	// NetBlobCorruptChunk makes a node serving a blob (package net) flip
+	// a byte of the slice it is about to send, so the fetcher's
+	// verification fails for that chunk. Evaluated once per chunk served.
+	NetBlobCorruptChunk = "sos/net/blob-corrupt-chunk"
+	// NetBlobDropConn makes a node serving a blob close the whole QUIC
+	// connection to the fetcher before it sends a chunk, as a broken
+	// network would mid-transfer. Evaluated once per chunk served.
+	NetBlobDropConn = "sos/net/blob-drop-conn"
+	// JobInputRead fails a job's read of an input or of stdin (package vm:
+	// the boundary between a running job and the store its inputs come
+	// from). RunJob then returns an error wrapping vm.ErrJobInput.
+	JobInputRead = "sos/vm/job-input-read"
+	// JobForgeOutput makes a node's job executor (package kernel, at its
+	// output boundary: after the run, before the outputs are stored and
+	// the result is sent) report a forged run: other stdout bytes, so a
+	// different output root that re-execution does not reproduce. The
+	// result stays well-formed (its root is that of the outputs it lists),
+	// so only a challenge can catch it. Evaluated once per job run.
+	JobForgeOutput = "sos/job/forge-output"
 )
 
 // registry registers each name with gofail once per process (gofail panics

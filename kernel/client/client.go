@@ -57,15 +57,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 		return fmt.Errorf("client: %s %s: read: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e Error
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: %s", ErrNotFound, msg)
-		}
-		return &HTTPError{Status: resp.StatusCode, Msg: msg}
+		return httpError(resp.StatusCode, data)
 	}
 	if out == nil {
 		return nil
@@ -74,6 +66,19 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 		return fmt.Errorf("client: %s %s: decode: %w", method, path, err)
 	}
 	return nil
+}
+
+// httpError is the error of a non-2xx answer with body data.
+func httpError(status int, data []byte) error {
+	var e Error
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	if status == http.StatusNotFound {
+		return fmt.Errorf("%w: %s", ErrNotFound, msg)
+	}
+	return &HTTPError{Status: status, Msg: msg}
 }
 
 // HTTPError is a non-2xx answer other than 404.

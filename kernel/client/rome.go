@@ -27,6 +27,15 @@ type RomeOffer struct {
 	FromEpoch   uint64            `json:"from_epoch"`
 	UntilEpoch  uint64            `json:"until_epoch,omitempty"`
 	Height      uint64            `json:"height"`
+	// Node is the account address of the key of the node that runs the
+	// offer's jobs ("" : the offer runs no jobs); Bond backs them (held by
+	// the market, returned once the offer is closed and none of its jobs
+	// is pending or challengeable), Slashed is what challenges took from it
+	// and OpenJobs how many jobs it still backs.
+	Node     string `json:"node,omitempty"`
+	Bond     []Coin `json:"bond"`
+	Slashed  []Coin `json:"slashed"`
+	OpenJobs uint32 `json:"open_jobs"`
 }
 
 // RomeRequest is a consumer's request and its escrow.
@@ -119,6 +128,8 @@ type RomeMarket struct {
 	OpenRequests   int                `json:"open_requests"`
 	LiveLeases     int                `json:"live_leases"`
 	PendingCerts   int                `json:"pending_certs"`
+	PendingJobs    int                `json:"pending_jobs"`    // waiting for their node's result
+	Challenges     int                `json:"challenges"`      // challenged jobs waiting for verdicts
 	Utilization    map[string]float64 `json:"utilization_pct"` // last epoch, per kind
 	Matched        float64            `json:"matched_pct"`     // last epoch
 	ClearingPrices map[string]string  `json:"clearing_prices"` // last epoch, per kind

@@ -14,12 +14,31 @@ type Status struct {
 	GenesisHash string `json:"genesis_hash"`
 	MempoolSize int    `json:"mempool_size"`
 	MaxTxGas    uint64 `json:"max_tx_gas"`
-	Role        string `json:"role"`   // "leader", "follower", "learner" or "single"
-	Leader      string `json:"leader"` // node id of the current leader, if known
-	Term        uint64 `json:"term"`
-	DiskBytes   int64  `json:"disk_bytes"`
-	Peers       []Peer `json:"peers"`
+	// MaxUploadGas caps the gas limit of contract and policy uploads.
+	MaxUploadGas uint64 `json:"max_upload_gas"`
+	Role         string `json:"role"`   // "leader", "follower", "learner" or "single"
+	Leader       string `json:"leader"` // node id of the current leader, if known
+	Term         uint64 `json:"term"`
+	DiskBytes    int64  `json:"disk_bytes"`
+	Peers        []Peer `json:"peers"`
+	// SyncState says whether the node keeps up with the cluster:
+	// SyncInSync, SyncCatchingUp (behind, getting closer) or SyncStalled
+	// (behind with no progress for a while, or no leader known for a
+	// while; see SyncError). A single node is always in sync.
+	SyncState string `json:"sync_state"`
+	// ClusterHeight is the highest block height this node knows the
+	// cluster committed (≥ Height; 0 for a single node).
+	ClusterHeight uint64 `json:"cluster_height,omitempty"`
+	// SyncError is why catching up failed last, while behind.
+	SyncError string `json:"sync_error,omitempty"`
 }
+
+// Sync states of Status.SyncState.
+const (
+	SyncInSync     = "in_sync"
+	SyncCatchingUp = "catching_up"
+	SyncStalled    = "stalled"
+)
 
 // Peer is one cluster member as seen by the node answering.
 type Peer struct {

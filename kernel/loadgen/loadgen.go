@@ -7,11 +7,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,6 +43,10 @@ type Config struct {
 	// every BatchSize/Rate seconds) to measure latency at an offered load
 	// instead of throughput at saturation.
 	Rate float64
+	// Attempts is how many times a request that met a transient error (a
+	// connection reset, a 5xx answer) is sent before its batch is given up
+	// and counted as unsent (default 5; backoff from 100 ms, doubling).
+	Attempts int
 }
 
 // Result is what a run measured.
@@ -57,6 +64,17 @@ type Result struct {
 	P50Ms        float64 `json:"p50_ms"`
 	P99Ms        float64 `json:"p99_ms"`
 	FirstError   string  `json:"first_error,omitempty"`
+	// Unsent counts txs whose batch still failed after Attempts tries: the
+	// node never answered for them (they may have been admitted anyway;
+	// their commits are counted all the same).
+	Unsent int `json:"unsent"`
+	// TransientErrors counts requests that failed and were retried or given
+	// up; StreamReconnects, drops of the event stream followed. Commits the
+	// stream missed while down are looked up one by one at the end.
+	TransientErrors   int    `json:"transient_errors"`
+	StreamReconnects  int    `json:"stream_reconnects"`
+	FirstTransientErr string `json:"first_transient_error,omitempty"`
+	CommitsLookedUp   int    `json:"commits_looked_up"`
 }
 
 // transferGas covers a transfer with the public key attached (≈ 100k gas).
@@ -85,6 +103,9 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 5
+	}
 	progress := cfg.OnProgress
 	if progress == nil {
 		progress = func(string) {}
@@ -110,7 +131,8 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	}
 	// Each sender pays fee + 1 base unit per tx; fund fees in the fee denom.
 	fund := ledger.Coins{{Denom: cfg.GasPrice.Denom, Amount: uint64(perSender) * (maxFee + 1)}}
-	if err := fundSenders(ctx, b, funder, senders, fund, cfg.GasPrice); err != nil {
+	rt := &retrier{client: b.Client, attempts: cfg.Attempts}
+	if err := fundSenders(ctx, b, rt, funder, senders, fund, cfg.GasPrice); err != nil {
 		return nil, err
 	}
 	progress(fmt.Sprintf("funded %d senders", len(senders)))
@@ -153,6 +175,8 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	}
 	submitted := make([]time.Time, len(raws))
 	committed := make([]time.Time, len(raws))
+	seen := make([]bool, len(raws))     // commit known (event or look-up)
+	accepted := make([]bool, len(raws)) // admitted, or its fate unknown (unsent)
 	var mu sync.Mutex
 	done := make(chan struct{})
 	var commits, failed, expected int
@@ -162,35 +186,53 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	defer stopStream()
 	streamErr := make(chan error, 1)
 	streaming := make(chan struct{})
+	onEvent := func(ev client.StreamEvent) {
+		if ev.Type != "tx" {
+			return
+		}
+		var te client.TxEvent
+		if json.Unmarshal(ev.Data, &te) != nil {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		i, ok := hashIdx[te.TxHash]
+		if !ok || seen[i] {
+			return
+		}
+		seen[i], committed[i] = true, now
+		commits++
+		if te.Code != 0 {
+			failed++
+		}
+		if commits >= expected {
+			doneOnce.Do(func() { close(done) })
+		}
+	}
+	reconnects := 0
 	go func() {
-		first := true
-		streamErr <- b.Client.Events(sctx, func(ev client.StreamEvent) {
-			if first {
-				first = false
-			}
-			if ev.Type != "tx" {
+		// A dropped stream is followed up: commits made while it was down
+		// are looked up at the end.
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+			err := b.Client.Events(sctx, onEvent)
+			if sctx.Err() != nil {
+				streamErr <- nil
 				return
 			}
-			var te client.TxEvent
-			if json.Unmarshal(ev.Data, &te) != nil {
-				return
-			}
-			now := time.Now()
 			mu.Lock()
-			defer mu.Unlock()
-			i, ok := hashIdx[te.TxHash]
-			if !ok || !committed[i].IsZero() {
+			reconnects++
+			n := reconnects
+			mu.Unlock()
+			if n > 20 {
+				streamErr <- err
 				return
 			}
-			committed[i] = now
-			commits++
-			if te.Code != 0 {
-				failed++
+			select {
+			case <-sctx.Done():
+			case <-time.After(backoff):
 			}
-			if commits >= expected {
-				doneOnce.Do(func() { close(done) })
-			}
-		})
+		}
 	}()
 	// Give the stream a moment to connect before submitting.
 	go func() {
@@ -200,7 +242,7 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	<-streaming
 
 	start := time.Now()
-	var rejected int
+	var rejected, unsent int
 	var firstErr string
 	submit := func(lo, hi int) error {
 		now := time.Now()
@@ -209,20 +251,40 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 			submitted[i] = now
 		}
 		mu.Unlock()
-		out, err := b.Client.SubmitBatch(ctx, raws[lo:hi])
-		if err != nil {
-			return err
-		}
+		out, retried, err := rt.submit(ctx, raws[lo:hi])
 		mu.Lock()
 		defer mu.Unlock()
-		for _, r := range out {
-			if r.Error != "" {
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if isTransient(err) {
+				// Given up: the node may or may not have them.
+				unsent += hi - lo
+				for i := lo; i < hi; i++ {
+					accepted[i] = true
+				}
+				return nil
+			}
+			rejected += hi - lo // the node refused the request itself
+			expected -= hi - lo
+			if firstErr == "" {
+				firstErr = err.Error()
+			}
+			return nil
+		}
+		for k, r := range out {
+			// A batch sent again after its answer was lost finds its txs
+			// already admitted: they count as accepted.
+			if r.Error != "" && !(retried && strings.Contains(r.Error, alreadyKnown)) {
 				rejected++
 				expected--
 				if firstErr == "" {
 					firstErr = r.Error
 				}
+				continue
 			}
+			accepted[lo+k] = true
 		}
 		return nil
 	}
@@ -258,22 +320,52 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 		doneOnce.Do(func() { close(done) })
 	}
 	mu.Unlock()
-	progress(fmt.Sprintf("submitted %d (%d rejected) in %.2fs", len(raws), rejected, submitDur.Seconds()))
+	progress(fmt.Sprintf("submitted %d (%d rejected, %d unsent) in %.2fs", len(raws), rejected, unsent, submitDur.Seconds()))
 
 	timeout := time.NewTimer(cfg.Timeout)
 	defer timeout.Stop()
-	select {
-	case <-done:
-	case err := <-streamErr:
-		return nil, fmt.Errorf("loadgen: event stream ended before all commits: %w", err)
-	case <-timeout.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
+	var streamDead error
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case err := <-streamErr:
+			streamDead = err
+			break wait
+		case <-timeout.C:
+			break wait
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-idle.C:
+			// After a stream drop, some commits were never seen: once the
+			// node holds nothing more, waiting longer would not show them.
+			mu.Lock()
+			gaps := reconnects > 0 || unsent > 0
+			mu.Unlock()
+			if !gaps {
+				continue
+			}
+			if st, err := b.Client.Status(ctx); err == nil && st.MempoolSize == 0 {
+				break wait
+			}
+		}
 	}
 	stopStream()
 	mu.Lock()
+	gaps := reconnects > 0 || unsent > 0 || streamDead != nil
+	mu.Unlock()
+	lookedUp := 0
+	if gaps {
+		lookedUp = lookUpCommits(ctx, b.Client, raws, &mu, accepted, seen, &commits, &failed, cfg.Parallel)
+	}
+	mu.Lock()
 	defer mu.Unlock()
-	res.Accepted, res.Rejected, res.Committed, res.Failed = len(raws)-rejected, rejected, commits, failed
+	res.Accepted, res.Rejected, res.Committed, res.Failed = len(raws)-rejected-unsent, rejected, commits, failed
+	res.Unsent, res.StreamReconnects, res.CommitsLookedUp = unsent, reconnects, lookedUp
+	res.TransientErrors, res.FirstTransientErr = rt.stats()
 	res.FirstError = firstErr
 	res.SubmitSecs = submitDur.Seconds()
 	res.AcceptedTPS = float64(res.Accepted) / submitDur.Seconds()
@@ -281,19 +373,22 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	lat := make([]float64, 0, commits)
 	for i := range raws {
 		if committed[i].IsZero() {
-			continue
+			continue // not committed, or its commit was looked up: no latency
 		}
 		if committed[i].After(last) {
 			last = committed[i]
 		}
 		lat = append(lat, float64(committed[i].Sub(submitted[i]).Microseconds())/1000)
 	}
-	if commits > 0 {
+	if len(lat) > 0 {
 		res.TotalSeconds = last.Sub(start).Seconds()
-		res.CommittedTPS = float64(commits) / res.TotalSeconds
+		res.CommittedTPS = float64(len(lat)) / res.TotalSeconds
 		slices.Sort(lat)
 		res.P50Ms = lat[len(lat)*50/100]
 		res.P99Ms = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	if streamDead != nil {
+		return res, fmt.Errorf("loadgen: event stream lost for good (%d reconnects): %w; %d of %d accepted txs found committed", reconnects, streamDead, commits, res.Accepted+unsent)
 	}
 	if commits < res.Accepted {
 		return res, fmt.Errorf("loadgen: only %d of %d accepted txs committed within %s", commits, res.Accepted, cfg.Timeout)
@@ -301,8 +396,107 @@ func Run(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, cfg
 	return res, nil
 }
 
+// alreadyKnown is how the node words a refusal of a transaction it holds
+// or committed (kernel.ErrDuplicate).
+const alreadyKnown = "already known"
+
+// lookUpCommits asks the node, one tx at a time, about the accepted ones
+// whose commit the event stream never showed (it was down for a while),
+// and counts those it finds committed. It returns how many it found.
+func lookUpCommits(ctx context.Context, c *client.Client, raws [][]byte, mu *sync.Mutex, accepted, seen []bool, commits, failed *int, parallel int) int {
+	var todo []int
+	mu.Lock()
+	for i := range raws {
+		if accepted[i] && !seen[i] {
+			todo = append(todo, i)
+		}
+	}
+	mu.Unlock()
+	var found atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(max(1, parallel))
+	for _, i := range todo {
+		g.Go(func() error {
+			tx, err := c.Tx(ctx, ledger.HashBytes(raws[i]).String())
+			if err != nil {
+				return nil // not committed (or the node is gone): not counted
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !seen[i] {
+				seen[i] = true
+				*commits++
+				if tx.Code != 0 {
+					*failed++
+				}
+				found.Add(1)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return int(found.Load())
+}
+
+// retrier sends batches, sending again after transient errors.
+type retrier struct {
+	client   *client.Client
+	attempts int
+
+	mu       sync.Mutex
+	errors   int
+	firstErr string
+}
+
+// isTransient tells an error worth another try (the connection broke, the
+// node was busy or restarting: a 5xx answer) from a refusal (4xx).
+func isTransient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var he *client.HTTPError
+	if errors.As(err, &he) {
+		return he.Status >= 500
+	}
+	return !errors.Is(err, client.ErrNotFound)
+}
+
+// submit sends raws as one batch, up to r.attempts times while the error
+// is transient (backoff 100 ms, doubling to 2 s). retried reports whether
+// the answer came from a repeat (so "already known" means admitted).
+func (r *retrier) submit(ctx context.Context, raws [][]byte) (out []client.BatchResult, retried bool, err error) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		out, err = r.client.SubmitBatch(ctx, raws)
+		if err == nil || !isTransient(err) || ctx.Err() != nil {
+			return out, attempt > 1, err
+		}
+		r.mu.Lock()
+		r.errors++
+		if r.firstErr == "" {
+			r.firstErr = err.Error()
+		}
+		r.mu.Unlock()
+		if attempt >= r.attempts {
+			return nil, attempt > 1, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (r *retrier) stats() (int, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errors, r.firstErr
+}
+
 // fundSenders sends one transfer per sender from funder and waits for all.
-func fundSenders(ctx context.Context, b *txbuild.Builder, funder *ledger.PrivateKey, senders []*ledger.PrivateKey, amount ledger.Coins, price ledger.GasPrice) error {
+func fundSenders(ctx context.Context, b *txbuild.Builder, rt *retrier, funder *ledger.PrivateKey, senders []*ledger.PrivateKey, amount ledger.Coins, price ledger.GasPrice) error {
 	acc, err := b.Client.Account(ctx, funder.Address().String(), false)
 	if err != nil {
 		return fmt.Errorf("loadgen: funder: %w", err)
@@ -314,12 +508,12 @@ func fundSenders(ctx context.Context, b *txbuild.Builder, funder *ledger.Private
 			return err
 		}
 	}
-	out, err := b.Client.SubmitBatch(ctx, raws)
+	out, retried, err := rt.submit(ctx, raws)
 	if err != nil {
 		return fmt.Errorf("loadgen: fund senders: %w", err)
 	}
 	for i, r := range out {
-		if r.Error != "" {
+		if r.Error != "" && !(retried && strings.Contains(r.Error, alreadyKnown)) {
 			return fmt.Errorf("loadgen: fund sender %d: %s", i, r.Error)
 		}
 	}

@@ -19,8 +19,9 @@ type Builder struct {
 	ChainID string
 	Denoms  *ledger.Denoms
 	Codec   *ledger.Codec
-	// MaxTxGas is the chain's per-transaction gas cap: the budget of a simulation.
-	MaxTxGas uint64
+	// MaxTxGas is the chain's per-transaction gas cap: the budget of a
+	// simulation; MaxUploadGas that of an upload's (0: MaxTxGas).
+	MaxTxGas, MaxUploadGas uint64
 }
 
 // New asks the node for its chain id and tokens.
@@ -41,7 +42,7 @@ func New(ctx context.Context, c *client.Client) (*Builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("txbuild: node's denoms: %w", err)
 	}
-	return &Builder{Client: c, ChainID: st.ChainID, Denoms: denoms, Codec: ledger.NewCodec(), MaxTxGas: st.MaxTxGas}, nil
+	return &Builder{Client: c, ChainID: st.ChainID, Denoms: denoms, Codec: ledger.NewCodec(), MaxTxGas: st.MaxTxGas, MaxUploadGas: st.MaxUploadGas}, nil
 }
 
 // Options are the per-transaction choices.
@@ -130,6 +131,10 @@ func (b *Builder) Simulate(ctx context.Context, key *ledger.PrivateKey, p ledger
 	gas := b.MaxTxGas
 	if gas == 0 {
 		gas = 100_000_000
+	}
+	switch p.(type) {
+	case *ledger.ContractUpload, *ledger.RomePolicyUpload:
+		gas = max(gas, b.MaxUploadGas)
 	}
 	raw, err := b.Sign(key, p, nonce, withKey, gas, ledger.GasPrice{Denom: ledger.DefaultFeeDenom}, memo)
 	if err != nil {

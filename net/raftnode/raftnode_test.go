@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,9 +71,17 @@ type logSM struct {
 	aux     *memAux
 	mu      sync.Mutex
 	entries []string
+	// fail, if set, is asked before each Apply and Restore: a non-nil
+	// error is returned instead of applying.
+	fail func(restore bool) error
 }
 
 func (s *logSM) Apply(index uint64, data []byte) error {
+	if s.fail != nil {
+		if err := s.fail(false); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.entries = append(s.entries, string(data))
 	s.mu.Unlock()
@@ -99,6 +108,11 @@ func (s *logSM) Snapshot() ([]byte, error) {
 }
 
 func (s *logSM) Restore(index uint64, data []byte) error {
+	if s.fail != nil {
+		if err := s.fail(true); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.entries = nil
 	if len(data) > 0 {
@@ -124,7 +138,8 @@ type hub struct {
 }
 
 type hubTransport struct {
-	h *hub
+	h    *hub
+	from uint64
 }
 
 func (t hubTransport) Send(m Message) {
@@ -151,7 +166,7 @@ func (t hubTransport) Send(m Message) {
 	}
 	go func() {
 		defer m.Release()
-		_ = n.Step(context.Background(), m.Data)
+		_ = n.Step(context.Background(), t.from, m.Data)
 	}()
 }
 
@@ -166,10 +181,11 @@ type member struct {
 func start(t *testing.T, h *hub, id uint64, peers []uint64, aux *memAux, mutate ...func(*Config)) *member {
 	t.Helper()
 	sm := &logSM{aux: aux}
-	cfg := Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h}, Tick: 10 * time.Millisecond}
+	cfg := Config{ID: id, Peers: peers, Store: aux, SM: sm, Transport: hubTransport{h, id}, Tick: 10 * time.Millisecond}
 	for _, m := range mutate {
 		m(&cfg)
 	}
+	sm = cfg.SM.(*logSM)
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -255,10 +271,18 @@ func TestReplicatesInOrderAndRestarts(t *testing.T) {
 			t.Fatalf("member %d applied %v, member 1 %v", id, got, want)
 		}
 	}
-	// Appends travel as bulk, heartbeats and votes apart from them.
-	h.mu.Lock()
-	sent := maps.Clone(h.sent)
-	h.mu.Unlock()
+	// Appends travel as bulk, heartbeats and votes apart from them. (The
+	// leader's first heartbeat goes out a tick after its election, which
+	// may be after the entries above were applied.)
+	var sent map[pb.MessageType][2]int
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		h.mu.Lock()
+		sent = maps.Clone(h.sent)
+		h.mu.Unlock()
+		if sent[pb.MessageType_MsgHeartbeat][0] > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	for typ, c := range sent {
 		if bulk := typ == pb.MessageType_MsgApp || typ == pb.MessageType_MsgSnap; (bulk && c[0] > 0) || (!bulk && c[1] > 0) {
 			t.Errorf("%s: %d sent as control, %d as bulk", typ, c[0], c[1])
@@ -386,5 +410,160 @@ func TestUnmarshalCopiesEntryData(t *testing.T) {
 	clear(b)
 	if d := got.GetEntries()[0].GetData(); string(d) != "a block's bytes" {
 		t.Fatalf("entry data aliases the frame: %q", d)
+	}
+}
+
+// TestRestoreIsRetriedAcrossRestarts: a member far behind gets a snapshot
+// but its state machine cannot install it now (ErrRetry, as the kernel
+// answers when no member serves the blocks). Nothing counts as applied,
+// the node does not halt, and after a restart in the middle of it the
+// snapshot is installed again: the member ends with the same entries as
+// the others. (Before, the failed restore halted the node and the restart
+// took the snapshot as applied: the member silently lacked its state.)
+func TestRestoreIsRetriedAcrossRestarts(t *testing.T) {
+	h := &hub{nodes: map[uint64]*Node{}}
+	peers := []uint64{1, 2, 3}
+	small := func(c *Config) { c.CompactEvery, c.CompactKeep = 4, 2 }
+	auxes := map[uint64]*memAux{}
+	ms := map[uint64]*member{}
+	for _, id := range peers {
+		auxes[id] = &memAux{m: map[string][]byte{}}
+		ms[id] = start(t, h, id, peers, auxes[id], small)
+	}
+	l := waitLeader(t, ms)
+	if err := ms[l].node.Propose(context.Background(), []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, ms, 1)
+	lag := uint64(1)
+	if l == lag {
+		lag = 2
+	}
+	ms[lag].stop(h, lag)
+	delete(ms, lag)
+	for i := range 30 {
+		if err := ms[l].node.Propose(context.Background(), fmt.Appendf(nil, "e%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitApplied(t, ms, 31)
+
+	var attempts atomic.Int32
+	failing := func(c *Config) {
+		c.SM = &logSM{aux: auxes[lag], fail: func(restore bool) error {
+			if restore {
+				attempts.Add(1)
+				return fmt.Errorf("no member serves the blocks: %w", ErrRetry)
+			}
+			return nil
+		}}
+	}
+	ms[lag] = start(t, h, lag, nil, auxes[lag], small, failing)
+	deadline := time.Now().Add(5 * time.Second)
+	for attempts.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := ms[lag].node.Status()
+	if attempts.Load() < 2 || st.Restoring == 0 {
+		t.Fatalf("restore attempts %d, status restoring %d: want a snapshot being retried", attempts.Load(), st.Restoring)
+	}
+	if err := ms[lag].node.Err(); err != nil {
+		t.Fatalf("a restore that asked to be retried halted the node: %v", err)
+	}
+	if st.Applied >= st.Restoring || ms[lag].sm.AppliedIndex() >= st.Restoring {
+		t.Fatalf("applied %d (state machine %d) with the snapshot at %d not installed", st.Applied, ms[lag].sm.AppliedIndex(), st.Restoring)
+	}
+	ms[lag].stop(h, lag) // in the middle of the restore
+
+	ms[lag] = start(t, h, lag, nil, auxes[lag], small)
+	l = waitLeader(t, ms)
+	if err := ms[l].node.Propose(context.Background(), []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		got := ms[lag].sm.applied()
+		if len(got) > 0 && got[len(got)-1] == "last" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := ms[l].sm.applied()
+	if got := ms[lag].sm.applied(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the lagging member ended with %v, the leader with %v", got, want)
+	}
+	if st := ms[lag].node.Status(); st.Restoring != 0 {
+		t.Fatalf("still restoring %d", st.Restoring)
+	}
+	for id, m := range ms {
+		m.stop(h, id)
+	}
+}
+
+// TestApplyRetried: an entry the state machine cannot apply now (ErrRetry)
+// is applied again later, once, and the node does not halt.
+func TestApplyRetried(t *testing.T) {
+	h := &hub{nodes: map[uint64]*Node{}}
+	aux := &memAux{m: map[string][]byte{}}
+	var failures atomic.Int32
+	sm := &logSM{aux: aux, fail: func(bool) error {
+		if failures.Add(1) <= 2 {
+			return fmt.Errorf("missing blocks: %w", ErrRetry)
+		}
+		return nil
+	}}
+	ms := map[uint64]*member{1: start(t, h, 1, []uint64{1}, aux, func(c *Config) { c.SM = sm })}
+	l := waitLeader(t, ms)
+	if err := ms[l].node.Propose(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sm.applied()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := sm.applied(); len(got) != 1 || failures.Load() != 3 {
+		t.Fatalf("applied %v after %d attempts", got, failures.Load())
+	}
+	if err := ms[l].node.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ms[l].stop(h, l)
+}
+
+// TestRunChecksAgainstPersistedLog: messages queued together are stepped
+// together only up to one that may change the log; the next is checked
+// once that change is persisted. A truncating append and a heartbeat
+// committing the truncated tail arrive back to back: the heartbeat is
+// dropped, not stepped into a raft panic.
+func TestRunChecksAgainstPersistedLog(t *testing.T) {
+	hn := follower(t)
+	drops := make(chan *DropError, 4)
+	hn.cfg.OnDrop = func(e *DropError) { drops <- e }
+	for _, m := range []*pb.Message{
+		with(msg(pb.MessageType_MsgApp, 3, 2, 3), func(m *pb.Message) {
+			m.Index, m.LogTerm, m.Entries, m.Commit = u64(8), u64(2), ents(3, 9, 9), u64(8)
+		}),
+		with(msg(pb.MessageType_MsgHeartbeat, 3, 2, 3), func(m *pb.Message) { m.Commit = u64(10) }),
+	} {
+		if err := hn.Step(context.Background(), 3, mustMarshal(t, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- hn.Run(ctx) }()
+	select {
+	case d := <-drops:
+		if d.Reason != DropOutOfRange {
+			t.Fatalf("dropped for %s, want %s", d.Reason, DropOutOfRange)
+		}
+	case err := <-done:
+		t.Fatalf("the node stopped: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the heartbeat was neither dropped nor did the node stop")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

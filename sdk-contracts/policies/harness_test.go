@@ -96,7 +96,7 @@ func load(tb testing.TB) (*vm.VM, map[string]*compiled) {
 				buildErr = err
 				return
 			}
-			p, info, err := sharedVM.Prepare(ctx, wasm)
+			p, info, err := sharedVM.Prepare(ctx, sha256.Sum256(wasm), wasm, vm.MaxUploadGas)
 			if err != nil {
 				buildErr = fmt.Errorf("prepare %s: %w", name, err)
 				return

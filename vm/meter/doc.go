@@ -41,6 +41,15 @@
 //     it is already negative (checks are not emitted before calls). The
 //     global is up to date whenever a host function runs.
 //
+// NaN canonicalization (Options.CanonicalizeNaN) rewrites the result of
+// every float operation that may produce a NaN with an
+// implementation-defined payload, unless the next instruction consumes it
+// without looking at the payload (consumedBlindly). Options.BlindLocals
+// also skips results that only go into a local whose every read is
+// consumed that way; results and gas are bit-identical, the instrumented
+// bytes are not, so it is off by default (contracts store their
+// instrumented code in state) and on for the VM's jobs.
+//
 // What is rejected (ErrUnsupportedFeature) and why: SIMD (float lane results
 // are harder to make deterministic and not needed by Go), threads/atomics and
 // shared memory (non-deterministic scheduling), and every proposal outside

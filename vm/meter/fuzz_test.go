@@ -23,6 +23,8 @@ func FuzzInstrument(f *testing.F) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer r.Close(ctx)
 	opts := meter.DefaultOptions()
+	blind := opts
+	blind.BlindLocals = true
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := meter.Instrument(wasm, opts)
 		if err != nil {
@@ -35,13 +37,19 @@ func FuzzInstrument(f *testing.F) {
 		if !bytes.Equal(out, again) {
 			t.Fatal("Instrument is not deterministic")
 		}
+		outBlind, err := meter.Instrument(wasm, blind)
+		if err != nil {
+			t.Fatalf("accepted without BlindLocals, not with it: %v", err)
+		}
 		if cm, err := r.CompileModule(ctx, wasm); err == nil {
 			cm.Close(ctx)
-			cm2, err := r.CompileModule(ctx, out)
-			if err != nil {
-				t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
+			for _, o := range [][]byte{out, outBlind} {
+				cm2, err := r.CompileModule(ctx, o)
+				if err != nil {
+					t.Fatalf("wazero accepts the module but not its instrumented form: %v", err)
+				}
+				cm2.Close(ctx)
 			}
-			cm2.Close(ctx)
 		}
 	})
 }

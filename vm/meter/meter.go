@@ -85,6 +85,18 @@ type Options struct {
 	// implementation-defined payload into the canonical quiet NaN, so results
 	// are bit-identical across CPU architectures.
 	CanonicalizeNaN bool
+	// BlindLocals, with CanonicalizeNaN, leaves a float result as it is
+	// when it only goes into a local every read of which is consumed
+	// blindly (see consumedBlindly: by arithmetic whose own result is
+	// canonicalized or goes into such a local in turn, by a comparison or
+	// a truncation): no payload or sign of a NaN that local holds can be
+	// observed, so every result is bit-identical to canonicalizing it, and
+	// the gas too (canonicalization is not charged). Float code whose
+	// values live in locals, as Go's compiler keeps them, then runs without
+	// a check after every operation. It changes the instrumented bytes,
+	// which contracts store in state, so DefaultOptions leaves it off; the
+	// VM turns it on for jobs, whose instrumented code is never stored.
+	BlindLocals bool
 	// InitialGas is the initial value of the gas global: the budget of the
 	// module's start function, which runs during instantiation before the
 	// host can set the counter. Zero makes any start function run out of

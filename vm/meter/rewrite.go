@@ -143,6 +143,8 @@ type rewriter struct {
 	kind           segKind
 	out            []byte
 	scratchTypesOf [4]wasmbin.ValType
+	blindOn        bool   // Options.BlindLocals
+	blind          []bool // by local index: every read is consumed blindly
 }
 
 const (
@@ -158,6 +160,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		types:          types,
 		funcTypes:      funcTypes,
 		canon:          opts.CanonicalizeNaN,
+		blindOn:        opts.BlindLocals,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -199,6 +202,10 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	info, err := r.analyze(body, nLocals, results)
 	if err != nil {
 		return nil, nil, err
+	}
+	r.blind = r.blind[:0]
+	if r.canon && r.blindOn {
+		r.blind = blindLocals(body, nLocals, r.blind)
 	}
 	r.checkEntry = info.calls
 	r.weight = min(info.weight, int64(r.maxDepth)+1)
@@ -289,7 +296,7 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 			r.add(raw, cost)
 		default:
 			r.add(raw, cost)
-			if r.canon && nanOps[in.Op] != 0 && !consumedBlindly(body, off, nanOps[in.Op]) {
+			if r.canon && nanOps[in.Op] != 0 && !consumedBlindly(body, off, nanOps[in.Op]) && !r.intoBlindLocal(body, off, nanOps[in.Op]) {
 				r.canonicalize(in.Op)
 			}
 		}
@@ -527,6 +534,46 @@ func blindUnary(in wasmbin.Instr, width uint8) bool {
 		return (op >= 0x8d && op <= 0x91) || op == 0xa8 || op == 0xa9 || op == 0xae || op == 0xaf || op == 0xbb
 	}
 	return (op >= 0x9b && op <= 0x9f) || op == 0xaa || op == 0xab || op == 0xb0 || op == 0xb1 || op == 0xb6
+}
+
+// blindLocals marks, for each of the function's nLocals locals, whether
+// every read of it (local.get, and the value local.tee leaves) is consumed
+// blindly. It reuses b.
+func blindLocals(body []byte, nLocals uint32, b []bool) []bool {
+	for i := uint32(0); i < nLocals; i++ {
+		b = append(b, true)
+	}
+	for off := 0; off < len(body); {
+		in, err := wasmbin.ReadInstr(body, off)
+		if err != nil { // the rewrite reports it; nothing is blind
+			clear(b)
+			return b
+		}
+		off = in.End
+		if (in.Op == wasmbin.OpLocalGet || in.Op == wasmbin.OpLocalTee) && in.Imm < nLocals &&
+			!consumedBlindly(body, off, 32) && !consumedBlindly(body, off, 64) {
+			// A valid module cannot feed a local of one width to an
+			// instruction of the other, so either width will do.
+			b[in.Imm] = false
+		}
+	}
+	return b
+}
+
+// intoBlindLocal reports whether the float just produced (of the given
+// width, on top of the stack) goes by the instruction at off into a blind
+// local and nowhere else, or nowhere but blind consumers: local.set of a
+// blind local, or local.tee of one followed by a blind consumer.
+func (r *rewriter) intoBlindLocal(body []byte, off int, width uint8) bool {
+	if len(r.blind) == 0 {
+		return false
+	}
+	next, err := wasmbin.ReadInstr(body, off)
+	if err != nil || (next.Op != wasmbin.OpLocalSet && next.Op != wasmbin.OpLocalTee) ||
+		int(next.Imm) >= len(r.blind) || !r.blind[next.Imm] {
+		return false
+	}
+	return next.Op == wasmbin.OpLocalSet || consumedBlindly(body, next.End, width)
 }
 
 // canonicalize appends x → (x == x ? x : canonical NaN) after op if op may

@@ -68,7 +68,8 @@ type Instr struct {
 	Off int    // offset of the opcode
 	End int    // offset just after the immediates
 	// Imm is the first index immediate (label, function, local, global,
-	// type...) where the instruction has one; unused otherwise.
+	// type...) where the instruction has one, the number of labels before
+	// the default one for br_table; unused otherwise.
 	Imm uint32
 }
 
@@ -113,6 +114,7 @@ func ReadInstr(b []byte, off int) (Instr, error) {
 		in.Imm = u32()
 	case op == OpBrTable:
 		n := u32()
+		in.Imm = n
 		if err == nil && uint64(n) > uint64(len(b)-p) {
 			err = errAt(ErrMalformed, p, "br_table length %d exceeds body", n)
 		}

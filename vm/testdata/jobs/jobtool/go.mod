@@ -1,0 +1,3 @@
+module sostestjob
+
+go 1.24
