@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +55,9 @@ type APILimits struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection with no request (60 s).
 	IdleTimeout time.Duration
+	// MinHeightWait is how long a request with ?min_height=H waits for the
+	// node to commit H before it answers 504 (20 s).
+	MinHeightWait time.Duration
 }
 
 func (l APILimits) withDefaults() APILimits {
@@ -71,6 +75,9 @@ func (l APILimits) withDefaults() APILimits {
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = 60 * time.Second
+	}
+	if l.MinHeightWait <= 0 {
+		l.MinHeightWait = 20 * time.Second
 	}
 	return l
 }
@@ -111,8 +118,94 @@ func (n *Node) apiHandler() http.Handler {
 	n.registerRomeAPI(mux)
 	n.registerBlobAPI(mux)
 	n.registerJobAPI(mux)
+	n.registerStorageAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
-	return mux
+	// What no route takes gets the JSON error body every handler uses,
+	// not the mux's text/plain. "/" is the least specific pattern, so the
+	// routes above are found as before and this costs nothing on them.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { noRoute(mux, w, r) })
+	return n.atMinHeight(mux)
+}
+
+// noRoute answers a request no route took: 405 with an Allow header when
+// the path has routes for other methods, else 404.
+func noRoute(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeErr(w, http.StatusMethodNotAllowed, fmt.Errorf("kernel: %s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	writeErr(w, http.StatusNotFound, fmt.Errorf("kernel: no API route %s %s (the routes are listed in docs/api.md)", r.Method, r.URL.Path))
+}
+
+// atMinHeight makes any request carrying ?min_height=H wait until this
+// node has committed block H (at most APILimits.MinHeightWait) before it is served,
+// so a client that wrote through one node reads its write on another
+// (read-your-writes across a cluster): it passes the height its
+// transaction committed at. A node that does not get there in time answers
+// 504 with its height, and one whose parameter is not a number 400.
+func (n *Node) atMinHeight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.URL.RawQuery, "min_height") { // the hot path: no parsing
+			next.ServeHTTP(w, r)
+			return
+		}
+		v := r.URL.Query().Get("min_height")
+		if v == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		want, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("kernel: min_height %q: want a block height", v))
+			return
+		}
+		if err := n.waitHeight(r.Context(), want, n.opts.API.withDefaults().MinHeightWait); err != nil {
+			writeErr(w, http.StatusGatewayTimeout, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ErrHeightNotReached is returned when the node did not commit a height in time.
+var ErrHeightNotReached = errors.New("height not reached")
+
+// waitHeight returns once the node has committed height, or an error
+// (ErrHeightNotReached) after at most d.
+func (n *Node) waitHeight(ctx context.Context, height uint64, d time.Duration) error {
+	if n.store.Head().Height >= height {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// Blocks come every few hundred milliseconds: a short poll of the head
+	// (a read lock) reacts within a fraction of one and needs no
+	// subscription on the commit path.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kernel: node %.16s is at height %d and did not reach min_height %d within %s: %w",
+				n.nodeID, n.store.Head().Height, height, d, ErrHeightNotReached)
+		case <-tick.C:
+			if n.store.Head().Height >= height {
+				return nil
+			}
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -488,7 +581,7 @@ func (n *Node) Submit(ctx context.Context, raw []byte, wait bool) (client.Submit
 	if res.Error != "" || !wait {
 		return res, code
 	}
-	return n.awaitCommit(ctx, res, ch)
+	return n.awaitCommit(ctx, raw, res, ch)
 }
 
 // admit adds a transaction to the mempool and forwards it to the cluster.
@@ -511,7 +604,7 @@ func (n *Node) admit(raw []byte) (client.SubmitResult, int) {
 
 // awaitCommit waits (at most commitWait) for the outcome of an admitted
 // transaction on ch (from Mempool.Wait, taken before it was admitted).
-func (n *Node) awaitCommit(ctx context.Context, res client.SubmitResult, ch <-chan TxOutcome) (client.SubmitResult, int) {
+func (n *Node) awaitCommit(ctx context.Context, raw []byte, res client.SubmitResult, ch <-chan TxOutcome) (client.SubmitResult, int) {
 	ctx, cancel := context.WithTimeout(ctx, commitWait)
 	defer cancel()
 	select {
@@ -522,7 +615,13 @@ func (n *Node) awaitCommit(ctx context.Context, res client.SubmitResult, ch <-ch
 		}
 		rc := o.Receipt
 		res.Height, res.Code, res.GasUsed = rc.Height, uint32(rc.Code), rc.GasUsed
-		res.Receipt = apiReceipt(rc, 0)
+		// The receipt reports the limit the sender signed (the receipt
+		// itself records only what was used).
+		var gasLimit uint64
+		if tx, err := n.chain.codec.DecodeTx(raw); err == nil {
+			gasLimit = tx.GasLimit
+		}
+		res.Receipt = apiReceipt(rc, gasLimit)
 		return res, http.StatusOK
 	case <-ctx.Done():
 		res.Error = fmt.Sprintf("kernel: tx %s accepted but not committed within %s", res.TxHash, commitWait)

@@ -201,6 +201,17 @@ func (n *Node) handleBlobGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rd, err := n.blobs.Open(id)
+	if errors.Is(err, blob.ErrNotFound) && r.Method == http.MethodGet {
+		// A pinned blob this node lacks comes from its holders first
+		// (storage leases: sos blob get from any node).
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(pinnedFetchWait + blobGrace))
+		if ok, ferr := n.fetchForGet(r.Context(), id); ferr != nil {
+			writeErr(w, http.StatusBadGateway, fmt.Errorf("kernel: blob %s is pinned but could not be fetched from its holders: %w", id, ferr))
+			return
+		} else if ok {
+			rd, err = n.blobs.Open(id)
+		}
+	}
 	if err != nil {
 		writeErr(w, blobStatus(err), fmt.Errorf("kernel: %w", err))
 		return

@@ -63,6 +63,7 @@ func APIJob(j *rome.Job, t JobTracker, height uint64) client.Job {
 		out.Class, out.ExitCode, out.GasUsed, out.OutputRoot = ledger.JobClassName(r.Class), &code, r.GasUsed, r.OutputRoot.String()
 		out.BytesIn, out.BytesOut, out.Outputs, out.Stdout, out.Stderr = r.BytesIn, r.BytesOut, apiFiles(r.Outputs), &so, &se
 		out.ResultHeight, out.ResultEpoch, out.ChallengeEnd = r.Height, r.Epoch, r.ChallengeEnd
+		out.EnergyMJ, out.EnergySource = r.Energy, ledger.EnergySourceName(r.EnergySource)
 	}
 	if d := j.Dispute; d != nil {
 		c := &client.JobChallenge{Challenger: d.Challenger.String(), Deposit: apiCoins(d.Deposit), Claim: apiOutcome(d.Claim),
@@ -213,9 +214,10 @@ func (n *Node) handleProvider(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := client.Provider{Address: addr.String(), Completed: rec.Completed, Failed: rec.Failed, TimedOut: rec.TimedOut,
-		Slashed: rec.Slashed, FailureBps: rec.FailureBps(), Offers: []client.RomeOffer{}, Height: h}
+		Slashed: rec.Slashed, StorageProven: rec.StorageProven, StorageMissed: rec.StorageMissed, FailureBps: rec.FailureBps(),
+		Offers: []client.RomeOffer{}, Height: h}
 	for i := range offers {
-		out.Offers = append(out.Offers, apiOffer(&offers[i]))
+		out.Offers = append(out.Offers, n.apiOffer(&offers[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -276,9 +278,15 @@ func (n *Node) handleLeaseUsage(w http.ResponseWriter, r *http.Request) {
 		if used < mt.Gas {
 			used = ^uint64(0)
 		}
-		out.Epochs = append(out.Epochs, client.MeteredEpoch{Epoch: e, Gas: mt.Gas, Bytes: mt.Bytes, Reserved: mt.Reserved,
+		me := client.MeteredEpoch{Epoch: e, Gas: mt.Gas, Bytes: mt.Bytes, Reserved: mt.Reserved,
 			Submitted: mt.Submitted, Results: mt.Results, BudgetGas: budget, RemainingGas: budget - min(used, budget),
-			Settled: mt.Settled, PaidCompute: mt.PaidCompute, PaidBandwidth: mt.PaidBandwidth})
+			Settled: mt.Settled, PaidCompute: mt.PaidCompute, PaidBandwidth: mt.PaidBandwidth,
+			EnergyMeasuredMJ: mt.EnergyMeasured, EnergyModeledMJ: mt.EnergyModeled, Meters: []client.MeterEpoch{}}
+		if err := n.storageUsage(m, st, l, e, &me); err != nil {
+			writeErr(w, romeStatus(err), err)
+			return
+		}
+		out.Epochs = append(out.Epochs, me)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -125,10 +125,18 @@ func resMap(rs []ledger.ResourceAmount) map[string]uint64 {
 	return out
 }
 
-func priceMap(rs []ledger.ResourceAmount) map[string]string {
+// denomOf is the token kind k settles in on this chain.
+func (n *Node) denomOf(k uint8) string {
+	if m := n.chain.market; m != nil {
+		return m.KindDenom(k)
+	}
+	return rome.KindDenom(k)
+}
+
+func (n *Node) priceMap(rs []ledger.ResourceAmount) map[string]string {
 	out := make(map[string]string, len(rs))
 	for _, r := range rs {
-		out[rome.KindName(r.Kind)] = strconv.FormatUint(r.Amount, 10) + rome.KindDenom(r.Kind)
+		out[rome.KindName(r.Kind)] = strconv.FormatUint(r.Amount, 10) + n.denomOf(r.Kind)
 	}
 	return out
 }
@@ -165,9 +173,9 @@ func place(has bool, lat, lon int32) string {
 	return formatMicro(lat) + "," + formatMicro(lon)
 }
 
-func apiOffer(o *rome.Offer) client.RomeOffer {
+func (n *Node) apiOffer(o *rome.Offer) client.RomeOffer {
 	out := client.RomeOffer{ID: o.ID, Owner: o.Owner.String(), Status: rome.StatusName(o.Status), Capacity: resMap(o.Capacity),
-		Leased: resMap(o.Leased), Price: priceMap(o.Price), Region: o.Region, At: place(o.HasLocation, o.Lat, o.Lon), Attrs: o.Attrs,
+		Leased: resMap(o.Leased), Price: n.priceMap(o.Price), Region: o.Region, At: place(o.HasLocation, o.Lat, o.Lon), Attrs: o.Attrs,
 		Reliability: o.Reliability, FromEpoch: o.FromEpoch, UntilEpoch: o.UntilEpoch, Height: o.Height,
 		Bond: apiCoins(o.Bond), Slashed: apiCoins(o.Slashed), OpenJobs: o.OpenJobs}
 	if !o.Node.IsZero() {
@@ -176,21 +184,31 @@ func apiOffer(o *rome.Offer) client.RomeOffer {
 	return out
 }
 
-func apiRequest(r *rome.Request) client.RomeRequest {
-	return client.RomeRequest{ID: r.ID, Owner: r.Owner.String(), Status: rome.StatusName(r.Status), Demand: resMap(r.Demand),
-		Remaining: resMap(r.Remaining), MaxPrice: priceMap(r.MaxPrice), Epochs: r.Epochs, Region: r.Region,
+func (n *Node) apiRequest(r *rome.Request) client.RomeRequest {
+	out := client.RomeRequest{ID: r.ID, Owner: r.Owner.String(), Status: rome.StatusName(r.Status), Demand: resMap(r.Demand),
+		Remaining: resMap(r.Remaining), MaxPrice: n.priceMap(r.MaxPrice), Epochs: r.Epochs, Region: r.Region,
 		Near: place(r.HasLocation, r.Lat, r.Lon), WithinKm: r.WithinKm, Attrs: r.Attrs, MinReliability: r.MinReliability, Bundle: r.Bundle,
 		Escrow: apiCoins(r.Escrow), Credit: apiCoins(r.Credit), Spent: apiCoins(r.Spent), Refunded: apiCoins(r.Refunded),
-		Epoch: r.Epoch, LiveLeases: r.LiveLeases, Height: r.Height}
+		Epoch: r.Epoch, LiveLeases: r.LiveLeases, Height: r.Height,
+		Replicas: r.Replicas, OpenReplicas: r.Open, EndEpoch: r.EndEpoch, Repairs: r.Repairs, Pins: r.Pins, PinnedBytes: r.PinnedBytes}
+	if r.Spread == ledger.SpreadRegion {
+		out.Spread = "region"
+	}
+	for k := uint8(1); k <= ledger.MaxResourceKind; k++ {
+		if r.Metered(k) {
+			out.MeterKinds = append(out.MeterKinds, rome.KindName(k))
+		}
+	}
+	return out
 }
 
-func apiLease(l *rome.Lease) client.RomeLease {
+func (n *Node) apiLease(l *rome.Lease) client.RomeLease {
 	return client.RomeLease{ID: l.ID, RequestID: l.RequestID, OfferID: l.OfferID, Provider: l.Provider.String(), Consumer: l.Consumer.String(),
-		Amounts: resMap(l.Amounts), Prices: priceMap(l.Prices), StartEpoch: l.Start, EndEpoch: l.End, Status: rome.StatusName(l.Status),
-		Paid: apiCoins(l.Paid), Disputes: l.Disputes}
+		Amounts: resMap(l.Amounts), Prices: n.priceMap(l.Prices), StartEpoch: l.Start, EndEpoch: l.End, Status: rome.StatusName(l.Status),
+		Paid: apiCoins(l.Paid), Disputes: l.Disputes, EndedEarly: l.EndedEarly}
 }
 
-func apiEpoch(e *rome.EpochRecord) client.RomeEpoch {
+func (n *Node) apiEpoch(e *rome.EpochRecord) client.RomeEpoch {
 	out := client.RomeEpoch{Epoch: e.Epoch, Height: e.Height, Policy: e.Policy, PolicyGas: e.PolicyGas, Rejected: e.Rejected, Interrupted: e.Interrupted,
 		Offers: e.Offers, Requests: e.Requests, NewLeases: e.NewLeases, MatchedBps: e.MatchedBps, Matched: float64(e.MatchedBps) / 100,
 		Kinds: []client.RomeKindStat{}, Paid: apiCoins(e.Paid), Refunded: apiCoins(e.Refunded), Rewards: apiCoins(e.Rewards),
@@ -198,7 +216,7 @@ func apiEpoch(e *rome.EpochRecord) client.RomeEpoch {
 	for _, k := range e.Kinds {
 		out.Kinds = append(out.Kinds, client.RomeKindStat{Kind: rome.KindName(k.Kind), Capacity: k.Capacity, Leased: k.Leased,
 			Demand: k.Demand, Matched: k.Matched, UtilizationBps: k.UtilizationBps, Utilization: float64(k.UtilizationBps) / 100,
-			ClearingPrice: strconv.FormatUint(k.ClearingPrice, 10) + rome.KindDenom(k.Kind)})
+			ClearingPrice: strconv.FormatUint(k.ClearingPrice, 10) + n.denomOf(k.Kind)})
 	}
 	return out
 }
@@ -209,7 +227,7 @@ func APICertificate(c *rome.Certificate) client.Certificate {
 	s := f.Statement
 	return client.Certificate{
 		Statement: client.CertStatement{Version: s.Version, ChainID: s.ChainID, ID: s.ID, NodeID: s.NodeID, Kind: s.Kind, Amount: s.Amount,
-			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight},
+			FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight, Measured: s.Measured},
 		KindName: f.KindName, IssuerKey: f.IssuerKey, Signature: f.Signature, Revoked: f.Revoked, RevokeReason: f.RevokeReason,
 		Redeemed: f.Redeemed, Status: f.Status,
 	}
@@ -236,29 +254,29 @@ func listFilter(r *http.Request) (owner ledger.Address, hasOwner bool, status st
 }
 
 func (n *Node) handleRomeOffers(w http.ResponseWriter, r *http.Request) {
-	romeFiltered(n, w, r, (*rome.Market).Offers, func(x *rome.Offer) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, apiOffer)
+	romeFiltered(n, w, r, (*rome.Market).Offers, func(x *rome.Offer) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, n.apiOffer)
 }
 
 func (n *Node) handleRomeOffer(w http.ResponseWriter, r *http.Request) {
-	romeOne(n, w, r, "id", (*rome.Market).Offer, apiOffer)
+	romeOne(n, w, r, "id", (*rome.Market).Offer, n.apiOffer)
 }
 
 func (n *Node) handleRomeRequests(w http.ResponseWriter, r *http.Request) {
-	romeFiltered(n, w, r, (*rome.Market).Requests, func(x *rome.Request) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, apiRequest)
+	romeFiltered(n, w, r, (*rome.Market).Requests, func(x *rome.Request) (uint8, []ledger.Address) { return x.Status, []ledger.Address{x.Owner} }, n.apiRequest)
 }
 
 func (n *Node) handleRomeRequest(w http.ResponseWriter, r *http.Request) {
-	romeOne(n, w, r, "id", (*rome.Market).Request, apiRequest)
+	romeOne(n, w, r, "id", (*rome.Market).Request, n.apiRequest)
 }
 
 func (n *Node) handleRomeLeases(w http.ResponseWriter, r *http.Request) {
 	romeFiltered(n, w, r, (*rome.Market).Leases, func(x *rome.Lease) (uint8, []ledger.Address) {
 		return x.Status, []ledger.Address{x.Provider, x.Consumer}
-	}, apiLease)
+	}, n.apiLease)
 }
 
 func (n *Node) handleRomeLease(w http.ResponseWriter, r *http.Request) {
-	romeOne(n, w, r, "id", (*rome.Market).Lease, apiLease)
+	romeOne(n, w, r, "id", (*rome.Market).Lease, n.apiLease)
 }
 
 func (n *Node) handleRomeMarket(w http.ResponseWriter, r *http.Request) {
@@ -293,7 +311,7 @@ func (n *Node) handleRomeMarket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(eps) > 0 {
-		e := apiEpoch(&eps[0])
+		e := n.apiEpoch(&eps[0])
 		out.LastEpoch, out.Matched = &e, e.Matched
 		for _, k := range e.Kinds {
 			out.Utilization[k.Kind] = k.Utilization
@@ -315,13 +333,13 @@ func (n *Node) handleRomeEpochs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.RomeEpoch{}
 	for i := range list {
-		out = append(out, apiEpoch(&list[i]))
+		out = append(out, n.apiEpoch(&list[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleRomeEpoch(w http.ResponseWriter, r *http.Request) {
-	romeOne(n, w, r, "epoch", (*rome.Market).Epoch, apiEpoch)
+	romeOne(n, w, r, "epoch", (*rome.Market).Epoch, n.apiEpoch)
 }
 
 func (n *Node) handleRomePolicies(w http.ResponseWriter, r *http.Request) {
@@ -393,6 +411,10 @@ func (n *Node) handleProposals(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.GovProposal{}
 	for i := range list {
+		if err := m.LiveTally(st, &list[i]); err != nil {
+			writeErr(w, romeStatus(err), err)
+			return
+		}
 		out = append(out, apiProposal(&list[i], nil))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -414,6 +436,10 @@ func (n *Node) handleProposal(w http.ResponseWriter, r *http.Request) {
 	}
 	votes, err := m.Votes(st, id)
 	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	if err := m.LiveTally(st, p); err != nil {
 		writeErr(w, romeStatus(err), err)
 		return
 	}

@@ -363,8 +363,9 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	}
 	maxFee := tx.MaxFee()
 	if acc.Balances.AmountOf(tx.GasPrice.Denom) < maxFee {
-		return rcpt, fmt.Errorf("kernel: tx %s: balance %d%s cannot pay max fee %d%s: %w: %w", ptx.Hash,
-			acc.Balances.AmountOf(tx.GasPrice.Denom), tx.GasPrice.Denom, maxFee, tx.GasPrice.Denom, ledger.ErrInsufficientFunds, ErrTxRejected)
+		return rcpt, fmt.Errorf("kernel: tx %s: balance %s cannot pay max fee %s: %w: %w", ptx.Hash,
+			amountText(c.denoms, acc.Balances.AmountOf(tx.GasPrice.Denom), tx.GasPrice.Denom), amountText(c.denoms, maxFee, tx.GasPrice.Denom),
+			ledger.ErrInsufficientFunds, ErrTxRejected)
 	}
 
 	// Reserve the maximum fee and consume the nonce: these survive a failed payload.

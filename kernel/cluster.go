@@ -872,9 +872,8 @@ func (c *cluster) status(s *client.Status) {
 		if st.Progress != nil {
 			p.Match = st.Progress[id]
 		}
-		if m.NodeID == c.node.nodeID {
-			p.Connected = true
-		}
+		p.Self = m.NodeID == c.node.nodeID
+		p.Link = linkState(p, st.Role == "leader", id == st.Leader, st.Leader == 0)
 		s.Peers = append(s.Peers, p)
 	}
 }
@@ -974,4 +973,20 @@ func (d *dropLog) allow(key string, now time.Time) (int, bool) {
 	n := d.n[key]
 	d.last[key], d.n[key] = now, 0
 	return n, true
+}
+
+// linkState names the state of this node's link to a peer: whether a
+// missing connection is a fault depends on whether raft needs it (the
+// leader talks to everyone, a follower only to the leader; with no leader
+// known, voters talk to each other to elect one).
+func linkState(p client.Peer, selfLeads, peerLeads, noLeader bool) string {
+	switch {
+	case p.Self:
+		return client.LinkSelf
+	case p.Connected:
+		return client.LinkConnected
+	case selfLeads || peerLeads || noLeader:
+		return client.LinkDown
+	}
+	return client.LinkIdle
 }

@@ -81,6 +81,12 @@ type Config struct {
 	// checked). A result that re-execution does not reproduce is
 	// challenged with the consumer's key.
 	JobVerify string `toml:"job_verify"`
+
+	// NodeWatts is the power this machine draws running jobs, as its
+	// operator declares it: a job result's energy is modeled as CPU time ×
+	// node_watts when no hardware energy counter (Linux powercap) can be
+	// read. 0: results carry no modeled figure.
+	NodeWatts float64 `toml:"node_watts"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -136,6 +142,7 @@ func DefaultConfig() Config {
 		JobMaxModule:   64 << 20,
 		JobMaxData:     4 << 30,
 		JobVerify:      "all",
+		NodeWatts:      65,
 	}
 }
 
@@ -165,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseVerifyMode(c.JobVerify); err != nil {
 		return fmt.Errorf("kernel: config: %w", err)
+	}
+	if c.NodeWatts < 0 || c.NodeWatts > 1e6 || c.NodeWatts != c.NodeWatts {
+		return fmt.Errorf("kernel: config: node_watts %v must be between 0 and 1000000", c.NodeWatts)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -173,7 +173,7 @@ func TestMisbehavingContracts(t *testing.T) {
 		wantData string
 	}{
 		{name: "infinite loop runs out of gas", payload: execMsg(a, `{"loop":{}}`), code: ledger.CodeOutOfGas, wantA: "0", wantB: "0"},
-		{name: "panic traps", payload: execMsg(a, `{"panic":{}}`), code: ledger.CodeContractTrap, errHas: "boom", wantA: "0", wantB: "0"},
+		{name: "panic traps", payload: execMsg(a, `{"panic":{}}`), code: ledger.CodeContractTrap, errHas: "boom (in main.", wantA: "0", wantB: "0"},
 		{name: "handled error reverts", payload: execMsg(a, `{"set_then_fail":{"value":5}}`), code: ledger.CodeContractError, errHas: "failing on purpose", wantA: "0", wantB: "0"},
 		{name: "re-entrancy refused", payload: execMsg(a, fmt.Sprintf(`{"call":{"contract":%q,"msg":{"set":{"value":5}}}}`, a)), code: ledger.CodeContractError, errHas: "re-entrant", wantA: "0", wantB: "0"},
 		{name: "failing callee reverts only itself", payload: execMsg(a, fmt.Sprintf(`{"call_ignore_error":{"contract":%q,"msg":{"set_then_fail":{"value":5}}}}`, b)), code: ledger.CodeOK, wantA: "8", wantB: "0", wantData: "callee failed"},

@@ -18,7 +18,9 @@
 //     context ends; it returns the error that stopped it (for instance a full
 //     disk), never leaving a half-written block. The API bounds its clients
 //     (NodeOptions.API, APILimits: timeouts, a connection cap, bodies read as
-//     they arrive, never sized by their declared length).
+//     they arrive, never sized by their declared length). Every refusal,
+//     an unknown route too, is a JSON error; any request may carry
+//     ?min_height=H to be answered once block H is committed here.
 //  4. Close closes the store.
 //
 // Execution (Chain, Executor) is a pure function of the stored state, the

@@ -669,11 +669,14 @@ func jobDataBytes(j *rome.Job) uint64 {
 }
 
 // jobTag names a job's transfers on the data plane ("job/42").
-func jobTag(id uint64) string { return "job/" + strconv.FormatUint(id, 10) }
+// jobTagPrefix starts the data-plane tag of a job's blobs.
+const jobTagPrefix = "job/"
+
+func jobTag(id uint64) string { return jobTagPrefix + strconv.FormatUint(id, 10) }
 
 // parseJobTag reads a job id from a transfer's tag.
 func parseJobTag(tag string) (uint64, bool) {
-	s, ok := strings.CutPrefix(tag, "job/")
+	s, ok := strings.CutPrefix(tag, jobTagPrefix)
 	if !ok {
 		return 0, false
 	}
@@ -927,8 +930,24 @@ func (k *consumerKeys) load(log *slog.Logger, force bool) {
 		return
 	}
 	keys := make(map[ledger.Address]*ledger.PrivateKey, len(list))
+	sealed := 0
 	for _, e := range list {
-		keys[e.Key.Address()] = e.Key
+		if e.Encrypted {
+			// An encrypted key needs its passphrase, which a node
+			// running unattended does not have.
+			sealed++
+			continue
+		}
+		full, err := k.kr.Get(e.Name)
+		if err != nil {
+			log.Warn("job verifier: a key of the keyring cannot be read", "key", e.Name, "err", err)
+			continue
+		}
+		keys[full.Key.Address()] = full.Key
+	}
+	if sealed > 0 && !k.warned {
+		log.Warn("job verifier: encrypted keys of the keyring are not used: results of their jobs are not verified here", "keys", sealed)
+		k.warned = true
 	}
 	k.keys = keys
 }

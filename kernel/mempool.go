@@ -286,7 +286,9 @@ func (m *Mempool) checkFunds(p *PendingTx) error {
 	}
 	for _, c := range need {
 		if have := acc.Balances.AmountOf(c.Denom); have < c.Amount {
-			return fmt.Errorf("kernel: %s has %d%s, needs %d%s for amount + max fee: %w", tx.Sender, have, c.Denom, c.Amount, c.Denom, ledger.ErrInsufficientFunds)
+			d := m.chain.denoms
+			return fmt.Errorf("kernel: %s has %s, needs %s for amount + max fee: %w", tx.Sender,
+				amountText(d, have, c.Denom), amountText(d, c.Amount, c.Denom), ledger.ErrInsufficientFunds)
 		}
 	}
 	return nil

@@ -84,6 +84,7 @@ type Node struct {
 	transport *sosnet.Transport // the QUIC peer network, when this node made it
 	clock     func() time.Time
 	nodeID    string
+	storage   *storageWorker // fetches and proves the blobs pinned to this node's leases (storage.go)
 
 	apiAddr   atomic.Value // string, once listening
 	ready     chan struct{}
@@ -181,6 +182,7 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	n.storage = newStorageWorker(n)
 	n.metrics.Height.Set(float64(store.Head().Height))
 	chain.verified = n.mempool.Lookup // a block's txs this node admitted are not verified again
 	n.applyChainMinGasPrices()
@@ -206,10 +208,11 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 			// Join requests are answered, never obeyed: the handler admits
 			// nobody on its own (admission.go).
 			t.SetJoinHandler(n.handleJoin)
-			// The data plane: a job's blobs go to members and to the
-			// worker its offer names (jobnode.go).
-			t.ServeBlobs(sosnet.BlobServer{Store: n.blobs, Authorize: n.jobsvc.authorizeBlob, Account: n.jobsvc.accountBlob})
 			n.transport = t
+			// The data plane: a job's blobs go to members and to the
+			// worker its offer names (jobnode.go), pinned blobs to the
+			// holders of their leases (storage.go).
+			n.serveBlobs()
 			pn = quicNet{t}
 		}
 		if n.cluster, err = newCluster(n, pn, members, seed, join); err != nil {
@@ -310,6 +313,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { return n.produce(ctx) })
 	}
 	g.Go(func() error { return n.jobsvc.run(ctx) })
+	g.Go(func() error { return n.storage.run(ctx) })
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -393,6 +397,7 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	n.jobsvc.afterCommit(bb)
+	n.storage.Kick() // storage: fetch and prove what this node holds (kernel/storage.go)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {
 		n.announced <- bb // buffered; blocks only if the announcer is far behind

@@ -51,7 +51,7 @@ func (n *Node) submitNodeTx(ctx context.Context, p ledger.Payload, wait bool) (c
 	res, _ := n.admit(raw)
 	n.txMu.Unlock()
 	if res.Error == "" && wait {
-		res, _ = n.awaitCommit(ctx, res, ch)
+		res, _ = n.awaitCommit(ctx, raw, res, ch)
 	}
 	if res.Error != "" {
 		return res, fmt.Errorf("kernel: node transaction %s: %w", p.Kind(), errors.New(res.Error))
@@ -93,4 +93,29 @@ func (n *Node) submitTxAs(ctx context.Context, key *ledger.PrivateKey, p ledger.
 		return ledger.Hash{}, fmt.Errorf("kernel: %s from %s: %w", p.Kind(), key.Address(), errors.New(res.Error))
 	}
 	return ledger.HashBytes(raw), nil
+}
+
+// submitNodeTxLocked signs p with the node key at the next free nonce and
+// hands it to the mempool without waiting; the caller holds txMu, so no
+// other node-key transaction takes the nonce meanwhile.
+func (n *Node) submitNodeTxLocked(p ledger.Payload, gasLimit uint64) (client.SubmitResult, error) {
+	raw, err := n.nextTx(n.opts.NodeKey, p, gasLimit)
+	if err != nil {
+		return client.SubmitResult{}, err
+	}
+	res, _ := n.admit(raw)
+	if res.Error != "" {
+		return res, fmt.Errorf("kernel: node transaction %s: %w", p.Kind(), errors.New(res.Error))
+	}
+	return res, nil
+}
+
+// nodeTxPending reports whether transactions of the node key wait in the
+// mempool.
+func (n *Node) nodeTxPending() bool {
+	addr := n.opts.NodeKey.Address()
+	n.mempool.mu.Lock()
+	defer n.mempool.mu.Unlock()
+	q := n.mempool.senders[addr]
+	return q != nil && len(q.txs) > 0
 }

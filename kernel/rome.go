@@ -33,7 +33,7 @@ func (c *Chain) endMarket(ex *Executor) error {
 	if c.market == nil {
 		return c.marketErr
 	}
-	evs, err := c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs})
+	evs, err := c.market.EndBlock(ex.ctx, ex.st, rome.Block{ChainID: ex.env.ChainID, Height: ex.env.Height, TimeMs: ex.env.TimeMs, PrevHash: ex.env.PrevHash})
 	if err != nil {
 		return err
 	}
@@ -85,13 +85,11 @@ func (n *Node) signCertificates() {
 	}
 	key := n.opts.NodeKey
 	addr := key.Address()
-	n.txMu.Lock() // the job loop sends node transactions too
+	if !n.txMu.TryLock() {
+		return // another node-key transaction (a job loop's, the storage worker's) is being sent: sign after the next block
+	}
 	defer n.txMu.Unlock()
-	n.mempool.mu.Lock()
-	q := n.mempool.senders[addr]
-	busy := q != nil && len(q.txs) > 0
-	n.mempool.mu.Unlock()
-	if busy {
+	if n.nodeTxPending() {
 		return
 	}
 	st := ledger.NewState(n.store)

@@ -180,6 +180,20 @@ func TestRomeNodeSignsCertificates(t *testing.T) {
 		if err == nil && len(certs) > 0 && certs[0].Status == "signed" {
 			mk, _ := c.RomeMarket(ctx)
 			t.Logf("certificate %d signed; market: epoch %d, utilization %v", certs[0].Statement.ID, mk.Epoch, mk.Utilization)
+			// What the API serves ('sos cert show -o json') verifies
+			// offline: every signed field of the statement is in it.
+			one, err := c.Certificate(ctx, certs[0].Statement.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(one)
+			var f rome.CertFile
+			if err := json.Unmarshal(raw, &f); err != nil {
+				t.Fatal(err)
+			}
+			if err := rome.VerifyFile(&f, nil); err != nil {
+				t.Fatalf("the certificate file the API serves does not verify: %v\n%s", err, raw)
+			}
 			return
 		}
 		leases, err := c.RomeLeases(ctx, client.RomeFilter{Status: "active"})

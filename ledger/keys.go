@@ -29,6 +29,7 @@ const (
 	PurposeHandshake   Purpose = "handshake"
 	PurposeCertificate Purpose = "certificate"
 	PurposeUsage       Purpose = "usage"
+	PurposeMeter       Purpose = "meter" // a metering device's reading
 )
 
 // ErrInvalidSignature is returned when a signature does not verify.

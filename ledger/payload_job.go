@@ -254,6 +254,32 @@ type JobResult struct {
 	OutputRoot Hash      `json:"output_root"`
 	BytesIn    uint64    `json:"bytes_in"`
 	BytesOut   uint64    `json:"bytes_out"`
+	// Energy the run took, in millijoules, and how the node knows it:
+	// EnergyMeasured (a hardware energy counter, e.g. Linux powercap) or
+	// EnergyModeled (CPU time × the node's declared watts); EnergyNone
+	// with Energy 0 when the node gives no figure.
+	Energy       uint64 `json:"energy_mj"`
+	EnergySource uint8  `json:"energy_source"`
+}
+
+// Energy sources of a job result.
+const (
+	EnergyNone     uint8 = 0
+	EnergyMeasured uint8 = 1
+	EnergyModeled  uint8 = 2
+)
+
+// EnergySourceName names an energy source ("none", "measured", "modeled").
+func EnergySourceName(s uint8) string {
+	switch s {
+	case EnergyNone:
+		return "none"
+	case EnergyMeasured:
+		return "measured"
+	case EnergyModeled:
+		return "modeled"
+	}
+	return fmt.Sprintf("source(%d)", s)
 }
 
 // Kind implements Payload.
@@ -272,6 +298,10 @@ func (p *JobResult) ValidateBasic() error {
 		return fmt.Errorf("ledger: job result: stdout or stderr above %d bytes", MaxJobLogBytes)
 	case p.OutputRoot.IsZero():
 		return fmt.Errorf("ledger: job result: zero output root")
+	case p.EnergySource > EnergyModeled:
+		return fmt.Errorf("ledger: job result: energy source %d (want 0 none, 1 measured, 2 modeled)", p.EnergySource)
+	case p.EnergySource == EnergyNone && p.Energy != 0:
+		return fmt.Errorf("ledger: job result: an energy figure of %d mJ without a source (measured or modeled)", p.Energy)
 	}
 	if err := validJobFiles("output", p.Outputs, MaxJobOutputs, true); err != nil {
 		return fmt.Errorf("ledger: job result: %w", err)
@@ -345,7 +375,7 @@ func newJobPayload(k PayloadKind) Payload {
 	case KindJobVerdict:
 		return &JobVerdict{}
 	}
-	return nil
+	return newStoragePayload(k)
 }
 
 func jobKindName(k PayloadKind) string {
@@ -359,5 +389,5 @@ func jobKindName(k PayloadKind) string {
 	case KindJobVerdict:
 		return "job_verdict"
 	}
-	return ""
+	return storageKindName(k)
 }

@@ -173,6 +173,15 @@ type RomeRequest struct {
 	MinReliability uint16           `json:"min_reliability"`
 	Bundle         bool             `json:"bundle"`  // all kinds from one provider, in full
 	Credits        []uint64         `json:"credits"` // certificate ids redeemed against the cost
+	// Replicas > 0 asks for that many copies of the demand, each in full
+	// from a distinct provider (Spread: also a distinct region), each
+	// held by an offer that names a node and holds a bond; the escrow
+	// covers every replica.
+	Replicas uint16 `json:"replicas"`
+	Spread   uint8  `json:"spread"`
+	// MeterKinds has bit k-1 set for each kind k that must be paid by a
+	// registered meter's signed readings only (not the parties' reports).
+	MeterKinds uint8 `json:"meter_kinds"`
 }
 
 // Kind implements Payload.
@@ -212,7 +221,33 @@ func (p *RomeRequest) ValidateBasic() error {
 			return fmt.Errorf("ledger: rome request: credits must be ascending and unique")
 		}
 	}
+	switch {
+	case p.Replicas > MaxReplicas:
+		return fmt.Errorf("ledger: rome request: %d replicas, limit %d", p.Replicas, MaxReplicas)
+	case p.Replicas > 0 && p.Bundle:
+		return fmt.Errorf("ledger: rome request: bundle and replicas together: each replica is already served whole by one provider")
+	case p.Spread > SpreadRegion:
+		return fmt.Errorf("ledger: rome request: spread %d (want 0 none, 1 region)", p.Spread)
+	case p.Spread != SpreadNone && p.Replicas == 0:
+		return fmt.Errorf("ledger: rome request: spread applies to replicas: give replicas")
+	case p.MeterKinds>>MaxResourceKind != 0:
+		return fmt.Errorf("ledger: rome request: meter kinds %#x name unknown resource kinds", p.MeterKinds)
+	}
+	for k := uint8(1); k <= MaxResourceKind; k++ {
+		if p.MeterKinds&(1<<(k-1)) != 0 && !hasKind(p.Demand, k) {
+			return fmt.Errorf("ledger: rome request: a meter is required for resource kind %d, which the request does not demand", k)
+		}
+	}
 	return nil
+}
+
+func hasKind(rs []ResourceAmount, k uint8) bool {
+	for _, r := range rs {
+		if r.Kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // RomeCancel withdraws the sender's open offer or request.

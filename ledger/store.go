@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -172,7 +173,9 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
+		// Pebble's file lock fails with the fcntl errno itself (EAGAIN),
+		// or says "lock held by current process".
+		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock") {
 			return nil, fmt.Errorf("ledger: open %s: %w (is another sos running on this home?): %v", dir, ErrLocked, err)
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)

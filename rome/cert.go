@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	"github.com/sos-kernel/sos/ledger"
 )
@@ -16,17 +17,27 @@ const StatementVersion = 2
 const (
 	MeasuredRuntime  = "runtime"  // the job runtime metered it (gas, bytes moved)
 	MeasuredReported = "reported" // provider and consumer reported the same amount
+	MeasuredProofs   = "proofs"   // storage: byte-epochs the holder proved
+	MeasuredMeter    = "meter"    // "meter <id>": a registered device's signed readings
 )
 
-// Sources of certificate-period accumulators (the last byte of their key).
+// Sources of certificate-period accumulators (the byte after the kind in
+// their key; a meter's key ends with the meter id).
 const (
 	sourceReported byte = 0
 	sourceRuntime  byte = 1
+	sourceProofs   byte = 2
+	sourceMeter    byte = 3
 )
 
-func sourceName(src byte) string {
-	if src == sourceRuntime {
+func sourceName(src byte, meter uint64) string {
+	switch src {
+	case sourceRuntime:
 		return MeasuredRuntime
+	case sourceProofs:
+		return MeasuredProofs
+	case sourceMeter:
+		return MeasuredMeter + " " + strconv.FormatUint(meter, 10)
 	}
 	return MeasuredReported
 }
@@ -46,7 +57,7 @@ type Statement struct {
 	ToEpoch      uint64   `json:"to_epoch"` // inclusive
 	Issuer       string   `json:"issuer"`   // fingerprint of the issuer's node key
 	IssuedHeight uint64   `json:"issued_height"`
-	Measured     string   `json:"measured"` // MeasuredRuntime or MeasuredReported
+	Measured     string   `json:"measured"` // MeasuredRuntime, MeasuredReported, MeasuredProofs or "meter <id>"
 }
 
 // Certificate is a statement on the ledger with its signature (empty until

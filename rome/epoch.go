@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -18,6 +19,9 @@ type Block struct {
 	ChainID string
 	Height  uint64
 	TimeMs  int64
+	// PrevHash is the hash of the block before: at an epoch's last block
+	// it seeds the next epoch's storage challenges.
+	PrevHash ledger.Hash
 }
 
 // maxEpochEvents bounds the events kept in an epoch record.
@@ -67,7 +71,19 @@ func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]led
 	}
 	clock.Epoch++
 	clock.EndHeight = b.Height + p.EpochBlocks
-	return events, s.put(rkey(tagClock), &clock)
+	if err := s.put(rkey(tagClock), &clock); err != nil {
+		return nil, err
+	}
+	// The next epoch's storage challenges come from a block hash nobody
+	// knew before that block existed.
+	if n, err := s.getU64(holdingsCountKey); err != nil {
+		return nil, err
+	} else if n > 0 {
+		if err := s.put(rkey(tagSeed), &Seed{Epoch: clock.Epoch, Seed: ChallengeSeed(b.ChainID, clock.Epoch, b.PrevHash)}); err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
 }
 
 type epochWork struct {
@@ -155,7 +171,7 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
-	steps := []func() error{w.settle, w.expire, w.reward, w.certify}
+	steps := []func() error{w.settle, w.storageCheck, w.expire, w.reward, w.certify}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -228,6 +244,15 @@ func (w *epochWork) lifecycle(l *Lease) error {
 		if err := w.s.del(rkey(tagLive, u64(l.ID))); err != nil {
 			return err
 		}
+		if err := w.s.del(rkey(tagReqLease, u64(l.RequestID), u64(l.ID))); err != nil {
+			return err
+		}
+		if err := w.s.removeHoldings(l, true); err != nil {
+			return err
+		}
+		if err := w.s.delPrefix(rkey(tagMeterUse, u64(l.ID))); err != nil {
+			return err
+		}
 		r, err := w.request(l.RequestID)
 		if err != nil {
 			return err
@@ -256,33 +281,55 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 		return err
 	}
 	// A lease that ran jobs in the epoch is paid what the runtime measured
-	// for compute and bandwidth, whatever the parties reported.
+	// for compute and bandwidth, whatever the parties reported; one that
+	// holds pinned blobs is paid for storage what its node proved; a kind
+	// a meter measured is paid what the meter read.
 	measured := mt.RanJobs()
 	var mc, mb uint64
 	if measured {
 		mc, mb = MeasuredUnits(mt, w.p, l)
 	}
+	stUnits, proofs, err := w.storageUnits(l, se)
+	if err != nil {
+		return err
+	}
 	pay := map[string]uint64{}
-	var attested, runtime uint64
-	units := make([]uint64, len(l.Amounts))   // paid per kind
-	isRuntime := make([]bool, len(l.Amounts)) // measured by the runtime
+	var attested, evidence uint64
+	units := make([]uint64, len(l.Amounts)) // paid per kind
+	src := make([]byte, len(l.Amounts))     // how each was established
+	meterOf := make([]uint64, len(l.Amounts))
+	certified := make([]bool, len(l.Amounts)) // counts for certificates
 	disputed := false
 	for i, a := range l.Amounts {
 		amt := a.Amount
 		rp, rc := min(amountOf(u.Provider, a.Kind), amt), min(amountOf(u.Consumer, a.Kind), amt)
+		mu, metered, err := w.s.meterUse(l.ID, se, a.Kind)
+		if err != nil {
+			return err
+		}
 		switch {
+		case metered:
+			amt = min(ceilDiv(mu.Amount, MeterUnit(w.p, a.Kind)), a.Amount)
+			src[i], meterOf[i], certified[i] = sourceMeter, mu.MeterID, true
+			evidence += amt
+		case r.Metered(a.Kind):
+			amt = 0 // the request pays this kind by meter only, and no meter read it
+		case proofs && a.Kind == KindStorage:
+			amt, src[i], certified[i] = stUnits, sourceProofs, true
+			evidence += amt
 		case measured && a.Kind == KindCompute:
-			amt, isRuntime[i] = mc, true
-			runtime += amt
+			amt, src[i], certified[i] = mc, sourceRuntime, true
+			evidence += amt
 		case measured && a.Kind == KindBandwidth:
-			amt, isRuntime[i] = mb, true
-			runtime += amt
+			amt, src[i], certified[i] = mb, sourceRuntime, true
+			evidence += amt
 		case u.HasProvider && u.HasConsumer:
 			if rp != rc {
 				disputed = true
 			}
 			amt = min(rp, rc)
 			attested += amt
+			certified[i] = true
 		case u.HasProvider:
 			amt = rp
 		case u.HasConsumer:
@@ -293,7 +340,7 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 			continue
 		}
 		v := amt * amountOf(l.Prices, a.Kind) // ≤ the escrowed demand × max price: no overflow
-		pay[KindDenom(a.Kind)] += v
+		pay[w.m.KindDenom(a.Kind)] += v
 	}
 	if measured {
 		mt.Settled, mt.PaidCompute, mt.PaidBandwidth = true, mc, mb
@@ -325,31 +372,27 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 		w.event("rome_dispute", "lease_id", strconv.FormatUint(l.ID, 10), "epoch", strconv.FormatUint(se, 10))
 	}
 	w.rec.Attested = satAdd(w.rec.Attested, attested)
-	w.rec.Measured = satAdd(w.rec.Measured, runtime)
+	w.rec.Measured = satAdd(w.rec.Measured, evidence)
 	// Attested and measured units count alike for rewards, certificates
-	// (which say which they are) and governance weight.
-	if total := satAdd(attested, runtime); total > 0 {
+	// (which say how they were established) and governance weight.
+	if total := satAdd(attested, evidence); total > 0 {
 		if _, ok := w.attest[l.Provider]; !ok {
 			w.provOrd = append(w.provOrd, l.Provider)
 		}
 		w.attest[l.Provider] = satAdd(w.attest[l.Provider], total)
 		for i, a := range l.Amounts {
-			v, src := units[i], sourceRuntime
-			if !isRuntime[i] {
-				v, src = 0, sourceReported
-				if u.HasProvider && u.HasConsumer {
-					v = units[i]
-				}
-			}
-			if v == 0 {
+			if !certified[i] || units[i] == 0 {
 				continue
 			}
-			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind, src})
+			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind, src[i]})
+			if src[i] == sourceMeter {
+				k = append(k, u64(meterOf[i])...)
+			}
 			cur, err := w.s.getU64(k)
 			if err != nil {
 				return err
 			}
-			if err := w.s.setU64(k, satAdd(cur, v)); err != nil {
+			if err := w.s.setU64(k, satAdd(cur, units[i])); err != nil {
 				return err
 			}
 		}
@@ -400,7 +443,10 @@ func (w *epochWork) expire() error {
 		if err != nil {
 			return err
 		}
-		if w.e < r.Epoch+w.p.RequestTTLEpochs {
+		// A replicated request whose replicas all end by the next epoch
+		// has no time left to place one.
+		over := r.Replicated() && r.EndEpoch != 0 && w.e+1 >= r.EndEpoch
+		if w.e < r.Epoch+w.p.RequestTTLEpochs && !over {
 			continue
 		}
 		r.Status = StatusExpired
@@ -493,14 +539,19 @@ func (w *epochWork) certify() error {
 		addr   ledger.Address
 		kind   uint8
 		src    byte
+		meter  uint64
 		amount uint64
 	}
 	var list []acc
 	err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		if len(k) == len(prefix)+ledger.AddressSize+2 && len(v) == 8 {
+		base := len(prefix) + ledger.AddressSize + 2
+		if (len(k) == base || len(k) == base+8) && len(v) == 8 {
 			var a acc
 			copy(a.addr[:], k[len(prefix):])
-			a.kind, a.src, a.amount = k[len(k)-2], k[len(k)-1], binary.BigEndian.Uint64(v)
+			a.kind, a.src, a.amount = k[base-2], k[base-1], binary.BigEndian.Uint64(v)
+			if len(k) == base+8 {
+				a.meter = binary.BigEndian.Uint64(k[base:])
+			}
 			list = append(list, a)
 		}
 		return true
@@ -510,7 +561,11 @@ func (w *epochWork) certify() error {
 	}
 	from := w.e + 1 - w.p.CertPeriodEpochs
 	for _, a := range list {
-		if err := w.s.del(rkey(tagCertAcc, a.addr[:], []byte{a.kind, a.src})); err != nil {
+		ak := rkey(tagCertAcc, a.addr[:], []byte{a.kind, a.src})
+		if a.src == sourceMeter {
+			ak = append(ak, u64(a.meter)...)
+		}
+		if err := w.s.del(ak); err != nil {
 			return err
 		}
 		id, err := w.s.next("cert")
@@ -524,7 +579,7 @@ func (w *epochWork) certify() error {
 		}
 		c := Certificate{
 			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
-				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src)},
+				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
 			IssuerKey: pk.Bytes(), Signature: []byte{},
 		}
 		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
@@ -600,20 +655,38 @@ func (w *epochWork) match(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		pid, err := w.s.providerID(o.Owner, true)
+		if err != nil {
+			return err
+		}
 		so := SnapOffer{ID: o.ID, Region: o.RegionID, Lat: o.Lat, Lon: o.Lon, Attrs: o.Attrs, Reliability: o.Reliability,
-			RunsJobs: o.RunsJobs(), Jobs: *rec, Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
+			RunsJobs: o.RunsJobs(), Jobs: ProviderRecord{Completed: rec.Completed, Failed: rec.Failed, TimedOut: rec.TimedOut, Slashed: rec.Slashed},
+			Provider: pid, Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
 		for i, k := range snap.Kinds {
 			so.Capacity[i] = amountOf(o.Capacity, k) - amountOf(o.Leased, k)
 			so.Price[i] = amountOf(o.Price, k)
 		}
 		snap.Offers = append(snap.Offers, so)
 	}
-	for _, r := range reqs {
+	for ri, r := range reqs {
 		sr := SnapRequest{ID: r.ID, Region: r.RegionID, Lat: r.Lat, Lon: r.Lon, WithinKm: r.WithinKm, Attrs: r.Attrs,
 			MinReliability: r.MinReliability, Bundle: r.Bundle, Demand: make([]uint64, nk), MaxPrice: make([]uint64, nk)}
 		for i, k := range snap.Kinds {
 			sr.Demand[i] = amountOf(r.Remaining, k)
 			sr.MaxPrice[i] = amountOf(r.MaxPrice, k)
+		}
+		if r.Replicated() {
+			// A replica is the whole demand; the replicas it already has
+			// rule out their providers (and regions).
+			sr.Replicas, sr.Spread = r.Open, r.Spread == ledger.SpreadRegion
+			for i, k := range snap.Kinds {
+				sr.Demand[i] = amountOf(r.Demand, k)
+			}
+			held, err := w.heldReplicas(r, uint32(ri))
+			if err != nil {
+				return err
+			}
+			snap.Held = append(snap.Held, held...)
 		}
 		snap.Requests = append(snap.Requests, sr)
 	}
@@ -651,6 +724,13 @@ func (w *epochWork) match(ctx context.Context) error {
 		}
 		l := Lease{ID: id, RequestID: r.ID, OfferID: o.ID, Provider: o.Owner, Consumer: r.Owner,
 			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive}
+		if r.Replicated() {
+			if r.EndEpoch == 0 {
+				r.EndEpoch = l.End
+			}
+			l.End = r.EndEpoch // every replica ends together
+			r.Open--
+		}
 		for i, k := range snap.Kinds {
 			if a.Amount[i] == 0 {
 				continue
@@ -682,6 +762,12 @@ func (w *epochWork) match(ctx context.Context) error {
 		if err := w.s.setRaw(rkey(tagLive, u64(id)), one); err != nil {
 			return err
 		}
+		if err := w.s.setRaw(rkey(tagReqLease, u64(r.ID), u64(id)), one); err != nil {
+			return err
+		}
+		if err := w.s.placeHoldings(w.p, &l, r, o.Node); err != nil {
+			return err
+		}
 		w.rec.NewLeases++
 	}
 	// Statistics.
@@ -711,4 +797,31 @@ func bps(a, b uint64) uint32 {
 	hi, lo := bits.Mul64(min(a, b), 10_000)
 	q, _ := bits.Div64(hi, lo, b)
 	return uint32(q)
+}
+
+// heldReplicas lists the providers and regions of a replicated request's
+// running replicas, for the policy to avoid (snapshot request index ri).
+func (w *epochWork) heldReplicas(r *Request, ri uint32) ([]Held, error) {
+	leases, err := w.s.requestLeases(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Held
+	for _, l := range leases {
+		if l.End <= w.e+1 && !l.EndedEarly {
+			continue // ends before the new replica starts (a replica that lost its place still rules its provider out)
+		}
+		o, err := w.offer(l.OfferID)
+		if err != nil {
+			return nil, err
+		}
+		pid, err := w.s.providerID(l.Provider, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Held{Request: ri, Provider: pid, Region: o.RegionID})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Provider < out[j].Provider })
+	out = slices.CompactFunc(out, func(a, b Held) bool { return a.Provider == b.Provider })
+	return out, nil
 }

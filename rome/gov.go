@@ -261,17 +261,7 @@ func (m *Market) tally(s *store, p Params, height uint64) error {
 		if err != nil {
 			return err
 		}
-		pr.Yes, pr.No, pr.Abstain = 0, 0, 0
-		for _, v := range votes {
-			switch v.Option {
-			case ledger.VoteYes:
-				pr.Yes = satAdd(pr.Yes, v.Weight)
-			case ledger.VoteNo:
-				pr.No = satAdd(pr.No, v.Weight)
-			default:
-				pr.Abstain = satAdd(pr.Abstain, v.Weight)
-			}
-		}
+		pr.Yes, pr.No, pr.Abstain = countVotes(votes)
 		if pr.TotalWeight, err = s.totalWeight(p); err != nil {
 			return err
 		}
@@ -303,6 +293,21 @@ func (m *Market) tally(s *store, p Params, height uint64) error {
 		}
 	}
 	return nil
+}
+
+// countVotes sums the weight behind each option.
+func countVotes(votes []Vote) (yes, no, abstain uint64) {
+	for _, v := range votes {
+		switch v.Option {
+		case ledger.VoteYes:
+			yes = satAdd(yes, v.Weight)
+		case ledger.VoteNo:
+			no = satAdd(no, v.Weight)
+		default:
+			abstain = satAdd(abstain, v.Weight)
+		}
+	}
+	return yes, no, abstain
 }
 
 // geBps reports a ≥ b·bps/10000 exactly; gtBps reports a > b·bps/10000.

@@ -24,14 +24,17 @@ func satMul(a, b uint64) uint64 {
 }
 
 // FirstCome is one of the two built-in policies ("builtin:fcfs"): requests
-// in snapshot order (id order, first come first served). A bundle goes
-// whole to the eligible offer that fits it with the least capacity left
-// over (best fit; ties: the cheapest, then the more reliable job runner,
-// then the lowest index). A divisible request takes from the cheapest
-// eligible offers first (ties: the more reliable job runner — the smaller
-// share of timed-out and slashed jobs — then the lowest index). Prices are
-// the offers' asks. It is deterministic and its output always passes
-// Validate.
+// in snapshot order (id order, first come first served). A replicated
+// request gets up to its Replicas whole replicas from the cheapest eligible
+// offers that fit one (ties: the more reliable job runner, then the lowest
+// index), each from a provider — and with Spread a region — it does not
+// hold a replica with yet. A bundle goes whole to the eligible offer that
+// fits it with the least capacity left over (best fit; ties: the cheapest,
+// then the more reliable job runner, then the lowest index). A divisible
+// request takes from the cheapest eligible offers first (ties: the more
+// reliable job runner — the smaller share of timed-out and slashed jobs —
+// then the lowest index). Prices are the offers' asks. It is deterministic
+// and its output always passes Validate.
 func FirstCome(s *Snapshot) []Allocation {
 	nk := len(s.Kinds)
 	rem := make([]uint64, len(s.Offers)*nk)
@@ -49,6 +52,10 @@ func FirstCome(s *Snapshot) []Allocation {
 	for i := range all {
 		all[i] = i
 		fail[i] = s.Offers[i].Jobs.FailureBps()
+	}
+	held := map[int][]Held{}
+	for _, h := range s.Held {
+		held[int(h.Request)] = append(held[int(h.Request)], h)
 	}
 	var out []Allocation
 	cand := make([]int, 0, len(s.Offers))
@@ -83,6 +90,10 @@ func FirstCome(s *Snapshot) []Allocation {
 				c = satAdd(c, satMul(s.Offers[oi].Price[k], r.Demand[k]))
 			}
 			return c
+		}
+		if r.Replicas > 0 {
+			out = greedyReplicas(s, ri, cand, cost, fail, rem, held[ri], out)
+			continue
 		}
 		if r.Bundle {
 			best, bestWaste, bestCost := -1, ^uint64(0), ^uint64(0)
@@ -163,6 +174,57 @@ func FirstCome(s *Snapshot) []Allocation {
 	return out
 }
 
+// greedyReplicas places the replicas of request ri on candidates cand.
+func greedyReplicas(s *Snapshot, ri int, cand []int, cost func(int) uint64, fail []uint32, rem []uint64, held []Held, out []Allocation) []Allocation {
+	nk := len(s.Kinds)
+	r := &s.Requests[ri]
+	provs := map[uint32]bool{}
+	regions := map[uint32]bool{}
+	for _, h := range held {
+		provs[h.Provider], regions[h.Region] = true, true
+	}
+	costs := make([]uint64, len(cand))
+	for i, oi := range cand {
+		costs[i] = cost(oi)
+	}
+	for placed := 0; placed < int(r.Replicas); placed++ {
+		j := -1
+		for i, oi := range cand {
+			if oi < 0 {
+				continue
+			}
+			o := &s.Offers[oi]
+			fits := !provs[o.Provider] && !(r.Spread && regions[o.Region])
+			for k := 0; k < nk && fits; k++ {
+				fits = rem[oi*nk+k] >= r.Demand[k]
+			}
+			if !fits {
+				cand[i] = -1
+				continue
+			}
+			if j < 0 || costs[i] < costs[j] || costs[i] == costs[j] && fail[oi] < fail[cand[j]] {
+				j = i
+			}
+		}
+		if j < 0 {
+			break
+		}
+		oi := cand[j]
+		cand[j] = -1
+		o := &s.Offers[oi]
+		provs[o.Provider], regions[o.Region] = true, true
+		a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
+		for k := 0; k < nk; k++ {
+			if r.Demand[k] > 0 {
+				a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
+				rem[oi*nk+k] -= r.Demand[k]
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // Greedy is the other built-in policy ("builtin:greedy"): the algorithm of
 // the shipped greedy.wasm policy (sdk-contracts/policies/internal/fill),
 // ported to the kernel's types so that the fallback needs no policy in
@@ -178,7 +240,7 @@ func FirstCome(s *Snapshot) []Allocation {
 // asks; one allocation per (request, offer) pair, in order of first use.
 func Greedy(s *Snapshot) []Allocation {
 	g := newGreedyIndex(s)
-	for _, ri := range byBid(s, func(r *SnapRequest) bool { return r.Bundle }, func(r *SnapRequest) uint64 {
+	for _, ri := range byBid(s, func(r *SnapRequest) bool { return r.Bundle && r.Replicas == 0 }, func(r *SnapRequest) uint64 {
 		var v uint64
 		for k := range r.Demand {
 			v = satAdd(v, satMul(r.Demand[k], r.MaxPrice[k]))
@@ -188,11 +250,59 @@ func Greedy(s *Snapshot) []Allocation {
 		g.bundle(ri)
 	}
 	for k := range s.Kinds {
-		for _, ri := range byBid(s, func(r *SnapRequest) bool { return !r.Bundle && r.Demand[k] > 0 }, func(r *SnapRequest) uint64 { return r.MaxPrice[k] }) {
+		for _, ri := range byBid(s, func(r *SnapRequest) bool { return !r.Bundle && r.Replicas == 0 && r.Demand[k] > 0 }, func(r *SnapRequest) uint64 { return r.MaxPrice[k] }) {
 			g.divisible(ri, k)
 		}
 	}
-	return g.out
+	return g.replicas()
+}
+
+// replicas places the replicas of the replicated requests on the capacity
+// the others left, in request order, as FirstCome does (greedyReplicas)
+// and as the guest SDK does for every shipped policy (policy.PlaceReplicas).
+func (g *greedyIndex) replicas() []Allocation {
+	s, nk := g.s, g.nk
+	fail := make([]uint32, len(s.Offers))
+	for i := range s.Offers {
+		fail[i] = s.Offers[i].Jobs.FailureBps()
+	}
+	var held map[int][]Held
+	for _, h := range s.Held {
+		if held == nil {
+			held = map[int][]Held{}
+		}
+		held[int(h.Request)] = append(held[int(h.Request)], h)
+	}
+	out := g.out
+	for ri := range s.Requests {
+		r := &s.Requests[ri]
+		if r.Replicas == 0 {
+			continue
+		}
+		var cand []int
+		for oi := range s.Offers {
+			o := &s.Offers[oi]
+			if r.Region != 0 && o.Region != r.Region {
+				continue
+			}
+			room := false
+			for k := 0; k < nk && !room; k++ {
+				room = r.Demand[k] > 0 && g.spare[oi*nk+k] > 0
+			}
+			if room && Eligible(r, o) {
+				cand = append(cand, oi)
+			}
+		}
+		cost := func(oi int) uint64 {
+			var c uint64
+			for k := 0; k < nk; k++ {
+				c = satAdd(c, satMul(s.Offers[oi].Price[k], r.Demand[k]))
+			}
+			return c
+		}
+		out = greedyReplicas(s, ri, cand, cost, fail, g.spare, held[ri], out)
+	}
+	return out
 }
 
 // byBid returns the indexes of the requests keep selects, by bid

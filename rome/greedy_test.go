@@ -89,6 +89,38 @@ func firstComeReference(s *Snapshot) []Allocation {
 			}
 			return a - b
 		})
+		if r.Replicas > 0 {
+			provs, regions := map[uint32]bool{}, map[uint32]bool{}
+			for _, h := range s.Held {
+				if int(h.Request) == ri {
+					provs[h.Provider], regions[h.Region] = true, true
+				}
+			}
+			placed := 0
+			for _, oi := range cand {
+				o := &s.Offers[oi]
+				fits := placed < int(r.Replicas) && !provs[o.Provider] && !(r.Spread && regions[o.Region])
+				room := false
+				for k := range nk {
+					fits = fits && rem[oi*nk+k] >= r.Demand[k]
+					room = room || r.Demand[k] > 0 && rem[oi*nk+k] > 0
+				}
+				if !fits || !room {
+					continue
+				}
+				provs[o.Provider], regions[o.Region] = true, true
+				a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}
+				for k := range nk {
+					if r.Demand[k] > 0 {
+						a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
+						rem[oi*nk+k] -= r.Demand[k]
+					}
+				}
+				out = append(out, a)
+				placed++
+			}
+			continue
+		}
 		need := slices.Clone(r.Demand)
 		for _, oi := range cand {
 			a := Allocation{Request: uint32(ri), Offer: uint32(oi), Amount: make([]uint64, nk), Price: make([]uint64, nk)}

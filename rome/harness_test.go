@@ -100,6 +100,7 @@ type harnessOpts struct {
 	policyGas                    uint64 // 0 means the default
 	nodes                        int    // genesis nodes (cluster voters); 0 means 1
 	jobs                         func(*jobsGenesis)
+	storage                      func(*storageGenesis)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -146,6 +147,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	if o.jobs != nil {
 		o.jobs(&r.Jobs)
+	}
+	if o.storage != nil {
+		o.storage(r.Storage)
 	}
 	var gv govGenesis
 	_ = json.Unmarshal(gj, &gv)
@@ -222,7 +226,7 @@ func (h *harness) commit() {
 // endBlock closes the current block and checks the supply invariant.
 func (h *harness) endBlock() {
 	h.t.Helper()
-	evs, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000})
+	evs, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000, PrevHash: h.prevHash()})
 	if err != nil {
 		h.t.Fatalf("end block %d: %v", h.height, err)
 	}

@@ -72,6 +72,12 @@ type JobRun struct {
 	Height       uint64           `json:"height"`        // block the result landed in
 	Epoch        uint64           `json:"epoch"`         // epoch its usage is metered in
 	ChallengeEnd uint64           `json:"challenge_end"` // last height a challenge is accepted at
+	// Energy of the run in millijoules as the node gave it, and how it
+	// knows: ledger.EnergyMeasured (a hardware counter) or
+	// ledger.EnergyModeled (CPU time × declared watts). A node's figure is
+	// recorded, not paid: energy is paid by meters.
+	Energy       uint64 `json:"energy_mj"`
+	EnergySource uint8  `json:"energy_source"`
 }
 
 // Outcome is what re-execution must reproduce.
@@ -150,6 +156,10 @@ type Metered struct {
 	Settled       bool     `json:"settled"`
 	PaidCompute   uint64   `json:"paid_compute"` // units paid at settlement
 	PaidBandwidth uint64   `json:"paid_bandwidth"`
+	// Energy of the results that landed in the epoch, in millijoules, kept
+	// apart by how their nodes knew it.
+	EnergyMeasured uint64 `json:"energy_measured_mj"`
+	EnergyModeled  uint64 `json:"energy_modeled_mj"`
 }
 
 // RanJobs reports whether the lease ran jobs in the epoch: then settlement
@@ -180,6 +190,9 @@ type ProviderRecord struct {
 	Failed    uint64   `json:"failed"`    // the program failed; the provider did its job
 	TimedOut  uint64   `json:"timed_out"`
 	Slashed   uint64   `json:"slashed"`
+	// Storage: holding-epochs proven and missed.
+	StorageProven uint64 `json:"storage_proven"`
+	StorageMissed uint64 `json:"storage_missed"`
 }
 
 // FailureBps is the share of a provider's jobs that timed out or were
@@ -505,12 +518,18 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	mt.Gas = satAdd(mt.Gas, p.GasUsed)
 	mt.Bytes = satAdd(mt.Bytes, satAdd(p.BytesIn, p.BytesOut))
 	mt.Results++
+	switch p.EnergySource {
+	case ledger.EnergyMeasured:
+		mt.EnergyMeasured = satAdd(mt.EnergyMeasured, p.Energy)
+	case ledger.EnergyModeled:
+		mt.EnergyModeled = satAdd(mt.EnergyModeled, p.Energy)
+	}
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
 		return nil, err
 	}
 	run := &JobRun{Class: p.Class, ExitCode: p.ExitCode, GasUsed: p.GasUsed, Outputs: p.Outputs, Stdout: p.Stdout, Stderr: p.Stderr,
 		OutputRoot: p.OutputRoot, BytesIn: p.BytesIn, BytesOut: p.BytesOut, Height: tx.Height, Epoch: clock.Epoch,
-		ChallengeEnd: satAdd(tx.Height, params.JobChallengeBlocks)}
+		ChallengeEnd: satAdd(tx.Height, params.JobChallengeBlocks), Energy: p.Energy, EnergySource: p.EnergySource}
 	j.Result, j.Status = run, run.status()
 	if err := s.updateProvider(j.Provider, func(r *ProviderRecord) {
 		if j.Status == JobDone {
@@ -535,7 +554,8 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	}
 	e.emit("job_result", jobAttrs(j, "status", JobStatusName(j.Status), "class", ledger.JobClassName(run.Class),
 		"exit_code", strconv.FormatInt(int64(run.ExitCode), 10), "gas_used", strconv.FormatUint(run.GasUsed, 10),
-		"output_root", run.OutputRoot.String(), "challenge_end", strconv.FormatUint(run.ChallengeEnd, 10))...)
+		"output_root", run.OutputRoot.String(), "challenge_end", strconv.FormatUint(run.ChallengeEnd, 10),
+		"energy_mj", strconv.FormatUint(run.Energy, 10), "energy_source", ledger.EnergySourceName(run.EnergySource))...)
 	return map[string]any{"job_id": j.ID, "status": JobStatusName(j.Status), "challenge_end": run.ChallengeEnd}, nil
 }
 
@@ -775,8 +795,8 @@ func (e *jobEnv) slash(j *Job) error {
 		dc, db := mt.PaidCompute-min(mt.PaidCompute, c), mt.PaidBandwidth-min(mt.PaidBandwidth, b)
 		mt.PaidCompute, mt.PaidBandwidth = mt.PaidCompute-dc, mt.PaidBandwidth-db
 		pay := map[string]uint64{}
-		pay[KindDenom(KindCompute)] = dc * amountOf(l.Prices, KindCompute) // ≤ what was paid: no overflow
-		pay[KindDenom(KindBandwidth)] = db * amountOf(l.Prices, KindBandwidth)
+		pay[e.m.KindDenom(KindCompute)] = dc * amountOf(l.Prices, KindCompute) // ≤ what was paid: no overflow
+		pay[e.m.KindDenom(KindBandwidth)] = db * amountOf(l.Prices, KindBandwidth)
 		if cost, err = coinsOf(pay); err != nil {
 			return err
 		}

@@ -135,6 +135,14 @@ func (m *Market) Deliver(ctx context.Context, tx *Tx, p ledger.Payload) ([]byte,
 		res, err = m.challengeJob(tx, p)
 	case *ledger.JobVerdict:
 		res, err = m.jobVerdict(tx, p)
+	case *ledger.BlobPin:
+		res, err = m.pinBlob(tx, p)
+	case *ledger.StorageProof:
+		res, err = m.storageProof(tx, p)
+	case *ledger.MeterRegister:
+		res, err = m.registerMeter(tx, p)
+	case *ledger.MeterReading:
+		res, err = m.meterReading(tx, p)
 	default:
 		return nil, fmt.Errorf("rome: payload %s: %w", p.Kind(), ledger.ErrUnknownKind)
 	}
@@ -205,8 +213,13 @@ func mulCheck(a, b, c uint64) (uint64, error) {
 }
 
 func coinsOf(m map[string]uint64) (ledger.Coins, error) {
+	denoms := make([]string, 0, len(m))
+	for d := range m {
+		denoms = append(denoms, d)
+	}
+	slices.Sort(denoms) // no map iteration decides output
 	var list []ledger.Coin
-	for _, d := range kindDenoms[1:] { // fixed order: no map iteration decides output
+	for _, d := range denoms {
 		if v := m[d]; v > 0 {
 			list = append(list, ledger.Coin{Denom: d, Amount: v})
 		}
@@ -214,15 +227,30 @@ func coinsOf(m map[string]uint64) (ledger.Coins, error) {
 	return ledger.NormalizeCoins(list)
 }
 
-// MaxCost is a request's escrow: Σ demand × max price × epochs, per token.
-func MaxCost(demand, maxPrice []ledger.ResourceAmount, epochs uint32) (ledger.Coins, error) {
+// KindDenom is the base denom kind k settles in on this chain ("" if
+// unknown): storage's is the genesis parameter storage_denom.
+func (m *Market) KindDenom(k uint8) string {
+	if k == KindStorage {
+		return m.gen.StorageDenom
+	}
+	return KindDenom(k)
+}
+
+// MaxCost is a request's escrow: Σ demand × max price × epochs ×
+// max(1, replicas), per token.
+func (m *Market) MaxCost(demand, maxPrice []ledger.ResourceAmount, epochs uint32, replicas uint16) (ledger.Coins, error) {
 	per := map[string]uint64{}
 	for i, d := range demand {
 		v, err := mulCheck(d.Amount, maxPrice[i].Amount, uint64(epochs))
+		if err == nil {
+			v, err = mulCheck(v, uint64(max(1, replicas)), 1)
+		}
+		if err == nil {
+			per[m.KindDenom(d.Kind)], err = ledger.AddUint64(per[m.KindDenom(d.Kind)], v)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rome: escrow of kind %d: %w", d.Kind, err)
 		}
-		per[KindDenom(d.Kind)] = v
 	}
 	return coinsOf(per)
 }
@@ -233,11 +261,11 @@ func (m *Market) request(tx *Tx, p *ledger.RomeRequest) (any, error) {
 	}
 	s := tx.store(m)
 	for _, d := range p.Demand {
-		if !m.denoms.IsBase(KindDenom(d.Kind)) {
-			return nil, fmt.Errorf("rome: request: kind %s settles in %s, which this chain does not declare: %w", KindName(d.Kind), KindDenom(d.Kind), ledger.ErrUnknownDenom)
+		if !m.denoms.IsBase(m.KindDenom(d.Kind)) {
+			return nil, fmt.Errorf("rome: request: kind %s settles in %s, which this chain does not declare: %w", KindName(d.Kind), m.KindDenom(d.Kind), ledger.ErrUnknownDenom)
 		}
 	}
-	escrow, err := MaxCost(p.Demand, p.MaxPrice, p.Epochs)
+	escrow, err := m.MaxCost(p.Demand, p.MaxPrice, p.Epochs, p.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +299,7 @@ func (m *Market) request(tx *Tx, p *ledger.RomeRequest) (any, error) {
 		if demand == 0 {
 			return nil, fmt.Errorf("rome: certificate %d is for %s, which the request does not demand: %w", cid, KindName(k), ErrInvalid)
 		}
-		room := demand*uint64(p.Epochs) - creditedUnits[k] // no overflow: MaxCost checked the product
+		room := demand*uint64(p.Epochs)*uint64(max(1, p.Replicas)) - creditedUnits[k] // no overflow: MaxCost checked the product
 		units := min(c.Statement.Amount-c.Redeemed, room)
 		if units == 0 {
 			continue
@@ -281,7 +309,7 @@ func (m *Market) request(tx *Tx, p *ledger.RomeRequest) (any, error) {
 			return nil, err
 		}
 		creditedUnits[k] += units
-		credit[KindDenom(k)] += v
+		credit[m.KindDenom(k)] += v
 		c.Redeemed += units
 		if err := s.put(rkey(tagCert, u64(cid)), c); err != nil {
 			return nil, err
@@ -314,17 +342,26 @@ func (m *Market) request(tx *Tx, p *ledger.RomeRequest) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := Request{ID: id, Owner: tx.Sender, Demand: p.Demand, MaxPrice: p.MaxPrice, Remaining: slices.Clone(p.Demand), Epochs: p.Epochs,
+	remaining := slices.Clone(p.Demand)
+	for i := range remaining {
+		remaining[i].Amount *= uint64(max(1, p.Replicas)) // no overflow: MaxCost checked the product
+	}
+	r := Request{ID: id, Owner: tx.Sender, Demand: p.Demand, MaxPrice: p.MaxPrice, Remaining: remaining, Epochs: p.Epochs,
 		Region: p.Region, RegionID: rid, HasLocation: p.HasLocation, Lat: p.Lat, Lon: p.Lon, WithinKm: p.WithinKm, Attrs: p.Attrs,
 		MinReliability: p.MinReliability, Bundle: p.Bundle, Escrow: escrow, Credit: creditCoins, Spent: ledger.Coins{}, Refunded: ledger.Coins{},
-		Height: tx.Height, Epoch: clock.Epoch, Status: StatusOpen}
+		Height: tx.Height, Epoch: clock.Epoch, Status: StatusOpen,
+		Replicas: p.Replicas, Spread: p.Spread, MeterKinds: p.MeterKinds, Open: p.Replicas}
 	if err := s.put(rkey(tagRequest, u64(id)), &r); err != nil {
 		return nil, err
 	}
 	if err := s.setRaw(rkey(tagOpenReq, u64(id)), one); err != nil {
 		return nil, err
 	}
-	tx.emit("rome_request", "request_id", strconv.FormatUint(id, 10), "consumer", tx.Sender.String(), "escrow", escrow.String(), "credit", creditCoins.String())
+	kv := []string{"request_id", strconv.FormatUint(id, 10), "consumer", tx.Sender.String(), "escrow", escrow.String(), "credit", creditCoins.String()}
+	if p.Replicas > 0 {
+		kv = append(kv, "replicas", strconv.FormatUint(uint64(p.Replicas), 10))
+	}
+	tx.emit("rome_request", kv...)
 	return map[string]any{"request_id": id, "escrow": escrow, "credit": creditCoins}, nil
 }
 

@@ -21,7 +21,10 @@ const (
 )
 
 var kindNames = [...]string{"", "compute", "bandwidth", "energy", "storage"}
-var kindDenoms = [...]string{"", "uTFLP", "uTBS", "uKWTT", "uSTOR"}
+
+// kindDenoms are the tokens kinds settle in by default; storage's is the
+// chain's choice (Params.StorageDenom, genesis only).
+var kindDenoms = [...]string{"", "uTFLP", "uTBS", "uKWTT", "uTFLP"}
 
 // KindName names a resource kind ("" if unknown).
 func KindName(k uint8) string {
@@ -31,7 +34,9 @@ func KindName(k uint8) string {
 	return ""
 }
 
-// KindDenom is the base denom a kind settles in ("" if unknown).
+// KindDenom is the base denom a kind settles in by default ("" if
+// unknown); a chain may settle storage in another token
+// (Market.KindDenom).
 func KindDenom(k uint8) string {
 	if int(k) < len(kindDenoms) {
 		return kindDenoms[k]
@@ -93,20 +98,57 @@ type Params struct {
 	MaxJobMemoryBytes     uint64 `json:"max_job_memory_bytes"`
 	MaxJobOutputBytes     uint64 `json:"max_job_output_bytes"`
 	OutputRetentionEpochs uint64 `json:"output_retention_epochs"` // how long provider nodes keep job outputs
+
+	// Storage leases (pinned blobs proven by challenges) and meters.
+	BytesPerStorageUnit uint64 `json:"bytes_per_storage_unit"` // a storage unit per epoch holds this many bytes
+	StorageSegments     uint64 `json:"storage_segments"`       // segments challenged per pinned blob per holder per epoch
+	StorageGraceEpochs  uint64 `json:"storage_grace_epochs"`   // epochs a new holding has to fetch its blob before challenges start
+	StorageSlashBps     uint64 `json:"storage_slash_bps"`      // share of the remaining bond a lease loses for an epoch with a missed proof
+	StorageRepairMisses uint64 `json:"storage_repair_misses"`  // consecutive epochs with a miss after which a replica moves to another provider
+	StorageDenom        string `json:"storage_denom"`          // token storage settles in (genesis only)
+	JoulesPerEnergyUnit uint64 `json:"joules_per_energy_unit"` // an energy unit per epoch is this many joules
 }
 
 // romeGenesis and govGenesis are the genesis sections (strict JSON).
 type romeGenesis struct {
-	EpochBlocks      uint64      `json:"epoch_blocks"`
-	PolicyGas        uint64      `json:"policy_gas"`
-	RequestTTLEpochs uint64      `json:"request_ttl_epochs"`
-	CertPeriodEpochs uint64      `json:"cert_period_epochs"`
-	Reward           reward      `json:"reward"`
-	ActivePolicy     string      `json:"active_policy,omitempty"`
-	FallbackPolicy   string      `json:"fallback_policy,omitempty"`
-	MinGasPrices     string      `json:"min_gas_prices,omitempty"`
-	Issuers          []string    `json:"issuers,omitempty"`
-	Jobs             jobsGenesis `json:"jobs"`
+	EpochBlocks      uint64          `json:"epoch_blocks"`
+	PolicyGas        uint64          `json:"policy_gas"`
+	RequestTTLEpochs uint64          `json:"request_ttl_epochs"`
+	CertPeriodEpochs uint64          `json:"cert_period_epochs"`
+	Reward           reward          `json:"reward"`
+	ActivePolicy     string          `json:"active_policy,omitempty"`
+	FallbackPolicy   string          `json:"fallback_policy,omitempty"`
+	MinGasPrices     string          `json:"min_gas_prices,omitempty"`
+	Issuers          []string        `json:"issuers,omitempty"`
+	Jobs             jobsGenesis     `json:"jobs"`
+	Storage          *storageGenesis `json:"storage,omitempty"`
+	Meters           *metersGenesis  `json:"meters,omitempty"`
+}
+
+// storageGenesis is extra.rome.storage; fields left out keep their
+// defaults.
+type storageGenesis struct {
+	BytesPerUnit uint64 `json:"bytes_per_unit"`
+	Segments     uint64 `json:"segments"`
+	GraceEpochs  uint64 `json:"grace_epochs"`
+	SlashBps     uint64 `json:"slash_bps"`
+	RepairMisses uint64 `json:"repair_misses"`
+	Denom        string `json:"denom"`
+}
+
+func storageGenesisOf(p Params) *storageGenesis {
+	return &storageGenesis{BytesPerUnit: p.BytesPerStorageUnit, Segments: p.StorageSegments, GraceEpochs: p.StorageGraceEpochs,
+		SlashBps: p.StorageSlashBps, RepairMisses: p.StorageRepairMisses, Denom: p.StorageDenom}
+}
+
+func (g *storageGenesis) apply(p *Params) {
+	p.BytesPerStorageUnit, p.StorageSegments, p.StorageGraceEpochs = g.BytesPerUnit, g.Segments, g.GraceEpochs
+	p.StorageSlashBps, p.StorageRepairMisses, p.StorageDenom = g.SlashBps, g.RepairMisses, g.Denom
+}
+
+// metersGenesis is extra.rome.meters.
+type metersGenesis struct {
+	JoulesPerEnergyUnit uint64 `json:"joules_per_energy_unit"`
 }
 
 // jobsGenesis is extra.rome.jobs; fields left out keep their defaults.
@@ -168,6 +210,9 @@ func DefaultParams() Params {
 		JobTimeoutBlocks: 1200, JobChallengeBlocks: 240, JobVerdictBlocks: 240,
 		JobChallengeDeposit: "1TFLP", JobSlashBps: 5_000, JobVerifyAllGas: 100_000_000_000, JobCommitteeSize: 3,
 		MaxJobModuleBytes: 64 << 20, MaxJobMemoryBytes: 1 << 30, MaxJobOutputBytes: 256 << 20, OutputRetentionEpochs: 720,
+
+		BytesPerStorageUnit: 1 << 30, StorageSegments: 1, StorageGraceEpochs: 1, StorageSlashBps: 100, StorageRepairMisses: 2,
+		StorageDenom: "uTFLP", JoulesPerEnergyUnit: 1000,
 	}
 }
 
@@ -186,7 +231,8 @@ func GenesisSections(node ledger.PublicKey) (romeJSON, govJSON json.RawMessage, 
 	p := DefaultParams()
 	r := romeGenesis{EpochBlocks: p.EpochBlocks, PolicyGas: p.PolicyGas, RequestTTLEpochs: p.RequestTTLEpochs,
 		CertPeriodEpochs: p.CertPeriodEpochs, Reward: reward{Denom: p.RewardDenom, PerEpoch: p.RewardPerEpoch, HalvingEpochs: p.RewardHalving},
-		FallbackPolicy: p.FallbackPolicy, Issuers: []string{hex.EncodeToString(node.Bytes())}, Jobs: jobsGenesisOf(p)}
+		FallbackPolicy: p.FallbackPolicy, Issuers: []string{hex.EncodeToString(node.Bytes())}, Jobs: jobsGenesisOf(p),
+		Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit}}
 	g := govGenesis{Members: []Member{{Address: node.Address(), Weight: DefaultMemberWeight}}, QuorumBps: p.QuorumBps, ThresholdBps: p.ThresholdBps, VotingPeriod: p.VotingPeriod}
 	if romeJSON, err = json.Marshal(r); err != nil {
 		return nil, nil, err
@@ -213,7 +259,7 @@ func strictJSON(raw []byte, v any) error {
 func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 	p := DefaultParams()
 	if raw, ok := g.Extra["rome"]; ok {
-		r := romeGenesis{Jobs: jobsGenesisOf(p)}
+		r := romeGenesis{Jobs: jobsGenesisOf(p), Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit}}
 		if err := strictJSON(raw, &r); err != nil {
 			return p, fmt.Errorf("rome: genesis extra.rome: %w", err)
 		}
@@ -224,6 +270,12 @@ func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 			p.FallbackPolicy = r.FallbackPolicy
 		}
 		r.Jobs.apply(&p)
+		if r.Storage != nil {
+			r.Storage.apply(&p)
+		}
+		if r.Meters != nil {
+			p.JoulesPerEnergyUnit = r.Meters.JoulesPerEnergyUnit
+		}
 	}
 	if raw, ok := g.Extra["gov"]; ok {
 		var gv govGenesis
@@ -287,6 +339,20 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 		return fmt.Errorf("rome: params: max_job_module_bytes and max_job_output_bytes must be > 0")
 	case p.MaxJobMemoryBytes == 0 || p.MaxJobMemoryBytes > MaxJobMemory:
 		return fmt.Errorf("rome: params: max_job_memory_bytes %d must be 1-%d", p.MaxJobMemoryBytes, uint64(MaxJobMemory))
+	case p.BytesPerStorageUnit == 0:
+		return fmt.Errorf("rome: params: bytes_per_storage_unit must be > 0")
+	case p.StorageSegments == 0 || p.StorageSegments > ledger.MaxStorageSegments:
+		return fmt.Errorf("rome: params: storage_segments %d must be 1-%d", p.StorageSegments, ledger.MaxStorageSegments)
+	case p.StorageGraceEpochs > 1000:
+		return fmt.Errorf("rome: params: storage_grace_epochs %d must be ≤ 1000", p.StorageGraceEpochs)
+	case p.StorageSlashBps > 10_000:
+		return fmt.Errorf("rome: params: storage_slash_bps is basis points (≤ 10000)")
+	case p.StorageRepairMisses == 0 || p.StorageRepairMisses > 1000:
+		return fmt.Errorf("rome: params: storage_repair_misses %d must be 1-1000", p.StorageRepairMisses)
+	case !denoms.IsBase(p.StorageDenom):
+		return fmt.Errorf("rome: params: storage_denom %q: %w", p.StorageDenom, ledger.ErrUnknownDenom)
+	case p.JoulesPerEnergyUnit == 0:
+		return fmt.Errorf("rome: params: joules_per_energy_unit must be > 0")
 	}
 	if _, err := denoms.ParseCoins(p.JobChallengeDeposit); err != nil {
 		return fmt.Errorf("rome: params: job_challenge_deposit: %w", err)
@@ -327,6 +393,8 @@ var GovParams = []string{
 	"gas_per_compute_unit", "bytes_per_bandwidth_unit", "job_timeout_blocks", "job_challenge_blocks", "job_verdict_blocks",
 	"job_challenge_deposit", "job_slash_bps", "job_verify_all_gas", "job_committee_size", "max_job_module_bytes",
 	"max_job_memory_bytes", "max_job_output_bytes", "output_retention_epochs",
+	"bytes_per_storage_unit", "storage_segments", "storage_grace_epochs", "storage_slash_bps", "storage_repair_misses",
+	"joules_per_energy_unit",
 }
 
 // With returns p with one parameter changed (as a proposal would), or an
@@ -400,6 +468,18 @@ func (p Params) With(name, value string, denoms *ledger.Denoms) (Params, error) 
 		p.MaxJobOutputBytes, err = num()
 	case "output_retention_epochs":
 		p.OutputRetentionEpochs, err = num()
+	case "bytes_per_storage_unit":
+		p.BytesPerStorageUnit, err = num()
+	case "storage_segments":
+		p.StorageSegments, err = num()
+	case "storage_grace_epochs":
+		p.StorageGraceEpochs, err = num()
+	case "storage_slash_bps":
+		p.StorageSlashBps, err = num()
+	case "storage_repair_misses":
+		p.StorageRepairMisses, err = num()
+	case "joules_per_energy_unit":
+		p.JoulesPerEnergyUnit, err = num()
 	default:
 		return p, fmt.Errorf("rome: unknown governance parameter %q (one of %s): %w", name, strings.Join(GovParams, ", "), ErrInvalid)
 	}

@@ -109,6 +109,29 @@ func (m *Market) Proposal(st *ledger.State, id uint64) (*Proposal, error) {
 	return &p, nil
 }
 
+// LiveTally fills a proposal that is still voting with the weight of the
+// votes cast so far and the total weight now: the stored record is tallied
+// only when its voting period ends, so without this a proposal under vote
+// would read "yes 0 no 0 of 0" while its votes are listed. A closed
+// proposal keeps the tally it was decided with.
+func (m *Market) LiveTally(st *ledger.State, p *Proposal) error {
+	if p.Status != ProposalVoting {
+		return nil
+	}
+	votes, err := m.Votes(st, p.ID)
+	if err != nil {
+		return err
+	}
+	s := m.reader(st)
+	params, err := s.params(m.gen)
+	if err != nil {
+		return err
+	}
+	p.Yes, p.No, p.Abstain = countVotes(votes)
+	p.TotalWeight, err = s.totalWeight(params)
+	return err
+}
+
 // Clock returns the current epoch and the height it ends at.
 func (m *Market) Clock(st *ledger.State) (Clock, error) {
 	s := m.reader(st)

@@ -9,7 +9,7 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 )
 
-// The policy ABI v2 (docs/rome-policy-abi.md): one binary snapshot in, one
+// The policy ABI v3 (docs/rome-policy-abi.md): one binary snapshot in, one
 // allocation list out, integers little-endian.
 
 // ErrMalformed marks snapshot or allocation bytes that do not decode.
@@ -20,9 +20,10 @@ var ErrInfeasible = errors.New("rome: infeasible allocation")
 
 const (
 	snapMagic   = "ROME"
-	snapVersion = 2
-	offerFixed  = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8 // id region lat lon attrs reliability flags jobs(completed failed timed_out slashed)
-	reqFixed    = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1
+	snapVersion = 3
+	offerFixed  = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8 + 4 // id region lat lon attrs reliability flags jobs(completed failed timed_out slashed) provider
+	reqFixed    = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 2   // … flags replicas
+	heldSize    = 4 + 4 + 4
 	allocFixed  = 4 + 4
 )
 
@@ -37,14 +38,25 @@ type SnapOffer struct {
 	Reliability uint16
 	RunsJobs    bool // the offer names a node and holds a bond
 	Jobs        ProviderRecord
-	Capacity    []uint64
-	Price       []uint64
+	// Provider identifies the offer's owner (ids from 1, stable across
+	// epochs): two replicas of a request never share one.
+	Provider uint32
+	Capacity []uint64
+	Price    []uint64
 }
 
 // Offer flag bits (ABI v2).
 const offerFlagJobs = 1
 
-// SnapRequest is a request as a policy sees it; Demand is what remains.
+// Request flag bits (ABI v3).
+const (
+	reqFlagBundle = 1
+	reqFlagSpread = 2
+)
+
+// SnapRequest is a request as a policy sees it; Demand is what remains —
+// for a replicated request (Replicas > 0) the demand of one replica, of
+// which Replicas are wanted.
 type SnapRequest struct {
 	ID             uint64
 	Region         uint32
@@ -53,8 +65,18 @@ type SnapRequest struct {
 	Attrs          uint64
 	MinReliability uint16
 	Bundle         bool
+	Spread         bool   // replicas in distinct regions
+	Replicas       uint16 // replicas still wanted (0: an ordinary request)
 	Demand         []uint64
 	MaxPrice       []uint64
+}
+
+// Held is a replica a request already has: its provider and region,
+// which its new replicas must avoid (the region only with Spread).
+type Held struct {
+	Request  uint32 // index in Snapshot.Requests
+	Provider uint32
+	Region   uint32
 }
 
 // Snapshot is the input of a policy run.
@@ -63,6 +85,7 @@ type Snapshot struct {
 	Kinds    []uint8 // ascending kind ids
 	Offers   []SnapOffer
 	Requests []SnapRequest
+	Held     []Held // by request index, then provider
 }
 
 // Allocation gives a request an amount of an offer per kind at a price.
@@ -73,10 +96,10 @@ type Allocation struct {
 	Price   []uint64
 }
 
-// Encode renders the snapshot in ABI v2.
+// Encode renders the snapshot in ABI v3.
 func (s *Snapshot) Encode() []byte {
 	nk := len(s.Kinds)
-	n := 4 + 4 + 8 + 1 + nk + 8 + len(s.Offers)*(offerFixed+16*nk) + len(s.Requests)*(reqFixed+16*nk)
+	n := 4 + 4 + 8 + 1 + nk + 8 + len(s.Offers)*(offerFixed+16*nk) + len(s.Requests)*(reqFixed+16*nk) + 4 + len(s.Held)*heldSize
 	b := make([]byte, 0, n)
 	le := binary.LittleEndian
 	b = append(b, snapMagic...)
@@ -102,6 +125,7 @@ func (s *Snapshot) Encode() []byte {
 		b = le.AppendUint64(b, o.Jobs.Failed)
 		b = le.AppendUint64(b, o.Jobs.TimedOut)
 		b = le.AppendUint64(b, o.Jobs.Slashed)
+		b = le.AppendUint32(b, o.Provider)
 		for k := 0; k < nk; k++ {
 			b = le.AppendUint64(b, o.Capacity[k])
 			b = le.AppendUint64(b, o.Price[k])
@@ -117,13 +141,23 @@ func (s *Snapshot) Encode() []byte {
 		b = le.AppendUint16(b, r.MinReliability)
 		var flags byte
 		if r.Bundle {
-			flags = 1
+			flags |= reqFlagBundle
+		}
+		if r.Spread {
+			flags |= reqFlagSpread
 		}
 		b = append(b, flags)
+		b = le.AppendUint16(b, r.Replicas)
 		for k := 0; k < nk; k++ {
 			b = le.AppendUint64(b, r.Demand[k])
 			b = le.AppendUint64(b, r.MaxPrice[k])
 		}
+	}
+	b = le.AppendUint32(b, uint32(len(s.Held)))
+	for _, h := range s.Held {
+		b = le.AppendUint32(b, h.Request)
+		b = le.AppendUint32(b, h.Provider)
+		b = le.AppendUint32(b, h.Region)
 	}
 	return b
 }
@@ -177,7 +211,7 @@ func (r *reader) u64() uint64 {
 	return binary.LittleEndian.Uint64(r.b[r.off-8:])
 }
 
-// DecodeSnapshot parses ABI v2 snapshot bytes strictly: it is the exact
+// DecodeSnapshot parses ABI v3 snapshot bytes strictly: it is the exact
 // inverse of Encode (unknown flag bits, unordered kinds or ids and trailing
 // bytes are ErrMalformed).
 func DecodeSnapshot(b []byte) (*Snapshot, error) {
@@ -206,8 +240,8 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 		return nil, r.err
 	}
 	osz, rsz := offerFixed+16*nk, reqFixed+16*nk
-	if uint64(no)*uint64(osz)+uint64(nr)*uint64(rsz) != uint64(len(b)-r.off) {
-		return nil, fmt.Errorf("%w: snapshot: %d offers and %d requests do not fill %d bytes", ErrMalformed, no, nr, len(b)-r.off)
+	if uint64(no)*uint64(osz)+uint64(nr)*uint64(rsz)+4 > uint64(len(b)-r.off) {
+		return nil, fmt.Errorf("%w: snapshot: %d offers and %d requests do not fit %d bytes", ErrMalformed, no, nr, len(b)-r.off)
 	}
 	s.Offers = make([]SnapOffer, no)
 	for i := range s.Offers {
@@ -219,6 +253,10 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 		}
 		o.RunsJobs = flags&offerFlagJobs != 0
 		o.Jobs = ProviderRecord{Completed: r.u64(), Failed: r.u64(), TimedOut: r.u64(), Slashed: r.u64()}
+		o.Provider = r.u32()
+		if o.Provider == 0 {
+			return nil, fmt.Errorf("%w: snapshot: offer %d: provider id 0", ErrMalformed, o.ID)
+		}
 		o.Capacity, o.Price = make([]uint64, nk), make([]uint64, nk)
 		for k := 0; k < nk; k++ {
 			o.Capacity[k], o.Price[k] = r.u64(), r.u64()
@@ -232,10 +270,14 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 		q := &s.Requests[i]
 		q.ID, q.Region, q.Lat, q.Lon, q.WithinKm, q.Attrs, q.MinReliability = r.u64(), r.u32(), int32(r.u32()), int32(r.u32()), r.u32(), r.u64(), r.u16()
 		flags := r.u8()
-		if flags&^1 != 0 {
+		if flags&^(reqFlagBundle|reqFlagSpread) != 0 {
 			return nil, fmt.Errorf("%w: snapshot: request %d: unknown flag bits %#x", ErrMalformed, q.ID, flags)
 		}
-		q.Bundle = flags&1 != 0
+		q.Bundle, q.Spread = flags&reqFlagBundle != 0, flags&reqFlagSpread != 0
+		q.Replicas = r.u16()
+		if q.Spread && q.Replicas == 0 || q.Bundle && q.Replicas > 0 {
+			return nil, fmt.Errorf("%w: snapshot: request %d: spread without replicas, or a replicated bundle", ErrMalformed, q.ID)
+		}
 		q.Demand, q.MaxPrice = make([]uint64, nk), make([]uint64, nk)
 		for k := 0; k < nk; k++ {
 			q.Demand[k], q.MaxPrice[k] = r.u64(), r.u64()
@@ -244,8 +286,31 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 			return nil, fmt.Errorf("%w: snapshot: request ids not ascending", ErrMalformed)
 		}
 	}
+	nh := r.u32()
 	if r.err != nil {
 		return nil, r.err
+	}
+	if uint64(nh)*heldSize != uint64(len(b)-r.off) {
+		return nil, fmt.Errorf("%w: snapshot: %d held replicas do not fill %d bytes", ErrMalformed, nh, len(b)-r.off)
+	}
+	s.Held = make([]Held, nh)
+	for i := range s.Held {
+		h := &s.Held[i]
+		h.Request, h.Provider, h.Region = r.u32(), r.u32(), r.u32()
+		switch {
+		case int(h.Request) >= nr || s.Requests[h.Request].Replicas == 0:
+			return nil, fmt.Errorf("%w: snapshot: held replica %d names request index %d, not a replicated request", ErrMalformed, i, h.Request)
+		case h.Provider == 0:
+			return nil, fmt.Errorf("%w: snapshot: held replica %d: provider id 0", ErrMalformed, i)
+		case i > 0 && (s.Held[i-1].Request > h.Request || s.Held[i-1].Request == h.Request && s.Held[i-1].Provider >= h.Provider):
+			return nil, fmt.Errorf("%w: snapshot: held replicas not ascending by (request, provider)", ErrMalformed)
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(s.Held) == 0 {
+		s.Held = nil
 	}
 	return s, nil
 }
@@ -312,8 +377,15 @@ func WithinDistance(latO, lonO, latR, lonR int32, km uint32) bool {
 }
 
 // Eligible applies the ABI's eligibility rules to a (request, offer) pair.
+// A replica is held only by an offer that names a node and holds a bond
+// (it proves what it holds and backs it), and with Spread only by one
+// with a region. (Whether the provider or region is already taken by
+// another replica is a rule of the whole list: Validate.)
 func Eligible(r *SnapRequest, o *SnapOffer) bool {
 	if r.Region != 0 && r.Region != o.Region {
+		return false
+	}
+	if r.Replicas > 0 && (!o.RunsJobs || r.Spread && o.Region == 0) {
 		return false
 	}
 	if o.Attrs&r.Attrs != r.Attrs || o.Reliability < r.MinReliability {
@@ -371,7 +443,7 @@ func Validate(s *Snapshot, as []Allocation) error {
 			if c1 != 0 || u > o.Capacity[k] {
 				return fmt.Errorf("%w: allocation %d: offer %d kind %d over capacity %d", ErrInfeasible, i, o.ID, s.Kinds[k], o.Capacity[k])
 			}
-			if c2 != 0 || g > r.Demand[k] {
+			if r.Replicas == 0 && (c2 != 0 || g > r.Demand[k]) { // a replica's amount is checked by validateReplicas
 				return fmt.Errorf("%w: allocation %d: request %d kind %d over demand %d", ErrInfeasible, i, r.ID, s.Kinds[k], r.Demand[k])
 			}
 			used[int(a.Offer)*nk+k], got[int(a.Request)*nk+k] = u, g
@@ -380,6 +452,9 @@ func Validate(s *Snapshot, as []Allocation) error {
 			return fmt.Errorf("%w: allocation %d: zero allocation", ErrInfeasible, i)
 		}
 		served[a.Request]++
+	}
+	if err := validateReplicas(s, as, served); err != nil {
+		return err
 	}
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
@@ -393,6 +468,56 @@ func Validate(s *Snapshot, as []Allocation) error {
 			if got[ri*nk+k] != r.Demand[k] {
 				return fmt.Errorf("%w: bundle request %d not served in full on kind %d", ErrInfeasible, r.ID, s.Kinds[k])
 			}
+		}
+	}
+	return nil
+}
+
+// validateReplicas checks the replica rules: a replicated request gets at
+// most Replicas allocations, each its full demand on every kind (a replica
+// is whole), from providers distinct from each other and from the replicas
+// it holds, and with Spread in regions distinct likewise.
+func validateReplicas(s *Snapshot, as []Allocation, served []int) error {
+	nk := len(s.Kinds)
+	type slot struct{ req, v uint32 }
+	var takenProv, takenRegion map[slot]bool
+	for _, h := range s.Held {
+		if takenProv == nil {
+			takenProv, takenRegion = map[slot]bool{}, map[slot]bool{}
+		}
+		takenProv[slot{h.Request, h.Provider}] = true
+		takenRegion[slot{h.Request, h.Region}] = true
+	}
+	for i, a := range as {
+		r := &s.Requests[a.Request]
+		if r.Replicas == 0 {
+			continue
+		}
+		if takenProv == nil {
+			takenProv, takenRegion = map[slot]bool{}, map[slot]bool{}
+		}
+		o := &s.Offers[a.Offer]
+		for k := 0; k < nk; k++ {
+			if a.Amount[k] != r.Demand[k] {
+				return fmt.Errorf("%w: allocation %d: a replica of request %d gets %d of kind %d, not its whole demand %d", ErrInfeasible, i, r.ID, a.Amount[k], s.Kinds[k], r.Demand[k])
+			}
+		}
+		if ps := (slot{a.Request, o.Provider}); takenProv[ps] {
+			return fmt.Errorf("%w: allocation %d: request %d already has a replica with provider %d", ErrInfeasible, i, r.ID, o.Provider)
+		} else {
+			takenProv[ps] = true
+		}
+		if r.Spread {
+			if rs := (slot{a.Request, o.Region}); takenRegion[rs] {
+				return fmt.Errorf("%w: allocation %d: request %d already has a replica in region %d", ErrInfeasible, i, r.ID, o.Region)
+			} else {
+				takenRegion[rs] = true
+			}
+		}
+	}
+	for ri := range s.Requests {
+		if r := &s.Requests[ri]; r.Replicas > 0 && served[ri] > int(r.Replicas) {
+			return fmt.Errorf("%w: request %d wants %d replicas and got %d", ErrInfeasible, r.ID, r.Replicas, served[ri])
 		}
 	}
 	return nil

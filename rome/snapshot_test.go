@@ -27,7 +27,7 @@ func randomSnapshot(rng *rand.Rand, nOffers, nReqs int) *Snapshot {
 	}
 	for i := 0; i < nOffers; i++ {
 		o := SnapOffer{ID: uint64(i*3 + 1), Region: uint32(rng.IntN(3)), Attrs: rng.Uint64N(8), Reliability: uint16(rng.IntN(10_001)),
-			Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
+			Provider: uint32(1 + rng.IntN(max(1, nOffers*2/3))), Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
 		o.Lat, o.Lon = coord()
 		if rng.IntN(2) == 0 {
 			o.RunsJobs = true
@@ -50,6 +50,17 @@ func randomSnapshot(rng *rand.Rand, nOffers, nReqs int) *Snapshot {
 				r.Demand[k] = rng.Uint64N(40)
 			}
 			r.MaxPrice[k] = rng.Uint64N(12)
+		}
+		if !r.Bundle && rng.IntN(3) == 0 { // replicated: whole replicas on distinct providers
+			r.Replicas, r.Spread = uint16(1+rng.IntN(3)), rng.IntN(2) == 0
+			for k := range nk {
+				r.Demand[k] /= 4
+			}
+			prov := uint32(0)
+			for range rng.IntN(3) {
+				prov += uint32(1 + rng.IntN(3))
+				s.Held = append(s.Held, Held{Request: uint32(i), Provider: prov, Region: uint32(rng.IntN(3))})
+			}
 		}
 		s.Requests = append(s.Requests, r)
 	}
@@ -90,10 +101,49 @@ func checkInvariants(t *testing.T, s *Snapshot, as []Allocation) {
 		}
 	}
 	for i, r := range s.Requests {
+		if r.Replicas > 0 {
+			continue // checked below
+		}
 		for k := range nk {
 			if got[i][k] > r.Demand[k] {
 				t.Fatalf("request %d kind %d: %d > demand %d", r.ID, s.Kinds[k], got[i][k], r.Demand[k])
 			}
+		}
+	}
+	// Replicas: whole, on providers (and with spread regions) distinct from
+	// each other and from those held, at most Replicas of them.
+	type pr struct{ req, v uint32 }
+	provs, regions, count := map[pr]int{}, map[pr]int{}, map[uint32]int{}
+	for _, h := range s.Held {
+		provs[pr{h.Request, h.Provider}]++
+		regions[pr{h.Request, h.Region}]++
+	}
+	for _, a := range as {
+		r, o := s.Requests[a.Request], s.Offers[a.Offer]
+		if r.Replicas == 0 {
+			continue
+		}
+		count[a.Request]++
+		for k := range nk {
+			if a.Amount[k] != r.Demand[k] {
+				t.Fatalf("request %d: a replica of %v, demand %v", r.ID, a.Amount, r.Demand)
+			}
+		}
+		if !o.RunsJobs {
+			t.Fatalf("request %d: a replica on offer %d that runs no jobs", r.ID, o.ID)
+		}
+		if provs[pr{a.Request, o.Provider}]++; provs[pr{a.Request, o.Provider}] > 1 {
+			t.Fatalf("request %d: two replicas with provider %d", r.ID, o.Provider)
+		}
+		if r.Spread {
+			if regions[pr{a.Request, o.Region}]++; regions[pr{a.Request, o.Region}] > 1 || o.Region == 0 {
+				t.Fatalf("request %d: replicas share region %d", r.ID, o.Region)
+			}
+		}
+	}
+	for ri, n := range count {
+		if n > int(s.Requests[ri].Replicas) {
+			t.Fatalf("request %d: %d replicas, wants %d", s.Requests[ri].ID, n, s.Requests[ri].Replicas)
 		}
 	}
 }
@@ -112,6 +162,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 		if len(s.Offers) > 0 && !reflect.DeepEqual(d.Offers, s.Offers) {
 			t.Fatal("offers differ")
+		}
+		if !reflect.DeepEqual(d.Held, s.Held) {
+			t.Fatalf("held replicas differ: %v, want %v", d.Held, s.Held)
 		}
 		if _, err := DecodeSnapshot(append(b, 0)); !errors.Is(err, ErrMalformed) {
 			t.Fatal("trailing byte accepted")

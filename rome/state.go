@@ -59,6 +59,22 @@ const (
 	tagJobDisp   byte = 0x27 // job id → 1: jobs being challenged
 	tagMetered   byte = 0x28 // lease id | epoch → Metered
 	tagProvider  byte = 0x29 // provider address → ProviderRecord
+	tagProvID    byte = 0x2a // provider address → u32 id in policy snapshots
+	tagReqLease  byte = 0x2b // request id | lease id → 1: the leases of a request until they close
+
+	tagPin       byte = 0x30 // request id | pin index (u32) → Pin
+	tagBlobPin   byte = 0x31 // blob id | request id → pin index (u64): where a blob is pinned
+	tagHolding   byte = 0x32 // node address | lease id | pin index (u32) → Holding: what a node must prove
+	tagLeaseStor byte = 0x33 // lease id → LeaseStorage
+	tagStorNode  byte = 0x34 // node address → u64 holdings: nodes with something to prove
+	tagRound     byte = 0x35 // node address | epoch → Round: a node's answers in an epoch
+	tagFault     byte = 0x36 // lease id | pin index (u32) → Fault
+	tagSeed      byte = 0x37 // → Seed: the current epoch's challenge seed
+	tagMissed    byte = 0x38 // lease id | epoch → u64 bytes whose proof was missed
+	tagRepair    byte = 0x39 // lease id → 1: leases to move at the end of the epoch
+	tagMeter     byte = 0x3a // meter id → Meter
+	tagMeterKey  byte = 0x3b // SHA-256 of a device key → meter id
+	tagMeterUse  byte = 0x3c // lease id | epoch | kind → MeterUse
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
@@ -192,7 +208,26 @@ type Request struct {
 	Epoch          uint64                  `json:"epoch"` // epoch it was accepted in
 	LiveLeases     uint32                  `json:"live_leases"`
 	Status         uint8                   `json:"status"`
+	// Replicated requests (Replicas > 0): each replica is the full Demand
+	// from a distinct provider (and region with Spread); Open replicas wait
+	// for a lease (Remaining is Demand × Open); every replica lease ends at
+	// EndEpoch, fixed by the first one.
+	Replicas   uint16 `json:"replicas"`
+	Spread     uint8  `json:"spread"`
+	MeterKinds uint8  `json:"meter_kinds"` // bit k-1: kind k is paid by meter readings only
+	Open       uint16 `json:"open_replicas"`
+	EndEpoch   uint64 `json:"end_epoch"`
+	Repairs    uint32 `json:"repairs"` // replicas moved after missed proofs
+	// Pinned blobs: every lease holds each of them.
+	Pins        uint32 `json:"pins"`
+	PinnedBytes uint64 `json:"pinned_bytes"`
 }
+
+// Replicated reports whether the request asks for replicas.
+func (r *Request) Replicated() bool { return r.Replicas > 0 }
+
+// Metered reports whether kind k of the request is paid by meters only.
+func (r *Request) Metered(k uint8) bool { return k >= 1 && r.MeterKinds&(1<<(k-1)) != 0 }
 
 // Lease is an allocation: amounts of an offer for a request, at a price per
 // unit per epoch, for epochs [Start, End).
@@ -210,6 +245,9 @@ type Lease struct {
 	Paid      ledger.Coins            `json:"paid"`
 	Disputes  uint32                  `json:"disputes"` // epochs with a disputed part
 	Status    uint8                   `json:"status"`
+	// EndedEarly: the lease lost its replica after missed storage proofs
+	// (End was moved forward).
+	EndedEarly bool `json:"ended_early"`
 }
 
 // Usage holds the two parties' reports for one lease and epoch.
@@ -479,6 +517,24 @@ func (s *store) regionID(name string, assign bool) (uint32, error) {
 	}
 	if n > 1<<32-1 {
 		return 0, fmt.Errorf("rome: region ids exhausted: %w", ErrInvalid)
+	}
+	return uint32(n), s.setRaw(k, u64(n))
+}
+
+// providerID returns the snapshot id of a provider address, assigning the
+// next one on first use when assign is set (0: none yet).
+func (s *store) providerID(a ledger.Address, assign bool) (uint32, error) {
+	k := rkey(tagProvID, a[:])
+	v, err := s.getU64(k)
+	if err != nil || v != 0 || !assign {
+		return uint32(v), err
+	}
+	n, err := s.next("provider")
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<32-1 {
+		return 0, fmt.Errorf("rome: provider ids exhausted: %w", ErrInvalid)
 	}
 	return uint32(n), s.setRaw(k, u64(n))
 }

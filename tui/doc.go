@@ -26,9 +26,12 @@
 // so. A terminal too narrow for the tab bar drops the labels' padding.
 //
 // Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
-// g/G move in lists; enter opens (block → transaction → receipt, instance →
-// storage); esc goes back or clears a filter; / filters the list (in
-// Accounts it looks up an address); x toggles hex/text in the storage
+// g/G move in lists (the cursor stays on its item while live data
+// arrives, so enter opens what is selected); enter opens (block →
+// transaction → receipt, instance → storage); esc goes back or clears a
+// filter; / filters the list by what a user searches for, not only the
+// shown columns (blocks: a transaction's hash, sender or kind, of blocks
+// seen live or opened; in Accounts it looks up an address); x toggles hex/text in the storage
 // browser; s/S switch the ROME view's list; n shows the next node; r
 // refreshes now; ? lists every key; q or ctrl+c quits.
 //

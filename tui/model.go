@@ -497,12 +497,15 @@ func (m *model) fullHelp(w int) string {
 		{k.Tabs, k.NextTab, k.PrevTab, k.NextNode, k.Refresh, k.Help, k.Quit},
 		k.nav(),
 	}
-	// The tab's own keys, less the movement keys already listed.
+	// The tab's own keys, less those already listed (the Overview's
+	// "r refresh now" used to appear twice).
 	var own []key.Binding
 	for _, b := range m.tabs[m.active].bindings(k) {
 		dup := false
-		for _, nb := range k.nav() {
-			dup = dup || b.Help() == nb.Help()
+		for _, g := range groups {
+			for _, listed := range g {
+				dup = dup || b.Help() == listed.Help()
+			}
 		}
 		if !dup {
 			own = append(own, b)

@@ -442,22 +442,150 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-func TestBlockEventsFollowNewest(t *testing.T) {
+// TestCursorStaysOnItsBlock: new blocks never move the cursor off the
+// block it is on, so enter opens the block the user sees selected (at the
+// top of a live list it used to follow the newest block, and an enter
+// pressed as a block arrived opened that one).
+func TestCursorStaysOnItsBlock(t *testing.T) {
 	m := loaded(t, 80, 24)
 	send(m, keys("2")...)
 	bt := m.tabs[1].(*blocksTab)
-	send(m, blockEventMsg{node: 0, ev: client.BlockEvent{Height: 1235, Hash: hash(1235, 'b'), NumTxs: 1}})
-	if got := bt.at(bt.list.cursor).Height; got != 1235 {
-		t.Fatalf("cursor on %d, want the new block 1235", got)
+	if got := bt.at(bt.list.cursor).Height; got != 1234 {
+		t.Fatalf("cursor on %d, want the newest block 1234", got)
 	}
-	// Off the top, the cursor stays on its block while new ones arrive.
+	send(m, blockEventMsg{node: 0, ev: client.BlockEvent{Height: 1235, Hash: hash(1235, 'b'), NumTxs: 1}})
+	if got := bt.at(bt.list.cursor).Height; got != 1234 {
+		t.Fatalf("cursor on %d after a new block, want it to stay on 1234", got)
+	}
+	if !strings.Contains(screen(m), "1235") {
+		t.Fatal("new block not drawn")
+	}
+	send(m, keys("enter")...)
+	if bt.level != levelBlock || bt.want != 1234 {
+		t.Fatalf("enter opened block %d, want 1234 (the one under the cursor)", bt.want)
+	}
+	send(m, keys("esc")...)
+	// Scrolled down, the cursor stays too.
 	send(m, keys("down", "down")...)
 	send(m, blockEventMsg{node: 0, ev: client.BlockEvent{Height: 1236, Hash: hash(1236, 'b')}})
-	if got := bt.at(bt.list.cursor).Height; got != 1233 {
-		t.Fatalf("cursor on %d, want it to stay on 1233", got)
+	if got := bt.at(bt.list.cursor).Height; got != 1232 {
+		t.Fatalf("cursor on %d, want it to stay on 1232", got)
 	}
-	if !strings.Contains(screen(m), "1236") {
-		t.Fatal("new block not drawn")
+	// g goes back to the newest.
+	send(m, keys("g")...)
+	if got := bt.at(bt.list.cursor).Height; got != 1236 {
+		t.Fatalf("g: cursor on %d, want 1236", got)
+	}
+}
+
+// TestBlocksFilterFindsTransactions: the blocks filter matches what a user
+// searches for, not only the shown columns: a transaction's hash, sender
+// or kind (of blocks seen live or opened), the proposer, any part of the
+// block hash.
+func TestBlocksFilterFindsTransactions(t *testing.T) {
+	m := loaded(t, 80, 24)
+	send(m, keys("2")...)
+	bt := m.tabs[1].(*blocksTab)
+	send(m, txEventMsg{node: 0, ev: client.TxEvent{TxHash: hash(77, 'a'), Height: 1200, Sender: addrCarol, Kind: "contract_execute"}})
+	send(m, keys("enter")...)
+	send(m, blockMsg{node: 0, block: testBlockDetail()}) // 1234: alice and carol's transfers
+	send(m, keys("esc")...)
+	heights := func(q string) []uint64 {
+		t.Helper()
+		send(m, keys("/", q, "enter")...)
+		var hs []uint64
+		for i := 0; i < bt.n(); i++ {
+			hs = append(hs, bt.at(i).Height)
+		}
+		send(m, keys("esc")...)
+		return hs
+	}
+	for _, c := range []struct {
+		q    string
+		want []uint64
+	}{
+		{"qcarol", []uint64{1234, 1200}},
+		{"contract_exec", []uint64{1200}},
+		{hash(77, 'a')[3:20], []uint64{1200}},
+		{hash(1, 'a')[:12], []uint64{1234}},
+		{hash(1100, 'b')[5:21], []uint64{1100}},
+	} {
+		if got := heights(c.q); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("filter %q matches blocks %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := heights("qalice"); len(got) != 200 {
+		t.Errorf("filter by the proposer matches %d blocks, want all 200", len(got))
+	}
+}
+
+// TestHelpListsEachKeyOnce: a tab's own keys that the general keys already
+// list are not listed again ("r refresh now" appeared twice).
+func TestHelpListsEachKeyOnce(t *testing.T) {
+	for _, tab := range []string{"1", "5"} {
+		m := loaded(t, 160, 48)
+		send(m, keys(tab, "?")...)
+		help := ansi.Strip(m.fullHelp(160))
+		for _, k := range []string{"refresh now", "next node"} {
+			if n := strings.Count(help, k); n != 1 {
+				t.Errorf("view %s: help lists %q %d times:\n%s", tab, k, n, help)
+			}
+		}
+	}
+}
+
+// TestOverviewPeerLinks: the node marks itself instead of listing itself
+// as a connected peer, and a follower's missing link to another follower
+// is idle, not a red "disconnected".
+func TestOverviewPeerLinks(t *testing.T) {
+	m := loaded(t, 160, 48)
+	st := testStatus()
+	st.Role, st.Leader = "follower", "node-leader"
+	st.Peers = []client.Peer{
+		{NodeID: "node-leader", Address: "10.9.9.1:1", Role: "leader", Connected: true, Link: client.LinkConnected, RTTMs: 0.5},
+		{NodeID: st.NodeID, Address: "10.9.9.1:2", Role: "follower", Self: true, Link: client.LinkSelf},
+		{NodeID: "node-other", Address: "10.9.9.1:3", Role: "follower", Link: client.LinkIdle},
+		{NodeID: "node-gone", Address: "10.9.9.1:4", Role: "learner", Link: client.LinkDown},
+	}
+	send(m, statusMsg{node: 0, status: st})
+	lines := strings.Split(screen(m), "\n")
+	row := func(addr string) string {
+		for _, l := range lines {
+			if strings.Contains(l, addr) {
+				return l
+			}
+		}
+		t.Fatalf("no peer row for %s:\n%s", addr, screen(m))
+		return ""
+	}
+	for addr, want := range map[string]string{"10.9.9.1:1": "connected", "10.9.9.1:2": "this node", "10.9.9.1:3": "idle", "10.9.9.1:4": "disconnected"} {
+		if r := row(addr); !strings.Contains(r, want) {
+			t.Errorf("peer %s: %q, want %q", addr, r, want)
+		}
+	}
+}
+
+// TestContractsCursorStaysOnInstance: a refresh that brings a new instance
+// keeps the cursor (and so what enter opens) on the same one.
+func TestContractsCursorStaysOnInstance(t *testing.T) {
+	m := loaded(t, 80, 24)
+	send(m, keys("4")...)
+	send(m, testContracts())
+	send(m, keys("down")...)
+	ct := m.tabs[3].(*contractsTab)
+	c := testContracts()
+	c.contracts = append([]client.Contract{{Address: "sos1contract0new00000000000000000000000000000000000000000aa", Label: "new"}}, c.contracts...)
+	send(m, c)
+	if got := ct.at(ct.list.cursor).Label; got != "escrow" {
+		t.Fatalf("cursor on %q after a refresh, want escrow", got)
+	}
+	send(m, keys("enter")...)
+	if ct.open == nil || ct.open.Label != "escrow" {
+		t.Fatalf("enter opened %+v, want escrow", ct.open)
+	}
+	send(m, keys("esc", "/", "qbob", "enter")...) // the creator, not a shown column
+	if ct.n() != 1 || ct.at(0).Label != "escrow" {
+		t.Fatalf("filter by creator: %d matches", ct.n())
 	}
 }
 

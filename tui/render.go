@@ -177,79 +177,25 @@ func orDash(s string) string {
 }
 
 // formatUnits renders a decimal amount of base units in display units:
-// amount / 10^exp, without trailing zeros.
-func formatUnits(amount string, exp uint8) string {
-	if amount == "" {
-		amount = "0"
-	}
-	for _, r := range amount {
-		if r < '0' || r > '9' {
-			return amount // not a plain amount: show it as the node sent it
-		}
-	}
-	amount = strings.TrimLeft(amount, "0")
-	if amount == "" {
-		return "0"
-	}
-	e := int(exp)
-	if e == 0 {
-		return group(amount)
-	}
-	if len(amount) <= e {
-		amount = strings.Repeat("0", e-len(amount)+1) + amount
-	}
-	ip, fp := amount[:len(amount)-e], strings.TrimRight(amount[len(amount)-e:], "0")
-	if fp == "" {
-		return group(ip)
-	}
-	return group(ip) + "." + fp
-}
+// amount / 10^exp, thousands separated, without trailing zeros (the one
+// notation of every text surface, client.FormatUnits).
+func formatUnits(amount string, exp uint8) string { return client.FormatUnits(amount, exp) }
 
-// group puts thin separators between thousands of an integer string.
-func group(s string) string {
-	if len(s) <= 3 {
-		return s
-	}
-	var b strings.Builder
-	lead := len(s) % 3
-	if lead > 0 {
-		b.WriteString(s[:lead])
-	}
-	for i := lead; i < len(s); i += 3 {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(s[i : i+3])
-	}
-	return b.String()
-}
+// group puts separators between thousands of an integer string.
+func group(s string) string { return client.FormatUnits(s, 0) }
 
 // denomTable maps base denoms to their display form.
-type denomTable map[string]client.Denom
+type denomTable client.DenomTable
 
-func newDenomTable(ds []client.Denom) denomTable {
-	t := make(denomTable, len(ds))
-	for _, d := range ds {
-		t[d.Base] = d
-	}
-	return t
-}
+func newDenomTable(ds []client.Denom) denomTable { return denomTable(client.NewDenomTable(ds)) }
 
 // coin renders an amount of a base denom in display units when the denom is
-// known ("1.5 TFLP"), else in base units ("1500000 uTFLP").
+// known ("1.5 TFLP"), else in base units ("1,500,000 uFOO").
 func (t denomTable) coin(amount, base string) string {
-	if d, ok := t[base]; ok && d.Display != "" {
-		return formatUnits(amount, d.Exponent) + " " + d.Display
-	}
-	return formatUnits(amount, 0) + " " + base
+	return client.DenomTable(t).Format(amount, base)
 }
 
-func (t denomTable) display(base string) string {
-	if d, ok := t[base]; ok && d.Display != "" {
-		return d.Display
-	}
-	return base
-}
+func (t denomTable) display(base string) string { return client.DenomTable(t).Display(base) }
 
 // bytesHuman renders a byte count in binary units.
 func bytesHuman(n int64) string {

@@ -220,11 +220,16 @@ func (t *accountsTab) top(e *env, w int) []string {
 	case t.supply == nil:
 		lines = append(lines, st.dim.Render("loading…"))
 	default:
-		cols := layoutColumns([]column{{"token", 8, false}, {"total", 24, true}, {"fee collector", 20, true}, {"base", 8, false}}, w)
+		// Amounts carry their display denom: a bare number beside the
+		// base denom read as "9.300689 uTFLP" when it meant TFLP.
+		cols := layoutColumns([]column{{"token", 8, false}, {"total", 28, true}, {"fees collected", 24, true}, {"", 1, false}}, w)
 		lines = append(lines, tableHeader(st, cols))
 		for _, s := range t.supply {
-			d := e.denoms[s.Denom]
-			lines = append(lines, tableRow(cols, e.denoms.display(s.Denom), formatUnits(s.Total, d.Exponent), formatUnits(s.FeeCollector, d.Exponent), s.Denom))
+			desc := e.denoms[s.Denom].Description
+			if desc != "" {
+				desc = st.dim.Render(desc)
+			}
+			lines = append(lines, tableRow(cols, e.denoms.display(s.Denom), e.denoms.coin(s.Total, s.Denom), e.denoms.coin(s.FeeCollector, s.Denom), desc))
 		}
 	}
 	lines = append(lines, "")
@@ -263,7 +268,7 @@ func (t *accountsTab) top(e *env, w int) []string {
 				lines = append(lines, st.dim.Render(fmt.Sprintf("  … %d more denoms", len(acc.Balances)-i)))
 				break
 			}
-			lines = append(lines, "  "+padLeft(e.denoms.coin(c.Amount, c.Denom), 30)+st.dim.Render("  "+c.Amount+" "+c.Denom))
+			lines = append(lines, "  "+padLeft(e.denoms.coin(c.Amount, c.Denom), 30))
 		}
 	}
 	lines = append(lines, "", st.header.Render(fmt.Sprintf("Accounts (%d)", len(t.accts)))+st.dim.Render("  seen in transactions or looked up"))

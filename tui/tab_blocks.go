@@ -22,6 +22,10 @@ type blocksTab struct {
 	filter       filterBox
 	match        []int // with a filter: indices into blocks, newest first
 	list         scroller
+	// txHay holds, per height, the searchable text of the block's
+	// transactions seen live or in an opened block (hash, sender, kind;
+	// lower case), so the filter finds a block by what a user looks for.
+	txHay map[uint64]string
 
 	level     int    // 0 list, 1 block, 2 transaction
 	want      uint64 // the block being opened
@@ -43,7 +47,7 @@ const (
 )
 
 func newBlocksTab() *blocksTab {
-	return &blocksTab{filter: newFilterBox("/ ", "height or hash")}
+	return &blocksTab{filter: newFilterBox("/ ", "height, block hash, proposer, or a tx's hash, sender or kind"), txHay: map[uint64]string{}}
 }
 
 func (t *blocksTab) title() string { return "Blocks" }
@@ -139,6 +143,21 @@ func (t *blocksTab) update(e *env, msg tea.Msg) tea.Cmd {
 		if msg.block.Height == t.want {
 			t.detail, t.detailErr = msg.block, nil
 		}
+		var hay []string
+		for i := range msg.block.Txs {
+			tx := &msg.block.Txs[i]
+			hay = append(hay, tx.TxHash, tx.Sender, tx.Kind)
+		}
+		t.txHay[msg.block.Height] = strings.ToLower(strings.Join(hay, " "))
+	case txEventMsg:
+		if msg.node != e.focus {
+			return nil
+		}
+		ev := msg.ev
+		t.txHay[ev.Height] = strings.TrimSpace(t.txHay[ev.Height] + " " + strings.ToLower(ev.TxHash+" "+ev.Sender+" "+ev.Kind))
+		if t.filter.value() != "" {
+			t.keepCursor(t.rematch)
+		}
 	case tea.KeyPressMsg:
 		return t.key(e, msg)
 	default:
@@ -148,16 +167,42 @@ func (t *blocksTab) update(e *env, msg tea.Msg) tea.Cmd {
 }
 
 // merge adds headers, keeping the list sorted and the cursor on the block it
-// was on (unless it was following the newest).
+// was on: what is under the cursor is what enter opens, however many
+// blocks arrive in between.
 func (t *blocksTab) merge(bs []client.Block) {
 	if len(bs) == 0 {
 		return
 	}
+	t.keepCursor(func() { t.add(bs) })
+}
+
+// keepCursor runs change (which may add, drop or refilter rows) and puts
+// the cursor back on the block it was on. New rows above it push it down
+// while the top of the list is shown (they appear there); scrolled down,
+// the view scrolls with it instead.
+func (t *blocksTab) keepCursor(change func()) {
 	var keep uint64
-	follow := t.list.cursor == 0
-	if !follow && t.list.cursor < t.n() {
+	had := t.list.cursor < t.n()
+	if had {
 		keep = t.at(t.list.cursor).Height
 	}
+	change()
+	if had {
+		for i := 0; i < t.n(); i++ {
+			if t.at(i).Height == keep {
+				if t.list.offset > 0 {
+					t.list.offset += i - t.list.cursor
+				}
+				t.list.cursor = i
+				break
+			}
+		}
+	}
+	t.list.clamp(t.n())
+}
+
+// add merges headers into the sorted list and refilters it.
+func (t *blocksTab) add(bs []client.Block) {
 	in := append([]client.Block(nil), bs...)
 	sort.Slice(in, func(i, j int) bool { return in[i].Height < in[j].Height })
 	switch {
@@ -184,18 +229,13 @@ func (t *blocksTab) merge(bs []client.Block) {
 	}
 	if over := len(t.blocks) - maxBlocksKept; over > 0 {
 		t.blocks = append(t.blocks[:0], t.blocks[over:]...)
-	}
-	t.rematch()
-	if !follow {
-		for i := 0; i < t.n(); i++ {
-			if t.at(i).Height == keep {
-				t.list.offset += i - t.list.cursor
-				t.list.cursor = i
-				break
+		for h := range t.txHay {
+			if h < t.blocks[0].Height {
+				delete(t.txHay, h)
 			}
 		}
 	}
-	t.list.clamp(t.n())
+	t.rematch()
 }
 
 func (t *blocksTab) rematch() {
@@ -206,7 +246,8 @@ func (t *blocksTab) rematch() {
 	}
 	for i := len(t.blocks) - 1; i >= 0; i-- {
 		b := &t.blocks[i]
-		if strings.Contains(u64(b.Height), q) || strings.HasPrefix(strings.ToLower(b.Hash), q) {
+		if strings.Contains(u64(b.Height), q) || strings.Contains(strings.ToLower(b.Hash), q) ||
+			strings.Contains(strings.ToLower(b.Proposer), q) || strings.Contains(t.txHay[b.Height], q) {
 			t.match = append(t.match, i)
 		}
 	}
@@ -421,7 +462,7 @@ func txLines(e *env, tx *client.Tx, w int) []string {
 	}
 	lines = append(lines, field(st, "result", res))
 	if r.Error != "" {
-		lines = append(lines, chunked(st, "error", oneLine(r.Error), w, 4)...)
+		lines = append(lines, chunked(st, "error", oneLine(client.DenomTable(e.denoms).Text(r.Error)), w, 4)...)
 	}
 	lines = append(lines,
 		field(st, "gas", gasText(r.GasUsed)+" used of "+gasText(r.GasLimit)+" limit, price "+orDash(tx.GasPrice)),

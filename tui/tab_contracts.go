@@ -34,7 +34,7 @@ type contractsTab struct {
 const maxCodeRows = 4
 
 func newContractsTab() *contractsTab {
-	return &contractsTab{filter: newFilterBox("/ ", "label, address or admin")}
+	return &contractsTab{filter: newFilterBox("/ ", "label, address, admin, creator or code id")}
 }
 
 func (t *contractsTab) title() string { return "Contracts" }
@@ -76,7 +76,8 @@ func (t *contractsTab) rematch() {
 		return
 	}
 	for i, c := range t.contracts {
-		if strings.Contains(strings.ToLower(c.Label), q) || strings.Contains(c.Address, q) || strings.Contains(c.Admin, q) {
+		if strings.Contains(strings.ToLower(c.Label), q) || strings.Contains(c.Address, q) || strings.Contains(c.Admin, q) ||
+			strings.Contains(c.Creator, q) || strings.Contains(c.CodeID, q) {
 			t.match = append(t.match, i)
 		}
 	}
@@ -94,8 +95,20 @@ func (t *contractsTab) update(e *env, msg tea.Msg) tea.Cmd {
 		t.noAPI = notFound(msg.err)
 		t.err = msg.err
 		if msg.err == nil {
+			// Keep the cursor on its instance: the list is refreshed while
+			// the user reads it, and enter opens what is under the cursor.
+			var keep string
+			if t.list.cursor < t.n() {
+				keep = t.at(t.list.cursor).Address
+			}
 			t.codes, t.contracts = msg.codes, msg.contracts
 			t.rematch()
+			for i := 0; keep != "" && i < t.n(); i++ {
+				if t.at(i).Address == keep {
+					t.list.cursor = i
+					break
+				}
+			}
 			t.list.clamp(t.n())
 		}
 	case stateMsg:

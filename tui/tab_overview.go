@@ -94,11 +94,7 @@ func (t *overviewTab) view(e *env, w, h int) string {
 	}, w)
 	lines = append(lines, tableHeader(st, cols))
 	for _, p := range s.Peers {
-		state, rtt := "connected", fmt.Sprintf("%.1f ms", p.RTTMs)
-		if !p.Connected {
-			state, rtt = st.bad.Render("disconnected"), "—"
-		}
-		lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), state, rtt, u64(p.Match), p.Address))
+		lines = append(lines, tableRow(cols, short(p.NodeID, 14), orDash(p.Role), linkText(st, s.NodeID, p), rttText(p), u64(p.Match), p.Address))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -131,4 +127,36 @@ func syncNote(st styles, s *client.Status, room int) string {
 		text += " — " + s.SyncError
 	}
 	return style.Render(fit(text, room))
+}
+
+// linkText is the state of the link to a peer as the node reports it: the
+// node itself is marked as such (it used to be listed as a connected
+// peer), and a missing link raft does not need (follower to follower)
+// reads "idle", not as a red fault.
+func linkText(st styles, self string, p client.Peer) string {
+	link := p.Link
+	switch {
+	case p.Self || p.NodeID == self:
+		link = client.LinkSelf
+	case link == "" && p.Connected: // a node from before links were reported
+		link = client.LinkConnected
+	case link == "":
+		link = client.LinkDown
+	}
+	switch link {
+	case client.LinkSelf:
+		return st.dim.Render("this node")
+	case client.LinkIdle:
+		return st.dim.Render("idle")
+	case client.LinkDown:
+		return st.bad.Render(link)
+	}
+	return link
+}
+
+func rttText(p client.Peer) string {
+	if !p.Connected || p.Self {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f ms", p.RTTMs)
 }

@@ -321,8 +321,16 @@ func policyName(id string, ps []client.RomePolicy) string {
 func (t *romeTab) kindLines(e *env, m *client.RomeMarket, w int) []string {
 	st := e.st
 	le := m.LastEpoch
-	if le == nil || len(le.Kinds) == 0 {
+	switch {
+	case le == nil && m.Epoch == 0:
 		return []string{st.header.Render("utilization"), st.dim.Render("  no epoch processed yet")}
+	case le == nil:
+		return []string{st.header.Render("utilization"), st.dim.Render(fmt.Sprintf("  epoch %d: no epoch record found", m.Epoch))}
+	case len(le.Kinds) == 0:
+		// Epochs are processed every epoch_blocks; one with nothing
+		// offered has no kind to show, which is not "nothing processed".
+		return []string{st.header.Render("utilization"),
+			st.dim.Render(fmt.Sprintf("  epoch %d processed at height %d: no capacity offered, nothing to allocate", le.Epoch, le.Height))}
 	}
 	barW := min(max(w/5, 10), 40)
 	const kindW, pctW, capW, priceW = 10, 6, 15, 12

@@ -381,3 +381,24 @@ func TestCertsErrors(t *testing.T) {
 		t.Fatalf("empty filter:\n%s", screen(m))
 	}
 }
+
+// TestRomeEpochWithoutOffers: an epoch processed with nothing offered
+// says so; "no epoch processed yet" is only for a market that has not
+// processed one (it was shown at epoch 142).
+func TestRomeEpochWithoutOffers(t *testing.T) {
+	m := loaded(t, 160, 48)
+	send(m, keys("6")...)
+	msg := testRome()
+	msg.market.Epoch = 142
+	msg.market.LastEpoch = &client.RomeEpoch{Epoch: 141, Height: 1420, Kinds: []client.RomeKindStat{}}
+	send(m, msg)
+	if s := screen(m); strings.Contains(s, "no epoch processed yet") || !strings.Contains(s, "epoch 141 processed at height 1420: no capacity offered") {
+		t.Fatalf("ROME view:\n%s", s)
+	}
+	msg = testRome()
+	msg.market.Epoch, msg.market.LastEpoch, msg.epochs = 0, nil, nil
+	send(m, msg)
+	if s := screen(m); !strings.Contains(s, "no epoch processed yet") {
+		t.Fatalf("ROME view of a new market:\n%s", s)
+	}
+}

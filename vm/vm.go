@@ -384,7 +384,7 @@ func (s *callState) panicText() string {
 	log := string(s.log)
 	for _, marker := range []string{"panic: ", "fatal error: "} {
 		if i := strings.LastIndex(log, marker); i >= 0 {
-			return ": contract panicked: " + firstLine(log[i:])
+			return ": contract panicked: " + firstLine(log[i:]) + panicSite(log[i:])
 		}
 	}
 	if log = strings.TrimSpace(log); log != "" {
@@ -392,6 +392,33 @@ func (s *callState) panicText() string {
 			log = "…" + log[len(log)-200:]
 		}
 		return ": debug log: " + log
+	}
+	return ""
+}
+
+// panicSite finds where a Go guest panicked in the traceback its runtime
+// printed after the panic line ("goroutine 1 [running]:", then the
+// function and its file:line): " (in main.handle at counter.go:12)", or ""
+// when there is none. The Go runtime names functions from its own tables,
+// so this works for stripped modules too.
+func panicSite(log string) string {
+	lines := strings.Split(log, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "goroutine ") || i+2 >= len(lines) {
+			continue
+		}
+		fn := strings.TrimSpace(lines[i+1])
+		if j := strings.LastIndexByte(fn, '('); j > 0 {
+			fn = fn[:j]
+		}
+		at := strings.TrimSpace(lines[i+2])
+		if j := strings.Index(at, " +0x"); j > 0 {
+			at = at[:j]
+		}
+		if fn == "" || at == "" {
+			return ""
+		}
+		return " (in " + fn + " at " + at + ")"
 	}
 	return ""
 }

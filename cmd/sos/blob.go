@@ -15,6 +15,8 @@ import (
 
 	"github.com/sos-kernel/sos/internal/units"
 	"github.com/sos-kernel/sos/kernel/client"
+	"github.com/sos-kernel/sos/kernel/txbuild"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 // blobTimeout bounds a blob command; transfers of large files take as long
@@ -88,10 +90,11 @@ func downloadFile(ctx context.Context, c *client.Client, id string, size int64, 
 }
 
 func newBlobCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "blob", Short: "Content-addressed blobs in the node's store: put, get, stat, usage",
+	cmd := &cobra.Command{Use: "blob", Short: "Content-addressed blobs in the node's store: put, get, stat, usage, pin, where",
 		Long: `Blobs are byte strings named by their BLAKE3-256 hash (what b3sum prints): job modules, inputs
-and outputs live in the node's blob store (<home>/blobs). These commands talk to the node's local
-API; nodes move blobs between them on the QUIC data plane.`}
+and outputs and the data of storage leases live in the node's blob store (<home>/blobs). These commands
+talk to the node's local API; nodes move blobs between them on the QUIC data plane. A pinned blob the
+node lacks is fetched from its holders when you get it.`}
 	put := &cobra.Command{
 		Use: "put FILE", Short: "Store a file on the node; prints its blob id", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -186,6 +189,105 @@ API; nodes move blobs between them on the QUIC data plane.`}
 				})
 		},
 	}
-	cmd.AddCommand(put, get, stat, usage)
+	cmd.AddCommand(put, get, stat, usage, newBlobPinCmd(g), newBlobWhereCmd(g))
 	return cmd
+}
+
+func newBlobPinCmd(g *globals) *cobra.Command {
+	var tf txFlags
+	var req uint64
+	var file string
+	c := &cobra.Command{
+		Use:   "pin BLOB_ID --request REQ_ID",
+		Short: "Pin a blob to a storage request: every lease of the request must hold and prove it",
+		Long: `Pin a blob to a storage request (a blob_pin transaction, by the request's consumer). Every lease of the
+request must hold the blob within its quota (its storage units × bytes_per_storage_unit; the request's
+pins count together); each holder's node fetches it over the data plane and, from storage_grace_epochs
+after the pin, proves it every epoch. The blob's size comes from the node (put it there first with
+sos blob put) or from --file.`,
+		Example: "  sos blob put ./dataset.tar\n  sos blob pin 3f1c… --request 7 --from alice",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := ledger.ParseBlobID(args[0])
+			if err != nil {
+				return err
+			}
+			var size uint64
+			if file != "" {
+				b, err := hashFile(file)
+				if err != nil {
+					return err
+				}
+				if b.ID != args[0] {
+					return fmt.Errorf("--file %s is blob %s, not %s", file, b.ID, args[0])
+				}
+				size = uint64(b.Size)
+			}
+			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
+				if file == "" {
+					ctx, cancel := cmdContext(cmd, 30*time.Second)
+					defer cancel()
+					st, err := b.Client.BlobStat(ctx, args[0])
+					if err != nil {
+						return nil, fmt.Errorf("the node does not have blob %s (put it first, or give --file): %w", args[0], err)
+					}
+					if !st.Complete {
+						return nil, fmt.Errorf("blob %s is still arriving on the node", args[0])
+					}
+					size = st.Size
+				}
+				return &ledger.BlobPin{RequestID: req, Blob: ledger.BlobRef{ID: id, Size: size}}, nil
+			})
+		},
+	}
+	tf.register(c)
+	c.Flags().Uint64Var(&req, "request", 0, "the storage request to pin the blob to (required)")
+	c.Flags().StringVar(&file, "file", "", "the blob's content, to take its size from (default: ask the node)")
+	_ = c.MarkFlagRequired("request")
+	return c
+}
+
+func newBlobWhereCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "where BLOB_ID",
+		Short: "Where a blob is pinned: its holders, their last proof height and misses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.BlobWhere, error) {
+				return c.BlobWhere(ctx, args[0])
+			},
+				func(w *client.BlobWhere) {
+					here := "not on this node"
+					if w.Local {
+						here = "on this node"
+					}
+					fmt.Printf("blob %s (%s), epoch %d, height %d\n", w.BlobID, here, w.Epoch, w.Height)
+					if len(w.Pins) == 0 {
+						fmt.Println("  not pinned")
+					}
+					for _, p := range w.Pins {
+						fmt.Printf("  request %d pin %d: %s, pinned at height %d", p.RequestID, p.Pin, units.Format(p.Size), p.Height)
+						if p.Replicas > 0 {
+							fmt.Printf(", %d replicas", p.Replicas)
+						}
+						fmt.Println()
+						for _, h := range p.Holders {
+							state := "holding"
+							if !h.Holding {
+								state = "not holding (" + h.Lease + ")"
+							}
+							proof := "no proof yet"
+							if h.LastProofHeight > 0 {
+								proof = fmt.Sprintf("last proof at height %d (epoch %d)", h.LastProofHeight, h.LastProofEpoch)
+							}
+							fmt.Printf("    lease %d  provider %s  node %s  %s  %s  %d misses", h.LeaseID, h.Provider, h.Node, state, proof, h.Misses)
+							if h.Region != "" {
+								fmt.Printf("  region %s", h.Region)
+							}
+							fmt.Println()
+						}
+					}
+				})
+		},
+	}
 }

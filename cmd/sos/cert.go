@@ -77,6 +77,11 @@ Revocation is ledger state: check it with 'sos cert show'.`,
 			if err := json.Unmarshal(raw, &f); err != nil {
 				return fmt.Errorf("%s: not a certificate file: %w", args[0], err)
 			}
+			if f.Signature == "" {
+				// Exported before its issuer signed it: nothing to verify yet.
+				return fmt.Errorf("%s: certificate %d is not signed yet (status %s): its issuing node signs it after the next block; "+
+					"export it again with 'sos cert show %d -o json' once 'sos cert list' says signed", args[0], f.Statement.ID, f.Status, f.Statement.ID)
+			}
 			var trusted []string
 			if genesisPath != "" {
 				doc, err := os.ReadFile(genesisPath)
@@ -185,13 +190,13 @@ func keyringReadNodeKey(home string) (*ledger.PrivateKey, string, error) {
 func statementOf(x *client.Certificate) rome.Statement {
 	s := x.Statement
 	return rome.Statement{Version: s.Version, ChainID: s.ChainID, ID: s.ID, NodeID: s.NodeID, Kind: s.Kind, Amount: s.Amount,
-		FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight}
+		FromEpoch: s.FromEpoch, ToEpoch: s.ToEpoch, Issuer: s.Issuer, IssuedHeight: s.IssuedHeight, Measured: s.Measured}
 }
 
 func printCert(x *client.Certificate) {
 	s := x.Statement
-	fmt.Printf("certificate %d (%s)\n  chain     %s\n  node      %s\n  delivered %d %s in epochs %d-%d\n  issuer    %s at height %d\n",
-		s.ID, x.Status, s.ChainID, s.NodeID, s.Amount, x.KindName, s.FromEpoch, s.ToEpoch, s.Issuer, s.IssuedHeight)
+	fmt.Printf("certificate %d (%s)\n  chain     %s\n  node      %s\n  delivered %d %s in epochs %d-%d\n  measured  %s\n  issuer    %s at height %d\n",
+		s.ID, x.Status, s.ChainID, s.NodeID, s.Amount, x.KindName, s.FromEpoch, s.ToEpoch, s.Measured, s.Issuer, s.IssuedHeight)
 	if x.Redeemed > 0 {
 		fmt.Printf("  redeemed  %d of %d units as credit\n", x.Redeemed, s.Amount)
 	}

@@ -41,7 +41,7 @@ func (g *globals) printContractTx(res *client.SubmitResult) error {
 		}
 	}
 	return g.print(out, func() {
-		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
+		g.printTxLine(res)
 		if out.CodeID != "" {
 			fmt.Println("code id:", out.CodeID)
 		}

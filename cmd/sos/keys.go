@@ -121,7 +121,14 @@ it derives: the same address it had when it was created.`,
 				e.Mnemonic = ""
 			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			// Say where the key went: without --home it lands in the
+			// default home, which is easy to miss.
+			where := kr.Dir()
+			if abs, err := filepath.Abs(where); err == nil {
+				where = abs
+			}
 			return g.printTo(out, e, func() {
+				fmt.Fprintf(errOut, "key %q stored in %s\n", e.Name, where)
 				fmt.Fprintf(out, "%s %s\n", e.Name, e.Address)
 				if mnemonic != "" && !noBackup {
 					fmt.Fprint(errOut, mnemonicWarning+mnemonic+"\n")

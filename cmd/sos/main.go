@@ -9,9 +9,10 @@ import (
 )
 
 func main() {
-	root := newRootCmd()
+	g := newGlobals()
+	root := newRoot(g)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", oneLine(err))
+		fmt.Fprintln(os.Stderr, "error:", g.explain(err))
 		os.Exit(1)
 	}
 }

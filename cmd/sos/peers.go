@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sos-kernel/sos/kernel/client"
 )
 
 func newPeersCmd(g *globals) *cobra.Command {
@@ -29,17 +31,29 @@ func newPeersCmd(g *globals) *cobra.Command {
 					fmt.Println("no peers: a single node")
 				}
 				for _, p := range s.Peers {
-					link := "connected"
-					if !p.Connected {
-						link = "not connected"
-					}
-					self := ""
-					if p.NodeID == s.NodeID {
-						self, link = " (this node)", "-"
-					}
-					fmt.Printf("%s  %-21s  %-8s  rtt %6.2f ms  %s%s\n", p.NodeID, p.Address, p.Role, p.RTTMs, link, self)
+					fmt.Println(peerLine(s.NodeID, p))
 				}
 			})
 		},
 	}
+}
+
+// peerLine is one member in 'sos peers': the node answering is marked as
+// itself, not listed as a connected peer, and a follower's missing link to
+// another follower reads "idle" (raft never needs it), not as a fault.
+func peerLine(self string, p client.Peer) string {
+	link := p.Link
+	if link == "" { // a node from before links were reported
+		link = client.LinkDown
+		if p.Connected {
+			link = client.LinkConnected
+		}
+	}
+	rtt := fmt.Sprintf("rtt %6.2f ms", p.RTTMs)
+	if p.Self || p.NodeID == self {
+		link, rtt = "this node", "            "
+	} else if !p.Connected {
+		rtt = "rtt      —   "
+	}
+	return fmt.Sprintf("%s  %-21s  %-8s  %s  %s", p.NodeID, p.Address, p.Role, rtt, link)
 }

@@ -36,10 +36,13 @@ func newQueryCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if g.output == "text" {
+				g.denomTable(ctx, c)
+			}
 			return g.print(a, func() {
 				fmt.Printf("address %s\nnonce   %d\nheight  %d\n", a.Address, a.Nonce, a.Height)
 				for _, b := range a.Balances {
-					fmt.Printf("  %s %s\n", b.Amount, b.Denom)
+					fmt.Printf("  %s\n", g.denoms.Format(b.Amount, b.Denom))
 				}
 				if prove {
 					fmt.Printf("proof   %s\n", a.Proof)
@@ -73,8 +76,11 @@ func newQueryCmd(g *globals) *cobra.Command {
 			return show(g, cmd, func(ctx context.Context, c *client.Client) (*client.Tx, error) { return c.Tx(ctx, args[0]) }, func(t *client.Tx) {
 				fmt.Printf("tx %s\nheight %d index %d\nkind %s from %s nonce %d\ncode %d gas used %d\npayload %s\n",
 					t.TxHash, t.Height, t.Index, t.Kind, t.Sender, t.Nonce, t.Code, t.GasUsed, t.Payload)
-				if t.Receipt != nil && t.Receipt.Error != "" {
-					fmt.Println("error:", t.Receipt.Error)
+				if t.Receipt != nil {
+					fmt.Printf("gas limit %s, fee %s\n", group(t.Receipt.GasLimit), g.denoms.Format(t.Receipt.Fee.Amount, t.Receipt.Fee.Denom))
+					if t.Code != 0 {
+						fmt.Println("failed:", explainReceipt(g.denoms, t.Receipt, false))
+					}
 				}
 			})
 		},
@@ -93,7 +99,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return show(g, cmd, func(ctx context.Context, c *client.Client) ([]client.Supply, error) { return c.Supply(ctx) }, func(s []client.Supply) {
 				for _, x := range s {
-					fmt.Printf("%-8s total %s  fees %s\n", x.Denom, x.Total, x.FeeCollector)
+					fmt.Printf("%-6s total %s  fees collected %s\n", g.denoms.Display(x.Denom), g.denoms.Format(x.Total, x.Denom), g.denoms.Format(x.FeeCollector, x.Denom))
 				}
 			})
 		},

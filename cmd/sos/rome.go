@@ -51,14 +51,7 @@ func (g *globals) printMarketTx(res *client.SubmitResult) error {
 		}
 	}
 	return g.print(flat, func() {
-		if res.Height == 0 {
-			fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
-			return
-		}
-		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
-		if res.Receipt != nil && res.Receipt.Error != "" {
-			fmt.Println("error:", res.Receipt.Error)
-		}
+		g.printTxLine(res)
 		if len(out.Result) > 0 && string(out.Result) != "null" {
 			fmt.Println("result:", string(out.Result))
 		}
@@ -105,9 +98,31 @@ func sortResources(flag string, rs []ledger.ResourceAmount) ([]ledger.ResourceAm
 	return rs, nil
 }
 
+// chainDenoms returns the token each kind settles in on the node's chain
+// (storage's is the genesis parameter storage_denom).
+func chainDenoms(b *txbuild.Builder) func(uint8) string {
+	storage := rome.KindDenom(rome.KindStorage)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if raw, err := b.Client.RomeParams(ctx); err == nil {
+		var p struct {
+			StorageDenom string `json:"storage_denom"`
+		}
+		if json.Unmarshal(raw, &p) == nil && p.StorageDenom != "" {
+			storage = p.StorageDenom
+		}
+	}
+	return func(k uint8) string {
+		if k == rome.KindStorage {
+			return storage
+		}
+		return rome.KindDenom(k)
+	}
+}
+
 // parsePrices parses "compute=5uTFLP,energy=1uKWTT": each price must be in
-// its kind's token (display or base unit).
-func parsePrices(flag, s string, denoms *ledger.Denoms) ([]ledger.ResourceAmount, error) {
+// its kind's token on this chain (display or base unit).
+func parsePrices(flag, s string, denoms *ledger.Denoms, denomOf func(uint8) string) ([]ledger.ResourceAmount, error) {
 	var out []ledger.ResourceAmount
 	for _, part := range strings.Split(s, ",") {
 		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
@@ -119,14 +134,14 @@ func parsePrices(flag, s string, denoms *ledger.Denoms) ([]ledger.ResourceAmount
 			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
 		if _, err := strconv.ParseUint(val, 10, 64); err == nil {
-			val += rome.KindDenom(k) // a bare number is in base units of the kind's token
+			val += denomOf(k) // a bare number is in base units of the kind's token
 		}
 		c, err := denoms.ParseAmount(val)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", flag, name, err)
 		}
-		if c.Denom != rome.KindDenom(k) {
-			return nil, fmt.Errorf("%s: %s settles in %s, not %s", flag, name, rome.KindDenom(k), c.Denom)
+		if c.Denom != denomOf(k) {
+			return nil, fmt.Errorf("%s: %s settles in %s on this chain, not %s", flag, name, denomOf(k), c.Denom)
 		}
 		out = append(out, ledger.ResourceAmount{Kind: k, Amount: c.Amount})
 	}
@@ -230,7 +245,7 @@ none of its jobs is pending or challengeable.`,
 				if p.Capacity, err = parseResources("--capacity", capacity); err != nil {
 					return nil, err
 				}
-				if p.Price, err = parsePrices("--price", price, b.Denoms); err != nil {
+				if p.Price, err = parsePrices("--price", price, b.Denoms, chainDenoms(b)); err != nil {
 					return nil, err
 				}
 				if at != "" {
@@ -278,13 +293,23 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 	var demand, maxPrice, region, near, credits string
 	var epochs, withinKm uint32
 	var attrs uint64
-	var minRel uint16
+	var minRel, replicas uint16
 	var bundle bool
+	var spread, meterKinds string
 	c := &cobra.Command{
 		Use:   "request",
 		Short: "Request resources for a number of epochs; the maximum cost is escrowed",
+		Long: `Request resources for a number of epochs; the maximum cost is escrowed.
+
+--replicas K asks for K whole copies of the demand, each from a different provider (with --spread region
+also in different regions), each on an offer that names a node and holds a bond; the escrow covers all K.
+Blobs pinned to the request (sos blob pin) are held and proven by every replica; a replica whose node keeps
+missing its storage proofs moves to another provider. --meter-kind energy pays that kind only by a
+registered meter's signed readings (sos meter), not by the parties' reports.`,
 		Example: "  sos rome request --from cons --demand compute=10,energy=5 --max-price compute=8uTFLP,energy=2uKWTT --epochs 3 --region eu-west\n" +
-			"  sos rome request --from cons --demand compute=10 --max-price compute=8uTFLP --epochs 3 --near 48.13,11.58 --within-km 50 --bundle",
+			"  sos rome request --from cons --demand compute=10 --max-price compute=8uTFLP --epochs 3 --near 48.13,11.58 --within-km 50 --bundle\n" +
+			"  sos rome request --from cons --demand storage=20 --max-price storage=3uTFLP --epochs 10 --replicas 3 --spread region\n" +
+			"  sos rome request --from cons --demand energy=5 --max-price energy=2uKWTT --epochs 10 --meter-kind energy",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if region != "" && near != "" {
@@ -294,12 +319,29 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("--within-km needs --near")
 			}
 			return g.runMarketTx(cmd, &tf, func(b *txbuild.Builder) (ledger.Payload, error) {
-				p := &ledger.RomeRequest{Epochs: epochs, Region: region, WithinKm: withinKm, Attrs: attrs, MinReliability: minRel, Bundle: bundle}
+				p := &ledger.RomeRequest{Epochs: epochs, Region: region, WithinKm: withinKm, Attrs: attrs, MinReliability: minRel, Bundle: bundle,
+					Replicas: replicas}
+				switch spread {
+				case "":
+				case "region":
+					p.Spread = ledger.SpreadRegion
+				default:
+					return nil, fmt.Errorf("--spread %q: the only spread is region", spread)
+				}
+				if meterKinds != "" {
+					for _, name := range strings.Split(meterKinds, ",") {
+						k, err := rome.ParseKind(strings.TrimSpace(name))
+						if err != nil {
+							return nil, fmt.Errorf("--meter-kind: %w", err)
+						}
+						p.MeterKinds |= 1 << (k - 1)
+					}
+				}
 				var err error
 				if p.Demand, err = parseResources("--demand", demand); err != nil {
 					return nil, err
 				}
-				if p.MaxPrice, err = parsePrices("--max-price", maxPrice, b.Denoms); err != nil {
+				if p.MaxPrice, err = parsePrices("--max-price", maxPrice, b.Denoms, chainDenoms(b)); err != nil {
 					return nil, err
 				}
 				if near != "" {
@@ -333,6 +375,9 @@ func newRomeRequestCmd(g *globals) *cobra.Command {
 	c.Flags().Uint16Var(&minRel, "min-reliability", 0, "minimum offer reliability in basis points")
 	c.Flags().BoolVar(&bundle, "bundle", false, "all kinds from one provider, in full")
 	c.Flags().StringVar(&credits, "credits", "", "certificate ids to redeem as credit, e.g. 3,7")
+	c.Flags().Uint16Var(&replicas, "replicas", 0, "whole copies of the demand, each from a different provider (0: an ordinary request)")
+	c.Flags().StringVar(&spread, "spread", "", "with --replicas: \"region\" puts every replica in a different region")
+	c.Flags().StringVar(&meterKinds, "meter-kind", "", "kinds paid only by a registered meter's readings, e.g. energy")
 	_ = c.MarkFlagRequired("demand")
 	_ = c.MarkFlagRequired("max-price")
 	return c
@@ -432,15 +477,13 @@ func fmtPrices(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func fmtCoins(cs []client.Coin) string {
-	parts := make([]string, 0, len(cs))
-	for _, c := range cs {
-		parts = append(parts, c.Amount+c.Denom)
-	}
-	if len(parts) == 0 {
+// fmtCoins renders amounts for text output in display units (g.denoms,
+// loaded by show before the text is printed).
+func (g *globals) fmtCoins(cs []client.Coin) string {
+	if len(cs) == 0 {
 		return "-"
 	}
-	return strings.Join(parts, ",")
+	return g.denoms.FormatCoins(cs)
 }
 
 type listFlags struct {
@@ -494,7 +537,7 @@ func romeListCmd[T any](g *globals, use, what string, fetch func(*client.Client,
 func newRomeLeasesCmd(g *globals) *cobra.Command {
 	return romeListCmd(g, "leases", "leases", (*client.Client).RomeLeases, func(l *client.RomeLease) {
 		fmt.Printf("lease %d  %-7s request %d <- offer %d  %s at %s  epochs %d-%d  paid %s\n", l.ID, l.Status, l.RequestID, l.OfferID,
-			fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, fmtCoins(l.Paid))
+			fmtRes(l.Amounts), fmtPrices(l.Prices), l.StartEpoch, l.EndEpoch-1, g.fmtCoins(l.Paid))
 	})
 }
 
@@ -506,7 +549,7 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 		}
 		jobs := ""
 		if o.Node != "" {
-			jobs = fmt.Sprintf("  jobs on %s, bond %s", o.Node, fmtCoins(o.Bond))
+			jobs = fmt.Sprintf("  jobs on %s, bond %s", o.Node, g.fmtCoins(o.Bond))
 		}
 		fmt.Printf("offer %d  %-9s %s  capacity %s  leased %s  price %s  %s%s\n", o.ID, o.Status, o.Owner, fmtRes(o.Capacity), fmtRes(o.Leased), fmtPrices(o.Price), where, jobs)
 	})
@@ -515,11 +558,11 @@ func newRomeOffersCmd(g *globals) *cobra.Command {
 func newRomeRequestsCmd(g *globals) *cobra.Command {
 	return romeListCmd(g, "requests", "requests", (*client.Client).RomeRequests, func(r *client.RomeRequest) {
 		fmt.Printf("request %d  %-9s %s  demand %s  remaining %s  max %s  %d epochs  escrow %s spent %s refunded %s\n", r.ID, r.Status, r.Owner,
-			fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, fmtCoins(r.Escrow), fmtCoins(r.Spent), fmtCoins(r.Refunded))
+			fmtRes(r.Demand), fmtRes(r.Remaining), fmtPrices(r.MaxPrice), r.Epochs, g.fmtCoins(r.Escrow), g.fmtCoins(r.Spent), g.fmtCoins(r.Refunded))
 	})
 }
 
-func printEpoch(e *client.RomeEpoch) {
+func (g *globals) printEpoch(e *client.RomeEpoch) {
 	fmt.Printf("epoch %d (height %d): policy %s, %d offers, %d requests, %d new leases, matched %.2f%%\n",
 		e.Epoch, e.Height, e.Policy, e.Offers, e.Requests, e.NewLeases, e.Matched)
 	if e.Rejected != "" {
@@ -528,7 +571,7 @@ func printEpoch(e *client.RomeEpoch) {
 	for _, k := range e.Kinds {
 		fmt.Printf("  %-9s capacity %d leased %d (%.2f%%) demand %d matched %d clearing %s\n", k.Kind, k.Capacity, k.Leased, k.Utilization, k.Demand, k.Matched, k.ClearingPrice)
 	}
-	fmt.Printf("  paid %s refunded %s rewards %s disputes %d certificates %d\n", fmtCoins(e.Paid), fmtCoins(e.Refunded), fmtCoins(e.Rewards), e.Disputes, e.Certs)
+	fmt.Printf("  paid %s refunded %s rewards %s disputes %d certificates %d\n", g.fmtCoins(e.Paid), g.fmtCoins(e.Refunded), g.fmtCoins(e.Rewards), e.Disputes, e.Certs)
 }
 
 func newRomeMarketCmd(g *globals) *cobra.Command {
@@ -540,7 +583,7 @@ func newRomeMarketCmd(g *globals) *cobra.Command {
 				fmt.Printf("policy %s (fallback %s)\n", m.ActivePolicy, m.FallbackPolicy)
 				fmt.Printf("open offers %d, open requests %d, live leases %d, certificates awaiting signature %d\n", m.OpenOffers, m.OpenRequests, m.LiveLeases, m.PendingCerts)
 				if m.LastEpoch != nil {
-					printEpoch(m.LastEpoch)
+					g.printEpoch(m.LastEpoch)
 				}
 			})
 		},
@@ -559,7 +602,7 @@ func newRomeEpochsCmd(g *globals) *cobra.Command {
 					fmt.Println("no epoch processed yet")
 				}
 				for i := range list {
-					printEpoch(&list[i])
+					g.printEpoch(&list[i])
 				}
 			})
 		},

@@ -18,19 +18,27 @@ import (
 
 // globals are the flags every command shares.
 type globals struct {
-	home   string
-	node   string
-	output string
-	keys   keyringFlags
+	home      string
+	node      string
+	output    string
+	minHeight uint64
+	keys      keyringFlags
 	// jobExecutor makes the executor that re-executes jobs (sos job verify,
 	// sos job challenge); tests give a stand-in.
 	jobExecutor func() (jobrun.Executor, error)
+
+	nodeFrom string            // how nodeURL chose the URL, for "no node at URL" errors
+	denoms   client.DenomTable // the chain's tokens once known, for amounts in text output
 }
 
-func newRootCmd() *cobra.Command { return newRoot(&globals{jobExecutor: defaultJobExecutor}) }
+// newGlobals returns the globals of a real run (main's).
+func newGlobals() *globals { return &globals{jobExecutor: defaultJobExecutor} }
 
-// newRoot builds the command tree around g (tests preset fields of g that
-// have no flag: a cheap KDF, a fake prompt, a stand-in job executor).
+func newRootCmd() *cobra.Command { return newRoot(newGlobals()) }
+
+// newRoot builds the command tree around g, whose fields its flags fill
+// (main reads them to explain an error; tests preset fields that have no
+// flag: a cheap KDF, a fake prompt, a stand-in job executor).
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sos",
@@ -47,11 +55,13 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "node home directory: config.toml, keys/, data ($SOS_HOME if set, else ~/.sos)")
 	root.PersistentFlags().StringVar(&g.node, "node", "", "node API URL (default: the api_addr of --home, else http://127.0.0.1:26657)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().Uint64Var(&g.minHeight, "min-height", 0,
+		"answer only once the node has committed this height (waits up to 20 s): read a write made through another node")
 	g.keys.register(root)
 	root.AddCommand(
 		newInitCmd(g), newKeysCmd(g), newGenesisCmd(g), newRunCmd(g), newTxCmd(g),
 		newQueryCmd(g), newVerifyProofCmd(g), newLoadgenCmd(g), newVersionCmd(g), newContractCmd(g), newDevnetCmd(g), newTUICmd(g), newConformanceCmd(g), newPeersCmd(g), newClusterCmd(g),
-		newRomeCmd(g), newCertCmd(g), newGovCmd(g), newJobCmd(g), newBlobCmd(g),
+		newRomeCmd(g), newCertCmd(g), newGovCmd(g), newJobCmd(g), newBlobCmd(g), newMeterCmd(g),
 	)
 	strictCommands(root)
 	return root
@@ -100,21 +110,45 @@ func defaultHome() string {
 	return ".sos"
 }
 
-// nodeURL resolves --node: the flag, else the home's api_addr, else the default.
+// nodeURL resolves --node: the flag, else the home's api_addr, else the
+// default; nodeFrom records which, for the error when nothing answers.
 func (g *globals) nodeURL() string {
 	if g.node != "" {
+		g.nodeFrom = "--node"
 		if !strings.Contains(g.node, "://") {
 			return "http://" + g.node
 		}
 		return g.node
 	}
 	if cfg, err := kernel.LoadConfig(g.home); err == nil {
+		g.nodeFrom = "api_addr of --home " + g.home
 		return "http://" + cfg.APIAddr
 	}
+	g.nodeFrom = "the default: --home " + g.home + " has no config.toml"
 	return "http://" + kernel.DefaultConfig().APIAddr
 }
 
-func (g *globals) client() (*client.Client, error) { return client.New(g.nodeURL()) }
+// client is the API client of the node the flags name (with --min-height,
+// every request waits for that height).
+func (g *globals) client() (*client.Client, error) {
+	c, err := client.New(g.nodeURL())
+	if err != nil {
+		return nil, err
+	}
+	return c.AtHeight(g.minHeight), nil
+}
+
+// denomTable returns the chain's tokens for amounts in text output, asking
+// the node once; without an answer amounts show in base units.
+func (g *globals) denomTable(ctx context.Context, c *client.Client) client.DenomTable {
+	if g.denoms == nil {
+		g.denoms = client.DenomTable{}
+		if ds, err := c.Denoms(ctx); err == nil {
+			g.denoms = client.NewDenomTable(ds)
+		}
+	}
+	return g.denoms
+}
 
 // print writes v as JSON with -o json, else calls text.
 func (g *globals) print(v any, text func()) error {
@@ -159,6 +193,9 @@ func show[T any](g *globals, cmd *cobra.Command, fetch func(context.Context, *cl
 	v, err := fetch(ctx, c)
 	if err != nil {
 		return err
+	}
+	if g.output == "text" {
+		g.denomTable(ctx, c)
 	}
 	return g.print(v, func() { text(v) })
 }

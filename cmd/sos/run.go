@@ -1,17 +1,21 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sos-kernel/sos/kernel"
+	"github.com/sos-kernel/sos/ledger"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -40,11 +44,21 @@ func newRunCmd(g *globals) *cobra.Command {
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kernel.ParseLogLevel(opts.Config.LogLevel)}))
 			node, err := kernel.OpenNode(opts)
+			if errors.Is(err, ledger.ErrLocked) {
+				return homeBusy(g.home, err)
+			}
 			if err != nil {
 				return err
 			}
 			defer node.Close()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			// This process holds the home now (the store's lock): say which
+			// one, for a second 'sos run' and for 'sos devnet'.
+			pidFile := filepath.Join(g.home, pidFileName)
+			if err := kernel.WriteFileAtomic(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				return err
+			}
+			defer os.Remove(pidFile)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			go func() {
 				<-node.Ready()
@@ -56,4 +70,38 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&api, "api", "", "API listen address (overrides api_addr in config.toml)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
 	return cmd
+}
+
+// pidFileName is the file in a home naming the process that runs its node
+// (written once the store is locked, removed on exit).
+const pidFileName = "sos.pid"
+
+// homeBusy explains a home whose store another process holds: which
+// process, when its pid file says and it is alive, and what to do.
+func homeBusy(home string, err error) error {
+	abs, aerr := filepath.Abs(home)
+	if aerr != nil {
+		abs = home
+	}
+	if pid, ok := homePID(home); ok {
+		return fmt.Errorf("another sos process (pid %d) holds this home %s: stop it (kill %d) or use another --home: %w", pid, abs, pid, ledger.ErrLocked)
+	}
+	return fmt.Errorf("another sos process holds this home %s (its data directory is locked); stop it or use another --home: %w", abs, err)
+}
+
+// homePID reads the pid file of a home and reports whether that process
+// is alive.
+func homePID(home string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(home, pidFileName))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	if p, err := os.FindProcess(pid); err != nil || p.Signal(syscall.Signal(0)) != nil {
+		return 0, false
+	}
+	return pid, true
 }

@@ -71,6 +71,7 @@ func (g *globals) submitTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild
 	if err != nil {
 		return nil, err
 	}
+	g.denoms = denomTableOf(b.Denoms)
 	p, err := build(b)
 	if err != nil {
 		return nil, err
@@ -88,8 +89,15 @@ func (g *globals) submitTx(cmd *cobra.Command, f *txFlags, build func(b *txbuild
 		}
 	}
 	res, err := b.Send(ctx, key, p, o)
-	if res != nil && errors.Is(err, txbuild.ErrTxFailed) {
+	var sim *txbuild.SimulationError
+	switch {
+	case res != nil && errors.Is(err, txbuild.ErrTxFailed):
+		// The receipt goes to stdout (with -o json, whole); why it failed
+		// is said once, as the command's error.
 		_ = printFailed(res)
+		return res, g.txFailed(res)
+	case errors.As(err, &sim):
+		return nil, g.simulationFailed(sim.Receipt)
 	}
 	return res, err
 }
@@ -114,34 +122,44 @@ func (g *globals) simulate(cmd *cobra.Command, b *txbuild.Builder, key *ledger.P
 		Receipt     *client.Receipt `json:"receipt"`
 	}{txbuild.GasWithMargin(rc.GasUsed), rc.GasUsed, rc.Code, rc}
 	if err := g.print(out, func() {
-		fmt.Printf("simulation: code %d (%s), gas used %d, suggested --gas %d\n", rc.Code, rc.CodeName, rc.GasUsed, out.GasEstimate)
-		if rc.Error != "" {
-			fmt.Println("error:", rc.Error)
-		}
+		fmt.Printf("simulation: code %d (%s), gas used %s, suggested --gas %d\n", rc.Code, rc.CodeName, group(rc.GasUsed), out.GasEstimate)
 	}); err != nil {
 		return err
 	}
 	if rc.Code != 0 {
-		return fmt.Errorf("the transaction would fail: %s", rc.Error)
+		return g.simulationFailed(rc)
 	}
 	return nil
 }
 
 func (g *globals) printTx(res *client.SubmitResult) error {
 	out := txResult{TxHash: res.TxHash, Height: res.Height, Code: res.Code, GasUsed: res.GasUsed, Receipt: res.Receipt}
-	return g.print(out, func() {
-		if res.Height == 0 {
-			fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
-			return
-		}
-		fmt.Printf("tx %s committed at height %d: code %d, gas used %d\n", res.TxHash, res.Height, res.Code, res.GasUsed)
+	return g.print(out, func() { g.printTxLine(res) })
+}
+
+// printTxLine is the text summary of a submitted transaction. A failed
+// one's error is not printed here: the command returns it, and main prints
+// it once.
+func (g *globals) printTxLine(res *client.SubmitResult) {
+	if res.Height == 0 {
+		fmt.Printf("tx %s accepted (not waiting for commit)\n", res.TxHash)
+		return
+	}
+	outcome := "ok"
+	if res.Code != 0 {
+		outcome = fmt.Sprintf("failed (code %d)", res.Code)
 		if res.Receipt != nil {
-			fmt.Printf("fee %s%s\n", res.Receipt.Fee.Amount, res.Receipt.Fee.Denom)
-			if res.Receipt.Error != "" {
-				fmt.Println("error:", res.Receipt.Error)
-			}
+			outcome = fmt.Sprintf("failed (code %d, %s)", res.Code, res.Receipt.CodeName)
 		}
-	})
+	}
+	gas := group(res.GasUsed)
+	if res.Receipt != nil && res.Receipt.GasLimit > 0 {
+		gas += " of limit " + group(res.Receipt.GasLimit)
+	}
+	fmt.Printf("tx %s committed at height %d: %s, gas used %s\n", res.TxHash, res.Height, outcome, gas)
+	if res.Receipt != nil && res.Receipt.Fee.Denom != "" {
+		fmt.Printf("fee %s\n", g.denoms.Format(res.Receipt.Fee.Amount, res.Receipt.Fee.Denom))
+	}
 }
 
 func newTxCmd(g *globals) *cobra.Command {

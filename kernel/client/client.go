@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,11 +19,31 @@ import (
 // ErrNotFound is returned when the node answers 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrNoNode is returned when nothing answers at the node URL: the
+// connection is refused or the host does not resolve (no node runs there).
+var ErrNoNode = errors.New("no node")
+
 // Client talks to a node's HTTP API. The zero HTTP client is not used:
 // New sets timeouts.
 type Client struct {
-	base string
-	http *http.Client
+	base      string
+	http      *http.Client
+	minHeight uint64 // > 0: every request waits for this height (AtHeight)
+}
+
+// AtHeight returns a client whose every request asks the node to answer
+// only once it has committed block height (the API's ?min_height=, bounded
+// by the node; a node that does not get there in time answers an error).
+// Reads through it see at least the state of that block: pass the height a
+// transaction committed at to read it back from any node of a cluster.
+// Height 0 returns c.
+func (c *Client) AtHeight(height uint64) *Client {
+	if height == 0 {
+		return c
+	}
+	cp := *c
+	cp.minHeight = height
+	return &cp
 }
 
 // New returns a client for a node URL such as http://127.0.0.1:26657.
@@ -40,6 +61,13 @@ func New(nodeURL string) (*Client, error) {
 func (c *Client) URL() string { return c.base }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
+	if c.minHeight > 0 {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "min_height=" + strconv.FormatUint(c.minHeight, 10)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
@@ -49,7 +77,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ct
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("client: %s %s: %w", method, path, err)
+		return c.transportErr(method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -79,6 +107,24 @@ func httpError(status int, data []byte) error {
 		return fmt.Errorf("%w: %s", ErrNotFound, msg)
 	}
 	return &HTTPError{Status: status, Msg: msg}
+}
+
+// transportErr wraps a request that got no answer; nothing listening at
+// the URL is ErrNoNode, said in words a user can act on.
+func (c *Client) transportErr(method, path string, err error) error {
+	var op *net.OpError
+	var dns *net.DNSError
+	if errors.As(err, &dns) || errors.As(err, &op) && op.Op == "dial" {
+		cause := err
+		if op != nil && op.Err != nil {
+			cause = op.Err
+		}
+		if dns != nil {
+			cause = dns
+		}
+		return fmt.Errorf("client: %w at %s (%v)", ErrNoNode, c.base, cause)
+	}
+	return fmt.Errorf("client: %s %s: %w", method, path, err)
 }
 
 // HTTPError is a non-2xx answer other than 404.

@@ -82,12 +82,17 @@ type Job struct {
 	// deadline: the consumer pays nothing), challenged or slashed.
 	Status string `json:"status"`
 	// Result fields: zero (exit_code null) until the result lands.
-	Class        string    `json:"class,omitempty"` // exited, trapped, out_of_gas, limit_exceeded
-	ExitCode     *int32    `json:"exit_code"`
-	GasUsed      uint64    `json:"gas_used"`
-	OutputRoot   string    `json:"output_root,omitempty"`
-	BytesIn      uint64    `json:"bytes_in"`
-	BytesOut     uint64    `json:"bytes_out"`
+	Class      string `json:"class,omitempty"` // exited, trapped, out_of_gas, limit_exceeded
+	ExitCode   *int32 `json:"exit_code"`
+	GasUsed    uint64 `json:"gas_used"`
+	OutputRoot string `json:"output_root,omitempty"`
+	BytesIn    uint64 `json:"bytes_in"`
+	BytesOut   uint64 `json:"bytes_out"`
+	// Energy of the run in millijoules and how the node knows it:
+	// "measured" (a hardware energy counter), "modeled" (CPU time × the
+	// node's declared watts) or "none".
+	EnergyMJ     uint64    `json:"energy_mj"`
+	EnergySource string    `json:"energy_source,omitempty"`
 	Outputs      []JobFile `json:"outputs"`
 	Stdout       *BlobRef  `json:"stdout"`
 	Stderr       *BlobRef  `json:"stderr"`
@@ -176,6 +181,9 @@ type Provider struct {
 	Failed    uint64 `json:"failed"`    // the program failed; the provider did its job
 	TimedOut  uint64 `json:"timed_out"`
 	Slashed   uint64 `json:"slashed"`
+	// Storage: holding-epochs proven and missed.
+	StorageProven uint64 `json:"storage_proven"`
+	StorageMissed uint64 `json:"storage_missed"`
 	// FailureBps is the share of its jobs that timed out or were slashed,
 	// in basis points.
 	FailureBps uint32 `json:"failure_bps"`
@@ -200,6 +208,26 @@ type MeteredEpoch struct {
 	Settled       bool   `json:"settled"`
 	PaidCompute   uint64 `json:"paid_compute"` // units paid at settlement
 	PaidBandwidth uint64 `json:"paid_bandwidth"`
+	// Energy of the results that landed in the epoch (millijoules), kept
+	// apart by how their nodes knew it.
+	EnergyMeasuredMJ uint64 `json:"energy_measured_mj"`
+	EnergyModeledMJ  uint64 `json:"energy_modeled_mj"`
+	// Storage (a lease holding pinned blobs): bytes whose proofs were due
+	// in the epoch, missed, and proven (what storage is paid for).
+	StorageDue    uint64 `json:"storage_due_bytes"`
+	StorageMissed uint64 `json:"storage_missed_bytes"`
+	StorageProven uint64 `json:"storage_proven_bytes"`
+	// Meters: what each metered kind's meter read in the epoch.
+	Meters []MeterEpoch `json:"meters"`
+}
+
+// MeterEpoch is what a meter measured for a lease's kind in an epoch.
+type MeterEpoch struct {
+	Kind     string `json:"kind"`
+	MeterID  uint64 `json:"meter_id"`
+	Amount   uint64 `json:"amount"`  // in Measure
+	Measure  string `json:"measure"` // energy: mJ
+	Readings uint32 `json:"readings"`
 }
 
 // LeaseUsage is the measured usage of a lease, epoch by epoch up to the

@@ -60,6 +60,20 @@ type RomeRequest struct {
 	Epoch          uint64            `json:"epoch"`
 	LiveLeases     uint32            `json:"live_leases"`
 	Height         uint64            `json:"height"`
+	// Replicas: whole copies of the demand on distinct providers (0: an
+	// ordinary request); Spread "region": in distinct regions too;
+	// OpenReplicas wait for a lease; every replica ends at EndEpoch;
+	// Repairs counts replicas moved after missed storage proofs.
+	Replicas     uint16 `json:"replicas,omitempty"`
+	Spread       string `json:"spread,omitempty"`
+	OpenReplicas uint16 `json:"open_replicas,omitempty"`
+	EndEpoch     uint64 `json:"end_epoch,omitempty"`
+	Repairs      uint32 `json:"repairs,omitempty"`
+	// MeterKinds are the kinds paid by meter readings only.
+	MeterKinds []string `json:"meter_kinds,omitempty"`
+	// Pins and PinnedBytes: the blobs pinned to the request.
+	Pins        uint32 `json:"pins"`
+	PinnedBytes uint64 `json:"pinned_bytes"`
 }
 
 // RomeLease is an allocation of an offer to a request for epochs
@@ -77,6 +91,8 @@ type RomeLease struct {
 	Status     string            `json:"status"`
 	Paid       []Coin            `json:"paid"`
 	Disputes   uint32            `json:"disputes"`
+	// EndedEarly: the lease lost its replica after missed storage proofs.
+	EndedEarly bool `json:"ended_early,omitempty"`
 }
 
 // RomeKindStat is one resource kind in an epoch.
@@ -158,6 +174,11 @@ type CertStatement struct {
 	ToEpoch      uint64 `json:"to_epoch"`
 	Issuer       string `json:"issuer"`
 	IssuedHeight uint64 `json:"issued_height"`
+	// Measured says how the amount was established: "runtime" (jobs'
+	// metered VM and data plane), "proofs" (storage proofs), "meter <id>"
+	// (a registered device's signed readings) or "reported" (both parties
+	// reported it alike). It is part of what the issuer signs.
+	Measured string `json:"measured"`
 }
 
 // Certificate is a certificate in its offline-verifiable form.

@@ -40,15 +40,35 @@ const (
 	SyncStalled    = "stalled"
 )
 
-// Peer is one cluster member as seen by the node answering.
+// Peer is one cluster member as seen by the node answering; the list
+// includes that node itself (Self).
 type Peer struct {
-	NodeID    string  `json:"node_id"`
-	Address   string  `json:"address"`
-	Role      string  `json:"role"`
-	Connected bool    `json:"connected"`
-	RTTMs     float64 `json:"rtt_ms"`
-	Match     uint64  `json:"match_index,omitempty"`
+	NodeID  string `json:"node_id"`
+	Address string `json:"address"`
+	Role    string `json:"role"`
+	// Self marks the node answering: it has no link to itself.
+	Self bool `json:"self,omitempty"`
+	// Connected: the answering node has a live QUIC connection to the peer.
+	Connected bool `json:"connected"`
+	// Link is that connection's state as an operator should read it:
+	// LinkSelf, LinkConnected, LinkIdle or LinkDown.
+	Link  string  `json:"link"`
+	RTTMs float64 `json:"rtt_ms"`
+	Match uint64  `json:"match_index,omitempty"`
 }
+
+// Link states of a Peer.
+const (
+	LinkSelf      = "self"      // the node answering
+	LinkConnected = "connected" // a live connection
+	// LinkIdle: no connection, and none is needed now: raft followers and
+	// learners talk only to the leader, so two followers have no link
+	// while the cluster is healthy.
+	LinkIdle = "idle"
+	// LinkDown: a link raft needs (between the leader and another member,
+	// or between voters while no leader is known) is not connected.
+	LinkDown = "disconnected"
+)
 
 // Coin is an amount in base units; Amount is a decimal string.
 type Coin struct {

@@ -108,6 +108,18 @@ func (b *Builder) Prepare(ctx context.Context, key *ledger.PrivateKey, p ledger.
 // ErrSimulation is returned when the dry run of a transaction fails.
 var ErrSimulation = errors.New("simulation failed")
 
+// SimulationError is a dry run whose transaction failed (it matches
+// ErrSimulation); Receipt says why, for a caller to explain.
+type SimulationError struct {
+	Receipt *client.Receipt
+}
+
+func (e *SimulationError) Error() string {
+	return fmt.Sprintf("txbuild: %s: %s (code %d: %s)", ErrSimulation, e.Receipt.Error, e.Receipt.Code, e.Receipt.CodeName)
+}
+
+func (e *SimulationError) Unwrap() error { return ErrSimulation }
+
 // Estimate simulates the transaction and returns gas used plus a 20% margin
 // (gas can differ a little between simulation and inclusion, e.g. when the
 // signature size of the final tx differs).
@@ -117,7 +129,7 @@ func (b *Builder) Estimate(ctx context.Context, key *ledger.PrivateKey, p ledger
 		return 0, err
 	}
 	if rc.Code != 0 {
-		return rc.GasUsed, fmt.Errorf("txbuild: %w: %s (code %d: %s)", ErrSimulation, rc.Error, rc.Code, rc.CodeName)
+		return rc.GasUsed, &SimulationError{Receipt: rc}
 	}
 	return GasWithMargin(rc.GasUsed), nil
 }

@@ -206,6 +206,7 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 	for i := range s.Offers {
 		o := &s.Offers[i]
 		o.ID = uint64(i + 1)
+		o.Provider = uint32(i + 1) // one offer per provider
 		reg := g.n(cfg.Regions)
 		o.Region = uint32(reg + 1)
 		p := near(centres[reg], 2e6)

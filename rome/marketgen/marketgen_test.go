@@ -54,7 +54,7 @@ func ExampleGenerate() {
 	}
 	fmt.Println(len(snap), len(s.Requests), len(s.Offers), s.Kinds)
 	// Output:
-	// 223429 2000 200 [compute bandwidth energy storage]
+	// 228233 2000 200 [compute bandwidth energy storage]
 }
 
 // TestFamilies: every benchmark family has the shape its name promises,

@@ -21,7 +21,7 @@ func TestHostAndGuestCodecsAgree(t *testing.T) {
 		nk := len(hs.Kinds)
 		for j := range rng.IntN(6) {
 			o := rome.SnapOffer{ID: uint64(j + 1), Region: rng.Uint32(), Lat: rng.Int32(), Lon: -rng.Int32(), Attrs: rng.Uint64(),
-				Reliability: uint16(rng.IntN(10_001)), RunsJobs: rng.IntN(2) == 0,
+				Reliability: uint16(rng.IntN(10_001)), RunsJobs: rng.IntN(2) == 0, Provider: 1 + rng.Uint32N(3),
 				Jobs:     rome.ProviderRecord{Completed: rng.Uint64(), Failed: rng.Uint64N(9), TimedOut: rng.Uint64N(9), Slashed: rng.Uint64()},
 				Capacity: make([]uint64, nk), Price: make([]uint64, nk)}
 			for k := range nk {
@@ -32,10 +32,20 @@ func TestHostAndGuestCodecsAgree(t *testing.T) {
 		for j := range rng.IntN(4) {
 			r := rome.SnapRequest{ID: uint64(j + 1), Region: rng.Uint32(), WithinKm: rng.Uint32(), Bundle: rng.IntN(2) == 0,
 				Demand: make([]uint64, nk), MaxPrice: make([]uint64, nk)}
+			if !r.Bundle && rng.IntN(2) == 0 {
+				r.Replicas, r.Spread = uint16(1+rng.IntN(3)), rng.IntN(2) == 0
+			}
 			for k := range nk {
 				r.Demand[k], r.MaxPrice[k] = rng.Uint64(), rng.Uint64()
 			}
 			hs.Requests = append(hs.Requests, r)
+		}
+		for ri, r := range hs.Requests {
+			for p := uint32(1); p <= 3; p++ {
+				if r.Replicas > 0 && rng.IntN(3) == 0 {
+					hs.Held = append(hs.Held, rome.Held{Request: uint32(ri), Provider: p, Region: rng.Uint32()})
+				}
+			}
 		}
 		b := hs.Encode()
 		gs, err := policy.Decode(b)
@@ -44,7 +54,7 @@ func TestHostAndGuestCodecsAgree(t *testing.T) {
 		}
 		for j, o := range hs.Offers {
 			g := &gs.Offers[j]
-			if g.ID != o.ID || g.RunsJobs() != o.RunsJobs || g.Reliability != o.Reliability ||
+			if g.ID != o.ID || g.RunsJobs() != o.RunsJobs || g.Reliability != o.Reliability || g.Provider != o.Provider ||
 				g.Jobs != (policy.JobRecord{Completed: o.Jobs.Completed, Failed: o.Jobs.Failed, TimedOut: o.Jobs.TimedOut, Slashed: o.Jobs.Slashed}) ||
 				g.Capacity[nk-1] != o.Capacity[nk-1] || g.Price[0] != o.Price[0] {
 				t.Fatalf("snapshot %d offer %d: host %+v, guest %+v", i, j, o, *g)
@@ -52,6 +62,14 @@ func TestHostAndGuestCodecsAgree(t *testing.T) {
 			if g.JobFailureBps() != o.Jobs.FailureBps() {
 				t.Fatalf("failure share: guest %d, host %d", g.JobFailureBps(), o.Jobs.FailureBps())
 			}
+		}
+		for j, r := range hs.Requests {
+			if g := &gs.Requests[j]; g.Replicas != r.Replicas || g.Spread() != r.Spread {
+				t.Fatalf("snapshot %d request %d: host %+v, guest %+v", i, j, r, *g)
+			}
+		}
+		if len(gs.Held) != len(hs.Held) {
+			t.Fatalf("snapshot %d: %d held replicas, guest read %d", i, len(hs.Held), len(gs.Held))
 		}
 		back, err := rome.DecodeSnapshot(gs.Encode())
 		if err != nil {
@@ -67,9 +85,9 @@ func TestHostAndGuestCodecsAgree(t *testing.T) {
 // policy serves a request from the provider whose jobs did not time out or
 // get slashed, whatever the offers' order.
 func TestGreedyPrefersReliableProviders(t *testing.T) {
-	unreliable := policy.Offer{ID: 1, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 8, TimedOut: 2},
+	unreliable := policy.Offer{ID: 1, Provider: 1, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 8, TimedOut: 2},
 		Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{3}}
-	reliable := policy.Offer{ID: 2, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 10, Failed: 4},
+	reliable := policy.Offer{ID: 2, Provider: 2, Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 10, Failed: 4},
 		Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{3}}
 	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Compute}, Offers: []policy.Offer{unreliable, reliable},
 		Requests: []policy.Request{{ID: 1, Demand: [policy.MaxKinds]uint64{6}, MaxPrice: [policy.MaxKinds]uint64{5}}}}

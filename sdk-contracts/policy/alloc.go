@@ -117,7 +117,7 @@ func (s *Snapshot) CheckAllocations(allocs []Allocation) error {
 				return invalid(i, "offer %d over capacity %d on %s", a.Offer, o.Capacity[k], s.Kinds[k])
 			}
 			g := &got[int(a.Request)*nk+k]
-			if *g += x; *g < x || *g > r.Demand[k] {
+			if *g += x; r.Replicas == 0 && (*g < x || *g > r.Demand[k]) { // a replica's amount: checkReplica
 				return invalid(i, "request %d over demand %d on %s", a.Request, r.Demand[k], s.Kinds[k])
 			}
 		}
@@ -125,6 +125,11 @@ func (s *Snapshot) CheckAllocations(allocs []Allocation) error {
 			return invalid(i, "zero allocation")
 		}
 		served[a.Request]++
+		if r.Replicas > 0 {
+			if err := s.checkReplica(i, a, allocs[:i]); err != nil {
+				return err
+			}
+		}
 		if r.Bundle() {
 			if served[a.Request] > 1 {
 				return invalid(i, "bundle request %d served by a second offer", a.Request)
@@ -135,6 +140,42 @@ func (s *Snapshot) CheckAllocations(allocs []Allocation) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// checkReplica checks allocation i, of a replicated request, against the
+// replica rules: a whole replica, at most Replicas of them, each from a
+// provider (with FlagSpread a region) the request holds none with and no
+// earlier allocation gave it.
+func (s *Snapshot) checkReplica(i int, a *Allocation, earlier []Allocation) error {
+	r, o := &s.Requests[a.Request], &s.Offers[a.Offer]
+	for k := range s.Kinds {
+		if a.Amount[k] != r.Demand[k] {
+			return invalid(i, "replica of request %d: %s amount %d, demand %d", a.Request, s.Kinds[k], a.Amount[k], r.Demand[k])
+		}
+	}
+	if !o.RunsJobs() || r.Spread() && o.Region == 0 {
+		return invalid(i, "replica of request %d on offer %d, which holds no bond or has no region", a.Request, a.Offer)
+	}
+	n := 1
+	clash := func(p, region uint32) bool { return p == o.Provider || r.Spread() && region == o.Region }
+	for _, h := range s.Held {
+		if h.Request == a.Request && clash(h.Provider, h.Region) {
+			return invalid(i, "replica of request %d on provider %d or region %d it already holds", a.Request, o.Provider, o.Region)
+		}
+	}
+	for _, e := range earlier {
+		if e.Request != a.Request {
+			continue
+		}
+		n++
+		if eo := &s.Offers[e.Offer]; clash(eo.Provider, eo.Region) {
+			return invalid(i, "second replica of request %d on provider %d or region %d", a.Request, o.Provider, o.Region)
+		}
+	}
+	if n > int(r.Replicas) {
+		return invalid(i, "request %d wants %d replicas, got %d", a.Request, r.Replicas, n)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ func market() *policy.Snapshot {
 		Epoch: 7,
 		Kinds: []policy.Kind{policy.Compute, policy.Energy},
 		Offers: []policy.Offer{{
-			ID: 1, Region: 1, Lat: 48_130_000, Lon: 11_580_000, Reliability: 9900,
+			ID: 1, Region: 1, Lat: 48_130_000, Lon: 11_580_000, Reliability: 9900, Provider: 1,
 			Flags: policy.FlagRunsJobs, Jobs: policy.JobRecord{Completed: 15, Failed: 3, TimedOut: 1, Slashed: 1},
 			Capacity: [policy.MaxKinds]uint64{100, 50}, Price: [policy.MaxKinds]uint64{5, 1},
 		}},
@@ -89,7 +89,7 @@ func ExampleDecode() {
 	s, err := policy.Decode(b)
 	fmt.Println(len(b), err, s.Epoch, s.Kinds, len(s.Offers), len(s.Requests), s.Requests[1].WithinKm, s.Offers[0].Jobs)
 	// Output:
-	// 256 <nil> 7 [compute energy] 1 2 50 {15 3 1 1}
+	// 268 <nil> 7 [compute energy] 1 2 50 {15 3 1 1}
 }
 
 // An offer's job record tells how reliably its provider ran jobs: a policy

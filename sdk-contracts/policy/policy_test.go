@@ -91,7 +91,7 @@ func TestEligible(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good := (&policy.Snapshot{Kinds: []policy.Kind{1, 3}, Offers: make([]policy.Offer, 1), Requests: make([]policy.Request, 1)}).Encode()
+	good := (&policy.Snapshot{Kinds: []policy.Kind{1, 3}, Offers: []policy.Offer{{Provider: 1}}, Requests: make([]policy.Request, 1)}).Encode()
 	if _, err := policy.Decode(good); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,9 @@ func Anytime(f Func) AnytimeFunc {
 }
 
 // Apply decodes input, runs f and returns the encoded allocation list. It is
-// what Handle does inside the VM, on byte slices.
+// what Handle does inside the VM, on byte slices. f sees the ordinary
+// requests only: Apply places the replicas of replicated requests itself
+// (WithReplicas).
 func Apply(input []byte, f Func) ([]byte, error) {
 	return ApplyAnytime(input, Anytime(f), nil)
 }
@@ -37,12 +39,14 @@ func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]b
 	}
 	nk := len(s.Kinds)
 	var buf []byte
-	allocs, err := f(s, func(as []Allocation) {
-		if handIn != nil {
+	var hand func([]Allocation)
+	if handIn != nil {
+		hand = func(as []Allocation) {
 			buf = AppendAllocations(buf[:0], nk, as)
 			handIn(buf)
 		}
-	})
+	}
+	allocs, err := WithReplicasAnytime(s, f, hand)
 	if err != nil {
 		return nil, err
 	}

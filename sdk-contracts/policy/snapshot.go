@@ -8,8 +8,10 @@ import (
 )
 
 // Version is the snapshot format version this package reads and writes
-// (2: offers carry their provider's job record).
-const Version = 2
+// (2: offers carry their provider's job record; 3: offers carry a
+// provider id, requests a replica count, and the snapshot the replicas
+// requests already hold).
+const Version = 3
 
 // MaxKinds bounds the kinds of a snapshot: the ABI fixes the ids 1..4.
 const MaxKinds = 4
@@ -40,8 +42,13 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// FlagBundle marks a request that must be served in full by one offer.
-const FlagBundle = 1
+// Request flag bits: FlagBundle marks a request that must be served in
+// full by one offer; FlagSpread a replicated request whose replicas must
+// be in distinct regions.
+const (
+	FlagBundle = 1
+	FlagSpread = 2
+)
 
 // ErrCorrupt is wrapped by every decoding error.
 var ErrCorrupt = errors.New("policy: corrupt input")
@@ -54,6 +61,17 @@ type Snapshot struct {
 	Kinds    []Kind
 	Offers   []Offer   // ascending ID
 	Requests []Request // ascending ID
+	// Held lists the replicas replicated requests already have, ascending
+	// by (request index, provider): new replicas must avoid their
+	// providers (and, with FlagSpread, their regions).
+	Held []Held
+}
+
+// Held is a replica a request already holds.
+type Held struct {
+	Request  uint32 // index in Snapshot.Requests
+	Provider uint32
+	Region   uint32
 }
 
 // Offer is a provider's remaining capacity this epoch.
@@ -65,8 +83,11 @@ type Offer struct {
 	Reliability uint16 // basis points
 	Flags       uint8  // FlagRunsJobs
 	Jobs        JobRecord
-	Capacity    [MaxKinds]uint64
-	Price       [MaxKinds]uint64 // base units of the kind's token per unit per epoch
+	// Provider identifies the offer's owner (ids from 1, stable across
+	// epochs): two replicas of a request never share one.
+	Provider uint32
+	Capacity [MaxKinds]uint64
+	Price    [MaxKinds]uint64 // base units of the kind's token per unit per epoch
 }
 
 // FlagRunsJobs marks an offer that names a node and holds a bond: its
@@ -115,18 +136,26 @@ type Request struct {
 	WithinKm       uint32 // 0 = no distance limit
 	Attrs          uint64 // bits the offer must have
 	MinReliability uint16 // basis points
-	Flags          uint8  // FlagBundle
-	Demand         [MaxKinds]uint64
-	MaxPrice       [MaxKinds]uint64
+	Flags          uint8  // FlagBundle, FlagSpread
+	// Replicas is how many more whole replicas a replicated request wants
+	// (0: an ordinary request); Demand is then the demand of one replica.
+	Replicas uint16
+	Demand   [MaxKinds]uint64
+	MaxPrice [MaxKinds]uint64
 }
 
 // Bundle reports whether the request must land, in full, on one offer.
 func (r *Request) Bundle() bool { return r.Flags&FlagBundle != 0 }
 
+// Spread reports whether a replicated request's replicas must be in
+// distinct regions.
+func (r *Request) Spread() bool { return r.Flags&FlagSpread != 0 }
+
 const (
 	headerSize     = 4 + 4 + 8 + 1
-	offerFixed     = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8
-	requestFixed   = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1
+	offerFixed     = 8 + 4 + 4 + 4 + 8 + 2 + 1 + 4*8 + 4
+	requestFixed   = 8 + 4 + 4 + 4 + 4 + 8 + 2 + 1 + 2
+	heldSize       = 4 + 4 + 4
 	perKindEntry   = 16
 	allocFixed     = 4 + 4
 	magic          = "ROME"
@@ -184,8 +213,8 @@ func (s *Snapshot) decode(b []byte) error {
 	nr := uint64(binary.LittleEndian.Uint32(b[4:]))
 	b = b[8:]
 	osz, rsz := uint64(OfferSize(nk)), uint64(RequestSize(nk))
-	if no*osz+nr*rsz != uint64(len(b)) {
-		return corrupt("snapshot: %d offers and %d requests need %d bytes, have %d", no, nr, no*osz+nr*rsz, len(b))
+	if no*osz+nr*rsz+4 > uint64(len(b)) {
+		return corrupt("snapshot: %d offers and %d requests need %d bytes, have %d", no, nr, no*osz+nr*rsz+4, len(b))
 	}
 	s.Offers = make([]Offer, no)
 	for i := range s.Offers {
@@ -201,6 +230,10 @@ func (s *Snapshot) decode(b []byte) error {
 		o.Jobs.Failed = binary.LittleEndian.Uint64(b[39:])
 		o.Jobs.TimedOut = binary.LittleEndian.Uint64(b[47:])
 		o.Jobs.Slashed = binary.LittleEndian.Uint64(b[55:])
+		o.Provider = binary.LittleEndian.Uint32(b[63:])
+		if o.Flags&^FlagRunsJobs != 0 || o.Provider == 0 {
+			return corrupt("snapshot: offer %d: flags %#x, provider %d", i, o.Flags, o.Provider)
+		}
 		p := b[offerFixed:]
 		for k := range nk {
 			o.Capacity[k] = binary.LittleEndian.Uint64(p[16*k:])
@@ -222,6 +255,10 @@ func (s *Snapshot) decode(b []byte) error {
 		r.Attrs = binary.LittleEndian.Uint64(b[24:])
 		r.MinReliability = binary.LittleEndian.Uint16(b[32:])
 		r.Flags = b[34]
+		r.Replicas = binary.LittleEndian.Uint16(b[35:])
+		if r.Flags&^(FlagBundle|FlagSpread) != 0 || r.Spread() && r.Replicas == 0 || r.Bundle() && r.Replicas > 0 {
+			return corrupt("snapshot: request %d: flags %#x with %d replicas", i, r.Flags, r.Replicas)
+		}
 		p := b[requestFixed:]
 		for k := range nk {
 			r.Demand[k] = binary.LittleEndian.Uint64(p[16*k:])
@@ -231,6 +268,29 @@ func (s *Snapshot) decode(b []byte) error {
 			return corrupt("snapshot: request %d: id %d not above %d", i, r.ID, s.Requests[i-1].ID)
 		}
 		b = b[rsz:]
+	}
+	nh := uint64(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	if nh*heldSize != uint64(len(b)) {
+		return corrupt("snapshot: %d held replicas need %d bytes, have %d", nh, nh*heldSize, len(b))
+	}
+	if nh > 0 {
+		s.Held = make([]Held, nh)
+	}
+	for i := range s.Held {
+		h := &s.Held[i]
+		h.Request = binary.LittleEndian.Uint32(b)
+		h.Provider = binary.LittleEndian.Uint32(b[4:])
+		h.Region = binary.LittleEndian.Uint32(b[8:])
+		switch {
+		case uint64(h.Request) >= nr || s.Requests[h.Request].Replicas == 0:
+			return corrupt("snapshot: held replica %d: request index %d is not a replicated request", i, h.Request)
+		case h.Provider == 0:
+			return corrupt("snapshot: held replica %d: provider 0", i)
+		case i > 0 && (s.Held[i-1].Request > h.Request || s.Held[i-1].Request == h.Request && s.Held[i-1].Provider >= h.Provider):
+			return corrupt("snapshot: held replicas not ascending by (request, provider)")
+		}
+		b = b[heldSize:]
 	}
 	return nil
 }
@@ -265,6 +325,7 @@ func (s *Snapshot) Append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, o.Jobs.Failed)
 		b = binary.LittleEndian.AppendUint64(b, o.Jobs.TimedOut)
 		b = binary.LittleEndian.AppendUint64(b, o.Jobs.Slashed)
+		b = binary.LittleEndian.AppendUint32(b, o.Provider)
 		for k := range nk {
 			b = binary.LittleEndian.AppendUint64(b, o.Capacity[k])
 			b = binary.LittleEndian.AppendUint64(b, o.Price[k])
@@ -280,10 +341,17 @@ func (s *Snapshot) Append(b []byte) []byte {
 		b = binary.LittleEndian.AppendUint64(b, r.Attrs)
 		b = binary.LittleEndian.AppendUint16(b, r.MinReliability)
 		b = append(b, r.Flags)
+		b = binary.LittleEndian.AppendUint16(b, r.Replicas)
 		for k := range nk {
 			b = binary.LittleEndian.AppendUint64(b, r.Demand[k])
 			b = binary.LittleEndian.AppendUint64(b, r.MaxPrice[k])
 		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Held)))
+	for _, h := range s.Held {
+		b = binary.LittleEndian.AppendUint32(b, h.Request)
+		b = binary.LittleEndian.AppendUint32(b, h.Provider)
+		b = binary.LittleEndian.AppendUint32(b, h.Region)
 	}
 	return b
 }
@@ -291,7 +359,7 @@ func (s *Snapshot) Append(b []byte) []byte {
 // Size is the length of the encoding of s.
 func (s *Snapshot) Size() int {
 	nk := len(s.Kinds)
-	return headerSize + nk + 8 + len(s.Offers)*OfferSize(nk) + len(s.Requests)*RequestSize(nk)
+	return headerSize + nk + 8 + len(s.Offers)*OfferSize(nk) + len(s.Requests)*RequestSize(nk) + 4 + len(s.Held)*heldSize
 }
 
 // Encode returns the ABI encoding of s.

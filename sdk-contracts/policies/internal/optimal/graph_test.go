@@ -47,7 +47,7 @@ func randomSnapshot(rng *rand.Rand, nr, no int) *policy.Snapshot {
 		return int32(rng.IntN(180_000_000)) - 90_000_000, int32(rng.IntN(360_000_000)) - 180_000_000
 	}
 	for i := range no {
-		o := policy.Offer{ID: uint64(i + 1), Region: uint32(rng.IntN(4)), Attrs: rng.Uint64N(8), Reliability: uint16(rng.IntN(10_001))}
+		o := policy.Offer{ID: uint64(i + 1), Provider: uint32(i + 1), Region: uint32(rng.IntN(4)), Attrs: rng.Uint64N(8), Reliability: uint16(rng.IntN(10_001))}
 		o.Lat, o.Lon = coord()
 		if rng.IntN(10) == 0 {
 			o.Lat, o.Lon = 0, 0

@@ -1,0 +1,945 @@
+package rome
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/sos-kernel/sos/blob"
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// Storage leases: a request's consumer pins blobs (BlobPin); every lease of
+// the request then holds each of them — a Holding per (node, lease, pin) —
+// and its node proves it every epoch. At the last block of epoch e-1 the
+// challenge seed of epoch e is fixed from the hash of the block before
+// (unknown until that block existed); Challenges derives from it the
+// segments of each holding to prove. During epoch e each holder node sends
+// storage_proof transactions answering its due holdings in key order from
+// where its last answer stopped (its Round), with the segments themselves
+// and their paths to the blob id, checked by blob.VerifyProof. At the end
+// of epoch e every due holding left unanswered, and every one the node
+// declared it cannot prove, is a miss: the lease is not paid for that
+// blob's bytes in e, storage_slash_bps of its offer's remaining bond goes
+// to the consumer (once per lease and epoch), the miss counts in the
+// provider's record and, after storage_repair_misses epochs with a miss in
+// a row, the replica moves: the lease ends and the request's slot is
+// offered to the market again; the new holder fetches from the others.
+//
+// A proven holding costs no state write: a Round records how far the
+// node's answers got, so only misses write per holding. Settlement pays
+// storage as proven byte-epochs: the bytes due in the epoch (per lease,
+// bucketed by the epoch their challenges start) minus the missed bytes.
+
+// Gas of storage transactions beyond their state access.
+const (
+	GasPin           = 20_000
+	GasStorageProof  = 10_000 // per transaction
+	GasStorageEntry  = 1_000  // per holding answered
+	GasStorageVerify = 8_000  // per segment proof checked (≈8 µs of CPU for a 1 GiB blob)
+)
+
+// MaxPins bounds the blobs pinned to one request.
+const MaxPins = 1 << 20
+
+// Pin is a blob pinned to a request.
+type Pin struct {
+	_      struct{}       `cbor:",toarray"`
+	Index  uint32         `json:"pin"`
+	Blob   ledger.BlobRef `json:"blob"`
+	Height uint64         `json:"height"`
+	Epoch  uint64         `json:"epoch"`
+}
+
+// Holding is a pinned blob a lease's node must prove, epochs [From, End).
+type Holding struct {
+	_       struct{}       `cbor:",toarray"`
+	Request uint64         `json:"request_id"`
+	Blob    ledger.BlobRef `json:"blob"`
+	From    uint64         `json:"from_epoch"` // first challenged epoch (the blob had storage_grace_epochs to arrive)
+	End     uint64         `json:"end_epoch"`  // the lease's end
+}
+
+// Due reports whether the holding is challenged in epoch e (the empty blob
+// never is: it has no segments).
+func (h *Holding) Due(e uint64) bool { return h.From <= e && e < h.End && h.Blob.Size > 0 }
+
+// StorageBucket is bytes a lease holds from the epoch their challenges
+// start.
+type StorageBucket struct {
+	_     struct{} `cbor:",toarray"`
+	From  uint64   `json:"from_epoch"`
+	Bytes uint64   `json:"bytes"`
+}
+
+// LeaseStorage is what a lease holds and how it has proven it.
+type LeaseStorage struct {
+	_        struct{}        `cbor:",toarray"`
+	Node     ledger.Address  `json:"node"`
+	Holdings uint32          `json:"holdings"`
+	Buckets  []StorageBucket `json:"buckets"`
+	Misses   uint64          `json:"misses"`    // holding-epochs missed, all time
+	MissRun  uint32          `json:"miss_run"`  // epochs in a row with a miss
+	LastMiss uint64          `json:"last_miss"` // last epoch with a miss, plus one (0: none)
+	Slashed  ledger.Coins    `json:"slashed"`
+}
+
+// DueBytes is what the lease must prove in epoch e.
+func (ls *LeaseStorage) DueBytes(e uint64) uint64 {
+	var n uint64
+	for _, b := range ls.Buckets {
+		if b.From <= e {
+			n = satAdd(n, b.Bytes)
+		}
+	}
+	return n
+}
+
+// RoundTx is one storage_proof transaction of a round: the last holding it
+// answered and its height.
+type RoundTx struct {
+	_      struct{} `cbor:",toarray"`
+	Lease  uint64   `json:"lease_id"`
+	Pin    uint32   `json:"pin"`
+	Height uint64   `json:"height"`
+}
+
+// Round is a node's answers to an epoch's challenges so far.
+type Round struct {
+	_        struct{}  `cbor:",toarray"`
+	Proven   uint32    `json:"proven"`
+	Declared uint32    `json:"declared"` // holdings the node said it cannot prove
+	Txs      []RoundTx `json:"txs"`
+}
+
+// Fault is a holding's record of missed proofs.
+type Fault struct {
+	_         struct{} `cbor:",toarray"`
+	Misses    uint64   `json:"misses"`
+	LastMiss  uint64   `json:"last_miss_epoch"`
+	LastProof uint64   `json:"last_proof_height"` // height of its last proof before the miss (0: none known)
+}
+
+// Seed is an epoch's challenge seed.
+type Seed struct {
+	_     struct{}    `cbor:",toarray"`
+	Epoch uint64      `json:"epoch"`
+	Seed  ledger.Hash `json:"seed"`
+}
+
+func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func holdingKey(node ledger.Address, lease uint64, pin uint32) []byte {
+	return rkey(tagHolding, node[:], u64(lease), u32(pin))
+}
+
+// holdingOf splits a holding key.
+func holdingOf(k []byte) (node ledger.Address, lease uint64, pin uint32, ok bool) {
+	p := len(rkey(tagHolding))
+	if len(k) != p+ledger.AddressSize+12 {
+		return node, 0, 0, false
+	}
+	copy(node[:], k[p:])
+	return node, binary.BigEndian.Uint64(k[p+ledger.AddressSize:]), binary.BigEndian.Uint32(k[p+ledger.AddressSize+8:]), true
+}
+
+// ChallengeSeed is the seed of epoch e's storage challenges: SHA-256 over
+// the chain id, the epoch and the hash of the block before the last block
+// of epoch e-1.
+func ChallengeSeed(chainID string, e uint64, prev ledger.Hash) ledger.Hash {
+	b := []byte("sos/storage/seed\x00" + chainID + "\x00")
+	b = binary.BigEndian.AppendUint64(b, e)
+	return sha256.Sum256(append(b, prev[:]...))
+}
+
+// Challenges are the segments of a holding (lease, blob of size bytes) to
+// prove in the epoch of seed: min(n, SegmentCount(size)) indexes, each
+// SHA-256(seed | lease | blob id | i) mod the segment count. The empty
+// blob has none.
+func Challenges(seed ledger.Hash, lease uint64, id ledger.BlobID, size, n uint64) []uint64 {
+	segs := blob.SegmentCount(size)
+	k := min(n, segs)
+	out := make([]uint64, k)
+	var buf [17 + 32 + 8 + 32 + 8]byte
+	b := append(buf[:0], "sos/storage/seg\x00"...)
+	b = append(b, seed[:]...)
+	b = binary.BigEndian.AppendUint64(b, lease)
+	b = append(b, id[:]...)
+	base := len(b)
+	for i := range out {
+		b = binary.BigEndian.AppendUint64(b[:base], uint64(i))
+		h := sha256.Sum256(b)
+		out[i] = binary.BigEndian.Uint64(h[:8]) % segs
+	}
+	return out
+}
+
+// store helpers.
+
+func (s *store) pin(req uint64, idx uint32) (*Pin, error) {
+	var p Pin
+	ok, err := s.get(rkey(tagPin, u64(req), u32(idx)), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("rome: request %d pin %d: %w", req, idx, ErrNotFound)
+	}
+	return &p, nil
+}
+
+func (s *store) leaseStorage(lease uint64) (*LeaseStorage, bool, error) {
+	var ls LeaseStorage
+	ok, err := s.get(rkey(tagLeaseStor, u64(lease)), &ls)
+	return &ls, ok, err
+}
+
+func (s *store) round(node ledger.Address, e uint64) (*Round, error) {
+	var r Round
+	_, err := s.get(rkey(tagRound, node[:], u64(e)), &r)
+	return &r, err
+}
+
+func (s *store) seed() (*Seed, bool, error) {
+	var sd Seed
+	ok, err := s.get(rkey(tagSeed), &sd)
+	return &sd, ok, err
+}
+
+var holdingsCountKey = rkey(tagSeq, []byte("holdings"))
+
+// requestLeases lists the leases of a request that have not closed.
+func (s *store) requestLeases(req uint64) ([]*Lease, error) {
+	ids, err := s.ids(rkey(tagReqLease, u64(req)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Lease, 0, len(ids))
+	for _, id := range ids {
+		l, err := s.lease(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// addHolding makes the lease's node hold pin from epoch from; the empty
+// blob and a holding that would start after the lease are not recorded.
+func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64) error {
+	if pin.Blob.Size == 0 || from >= l.End {
+		return nil
+	}
+	h := Holding{Request: l.RequestID, Blob: pin.Blob, From: from, End: l.End}
+	if err := s.put(holdingKey(node, l.ID, pin.Index), &h); err != nil {
+		return err
+	}
+	ls, _, err := s.leaseStorage(l.ID)
+	if err != nil {
+		return err
+	}
+	ls.Node = node
+	ls.Holdings++
+	added := false
+	for i := range ls.Buckets {
+		if ls.Buckets[i].From == from {
+			ls.Buckets[i].Bytes = satAdd(ls.Buckets[i].Bytes, pin.Blob.Size)
+			added = true
+		}
+	}
+	if !added {
+		ls.Buckets = append(ls.Buckets, StorageBucket{From: from, Bytes: pin.Blob.Size})
+	}
+	if ls.Slashed == nil {
+		ls.Slashed = ledger.Coins{}
+	}
+	if err := s.put(rkey(tagLeaseStor, u64(l.ID)), ls); err != nil {
+		return err
+	}
+	if err := s.addCount(rkey(tagStorNode, node[:]), 1); err != nil {
+		return err
+	}
+	return s.addCount(holdingsCountKey, 1)
+}
+
+// addCount adds d (±) to a counter, deleting it at zero.
+func (s *store) addCount(k []byte, d int64) error {
+	v, err := s.getU64(k)
+	if err != nil {
+		return err
+	}
+	if d < 0 && v < uint64(-d) {
+		return fmt.Errorf("rome: counter %x below zero: %w", k, ledger.ErrCorrupt)
+	}
+	return s.setU64(k, uint64(int64(v)+d))
+}
+
+// removeHoldings deletes a lease's holdings (it no longer proves
+// anything); with drop it also deletes its storage record, faults and
+// missed-bytes records (the lease closed).
+func (s *store) removeHoldings(l *Lease, drop bool) error {
+	ls, ok, err := s.leaseStorage(l.ID)
+	if err != nil || !ok {
+		return err
+	}
+	prefix := rkey(tagHolding, ls.Node[:], u64(l.ID))
+	var keys [][]byte
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		keys = append(keys, bytes.Clone(k))
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.del(k); err != nil {
+			return err
+		}
+	}
+	if n := int64(len(keys)); n > 0 {
+		if err := s.addCount(holdingsCountKey, -n); err != nil {
+			return err
+		}
+		nk := rkey(tagStorNode, ls.Node[:])
+		if err := s.addCount(nk, -n); err != nil {
+			return err
+		}
+		if left, err := s.getU64(nk); err != nil {
+			return err
+		} else if left == 0 { // the node proves nothing more: drop its rounds
+			if err := s.delPrefix(rkey(tagRound, ls.Node[:])); err != nil {
+				return err
+			}
+		}
+	}
+	if !drop {
+		ls.Holdings = 0
+		return s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+	}
+	if err := s.delPrefix(rkey(tagFault, u64(l.ID))); err != nil {
+		return err
+	}
+	if err := s.delPrefix(rkey(tagMissed, u64(l.ID))); err != nil {
+		return err
+	}
+	if err := s.del(rkey(tagRepair, u64(l.ID))); err != nil {
+		return err
+	}
+	return s.del(rkey(tagLeaseStor, u64(l.ID)))
+}
+
+func (s *store) delPrefix(prefix []byte) error {
+	var keys [][]byte
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		keys = append(keys, bytes.Clone(k))
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storEnv is what the storage rules need: the store, accounts, parameters,
+// the epoch, a place for events, and how to load and save offers and
+// requests (the epoch's work caches them and writes them back at its end).
+type storEnv struct {
+	m      *Market
+	s      *store
+	acc    *ledger.Accounts
+	p      Params
+	height uint64
+	epoch  uint64
+	events *[]ledger.Event
+	w      *epochWork // nil in a transaction
+}
+
+func (e *storEnv) emit(typ string, kv ...string) {
+	ev := ledger.NewEvent(typ, kv...)
+	*e.events = append(*e.events, ev)
+	if e.w != nil && len(e.w.rec.Events) < maxEpochEvents {
+		e.w.rec.Events = append(e.w.rec.Events, ev)
+	}
+}
+
+func (e *storEnv) offer(id uint64) (*Offer, error) {
+	if e.w != nil {
+		return e.w.offer(id)
+	}
+	return e.s.offer(id)
+}
+
+func (e *storEnv) putOffer(o *Offer) error {
+	if e.w != nil {
+		return nil // flushed with the epoch's work
+	}
+	return e.s.put(rkey(tagOffer, u64(o.ID)), o)
+}
+
+func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
+	if err := tx.Gas.Consume(GasPin, "blob pin"); err != nil {
+		return nil, err
+	}
+	s := tx.store(m)
+	params, err := s.params(m.gen)
+	if err != nil {
+		return nil, err
+	}
+	clock, err := s.clock(params)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.request(p.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Owner != tx.Sender {
+		return nil, fmt.Errorf("rome: request %d belongs to %s: only its consumer pins blobs to it: %w", r.ID, r.Owner, ErrUnauthorized)
+	}
+	if amountOf(r.Demand, KindStorage) == 0 {
+		return nil, fmt.Errorf("rome: request %d demands no storage to hold a blob in: %w", r.ID, ErrInvalid)
+	}
+	if raw, err := s.st.Get(rkey(tagBlobPin, p.Blob.ID[:], u64(r.ID))); err != nil {
+		return nil, err
+	} else if raw != nil {
+		return nil, fmt.Errorf("rome: blob %s is already pinned to request %d: %w", p.Blob.ID, r.ID, ErrInvalid)
+	}
+	if r.Pins >= MaxPins {
+		return nil, fmt.Errorf("rome: request %d has %d pins, the most one request holds: %w", r.ID, r.Pins, ErrInvalid)
+	}
+	total, err := ledger.AddUint64(r.PinnedBytes, p.Blob.Size)
+	if err != nil {
+		return nil, fmt.Errorf("rome: request %d: pinned bytes: %w", r.ID, err)
+	}
+	all, err := s.requestLeases(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var leases []*Lease
+	for _, l := range all {
+		if l.End > clock.Epoch {
+			leases = append(leases, l)
+		}
+	}
+	if r.Replicated() {
+		quota := satMul(amountOf(r.Demand, KindStorage), params.BytesPerStorageUnit)
+		if total > quota {
+			return nil, fmt.Errorf("rome: request %d: %d pinned bytes with this blob of %d exceed a replica's quota of %d bytes (storage %d × bytes_per_storage_unit %d): %w",
+				r.ID, total, p.Blob.Size, quota, amountOf(r.Demand, KindStorage), params.BytesPerStorageUnit, ErrInvalid)
+		}
+		if len(leases) == 0 && (r.Open == 0 || r.Status != StatusOpen) {
+			return nil, fmt.Errorf("rome: request %d has no running lease to hold the blob: %w", r.ID, ErrInvalid)
+		}
+	} else {
+		if amountOf(r.Remaining, KindStorage) > 0 {
+			return nil, fmt.Errorf("rome: request %d still has %d storage units without a lease: pin once every lease is placed (or ask for --replicas): %w",
+				r.ID, amountOf(r.Remaining, KindStorage), ErrInvalid)
+		}
+		if len(leases) == 0 {
+			return nil, fmt.Errorf("rome: request %d has no running lease to hold the blob: %w", r.ID, ErrInvalid)
+		}
+	}
+	offers := make([]*Offer, len(leases))
+	for i, l := range leases {
+		quota := satMul(amountOf(l.Amounts, KindStorage), params.BytesPerStorageUnit)
+		if total > quota {
+			return nil, fmt.Errorf("rome: lease %d: %d pinned bytes with this blob of %d exceed its quota of %d bytes (storage %d × bytes_per_storage_unit %d): %w",
+				l.ID, total, p.Blob.Size, quota, amountOf(l.Amounts, KindStorage), params.BytesPerStorageUnit, ErrInvalid)
+		}
+		if offers[i], err = s.offer(l.OfferID); err != nil {
+			return nil, err
+		}
+		if !offers[i].RunsJobs() {
+			return nil, fmt.Errorf("rome: lease %d: offer %d names no node or holds no bond, so nothing proves or backs what it holds: %w", l.ID, l.OfferID, ErrInvalid)
+		}
+	}
+	pin := &Pin{Index: r.Pins, Blob: p.Blob, Height: tx.Height, Epoch: clock.Epoch}
+	if err := s.put(rkey(tagPin, u64(r.ID), u32(pin.Index)), pin); err != nil {
+		return nil, err
+	}
+	if err := s.setRaw(rkey(tagBlobPin, p.Blob.ID[:], u64(r.ID)), u64(uint64(pin.Index))); err != nil {
+		return nil, err
+	}
+	r.Pins++
+	r.PinnedBytes = total
+	if err := s.put(rkey(tagRequest, u64(r.ID)), r); err != nil {
+		return nil, err
+	}
+	from := clock.Epoch + 1 + params.StorageGraceEpochs
+	for i, l := range leases {
+		if err := s.addHolding(offers[i].Node, l, pin, max(from, l.Start+params.StorageGraceEpochs)); err != nil {
+			return nil, err
+		}
+	}
+	tx.emit("blob_pinned", "request_id", strconv.FormatUint(r.ID, 10), "pin", strconv.FormatUint(uint64(pin.Index), 10),
+		"blob", p.Blob.ID.String(), "size", strconv.FormatUint(p.Blob.Size, 10), "holders", strconv.Itoa(len(leases)),
+		"from_epoch", strconv.FormatUint(from, 10))
+	return map[string]any{"request_id": r.ID, "pin": pin.Index, "blob_id": p.Blob.ID, "size": p.Blob.Size, "holders": len(leases),
+		"from_epoch": from, "pinned_bytes": total}, nil
+}
+
+// dueHolding is a holding due in an epoch, with its key parts.
+type dueHolding struct {
+	Lease   uint64
+	Pin     uint32
+	Holding Holding
+}
+
+// scanDue lists up to limit holdings of node due in epoch e, in key
+// order, after the holding (lease, pin) named by after (nil: from the
+// first). It charges a read per holding it looks at.
+func (s *store) scanDue(node ledger.Address, e uint64, after *RoundTx, limit int) ([]dueHolding, error) {
+	prefix := rkey(tagHolding, node[:])
+	start := prefix
+	if after != nil {
+		start = append(holdingKey(node, after.Lease, after.Pin), 0)
+	}
+	var out []dueHolding
+	var derr error
+	err := s.st.Iterate(start, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if derr = s.charge(s.schedRead(len(k)+len(v)), "state read"); derr != nil {
+			return false
+		}
+		_, lease, pin, ok := holdingOf(k)
+		if !ok {
+			derr = fmt.Errorf("rome: holding key %x: %w", k, ledger.ErrCorrupt)
+			return false
+		}
+		var h Holding
+		if derr = s.codec.Unmarshal(v, &h); derr != nil {
+			derr = fmt.Errorf("rome: holding %x: %w: %w", k, ledger.ErrCorrupt, derr)
+			return false
+		}
+		if h.Due(e) {
+			out = append(out, dueHolding{Lease: lease, Pin: pin, Holding: h})
+		}
+		return limit <= 0 || len(out) < limit
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
+}
+
+func (s *store) schedRead(n int) uint64 {
+	if s.sched == nil {
+		return 0
+	}
+	return s.sched.ReadBase + s.sched.ReadPerByte*uint64(n)
+}
+
+func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
+	proofs := 0
+	for _, en := range p.Entries {
+		proofs += len(en.Proofs)
+	}
+	if err := tx.Gas.Consume(GasStorageProof+GasStorageEntry*uint64(len(p.Entries))+GasStorageVerify*uint64(proofs), "storage proof"); err != nil {
+		return nil, err
+	}
+	s := tx.store(m)
+	params, err := s.params(m.gen)
+	if err != nil {
+		return nil, err
+	}
+	clock, err := s.clock(params)
+	if err != nil {
+		return nil, err
+	}
+	if p.Epoch != clock.Epoch {
+		return nil, fmt.Errorf("rome: storage proof for epoch %d: proofs are accepted during the epoch they answer only (now %d): %w", p.Epoch, clock.Epoch, ErrInvalid)
+	}
+	seed, ok, err := s.seed()
+	if err != nil {
+		return nil, err
+	}
+	if !ok || seed.Epoch != p.Epoch {
+		return nil, fmt.Errorf("rome: storage proof: epoch %d has no challenges: %w", p.Epoch, ErrInvalid)
+	}
+	node := tx.Sender
+	round, err := s.round(node, p.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	var after *RoundTx
+	if n := len(round.Txs); n > 0 {
+		after = &round.Txs[n-1]
+	}
+	due, err := s.scanDue(node, p.Epoch, after, len(p.Entries))
+	if err != nil {
+		return nil, err
+	}
+	env := &storEnv{m: m, s: s, acc: tx.accounts(m), p: params, height: tx.Height, epoch: p.Epoch, events: &tx.Events}
+	leases := map[uint64]*Lease{}
+	var provOrder []ledger.Address
+	provProven := map[ledger.Address]uint64{}
+	var proven, declared uint32
+	for i, en := range p.Entries {
+		if i >= len(due) {
+			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %s has no more holdings due in epoch %d: %w",
+				i, en.LeaseID, en.Blob, node, p.Epoch, ErrInvalid)
+		}
+		d := &due[i]
+		if en.LeaseID != d.Lease || en.Blob != d.Holding.Blob.ID {
+			return nil, fmt.Errorf("rome: storage proof: entry %d names lease %d blob %s, but the next holding due is lease %d blob %s: %w",
+				i, en.LeaseID, en.Blob, d.Lease, d.Holding.Blob.ID, ErrInvalid)
+		}
+		l, ok := leases[d.Lease]
+		if !ok {
+			if l, err = s.lease(d.Lease); err != nil {
+				return nil, err
+			}
+			leases[d.Lease] = l
+		}
+		if len(en.Proofs) == 0 {
+			if err := env.miss(l, node, d, true); err != nil {
+				return nil, err
+			}
+			declared++
+			continue
+		}
+		segs := Challenges(seed.Seed, d.Lease, d.Holding.Blob.ID, d.Holding.Blob.Size, params.StorageSegments)
+		if len(en.Proofs) != len(segs) {
+			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %d proofs, %d segments are challenged: %w",
+				i, d.Lease, en.Blob, len(en.Proofs), len(segs), ErrInvalid)
+		}
+		for j, seg := range segs {
+			if err := blob.VerifyProof(blob.ID(d.Holding.Blob.ID), d.Holding.Blob.Size, seg, en.Proofs[j]); err != nil {
+				return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): segment %d: %w: %w", i, d.Lease, en.Blob, seg, err, ErrInvalid)
+			}
+		}
+		if _, seen := provProven[l.Provider]; !seen {
+			provOrder = append(provOrder, l.Provider)
+		}
+		provProven[l.Provider]++
+		proven++
+	}
+	last := p.Entries[len(p.Entries)-1]
+	round.Proven += proven
+	round.Declared += declared
+	round.Txs = append(round.Txs, RoundTx{Lease: last.LeaseID, Pin: due[len(p.Entries)-1].Pin, Height: tx.Height})
+	if err := s.put(rkey(tagRound, node[:], u64(p.Epoch)), round); err != nil {
+		return nil, err
+	}
+	for _, a := range provOrder {
+		n := provProven[a]
+		if err := s.updateProvider(a, func(r *ProviderRecord) { r.StorageProven = satAdd(r.StorageProven, n) }); err != nil {
+			return nil, err
+		}
+	}
+	tx.emit("storage_proof", "node", node.String(), "epoch", strconv.FormatUint(p.Epoch, 10), "proven", strconv.FormatUint(uint64(proven), 10),
+		"declared_missing", strconv.FormatUint(uint64(declared), 10))
+	return map[string]any{"epoch": p.Epoch, "proven": proven, "declared_missing": declared, "round_proven": round.Proven}, nil
+}
+
+// provenAt is the height of the transaction of round rd (of epoch e) that
+// proved holding (lease, pin), or 0 when the round did not prove it.
+func (s *store) provenAt(node ledger.Address, rd *Round, e, lease uint64, pin uint32) (uint64, error) {
+	key := holdingKey(node, lease, pin)
+	for _, t := range rd.Txs {
+		if bytes.Compare(key, holdingKey(node, t.Lease, t.Pin)) <= 0 {
+			var f Fault
+			ok, err := s.get(rkey(tagFault, u64(lease), u32(pin)), &f)
+			if err != nil {
+				return 0, err
+			}
+			if ok && f.LastMiss == e {
+				return 0, nil // answered, but declared missing
+			}
+			return t.Height, nil
+		}
+	}
+	return 0, nil
+}
+
+// miss records that holding d of lease l was not proven in the epoch:
+// declared by its node, or unanswered at the epoch's end.
+func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bool) error {
+	s := e.s
+	fk := rkey(tagFault, u64(l.ID), u32(d.Pin))
+	var f Fault
+	if _, err := s.get(fk, &f); err != nil {
+		return err
+	}
+	if e.epoch > 0 {
+		prev, err := s.round(node, e.epoch-1)
+		if err != nil {
+			return err
+		}
+		h, err := s.provenAt(node, prev, e.epoch-1, l.ID, d.Pin)
+		if err != nil {
+			return err
+		}
+		f.LastProof = max(f.LastProof, h)
+	}
+	f.Misses++
+	f.LastMiss = e.epoch
+	if err := s.put(fk, &f); err != nil {
+		return err
+	}
+	mk := rkey(tagMissed, u64(l.ID), u64(e.epoch))
+	missed, err := s.getU64(mk)
+	if err != nil {
+		return err
+	}
+	if err := s.setU64(mk, satAdd(missed, d.Holding.Blob.Size)); err != nil {
+		return err
+	}
+	ls, _, err := s.leaseStorage(l.ID)
+	if err != nil {
+		return err
+	}
+	ls.Misses++
+	how := "unanswered"
+	if declared {
+		how = "declared"
+	}
+	e.emit("storage_missed", "lease_id", strconv.FormatUint(l.ID, 10), "request_id", strconv.FormatUint(l.RequestID, 10),
+		"blob", d.Holding.Blob.ID.String(), "epoch", strconv.FormatUint(e.epoch, 10), "node", node.String(),
+		"provider", l.Provider.String(), "how", how)
+	if ls.LastMiss != e.epoch+1 { // the lease's first miss in the epoch
+		if ls.LastMiss == e.epoch {
+			ls.MissRun++
+		} else {
+			ls.MissRun = 1
+		}
+		ls.LastMiss = e.epoch + 1
+		o, err := e.offer(l.OfferID)
+		if err != nil {
+			return err
+		}
+		slashed := shareBps(o.Bond, e.p.StorageSlashBps)
+		if len(slashed) > 0 {
+			o.Bond = subCoins(o.Bond, slashed)
+			if o.Slashed, err = addCoins(o.Slashed, slashed); err != nil {
+				return err
+			}
+			if err := e.acc.Transfer(BondAccount, l.Consumer, slashed); err != nil {
+				return err
+			}
+			if ls.Slashed, err = addCoins(ls.Slashed, slashed); err != nil {
+				return err
+			}
+			if err := e.putOffer(o); err != nil {
+				return err
+			}
+		}
+		e.emit("storage_slashed", "lease_id", strconv.FormatUint(l.ID, 10), "offer_id", strconv.FormatUint(o.ID, 10),
+			"provider", l.Provider.String(), "consumer", l.Consumer.String(), "slashed", slashed.String(),
+			"epoch", strconv.FormatUint(e.epoch, 10), "miss_run", strconv.FormatUint(uint64(ls.MissRun), 10))
+		r, err := s.request(l.RequestID)
+		if err != nil {
+			return err
+		}
+		if r.Replicated() && uint64(ls.MissRun) >= e.p.StorageRepairMisses {
+			if err := s.setRaw(rkey(tagRepair, u64(l.ID)), one); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.put(rkey(tagLeaseStor, u64(l.ID)), ls); err != nil {
+		return err
+	}
+	return s.updateProvider(l.Provider, func(r *ProviderRecord) { r.StorageMissed++ })
+}
+
+// storageCheck ends epoch e's challenges: every holding due in e that its
+// node left unanswered is a miss; leases with too many misses in a row
+// lose their replica (the request's slot opens again for the match that
+// follows); and the round before e is dropped.
+func (w *epochWork) storageCheck() error {
+	n, err := w.s.getU64(holdingsCountKey)
+	if err != nil {
+		return err
+	}
+	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
+	if n > 0 {
+		prefix := rkey(tagStorNode)
+		var nodes []ledger.Address
+		if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+			if len(k) == len(prefix)+ledger.AddressSize {
+				var a ledger.Address
+				copy(a[:], k[len(prefix):])
+				nodes = append(nodes, a)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		leases := map[uint64]*Lease{}
+		for _, node := range nodes {
+			rd, err := w.s.round(node, w.e)
+			if err != nil {
+				return err
+			}
+			var after *RoundTx
+			if k := len(rd.Txs); k > 0 {
+				after = &rd.Txs[k-1]
+			}
+			left, err := w.s.scanDue(node, w.e, after, 0)
+			if err != nil {
+				return err
+			}
+			for i := range left {
+				d := &left[i]
+				l, ok := leases[d.Lease]
+				if !ok {
+					if l, err = w.s.lease(d.Lease); err != nil {
+						return err
+					}
+					leases[d.Lease] = l
+				}
+				if err := env.miss(l, node, d, false); err != nil {
+					return err
+				}
+			}
+			if w.e > 0 {
+				if err := w.s.del(rkey(tagRound, node[:], u64(w.e-1))); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	repairs, err := w.s.ids(rkey(tagRepair))
+	if err != nil {
+		return err
+	}
+	for _, id := range repairs {
+		if err := w.s.del(rkey(tagRepair, u64(id))); err != nil {
+			return err
+		}
+		l, err := w.s.lease(id)
+		if err != nil {
+			return err
+		}
+		if err := w.moveReplica(env, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveReplica ends a lease after epoch e because its holder kept missing
+// proofs, and opens its request's replica slot again: the match at the end
+// of this epoch may place it on another provider from e+1, whose node then
+// fetches the pinned blobs from the holders left.
+func (w *epochWork) moveReplica(env *storEnv, l *Lease) error {
+	if l.End <= w.e+1 {
+		return nil // it ends with this epoch anyway
+	}
+	l.End, l.EndedEarly = w.e+1, true
+	if l.Status == StatusActive {
+		l.Status = StatusEnded
+		o, err := w.offer(l.OfferID)
+		if err != nil {
+			return err
+		}
+		for _, a := range l.Amounts {
+			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
+		}
+	}
+	if err := w.s.put(rkey(tagLease, u64(l.ID)), l); err != nil {
+		return err
+	}
+	if err := w.s.removeHoldings(l, false); err != nil {
+		return err
+	}
+	r, err := w.request(l.RequestID)
+	if err != nil {
+		return err
+	}
+	reopened := false
+	if r.Replicated() && r.EndEpoch > w.e+1 && (r.Status == StatusOpen || r.Status == StatusFilled) {
+		r.Open++
+		r.Repairs++
+		r.Epoch = w.e // a fresh request_ttl_epochs to find the replica a home
+		for _, a := range l.Amounts {
+			setAmount(r.Remaining, a.Kind, amountOf(r.Remaining, a.Kind)+a.Amount)
+		}
+		if r.Status == StatusFilled {
+			r.Status = StatusOpen
+			if err := w.s.setRaw(rkey(tagOpenReq, u64(r.ID)), one); err != nil {
+				return err
+			}
+		}
+		reopened = true
+	}
+	env.emit("storage_repair", "lease_id", strconv.FormatUint(l.ID, 10), "request_id", strconv.FormatUint(r.ID, 10),
+		"provider", l.Provider.String(), "epoch", strconv.FormatUint(w.e, 10), "reoffered", strconv.FormatBool(reopened))
+	return nil
+}
+
+// placeHoldings gives a new lease of a request with pins its holdings:
+// every pinned blob, challenged from storage_grace_epochs after the
+// lease starts (its node fetches them meanwhile).
+func (s *store) placeHoldings(p Params, l *Lease, r *Request, node ledger.Address) error {
+	if r.Pins == 0 {
+		return nil
+	}
+	prefix := rkey(tagPin, u64(r.ID))
+	var pins []Pin
+	var derr error
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(_, v []byte) bool {
+		var pn Pin
+		if derr = s.codec.Unmarshal(v, &pn); derr != nil {
+			return false
+		}
+		pins = append(pins, pn)
+		return true
+	}); err != nil {
+		return err
+	}
+	if derr != nil {
+		return fmt.Errorf("rome: request %d pins: %w: %w", r.ID, ledger.ErrCorrupt, derr)
+	}
+	for i := range pins {
+		if err := s.addHolding(node, l, &pins[i], l.Start+p.StorageGraceEpochs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storageUnits is what a lease holding pinned blobs is paid for storage in
+// epoch e: proven byte-epochs (the bytes due minus the bytes missed) in
+// units, capped at the lease's amount. ok is false for a lease that holds
+// nothing (the parties' reports decide).
+func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err error) {
+	ls, has, err := w.s.leaseStorage(l.ID)
+	if err != nil || !has {
+		return 0, false, err
+	}
+	mk := rkey(tagMissed, u64(l.ID), u64(e))
+	missed, err := w.s.getU64(mk)
+	if err != nil {
+		return 0, false, err
+	}
+	due := ls.DueBytes(e)
+	proven := due - min(due, missed)
+	units = min(ceilDiv(proven, w.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+	// The epoch is settled: its buckets merge into one (its missed bytes
+	// stay for the record until the lease closes).
+	var merged []StorageBucket
+	var old StorageBucket
+	for _, b := range ls.Buckets {
+		if b.From <= e {
+			old.From, old.Bytes = b.From, satAdd(old.Bytes, b.Bytes)
+		} else {
+			merged = append(merged, b)
+		}
+	}
+	if old.Bytes > 0 {
+		old.From = 0
+		merged = append([]StorageBucket{old}, merged...)
+	}
+	if merged == nil {
+		merged = []StorageBucket{}
+	}
+	ls.Buckets = merged
+	return units, true, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+}
