@@ -105,8 +105,8 @@ func TestGreedyPrefersReliableProviders(t *testing.T) {
 // TestGreedyMatchesShippedPolicy: the kernel's built-in Greedy
 // (rome.Greedy, one half of the built-in fallback) is greedy.wasm's
 // algorithm ported to the kernel's types; on random markets (bundles,
-// regions, ties, job records) both give the same allocation list, byte for
-// byte.
+// regions, ties, job records, replicated requests) both give the same
+// allocation list, byte for byte.
 func TestGreedyMatchesShippedPolicy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	for i := range 300 {
@@ -132,20 +132,24 @@ func TestGreedyMatchesShippedPolicy(t *testing.T) {
 		for _, o := range gs.Offers {
 			jobs := rome.ProviderRecord{Completed: rng.Uint64N(4), TimedOut: rng.Uint64N(2), Slashed: rng.Uint64N(2)}
 			hs.Offers = append(hs.Offers, rome.SnapOffer{ID: o.ID, Region: o.Region, Lat: o.Lat, Lon: o.Lon, Attrs: o.Attrs,
-				Reliability: o.Reliability, RunsJobs: true, Jobs: jobs,
+				Reliability: o.Reliability, RunsJobs: true, Jobs: jobs, Provider: 1 + uint32(rng.IntN(8)),
 				Capacity: append([]uint64(nil), o.Capacity[:nk]...), Price: append([]uint64(nil), o.Price[:nk]...)})
 		}
 		for _, r := range gs.Requests {
-			hs.Requests = append(hs.Requests, rome.SnapRequest{ID: r.ID, Region: r.Region, Lat: r.Lat, Lon: r.Lon, WithinKm: r.WithinKm,
+			hr := rome.SnapRequest{ID: r.ID, Region: r.Region, Lat: r.Lat, Lon: r.Lon, WithinKm: r.WithinKm,
 				Attrs: r.Attrs, MinReliability: r.MinReliability, Bundle: r.Bundle(),
-				Demand: append([]uint64(nil), r.Demand[:nk]...), MaxPrice: append([]uint64(nil), r.MaxPrice[:nk]...)})
+				Demand: append([]uint64(nil), r.Demand[:nk]...), MaxPrice: append([]uint64(nil), r.MaxPrice[:nk]...)}
+			if !hr.Bundle && rng.IntN(6) == 0 { // a replicated request (storage): whole replicas on distinct providers
+				hr.Replicas, hr.Spread = uint16(1+rng.IntN(3)), rng.IntN(2) == 0
+			}
+			hs.Requests = append(hs.Requests, hr)
 		}
-		// The guest reads the kernel's bytes, job records included.
-		gs, err = policy.Decode(hs.Encode())
+		// The guest reads the kernel's bytes and runs as greedy.wasm does
+		// (Apply places the replicas).
+		want, err := policy.Apply(hs.Encode(), native["greedy"])
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := policy.EncodeAllocations(nk, fill.Greedy(gs))
 		if got := rome.EncodeAllocations(nk, rome.Greedy(hs)); !bytes.Equal(got, want) {
 			t.Fatalf("market %d %+v: rome.Greedy differs from the shipped greedy policy", i, cfg)
 		}

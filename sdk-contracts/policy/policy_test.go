@@ -178,7 +178,7 @@ func TestBook(t *testing.T) {
 // nothing.
 func TestApplyAnytime(t *testing.T) {
 	s := &policy.Snapshot{Epoch: 1, Kinds: []policy.Kind{policy.Compute},
-		Offers:   []policy.Offer{{ID: 1, Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{1}}},
+		Offers:   []policy.Offer{{ID: 1, Provider: 1, Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{1}}},
 		Requests: []policy.Request{{ID: 2, Demand: [policy.MaxKinds]uint64{5}, MaxPrice: [policy.MaxKinds]uint64{3}}}}
 	in := s.Encode()
 	list := func(amount uint64) []policy.Allocation {
