@@ -13,7 +13,7 @@ import (
 func oneKind(offers []policy.Offer, requests []policy.Request) *policy.Snapshot {
 	s := &policy.Snapshot{Epoch: 1, Kinds: []policy.Kind{policy.Compute}, Offers: offers, Requests: requests}
 	for i := range s.Offers {
-		s.Offers[i].ID = uint64(i + 1)
+		s.Offers[i].ID, s.Offers[i].Provider = uint64(i+1), uint32(i+1)
 	}
 	for i := range s.Requests {
 		s.Requests[i].ID = uint64(i + 1)
