@@ -209,7 +209,7 @@ func (n *Node) apiLease(l *rome.Lease) client.RomeLease {
 }
 
 func (n *Node) apiEpoch(e *rome.EpochRecord) client.RomeEpoch {
-	out := client.RomeEpoch{Epoch: e.Epoch, Height: e.Height, Policy: e.Policy, PolicyGas: e.PolicyGas, Rejected: e.Rejected,
+	out := client.RomeEpoch{Epoch: e.Epoch, Height: e.Height, Policy: e.Policy, PolicyGas: e.PolicyGas, Rejected: e.Rejected, Interrupted: e.Interrupted,
 		Offers: e.Offers, Requests: e.Requests, NewLeases: e.NewLeases, MatchedBps: e.MatchedBps, Matched: float64(e.MatchedBps) / 100,
 		Kinds: []client.RomeKindStat{}, Paid: apiCoins(e.Paid), Refunded: apiCoins(e.Refunded), Rewards: apiCoins(e.Rewards),
 		Disputes: e.Disputes, Certs: e.Certs, Events: apiEvents(e.Events)}
@@ -303,7 +303,7 @@ func (n *Node) handleRomeMarket(w http.ResponseWriter, r *http.Request) {
 		ActivePolicy: p.ActivePolicy, FallbackPolicy: p.FallbackPolicy, OpenOffers: cnt.OpenOffers, OpenRequests: cnt.OpenRequests,
 		LiveLeases: cnt.LiveLeases, PendingCerts: cnt.PendingCerts, PendingJobs: cnt.PendingJobs, Challenges: cnt.Challenges, Utilization: map[string]float64{}, ClearingPrices: map[string]string{}}
 	if out.ActivePolicy == "" {
-		out.ActivePolicy = rome.BuiltinGreedy
+		out.ActivePolicy = rome.Builtin
 	}
 	eps, err := m.Epochs(st, 1)
 	if err != nil {

@@ -50,10 +50,16 @@
 //     (docs/rome-policy-abi.md), runs the active policy in
 //     the policy VM (vm.Policies limits: 64 MiB of memory, 16 MiB of input
 //     and result) with the policy_gas budget and a Host that refuses storage,
-//     funds and calls, validates its output (Validate) and, if it traps,
-//     runs out of gas, returns garbage or an infeasible list, records why and
-//     runs the built-in Greedy policy instead; the leases start at e+1;
-//  7. stores an EpochRecord (policy used, rejection reason, matched share,
+//     funds and calls, validates its output (Validate) and uses it; a
+//     policy that traps or runs out of gas after handing in a list through
+//     set_result (an anytime policy) gets that list used if it validates
+//     (EpochRecord.Interrupted says how it stopped); if it returns garbage
+//     or an infeasible list, or stops without a valid one, the epoch records
+//     why and runs the built-in fallback instead (BuiltinAllocate: the
+//     better of FirstCome and Greedy by total surplus, named in the
+//     record); the leases start at e+1;
+//  7. stores an EpochRecord (policy used, rejection reason, how an active
+//     policy stopped, matched share,
 //     utilization and clearing price per kind, payments, rewards, events).
 //
 // # Jobs

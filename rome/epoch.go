@@ -699,16 +699,19 @@ func (w *epochWork) match(ctx context.Context) error {
 		}
 	}
 	var allocs []Allocation
-	w.rec.Policy = BuiltinGreedy
+	w.rec.Policy = Builtin
 	if w.p.ActivePolicy != "" {
 		w.rec.Policy = w.p.ActivePolicy
 	}
 	if len(offers) > 0 && len(reqs) > 0 {
-		var used, rejected string
-		allocs, used, w.rec.PolicyGas, rejected = w.m.allocate(ctx, w.s, w.p, snap, vm.Env{ChainID: w.b.ChainID, Height: w.b.Height, TimeMs: w.b.TimeMs})
-		w.rec.Policy, w.rec.Rejected = used, rejected
-		if rejected != "" {
-			w.event("rome_policy_rejected", "policy", w.p.ActivePolicy, "reason", rejected, "fallback", used)
+		a := w.m.allocate(ctx, w.s, w.p, snap, vm.Env{ChainID: w.b.ChainID, Height: w.b.Height, TimeMs: w.b.TimeMs})
+		allocs = a.as
+		w.rec.Policy, w.rec.PolicyGas, w.rec.Rejected, w.rec.Interrupted = a.used, a.gas, a.rejected, a.interrupted
+		if a.rejected != "" {
+			w.event("rome_policy_rejected", "policy", w.p.ActivePolicy, "reason", a.rejected, "fallback", a.used)
+		}
+		if a.interrupted != "" {
+			w.event("rome_policy_interrupted", "policy", w.p.ActivePolicy, "reason", a.interrupted)
 		}
 	}
 	// Record the leases.

@@ -7,21 +7,21 @@ import (
 	"testing"
 )
 
-// TestGreedyMatchesReference checks Greedy against a plain implementation
+// TestFirstComeMatchesReference checks FirstCome against a plain implementation
 // of its rules (every offer scanned, candidates sorted by cost then index)
 // on random markets: the built-in policy's output is consensus, so an
 // optimization must not change a single allocation or their order.
-func TestGreedyMatchesReference(t *testing.T) {
+func TestFirstComeMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for i := range 300 {
 		s := randomSnapshot(rng, rng.IntN(25), rng.IntN(40))
-		if got, want := Greedy(s), greedyReference(s); !reflect.DeepEqual(got, want) {
-			t.Fatalf("market %d: Greedy differs from the reference:\n got %+v\nwant %+v", i, got, want)
+		if got, want := FirstCome(s), firstComeReference(s); !reflect.DeepEqual(got, want) {
+			t.Fatalf("market %d: FirstCome differs from the reference:\n got %+v\nwant %+v", i, got, want)
 		}
 	}
 }
 
-func greedyReference(s *Snapshot) []Allocation {
+func firstComeReference(s *Snapshot) []Allocation {
 	nk := len(s.Kinds)
 	rem := make([]uint64, len(s.Offers)*nk)
 	for i, o := range s.Offers {

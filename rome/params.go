@@ -76,7 +76,7 @@ type Params struct {
 	RewardPerEpoch   uint64   `json:"reward_per_epoch"` // base units minted per epoch to attested contributors
 	RewardHalving    uint64   `json:"reward_halving"`   // epochs between halvings of RewardPerEpoch; 0: never
 	ActivePolicy     string   `json:"active_policy"`    // policy id (hex); "" runs the built-in fallback
-	FallbackPolicy   string   `json:"fallback_policy"`  // "greedy" (built-in best fit) or "none"
+	FallbackPolicy   string   `json:"fallback_policy"`  // "greedy" (the built-in fallback: the better of FirstCome and Greedy) or "none"
 	MinGasPrices     string   `json:"min_gas_prices"`   // advisory floor for nodes' mempools ("" = node config)
 	Issuers          []string `json:"issuers"`          // ML-DSA public keys (hex) that sign certificates
 	QuorumBps        uint64   `json:"quorum_bps"`       // share of total weight that must vote

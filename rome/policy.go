@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 
@@ -16,8 +17,15 @@ import (
 // PolicyEntry is the export a policy module must have.
 const PolicyEntry = "allocate"
 
-// BuiltinGreedy names the built-in fallback policy in epoch records.
-const BuiltinGreedy = "builtin:greedy"
+// Names of the built-in policies in epoch records. The built-in fallback
+// (Builtin, fallback_policy "greedy") runs both and uses the one whose
+// allocation has the larger total surplus (FirstCome on a tie); the record
+// names the one used.
+const (
+	Builtin          = "builtin"
+	BuiltinFirstCome = "builtin:fcfs"   // FirstCome: first come first served, best fit
+	BuiltinGreedy    = "builtin:greedy" // Greedy: greedy.wasm's algorithm, natively
+)
 
 func (m *Market) uploadPolicy(ctx context.Context, tx *Tx, p *ledger.RomePolicyUpload) (any, error) {
 	if m.vm == nil {
@@ -93,6 +101,11 @@ type PolicyRun struct {
 	Allocations []Allocation
 	GasUsed     uint64
 	Err         error // why the output cannot be used (nil: valid)
+	// Interrupted is set when the policy trapped or ran out of gas after it
+	// had handed in an allocation list, and that list (the last one it
+	// handed in) is valid and is Allocations: the class of failure
+	// ("out of gas", "trap", ...).
+	Interrupted string
 }
 
 // RunPolicy runs a prepared policy on a snapshot with a gas budget and
@@ -104,6 +117,15 @@ type PolicyRun struct {
 // the Policies VM, so a node loads it once when it becomes active (a
 // governance decision) and once after a restart, at its own cost; only
 // policy uploads, which pay gigagas each, pass through the same cache.
+//
+// A policy may hand in allocation lists as it goes (each set_result call
+// replaces the previous one; docs/rome-policy-abi.md, "Anytime policies"):
+// when the call ends with a VM failure (a trap, out of gas, a limit), the
+// last list it handed in is decoded and validated like a returned one, and
+// used if valid. Metering makes the point where a call stops, and so that
+// list, the same on every node. Only the last list is kept (the VM holds
+// one result, at most the result limit): a policy that hands in an invalid
+// list after a valid one has lost the valid one.
 func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, snap *Snapshot, env vm.Env, gas uint64) PolicyRun {
 	input := snap.Encode()
 	if limit := v.Limits().InputBytes; len(input) > limit {
@@ -114,11 +136,24 @@ func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, s
 	res, err := v.Call(ctx, id, prepared, PolicyEntry, input, env, policyHost{}, gas, vm.Warm(nil))
 	run := PolicyRun{GasUsed: res.GasUsed}
 	switch {
+	case err != nil && ctx.Err() != nil:
+		run.Err = fmt.Errorf("rome: policy run cancelled: %w", ctx.Err())
+		return run
 	case err != nil:
 		// The reason is stored on chain, so it must not carry VM or runtime
 		// wording (trap messages, function numbers) that an upgrade of the VM
 		// could change: keep only the class of failure.
-		run.Err = fmt.Errorf("rome: policy failed: %s", vmFailureClass(err))
+		class := vmFailureClass(err)
+		if len(res.Data) == 0 {
+			run.Err = fmt.Errorf("rome: policy failed: %s", class)
+			return run
+		}
+		as, err := decodeValid(snap, res.Data)
+		if err != nil {
+			run.Err = fmt.Errorf("rome: policy failed: %s; the allocation it handed in before: %w", class, err)
+			return run
+		}
+		run.Allocations, run.Interrupted = as, class
 		return run
 	case res.Failed:
 		msg := string(res.Data)
@@ -128,17 +163,20 @@ func RunPolicy(ctx context.Context, v *vm.VM, id ledger.Hash, prepared []byte, s
 		run.Err = fmt.Errorf("rome: policy returned an error: %q", msg)
 		return run
 	}
-	as, err := DecodeAllocations(res.Data, len(snap.Kinds))
+	run.Allocations, run.Err = decodeValid(snap, res.Data)
+	return run
+}
+
+// decodeValid decodes an allocation list and validates it against snap.
+func decodeValid(snap *Snapshot, b []byte) ([]Allocation, error) {
+	as, err := DecodeAllocations(b, len(snap.Kinds))
 	if err != nil {
-		run.Err = err
-		return run
+		return nil, err
 	}
 	if err := Validate(snap, as); err != nil {
-		run.Err = err
-		return run
+		return nil, err
 	}
-	run.Allocations = as
-	return run
+	return as, nil
 }
 
 // vmFailureClass names a VM failure in stable words.
@@ -165,9 +203,19 @@ func policySeed(epoch uint64) [32]byte {
 	return sha256.Sum256(binary.BigEndian.AppendUint64([]byte("sos/rome/policy/seed"), epoch))
 }
 
+// allocation is the outcome of an epoch's allocation step.
+type allocation struct {
+	as          []Allocation
+	used        string // policy id, BuiltinFirstCome, BuiltinGreedy or "none"
+	gas         uint64
+	rejected    string // why the active policy's output was not used
+	interrupted string // the active policy stopped (class) after handing in what is used
+}
+
 // allocate runs the active policy, falling back to the built-in one when
 // there is none or its output cannot be used.
-func (m *Market) allocate(ctx context.Context, s *store, p Params, snap *Snapshot, env vm.Env) (as []Allocation, used string, gas uint64, rejected string) {
+func (m *Market) allocate(ctx context.Context, s *store, p Params, snap *Snapshot, env vm.Env) allocation {
+	var out allocation
 	if p.ActivePolicy != "" {
 		id, _ := ledger.ParseHash(p.ActivePolicy) // validated when set
 		prepared, err := s.st.Get(rkey(tagPolicyBin, id[:]))
@@ -190,16 +238,50 @@ func (m *Market) allocate(ctx context.Context, s *store, p Params, snap *Snapsho
 			run = RunPolicy(ctx, m.vm, id, prepared, snap, env, p.PolicyGas)
 		}
 		if run.Err == nil {
-			return run.Allocations, id.String(), run.GasUsed, ""
+			return allocation{as: run.Allocations, used: id.String(), gas: run.GasUsed, interrupted: run.Interrupted}
 		}
-		rejected, gas = run.Err.Error(), run.GasUsed
+		out.rejected, out.gas = run.Err.Error(), run.GasUsed
 	}
 	if p.FallbackPolicy == "none" {
-		return nil, "none", gas, rejected
+		out.used = "none"
+		return out
 	}
-	as = Greedy(snap)
-	if err := Validate(snap, as); err != nil { // a bug in Greedy; never allocate what fails
-		return nil, BuiltinGreedy, gas, rejected + "; fallback: " + err.Error()
+	out.as, out.used = BuiltinAllocate(snap)
+	if err := Validate(snap, out.as); err != nil { // a bug in a built-in policy; never allocate what fails
+		out.rejected += "; fallback " + out.used + ": " + err.Error()
+		out.as = nil
 	}
-	return as, BuiltinGreedy, gas, rejected
+	return out
+}
+
+// BuiltinAllocate is the built-in fallback: it runs FirstCome and Greedy
+// and returns the allocation with the larger total surplus
+// (Σ amount × (max price − price), exactly), FirstCome's on a tie, with
+// the name of the policy that made it (BuiltinFirstCome or BuiltinGreedy).
+// Both are native Go, deterministic, and need no policy in state.
+func BuiltinAllocate(s *Snapshot) ([]Allocation, string) {
+	fc, gr := FirstCome(s), Greedy(s)
+	if Surplus(s, gr).Cmp(Surplus(s, fc)) > 0 {
+		return gr, BuiltinGreedy
+	}
+	return fc, BuiltinFirstCome
+}
+
+// Surplus is an allocation list's total surplus, Σ amount × (request max
+// price − price) over its kinds, exactly (a price above the maximum counts
+// negative). as must index into s.
+func Surplus(s *Snapshot, as []Allocation) *big.Int {
+	var sum, t, d big.Int
+	for _, a := range as {
+		r := &s.Requests[a.Request]
+		for k, amt := range a.Amount {
+			if amt == 0 {
+				continue
+			}
+			d.SetUint64(r.MaxPrice[k])
+			d.Sub(&d, t.SetUint64(a.Price[k]))
+			sum.Add(&sum, d.Mul(&d, t.SetUint64(amt)))
+		}
+	}
+	return &sum
 }

@@ -49,7 +49,29 @@ func policyModule(code []byte, data []byte) []byte {
 
 // returning makes code that passes data[0:n] to set_result and returns rc.
 func returning(n int, rc int32) []byte {
-	return wasmasm.Cat([]byte{0x41}, wasmasm.S32(0), []byte{0x41}, wasmasm.S32(int32(n)), []byte{0x10, 0x00}, []byte{0x41}, wasmasm.S32(rc))
+	return wasmasm.Cat(handIn(0, n), []byte{0x41}, wasmasm.S32(rc))
+}
+
+// handIn makes code that passes data[off:off+n] to set_result.
+func handIn(off, n int) []byte {
+	return wasmasm.Cat([]byte{0x41}, wasmasm.S32(int32(off)), []byte{0x41}, wasmasm.S32(int32(n)), []byte{0x10, 0x00})
+}
+
+// Code that never ends (it runs out of gas) and code that traps; both leave
+// an i32 on the stack for the validator.
+var (
+	spin = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x41, 0x00}
+	trap = []byte{0x00, 0x41, 0x00}
+)
+
+// oneAllocation is the allocation list giving request 0 amount of offer 0
+// at price on a one-kind snapshot.
+func oneAllocation(amount, price uint64) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 1)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, amount)
+	return binary.LittleEndian.AppendUint64(b, price)
 }
 
 func newVM(t *testing.T) *vm.VM {
@@ -82,12 +104,7 @@ func (h *harness) activate(wasm []byte) string {
 }
 
 func TestMisbehavingPoliciesFallBack(t *testing.T) {
-	overAlloc := binary.LittleEndian.AppendUint32(nil, 1)
-	overAlloc = binary.LittleEndian.AppendUint32(overAlloc, 0)
-	overAlloc = binary.LittleEndian.AppendUint32(overAlloc, 0)
-	for _, v := range []uint64{1_000_000, 5} { // compute (the only kind) 1e6 units at 5: far above demand
-		overAlloc = binary.LittleEndian.AppendUint64(overAlloc, v)
-	}
+	overAlloc := oneAllocation(1_000_000, 5) // compute (the only kind) 1e6 units at 5: far above demand
 	cases := []struct {
 		name, why string
 		wasm      []byte
@@ -103,7 +120,7 @@ func TestMisbehavingPoliciesFallBack(t *testing.T) {
 			h := newHarness(t, harnessOpts{vm: newVM(t), policyGas: 100_000_000}) // the loop burns all of it
 			id := h.activate(tc.wasm)
 			rec := oneMatchEpoch(t, h)
-			if rec.Policy != BuiltinGreedy || !strings.Contains(rec.Rejected, tc.why) || rec.NewLeases != 1 {
+			if rec.Policy != BuiltinFirstCome || !strings.Contains(rec.Rejected, tc.why) || rec.NewLeases != 1 || rec.Interrupted != "" {
 				t.Fatalf("epoch record: policy %s, rejected %q, leases %d; want fallback after %q", rec.Policy, rec.Rejected, rec.NewLeases, tc.why)
 			}
 			found := false
@@ -112,6 +129,105 @@ func TestMisbehavingPoliciesFallBack(t *testing.T) {
 			}
 			if !found {
 				t.Fatalf("no rome_policy_rejected event: %+v", rec.Events)
+			}
+		})
+	}
+}
+
+// TestAnytimePolicies: a policy that hands in an allocation and then runs
+// out of gas or traps gets that allocation used (the record names the
+// policy and how it stopped); the last list handed in is the one that
+// counts, so an invalid one after a valid one, or an error return, makes
+// the fallback run. oneMatchEpoch's market: one offer (compute 100 at 5),
+// one request (compute 10, at most 8).
+func TestAnytimePolicies(t *testing.T) {
+	valid := oneAllocation(6, 5)   // 6 of the 10 units: not what the fallback does
+	invalid := oneAllocation(6, 9) // price above the request's maximum
+	data := append(append(append([]byte{}, valid...), invalid...), "nope!"...)
+	vl, il := len(valid), len(invalid)
+	cases := []struct {
+		name        string
+		code        []byte
+		interrupted string // "": the fallback runs
+		rejected    string
+		leased      uint64 // compute leased by the epoch
+	}{
+		{"out of gas", wasmasm.Cat(handIn(0, vl), spin), "out of gas", "", 6},
+		{"trap", wasmasm.Cat(handIn(0, vl), trap), "trap", "", 6},
+		{"two hand-ins, the last counts", wasmasm.Cat(handIn(vl, il), handIn(0, vl), spin), "out of gas", "", 6},
+		{"invalid after valid", wasmasm.Cat(handIn(0, vl), handIn(vl, il), spin), "", "out of gas; the allocation it handed in before", 10},
+		{"error after valid", wasmasm.Cat(handIn(0, vl), handIn(vl+il, 5), []byte{0x41, 0x01}), "", "returned an error", 10},
+		{"returned", wasmasm.Cat(handIn(0, vl), []byte{0x41, 0x00}), "", "", 6},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{vm: newVM(t), policyGas: 50_000_000})
+			id := h.activate(policyModule(tc.code, data))
+			rec := oneMatchEpoch(t, h)
+			if rec.Interrupted != tc.interrupted || tc.rejected == "" && rec.Rejected != "" || !strings.Contains(rec.Rejected, tc.rejected) {
+				t.Fatalf("epoch record: policy %s, interrupted %q, rejected %q; want interrupted %q, rejected %q",
+					rec.Policy, rec.Interrupted, rec.Rejected, tc.interrupted, tc.rejected)
+			}
+			if used := tc.rejected == ""; used != (rec.Policy == id) {
+				t.Fatalf("epoch record: policy %s (active %s), rejected %q", rec.Policy, id, rec.Rejected)
+			}
+			if rec.NewLeases != 1 || rec.Kinds[0].Matched != tc.leased {
+				t.Fatalf("%d leases, %d units matched; want 1 lease of %d", rec.NewLeases, rec.Kinds[0].Matched, tc.leased)
+			}
+			found := false
+			for _, e := range rec.Events {
+				found = found || e.Type == "rome_policy_interrupted" && e.Attrs[1].Value == tc.interrupted
+			}
+			if found != (tc.interrupted != "") {
+				t.Fatalf("rome_policy_interrupted event %v, want %v: %+v", found, tc.interrupted != "", rec.Events)
+			}
+		})
+	}
+}
+
+// TestBuiltinFallbackPicksTheBetter: the built-in fallback runs FirstCome
+// and Greedy and uses the allocation with more surplus (FirstCome on a
+// tie), and the record says which. One offer (compute 10 at 1) and two
+// requests for all of it, in the order posted: FirstCome serves the first,
+// Greedy the bundle first, else the higher bid.
+func TestBuiltinFallbackPicksTheBetter(t *testing.T) {
+	divisible := func(max uint64) *ledger.RomeRequest {
+		return &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, max), Epochs: 1}
+	}
+	bundle := func(max uint64) *ledger.RomeRequest {
+		r := divisible(max)
+		r.Bundle = true
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		reqs   [2]*ledger.RomeRequest
+		want   string
+		served int // which request got the capacity
+	}{
+		{"first come wins", [2]*ledger.RomeRequest{divisible(10), bundle(2)}, BuiltinFirstCome, 0},
+		{"greedy wins", [2]*ledger.RomeRequest{divisible(2), divisible(10)}, BuiltinGreedy, 1},
+		{"tie", [2]*ledger.RomeRequest{bundle(2), divisible(10)}, BuiltinFirstCome, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			h.must(h.users[0], &ledger.RomeOffer{Capacity: res(1, 10), Price: res(1, 1)})
+			var ids [2]uint64
+			for i, r := range tc.reqs {
+				ids[i] = id(h.must(h.users[1+i], r), "request_id")
+			}
+			c, _ := h.m.Clock(h.st)
+			h.untilEpoch(c.Epoch + 1)
+			rec, err := h.m.Epoch(h.st, c.Epoch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leases, err := h.m.Leases(h.st, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Policy != tc.want || len(leases) != 1 || leases[0].RequestID != ids[tc.served] {
+				t.Fatalf("policy %s, leases %+v; want %s serving request %d", rec.Policy, leases, tc.want, ids[tc.served])
 			}
 		})
 	}

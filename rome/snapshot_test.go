@@ -177,16 +177,16 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-// TestGreedyNeverOverAllocates is the property test: on random markets the
+// TestFirstComeNeverOverAllocates is the property test: on random markets the
 // built-in policy's output validates, and any list that validates respects
 // capacity, demand, prices and constraints (checked naively).
-func TestGreedyNeverOverAllocates(t *testing.T) {
+func TestFirstComeNeverOverAllocates(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for i := 0; i < 300; i++ {
 		s := randomSnapshot(rng, 1+rng.IntN(15), 1+rng.IntN(30))
-		as := Greedy(s)
+		as := FirstCome(s)
 		if err := Validate(s, as); err != nil {
 			t.Fatalf("seed %d: greedy output invalid: %v", seed, err)
 		}
@@ -287,7 +287,7 @@ func FuzzValidateAllocations(f *testing.F) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	s := randomSnapshot(rng, 6, 10)
 	nk := len(s.Kinds)
-	f.Add(EncodeAllocations(nk, Greedy(s)))
+	f.Add(EncodeAllocations(nk, FirstCome(s)))
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

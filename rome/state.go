@@ -286,7 +286,7 @@ type EpochRecord struct {
 	_          struct{}       `cbor:",toarray"`
 	Epoch      uint64         `json:"epoch"`
 	Height     uint64         `json:"height"`
-	Policy     string         `json:"policy"` // policy id or "builtin:greedy"
+	Policy     string         `json:"policy"` // policy id, "builtin:fcfs" or "builtin:greedy" (the built-in fallback's choice), "builtin" (nothing to match) or "none"
 	PolicyGas  uint64         `json:"policy_gas"`
 	Rejected   string         `json:"rejected"` // why the active policy's output was not used ("" if it was)
 	Offers     uint32         `json:"offers"`
@@ -302,6 +302,9 @@ type EpochRecord struct {
 	Events     []ledger.Event `json:"events"`
 	Measured   uint64         `json:"measured_units"` // units paid for by the runtime's measurement (jobs)
 	Attested   uint64         `json:"attested_units"` // units both parties reported alike
+	// Interrupted is set when the active policy trapped or ran out of gas
+	// after handing in the allocation that was used: how it stopped.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // store reads and writes market records on a State, charging gas when a

@@ -46,6 +46,13 @@
 // After the call the VM charges GasPageWrite for every 4 KiB block of
 // memory the call wrote and GasTrap if it trapped (see "Memory" below).
 //
+// set_result may be called more than once; the last call wins. It replaces
+// the result only after its gas is paid, so Result.Data always holds one
+// whole result, and Call returns it also when the call fails (a trap, out
+// of gas): contracts ignore it then (the call reverts), while a ROME policy's
+// caller uses the last allocation the policy handed in before it stopped
+// (docs/rome-policy-abi.md).
+//
 // # Determinism
 //
 // Everything a contract can observe is a function of the prepared module,

@@ -178,8 +178,11 @@ type Iterator interface {
 
 // Result is the outcome of a call that ran to completion.
 type Result struct {
-	// Data is what the contract passed to set_result: its answer, or the
-	// error text when Failed.
+	// Data is what the contract passed to set_result last (nil if it never
+	// did): its answer, or the error text when Failed. Call returns it also
+	// with an error (a trap, out of gas): then it is whatever the guest had
+	// handed in before it stopped, which contracts ignore and rome's
+	// policies may use (docs/rome-policy-abi.md, anytime policies).
 	Data []byte
 	// GasUsed is set also when Call returns an error (the fee is charged).
 	GasUsed uint64
@@ -376,7 +379,11 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		}
 	}
 
-	res := Result{DebugLog: s.log, LoadGas: load}
+	// Data is kept also when the call fails: a caller may use what the
+	// guest handed in before it trapped or ran out of gas (rome's anytime
+	// policies). set_result replaces it only once its gas is paid, so it is
+	// always a whole result.
+	res := Result{DebugLog: s.log, LoadGas: load, Data: s.result}
 	if paid < 0 {
 		res.GasUsed = gasLimit
 	} else {
@@ -415,7 +422,6 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 	if paid < 0 {
 		return res, fmt.Errorf("%w: the call wrote %d pages of memory (%d gas each)", ErrOutOfGas, pages, GasPageWrite)
 	}
-	res.Data = s.result
 	res.Failed = len(ret) == 1 && uint32(ret[0]) != 0
 	return res, nil
 }

@@ -126,6 +126,10 @@ type RomeEpoch struct {
 	Disputes   uint32         `json:"disputes"`
 	Certs      uint32         `json:"certs"`
 	Events     []Event        `json:"events"`
+
+	// Interrupted: the active policy trapped or ran out of gas after
+	// handing in the allocation used ("out of gas", "trap", ...).
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // RomeMarket summarizes the market now.

@@ -33,6 +33,18 @@ type Config struct {
 	AnyRegionShare, NearShare float64
 	// Load is total demand over total capacity per kind; 0 means 1.25.
 	Load float64
+	// BundleMinKinds is the least number of kinds a bundle demands (at most
+	// Kinds); 0 means 2. A bundle demands each other kind with
+	// probability 0.6.
+	BundleMinKinds int
+	// HeavyTail makes request sizes heavy-tailed: each amount is doubled
+	// once more with probability 1/2 each time (at most 8 times), so a few
+	// requests are up to 256 times the typical one.
+	HeavyTail bool
+	// TiedPrices makes prices tie: every request bids the maximum of the
+	// bid range (2 × the kind's base price) on each kind it demands, and
+	// offers ask one of three levels (0.5, 1 or 1.5 × the base price).
+	TiedPrices bool
 }
 
 func (c Config) withDefaults() Config {
@@ -53,6 +65,9 @@ func (c Config) withDefaults() Config {
 	if c.Load == 0 {
 		c.Load = 1.25
 	}
+	if c.BundleMinKinds == 0 {
+		c.BundleMinKinds = min(2, c.Kinds)
+	}
 	return c
 }
 
@@ -72,6 +87,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("marketgen: AnyRegionShare %g + NearShare %g above 1", c.AnyRegionShare, c.NearShare)
 	case c.Load < 0.01 || c.Load > 100:
 		return fmt.Errorf("marketgen: Load %g: want 0.01..100", c.Load)
+	case c.BundleMinKinds < 0 || c.BundleMinKinds > c.Kinds:
+		return fmt.Errorf("marketgen: BundleMinKinds %d: want 0..Kinds (%d)", c.BundleMinKinds, c.Kinds)
 	}
 	return nil
 }
@@ -151,7 +168,7 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 			maxAmount = 20
 		}
 		kinds := 0
-		for kinds == 0 || (bundle && kinds < min(2, nk)) {
+		for kinds == 0 || (bundle && kinds < cfg.BundleMinKinds) {
 			for k := range nk {
 				if r.Demand[k] == 0 && g.chance(600_000) {
 					r.Demand[k] = uint64(g.between(1, maxAmount))
@@ -159,8 +176,18 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 				}
 			}
 		}
+		if cfg.HeavyTail {
+			for k := range nk {
+				for n := 0; r.Demand[k] > 0 && n < 8 && g.chance(500_000); n++ {
+					r.Demand[k] *= 2
+				}
+			}
+		}
 		for k := range nk {
 			r.MaxPrice[k] = g.scale(basePrice[k], 800, 2000)
+			if cfg.TiedPrices {
+				r.MaxPrice[k] = 2 * basePrice[k]
+			}
 			if r.Demand[k] == 0 {
 				r.MaxPrice[k] = 0
 			}
@@ -188,10 +215,60 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 		o.Reliability = uint16(g.between(9000, 9999))
 		for k := range nk {
 			o.Price[k] = max(1, g.scale(basePrice[k], 500, 1500))
+			if cfg.TiedPrices {
+				o.Price[k] = basePrice[k] * uint64(1+g.n(3)) / 2
+			}
 			if g.chance(850_000) {
 				o.Capacity[k] = max(1, g.scale(meanCap[k], 300, 1700))
 			}
 		}
 	}
 	return s, s.Encode(), nil
+}
+
+// Family is a named shape of market: the benchmark and quality-test
+// families, each a Config at a given size and seed.
+type Family struct {
+	Name   string
+	About  string
+	Config Config
+}
+
+// Families returns the benchmark families (4 kinds each) at a size and
+// seed. Each stresses one thing an allocation policy can get wrong, so that
+// a regression on any of them shows in the quality tests and benchmarks:
+//
+//	divisible    every request divisible (an LP: exact policies reach the optimum)
+//	bundles30    30% bundles of 2–4 kinds (the shipped generator's default shape)
+//	bundleheavy  80% bundles of 3–4 kinds: bundles dominate, as real jobs do
+//	scarce       demand 4× capacity, 30% bundles
+//	heavytail    request sizes heavy-tailed (up to 256× the typical), 30% bundles
+//	regions      many regions with about 4 offers each, 30% bundles
+//	tied         every bid at the top of the range, asks on 3 levels: ties everywhere, 30% bundles
+func Families(requests, offers int, seed uint64) []Family {
+	base := Config{Requests: requests, Offers: offers, Kinds: policy.MaxKinds, Seed: seed}
+	with := func(f func(c *Config)) Config {
+		c := base
+		f(&c)
+		return c
+	}
+	return []Family{
+		{"divisible", "every request divisible", base},
+		{"bundles30", "30% bundles of 2-4 kinds", with(func(c *Config) { c.BundleShare = 0.3 })},
+		{"bundleheavy", "80% bundles of 3-4 kinds", with(func(c *Config) { c.BundleShare, c.BundleMinKinds = 0.8, 3 })},
+		{"scarce", "demand 4x capacity, 30% bundles", with(func(c *Config) { c.BundleShare, c.Load = 0.3, 4 })},
+		{"heavytail", "heavy-tailed request sizes, 30% bundles", with(func(c *Config) { c.BundleShare, c.HeavyTail = 0.3, true })},
+		{"regions", "about 4 offers per region, 30% bundles", with(func(c *Config) { c.BundleShare, c.Regions = 0.3, max(1, offers/4) })},
+		{"tied", "bids tied at the maximum, asks on 3 levels, 30% bundles", with(func(c *Config) { c.BundleShare, c.TiedPrices = 0.3, true })},
+	}
+}
+
+// FamilyConfig returns the Config of the family named name, or false.
+func FamilyConfig(name string, requests, offers int, seed uint64) (Config, bool) {
+	for _, f := range Families(requests, offers, seed) {
+		if f.Name == name {
+			return f.Config, true
+		}
+	}
+	return Config{}, false
 }

@@ -56,3 +56,64 @@ func ExampleGenerate() {
 	// Output:
 	// 228233 2000 200 [compute bandwidth energy storage]
 }
+
+// TestFamilies: every benchmark family has the shape its name promises,
+// so a quality figure per family measures what it says.
+func TestFamilies(t *testing.T) {
+	for _, f := range marketgen.Families(2000, 200, 1) {
+		s, _, err := marketgen.Generate(f.Config)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		var bundles, wide, maxDemand, demand, capacity uint64
+		regions := map[uint32]bool{}
+		for _, r := range s.Requests {
+			kinds := 0
+			for k := range s.Kinds {
+				if r.Demand[k] > 0 {
+					kinds++
+					demand += r.Demand[k]
+					maxDemand = max(maxDemand, r.Demand[k])
+				}
+			}
+			if r.Bundle() {
+				bundles++
+				if kinds >= 3 {
+					wide++
+				}
+			}
+		}
+		for _, o := range s.Offers {
+			regions[o.Region] = true
+			for k := range s.Kinds {
+				capacity += o.Capacity[k]
+			}
+		}
+		share := float64(bundles) / float64(len(s.Requests))
+		var ok bool
+		switch f.Name {
+		case "divisible":
+			ok = bundles == 0
+		case "bundleheavy":
+			ok = share > 0.75 && share < 0.85 && wide == bundles
+		case "scarce":
+			ok = float64(demand) > 3*float64(capacity)
+		case "heavytail":
+			ok = maxDemand >= 1000
+		case "regions":
+			ok = len(regions) >= 40
+		case "tied":
+			asks := map[uint64]bool{}
+			for _, o := range s.Offers {
+				asks[o.Price[0]] = true
+			}
+			ok = len(asks) <= 3
+		default:
+			ok = share > 0.25 && share < 0.35
+		}
+		if !ok {
+			t.Errorf("%s (%s): bundles %d (%d of 3+ kinds), demand/capacity %d/%d, largest demand %d, %d regions",
+				f.Name, f.About, bundles, wide, demand, capacity, maxDemand, len(regions))
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package policies_test
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/sos-kernel/sos/rome"
+	"github.com/sos-kernel/sos/rome/marketgen"
 	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
@@ -97,5 +99,59 @@ func TestGreedyPrefersReliableProviders(t *testing.T) {
 	s.Offers[0].Price[0] = 2
 	if as := fill.Greedy(s); len(as) != 1 || s.Offers[as[0].Offer].ID != 1 {
 		t.Fatalf("allocations %+v: want the cheaper offer 1", as)
+	}
+}
+
+// TestGreedyMatchesShippedPolicy: the kernel's built-in Greedy
+// (rome.Greedy, one half of the built-in fallback) is greedy.wasm's
+// algorithm ported to the kernel's types; on random markets (bundles,
+// regions, ties, job records, replicated requests) both give the same
+// allocation list, byte for byte.
+func TestGreedyMatchesShippedPolicy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	for i := range 300 {
+		cfg := marketgen.Config{
+			Requests:    rng.IntN(150),
+			Offers:      rng.IntN(30),
+			Kinds:       1 + rng.IntN(4),
+			Seed:        rng.Uint64(),
+			BundleShare: []float64{0, 0.3, 0.8}[rng.IntN(3)],
+			Regions:     1 + rng.IntN(4),
+			Load:        []float64{0.5, 1.25, 4}[rng.IntN(3)],
+			TiedPrices:  rng.IntN(3) == 0,
+		}
+		gs, _, err := marketgen.Generate(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nk := len(gs.Kinds)
+		hs := &rome.Snapshot{Epoch: gs.Epoch}
+		for _, k := range gs.Kinds {
+			hs.Kinds = append(hs.Kinds, uint8(k))
+		}
+		for _, o := range gs.Offers {
+			jobs := rome.ProviderRecord{Completed: rng.Uint64N(4), TimedOut: rng.Uint64N(2), Slashed: rng.Uint64N(2)}
+			hs.Offers = append(hs.Offers, rome.SnapOffer{ID: o.ID, Region: o.Region, Lat: o.Lat, Lon: o.Lon, Attrs: o.Attrs,
+				Reliability: o.Reliability, RunsJobs: true, Jobs: jobs, Provider: 1 + uint32(rng.IntN(8)),
+				Capacity: append([]uint64(nil), o.Capacity[:nk]...), Price: append([]uint64(nil), o.Price[:nk]...)})
+		}
+		for _, r := range gs.Requests {
+			hr := rome.SnapRequest{ID: r.ID, Region: r.Region, Lat: r.Lat, Lon: r.Lon, WithinKm: r.WithinKm,
+				Attrs: r.Attrs, MinReliability: r.MinReliability, Bundle: r.Bundle(),
+				Demand: append([]uint64(nil), r.Demand[:nk]...), MaxPrice: append([]uint64(nil), r.MaxPrice[:nk]...)}
+			if !hr.Bundle && rng.IntN(6) == 0 { // a replicated request (storage): whole replicas on distinct providers
+				hr.Replicas, hr.Spread = uint16(1+rng.IntN(3)), rng.IntN(2) == 0
+			}
+			hs.Requests = append(hs.Requests, hr)
+		}
+		// The guest reads the kernel's bytes and runs as greedy.wasm does
+		// (Apply places the replicas).
+		want, err := policy.Apply(hs.Encode(), native["greedy"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rome.EncodeAllocations(nk, rome.Greedy(hs)); !bytes.Equal(got, want) {
+			t.Fatalf("market %d %+v: rome.Greedy differs from the shipped greedy policy", i, cfg)
+		}
 	}
 }

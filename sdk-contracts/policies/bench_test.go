@@ -1,12 +1,15 @@
 package policies_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"testing"
 	"time"
 
 	"github.com/sos-kernel/sos/rome/marketgen"
+	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 	"github.com/sos-kernel/sos/vm"
 )
@@ -77,6 +80,82 @@ func BenchmarkPolicyNative(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkFamilies runs each policy's .wasm in the policy VM with the
+// default policy gas budget on every market family of rome/marketgen at
+// the speed size (10,000 requests × 1,000 offers × 4 kinds, seed 1) and
+// reports gas per call, total surplus, and surplus relative to greedy's. A
+// run that stops (out of gas, a trap) counts with the list it handed in
+// before, as the kernel uses it (anytime policies); "stopped" is 1 then.
+func BenchmarkFamilies(b *testing.B) {
+	benchFamilies(b, marketgen.Families(10000, 1000, 1))
+}
+
+// BenchmarkBeyondBudget is BenchmarkFamilies on the bundle-heavy family at
+// 15,000 requests × 1,500 offers, where optimal used to run out of the
+// default gas budget with nothing handed in (issue 17): it must now finish
+// or count with what it handed in.
+func BenchmarkBeyondBudget(b *testing.B) {
+	f, _ := marketgen.FamilyConfig("bundleheavy", 15000, 1500, 1)
+	benchFamilies(b, []marketgen.Family{{Name: "bundleheavy15k", Config: f}})
+}
+
+func benchFamilies(b *testing.B, families []marketgen.Family) {
+	v, ps := load(b)
+	for _, f := range families {
+		s, snap, err := marketgen.Generate(f.Config)
+		if err != nil {
+			b.Fatal(err)
+		}
+		greedy := surplus(s, fill.Greedy(s))
+		for _, name := range policyNames {
+			b.Run(f.Name+"/"+name, func(b *testing.B) {
+				var out anytimeOutcome
+				for b.Loop() {
+					out = callAnytime(b, v, ps[name], snap, len(s.Kinds))
+				}
+				if err := validate(s, out.allocs); err != nil {
+					b.Fatal(err)
+				}
+				sur := surplus(s, out.allocs)
+				ratio, _ := new(big.Rat).SetFrac(sur, greedy).Float64()
+				sf, _ := new(big.Float).SetInt(sur).Float64()
+				b.ReportMetric(float64(out.gas), "gas/op")
+				b.ReportMetric(sf, "surplus")
+				b.ReportMetric(ratio, "x_greedy")
+				stopped := 0.0
+				if out.stopped {
+					stopped = 1
+				}
+				b.ReportMetric(stopped, "stopped")
+			})
+		}
+	}
+}
+
+// anytimeOutcome is a policy call as the kernel reads it.
+type anytimeOutcome struct {
+	allocs  []policy.Allocation
+	gas     uint64
+	stopped bool // out of gas or trapped after handing in allocs
+}
+
+// callAnytime runs a policy in the VM with the default budget; a call that
+// fails counts with the last list it handed in (none: fatal).
+func callAnytime(tb testing.TB, v *vm.VM, c *compiled, snap []byte, nk int) anytimeOutcome {
+	res, err := v.Call(context.Background(), c.code, c.prepared, "allocate", snap, vm.Env{ChainID: "test"}, refusingHost{}, benchGas)
+	if res.Failed {
+		tb.Fatalf("%s: policy error: %s", c.name, res.Data)
+	}
+	if err != nil && len(res.Data) == 0 {
+		tb.Fatalf("%s: %v, nothing handed in", c.name, err)
+	}
+	as, derr := policy.DecodeAllocations(res.Data, nk)
+	if derr != nil {
+		tb.Fatalf("%s: %v", c.name, derr)
+	}
+	return anytimeOutcome{as, res.GasUsed, err != nil}
 }
 
 // TestSpeedMarket reports, for the speed market (10,000 × 1,000 × 4

@@ -3,13 +3,17 @@
 // built for wasip1 by sdk-contracts/build.sh into
 // sdk-contracts/policies/<name>/<name>.wasm:
 //
-//	greedy   price priority, cheapest eligible offer first (fast)
+//	greedy   price priority: bundles by bid, then divisible requests by
+//	         bid, each from the cheapest eligible offers (fast)
 //	auction  double auction with one clearing price per kind
 //	optimal  maximum total surplus: exact min-cost flow per kind for
-//	         divisible demand, bundles placed first by the dual prices of
-//	         the LP relaxation
+//	         divisible demand, bundles placed first by the Lagrangian
+//	         prices of the LP relaxation and moved by a local search; an
+//	         anytime policy (greedy's answer first, then better ones)
 //
 // The tests in this package run the .wasm files through the kernel's
 // metered VM on markets from rome/marketgen and check every output against
-// the ABI's validation rules; see BENCHMARKS.md for the figures.
+// the ABI's validation rules; TestQuality holds optimal to a floor per
+// market family (rome/marketgen.Families) against the LP relaxation solved
+// by CBC; see BENCHMARKS.md for the figures.
 package policies

@@ -1,6 +1,10 @@
 package policies_test
 
-import "math"
+import (
+	"math"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
+)
 
 // mcf is a textbook min-cost flow (primal-dual: Dijkstra on reduced costs,
 // then a blocking flow on the arcs of reduced cost zero), used as the
@@ -193,4 +197,82 @@ func (h *minHeap) pop() (int64, int) {
 		i = c
 	}
 	return k, v
+}
+
+// exactOptimum is the maximum total surplus of a small market, computed
+// without any of the policies' code: every placement of the bundles (each
+// unserved or whole on one eligible offer with room) is enumerated, and for
+// each the divisible requests get the capacity left by an exact
+// transportation solve per kind (mcf; integral, as the data are). It is
+// exponential in the bundles: for tiny markets only.
+func exactOptimum(s *policy.Snapshot) int64 {
+	nk := len(s.Kinds)
+	var bundles []int
+	for r := range s.Requests {
+		if s.Requests[r].Flags&1 != 0 {
+			bundles = append(bundles, r)
+		}
+	}
+	left := make([][policy.MaxKinds]uint64, len(s.Offers))
+	for o := range s.Offers {
+		left[o] = s.Offers[o].Capacity
+	}
+	divisible := func() int64 {
+		var v int64
+		for k := range nk {
+			nr, no := len(s.Requests), len(s.Offers)
+			src, sink := nr+no, nr+no+1
+			g := newMCF(nr + no + 2)
+			for r, req := range s.Requests {
+				if req.Flags&1 != 0 || req.Demand[k] == 0 {
+					continue
+				}
+				g.add(src, r, int64(req.Demand[k]), -int64(req.MaxPrice[k]))
+				for o := range s.Offers {
+					if left[o][k] > 0 && eligible(s, s.Offers[o], req) {
+						g.add(r, nr+o, inf, 0)
+					}
+				}
+			}
+			for o, off := range s.Offers {
+				if left[o][k] > 0 {
+					g.add(nr+o, sink, int64(left[o][k]), int64(off.Price[k]))
+				}
+			}
+			cost, _ := g.minCost(src, sink)
+			v -= cost
+		}
+		return v
+	}
+	var best int64
+	var walk func(i int, v int64)
+	walk = func(i int, v int64) {
+		if i == len(bundles) {
+			best = max(best, v+divisible())
+			return
+		}
+		walk(i+1, v)
+		r := &s.Requests[bundles[i]]
+		for o := range s.Offers {
+			of := &s.Offers[o]
+			fits := eligible(s, *of, *r)
+			for k := range nk {
+				fits = fits && r.Demand[k] <= left[o][k]
+			}
+			if !fits {
+				continue
+			}
+			var bv int64
+			for k := range nk {
+				left[o][k] -= r.Demand[k]
+				bv += int64(r.Demand[k]) * (int64(r.MaxPrice[k]) - int64(of.Price[k]))
+			}
+			walk(i+1, v+bv)
+			for k := range nk {
+				left[o][k] += r.Demand[k]
+			}
+		}
+	}
+	walk(0, 0)
+	return best
 }

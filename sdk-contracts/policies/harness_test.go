@@ -143,5 +143,5 @@ func call(v *vm.VM, c *compiled, snap []byte, nk int) (outcome, error) {
 var native = map[string]func(*policy.Snapshot) ([]policy.Allocation, error){
 	"greedy":  func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil },
 	"auction": auction.Allocate,
-	"optimal": optimal.Allocate,
+	"optimal": func(s *policy.Snapshot) ([]policy.Allocation, error) { return optimal.Allocate(s, nil) },
 }

@@ -1,7 +1,10 @@
 package policies_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/sos-kernel/sos/rome/marketgen"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
+	"github.com/sos-kernel/sos/vm"
 )
 
 // eligible is the test's own reading of the ABI's eligibility rules
@@ -145,27 +149,72 @@ func (m metrics) perKind(s *policy.Snapshot) string {
 	return b.String()
 }
 
-// TestQuality runs every policy on the issue's quality markets (2,000
-// requests × 200 offers × 4 kinds) and compares total surplus with the LP
-// optimum computed outside the VM.
+// lpBounds2000 are the LP relaxation optima (writeMIP with relax, solved
+// by COIN-OR CBC 2.10: go test -run TestQuality ./sdk-contracts/policies)
+// of marketgen.Families(2000, 200, 1): TestQuality's bounds when CBC is not
+// installed or with -short, and checked against CBC when it runs.
+var lpBounds2000 = map[string]float64{
+	"divisible":   1993990,
+	"bundles30":   1682310.6,
+	"bundleheavy": 1436366.4,
+	"scarce":      756097.2,
+	"heavytail":   9662919.1,
+	"regions":     1331459.7,
+	"tied":        2964565,
+}
+
+// qualityFloors are optimal's minimum shares of the LP bound per family
+// (the bound is at least the MIP optimum, so these are floors on the
+// share of the MIP optimum too). Issue 17 asks 99% of the MIP optimum on
+// bundle-heavy markets; the others hold what the policy reached then.
+var qualityFloors = map[string]float64{
+	"divisible":   0.9999,
+	"bundles30":   0.995,
+	"bundleheavy": 0.99,
+	"scarce":      0.995,
+	"heavytail":   0.995,
+	"regions":     0.995,
+	"tied":        0.995,
+}
+
+// TestQuality runs every policy on the market families of rome/marketgen
+// (2,000 requests × 200 offers × 4 kinds, seed 1) and compares total
+// surplus with the optimum of the LP relaxation solved outside the
+// project (CBC; lpBounds2000 without it): optimal must reach its family's
+// floor (qualityFloors) and never fall below greedy. Without -short the
+// policies also run in the VM and must give the native output.
 func TestQuality(t *testing.T) {
-	v, ps := load(t)
-	for _, tc := range []struct {
-		name    string
-		bundles float64
-		want    float64 // optimal's minimum share of the LP bound
-	}{
-		{"divisible", 0, 0.999},
-		{"bundles30", 0.3, 0.97},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			const seed = 1
-			s, snap, err := marketgen.Generate(marketgen.Config{Requests: 2000, Offers: 200, Kinds: 4, Seed: seed, BundleShare: tc.bundles})
+	var v *vm.VM
+	var ps map[string]*compiled
+	if !testing.Short() {
+		v, ps = load(t)
+	}
+	for _, f := range marketgen.Families(2000, 200, 1) {
+		t.Run(f.Name, func(t *testing.T) {
+			s, snap, err := marketgen.Generate(f.Config)
 			if err != nil {
 				t.Fatal(err)
 			}
-			relaxed, bound := lpBound(s)
-			t.Logf("seed %d, snapshot %d bytes, LP optimum with bundles relaxed to divisible %d, LP bound %d", seed, len(snap), relaxed, bound)
+			bound, ok := lpBounds2000[f.Name]
+			if !ok {
+				t.Fatalf("no recorded LP bound for family %s", f.Name)
+			}
+			source := "recorded CBC LP optimum"
+			if !testing.Short() {
+				switch lp, err := solveCBC(context.Background(), s, true, 10*time.Minute); {
+				case errors.Is(err, errNoSolver):
+					source += " (cbc not installed)"
+				case err != nil:
+					t.Fatal(err)
+				default:
+					if math.Abs(lp.Objective-bound) > 1 {
+						t.Fatalf("CBC's LP optimum %.1f differs from the recorded %.1f: the generator or writeMIP changed; update lpBounds2000", lp.Objective, bound)
+					}
+					bound, source = lp.Objective, fmt.Sprintf("CBC LP optimum (%.1fs)", lp.Seconds)
+				}
+			}
+			t.Logf("%s: snapshot %d bytes, bound %.1f: %s", f.About, len(snap), bound, source)
+			var greedy int64
 			for _, name := range policyNames {
 				start := time.Now()
 				allocs, err := native[name](s)
@@ -180,22 +229,32 @@ func TestQuality(t *testing.T) {
 					t.Fatalf("%s: SDK validator: %v", name, err)
 				}
 				m := measure(s, allocs)
-				ratio := float64(m.surplus) / float64(bound)
-				vmRun := "VM: "
-				if out, err := call(v, ps[name], snap, len(s.Kinds)); err != nil {
-					vmRun += err.Error()
-				} else if !reflect.DeepEqual(out.allocs, allocs) {
-					t.Errorf("%s: VM output differs from native output", name)
-				} else {
-					vmRun += fmt.Sprintf("same output, gas %d, %v", out.gas, out.elapsed.Round(time.Millisecond))
+				ratio := float64(m.surplus) / bound
+				vmRun := ""
+				if v != nil {
+					if out, err := call(v, ps[name], snap, len(s.Kinds)); err != nil {
+						vmRun = "; VM: " + err.Error()
+					} else if !reflect.DeepEqual(out.allocs, allocs) {
+						t.Errorf("%s: VM output differs from native output", name)
+					} else {
+						vmRun = fmt.Sprintf("; VM: same output, gas %d, %v", out.gas, out.elapsed.Round(time.Millisecond))
+					}
 				}
-				t.Logf("%-8s surplus %8d = %6.2f%% of LP, %4d allocations, native %v; util/matched per kind:%s; %s",
-					name, m.surplus, 100*ratio, m.allocs, took.Round(time.Millisecond), m.perKind(s), vmRun)
-				if name == "optimal" && ratio < tc.want {
-					t.Errorf("optimal reaches %.4f of the LP bound, want >= %.4f", ratio, tc.want)
+				t.Logf("%-8s surplus %8d = %6.2f%% of LP, %4d allocations, native %v%s",
+					name, m.surplus, 100*ratio, m.allocs, took.Round(time.Millisecond), vmRun)
+				if float64(m.surplus) > bound+1 {
+					t.Errorf("%s: surplus %d above the LP bound %.1f: bound or validator wrong", name, m.surplus, bound)
 				}
-				if bound < m.surplus {
-					t.Errorf("%s: surplus %d above the LP bound %d: bound or validator wrong", name, m.surplus, bound)
+				switch name {
+				case "greedy":
+					greedy = m.surplus
+				case "optimal":
+					if ratio < qualityFloors[f.Name] {
+						t.Errorf("optimal reaches %.4f of the LP bound, want >= %.4f", ratio, qualityFloors[f.Name])
+					}
+					if m.surplus < greedy {
+						t.Errorf("optimal's surplus %d below greedy's %d", m.surplus, greedy)
+					}
 				}
 			}
 		})

@@ -33,6 +33,17 @@
 // text and returns 1. Apply does the same on byte slices, for native tests
 // and benchmarks.
 //
+// # Anytime policies
+//
+// A policy that may not finish inside its gas budget hands in complete
+// allocation lists as it finds them (docs/rome-policy-abi.md, "Anytime
+// policies"): write the allocator as an AnytimeFunc, which gets a handIn
+// function, and export it with HandleAnytime. Each list handed in is
+// encoded and passed to set_result at once; if the call later runs out of
+// gas or traps, the kernel validates and uses the last one. Hand in a fast
+// valid answer first and then only better ones: each replaces the last.
+// ApplyAnytime is the byte-slice form.
+//
 // # Kinds
 //
 // Per-kind values (capacity, price, demand, amount) are fixed arrays indexed

@@ -19,17 +19,24 @@ func sosSetResult(ptr unsafe.Pointer, n int32)
 // Handle runs f on the call's snapshot: the body of a policy's exported
 // allocate function. It returns 0 with the encoded allocation list as the
 // result, or 1 with the error text.
-func Handle(f Func) int32 {
+func Handle(f Func) int32 { return HandleAnytime(Anytime(f)) }
+
+// HandleAnytime is Handle for an allocator that hands in lists as it goes:
+// each one is encoded and passed to set_result at once, so that the kernel
+// has it should the allocator run out of gas or trap later. The list f
+// returns is set last; an error replaces the result with its text.
+func HandleAnytime(f AnytimeFunc) int32 {
 	in := make([]byte, sosInputLen())
 	if len(in) > 0 {
 		sosInputRead(unsafe.Pointer(&in[0]))
 	}
-	out, err := Apply(in, f)
+	out, err := ApplyAnytime(in, f, setResult)
 	if err != nil {
-		msg := []byte(err.Error())
-		sosSetResult(unsafe.Pointer(unsafe.SliceData(msg)), int32(len(msg)))
+		setResult([]byte(err.Error()))
 		return 1
 	}
-	sosSetResult(unsafe.Pointer(&out[0]), int32(len(out)))
+	setResult(out)
 	return 0
 }
+
+func setResult(b []byte) { sosSetResult(unsafe.Pointer(unsafe.SliceData(b)), int32(len(b))) }

@@ -171,3 +171,44 @@ func TestBook(t *testing.T) {
 	}()
 	b.Add(1, 0, 0, 11, 5)
 }
+
+// TestApplyAnytime: every list an AnytimeFunc hands in reaches handIn
+// encoded, in order, before the call returns; the returned list is the
+// result (not handed in); an error discards the result; Apply hands in
+// nothing.
+func TestApplyAnytime(t *testing.T) {
+	s := &policy.Snapshot{Epoch: 1, Kinds: []policy.Kind{policy.Compute},
+		Offers:   []policy.Offer{{ID: 1, Provider: 1, Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{1}}},
+		Requests: []policy.Request{{ID: 2, Demand: [policy.MaxKinds]uint64{5}, MaxPrice: [policy.MaxKinds]uint64{3}}}}
+	in := s.Encode()
+	list := func(amount uint64) []policy.Allocation {
+		return []policy.Allocation{{Request: 0, Offer: 0, Amount: [policy.MaxKinds]uint64{amount}, Price: [policy.MaxKinds]uint64{1}}}
+	}
+	f := func(_ *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Allocation, error) {
+		handIn(nil)
+		handIn(list(2))
+		return list(5), nil
+	}
+	var got [][]byte
+	out, err := policy.ApplyAnytime(in, f, func(b []byte) { got = append(got, bytes.Clone(b)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{policy.EncodeAllocations(1, nil), policy.EncodeAllocations(1, list(2))}
+	if len(got) != 2 || !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[1], want[1]) {
+		t.Fatalf("handed in %x, want %x", got, want)
+	}
+	if !bytes.Equal(out, policy.EncodeAllocations(1, list(5))) {
+		t.Fatalf("result %x", out)
+	}
+	fail := func(s *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Allocation, error) {
+		handIn(list(2))
+		return nil, errors.New("no")
+	}
+	if out, err := policy.ApplyAnytime(in, fail, func([]byte) {}); err == nil || out != nil {
+		t.Fatalf("error lost: %x, %v", out, err)
+	}
+	if _, err := policy.Apply(in, func(*policy.Snapshot) ([]policy.Allocation, error) { return list(1), nil }); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -23,8 +23,20 @@ func (s *Snapshot) HasReplicas() bool {
 // replicas of its replicated requests on the capacity left. Allocation
 // request indices are those of s.
 func WithReplicas(s *Snapshot, f Func) ([]Allocation, error) {
+	return WithReplicasAnytime(s, Anytime(f), nil)
+}
+
+// WithReplicasAnytime is WithReplicas for an AnytimeFunc: every list f
+// hands in gets the same treatment as its result (request indices mapped
+// back to s, the replicas placed on the capacity it left) before it goes
+// to handIn (when not nil), so that each list handed in is complete.
+func WithReplicasAnytime(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) ([]Allocation, error) {
 	if !s.HasReplicas() {
-		return f(s)
+		return f(s, func(as []Allocation) {
+			if handIn != nil {
+				handIn(as)
+			}
+		})
 	}
 	sub := *s
 	sub.Held = nil
@@ -36,17 +48,33 @@ func WithReplicas(s *Snapshot, f Func) ([]Allocation, error) {
 			orig = append(orig, uint32(i))
 		}
 	}
-	allocs, err := f(&sub)
+	// complete maps a list of sub's into s's (in a copy: f may keep its
+	// own) and places the replicas.
+	complete := func(as []Allocation) ([]Allocation, error) {
+		out := make([]Allocation, len(as))
+		for i := range as {
+			if int(as[i].Request) >= len(orig) {
+				return nil, corrupt("policy: allocation %d: request index %d out of range", i, as[i].Request)
+			}
+			out[i] = as[i]
+			out[i].Request = orig[as[i].Request]
+		}
+		return PlaceReplicas(s, out), nil
+	}
+	allocs, err := f(&sub, func(as []Allocation) {
+		if handIn == nil {
+			return
+		}
+		// A list the kernel would refuse is not handed in: the last good
+		// one stays.
+		if full, err := complete(as); err == nil {
+			handIn(full)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range allocs {
-		if int(allocs[i].Request) >= len(orig) {
-			return nil, corrupt("policy: allocation %d: request index %d out of range", i, allocs[i].Request)
-		}
-		allocs[i].Request = orig[allocs[i].Request]
-	}
-	return PlaceReplicas(s, allocs), nil
+	return complete(allocs)
 }
 
 // PlaceReplicas appends to allocs (which must not serve replicated

@@ -5,4 +5,4 @@ package main
 import "github.com/sos-kernel/sos/sdk-contracts/policy"
 
 //go:wasmexport allocate
-func exportAllocate() int32 { return policy.Handle(allocate) }
+func exportAllocate() int32 { return policy.HandleAnytime(allocate) }

@@ -8,7 +8,11 @@
 // pair. Matching then follows price priority under eligibility: bundles
 // first (all kinds on one offer), then divisible requests kind by kind.
 //
-// The clearing price ignores eligibility (the curves are aggregate), so
+// A bundle enters the curves only if some eligible offer has room for all
+// of it: one that fits nowhere can never trade, and its bid would only
+// raise the clearing price above the bids that can (issue 17: a small
+// market cleared nothing of a possible surplus of 70). Otherwise the
+// clearing price ignores eligibility (the curves are aggregate), so
 // eligibility can leave in-the-money volume unmatched; that is the price of
 // one uniform price per kind.
 package auction
@@ -19,9 +23,17 @@ import (
 )
 
 // clearing computes the uniform price of kind index k, or ok == false when
-// no bid covers any ask.
-func clearing(s *policy.Snapshot, x *fill.Index, k int) (price uint64, ok bool) {
-	bids := fill.ByBid(s, func(r *policy.Request) bool { return r.Demand[k] > 0 }, func(r *policy.Request) uint64 { return r.MaxPrice[k] })
+// no bid covers any ask. Bundles bid only where placeable says so.
+func clearing(s *policy.Snapshot, x *fill.Index, k int, placeable []bool) (price uint64, ok bool) {
+	var bids []int32
+	var keys []uint64
+	for i := range s.Requests {
+		if r := &s.Requests[i]; r.Demand[k] > 0 && (!r.Bundle() || placeable[i]) {
+			bids = append(bids, int32(i))
+			keys = append(keys, r.MaxPrice[k])
+		}
+	}
+	fill.SortDesc(bids, keys)
 	asks := x.Global[k]
 	i, j := 0, 0
 	for j < len(asks) && s.Offers[asks[j]].Capacity[k] == 0 {
@@ -67,9 +79,13 @@ func Allocate(s *policy.Snapshot) ([]policy.Allocation, error) {
 	x := fill.NewIndex(s)
 	b := policy.NewBook(s)
 	p := fill.Pricing{Uniform: true}
+	placeable := make([]bool, len(s.Requests))
+	for i := range s.Requests {
+		placeable[i] = s.Requests[i].Bundle() && x.Placeable(&s.Requests[i])
+	}
 	for k := range nk {
 		var ok bool
-		p.Clearing[k], ok = clearing(s, x, k)
+		p.Clearing[k], ok = clearing(s, x, k, placeable)
 		p.Closed[k] = !ok
 	}
 	bundles := fill.ByBid(s, (*policy.Request).Bundle, func(r *policy.Request) uint64 { return fill.BundleValue(r, nk) })

@@ -314,6 +314,38 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 	}
 }
 
+// Placeable reports whether some eligible offer has room for all of bundle
+// r in its capacity (what the index marks empty counts as none left): a
+// scan of the request's offers by price on its largest kind, up to its
+// max price there.
+func (x *Index) Placeable(r *policy.Request) bool {
+	s := x.S
+	main := -1
+	for k := range x.NK {
+		if r.Demand[k] > 0 && (main < 0 || r.Demand[k] > r.Demand[main]) {
+			main = k
+		}
+	}
+	if main < 0 {
+		return false
+	}
+	list, skip, i, hi := x.Span(r, main)
+	for i = find(skip, i); i < hi; i = find(skip, i+1) {
+		o := &s.Offers[list[i]]
+		if o.Price[main] > r.MaxPrice[main] {
+			return false
+		}
+		fits := true
+		for k := range x.NK {
+			fits = fits && r.Demand[k] <= o.Capacity[k]
+		}
+		if fits && policy.Eligible(o, r, x.NK) {
+			return true
+		}
+	}
+	return false
+}
+
 // Greedy is the greedy best-fit policy: bundles by total bid descending,
 // each on the cheapest eligible offer with room for all of it; then, kind
 // by kind, divisible requests by max price descending, each from the

@@ -89,11 +89,10 @@ func newFlow(s *policy.Snapshot, g *graph, pos []int32, budget int64) *flow {
 	}
 }
 
-// run solves kind index k on the capacity b has left and records the flow
-// in b. With relaxed, bundles take part as divisible requests (the LP
-// relaxation); otherwise they are left out. The kind gets an equal share of
-// the work budget that earlier runs left.
-func (f *flow) run(b *policy.Book, k int, relaxed bool) {
+// run solves kind index k for the divisible requests on the capacity b
+// has left and records the flow in b. The kind gets an equal share of the
+// work budget that earlier runs left.
+func (f *flow) run(b *policy.Book, k int) {
 	f.limit = f.work + max(0, f.budget-f.work)/int64(max(1, f.runs))
 	f.runs--
 	s, w := f.s, f.w
@@ -128,7 +127,7 @@ func (f *flow) run(b *policy.Book, k int, relaxed bool) {
 	}
 	f.order, f.keys = f.order[:0], f.keys[:0]
 	for ri := range s.Requests {
-		if (relaxed || !s.Requests[ri].Bundle()) && b.Need(ri, k) > 0 {
+		if !s.Requests[ri].Bundle() && b.Need(ri, k) > 0 {
 			f.order = append(f.order, int32(ri))
 			f.keys = append(f.keys, s.Requests[ri].MaxPrice[k])
 		}

@@ -16,7 +16,7 @@ func TestAllocateNative(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		allocs, err := Allocate(s)
+		allocs, err := Allocate(s, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,17 +37,17 @@ func TestWorkBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exact := surplus(s, allocate(s, workBudget))
-		none := surplus(s, allocate(s, 0))
+		exact := total(s, allocate(s, defaultBudgets(), nil))
+		none := total(s, allocate(s, budgets{}, nil))
 		for _, budget := range []int64{0, 1_000, 20_000, 100_000, workBudget} {
-			allocs := allocate(s, budget)
+			allocs := allocate(s, budgets{flow: budget, dual: dualBudget, search: searchBudget, steps: dualSteps, slots: dualSlots}, nil)
 			if err := s.CheckAllocations(allocs); err != nil {
 				t.Fatalf("bundles %.1f, budget %d: %v", bundles, budget, err)
 			}
-			got := surplus(s, allocs)
-			t.Logf("bundles %.1f, budget %7d: surplus %d (exact %d)", bundles, budget, got, exact)
-			if bundles == 0 && (got > exact || got < none) {
-				t.Fatalf("budget %d: surplus %d outside [%d, %d]", budget, got, none, exact)
+			got := total(s, allocs)
+			t.Logf("bundles %.1f, budget %7d: surplus %.0f (exact %.0f)", bundles, budget, got.float(), exact.float())
+			if bundles == 0 && (got.cmp(exact) > 0 || got.cmp(none) < 0) {
+				t.Fatalf("budget %d: surplus %.0f outside [%.0f, %.0f]", budget, got.float(), none.float(), exact.float())
 			}
 		}
 	}
@@ -75,7 +75,7 @@ func TestExtremeValues(t *testing.T) {
 			}
 		}
 	}
-	allocs, err := Allocate(s)
+	allocs, err := Allocate(s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
