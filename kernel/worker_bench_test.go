@@ -103,7 +103,7 @@ type workerFleet struct {
 	committed []time.Time
 	clat      []time.Duration
 	dlat      []time.Duration // commit → start
-	started   []time.Time // by worker: when its executor began this round's job
+	started   []time.Time     // by worker: when its executor began this round's job
 	lat       []time.Duration
 	round     uint64
 }
