@@ -31,27 +31,36 @@ import (
 
 // BenchmarkWorkerDispatch attaches workers (non-members, each the provider
 // and node of its own offer, leased by its own consumer) to one 3-member
-// cluster on loopback QUIC, all in this process, and runs rounds in which
-// every worker gets one trivial job at once (a native sha256sum stand-in,
-// so the figure is the dispatch path, not the VM); a round ends when every
-// worker has seen its result committed. Per job it reports:
+// cluster on loopback QUIC, all in this process, and runs trivial jobs on
+// them (a native sha256sum stand-in, so the figure is the dispatch path,
+// not the VM). Two modes per fleet size, one job per b.N:
+//
+//   - steady: two submitters, one job at a time each, the jobs assigned to
+//     the workers in turn (with -benchtime 200x every worker of 200 runs
+//     one; a single worker gets at most its two job slots' worth);
+//   - burst: each b.N is a round in which every worker gets one job at
+//     once, and the round ends when every result is admitted.
+//
+// Per job it reports
 //
 //   - dispatch-p50/p99-ms: the job_submit committed (the member the
 //     consumer sent it to, which is also the member its worker follows,
 //     answers ?wait=commit) → the worker's executor starts it: the update
-//     with its header and proof, the worker's checks, its scheduling;
+//     with its header and proof, the worker's checks, its scheduling (it
+//     can be negative: both leave the member at its commit);
 //   - commit-p50-ms: submit sent → committed (the chain's part);
 //   - submit-to-start-p50-ms: the two together;
 //   - cpu-µs/job for the whole process, and member-cpu-µs/job and
 //     worker-cpu-µs/job: goroutines are labelled by role and a CPU profile
-//     taken over the rounds is summed by label (the driver's signing and
-//     HTTP client are unlabelled).
+//     taken over the run is summed by label (the driver's signing and HTTP
+//     client are unlabelled).
 //
 // Compare workers=1 with workers=N: the brief asks dispatch p50 within 2×
 // and the members' CPU per job flat. N is 200 unless SOS_BENCH_WORKERS
-// lists other counts. Run a fixed number of rounds:
+// lists other counts. A fleet of 200 takes minutes to set up (offers,
+// requests, an epoch, 200 nodes), once per count:
 //
-//	go test ./kernel -run '^$' -bench BenchmarkWorkerDispatch -benchtime 5x -count 2
+//	go test ./kernel -run '^$' -bench BenchmarkWorkerDispatch -benchtime 200x -count 2
 func BenchmarkWorkerDispatch(b *testing.B) {
 	counts := []int{1, 200}
 	if s := os.Getenv("SOS_BENCH_WORKERS"); s != "" {
@@ -66,12 +75,22 @@ func BenchmarkWorkerDispatch(b *testing.B) {
 	}
 	for _, n := range counts {
 		var fl *workerFleet
-		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			if fl == nil {
-				fl = newWorkerFleet(b, n)
-			}
-			fl.bench(b)
-		})
+		for _, mode := range []string{"steady", "burst"} {
+			b.Run(fmt.Sprintf("workers=%d/%s", n, mode), func(b *testing.B) {
+				if fl == nil {
+					fl = newWorkerFleet(b, n)
+				}
+				if mode == "steady" {
+					fl.bench(b, fl.steady)
+				} else {
+					fl.bench(b, func(b *testing.B) {
+						for range b.N {
+							fl.roundTrip(b)
+						}
+					})
+				}
+			})
+		}
 		if fl != nil {
 			fl.close()
 		}
@@ -97,8 +116,10 @@ type workerFleet struct {
 	module  ledger.BlobRef
 	input   ledger.BlobRef
 
-	mu   sync.Mutex
-	sent []time.Time // by worker: when this round's submit was sent
+	mu    sync.Mutex
+	byJob map[uint64]time.Time // when a job's run began
+	count []uint64             // by worker: jobs sent to it
+	sent  []time.Time          // by worker: when this round's submit was sent
 	// by worker: when the member it was sent to answered that it committed
 	committed []time.Time
 	clat      []time.Duration
@@ -117,6 +138,9 @@ type fleetExec struct {
 func (x fleetExec) Run(ctx context.Context, s *jobrun.Spec) (*jobrun.Run, error) {
 	now := time.Now()
 	x.fl.mu.Lock()
+	if _, ok := x.fl.byJob[s.JobID]; !ok {
+		x.fl.byJob[s.JobID] = now
+	}
 	if x.fl.started[x.idx].IsZero() {
 		x.fl.started[x.idx] = now
 	}
@@ -133,7 +157,8 @@ func newWorkerFleet(tb testing.TB, n int) *workerFleet {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	fl := &workerFleet{tb: tb, ctx: ctx, cancel: cancel, sent: make([]time.Time, n), committed: make([]time.Time, n), started: make([]time.Time, n),
-		lease: make([]uint64, n), nonce: make([]uint64, n)}
+		lease: make([]uint64, n), nonce: make([]uint64, n),
+		byJob: map[uint64]time.Time{}, count: make([]uint64, n)}
 	g := &ledger.Genesis{ChainID: "worker-fleet", GenesisTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Denoms: ledger.DefaultDenoms(), Params: ledger.DefaultParams()}
 	var keys []*ledger.PrivateKey
@@ -304,6 +329,9 @@ func (fl *workerFleet) startMember(i int, key *ledger.PrivateKey) {
 	tb := fl.tb
 	cfg := DefaultConfig()
 	cfg.P2PAddr, cfg.BlockInterval, cfg.JobVerify = fl.addrs[i], Duration{50 * time.Millisecond}, "none"
+	// Blocks only when there are transactions: what members spend per job,
+	// not per idle block.
+	cfg.EmptyBlocks = false
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -379,6 +407,84 @@ func (fl *workerFleet) close() {
 	fl.cancel()
 }
 
+// jobsSent is how many jobs were submitted so far.
+func (fl *workerFleet) jobsSent() uint64 {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	var n uint64
+	for _, c := range fl.count {
+		n += c
+	}
+	return n
+}
+
+// steady is b.N jobs, one after the other from two submitters (a worker's
+// two job slots: the single worker never queues), assigned to the workers
+// in turn; each submitter waits for its job's result to be admitted.
+func (fl *workerFleet) steady(b *testing.B) {
+	n := len(fl.workers)
+	no := false
+	var next sync.Mutex
+	k := 0
+	var eg errgroup.Group
+	for range 2 {
+		eg.Go(func() error {
+			for {
+				next.Lock()
+				if k >= b.N {
+					next.Unlock()
+					return nil
+				}
+				i := k % n
+				k++
+				next.Unlock()
+				p := &ledger.JobSubmit{LeaseID: fl.lease[i], Module: fl.module, Inputs: []ledger.JobFile{{Name: "data.bin", ID: fl.input.ID, Size: fl.input.Size}},
+					GasLimit: 100_000_000, MemoryLimit: 1 << 24, OutputLimit: 1 << 20}
+				fl.mu.Lock()
+				nonce := fl.nonce[i]
+				fl.nonce[i]++
+				fl.count[i]++
+				seq := fl.count[i]
+				fl.mu.Unlock()
+				raw, err := fl.builder[i%3].Prepare(fl.ctx, fl.cons[i], p, txbuild.Options{GasLimit: 2_000_000, Nonce: &nonce, WithPubKey: &no})
+				if err != nil {
+					return err
+				}
+				sent := time.Now()
+				res, err := fl.clients[i%3].SubmitTx(fl.ctx, raw, true)
+				if err != nil {
+					return err
+				}
+				committed := time.Now()
+				if res.Error != "" || res.Receipt == nil {
+					return fmt.Errorf("job_submit for worker %d: %s", i, res.Error)
+				}
+				var out struct {
+					JobID uint64 `json:"job_id"`
+				}
+				if err := json.Unmarshal([]byte(res.Receipt.Data), &out); err != nil {
+					return err
+				}
+				var started time.Time
+				fl.wait(fmt.Sprintf("job %d's result from worker %d", out.JobID, i), func() bool {
+					fl.mu.Lock()
+					started = fl.byJob[out.JobID]
+					fl.mu.Unlock()
+					return !started.IsZero() && fl.workers[i].Status().Results >= seq
+				})
+				fl.mu.Lock()
+				fl.lat = append(fl.lat, started.Sub(sent))
+				fl.clat = append(fl.clat, committed.Sub(sent))
+				fl.dlat = append(fl.dlat, started.Sub(committed))
+				fl.mu.Unlock()
+			}
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // roundTrip submits one job to every worker at once and waits until every
 // worker has seen its result committed.
 func (fl *workerFleet) roundTrip(b testing.TB) {
@@ -415,7 +521,10 @@ func (fl *workerFleet) roundTrip(b testing.TB) {
 			if res.Error != "" {
 				return fmt.Errorf("job_submit for worker %d: %s", i, res.Error)
 			}
+			fl.mu.Lock()
 			fl.nonce[i]++
+			fl.count[i]++
+			fl.mu.Unlock()
 			return nil
 		})
 	}
@@ -423,8 +532,10 @@ func (fl *workerFleet) roundTrip(b testing.TB) {
 		b.Fatal(err)
 	}
 	fl.wait(fmt.Sprintf("round %d: every worker's result committed", round), func() bool {
-		for _, w := range fl.workers {
-			if st := w.Status(); st.Results < round || st.Pending != 0 {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		for i, w := range fl.workers {
+			if st := w.Status(); st.Results < fl.count[i] || st.Pending != 0 {
 				return false
 			}
 		}
@@ -439,8 +550,7 @@ func (fl *workerFleet) roundTrip(b testing.TB) {
 	fl.mu.Unlock()
 }
 
-func (fl *workerFleet) bench(b *testing.B) {
-	n := len(fl.workers)
+func (fl *workerFleet) bench(b *testing.B, body func(b *testing.B)) {
 	fl.tb = b
 	fl.mu.Lock()
 	fl.lat, fl.clat, fl.dlat = fl.lat[:0], fl.clat[:0], fl.dlat[:0]
@@ -450,18 +560,22 @@ func (fl *workerFleet) bench(b *testing.B) {
 		b.Fatal(err)
 	}
 	cpu0 := processCPU()
+	jobs0 := fl.jobsSent()
 	b.ResetTimer()
-	for range b.N {
-		fl.roundTrip(b)
-	}
+	body(b)
 	b.StopTimer()
 	cpu := processCPU() - cpu0
 	pprof.StopCPUProfile()
+	if f := os.Getenv("SOS_BENCH_PROFILE"); f != "" {
+		if err := os.WriteFile(f+"."+strings.ReplaceAll(b.Name(), "/", "_"), prof.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	byRole, err := cpuByLabel(prof.Bytes(), roleLabel)
 	if err != nil {
 		b.Fatal(err)
 	}
-	jobs := float64(b.N * n)
+	jobs := float64(fl.jobsSent() - jobs0)
 	q := func(d []time.Duration, p float64) float64 {
 		d = slices.Clone(d)
 		slices.Sort(d)

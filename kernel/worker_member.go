@@ -75,6 +75,14 @@ func newFollowHub(n *Node, t *sosnet.Transport) *followHub {
 		subm: make(chan struct{}, followSubmits), subs: map[sosnet.PeerID]*follower{}}
 }
 
+// isWorker reports whether the approved worker of node account a is
+// linked as id.
+func (s *jobNode) isWorker(id sosnet.PeerID, a ledger.Address) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[a] && s.workers[a] == id
+}
+
 // workerAddr is the node account of an approved worker linked as id.
 func (s *jobNode) workerAddr(id sosnet.PeerID) (ledger.Address, bool) {
 	s.mu.Lock()
@@ -97,7 +105,16 @@ func (h *followHub) poke() {
 // handle is the KindFollow handler: it runs on the worker's stream reader,
 // so it only decodes, records and hands work off.
 func (h *followHub) handle(from sosnet.PeerID, msg []byte) {
-	addr, ok := h.n.jobsvc.workerAddr(from)
+	h.mu.Lock()
+	f := h.subs[from]
+	h.mu.Unlock()
+	var addr ledger.Address
+	ok := false
+	if f != nil && h.n.jobsvc.isWorker(from, f.addr) {
+		addr, ok = f.addr, true
+	} else {
+		addr, ok = h.n.jobsvc.workerAddr(from)
+	}
 	if !ok {
 		h.log.Debug("follow message from a node that is not an approved worker; dropped", "peer", from)
 		return
@@ -317,13 +334,14 @@ func (h *followHub) nextDirty() *follower {
 // prune forgets the subscriptions of workers no longer approved.
 func (h *followHub) prune() {
 	h.mu.Lock()
-	ids := make([]sosnet.PeerID, 0, len(h.subs))
-	for id := range h.subs {
-		ids = append(ids, id)
+	subs := make([]follower, 0, len(h.subs))
+	for _, f := range h.subs {
+		subs = append(subs, follower{id: f.id, addr: f.addr})
 	}
 	h.mu.Unlock()
-	for _, id := range ids {
-		if _, ok := h.n.jobsvc.workerAddr(id); ok {
+	for _, f := range subs {
+		id := f.id
+		if h.n.jobsvc.isWorker(id, f.addr) {
 			continue
 		}
 		h.mu.Lock()
