@@ -38,8 +38,8 @@ import (
 //   - steady: two submitters, one job at a time each, the jobs assigned to
 //     the workers in turn (with -benchtime 200x every worker of 200 runs
 //     one; a single worker gets at most its two job slots' worth);
-//   - burst: each b.N is a round in which every worker gets one job at
-//     once, and the round ends when every result is admitted.
+//   - burst: rounds in which every worker gets one job at once, each
+//     ending when every result is admitted, until b.N jobs ran.
 //
 // Per job it reports
 //
@@ -79,8 +79,9 @@ func BenchmarkWorkerDispatch(b *testing.B) {
 			defer fl.close()
 			b.Run("steady", func(b *testing.B) { fl.bench(b, fl.steady) })
 			b.Run("burst", func(b *testing.B) {
+				// b.N jobs: rounds of one job per worker.
 				fl.bench(b, func(b *testing.B) {
-					for range b.N {
+					for range (b.N + n - 1) / n {
 						fl.roundTrip(b)
 					}
 				})
