@@ -152,6 +152,9 @@ func OpenWorker(opts WorkerOptions) (*Worker, error) {
 	if opts.NodeKey == nil {
 		return nil, errors.New("kernel: worker: node key missing")
 	}
+	if opts.Home == "" {
+		return nil, errors.New("kernel: worker: a home directory is needed (blob store, worker.json)")
+	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
