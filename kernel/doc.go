@@ -53,4 +53,14 @@
 // its verifier reproduced a result — is the JobRegistry (Jobs), which the
 // executor and verifier fill and the API, TUI and metrics read. Running a
 // job from its record is package kernel/jobrun.
+//
+// Workers: a provider's node need not be a member. OpenWorker and
+// Worker.Run run a node that keeps no ledger and follows one member
+// over net.KindFollow (worker.go): it trusts a header only when a voter
+// signed it and a job only with a state proof against such a header, runs
+// the jobs of the offers naming its node key and hands its results to
+// the member. The member side (worker_member.go) sends those updates
+// only to the workers a block concerns, stages their jobs' blobs, and
+// copies a result's outputs from the worker before admitting it; the
+// messages are in worker_wire.go.
 package kernel

@@ -104,6 +104,8 @@ const (
 	scanLimit = 256
 	// keyringRefresh spaces the re-reads of the home's keyring.
 	keyringRefresh = 5 * time.Second
+	// liveRefreshEvery spaces the recounts of the offers naming nodes.
+	liveRefreshEvery = time.Second
 )
 
 // errPermanent marks a failure that trying again cannot fix (the job is
@@ -171,6 +173,7 @@ type jobNode struct {
 	live      map[ledger.Address]bool
 	workers   map[ledger.Address]sosnet.PeerID
 	liveDirty bool
+	liveAt    time.Time // last recount
 
 	keys consumerKeys
 }
@@ -936,7 +939,14 @@ func (s *jobNode) refreshLive() {
 	t, m := s.n.transport, s.n.chain.market
 	s.mu.Lock()
 	dirty := s.liveDirty
-	s.liveDirty = false
+	// It reads every offer: at most once per liveRefreshEvery, so that
+	// with many offers (a fleet of workers) a busy chain does not pay it
+	// per block; a new offer's worker waits that much longer to link.
+	if dirty && time.Since(s.liveAt) < liveRefreshEvery {
+		dirty = false
+	} else {
+		s.liveDirty, s.liveAt = false, time.Now()
+	}
 	s.mu.Unlock()
 	if t == nil || m == nil || !dirty {
 		return

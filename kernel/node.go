@@ -85,6 +85,7 @@ type Node struct {
 	clock     func() time.Time
 	nodeID    string
 	storage   *storageWorker // fetches and proves the blobs pinned to this node's leases (storage.go)
+	follow    *followHub     // the workers that follow this member (worker_member.go); nil without a transport
 
 	apiAddr   atomic.Value // string, once listening
 	ready     chan struct{}
@@ -220,6 +221,10 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 			// worker its offer names (jobnode.go), pinned blobs to the
 			// holders of their leases (storage.go).
 			n.serveBlobs()
+			// Workers (non-members an offer names) follow the chain and
+			// send their results on KindFollow (worker_member.go).
+			n.follow = newFollowHub(n, t)
+			t.Handle(sosnet.KindFollow, n.follow.handle)
 			pn = quicNet{t}
 		}
 		if n.cluster, err = newCluster(n, pn, members, seed, join); err != nil {
@@ -322,6 +327,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.jobsvc.run(ctx) })
 	g.Go(func() error { return n.storage.run(ctx) })
 	g.Go(func() error { return n.prune(ctx) })
+	if n.follow != nil {
+		g.Go(func() error { return n.follow.run(ctx) })
+	}
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)
@@ -405,6 +413,9 @@ func (n *Node) afterCommit(bb *BuiltBlock, build, commit time.Duration) {
 	n.observe(bb, build, commit)
 	n.signCertificates() // rome: this node's signatures for pending certificates (kernel/rome.go)
 	n.jobsvc.afterCommit(bb)
+	if n.follow != nil {
+		n.follow.afterCommit(bb)
+	}
 	n.storage.Kick() // storage: fetch and prove what this node holds (kernel/storage.go)
 	// Rendering thousands of tx events is done off the block path, in order.
 	if n.running.Load() {

@@ -171,6 +171,11 @@ type MemberInfo struct {
 // memberKey is the state key of a member record.
 func memberKey(nodeID string) []byte { return append([]byte{PrefixCluster, 'm'}, nodeID...) }
 
+// MemberKey is the state key of the record of the member with node id
+// nodeID: what a state proof of membership proves (a worker learns the
+// cluster's members this way, kernel/worker.go).
+func MemberKey(nodeID string) []byte { return memberKey(nodeID) }
+
 // voterIntentKey marks a learner admitted with MemberAdd.AsVoter. It is a
 // key of its own, not a field of the member record, so the records of
 // voters (genesis nodes among them) keep their encoding.

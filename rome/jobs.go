@@ -251,6 +251,11 @@ func (s *store) job(id uint64) (*Job, error) {
 	return &j, nil
 }
 
+// JobKey is the state key of job id's record (a Job in the ledger's
+// canonical encoding): what a state proof of a job proves, for a worker
+// that holds no state of its own (kernel/worker.go).
+func JobKey(id uint64) []byte { return rkey(tagJob, u64(id)) }
+
 func (s *store) putJob(j *Job) error { return s.put(rkey(tagJob, u64(j.ID)), j) }
 
 func (s *store) metered(lease, epoch uint64) (*Metered, error) {

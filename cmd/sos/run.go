@@ -19,12 +19,29 @@ import (
 )
 
 func newRunCmd(g *globals) *cobra.Command {
-	var api, logLevel string
+	var api, logLevel, follow string
+	var worker bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the node: produce blocks and serve the HTTP API",
-		Args:  cobra.NoArgs,
+		Long: `Run the node: produce blocks (as a cluster member) and serve the HTTP API.
+
+With --worker --follow <node-id>@host:port the node runs as a worker instead: a provider's
+machine that is not a cluster member. It keeps no ledger and never votes; it follows the
+member named (its p2p address, see 'sos peers') over QUIC, trusts a committed header only
+when a voter of the cluster signed it and a job only with a state proof against such a
+header, runs the jobs of the offers naming its node key, serves their outputs and sends
+its results through that member. The member accepts it only while a live offer names this
+node's key (rome offer --node <its node account>); fund that account, it pays the results'
+fees. The home needs config.toml (p2p_addr, job_*), node_key.json and the cluster's
+genesis.json (docs/jobs.md, "Workers").`,
+		Example: `  sos run --home ./n1
+  sos run --home ./w1 --worker --follow <node-id>@127.0.0.1:26656`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if worker != (follow != "") {
+				return errors.New("--worker and --follow <node-id>@host:port go together: a worker follows one cluster member")
+			}
 			if os.Getenv("GOGC") == "" {
 				// The heap is mostly short-lived block and tx buffers (an ML-DSA
 				// tx is 3.4 KB, a full block 17 MB); collecting at 100% growth
@@ -43,6 +60,9 @@ func newRunCmd(g *globals) *cobra.Command {
 				opts.Config.LogLevel = logLevel
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: kernel.ParseLogLevel(opts.Config.LogLevel)}))
+			if worker {
+				return runWorker(cmd, g.home, opts, follow)
+			}
 			node, err := kernel.OpenNode(opts)
 			if errors.Is(err, ledger.ErrLocked) {
 				return homeBusy(g.home, err)
@@ -69,7 +89,23 @@ func newRunCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&api, "api", "", "API listen address (overrides api_addr in config.toml)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error")
+	cmd.Flags().BoolVar(&worker, "worker", false, "run as a worker: a provider node that is not a cluster member (needs --follow)")
+	cmd.Flags().StringVar(&follow, "follow", "", "with --worker: the member to follow, <node-id>@host:port (its p2p address)")
 	return cmd
+}
+
+// runWorker runs the home's node as a worker following member.
+func runWorker(cmd *cobra.Command, home string, opts kernel.NodeOptions, member string) error {
+	w, err := kernel.OpenWorker(kernel.WorkerOptions{Home: home, Config: opts.Config, GenesisDoc: opts.GenesisDoc, NodeKey: opts.NodeKey,
+		Follow: member, Logger: opts.Logger})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "sos worker %s (node account %s) following %s, p2p on %s\n", w.NodeID(), opts.NodeKey.Address(), member, w.P2PAddr())
+	return w.Run(ctx)
 }
 
 // pidFileName is the file in a home naming the process that runs its node
