@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sos-kernel/sos/sdk-contracts/jobs/internal/jobfs"
 )
 
 // Known answers (FIPS 180-2 examples and the empty message).
@@ -178,7 +180,7 @@ func TestSha256sumMatchesCoreutils(t *testing.T) {
 	if code := run(nil, strings.NewReader(""), in, out, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	names, err := listInputs(in)
+	names, err := jobfs.ListInputs(in)
 	if err != nil {
 		t.Fatal(err)
 	}
