@@ -32,10 +32,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
-
-	"github.com/sos-kernel/sos/sdk-contracts/jobs/internal/jobfs"
 )
 
 // sumsFile is the output file under /out.
@@ -54,7 +53,7 @@ func run(args []string, stdin io.Reader, inDir, outDir string, stdout, stderr io
 		return 2
 	}
 	if len(names) == 0 {
-		if names, err = jobfs.ListInputs(inDir); err != nil {
+		if names, err = listInputs(inDir); err != nil {
 			fmt.Fprintf(stderr, "sha256sum: list inputs: %v\n", err)
 			return 1
 		}
@@ -100,6 +99,32 @@ func parseArgs(args []string) ([]string, error) {
 		names = append(names, a)
 	}
 	return names, nil
+}
+
+// listInputs returns the regular files under inDir as slash-separated paths
+// relative to it, sorted bytewise. A missing inDir is a job without inputs.
+func listInputs(inDir string) ([]string, error) {
+	var names []string
+	err := filepath.WalkDir(inDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == inDir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(inDir, path)
+			if err != nil {
+				return err
+			}
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	// WalkDir's order is per directory ("a" and its files before "a.txt");
+	// a flat sort is the order a user reads in the listing.
+	slices.Sort(names)
+	return names, err
 }
 
 // hashInput hashes stdin for "-" and otherwise the file name, looked up

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/sos-kernel/sos/sdk-contracts/jobs/internal/jobfs"
 )
 
 // Known answers (FIPS 180-2 examples and the empty message).
@@ -180,7 +178,7 @@ func TestSha256sumMatchesCoreutils(t *testing.T) {
 	if code := run(nil, strings.NewReader(""), in, out, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	names, err := jobfs.ListInputs(in)
+	names, err := listInputs(in)
 	if err != nil {
 		t.Fatal(err)
 	}

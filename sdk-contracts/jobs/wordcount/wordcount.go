@@ -66,8 +66,6 @@ import (
 	"syscall"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/sos-kernel/sos/sdk-contracts/jobs/internal/jobfs"
 )
 
 // Output files under /out.
@@ -104,7 +102,7 @@ func run(args []string, stdin io.Reader, inDir, outDir string, stdout, stderr io
 	names := fl.Args()
 	if len(names) == 0 {
 		var err error
-		if names, err = jobfs.ListInputs(inDir); err != nil {
+		if names, err = listInputs(inDir); err != nil {
 			fmt.Fprintf(stderr, "wordcount: list inputs: %v\n", err)
 			return 1
 		}
@@ -506,4 +504,28 @@ func reason(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// listInputs returns the regular files under inDir as slash-separated paths
+// relative to it, sorted bytewise. A missing inDir is a job without inputs.
+func listInputs(inDir string) ([]string, error) {
+	var names []string
+	err := filepath.WalkDir(inDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == inDir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, err := filepath.Rel(inDir, path)
+			if err != nil {
+				return err
+			}
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	slices.Sort(names)
+	return names, err
 }
