@@ -18,6 +18,7 @@ const maxWherePins = 256
 
 func (n *Node) registerStorageAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/blobs/{id}/where", n.handleBlobWhere)
+	mux.HandleFunc("GET /v1/storage/pins", n.handleStoragePins)
 	mux.HandleFunc("GET /v1/rome/requests/{id}/pins", n.handleRequestPins)
 	mux.HandleFunc("GET /v1/meters", n.handleMeters)
 	mux.HandleFunc("GET /v1/meters/{id}", n.handleMeter)
@@ -60,6 +61,85 @@ func (n *Node) handleBlobWhere(w http.ResponseWriter, r *http.Request) {
 	if len(out.Pins) == 0 && !out.Local {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("kernel: blob %s is neither pinned nor on this node: %w", id, blob.ErrNotFound))
 		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Bounds of GET /v1/storage/pins: pins listed by default and at most.
+const (
+	defStoragePins = 500
+	maxStoragePins = 1000
+)
+
+// handleStoragePins lists pinned blobs, newest request first and in pin
+// order within a request, each with its holders (as GET
+// /v1/blobs/{id}/where) and the request that pays for it: the storage
+// view of the TUI in one call. ?limit= bounds the pins (default 500, at
+// most 1000).
+func (n *Node) handleStoragePins(w http.ResponseWriter, r *http.Request) {
+	m, st, ok := n.romeState(w)
+	if !ok {
+		return
+	}
+	limit, err := queryUint(r, "limit")
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if limit == 0 {
+		limit = defStoragePins
+	}
+	limit = min(limit, maxStoragePins)
+	clock, err := m.Clock(st)
+	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	out := client.StoragePins{Epoch: clock.Epoch, Height: n.store.Head().Height, Pins: []client.StoragePin{}}
+	// Stop at the request that reaches the limit: its pins decide.
+	left := int(limit)
+	reqs, err := m.Requests(st, 0, func(rq *rome.Request) bool {
+		if left <= 0 || rq.Pins == 0 {
+			return false
+		}
+		left -= int(rq.Pins)
+		return true
+	})
+	if err != nil {
+		writeErr(w, romeStatus(err), err)
+		return
+	}
+	for i := range reqs {
+		rq := &reqs[i]
+		pins, err := m.RequestPins(st, rq.ID, int(limit)-len(out.Pins))
+		if err != nil {
+			writeErr(w, romeStatus(err), fmt.Errorf("kernel: request %d pins: %w", rq.ID, err))
+			return
+		}
+		for _, p := range pins {
+			sp := client.StoragePin{BlobID: p.Blob.ID.String(), Consumer: rq.Owner.String(), RequestStatus: rome.StatusName(rq.Status),
+				OpenReplicas: rq.Open, Repairs: rq.Repairs, EndEpoch: rq.EndEpoch,
+				BlobPin: client.BlobPin{RequestID: rq.ID, Pin: p.Index, Size: p.Blob.Size, Height: p.Height, Epoch: p.Epoch,
+					Replicas: rq.Replicas, Holders: []client.BlobHolder{}}}
+			// The blob's pins carry the holders; this request's is one of them.
+			where, err := m.BlobPins(st, p.Blob.ID, maxWherePins)
+			if err != nil {
+				writeErr(w, romeStatus(err), fmt.Errorf("kernel: blob %s: %w", p.Blob.ID, err))
+				return
+			}
+			for _, ps := range where {
+				if ps.RequestID != rq.ID || ps.Pin != p.Index {
+					continue
+				}
+				for _, h := range ps.Holders {
+					sp.Holders = append(sp.Holders, apiHolder(h))
+				}
+			}
+			out.Pins = append(out.Pins, sp)
+		}
+		if len(out.Pins) >= int(limit) {
+			break
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -44,6 +44,29 @@ type BlobWhere struct {
 	Height uint64    `json:"height"`
 }
 
+// StoragePin is one pinned blob in GET /v1/storage/pins: the pin with
+// its holders, and the request that pays for it.
+type StoragePin struct {
+	BlobID string `json:"blob_id"`
+	BlobPin
+	Consumer      string `json:"consumer"`       // the request's owner
+	RequestStatus string `json:"request_status"` // open, filled, done, ...
+	// OpenReplicas wait for a lease (a replica being re-placed after a
+	// repair, or never placed); Repairs counts replicas moved after
+	// missed proofs; the replicas end at EndEpoch.
+	OpenReplicas uint16 `json:"open_replicas"`
+	Repairs      uint32 `json:"repairs"`
+	EndEpoch     uint64 `json:"end_epoch"`
+}
+
+// StoragePins lists pinned blobs, newest request first
+// (GET /v1/storage/pins).
+type StoragePins struct {
+	Epoch  uint64       `json:"epoch"` // the market's current epoch
+	Height uint64       `json:"height"`
+	Pins   []StoragePin `json:"pins"`
+}
+
 // Meter is a registered metering device.
 type Meter struct {
 	MeterID  uint64 `json:"meter_id"`
@@ -62,6 +85,17 @@ type Meter struct {
 func (c *Client) BlobWhere(ctx context.Context, id string) (*BlobWhere, error) {
 	var out BlobWhere
 	return &out, c.GetJSON(ctx, "/v1/blobs/"+url.PathEscape(id)+"/where", &out)
+}
+
+// StoragePins lists pinned blobs with their holders, newest request
+// first (limit 0: the node's default, 500; at most 1000).
+func (c *Client) StoragePins(ctx context.Context, limit int) (*StoragePins, error) {
+	var out StoragePins
+	path := "/v1/storage/pins"
+	if limit > 0 {
+		path += fmt.Sprintf("?limit=%d", limit)
+	}
+	return &out, c.GetJSON(ctx, path, &out)
 }
 
 // Meters lists registered meters (owner "" : all).
