@@ -18,7 +18,7 @@ func defaultKeys() keyMap {
 		Help:     b([]string{"?"}, "?", "all keys"),
 		NextTab:  b([]string{"tab", "right", "l"}, "tab/→", "next view"),
 		PrevTab:  b([]string{"shift+tab", "left", "h"}, "shift+tab/←", "previous view"),
-		Tabs:     b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "go to view"),
+		Tabs:     b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "0"}, "1-9,0", "go to view"),
 		NextNode: b([]string{"n"}, "n", "next node"),
 		Refresh:  b([]string{"r"}, "r", "refresh now"),
 		Up:       b([]string{"up", "k"}, "↑/k", "up"),

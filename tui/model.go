@@ -16,7 +16,7 @@ import (
 
 // tab is one view of the inspector. Adding a view is writing one type that
 // implements it and appending it to the registry in newModel (its position
-// is its digit key).
+// is its digit key: 1-9, then 0 for the tenth).
 type tab interface {
 	// title names the tab in the tab bar.
 	title() string
@@ -199,6 +199,7 @@ func newModel(f fetcher, urls []string, opts Options) *model {
 		newCertsTab(),
 		newJobsTab(),
 		newGovTab(),
+		newStorageTab(),
 	}
 	m.help.SetWidth(e.width)
 	return m
@@ -353,7 +354,7 @@ func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
 		m.showHelp = true
 		return nil
 	case key.Matches(msg, k.Tabs):
-		return m.show(int(msg.String()[0] - '1'))
+		return m.show(tabIndex(msg.String()))
 	case key.Matches(msg, k.NextTab):
 		return m.show((m.active + 1) % len(m.tabs))
 	case key.Matches(msg, k.PrevTab):
@@ -412,11 +413,37 @@ func (m *model) render() string {
 	return frame(lines, w, h)
 }
 
+// tabDigit is the key of the i-th tab: 1-9, then 0.
+func tabDigit(i int) string {
+	if i == 9 {
+		return "0"
+	}
+	return string(rune('1' + i))
+}
+
+// tabIndex is the tab a digit key shows.
+func tabIndex(digit string) int {
+	if digit == "0" {
+		return 9
+	}
+	return int(digit[0] - '1')
+}
+
+// tabBar draws the tab labels, as compact as the width needs: padded,
+// then without padding, then without the space after the digit, then the
+// other tabs' titles cut shorter (the shown one keeps its name), down to
+// their digits alone.
 func (m *model) tabBar(w int) string {
 	st := m.e.st
-	bar := m.tabLabels(" ", " ")
+	bar := m.tabLabels(" ", " ", " ", -1)
 	if ansi.StringWidth(bar) > w {
-		bar = m.tabLabels("", " ") // narrow terminals: no padding around the labels
+		bar = m.tabLabels("", " ", " ", -1)
+	}
+	if ansi.StringWidth(bar) > w {
+		bar = m.tabLabels("", " ", "", -1)
+	}
+	for cut := 6; ansi.StringWidth(bar) > w && cut >= 0; cut-- {
+		bar = m.tabLabels("", " ", "", cut)
 	}
 	if len(m.e.nodes) > 1 {
 		right := st.dim.Render(" node " + itoa(m.e.focus+1) + "/" + itoa(len(m.e.nodes)))
@@ -427,16 +454,24 @@ func (m *model) tabBar(w int) string {
 	return bar
 }
 
-// tabLabels draws the tab names, each "N Title" inside pad, separated
-// by sep.
-func (m *model) tabLabels(pad, sep string) string {
+// tabLabels draws the tab names, each "N Title" (N, gap, title) inside
+// pad, separated by sep; cut ≥ 0 cuts the titles of the tabs not shown to
+// that many characters.
+func (m *model) tabLabels(pad, sep, gap string, cut int) string {
 	st := m.e.st
 	var b strings.Builder
 	for i, t := range m.tabs {
 		if i > 0 && pad == "" {
 			b.WriteString(sep)
 		}
-		label := pad + string(rune('1'+i)) + " " + t.title() + pad
+		title := t.title()
+		if cut >= 0 && i != m.active && len(title) > cut {
+			title = title[:cut]
+		}
+		if title != "" {
+			title = gap + title
+		}
+		label := pad + tabDigit(i) + title + pad
 		if i == m.active {
 			b.WriteString(st.tabActive.Render(label))
 		} else {

@@ -415,8 +415,8 @@ func TestKeys(t *testing.T) {
 		key  string
 		want int // active tab after the key
 	}{
-		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 5}, {"tab", 6}, {"tab", 7}, {"tab", 8}, {"tab", 0}, {"shift+tab", 8},
-		{"6", 5}, {"7", 6}, {"8", 7}, {"1", 0}, {"9", 8},
+		{"tab", 1}, {"tab", 2}, {"shift+tab", 1}, {"5", 4}, {"tab", 5}, {"tab", 6}, {"tab", 7}, {"tab", 8}, {"tab", 9}, {"tab", 0},
+		{"shift+tab", 9}, {"6", 5}, {"7", 6}, {"8", 7}, {"1", 0}, {"9", 8}, {"0", 9},
 	}
 	for _, s := range steps {
 		send(m, keys(s.key)...)
