@@ -233,9 +233,17 @@ func TestGoldenStorage(t *testing.T) {
 		setup func(m *model)
 	}{
 		{"storage", func(m *model) { send(m, keys("0")...); send(m, testStorage()) }},
-		{"storage_pin", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("down", "down", "enter")...) }},
+		{"storage_pin", func(m *model) {
+			send(m, keys("0")...)
+			send(m, testStorage())
+			send(m, keys("down", "down", "enter")...)
+		}},
 		{"storage_providers", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("s")...) }},
-		{"storage_provider", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("s", "down", "down", "enter")...) }},
+		{"storage_provider", func(m *model) {
+			send(m, keys("0")...)
+			send(m, testStorage())
+			send(m, keys("s", "down", "down", "enter")...)
+		}},
 		{"storage_meters", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S")...) }},
 		{"storage_meter", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S", "enter")...) }},
 		{"storage_filter", func(m *model) {
