@@ -61,6 +61,7 @@ func TestEndToEnd(t *testing.T) {
 	run("keys", "add", "bob", "--home", home)
 	bob := strings.TrimSpace(run("keys", "show", "bob", "--home", home))
 	run("genesis", "add-account", "alice", "1000TFLP", "--home", home)
+	run("genesis", "add-account", "bob", "1000TFLP", "--home", home)
 
 	url := startNode(t, ctx, sos, home)
 
@@ -124,6 +125,55 @@ func TestEndToEnd(t *testing.T) {
 	waitScreen(t, d, "the governance view", func(s string) bool {
 		return strings.Contains(s, "Governance") && strings.Contains(s, "no proposals yet") && strings.Contains(s, "quorum_bps")
 	})
+	// Storage from the real node: alice offers storage with a bond (her
+	// node holds it), bob's one-replica request is matched, a blob pinned
+	// to it appears in the Storage view, its holder fetches and proves it.
+	run("rome", "offer", "--from", "alice", "--capacity", "storage=500", "--price", "storage=2uTFLP", "--region", "eu-west", "--bond", "50TFLP",
+		"--home", home, "--node", url)
+	var req struct {
+		ID uint64 `json:"request_id"`
+	}
+	out = run("rome", "request", "--from", "bob", "--demand", "storage=20", "--max-price", "storage=3uTFLP", "--epochs", "10", "--replicas", "1",
+		"--region", "eu-west", "--home", home, "--node", url, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &req); err != nil || req.ID == 0 {
+		t.Fatalf("storage request: %v: %s", err, out)
+	}
+	c, err := client.New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		ls, err := c.RomeLeases(ctx, client.RomeFilter{Owner: bob, Status: "active"})
+		if err == nil && len(ls) > 0 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no storage lease for request %d after 30 s (%v)", req.ID, err)
+		}
+	}
+	blobFile := filepath.Join(t.TempDir(), "data.bin")
+	if err := os.WriteFile(blobFile, bytes.Repeat([]byte("sos storage e2e "), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var put struct {
+		ID string `json:"blob_id"`
+	}
+	out = run("blob", "put", blobFile, "--home", home, "--node", url, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &put); err != nil || put.ID == "" {
+		t.Fatalf("blob put: %v: %s", err, out)
+	}
+	run("blob", "pin", put.ID, "--request", u64(req.ID), "--from", "bob", "--home", home, "--node", url)
+	d.keys("0")
+	pinRow := regexp.MustCompile(`(?m)^\S?\s+` + put.ID[:12] + `\S*\s+64\.0 KiB\s+#` + u64(req.ID) + `\s+\d/1\s+(fetching|held)`)
+	waitScreen(t, d, "the pinned blob in the Storage view", pinRow.MatchString)
+	heldRow := regexp.MustCompile(`(?m)^\S?\s+` + put.ID[:12] + `\S*\s+64\.0 KiB\s+#` + u64(req.ID) + `\s+1/1\s+held\s+\d+`)
+	waitScreen(t, d, "the pinned blob proven by its holder", heldRow.MatchString)
+	d.keys("enter")
+	waitScreen(t, d, "the pinned blob's detail", func(s string) bool {
+		return strings.Contains(s, "blob id      "+put.ID) && strings.Contains(s, "Holders (1)") && regexp.MustCompile(`eu-west\s+held`).MatchString(s)
+	})
+	d.keys("backspace")
+
 	// A transaction hash typed in the Blocks filter is looked up on the
 	// node and opens in its block.
 	d.keys("2")
