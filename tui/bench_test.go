@@ -57,7 +57,46 @@ func BenchmarkView(b *testing.B) {
 			}
 			benchFrames(b, m)
 		})
+		b.Run(fmt.Sprintf("storage=1000/%dx%d", size[0], size[1]), func(b *testing.B) {
+			m := loaded(b, size[0], size[1])
+			send(m, keys("0")...)
+			send(m, bigStorage(1000))
+			send(m, keys("pgdown", "pgdown")...)
+			if st := m.tabs[9].(*storageTab); len(st.pins) != 1000 || len(st.provs) != 50 || len(st.meters) != 100 {
+				b.Fatalf("%d pins, %d providers, %d meters loaded", len(st.pins), len(st.provs), len(st.meters))
+			}
+			benchFrames(b, m)
+		})
 	}
+}
+
+// bigStorage is n pinned blobs of 3 replicas each held by 50 providers,
+// with 100 meters.
+func bigStorage(n int) storageMsg {
+	msg := testStorage()
+	base := msg.pins.Pins[0]
+	prov := func(i int) string { return fmt.Sprintf("sos1qprov%02d%048dx", i%50, 0) }
+	msg.pins.Pins, msg.providers, msg.meters = nil, nil, nil
+	for i := 0; i < n; i++ {
+		p := base
+		p.BlobID, p.RequestID = hash(uint64(i), 'a'), uint64(n-i)
+		p.Holders = append([]client.BlobHolder(nil), base.Holders...)
+		for j := range p.Holders {
+			p.Holders[j].Provider = prov(i + j)
+		}
+		msg.pins.Pins = append(msg.pins.Pins, p)
+	}
+	for i := 0; i < 50; i++ {
+		r := testStorage().providers[i%3]
+		r.Address = prov(i)
+		msg.providers = append(msg.providers, r)
+	}
+	for i := 0; i < 100; i++ {
+		m := testStorage().meters[0]
+		m.MeterID, m.Owner = uint64(100-i), prov(i)
+		msg.meters = append(msg.meters, m)
+	}
+	return msg
 }
 
 // bigRome is the fixture market with n offers, requests and leases and
