@@ -24,23 +24,33 @@
 // data, limits, result, outputs, whether this node's verifier reproduced
 // the result, and a challenge) and 9 Gov (governance proposals, voting
 // ones first, with the live tally against quorum and threshold, the votes
-// and the current parameters). The Overview ends with the node's recent
+// and the current parameters) and 0 Storage (GET /v1/storage/pins: pinned
+// blobs with replicas proven/wanted, their holders' last proof heights and
+// misses, and a state — fetching, held, missed, repairing, ended —; the
+// storage record of each provider that holds one or owns a meter: proofs
+// ok/missed, bond left, slashed; the meters with their last reading and
+// the energy settled on their word, from the certificates that name them;
+// enter opens an item). The Overview ends with the node's recent
 // log lines (GET /v1/logs). The Cluster view shows per node its lag behind
 // the leader, the age of its newest block (stalled past 30 s, in red),
 // raft commit/applied index and mempool, and lists the members the nodes
 // report that no --node URL reaches. A node without the market API (404) says
-// so. A terminal too narrow for the tab bar drops the labels' padding.
+// so. A terminal too narrow for the tab bar drops the labels' padding,
+// then the space after each digit, then cuts the titles of the tabs not
+// shown.
 //
-// Keys: 1-9 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
+// Keys: 1-9 and 0 or tab/shift+tab (also →/←, l/h) switch views; ↑↓ (k/j), pgup/pgdn,
 // g/G move in lists (the cursor stays on its item while live data
 // arrives, so enter opens what is selected); enter opens (block →
-// transaction → receipt, instance → storage); esc goes back or clears a
+// transaction → receipt, instance → storage, a pinned blob, provider or
+// meter → its detail); esc goes back or clears a
 // filter; / filters the list by what a user searches for, not only the
 // shown columns (blocks: a transaction's hash, sender or kind, of blocks
 // seen live or opened; a whole transaction hash is looked up on the node
 // and opens that transaction; in Accounts it looks
 // up an address); x toggles hex/text in the storage
-// browser; s/S switch the ROME view's list; n shows the next node; r
+// browser; s/S switch the ROME, Jobs and Storage views' lists; n shows
+// the next node; r
 // refreshes now; ? lists every key; q or ctrl+c quits.
 //
 // How it is built (the bubbletea habits of the style guide):
