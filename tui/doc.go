@@ -26,7 +26,8 @@
 // ones first, with the live tally against quorum and threshold, the votes
 // and the current parameters) and 0 Storage (GET /v1/storage/pins: pinned
 // blobs with replicas proven/wanted, their holders' last proof heights and
-// misses, and a state — fetching, held, missed, repairing, ended —; the
+// misses, and a state — fetching, held, waiting, missed,
+// repairing, ended —; the
 // storage record of each provider that holds one or owns a meter: proofs
 // ok/missed, bond left, slashed; the meters with their last reading and
 // the energy settled on their word, from the certificates that name them;

@@ -321,6 +321,9 @@ func (t *storageTab) set(msg storageMsg) {
 	}
 	t.partial = msg.partial
 	t.jpu = msg.jpu
+	if msg.pins == nil {
+		msg.pins = &client.StoragePins{}
+	}
 	t.epoch, t.height = msg.pins.Epoch, msg.pins.Height
 	t.pins = append(t.pins[:0], msg.pins.Pins...)
 	t.pinStates = t.pinStates[:0]
@@ -479,15 +482,19 @@ func holderState(h *client.BlobHolder, epoch uint64) string {
 
 // pinState is a pinned blob's state: missed when a holder missed its last
 // challenge; repairing when a replica was lost and fewer than the wanted
-// replicas are proven (its new holder fetches from the others); fetching
-// while a holder has not proved it yet; held when the wanted replicas
-// hold it; ended when the request no longer pays for it.
+// replicas are proven (its new holder fetches from the others); waiting
+// while no lease holds it (the request waits for offers); fetching while
+// a holder has not proved it yet; held when the wanted replicas proved
+// it; ended when the request no longer pays for it.
 func pinState(p *client.StoragePin, epoch uint64) string {
 	if p.EndEpoch > 0 && epoch >= p.EndEpoch || p.RequestStatus == "cancelled" || p.RequestStatus == "expired" || p.RequestStatus == "done" {
 		return "ended"
 	}
-	held, dropped, fetching, missed := 0, false, false, false
+	held, holding, dropped, fetching, missed := 0, 0, false, false, false
 	for i := range p.Holders {
+		if p.Holders[i].Holding {
+			holding++
+		}
 		switch holderState(&p.Holders[i], epoch) {
 		case "held":
 			held++
@@ -505,6 +512,8 @@ func pinState(p *client.StoragePin, epoch uint64) string {
 		return "missed"
 	case held < wanted && (dropped || p.Repairs > 0):
 		return "repairing"
+	case holding == 0:
+		return "waiting"
 	case fetching || held < wanted:
 		return "fetching"
 	}
@@ -515,7 +524,7 @@ func stateText(st styles, s string) string {
 	switch s {
 	case "held":
 		return st.good.Render(s)
-	case "fetching", "repairing":
+	case "fetching", "repairing", "waiting":
 		return st.warn.Render(s)
 	case "missed":
 		return st.bad.Render(s)
@@ -603,7 +612,7 @@ func (t *storageTab) view(e *env, w, h int) string {
 	lines := []string{title + fmt.Sprintf("  epoch %d · height %d", t.epoch, t.height) +
 		st.dim.Render(fmt.Sprintf(" · %s (%s) · %s", plural(len(t.pins), "pinned blob"), bytesHuman(int64(t.pinnedBytes)), plural(len(t.meters), "meter")))}
 	var states []string
-	for _, s := range []string{"held", "fetching", "missed", "repairing", "ended"} {
+	for _, s := range []string{"held", "fetching", "waiting", "missed", "repairing", "ended"} {
 		if c := t.counts[s]; c > 0 || s == "held" {
 			states = append(states, stateText(st, fmt.Sprintf("%d %s", c, s)))
 		}

@@ -79,6 +79,10 @@ func TestStorageStates(t *testing.T) {
 			t.Errorf("pin %d: %s, want %s", i, got, want[i])
 		}
 	}
+	unplaced := client.StoragePin{RequestStatus: "open", EndEpoch: 80, BlobPin: client.BlobPin{Replicas: 2}}
+	if s := pinState(&unplaced, 40); s != "waiting" {
+		t.Errorf("no lease holds it: %s", s)
+	}
 	h := client.BlobHolder{Holding: true, LastProofHeight: 1100, LastProofEpoch: 0, Misses: 1, LastMissEpoch: 39}
 	if s := holderState(&h, 40); s != "missed" {
 		t.Errorf("missed epoch 39, no proof since: %s", s)
@@ -216,6 +220,10 @@ func TestStorageErrors(t *testing.T) {
 	send(m, storageMsg{node: 0, err: &client.HTTPError{Status: 503, Msg: "rome: no market"}})
 	if !strings.Contains(screen(m), "the ROME market is not configured") {
 		t.Fatalf("503:\n%s", screen(m))
+	}
+	send(m, storageMsg{node: 0}) // an answer without pins is an empty list, not a crash
+	if !strings.Contains(screen(m), "no blob pinned yet") {
+		t.Fatalf("nil pins:\n%s", screen(m))
 	}
 	send(m, storageMsg{node: 0, pins: &client.StoragePins{Epoch: 1, Pins: []client.StoragePin{}}})
 	if !strings.Contains(screen(m), "no blob pinned yet") {
