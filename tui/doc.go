@@ -26,12 +26,11 @@
 // ones first, with the live tally against quorum and threshold, the votes
 // and the current parameters) and 0 Storage (GET /v1/storage/pins: pinned
 // blobs with replicas proven/wanted, their holders' last proof heights and
-// misses, and a state — fetching, held, waiting, missed,
-// repairing, ended —; the
-// storage record of each provider that holds one or owns a meter: proofs
-// ok/missed, bond left, slashed; the meters with their last reading and
-// the energy settled on their word, from the certificates that name them;
-// enter opens an item). The Overview ends with the node's recent
+// misses, and a state — fetching, held, waiting, missed, repairing,
+// ended —; the storage record of each provider that holds one or owns a
+// meter: proofs ok/missed, bond left, slashed; the meters with their last
+// reading and the energy settled on their word, from the certificates
+// that name them; enter opens an item). The Overview ends with the node's recent
 // log lines (GET /v1/logs). The Cluster view shows per node its lag behind
 // the leader, the age of its newest block (stalled past 30 s, in red),
 // raft commit/applied index and mempool, and lists the members the nodes
