@@ -235,32 +235,35 @@ func TestStorageErrors(t *testing.T) {
 	}
 }
 
+// storageScenarios are the Storage view's golden frames.
+var storageScenarios = []struct {
+	name  string
+	setup func(m *model)
+}{
+	{"storage", func(m *model) { send(m, keys("0")...); send(m, testStorage()) }},
+	{"storage_pin", func(m *model) {
+		send(m, keys("0")...)
+		send(m, testStorage())
+		send(m, keys("down", "down", "enter")...)
+	}},
+	{"storage_providers", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("s")...) }},
+	{"storage_provider", func(m *model) {
+		send(m, keys("0")...)
+		send(m, testStorage())
+		send(m, keys("s", "down", "down", "enter")...)
+	}},
+	{"storage_meters", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S")...) }},
+	{"storage_meter", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S", "enter")...) }},
+	{"storage_filter", func(m *model) {
+		send(m, keys("0")...)
+		send(m, testStorage())
+		send(m, keys("/", "repairing", "enter")...)
+	}},
+	{"storage_help", func(m *model) { send(m, keys("0", "?")...) }},
+}
+
 func TestGoldenStorage(t *testing.T) {
-	scenarios := []struct {
-		name  string
-		setup func(m *model)
-	}{
-		{"storage", func(m *model) { send(m, keys("0")...); send(m, testStorage()) }},
-		{"storage_pin", func(m *model) {
-			send(m, keys("0")...)
-			send(m, testStorage())
-			send(m, keys("down", "down", "enter")...)
-		}},
-		{"storage_providers", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("s")...) }},
-		{"storage_provider", func(m *model) {
-			send(m, keys("0")...)
-			send(m, testStorage())
-			send(m, keys("s", "down", "down", "enter")...)
-		}},
-		{"storage_meters", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S")...) }},
-		{"storage_meter", func(m *model) { send(m, keys("0")...); send(m, testStorage()); send(m, keys("S", "enter")...) }},
-		{"storage_filter", func(m *model) {
-			send(m, keys("0")...)
-			send(m, testStorage())
-			send(m, keys("/", "repairing", "enter")...)
-		}},
-		{"storage_help", func(m *model) { send(m, keys("0", "?")...) }},
-	}
+	scenarios := storageScenarios
 	for _, size := range [][2]int{{80, 24}, {160, 48}} {
 		for _, sc := range scenarios {
 			name := fmt.Sprintf("%s_%dx%d", sc.name, size[0], size[1])
@@ -293,5 +296,16 @@ func TestTabBarFitsTenTabs(t *testing.T) {
 	send(m, tea.WindowSizeMsg{Width: 30, Height: 24})
 	if bar = strings.Split(screen(m), "\n")[0]; bar != "1 2 3 4 5 6 7 8 9 0Storage" {
 		t.Fatalf("30 columns: %q", bar)
+	}
+}
+
+func TestStorageResizeNeverWraps(t *testing.T) {
+	for _, sc := range storageScenarios {
+		m := loaded(t, 160, 48)
+		sc.setup(m)
+		for _, sz := range [][2]int{{80, 24}, {100, 30}, {81, 25}, {200, 60}, {40, 10}} {
+			send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+			checkFrame(t, screen(m), sz[0], sz[1])
+		}
 	}
 }
