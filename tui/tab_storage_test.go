@@ -1,8 +1,12 @@
 package tui
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
@@ -307,5 +311,80 @@ func TestStorageResizeNeverWraps(t *testing.T) {
 			send(m, tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
 			checkFrame(t, screen(m), sz[0], sz[1])
 		}
+	}
+}
+
+// TestStorageFetch runs the Storage view's command against a node serving
+// fixture answers: the pins, the providers of their holders and of the
+// meters (one of which fails: the view says it is partly loaded), the
+// certificates measured by a meter (others dropped), joules per energy
+// unit, and the metered epochs of the meter owner's active energy leases
+// only (not a compute lease, not a lease it is the consumer of).
+func TestStorageFetch(t *testing.T) {
+	fx := testStorage()
+	var usageAsked []string
+	routes := map[string]any{
+		"/v1/storage/pins":           fx.pins,
+		"/v1/meters":                 fx.meters,
+		"/v1/certs":                  append(fx.certs, client.Certificate{Statement: client.CertStatement{ID: 40, Amount: 9, Measured: "proofs"}}),
+		"/v1/rome/params":            map[string]any{"joules_per_energy_unit": 1000, "epoch_blocks": 10},
+		"/v1/providers/" + addrAlice: fx.providers[0],
+		"/v1/providers/" + addrCarol: fx.providers[2],
+		"/v1/rome/leases": []client.RomeLease{
+			{ID: 21, Provider: addrAlice, Consumer: addrBob, Amounts: map[string]uint64{"energy": 50}},
+			{ID: 20, Provider: addrAlice, Consumer: addrBob, Amounts: map[string]uint64{"energy": 50, "compute": 5}},
+			{ID: 19, Provider: addrAlice, Consumer: addrBob, Amounts: map[string]uint64{"compute": 5}},
+			{ID: 18, Provider: addrBob, Consumer: addrAlice, Amounts: map[string]uint64{"energy": 5}},
+		},
+		"/v1/rome/leases/20/usage": client.LeaseUsage{LeaseID: 20, Epoch: 40, Epochs: []client.MeteredEpoch{
+			{Epoch: 39, Settled: true, Meters: []client.MeterEpoch{{Kind: "energy", MeterID: 2, Amount: 2_300_000, Measure: "mJ", Readings: 3}}},
+			{Epoch: 40, Meters: []client.MeterEpoch{{Kind: "energy", MeterID: 2, Amount: 1_200_000, Measure: "mJ", Readings: 2}}},
+		}},
+		"/v1/rome/leases/21/usage": client.LeaseUsage{LeaseID: 21, Epoch: 40, Epochs: []client.MeteredEpoch{{Epoch: 40}}},
+	}
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/usage") {
+			usageAsked = append(usageAsked, r.URL.Path)
+		}
+		if r.URL.Path == "/v1/rome/leases" && r.URL.Query().Get("owner") != addrAlice {
+			json.NewEncoder(w).Encode([]client.RomeLease{})
+			return
+		}
+		v, ok := routes[r.URL.Path]
+		if !ok {
+			http.Error(w, `{"error":"no such thing"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, ok := fetcher{ctx: t.Context(), clients: []*client.Client{c}}.storage(0)().(storageMsg)
+	if !ok || msg.err != nil {
+		t.Fatalf("fetch: %#v", msg)
+	}
+	if len(msg.pins.Pins) != 5 || len(msg.meters) != 2 || len(msg.certs) != 3 || msg.jpu != 1000 {
+		t.Fatalf("pins %d, meters %d, certs %d, jpu %d", len(msg.pins.Pins), len(msg.meters), len(msg.certs), msg.jpu)
+	}
+	if len(msg.providers) != 2 || msg.partial == nil || !strings.Contains(msg.partial.Error(), addrBob) {
+		t.Fatalf("providers %d, partial %v", len(msg.providers), msg.partial)
+	}
+	if strings.Join(usageAsked, " ") != "/v1/rome/leases/21/usage /v1/rome/leases/20/usage" {
+		t.Fatalf("usage asked for %v", usageAsked)
+	}
+	if u := msg.uses[2]; len(u) != 2 || u[0].lease != 20 || !u[0].settled || u[1].amount != 1_200_000 {
+		t.Fatalf("meter 2 uses: %+v", u)
+	}
+	m := loaded(t, 120, 40)
+	send(m, keys("0")...)
+	send(m, msg)
+	if got := screen(m); !strings.Contains(got, "partly loaded: provider sos1qbob") {
+		t.Fatalf("the partial answer is not said:\n%s", got)
 	}
 }
