@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -648,4 +649,76 @@ func TestJobConcurrent(t *testing.T) {
 			t.Errorf("run %d concurrently: %+v\nalone: %+v", i, got[i], want[i])
 		}
 	}
+}
+
+// exampleJob reads sdk-contracts/jobs/NAME/NAME.wasm, built by make
+// contracts; the test skips when it is not.
+func exampleJob(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "sdk-contracts", "jobs", name, name+".wasm"))
+	if err != nil {
+		tb.Skipf("example job %s not built (make contracts): %v", name, err)
+	}
+	return b
+}
+
+// TestJobExamples runs the example jobs of sdk-contracts/jobs in the
+// executor and checks their answers.
+func TestJobExamples(t *testing.T) {
+	v := testJobVM(t, 0)
+	ctx := context.Background()
+	run := func(name string, spec JobSpec) JobResult {
+		wasm := exampleJob(t, name)
+		res, err := v.RunJob(ctx, sha256.Sum256(wasm), JobBytes("", wasm), spec)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Status != JobExited || res.ExitCode != 0 {
+			t.Fatalf("%s: %v %d %v\n%s", name, res.Status, res.ExitCode, res.Err, res.Stderr)
+		}
+		return res
+	}
+	t.Run("sha256sum", func(t *testing.T) {
+		spec := testJobSpec()
+		spec.Inputs = []JobFile{JobBytes("a.txt", []byte("abc")), JobBytes("big.bin", bytes.Repeat([]byte("sos "), 1<<20)), JobBytes("empty", nil)}
+		res := run("sha256sum", spec)
+		var want strings.Builder
+		for _, in := range []string{"a.txt", "big.bin", "empty"} { // sorted
+			for _, f := range spec.Inputs {
+				if f.Name == in {
+					b := make([]byte, f.Size)
+					f.Data.ReadAt(b, 0)
+					fmt.Fprintf(&want, "%x  %s\n", sha256.Sum256(b), in)
+				}
+			}
+		}
+		if string(res.Stdout) != want.String() || len(res.Outputs) != 1 || res.Outputs[0].Path != "SHA256SUMS" ||
+			string(res.Outputs[0].Data) != want.String() || res.BytesRead != 3+4<<20 {
+			t.Fatalf("stdout %q outputs %+v read %d, want %q", res.Stdout, res.Outputs, res.BytesRead, want.String())
+		}
+	})
+	t.Run("wordcount", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("compiles another 3 MB module")
+		}
+		spec := testJobSpec("-top", "2")
+		spec.Inputs = []JobFile{JobBytes("text.txt", []byte("the cat and the dog and THE bird"))}
+		res := run("wordcount", spec)
+		if !strings.HasPrefix(string(res.Stdout), "3\tthe\n2\tand\n") {
+			t.Fatalf("stdout %q", res.Stdout)
+		}
+	})
+	t.Run("mandelbrot", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("compiles another 3 MB module")
+		}
+		res := run("mandelbrot", testJobSpec("-width", "64", "-height", "48", "-iter", "50"))
+		if len(res.Outputs) != 1 || res.Outputs[0].Path != "mandelbrot.png" {
+			t.Fatalf("outputs %+v", res.Outputs)
+		}
+		img, err := png.Decode(bytes.NewReader(res.Outputs[0].Data))
+		if err != nil || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+			t.Fatalf("png: %v %v", err, img)
+		}
+	})
 }
