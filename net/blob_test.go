@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -125,6 +126,16 @@ func haveChunks(s *blob.Store, id blob.ID) uint64 {
 	return info.Have / blob.ChunkSize
 }
 
+// authorizations are the server's authorization calls so far. The book is
+// written on the server's goroutines, ordered before what the test sees
+// only through the network, which the race detector cannot see: read it
+// under its lock.
+func (lb *ledgerBook) authorizations() []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return slices.Clone(lb.asked)
+}
+
 func (lb *ledgerBook) totals(p PeerID) (uint64, int) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
@@ -182,8 +193,8 @@ func TestFetchBlob(t *testing.T) {
 	if served != want || chunks != 6 || st.Sources[0].Bytes != st.Bytes || st.Sources[0].Chunks != 6 {
 		t.Fatalf("server accounted %d bytes in %d chunks, fetcher %+v; want %d bytes", served, chunks, st.Sources[0], want)
 	}
-	if len(book.asked) != 1 || book.asked[0] != string(b.ID())+"/"+id.String()+"/job/42" {
-		t.Fatalf("authorization asked %q", book.asked)
+	if asked := book.authorizations(); len(asked) != 1 || asked[0] != string(b.ID())+"/"+id.String()+"/job/42" {
+		t.Fatalf("authorization asked %q", asked)
 	}
 
 	st, err = b.FetchBlob(ctxT(t, 5*time.Second), id, size, []PeerID{a.ID()}, sb, "job/42")
