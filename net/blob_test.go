@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,31 @@ type ledgerBook struct {
 	served  map[PeerID]uint64
 	chunks  map[PeerID]int
 	allowed func(peer PeerID) bool
+	hold    func(peer PeerID, chunks int) // see holdAfter
+}
+
+// holdAfter makes the server, right after it has sent peer its nth chunk
+// (counted since the book began) and before it evaluates the failpoints of
+// the next, wait until done reports true, bounded by 10 s: so a failpoint
+// that breaks the connection at the next chunk does so after the fetcher
+// verified what it was sent, however slow the machine, rather than after a
+// sleep that a loaded machine may outlast.
+func (lb *ledgerBook) holdAfter(t testing.TB, peer PeerID, n int, done func() bool) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	lb.hold = func(p PeerID, chunks int) {
+		if p != peer || chunks != n {
+			return
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Errorf("server held after chunk %d to %.8s: condition still false after 10s", n, peer)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // serve makes n serve s, authorizing peers that allowed approves (all when nil).
@@ -79,12 +105,35 @@ func serve(n *node, s *blob.Store, allowed func(PeerID) bool) *ledgerBook {
 		},
 		Account: func(peer PeerID, _ blob.ID, _ string, bytes uint64) {
 			lb.mu.Lock()
-			defer lb.mu.Unlock()
 			lb.served[peer] += bytes
 			lb.chunks[peer]++
+			hold, n := lb.hold, lb.chunks[peer]
+			lb.mu.Unlock()
+			if hold != nil {
+				hold(peer, n)
+			}
 		},
 	})
 	return lb
+}
+
+// haveChunks is how many whole chunks of id s has verified so far.
+func haveChunks(s *blob.Store, id blob.ID) uint64 {
+	info, err := s.Stat(id)
+	if err != nil {
+		return 0
+	}
+	return info.Have / blob.ChunkSize
+}
+
+// authorizations are the server's authorization calls so far. The book is
+// written on the server's goroutines, ordered before what the test sees
+// only through the network, which the race detector cannot see: read it
+// under its lock.
+func (lb *ledgerBook) authorizations() []string {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return slices.Clone(lb.asked)
 }
 
 func (lb *ledgerBook) totals(p PeerID) (uint64, int) {
@@ -144,8 +193,8 @@ func TestFetchBlob(t *testing.T) {
 	if served != want || chunks != 6 || st.Sources[0].Bytes != st.Bytes || st.Sources[0].Chunks != 6 {
 		t.Fatalf("server accounted %d bytes in %d chunks, fetcher %+v; want %d bytes", served, chunks, st.Sources[0], want)
 	}
-	if len(book.asked) != 1 || book.asked[0] != string(b.ID())+"/"+id.String()+"/job/42" {
-		t.Fatalf("authorization asked %q", book.asked)
+	if asked := book.authorizations(); len(asked) != 1 || asked[0] != string(b.ID())+"/"+id.String()+"/job/42" {
+		t.Fatalf("authorization asked %q", asked)
 	}
 
 	st, err = b.FetchBlob(ctxT(t, 5*time.Second), id, size, []PeerID{a.ID()}, sb, "job/42")
@@ -224,10 +273,11 @@ func TestFetchBlobResumes(t *testing.T) {
 	book := serve(a, sa, nil)
 	size := uint64(len(data))
 
-	// Chunks 0–3 go out at once; before chunk 4 the server waits, so the
-	// fetcher verifies 0–3, then sends 4 and drops the connection before 5.
+	// Chunks 0–3 go out at once; the server waits until the fetcher has
+	// verified them, then sends 4 and drops the connection before 5.
 	sb := memStore(t)
-	enable(t, failpoint.NetBlobDropConn, "4*off->1*sleep(300)->1*return(true)->off")
+	book.holdAfter(t, b.ID(), 4, func() bool { return haveChunks(sb, id) >= 4 })
+	enable(t, failpoint.NetBlobDropConn, "5*off->1*return(true)->off")
 	st, err := b.FetchBlob(ctxT(t, 30*time.Second), id, size, []PeerID{a.ID()}, sb, "t")
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +297,8 @@ func TestFetchBlobResumes(t *testing.T) {
 	c := newNode(t, testKey(t, 3), func(c *Config) { c.BlobRounds = 2 })
 	link(t, a, b, c)
 	sc := memStore(t)
-	enable(t, failpoint.NetBlobDropConn, "4*off->1*sleep(300)->return(true)")
+	book.holdAfter(t, c.ID(), 4, func() bool { return haveChunks(sc, id) >= 4 })
+	enable(t, failpoint.NetBlobDropConn, "4*off->return(true)")
 	st, err = c.FetchBlob(ctxT(t, 30*time.Second), id, size, []PeerID{a.ID()}, sc, "t")
 	if err == nil {
 		t.Fatal("fetch through a connection that always breaks succeeded")

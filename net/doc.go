@@ -78,14 +78,19 @@
 // connection breaks, messages still in flight are lost, and the next Send
 // reconnects (redialing with exponential backoff between Config.MinBackoff and
 // Config.MaxBackoff, bounded by the Send context). A message whose Send
-// failed may or may not have arrived. So delivery is at most once and
-// FIFO per (peer, kind) — what raft expects of its transport, since it
-// retransmits itself. Kinds are independent: a large snapshot chunk on
-// KindSync, or a block-sized log append on KindReplication, does not delay
-// a heartbeat on KindConsensus, which QUIC also schedules first. Handlers
-// run on one goroutine per (peer, kind) stream; a handler registered with
-// HandleBorrowed must not keep the message, and its stream reuses one
-// buffer for every frame.
+// failed may or may not have arrived. A peer that crashed and came back on
+// the same address answers the first message sent on the dead connection
+// with a QUIC stateless reset (its reset key derives from its node key, and
+// connection ids are long enough that every packet carrying a message
+// draws one), so that message is lost and the next Send reconnects, rather
+// than messages vanishing until Config.IdleTimeout ends the connection.
+// So delivery is at most once and FIFO per (peer, kind) — what raft
+// expects of its transport, since it retransmits itself. Kinds are
+// independent: a large snapshot chunk on KindSync, or a block-sized log
+// append on KindReplication, does not delay a heartbeat on KindConsensus,
+// which QUIC also schedules first. Handlers run on one goroutine per
+// (peer, kind) stream; a handler registered with HandleBorrowed must not
+// keep the message, and its stream reuses one buffer for every frame.
 //
 // # Threat model
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,9 +26,19 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("join without a handler: %v", err)
 	}
 
-	var seen ledger.PublicKey
+	// The handler runs on the member's goroutine, ordered before Join's
+	// return only through the network, which the race detector cannot see.
+	var mu sync.Mutex
+	var seenKey ledger.PublicKey
+	seen := func() ledger.PublicKey {
+		mu.Lock()
+		defer mu.Unlock()
+		return seenKey
+	}
 	member.SetJoinHandler(func(_ context.Context, key ledger.PublicKey, req []byte) ([]byte, error) {
-		seen = key
+		mu.Lock()
+		seenKey = key
+		mu.Unlock()
 		if string(req) == "bad" {
 			return nil, errors.New("not today")
 		}
@@ -37,8 +48,8 @@ func TestJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != "welcome node-2" || seen.Fingerprint() != joiner.Public().Fingerprint() {
-		t.Fatalf("answer %q from a handler that saw %s", got, seen.Fingerprint())
+	if string(got) != "welcome node-2" || seen().Fingerprint() != joiner.Public().Fingerprint() {
+		t.Fatalf("answer %q from a handler that saw %s", got, seen().Fingerprint())
 	}
 	if _, err := Join(ctx, joiner, member.Addr().String(), member.ID(), []byte("bad")); !errors.Is(err, ErrJoinRefused) || !strings.Contains(err.Error(), "not today") {
 		t.Fatalf("refused join: %v", err)

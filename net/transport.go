@@ -276,10 +276,18 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("net: listen %s: %w", cfg.ListenAddr, err)
 	}
 	// A reset key derived from the node key survives restarts, so a peer still
-	// holding a connection to our previous process learns at its next packet
-	// (a stateless reset) that the connection is gone, instead of idling out.
+	// holding a connection to our previous process learns at its next message
+	// (a stateless reset) that the connection is gone, instead of idling out
+	// for IdleTimeout. quic-go answers only packets longer than
+	// MinStatelessResetSize (43 bytes and up) with a reset, so that the reset
+	// cannot be told apart from a packet and never loops; with its default
+	// 4-byte connection ids a small message (a raft heartbeat) travels in a
+	// 34-byte packet that draws no reset, and a peer learned of the restart
+	// only if a path MTU probe happened to be in flight. Connection ids of
+	// resetConnIDLen bytes make every packet carrying a message, or an ACK,
+	// long enough.
 	resetKey := quic.StatelessResetKey(sha256.Sum256(append([]byte("sos/v1/stateless-reset/"), cfg.Key.Seed()...)))
-	t.qt = &quic.Transport{Conn: t.udp, StatelessResetKey: &resetKey}
+	t.qt = &quic.Transport{Conn: t.udp, StatelessResetKey: &resetKey, ConnectionIDLength: resetConnIDLen}
 	t.ln, err = t.qt.Listen(t.tls, t.qconf)
 	if err != nil {
 		t.udp.Close()
@@ -294,6 +302,17 @@ func Listen(ctx context.Context, cfg Config) (*Transport, error) {
 	t.log.Info("net: listening", "addr", t.Addr().String())
 	return t, nil
 }
+
+// resetConnIDLen is the length of the connection ids a transport issues:
+// QUIC's maximum, 16 bytes more per packet than quic-go's default. A
+// short-header packet is 1 + resetConnIDLen + packet number (1..4) + frames
+// + 16 (AEAD tag) bytes; a STREAM frame carrying a message is at least 9
+// bytes (type, stream id, offset, and our 6-byte frame header), an ACK frame
+// at least 5, so each such packet is at least 43 bytes: over quic-go's
+// threshold for answering with a stateless reset (see Listen).
+// All nodes must agree on it: a restarted node reads the connection id of a
+// stale packet with its own length to derive the reset token.
+const resetConnIDLen = 20
 
 // ID is this node's id.
 func (t *Transport) ID() PeerID { return t.id }

@@ -61,17 +61,33 @@ func BenchmarkJobStart(b *testing.B) {
 // directory) and reports both and their ratio, in wall time and in the
 // CPU time of the (locked) thread running the job, which holds better on
 // a loaded machine.
+//
+// The programs: the test job's "mandel" and "sha256", and, when make
+// contracts built them, the example jobs sdk-contracts/jobs/mandelbrot (its
+// default 1024×768, 1,000 iterations) and sha256sum.
 func BenchmarkJobOverhead(b *testing.B) {
 	v := testJobVM(b, 0)
-	wasm := loadJobtool(b)
-	id := sha256.Sum256(wasm)
 	ctx := context.Background()
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(api.CoreFeaturesV2))
 	defer rt.Close(ctx)
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-	plain, err := rt.CompileModule(ctx, wasm)
-	if err != nil {
-		b.Fatal(err)
+	type program struct {
+		wasm  []byte
+		id    [32]byte
+		plain wazero.CompiledModule
+	}
+	programs := map[string]*program{}
+	load := func(b *testing.B, name string, wasm []byte) *program {
+		if p := programs[name]; p != nil {
+			return p
+		}
+		plain, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := &program{wasm: wasm, id: sha256.Sum256(wasm), plain: plain}
+		programs[name] = p
+		return p
 	}
 
 	inDir, outDir := b.TempDir(), b.TempDir()
@@ -85,13 +101,23 @@ func BenchmarkJobOverhead(b *testing.B) {
 	st, _ := f.Stat()
 
 	for _, tc := range []struct {
-		name string
-		args []string
+		name    string
+		program string // the test job, or an example job
+		args    []string
 	}{
-		{"mandelbrot", []string{"mandel", "1024", "768", "256"}},
-		{"sha256", []string{"sha256", "input.bin"}},
+		{"mandelbrot", "", []string{"mandel", "1024", "768", "256"}},
+		{"sha256", "", []string{"sha256", "input.bin"}},
+		{"example-mandelbrot", "mandelbrot", nil},
+		{"example-sha256sum", "sha256sum", []string{"input.bin"}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
+			var p *program
+			if tc.program == "" {
+				p = load(b, "jobtool", loadJobtool(b))
+			} else {
+				p = load(b, tc.program, exampleJob(b, tc.program))
+			}
+			wasm, id, plain := p.wasm, p.id, p.plain
 			spec := testJobSpec(tc.args...)
 			spec.GasLimit = 1 << 50
 			spec.OutputLimit = 64 << 20

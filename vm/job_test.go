@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -648,4 +649,62 @@ func TestJobConcurrent(t *testing.T) {
 			t.Errorf("run %d concurrently: %+v\nalone: %+v", i, got[i], want[i])
 		}
 	}
+}
+
+// exampleJob reads sdk-contracts/jobs/NAME/NAME.wasm, built by make
+// contracts; the test skips when it is not.
+func exampleJob(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "sdk-contracts", "jobs", name, name+".wasm"))
+	if err != nil {
+		tb.Skipf("example job %s not built (make contracts): %v", name, err)
+	}
+	return b
+}
+
+// TestJobExamples runs the example jobs of sdk-contracts/jobs in the
+// executor and checks their answers. Their tests there run the same
+// modules in plain wazero against their native builds; this checks the
+// executor's WASI, file system and metering run them too. sha256sum is
+// not here: conformance's job vector (TestJobVectors) runs it in the
+// executor with every answer pinned, and cmd/sos's TestJobInTheVM runs the
+// built module through a node.
+func TestJobExamples(t *testing.T) {
+	v := testJobVM(t, 0)
+	ctx := context.Background()
+	run := func(name string, spec JobSpec) JobResult {
+		wasm := exampleJob(t, name)
+		res, err := v.RunJob(ctx, sha256.Sum256(wasm), JobBytes("", wasm), spec)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Status != JobExited || res.ExitCode != 0 {
+			t.Fatalf("%s: %v %d %v\n%s", name, res.Status, res.ExitCode, res.Err, res.Stderr)
+		}
+		return res
+	}
+	t.Run("wordcount", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("compiles a 3 MB module (seconds)")
+		}
+		spec := testJobSpec("-top", "2")
+		spec.Inputs = []JobFile{JobBytes("text.txt", []byte("the cat and the dog and THE bird"))}
+		res := run("wordcount", spec)
+		if !strings.HasPrefix(string(res.Stdout), "3\tthe\n2\tand\n") {
+			t.Fatalf("stdout %q", res.Stdout)
+		}
+	})
+	t.Run("mandelbrot", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("compiles a 3 MB module (seconds)")
+		}
+		res := run("mandelbrot", testJobSpec("-width", "64", "-height", "48", "-iter", "50"))
+		if len(res.Outputs) != 1 || res.Outputs[0].Path != "mandelbrot.png" {
+			t.Fatalf("outputs %+v", res.Outputs)
+		}
+		img, err := png.Decode(bytes.NewReader(res.Outputs[0].Data))
+		if err != nil || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+			t.Fatalf("png: %v %v", err, img)
+		}
+	})
 }
