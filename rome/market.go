@@ -500,6 +500,11 @@ func (m *Market) usage(tx *Tx, p *ledger.RomeUsage) (any, error) {
 	if _, err := s.get(k, &u); err != nil {
 		return nil, err
 	}
+	if !u.HasProvider && !u.HasConsumer {
+		if err := s.touch(l.ID, p.Epoch); err != nil {
+			return nil, err
+		}
+	}
 	role := "consumer"
 	if tx.Sender == l.Provider {
 		u.HasProvider, u.Provider, role = true, p.Delivered, "provider"
