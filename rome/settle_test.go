@@ -194,7 +194,7 @@ func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 			h.height++
 			return c
 		}
-		measure()        // end of epoch 3
+		measure()         // end of epoch 3
 		quiet = measure() // end of epoch 4: settles 3 (the report, if any)
 		due = measure()   // end of epoch 5: every lease's settlement is due
 		if c, _ := h.m.Clock(h.st); c.Epoch != 6 {
