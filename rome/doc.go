@@ -36,7 +36,16 @@
 //     reports count as attested delivery for the agreed amount; when the
 //     lease ran jobs in the epoch, compute and bandwidth are paid as the
 //     runtime measured them instead (MeasuredUnits) and count as measured
-//     delivery;
+//     delivery. Only leases with something to weigh in that epoch (a
+//     report, a job, a meter reading, a storage record) are settled then;
+//     an epoch with nothing to weigh is worth the same for every such epoch
+//     of a lease (the leased amount, kinds paid by meter only excepted) and
+//     is paid with the lease's next settlement: when something happens on
+//     it, at the end of its last epoch and its close, and at the latest
+//     settle_interval_epochs (default 10) after the last one. An epoch
+//     therefore costs what happened in it, not the number of live leases
+//     (a provider of an idle lease is paid in arrears, in one transfer;
+//     Lease.SettledTo says how far);
 //  2. frees the capacity of leases whose last epoch is e and closes leases
 //     whose last epoch is settled; a closed request with no live lease gets
 //     its unspent escrow back (unspent certificate credit is burned);
@@ -113,7 +122,9 @@
 // offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
 // (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
 // for a result (node address|job id), 0x27 jobs being challenged, 0x28
-// metered usage (lease|epoch), 0x29 provider job records (address). Under
+// metered usage (lease|epoch), 0x29 provider job records (address), 0x3d
+// leases with something to weigh when an epoch settles (epoch|lease),
+// 0x3e leases whose settlement is due at an epoch's end (epoch|lease). Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome

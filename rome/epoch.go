@@ -149,7 +149,21 @@ func (w *epochWork) flush() error {
 				w.rec.Events = append(w.rec.Events, *ev)
 			}
 		}
-		if err := w.s.put(rkey(tagOffer, u64(id)), w.offers[id]); err != nil {
+		o := w.offers[id]
+		if err := w.putChanged(rkey(tagOffer, u64(id)), o); err != nil {
+			return err
+		}
+		fk := rkey(tagOfferFree, u64(id))
+		listed, err := w.s.st.Get(fk)
+		if err != nil {
+			return err
+		}
+		if free := o.Status == StatusOpen && o.hasFree(); free && listed == nil {
+			err = w.s.setRaw(fk, one)
+		} else if !free && listed != nil {
+			err = w.s.del(fk)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -159,11 +173,39 @@ func (w *epochWork) flush() error {
 	}
 	sort.Slice(rids, func(i, j int) bool { return rids[i] < rids[j] })
 	for _, id := range rids {
-		if err := w.s.put(rkey(tagRequest, u64(id)), w.reqs[id]); err != nil {
+		if err := w.putChanged(rkey(tagRequest, u64(id)), w.reqs[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// putChanged writes a record the epoch loaded unless it is unchanged:
+// matching reads offers and requests it may not change, and a write costs
+// the block's commit even when it changes nothing.
+func (w *epochWork) putChanged(k []byte, v any) error {
+	raw, err := w.m.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("rome: encode: %w", err)
+	}
+	old, err := w.s.st.Get(k)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(old, raw) {
+		return nil
+	}
+	return w.s.setRaw(k, raw)
+}
+
+// hasFree reports whether some capacity of the offer is not leased.
+func (o *Offer) hasFree() bool {
+	for _, c := range o.Capacity {
+		if c.Amount > amountOf(o.Leased, c.Kind) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block, events *[]ledger.Event) (*EpochRecord, error) {
@@ -601,20 +643,31 @@ func (w *epochWork) expire() error {
 		}
 		w.event("rome_expired", "request_id", strconv.FormatUint(id, 10))
 	}
-	oids, err := w.s.ids(rkey(tagOpenOffer))
-	if err != nil {
+	// Offers whose window ends by the next epoch, by their end (cancelled
+	// ones left the index when they were).
+	prefix := rkey(tagOfferEnd)
+	var ends [][2]uint64
+	if err := w.s.st.Iterate(prefix, rkey(tagOfferEnd, u64(w.e+2)), false, func(k, _ []byte) bool {
+		if len(k) == len(prefix)+16 {
+			ends = append(ends, [2]uint64{binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(k[len(prefix)+8:])})
+		}
+		return true
+	}); err != nil {
 		return err
 	}
-	for _, id := range oids {
-		o, err := w.offer(id)
+	for _, end := range ends {
+		if err := w.s.del(rkey(tagOfferEnd, u64(end[0]), u64(end[1]))); err != nil {
+			return err
+		}
+		o, err := w.offer(end[1])
 		if err != nil {
 			return err
 		}
-		if o.UntilEpoch == 0 || w.e+1 < o.UntilEpoch {
+		if o.Status != StatusOpen {
 			continue
 		}
 		o.Status = StatusExpired
-		if err := w.s.del(rkey(tagOpenOffer, u64(id))); err != nil {
+		if err := w.s.del(rkey(tagOpenOffer, u64(o.ID))); err != nil {
 			return err
 		}
 	}
@@ -740,10 +793,17 @@ func (w *epochWork) certify() error {
 // and records the leases.
 func (w *epochWork) match(ctx context.Context) error {
 	next := w.e + 1
-	oids, err := w.s.ids(rkey(tagOpenOffer))
+	// Open offers with free capacity: those listed, and those this epoch
+	// changed (a lease that ended freed capacity; flush lists them).
+	oids, err := w.s.ids(rkey(tagOfferFree))
 	if err != nil {
 		return err
 	}
+	for id := range w.offers {
+		oids = append(oids, id)
+	}
+	slices.Sort(oids)
+	oids = slices.Compact(oids)
 	rids, err := w.s.ids(rkey(tagOpenReq))
 	if err != nil {
 		return err
@@ -756,7 +816,7 @@ func (w *epochWork) match(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if o.FromEpoch > next || o.UntilEpoch != 0 && next >= o.UntilEpoch {
+		if o.Status != StatusOpen || o.FromEpoch > next || o.UntilEpoch != 0 && next >= o.UntilEpoch {
 			continue
 		}
 		free := false

@@ -1,9 +1,11 @@
 package rome
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/sos-kernel/sos/ledger"
@@ -163,7 +165,8 @@ func (b *countingBase) IterateState(start, end []byte, reverse bool, fn func(k, 
 }
 
 // TestIdleLeasesCostNothingPerEpoch: with n leases that have nothing to
-// weigh, an epoch's end reads the same from state whether n is 1 or 64
+// weigh (each on its own offer, which it fills), an epoch's end reads and
+// writes the same whether n is 1 or 64
 // (the leases are visited only when their settlement is due: every
 // settle_interval_epochs, all at once here since they started together);
 // a lease with a report adds a constant. Counted with a store that counts
@@ -171,16 +174,19 @@ func (b *countingBase) IterateState(start, end []byte, reverse bool, fn func(k, 
 func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 	type cost struct{ gets, visited, writes int }
 	epochEnd := func(n int, report bool) (quiet, due cost) {
-		h := newHarness(t, harnessOpts{epochBlocks: 1, users: n + 1, ttl: 50, settleInterval: 5})
-		prov := h.users[0]
-		h.must(prov, &ledger.RomeOffer{Capacity: res(1, uint64(n)), Price: res(1, 2)})
-		for i := 1; i <= n; i++ {
-			h.must(h.users[i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
+		h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, settleInterval: 5})
+		for i := 0; i < n; i++ { // n providers, each offer fully leased
+			h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, 1), Price: res(1, 2)})
+			h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
 		}
 		h.untilEpoch(3) // leased from epoch 1, settled next at the end of epoch 5
 		if report {
 			ls, _ := h.m.Leases(h.st, 1, nil)
-			h.must(prov, &ledger.RomeUsage{LeaseID: ls[0].ID, Epoch: 3, Delivered: res(1, 1)})
+			for _, u := range h.users {
+				if u.Address() == ls[0].Provider {
+					h.must(u, &ledger.RomeUsage{LeaseID: ls[0].ID, Epoch: 3, Delivered: res(1, 1)})
+				}
+			}
 		}
 		measure := func() cost {
 			h.commit()
@@ -226,4 +232,37 @@ func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 		t.Errorf("a reported lease among 64: %+v, among 1: %+v (quiet: %+v)", r64, r1, q64)
 	}
 	t.Logf("epoch end, idle leases: 1 → %+v, 64 → %+v; due: 1 → %+v, 64 → %+v; one reported: %+v", q1, q64, d1, d64, r64)
+}
+
+// TestFreedCapacityMatchedSameEpoch: capacity a lease frees at the end of
+// its last epoch is offered to the match of that same epoch's end (the
+// offer was full, so it was not listed among offers with free capacity),
+// and an offer's availability window still ends it.
+func TestFreedCapacityMatchedSameEpoch(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 1, users: 4, ttl: 50})
+	prov, c1, c2 := h.users[0], h.users[1], h.users[2]
+	oid := id(h.must(prov, &ledger.RomeOffer{Capacity: res(1, 10), Price: res(1, 2), UntilEpoch: 8}), "offer_id")
+	first := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 2), Epochs: 3}), "request_id")
+	h.untilEpoch(1)
+	second := id(h.must(c2, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 2), Epochs: 2}), "request_id")
+	h.untilEpoch(6)
+	ls, err := h.m.Leases(h.st, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ls, func(a, b Lease) int { return cmp.Compare(a.ID, b.ID) })
+	if len(ls) != 2 || ls[0].RequestID != first || ls[1].RequestID != second || ls[1].Start != ls[0].End {
+		t.Fatalf("leases %+v: the second should start when the first ends (epoch %d)", ls, ls[0].End)
+	}
+	o, err := h.m.Offer(h.st, oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != StatusOpen || amountOf(o.Leased, 1) != 0 {
+		t.Fatalf("offer at epoch 6: %+v", o)
+	}
+	h.untilEpoch(8)
+	if o, _ = h.m.Offer(h.st, oid); o.Status != StatusExpired {
+		t.Fatalf("offer past its window: %s", StatusName(o.Status))
+	}
 }

@@ -77,6 +77,8 @@ const (
 	tagMeterUse  byte = 0x3c // lease id | epoch | kind → MeterUse
 	tagActive    byte = 0x3d // epoch | lease id → 1: the lease has something to weigh when the epoch settles (report, job, reading)
 	tagSettleAt  byte = 0x3e // epoch | lease id → 1: leases to settle at the end of the epoch (Lease.NextSettle)
+	tagOfferFree byte = 0x3f // offer id → 1: open offers with capacity no lease holds (what matching looks at)
+	tagOfferEnd  byte = 0x40 // until epoch | offer id → 1: offers with an availability end (what expiry looks at)
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
