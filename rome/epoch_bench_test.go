@@ -83,7 +83,7 @@ func marketHarness(b *testing.B, v *vm.VM, wasm []byte) (*harness, uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		warm := &Snapshot{Kinds: []uint8{1}, Offers: []SnapOffer{{ID: 1, Capacity: []uint64{1}, Price: []uint64{1}}},
+		warm := &Snapshot{Kinds: []uint8{1}, Offers: []SnapOffer{{ID: 1, Provider: 1, Capacity: []uint64{1}, Price: []uint64{1}}},
 			Requests: []SnapRequest{{ID: 2, Demand: []uint64{1}, MaxPrice: []uint64{1}}}}
 		if run := RunPolicy(context.Background(), v, id, prepared, warm, vm.Env{}, DefaultParams().PolicyGas); run.Err != nil {
 			b.Fatal(run.Err)
