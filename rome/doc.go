@@ -28,7 +28,7 @@
 // close, challenges without a majority lapse. At the last block of an
 // epoch e (Clock.EndHeight) it:
 //
-//  1. settles the epoch before e for every live lease (reports for an epoch
+//  1. settles the epoch before e of the live leases (reports for an epoch
 //     are accepted during it and the next one): price × amount moves from
 //     escrow to the provider, per kind in the kind's token; no report pays
 //     in full, reports pay the smallest reported amount, two reports that
@@ -50,7 +50,8 @@
 //     whose last epoch is settled; a closed request with no live lease gets
 //     its unspent escrow back (unspent certificate credit is burned);
 //  3. expires requests unmatched for request_ttl_epochs and offers past
-//     their window;
+//     their window (found by an index of window ends; matching reads only
+//     open offers with free capacity, also indexed);
 //  4. mints the epoch's reward to providers in proportion to attested units;
 //  5. at the end of each certificate period, records one unsigned
 //     certificate statement per (contributor, kind) with attested delivery;
@@ -124,7 +125,9 @@
 // for a result (node address|job id), 0x27 jobs being challenged, 0x28
 // metered usage (lease|epoch), 0x29 provider job records (address), 0x3d
 // leases with something to weigh when an epoch settles (epoch|lease),
-// 0x3e leases whose settlement is due at an epoch's end (epoch|lease). Under
+// 0x3e leases whose settlement is due at an epoch's end (epoch|lease),
+// 0x3f open offers with free capacity, 0x40 offers by the end of their
+// window (epoch|offer). Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome
