@@ -266,3 +266,59 @@ func TestFreedCapacityMatchedSameEpoch(t *testing.T) {
 		t.Fatalf("offer past its window: %s", StatusName(o.Status))
 	}
 }
+
+// TestPayIdleIsSettleLease holds the fast path to the full one: for an
+// epoch with nothing to weigh, payIdle pays exactly what settleLease
+// decides (same state writes, same payments on the lease, its request and
+// the epoch, nothing attested), for leases of one or several kinds, with a
+// kind paid by meter only, with storage held by no pin.
+func TestPayIdleIsSettleLease(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 5, ttl: 50})
+	p1, p2, c1, c2 := h.users[0], h.users[1], h.users[2], h.users[3]
+	h.must(p1, &ledger.RomeOffer{Capacity: res(1, 100, 2, 100, 4, 100), Price: res(1, 3, 2, 2, 4, 1), Region: "a"})
+	h.must(p2, &ledger.RomeOffer{Capacity: res(1, 100, 3, 100), Price: res(1, 4, 3, 5), Region: "b"})
+	h.must(c1, &ledger.RomeRequest{Demand: res(1, 10, 2, 5, 4, 7), MaxPrice: res(1, 3, 2, 2, 4, 1), Epochs: 6, Region: "a"})
+	h.must(c2, &ledger.RomeRequest{Demand: res(1, 7, 3, 6), MaxPrice: res(1, 4, 3, 5), Epochs: 6, MeterKinds: 1 << (KindEnergy - 1), Region: "b"})
+	h.must(c2, &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 4), Epochs: 6, Region: "b"})
+	h.untilEpoch(3)
+	h.commit()
+	ls, err := h.m.Leases(h.st, 0, nil)
+	if err != nil || len(ls) != 3 {
+		t.Fatalf("leases %+v %v", ls, err)
+	}
+	work := func() *epochWork {
+		st := ledger.NewState(h.base)
+		s := &store{st: st, codec: h.m.codec}
+		p, err := s.params(h.m.gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &epochWork{m: h.m, s: s, acc: &ledger.Accounts{St: st, Codec: h.m.codec}, p: p, e: 3, events: &[]ledger.Event{},
+			rec: &EpochRecord{}, offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
+			attest: map[ledger.Address]uint64{}}
+	}
+	for _, l := range ls {
+		full, fast := work(), work()
+		lf, err := full.s.lease(l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lq, _ := fast.s.lease(l.ID)
+		if err := full.settleLease(lf, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := fast.payIdle(lq, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(full.paid) == 0 {
+			t.Fatalf("lease %d: nothing paid", l.ID)
+		}
+		if !reflect.DeepEqual(full.s.st.Changes(), fast.s.st.Changes()) || !reflect.DeepEqual(full.paid, fast.paid) ||
+			lf.Paid.String() != lq.Paid.String() || full.reqs[l.RequestID].Spent.String() != fast.reqs[l.RequestID].Spent.String() {
+			t.Errorf("lease %d: settleLease paid %v (lease %s), payIdle %v (lease %s)", l.ID, full.paid, lf.Paid, fast.paid, lq.Paid)
+		}
+		if full.rec.Attested != 0 || full.rec.Measured != 0 || len(full.attest) != 0 {
+			t.Errorf("lease %d: an epoch with nothing to weigh attested %+v", l.ID, full.rec)
+		}
+	}
+}
