@@ -205,7 +205,7 @@ func (n *Node) apiRequest(r *rome.Request) client.RomeRequest {
 func (n *Node) apiLease(l *rome.Lease) client.RomeLease {
 	return client.RomeLease{ID: l.ID, RequestID: l.RequestID, OfferID: l.OfferID, Provider: l.Provider.String(), Consumer: l.Consumer.String(),
 		Amounts: resMap(l.Amounts), Prices: n.priceMap(l.Prices), StartEpoch: l.Start, EndEpoch: l.End, Status: rome.StatusName(l.Status),
-		Paid: apiCoins(l.Paid), Disputes: l.Disputes, EndedEarly: l.EndedEarly}
+		Paid: apiCoins(l.Paid), Disputes: l.Disputes, EndedEarly: l.EndedEarly, SettledToEpoch: l.SettledTo, NextSettleEpoch: l.NextSettle}
 }
 
 func (n *Node) apiEpoch(e *rome.EpochRecord) client.RomeEpoch {

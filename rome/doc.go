@@ -28,7 +28,7 @@
 // close, challenges without a majority lapse. At the last block of an
 // epoch e (Clock.EndHeight) it:
 //
-//  1. settles the epoch before e for every live lease (reports for an epoch
+//  1. settles the epoch before e of the live leases (reports for an epoch
 //     are accepted during it and the next one): price × amount moves from
 //     escrow to the provider, per kind in the kind's token; no report pays
 //     in full, reports pay the smallest reported amount, two reports that
@@ -36,12 +36,22 @@
 //     reports count as attested delivery for the agreed amount; when the
 //     lease ran jobs in the epoch, compute and bandwidth are paid as the
 //     runtime measured them instead (MeasuredUnits) and count as measured
-//     delivery;
+//     delivery. Only leases with something to weigh in that epoch (a
+//     report, a job, a meter reading, a storage record) are settled then;
+//     an epoch with nothing to weigh is worth the same for every such epoch
+//     of a lease (the leased amount, kinds paid by meter only excepted) and
+//     is paid with the lease's next settlement: when something happens on
+//     it, at the end of its last epoch and its close, and at the latest
+//     settle_interval_epochs (default 10) after the last one. An epoch
+//     therefore costs what happened in it, not the number of live leases
+//     (a provider of an idle lease is paid in arrears, in one transfer;
+//     Lease.SettledTo says how far);
 //  2. frees the capacity of leases whose last epoch is e and closes leases
 //     whose last epoch is settled; a closed request with no live lease gets
 //     its unspent escrow back (unspent certificate credit is burned);
 //  3. expires requests unmatched for request_ttl_epochs and offers past
-//     their window;
+//     their window (found by an index of window ends; matching reads only
+//     open offers with free capacity, also indexed);
 //  4. mints the epoch's reward to providers in proportion to attested units;
 //  5. at the end of each certificate period, records one unsigned
 //     certificate statement per (contributor, kind) with attested delivery;
@@ -113,7 +123,11 @@
 // offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
 // (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
 // for a result (node address|job id), 0x27 jobs being challenged, 0x28
-// metered usage (lease|epoch), 0x29 provider job records (address). Under
+// metered usage (lease|epoch), 0x29 provider job records (address), 0x3d
+// leases with something to weigh when an epoch settles (epoch|lease),
+// 0x3e leases whose settlement is due at an epoch's end (epoch|lease),
+// 0x3f open offers with free capacity, 0x40 offers by the end of their
+// window (epoch|offer). Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome

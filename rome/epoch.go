@@ -149,7 +149,21 @@ func (w *epochWork) flush() error {
 				w.rec.Events = append(w.rec.Events, *ev)
 			}
 		}
-		if err := w.s.put(rkey(tagOffer, u64(id)), w.offers[id]); err != nil {
+		o := w.offers[id]
+		if err := w.putChanged(rkey(tagOffer, u64(id)), o); err != nil {
+			return err
+		}
+		fk := rkey(tagOfferFree, u64(id))
+		listed, err := w.s.st.Get(fk)
+		if err != nil {
+			return err
+		}
+		if free := o.Status == StatusOpen && o.hasFree(); free && listed == nil {
+			err = w.s.setRaw(fk, one)
+		} else if !free && listed != nil {
+			err = w.s.del(fk)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -159,11 +173,39 @@ func (w *epochWork) flush() error {
 	}
 	sort.Slice(rids, func(i, j int) bool { return rids[i] < rids[j] })
 	for _, id := range rids {
-		if err := w.s.put(rkey(tagRequest, u64(id)), w.reqs[id]); err != nil {
+		if err := w.putChanged(rkey(tagRequest, u64(id)), w.reqs[id]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// putChanged writes a record the epoch loaded unless it is unchanged:
+// matching reads offers and requests it may not change, and a write costs
+// the block's commit even when it changes nothing.
+func (w *epochWork) putChanged(k []byte, v any) error {
+	raw, err := w.m.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("rome: encode: %w", err)
+	}
+	old, err := w.s.st.Get(k)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(old, raw) {
+		return nil
+	}
+	return w.s.setRaw(k, raw)
+}
+
+// hasFree reports whether some capacity of the offer is not leased.
+func (o *Offer) hasFree() bool {
+	for _, c := range o.Capacity {
+		if c.Amount > amountOf(o.Leased, c.Kind) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block, events *[]ledger.Event) (*EpochRecord, error) {
@@ -193,11 +235,11 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 	return w.rec, nil
 }
 
-// settle pays every live lease for the epoch before e (reports for an
-// epoch are accepted during it and the next one, so settlement waits one
-// epoch), releases the capacity of leases whose last epoch is e, and closes
-// leases whose last epoch is now settled. Usage reports decide the amount
-// paid per kind (capped at the leased amount):
+// settle pays the leases for the epoch before e (reports for an epoch are
+// accepted during it and the next one, so settlement waits one epoch),
+// releases the capacity of leases whose last epoch is e, and closes leases
+// whose last epoch is now settled. Usage reports decide the amount paid per
+// kind (capped at the leased amount):
 //   - no report: the leased amount is paid (delivery is presumed);
 //   - reports present: the smallest reported amount is paid — what both
 //     sides acknowledge; a disagreement between the two reports is recorded
@@ -205,26 +247,179 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 //     escrow);
 //   - both reports present: the agreed (smallest) amount is attested and
 //     counts for rewards, certificates and governance weight.
+//
+// Only the leases that need it are visited, so that an epoch costs what
+// happened in it, not the number of leases: those with something to weigh
+// in the epoch settling (a report, a job, a meter reading: the tagActive
+// index their transactions write; a storage record: tagLeaseStor) and
+// those whose settlement is due now (tagSettleAt: settle_interval_epochs
+// after their last one, the end of their last epoch, their close). An
+// epoch with nothing to weigh is worth the leased amount of every kind not
+// paid by meter only — the same for every such epoch of the lease — so a
+// visit pays all of the lease's unpaid ones at once, oldest first; with
+// settle_interval_epochs 1 every live lease is visited at every epoch.
 func (w *epochWork) settle() error {
-	ids, err := w.s.ids(rkey(tagLive))
+	var active []uint64
+	if w.e >= 1 {
+		var err error
+		if active, err = w.s.ids(rkey(tagActive, u64(w.e-1))); err != nil {
+			return err
+		}
+		for _, id := range active {
+			if err := w.s.del(rkey(tagActive, u64(w.e-1), u64(id))); err != nil {
+				return err
+			}
+		}
+	}
+	due, err := w.s.ids(rkey(tagSettleAt, u64(w.e)))
 	if err != nil {
 		return err
 	}
+	for _, id := range due {
+		if err := w.s.del(rkey(tagSettleAt, u64(w.e), u64(id))); err != nil {
+			return err
+		}
+	}
+	stored, err := w.s.ids(rkey(tagLeaseStor))
+	if err != nil {
+		return err
+	}
+	weigh := make(map[uint64]bool, len(active)+len(stored))
+	for _, id := range active {
+		weigh[id] = true
+	}
+	for _, id := range stored {
+		weigh[id] = true
+	}
+	ids := append(append(append(make([]uint64, 0, len(active)+len(due)+len(stored)), active...), due...), stored...)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	for _, id := range ids {
+		// Entries of a lease that closed early (a moved replica) are
+		// dropped as their epoch comes.
+		if raw, err := w.s.st.Get(rkey(tagLive, u64(id))); err != nil {
+			return err
+		} else if raw == nil {
+			continue
+		}
 		l, err := w.s.lease(id)
 		if err != nil {
 			return err
 		}
-		if w.e >= 1 && l.Start <= w.e-1 && w.e-1 < l.End {
-			if err := w.settleLease(l, w.e-1); err != nil {
-				return err
-			}
+		if err := w.settleThrough(l, weigh[id]); err != nil {
+			return err
 		}
 		if err := w.lifecycle(l); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// settleThrough pays lease l for its unpaid epochs up to the one before e:
+// those with nothing to weigh at the idle rate, the epoch before e through
+// settleLease when weigh is set.
+func (w *epochWork) settleThrough(l *Lease, weigh bool) error {
+	if w.e == 0 {
+		return nil
+	}
+	se := w.e - 1
+	from, to := max(l.SettledTo, l.Start), min(se+1, l.End)
+	last := weigh && l.Start <= se && se < l.End
+	if last {
+		to = se
+	}
+	if from < to {
+		if err := w.payIdle(l, to-from); err != nil {
+			return err
+		}
+	}
+	if last {
+		if err := w.settleLease(l, se); err != nil {
+			return err
+		}
+	}
+	l.SettledTo = max(l.SettledTo, min(se+1, l.End))
+	return nil
+}
+
+// payIdle pays n epochs with nothing to weigh: the leased amount of each
+// kind at the lease's price, except kinds the request pays by meter only
+// (no meter read them).
+func (w *epochWork) payIdle(l *Lease, n uint64) error {
+	r, err := w.request(l.RequestID)
+	if err != nil {
+		return err
+	}
+	pay := map[string]uint64{}
+	for _, a := range l.Amounts {
+		if r.Metered(a.Kind) || a.Amount == 0 {
+			continue
+		}
+		v, err := mulCheck(a.Amount, amountOf(l.Prices, a.Kind), n) // ≤ the escrow: cannot overflow
+		if err != nil {
+			return fmt.Errorf("lease %d: %d idle epochs: %w", l.ID, n, err)
+		}
+		d := w.m.KindDenom(a.Kind)
+		sum, c := bits.Add64(pay[d], v, 0)
+		if c != 0 {
+			return fmt.Errorf("lease %d: %d idle epochs: %w", l.ID, n, ledger.ErrOverflow)
+		}
+		pay[d] = sum
+	}
+	return w.payProvider(l, r, pay)
+}
+
+// payProvider moves pay from escrow to the lease's provider and records
+// it on the lease, its request and the epoch.
+func (w *epochWork) payProvider(l *Lease, r *Request, pay map[string]uint64) error {
+	coins, err := coinsOf(pay)
+	if err != nil {
+		return err
+	}
+	if len(coins) == 0 {
+		return nil
+	}
+	if err := w.acc.Transfer(EscrowAccount, l.Provider, coins); err != nil {
+		return fmt.Errorf("lease %d: pay %s: %w", l.ID, coins, err)
+	}
+	for _, c := range coins {
+		w.paid[c.Denom] += c.Amount
+		if r.Spent, err = r.Spent.Add(c); err != nil {
+			return err
+		}
+		if l.Paid, err = l.Paid.Add(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// schedule records when lease l is settled next at the latest: the end of
+// its last epoch (its capacity is freed), the end of the epoch after (its
+// last epoch is paid and it closes) or settle_interval_epochs after e,
+// whichever comes first; a closed lease has no next settlement.
+func (w *epochWork) schedule(l *Lease) error {
+	var next uint64
+	if w.e < l.End {
+		next = min(w.e+w.p.settleInterval(), l.End)
+		if l.End-1 > w.e {
+			next = min(next, l.End-1)
+		}
+	}
+	if next == l.NextSettle {
+		return nil
+	}
+	if l.NextSettle > w.e {
+		if err := w.s.del(rkey(tagSettleAt, u64(l.NextSettle), u64(l.ID))); err != nil {
+			return err
+		}
+	}
+	l.NextSettle = next
+	if next == 0 {
+		return nil
+	}
+	return w.s.setRaw(rkey(tagSettleAt, u64(next), u64(l.ID)), one)
 }
 
 // lifecycle frees a lease's capacity after its last epoch and closes it
@@ -263,6 +458,9 @@ func (w *epochWork) lifecycle(l *Lease) error {
 				return err
 			}
 		}
+	}
+	if err := w.schedule(l); err != nil {
+		return err
 	}
 	return w.s.put(rkey(tagLease, u64(l.ID)), l)
 }
@@ -348,23 +546,8 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 			return err
 		}
 	}
-	coins, err := coinsOf(pay)
-	if err != nil {
+	if err := w.payProvider(l, r, pay); err != nil {
 		return err
-	}
-	if len(coins) > 0 {
-		if err := w.acc.Transfer(EscrowAccount, l.Provider, coins); err != nil {
-			return fmt.Errorf("lease %d: pay %s: %w", l.ID, coins, err)
-		}
-		for _, c := range coins {
-			w.paid[c.Denom] += c.Amount
-			if r.Spent, err = r.Spent.Add(c); err != nil {
-				return err
-			}
-			if l.Paid, err = l.Paid.Add(c); err != nil {
-				return err
-			}
-		}
 	}
 	if disputed {
 		l.Disputes++
@@ -460,20 +643,31 @@ func (w *epochWork) expire() error {
 		}
 		w.event("rome_expired", "request_id", strconv.FormatUint(id, 10))
 	}
-	oids, err := w.s.ids(rkey(tagOpenOffer))
-	if err != nil {
+	// Offers whose window ends by the next epoch, by their end (cancelled
+	// ones left the index when they were).
+	prefix := rkey(tagOfferEnd)
+	var ends [][2]uint64
+	if err := w.s.st.Iterate(prefix, rkey(tagOfferEnd, u64(w.e+2)), false, func(k, _ []byte) bool {
+		if len(k) == len(prefix)+16 {
+			ends = append(ends, [2]uint64{binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(k[len(prefix)+8:])})
+		}
+		return true
+	}); err != nil {
 		return err
 	}
-	for _, id := range oids {
-		o, err := w.offer(id)
+	for _, end := range ends {
+		if err := w.s.del(rkey(tagOfferEnd, u64(end[0]), u64(end[1]))); err != nil {
+			return err
+		}
+		o, err := w.offer(end[1])
 		if err != nil {
 			return err
 		}
-		if o.UntilEpoch == 0 || w.e+1 < o.UntilEpoch {
+		if o.Status != StatusOpen {
 			continue
 		}
 		o.Status = StatusExpired
-		if err := w.s.del(rkey(tagOpenOffer, u64(id))); err != nil {
+		if err := w.s.del(rkey(tagOpenOffer, u64(o.ID))); err != nil {
 			return err
 		}
 	}
@@ -599,10 +793,17 @@ func (w *epochWork) certify() error {
 // and records the leases.
 func (w *epochWork) match(ctx context.Context) error {
 	next := w.e + 1
-	oids, err := w.s.ids(rkey(tagOpenOffer))
+	// Open offers with free capacity: those listed, and those this epoch
+	// changed (a lease that ended freed capacity; flush lists them).
+	oids, err := w.s.ids(rkey(tagOfferFree))
 	if err != nil {
 		return err
 	}
+	for id := range w.offers {
+		oids = append(oids, id)
+	}
+	slices.Sort(oids)
+	oids = slices.Compact(oids)
 	rids, err := w.s.ids(rkey(tagOpenReq))
 	if err != nil {
 		return err
@@ -615,7 +816,7 @@ func (w *epochWork) match(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if o.FromEpoch > next || o.UntilEpoch != 0 && next >= o.UntilEpoch {
+		if o.Status != StatusOpen || o.FromEpoch > next || o.UntilEpoch != 0 && next >= o.UntilEpoch {
 			continue
 		}
 		free := false
@@ -723,7 +924,7 @@ func (w *epochWork) match(ctx context.Context) error {
 			return err
 		}
 		l := Lease{ID: id, RequestID: r.ID, OfferID: o.ID, Provider: o.Owner, Consumer: r.Owner,
-			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive}
+			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive, SettledTo: next}
 		if r.Replicated() {
 			if r.EndEpoch == 0 {
 				r.EndEpoch = l.End
@@ -755,6 +956,9 @@ func (w *epochWork) match(ctx context.Context) error {
 			if err := w.s.del(rkey(tagOpenReq, u64(r.ID))); err != nil {
 				return err
 			}
+		}
+		if err := w.schedule(&l); err != nil {
+			return err
 		}
 		if err := w.s.put(rkey(tagLease, u64(id)), &l); err != nil {
 			return err

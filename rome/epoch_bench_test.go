@@ -83,7 +83,7 @@ func marketHarness(b *testing.B, v *vm.VM, wasm []byte) (*harness, uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		warm := &Snapshot{Kinds: []uint8{1}, Offers: []SnapOffer{{ID: 1, Capacity: []uint64{1}, Price: []uint64{1}}},
+		warm := &Snapshot{Kinds: []uint8{1}, Offers: []SnapOffer{{ID: 1, Provider: 1, Capacity: []uint64{1}, Price: []uint64{1}}},
 			Requests: []SnapRequest{{ID: 2, Demand: []uint64{1}, MaxPrice: []uint64{1}}}}
 		if run := RunPolicy(context.Background(), v, id, prepared, warm, vm.Env{}, DefaultParams().PolicyGas); run.Err != nil {
 			b.Fatal(run.Err)
@@ -135,4 +135,46 @@ func marketHarness(b *testing.B, v *vm.VM, wasm []byte) (*harness, uint64) {
 		b.Fatal(err)
 	}
 	return h, c.Epoch
+}
+
+// BenchmarkEpochIdleLeases is the end of an epoch in a market of n leases
+// with nothing to weigh (one provider, one consumer, leases of 100,000
+// epochs), averaged over b.N consecutive epochs of one block each, each
+// block committed: with settle_interval_epochs 1 every lease is paid at
+// every epoch (what settlement cost before it was lazy), with 10 (the
+// default) a lease is visited every 10th epoch.
+//
+//	go test ./rome -run '^$' -bench EpochIdleLeases -benchtime 200x
+func BenchmarkEpochIdleLeases(b *testing.B) {
+	for _, n := range []int{1, 200, 2000} {
+		for _, interval := range []uint64{1, 10} {
+			b.Run(fmt.Sprintf("leases=%d/interval=%d", n, interval), func(b *testing.B) {
+				h := newHarness(b, harnessOpts{epochBlocks: 1, users: 2, ttl: 50, balance: 1 << 50, settleInterval: interval})
+				prov, cons := h.users[0], h.users[1]
+				h.must(prov, &ledger.RomeOffer{Capacity: res(1, uint64(n)), Price: res(1, 2)})
+				for range n {
+					h.must(cons, &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100_000})
+				}
+				h.untilEpoch(2)
+				h.commit()
+				if c := h.balance(prov.Address(), "uTFLP"); c == 0 {
+					b.Fatal("no provider balance")
+				}
+				b.ResetTimer()
+				for range b.N {
+					h.endBlock()
+					h.commit()
+				}
+				b.StopTimer()
+				c, err := h.m.Clock(h.st)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ls, err := h.m.Leases(h.st, 1, nil)
+				if err != nil || len(ls) != 1 || interval == 1 && ls[0].SettledTo != c.Epoch-1 {
+					b.Fatalf("epoch %d: leases %+v %v", c.Epoch, ls, err)
+				}
+			})
+		}
+	}
 }

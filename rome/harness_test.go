@@ -101,6 +101,7 @@ type harnessOpts struct {
 	nodes                        int    // genesis nodes (cluster voters); 0 means 1
 	jobs                         func(*jobsGenesis)
 	storage                      func(*storageGenesis)
+	settleInterval               uint64 // 0 means the default
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -147,6 +148,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	if o.jobs != nil {
 		o.jobs(&r.Jobs)
+	}
+	if o.settleInterval > 0 {
+		r.SettleInterval = o.settleInterval
 	}
 	if o.storage != nil {
 		o.storage(r.Storage)

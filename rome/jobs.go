@@ -407,6 +407,11 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 		return nil, fmt.Errorf("rome: lease %d: gas limit %d above the epoch's remaining compute budget %d (of %d): %w",
 			l.ID, p.GasLimit, budget-min(used, budget), budget, ErrInvalid)
 	}
+	if !mt.RanJobs() {
+		if err := s.touch(l.ID, clock.Epoch); err != nil {
+			return nil, err
+		}
+	}
 	mt.Reserved += p.GasLimit
 	mt.Submitted++
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
@@ -519,6 +524,11 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	mt, err := s.metered(l.ID, clock.Epoch)
 	if err != nil {
 		return nil, err
+	}
+	if !mt.RanJobs() {
+		if err := s.touch(l.ID, clock.Epoch); err != nil {
+			return nil, err
+		}
 	}
 	mt.Gas = satAdd(mt.Gas, p.GasUsed)
 	mt.Bytes = satAdd(mt.Bytes, satAdd(p.BytesIn, p.BytesOut))

@@ -191,6 +191,14 @@ func (m *Market) offer(tx *Tx, p *ledger.RomeOffer) (any, error) {
 	if err := s.setRaw(rkey(tagOpenOffer, u64(id)), one); err != nil {
 		return nil, err
 	}
+	if err := s.setRaw(rkey(tagOfferFree, u64(id)), one); err != nil {
+		return nil, err
+	}
+	if o.UntilEpoch != 0 {
+		if err := s.setRaw(rkey(tagOfferEnd, u64(o.UntilEpoch), u64(id)), one); err != nil {
+			return nil, err
+		}
+	}
 	kv := []string{"offer_id", strconv.FormatUint(id, 10), "provider", tx.Sender.String()}
 	if !p.Node.IsZero() {
 		kv = append(kv, "node", p.Node.String(), "bond", bond.String())
@@ -388,6 +396,14 @@ func (m *Market) cancel(tx *Tx, p *ledger.RomeCancel) (any, error) {
 		if err := s.del(rkey(tagOpenOffer, u64(o.ID))); err != nil {
 			return nil, err
 		}
+		if err := s.del(rkey(tagOfferFree, u64(o.ID))); err != nil {
+			return nil, err
+		}
+		if o.UntilEpoch != 0 {
+			if err := s.del(rkey(tagOfferEnd, u64(o.UntilEpoch), u64(o.ID))); err != nil {
+				return nil, err
+			}
+		}
 		tx.emit("rome_cancel", "offer_id", strconv.FormatUint(o.ID, 10))
 		if ev != nil {
 			tx.Events = append(tx.Events, *ev)
@@ -499,6 +515,11 @@ func (m *Market) usage(tx *Tx, p *ledger.RomeUsage) (any, error) {
 	var u Usage
 	if _, err := s.get(k, &u); err != nil {
 		return nil, err
+	}
+	if !u.HasProvider && !u.HasConsumer {
+		if err := s.touch(l.ID, p.Epoch); err != nil {
+			return nil, err
+		}
 	}
 	role := "consumer"
 	if tx.Sender == l.Provider {

@@ -190,6 +190,11 @@ func (m *Market) meterReading(tx *Tx, p *ledger.MeterReading) (any, error) {
 	if mt.HasReading {
 		delta = st.Counter - mt.Counter
 	}
+	if mu.Readings == 0 {
+		if err := s.touch(l.ID, st.Epoch); err != nil {
+			return nil, err
+		}
+	}
 	mu.MeterID = mt.ID
 	mu.Amount = satAdd(mu.Amount, delta)
 	mu.Readings++

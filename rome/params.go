@@ -107,7 +107,17 @@ type Params struct {
 	StorageRepairMisses uint64 `json:"storage_repair_misses"`  // consecutive epochs with a miss after which a replica moves to another provider
 	StorageDenom        string `json:"storage_denom"`          // token storage settles in (genesis only)
 	JoulesPerEnergyUnit uint64 `json:"joules_per_energy_unit"` // an energy unit per epoch is this many joules
+
+	// SettleIntervalEpochs: a lease with nothing to weigh in an epoch (no
+	// report, job, meter reading or storage due) is paid for it in full at
+	// the latest this many epochs later, together with its other such
+	// epochs (1: every epoch). See settle in epoch.go.
+	SettleIntervalEpochs uint64 `json:"settle_interval_epochs"`
 }
+
+// settleInterval is SettleIntervalEpochs, 1 for state written before it
+// existed.
+func (p *Params) settleInterval() uint64 { return max(p.SettleIntervalEpochs, 1) }
 
 // romeGenesis and govGenesis are the genesis sections (strict JSON).
 type romeGenesis struct {
@@ -123,6 +133,7 @@ type romeGenesis struct {
 	Jobs             jobsGenesis     `json:"jobs"`
 	Storage          *storageGenesis `json:"storage,omitempty"`
 	Meters           *metersGenesis  `json:"meters,omitempty"`
+	SettleInterval   uint64          `json:"settle_interval_epochs,omitempty"`
 }
 
 // storageGenesis is extra.rome.storage; fields left out keep their
@@ -213,6 +224,8 @@ func DefaultParams() Params {
 
 		BytesPerStorageUnit: 1 << 30, StorageSegments: 1, StorageGraceEpochs: 1, StorageSlashBps: 100, StorageRepairMisses: 2,
 		StorageDenom: "uTFLP", JoulesPerEnergyUnit: 1000,
+
+		SettleIntervalEpochs: 10,
 	}
 }
 
@@ -232,7 +245,7 @@ func GenesisSections(node ledger.PublicKey) (romeJSON, govJSON json.RawMessage, 
 	r := romeGenesis{EpochBlocks: p.EpochBlocks, PolicyGas: p.PolicyGas, RequestTTLEpochs: p.RequestTTLEpochs,
 		CertPeriodEpochs: p.CertPeriodEpochs, Reward: reward{Denom: p.RewardDenom, PerEpoch: p.RewardPerEpoch, HalvingEpochs: p.RewardHalving},
 		FallbackPolicy: p.FallbackPolicy, Issuers: []string{hex.EncodeToString(node.Bytes())}, Jobs: jobsGenesisOf(p),
-		Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit}}
+		Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit}, SettleInterval: p.SettleIntervalEpochs}
 	g := govGenesis{Members: []Member{{Address: node.Address(), Weight: DefaultMemberWeight}}, QuorumBps: p.QuorumBps, ThresholdBps: p.ThresholdBps, VotingPeriod: p.VotingPeriod}
 	if romeJSON, err = json.Marshal(r); err != nil {
 		return nil, nil, err
@@ -259,7 +272,8 @@ func strictJSON(raw []byte, v any) error {
 func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 	p := DefaultParams()
 	if raw, ok := g.Extra["rome"]; ok {
-		r := romeGenesis{Jobs: jobsGenesisOf(p), Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit}}
+		r := romeGenesis{Jobs: jobsGenesisOf(p), Storage: storageGenesisOf(p), Meters: &metersGenesis{JoulesPerEnergyUnit: p.JoulesPerEnergyUnit},
+			SettleInterval: p.SettleIntervalEpochs}
 		if err := strictJSON(raw, &r); err != nil {
 			return p, fmt.Errorf("rome: genesis extra.rome: %w", err)
 		}
@@ -276,6 +290,7 @@ func ParamsFromGenesis(g *ledger.Genesis) (Params, error) {
 		if r.Meters != nil {
 			p.JoulesPerEnergyUnit = r.Meters.JoulesPerEnergyUnit
 		}
+		p.SettleIntervalEpochs = r.SettleInterval
 	}
 	if raw, ok := g.Extra["gov"]; ok {
 		var gv govGenesis
@@ -353,6 +368,8 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 		return fmt.Errorf("rome: params: storage_denom %q: %w", p.StorageDenom, ledger.ErrUnknownDenom)
 	case p.JoulesPerEnergyUnit == 0:
 		return fmt.Errorf("rome: params: joules_per_energy_unit must be > 0")
+	case p.SettleIntervalEpochs == 0 || p.SettleIntervalEpochs > 1_000_000:
+		return fmt.Errorf("rome: params: settle_interval_epochs %d must be 1-1000000", p.SettleIntervalEpochs)
 	}
 	if _, err := denoms.ParseCoins(p.JobChallengeDeposit); err != nil {
 		return fmt.Errorf("rome: params: job_challenge_deposit: %w", err)
@@ -394,7 +411,7 @@ var GovParams = []string{
 	"job_challenge_deposit", "job_slash_bps", "job_verify_all_gas", "job_committee_size", "max_job_module_bytes",
 	"max_job_memory_bytes", "max_job_output_bytes", "output_retention_epochs",
 	"bytes_per_storage_unit", "storage_segments", "storage_grace_epochs", "storage_slash_bps", "storage_repair_misses",
-	"joules_per_energy_unit",
+	"joules_per_energy_unit", "settle_interval_epochs",
 }
 
 // With returns p with one parameter changed (as a proposal would), or an
@@ -480,6 +497,8 @@ func (p Params) With(name, value string, denoms *ledger.Denoms) (Params, error) 
 		p.StorageRepairMisses, err = num()
 	case "joules_per_energy_unit":
 		p.JoulesPerEnergyUnit, err = num()
+	case "settle_interval_epochs":
+		p.SettleIntervalEpochs, err = num()
 	default:
 		return p, fmt.Errorf("rome: unknown governance parameter %q (one of %s): %w", name, strings.Join(GovParams, ", "), ErrInvalid)
 	}

@@ -75,6 +75,10 @@ const (
 	tagMeter     byte = 0x3a // meter id → Meter
 	tagMeterKey  byte = 0x3b // SHA-256 of a device key → meter id
 	tagMeterUse  byte = 0x3c // lease id | epoch | kind → MeterUse
+	tagActive    byte = 0x3d // epoch | lease id → 1: the lease has something to weigh when the epoch settles (report, job, reading)
+	tagSettleAt  byte = 0x3e // epoch | lease id → 1: leases to settle at the end of the epoch (Lease.NextSettle)
+	tagOfferFree byte = 0x3f // offer id → 1: open offers with capacity no lease holds (what matching looks at)
+	tagOfferEnd  byte = 0x40 // until epoch | offer id → 1: offers with an availability end (what expiry looks at)
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
@@ -248,6 +252,13 @@ type Lease struct {
 	// EndedEarly: the lease lost its replica after missed storage proofs
 	// (End was moved forward).
 	EndedEarly bool `json:"ended_early"`
+	// SettledTo: the epochs before it are paid. An epoch with nothing to
+	// weigh is paid in full when the lease is next settled: at the end of
+	// NextSettle at the latest (settle_interval_epochs after the last
+	// settlement, or when the lease ends), earlier when something happens
+	// on it.
+	SettledTo  uint64 `json:"settled_to_epoch"`
+	NextSettle uint64 `json:"next_settle_epoch"`
 }
 
 // Usage holds the two parties' reports for one lease and epoch.
@@ -406,6 +417,13 @@ func (s *store) next(name string) (uint64, error) {
 	}
 	v++
 	return v, s.setRaw(k, u64(v))
+}
+
+// touch records that a lease has something for its settlement of epoch e
+// to weigh (a report, a job, a meter reading): it is settled when e is,
+// not with its epochs that have nothing (see settle).
+func (s *store) touch(lease, e uint64) error {
+	return s.setRaw(rkey(tagActive, u64(e), u64(lease)), one)
 }
 
 // ids lists the ids under an index prefix in ascending order.

@@ -619,9 +619,16 @@ func TestMeterReadings(t *testing.T) {
 	if len(certs) != 1 || certs[0].Statement.Measured != "meter 1" || certs[0].Statement.Amount != 4 {
 		t.Fatalf("energy certificates %+v", certs)
 	}
-	// The other lease has no meter requirement: no report, paid in full.
+	// The other lease has no meter requirement and nothing to weigh: no
+	// report, paid in full — at its next settlement, the end of its last
+	// epoch (4), for epochs 1-3 at once.
 	ol, _ := h.m.Lease(h.st, olease.ID)
-	if got := ol.Paid.AmountOf("uKWTT"); got != 2*10*3 { // epochs 1-2
-		t.Fatalf("unmetered lease paid %d", got)
+	if got := ol.Paid.AmountOf("uKWTT"); got != 0 || ol.SettledTo != 1 || ol.NextSettle != 4 {
+		t.Fatalf("unmetered lease before its settlement: paid %d, settled to %d, next %d", got, ol.SettledTo, ol.NextSettle)
+	}
+	h.untilEpoch(5)
+	ol, _ = h.m.Lease(h.st, olease.ID)
+	if got := ol.Paid.AmountOf("uKWTT"); got != 3*10*3 || ol.SettledTo != 4 {
+		t.Fatalf("unmetered lease paid %d, settled to %d", got, ol.SettledTo)
 	}
 }

@@ -93,6 +93,11 @@ type RomeLease struct {
 	Disputes   uint32            `json:"disputes"`
 	// EndedEarly: the lease lost its replica after missed storage proofs.
 	EndedEarly bool `json:"ended_early,omitempty"`
+	// SettledToEpoch: the epochs before it are paid; epochs with nothing
+	// to weigh are paid at the latest at the end of NextSettleEpoch
+	// (docs/rome.md, "When an epoch is paid").
+	SettledToEpoch  uint64 `json:"settled_to_epoch"`
+	NextSettleEpoch uint64 `json:"next_settle_epoch,omitempty"`
 }
 
 // RomeKindStat is one resource kind in an epoch.

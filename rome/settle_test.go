@@ -1,0 +1,324 @@
+package rome
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// settleOutcome is what settlement leaves behind, for comparing runs.
+type settleOutcome struct {
+	Balances map[string]uint64 // account/denom → balance
+	Leases   map[uint64]string // id → paid, disputes, status
+	Requests map[uint64]string // id → spent, refunded, status
+	Contrib  map[string]uint64
+	Attested uint64
+	Disputes uint32
+}
+
+// settleScenario runs a market whose leases have nothing to weigh in most
+// epochs, reports (agreed, disputed, one-sided) in some, a kind paid by
+// meter only that no meter reads, and different lengths, with the given
+// settle_interval_epochs, until every lease has closed. every is called at
+// each epoch with the live leases.
+func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint64)) settleOutcome {
+	t.Helper()
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 6, ttl: 50, settleInterval: interval})
+	p1, p2, c1, c2, c3 := h.users[0], h.users[1], h.users[2], h.users[3], h.users[4]
+	h.must(p1, &ledger.RomeOffer{Capacity: res(1, 100, 2, 100), Price: res(1, 3, 2, 2), Region: "a"})
+	h.must(p2, &ledger.RomeOffer{Capacity: res(1, 100, 3, 100), Price: res(1, 4, 3, 5), Region: "b"})
+	idle := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 3), Epochs: 9, Region: "a"}), "request_id")
+	reported := id(h.must(c2, &ledger.RomeRequest{Demand: res(1, 10, 2, 5), MaxPrice: res(1, 3, 2, 2), Epochs: 6, Region: "a"}), "request_id")
+	metered := id(h.must(c3, &ledger.RomeRequest{Demand: res(1, 7, 3, 6), MaxPrice: res(1, 4, 3, 5), Epochs: 5, MeterKinds: 1 << (KindEnergy - 1), Region: "b"}), "request_id")
+	short := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 2), MaxPrice: res(1, 4), Epochs: 1, Region: "b"}), "request_id")
+	h.untilEpoch(1)
+	leaseOf := map[uint64]*Lease{}
+	ls, err := h.m.Leases(h.st, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ls {
+		leaseOf[ls[i].RequestID] = &ls[i]
+	}
+	for _, r := range []uint64{idle, reported, metered, short} {
+		if leaseOf[r] == nil {
+			t.Fatalf("request %d not leased: %+v", r, ls)
+		}
+	}
+	rl := leaseOf[reported]
+	usage := func(from *ledger.PrivateKey, e uint64, kv ...uint64) {
+		h.must(from, &ledger.RomeUsage{LeaseID: rl.ID, Epoch: e, Delivered: res(kv...)})
+	}
+	for e := uint64(1); e < 14; e++ {
+		h.untilEpoch(e)
+		switch e {
+		case 2: // both agree: attested
+			usage(p1, 2, 1, 8, 2, 5)
+			usage(c2, 2, 1, 8, 2, 5)
+		case 3: // a dispute, reported the epoch after
+			usage(p1, 2+1, 1, 10, 2, 5)
+		case 4:
+			usage(c2, 3, 1, 6, 2, 4)
+			usage(p1, 4, 1, 9) // the provider alone
+		}
+		if every != nil {
+			every(h, e)
+		}
+	}
+	out := settleOutcome{Balances: map[string]uint64{}, Leases: map[uint64]string{}, Requests: map[uint64]string{}, Contrib: map[string]uint64{}}
+	addrs := []ledger.Address{EscrowAccount}
+	for _, u := range h.users {
+		addrs = append(addrs, u.Address())
+	}
+	for _, a := range addrs {
+		for _, d := range []string{"uTFLP", "uTBS", "uKWTT"} {
+			out.Balances[a.String()+"/"+d] = h.balance(a, d)
+		}
+		c, err := h.m.Contribution(h.st, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Contrib[a.String()] = c
+	}
+	ls, _ = h.m.Leases(h.st, 0, nil)
+	// What eager settlement pays: an epoch with nothing to weigh pays the
+	// leased amount at the lease's price (not the meter-only energy); the
+	// reported lease pays 40 idle, 34 agreed (8 compute, 5 bandwidth), 26
+	// disputed (the smaller report: 6, 4), 27 on the provider's report
+	// alone (9 compute, no bandwidth), 40, 40.
+	paid := map[uint64]string{idle: "270uTFLP", reported: "48uTBS,159uTFLP", metered: "140uTFLP", short: "8uTFLP"}
+	for _, l := range ls {
+		if l.Status != StatusEnded || l.SettledTo != l.End {
+			t.Fatalf("interval %d: lease %d not over at epoch 14: %+v", interval, l.ID, l)
+		}
+		if l.Paid.String() != paid[l.RequestID] {
+			t.Errorf("interval %d: lease %d (request %d) paid %s, want %s", interval, l.ID, l.RequestID, l.Paid, paid[l.RequestID])
+		}
+		out.Leases[l.ID] = fmt.Sprintf("paid %s disputes %d", l.Paid, l.Disputes)
+	}
+	rs, _ := h.m.Requests(h.st, 0, nil)
+	for _, r := range rs {
+		out.Requests[r.ID] = fmt.Sprintf("spent %s refunded %s %s live %d", r.Spent, r.Refunded, StatusName(r.Status), r.LiveLeases)
+	}
+	recs, _ := h.m.Epochs(h.st, 0)
+	for _, rec := range recs {
+		out.Attested += rec.Attested
+		out.Disputes += rec.Disputes
+	}
+	return out
+}
+
+// TestSettleIntervalSameOutcome: paying epochs with nothing to weigh late
+// (settle_interval_epochs 3, 4, 20) ends with exactly what paying every
+// lease at every epoch (1) does: balances, leases' and requests' payments,
+// refunds, attested units, disputes, contributions; meanwhile a live lease
+// is never more than the interval behind, and with interval 1 always paid
+// up to the epoch before.
+func TestSettleIntervalSameOutcome(t *testing.T) {
+	lag := func(interval uint64) func(h *harness, e uint64) {
+		return func(h *harness, e uint64) {
+			ls, err := h.m.Leases(h.st, 0, func(l *Lease) bool { return l.Start < e && e < l.End })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range ls {
+				if behind := e - l.SettledTo; behind < 1 || behind > interval || l.NextSettle <= e-1 || l.NextSettle > e-1+interval {
+					t.Fatalf("interval %d, epoch %d: lease %d settled to %d, next %d", interval, e, l.ID, l.SettledTo, l.NextSettle)
+				}
+			}
+		}
+	}
+	want := settleScenario(t, 1, lag(1))
+	if want.Attested == 0 || want.Disputes == 0 {
+		t.Fatalf("the scenario should attest and dispute: %+v", want)
+	}
+	for _, interval := range []uint64{3, 4, 20} {
+		got := settleScenario(t, interval, lag(interval))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("interval %d:\n got %+v\nwant %+v", interval, got, want)
+		}
+	}
+}
+
+// countingBase counts what a State reads from committed state: point
+// reads and keys visited by iteration.
+type countingBase struct {
+	*memBase
+	gets, visited int
+}
+
+func (b *countingBase) GetState(k []byte) ([]byte, error) {
+	b.gets++
+	return b.memBase.GetState(k)
+}
+
+func (b *countingBase) IterateState(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return b.memBase.IterateState(start, end, reverse, func(k, v []byte) bool {
+		b.visited++
+		return fn(k, v)
+	})
+}
+
+// TestIdleLeasesCostNothingPerEpoch: with n leases that have nothing to
+// weigh (each on its own offer, which it fills), an epoch's end reads and
+// writes the same whether n is 1 or 64
+// (the leases are visited only when their settlement is due: every
+// settle_interval_epochs, all at once here since they started together);
+// a lease with a report adds a constant. Counted with a store that counts
+// reads, not timed.
+func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
+	type cost struct{ gets, visited, writes int }
+	epochEnd := func(n int, report bool) (quiet, due cost) {
+		h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, settleInterval: 5})
+		for i := 0; i < n; i++ { // n providers, each offer fully leased
+			h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, 1), Price: res(1, 2)})
+			h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
+		}
+		h.untilEpoch(3) // leased from epoch 1, settled next at the end of epoch 5
+		if report {
+			ls, _ := h.m.Leases(h.st, 1, nil)
+			for _, u := range h.users {
+				if u.Address() == ls[0].Provider {
+					h.must(u, &ledger.RomeUsage{LeaseID: ls[0].ID, Epoch: 3, Delivered: res(1, 1)})
+				}
+			}
+		}
+		measure := func() cost {
+			h.commit()
+			cb := &countingBase{memBase: h.base}
+			h.st = ledger.NewState(cb)
+			if _, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000, PrevHash: h.prevHash()}); err != nil {
+				t.Fatal(err)
+			}
+			c := cost{cb.gets, cb.visited, h.st.Len()}
+			h.checkSupply()
+			h.height++
+			return c
+		}
+		measure()         // end of epoch 3
+		quiet = measure() // end of epoch 4: settles 3 (the report, if any)
+		due = measure()   // end of epoch 5: every lease's settlement is due
+		if c, _ := h.m.Clock(h.st); c.Epoch != 6 {
+			t.Fatalf("epoch %d", c.Epoch)
+		}
+		ls, _ := h.m.Leases(h.st, 0, nil)
+		for i, l := range ls {
+			to, paid := uint64(5), "8uTFLP" // epochs 1-4, 2 each
+			if report && i == 0 {
+				to, paid = 4, "6uTFLP" // settled with its reported epoch 3
+			}
+			if l.SettledTo != to || l.Paid.String() != paid {
+				t.Fatalf("n=%d: lease %d settled to %d, paid %s after epoch 5", n, l.ID, l.SettledTo, l.Paid)
+			}
+		}
+		return quiet, due
+	}
+	q1, d1 := epochEnd(1, false)
+	q64, d64 := epochEnd(64, false)
+	if q1 != q64 {
+		t.Errorf("an epoch with 64 idle leases cost %+v, with 1 %+v", q64, q1)
+	}
+	if d64.gets <= d1.gets || d64.writes <= d1.writes {
+		t.Errorf("the epoch their settlement is due: 64 leases %+v, 1 %+v", d64, d1)
+	}
+	r1, _ := epochEnd(1, true)
+	r64, _ := epochEnd(64, true)
+	if r1 != r64 || r64.gets <= q64.gets {
+		t.Errorf("a reported lease among 64: %+v, among 1: %+v (quiet: %+v)", r64, r1, q64)
+	}
+	t.Logf("epoch end, idle leases: 1 → %+v, 64 → %+v; due: 1 → %+v, 64 → %+v; one reported: %+v", q1, q64, d1, d64, r64)
+}
+
+// TestFreedCapacityMatchedSameEpoch: capacity a lease frees at the end of
+// its last epoch is offered to the match of that same epoch's end (the
+// offer was full, so it was not listed among offers with free capacity),
+// and an offer's availability window still ends it.
+func TestFreedCapacityMatchedSameEpoch(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 1, users: 4, ttl: 50})
+	prov, c1, c2 := h.users[0], h.users[1], h.users[2]
+	oid := id(h.must(prov, &ledger.RomeOffer{Capacity: res(1, 10), Price: res(1, 2), UntilEpoch: 8}), "offer_id")
+	first := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 2), Epochs: 3}), "request_id")
+	h.untilEpoch(1)
+	second := id(h.must(c2, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 2), Epochs: 2}), "request_id")
+	h.untilEpoch(6)
+	ls, err := h.m.Leases(h.st, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(ls, func(a, b Lease) int { return cmp.Compare(a.ID, b.ID) })
+	if len(ls) != 2 || ls[0].RequestID != first || ls[1].RequestID != second || ls[1].Start != ls[0].End {
+		t.Fatalf("leases %+v: the second should start when the first ends (epoch %d)", ls, ls[0].End)
+	}
+	o, err := h.m.Offer(h.st, oid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != StatusOpen || amountOf(o.Leased, 1) != 0 {
+		t.Fatalf("offer at epoch 6: %+v", o)
+	}
+	h.untilEpoch(8)
+	if o, _ = h.m.Offer(h.st, oid); o.Status != StatusExpired {
+		t.Fatalf("offer past its window: %s", StatusName(o.Status))
+	}
+}
+
+// TestPayIdleIsSettleLease holds the fast path to the full one: for an
+// epoch with nothing to weigh, payIdle pays exactly what settleLease
+// decides (same state writes, same payments on the lease, its request and
+// the epoch, nothing attested), for leases of one or several kinds, with a
+// kind paid by meter only, with storage held by no pin.
+func TestPayIdleIsSettleLease(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 5, ttl: 50})
+	p1, p2, c1, c2 := h.users[0], h.users[1], h.users[2], h.users[3]
+	h.must(p1, &ledger.RomeOffer{Capacity: res(1, 100, 2, 100, 4, 100), Price: res(1, 3, 2, 2, 4, 1), Region: "a"})
+	h.must(p2, &ledger.RomeOffer{Capacity: res(1, 100, 3, 100), Price: res(1, 4, 3, 5), Region: "b"})
+	h.must(c1, &ledger.RomeRequest{Demand: res(1, 10, 2, 5, 4, 7), MaxPrice: res(1, 3, 2, 2, 4, 1), Epochs: 6, Region: "a"})
+	h.must(c2, &ledger.RomeRequest{Demand: res(1, 7, 3, 6), MaxPrice: res(1, 4, 3, 5), Epochs: 6, MeterKinds: 1 << (KindEnergy - 1), Region: "b"})
+	h.must(c2, &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 4), Epochs: 6, Region: "b"})
+	h.untilEpoch(3)
+	h.commit()
+	ls, err := h.m.Leases(h.st, 0, nil)
+	if err != nil || len(ls) != 3 {
+		t.Fatalf("leases %+v %v", ls, err)
+	}
+	work := func() *epochWork {
+		st := ledger.NewState(h.base)
+		s := &store{st: st, codec: h.m.codec}
+		p, err := s.params(h.m.gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &epochWork{m: h.m, s: s, acc: &ledger.Accounts{St: st, Codec: h.m.codec}, p: p, e: 3, events: &[]ledger.Event{},
+			rec: &EpochRecord{}, offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
+			attest: map[ledger.Address]uint64{}}
+	}
+	for _, l := range ls {
+		full, fast := work(), work()
+		lf, err := full.s.lease(l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lq, _ := fast.s.lease(l.ID)
+		if err := full.settleLease(lf, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := fast.payIdle(lq, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(full.paid) == 0 {
+			t.Fatalf("lease %d: nothing paid", l.ID)
+		}
+		if !reflect.DeepEqual(full.s.st.Changes(), fast.s.st.Changes()) || !reflect.DeepEqual(full.paid, fast.paid) ||
+			lf.Paid.String() != lq.Paid.String() || full.reqs[l.RequestID].Spent.String() != fast.reqs[l.RequestID].Spent.String() {
+			t.Errorf("lease %d: settleLease paid %v (lease %s), payIdle %v (lease %s)", l.ID, full.paid, lf.Paid, fast.paid, lq.Paid)
+		}
+		if full.rec.Attested != 0 || full.rec.Measured != 0 || len(full.attest) != 0 {
+			t.Errorf("lease %d: an epoch with nothing to weigh attested %+v", l.ID, full.rec)
+		}
+	}
+}
