@@ -27,6 +27,11 @@ const (
 	// peer with "*": a sync source that dies or stops answering
 	// (kernel/cluster.go, where the transport hands sync answers over).
 	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
+	// FollowUpdateDrop makes a member fail to send an update to a worker
+	// it links (kernel/worker_member.go, where the update goes to the
+	// transport), as a broken or congested worker link would. Evaluated
+	// once per update.
+	FollowUpdateDrop = "sos/kernel/follow-update-drop"
 
 	// NetBlobCorruptChunk makes a node serving a blob (package net) flip
 	// a byte of the slice it is about to send, so the fetcher's
