@@ -42,8 +42,8 @@ const (
 
 // followSub asks the member for updates; Height is the worker's trusted
 // head (the member sends an update when it differs from what it last
-// sent), and Want asks for one now (a worker that just started has no
-// list of its jobs yet).
+// sent, or when its last update could not be sent), and Want asks for one
+// now (a worker that just started has no list of its jobs yet).
 type followSub struct {
 	_      struct{} `cbor:",toarray"`
 	Height uint64
