@@ -490,7 +490,7 @@ func FuzzDecodeFollow(f *testing.F) {
 		{followUpdate, &followUpd{Header: ledger.Header{ChainID: "c", Height: 3, Proposer: k.Address()}, Signature: []byte{1, 2},
 			Jobs: []stateProof{{Key: rome.JobKey(1), Value: []byte{0x80}, Proof: []byte{0}}}, Complete: true, Nonce: 4}},
 		{followSubmit, &followTx{ID: 1, Tx: []byte{0x80}}},
-		{followAck, &followAckMsg{ID: 1, Err: "nonce", Nonce: 2}},
+		{followAck, &followAckMsg{ID: 1, Err: "nonce", Nonce: 2, Height: 9}},
 	} {
 		b, err := encodeFollow(c, m.typ, m.body)
 		if err != nil {
