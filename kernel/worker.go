@@ -126,8 +126,12 @@ type workerJob struct {
 	cancel   context.CancelFunc
 	attempts int
 	retryAt  time.Time
-	sentAt   uint64 // trusted height when its result was admitted
+	sentAt   uint64 // the member's height when it admitted the result
 	tries    int
+	// dropped: an update no longer listed it while it ran (answered
+	// another way, timed out, or its offer closed); its run is cancelled
+	// and it is forgotten when the run ends, however it ends.
+	dropped bool
 }
 
 // WorkerStatus is what a worker reports of itself.
@@ -565,6 +569,8 @@ func (w *Worker) apply(u *followUpd) error {
 		if wj := w.jobs[j.ID]; wj == nil {
 			w.jobs[j.ID] = &workerJob{job: j}
 			w.log.Info("job for this worker", "job_id", j.ID, "lease_id", j.LeaseID, "height", h.Height)
+		} else {
+			wj.dropped = false
 		}
 	}
 	if u.Complete {
@@ -573,6 +579,7 @@ func (w *Worker) apply(u *followUpd) error {
 				continue
 			}
 			if wj.state == taskRunning {
+				wj.dropped = true
 				wj.cancel() // answered another way, timed out, or its offer closed
 				continue
 			}
@@ -627,16 +634,31 @@ func (w *Worker) schedule(ctx context.Context) {
 // do runs one job and records how it ended.
 func (w *Worker) do(ctx context.Context, wj *workerJob, j rome.Job) {
 	defer w.wg.Done()
-	err := w.runJob(ctx, &j)
+	at, err := w.runJob(ctx, &j)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.running--
 	wj.cancel()
+	if err == nil {
+		w.stats.Results++
+	}
+	if wj.dropped {
+		// No longer the worker's to answer: whatever the run did (a result
+		// admitted, a failure, the cancel), nothing more is due.
+		if w.jobs[j.ID] == wj {
+			delete(w.jobs, j.ID)
+		}
+		w.poke()
+		return
+	}
 	switch {
 	case err == nil:
-		wj.state, wj.sentAt = taskSent, w.trust.Header.Height
+		// Counted from the member's head, not from the trusted one: that
+		// moves only with updates, so it may be many blocks old, and a
+		// result counted from there would be resent as soon as another of
+		// the worker's jobs changed, though it was landing in time.
+		wj.state, wj.sentAt = taskSent, max(at, w.trust.Header.Height)
 		wj.tries++
-		w.stats.Results++
 	case errors.Is(err, errPermanent):
 		wj.state = taskDone
 		w.log.Warn("job failed for good", "job_id", j.ID, "err", err)
@@ -667,25 +689,26 @@ func (w *Worker) executor(ctx context.Context) (jobrun.Executor, error) {
 }
 
 // runJob runs job j, stores its outputs and has the member admit its
-// result signed with the node key.
-func (w *Worker) runJob(ctx context.Context, j *rome.Job) error {
+// result signed with the node key; it returns the member's committed
+// height when it admitted the result.
+func (w *Worker) runJob(ctx context.Context, j *rome.Job) (uint64, error) {
 	x, err := w.executor(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	src := &workerBlobs{w: w, job: j.ID}
 	job := jobrun.FromRome(j)
 	spec, err := jobrun.Load(ctx, &job, src, w.maxData)
 	if err != nil {
-		return classify(err)
+		return 0, classify(err)
 	}
 	run, err := x.Run(ctx, spec)
 	if err != nil {
-		return classify(fmt.Errorf("kernel: job %d: %w", j.ID, err))
+		return 0, classify(fmt.Errorf("kernel: job %d: %w", j.ID, err))
 	}
 	res, err := jobrun.Summarize(run, j.OutputLimit)
 	if err != nil {
-		return classify(err)
+		return 0, classify(err)
 	}
 	ids := make([]ledger.BlobID, 0, len(res.Blobs))
 	for id, p := range res.Blobs {
@@ -694,7 +717,7 @@ func (w *Worker) runJob(ctx context.Context, j *rome.Job) error {
 			continue
 		}
 		if _, _, err := w.blobs.Put(ctx, bytes.NewReader(p)); err != nil {
-			return fmt.Errorf("kernel: store output %s: %w", id, err)
+			return 0, fmt.Errorf("kernel: store output %s: %w", id, err)
 		}
 	}
 	w.mu.Lock()
@@ -706,21 +729,22 @@ func (w *Worker) runJob(ctx context.Context, j *rome.Job) error {
 	}
 	out += res.Stdout.Size + res.Stderr.Size
 	p := res.Payload(j.ID, min(src.content, jobDataBytes(j)), out)
-	h, err := w.submit(ctx, p)
+	a, err := w.submit(ctx, p)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	w.log.Info("job run; result admitted by the member", "job_id", j.ID, "class", ledger.JobClassName(res.Class), "exit_code", res.ExitCode,
-		"gas_used", res.GasUsed, "output_root", res.OutputRoot, "tx", h)
-	return nil
+		"gas_used", res.GasUsed, "output_root", res.OutputRoot, "tx", a.Hash, "member_height", a.Height)
+	return a.Height, nil
 }
 
 // submit signs p with the node key at the next nonce and has the member
-// admit it; a refused nonce is corrected from the member's answer once.
-func (w *Worker) submit(ctx context.Context, p ledger.Payload) (ledger.Hash, error) {
+// admit it (the member's answer); a refused nonce is corrected from the
+// member's answer once.
+func (w *Worker) submit(ctx context.Context, p ledger.Payload) (*followAckMsg, error) {
 	body, err := w.codec.Marshal(p)
 	if err != nil {
-		return ledger.Hash{}, err
+		return nil, err
 	}
 	gas := 1_000_000 + 2*w.perByte*uint64(len(body))
 	for attempt := 0; ; attempt++ {
@@ -738,16 +762,16 @@ func (w *Worker) submit(ctx context.Context, p ledger.Payload) (ledger.Hash, err
 			delete(w.acks, id)
 			w.nonce = min(w.nonce, nonce) // not taken: the next tx may use it
 			w.mu.Unlock()
-			return ledger.Hash{}, err
+			return nil, err
 		}
 		if a.Err == "" {
-			return a.Hash, nil
+			return a, nil
 		}
 		w.mu.Lock()
 		w.nonce = a.Nonce
 		w.mu.Unlock()
 		if attempt > 0 || a.Nonce == nonce {
-			return ledger.Hash{}, fmt.Errorf("kernel: the member refused the %s: %s", p.Kind(), a.Err)
+			return nil, fmt.Errorf("kernel: the member refused the %s: %s", p.Kind(), a.Err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/blob"
+	"github.com/sos-kernel/sos/internal/failpoint"
 	"github.com/sos-kernel/sos/ledger"
 	sosnet "github.com/sos-kernel/sos/net"
 	"github.com/sos-kernel/sos/rome"
@@ -59,6 +60,10 @@ type follower struct {
 	members bool           // the next update proves the member set
 	sending bool
 	sent    uint64 // height of the last update sent
+	// lost: the last update could not be sent. The worker's trusted
+	// height then still equals sent, so its next subscribe would not show
+	// that it lacks an update: this makes that subscribe get one.
+	lost bool
 }
 
 // Pacing of the member's sends to workers.
@@ -133,7 +138,7 @@ func (h *followHub) handle(from sosnet.PeerID, msg []byte) {
 			f = &follower{id: from, addr: addr, members: true, dirty: true}
 			h.subs[from] = f
 			h.log.Info("worker subscribed", "peer", from, "node", addr, "height", sub.Height)
-		} else if (sub.Want || sub.Height != f.sent) && !f.sending {
+		} else if (sub.Want || sub.Height != f.sent || f.lost) && !f.sending {
 			// It missed (or refused) what was sent last, or restarted.
 			f.dirty = true
 			if sub.Height < f.sent {
@@ -170,6 +175,7 @@ func (h *followHub) submit(from sosnet.PeerID, addr ledger.Address, m *followTx)
 		a.Hash = ledger.HashBytes(m.Tx)
 	}
 	a.Nonce, _ = h.n.mempool.NextNonce(addr)
+	a.Height = h.n.store.Head().Height
 	h.ack(from, a)
 }
 
@@ -366,7 +372,7 @@ func (h *followHub) sendUpdate(ctx context.Context, f *follower) {
 		h.log.Warn("worker update", "peer", f.id, "err", err)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, followSendTimeout)
-		err := h.t.Send(sctx, f.id, sosnet.KindFollow, msg)
+		err := h.sendFollow(sctx, f.id, msg)
 		cancel()
 		if err != nil {
 			h.log.Debug("worker update not sent", "peer", f.id, "err", err)
@@ -376,6 +382,7 @@ func (h *followHub) sendUpdate(ctx context.Context, f *follower) {
 	}
 	h.mu.Lock()
 	f.sending = false
+	f.lost = !ok // when not sent, the worker's next subscribe gets it again
 	if ok {
 		f.sent = u.Header.Height
 		if members {
@@ -383,7 +390,15 @@ func (h *followHub) sendUpdate(ctx context.Context, f *follower) {
 		}
 	}
 	h.mu.Unlock()
-	_ = ok // when not sent, the worker's next subscribe asks again
+}
+
+// sendFollow sends an update to worker id (failpoint.FollowUpdateDrop
+// loses it on the way).
+func (h *followHub) sendFollow(ctx context.Context, id sosnet.PeerID, msg []byte) error {
+	if _, on := failpoint.Eval(failpoint.FollowUpdateDrop); on {
+		return fmt.Errorf("kernel: update to worker %s lost (failpoint %s)", id, failpoint.FollowUpdateDrop)
+	}
+	return h.t.Send(ctx, id, sosnet.KindFollow, msg)
 }
 
 // update proves the jobs waiting for node's result (and, with members,

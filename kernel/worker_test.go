@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/blob"
+	"github.com/sos-kernel/sos/internal/failpoint"
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	sosnet "github.com/sos-kernel/sos/net"
@@ -48,9 +50,7 @@ func (tw *testWorker) start(hold bool) {
 	opts := WorkerOptions{Home: tw.home, Config: cfg, GenesisDoc: tw.jc.doc, NodeKey: tw.key,
 		Follow:      tw.jc.nodes[tw.follow].NodeID() + "@" + tw.jc.addrs[tw.follow],
 		JobExecutor: testExec{gate: tw.gate, entered: tw.entered}, Resubscribe: 200 * time.Millisecond}
-	if os.Getenv("SOS_TEST_LOG") != "" {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "worker")
-	}
+	opts.Logger = testWorkerLog()
 	w, err := OpenWorker(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +72,15 @@ func (tw *testWorker) start(hold bool) {
 		w.Close()
 	}
 	t.Cleanup(tw.stop)
+}
+
+// testWorkerLog is a worker's logger: nil (discard) unless SOS_TEST_LOG
+// is set.
+func testWorkerLog() *slog.Logger {
+	if os.Getenv("SOS_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", "worker")
 }
 
 func (tw *testWorker) stop() {
@@ -303,8 +312,167 @@ func TestWorkerRestartResumes(t *testing.T) {
 	if err != nil || !jc.nodes[0].blobs.Has(blob.ID(oid)) {
 		t.Fatalf("output %s not on the member: %v", j.Outputs[0].ID, err)
 	}
-	if st := tw.w.Status(); st.Pending != 0 {
-		t.Fatalf("worker still has work after both results: %+v", st)
+	// The worker learns that both are answered from the member's update
+	// after the block of the last result, which arrives a little after the
+	// API shows the job done: wait for it. A job it keeps pending (a
+	// cancelled run requeued, a result resent for a job no longer its)
+	// fails here after the cluster's deadline.
+	jc.wait("the worker to forget both answered jobs", func() bool { st := tw.w.Status(); return st.Pending == 0 && st.Running == 0 })
+	if st := tw.w.Status(); st.Results < 2 {
+		t.Fatalf("worker status %+v: want both results counted", st)
+	}
+}
+
+// handWorker opens a worker following node 0 that the test drives by
+// hand: no Run loop, so it subscribes to nothing and its trusted head
+// moves only by the updates the test applies. Its job runs take ctx.
+func handWorker(jc *jobCluster, key *ledger.PrivateKey, gate chan struct{}, entered chan uint64) (*Worker, context.Context) {
+	t := jc.t
+	cfg := DefaultConfig()
+	cfg.P2PAddr = "127.0.0.1:0"
+	w, err := OpenWorker(WorkerOptions{Home: t.TempDir(), Config: cfg, GenesisDoc: jc.doc, NodeKey: key,
+		Follow: jc.nodes[0].NodeID() + "@" + jc.addrs[0], JobExecutor: testExec{gate: gate, entered: entered}, Logger: testWorkerLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(jc.ctx)
+	t.Cleanup(func() {
+		cancel()
+		w.wg.Wait()
+		w.Close()
+	})
+	return w, ctx
+}
+
+// drive schedules w's jobs, as its Run loop would, until cond holds
+// (a run that fails, such as a blob fetch before the member admits the
+// worker's link, is retried).
+func (jc *jobCluster) drive(ctx context.Context, w *Worker, what string, cond func() bool) {
+	jc.t.Helper()
+	jc.wait(what, func() bool {
+		w.schedule(ctx)
+		return cond()
+	})
+}
+
+// listing waits for a genuine update from node 0 listing n jobs of key's.
+func (jc *jobCluster) listing(key *ledger.PrivateKey, n int) *followUpd {
+	jc.t.Helper()
+	var u *followUpd
+	jc.wait(fmt.Sprintf("an update listing %d jobs", n), func() bool {
+		var err error
+		u, err = jc.nodes[0].follow.update(jc.ctx, key.Address(), true)
+		return err == nil && len(u.Jobs) == n
+	})
+	return u
+}
+
+// TestWorkerSentAtMemberHeight: a worker's trusted head moves only with
+// updates, which come when a block touches its jobs, so it may be many
+// blocks behind the chain when the member admits a result. The blocks a
+// result may take to land before the worker sends it again count from
+// the member's height in its ack: counted from the stale trusted head, a
+// result admitted in time was run and sent twice as soon as another of
+// the worker's jobs changed (TestWorkerRestartResumes then saw three
+// results for two jobs).
+func TestWorkerSentAtMemberHeight(t *testing.T) {
+	jc := newJobCluster(t, 400)
+	key := seededKey(t, 1230)
+	jc.leaseOnWorker(key)
+	gate := make(chan struct{})
+	close(gate)
+	w, ctx := handWorker(jc, key, gate, make(chan uint64, 8))
+	id := jc.submit(0, randomBytes(t, 1000), false)
+	u := jc.listing(key, 1)
+	if err := w.apply(u); err != nil {
+		t.Fatal(err)
+	}
+	// The chain moves on; nothing of the worker's changes.
+	for range 3 {
+		jc.send(0, jc.prov, transfer(jc.cons, 1))
+	}
+	before := jc.nodes[0].store.Head().Height
+	if before < u.Header.Height+3 {
+		t.Fatalf("head %d, trusted %d: want 3 blocks between", before, u.Header.Height)
+	}
+	jc.drive(ctx, w, "the result admitted", func() bool { return w.Status().Results == 1 })
+	w.mu.Lock()
+	wj := w.jobs[id]
+	var state taskState
+	var sentAt uint64
+	if wj != nil {
+		state, sentAt = wj.state, wj.sentAt
+	}
+	w.mu.Unlock()
+	if wj == nil || state != taskSent || sentAt < before {
+		t.Fatalf("job %d after its result was admitted: listed %v, state %d, sent at %d (the member was at %d or above, the worker trusted %d)",
+			id, wj != nil, state, sentAt, before, u.Header.Height)
+	}
+}
+
+// TestWorkerDroppedJobForgotten: an update that no longer lists a job
+// the worker is running (its deadline passed, or the member says nothing
+// more of it) cancels the run, and the job is forgotten when the run
+// ends; it was requeued, counted pending and run again.
+func TestWorkerDroppedJobForgotten(t *testing.T) {
+	jc := newJobCluster(t, 400)
+	key := seededKey(t, 1231)
+	jc.leaseOnWorker(key)
+	entered := make(chan uint64, 8)
+	w, ctx := handWorker(jc, key, make(chan struct{}), entered) // the gate stays shut: "hold" runs until cancelled
+	id := jc.submit(0, randomBytes(t, 1000), false, "hold")
+	u := jc.listing(key, 1)
+	if err := w.apply(u); err != nil {
+		t.Fatal(err)
+	}
+	jc.drive(ctx, w, "the worker to run the job", func() bool {
+		select {
+		case got := <-entered:
+			return got == id
+		default:
+			return false
+		}
+	})
+	if st := w.Status(); st.Running != 1 || st.Pending != 1 {
+		t.Fatalf("while running: %+v", st)
+	}
+	// The member may withhold a job (a worker cannot tell that from a job
+	// gone): the same head, listing nothing, complete.
+	gone := *u
+	gone.Jobs = nil
+	if err := w.apply(&gone); err != nil {
+		t.Fatal(err)
+	}
+	jc.wait("the cancelled run to end", func() bool { return w.Status().Running == 0 })
+	w.schedule(ctx)
+	if st := w.Status(); st.Pending != 0 || st.Running != 0 {
+		t.Fatalf("a job no update lists is still the worker's: %+v", st)
+	}
+}
+
+// TestWorkerLostUpdateResent: an update the member could not send (a
+// broken link: failpoint.FollowUpdateDrop) leaves the worker's trusted
+// height where the member last reached it, so its next subscribe looks
+// up to date; the member sends the update again then. Before, the worker
+// never learned of the job, which timed out.
+func TestWorkerLostUpdateResent(t *testing.T) {
+	jc := newJobCluster(t, 400)
+	tw := newTestWorker(jc, 1232, 0)
+	jc.leaseOnWorker(tw.key)
+	tw.start(false)
+	jc.wait("the worker's first update", func() bool { return tw.w.Status().Height > 0 })
+	disable, err := failpoint.Enable(failpoint.FollowUpdateDrop, "1*return")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disable()
+	id := jc.submit(0, randomBytes(t, 1000), false)
+	j := jc.job(0, id, "done", statusIs("done"))
+	if j.NodeID != tw.key.Address().String() {
+		t.Fatalf("job %d answered by %s", id, j.NodeID)
+	}
+	if n := failpoint.Count(failpoint.FollowUpdateDrop); n != 1 {
+		t.Fatalf("the failpoint dropped %d updates, want 1", n)
 	}
 }
 
@@ -322,7 +490,7 @@ func FuzzDecodeFollow(f *testing.F) {
 		{followUpdate, &followUpd{Header: ledger.Header{ChainID: "c", Height: 3, Proposer: k.Address()}, Signature: []byte{1, 2},
 			Jobs: []stateProof{{Key: rome.JobKey(1), Value: []byte{0x80}, Proof: []byte{0}}}, Complete: true, Nonce: 4}},
 		{followSubmit, &followTx{ID: 1, Tx: []byte{0x80}}},
-		{followAck, &followAckMsg{ID: 1, Err: "nonce", Nonce: 2}},
+		{followAck, &followAckMsg{ID: 1, Err: "nonce", Nonce: 2, Height: 9}},
 	} {
 		b, err := encodeFollow(c, m.typ, m.body)
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 //	                            proofs against its state root: the jobs waiting for the
 //	                            worker's result (and, when asked or changed, the members)
 //	worker → member  submit     a transaction signed by the worker's node key (job_result)
-//	member → worker  ack        what the member's mempool answered
+//	member → worker  ack        what the member's mempool answered, at which height
 //
 // The member is trusted for nothing it sends: a header counts only if a
 // voting member's key signed it, and a job or member record only with a
@@ -42,8 +42,8 @@ const (
 
 // followSub asks the member for updates; Height is the worker's trusted
 // head (the member sends an update when it differs from what it last
-// sent), and Want asks for one now (a worker that just started has no
-// list of its jobs yet).
+// sent, or when its last update could not be sent), and Want asks for one
+// now (a worker that just started has no list of its jobs yet).
 type followSub struct {
 	_      struct{} `cbor:",toarray"`
 	Height uint64
@@ -109,6 +109,10 @@ type followAckMsg struct {
 	Hash  ledger.Hash
 	Err   string // "" when admitted
 	Nonce uint64 // the next nonce the mempool expects now
+	// Height is the member's committed height when it answered: a worker
+	// counts the blocks a result may take to land from there, not from its
+	// own trusted head, which moves only with updates and may be far behind.
+	Height uint64
 }
 
 // encodeFollow frames a message body.

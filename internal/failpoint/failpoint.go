@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	gofail "go.etcd.io/gofail/runtime"
 )
@@ -27,6 +28,11 @@ const (
 	// peer with "*": a sync source that dies or stops answering
 	// (kernel/cluster.go, where the transport hands sync answers over).
 	SyncAnswerDrop = "sos/kernel/sync-answer-drop"
+	// FollowUpdateDrop makes a member fail to send an update to a worker
+	// it links (kernel/worker_member.go, where the update goes to the
+	// transport), as a broken or congested worker link would. Evaluated
+	// once per update.
+	FollowUpdateDrop = "sos/kernel/follow-update-drop"
 
 	// NetBlobCorruptChunk makes a node serving a blob (package net) flip
 	// a byte of the slice it is about to send, so the fetcher's
@@ -69,6 +75,17 @@ func point(name string) *gofail.Failpoint {
 
 var mu sync.Mutex // serializes registration
 
+// fired counts, by name, the evaluations that fired since Enable. gofail
+// keeps a counter too, but its Status reads it without the lock its
+// evaluations take it under: Count racing with Eval was a data race
+// (TestJobOutputsOnAFullDisk under -race).
+var fired sync.Map // name -> *atomic.Int64
+
+func firedCount(name string) *atomic.Int64 {
+	v, _ := fired.LoadOrStore(name, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
 // Eval evaluates the failpoint name: its value and true when it is
 // enabled and its terms fire this time, nil and false otherwise (always,
 // unless GOFAIL_FAILPOINTS or Enable turned it on). An action such as
@@ -78,6 +95,7 @@ func Eval(name string) (any, bool) {
 	if err != nil {
 		return nil, false
 	}
+	firedCount(name).Add(1)
 	return v, true
 }
 
@@ -86,6 +104,7 @@ func Eval(name string) (any, bool) {
 // same process; it returns a function that turns it off again.
 func Enable(name, terms string) (disable func(), err error) {
 	point(name)
+	firedCount(name).Store(0)
 	if err := gofail.Enable(name, terms); err != nil {
 		return nil, fmt.Errorf("failpoint: enable %s=%s: %w", name, terms, err)
 	}
@@ -93,16 +112,13 @@ func Enable(name, terms string) (disable func(), err error) {
 		if err := gofail.Disable(name); err != nil && !errors.Is(err, gofail.ErrDisabled) {
 			panic(fmt.Sprintf("failpoint: disable %s: %v", name, err))
 		}
+		firedCount(name).Store(0)
 	}, nil
 }
 
 // Count is how many times the failpoint name fired since it was enabled
-// (0 when it is off).
+// (0 once it is turned off again). It may be called while the failpoint
+// is evaluated.
 func Count(name string) int {
-	point(name)
-	_, n, err := gofail.Status(name)
-	if err != nil {
-		return 0
-	}
-	return n
+	return int(firedCount(name).Load())
 }

@@ -33,3 +33,31 @@ func TestEnableRejectsBadTerms(t *testing.T) {
 		t.Fatal("bad terms accepted")
 	}
 }
+
+// TestCountWhileEvaluated: Count may be read while other goroutines
+// evaluate the failpoint (under -race, gofail's own counter was a data
+// race), and it counts every firing; it reads 0 once disabled.
+func TestCountWhileEvaluated(t *testing.T) {
+	disable, err := Enable(Example, "return")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			Eval(Example)
+		}
+	}()
+	for range 1000 {
+		_ = Count(Example)
+	}
+	<-done
+	if n := Count(Example); n != 1000 {
+		t.Fatalf("Count = %d, want 1000", n)
+	}
+	disable()
+	if n := Count(Example); n != 0 {
+		t.Fatalf("Count after disable = %d, want 0", n)
+	}
+}
