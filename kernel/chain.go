@@ -301,6 +301,7 @@ type Executor struct {
 	// endEvents are the events of the end of the block (job deadlines,
 	// bonds returned): they belong to no transaction.
 	endEvents []ledger.Event
+	trace     *traceState // non-nil while applyTraced runs
 }
 
 // addr is a's bech32 form for receipt events. A block repeats its senders,
@@ -383,6 +384,10 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	}
 
 	gas := ledger.NewGasMeter(tx.GasLimit)
+	if e.trace != nil {
+		gas.Record()
+		e.trace.meter = gas
+	}
 	_ = gas.Consume(intrinsic, "intrinsic") // checked above
 	snap := e.st.Snapshot()
 	events, data, perr := e.runPayload(ptx, gas)
@@ -462,6 +467,9 @@ func (e *Executor) runContract(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.E
 		return nil, nil, ErrContractsDisabled
 	}
 	ctx := &contracts.Tx{St: e.st, Gas: gas, ChainID: e.env.ChainID, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: tx.Sender, TxHash: ptx.Hash}
+	if e.trace != nil {
+		ctx.Trace = e.trace.calls
+	}
 	var data []byte
 	var err error
 	switch p := tx.Payload.(type) {
