@@ -824,3 +824,8 @@ func (r *reader) bytes(n uint32) []byte {
 	r.off += int(n)
 	return r.b[r.off-int(n) : r.off]
 }
+
+// LoadGas is what every Call of a prepared module charges before it runs
+// (see GasLoadBase): the figure the SDK test harness needs to price calls
+// like the node (`sos contract gas`).
+func LoadGas(prepared []byte) (uint64, error) { return loadGas(prepared) }

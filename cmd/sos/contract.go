@@ -258,6 +258,6 @@ func newContractCmd(g *globals) *cobra.Command {
 	}
 	state.Flags().StringVar(&prefix, "prefix", "", "hex key prefix")
 	state.Flags().IntVar(&limit, "limit", 100, "entries to show")
-	cmd.AddCommand(upload, instantiate, execute, migrate, query, info, list, codes, state)
+	cmd.AddCommand(upload, instantiate, execute, migrate, query, info, list, codes, state, newContractGasCmd(g))
 	return cmd
 }
