@@ -19,7 +19,8 @@ import (
 //
 //	tIndex || SHA-256(term)[:16] || height (8 bytes) || index (4 bytes)
 //
-// with these terms (strings, parts separated by 0x00):
+// with these terms (strings, parts separated by 0x00; the "fee" event of
+// every transaction is not indexed: its payer is the sender):
 //
 //	sender   <bech32 sender>
 //	contract <bech32 address>        every event attribute "contract"
@@ -110,21 +111,28 @@ func (c *Codec) senderOf(raw []byte, r *Receipt) string {
 	return ""
 }
 
-// indexTerms lists the terms of one transaction, without repeats.
+// indexTerms lists the terms of one transaction, without repeats. The
+// "fee" event every transaction has is left out: its payer is the sender,
+// already indexed, and a search by fee amount or gas is not worth four keys
+// per transaction in every block.
 func indexTerms(sender string, r *Receipt) [][16]byte {
-	seen := map[[16]byte]bool{}
-	var out [][16]byte
+	out := make([][16]byte, 0, 8)
 	add := func(parts ...string) {
 		k := termKey(parts...)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
+		for _, o := range out {
+			if o == k {
+				return
+			}
 		}
+		out = append(out, k)
 	}
 	if sender != "" {
 		add("sender", sender)
 	}
 	for _, e := range r.Events {
+		if e.Type == "fee" {
+			continue
+		}
 		add("event", e.Type)
 		for _, a := range e.Attrs {
 			if a.Key == "contract" {
@@ -233,6 +241,9 @@ func (s *Store) SearchTxs(f TxFilter) (*TxSearchResult, error) {
 	}
 	if len(terms) == 0 {
 		return nil, fmt.Errorf("ledger: search transactions: give a sender, a contract or an event type: %w", ErrBadQuery)
+	}
+	if f.Event == "fee" {
+		return nil, fmt.Errorf("ledger: search transactions: the fee event is not indexed (every transaction has one; search by sender): %w", ErrBadQuery)
 	}
 	if len(f.Attrs) > 0 && f.Event == "" {
 		return nil, fmt.Errorf("ledger: search transactions: attributes need the event type they belong to: %w", ErrBadQuery)

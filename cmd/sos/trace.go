@@ -94,9 +94,10 @@ func newQueryTxsCmd(g *globals) *cobra.Command {
 		Long: `Search the node's transaction index. Give at least one of --contract, --event, --sender;
 all conditions must hold. Contract events are named wasm-<type> on chain (a contract's
 ctx.Emit("increment", ...) is event wasm-increment, with the attribute contract=<address>
-first); the chain's own events are transfer, fee, upload, instantiate, migrate and those
-of the market. --attr K=V (repeatable) requires attributes of the --event. Results come in
-height order, --limit per page; the next page is --after with the cursor printed last.`,
+first); the chain's own events are transfer, upload, instantiate, migrate and those of the
+market (fee, which every transaction has, is not indexed: use --sender). --attr K=V
+(repeatable) requires attributes of the --event. Results come in height order, --limit
+per page; the next page is --after with the cursor printed last.`,
 		Example: "  sos query txs --contract sos1... --event wasm-increment\n  sos query txs --sender alice --from 100 --to 200\n  sos query txs --event transfer --attr to=sos1... --limit 20",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -28,7 +28,7 @@ func TestCLISearchAndTrace(t *testing.T) {
 		}
 		return s
 	}
-	for _, args := range [][]string{{"--sender", "alice"}, {"--event", "transfer", "--attr", "to=" + bob}, {"--event", "fee", "--from", "1", "--to", "100000"}} {
+	for _, args := range [][]string{{"--sender", "alice"}, {"--event", "transfer", "--attr", "to=" + bob}, {"--event", "transfer", "--from", "1", "--to", "100000"}} {
 		if s := search(args...); len(s.Txs) != 1 || s.Txs[0].TxHash != res.TxHash {
 			t.Fatalf("query txs %v: %+v", args, s)
 		}
