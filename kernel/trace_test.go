@@ -9,6 +9,7 @@ import (
 
 	"github.com/sos-kernel/sos/contracts"
 	"github.com/sos-kernel/sos/ledger"
+	"github.com/sos-kernel/sos/vm"
 )
 
 // checkCallGas checks a call's parts add up to its total, recursively.
@@ -83,6 +84,13 @@ func TestTraceReexecutesOnPreState(t *testing.T) {
 	}
 	if !strings.Contains(hostNames(top), "call") || !strings.Contains(hostNames(sub), "storage_set") || top.InstructionGas == 0 || top.LoadGas == 0 {
 		t.Fatalf("host functions: %s / %s, instructions %d, load %d", hostNames(top), hostNames(sub), top.InstructionGas, top.LoadGas)
+	}
+	// storage_set of key "value" and value "6": base 40, 6 bytes copied,
+	// 300 + 10 per byte (vm/limits.go).
+	for _, h := range sub.Host {
+		if h.Name == "storage_set" && (h.Calls != 1 || h.Gas != vm.GasHostBase+6*vm.GasPerByte+vm.GasStorageSet+6*vm.GasStorageSetPerByte) {
+			t.Fatalf("storage_set traced as %+v", h)
+		}
 	}
 	if !strings.Contains(top.Log, "calling "+b.String()) || !strings.Contains(sub.Log, "set 6") {
 		t.Fatalf("debug logs: %q / %q", top.Log, sub.Log)
