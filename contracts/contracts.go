@@ -119,6 +119,10 @@ type Tx struct {
 	// by part and debug logs (`sos tx trace`, simulate). It changes
 	// nothing else.
 	Trace *TxTrace
+	// Touched, when set, collects every contract the transaction called
+	// (nested calls included, failed ones too), once each, for the
+	// transaction index.
+	Touched *[]ledger.Address
 
 	calls int // counts calls, for distinct random seeds
 }
@@ -422,6 +426,9 @@ func (f *frame) depth() int {
 func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Address, entry string, msg []byte, funds ledger.Coins, gasLimit uint64, readOnly bool) ([]byte, error) {
 	if parent.onStack(addr) {
 		return nil, fmt.Errorf("%w: %s is already executing", ErrReentrancy, addr)
+	}
+	if tx.Touched != nil && !slices.Contains(*tx.Touched, addr) {
+		*tx.Touched = append(*tx.Touched, addr)
 	}
 	var ct *CallTrace
 	if tx.Trace != nil {

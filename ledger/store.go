@@ -311,6 +311,22 @@ type Prepared struct {
 	changes []Change
 	prior   [][]byte // committed value of each changed key (nil: absent), for the undo records
 	pending *smt.Pending
+	// contracts are the contracts each transaction called (by index), for
+	// the transaction index (IndexContracts).
+	contracts map[uint32][]Address
+}
+
+// IndexContracts records the contracts transaction i of the block called,
+// so the index finds it by any of them (a contract that emits no event, a
+// nested callee).
+func (p *Prepared) IndexContracts(i uint32, addrs []Address) {
+	if len(addrs) == 0 {
+		return
+	}
+	if p.contracts == nil {
+		p.contracts = map[uint32][]Address{}
+	}
+	p.contracts[i] = addrs
 }
 
 // Root is the state root after the changes.
@@ -392,7 +408,7 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		put(receiptKey(h, uint32(i)), rb)
 	}
 	if err == nil {
-		err = s.putIndex(func(k, v []byte) error { return batch.Set(k, v, nil) }, b, receipts)
+		err = s.putIndex(func(k, v []byte) error { return batch.Set(k, v, nil) }, b, receipts, p.contracts)
 	}
 	if h == 0 {
 		put(markHistoryBase, binary.BigEndian.AppendUint64(nil, 0))

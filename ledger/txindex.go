@@ -23,7 +23,9 @@ import (
 // every transaction is not indexed: its payer is the sender):
 //
 //	sender   <bech32 sender>
-//	contract <bech32 address>        every event attribute "contract"
+//	contract <bech32 address>        every contract the tx called (nested
+//	                                 calls too: Prepared.IndexContracts), and
+//	                                 every event attribute "contract"
 //	event    <event type>
 //	attr     <event type> <key> <value>
 //
@@ -115,7 +117,7 @@ func (c *Codec) senderOf(raw []byte, r *Receipt) string {
 // "fee" event every transaction has is left out: its payer is the sender,
 // already indexed, and a search by fee amount or gas is not worth four keys
 // per transaction in every block.
-func indexTerms(sender string, r *Receipt) [][16]byte {
+func indexTerms(sender string, r *Receipt, contracts []Address) [][16]byte {
 	out := make([][16]byte, 0, 8)
 	add := func(parts ...string) {
 		k := termKey(parts...)
@@ -128,6 +130,9 @@ func indexTerms(sender string, r *Receipt) [][16]byte {
 	}
 	if sender != "" {
 		add("sender", sender)
+	}
+	for _, c := range contracts {
+		add("contract", c.String())
 	}
 	for _, e := range r.Events {
 		if e.Type == "fee" {
@@ -145,10 +150,12 @@ func indexTerms(sender string, r *Receipt) [][16]byte {
 }
 
 // putIndex adds the index keys of a block's transactions through set.
-func (s *Store) putIndex(set func(k, v []byte) error, b *Block, receipts []Receipt) error {
+// contracts are the contracts each tx called (Prepared.IndexContracts;
+// nil when re-indexing old blocks: then only event attributes count).
+func (s *Store) putIndex(set func(k, v []byte) error, b *Block, receipts []Receipt, contracts map[uint32][]Address) error {
 	for i := range receipts {
 		sender := s.codec.senderOf(b.Txs[i], &receipts[i])
-		for _, t := range indexTerms(sender, &receipts[i]) {
+		for _, t := range indexTerms(sender, &receipts[i], contracts[uint32(i)]) {
 			if err := set(indexKey(t, b.Header.Height, uint32(i)), nil); err != nil {
 				return err
 			}
@@ -203,7 +210,7 @@ func (s *Store) BuildIndex(ctx context.Context) error {
 				b.Close()
 				return fmt.Errorf("ledger: index block %d: %w", h-1, err)
 			}
-			if err := s.putIndex(func(k, v []byte) error { return b.Set(k, v, nil) }, blk, rs); err != nil {
+			if err := s.putIndex(func(k, v []byte) error { return b.Set(k, v, nil) }, blk, rs, nil); err != nil {
 				b.Close()
 				return err
 			}
@@ -335,9 +342,8 @@ func (f *TxFilter) matches(r *Receipt) bool {
 			return false
 		}
 	}
-	if f.Contract != "" && !hasAttr(r.Events, "", Attr{Key: "contract", Value: f.Contract}) {
-		return false
-	}
+	// f.Contract is not checked here: a called contract that emitted
+	// nothing is in the index only (Prepared.IndexContracts).
 	if f.Event != "" {
 		found := false
 		for _, e := range r.Events {
