@@ -64,7 +64,7 @@
 // records of state history (the value every key the block changed had
 // before it; StateAt reads the state after any block from the first block
 // the store executed itself, see history.go) and the transaction index
-// (keys by sender, contract, event type and event attribute, with the
+// (keys by sender, contract called, event type and event attribute, with the
 // height and index of each transaction; SearchTxs, see txindex.go). A
 // store written before they existed marks them as starting at its head on
 // open; BuildIndex indexes its older blocks, newest first.

@@ -92,7 +92,8 @@ func newQueryTxsCmd(g *globals) *cobra.Command {
 		Use:   "txs --contract ADDR | --event TYPE | --sender ADDR [--attr K=V] [--from H --to H]",
 		Short: "Search committed transactions by contract, event, attribute, sender and height",
 		Long: `Search the node's transaction index. Give at least one of --contract, --event, --sender;
-all conditions must hold. Contract events are named wasm-<type> on chain (a contract's
+all conditions must hold. --contract finds every transaction that called the contract
+(nested calls included) or has an event naming it. Contract events are named wasm-<type> on chain (a contract's
 ctx.Emit("increment", ...) is event wasm-increment, with the attribute contract=<address>
 first); the chain's own events are transfer, upload, instantiate, migrate and those of the
 market (fee, which every transaction has, is not indexed: use --sender). --attr K=V
