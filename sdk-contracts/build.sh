@@ -44,7 +44,7 @@ for name in $names; do
 	how=go
 	if [ "$dir" = examples ] && [ "${SOS_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null 2>&1; then
 		if wasm-opt -Oz --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory "$out" -o "$out.opt" &&
-			go run ./sdk-contracts/internal/wasmpost "$out.opt" "$out.opt"; then
+			(cd "$here" && go run ./internal/wasmpost "$out.opt" "$out.opt"); then
 			mv "$out.opt" "$out"
 			how="go, wasm-opt -Oz"
 		else
