@@ -175,21 +175,8 @@ func (n *Node) handleJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
 	h := n.store.Head().Height
-	j, err := m.Job(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), fmt.Errorf("kernel: job %d: %w", id, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, APIJob(j, n.jobs, h))
+	romeOne(n, w, r, "id", (*rome.Market).Job, func(j *rome.Job) client.Job { return APIJob(j, n.jobs, h) })
 }
 
 func (n *Node) handleProvider(w http.ResponseWriter, r *http.Request) {

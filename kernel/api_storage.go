@@ -113,32 +113,11 @@ func (n *Node) handleMeters(w http.ResponseWriter, r *http.Request) {
 		owner = a
 	}
 	ms, err := m.Meters(st, 1000, func(mt *rome.Meter) bool { return owner.IsZero() || mt.Owner == owner })
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	out := []client.Meter{}
-	for i := range ms {
-		out = append(out, apiMeter(&ms[i]))
-	}
-	writeJSON(w, http.StatusOK, out)
+	romeList(w, ms, err, apiMeter)
 }
 
 func (n *Node) handleMeter(w http.ResponseWriter, r *http.Request) {
-	m, st, ok := n.romeState(w)
-	if !ok {
-		return
-	}
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return
-	}
-	mt, err := m.Meter(st, id)
-	if err != nil {
-		writeErr(w, romeStatus(err), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, apiMeter(mt))
+	romeOne(n, w, r, "id", (*rome.Market).Meter, apiMeter)
 }
 
 // storageUsage adds a lease's storage and meter figures of epoch e.
