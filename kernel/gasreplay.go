@@ -356,6 +356,7 @@ func (r *replayer) instance(c GasCall) (ledger.Address, error) {
 
 func (r *replayer) call(c GasCall, codes []ledger.Hash) (*GasReplayCall, error) {
 	msg := []byte(r.rewrite(c.Msg))
+	c.Funds = normCoins(c.Funds)
 	res := &GasReplayCall{Entry: c.Entry, Handler: c.Handler, HarnessFailed: c.Failed}
 	if res.Handler == "" {
 		res.Handler = HandlerName(c.Entry, msg)
@@ -441,4 +442,23 @@ func HandlerName(entry string, msg []byte) string {
 		}
 	}
 	return "?"
+}
+
+// normCoins is cs as a transaction carries coins: sorted by denom, each
+// denom once, no zero amounts (the harness takes them in any order).
+func normCoins(cs ledger.Coins) ledger.Coins {
+	var out ledger.Coins
+	for _, c := range cs {
+		if c.Amount == 0 {
+			continue
+		}
+		i := slices.IndexFunc(out, func(o ledger.Coin) bool { return o.Denom == c.Denom })
+		if i >= 0 {
+			out[i].Amount += c.Amount
+			continue
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(x, y ledger.Coin) int { return strings.Compare(x.Denom, y.Denom) })
+	return out
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sos-kernel/sos/sdk-contracts/sdk"
 	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/bech32"
-	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/hostabi"
 )
 
 // Limits the harness enforces like the VM does (vm/limits.go, copied because
@@ -72,9 +71,6 @@ type Config struct {
 	// has no ML-DSA, so there is no default: a contract that verifies
 	// signatures traps unless a verifier (e.g. circl's mldsa65) is set.
 	VerifyMLDSA func(pub, msg, sig, context []byte) bool
-	// Gas turns on gas metering with the chain's cost table (see
-	// GasConfig): App.LastGas, Result.Gas and App.GasReport. nil: off.
-	Gas *GasConfig
 }
 
 // App is an in-memory chain: accounts with balances per denom, a block
@@ -95,13 +91,9 @@ type App struct {
 	events  []Event
 	log     []string
 
-	// gas metering (gas.go), with Config.Gas only
-	gasTable    GasTable
-	loadGas     map[sdk.Address]uint64
-	gasCalls    []CallGas // calls of the running transaction
-	gasHistory  []CallGas // every finished call, for GasReport
-	lastGas     *Gas
-	lastCallGas uint64 // Total of the call that returned last
+	// the calls the test made, for a gas replay on the node's engine (gas.go)
+	calls []Call
+	codes []codeKey // distinct contract codes, in order of first use
 }
 
 type instance struct {
@@ -121,7 +113,6 @@ type Result struct {
 	Data   []byte   // the handler's result (JSON)
 	Events []Event  // events of every contract the transaction ran, in order
 	Log    []string // debug log lines (ctx.Log)
-	Gas    *Gas     // with Config.Gas: the transaction's gas by call
 }
 
 // New returns an empty chain.
@@ -138,14 +129,7 @@ func New(cfg Config) *App {
 	if cfg.BlockInterval == 0 {
 		cfg.BlockInterval = 5 * time.Second
 	}
-	var table GasTable
-	if cfg.Gas != nil {
-		if table = cfg.Gas.Table; table == (GasTable{}) {
-			table = ChainGasTable()
-		}
-	}
 	return &App{
-		gasTable:  table,
 		cfg:       cfg,
 		height:    cfg.Height,
 		time:      cfg.Time,
@@ -231,7 +215,7 @@ func (a *App) SetAdmin(addr, admin sdk.Address) error {
 func (a *App) Instantiate(c sdk.Contract, sender sdk.Address, msg any, funds sdk.Coins) (sdk.Address, error) {
 	addr := derive("sdktest/contract", sender[:], binary.BigEndian.AppendUint64(nil, a.seq))
 	a.seq++
-	_, err := a.tx(msg, sdk.EntryInstantiate, func() ([]byte, error) {
+	_, err := a.tx(a.record(sdk.EntryInstantiate, sender, addr, &c, msg, funds, false), func() ([]byte, error) {
 		a.setInstance(addr, &instance{contract: c, admin: sender, store: map[string][]byte{}})
 		return a.send(c, sdk.EntryInstantiate, addr, sender, sender, msg, funds, false, 1)
 	})
@@ -244,7 +228,7 @@ func (a *App) Instantiate(c sdk.Contract, sender sdk.Address, msg any, funds sdk
 // Execute runs the execute entry point of the contract at addr as a
 // transaction signed by sender, sending funds.
 func (a *App) Execute(addr, sender sdk.Address, msg any, funds sdk.Coins) (Result, error) {
-	return a.tx(msg, sdk.EntryExecute, func() ([]byte, error) {
+	return a.tx(a.record(sdk.EntryExecute, sender, addr, nil, msg, funds, false), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -280,7 +264,7 @@ func recordedName(in *instance) string {
 }
 
 func (a *App) migrate(addr, sender sdk.Address, c sdk.Contract, msg any, force bool) (Result, error) {
-	return a.tx(msg, sdk.EntryMigrate, func() ([]byte, error) {
+	return a.tx(a.record(sdk.EntryMigrate, sender, addr, &c, msg, nil, force), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -320,7 +304,7 @@ func (a *App) Query(addr sdk.Address, msg any, out any) error {
 func (a *App) QueryRaw(addr sdk.Address, msg any) ([]byte, error) {
 	events := a.events // a query is not a transaction: keep the last one's events
 	defer func() { a.events = events }()
-	res, err := a.tx(msg, sdk.EntryQuery, func() ([]byte, error) {
+	res, err := a.tx(a.record(sdk.EntryQuery, sdk.Address{}, addr, nil, msg, nil, false), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -330,23 +314,23 @@ func (a *App) QueryRaw(addr sdk.Address, msg any) ([]byte, error) {
 	return res.Data, err
 }
 
-// tx runs fn as one transaction (msg to entry e): on error or trap every
-// change is undone.
-func (a *App) tx(msg any, e sdk.Entry, fn func() ([]byte, error)) (res Result, err error) {
+// tx runs fn as one transaction (the call c records, if any): on error or
+// trap every change is undone.
+func (a *App) tx(c *Call, fn func() ([]byte, error)) (res Result, err error) {
 	a.journal, a.events, a.log = nil, nil, nil
 	defer func() {
-		trapped := false
 		if r := recover(); r != nil {
 			err = trapError(r)
-			trapped = true
 		}
-		a.txGas(msg, e, trapped)
+		if c != nil {
+			c.Failed = err != nil
+			a.calls = append(a.calls, *c)
+		}
 		if err != nil {
 			a.revert(0)
 			a.events = nil
 			res = Result{Log: a.log}
 		}
-		res.Gas = a.lastGas
 		a.journal = nil
 	}()
 	data, err := fn()
@@ -430,13 +414,7 @@ func (a *App) send(c sdk.Contract, e sdk.Entry, addr, sender, caller sdk.Address
 		app: a, self: addr, sender: sender, caller: caller, entry: e,
 		input: input, funds: fundsJSON, readonly: readonly, depth: depth,
 	}
-	idx := len(a.gasCalls)
-	var h hostabi.Host = f
-	if m := a.startCall(e, addr, input, depth-1); m != nil {
-		h = meteredHost{frame: f, m: m}
-		defer a.finishCall(m, idx)
-	}
-	if c.Serve(e, h) != 0 {
+	if c.Serve(e, f) != 0 {
 		a.revert(mark)
 		return nil, &ContractError{Entry: e, Contract: addr, Msg: string(f.result), Err: f.err}
 	}
@@ -466,3 +444,11 @@ func ParseAddress(s string) (sdk.Address, error) { return sdk.ParseAddress(s) }
 func addrString(a [32]byte) string { return bech32.Encode(sdk.AddressPrefix, a[:]) }
 
 func storeKeyLess(x, y string) int { return bytes.Compare([]byte(x), []byte(y)) }
+
+// OnChain is the event as the chain records it in a receipt: type
+// "wasm-<type>", with the attribute contract=<address> before the
+// contract's own. (Contract addresses differ: the harness derives its own.)
+func (e Event) OnChain() sdk.Event {
+	attrs := append([]sdk.Attr{{Key: "contract", Value: e.Contract.String()}}, e.Attrs...)
+	return sdk.Event{Type: "wasm-" + e.Type, Attrs: attrs}
+}

@@ -1,170 +1,97 @@
 package sdktest
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sos-kernel/sos/sdk-contracts/sdk"
-	"github.com/sos-kernel/sos/sdk-contracts/sdk/internal/hostabi"
 )
 
-// GasTable is the chain's price list for what a contract call pays outside
-// its Wasm instructions: the call itself, and every host function the SDK
-// calls (vm/limits.go, contracts and ledger's GasSchedule; a test of the
-// node checks that ChainGasTable matches them). Fields are gas units.
-type GasTable struct {
-	CallBase          uint64 `json:"call_base"`   // every contract call
-	Instantiate       uint64 `json:"instantiate"` // an instantiate transaction, on top of its call
-	HostBase          uint64 `json:"host_base"`   // every host function call
-	PerByte           uint64 `json:"per_byte"`    // bytes copied between contract and node
-	StorageGet        uint64 `json:"storage_get"`
-	StorageSet        uint64 `json:"storage_set"`
-	StorageSetPerByte uint64 `json:"storage_set_per_byte"`
-	StorageDelete     uint64 `json:"storage_delete"`
-	IterOpen          uint64 `json:"iter_open"`
-	IterNext          uint64 `json:"iter_next"`
-	Balance           uint64 `json:"balance"`
-	Transfer          uint64 `json:"transfer"`
-	EmitEvent         uint64 `json:"emit_event"`
-	EmitPerByte       uint64 `json:"emit_per_byte"`
-	Call              uint64 `json:"call"` // a nested call, on top of the callee's own gas
-	HashPerByte       uint64 `json:"hash_per_byte"`
-	MLDSAVerify       uint64 `json:"mldsa_verify"`
-	AddrConvert       uint64 `json:"addr_convert"`
-	// Intrinsic transaction gas: TxBase + SigVerify + TxPerByte × the
-	// signed transaction's size, estimated as TxOverhead + the message
-	// (an execute without memo, funds or public key; ±20 gas).
-	TxBase     uint64 `json:"tx_base"`
-	TxPerByte  uint64 `json:"tx_per_byte"`
-	SigVerify  uint64 `json:"sig_verify"`
-	TxOverhead uint64 `json:"tx_overhead"`
+// Gas: the harness runs contracts natively and prices nothing itself (a
+// native run cannot know the Wasm instruction gas, which is most of a warm
+// call). It records every top-level call a test makes; `sos contract gas
+// FILE.wasm --calls calls.json` replays them on the node's own engine,
+// and ReportGas / App.NodeGas run it for a test.
+
+// CallsVersion is the version of the calls file (CallsFile) this harness
+// writes; `sos contract gas --calls` refuses other versions.
+const CallsVersion = 1
+
+// Call is one top-level call a test made: an Instantiate, Execute, Migrate
+// or Query, with the harness's addresses (the replay maps them, also inside
+// messages, to its own accounts and instances).
+type Call struct {
+	Entry    string    `json:"entry"`            // instantiate, execute, migrate, query
+	Handler  string    `json:"handler"`          // the message's key ({"increment":{}} → increment); the entry for instantiate and migrate
+	Sender   string    `json:"sender,omitempty"` // bech32 (none for a query)
+	Contract string    `json:"contract"`         // bech32 of the instance (instantiate: the one it created)
+	Code     int       `json:"code"`             // instantiate, migrate: the code, numbered in order of first use (App.Codes)
+	CodeName string    `json:"code_name,omitempty"`
+	Msg      string    `json:"msg"` // JSON text
+	Funds    sdk.Coins `json:"funds,omitempty"`
+	Height   uint64    `json:"height"`
+	TimeMs   int64     `json:"time_ms"`
+	Force    bool      `json:"force,omitempty"`  // MigrateForce
+	Failed   bool      `json:"failed,omitempty"` // the call returned an error or trapped
 }
 
-// ChainGasTable is the node's table (protocol version 1).
-func ChainGasTable() GasTable {
-	return GasTable{
-		CallBase: 10_000, Instantiate: 20_000, HostBase: 40, PerByte: 1,
-		StorageGet: 200, StorageSet: 300, StorageSetPerByte: 10, StorageDelete: 300,
-		IterOpen: 2_000, IterNext: 500, Balance: 1_000, Transfer: 5_000,
-		EmitEvent: 1_000, EmitPerByte: 5, Call: 20_000, HashPerByte: 2,
-		MLDSAVerify: 200_000, AddrConvert: 500,
-		TxBase: 5_000, TxPerByte: 2, SigVerify: 50_000, TxOverhead: 3_415,
+// CallsFile is what WriteCalls writes and `sos contract gas --calls`
+// reads.
+type CallsFile struct {
+	Version int    `json:"version"`
+	ChainID string `json:"chain_id"`
+	Calls   []Call `json:"calls"`
+}
+
+// codeKey tells contract codes apart: an sdk.Contract holds funcs and
+// maps, which Go cannot compare, so a code is its name, version and the
+// identity of its handler tables.
+type codeKey struct {
+	name, version         string
+	inst, mig, exec, quer uintptr
+}
+
+func keyOf(c *sdk.Contract) codeKey {
+	ptr := func(v any) uintptr {
+		r := reflect.ValueOf(v)
+		if !r.IsValid() || r.IsNil() {
+			return 0
+		}
+		return r.Pointer()
 	}
+	return codeKey{c.Name, c.Version, ptr(c.Instantiate), ptr(c.Migrate), ptr(c.Execute), ptr(c.Query)}
 }
 
-// GasConfig turns on gas metering in an App (Config.Gas).
-//
-// The harness runs contracts natively, so it prices what the node prices
-// per call except the Wasm instructions: the call base, loading the
-// module (LoadGas: the node charges it on every call, and for a Go
-// contract it is almost all of a call's gas) and each host function the
-// SDK calls, with the chain's table. For the example contracts this is
-// within 1% of a node's receipt (TestHarnessGasMatchesNode in the
-// examples and kernel's TestHarnessGasGolden keep it so); a contract that
-// computes a lot (long loops, heavy JSON) pays more instruction gas than
-// the harness sees: `sos tx simulate` and `sos tx trace` give the node's
-// exact figures, split the same way.
-type GasConfig struct {
-	Table GasTable // zero value: ChainGasTable()
-	// LoadGas is the gas the node charges to load the contract's module
-	// on each call: `sos contract gas FILE.wasm` prints it. SetLoadGas
-	// overrides it per instance.
-	LoadGas uint64
-}
-
-// LoadGasFile reads the JSON `sos contract gas FILE.wasm -o json` prints
-// (or a gas golden file with a load_gas field) into a GasConfig.
-func LoadGasFile(path string) (*GasConfig, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("sdktest: gas file: %w", err)
+// record starts the record of a top-level call (c: the code of an
+// instantiate or migrate).
+func (a *App) record(e sdk.Entry, sender, addr sdk.Address, c *sdk.Contract, msg any, funds sdk.Coins, force bool) *Call {
+	input, _ := encode(msg) // an encoding error fails the call itself
+	call := &Call{Entry: e.String(), Handler: handlerName(e, input), Contract: addr.String(), Msg: string(input),
+		Funds: slices.Clone(funds), Height: a.height, TimeMs: a.time.UnixMilli(), Force: force}
+	if e != sdk.EntryQuery {
+		call.Sender = sender.String()
 	}
-	var f struct {
-		LoadGas uint64 `json:"load_gas"`
+	if c != nil {
+		k := keyOf(c)
+		i := slices.Index(a.codes, k)
+		if i < 0 {
+			i = len(a.codes)
+			a.codes = append(a.codes, k)
+		}
+		call.Code, call.CodeName = i, c.Name
 	}
-	if err := json.Unmarshal(b, &f); err != nil || f.LoadGas == 0 {
-		return nil, fmt.Errorf("sdktest: gas file %s: no load_gas (%v)", path, err)
-	}
-	return &GasConfig{Table: ChainGasTable(), LoadGas: f.LoadGas}, nil
-}
-
-// Gas is the gas of one transaction (or query) as the harness measures it.
-type Gas struct {
-	// Tx estimates the receipt's gas_used: intrinsic gas + Calls[0].Total
-	// (+ the instantiate charge).
-	Tx    uint64    `json:"tx"`
-	Calls []CallGas `json:"calls"` // the top-level call, then nested ones in order
-}
-
-// CallGas is one contract call: Total includes its nested calls.
-type CallGas struct {
-	Contract sdk.Address       `json:"contract"`
-	Entry    string            `json:"entry"`
-	Handler  string            `json:"handler"` // the message's key ({"increment":{}} → increment)
-	Depth    int               `json:"depth"`
-	Total    uint64            `json:"total"`
-	CallBase uint64            `json:"call_base"`
-	Load     uint64            `json:"load"`
-	Host     map[string]uint64 `json:"host"` // gas per host function
-}
-
-// SetLoadGas sets the module load gas of the contract instance at addr
-// (contracts of different sizes in one App).
-func (a *App) SetLoadGas(addr sdk.Address, gas uint64) {
-	if a.loadGas == nil {
-		a.loadGas = map[sdk.Address]uint64{}
-	}
-	a.loadGas[addr] = gas
-}
-
-// LastGas is the gas of the last transaction or query (nil without
-// Config.Gas).
-func (a *App) LastGas() *Gas { return a.lastGas }
-
-// gasMeter measures one call: meteredHost charges it as the node's VM
-// would, for the same host calls the SDK makes under GOOS=wasip1.
-type gasMeter struct {
-	app   *App
-	hosts map[string]uint64
-	total uint64 // host gas + nested calls
-	vbuf  int    // sizes of the SDK's reusable buffers (host_wasip1.go)
-	kbuf  int
-}
-
-func (m *gasMeter) host(name string, gas uint64) {
-	gas += m.app.gasTable.HostBase
-	m.hosts[name] += gas
-	m.total += gas
-}
-
-// startCall opens the gas record of a call (nil when gas is off).
-func (a *App) startCall(e sdk.Entry, addr sdk.Address, input []byte, depth int) *gasMeter {
-	if a.cfg.Gas == nil {
-		return nil
-	}
-	load := a.cfg.Gas.LoadGas
-	if g, ok := a.loadGas[addr]; ok {
-		load = g
-	}
-	a.gasCalls = append(a.gasCalls, CallGas{Contract: addr, Entry: e.String(), Handler: handlerName(e, input), Depth: depth,
-		CallBase: a.gasTable.CallBase, Load: load})
-	return &gasMeter{app: a, hosts: map[string]uint64{}, vbuf: 1024, kbuf: 256}
-}
-
-// finishCall closes the record of the call at index; its Total is what
-// the caller is charged for it (lastCallGas).
-func (a *App) finishCall(m *gasMeter, index int) {
-	if m == nil {
-		return
-	}
-	c := &a.gasCalls[index]
-	c.Host = m.hosts
-	c.Total = c.CallBase + c.Load + m.total
-	a.lastCallGas = c.Total
+	return call
 }
 
 func handlerName(e sdk.Entry, input []byte) string {
@@ -172,7 +99,7 @@ func handlerName(e sdk.Entry, input []byte) string {
 		return e.String()
 	}
 	var m map[string]json.RawMessage
-	if json.Unmarshal(input, &m) == nil && len(m) == 1 {
+	if json.Unmarshal(bytes.TrimSpace(input), &m) == nil && len(m) == 1 {
 		for k := range m {
 			return k
 		}
@@ -180,307 +107,185 @@ func handlerName(e sdk.Entry, input []byte) string {
 	return "?"
 }
 
-// meteredHost is a frame that charges each host call like the node does.
-type meteredHost struct {
-	*frame
-	m *gasMeter
-}
+// Calls returns the top-level calls made so far, in order.
+func (a *App) Calls() []Call { return slices.Clone(a.calls) }
 
-func (h meteredHost) Input() []byte {
-	in := h.frame.Input()
-	h.m.host("input_len", 0)
-	if len(in) > 0 {
-		h.m.host("input_read", uint64(len(in))*h.m.app.gasTable.PerByte)
+// Codes returns the number of distinct contract codes instantiated or
+// migrated to so far: a replay needs one .wasm per code, in this order.
+func (a *App) Codes() int { return len(a.codes) }
+
+// WriteCalls writes the calls file for `sos contract gas --calls`.
+func (a *App) WriteCalls(path string) error {
+	b, err := json.MarshalIndent(CallsFile{Version: CallsVersion, ChainID: a.cfg.ChainID, Calls: a.calls}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("sdktest: calls: %w", err)
 	}
-	return in
-}
-
-func (h meteredHost) SetResult(b []byte) {
-	h.m.host("set_result", uint64(len(b))*h.m.app.gasTable.PerByte)
-	h.frame.SetResult(b)
-}
-
-func (h meteredHost) Fail(err error) {
-	h.m.host("set_result", uint64(len(err.Error()))*h.m.app.gasTable.PerByte)
-	h.frame.Fail(err)
-}
-
-// sized charges the SDK's "(dst, cap) → len" reads: a value longer than
-// the buffer is asked for twice, the second time with a buffer that fits.
-func (h meteredHost) sized(name string, base uint64, in uint64, n int, buf *int) {
-	t := h.m.app.gasTable
-	if n > *buf {
-		h.m.host(name, base+in*t.PerByte)
-		*buf = n
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("sdktest: calls: %w", err)
 	}
-	h.m.host(name, base+(in+uint64(n))*t.PerByte)
+	return nil
 }
 
-func (h meteredHost) StorageGet(key []byte) ([]byte, bool) {
-	v, ok := h.frame.StorageGet(key)
-	t := h.m.app.gasTable
-	if !ok {
-		h.m.host("storage_get", t.StorageGet+uint64(len(key))*t.PerByte)
-		return v, ok
-	}
-	h.sized("storage_get", t.StorageGet, uint64(len(key)), len(v), &h.m.vbuf)
-	return v, ok
-}
+// Environment variables of the gas report.
+const (
+	// GasReportEnv makes ReportGas run: SOS_GAS_REPORT=1 go test -v ./...
+	GasReportEnv = "SOS_GAS_REPORT"
+	// SOSBinEnv is the sos binary ReportGas runs; unset: "sos" on PATH.
+	SOSBinEnv = "SOS_BIN"
+)
 
-func (h meteredHost) StorageSet(key, value []byte) {
-	t := h.m.app.gasTable
-	n := uint64(len(key) + len(value))
-	h.m.host("storage_set", n*t.PerByte+t.StorageSet+t.StorageSetPerByte*n)
-	h.frame.StorageSet(key, value)
-}
+// ErrNoSOS reports that no sos binary was found (SOS_BIN, then PATH).
+var ErrNoSOS = errors.New("sdktest: no sos binary (set SOS_BIN or put sos on PATH)")
 
-func (h meteredHost) StorageDelete(key []byte) {
-	t := h.m.app.gasTable
-	h.m.host("storage_delete", t.StorageDelete+uint64(len(key))*t.PerByte)
-	h.frame.StorageDelete(key)
-}
-
-func (h meteredHost) IterOpen(start, end []byte, reverse bool) int32 {
-	t := h.m.app.gasTable
-	h.m.host("storage_iter_open", t.IterOpen+uint64(len(start)+len(end))*t.PerByte)
-	return h.frame.IterOpen(start, end, reverse)
-}
-
-func (h meteredHost) IterNext(id int32) ([]byte, []byte, bool) {
-	k, v, ok := h.frame.IterNext(id)
-	t := h.m.app.gasTable
-	if ok && (len(k) > h.m.kbuf || len(v) > h.m.vbuf) {
-		h.m.host("storage_iter_next", t.IterNext)
-		h.m.kbuf, h.m.vbuf = max(h.m.kbuf, len(k)), max(h.m.vbuf, len(v))
-	}
-	h.m.host("storage_iter_next", t.IterNext+uint64(len(k)+len(v))*t.PerByte)
-	return k, v, ok
-}
-
-func (h meteredHost) IterClose(id int32) {
-	h.m.host("storage_iter_close", 0)
-	h.frame.IterClose(id)
-}
-
-func (h meteredHost) BlockHeight() int64 {
-	h.m.host("block_height", 0)
-	return h.frame.BlockHeight()
-}
-
-func (h meteredHost) BlockTimeMillis() int64 {
-	h.m.host("block_time", 0)
-	return h.frame.BlockTimeMillis()
-}
-
-func (h meteredHost) ChainID() string {
-	id := h.frame.ChainID()
-	buf := 64
-	h.sized("chain_id", 0, 0, len(id), &buf)
-	return id
-}
-
-func (h meteredHost) Self() hostabi.Address {
-	h.m.host("self_address", 32*h.m.app.gasTable.PerByte)
-	return h.frame.Self()
-}
-
-func (h meteredHost) Sender() hostabi.Address {
-	h.m.host("sender", 32*h.m.app.gasTable.PerByte)
-	return h.frame.Sender()
-}
-
-func (h meteredHost) Caller() hostabi.Address {
-	h.m.host("caller", 32*h.m.app.gasTable.PerByte)
-	return h.frame.Caller()
-}
-
-func (h meteredHost) Funds() []byte {
-	f := h.frame.Funds()
-	buf := 128
-	h.sized("funds", 0, 0, len(f), &buf)
-	return f
-}
-
-func (h meteredHost) Balance(addr hostabi.Address, denom string) uint64 {
-	t := h.m.app.gasTable
-	h.m.host("balance", t.Balance+uint64(len(denom))*t.PerByte)
-	return h.frame.Balance(addr, denom)
-}
-
-func (h meteredHost) Transfer(to hostabi.Address, denom string, amount uint64) int32 {
-	t := h.m.app.gasTable
-	h.m.host("transfer", t.Transfer+uint64(len(denom))*t.PerByte)
-	return h.frame.Transfer(to, denom, amount)
-}
-
-func (h meteredHost) EmitEvent(event []byte) {
-	t := h.m.app.gasTable
-	n := uint64(len(event))
-	h.m.host("emit_event", n*t.PerByte+t.EmitEvent+t.EmitPerByte*n)
-	h.frame.EmitEvent(event)
-}
-
-// nestedCharge charges a call or query of another contract: the message
-// and funds copied, the call charge, the callee's gas, then the SDK
-// reading the result (call_result_len, call_result_read).
-func (h meteredHost) nestedCharge(name string, in int, res []byte) {
-	t := h.m.app.gasTable
-	h.m.host(name, t.Call+uint64(in)*t.PerByte)
-	h.m.hosts[name] += h.m.app.lastCallGas
-	h.m.total += h.m.app.lastCallGas
-	h.m.host("call_result_len", 0)
-	if len(res) > 0 {
-		h.m.host("call_result_read", uint64(len(res))*t.PerByte)
-	}
-}
-
-func (h meteredHost) Call(addr hostabi.Address, msg, funds []byte) ([]byte, bool) {
-	h.m.app.lastCallGas = 0
-	res, ok := h.frame.Call(addr, msg, funds)
-	h.nestedCharge("call", len(msg)+len(funds), res)
-	return res, ok
-}
-
-func (h meteredHost) QueryContract(addr hostabi.Address, msg []byte) ([]byte, bool) {
-	h.m.app.lastCallGas = 0
-	res, ok := h.frame.QueryContract(addr, msg)
-	h.nestedCharge("query_contract", len(msg), res)
-	return res, ok
-}
-
-func (h meteredHost) Sha256(data []byte) [32]byte {
-	t := h.m.app.gasTable
-	h.m.host("sha256", uint64(len(data))*t.HashPerByte+32*t.PerByte)
-	return h.frame.Sha256(data)
-}
-
-func (h meteredHost) Blake3(data []byte) [32]byte {
-	t := h.m.app.gasTable
-	h.m.host("blake3", uint64(len(data))*t.HashPerByte+32*t.PerByte)
-	return h.frame.Blake3(data)
-}
-
-func (h meteredHost) MLDSAVerify(pub, msg, sig, ctx []byte) bool {
-	t := h.m.app.gasTable
-	h.m.host("mldsa_verify", t.MLDSAVerify+uint64(len(pub)+len(msg)+len(sig)+len(ctx))*t.HashPerByte)
-	return h.frame.MLDSAVerify(pub, msg, sig, ctx)
-}
-
-func (h meteredHost) AddrToString(a hostabi.Address) string {
-	s := h.frame.AddrToString(a)
-	buf := 64
-	h.sized("addr_to_string", h.m.app.gasTable.AddrConvert, 0, len(s), &buf)
-	return s
-}
-
-func (h meteredHost) AddrFromString(s string) (hostabi.Address, bool) {
-	a, ok := h.frame.AddrFromString(s)
-	t := h.m.app.gasTable
-	n := uint64(len(s))
-	if ok {
-		n += 32
-	}
-	h.m.host("addr_from_string", t.AddrConvert+n*t.PerByte)
-	return a, ok
-}
-
-func (h meteredHost) DebugLog(msg []byte) {
-	h.m.host("debug_log", uint64(len(msg))*h.m.app.gasTable.PerByte)
-	h.frame.DebugLog(msg)
-}
-
-// GasReport summarizes the gas of every call an App ran, per contract
-// entry point and handler: calls, min, mean, max (Foundry's gas report).
-type GasReport struct {
-	Rows []GasReportRow
-}
-
-// GasReportRow is one handler's figures.
-type GasReportRow struct {
-	Handler             string // entry/handler, e.g. execute/increment
-	Calls               int
-	Min, Mean, Max, Sum uint64
-}
-
-// GasReport returns the report of every transaction and query so far
-// (empty without Config.Gas).
-func (a *App) GasReport() GasReport {
-	by := map[string]*GasReportRow{}
-	for _, c := range a.gasHistory {
-		k := c.Entry + "/" + c.Handler
-		r := by[k]
-		if r == nil {
-			r = &GasReportRow{Handler: k, Min: c.Total}
-			by[k] = r
+// FindSOS returns the sos binary: $SOS_BIN, else sos on PATH.
+func FindSOS() (string, error) {
+	if p := os.Getenv(SOSBinEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoSOS, SOSBinEnv, p, err)
 		}
-		r.Calls++
-		r.Sum += c.Total
-		r.Min, r.Max = min(r.Min, c.Total), max(r.Max, c.Total)
+		return p, nil
 	}
-	var rep GasReport
-	for _, r := range by {
-		r.Mean = r.Sum / uint64(r.Calls)
-		rep.Rows = append(rep.Rows, *r)
+	p, err := exec.LookPath("sos")
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoSOS, err)
 	}
-	slices.SortFunc(rep.Rows, func(x, y GasReportRow) int { return strings.Compare(x.Handler, y.Handler) })
-	return rep
+	return p, nil
 }
 
-// String renders the report as a table.
-func (r GasReport) String() string {
+// NodeGas is the node's gas for a test's calls, as `sos contract gas
+// --calls -o json` reports it: exact figures of the binary's engine and
+// cost table, not estimates.
+type NodeGas struct {
+	ChainID string       `json:"chain_id"`
+	Uploads []NodeUpload `json:"uploads"`
+	Calls   []NodeCall   `json:"calls"`
+	Summary []GasRow     `json:"summary"`
+	Notes   []string     `json:"notes"`
+}
+
+// NodeUpload is one module as the replay uploaded it.
+type NodeUpload struct {
+	CodeID  string `json:"code_id"`
+	Size    int    `json:"size"`
+	GasUsed uint64 `json:"gas_used"`
+}
+
+// NodeCall is one call's figures on the node, in the order of App.Calls.
+type NodeCall struct {
+	Entry    string `json:"entry"`
+	Handler  string `json:"handler"`
+	Sender   string `json:"sender"`   // the replay's account
+	Contract string `json:"contract"` // the replay's instance
+	Code     uint32 `json:"code"`     // the receipt's result code (0: success)
+	Error    string `json:"error"`
+	GasUsed  uint64 `json:"gas_used"`  // the receipt's gas (a query: the query's)
+	GasLimit uint64 `json:"gas_limit"` // the transaction's limit, as the CLI would set it
+	CallGas  uint64 `json:"call_gas"`  // the top-level contract call
+	LoadGas  uint64 `json:"load_gas"`  // the module load the call paid (0: warm code)
+	// LoadCharged says whether the call paid the module load.
+	LoadCharged bool `json:"load_charged"`
+}
+
+// GasRow is one handler's receipts in a gas report (Foundry's columns).
+type GasRow struct {
+	Handler string `json:"handler"` // entry/handler, e.g. execute/increment
+	Calls   int    `json:"calls"`
+	Min     uint64 `json:"min"`
+	Avg     uint64 `json:"avg"`
+	Max     uint64 `json:"max"`
+}
+
+// NodeGas replays the calls made so far with `sos contract gas` (sos is
+// its path, see FindSOS). wasm are the compiled modules of the codes, in
+// the order of first use (App.Codes).
+func (a *App) NodeGas(ctx context.Context, sos string, wasm ...string) (*NodeGas, error) {
+	if len(wasm) != len(a.codes) {
+		return nil, fmt.Errorf("sdktest: node gas: %d .wasm files for %d contract codes", len(wasm), len(a.codes))
+	}
+	dir, err := os.MkdirTemp("", "sdktest-calls")
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: node gas: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "calls.json")
+	if err := a.WriteCalls(file); err != nil {
+		return nil, err
+	}
+	args := append(append([]string{"contract", "gas"}, wasm...), "--calls", file, "-o", "json")
+	cmd := exec.CommandContext(ctx, sos, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: node gas: %s %s: %w\n%s", sos, strings.Join(args, " "), err, stderr.Bytes())
+	}
+	var g NodeGas
+	if err := json.Unmarshal(out, &g); err != nil {
+		return nil, fmt.Errorf("sdktest: node gas: %s printed %q: %w", sos, out, err)
+	}
+	if len(g.Calls) != len(a.calls) {
+		return nil, fmt.Errorf("sdktest: node gas: %d calls replayed of %d", len(g.Calls), len(a.calls))
+	}
+	return &g, nil
+}
+
+// String renders the report: one line per call, then the summary per
+// handler (calls, min, avg, max of the receipts' gas_used).
+func (g *NodeGas) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-32s %6s %14s %14s %14s\n", "handler", "calls", "min", "mean", "max")
-	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "%-32s %6d %14d %14d %14d\n", row.Handler, row.Calls, row.Min, row.Mean, row.Max)
+	fmt.Fprintf(&b, "%-4s %-28s %5s %13s %13s %12s\n", "#", "call", "code", "gas_used", "call_gas", "module load")
+	for i, c := range g.Calls {
+		load := "warm"
+		if c.LoadCharged {
+			load = fmt.Sprint(c.LoadGas)
+		}
+		fmt.Fprintf(&b, "%-4d %-28s %5d %13d %13d %12s\n", i, c.Entry+"/"+c.Handler, c.Code, c.GasUsed, c.CallGas, load)
+	}
+	fmt.Fprintf(&b, "\n%-32s %6s %13s %13s %13s\n", "handler", "calls", "min", "avg", "max")
+	for _, r := range g.Summary {
+		fmt.Fprintf(&b, "%-32s %6d %13d %13d %13d\n", r.Handler, r.Calls, r.Min, r.Avg, r.Max)
 	}
 	return b.String()
 }
 
-// GasReportEnv is the environment variable that makes ReportGas print:
-// SOS_GAS_REPORT=1 go test -v ./...
-const GasReportEnv = "SOS_GAS_REPORT"
-
-// ReportGas logs app's gas report when the test ends, if the environment
-// variable SOS_GAS_REPORT is set (run go test with -v to see it).
-func ReportGas(t testing.TB, app *App) {
+// ReportGas prints, when the test ends, the node's gas for every call the
+// test made on app (see NodeGas), if the environment variable
+// SOS_GAS_REPORT is set: SOS_GAS_REPORT=1 go test -v ./... . wasm are the
+// compiled modules of the test's contract codes, in order of first use.
+// With SOS_GAS_REPORT set and no sos binary it skips the test, saying why;
+// a replay that fails (a call the node refuses, wrong modules) fails it,
+// and so does a call whose outcome on the node differs from the
+// harness's (it failed in one and not in the other).
+func ReportGas(t testing.TB, app *App, wasm ...string) {
+	t.Helper()
 	if os.Getenv(GasReportEnv) == "" {
 		return
 	}
-	t.Cleanup(func() { t.Logf("gas report (%s):\n%s", t.Name(), app.GasReport()) })
-}
-
-// txGas fills LastGas after a transaction or query (nil after a trap:
-// the calls it cut short have no totals).
-func (a *App) txGas(msg any, e sdk.Entry, trapped bool) {
-	if a.cfg.Gas == nil {
-		return
+	sos, err := FindSOS()
+	if err != nil {
+		t.Skipf("%s is set but there is no sos to replay the calls: %v", GasReportEnv, err)
 	}
-	calls := a.gasCalls
-	a.gasCalls = nil
-	a.lastGas = nil
-	if trapped {
-		return
-	}
-	a.gasHistory = append(a.gasHistory, calls...)
-	input, _ := encode(msg)
-	instantiate, query := e == sdk.EntryInstantiate, e == sdk.EntryQuery
-	g := &Gas{Calls: calls}
-	if len(calls) > 0 && !query {
-		t := a.gasTable
-		g.Tx = t.TxBase + t.SigVerify + t.TxPerByte*(t.TxOverhead+uint64(len(input))) + calls[0].Total
-		if instantiate {
-			g.Tx += t.Instantiate
+	for _, w := range wasm {
+		if _, err := os.Stat(w); err != nil {
+			t.Skipf("%s is set but the module is missing (build it first, e.g. make contracts): %v", GasReportEnv, err)
 		}
-	} else if len(calls) > 0 {
-		g.Tx = calls[0].Total
 	}
-	a.lastGas = g
-}
-
-// OnChain is the event as the chain records it in a receipt: type
-// "wasm-<type>", with the attribute contract=<address> before the
-// contract's own. (Contract addresses differ: the harness derives its own.)
-func (e Event) OnChain() sdk.Event {
-	attrs := append([]sdk.Attr{{Key: "contract", Value: e.Contract.String()}}, e.Attrs...)
-	return sdk.Event{Type: "wasm-" + e.Type, Attrs: attrs}
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		g, err := app.NodeGas(ctx, sos, wasm...)
+		if err != nil {
+			t.Errorf("gas report: %v", err)
+			return
+		}
+		for i, c := range g.Calls {
+			if want := app.calls[i]; want.Failed != (c.Code != 0) {
+				t.Errorf("gas report: call %d (%s %s): the harness says failed=%v, the node's code is %d (%s)", i, want.Entry, want.Msg, want.Failed, c.Code, c.Error)
+			}
+		}
+		t.Logf("gas report (%s), the node's figures from %s:\n%s", t.Name(), sos, g)
+	})
 }

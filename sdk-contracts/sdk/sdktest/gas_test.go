@@ -1,35 +1,26 @@
 package sdktest_test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sos-kernel/sos/sdk-contracts/sdk"
 	"github.com/sos-kernel/sos/sdk-contracts/sdk/sdktest"
 )
 
-var blob = sdk.NewItem[string]("blob")
-
-// big stores a value larger than the SDK's 1 KiB read buffer and reads it
-// back: the Wasm SDK asks storage_get twice then, and the node charges both.
-var big = sdk.Contract{
-	Instantiate: sdk.Handler(func(ctx *sdk.Ctx, _ struct{}) (any, error) {
-		return nil, blob.Set(ctx, strings.Repeat("x", 2000))
-	}),
-	Query: sdk.Handlers{
-		"get": sdk.Handler(func(ctx *sdk.Ctx, _ struct{}) (any, error) {
-			v, err := blob.Get(ctx)
-			return len(v), err
-		}),
-	},
-}
-
-func TestGasMetering(t *testing.T) {
-	const load = 1_000_000
-	tb := sdktest.ChainGasTable()
-	app := sdktest.New(sdktest.Config{Gas: &sdktest.GasConfig{LoadGas: load}})
+// TestCallsRecorded: every top-level call is recorded for the gas replay
+// with what a node needs to run it again (entry, handler, sender, the
+// instance, the code in order of first use, message, funds, block), nested
+// calls are not, and a failed call is marked failed.
+func TestCallsRecorded(t *testing.T) {
+	app := sdktest.New(sdktest.Config{})
 	alice := app.Account("alice")
+	app.Mint(alice, sdk.NewCoin(denom, 10))
 	s, err := app.Instantiate(store, alice, `{}`, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -38,72 +29,91 @@ func TestGasMetering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.SetLoadGas(s, 2*load)
-	msg := fmt.Sprintf(`{"forward":{"to":%q,"msg":{"set":{"v":3}}}}`, s)
-	res, err := app.Execute(p, alice, msg, nil)
+	s2, err := app.Instantiate(store, alice, `{}`, nil) // the same code again
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := res.Gas
-	if g == nil || len(g.Calls) != 2 || g.Calls[0].Handler != "forward" || g.Calls[1].Handler != "set" || g.Calls[1].Depth != 1 {
-		t.Fatalf("calls: %+v", g)
+	app.NextBlock()
+	fwd := fmt.Sprintf(`{"forward":{"to":%q,"msg":{"set":{"v":3}}}}`, s)
+	if _, err := app.Execute(p, alice, fwd, sdk.Coins{sdk.NewCoin(denom, 2)}); err != nil {
+		t.Fatal(err)
 	}
-	outer, inner := g.Calls[0], g.Calls[1]
-	if inner.Load != 2*load || outer.Load != load {
-		t.Fatalf("load gas %d / %d", outer.Load, inner.Load)
+	if _, err := app.Execute(s2, alice, `{"fail":{}}`, nil); !errors.Is(err, sdktest.ErrContract) {
+		t.Fatal(err)
 	}
-	for _, c := range g.Calls {
-		sum := c.CallBase + c.Load
-		for _, v := range c.Host {
-			sum += v
+	if err := app.Query(s, `{"get":{}}`, nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := app.Calls()
+	want := []struct {
+		entry, handler, contract string
+		code                     int
+		failed                   bool
+	}{
+		{"instantiate", "instantiate", s.String(), 0, false},
+		{"instantiate", "instantiate", p.String(), 1, false},
+		{"instantiate", "instantiate", s2.String(), 0, false},
+		{"execute", "forward", p.String(), 0, false},
+		{"execute", "fail", s2.String(), 0, true},
+		{"query", "get", s.String(), 0, false},
+	}
+	if len(calls) != len(want) || app.Codes() != 2 {
+		t.Fatalf("%d calls, %d codes: %+v", len(calls), app.Codes(), calls)
+	}
+	for i, w := range want {
+		c := calls[i]
+		if c.Entry != w.entry || c.Handler != w.handler || c.Contract != w.contract || c.Code != w.code || c.Failed != w.failed {
+			t.Errorf("call %d: %+v, want %+v", i, c, w)
 		}
-		if sum != c.Total {
-			t.Fatalf("%s: parts %d, total %d", c.Handler, sum, c.Total)
-		}
 	}
-	// The call host function costs its base, the bytes sent and the callee.
-	inMsg := `{"set":{"v":3}}`
-	if want := tb.HostBase + tb.Call + uint64(len(inMsg))*tb.PerByte + inner.Total; outer.Host["call"] != want {
-		t.Fatalf("call charged %d, want %d", outer.Host["call"], want)
+	if c := calls[3]; c.Sender != alice.String() || c.Msg != fwd || len(c.Funds) != 1 || c.Funds[0].Amount != 2 || c.Height != 2 || c.TimeMs != app.Time().UnixMilli() {
+		t.Errorf("execute recorded as %+v", c)
 	}
-	// The stored value: key "value" (5 bytes) and "3" (1 byte).
-	if want := tb.HostBase + 6*tb.PerByte + tb.StorageSet + 6*tb.StorageSetPerByte; inner.Host["storage_set"] != want {
-		t.Fatalf("storage_set charged %d, want %d", inner.Host["storage_set"], want)
-	}
-	if want := tb.TxBase + tb.SigVerify + tb.TxPerByte*(tb.TxOverhead+uint64(len(msg))) + outer.Total; g.Tx != want {
-		t.Fatalf("tx gas %d, want %d", g.Tx, want)
+	if calls[5].Sender != "" {
+		t.Errorf("a query has no sender: %+v", calls[5])
 	}
 
-	// A value over the SDK's buffer is read twice (2,002 bytes: the JSON string).
-	b, err := app.Instantiate(big, alice, `{}`, nil)
+	// The file `sos contract gas --calls` reads.
+	path := filepath.Join(t.TempDir(), "calls.json")
+	if err := app.WriteCalls(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.QueryRaw(b, `{"get":{}}`); err != nil {
-		t.Fatal(err)
-	}
-	get := app.LastGas().Calls[0].Host["storage_get"]
-	if want := 2*(tb.HostBase+tb.StorageGet+4*tb.PerByte) + 2002*tb.PerByte; get != want {
-		t.Fatalf("storage_get of 2000 bytes charged %d, want %d", get, want)
-	}
-
-	rep := app.GasReport()
-	if len(rep.Rows) != 4 || !strings.Contains(rep.String(), "execute/forward") || rep.Rows[0].Calls != 1 {
-		t.Fatalf("report:\n%s", rep)
+	var f sdktest.CallsFile
+	if err := json.Unmarshal(raw, &f); err != nil || f.Version != sdktest.CallsVersion || f.ChainID != "sos-test" || len(f.Calls) != len(calls) {
+		t.Fatalf("calls file: %+v %v", f, err)
 	}
 }
 
-func TestGasOffByDefault(t *testing.T) {
+// TestNodeGasNeedsSOS: the replay needs a sos binary and one module per
+// code; without them it says so.
+func TestNodeGasNeedsSOS(t *testing.T) {
+	t.Setenv(sdktest.SOSBinEnv, filepath.Join(t.TempDir(), "no-sos"))
+	if _, err := sdktest.FindSOS(); !errors.Is(err, sdktest.ErrNoSOS) {
+		t.Fatalf("FindSOS with a missing SOS_BIN: %v", err)
+	}
+	app := sdktest.New(sdktest.Config{})
+	if _, err := app.Instantiate(store, app.Account("alice"), `{}`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.NodeGas(context.Background(), "sos"); err == nil {
+		t.Fatal("NodeGas without the module of its one code succeeded")
+	}
+}
+
+func TestEventOnChain(t *testing.T) {
 	app := sdktest.New(sdktest.Config{})
 	a, err := app.Instantiate(store, app.Account("alice"), `{}`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := app.Execute(a, app.Account("alice"), `{"set":{"v":1}}`, nil)
-	if err != nil || res.Gas != nil || app.LastGas() != nil || len(app.GasReport().Rows) != 0 {
-		t.Fatalf("gas measured without Config.Gas: %+v %v", res.Gas, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Events as the chain records them.
 	oc := res.Events[0].OnChain()
 	if oc.Type != "wasm-set" || oc.Attrs[0] != (sdk.Attr{Key: "contract", Value: a.String()}) || oc.Attrs[1] != (sdk.Attr{Key: "v", Value: "1"}) {
 		t.Fatalf("on chain: %+v", oc)
