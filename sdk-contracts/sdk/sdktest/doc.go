@@ -30,17 +30,19 @@
 // *ContractError that matches both ErrContract and the contract's own error
 // with errors.Is.
 //
-// Gas: with Config.Gas (see GasConfig) every call is priced with the chain's
-// cost table: the call base, the module load (`sos contract gas FILE.wasm`
-// prints it; sdktest.LoadGasFile reads its JSON) and each host function the
-// SDK calls, as the node's VM charges them. Result.Gas and App.LastGas give
-// the figures by call and host function; App.GasReport summarizes calls per
-// handler (min, mean, max), and ReportGas(t, app) logs it at the end of a
-// test when SOS_GAS_REPORT is set (SOS_GAS_REPORT=1 go test -v ./...). What
-// the harness cannot see is the Wasm instructions: for the examples that is
-// 0.05–0.2% of a call, the module load being 99.8% (the counter's
-// TestHarnessGasMatchesNode holds it within 1% of a node's receipts); a
-// contract doing heavy computation should check `sos tx simulate`.
+// Gas: the harness prices nothing itself: a native run cannot know the
+// Wasm instruction gas a node charges, which is most of a warm call. It
+// records every top-level call (App.Calls: entry, sender, instance, code,
+// message, funds, block), and ReportGas(t, app, "hello.wasm") prints, when
+// the test ends and SOS_GAS_REPORT is set, the node's figures for them:
+// `sos contract gas hello.wasm --calls FILE` (sos from SOS_BIN or PATH;
+// without one the test is skipped, saying why) replays the calls on the
+// node's engine with that binary's cost table and warm code set, and
+// reports each call's receipt gas_used, its contract call's gas and
+// whether it paid the module load, and calls / min / avg / max per handler
+// (Foundry's gas report). The figures equal a node's receipts (kernel's
+// TestGasReplayMatchesNode holds them equal, tolerance 0). App.NodeGas
+// returns them as values; App.WriteCalls writes the calls file.
 //
 // Events: Result.Events hold what the contract emitted (type and
 // attributes as given to ctx.Emit); Event.OnChain gives the receipt's form,
@@ -48,10 +50,8 @@
 // `sos query txs --event` searches for.
 //
 // Differences from the node: addresses of test accounts and contracts are
-// derived by the harness (deterministic, but not the node's derivation);
-// Wasm instruction gas is not counted (see above), nor the addr_to_string and
-// addr_from_string host calls the Wasm SDK makes to print and parse addresses
-// (the native SDK does that itself: about 600 gas each); ML-DSA verification
+// derived by the harness (deterministic, but not the node's derivation; the
+// gas replay maps them); gas is the replay's (see above); ML-DSA verification
 // needs Config.VerifyMLDSA because the standard library has no ML-DSA; open
 // iterators do not see writes made after they were opened.
 package sdktest
