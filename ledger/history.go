@@ -165,7 +165,8 @@ type HistoricalState struct {
 
 // StateAt returns the state as it was right after block height was
 // committed (height = head: the current state). It fails with
-// ErrHistoryUnavailable below HistoryBase or above the head.
+// ErrHistoryUnavailable below HistoryBase or above the head, and with
+// ErrPruned below HistoryBase when block retention pruned that history.
 func (s *Store) StateAt(height uint64) (*HistoricalState, error) {
 	s.mu.RLock()
 	snap := s.db.NewSnapshot()
@@ -175,6 +176,11 @@ func (s *Store) StateAt(height uint64) (*HistoricalState, error) {
 	if err != nil {
 		snap.Close()
 		return nil, err
+	}
+	if height < base && height+1 < s.Earliest() {
+		snap.Close()
+		return nil, fmt.Errorf("ledger: state at height %d: %w (this node keeps blocks from %d and the state after block %d on)",
+			height, ErrPruned, s.Earliest(), base)
 	}
 	if height < base || height > head.Height {
 		snap.Close()

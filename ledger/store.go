@@ -38,6 +38,7 @@ const (
 	tHist      byte = 0x0b // state key, height → the key's value before that block (see history.go)
 	tIndex     byte = 0x0c // index term, height, index → nothing (see txindex.go)
 	tMarks     byte = 0x0d // what history and index cover (see history.go)
+	tPruneLog  byte = 0x0e // height → the history and index keys of that block, for pruning (see prune.go)
 )
 
 // ErrNotFound is returned for an absent block, tx or receipt.
@@ -412,8 +413,9 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		}
 		put(receiptKey(h, uint32(i)), rb)
 	}
+	var plog pruneLog
 	if err == nil {
-		err = s.putIndex(func(k, v []byte) error { return batch.Set(k, v, nil) }, b, receipts, p.contracts)
+		err = s.putIndex(func(k, v []byte) error { plog.index(k); return batch.Set(k, v, nil) }, b, receipts, p.contracts)
 	}
 	if h == 0 {
 		put(markHistoryBase, binary.BigEndian.AppendUint64(nil, 0))
@@ -422,6 +424,7 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	for i, c := range p.changes {
 		if h > 0 {
 			put(histKey(c.Key, h), histValue(p.prior[i]))
+			plog.hist(c.Key)
 		}
 		k := append([]byte{tState}, c.Key...)
 		if c.Value == nil {
@@ -451,6 +454,9 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		} else {
 			put(k, c.Value)
 		}
+	}
+	if h > 0 && !plog.empty() {
+		put(heightKey(tPruneLog, h), plog.encode())
 	}
 	newHead := Head{ChainID: b.Header.ChainID, Height: h, BlockHash: bh, StateRoot: b.Header.StateRoot, Time: b.Header.Time, Genesis: head.Genesis}
 	if h == 0 {

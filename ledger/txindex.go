@@ -210,9 +210,13 @@ func (s *Store) BuildIndex(ctx context.Context) error {
 				b.Close()
 				return fmt.Errorf("ledger: index block %d: %w", h-1, err)
 			}
-			if err := s.putIndex(func(k, v []byte) error { return b.Set(k, v, nil) }, blk, rs, nil); err != nil {
+			var plog pruneLog
+			if err := s.putIndex(func(k, v []byte) error { plog.index(k); return b.Set(k, v, nil) }, blk, rs, nil); err != nil {
 				b.Close()
 				return err
+			}
+			if !plog.empty() { // a block written before history: no undo records to list
+				_ = b.Set(heightKey(tPruneLog, h-1), plog.encode(), nil)
 			}
 			h--
 		}
@@ -257,6 +261,9 @@ func (s *Store) SearchTxs(f TxFilter) (*TxSearchResult, error) {
 	}
 	if f.To > 0 && f.To < f.From {
 		return nil, fmt.Errorf("ledger: search transactions: height range %d-%d is empty: %w", f.From, f.To, ErrBadQuery)
+	}
+	if e := s.Earliest(); (f.From > 0 && f.From < e) || (f.To > 0 && f.To < e) {
+		return nil, fmt.Errorf("ledger: search transactions: heights %d-%d: %w (this node keeps blocks, and their index, from %d)", f.From, f.To, ErrPruned, e)
 	}
 	if f.Limit <= 0 {
 		f.Limit = 100
