@@ -3,9 +3,9 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
