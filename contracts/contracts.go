@@ -165,8 +165,8 @@ type TxTrace struct {
 }
 
 // CallTrace is one contract call: its gas in total (GasUsed, nested calls
-// included) and by part. CallBase + LoadGas + InstructionGas + the Host
-// gas + the nested calls' GasUsed = GasUsed.
+// included) and by part. CallBase + WarmGas + LoadGas + InstructionGas +
+// the Host gas + the nested calls' GasUsed = GasUsed.
 type CallTrace struct {
 	Contract       string       `json:"contract"`
 	Entry          string       `json:"entry"`
@@ -174,6 +174,7 @@ type CallTrace struct {
 	GasLimit       uint64       `json:"gas_limit"`
 	GasUsed        uint64       `json:"gas_used"`
 	CallBase       uint64       `json:"call_base_gas"`
+	WarmGas        uint64       `json:"warm_gas"` // the warm code set's bookkeeping: recording a warm code's use, or making a cold one warm
 	LoadGas        uint64       `json:"load_gas"`
 	InstructionGas uint64       `json:"instruction_gas"`
 	Host           []vm.HostGas `json:"host"`
@@ -663,7 +664,11 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	case warm:
 		if use < tx.Height {
 			if err := tx.Gas.Consume(GasWarmTouch, "recording the warm code's use"); err != nil {
+				ct.fail(err)
 				return nil, err
+			}
+			if ct != nil {
+				ct.WarmGas = GasWarmTouch
 			}
 			if !tx.query {
 				setLastUse(tx.St, in.CodeID, tx.Height)
@@ -672,7 +677,11 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 		opts = append(opts, vm.Warm(func() ([]byte, error) { return e.code(tx.St, in.CodeID) }))
 	default:
 		if err := tx.Gas.Consume(e.warmGas(), "making the code warm"); err != nil {
+			ct.fail(err)
 			return nil, err
+		}
+		if ct != nil {
+			ct.WarmGas = e.warmGas()
 		}
 		if prepared, err = e.code(tx.St, in.CodeID); err != nil {
 			return nil, err

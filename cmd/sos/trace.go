@@ -66,6 +66,7 @@ func printCall(w io.Writer, c client.CallTrace, indent string) {
 		fmt.Fprintf(w, "%s%-22s %6s %15s\n", in, what, n, group(gas))
 	}
 	row("call base", c.CallBaseGas, 0)
+	row("warm code set", c.WarmGas, 0)
 	row("module load", c.LoadGas, 0)
 	row("wasm instructions", c.InstructionGas, 0)
 	for _, h := range c.Host {

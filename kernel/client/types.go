@@ -147,7 +147,7 @@ type GasItem struct {
 }
 
 // CallTrace is one contract call: gas_used (nested calls included) =
-// call_base_gas + load_gas + instruction_gas + the host functions' gas +
+// call_base_gas + warm_gas + load_gas + instruction_gas + the host functions' gas +
 // the nested calls' gas_used.
 type CallTrace struct {
 	Contract       string      `json:"contract"`
@@ -156,6 +156,7 @@ type CallTrace struct {
 	GasLimit       uint64      `json:"gas_limit"`
 	GasUsed        uint64      `json:"gas_used"`
 	CallBaseGas    uint64      `json:"call_base_gas"`
+	WarmGas        uint64      `json:"warm_gas"` // the warm code set's bookkeeping (recording a use, or making the code warm)
 	LoadGas        uint64      `json:"load_gas"`
 	InstructionGas uint64      `json:"instruction_gas"`
 	Host           []HostGas   `json:"host"`
