@@ -146,9 +146,41 @@ type Tx struct {
 	Sender  ledger.Address
 	TxHash  ledger.Hash
 	Events  []ledger.Event // appended by successful calls
+	// Trace, when set, receives the tree of contract calls with their gas
+	// by part and debug logs (`sos tx trace`, simulate). It changes
+	// nothing else.
+	Trace *TxTrace
+	// Touched, when set, collects every contract the transaction called
+	// (nested calls included, failed ones too), once each, for the
+	// transaction index.
+	Touched *[]ledger.Address
 
 	calls int  // counts calls, for distinct random seeds
 	query bool // a Query: St is never written (the warm records neither)
+}
+
+// TxTrace is the contract calls of one transaction, as a tree.
+type TxTrace struct {
+	Calls []*CallTrace `json:"calls"`
+}
+
+// CallTrace is one contract call: its gas in total (GasUsed, nested calls
+// included) and by part. CallBase + WarmGas + LoadGas + InstructionGas +
+// the Host gas + the nested calls' GasUsed = GasUsed.
+type CallTrace struct {
+	Contract       string       `json:"contract"`
+	Entry          string       `json:"entry"`
+	Depth          int          `json:"depth"`
+	GasLimit       uint64       `json:"gas_limit"`
+	GasUsed        uint64       `json:"gas_used"`
+	CallBase       uint64       `json:"call_base_gas"`
+	WarmGas        uint64       `json:"warm_gas"` // the warm code set's bookkeeping: recording a warm code's use, or making a cold one warm
+	LoadGas        uint64       `json:"load_gas"`
+	InstructionGas uint64       `json:"instruction_gas"`
+	Host           []vm.HostGas `json:"host"`
+	Calls          []*CallTrace `json:"calls,omitempty"`
+	Log            string       `json:"log,omitempty"` // debug_log (ctx.Logf) and stdout/stderr
+	Error          string       `json:"error,omitempty"`
 }
 
 func (e *Engine) accounts(st *ledger.State) *ledger.Accounts {
@@ -549,6 +581,28 @@ type Env struct {
 type frame struct {
 	parent *frame
 	self   ledger.Address
+	trace  *CallTrace // nil unless tracing
+}
+
+func (ct *CallTrace) fail(err error) {
+	if ct != nil && ct.Error == "" {
+		ct.Error = err.Error()
+	}
+}
+
+// finish fills in the VM's part of a call: the module load, the host
+// functions and, as the rest, the Wasm instructions.
+func (ct *CallTrace) finish(t *vm.Trace, res vm.Result) {
+	ct.LoadGas = t.LoadGas
+	ct.Host = append(ct.Host, t.Host...)
+	var nested uint64
+	for _, c := range ct.Calls {
+		nested += c.GasUsed
+	}
+	if parts := t.LoadGas + t.HostGas() + nested; res.GasUsed > parts {
+		ct.InstructionGas = res.GasUsed - parts
+	}
+	ct.Log = string(res.DebugLog)
 }
 
 func (f *frame) onStack(a ledger.Address) bool {
@@ -575,8 +629,26 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	if parent.onStack(addr) {
 		return nil, fmt.Errorf("%w: %s is already executing", ErrReentrancy, addr)
 	}
+	if tx.Touched != nil && !slices.Contains(*tx.Touched, addr) {
+		*tx.Touched = append(*tx.Touched, addr)
+	}
+	var ct *CallTrace
+	if tx.Trace != nil {
+		ct = &CallTrace{Contract: addr.String(), Entry: entry, Depth: parent.depth(), GasLimit: gasLimit, Host: []vm.HostGas{}}
+		if parent != nil && parent.trace != nil {
+			parent.trace.Calls = append(parent.trace.Calls, ct)
+		} else {
+			tx.Trace.Calls = append(tx.Trace.Calls, ct)
+		}
+		before := tx.Gas.Used()
+		defer func() { ct.GasUsed = tx.Gas.Used() - before }()
+	}
 	if err := tx.Gas.Consume(GasCallBase, "contract call"); err != nil {
+		ct.fail(err)
 		return nil, err
+	}
+	if ct != nil {
+		ct.CallBase = GasCallBase
 	}
 	in, err := e.Instance(tx.St, addr)
 	if err != nil {
@@ -592,7 +664,11 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	case warm:
 		if use < tx.Height {
 			if err := tx.Gas.Consume(GasWarmTouch, "recording the warm code's use"); err != nil {
+				ct.fail(err)
 				return nil, err
+			}
+			if ct != nil {
+				ct.WarmGas = GasWarmTouch
 			}
 			if !tx.query {
 				setLastUse(tx.St, in.CodeID, tx.Height)
@@ -601,7 +677,11 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 		opts = append(opts, vm.Warm(func() ([]byte, error) { return e.code(tx.St, in.CodeID) }))
 	default:
 		if err := tx.Gas.Consume(e.warmGas(), "making the code warm"); err != nil {
+			ct.fail(err)
 			return nil, err
+		}
+		if ct != nil {
+			ct.WarmGas = e.warmGas()
 		}
 		if prepared, err = e.code(tx.St, in.CodeID); err != nil {
 			return nil, err
@@ -616,6 +696,7 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	fail := func(err error) ([]byte, error) {
 		tx.St.RevertTo(snap)
 		tx.Events = tx.Events[:events]
+		ct.fail(err)
 		return nil, err
 	}
 	if len(funds) > 0 {
@@ -632,17 +713,23 @@ func (e *Engine) run(ctx context.Context, tx *Tx, parent *frame, addr ledger.Add
 	}
 	tx.calls++
 	seed := sha256.Sum256(binary.BigEndian.AppendUint64(append(tx.TxHash[:0:0], tx.TxHash[:]...), uint64(tx.calls)))
-	f := &frame{parent: parent, self: addr}
+	f := &frame{parent: parent, self: addr, trace: ct}
 	h := &host{e: e, tx: tx, frame: f, readOnly: readOnly, ctx: ctx}
 	env := vm.Env{
 		ChainID: tx.ChainID, Height: tx.Height, TimeMs: tx.TimeMs,
 		Self: addr, Sender: tx.Sender, Caller: caller, Funds: fundsJSON, Seed: seed,
 		ReadOnly: readOnly, Depth: f.depth() - 1,
 	}
+	if ct != nil {
+		env.Trace = &vm.Trace{}
+	}
 	if gasLimit > tx.Gas.Remaining() {
 		gasLimit = tx.Gas.Remaining()
 	}
 	res, err := e.vm.Call(ctx, in.CodeID, prepared, entry, msg, env, h, gasLimit, opts...)
+	if ct != nil {
+		ct.finish(env.Trace, res)
+	}
 	if cerr := tx.Gas.Consume(res.GasUsed, "contract "+entry); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -18,6 +18,13 @@
 //
 // It may import vm and ledger and must never import kernel or net.
 //
+// Tracing: with Tx.Trace set, every call adds a CallTrace (contract, entry,
+// gas in total and by part: call base, module load, Wasm instructions, host
+// functions, nested calls; its debug log and error) to a tree; execution
+// and gas are the same with or without it (`sos tx trace`, simulate).
+// Engine.Profile gives a module's upload and per-call load gas without a
+// chain (`sos contract gas`).
+//
 // State layout (under ledger.PrefixContract):
 //
 //	0x10 0x01 code_id           → CodeInfo (creator, sizes, height, instances, exports)

@@ -132,7 +132,7 @@ func (h *host) Call(ctx context.Context, a [32]byte, msg, funds []byte, gasLimit
 	// The nested call is metered against its own budget; the VM charges the
 	// parent what it used, so the transaction meter must not count it twice.
 	sub := &Tx{St: h.tx.St, Gas: ledger.NewGasMeter(gasLimit), ChainID: h.tx.ChainID, Height: h.tx.Height, TimeMs: h.tx.TimeMs,
-		Sender: h.tx.Sender, TxHash: h.tx.TxHash, Events: h.tx.Events, calls: h.tx.calls}
+		Sender: h.tx.Sender, TxHash: h.tx.TxHash, Events: h.tx.Events, calls: h.tx.calls, Trace: h.tx.Trace, Touched: h.tx.Touched}
 	data, err := h.e.run(ctx, sub, h.frame, ledger.Address(a), entry, msg, coins, gasLimit, readOnly)
 	h.tx.Events, h.tx.calls = sub.Events, sub.calls
 	return data, sub.Gas.Used(), err

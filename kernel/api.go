@@ -120,6 +120,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.registerBlobAPI(mux)
 	n.registerJobAPI(mux)
 	n.registerStorageAPI(mux)
+	n.registerTraceAPI(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.Registry, promhttp.HandlerOpts{}))
 	// What no route takes gets the JSON error body every handler uses,
 	// not the mux's text/plain. "/" is the least specific pattern, so the
@@ -235,6 +236,10 @@ func statusOf(err error) int {
 		return http.StatusInternalServerError
 	case errors.Is(err, contracts.ErrNoContract), errors.Is(err, contracts.ErrNoCode), errors.Is(err, contracts.ErrNoSchema):
 		return http.StatusNotFound
+	case errors.Is(err, ledger.ErrHistoryUnavailable):
+		return http.StatusGone
+	case errors.Is(err, ErrStateMismatch):
+		return http.StatusInternalServerError
 	}
 	return http.StatusBadRequest
 }
@@ -668,16 +673,28 @@ func (n *Node) handleSimulate(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, bodyErrStatus(err), err)
 		return
 	}
-	rc, gasLimit, err := n.Simulate(r.Context(), raw)
+	tr, gasLimit, err := n.SimulateTrace(r.Context(), raw)
 	if err != nil {
 		writeErr(w, statusOf(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apiReceipt(rc, gasLimit))
+	out := apiReceipt(&tr.Receipt, gasLimit)
+	out.Logs = callLogs(apiCalls(tr.Calls), nil)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Simulate executes a signed tx on the latest state and discards the result.
 func (n *Node) Simulate(ctx context.Context, raw []byte) (*ledger.Receipt, uint64, error) {
+	tr, gasLimit, err := n.SimulateTrace(ctx, raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &tr.Receipt, gasLimit, nil
+}
+
+// SimulateTrace is Simulate with the trace of the execution (gas by part,
+// contract calls and their debug logs).
+func (n *Node) SimulateTrace(ctx context.Context, raw []byte) (*TxTrace, uint64, error) {
 	c := n.chain
 	tx, err := c.codec.DecodeTx(raw)
 	if err != nil {
@@ -690,11 +707,11 @@ func (n *Node) Simulate(ctx context.Context, raw []byte) (*ledger.Receipt, uint6
 	}
 	head := c.store.Head()
 	ex := c.NewExecutor(ctx, st, BlockEnv{ChainID: head.ChainID, Height: head.Height + 1, TimeMs: head.Time + 1})
-	rc, err := ex.Apply(ptx, 0)
+	tr, err := ex.applyTraced(ptx, 0)
 	if err != nil {
 		return nil, 0, err
 	}
-	return &rc, tx.GasLimit, nil
+	return tr, tx.GasLimit, nil
 }
 
 func (n *Node) handleAccount(w http.ResponseWriter, r *http.Request) {

@@ -80,6 +80,7 @@ func (c *Chain) seal(bb *BuiltBlock, ex *Executor, head ledger.Head, gasUsed uin
 	if err != nil {
 		return err
 	}
+	ex.indexContracts(prep)
 	txs := make([][]byte, len(bb.Included))
 	for i, p := range bb.Included {
 		txs[i] = p.Raw
@@ -199,6 +200,7 @@ func (c *Chain) ExecuteBlock(ctx context.Context, b *ledger.Block, proposerKey l
 	if err != nil {
 		return nil, err
 	}
+	ex.indexContracts(prep)
 	rroot, err := c.receiptRoot(bb.Receipts)
 	if err != nil {
 		return nil, err

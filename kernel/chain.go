@@ -334,6 +334,19 @@ type Executor struct {
 	// endEvents are the events of the end of the block (job deadlines,
 	// bonds returned): they belong to no transaction.
 	endEvents []ledger.Event
+	trace     *traceState // non-nil while applyTraced runs
+	// contracts are the contracts each transaction called, by index in
+	// the block, for the transaction index (ledger.Prepared.IndexContracts).
+	contracts map[uint32][]ledger.Address
+	index     uint32 // of the transaction Apply runs
+}
+
+// indexContracts hands the contracts each transaction called to the
+// block's prepared commit.
+func (e *Executor) indexContracts(p *ledger.Prepared) {
+	for i, addrs := range e.contracts {
+		p.IndexContracts(i, addrs)
+	}
 }
 
 // addr is a's bech32 form for receipt events. A block repeats its senders,
@@ -367,6 +380,7 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	c, tx := e.chain, ptx.Tx
 	free := &ledger.Accounts{St: e.st, Codec: c.codec}
 	rcpt := ledger.Receipt{TxHash: ptx.Hash, Height: e.env.Height, Index: index}
+	e.index = index
 
 	acc, _, err := free.Get(tx.Sender)
 	if err != nil {
@@ -416,6 +430,10 @@ func (e *Executor) Apply(ptx *PendingTx, index uint32) (ledger.Receipt, error) {
 	}
 
 	gas := ledger.NewGasMeter(tx.GasLimit)
+	if e.trace != nil {
+		gas.Record()
+		e.trace.meter = gas
+	}
 	_ = gas.Consume(intrinsic, "intrinsic") // checked above
 	snap := e.st.Snapshot()
 	events, data, perr := e.runPayload(ptx, gas)
@@ -495,6 +513,19 @@ func (e *Executor) runContract(ptx *PendingTx, gas *ledger.GasMeter) ([]ledger.E
 		return nil, nil, ErrContractsDisabled
 	}
 	ctx := &contracts.Tx{St: e.st, Gas: gas, ChainID: e.env.ChainID, Height: e.env.Height, TimeMs: e.env.TimeMs, Sender: tx.Sender, TxHash: ptx.Hash}
+	if e.trace != nil {
+		ctx.Trace = e.trace.calls
+	}
+	var touched []ledger.Address
+	ctx.Touched = &touched
+	defer func() {
+		if len(touched) > 0 {
+			if e.contracts == nil {
+				e.contracts = map[uint32][]ledger.Address{}
+			}
+			e.contracts[e.index] = touched
+		}
+	}()
 	var data []byte
 	var err error
 	switch p := tx.Payload.(type) {

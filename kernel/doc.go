@@ -63,4 +63,10 @@
 // only to the workers a block concerns, stages their jobs' blobs, and
 // copies a result's outputs from the worker before admitting it; the
 // messages are in worker_wire.go.
+//
+// Gas of a contract's tests: ReplayGas (gasreplay.go) runs the calls the
+// SDK harness recorded (sdktest) on a scratch chain built like a node's
+// (NewChainWithVM, genesis gas schedule, warm code set), one signed
+// transaction per block, and returns each call's receipt gas, call gas and
+// module load; `sos contract gas FILE.wasm --calls FILE` prints it.
 package kernel

@@ -330,6 +330,16 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.follow != nil {
 		g.Go(func() error { return n.follow.run(ctx) })
 	}
+	g.Go(func() error {
+		// A ledger from an older version has no transaction index: build it
+		// for the stored blocks, newest first, while the node runs (searches
+		// report the height the index covers from in the meantime). A
+		// failure here is logged: it must not stop the node.
+		if err := n.store.BuildIndex(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("building the transaction index for older blocks failed; searches cover only newer blocks", "err", err)
+		}
+		return nil
+	})
 	n.running.Store(true)
 	g.Go(func() error {
 		defer n.running.Store(false)

@@ -15,7 +15,8 @@ import (
 
 // TestClusterBlockRetention: members keeping only their last blocks prune
 // the older ones (the API answers those heights with 410 and a JSON error
-// saying so, and a transaction in one likewise), while a member that was
+// saying so, and a transaction in one, its trace and a search of those
+// heights likewise), while a member that was
 // down far longer than the retention and a node joining late still catch
 // up (raft snapshot, then state sync) and agree on the state root.
 func TestClusterBlockRetention(t *testing.T) {
@@ -77,6 +78,22 @@ func TestClusterBlockRetention(t *testing.T) {
 	st, err := m.client.Status(ctx)
 	if err != nil || st.EarliestHeight < 2 {
 		t.Fatalf("status earliest_height %d, %v", st.EarliestHeight, err)
+	}
+	// Its trace and a search of pruned heights say so too (410); a search
+	// without a range finds only kept heights: history and index went with
+	// the blocks.
+	if _, err := m.client.TraceTx(ctx, first.String()); !errors.Is(err, client.ErrPruned) {
+		t.Fatalf("trace of a tx in a pruned block: %v; want ErrPruned", err)
+	}
+	if _, err := m.client.SearchTxs(ctx, client.TxQuery{Sender: alice.Address().String(), From: 1}); !errors.Is(err, client.ErrPruned) {
+		t.Fatalf("search from height 1: %v; want ErrPruned", err)
+	}
+	found, err := m.client.SearchTxs(ctx, client.TxQuery{Sender: alice.Address().String()})
+	if err != nil || found.IndexBase < st.EarliestHeight || len(found.Txs) > 0 && found.Txs[0].Height < found.IndexBase {
+		t.Fatalf("search after pruning: %+v, %v (earliest %d)", found, err, st.EarliestHeight)
+	}
+	if hb, err := m.node.store.HistoryBase(); err != nil || hb+1 < st.EarliestHeight {
+		t.Fatalf("history base %d (%v) below the earliest block %d", hb, err, st.EarliestHeight)
 	}
 	bl, err := m.client.Blocks(ctx, st.EarliestHeight+2, 10)
 	if err != nil || len(bl) != 3 {

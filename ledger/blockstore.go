@@ -111,3 +111,23 @@ func readValue(r pebble.Reader, key []byte) ([]byte, error) {
 	defer closer.Close()
 	return append([]byte(nil), v...), nil
 }
+
+// TxBytes returns the transaction at (height, index) without reading the
+// rest of its block.
+func (s *Store) TxBytes(height uint64, index uint32) ([]byte, error) {
+	v, err := s.get(blockTxKey(height, index))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: tx %d/%d: %w", height, index, err)
+	}
+	if v != nil {
+		return v, nil
+	}
+	b, err := s.Block(height) // a block of the earlier, whole layout
+	if err != nil {
+		return nil, err
+	}
+	if int(index) >= len(b.Txs) {
+		return nil, fmt.Errorf("ledger: tx %d/%d: %w", height, index, ErrNotFound)
+	}
+	return b.Txs[index], nil
+}

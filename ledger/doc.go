@@ -64,7 +64,18 @@
 // block_retention; see prune.go): each step deletes a range of heights and
 // raises the pruning mark (Earliest) in one synced batch, never touching the
 // state, block 0 or the head; Block and Receipt below the mark return
-// ErrPruned (which is also ErrNotFound).
+// ErrPruned (which is also ErrNotFound). The same batch deletes the pruned
+// blocks' undo records and index keys (listed by each commit in its prune
+// log) and raises HistoryBase and IndexBase: StateAt and SearchTxs of
+// pruned heights return ErrPruned too.
+// Two more tables are written in the same batch as each block: the undo
+// records of state history (the value every key the block changed had
+// before it; StateAt reads the state after any block from the first block
+// the store executed itself, see history.go) and the transaction index
+// (keys by sender, contract called, event type and event attribute, with the
+// height and index of each transaction; SearchTxs, see txindex.go). A
+// store written before they existed marks them as starting at its head on
+// open; BuildIndex indexes its older blocks, newest first.
 //
 // The state root is the root of the compact sparse Merkle tree of package
 // smt over SHA-256(state key) → value; see smt's documentation for the exact

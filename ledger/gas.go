@@ -49,6 +49,30 @@ func DefaultGasSchedule() GasSchedule {
 // transaction has its own.
 type GasMeter struct {
 	limit, used uint64
+	items       *[]GasItem // non-nil: every charge is recorded (tracing)
+}
+
+// GasItem is one charge on a recording meter: what it paid for and how much.
+type GasItem struct {
+	What string `json:"what"`
+	Gas  uint64 `json:"gas"`
+}
+
+// Record makes the meter keep every charge from now on (for tracing a
+// transaction; charges and limits are the same either way).
+func (g *GasMeter) Record() {
+	if g.items == nil {
+		g.items = new([]GasItem)
+	}
+}
+
+// Items returns the charges recorded since Record, in order; they sum to
+// Used() when Record was called on the fresh meter.
+func (g *GasMeter) Items() []GasItem {
+	if g.items == nil {
+		return nil
+	}
+	return *g.items
 }
 
 // NewGasMeter returns a meter with a limit.
@@ -57,6 +81,9 @@ func NewGasMeter(limit uint64) *GasMeter { return &GasMeter{limit: limit} }
 // Consume charges amount; on exhaustion used is pinned to the limit and
 // ErrOutOfGas (with what was being paid for) is returned.
 func (g *GasMeter) Consume(amount uint64, what string) error {
+	if g.items != nil {
+		*g.items = append(*g.items, GasItem{What: what, Gas: min(amount, g.limit-g.used)})
+	}
 	if amount > g.limit-g.used {
 		g.used = g.limit
 		return fmt.Errorf("%w: %s needs %d gas, %d left", ErrOutOfGas, what, amount, g.limit-g.used)
@@ -78,6 +105,9 @@ func (g *GasMeter) Remaining() uint64 { return g.limit - g.used }
 func (g *GasMeter) SetUsed(u uint64) {
 	if u > g.limit {
 		u = g.limit
+	}
+	if g.items != nil && u > g.used {
+		*g.items = append(*g.items, GasItem{What: "vm", Gas: u - g.used})
 	}
 	g.used = u
 }

@@ -4,7 +4,60 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 )
+
+// pruneLog collects what one block adds to the history and the index.
+// Encoded: uvarint(n) and n bytes of state keys (each uvarint length,
+// key) of the block's undo records, then its index postings (term,
+// transaction index: 20 bytes each; the height is the log's own).
+type pruneLog struct {
+	hists, postings []byte
+}
+
+func (l *pruneLog) hist(key []byte) {
+	l.hists = binary.AppendUvarint(l.hists, uint64(len(key)))
+	l.hists = append(l.hists, key...)
+}
+
+// index takes an index key (tIndex || term || height || index).
+func (l *pruneLog) index(k []byte) {
+	l.postings = append(append(l.postings, k[1:17]...), k[25:29]...)
+}
+
+func (l *pruneLog) empty() bool { return len(l.hists) == 0 && len(l.postings) == 0 }
+
+func (l *pruneLog) encode() []byte {
+	out := binary.AppendUvarint(make([]byte, 0, 10+len(l.hists)+len(l.postings)), uint64(len(l.hists)))
+	return append(append(out, l.hists...), l.postings...)
+}
+
+// deleteLogged deletes, through del, the undo records and index keys the
+// prune log v of block h lists.
+func deleteLogged(h uint64, v []byte, del func(k []byte) error) error {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) || (uint64(len(v)-w)-n)%20 != 0 {
+		return fmt.Errorf("ledger: prune log of block %d: %w", h, ErrCorrupt)
+	}
+	hists, postings := v[w:w+int(n)], v[w+int(n):]
+	for len(hists) > 0 {
+		l, w := binary.Uvarint(hists)
+		if w <= 0 || l > uint64(len(hists)-w) {
+			return fmt.Errorf("ledger: prune log of block %d: %w", h, ErrCorrupt)
+		}
+		if err := del(histKey(hists[w:w+int(l)], h)); err != nil {
+			return err
+		}
+		hists = hists[w+int(l):]
+	}
+	for ; len(postings) > 0; postings = postings[20:] {
+		if err := del(indexKey([16]byte(postings[:16]), h, binary.BigEndian.Uint32(postings[16:20]))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Block retention: a node may keep only its most recent blocks. Pruning
 // deletes the bodies of old blocks — header, transactions and receipts —
@@ -18,6 +71,16 @@ import (
 // Each step deletes a range of heights and raises the pruning mark in one
 // synced batch: after a crash the store holds every block at or above the
 // mark, never a block half deleted.
+//
+// The state history and the transaction index of a pruned height go with
+// its block, in the same batch: every block's commit also lists the keys
+// it added to both (the prune log, table tPruneLog: the undo records are
+// ordered by state key and the index keys by term, so neither can be
+// deleted by a range of heights), and pruning reads that list, deletes
+// those keys and the list, and raises HistoryBase and IndexBase with the
+// pruning mark. A transaction of a pruned block is then neither traced
+// nor found by a search: both say it was pruned (ErrPruned), as a lookup
+// of its block does.
 
 // ErrPruned: the block, or its transaction or receipt, was deleted by this
 // node's block retention. It wraps ErrNotFound.
@@ -78,12 +141,16 @@ func (s *Store) PruneBlocks(ctx context.Context, below, step uint64) (uint64, er
 	}
 }
 
-// pruneRange deletes the blocks lo..hi-1 and sets the mark to hi, in one
-// synced batch.
+// pruneRange deletes the blocks lo..hi-1, their undo records and index
+// keys, and sets the mark to hi (HistoryBase to hi-1 and IndexBase to hi
+// at least), in one synced batch.
 func (s *Store) pruneRange(lo, hi uint64) (err error) {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, t := range []byte{tBlockHead, tBlock, tBlockTx, tReceipt} {
+	if err := s.prunePrefix(b, lo, hi); err != nil {
+		return fmt.Errorf("ledger: prune blocks %d-%d: %w", lo, hi-1, err)
+	}
+	for _, t := range []byte{tBlockHead, tBlock, tBlockTx, tReceipt, tPruneLog} {
 		if err := b.DeleteRange(heightKey(t, lo), heightKey(t, hi), nil); err != nil {
 			return fmt.Errorf("ledger: prune blocks %d-%d: %w", lo, hi-1, err)
 		}
@@ -100,6 +167,40 @@ func (s *Store) pruneRange(lo, hi uint64) (err error) {
 	if err := s.commitBatch(b); err != nil {
 		s.earliest.Store(lo)
 		return fmt.Errorf("ledger: prune blocks %d-%d: %w", lo, hi-1, err)
+	}
+	return nil
+}
+
+// prunePrefix adds to b the deletion of the history and index of blocks
+// lo..hi-1 (their prune logs) and the raised HistoryBase and IndexBase.
+func (s *Store) prunePrefix(b *pebble.Batch, lo, hi uint64) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: heightKey(tPruneLog, lo), UpperBound: heightKey(tPruneLog, hi)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		h := binary.BigEndian.Uint64(it.Key()[1:])
+		if err := deleteLogged(h, it.Value(), func(k []byte) error { return b.Delete(k, nil) }); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, m := range []struct {
+		key []byte
+		to  uint64
+	}{{markHistoryBase, hi - 1}, {markIndexBase, hi}} {
+		cur, ok, err := s.mark(m.key)
+		if err != nil {
+			return err
+		}
+		if !ok || cur < m.to {
+			if err := b.Set(m.key, binary.BigEndian.AppendUint64(nil, m.to), nil); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

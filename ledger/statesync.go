@@ -203,6 +203,12 @@ func (im *StateImport) Finish(block *Block) error {
 	if err := im.batch.Set([]byte{tMeta}, hb, nil); err != nil {
 		return err
 	}
+	// History and index start with the imported state: the blocks before
+	// it were never executed here.
+	hv := binary.BigEndian.AppendUint64(nil, h)
+	if err := errors.Join(im.batch.Set(markHistoryBase, hv, nil), im.batch.Set(markIndexBase, binary.BigEndian.AppendUint64(nil, h+1), nil)); err != nil {
+		return err
+	}
 	if f := s.failed.Load(); f != nil {
 		return fmt.Errorf("ledger: import state: %w", *f)
 	}

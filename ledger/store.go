@@ -35,6 +35,10 @@ const (
 	tAux       byte = 0x08 // node-local data outside consensus (raft log etc.), owned by the caller
 	tBlockHead byte = 0x09 // height → block header and signature (see blockstore.go)
 	tBlockTx   byte = 0x0a // height, index → transaction bytes
+	tHist      byte = 0x0b // state key, height → the key's value before that block (see history.go)
+	tIndex     byte = 0x0c // index term, height, index → nothing (see txindex.go)
+	tMarks     byte = 0x0d // what history and index cover (see history.go)
+	tPruneLog  byte = 0x0e // height → the history and index keys of that block, for pruning (see prune.go)
 )
 
 // ErrNotFound is returned for an absent block, tx or receipt.
@@ -198,6 +202,10 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
 	s.tree = smt.New(nodeReader{s}, smt.Hash(s.head.StateRoot), opts.CacheNodes)
+	if err := s.initMarks(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -307,7 +315,24 @@ func StateKeyHash(key []byte) smt.Hash { return sha256.Sum256(key) }
 // computed before the header is sealed.
 type Prepared struct {
 	changes []Change
+	prior   [][]byte // committed value of each changed key (nil: absent), for the undo records
 	pending *smt.Pending
+	// contracts are the contracts each transaction called (by index), for
+	// the transaction index (IndexContracts).
+	contracts map[uint32][]Address
+}
+
+// IndexContracts records the contracts transaction i of the block called,
+// so the index finds it by any of them (a contract that emits no event, a
+// nested callee).
+func (p *Prepared) IndexContracts(i uint32, addrs []Address) {
+	if len(addrs) == 0 {
+		return
+	}
+	if p.contracts == nil {
+		p.contracts = map[uint32][]Address{}
+	}
+	p.contracts[i] = addrs
 }
 
 // Root is the state root after the changes.
@@ -321,11 +346,19 @@ func (s *Store) Prepare(st *State) (*Prepared, error) {
 	for i, c := range changes {
 		sc[i] = smt.Change{Key: StateKeyHash(c.Key), Value: c.Value}
 	}
+	prior := make([][]byte, len(changes))
+	for i, c := range changes {
+		v, err := st.committed(c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: prepare: read %x: %w", c.Key, err)
+		}
+		prior[i] = v
+	}
 	p, err := s.tree.Update(sc)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: state root: %w", err)
 	}
-	return &Prepared{changes: changes, pending: p}, nil
+	return &Prepared{changes: changes, prior: prior, pending: p}, nil
 }
 
 func heightKey(t byte, h uint64) []byte {
@@ -380,7 +413,19 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		}
 		put(receiptKey(h, uint32(i)), rb)
 	}
-	for _, c := range p.changes {
+	var plog pruneLog
+	if err == nil {
+		err = s.putIndex(func(k, v []byte) error { plog.index(k); return batch.Set(k, v, nil) }, b, receipts, p.contracts)
+	}
+	if h == 0 {
+		put(markHistoryBase, binary.BigEndian.AppendUint64(nil, 0))
+		put(markIndexBase, binary.BigEndian.AppendUint64(nil, 0))
+	}
+	for i, c := range p.changes {
+		if h > 0 {
+			put(histKey(c.Key, h), histValue(p.prior[i]))
+			plog.hist(c.Key)
+		}
 		k := append([]byte{tState}, c.Key...)
 		if c.Value == nil {
 			if err == nil {
@@ -409,6 +454,9 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		} else {
 			put(k, c.Value)
 		}
+	}
+	if h > 0 && !plog.empty() {
+		put(heightKey(tPruneLog, h), plog.encode())
 	}
 	newHead := Head{ChainID: b.Header.ChainID, Height: h, BlockHash: bh, StateRoot: b.Header.StateRoot, Time: b.Header.Time, Genesis: head.Genesis}
 	if h == 0 {

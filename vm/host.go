@@ -37,6 +37,8 @@ type callState struct {
 	realBase, monoBase, advance int64
 	rng                         *rng
 
+	nestedGas uint64 // gas of nested calls so far (Trace keeps it apart)
+
 	trap     error // first reason the host aborted the guest
 	exited   bool
 	exitCode uint32
@@ -485,6 +487,7 @@ func (s *callState) nested(a [32]byte, msg, funds []byte, readOnly bool) uint64 
 	if used > left {
 		used = left
 	}
+	s.nestedGas += used
 	s.gas.Set(uint64(int64(left - used)))
 	if err != nil {
 		s.callResult = []byte(err.Error())
@@ -502,9 +505,22 @@ func guestFunc(h hostFunc) api.GoModuleFunc {
 		if s.gas == nil { // a start function running during instantiation
 			s.gas = mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
 		}
+		if s.env != nil && s.env.Trace != nil {
+			defer s.traceHost(h.name, int64(s.gas.Get()), s.nestedGas)
+		}
 		s.charge(GasHostBase)
 		fn(s, mod.Memory(), stack)
 	}
+}
+
+// traceHost records what one host call charged, without the gas of the
+// nested call it ran (the callee's own trace reports that). A trap
+// unwinding through it is recorded too: the charge that failed counts.
+func (s *callState) traceHost(name string, before int64, nestedBefore uint64) {
+	// A counter run below zero means the call used all its gas
+	// (Result.GasUsed is the limit): count down to zero only.
+	used := max(before, 0) - max(int64(s.gas.Get()), 0) - int64(s.nestedGas-nestedBefore)
+	s.env.Trace.add(name, uint64(max(used, 0)))
 }
 
 func instantiateHostModules(ctx context.Context, r wazero.Runtime) error {

@@ -745,8 +745,10 @@ func memoryMin(m *wasmbin.Module) (uint32, error) {
 	return mems[0].Min, nil
 }
 
-// LoadGas is what every call of a prepared module pays for loading it
-// (GasLoadBase and the other GasLoad figures), before it runs.
+// LoadGas is what a cold call of a prepared module pays for loading it
+// (GasLoadBase and the other GasLoad figures), before it runs: the figure
+// the SDK test harness needs to price calls like the node (`sos contract
+// gas`).
 func LoadGas(prepared []byte) (uint64, error) { return loadGas(prepared) }
 
 // loadGas is what every call of a prepared module pays for loading it:
@@ -849,3 +851,4 @@ func (r *reader) bytes(n uint32) []byte {
 	r.off += int(n)
 	return r.b[r.off-int(n) : r.off]
 }
+

@@ -137,6 +137,47 @@ type Env struct {
 	// Depth is the nesting level: 0 for a transaction's call, parent+1
 	// for a nested call; it must stay below MaxCallDepth.
 	Depth int
+	// Trace, when set, receives the call's gas by part (debugging tools:
+	// `sos tx trace`). The contract cannot observe it; execution and gas
+	// are the same with or without it.
+	Trace *Trace
+}
+
+// Trace is one call's gas by part: loading the module, each host function
+// (its calls and the gas they charged, without nested contract calls,
+// whose gas their own traces report) and, by difference, the Wasm
+// instructions. LoadGas + HostGas() + Instructions = Result.GasUsed +
+// the nested calls' gas.
+type Trace struct {
+	LoadGas uint64
+	Host    []HostGas // in order of first use
+}
+
+// HostGas is the gas of one host function within a call.
+type HostGas struct {
+	Name  string `json:"name"`
+	Calls int    `json:"calls"`
+	Gas   uint64 `json:"gas"`
+}
+
+func (t *Trace) add(name string, gas uint64) {
+	for i := range t.Host {
+		if t.Host[i].Name == name {
+			t.Host[i].Calls++
+			t.Host[i].Gas += gas
+			return
+		}
+	}
+	t.Host = append(t.Host, HostGas{Name: name, Calls: 1, Gas: gas})
+}
+
+// HostGas is the gas all host functions charged.
+func (t *Trace) HostGas() uint64 {
+	var n uint64
+	for _, h := range t.Host {
+		n += h.Gas
+	}
+	return n
 }
 
 // Host is the contract's view of the chain, implemented by package
@@ -332,6 +373,9 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		if load > gasLimit {
 			return Result{GasUsed: gasLimit}, fmt.Errorf("%w: loading the module needs %d gas, the limit is %d", ErrOutOfGas, load, gasLimit)
 		}
+	}
+	if env.Trace != nil {
+		env.Trace.LoadGas = min(load, gasLimit)
 	}
 	mod, err := v.module(ctx, codeID, prepared, co.fetch)
 	if err != nil {

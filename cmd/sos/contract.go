@@ -321,7 +321,7 @@ func newContractCmd(g *globals) *cobra.Command {
 	state.Flags().StringVar(&prefix, "prefix", "", "hex key prefix")
 	state.Flags().IntVar(&limit, "limit", 100, "entries to show")
 	noValidateFlag(query)
-	cmd.AddCommand(upload, instantiate, execute, migrate, query, info, list, codes, state)
+	cmd.AddCommand(upload, instantiate, execute, migrate, query, info, list, codes, state, newContractGasCmd(g))
 	cmd.AddCommand(newContractSchemaCmds(g)...)
 	cmd.AddCommand(newContractNewCmd())
 	return cmd

@@ -104,7 +104,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(account, block, tx, status, supply)
+	cmd.AddCommand(account, block, tx, status, supply, newQueryTxsCmd(g))
 	return cmd
 }
 

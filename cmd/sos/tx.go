@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,6 +124,12 @@ func (g *globals) simulate(cmd *cobra.Command, b *txbuild.Builder, key *ledger.P
 	}{txbuild.GasWithMargin(rc.GasUsed), rc.GasUsed, rc.Code, rc}
 	if err := g.print(out, func() {
 		fmt.Printf("simulation: code %d (%s), gas used %s, suggested --gas %d\n", rc.Code, rc.CodeName, group(rc.GasUsed), out.GasEstimate)
+		for _, l := range rc.Logs {
+			fmt.Printf("log %s %s:\n", l.Entry, l.Contract)
+			for _, line := range strings.Split(strings.TrimRight(l.Log, "\n"), "\n") {
+				fmt.Printf("  | %s\n", line)
+			}
+		}
 	}); err != nil {
 		return err
 	}
@@ -164,7 +171,7 @@ func (g *globals) printTxLine(res *client.SubmitResult) {
 
 func newTxCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tx", Short: "Sign and send transactions"}
-	cmd.AddCommand(newTransferCmd(g), newSimulateCmd(g))
+	cmd.AddCommand(newTransferCmd(g), newSimulateCmd(g), newTraceCmd(g))
 	return cmd
 }
 

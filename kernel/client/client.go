@@ -259,6 +259,52 @@ func (c *Client) Simulate(ctx context.Context, raw []byte) (*Receipt, error) {
 	return &r, c.do(ctx, http.MethodPost, "/v1/simulate", bytes.NewReader(raw), "application/octet-stream", &r)
 }
 
+// TraceTx re-executes a committed transaction on the node and returns its
+// gas by part and its contract call tree.
+func (c *Client) TraceTx(ctx context.Context, hash string) (*TxTrace, error) {
+	var t TxTrace
+	return &t, c.do(ctx, http.MethodGet, "/v1/txs/"+url.PathEscape(hash)+"/trace", nil, "", &t)
+}
+
+// SearchTxs finds committed transactions (see TxQuery).
+func (c *Client) SearchTxs(ctx context.Context, q TxQuery) (*TxSearch, error) {
+	v := url.Values{}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("sender", q.Sender)
+	set("contract", q.Contract)
+	set("event", q.Event)
+	for _, a := range q.Attrs {
+		v.Add("attr", a)
+	}
+	if q.From > 0 {
+		v.Set("from", strconv.FormatUint(q.From, 10))
+	}
+	if q.To > 0 {
+		v.Set("to", strconv.FormatUint(q.To, 10))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	set("after", q.After)
+	var out TxSearch
+	return &out, c.do(ctx, http.MethodGet, "/v1/txs?"+v.Encode(), nil, "", &out)
+}
+
+// TxQuery selects transactions: at least one of Sender, Contract, Event.
+// Attrs are "key=value" attributes of an Event; From and To bound the
+// height (0: none); After is the cursor a previous page returned.
+type TxQuery struct {
+	Sender, Contract, Event string
+	Attrs                   []string
+	From, To                uint64
+	Limit                   int
+	After                   string
+}
+
 // GetJSON fetches any API path into out (for endpoints added by subsystems).
 func (c *Client) GetJSON(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, "", out)

@@ -115,6 +115,70 @@ type Receipt struct {
 	Events   []Event `json:"events"`
 	Error    string  `json:"error,omitempty"`
 	Data     string  `json:"data,omitempty"` // result bytes as UTF-8 JSON when they are, else base64
+	// Logs are the contracts' debug logs (ctx.Logf, stdout, stderr): only
+	// simulate and trace have them (they are not kept on chain).
+	Logs []CallLog `json:"logs,omitempty"`
+}
+
+// CallLog is the debug log of one contract call.
+type CallLog struct {
+	Contract string `json:"contract"`
+	Entry    string `json:"entry"`
+	Depth    int    `json:"depth"`
+	Log      string `json:"log"`
+}
+
+// TxTrace is a committed transaction re-executed on its pre-state
+// (GET /v1/txs/{hash}/trace): the charges of its gas meter, which sum to
+// the receipt's gas_used, and the tree of contract calls.
+type TxTrace struct {
+	TxHash  string      `json:"tx_hash"`
+	Height  uint64      `json:"height"`
+	Index   uint32      `json:"index"`
+	Receipt *Receipt    `json:"receipt"`
+	Gas     []GasItem   `json:"gas"`
+	Calls   []CallTrace `json:"calls"`
+}
+
+// GasItem is one charge on a transaction's gas meter.
+type GasItem struct {
+	What string `json:"what"`
+	Gas  uint64 `json:"gas"`
+}
+
+// CallTrace is one contract call: gas_used (nested calls included) =
+// call_base_gas + warm_gas + load_gas + instruction_gas + the host functions' gas +
+// the nested calls' gas_used.
+type CallTrace struct {
+	Contract       string      `json:"contract"`
+	Entry          string      `json:"entry"`
+	Depth          int         `json:"depth"`
+	GasLimit       uint64      `json:"gas_limit"`
+	GasUsed        uint64      `json:"gas_used"`
+	CallBaseGas    uint64      `json:"call_base_gas"`
+	WarmGas        uint64      `json:"warm_gas"` // the warm code set's bookkeeping (recording a use, or making the code warm)
+	LoadGas        uint64      `json:"load_gas"`
+	InstructionGas uint64      `json:"instruction_gas"`
+	Host           []HostGas   `json:"host"`
+	Calls          []CallTrace `json:"calls,omitempty"`
+	Log            string      `json:"log,omitempty"`
+	Error          string      `json:"error,omitempty"`
+}
+
+// HostGas is the calls and gas of one host function within a call.
+type HostGas struct {
+	Name  string `json:"name"`
+	Calls int    `json:"calls"`
+	Gas   uint64 `json:"gas"`
+}
+
+// TxSearch is one page of a transaction search (GET /v1/txs?...). Next,
+// when set, is the `after` cursor of the next page; IndexBase is the
+// lowest height the index covers (older transactions are not found).
+type TxSearch struct {
+	Txs       []Tx   `json:"txs"`
+	Next      string `json:"next,omitempty"`
+	IndexBase uint64 `json:"index_base"`
 }
 
 // Tx is a committed (or pending) transaction with its receipt.

@@ -96,7 +96,10 @@ var contract = sdk.Contract{
 	Version:     "1.0.0",
 	Instantiate: sdk.Handler(func(ctx *sdk.Ctx, _ Empty) (any, error) { return nil, value.Set(ctx, 0) }),
 	Execute: sdk.Handlers{
-		"set": sdk.Handler(func(ctx *sdk.Ctx, m SetMsg) (any, error) { return nil, value.Set(ctx, m.Value) }),
+		"set": sdk.Handler(func(ctx *sdk.Ctx, m SetMsg) (any, error) {
+			ctx.Logf("set %d", m.Value)
+			return nil, value.Set(ctx, m.Value)
+		}),
 		// set_then_fail writes, then returns an error: the write must be undone.
 		"set_then_fail": sdk.Handler(func(ctx *sdk.Ctx, m SetMsg) (any, error) {
 			if err := value.Set(ctx, m.Value); err != nil {
@@ -115,6 +118,7 @@ var contract = sdk.Contract{
 		}),
 		"call": sdk.Handler(func(ctx *sdk.Ctx, m CallMsg) (any, error) {
 			_ = value.Set(ctx, 7)
+			ctx.Logf("calling %v", m.Contract)
 			return ctx.Call(m.Contract, m.Msg, nil)
 		}),
 		// call_ignore_error calls and swallows the callee's error: the

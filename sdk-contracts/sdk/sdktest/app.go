@@ -90,6 +90,10 @@ type App struct {
 	journal []func() // undo actions of the running transaction
 	events  []Event
 	log     []string
+
+	// the calls the test made, for a gas replay on the node's engine (gas.go)
+	calls []Call
+	codes []codeKey // distinct contract codes, in order of first use
 }
 
 type instance struct {
@@ -211,7 +215,7 @@ func (a *App) SetAdmin(addr, admin sdk.Address) error {
 func (a *App) Instantiate(c sdk.Contract, sender sdk.Address, msg any, funds sdk.Coins) (sdk.Address, error) {
 	addr := derive("sdktest/contract", sender[:], binary.BigEndian.AppendUint64(nil, a.seq))
 	a.seq++
-	_, err := a.tx(func() ([]byte, error) {
+	_, err := a.tx(a.record(sdk.EntryInstantiate, sender, addr, &c, msg, funds, false), func() ([]byte, error) {
 		a.setInstance(addr, &instance{contract: c, admin: sender, store: map[string][]byte{}})
 		return a.send(c, sdk.EntryInstantiate, addr, sender, sender, msg, funds, false, 1)
 	})
@@ -224,7 +228,7 @@ func (a *App) Instantiate(c sdk.Contract, sender sdk.Address, msg any, funds sdk
 // Execute runs the execute entry point of the contract at addr as a
 // transaction signed by sender, sending funds.
 func (a *App) Execute(addr, sender sdk.Address, msg any, funds sdk.Coins) (Result, error) {
-	return a.tx(func() ([]byte, error) {
+	return a.tx(a.record(sdk.EntryExecute, sender, addr, nil, msg, funds, false), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -260,7 +264,7 @@ func recordedName(in *instance) string {
 }
 
 func (a *App) migrate(addr, sender sdk.Address, c sdk.Contract, msg any, force bool) (Result, error) {
-	return a.tx(func() ([]byte, error) {
+	return a.tx(a.record(sdk.EntryMigrate, sender, addr, &c, msg, nil, force), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -300,7 +304,7 @@ func (a *App) Query(addr sdk.Address, msg any, out any) error {
 func (a *App) QueryRaw(addr sdk.Address, msg any) ([]byte, error) {
 	events := a.events // a query is not a transaction: keep the last one's events
 	defer func() { a.events = events }()
-	res, err := a.tx(func() ([]byte, error) {
+	res, err := a.tx(a.record(sdk.EntryQuery, sdk.Address{}, addr, nil, msg, nil, false), func() ([]byte, error) {
 		in := a.instances[addr]
 		if in == nil {
 			return nil, fmt.Errorf("%w at %v", ErrNoContract, addr)
@@ -310,12 +314,17 @@ func (a *App) QueryRaw(addr sdk.Address, msg any) ([]byte, error) {
 	return res.Data, err
 }
 
-// tx runs fn as one transaction: on error or trap every change is undone.
-func (a *App) tx(fn func() ([]byte, error)) (res Result, err error) {
+// tx runs fn as one transaction (the call c records, if any): on error or
+// trap every change is undone.
+func (a *App) tx(c *Call, fn func() ([]byte, error)) (res Result, err error) {
 	a.journal, a.events, a.log = nil, nil, nil
 	defer func() {
 		if r := recover(); r != nil {
 			err = trapError(r)
+		}
+		if c != nil {
+			c.Failed = err != nil
+			a.calls = append(a.calls, *c)
 		}
 		if err != nil {
 			a.revert(0)
@@ -435,3 +444,11 @@ func ParseAddress(s string) (sdk.Address, error) { return sdk.ParseAddress(s) }
 func addrString(a [32]byte) string { return bech32.Encode(sdk.AddressPrefix, a[:]) }
 
 func storeKeyLess(x, y string) int { return bytes.Compare([]byte(x), []byte(y)) }
+
+// OnChain is the event as the chain records it in a receipt: type
+// "wasm-<type>", with the attribute contract=<address> before the
+// contract's own. (Contract addresses differ: the harness derives its own.)
+func (e Event) OnChain() sdk.Event {
+	attrs := append([]sdk.Attr{{Key: "contract", Value: e.Contract.String()}}, e.Attrs...)
+	return sdk.Event{Type: "wasm-" + e.Type, Attrs: attrs}
+}

@@ -30,9 +30,28 @@
 // *ContractError that matches both ErrContract and the contract's own error
 // with errors.Is.
 //
+// Gas: the harness prices nothing itself: a native run cannot know the
+// Wasm instruction gas a node charges, which is most of a warm call. It
+// records every top-level call (App.Calls: entry, sender, instance, code,
+// message, funds, block), and ReportGas(t, app, "hello.wasm") prints, when
+// the test ends and SOS_GAS_REPORT is set, the node's figures for them:
+// `sos contract gas hello.wasm --calls FILE` (sos from SOS_BIN or PATH;
+// without one the test is skipped, saying why) replays the calls on the
+// node's engine with that binary's cost table and warm code set, and
+// reports each call's receipt gas_used, its contract call's gas and
+// whether it paid the module load, and calls / min / avg / max per handler
+// (Foundry's gas report). The figures equal a node's receipts (kernel's
+// TestGasReplayMatchesNode holds them equal, tolerance 0). App.NodeGas
+// returns them as values; App.WriteCalls writes the calls file.
+//
+// Events: Result.Events hold what the contract emitted (type and
+// attributes as given to ctx.Emit); Event.OnChain gives the receipt's form,
+// "wasm-<type>" with the attribute contract=<address> first, which is what
+// `sos query txs --event` searches for.
+//
 // Differences from the node: addresses of test accounts and contracts are
-// derived by the harness (deterministic, but not the node's derivation); gas
-// is not metered (the node measures it: `sos tx simulate`); ML-DSA
-// verification needs Config.VerifyMLDSA because the standard library has no
-// ML-DSA; open iterators do not see writes made after they were opened.
+// derived by the harness (deterministic, but not the node's derivation; the
+// gas replay maps them); gas is the replay's (see above); ML-DSA verification
+// needs Config.VerifyMLDSA because the standard library has no ML-DSA; open
+// iterators do not see writes made after they were opened.
 package sdktest
