@@ -161,6 +161,7 @@ var lpBounds2000 = map[string]float64{
 	"heavytail":   9662919.1,
 	"regions":     1331459.7,
 	"tied":        2964565,
+	"replicas":    1513355.9,
 }
 
 // qualityFloors are optimal's minimum shares of the LP bound per family
@@ -175,6 +176,7 @@ var qualityFloors = map[string]float64{
 	"heavytail":   0.995,
 	"regions":     0.995,
 	"tied":        0.995,
+	"replicas":    0.97,
 }
 
 // TestQuality runs every policy on the market families of rome/marketgen
@@ -217,7 +219,7 @@ func TestQuality(t *testing.T) {
 			var greedy int64
 			for _, name := range policyNames {
 				start := time.Now()
-				allocs, err := native[name](s)
+				allocs, err := policy.WithReplicas(s, native[name]) // as policy.Apply in the VM
 				took := time.Since(start)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
