@@ -77,21 +77,62 @@ func WithReplicasAnytime(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) 
 	return complete(allocs)
 }
 
-// PlaceReplicas appends to allocs (which must not serve replicated
-// requests) the replicas of s's replicated requests, in request order,
-// each on the cheapest offer (Σ demand × price; ties: the smaller job
-// failure share, then the lower index) that is eligible, runs jobs, fits a
-// whole replica in what allocs left, and has a provider — and with
-// FlagSpread a region — the request does not hold a replica with yet.
+// WithAllReplicas runs f on all of s, replicated requests included, for
+// an allocator that places replicas itself; the replicas it leaves out are
+// then placed by PlaceReplicas on the capacity left, in every list f hands
+// in (when handIn is not nil) and in its result. An allocation index out
+// of range is an error (a list with one is not handed in).
+func WithAllReplicas(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) ([]Allocation, error) {
+	complete := func(as []Allocation) ([]Allocation, error) {
+		for i := range as {
+			if int(as[i].Request) >= len(s.Requests) || int(as[i].Offer) >= len(s.Offers) {
+				return nil, corrupt("policy: allocation %d: index out of range", i)
+			}
+		}
+		if !s.HasReplicas() {
+			return as, nil
+		}
+		// In a copy: f may keep its own list.
+		return PlaceReplicas(s, append(make([]Allocation, 0, len(as)+len(s.Requests)), as...)), nil
+	}
+	allocs, err := f(s, func(as []Allocation) {
+		if handIn == nil {
+			return
+		}
+		if full, err := complete(as); err == nil {
+			handIn(full)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return complete(allocs)
+}
+
+// PlaceReplicas appends to allocs the replicas of s's replicated requests
+// that allocs does not place yet, in request order, each on the cheapest
+// offer (Σ demand × price; ties: the smaller job failure share, then the
+// lower index) that is eligible, runs jobs, fits a whole replica in what
+// allocs left, and has a provider — and with FlagSpread a region — the
+// request holds no replica with, in s.Held or in allocs. The replicas
+// allocs already gives (whole, each on its own provider: as the ABI wants)
+// count toward each request's Replicas. allocs's indices must be in range.
 func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 	nk := len(s.Kinds)
 	rem := make([]uint64, len(s.Offers)*nk)
 	for i := range s.Offers {
 		copy(rem[i*nk:(i+1)*nk], s.Offers[i].Capacity[:nk])
 	}
+	var placed map[uint32][]uint32 // replicated request -> offers allocs gives it
 	for _, a := range allocs {
 		for k := range nk {
 			rem[int(a.Offer)*nk+k] -= min(a.Amount[k], rem[int(a.Offer)*nk+k])
+		}
+		if s.Requests[a.Request].Replicas > 0 {
+			if placed == nil {
+				placed = map[uint32][]uint32{}
+			}
+			placed[a.Request] = append(placed[a.Request], a.Offer)
 		}
 	}
 	h := 0
@@ -106,6 +147,10 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		for ; h < len(s.Held) && s.Held[h].Request == uint32(ri); h++ {
 			provs, regions = append(provs, s.Held[h].Provider), append(regions, s.Held[h].Region)
 		}
+		have := placed[uint32(ri)]
+		for _, oi := range have {
+			provs, regions = append(provs, s.Offers[oi].Provider), append(regions, s.Offers[oi].Region)
+		}
 		demand := false
 		for k := range nk {
 			demand = demand || r.Demand[k] > 0
@@ -113,7 +158,7 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		if !demand {
 			continue
 		}
-		for placed := 0; placed < int(r.Replicas); placed++ {
+		for n := len(have); n < int(r.Replicas); n++ {
 			best, bestCost, bestFail := -1, uint64(0), uint32(0)
 			for oi := range s.Offers {
 				o := &s.Offers[oi]

@@ -52,3 +52,27 @@ func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]b
 	}
 	return AppendAllocations(buf[:0:0], nk, allocs), nil
 }
+
+// ApplyAll is ApplyAnytime for an allocator that places replicas itself
+// (WithAllReplicas): f sees every request, replicated ones included, and
+// the replicas it leaves out are placed by PlaceReplicas in each list.
+func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte, error) {
+	s, err := Decode(input)
+	if err != nil {
+		return nil, err
+	}
+	nk := len(s.Kinds)
+	var buf []byte
+	var hand func([]Allocation)
+	if handIn != nil {
+		hand = func(as []Allocation) {
+			buf = AppendAllocations(buf[:0], nk, as)
+			handIn(buf)
+		}
+	}
+	allocs, err := WithAllReplicas(s, f, hand)
+	if err != nil {
+		return nil, err
+	}
+	return AppendAllocations(buf[:0:0], nk, allocs), nil
+}

@@ -25,15 +25,16 @@ func bundleSurplus(r *policy.Request, o *policy.Offer, nk int) float64 {
 // the prices z (their reduced value Σ demand × (max − ask − z) is positive
 // on an eligible offer with room for all of them), by that value
 // descending (ties: lower position), each on the eligible offer with room
-// left where the value is highest (ties: lower position).
-func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec) {
+// left where the value is highest (ties: lower position) that rp allows
+// (replicas.go: copies of a replicated request on distinct providers).
+func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, rp *replicas) {
 	var order []int32
 	var keys []uint64
 	for ri := range s.Requests {
 		if !s.Requests[ri].Bundle() {
 			continue
 		}
-		if o, w := bestReduced(s, g, pos, b, z, ri); o >= 0 {
+		if o, w := bestReduced(s, g, pos, b, z, ri, rp); o >= 0 {
 			order = append(order, int32(ri))
 			keys = append(keys, orderKey(w))
 		}
@@ -41,7 +42,8 @@ func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z [
 	fill.SortDesc(order, keys)
 	for _, ri := range order {
 		r := &s.Requests[ri]
-		if o, _ := bestReduced(s, g, pos, b, z, int(ri)); o >= 0 {
+		if o, _ := bestReduced(s, g, pos, b, z, int(ri), rp); o >= 0 {
+			rp.place(int(ri), o)
 			for k := range s.Kinds {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}
@@ -51,8 +53,8 @@ func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z [
 
 // bestReduced returns the eligible offer with room left for all of bundle
 // ri where its reduced value at z is highest and positive (ties: lower
-// position), and the value; -1 if there is none.
-func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, ri int) (int, float64) {
+// position) that rp allows, and the value; -1 if there is none.
+func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, ri int, rp *replicas) (int, float64) {
 	r := &s.Requests[ri]
 	var d, mx vec
 	var dm float64
@@ -70,7 +72,7 @@ func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []
 			p, zo := &s.Offers[o].Price, &z[o]
 			w := dm - float64(d[0]*(float64(p[0])+zo[0])) - float64(d[1]*(float64(p[1])+zo[1])) -
 				float64(d[2]*(float64(p[2])+zo[2])) - float64(d[3]*(float64(p[3])+zo[3]))
-			if (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) {
+			if (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) && rp.allows(s, ri, o, nil) {
 				best, bw = o, w
 			}
 		}
@@ -82,7 +84,8 @@ func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []
 // after everything else, by best surplus descending (ties: lower
 // position), each on the fitting eligible offer that gives the most
 // surplus: the prices can leave out bundles that still fit somewhere.
-func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book) {
+// Copies of replicated requests go where rp allows.
+func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, rp *replicas) {
 	nk := len(s.Kinds)
 	var order []int32
 	var values []uint64
@@ -91,7 +94,7 @@ func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book) {
 		if !r.Bundle() || !unserved(b, r, ri, nk) {
 			continue
 		}
-		if o, v := bestSurplus(s, g, pos, b, r, ri, nk); o >= 0 {
+		if o, v := bestSurplus(s, g, pos, b, r, ri, nk, rp); o >= 0 {
 			order = append(order, int32(ri))
 			values = append(values, orderKey(v))
 		}
@@ -99,7 +102,8 @@ func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book) {
 	fill.SortDesc(order, values)
 	for _, ri := range order {
 		r := &s.Requests[ri]
-		if o, _ := bestSurplus(s, g, pos, b, r, int(ri), nk); o >= 0 {
+		if o, _ := bestSurplus(s, g, pos, b, r, int(ri), nk, rp); o >= 0 {
+			rp.place(int(ri), o)
 			for k := range nk {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}
@@ -119,15 +123,15 @@ func unserved(b *policy.Book, r *policy.Request, ri, nk int) bool {
 
 // bestSurplus returns the eligible offer with room for all of bundle r that
 // gives the most surplus (ties: lower position), and the surplus; -1 if
-// none has room.
-func bestSurplus(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, r *policy.Request, ri, nk int) (int, float64) {
+// none has room (or none rp allows).
+func bestSurplus(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, r *policy.Request, ri, nk int, rp *replicas) (int, float64) {
 	best, bestV := -1, math.Inf(-1)
 	row, lo, hi := g.span(ri)
 	for i := lo; i < hi; i++ {
 		for x := row[i]; x != 0; x &= x - 1 {
 			o := i<<6 | bits.TrailingZeros64(x)
 			v := bundleSurplus(r, &s.Offers[o], nk)
-			if (best < 0 || v > bestV || v == bestV && pos[o] < pos[best]) && b.Fits(ri, o) {
+			if (best < 0 || v > bestV || v == bestV && pos[o] < pos[best]) && b.Fits(ri, o) && rp.allows(s, ri, o, nil) {
 				best, bestV = o, v
 			}
 		}

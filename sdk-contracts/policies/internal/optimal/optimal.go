@@ -100,21 +100,41 @@ type budgets struct {
 
 // allocate is Allocate with explicit budgets.
 func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation)) []policy.Allocation {
-	best := fill.Greedy(s)
+	xs, rp := expand(s)
+	if rp == nil && s.HasReplicas() {
+		// Too many copies: the replicas go after the other requests.
+		as, _ := policy.WithReplicasAnytime(s, func(s *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Allocation, error) {
+			return allocate(s, bud, handIn), nil
+		}, handIn)
+		return as
+	}
+	if rp == nil {
+		xs = s
+	}
+	// greedy's answer, with the replicas placed after the other requests
+	// as every policy built on the SDK does.
+	best, _ := policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
 	bestV := total(s, best)
 	if handIn != nil {
 		handIn(best)
 	}
-	if bitsetWords(s) > maxGraphWords {
+	if bitsetWords(xs) > maxGraphWords {
 		return best // the bit sets would not fit in memory
 	}
-	rs, pos := byRegion(s)
+	rs, pos := byRegion(xs)
 	g := newGraph(rs)
-	// offer maps the result's positions back to s's and keeps it if it
+	rp.restrict(rs, g)
+	// offer maps the result's positions back to s's (offers and, for the
+	// copies of replicated requests, requests), places the replicas still
+	// missing where room is left (policy.PlaceReplicas), and keeps it if it
 	// beats the best so far, handing it in.
 	offer := func(as []policy.Allocation) {
 		for i := range as {
 			as[i].Offer = uint32(pos[as[i].Offer])
+		}
+		if rp != nil {
+			rp.back(as)
+			as = policy.PlaceReplicas(s, as)
 		}
 		if v := total(s, as); v.cmp(bestV) > 0 {
 			best, bestV = as, v
@@ -123,7 +143,7 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 			}
 		}
 	}
-	if !hasBundles(s) {
+	if !hasBundles(rs) {
 		b := policy.NewBook(rs)
 		f := newFlow(rs, g, pos, bud.flow)
 		for k := range s.Kinds {
@@ -134,17 +154,17 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	}
 	l := dual(rs, g, bud, bestV.float())
 	b := policy.NewBook(rs)
-	placeBundles(rs, g, pos, b, l.z)
+	placeBundles(rs, g, pos, b, l.z, rp)
 	f := newFlow(rs, g, pos, bud.flow)
 	for k := range s.Kinds {
 		f.run(b, k)
 	}
-	placeLeftover(rs, g, pos, b)
+	placeLeftover(rs, g, pos, b, rp)
 	as := b.Allocations()
 	// The local search (search.go) starts from this allocation, in rs's
 	// positions: offer remaps a copy.
 	offer(clone(as))
-	x := newSearch(rs, l, pos, as)
+	x := newSearch(rs, l, pos, as, rp)
 	x.run(bud.search)
 	if x.gain > 0 {
 		b := policy.NewBook(rs)
@@ -153,7 +173,7 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 		for k := range s.Kinds {
 			f.run(b, k)
 		}
-		placeLeftover(rs, g, pos, b)
+		placeLeftover(rs, g, pos, b, rp)
 		offer(b.Allocations())
 	}
 	return best
