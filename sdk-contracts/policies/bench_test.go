@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/rome/marketgen"
-	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 	"github.com/sos-kernel/sos/vm"
 )
@@ -108,7 +107,11 @@ func benchFamilies(b *testing.B, families []marketgen.Family) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		greedy := surplus(s, fill.Greedy(s))
+		gas, err := native["greedy"](s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		greedy := surplus(s, gas)
 		for _, name := range policyNames {
 			b.Run(f.Name+"/"+name, func(b *testing.B) {
 				var out anytimeOutcome

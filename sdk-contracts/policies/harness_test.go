@@ -142,15 +142,14 @@ func call(v *vm.VM, c *compiled, snap []byte, nk int) (outcome, error) {
 // native are the policies' Go implementations, for runs outside the VM,
 // with replicated requests served as the .wasm builds serve them: greedy
 // and auction through policy.Handle (the replicas placed after the other
-// requests), optimal through policy.HandleAll (it places them itself).
+// requests), optimal through policy.HandleAll (it places them itself,
+// with the bundles).
 var native = map[string]func(*policy.Snapshot) ([]policy.Allocation, error){
 	"greedy": func(s *policy.Snapshot) ([]policy.Allocation, error) {
 		return policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
 	},
 	"auction": func(s *policy.Snapshot) ([]policy.Allocation, error) { return policy.WithReplicas(s, auction.Allocate) },
-	"optimal": func(s *policy.Snapshot) ([]policy.Allocation, error) {
-		return policy.WithAllReplicas(s, optimal.Allocate, nil)
-	},
+	"optimal": func(s *policy.Snapshot) ([]policy.Allocation, error) { return optimal.Allocate(s, nil) },
 }
 
 // applyNative is native[name] on an encoded snapshot: decode, allocate,

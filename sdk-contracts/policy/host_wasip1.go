@@ -40,8 +40,8 @@ func HandleAnytime(f AnytimeFunc) int32 {
 }
 
 // HandleAll is HandleAnytime for an allocator that places replicas itself
-// (ApplyAll): f sees replicated requests too, and the replicas it leaves
-// out are placed by PlaceReplicas in every list.
+// (ApplyAll): f sees replicated requests too and must follow their rules
+// (docs/rome-policy-abi.md); nothing is added to its lists.
 func HandleAll(f AnytimeFunc) int32 {
 	in := make([]byte, sosInputLen())
 	if len(in) > 0 {

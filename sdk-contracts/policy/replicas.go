@@ -1,5 +1,11 @@
 package policy
 
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+)
+
 // Replicated requests (ABI v3) ask for Replicas whole copies of their
 // demand, each on a different provider (and, with FlagSpread, in a
 // different region) from the others and from the replicas they already
@@ -77,38 +83,6 @@ func WithReplicasAnytime(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) 
 	return complete(allocs)
 }
 
-// WithAllReplicas runs f on all of s, replicated requests included, for
-// an allocator that places replicas itself; the replicas it leaves out are
-// then placed by PlaceReplicas on the capacity left, in every list f hands
-// in (when handIn is not nil) and in its result. An allocation index out
-// of range is an error (a list with one is not handed in).
-func WithAllReplicas(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) ([]Allocation, error) {
-	complete := func(as []Allocation) ([]Allocation, error) {
-		for i := range as {
-			if int(as[i].Request) >= len(s.Requests) || int(as[i].Offer) >= len(s.Offers) {
-				return nil, corrupt("policy: allocation %d: index out of range", i)
-			}
-		}
-		if !s.HasReplicas() {
-			return as, nil
-		}
-		// In a copy: f may keep its own list.
-		return PlaceReplicas(s, append(make([]Allocation, 0, len(as)+len(s.Requests)), as...)), nil
-	}
-	allocs, err := f(s, func(as []Allocation) {
-		if handIn == nil {
-			return
-		}
-		if full, err := complete(as); err == nil {
-			handIn(full)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return complete(allocs)
-}
-
 // PlaceReplicas appends to allocs the replicas of s's replicated requests
 // that allocs does not place yet, in request order, each on the cheapest
 // offer (Σ demand × price; ties: the smaller job failure share, then the
@@ -135,6 +109,25 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 			placed[a.Request] = append(placed[a.Request], a.Offer)
 		}
 	}
+	// Offers by region (then index): a request with a region looks at its
+	// region's offers only.
+	byRegion := make([]int32, len(s.Offers))
+	regionKeys := make([]uint64, len(s.Offers))
+	for i := range byRegion {
+		byRegion[i] = int32(i)
+	}
+	slices.SortFunc(byRegion, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(s.Offers[a].Region, s.Offers[b].Region), cmp.Compare(a, b))
+	})
+	for i, o := range byRegion {
+		regionKeys[i] = uint64(s.Offers[o].Region)<<32 | uint64(o)
+	}
+	type cand struct {
+		o    int32
+		fail uint32
+		cost uint64
+	}
+	var cands []cand
 	h := 0
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
@@ -155,41 +148,76 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		for k := range nk {
 			demand = demand || r.Demand[k] > 0
 		}
-		if !demand {
+		if !demand || len(have) >= int(r.Replicas) {
 			continue
 		}
+		// The offers that may take a replica, whatever room they have; the
+		// ones that fit are chosen from these, one replica at a time.
+		lo, hi := 0, len(byRegion)
+		if r.Region != 0 {
+			lo, _ = slices.BinarySearch(regionKeys, uint64(r.Region)<<32)
+			hi, _ = slices.BinarySearch(regionKeys, uint64(r.Region+1)<<32)
+		}
+		// Eligible, written out (the region through the range above): this
+		// loop runs over every offer for a request without a region, and
+		// function calls cost in Wasm.
+		cands = cands[:0]
+		spread, attrs, minRel := r.Spread(), r.Attrs, r.MinReliability
+	offers:
+		for _, oi := range byRegion[lo:hi] {
+			o := &s.Offers[oi]
+			if o.Flags&FlagRunsJobs == 0 || spread && o.Region == 0 || o.Attrs&attrs != attrs || o.Reliability < minRel {
+				continue
+			}
+			var cost uint64
+			for k := range nk {
+				if d := r.Demand[k]; d > 0 {
+					p := o.Price[k]
+					if p > r.MaxPrice[k] {
+						continue offers
+					}
+					cost = addSat(cost, mulSat(p, d))
+				}
+			}
+			if !Near(o, r) || contains(provs, o.Provider) || spread && contains(regions, o.Region) {
+				continue
+			}
+			cands = append(cands, cand{oi, o.JobFailureBps(), cost})
+		}
 		for n := len(have); n < int(r.Replicas); n++ {
-			best, bestCost, bestFail := -1, uint64(0), uint32(0)
-			for oi := range s.Offers {
-				o := &s.Offers[oi]
-				if !o.RunsJobs() || r.Spread() && o.Region == 0 || !Eligible(o, r, nk) ||
-					contains(provs, o.Provider) || r.Spread() && contains(regions, o.Region) {
+			best := -1
+			for ci := range cands {
+				c := &cands[ci]
+				if c.o < 0 {
 					continue
 				}
+				if best >= 0 {
+					b := &cands[best]
+					if c.cost > b.cost || c.cost == b.cost && (c.fail > b.fail || c.fail == b.fail && c.o > b.o) {
+						continue
+					}
+				}
+				oi := int(c.o)
 				fits := true
-				var cost uint64
 				for k := range nk {
 					fits = fits && rem[oi*nk+k] >= r.Demand[k]
-					cost = addSat(cost, mulSat(o.Price[k], r.Demand[k]))
 				}
-				if !fits {
-					continue
-				}
-				fail := o.JobFailureBps()
-				if best < 0 || cost < bestCost || cost == bestCost && fail < bestFail {
-					best, bestCost, bestFail = oi, cost, fail
+				if fits && !contains(provs, s.Offers[oi].Provider) && !(r.Spread() && contains(regions, s.Offers[oi].Region)) {
+					best = ci
 				}
 			}
 			if best < 0 {
 				break
 			}
-			o := &s.Offers[best]
+			oi := int(cands[best].o)
+			cands[best].o = -1
+			o := &s.Offers[oi]
 			provs, regions = append(provs, o.Provider), append(regions, o.Region)
-			a := Allocation{Request: uint32(ri), Offer: uint32(best)}
+			a := Allocation{Request: uint32(ri), Offer: uint32(oi)}
 			for k := range nk {
 				if r.Demand[k] > 0 {
 					a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
-					rem[best*nk+k] -= r.Demand[k]
+					rem[oi*nk+k] -= r.Demand[k]
 				}
 			}
 			allocs = append(allocs, a)
@@ -208,8 +236,9 @@ func contains(xs []uint32, x uint32) bool {
 }
 
 func mulSat(a, b uint64) uint64 {
-	if a != 0 && b > ^uint64(0)/a {
-		return ^uint64(0)
+	// bits.Mul64, not a division: this runs per candidate offer.
+	if hi, lo := bits.Mul64(a, b); hi == 0 {
+		return lo
 	}
-	return a * b
+	return ^uint64(0)
 }

@@ -53,9 +53,10 @@ func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]b
 	return AppendAllocations(buf[:0:0], nk, allocs), nil
 }
 
-// ApplyAll is ApplyAnytime for an allocator that places replicas itself
-// (WithAllReplicas): f sees every request, replicated ones included, and
-// the replicas it leaves out are placed by PlaceReplicas in each list.
+// ApplyAll is ApplyAnytime for an allocator that places replicas itself:
+// f sees every request, replicated ones included, and every list it hands
+// in and returns goes to the kernel as it is (PlaceReplicas is there to
+// help: it places the replicas a list leaves out on the capacity left).
 func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte, error) {
 	s, err := Decode(input)
 	if err != nil {
@@ -70,7 +71,11 @@ func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte,
 			handIn(buf)
 		}
 	}
-	allocs, err := WithAllReplicas(s, f, hand)
+	allocs, err := f(s, func(as []Allocation) {
+		if hand != nil {
+			hand(as)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}

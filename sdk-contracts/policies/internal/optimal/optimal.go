@@ -125,17 +125,14 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	g := newGraph(rs)
 	rp.restrict(rs, g)
 	// offer maps the result's positions back to s's (offers and, for the
-	// copies of replicated requests, requests), places the replicas still
-	// missing where room is left (policy.PlaceReplicas), and keeps it if it
-	// beats the best so far, handing it in.
+	// copies of replicated requests, requests) and keeps it if it beats the
+	// best so far, handing it in. (Copies are placed where they fit, last
+	// by placeLeftover: policy.PlaceReplicas would find no room for more.)
 	offer := func(as []policy.Allocation) {
 		for i := range as {
 			as[i].Offer = uint32(pos[as[i].Offer])
 		}
-		if rp != nil {
-			rp.back(as)
-			as = policy.PlaceReplicas(s, as)
-		}
+		rp.back(as)
 		if v := total(s, as); v.cmp(bestV) > 0 {
 			best, bestV = as, v
 			if handIn != nil {

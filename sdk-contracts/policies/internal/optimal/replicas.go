@@ -113,7 +113,8 @@ func expand(s *policy.Snapshot) (*policy.Snapshot, *replicas) {
 }
 
 // restrict clears, in the copies' rows of g (over s's offers), the offers
-// that may not take a replica of their request.
+// that may not take a replica of their request, and those too small for a
+// whole one.
 func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 	if rp == nil {
 		return
@@ -127,6 +128,9 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 					b := bits.TrailingZeros64(x)
 					o := &s.Offers[i<<6|b]
 					ok := o.RunsJobs() && (!spread || o.Region != 0)
+					for k := range s.Kinds {
+						ok = ok && s.Requests[ri].Demand[k] <= o.Capacity[k] // a whole replica must fit
+					}
 					for _, hd := range held {
 						ok = ok && hd.Provider != o.Provider && (!spread || hd.Region != o.Region)
 					}
@@ -189,4 +193,35 @@ func (rp *replicas) back(as []policy.Allocation) {
 	for i := range as {
 		as[i].Request = uint32(rp.orig[as[i].Request])
 	}
+}
+
+// groupOf returns the group of copy ri, -1 for an ordinary request.
+func (rp *replicas) groupOf(ri int) int {
+	if rp == nil {
+		return -1
+	}
+	return int(rp.group[ri])
+}
+
+// lead reports whether ri is an ordinary request or the first copy of its
+// group: placeBundles orders a group by its first copy and places all its
+// copies together.
+func (rp *replicas) lead(ri int) bool {
+	gi := rp.groupOf(ri)
+	return gi < 0 || rp.groups[gi][0] == int32(ri)
+}
+
+// firstUnplaced reports whether ri is an ordinary request or the first
+// unplaced copy of its group.
+func (rp *replicas) firstUnplaced(ri int) bool {
+	gi := rp.groupOf(ri)
+	if gi < 0 {
+		return true
+	}
+	for _, c := range rp.groups[gi] {
+		if rp.on[c] < 0 {
+			return c == int32(ri)
+		}
+	}
+	return false
 }
