@@ -124,7 +124,6 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 	}
 	type cand struct {
 		o    int32
-		fail uint32
 		cost uint64
 	}
 	var cands []cand
@@ -151,16 +150,17 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		if !demand || len(have) >= int(r.Replicas) {
 			continue
 		}
-		// The offers that may take a replica, whatever room they have; the
-		// ones that fit are chosen from these, one replica at a time.
+		// The offers that may take a replica and have room for a whole one
+		// now; the replicas are chosen from these, one at a time (an offer
+		// chosen is not chosen again, and the others' room does not
+		// change meanwhile). Eligible is written out (the region through
+		// the range above): this loop runs over every offer for a request
+		// without a region, and function calls cost in Wasm.
 		lo, hi := 0, len(byRegion)
 		if r.Region != 0 {
 			lo, _ = slices.BinarySearch(regionKeys, uint64(r.Region)<<32)
 			hi, _ = slices.BinarySearch(regionKeys, uint64(r.Region+1)<<32)
 		}
-		// Eligible, written out (the region through the range above): this
-		// loop runs over every offer for a request without a region, and
-		// function calls cost in Wasm.
 		cands = cands[:0]
 		spread, attrs, minRel := r.Spread(), r.Attrs, r.MinReliability
 	offers:
@@ -172,17 +172,17 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 			var cost uint64
 			for k := range nk {
 				if d := r.Demand[k]; d > 0 {
-					p := o.Price[k]
-					if p > r.MaxPrice[k] {
+					if o.Price[k] > r.MaxPrice[k] || rem[int(oi)*nk+k] < d {
 						continue offers
 					}
-					cost = addSat(cost, mulSat(p, d))
+					cost = addSat(cost, mulSat(o.Price[k], d))
 				}
 			}
-			if !Near(o, r) || contains(provs, o.Provider) || spread && contains(regions, o.Region) {
+			if r.WithinKm != 0 && !Near(o, r) || len(provs) > 0 && contains(provs, o.Provider) ||
+				spread && len(regions) > 0 && contains(regions, o.Region) {
 				continue
 			}
-			cands = append(cands, cand{oi, o.JobFailureBps(), cost})
+			cands = append(cands, cand{oi, cost})
 		}
 		for n := len(have); n < int(r.Replicas); n++ {
 			best := -1
@@ -193,18 +193,20 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 				}
 				if best >= 0 {
 					b := &cands[best]
-					if c.cost > b.cost || c.cost == b.cost && (c.fail > b.fail || c.fail == b.fail && c.o > b.o) {
+					if c.cost > b.cost {
 						continue
 					}
+					if c.cost == b.cost {
+						cf, bf := s.Offers[c.o].JobFailureBps(), s.Offers[b.o].JobFailureBps()
+						if cf > bf || cf == bf && c.o > b.o {
+							continue
+						}
+					}
 				}
-				oi := int(c.o)
-				fits := true
-				for k := range nk {
-					fits = fits && rem[oi*nk+k] >= r.Demand[k]
+				if o := &s.Offers[c.o]; n > len(have) && (contains(provs, o.Provider) || spread && contains(regions, o.Region)) {
+					continue
 				}
-				if fits && !contains(provs, s.Offers[oi].Provider) && !(r.Spread() && contains(regions, s.Offers[oi].Region)) {
-					best = ci
-				}
+				best = ci
 			}
 			if best < 0 {
 				break

@@ -120,25 +120,31 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		return
 	}
 	for gi, cs := range rp.groups {
+		if len(cs) == 0 {
+			continue
+		}
 		held, spread := rp.held[gi], rp.spread[gi]
-		for _, ri := range cs {
-			row, lo, hi := g.span(int(ri))
-			for i := lo; i < hi; i++ {
-				for x := row[i]; x != 0; x &= x - 1 {
-					b := bits.TrailingZeros64(x)
-					o := &s.Offers[i<<6|b]
-					ok := o.RunsJobs() && (!spread || o.Region != 0)
-					for k := range s.Kinds {
-						ok = ok && s.Requests[ri].Demand[k] <= o.Capacity[k] // a whole replica must fit
-					}
-					for _, hd := range held {
-						ok = ok && hd.Provider != o.Provider && (!spread || hd.Region != o.Region)
-					}
-					if !ok {
-						row[i] &^= 1 << b
-					}
+		r := &s.Requests[cs[0]]
+		row, lo, hi := g.span(int(cs[0]))
+		for i := lo; i < hi; i++ {
+			for x := row[i]; x != 0; x &= x - 1 {
+				b := bits.TrailingZeros64(x)
+				o := &s.Offers[i<<6|b]
+				ok := o.RunsJobs() && (!spread || o.Region != 0)
+				for k := range s.Kinds {
+					ok = ok && r.Demand[k] <= o.Capacity[k] // a whole replica must fit
+				}
+				for _, hd := range held {
+					ok = ok && hd.Provider != o.Provider && (!spread || hd.Region != o.Region)
+				}
+				if !ok {
+					row[i] &^= 1 << b
 				}
 			}
+		}
+		// The copies share the row.
+		for _, c := range cs[1:] {
+			copy(g.row(int(c))[lo:hi], row[lo:hi])
 		}
 	}
 	g.spans()
@@ -158,9 +164,11 @@ func (rp *replicas) reset() {
 // siblings are (on; rp.on when nil): not on a provider — with spread, not
 // in a region — a sibling has. Ordinary requests are always allowed.
 func (rp *replicas) allows(s *policy.Snapshot, ri, o int, on []int32) bool {
-	if rp == nil || rp.group[ri] < 0 {
-		return true
-	}
+	// Small enough to inline: most requests are ordinary.
+	return rp == nil || rp.group[ri] < 0 || rp.allowsCopy(s, ri, o, on)
+}
+
+func (rp *replicas) allowsCopy(s *policy.Snapshot, ri, o int, on []int32) bool {
 	if on == nil {
 		on = rp.on
 	}
