@@ -31,8 +31,20 @@
 //  5. A local search (search.go) then moves bundles: an unserved bundle
 //     takes a candidate offer where making room (moving bundles to other
 //     candidates, displacing divisible units) costs less than it gains;
-//     the divisible demand is solved again around the new placement, and
-//     the result handed in if it beats the best so far.
+//     when it gained at least minSearchGain of the surplus, the divisible
+//     demand is solved again around the new placement, and the result
+//     handed in if it beats the best so far.
+//
+// Replicated requests (ABI v3; the policy is exported with
+// policy.HandleAll and sees them) go through steps 4 and 5 as bundles: a
+// request wanting k replicas becomes k copies, each a bundle eligible only
+// where a replica may go (replicas.go), and every placement and move keeps
+// the copies of one request on distinct providers (distinct regions with
+// spread). A replica thus competes for capacity by its value at the dual
+// prices, as in the LP relaxation with the replica constraint; placed
+// after the other requests (what policy.Handle does for other policies),
+// replicas got only what ordinary demand left. Greedy's answer, the first
+// one handed in, places them that way, so optimal is never worse.
 //
 // Step 3 is exact: with divisible demand the result is the LP optimum
 // (checked against an independent LP solver in the tests). With bundles,
