@@ -195,3 +195,55 @@ func TestSpeedMarket(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReplicaPlacement is issue 13's replica figure: the replicas
+// family (marketgen: 30% replicated requests, 2–3 replicas, half spread
+// across regions, providers in 4 regions) at 10,000 requests × 1,000
+// offers × 4 kinds, every shipped policy's .wasm in the policy VM with the
+// default budget. Besides gas, surplus and × greedy it reports pct_bound:
+// the surplus as a share of lagrangeBound (an upper bound on the LP
+// relaxation with the replica caps, 200 subgradient steps; CBC's LP does
+// not finish at this size on the shared machine), so a floor on the share
+// of the LP bound and of the MIP optimum.
+func BenchmarkReplicaPlacement(b *testing.B) {
+	v, ps := load(b)
+	cfg, _ := marketgen.FamilyConfig("replicas", 10000, 1000, 1)
+	s, snap, err := marketgen.Generate(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gas, err := native["greedy"](s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	greedy := surplus(s, gas)
+	opt, err := native["optimal"](s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Polyak's steps aim at the best surplus known (optimal's).
+	bound := lagrangeBound(s, float64(measure(s, opt).surplus), 200)
+	for _, name := range policyNames {
+		b.Run(name, func(b *testing.B) {
+			var out anytimeOutcome
+			for b.Loop() {
+				out = callAnytime(b, v, ps[name], snap, len(s.Kinds))
+			}
+			if err := validate(s, out.allocs); err != nil {
+				b.Fatal(err)
+			}
+			sur := surplus(s, out.allocs)
+			sf, _ := new(big.Float).SetInt(sur).Float64()
+			ratio, _ := new(big.Rat).SetFrac(sur, greedy).Float64()
+			b.ReportMetric(float64(out.gas), "gas/op")
+			b.ReportMetric(sf, "surplus")
+			b.ReportMetric(ratio, "x_greedy")
+			b.ReportMetric(100*sf/bound, "pct_bound")
+			stopped := 0.0
+			if out.stopped {
+				stopped = 1
+			}
+			b.ReportMetric(stopped, "stopped")
+		})
+	}
+}
