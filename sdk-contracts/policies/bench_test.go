@@ -202,7 +202,7 @@ func TestSpeedMarket(t *testing.T) {
 // offers × 4 kinds, every shipped policy's .wasm in the policy VM with the
 // default budget. Besides gas, surplus and × greedy it reports pct_bound:
 // the surplus as a share of lagrangeBound (an upper bound on the LP
-// relaxation with the replica caps, 200 subgradient steps; CBC's LP does
+// relaxation with the replica caps, 600 subgradient steps; CBC's LP does
 // not finish at this size on the shared machine), so a floor on the share
 // of the LP bound and of the MIP optimum.
 func BenchmarkReplicaPlacement(b *testing.B) {
@@ -222,7 +222,7 @@ func BenchmarkReplicaPlacement(b *testing.B) {
 		b.Fatal(err)
 	}
 	// Polyak's steps aim at the best surplus known (optimal's).
-	bound := lagrangeBound(s, float64(measure(s, opt).surplus), 200)
+	bound := lagrangeBound(s, float64(measure(s, opt).surplus), 600)
 	for _, name := range policyNames {
 		b.Run(name, func(b *testing.B) {
 			var out anytimeOutcome

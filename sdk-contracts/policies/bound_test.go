@@ -25,7 +25,8 @@ import (
 // distinct providers (the best offer of each provider, the k best
 // positive). The spread rule is relaxed (not required), which only raises
 // the bound. z is improved by subgradient steps (Polyak's step towards lb,
-// a known allocation's surplus); the least L seen is returned. It shares no
+// a known allocation's surplus, scaled down when L stops improving); the
+// least L seen is returned. It shares no
 // code with the policies.
 func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 	nk, no := len(s.Kinds), len(s.Offers)
@@ -74,6 +75,7 @@ func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 	z := make([]float64, no*nk)
 	use := make([]float64, no*nk)
 	best := math.Inf(1)
+	lambda, stall := 1.0, 0
 	type pv struct {
 		p uint32
 		v float64
@@ -162,8 +164,13 @@ func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 				}
 			}
 		}
-		best = min(best, l)
-		// Polyak step towards lb on the subgradient capacity − use.
+		if l < best {
+			best, stall = l, 0
+		} else if stall++; stall == 10 {
+			lambda, stall = lambda/2, 0
+		}
+		// Polyak step towards lb on the subgradient capacity − use, scaled
+		// by lambda (halved after 10 steps without a better bound).
 		var norm float64
 		for oi := range s.Offers {
 			for k := range nk {
@@ -176,7 +183,7 @@ func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 		if norm == 0 || l <= lb {
 			break
 		}
-		t := (l - lb) / norm
+		t := lambda * (l - lb) / norm
 		for oi := range s.Offers {
 			for k := range nk {
 				g := float64(s.Offers[oi].Capacity[k]) - use[oi*nk+k]
