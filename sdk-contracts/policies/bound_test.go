@@ -23,8 +23,9 @@ import (
 // eligible offer of highest max − ask − z; a bundle the fitting offer of
 // highest Σ demand·(max − ask − z); a replicated request up to k offers of
 // distinct providers (the best offer of each provider, the k best
-// positive). The spread rule is relaxed (not required), which only raises
-// the bound. z is improved by subgradient steps (Polyak's step towards lb,
+// positive); with spread, the smaller of that and the same with distinct
+// regions instead (each of the two relaxes one rule, so both are at least
+// the request's best). z is improved by subgradient steps (Polyak's step towards lb,
 // a known allocation's surplus, scaled down when L stops improving); the
 // least L seen is returned. It shares no
 // code with the policies.
@@ -81,7 +82,7 @@ func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 		v float64
 		o int32
 	}
-	var byProv []pv
+	var byProv, byRegion []pv
 	for step := 0; step < steps; step++ {
 		clear(use)
 		var l float64
@@ -158,9 +159,45 @@ func lagrangeBound(s *policy.Snapshot, lb float64, steps int) float64 {
 					}
 				}
 				slices.SortFunc(tops, func(a, b pv) int { return -cmpFloat(a.v, b.v) })
-				for i := 0; i < len(tops) && i < int(r.Replicas); i++ {
-					l += tops[i].v
-					take(r, tops[i].o)
+				n := min(len(tops), int(r.Replicas))
+				var sum float64
+				for _, x := range tops[:n] {
+					sum += x.v
+				}
+				if r.Spread() {
+					// Also with distinct regions and the providers relaxed:
+					// the subproblem's value is at most the smaller sum.
+					byRegion = byRegion[:0]
+					for _, o := range q.offers {
+						if v := value(r, o); v > 0 {
+							byRegion = append(byRegion, pv{s.Offers[o].Region, v, o})
+						}
+					}
+					slices.SortFunc(byRegion, func(a, b pv) int {
+						if a.p != b.p {
+							return int(a.p) - int(b.p)
+						}
+						return -cmpFloat(a.v, b.v)
+					})
+					rtops := byRegion[:0]
+					for i, x := range byRegion {
+						if i == 0 || x.p != byRegion[i-1].p {
+							rtops = append(rtops, x)
+						}
+					}
+					slices.SortFunc(rtops, func(a, b pv) int { return -cmpFloat(a.v, b.v) })
+					rn := min(len(rtops), int(r.Replicas))
+					var rsum float64
+					for _, x := range rtops[:rn] {
+						rsum += x.v
+					}
+					if rsum < sum {
+						tops, n, sum = rtops, rn, rsum
+					}
+				}
+				l += sum
+				for _, x := range tops[:n] {
+					take(r, x.o)
 				}
 			}
 		}
