@@ -13,6 +13,12 @@ type (
 		Kinds    []string      `json:"kinds"`
 		Offers   []jsonOffer   `json:"offers"`
 		Requests []jsonRequest `json:"requests"`
+		Held     []jsonHeld    `json:"held,omitempty"`
+	}
+	jsonHeld struct {
+		Request  uint32 `json:"request_index"`
+		Provider uint32 `json:"provider"`
+		Region   uint32 `json:"region"`
 	}
 	jsonOffer struct {
 		ID          uint64            `json:"id"`
@@ -21,6 +27,8 @@ type (
 		Lon         int32             `json:"lon"`
 		Attrs       uint64            `json:"attrs"`
 		Reliability uint16            `json:"reliability"`
+		Provider    uint32            `json:"provider"`
+		RunsJobs    bool              `json:"runs_jobs,omitempty"`
 		Capacity    map[string]uint64 `json:"capacity"`
 		Price       map[string]uint64 `json:"price"`
 	}
@@ -33,6 +41,8 @@ type (
 		Attrs          uint64            `json:"attrs"`
 		MinReliability uint16            `json:"min_reliability"`
 		Bundle         bool              `json:"bundle"`
+		Replicas       uint16            `json:"replicas,omitempty"`
+		Spread         bool              `json:"spread,omitempty"`
 		Demand         map[string]uint64 `json:"demand"`
 		MaxPrice       map[string]uint64 `json:"max_price"`
 	}
@@ -55,11 +65,14 @@ func JSON(s *policy.Snapshot) ([]byte, error) {
 	}
 	for i := range s.Offers {
 		o := &s.Offers[i]
-		js.Offers[i] = jsonOffer{o.ID, o.Region, o.Lat, o.Lon, o.Attrs, o.Reliability, perKind(&o.Capacity), perKind(&o.Price)}
+		js.Offers[i] = jsonOffer{o.ID, o.Region, o.Lat, o.Lon, o.Attrs, o.Reliability, o.Provider, o.RunsJobs(), perKind(&o.Capacity), perKind(&o.Price)}
 	}
 	for i := range s.Requests {
 		r := &s.Requests[i]
-		js.Requests[i] = jsonRequest{r.ID, r.Region, r.Lat, r.Lon, r.WithinKm, r.Attrs, r.MinReliability, r.Bundle(), perKind(&r.Demand), perKind(&r.MaxPrice)}
+		js.Requests[i] = jsonRequest{r.ID, r.Region, r.Lat, r.Lon, r.WithinKm, r.Attrs, r.MinReliability, r.Bundle(), r.Replicas, r.Spread(), perKind(&r.Demand), perKind(&r.MaxPrice)}
+	}
+	for _, h := range s.Held {
+		js.Held = append(js.Held, jsonHeld(h))
 	}
 	return json.MarshalIndent(js, "", "  ")
 }

@@ -1,6 +1,7 @@
 // Package marketgen generates reproducible ROME markets: a seeded snapshot
-// of offers and requests in policy ABI v2, for benchmarks, quality tests
-// and `sos rome gen-market`.
+// of offers and requests in policy ABI v3 (replicated requests and the
+// replicas they hold included), for benchmarks, quality tests and
+// `sos rome gen-market`.
 //
 // The same Config (including Seed) always yields the same bytes: all
 // arithmetic is integer, and the only randomness is a PCG stream seeded by
@@ -45,6 +46,33 @@ type Config struct {
 	// bid range (2 × the kind's base price) on each kind it demands, and
 	// offers ask one of three levels (0.5, 1 or 1.5 × the base price).
 	TiedPrices bool
+	// ReplicaShare is the fraction of requests that are replicated (ABI
+	// v3, docs/storage.md): each wants 2..MaxReplicas whole replicas on
+	// distinct providers, demands storage (the last kind) and each other
+	// kind with probability 0.3, and is never a bundle (BundleShare
+	// applies to the other requests). 0 means none, and then the market
+	// is the one earlier versions generated, byte for byte apart from the
+	// format.
+	ReplicaShare float64
+	// MaxReplicas is the most replicas a replicated request wants (at
+	// least 2); 0 means 3.
+	MaxReplicas int
+	// SpreadShare is the fraction of replicated requests whose replicas
+	// must be in distinct regions (FlagSpread; such a request has no
+	// region or distance limit). Negative means 0; 0 means 0.5.
+	SpreadShare float64
+	// HeldShare is the fraction of replicated requests that already hold
+	// one replica (Snapshot.Held, on a random provider and region) and so
+	// want one fewer. Negative means 0; 0 means 0.1.
+	HeldShare float64
+	// RunsJobsShare is the fraction of offers that run jobs (hold a bond:
+	// only those take replicas) when ReplicaShare > 0; 0 means 0.9.
+	// Without replicated requests no offer is marked.
+	RunsJobsShare float64
+	// OffersPerProvider groups the offers by provider: offers i·n ..
+	// i·n+n−1 belong to provider i+1, each in its own random region, so
+	// a provider is present in several regions; 0 means 1.
+	OffersPerProvider int
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +96,23 @@ func (c Config) withDefaults() Config {
 	if c.BundleMinKinds == 0 {
 		c.BundleMinKinds = min(2, c.Kinds)
 	}
+	if c.MaxReplicas == 0 {
+		c.MaxReplicas = 3
+	}
+	if c.SpreadShare == 0 {
+		c.SpreadShare = 0.5
+	}
+	if c.HeldShare == 0 {
+		c.HeldShare = 0.1
+	}
+	c.SpreadShare = max(c.SpreadShare, 0)
+	c.HeldShare = max(c.HeldShare, 0)
+	if c.RunsJobsShare == 0 {
+		c.RunsJobsShare = 0.9
+	}
+	if c.OffersPerProvider == 0 {
+		c.OffersPerProvider = 1
+	}
 	return c
 }
 
@@ -89,6 +134,16 @@ func (c Config) validate() error {
 		return fmt.Errorf("marketgen: Load %g: want 0.01..100", c.Load)
 	case c.BundleMinKinds < 0 || c.BundleMinKinds > c.Kinds:
 		return fmt.Errorf("marketgen: BundleMinKinds %d: want 0..Kinds (%d)", c.BundleMinKinds, c.Kinds)
+	case c.ReplicaShare < 0 || c.ReplicaShare > 1:
+		return fmt.Errorf("marketgen: ReplicaShare %g: want 0..1", c.ReplicaShare)
+	case c.MaxReplicas < 2 || c.MaxReplicas > 64:
+		return fmt.Errorf("marketgen: MaxReplicas %d: want 2..64", c.MaxReplicas)
+	case c.SpreadShare > 1 || c.HeldShare > 1:
+		return fmt.Errorf("marketgen: SpreadShare %g, HeldShare %g: want at most 1", c.SpreadShare, c.HeldShare)
+	case c.RunsJobsShare < 0 || c.RunsJobsShare > 1:
+		return fmt.Errorf("marketgen: RunsJobsShare %g: want 0..1", c.RunsJobsShare)
+	case c.OffersPerProvider < 1 || c.OffersPerProvider > 1<<16:
+		return fmt.Errorf("marketgen: OffersPerProvider %d: want 0..%d", c.OffersPerProvider, 1<<16)
 	}
 	return nil
 }
@@ -111,7 +166,7 @@ func (g gen) between(lo, hi int64) int64 { return lo + g.r.Int64N(hi-lo+1) }
 func (g gen) scale(v uint64, lo, hi int64) uint64 { return v * uint64(g.between(lo, hi)) / 1000 }
 
 // Generate returns the market described by cfg: the snapshot and its
-// ABI v2 encoding.
+// ABI v3 encoding.
 func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -139,6 +194,8 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 	}
 
 	bundlePPM, anyPPM, nearPPM := ppm(cfg.BundleShare), ppm(cfg.AnyRegionShare), ppm(cfg.NearShare)
+	replicaPPM, spreadPPM, heldPPM := ppm(cfg.ReplicaShare), ppm(cfg.SpreadShare), ppm(cfg.HeldShare)
+	providers := (cfg.Offers + cfg.OffersPerProvider - 1) / cfg.OffersPerProvider
 	var demand [policy.MaxKinds]uint64
 	for i := range s.Requests {
 		r := &s.Requests[i]
@@ -158,6 +215,15 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 		}
 		if g.chance(300_000) {
 			r.MinReliability = 9500
+		}
+		// The replica draws happen only with replicated requests, so that
+		// markets without them keep their bytes.
+		if replicaPPM > 0 && g.chance(replicaPPM) {
+			replica(g, cfg, r, i, providers, spreadPPM, heldPPM, s)
+			for k := range nk {
+				demand[k] += r.Demand[k] * uint64(r.Replicas)
+			}
+			continue
 		}
 		bundle := g.chance(bundlePPM)
 		if bundle {
@@ -206,7 +272,7 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 	for i := range s.Offers {
 		o := &s.Offers[i]
 		o.ID = uint64(i + 1)
-		o.Provider = uint32(i + 1) // one offer per provider
+		o.Provider = uint32(i/cfg.OffersPerProvider + 1)
 		reg := g.n(cfg.Regions)
 		o.Region = uint32(reg + 1)
 		p := near(centres[reg], 2e6)
@@ -222,8 +288,40 @@ func Generate(cfg Config) (*policy.Snapshot, []byte, error) {
 				o.Capacity[k] = max(1, g.scale(meanCap[k], 300, 1700))
 			}
 		}
+		if replicaPPM > 0 && g.chance(ppm(cfg.RunsJobsShare)) {
+			o.Flags = policy.FlagRunsJobs
+		}
 	}
 	return s, s.Encode(), nil
+}
+
+// replica makes r (position i) a replicated request: 2..MaxReplicas
+// replicas of a storage-led demand, spread across regions with
+// probability spreadPPM (no region or distance limit then), holding one
+// replica already with probability heldPPM. The bid range is the one of
+// ordinary requests.
+func replica(g gen, cfg Config, r *policy.Request, i, providers int, spreadPPM, heldPPM uint64, s *policy.Snapshot) {
+	nk := cfg.Kinds
+	replicas := g.between(2, int64(cfg.MaxReplicas))
+	if g.chance(spreadPPM) {
+		r.Flags = policy.FlagSpread
+		r.Region, r.WithinKm = 0, 0
+	}
+	for k := range nk {
+		if k == nk-1 || g.chance(300_000) {
+			r.Demand[k] = uint64(g.between(1, 20))
+		}
+	}
+	if providers > 0 && g.chance(heldPPM) {
+		s.Held = append(s.Held, policy.Held{Request: uint32(i), Provider: uint32(1 + g.n(providers)), Region: uint32(1 + g.n(cfg.Regions))})
+		replicas--
+	}
+	r.Replicas = uint16(replicas)
+	for k := range nk {
+		if r.Demand[k] > 0 {
+			r.MaxPrice[k] = g.scale(basePrice[k], 800, 2000)
+		}
+	}
 }
 
 // Family is a named shape of market: the benchmark and quality-test
@@ -245,6 +343,9 @@ type Family struct {
 //	heavytail    request sizes heavy-tailed (up to 256× the typical), 30% bundles
 //	regions      many regions with about 4 offers each, 30% bundles
 //	tied         every bid at the top of the range, asks on 3 levels: ties everywhere, 30% bundles
+//	replicas     30% replicated requests (2–3 replicas, half spread across regions, 10% holding
+//	             one already) on offers of providers present in 4 regions each, 90% of offers
+//	             running jobs; 30% of the other requests bundles
 func Families(requests, offers int, seed uint64) []Family {
 	base := Config{Requests: requests, Offers: offers, Kinds: policy.MaxKinds, Seed: seed}
 	with := func(f func(c *Config)) Config {
@@ -260,6 +361,9 @@ func Families(requests, offers int, seed uint64) []Family {
 		{"heavytail", "heavy-tailed request sizes, 30% bundles", with(func(c *Config) { c.BundleShare, c.HeavyTail = 0.3, true })},
 		{"regions", "about 4 offers per region, 30% bundles", with(func(c *Config) { c.BundleShare, c.Regions = 0.3, max(1, offers/4) })},
 		{"tied", "bids tied at the maximum, asks on 3 levels, 30% bundles", with(func(c *Config) { c.BundleShare, c.TiedPrices = 0.3, true })},
+		{"replicas", "30% replicated (2-3 replicas, half spread), providers in 4 regions, 30% of the rest bundles", with(func(c *Config) {
+			c.BundleShare, c.ReplicaShare, c.OffersPerProvider = 0.3, 0.3, 4
+		})},
 	}
 }
 

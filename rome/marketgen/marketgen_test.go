@@ -65,9 +65,15 @@ func TestFamilies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f.Name, err)
 		}
-		var bundles, wide, maxDemand, demand, capacity uint64
+		var bundles, wide, maxDemand, demand, capacity, replicated, spread uint64
 		regions := map[uint32]bool{}
 		for _, r := range s.Requests {
+			if r.Replicas > 0 {
+				replicated++
+				if r.Spread() {
+					spread++
+				}
+			}
 			kinds := 0
 			for k := range s.Kinds {
 				if r.Demand[k] > 0 {
@@ -102,6 +108,8 @@ func TestFamilies(t *testing.T) {
 			ok = maxDemand >= 1000
 		case "regions":
 			ok = len(regions) >= 40
+		case "replicas":
+			ok = replicas(t, s, replicated, spread) && bundles > 0
 		case "tied":
 			asks := map[uint64]bool{}
 			for _, o := range s.Offers {
@@ -111,9 +119,51 @@ func TestFamilies(t *testing.T) {
 		default:
 			ok = share > 0.25 && share < 0.35
 		}
+		if f.Name != "replicas" && (replicated > 0 || len(s.Held) > 0) {
+			t.Errorf("%s: %d replicated requests, %d held replicas", f.Name, replicated, len(s.Held))
+		}
 		if !ok {
 			t.Errorf("%s (%s): bundles %d (%d of 3+ kinds), demand/capacity %d/%d, largest demand %d, %d regions",
 				f.Name, f.About, bundles, wide, demand, capacity, maxDemand, len(regions))
 		}
 	}
+}
+
+// replicas reports whether s has the replica family's shape: about 30%
+// replicated requests, half of them spread (without a region), some holding
+// a replica, providers with offers in several regions, most offers running
+// jobs.
+func replicas(t *testing.T, s *policy.Snapshot, replicated, spread uint64) bool {
+	t.Helper()
+	share := float64(replicated) / float64(len(s.Requests))
+	provRegions := map[uint32]map[uint32]bool{}
+	runs := 0
+	for _, o := range s.Offers {
+		if provRegions[o.Provider] == nil {
+			provRegions[o.Provider] = map[uint32]bool{}
+		}
+		provRegions[o.Provider][o.Region] = true
+		if o.RunsJobs() {
+			runs++
+		}
+	}
+	multi := 0
+	for _, rs := range provRegions {
+		if len(rs) > 1 {
+			multi++
+		}
+	}
+	for _, r := range s.Requests {
+		if r.Replicas > 0 && (r.Replicas > 3 || r.Bundle() || r.Spread() && (r.Region != 0 || r.WithinKm != 0) || r.Demand[len(s.Kinds)-1] == 0) {
+			t.Errorf("replicated request %d: %+v", r.ID, r)
+		}
+	}
+	ok := share > 0.25 && share < 0.35 && spread > replicated/3 && spread < 2*replicated/3 &&
+		len(s.Held) > 0 && len(s.Held) < int(replicated)/5 && len(provRegions) == len(s.Offers)/4 &&
+		multi > len(provRegions)/2 && runs > 8*len(s.Offers)/10 && runs < len(s.Offers)
+	if !ok {
+		t.Logf("replicated %.3f, spread %d of %d, held %d, providers %d (%d in several regions), %d of %d offers run jobs",
+			share, spread, replicated, len(s.Held), len(provRegions), multi, runs, len(s.Offers))
+	}
+	return ok
 }

@@ -139,9 +139,21 @@ func call(v *vm.VM, c *compiled, snap []byte, nk int) (outcome, error) {
 	return outcome{allocs, res.GasUsed, elapsed}, nil
 }
 
-// native are the policies' Go implementations, for runs outside the VM.
+// native are the policies' Go implementations, for runs outside the VM,
+// with replicated requests served as the .wasm builds serve them: greedy
+// and auction through policy.Handle (the replicas placed after the other
+// requests), optimal through policy.HandleAll (it places them itself,
+// with the bundles).
 var native = map[string]func(*policy.Snapshot) ([]policy.Allocation, error){
-	"greedy":  func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil },
-	"auction": auction.Allocate,
+	"greedy": func(s *policy.Snapshot) ([]policy.Allocation, error) {
+		return policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
+	},
+	"auction": func(s *policy.Snapshot) ([]policy.Allocation, error) { return policy.WithReplicas(s, auction.Allocate) },
 	"optimal": func(s *policy.Snapshot) ([]policy.Allocation, error) { return optimal.Allocate(s, nil) },
+}
+
+// applyNative is native[name] on an encoded snapshot: decode, allocate,
+// encode, as the policy does in the VM.
+func applyNative(name string, snap []byte) ([]byte, error) {
+	return policy.ApplyAll(snap, policy.Anytime(native[name]), nil)
 }

@@ -25,13 +25,24 @@ import (
 //	maximize   Σ x[r,o,k]·(max[r,k] − ask[o,k])  +  Σ y[r,o]·Σ_k demand[r,k]·(max[r,k] − ask[o,k])
 //	subject to Σ_o x[r,o,k] ≤ demand[r,k]                       (divisible request r, kind k)
 //	           Σ_o y[r,o] ≤ 1                                   (bundle r)
+//	           Σ_o y[r,o] ≤ replicas[r]                         (replicated request r)
+//	           Σ_{o of provider p} y[r,o] ≤ 1                   (replicated r, provider p)
+//	           Σ_{o in region g} y[r,o] ≤ 1                     (spread replicated r, region g)
 //	           Σ_r x[r,o,k] + Σ_r demand[r,k]·y[r,o] ≤ cap[o,k]  (offer o, kind k)
 //	           x ≥ 0, y ∈ {0, 1}
 //
-// over eligible pairs (a bundle only on offers with room for all of it).
+// over eligible pairs (a bundle or a replica only on offers with room for
+// all of it; a replica only on an offer that runs jobs, whose provider —
+// and with spread, whose region, not 0 — the request holds no replica
+// with).
 // Pairs of zero surplus are left out (they add nothing), which keeps the
-// program smaller. With relax the y are continuous: the LP relaxation,
-// whose optimum bounds the MIP's.
+// program smaller. With relax the y are continuous in [0, 1]: the LP
+// relaxation, whose optimum bounds the MIP's. For replicated requests it
+// relaxes only integrality: a replica may be split across offers, each part
+// taking the same share of every kind from its offer, but the caps per
+// (request, provider) and per (request, region) hold, so it never puts more
+// than one replica's worth on one provider (or region) nor more than
+// replicas[r] in all.
 
 // writeMIP writes s as the program above.
 func writeMIP(w io.Writer, s *policy.Snapshot, relax bool) error {
@@ -48,6 +59,70 @@ func writeMIP(w io.Writer, s *policy.Snapshot, relax bool) error {
 	var bins []string
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
+		if r.Replicas > 0 {
+			var row []string
+			byProv, byRegion := map[uint32][]string{}, map[uint32][]string{}
+			var provOrder, regionOrder []uint32
+			held := map[[2]uint32]bool{}
+			for _, h := range s.Held {
+				if int(h.Request) == ri {
+					held[[2]uint32{0, h.Provider}], held[[2]uint32{1, h.Region}] = true, true
+				}
+			}
+			for oi := range s.Offers {
+				o := &s.Offers[oi]
+				if !eligible(s, *o, *r) || o.Flags&policy.FlagRunsJobs == 0 || held[[2]uint32{0, o.Provider}] ||
+					r.Spread() && (o.Region == 0 || held[[2]uint32{1, o.Region}]) {
+					continue
+				}
+				var v uint64
+				fits := true
+				for k := range nk {
+					if r.Demand[k] > o.Capacity[k] {
+						fits = false
+					}
+					if r.Demand[k] > 0 {
+						v += r.Demand[k] * (r.MaxPrice[k] - o.Price[k])
+					}
+				}
+				if !fits || v == 0 {
+					continue
+				}
+				name := fmt.Sprintf("y%d_%d", ri, oi)
+				obj = append(obj, term{name, v, 0})
+				row = append(row, name)
+				bins = append(bins, name)
+				if byProv[o.Provider] == nil {
+					provOrder = append(provOrder, o.Provider)
+				}
+				byProv[o.Provider] = append(byProv[o.Provider], name)
+				if r.Spread() {
+					if byRegion[o.Region] == nil {
+						regionOrder = append(regionOrder, o.Region)
+					}
+					byRegion[o.Region] = append(byRegion[o.Region], name)
+				}
+				for k := range nk {
+					if r.Demand[k] > 0 {
+						capRows[oi][k] = append(capRows[oi][k], term{name, r.Demand[k], r.Demand[k]})
+					}
+				}
+			}
+			if len(row) > int(r.Replicas) {
+				rows = append(rows, fmt.Sprintf("n%d: %s <= %d", ri, strings.Join(row, " + "), r.Replicas))
+			}
+			for _, p := range provOrder {
+				if len(byProv[p]) > 1 {
+					rows = append(rows, fmt.Sprintf("p%d_%d: %s <= 1", ri, p, strings.Join(byProv[p], " + ")))
+				}
+			}
+			for _, g := range regionOrder {
+				if len(byRegion[g]) > 1 {
+					rows = append(rows, fmt.Sprintf("g%d_%d: %s <= 1", ri, g, strings.Join(byRegion[g], " + ")))
+				}
+			}
+			continue
+		}
 		if r.Bundle() {
 			var row []string
 			for oi := range s.Offers {

@@ -161,12 +161,16 @@ var lpBounds2000 = map[string]float64{
 	"heavytail":   9662919.1,
 	"regions":     1331459.7,
 	"tied":        2964565,
+	"replicas":    1513355.9,
 }
 
 // qualityFloors are optimal's minimum shares of the LP bound per family
 // (the bound is at least the MIP optimum, so these are floors on the
 // share of the MIP optimum too). Issue 17 asks 99% of the MIP optimum on
 // bundle-heavy markets; the others hold what the policy reached then.
+// Issue 13 asks 97% of the LP bound with the replica constraint (replicas:
+// optimal reaches 99.63%; it reached 90.81% while replicas were placed
+// after the other requests).
 var qualityFloors = map[string]float64{
 	"divisible":   0.9999,
 	"bundles30":   0.995,
@@ -175,6 +179,7 @@ var qualityFloors = map[string]float64{
 	"heavytail":   0.995,
 	"regions":     0.995,
 	"tied":        0.995,
+	"replicas":    0.99,
 }
 
 // TestQuality runs every policy on the market families of rome/marketgen

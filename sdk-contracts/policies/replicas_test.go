@@ -1,10 +1,13 @@
 package policies_test
 
 import (
+	"math/big"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/sos-kernel/sos/rome"
+	"github.com/sos-kernel/sos/rome/marketgen"
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
 
@@ -78,4 +81,116 @@ func countReplicas(s *rome.Snapshot, as []rome.Allocation) int {
 		}
 	}
 	return n
+}
+
+// TestReplicaFamilyValid: on small markets of the replicas family
+// (rome/marketgen; also with scarce regions, so that spread binds, and
+// with more replicas than some markets have providers), every shipped
+// policy's .wasm, run in the VM, gives what its Go code gives natively, and
+// the kernel's Validate (k distinct providers, distinct regions with
+// spread, whole replicas, held replicas), the SDK's validator and this
+// package's own validate all accept it. optimal is never below greedy.
+func TestReplicaFamilyValid(t *testing.T) {
+	v, ps := load(t)
+	for seed := range uint64(6) {
+		cfg, _ := marketgen.FamilyConfig("replicas", 300, 40, seed+1)
+		switch seed % 3 {
+		case 1:
+			cfg.Regions, cfg.MaxReplicas, cfg.SpreadShare, cfg.Load = 3, 5, 0.8, 2
+		case 2:
+			cfg.OffersPerProvider, cfg.HeldShare, cfg.RunsJobsShare = 10, 0.5, 0.5
+		}
+		s, snap, err := marketgen.Generate(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, err := rome.DecodeSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nk := len(s.Kinds)
+		var greedy *big.Int
+		for _, name := range policyNames {
+			out, err := call(v, ps[name], snap, nk)
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			want, err := native[name](s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(out.allocs, want) {
+				t.Fatalf("seed %d: %s: the VM's output differs from the native one", seed, name)
+			}
+			as := make([]rome.Allocation, len(out.allocs))
+			for i, a := range out.allocs {
+				as[i] = rome.Allocation{Request: a.Request, Offer: a.Offer, Amount: a.Amount[:nk:nk], Price: a.Price[:nk:nk]}
+			}
+			if err := rome.Validate(hs, as); err != nil {
+				t.Fatalf("seed %d: %s: the kernel refuses its allocations: %v", seed, name, err)
+			}
+			if err := s.CheckAllocations(out.allocs); err != nil {
+				t.Fatalf("seed %d: %s: SDK validator: %v", seed, name, err)
+			}
+			if err := validate(s, out.allocs); err != nil {
+				t.Fatalf("seed %d: %s: %v", seed, name, err)
+			}
+			sur := surplus(s, out.allocs)
+			switch name {
+			case "greedy":
+				greedy = sur
+			case "optimal":
+				if sur.Cmp(greedy) < 0 {
+					t.Errorf("seed %d: optimal's surplus %v below greedy's %v", seed, sur, greedy)
+				}
+			}
+			t.Logf("seed %d %-8s surplus %v, %d replicas placed", seed, name, sur, countReplicas(hs, as))
+		}
+	}
+}
+
+// TestOptimalServesValuableReplicas: optimal weighs a replica against the
+// ordinary demand it competes with. One offer of 10 storage at ask 1 (it
+// runs jobs), an ordinary request for 10 at most 2 and a replicated
+// request (one replica of 10) at most 10: the replica is worth 90, the
+// ordinary request 10. Before optimal placed replicas itself, the SDK
+// placed them after the ordinary requests, which had taken the offer (10
+// of 90). A second replica must go to another provider: offers 2 and 3
+// belong to provider 2 and are cheaper than offer 4 of provider 3, so the
+// replicas take offer 1 or 2 and offer 4, never both 2 and 3.
+func TestOptimalServesValuableReplicas(t *testing.T) {
+	v, ps := load(t)
+	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Storage}}
+	off := func(id uint64, provider uint32, capacity, price uint64) policy.Offer {
+		o := policy.Offer{ID: id, Region: 1, Reliability: 9999, Flags: policy.FlagRunsJobs, Provider: provider}
+		o.Capacity[0], o.Price[0] = capacity, price
+		return o
+	}
+	req := func(id uint64, replicas uint16, demand, max uint64) policy.Request {
+		r := policy.Request{ID: id, Replicas: replicas}
+		r.Demand[0], r.MaxPrice[0] = demand, max
+		return r
+	}
+	s.Offers = []policy.Offer{off(1, 1, 10, 1)}
+	s.Requests = []policy.Request{req(1, 0, 10, 2), req(2, 1, 10, 10)}
+	out, err := call(v, ps["optimal"], s.Encode(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := surplus(s, out.allocs); got.Int64() != 90 {
+		t.Fatalf("surplus %v (allocations %+v), want 90: the replica", got, out.allocs)
+	}
+
+	s.Offers = []policy.Offer{off(1, 1, 10, 8), off(2, 2, 10, 1), off(3, 2, 10, 1), off(4, 3, 10, 3)}
+	s.Requests = []policy.Request{req(1, 2, 10, 10)}
+	out, err = call(v, ps["optimal"], s.Encode(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(s, out.allocs); err != nil {
+		t.Fatal(err)
+	}
+	if got := surplus(s, out.allocs); got.Int64() != 90+70 {
+		t.Fatalf("surplus %v (allocations %+v), want 160: one replica on provider 2, one on provider 3", got, out.allocs)
+	}
 }

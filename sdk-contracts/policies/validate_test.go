@@ -10,9 +10,28 @@ import (
 // validate checks allocs against the ABI's rules without using the policy
 // SDK's eligibility code: the distance rule is recomputed here from the
 // ABI text (with big-enough arithmetic), so a bug shared by the SDK and the
-// policies would show.
+// policies would show. The replica rules (whole replicas, at most Replicas
+// of them, on offers that run jobs, distinct providers — and with spread
+// distinct regions, none 0 — among themselves and with the held ones) are
+// checked too.
 func validate(s *policy.Snapshot, allocs []policy.Allocation) error {
 	nk := len(s.Kinds)
+	provs := map[uint32]map[uint32]bool{} // replicated request -> providers used
+	regions := map[uint32]map[uint32]bool{}
+	use := func(m map[uint32]map[uint32]bool, r, v uint32) bool {
+		if m[r] == nil {
+			m[r] = map[uint32]bool{}
+		}
+		if m[r][v] {
+			return false
+		}
+		m[r][v] = true
+		return true
+	}
+	for _, h := range s.Held {
+		use(provs, h.Request, h.Provider)
+		use(regions, h.Request, h.Region)
+	}
 	used := make([][policy.MaxKinds]uint64, len(s.Offers))
 	got := make([][policy.MaxKinds]uint64, len(s.Requests))
 	count := make([]int, len(s.Requests))
@@ -57,7 +76,7 @@ func validate(s *policy.Snapshot, allocs []policy.Allocation) error {
 			if used[a.Offer][k] > o.Capacity[k] {
 				return fmt.Errorf("allocation %d: offer %d over capacity on kind %d", i, a.Offer, k)
 			}
-			if got[a.Request][k] > r.Demand[k] {
+			if got[a.Request][k] > r.Demand[k]*max(1, uint64(r.Replicas)) { // a replicated request: per replica
 				return fmt.Errorf("allocation %d: request %d over demand on kind %d", i, a.Request, k)
 			}
 		}
@@ -65,6 +84,23 @@ func validate(s *policy.Snapshot, allocs []policy.Allocation) error {
 			return fmt.Errorf("allocation %d: zero", i)
 		}
 		count[a.Request]++
+		if r.Replicas > 0 {
+			switch {
+			case count[a.Request] > int(r.Replicas):
+				return fmt.Errorf("allocation %d: request %d gets more than its %d replicas", i, a.Request, r.Replicas)
+			case o.Flags&1 == 0:
+				return fmt.Errorf("allocation %d: replica on offer %d, which runs no jobs", i, a.Offer)
+			case !use(provs, a.Request, o.Provider):
+				return fmt.Errorf("allocation %d: request %d has a replica on provider %d already", i, a.Request, o.Provider)
+			case r.Flags&2 != 0 && (o.Region == 0 || !use(regions, a.Request, o.Region)):
+				return fmt.Errorf("allocation %d: spread request %d: region %d taken or none", i, a.Request, o.Region)
+			}
+			for k := 0; k < nk; k++ {
+				if a.Amount[k] != r.Demand[k] {
+					return fmt.Errorf("allocation %d: replica not whole", i)
+				}
+			}
+		}
 		if r.Flags&1 != 0 {
 			if count[a.Request] > 1 {
 				return fmt.Errorf("allocation %d: bundle on two offers", i)

@@ -44,6 +44,19 @@
 // valid answer first and then only better ones: each replaces the last.
 // ApplyAnytime is the byte-slice form.
 //
+// # Replicated requests
+//
+// A replicated request (ABI v3) wants Replicas whole copies of its demand,
+// each on a different provider (and with FlagSpread in a different region)
+// from the others and from the ones it holds (Snapshot.Held). Handle and
+// HandleAnytime hide replicated requests from the allocator and place
+// their replicas afterwards on the capacity it left (PlaceReplicas), so
+// every policy serves them without code of its own. An allocator that
+// places replicas itself — to weigh them against other demand — is
+// exported with HandleAll (ApplyAll): it sees every request, and its lists
+// go to the kernel as they are; PlaceReplicas can still place the replicas
+// a list leaves out.
+//
 // # Kinds
 //
 // Per-kind values (capacity, price, demand, amount) are fixed arrays indexed

@@ -39,4 +39,21 @@ func HandleAnytime(f AnytimeFunc) int32 {
 	return 0
 }
 
+// HandleAll is HandleAnytime for an allocator that places replicas itself
+// (ApplyAll): f sees replicated requests too and must follow their rules
+// (docs/rome-policy-abi.md); nothing is added to its lists.
+func HandleAll(f AnytimeFunc) int32 {
+	in := make([]byte, sosInputLen())
+	if len(in) > 0 {
+		sosInputRead(unsafe.Pointer(&in[0]))
+	}
+	out, err := ApplyAll(in, f, setResult)
+	if err != nil {
+		setResult([]byte(err.Error()))
+		return 1
+	}
+	setResult(out)
+	return 0
+}
+
 func setResult(b []byte) { sosSetResult(unsafe.Pointer(unsafe.SliceData(b)), int32(len(b))) }

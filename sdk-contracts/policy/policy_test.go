@@ -212,3 +212,65 @@ func TestApplyAnytime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPlaceReplicasTopsUp: PlaceReplicas counts the replicas a list
+// already gives (their providers and, with spread, regions too) and places
+// only the missing ones. Before, it assumed a list without replicas: it
+// placed all k again, on the provider the list already used.
+func TestPlaceReplicasTopsUp(t *testing.T) {
+	off := func(id uint64, provider, region uint32, price uint64) policy.Offer {
+		return policy.Offer{ID: id, Provider: provider, Region: region, Flags: policy.FlagRunsJobs,
+			Capacity: [policy.MaxKinds]uint64{100}, Price: [policy.MaxKinds]uint64{price}}
+	}
+	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Storage},
+		// Offer 0 (provider 1, region 1) is cheapest, then offer 1 (provider
+		// 1, region 2), offer 2 (provider 2, region 1), offer 3 (provider 3,
+		// region 3).
+		Offers: []policy.Offer{off(1, 1, 1, 1), off(2, 1, 2, 2), off(3, 2, 1, 3), off(4, 3, 3, 4)},
+		Requests: []policy.Request{{ID: 1, Flags: policy.FlagSpread, Replicas: 2,
+			Demand: [policy.MaxKinds]uint64{10}, MaxPrice: [policy.MaxKinds]uint64{9}}}}
+	given := policy.Allocation{Request: 0, Offer: 0, Amount: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{1}}
+	got := policy.PlaceReplicas(s, []policy.Allocation{given})
+	// Offer 1 shares offer 0's provider, offer 2 its region: offer 3.
+	if len(got) != 2 || got[1].Offer != 3 || got[1].Amount[0] != 10 {
+		t.Fatalf("allocations %+v: want one more replica, on offer 3", got)
+	}
+	if err := s.CheckAllocations(got); err != nil {
+		t.Fatal(err)
+	}
+	if got := policy.PlaceReplicas(s, got); len(got) != 2 {
+		t.Fatalf("a complete list grew: %+v", got)
+	}
+	// Without a list: the cheapest offer, then the cheapest of another
+	// provider and region.
+	if got := policy.PlaceReplicas(s, nil); len(got) != 2 || got[0].Offer != 0 || got[1].Offer != 3 {
+		t.Fatalf("allocations %+v: want offers 0 and 3", got)
+	}
+}
+
+// TestApplyAll: an allocator run by ApplyAll sees the replicated requests
+// (ApplyAnytime hides them from it) and its lists go out as they are.
+func TestApplyAll(t *testing.T) {
+	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Storage},
+		Offers: []policy.Offer{{ID: 1, Provider: 1, Flags: policy.FlagRunsJobs, Capacity: [policy.MaxKinds]uint64{10}, Price: [policy.MaxKinds]uint64{1}}},
+		Requests: []policy.Request{{ID: 1, Demand: [policy.MaxKinds]uint64{4}, MaxPrice: [policy.MaxKinds]uint64{3}},
+			{ID: 2, Replicas: 1, Demand: [policy.MaxKinds]uint64{5}, MaxPrice: [policy.MaxKinds]uint64{3}}}}
+	var seen int
+	f := func(s *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Allocation, error) {
+		seen = len(s.Requests)
+		handIn(nil)
+		return []policy.Allocation{{Request: 1, Offer: 0, Amount: [policy.MaxKinds]uint64{5}, Price: [policy.MaxKinds]uint64{1}}}, nil
+	}
+	var handed [][]byte
+	out, err := policy.ApplyAll(s.Encode(), f, func(b []byte) { handed = append(handed, bytes.Clone(b)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != 2 {
+		t.Fatalf("the allocator saw %d requests, want both", seen)
+	}
+	as, err := policy.DecodeAllocations(out, 1)
+	if err != nil || len(as) != 1 || as[0].Request != 1 || len(handed) != 1 {
+		t.Fatalf("result %+v (%v), %d lists handed in: want the allocator's list as it is", as, err, len(handed))
+	}
+}

@@ -1,5 +1,11 @@
 package policy
 
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+)
+
 // Replicated requests (ABI v3) ask for Replicas whole copies of their
 // demand, each on a different provider (and, with FlagSpread, in a
 // different region) from the others and from the replicas they already
@@ -77,23 +83,50 @@ func WithReplicasAnytime(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) 
 	return complete(allocs)
 }
 
-// PlaceReplicas appends to allocs (which must not serve replicated
-// requests) the replicas of s's replicated requests, in request order,
-// each on the cheapest offer (Σ demand × price; ties: the smaller job
-// failure share, then the lower index) that is eligible, runs jobs, fits a
-// whole replica in what allocs left, and has a provider — and with
-// FlagSpread a region — the request does not hold a replica with yet.
+// PlaceReplicas appends to allocs the replicas of s's replicated requests
+// that allocs does not place yet, in request order, each on the cheapest
+// offer (Σ demand × price; ties: the smaller job failure share, then the
+// lower index) that is eligible, runs jobs, fits a whole replica in what
+// allocs left, and has a provider — and with FlagSpread a region — the
+// request holds no replica with, in s.Held or in allocs. The replicas
+// allocs already gives (whole, each on its own provider: as the ABI wants)
+// count toward each request's Replicas. allocs's indices must be in range.
 func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 	nk := len(s.Kinds)
 	rem := make([]uint64, len(s.Offers)*nk)
 	for i := range s.Offers {
 		copy(rem[i*nk:(i+1)*nk], s.Offers[i].Capacity[:nk])
 	}
+	var placed map[uint32][]uint32 // replicated request -> offers allocs gives it
 	for _, a := range allocs {
 		for k := range nk {
 			rem[int(a.Offer)*nk+k] -= min(a.Amount[k], rem[int(a.Offer)*nk+k])
 		}
+		if s.Requests[a.Request].Replicas > 0 {
+			if placed == nil {
+				placed = map[uint32][]uint32{}
+			}
+			placed[a.Request] = append(placed[a.Request], a.Offer)
+		}
 	}
+	// Offers by region (then index): a request with a region looks at its
+	// region's offers only.
+	byRegion := make([]int32, len(s.Offers))
+	regionKeys := make([]uint64, len(s.Offers))
+	for i := range byRegion {
+		byRegion[i] = int32(i)
+	}
+	slices.SortFunc(byRegion, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(s.Offers[a].Region, s.Offers[b].Region), cmp.Compare(a, b))
+	})
+	for i, o := range byRegion {
+		regionKeys[i] = uint64(s.Offers[o].Region)<<32 | uint64(o)
+	}
+	type cand struct {
+		o    int32
+		cost uint64
+	}
+	var cands []cand
 	h := 0
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
@@ -106,45 +139,87 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		for ; h < len(s.Held) && s.Held[h].Request == uint32(ri); h++ {
 			provs, regions = append(provs, s.Held[h].Provider), append(regions, s.Held[h].Region)
 		}
+		have := placed[uint32(ri)]
+		for _, oi := range have {
+			provs, regions = append(provs, s.Offers[oi].Provider), append(regions, s.Offers[oi].Region)
+		}
 		demand := false
 		for k := range nk {
 			demand = demand || r.Demand[k] > 0
 		}
-		if !demand {
+		if !demand || len(have) >= int(r.Replicas) {
 			continue
 		}
-		for placed := 0; placed < int(r.Replicas); placed++ {
-			best, bestCost, bestFail := -1, uint64(0), uint32(0)
-			for oi := range s.Offers {
-				o := &s.Offers[oi]
-				if !o.RunsJobs() || r.Spread() && o.Region == 0 || !Eligible(o, r, nk) ||
-					contains(provs, o.Provider) || r.Spread() && contains(regions, o.Region) {
+		// The offers that may take a replica and have room for a whole one
+		// now; the replicas are chosen from these, one at a time (an offer
+		// chosen is not chosen again, and the others' room does not
+		// change meanwhile). Eligible is written out (the region through
+		// the range above): this loop runs over every offer for a request
+		// without a region, and function calls cost in Wasm.
+		lo, hi := 0, len(byRegion)
+		if r.Region != 0 {
+			lo, _ = slices.BinarySearch(regionKeys, uint64(r.Region)<<32)
+			hi, _ = slices.BinarySearch(regionKeys, uint64(r.Region+1)<<32)
+		}
+		cands = cands[:0]
+		spread, attrs, minRel := r.Spread(), r.Attrs, r.MinReliability
+	offers:
+		for _, oi := range byRegion[lo:hi] {
+			o := &s.Offers[oi]
+			if o.Flags&FlagRunsJobs == 0 || spread && o.Region == 0 || o.Attrs&attrs != attrs || o.Reliability < minRel {
+				continue
+			}
+			var cost uint64
+			for k := range nk {
+				if d := r.Demand[k]; d > 0 {
+					if o.Price[k] > r.MaxPrice[k] || rem[int(oi)*nk+k] < d {
+						continue offers
+					}
+					cost = addSat(cost, mulSat(o.Price[k], d))
+				}
+			}
+			if r.WithinKm != 0 && !Near(o, r) || len(provs) > 0 && contains(provs, o.Provider) ||
+				spread && len(regions) > 0 && contains(regions, o.Region) {
+				continue
+			}
+			cands = append(cands, cand{oi, cost})
+		}
+		for n := len(have); n < int(r.Replicas); n++ {
+			best := -1
+			for ci := range cands {
+				c := &cands[ci]
+				if c.o < 0 {
 					continue
 				}
-				fits := true
-				var cost uint64
-				for k := range nk {
-					fits = fits && rem[oi*nk+k] >= r.Demand[k]
-					cost = addSat(cost, mulSat(o.Price[k], r.Demand[k]))
+				if best >= 0 {
+					b := &cands[best]
+					if c.cost > b.cost {
+						continue
+					}
+					if c.cost == b.cost {
+						cf, bf := s.Offers[c.o].JobFailureBps(), s.Offers[b.o].JobFailureBps()
+						if cf > bf || cf == bf && c.o > b.o {
+							continue
+						}
+					}
 				}
-				if !fits {
+				if o := &s.Offers[c.o]; n > len(have) && (contains(provs, o.Provider) || spread && contains(regions, o.Region)) {
 					continue
 				}
-				fail := o.JobFailureBps()
-				if best < 0 || cost < bestCost || cost == bestCost && fail < bestFail {
-					best, bestCost, bestFail = oi, cost, fail
-				}
+				best = ci
 			}
 			if best < 0 {
 				break
 			}
-			o := &s.Offers[best]
+			oi := int(cands[best].o)
+			cands[best].o = -1
+			o := &s.Offers[oi]
 			provs, regions = append(provs, o.Provider), append(regions, o.Region)
-			a := Allocation{Request: uint32(ri), Offer: uint32(best)}
+			a := Allocation{Request: uint32(ri), Offer: uint32(oi)}
 			for k := range nk {
 				if r.Demand[k] > 0 {
 					a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
-					rem[best*nk+k] -= r.Demand[k]
+					rem[oi*nk+k] -= r.Demand[k]
 				}
 			}
 			allocs = append(allocs, a)
@@ -163,8 +238,9 @@ func contains(xs []uint32, x uint32) bool {
 }
 
 func mulSat(a, b uint64) uint64 {
-	if a != 0 && b > ^uint64(0)/a {
-		return ^uint64(0)
+	// bits.Mul64, not a division: this runs per candidate offer.
+	if hi, lo := bits.Mul64(a, b); hi == 0 {
+		return lo
 	}
-	return a * b
+	return ^uint64(0)
 }

@@ -52,3 +52,32 @@ func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]b
 	}
 	return AppendAllocations(buf[:0:0], nk, allocs), nil
 }
+
+// ApplyAll is ApplyAnytime for an allocator that places replicas itself:
+// f sees every request, replicated ones included, and every list it hands
+// in and returns goes to the kernel as it is (PlaceReplicas is there to
+// help: it places the replicas a list leaves out on the capacity left).
+func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte, error) {
+	s, err := Decode(input)
+	if err != nil {
+		return nil, err
+	}
+	nk := len(s.Kinds)
+	var buf []byte
+	var hand func([]Allocation)
+	if handIn != nil {
+		hand = func(as []Allocation) {
+			buf = AppendAllocations(buf[:0], nk, as)
+			handIn(buf)
+		}
+	}
+	allocs, err := f(s, func(as []Allocation) {
+		if hand != nil {
+			hand(as)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return AppendAllocations(buf[:0:0], nk, allocs), nil
+}

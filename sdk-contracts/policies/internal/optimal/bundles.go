@@ -25,23 +25,39 @@ func bundleSurplus(r *policy.Request, o *policy.Offer, nk int) float64 {
 // the prices z (their reduced value Σ demand × (max − ask − z) is positive
 // on an eligible offer with room for all of them), by that value
 // descending (ties: lower position), each on the eligible offer with room
-// left where the value is highest (ties: lower position).
-func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec) {
+// left where the value is highest (ties: lower position) that rp allows
+// (replicas.go: copies of a replicated request on distinct providers).
+func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, rp *replicas) {
 	var order []int32
 	var keys []uint64
 	for ri := range s.Requests {
-		if !s.Requests[ri].Bundle() {
+		if !s.Requests[ri].Bundle() || !rp.lead(ri) {
 			continue
 		}
-		if o, w := bestReduced(s, g, pos, b, z, ri); o >= 0 {
+		if o, w := bestReduced(s, g, pos, b, z, ri, rp); o >= 0 {
 			order = append(order, int32(ri))
 			keys = append(keys, orderKey(w))
 		}
 	}
 	fill.SortDesc(order, keys)
+	var cs []cand
 	for _, ri := range order {
 		r := &s.Requests[ri]
-		if o, _ := bestReduced(s, g, pos, b, z, int(ri)); o >= 0 {
+		if gi := rp.groupOf(int(ri)); gi >= 0 {
+			// The copies of a replicated request, one after the other, from
+			// one scan of its offers (they share the values).
+			cs = reducedCands(s, g, z, int(ri), cs[:0])
+			for _, c := range rp.groups[gi] {
+				if o := pick(s, pos, b, cs, int(c), rp); o >= 0 {
+					rp.place(int(c), o)
+					for k := range s.Kinds {
+						b.Add(int(c), o, k, r.Demand[k], s.Offers[o].Price[k])
+					}
+				}
+			}
+			continue
+		}
+		if o, _ := bestReduced(s, g, pos, b, z, int(ri), rp); o >= 0 {
 			for k := range s.Kinds {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}
@@ -49,10 +65,51 @@ func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z [
 	}
 }
 
+// reducedCands appends to cs the eligible offers of bundle ri where its
+// reduced value at z is positive, with the values.
+func reducedCands(s *policy.Snapshot, g *graph, z []vec, ri int, cs []cand) []cand {
+	r := &s.Requests[ri]
+	var d, mx vec
+	var dm float64
+	for k := range s.Kinds {
+		if r.Demand[k] > 0 {
+			d[k], mx[k] = float64(r.Demand[k]), float64(r.MaxPrice[k])
+			dm += float64(d[k] * mx[k])
+		}
+	}
+	row, lo, hi := g.span(ri)
+	for i := lo; i < hi; i++ {
+		for x := row[i]; x != 0; x &= x - 1 {
+			o := i<<6 | bits.TrailingZeros64(x)
+			p, zo := &s.Offers[o].Price, &z[o]
+			w := dm - float64(d[0]*(float64(p[0])+zo[0])) - float64(d[1]*(float64(p[1])+zo[1])) -
+				float64(d[2]*(float64(p[2])+zo[2])) - float64(d[3]*(float64(p[3])+zo[3]))
+			if w > 0 {
+				cs = append(cs, cand{w, int32(o)})
+			}
+		}
+	}
+	return cs
+}
+
+// pick returns the offer of cs of highest value (ties: lower position)
+// that has room for all of bundle ri and that rp allows, -1 if none: what
+// bestReduced or bestSurplus finds for ri when cs holds their values.
+func pick(s *policy.Snapshot, pos []int32, b *policy.Book, cs []cand, ri int, rp *replicas) int {
+	best, bw := -1, 0.0
+	for _, c := range cs {
+		o := int(c.o)
+		if (best < 0 || c.score > bw || c.score == bw && pos[o] < pos[best]) && b.Fits(ri, o) && rp.allows(s, ri, o, nil) {
+			best, bw = o, c.score
+		}
+	}
+	return best
+}
+
 // bestReduced returns the eligible offer with room left for all of bundle
 // ri where its reduced value at z is highest and positive (ties: lower
-// position), and the value; -1 if there is none.
-func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, ri int) (int, float64) {
+// position) that rp allows, and the value; -1 if there is none.
+func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, ri int, rp *replicas) (int, float64) {
 	r := &s.Requests[ri]
 	var d, mx vec
 	var dm float64
@@ -70,7 +127,7 @@ func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []
 			p, zo := &s.Offers[o].Price, &z[o]
 			w := dm - float64(d[0]*(float64(p[0])+zo[0])) - float64(d[1]*(float64(p[1])+zo[1])) -
 				float64(d[2]*(float64(p[2])+zo[2])) - float64(d[3]*(float64(p[3])+zo[3]))
-			if (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) {
+			if (w > bw || w == bw && best >= 0 && pos[o] < pos[best]) && b.Fits(ri, o) && rp.allows(s, ri, o, nil) {
 				best, bw = o, w
 			}
 		}
@@ -82,24 +139,49 @@ func bestReduced(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []
 // after everything else, by best surplus descending (ties: lower
 // position), each on the fitting eligible offer that gives the most
 // surplus: the prices can leave out bundles that still fit somewhere.
-func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book) {
+// Copies of replicated requests go where rp allows.
+func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, rp *replicas) {
 	nk := len(s.Kinds)
 	var order []int32
 	var values []uint64
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
-		if !r.Bundle() || !unserved(b, r, ri, nk) {
+		if !r.Bundle() || !unserved(b, r, ri, nk) || !rp.firstUnplaced(ri) {
 			continue
 		}
-		if o, v := bestSurplus(s, g, pos, b, r, ri, nk); o >= 0 {
+		if o, v := bestSurplus(s, g, pos, b, r, ri, nk, rp); o >= 0 {
 			order = append(order, int32(ri))
 			values = append(values, orderKey(v))
 		}
 	}
 	fill.SortDesc(order, values)
+	var cs []cand
 	for _, ri := range order {
 		r := &s.Requests[ri]
-		if o, _ := bestSurplus(s, g, pos, b, r, int(ri), nk); o >= 0 {
+		if gi := rp.groupOf(int(ri)); gi >= 0 {
+			// The unplaced copies of a replicated request, from one scan.
+			cs = cs[:0]
+			row, lo, hi := g.span(int(ri))
+			for i := lo; i < hi; i++ {
+				for x := row[i]; x != 0; x &= x - 1 {
+					o := i<<6 | bits.TrailingZeros64(x)
+					cs = append(cs, cand{bundleSurplus(r, &s.Offers[o], nk), int32(o)})
+				}
+			}
+			for _, c := range rp.groups[gi] {
+				if rp.on[c] >= 0 {
+					continue
+				}
+				if o := pick(s, pos, b, cs, int(c), rp); o >= 0 {
+					rp.place(int(c), o)
+					for k := range nk {
+						b.Add(int(c), o, k, r.Demand[k], s.Offers[o].Price[k])
+					}
+				}
+			}
+			continue
+		}
+		if o, _ := bestSurplus(s, g, pos, b, r, int(ri), nk, rp); o >= 0 {
 			for k := range nk {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}
@@ -119,15 +201,15 @@ func unserved(b *policy.Book, r *policy.Request, ri, nk int) bool {
 
 // bestSurplus returns the eligible offer with room for all of bundle r that
 // gives the most surplus (ties: lower position), and the surplus; -1 if
-// none has room.
-func bestSurplus(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, r *policy.Request, ri, nk int) (int, float64) {
+// none has room (or none rp allows).
+func bestSurplus(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, r *policy.Request, ri, nk int, rp *replicas) (int, float64) {
 	best, bestV := -1, math.Inf(-1)
 	row, lo, hi := g.span(ri)
 	for i := lo; i < hi; i++ {
 		for x := row[i]; x != 0; x &= x - 1 {
 			o := i<<6 | bits.TrailingZeros64(x)
 			v := bundleSurplus(r, &s.Offers[o], nk)
-			if (best < 0 || v > bestV || v == bestV && pos[o] < pos[best]) && b.Fits(ri, o) {
+			if (best < 0 || v > bestV || v == bestV && pos[o] < pos[best]) && b.Fits(ri, o) && rp.allows(s, ri, o, nil) {
 				best, bestV = o, v
 			}
 		}

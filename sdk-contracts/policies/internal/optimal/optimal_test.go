@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/rome/marketgen"
+	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
 
 // TestAllocateNative runs the policy natively on a quality-size market and
@@ -84,5 +85,39 @@ func TestExtremeValues(t *testing.T) {
 	}
 	if len(allocs) == 0 {
 		t.Fatal("nothing allocated")
+	}
+}
+
+// TestManyReplicas: when the copies of replicated requests would more
+// than triple the market (maxCopiesShare), optimal places the replicas
+// after the other requests instead, and its answer is still valid and
+// places them; below the limit it places them with the bundles.
+func TestManyReplicas(t *testing.T) {
+	s := &policy.Snapshot{Kinds: []policy.Kind{policy.Storage}}
+	for i := range 12 {
+		o := policy.Offer{ID: uint64(i + 1), Provider: uint32(i + 1), Region: uint32(1 + i%4), Reliability: 9999, Flags: policy.FlagRunsJobs}
+		o.Capacity[0], o.Price[0] = 100, uint64(1+i)
+		s.Offers = append(s.Offers, o)
+	}
+	for _, replicas := range []uint16{2, 10} {
+		s.Requests = nil
+		for i := range 3 {
+			r := policy.Request{ID: uint64(i + 1), Replicas: replicas}
+			r.Demand[0], r.MaxPrice[0] = 10, 20
+			s.Requests = append(s.Requests, r)
+		}
+		if _, rp := expand(s); (rp == nil) != (replicas == 10) {
+			t.Fatalf("%d replicas: expanded %v", replicas, rp != nil)
+		}
+		allocs, err := Allocate(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckAllocations(allocs); err != nil {
+			t.Fatalf("%d replicas: %v", replicas, err)
+		}
+		if len(allocs) != 3*int(replicas) {
+			t.Fatalf("%d replicas each: %d placed, want all", replicas, len(allocs))
+		}
 	}
 }

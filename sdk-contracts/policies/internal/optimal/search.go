@@ -13,9 +13,11 @@ import (
 // surplus; the flow that runs afterwards may serve them elsewhere). A move
 // is made only if the bundle gains more than the room costs, so the
 // surplus rises with every move and the search ends; a work budget bounds
-// it too.
+// it too. Copies of a replicated request (replicas.go) move only where rp
+// allows, given where their siblings are.
 type search struct {
 	s    *policy.Snapshot
+	rp   *replicas
 	l    *lagrange
 	pos  []int32
 	nk   int
@@ -46,9 +48,9 @@ type step struct {
 	amt    [policy.MaxKinds]uint64
 }
 
-func newSearch(s *policy.Snapshot, l *lagrange, pos []int32, as []policy.Allocation) *search {
+func newSearch(s *policy.Snapshot, l *lagrange, pos []int32, as []policy.Allocation, rp *replicas) *search {
 	nk, no := len(s.Kinds), len(s.Offers)
-	x := &search{s: s, l: l, pos: pos, nk: nk, cand: make([]int32, len(s.Requests)), spare: make([]uint64, no*nk),
+	x := &search{s: s, rp: rp, l: l, pos: pos, nk: nk, cand: make([]int32, len(s.Requests)), spare: make([]uint64, no*nk),
 		on: make([]int32, len(s.Requests)), at: make([][]int32, no), div: make([][]held, no)}
 	for i := range x.cand {
 		x.cand[i], x.on[i] = -1, -1
@@ -144,7 +146,7 @@ func (x *search) insert(r int) bool {
 	for j := lo; j < hi; j++ {
 		o := int(x.l.cOff[j])
 		v := x.value(r, o)
-		if v <= bestGain {
+		if v <= bestGain || !x.rp.allows(x.s, r, o, x.on) {
 			continue
 		}
 		cost, ok := x.room(r, o, v-bestGain)
@@ -209,7 +211,7 @@ func (x *search) room(r, o int, limit float64) (cost float64, ok bool) {
 				blo, bhi := x.slots(b)
 				for j := blo; j < bhi; j++ {
 					o2 := int(x.l.cOff[j])
-					if o2 == o || !x.fits(b, o2) {
+					if o2 == o || !x.fits(b, o2) || !x.rp.allows(s, b, o2, x.on) {
 						continue
 					}
 					if mc := v - x.value(b, o2); mc < c {
@@ -278,7 +280,7 @@ func (x *search) apply(r, o int, plan []step) {
 		}
 		b := int(st.bundle)
 		x.remove(b, o)
-		if st.to >= 0 && x.fits(b, int(st.to)) {
+		if st.to >= 0 && x.fits(b, int(st.to)) && x.rp.allows(x.s, b, int(st.to), x.on) {
 			x.place(b, int(st.to))
 		} else {
 			x.lostBundle(b, o, int(st.to))
@@ -314,11 +316,13 @@ func (x *search) place(b, o int) {
 	}
 }
 
-// bundles writes the bundles' placement into b.
+// bundles writes the bundles' placement into b (and the copies' into rp).
 func (x *search) bundles(b *policy.Book) {
 	s := x.s
+	x.rp.reset()
 	for ri := range s.Requests {
 		if o := int(x.on[ri]); o >= 0 {
+			x.rp.place(ri, o)
 			for k := range x.nk {
 				b.Add(ri, o, k, s.Requests[ri].Demand[k], s.Offers[o].Price[k])
 			}
