@@ -113,7 +113,9 @@
 // offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
 // (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
 // for a result (node address|job id), 0x27 jobs being challenged, 0x28
-// metered usage (lease|epoch), 0x29 provider job records (address). Under
+// metered usage (lease|epoch), 0x29 provider job records (address),
+// 0x30-0x3f storage leases and meters (state.go lists them: pins,
+// holdings, their slots, challenge lists, rounds, faults, suspects). Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome

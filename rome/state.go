@@ -75,6 +75,9 @@ const (
 	tagMeter     byte = 0x3a // meter id → Meter
 	tagMeterKey  byte = 0x3b // SHA-256 of a device key → meter id
 	tagMeterUse  byte = 0x3c // lease id | epoch | kind → MeterUse
+	tagChal      byte = 0x3d // node address → Challenged: the holdings a node must prove in the current epoch
+	tagHoldSlot  byte = 0x3e // node address | slot (u64) → lease id | pin index: a node's holdings by place, for sampling
+	tagSuspect   byte = 0x3f // node address | lease id | pin index (u32) → 1: holdings missed and not proven since
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
