@@ -200,8 +200,10 @@ func (m *Market) holderStatus(s *store, epoch uint64, l *Lease, pin uint32) (Hol
 		return hs, err
 	}
 	hs.Misses, hs.LastMissEpoch, hs.LastProofHeight = f.Misses, f.LastMiss, f.LastProof
-	if ok && h.LastProof >= hs.LastProofHeight {
-		hs.LastProofHeight, hs.LastProofEpoch = h.LastProof, h.ProofEpoch
+	if lp, err := s.lastProof(o.Node, l.ID, pin); err != nil {
+		return hs, err
+	} else if ok && lp.Height >= hs.LastProofHeight {
+		hs.LastProofHeight, hs.LastProofEpoch = lp.Height, lp.Epoch
 	}
 	return hs, nil
 }

@@ -78,6 +78,7 @@ const (
 	tagChal      byte = 0x3d // node address → Challenged: the holdings a node must prove in the current epoch
 	tagHoldSlot  byte = 0x3e // node address | slot (u64) → lease id | pin index: a node's holdings by place, for sampling
 	tagSuspect   byte = 0x3f // node address | lease id | pin index (u32) → 1: holdings missed and not proven since
+	tagProven    byte = 0x40 // node address | lease id | pin index (u32) → lastProof: a holding's last proof
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote

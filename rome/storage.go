@@ -37,7 +37,7 @@ import (
 // Sampling keeps an epoch's proofs bounded by the number of holder nodes
 // × storage_samples rather than by the number of holdings (the figure and
 // the detection odds are in docs/storage.md). A proven holding costs one
-// write (its last proof). Settlement pays storage as proven byte-epochs:
+// write (its last proof), no read. Settlement pays storage as proven byte-epochs:
 // the bytes due in the epoch (per lease, bucketed by the epoch their
 // challenges start) minus the missed bytes.
 
@@ -77,9 +77,27 @@ type Holding struct {
 	End     uint64         `json:"end_epoch"`  // the lease's end
 	// Slot is its place among its node's holdings (0..n-1): challenges
 	// sample slots.
-	Slot       uint64 `json:"slot"`
-	LastProof  uint64 `json:"last_proof_height"` // height of its last proof (0: none)
-	ProofEpoch uint64 `json:"last_proof_epoch"`  // epoch of its last proof
+	Slot uint64 `json:"slot"`
+}
+
+// slotRef is what a node's slot names: the holding's key parts and what
+// a challenge needs (the blob, the epochs it is due), so drawing a sample
+// reads one key per slot.
+type slotRef struct {
+	_     struct{}       `cbor:",toarray"`
+	Lease uint64         `json:"lease_id"`
+	Pin   uint32         `json:"pin"`
+	Blob  ledger.BlobRef `json:"blob"`
+	From  uint64         `json:"from_epoch"`
+	End   uint64         `json:"end_epoch"`
+}
+
+// lastProof is a holding's last proof: written, never read, by the proof
+// that makes it (queries and misses read it).
+type lastProof struct {
+	_      struct{} `cbor:",toarray"`
+	Height uint64   `json:"height"`
+	Epoch  uint64   `json:"epoch"`
 }
 
 // Due reports whether the holding is challenged in epoch e (the empty blob
@@ -271,6 +289,16 @@ func suspectKey(node ledger.Address, lease uint64, pin uint32) []byte {
 	return rkey(tagSuspect, node[:], u64(lease), u32(pin))
 }
 
+// suspectsCountKey counts the suspects of all nodes: with none, neither a
+// proof nor the challenge draw looks for any.
+var suspectsCountKey = rkey(tagSeq, []byte("suspects"))
+
+func (s *store) lastProof(node ledger.Address, lease uint64, pin uint32) (lastProof, error) {
+	var lp lastProof
+	_, err := s.get(rkey(tagProven, node[:], u64(lease), u32(pin)), &lp)
+	return lp, err
+}
+
 func (s *store) seed() (*Seed, bool, error) {
 	var sd Seed
 	ok, err := s.get(rkey(tagSeed), &sd)
@@ -311,7 +339,7 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 	if err := s.put(holdingKey(node, l.ID, pin.Index), &h); err != nil {
 		return err
 	}
-	if err := s.setRaw(rkey(tagHoldSlot, node[:], u64(slot)), append(u64(l.ID), u32(pin.Index)...)); err != nil {
+	if err := s.put(rkey(tagHoldSlot, node[:], u64(slot)), &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
 		return err
 	}
 	ls, _, err := s.leaseStorage(l.ID)
@@ -375,7 +403,10 @@ func (s *store) removeHoldings(l *Lease, drop bool) error {
 			return err
 		}
 	}
-	if err := s.delPrefix(rkey(tagSuspect, ls.Node[:], u64(l.ID))); err != nil {
+	if err := s.delSuspects(ls.Node, l.ID); err != nil {
+		return err
+	}
+	if err := s.delPrefix(rkey(tagProven, ls.Node[:], u64(l.ID))); err != nil {
 		return err
 	}
 	if n := int64(len(keys)); n > 0 {
@@ -427,14 +458,13 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 	}
 	lastKey := rkey(tagHoldSlot, node[:], u64(n-1))
 	if h.Slot != n-1 {
-		ref, err := s.st.Get(lastKey)
-		if err != nil {
+		var ref slotRef
+		if ok, err := s.get(lastKey, &ref); err != nil {
 			return err
-		}
-		if len(ref) != 12 {
+		} else if !ok {
 			return fmt.Errorf("rome: node %s: slot %d: %w", node, n-1, ledger.ErrCorrupt)
 		}
-		mk := holdingKey(node, binary.BigEndian.Uint64(ref), binary.BigEndian.Uint32(ref[8:]))
+		mk := holdingKey(node, ref.Lease, ref.Pin)
 		var moved Holding
 		if ok, err := s.get(mk, &moved); err != nil {
 			return err
@@ -445,7 +475,7 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 		if err := s.put(mk, &moved); err != nil {
 			return err
 		}
-		if err := s.setRaw(rkey(tagHoldSlot, node[:], u64(h.Slot)), bytes.Clone(ref)); err != nil {
+		if err := s.put(rkey(tagHoldSlot, node[:], u64(h.Slot)), &ref); err != nil {
 			return err
 		}
 	}
@@ -478,50 +508,109 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 	}); err != nil {
 		return err
 	}
+	suspects, err := s.getU64(suspectsCountKey)
+	if err != nil {
+		return err
+	}
 	for _, nc := range nodes {
-		var keys [][]byte
+		var items []ChallengeItem
 		for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-			ref, err := s.st.Get(rkey(tagHoldSlot, nc.node[:], u64(slot)))
-			if err != nil {
+			var ref slotRef
+			if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
 				return err
-			}
-			if len(ref) != 12 {
+			} else if !ok {
 				return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
 			}
-			keys = append(keys, holdingKey(nc.node, binary.BigEndian.Uint64(ref), binary.BigEndian.Uint32(ref[8:])))
-		}
-		sp := rkey(tagSuspect, nc.node[:])
-		if err := s.st.Iterate(sp, prefixEnd(sp), false, func(k, _ []byte) bool {
-			keys = append(keys, rkey(tagHolding, k[len(rkey(tagSuspect)):]))
-			return true
-		}); err != nil {
-			return err
-		}
-		slices.SortFunc(keys, bytes.Compare)
-		keys = slices.CompactFunc(keys, bytes.Equal)
-		c := Challenged{Epoch: sd.Epoch, Items: []ChallengeItem{}}
-		for _, k := range keys {
-			_, lease, pin, ok := holdingOf(k)
-			if !ok {
-				return fmt.Errorf("rome: holding key %x: %w", k, ledger.ErrCorrupt)
+			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
+			if h.Due(sd.Epoch) {
+				items = append(items, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
 			}
-			var h Holding
-			if ok, err := s.get(k, &h); err != nil {
+		}
+		if suspects > 0 {
+			sp := rkey(tagSuspect, nc.node[:])
+			var keys [][]byte
+			if err := s.st.Iterate(sp, prefixEnd(sp), false, func(k, _ []byte) bool {
+				keys = append(keys, rkey(tagHolding, k[len(rkey(tagSuspect)):]))
+				return true
+			}); err != nil {
 				return err
-			} else if ok && h.Due(sd.Epoch) {
-				c.Items = append(c.Items, ChallengeItem{Lease: lease, Pin: pin, Blob: h.Blob})
+			}
+			for _, k := range keys {
+				_, lease, pin, ok := holdingOf(k)
+				if !ok {
+					return fmt.Errorf("rome: suspect key %x: %w", k, ledger.ErrCorrupt)
+				}
+				var h Holding
+				if ok, err := s.get(k, &h); err != nil {
+					return err
+				} else if ok && h.Due(sd.Epoch) {
+					items = append(items, ChallengeItem{Lease: lease, Pin: pin, Blob: h.Blob})
+				}
 			}
 		}
+		key := func(it ChallengeItem) []byte { return holdingKey(nc.node, it.Lease, it.Pin) }
+		slices.SortFunc(items, func(a, b ChallengeItem) int { return bytes.Compare(key(a), key(b)) })
+		items = slices.CompactFunc(items, func(a, b ChallengeItem) bool { return a.Lease == b.Lease && a.Pin == b.Pin })
 		ck := rkey(tagChal, nc.node[:])
-		if len(c.Items) == 0 {
+		if len(items) == 0 {
 			if err := s.del(ck); err != nil {
 				return err
 			}
-		} else if err := s.put(ck, &c); err != nil {
+		} else if err := s.put(ck, &Challenged{Epoch: sd.Epoch, Items: items}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setSuspect marks a holding missed (challenged every epoch until it is
+// proven); delSuspect clears the mark; delSuspects clears a lease's.
+func (s *store) setSuspect(node ledger.Address, lease uint64, pin uint32) error {
+	k := suspectKey(node, lease, pin)
+	if raw, err := s.st.Get(k); err != nil || raw != nil {
+		return err
+	}
+	if err := s.setRaw(k, one); err != nil {
+		return err
+	}
+	return s.addCount(suspectsCountKey, 1)
+}
+
+func (s *store) delSuspect(node ledger.Address, lease uint64, pin uint32) error {
+	if n, err := s.getU64(suspectsCountKey); err != nil || n == 0 {
+		return err
+	}
+	k := suspectKey(node, lease, pin)
+	if raw, err := s.st.Get(k); err != nil || raw == nil {
+		return err
+	}
+	if err := s.del(k); err != nil {
+		return err
+	}
+	return s.addCount(suspectsCountKey, -1)
+}
+
+func (s *store) delSuspects(node ledger.Address, lease uint64) error {
+	if n, err := s.getU64(suspectsCountKey); err != nil || n == 0 {
+		return err
+	}
+	prefix := rkey(tagSuspect, node[:], u64(lease))
+	var keys [][]byte
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		keys = append(keys, bytes.Clone(k))
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.del(k); err != nil {
+			return err
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.addCount(suspectsCountKey, -int64(len(keys)))
 }
 
 func (s *store) delPrefix(prefix []byte) error {
@@ -747,13 +836,7 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 			return nil, fmt.Errorf("rome: storage proof: entry %d names lease %d blob %s, but the next holding challenged is lease %d blob %s: %w",
 				i, en.LeaseID, en.Blob, it.Lease, it.Blob.ID, ErrInvalid)
 		}
-		hk := holdingKey(node, it.Lease, it.Pin)
 		d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-		if ok, err := s.get(hk, &d.Holding); err != nil {
-			return nil, err
-		} else if !ok {
-			return nil, fmt.Errorf("rome: storage proof: lease %d pin %d: challenged but not held: %w", it.Lease, it.Pin, ledger.ErrCorrupt)
-		}
 		l, ok := leases[d.Lease]
 		if !ok {
 			if l, err = s.lease(d.Lease); err != nil {
@@ -762,12 +845,18 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 			leases[d.Lease] = l
 		}
 		if len(en.Proofs) == 0 {
+			if ok, err := s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
+				return nil, err
+			} else if !ok {
+				return nil, fmt.Errorf("rome: storage proof: lease %d pin %d: challenged but not held: %w", it.Lease, it.Pin, ledger.ErrCorrupt)
+			}
 			if err := env.miss(l, node, &d, true); err != nil {
 				return nil, err
 			}
 			declared++
 			continue
 		}
+		d.Holding.Blob = it.Blob
 		segs := Challenges(seed.Seed, d.Lease, d.Holding.Blob.ID, d.Holding.Blob.Size, params.StorageSegments)
 		if len(en.Proofs) != len(segs) {
 			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %d proofs, %d segments are challenged: %w",
@@ -778,17 +867,11 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): segment %d: %w: %w", i, d.Lease, en.Blob, seg, err, ErrInvalid)
 			}
 		}
-		d.Holding.LastProof, d.Holding.ProofEpoch = tx.Height, p.Epoch
-		if err := s.put(hk, &d.Holding); err != nil {
+		if err := s.put(rkey(tagProven, node[:], u64(it.Lease), u32(it.Pin)), &lastProof{Height: tx.Height, Epoch: p.Epoch}); err != nil {
 			return nil, err
 		}
-		sk := suspectKey(node, it.Lease, it.Pin)
-		if raw, err := s.st.Get(sk); err != nil {
+		if err := s.delSuspect(node, it.Lease, it.Pin); err != nil {
 			return nil, err
-		} else if raw != nil {
-			if err := s.del(sk); err != nil {
-				return nil, err
-			}
 		}
 		if _, seen := provProven[l.Provider]; !seen {
 			provOrder = append(provOrder, l.Provider)
@@ -821,14 +904,18 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	if _, err := s.get(fk, &f); err != nil {
 		return err
 	}
-	f.LastProof = max(f.LastProof, d.Holding.LastProof)
+	lp, err := s.lastProof(node, l.ID, d.Pin)
+	if err != nil {
+		return err
+	}
+	f.LastProof = max(f.LastProof, lp.Height)
 	f.Misses++
 	f.LastMiss = e.epoch
 	if err := s.put(fk, &f); err != nil {
 		return err
 	}
 	// Challenged again every epoch until it is proven.
-	if err := s.setRaw(suspectKey(node, l.ID, d.Pin), one); err != nil {
+	if err := s.setSuspect(node, l.ID, d.Pin); err != nil {
 		return err
 	}
 	mk := rkey(tagMissed, u64(l.ID), u64(e.epoch))

@@ -3,7 +3,6 @@ package rome
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -689,9 +688,12 @@ func checkSlots(t *testing.T, w *storWorld, node ledger.Address) int {
 			t.Fatalf("holding %+v: slot out of range or taken", h)
 		}
 		seen[h.Holding.Slot] = true
-		ref, _ := w.st.Get(rkey(tagHoldSlot, node[:], u64(h.Holding.Slot)))
-		if !bytes.Equal(ref, append(u64(h.Lease), u32(h.Pin)...)) {
-			t.Fatalf("slot %d names %x, holds lease %d pin %d", h.Holding.Slot, ref, h.Lease, h.Pin)
+		var ref slotRef
+		if _, err := s.get(rkey(tagHoldSlot, node[:], u64(h.Holding.Slot)), &ref); err != nil {
+			t.Fatal(err)
+		}
+		if want := (slotRef{Lease: h.Lease, Pin: h.Pin, Blob: h.Holding.Blob, From: h.Holding.From, End: h.Holding.End}); ref != want {
+			t.Fatalf("slot %d names %+v, holds %+v", h.Holding.Slot, ref, want)
 		}
 	}
 	if ref, _ := w.st.Get(rkey(tagHoldSlot, node[:], u64(n))); ref != nil {
@@ -733,13 +735,11 @@ func TestStorageSampledChallenges(t *testing.T) {
 		a := node.Address()
 		count, _ := w.m.reader(w.st).getU64(rkey(tagStorNode, a[:]))
 		for _, slot := range SamplePlaces(sd.Seed, a, count, 3) {
-			ref, _ := w.st.Get(rkey(tagHoldSlot, a[:], u64(slot)))
-			var h Holding
-			l, p := binary.BigEndian.Uint64(ref), binary.BigEndian.Uint32(ref[8:])
-			if _, err := w.m.reader(w.st).get(holdingKey(node.Address(), l, p), &h); err != nil {
+			var ref slotRef
+			if _, err := w.m.reader(w.st).get(rkey(tagHoldSlot, a[:], u64(slot)), &ref); err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, ChallengeItem{Lease: l, Pin: p, Blob: h.Blob})
+			want = append(want, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
 		}
 		return want
 	}
@@ -810,7 +810,13 @@ func TestStorageSampledChallenges(t *testing.T) {
 			t.Fatalf("epoch 5: %+v challenged: neither sampled nor missed before", it)
 		}
 	}
+	if n, _ := w.m.reader(w.st).getU64(suspectsCountKey); n != 1 {
+		t.Fatalf("%d suspects, want the missed holding", n)
+	}
 	w.must(node, w.answer(node))
+	if n, _ := w.m.reader(w.st).getU64(suspectsCountKey); n != 0 {
+		t.Fatalf("%d suspects after the missed holding was proven", n)
+	}
 	// Epoch 6: proven again, it is challenged only if sampled.
 	w.untilEpoch(6)
 	got, want = dueItems(), sampled()
