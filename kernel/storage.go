@@ -23,9 +23,10 @@ import (
 // the blobs pinned to that offer's leases (rome.NodeHoldings): its storage
 // worker fetches each one it lacks over the data plane (from the other
 // holders, then from any member — the consumer's node has it) and, every
-// epoch, answers the challenges of its holdings with storage_proof
-// transactions signed by its node key (rome.StorageDue gives the holdings
-// in the order the chain wants them and the segments challenged). A
+// epoch, answers its challenged holdings (a sample of them, and those it
+// missed before) with storage_proof transactions signed by its node key
+// (rome.StorageDue gives them in the order the chain wants them and the
+// segments challenged; answerChallenges builds the batches). A
 // holding it cannot prove — the blob is not there (yet), or a chunk of it
 // is gone or damaged — is declared missing rather than left unanswered.
 // Nothing here decides consensus state: the chain checks every proof.
