@@ -774,13 +774,6 @@ type dueHolding struct {
 	Holding Holding
 }
 
-func (s *store) schedRead(n int) uint64 {
-	if s.sched == nil {
-		return 0
-	}
-	return s.sched.ReadBase + s.sched.ReadPerByte*uint64(n)
-}
-
 func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	proofs := 0
 	for _, en := range p.Entries {
