@@ -858,3 +858,24 @@ func TestStorageSampledChallenges(t *testing.T) {
 		t.Fatalf("%d misses, want the declared one only", n)
 	}
 }
+
+// TestStorageSamplesParam: storage_samples defaults to 8, governance may
+// set it within 1-512, and 0 or more than a proof holds is refused.
+func TestStorageSamplesParam(t *testing.T) {
+	d, err := ledger.NewDenoms(ledger.DefaultDenoms())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams()
+	if p.StorageSamples != DefaultStorageSamples || p.Validate(d) != nil {
+		t.Fatalf("default storage_samples %d: %v", p.StorageSamples, p.Validate(d))
+	}
+	if q, err := p.With("storage_samples", "32", d); err != nil || q.StorageSamples != 32 {
+		t.Fatalf("storage_samples 32: %+v %v", q.StorageSamples, err)
+	}
+	for _, v := range []string{"0", "513"} {
+		if _, err := p.With("storage_samples", v, d); err == nil {
+			t.Errorf("storage_samples %s accepted", v)
+		}
+	}
+}
