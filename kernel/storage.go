@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +23,10 @@ import (
 // the blobs pinned to that offer's leases (rome.NodeHoldings): its storage
 // worker fetches each one it lacks over the data plane (from the other
 // holders, then from any member — the consumer's node has it) and, every
-// epoch, answers the challenges of its holdings with storage_proof
-// transactions signed by its node key (rome.StorageDue gives the holdings
-// in the order the chain wants them and the segments challenged). A
+// epoch, answers its challenged holdings (a sample of them, and those it
+// missed before) with storage_proof transactions signed by its node key
+// (rome.StorageDue gives them in the order the chain wants them and the
+// segments challenged; answerChallenges builds the batches). A
 // holding it cannot prove — the blob is not there (yet), or a chunk of it
 // is gone or damaged — is declared missing rather than left unanswered.
 // Nothing here decides consensus state: the chain checks every proof.
@@ -243,19 +245,47 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 	if same && n.nodeTxPending() {
 		return nil // the answer sent for these holdings is still on its way
 	}
-	var batches []*ledger.StorageProof
+	ans := answerChallenges(due, n.blobs, n.log)
+	n.txMu.Lock()
+	defer n.txMu.Unlock()
+	for _, b := range ans.Batches {
+		if _, err := n.submitNodeTxLocked(b, proofGas(b)); err != nil {
+			return err
+		}
+		w.m.proofTxs.Inc()
+	}
+	w.m.proofs.WithLabelValues("proven").Add(float64(ans.Proven))
+	w.m.proofs.WithLabelValues("declared_missing").Add(float64(ans.Declared))
+	w.mu.Lock()
+	w.lastEpoch, w.lastFirst = due.Epoch, first
+	w.mu.Unlock()
+	n.log.Info("storage: answered challenges", "epoch", due.Epoch, "proven", ans.Proven, "declared_missing", ans.Declared, "txs", len(ans.Batches))
+	return nil
+}
+
+// proofAnswer is a node's answer to its due holdings: storage_proof
+// payloads that each fit a transaction, and how many holdings it proved
+// and declared missing.
+type proofAnswer struct {
+	Batches  []*ledger.StorageProof
+	Proven   int
+	Declared int
+}
+
+// answerChallenges proves each due holding's challenged segments from bs,
+// in the chain's order; a holding it cannot prove — absent, damaged or
+// unreadable — is declared missing rather than left unanswered.
+func answerChallenges(due *rome.StorageDue, bs *blob.Store, log *slog.Logger) proofAnswer {
+	var ans proofAnswer
 	cur := &ledger.StorageProof{Epoch: due.Epoch}
 	size := 0
-	var proven, declared int
 	for _, h := range due.Holdings {
 		e := ledger.StorageEntry{LeaseID: h.Lease, Blob: h.Blob.ID}
 		esize := 64
 		for _, seg := range h.Segments {
-			pr, err := n.blobs.Prove(blob.ID(h.Blob.ID), seg)
+			pr, err := bs.Prove(blob.ID(h.Blob.ID), seg)
 			if err != nil {
-				// Absent, damaged or unreadable: say so now rather than
-				// leave the holding unanswered.
-				n.log.Warn("storage: cannot prove a held blob; declaring it missing", "blob", h.Blob.ID, "lease", h.Lease, "segment", seg, "err", err)
+				log.Warn("storage: cannot prove a held blob; declaring it missing", "blob", h.Blob.ID, "lease", h.Lease, "segment", seg, "err", err)
 				e.Proofs, esize = nil, 64
 				break
 			}
@@ -263,40 +293,35 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 			esize += len(pr) + 4
 		}
 		if len(e.Proofs) == 0 {
-			declared++
+			ans.Declared++
 		} else {
-			proven++
+			ans.Proven++
 		}
 		if len(cur.Entries) == ledger.MaxStorageEntries || size+esize > proofBatchBytes {
-			batches = append(batches, cur)
+			ans.Batches = append(ans.Batches, cur)
 			cur, size = &ledger.StorageProof{Epoch: due.Epoch}, 0
 		}
 		cur.Entries = append(cur.Entries, e)
 		size += esize
 	}
-	batches = append(batches, cur)
-	n.txMu.Lock()
-	defer n.txMu.Unlock()
-	for _, b := range batches {
-		gas := uint64(300_000) + uint64(len(b.Entries))*30_000
-		for _, e := range b.Entries {
-			gas += uint64(len(e.Proofs))*(rome.GasStorageVerify+2_000) + 200_000*boolU64(len(e.Proofs) == 0)
-			for _, p := range e.Proofs {
-				gas += 2 * uint64(len(p))
-			}
-		}
-		if _, err := n.submitNodeTxLocked(b, gas); err != nil {
-			return err
-		}
-		w.m.proofTxs.Inc()
+	if len(cur.Entries) > 0 {
+		ans.Batches = append(ans.Batches, cur)
 	}
-	w.m.proofs.WithLabelValues("proven").Add(float64(proven))
-	w.m.proofs.WithLabelValues("declared_missing").Add(float64(declared))
-	w.mu.Lock()
-	w.lastEpoch, w.lastFirst = due.Epoch, first
-	w.mu.Unlock()
-	n.log.Info("storage: answered challenges", "epoch", due.Epoch, "proven", proven, "declared_missing", declared, "txs", len(batches))
-	return nil
+	return ans
+}
+
+// proofGas is the gas limit a node sets on a storage_proof transaction,
+// with room above what the chain charges for it (rome.GasStorage* and
+// state access).
+func proofGas(b *ledger.StorageProof) uint64 {
+	gas := uint64(300_000) + uint64(len(b.Entries))*30_000
+	for _, e := range b.Entries {
+		gas += uint64(len(e.Proofs))*(rome.GasStorageVerify+2_000) + 200_000*boolU64(len(e.Proofs) == 0)
+		for _, p := range e.Proofs {
+			gas += 2 * uint64(len(p))
+		}
+	}
+	return gas
 }
 
 func boolU64(b bool) uint64 {

@@ -79,7 +79,11 @@ func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]led
 	if n, err := s.getU64(holdingsCountKey); err != nil {
 		return nil, err
 	} else if n > 0 {
-		if err := s.put(rkey(tagSeed), &Seed{Epoch: clock.Epoch, Seed: ChallengeSeed(b.ChainID, clock.Epoch, b.PrevHash)}); err != nil {
+		sd := &Seed{Epoch: clock.Epoch, Seed: ChallengeSeed(b.ChainID, clock.Epoch, b.PrevHash)}
+		if err := s.put(rkey(tagSeed), sd); err != nil {
+			return nil, err
+		}
+		if err := s.setChallenges(p, sd); err != nil {
 			return nil, err
 		}
 	}

@@ -105,6 +105,7 @@ type Params struct {
 	StorageGraceEpochs  uint64 `json:"storage_grace_epochs"`   // epochs a new holding has to fetch its blob before challenges start
 	StorageSlashBps     uint64 `json:"storage_slash_bps"`      // share of the remaining bond a lease loses for an epoch with a missed proof
 	StorageRepairMisses uint64 `json:"storage_repair_misses"`  // consecutive epochs with a miss after which a replica moves to another provider
+	StorageSamples      uint64 `json:"storage_samples"`        // holdings sampled for challenges per node per epoch (with every holding missed the epoch before)
 	StorageDenom        string `json:"storage_denom"`          // token storage settles in (genesis only)
 	JoulesPerEnergyUnit uint64 `json:"joules_per_energy_unit"` // an energy unit per epoch is this many joules
 
@@ -144,17 +145,18 @@ type storageGenesis struct {
 	GraceEpochs  uint64 `json:"grace_epochs"`
 	SlashBps     uint64 `json:"slash_bps"`
 	RepairMisses uint64 `json:"repair_misses"`
+	Samples      uint64 `json:"samples"`
 	Denom        string `json:"denom"`
 }
 
 func storageGenesisOf(p Params) *storageGenesis {
 	return &storageGenesis{BytesPerUnit: p.BytesPerStorageUnit, Segments: p.StorageSegments, GraceEpochs: p.StorageGraceEpochs,
-		SlashBps: p.StorageSlashBps, RepairMisses: p.StorageRepairMisses, Denom: p.StorageDenom}
+		SlashBps: p.StorageSlashBps, RepairMisses: p.StorageRepairMisses, Samples: p.StorageSamples, Denom: p.StorageDenom}
 }
 
 func (g *storageGenesis) apply(p *Params) {
 	p.BytesPerStorageUnit, p.StorageSegments, p.StorageGraceEpochs = g.BytesPerUnit, g.Segments, g.GraceEpochs
-	p.StorageSlashBps, p.StorageRepairMisses, p.StorageDenom = g.SlashBps, g.RepairMisses, g.Denom
+	p.StorageSlashBps, p.StorageRepairMisses, p.StorageSamples, p.StorageDenom = g.SlashBps, g.RepairMisses, g.Samples, g.Denom
 }
 
 // metersGenesis is extra.rome.meters.
@@ -222,7 +224,7 @@ func DefaultParams() Params {
 		JobChallengeDeposit: "1TFLP", JobSlashBps: 5_000, JobVerifyAllGas: 100_000_000_000, JobCommitteeSize: 3,
 		MaxJobModuleBytes: 64 << 20, MaxJobMemoryBytes: 1 << 30, MaxJobOutputBytes: 256 << 20, OutputRetentionEpochs: 720,
 
-		BytesPerStorageUnit: 1 << 30, StorageSegments: 1, StorageGraceEpochs: 1, StorageSlashBps: 100, StorageRepairMisses: 2,
+		BytesPerStorageUnit: 1 << 30, StorageSegments: 1, StorageGraceEpochs: 1, StorageSlashBps: 100, StorageRepairMisses: 2, StorageSamples: DefaultStorageSamples,
 		StorageDenom: "uTFLP", JoulesPerEnergyUnit: 1000,
 
 		SettleIntervalEpochs: 10,
@@ -364,6 +366,8 @@ func (p *Params) Validate(denoms *ledger.Denoms) error {
 		return fmt.Errorf("rome: params: storage_slash_bps is basis points (≤ 10000)")
 	case p.StorageRepairMisses == 0 || p.StorageRepairMisses > 1000:
 		return fmt.Errorf("rome: params: storage_repair_misses %d must be 1-1000", p.StorageRepairMisses)
+	case p.StorageSamples == 0 || p.StorageSamples > MaxStorageSamples:
+		return fmt.Errorf("rome: params: storage_samples %d must be 1-%d", p.StorageSamples, MaxStorageSamples)
 	case !denoms.IsBase(p.StorageDenom):
 		return fmt.Errorf("rome: params: storage_denom %q: %w", p.StorageDenom, ledger.ErrUnknownDenom)
 	case p.JoulesPerEnergyUnit == 0:
@@ -411,7 +415,7 @@ var GovParams = []string{
 	"job_challenge_deposit", "job_slash_bps", "job_verify_all_gas", "job_committee_size", "max_job_module_bytes",
 	"max_job_memory_bytes", "max_job_output_bytes", "output_retention_epochs",
 	"bytes_per_storage_unit", "storage_segments", "storage_grace_epochs", "storage_slash_bps", "storage_repair_misses",
-	"joules_per_energy_unit", "settle_interval_epochs",
+	"storage_samples", "joules_per_energy_unit", "settle_interval_epochs",
 }
 
 // With returns p with one parameter changed (as a proposal would), or an
@@ -495,6 +499,8 @@ func (p Params) With(name, value string, denoms *ledger.Denoms) (Params, error) 
 		p.StorageSlashBps, err = num()
 	case "storage_repair_misses":
 		p.StorageRepairMisses, err = num()
+	case "storage_samples":
+		p.StorageSamples, err = num()
 	case "joules_per_energy_unit":
 		p.JoulesPerEnergyUnit, err = num()
 	case "settle_interval_epochs":

@@ -21,8 +21,9 @@ type DueHolding struct {
 }
 
 // StorageDue is a node's work for the current epoch: the challenged
-// holdings it has not answered yet, in the order its storage_proof
-// transactions must answer them (at most limit; 0: all).
+// holdings (sampled, and those missed before) it has not answered yet, in
+// the order its storage_proof transactions must answer them (at most
+// limit; 0: all).
 type StorageDue struct {
 	Epoch    uint64
 	Seeded   bool // the epoch has challenges
@@ -46,21 +47,25 @@ func (m *Market) StorageDue(st *ledger.State, node ledger.Address, limit int) (*
 		return out, err
 	}
 	out.Seeded = true
+	chal, ok, err := s.challenged(node)
+	if err != nil || !ok || chal.Epoch != clock.Epoch {
+		return out, err
+	}
 	rd, err := s.round(node, clock.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	var after *RoundTx
-	if n := len(rd.Txs); n > 0 {
-		after = &rd.Txs[n-1]
+	items := chal.Items[min(len(chal.Items), int(rd.Proven)+int(rd.Declared)):]
+	if limit > 0 && len(items) > limit {
+		items = items[:limit]
 	}
-	due, err := s.scanDue(node, clock.Epoch, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range due {
-		out.Holdings = append(out.Holdings, DueHolding{Lease: d.Lease, Pin: d.Pin, Request: d.Holding.Request, Blob: d.Holding.Blob,
-			Segments: Challenges(seed.Seed, d.Lease, d.Holding.Blob.ID, d.Holding.Blob.Size, p.StorageSegments)})
+	for _, it := range items {
+		var h Holding
+		if _, err := s.get(holdingKey(node, it.Lease, it.Pin), &h); err != nil {
+			return nil, err
+		}
+		out.Holdings = append(out.Holdings, DueHolding{Lease: it.Lease, Pin: it.Pin, Request: h.Request, Blob: it.Blob,
+			Segments: Challenges(seed.Seed, it.Lease, it.Blob.ID, it.Blob.Size, p.StorageSegments)})
 	}
 	return out, nil
 }
@@ -195,22 +200,10 @@ func (m *Market) holderStatus(s *store, epoch uint64, l *Lease, pin uint32) (Hol
 		return hs, err
 	}
 	hs.Misses, hs.LastMissEpoch, hs.LastProofHeight = f.Misses, f.LastMiss, f.LastProof
-	for _, e := range []uint64{epoch, epoch - 1} {
-		if e > epoch { // epoch 0 has no epoch before
-			continue
-		}
-		rd, err := s.round(o.Node, e)
-		if err != nil {
-			return hs, err
-		}
-		h, err := s.provenAt(o.Node, rd, e, l.ID, pin)
-		if err != nil {
-			return hs, err
-		}
-		if h > hs.LastProofHeight {
-			hs.LastProofHeight, hs.LastProofEpoch = h, e
-			break
-		}
+	if lp, err := s.lastProof(o.Node, l.ID, pin); err != nil {
+		return hs, err
+	} else if ok && lp.Height >= hs.LastProofHeight {
+		hs.LastProofHeight, hs.LastProofEpoch = lp.Height, lp.Epoch
 	}
 	return hs, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/sos-kernel/sos/blob"
@@ -13,25 +14,32 @@ import (
 
 // Storage leases: a request's consumer pins blobs (BlobPin); every lease of
 // the request then holds each of them — a Holding per (node, lease, pin) —
-// and its node proves it every epoch. At the last block of epoch e-1 the
-// challenge seed of epoch e is fixed from the hash of the block before
-// (unknown until that block existed); Challenges derives from it the
-// segments of each holding to prove. During epoch e each holder node sends
-// storage_proof transactions answering its due holdings in key order from
-// where its last answer stopped (its Round), with the segments themselves
-// and their paths to the blob id, checked by blob.VerifyProof. At the end
-// of epoch e every due holding left unanswered, and every one the node
-// declared it cannot prove, is a miss: the lease is not paid for that
-// blob's bytes in e, storage_slash_bps of its offer's remaining bond goes
-// to the consumer (once per lease and epoch), the miss counts in the
-// provider's record and, after storage_repair_misses epochs with a miss in
-// a row, the replica moves: the lease ends and the request's slot is
-// offered to the market again; the new holder fetches from the others.
+// and its node proves them. At the last block of epoch e-1 the challenge
+// seed of epoch e is fixed from the hash of the block before (unknown
+// until that block existed). From it, setChallenges picks what each node
+// must prove in e (its Challenged list): storage_samples of its holdings
+// drawn at random (SamplePlaces over the node's holdings by slot; all of
+// them when it has no more), every holding it missed and has not proven
+// since (a suspect), keeping those due in e; Challenges derives the
+// segments of each. During epoch e each holder node sends storage_proof
+// transactions answering its list in order from where its last answer
+// stopped (its Round), with the segments themselves and their paths to
+// the blob id, checked by blob.VerifyProof. At the end of epoch e every
+// challenged holding left unanswered, and every one the node declared it
+// cannot prove, is a miss: the lease is not paid for that blob's bytes in
+// e, storage_slash_bps of its offer's remaining bond goes to the consumer
+// (once per lease and epoch), the miss counts in the provider's record,
+// the holding is challenged every epoch until it is proven again and,
+// after storage_repair_misses epochs with a miss in a row, the replica
+// moves: the lease ends and the request's slot is offered to the market
+// again; the new holder fetches from the others.
 //
-// A proven holding costs no state write: a Round records how far the
-// node's answers got, so only misses write per holding. Settlement pays
-// storage as proven byte-epochs: the bytes due in the epoch (per lease,
-// bucketed by the epoch their challenges start) minus the missed bytes.
+// Sampling keeps an epoch's proofs bounded by the number of holder nodes
+// × storage_samples rather than by the number of holdings (the figure and
+// the detection odds are in docs/storage.md). A proven holding costs one
+// write (its last proof), no read. Settlement pays storage as proven byte-epochs:
+// the bytes due in the epoch (per lease, bucketed by the epoch their
+// challenges start) minus the missed bytes.
 
 // Gas of storage transactions beyond their state access.
 const (
@@ -43,6 +51,13 @@ const (
 
 // MaxPins bounds the blobs pinned to one request.
 const MaxPins = 1 << 20
+
+// DefaultStorageSamples is storage_samples by default; MaxStorageSamples
+// bounds it (a node's list of challenges fits one storage_proof).
+const (
+	DefaultStorageSamples = 8
+	MaxStorageSamples     = ledger.MaxStorageEntries / 2
+)
 
 // Pin is a blob pinned to a request.
 type Pin struct {
@@ -60,6 +75,29 @@ type Holding struct {
 	Blob    ledger.BlobRef `json:"blob"`
 	From    uint64         `json:"from_epoch"` // first challenged epoch (the blob had storage_grace_epochs to arrive)
 	End     uint64         `json:"end_epoch"`  // the lease's end
+	// Slot is its place among its node's holdings (0..n-1): challenges
+	// sample slots.
+	Slot uint64 `json:"slot"`
+}
+
+// slotRef is what a node's slot names: the holding's key parts and what
+// a challenge needs (the blob, the epochs it is due), so drawing a sample
+// reads one key per slot.
+type slotRef struct {
+	_     struct{}       `cbor:",toarray"`
+	Lease uint64         `json:"lease_id"`
+	Pin   uint32         `json:"pin"`
+	Blob  ledger.BlobRef `json:"blob"`
+	From  uint64         `json:"from_epoch"`
+	End   uint64         `json:"end_epoch"`
+}
+
+// lastProof is a holding's last proof: written, never read, by the proof
+// that makes it (queries and misses read it).
+type lastProof struct {
+	_      struct{} `cbor:",toarray"`
+	Height uint64   `json:"height"`
+	Epoch  uint64   `json:"epoch"`
 }
 
 // Due reports whether the holding is challenged in epoch e (the empty blob
@@ -97,21 +135,27 @@ func (ls *LeaseStorage) DueBytes(e uint64) uint64 {
 	return n
 }
 
-// RoundTx is one storage_proof transaction of a round: the last holding it
-// answered and its height.
-type RoundTx struct {
-	_      struct{} `cbor:",toarray"`
-	Lease  uint64   `json:"lease_id"`
-	Pin    uint32   `json:"pin"`
-	Height uint64   `json:"height"`
+// Round is a node's answers to an epoch's challenges so far: the first
+// Proven + Declared items of its Challenged list are answered.
+type Round struct {
+	_        struct{} `cbor:",toarray"`
+	Proven   uint32   `json:"proven"`
+	Declared uint32   `json:"declared"` // holdings the node said it cannot prove
 }
 
-// Round is a node's answers to an epoch's challenges so far.
-type Round struct {
-	_        struct{}  `cbor:",toarray"`
-	Proven   uint32    `json:"proven"`
-	Declared uint32    `json:"declared"` // holdings the node said it cannot prove
-	Txs      []RoundTx `json:"txs"`
+// ChallengeItem is a holding challenged in an epoch.
+type ChallengeItem struct {
+	_     struct{}       `cbor:",toarray"`
+	Lease uint64         `json:"lease_id"`
+	Pin   uint32         `json:"pin"`
+	Blob  ledger.BlobRef `json:"blob"`
+}
+
+// Challenged is what a node must prove in an epoch, in holding key order.
+type Challenged struct {
+	_     struct{}        `cbor:",toarray"`
+	Epoch uint64          `json:"epoch"`
+	Items []ChallengeItem `json:"items"`
 }
 
 // Fault is a holding's record of missed proofs.
@@ -152,6 +196,39 @@ func ChallengeSeed(chainID string, e uint64, prev ledger.Hash) ledger.Hash {
 	b := []byte("sos/storage/seed\x00" + chainID + "\x00")
 	b = binary.BigEndian.AppendUint64(b, e)
 	return sha256.Sum256(append(b, prev[:]...))
+}
+
+// SamplePlaces are the slots of the n holdings (of a node's count) sampled
+// for the epoch of seed: every slot when count ≤ n, else n distinct slots
+// drawn by Floyd's algorithm, draw j being SHA-256(seed | node | j) mod
+// (j+1); in ascending order.
+func SamplePlaces(seed ledger.Hash, node ledger.Address, count, n uint64) []uint64 {
+	if count <= n {
+		out := make([]uint64, count)
+		for i := range out {
+			out[i] = uint64(i)
+		}
+		return out
+	}
+	var buf [20 + 32 + ledger.AddressSize + 8]byte
+	b := append(buf[:0], "sos/storage/sample\x00"...)
+	b = append(b, seed[:]...)
+	b = append(b, node[:]...)
+	base := len(b)
+	chosen := make(map[uint64]bool, n)
+	out := make([]uint64, 0, n)
+	for j := count - n; j < count; j++ {
+		b = binary.BigEndian.AppendUint64(b[:base], j)
+		h := sha256.Sum256(b)
+		t := binary.BigEndian.Uint64(h[:8]) % (j + 1)
+		if chosen[t] {
+			t = j
+		}
+		chosen[t] = true
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Challenges are the segments of a holding (lease, blob of size bytes) to
@@ -202,6 +279,26 @@ func (s *store) round(node ledger.Address, e uint64) (*Round, error) {
 	return &r, err
 }
 
+func (s *store) challenged(node ledger.Address) (*Challenged, bool, error) {
+	var c Challenged
+	ok, err := s.get(rkey(tagChal, node[:]), &c)
+	return &c, ok, err
+}
+
+func suspectKey(node ledger.Address, lease uint64, pin uint32) []byte {
+	return rkey(tagSuspect, node[:], u64(lease), u32(pin))
+}
+
+// suspectsCountKey counts the suspects of all nodes: with none, neither a
+// proof nor the challenge draw looks for any.
+var suspectsCountKey = rkey(tagSeq, []byte("suspects"))
+
+func (s *store) lastProof(node ledger.Address, lease uint64, pin uint32) (lastProof, error) {
+	var lp lastProof
+	_, err := s.get(rkey(tagProven, node[:], u64(lease), u32(pin)), &lp)
+	return lp, err
+}
+
 func (s *store) seed() (*Seed, bool, error) {
 	var sd Seed
 	ok, err := s.get(rkey(tagSeed), &sd)
@@ -233,8 +330,16 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 	if pin.Blob.Size == 0 || from >= l.End {
 		return nil
 	}
-	h := Holding{Request: l.RequestID, Blob: pin.Blob, From: from, End: l.End}
+	nk := rkey(tagStorNode, node[:])
+	slot, err := s.getU64(nk)
+	if err != nil {
+		return err
+	}
+	h := Holding{Request: l.RequestID, Blob: pin.Blob, From: from, End: l.End, Slot: slot}
 	if err := s.put(holdingKey(node, l.ID, pin.Index), &h); err != nil {
+		return err
+	}
+	if err := s.put(rkey(tagHoldSlot, node[:], u64(slot)), &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
 		return err
 	}
 	ls, _, err := s.leaseStorage(l.ID)
@@ -259,7 +364,7 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 	if err := s.put(rkey(tagLeaseStor, u64(l.ID)), ls); err != nil {
 		return err
 	}
-	if err := s.addCount(rkey(tagStorNode, node[:]), 1); err != nil {
+	if err := s.addCount(nk, 1); err != nil {
 		return err
 	}
 	return s.addCount(holdingsCountKey, 1)
@@ -294,22 +399,27 @@ func (s *store) removeHoldings(l *Lease, drop bool) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := s.del(k); err != nil {
+		if err := s.dropHolding(ls.Node, k); err != nil {
 			return err
 		}
+	}
+	if err := s.delSuspects(ls.Node, l.ID); err != nil {
+		return err
+	}
+	if err := s.delPrefix(rkey(tagProven, ls.Node[:], u64(l.ID))); err != nil {
+		return err
 	}
 	if n := int64(len(keys)); n > 0 {
 		if err := s.addCount(holdingsCountKey, -n); err != nil {
 			return err
 		}
-		nk := rkey(tagStorNode, ls.Node[:])
-		if err := s.addCount(nk, -n); err != nil {
+		if left, err := s.getU64(rkey(tagStorNode, ls.Node[:])); err != nil {
 			return err
-		}
-		if left, err := s.getU64(nk); err != nil {
-			return err
-		} else if left == 0 { // the node proves nothing more: drop its rounds
+		} else if left == 0 { // the node proves nothing more: drop its rounds and challenges
 			if err := s.delPrefix(rkey(tagRound, ls.Node[:])); err != nil {
+				return err
+			}
+			if err := s.del(rkey(tagChal, ls.Node[:])); err != nil {
 				return err
 			}
 		}
@@ -328,6 +438,179 @@ func (s *store) removeHoldings(l *Lease, drop bool) error {
 		return err
 	}
 	return s.del(rkey(tagLeaseStor, u64(l.ID)))
+}
+
+// dropHolding deletes node's holding at key k: the node's last holding
+// takes its slot, so slots stay 0..n-1 for sampling.
+func (s *store) dropHolding(node ledger.Address, k []byte) error {
+	var h Holding
+	ok, err := s.get(k, &h)
+	if err != nil || !ok {
+		return err
+	}
+	nk := rkey(tagStorNode, node[:])
+	n, err := s.getU64(nk)
+	if err != nil {
+		return err
+	}
+	if n == 0 || h.Slot >= n {
+		return fmt.Errorf("rome: holding %x: slot %d of %d: %w", k, h.Slot, n, ledger.ErrCorrupt)
+	}
+	lastKey := rkey(tagHoldSlot, node[:], u64(n-1))
+	if h.Slot != n-1 {
+		var ref slotRef
+		if ok, err := s.get(lastKey, &ref); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("rome: node %s: slot %d: %w", node, n-1, ledger.ErrCorrupt)
+		}
+		mk := holdingKey(node, ref.Lease, ref.Pin)
+		var moved Holding
+		if ok, err := s.get(mk, &moved); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("rome: node %s: slot %d names no holding: %w", node, n-1, ledger.ErrCorrupt)
+		}
+		moved.Slot = h.Slot
+		if err := s.put(mk, &moved); err != nil {
+			return err
+		}
+		if err := s.put(rkey(tagHoldSlot, node[:], u64(h.Slot)), &ref); err != nil {
+			return err
+		}
+	}
+	if err := s.del(lastKey); err != nil {
+		return err
+	}
+	if err := s.del(k); err != nil {
+		return err
+	}
+	return s.addCount(nk, -1)
+}
+
+// setChallenges fixes what each node must prove in the epoch of sd: the
+// holdings at its sampled slots and its suspects, those due in the
+// epoch, in key order. A node with nothing due has no list.
+func (s *store) setChallenges(p Params, sd *Seed) error {
+	prefix := rkey(tagStorNode)
+	type nodeCount struct {
+		node ledger.Address
+		n    uint64
+	}
+	var nodes []nodeCount
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
+			var a ledger.Address
+			copy(a[:], k[len(prefix):])
+			nodes = append(nodes, nodeCount{a, binary.BigEndian.Uint64(v)})
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	suspects, err := s.getU64(suspectsCountKey)
+	if err != nil {
+		return err
+	}
+	for _, nc := range nodes {
+		var items []ChallengeItem
+		for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
+			var ref slotRef
+			if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
+				return err
+			} else if !ok {
+				return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
+			}
+			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
+			if h.Due(sd.Epoch) {
+				items = append(items, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
+			}
+		}
+		if suspects > 0 {
+			sp := rkey(tagSuspect, nc.node[:])
+			var keys [][]byte
+			if err := s.st.Iterate(sp, prefixEnd(sp), false, func(k, _ []byte) bool {
+				keys = append(keys, rkey(tagHolding, k[len(rkey(tagSuspect)):]))
+				return true
+			}); err != nil {
+				return err
+			}
+			for _, k := range keys {
+				_, lease, pin, ok := holdingOf(k)
+				if !ok {
+					return fmt.Errorf("rome: suspect key %x: %w", k, ledger.ErrCorrupt)
+				}
+				var h Holding
+				if ok, err := s.get(k, &h); err != nil {
+					return err
+				} else if ok && h.Due(sd.Epoch) {
+					items = append(items, ChallengeItem{Lease: lease, Pin: pin, Blob: h.Blob})
+				}
+			}
+		}
+		key := func(it ChallengeItem) []byte { return holdingKey(nc.node, it.Lease, it.Pin) }
+		slices.SortFunc(items, func(a, b ChallengeItem) int { return bytes.Compare(key(a), key(b)) })
+		items = slices.CompactFunc(items, func(a, b ChallengeItem) bool { return a.Lease == b.Lease && a.Pin == b.Pin })
+		ck := rkey(tagChal, nc.node[:])
+		if len(items) == 0 {
+			if err := s.del(ck); err != nil {
+				return err
+			}
+		} else if err := s.put(ck, &Challenged{Epoch: sd.Epoch, Items: items}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setSuspect marks a holding missed (challenged every epoch until it is
+// proven); delSuspect clears the mark; delSuspects clears a lease's.
+func (s *store) setSuspect(node ledger.Address, lease uint64, pin uint32) error {
+	k := suspectKey(node, lease, pin)
+	if raw, err := s.st.Get(k); err != nil || raw != nil {
+		return err
+	}
+	if err := s.setRaw(k, one); err != nil {
+		return err
+	}
+	return s.addCount(suspectsCountKey, 1)
+}
+
+func (s *store) delSuspect(node ledger.Address, lease uint64, pin uint32) error {
+	if n, err := s.getU64(suspectsCountKey); err != nil || n == 0 {
+		return err
+	}
+	k := suspectKey(node, lease, pin)
+	if raw, err := s.st.Get(k); err != nil || raw == nil {
+		return err
+	}
+	if err := s.del(k); err != nil {
+		return err
+	}
+	return s.addCount(suspectsCountKey, -1)
+}
+
+func (s *store) delSuspects(node ledger.Address, lease uint64) error {
+	if n, err := s.getU64(suspectsCountKey); err != nil || n == 0 {
+		return err
+	}
+	prefix := rkey(tagSuspect, node[:], u64(lease))
+	var keys [][]byte
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		keys = append(keys, bytes.Clone(k))
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.del(k); err != nil {
+			return err
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.addCount(suspectsCountKey, -int64(len(keys)))
 }
 
 func (s *store) delPrefix(prefix []byte) error {
@@ -484,54 +767,11 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 		"from_epoch": from, "pinned_bytes": total}, nil
 }
 
-// dueHolding is a holding due in an epoch, with its key parts.
+// dueHolding is a holding challenged in an epoch, with its key parts.
 type dueHolding struct {
 	Lease   uint64
 	Pin     uint32
 	Holding Holding
-}
-
-// scanDue lists up to limit holdings of node due in epoch e, in key
-// order, after the holding (lease, pin) named by after (nil: from the
-// first). It charges a read per holding it looks at.
-func (s *store) scanDue(node ledger.Address, e uint64, after *RoundTx, limit int) ([]dueHolding, error) {
-	prefix := rkey(tagHolding, node[:])
-	start := prefix
-	if after != nil {
-		start = append(holdingKey(node, after.Lease, after.Pin), 0)
-	}
-	var out []dueHolding
-	var derr error
-	err := s.st.Iterate(start, prefixEnd(prefix), false, func(k, v []byte) bool {
-		if derr = s.charge(s.schedRead(len(k)+len(v)), "state read"); derr != nil {
-			return false
-		}
-		_, lease, pin, ok := holdingOf(k)
-		if !ok {
-			derr = fmt.Errorf("rome: holding key %x: %w", k, ledger.ErrCorrupt)
-			return false
-		}
-		var h Holding
-		if derr = s.codec.Unmarshal(v, &h); derr != nil {
-			derr = fmt.Errorf("rome: holding %x: %w: %w", k, ledger.ErrCorrupt, derr)
-			return false
-		}
-		if h.Due(e) {
-			out = append(out, dueHolding{Lease: lease, Pin: pin, Holding: h})
-		}
-		return limit <= 0 || len(out) < limit
-	})
-	if err == nil {
-		err = derr
-	}
-	return out, err
-}
-
-func (s *store) schedRead(n int) uint64 {
-	if s.sched == nil {
-		return 0
-	}
-	return s.sched.ReadBase + s.sched.ReadPerByte*uint64(n)
 }
 
 func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
@@ -562,33 +802,34 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 		return nil, fmt.Errorf("rome: storage proof: epoch %d has no challenges: %w", p.Epoch, ErrInvalid)
 	}
 	node := tx.Sender
+	chal, ok, err := s.challenged(node)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || chal.Epoch != p.Epoch {
+		return nil, fmt.Errorf("rome: storage proof: %s has nothing challenged in epoch %d: %w", node, p.Epoch, ErrInvalid)
+	}
 	round, err := s.round(node, p.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	var after *RoundTx
-	if n := len(round.Txs); n > 0 {
-		after = &round.Txs[n-1]
-	}
-	due, err := s.scanDue(node, p.Epoch, after, len(p.Entries))
-	if err != nil {
-		return nil, err
-	}
+	pos := int(round.Proven) + int(round.Declared)
 	env := &storEnv{m: m, s: s, acc: tx.accounts(m), p: params, height: tx.Height, epoch: p.Epoch, events: &tx.Events}
 	leases := map[uint64]*Lease{}
 	var provOrder []ledger.Address
 	provProven := map[ledger.Address]uint64{}
 	var proven, declared uint32
 	for i, en := range p.Entries {
-		if i >= len(due) {
-			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %s has no more holdings due in epoch %d: %w",
+		if pos+i >= len(chal.Items) {
+			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %s has no more holdings challenged in epoch %d: %w",
 				i, en.LeaseID, en.Blob, node, p.Epoch, ErrInvalid)
 		}
-		d := &due[i]
-		if en.LeaseID != d.Lease || en.Blob != d.Holding.Blob.ID {
-			return nil, fmt.Errorf("rome: storage proof: entry %d names lease %d blob %s, but the next holding due is lease %d blob %s: %w",
-				i, en.LeaseID, en.Blob, d.Lease, d.Holding.Blob.ID, ErrInvalid)
+		it := &chal.Items[pos+i]
+		if en.LeaseID != it.Lease || en.Blob != it.Blob.ID {
+			return nil, fmt.Errorf("rome: storage proof: entry %d names lease %d blob %s, but the next holding challenged is lease %d blob %s: %w",
+				i, en.LeaseID, en.Blob, it.Lease, it.Blob.ID, ErrInvalid)
 		}
+		d := dueHolding{Lease: it.Lease, Pin: it.Pin}
 		l, ok := leases[d.Lease]
 		if !ok {
 			if l, err = s.lease(d.Lease); err != nil {
@@ -597,12 +838,18 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 			leases[d.Lease] = l
 		}
 		if len(en.Proofs) == 0 {
-			if err := env.miss(l, node, d, true); err != nil {
+			if ok, err := s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
+				return nil, err
+			} else if !ok {
+				return nil, fmt.Errorf("rome: storage proof: lease %d pin %d: challenged but not held: %w", it.Lease, it.Pin, ledger.ErrCorrupt)
+			}
+			if err := env.miss(l, node, &d, true); err != nil {
 				return nil, err
 			}
 			declared++
 			continue
 		}
+		d.Holding.Blob = it.Blob
 		segs := Challenges(seed.Seed, d.Lease, d.Holding.Blob.ID, d.Holding.Blob.Size, params.StorageSegments)
 		if len(en.Proofs) != len(segs) {
 			return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): %d proofs, %d segments are challenged: %w",
@@ -613,16 +860,20 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): segment %d: %w: %w", i, d.Lease, en.Blob, seg, err, ErrInvalid)
 			}
 		}
+		if err := s.put(rkey(tagProven, node[:], u64(it.Lease), u32(it.Pin)), &lastProof{Height: tx.Height, Epoch: p.Epoch}); err != nil {
+			return nil, err
+		}
+		if err := s.delSuspect(node, it.Lease, it.Pin); err != nil {
+			return nil, err
+		}
 		if _, seen := provProven[l.Provider]; !seen {
 			provOrder = append(provOrder, l.Provider)
 		}
 		provProven[l.Provider]++
 		proven++
 	}
-	last := p.Entries[len(p.Entries)-1]
 	round.Proven += proven
 	round.Declared += declared
-	round.Txs = append(round.Txs, RoundTx{Lease: last.LeaseID, Pin: due[len(p.Entries)-1].Pin, Height: tx.Height})
 	if err := s.put(rkey(tagRound, node[:], u64(p.Epoch)), round); err != nil {
 		return nil, err
 	}
@@ -637,26 +888,6 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	return map[string]any{"epoch": p.Epoch, "proven": proven, "declared_missing": declared, "round_proven": round.Proven}, nil
 }
 
-// provenAt is the height of the transaction of round rd (of epoch e) that
-// proved holding (lease, pin), or 0 when the round did not prove it.
-func (s *store) provenAt(node ledger.Address, rd *Round, e, lease uint64, pin uint32) (uint64, error) {
-	key := holdingKey(node, lease, pin)
-	for _, t := range rd.Txs {
-		if bytes.Compare(key, holdingKey(node, t.Lease, t.Pin)) <= 0 {
-			var f Fault
-			ok, err := s.get(rkey(tagFault, u64(lease), u32(pin)), &f)
-			if err != nil {
-				return 0, err
-			}
-			if ok && f.LastMiss == e {
-				return 0, nil // answered, but declared missing
-			}
-			return t.Height, nil
-		}
-	}
-	return 0, nil
-}
-
 // miss records that holding d of lease l was not proven in the epoch:
 // declared by its node, or unanswered at the epoch's end.
 func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bool) error {
@@ -666,20 +897,18 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	if _, err := s.get(fk, &f); err != nil {
 		return err
 	}
-	if e.epoch > 0 {
-		prev, err := s.round(node, e.epoch-1)
-		if err != nil {
-			return err
-		}
-		h, err := s.provenAt(node, prev, e.epoch-1, l.ID, d.Pin)
-		if err != nil {
-			return err
-		}
-		f.LastProof = max(f.LastProof, h)
+	lp, err := s.lastProof(node, l.ID, d.Pin)
+	if err != nil {
+		return err
 	}
+	f.LastProof = max(f.LastProof, lp.Height)
 	f.Misses++
 	f.LastMiss = e.epoch
 	if err := s.put(fk, &f); err != nil {
+		return err
+	}
+	// Challenged again every epoch until it is proven.
+	if err := s.setSuspect(node, l.ID, d.Pin); err != nil {
 		return err
 	}
 	mk := rkey(tagMissed, u64(l.ID), u64(e.epoch))
@@ -748,45 +977,42 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	return s.updateProvider(l.Provider, func(r *ProviderRecord) { r.StorageMissed++ })
 }
 
-// storageCheck ends epoch e's challenges: every holding due in e that its
-// node left unanswered is a miss; leases with too many misses in a row
-// lose their replica (the request's slot opens again for the match that
-// follows); and the round before e is dropped.
+// storageCheck ends epoch e's challenges: every holding challenged in e
+// that its node left unanswered is a miss; leases with too many misses in
+// a row lose their replica (the request's slot opens again for the match
+// that follows); the epoch's rounds and challenge lists are dropped.
 func (w *epochWork) storageCheck() error {
-	n, err := w.s.getU64(holdingsCountKey)
-	if err != nil {
+	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
+	prefix := rkey(tagChal)
+	var nodes []ledger.Address
+	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+		if len(k) == len(prefix)+ledger.AddressSize {
+			var a ledger.Address
+			copy(a[:], k[len(prefix):])
+			nodes = append(nodes, a)
+		}
+		return true
+	}); err != nil {
 		return err
 	}
-	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
-	if n > 0 {
-		prefix := rkey(tagStorNode)
-		var nodes []ledger.Address
-		if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
-			if len(k) == len(prefix)+ledger.AddressSize {
-				var a ledger.Address
-				copy(a[:], k[len(prefix):])
-				nodes = append(nodes, a)
-			}
-			return true
-		}); err != nil {
+	leases := map[uint64]*Lease{}
+	for _, node := range nodes {
+		chal, _, err := w.s.challenged(node)
+		if err != nil {
 			return err
 		}
-		leases := map[uint64]*Lease{}
-		for _, node := range nodes {
+		if chal.Epoch == w.e {
 			rd, err := w.s.round(node, w.e)
 			if err != nil {
 				return err
 			}
-			var after *RoundTx
-			if k := len(rd.Txs); k > 0 {
-				after = &rd.Txs[k-1]
-			}
-			left, err := w.s.scanDue(node, w.e, after, 0)
-			if err != nil {
-				return err
-			}
-			for i := range left {
-				d := &left[i]
+			for _, it := range chal.Items[min(len(chal.Items), int(rd.Proven)+int(rd.Declared)):] {
+				d := dueHolding{Lease: it.Lease, Pin: it.Pin}
+				if ok, err := w.s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
+					return err
+				} else if !ok {
+					continue // its lease closed at this epoch's end: nothing left to hold
+				}
 				l, ok := leases[d.Lease]
 				if !ok {
 					if l, err = w.s.lease(d.Lease); err != nil {
@@ -794,15 +1020,16 @@ func (w *epochWork) storageCheck() error {
 					}
 					leases[d.Lease] = l
 				}
-				if err := env.miss(l, node, d, false); err != nil {
+				if err := env.miss(l, node, &d, false); err != nil {
 					return err
 				}
 			}
-			if w.e > 0 {
-				if err := w.s.del(rkey(tagRound, node[:], u64(w.e-1))); err != nil {
-					return err
-				}
-			}
+		}
+		if err := w.s.del(rkey(tagRound, node[:], u64(chal.Epoch))); err != nil {
+			return err
+		}
+		if err := w.s.del(rkey(tagChal, node[:])); err != nil {
+			return err
 		}
 	}
 	repairs, err := w.s.ids(rkey(tagRepair))

@@ -295,7 +295,7 @@ func TestStorageProofFaults(t *testing.T) {
 	if _, err := w.deliver(w.cons, good); !errors.Is(err, ErrInvalid) {
 		t.Errorf("another account sent the node's proofs: %v", err)
 	}
-	if rd, _ := w.m.reader(w.st).round(node.Address(), 3); rd.Proven != 0 || len(rd.Txs) != 0 {
+	if rd, _ := w.m.reader(w.st).round(node.Address(), 3); rd.Proven != 0 || rd.Declared != 0 {
 		t.Fatalf("refused proofs changed the round: %+v", rd)
 	}
 	// Late: the epoch-3 answer, held back until epoch 4, is refused; the
@@ -630,5 +630,259 @@ func TestMeterReadings(t *testing.T) {
 	ol, _ = h.m.Lease(h.st, olease.ID)
 	if got := ol.Paid.AmountOf("uKWTT"); got != 3*10*3 || ol.SettledTo != 4 {
 		t.Fatalf("unmetered lease paid %d, settled to %d", got, ol.SettledTo)
+	}
+}
+
+// TestSamplePlaces: every slot when the node has no more holdings than
+// the samples; else that many distinct slots in range, ascending, the same
+// for the same seed and node, other for another seed, and each slot drawn
+// about equally often over many seeds.
+func TestSamplePlaces(t *testing.T) {
+	node := testKey(t, 700).Address()
+	if got := SamplePlaces(ledger.Hash{1}, node, 5, 8); !slices.Equal(got, []uint64{0, 1, 2, 3, 4}) {
+		t.Fatalf("5 holdings, 8 samples: %v", got)
+	}
+	if got := SamplePlaces(ledger.Hash{1}, node, 0, 8); len(got) != 0 {
+		t.Fatalf("no holdings: %v", got)
+	}
+	const count, n, seeds = 100, 8, 5000
+	hits := make([]int, count)
+	for i := range seeds {
+		seed := ledger.HashBytes([]byte{byte(i), byte(i >> 8)})
+		got := SamplePlaces(seed, node, count, n)
+		if len(got) != n || !slices.IsSorted(got) || got[n-1] >= count {
+			t.Fatalf("seed %d: %v", i, got)
+		}
+		for j := 1; j < n; j++ {
+			if got[j] == got[j-1] {
+				t.Fatalf("seed %d: slot %d twice: %v", i, got[j], got)
+			}
+		}
+		if !slices.Equal(got, SamplePlaces(seed, node, count, n)) {
+			t.Fatal("not deterministic")
+		}
+		for _, s := range got {
+			hits[s]++
+		}
+	}
+	if slices.Equal(SamplePlaces(ledger.Hash{1}, node, count, n), SamplePlaces(ledger.Hash{2}, node, count, n)) {
+		t.Fatal("two seeds sample the same slots")
+	}
+	// Each slot: seeds × n / count = 400 draws expected, σ ≈ 19.
+	for s, h := range hits {
+		if h < 300 || h > 500 {
+			t.Fatalf("slot %d drawn %d times of %d expected", s, h, seeds*n/count)
+		}
+	}
+}
+
+// checkSlots verifies that node's holdings occupy slots 0..n-1 exactly
+// once and that the slot index names each.
+func checkSlots(t *testing.T, w *storWorld, node ledger.Address) int {
+	t.Helper()
+	s := w.m.reader(w.st)
+	hs, err := w.m.NodeHoldings(w.st, node, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := s.getU64(rkey(tagStorNode, node[:]))
+	if int(n) != len(hs) {
+		t.Fatalf("count %d, %d holdings", n, len(hs))
+	}
+	seen := make([]bool, n)
+	for _, h := range hs {
+		if h.Holding.Slot >= n || seen[h.Holding.Slot] {
+			t.Fatalf("holding %+v: slot out of range or taken", h)
+		}
+		seen[h.Holding.Slot] = true
+		var ref slotRef
+		if _, err := s.get(rkey(tagHoldSlot, node[:], u64(h.Holding.Slot)), &ref); err != nil {
+			t.Fatal(err)
+		}
+		if want := (slotRef{Lease: h.Lease, Pin: h.Pin, Blob: h.Holding.Blob, From: h.Holding.From, End: h.Holding.End}); ref != want {
+			t.Fatalf("slot %d names %+v, holds %+v", h.Holding.Slot, ref, want)
+		}
+	}
+	if ref, _ := w.st.Get(rkey(tagHoldSlot, node[:], u64(n))); ref != nil {
+		t.Fatalf("slot %d past the end still names %x", n, ref)
+	}
+	return len(hs)
+}
+
+// TestStorageSampledChallenges: a node holding more blobs than
+// storage_samples proves only the sampled ones each epoch (the slots
+// SamplePlaces draws from the epoch's seed) and is paid for all it holds;
+// an answer out of the sample is refused; a holding it declares missing is
+// not paid for that epoch and is challenged in every following epoch,
+// sampled or not, until it is proven again. When one of the node's leases
+// closes, its other holdings keep slots 0..n-1 and are proven on.
+func TestStorageSampledChallenges(t *testing.T) {
+	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.Samples, g.RepairMisses, g.Segments = 3, 5, 1 })
+	node := w.nodes[0]
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
+	short := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 4, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	lease, shortLease := w.leasesOf(req)[0], w.leasesOf(short)[0]
+	var blobs []ledger.BlobRef
+	for i := range 10 {
+		b := w.put(1000, uint64(40+i))
+		blobs = append(blobs, b)
+		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b})
+		if i < 4 {
+			w.must(w.cons, &ledger.BlobPin{RequestID: short, Blob: w.put(1000, uint64(80+i))})
+		}
+	}
+	if n := checkSlots(t, w, node.Address()); n != 14 {
+		t.Fatalf("%d holdings, want 14", n)
+	}
+	sampled := func() []ChallengeItem {
+		t.Helper()
+		sd, _, _ := w.m.reader(w.st).seed()
+		var want []ChallengeItem
+		a := node.Address()
+		count, _ := w.m.reader(w.st).getU64(rkey(tagStorNode, a[:]))
+		for _, slot := range SamplePlaces(sd.Seed, a, count, 3) {
+			var ref slotRef
+			if _, err := w.m.reader(w.st).get(rkey(tagHoldSlot, a[:], u64(slot)), &ref); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
+		}
+		return want
+	}
+	dueItems := func() []ChallengeItem {
+		t.Helper()
+		due, err := w.m.StorageDue(w.st, node.Address(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []ChallengeItem
+		for _, d := range due.Holdings {
+			out = append(out, ChallengeItem{Lease: d.Lease, Pin: d.Pin, Blob: d.Blob})
+		}
+		return out
+	}
+	itemLess := func(a, b ChallengeItem) int {
+		return bytes.Compare(holdingKey(node.Address(), a.Lease, a.Pin), holdingKey(node.Address(), b.Lease, b.Pin))
+	}
+
+	// Epoch 3: 3 of the 14 holdings are challenged, the sampled ones.
+	w.untilEpoch(3)
+	want := sampled()
+	slices.SortFunc(want, itemLess)
+	if got := dueItems(); !slices.Equal(got, want) {
+		t.Fatalf("epoch 3 challenges %+v, want the sampled %+v", got, want)
+	}
+	p := w.answer(node)
+	var unsampled ledger.BlobRef
+	for _, b := range blobs {
+		if !slices.ContainsFunc(want, func(it ChallengeItem) bool { return it.Blob.ID == b.ID }) {
+			unsampled = b
+			break
+		}
+	}
+	bad := *p
+	bad.Entries = slices.Clone(p.Entries)
+	bad.Entries[0].LeaseID, bad.Entries[0].Blob = lease.ID, unsampled.ID
+	if _, err := w.deliver(node, &bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an answer for an unsampled holding: %v", err)
+	}
+	if res := w.must(node, p); id(res, "proven") != 3 {
+		t.Fatalf("epoch 3: %v", res)
+	}
+	if w.answer(node) != nil {
+		t.Fatal("still challenged after the answer")
+	}
+
+	// Epoch 4: the node declares its first challenged holding gone.
+	w.untilEpoch(4)
+	p = w.answer(node)
+	gone := p.Entries[0]
+	p.Entries[0].Proofs = nil
+	if res := w.must(node, p); id(res, "declared_missing") != 1 {
+		t.Fatalf("epoch 4: %v", res)
+	}
+	// Epoch 5: it is challenged again, with the epoch's sample.
+	w.untilEpoch(5)
+	got := dueItems()
+	if !slices.ContainsFunc(got, func(it ChallengeItem) bool { return it.Lease == gone.LeaseID && it.Blob.ID == gone.Blob }) {
+		t.Fatalf("epoch 5: the holding missed in epoch 4 is not challenged: %+v", got)
+	}
+	want = sampled()
+	if slices.ContainsFunc(want, func(it ChallengeItem) bool { return it.Lease == gone.LeaseID && it.Blob.ID == gone.Blob }) {
+		t.Fatal("epoch 5 samples the missed holding anyway: the test no longer shows it is challenged for its miss")
+	}
+	for _, it := range got {
+		if !slices.Contains(want, it) && (it.Lease != gone.LeaseID || it.Blob.ID != gone.Blob) {
+			t.Fatalf("epoch 5: %+v challenged: neither sampled nor missed before", it)
+		}
+	}
+	if n, _ := w.m.reader(w.st).getU64(suspectsCountKey); n != 1 {
+		t.Fatalf("%d suspects, want the missed holding", n)
+	}
+	w.must(node, w.answer(node))
+	if n, _ := w.m.reader(w.st).getU64(suspectsCountKey); n != 0 {
+		t.Fatalf("%d suspects after the missed holding was proven", n)
+	}
+	// Epoch 6: proven again, it is challenged only if sampled.
+	w.untilEpoch(6)
+	got, want = dueItems(), sampled()
+	slices.SortFunc(want, itemLess)
+	if !slices.Equal(got, want) {
+		t.Fatalf("epoch 6 challenges %+v, want the sampled %+v", got, want)
+	}
+	// Epochs 3 and 4 are settled: all ten blobs paid for in 3, nine in 4
+	// when the missing one was on the long lease.
+	l, _ := w.m.Lease(w.st, lease.ID)
+	wantPaid := uint64(10) // ⌈10,000 / 1,024⌉ units × price 1
+	if gone.LeaseID == lease.ID {
+		wantPaid += 9 // ⌈9,000 / 1,024⌉
+	} else {
+		wantPaid += 10
+	}
+	if l.Paid.AmountOf("uTFLP") != wantPaid {
+		t.Fatalf("lease paid %s for epochs 3-4 (with epochs 1-2 before any pin), want %d", l.Paid, wantPaid)
+	}
+	if n := w.storageEvents("storage_missed"); n != 1 {
+		t.Fatalf("%d misses, want the declared one", n)
+	}
+	// The short lease closes; the long lease's holdings keep dense slots
+	// and the node keeps proving them with no miss.
+	for e := uint64(6); e < 10; e++ {
+		w.untilEpoch(e)
+		if p := w.answer(node); p != nil {
+			w.must(node, p)
+		}
+	}
+	if ls, _ := w.m.Lease(w.st, shortLease.ID); ls.Status == StatusActive {
+		t.Fatalf("short lease still active: %+v", ls)
+	}
+	if n := checkSlots(t, w, node.Address()); n != 10 {
+		t.Fatalf("%d holdings after the short lease closed, want 10", n)
+	}
+	w.untilEpoch(10)
+	if n := w.storageEvents("storage_missed"); n != 1 {
+		t.Fatalf("%d misses, want the declared one only", n)
+	}
+}
+
+// TestStorageSamplesParam: storage_samples defaults to 8, governance may
+// set it within 1-512, and 0 or more than a proof holds is refused.
+func TestStorageSamplesParam(t *testing.T) {
+	d, err := ledger.NewDenoms(ledger.DefaultDenoms())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams()
+	if p.StorageSamples != DefaultStorageSamples || p.Validate(d) != nil {
+		t.Fatalf("default storage_samples %d: %v", p.StorageSamples, p.Validate(d))
+	}
+	if q, err := p.With("storage_samples", "32", d); err != nil || q.StorageSamples != 32 {
+		t.Fatalf("storage_samples 32: %+v %v", q.StorageSamples, err)
+	}
+	for _, v := range []string{"0", "513"} {
+		if _, err := p.With("storage_samples", v, d); err == nil {
+			t.Errorf("storage_samples %s accepted", v)
+		}
 	}
 }
