@@ -145,6 +145,11 @@ func shapes() []shape {
 		{name: "go/sort", setup: goShape("sort 4", 0)},
 		{name: "go/alloc", setup: goShape("alloc 3000", 0)},
 		{name: "go/iface", setup: goShape("iface 500000", 0)},
+		{name: "go/valid", setup: goShape("valid 2000", 0)},
+		{name: "go/switch", setup: goShape("switch 200", 0)},
+		{name: "go/calls", setup: goShape("calls 2000000", 0)},
+		{name: "go/chase", setup: goShape("chase 2000000", 0)},
+		{name: "go/noop", setup: goShape("noop", 0)},
 		{name: "go/trap", setup: goShape("trap", 0), allow: []error{vm.ErrTrap}},
 		{name: "policy/go-loop-until-out-of-gas", setup: goPolicyLoopShape(loopGas), allow: outOfGas},
 	}
