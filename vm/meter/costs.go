@@ -153,7 +153,7 @@ const MaxScale = 1 << 10
 // several runs (BENCHMARKS.md records them).
 func DefaultCosts() CostTable {
 	return CostTable{
-		Version:           4,
+		Version:           5,
 		Scale:             16,
 		Base:              1,   // 1/16 gas: ALU work retires several per cycle
 		Local:             1,   // register moves, not free: see locals/rotate in vm/adversarial
@@ -165,7 +165,7 @@ func DefaultCosts() CostTable {
 		FloatDiv:          64,
 		Load:              10, // bounds check and access (an L1 hit; see the doc on misses)
 		Store:             8,
-		Branch:            1,
+		Branch:            4,   // 1/4 gas: several retire per cycle, but a data-dependent one mispredicts (see branch/random)
 		BrTable:           32,  // an indirect jump; Go's resumable functions dispatch through one at every entry and loop
 		Loop:              4,   // the gas check and the back edge
 		Call:              80,  // the counters around the call, frame setup, the callee's prologue: ≈5 ns
@@ -173,9 +173,9 @@ func DefaultCosts() CostTable {
 		Unreachable:       16,
 		MemorySize:        16,
 		MemoryGrow:        1600,
-		MemoryGrowPerPage: 12800, // 800 gas: mapping 64 KiB read-only (written pages pay vm.GasPageWrite)
-		Bulk:              800,   // a call into the engine's memmove
-		BulkPerByte:       1,     // memmove/memset run at ≥16 bytes per ns
+		MemoryGrowPerPage: 6400, // 400 gas: mapping 64 KiB read-only (written pages pay vm.GasPageWrite)
+		Bulk:              800,  // a call into the engine's memmove
+		BulkPerByte:       1,    // memmove/memset run at ≥16 bytes per ns
 		Table:             80,
 		TablePerElem:      16,
 		Spill:             4, // per instruction of a frame that cannot live in registers (SpillFreeSlots)
