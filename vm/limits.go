@@ -199,7 +199,7 @@ const (
 	GasTransfer          = 5_000
 	GasEmitEvent         = 1_000
 	GasEmitPerByte       = 30    // the event is decoded as JSON and copied attribute by attribute
-	GasCall              = 3_000 // a nested call or query: the host side of the call (the callee's engine pays its own call base)
+	GasCall              = 1_000 // a nested call or query: the host side of the call (the callee's engine pays its own call base)
 	GasHashBase          = 200   // sha256, blake3: at least one block
 	GasSHA256PerKiB      = 700
 	GasBLAKE3PerKiB      = 1_024 // CPU time of all the goroutines it hashes on
@@ -219,9 +219,9 @@ const (
 	// page of the memory it starts with: the write tracking scans the
 	// whole memory after the call (≈40 ns a page), and reading one byte
 	// in every 4 KiB block of it costs a TLB and cache miss each (≈20 ns,
-	// 16 a page) that the price of a load does not cover. 8 MiB: ≈18 kgas,
-	// a Go contract's 52 pages ≈7 kgas.
-	GasCallPerPage = 140
+	// 16 a page) that the price of a load does not cover. 8 MiB: ≈26 kgas,
+	// a Go contract's 52 pages ≈10 kgas.
+	GasCallPerPage = 200
 	// GasPageWrite is charged after every call for each 4 KiB block of
 	// linear memory it wrote (memory.go): the fault that marks the block
 	// written and copying the snapshot back.
