@@ -43,8 +43,10 @@
 // iovec of fd_write, each subscription of poll_oneoff). Sizes beyond the
 // limits of limits.go trap with ErrLimit; a state change in a read-only
 // call (the "query" entry point, or Env.ReadOnly) traps with ErrReadOnly.
-// After the call the VM charges GasPageWrite for every 4 KiB block of
-// memory the call wrote and GasTrap if it trapped (see "Memory" below).
+// Before the call the VM charges GasCallPerPage per 64 KiB page of the
+// memory the call starts with; after it, GasPageWrite for every 4 KiB
+// block of memory the call wrote and GasTrap if it trapped (see "Memory"
+// below).
 //
 // set_result may be called more than once; the last call wins. It replaces
 // the result only after its gas is paid, so Result.Data always holds one

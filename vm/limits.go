@@ -198,9 +198,9 @@ const (
 	GasBalance           = 1_000
 	GasTransfer          = 5_000
 	GasEmitEvent         = 1_000
-	GasEmitPerByte       = 30 // the event is decoded as JSON and copied attribute by attribute
-	GasCall              = 10_000
-	GasHashBase          = 200 // sha256, blake3: at least one block
+	GasEmitPerByte       = 30    // the event is decoded as JSON and copied attribute by attribute
+	GasCall              = 1_000 // a nested call or query: the host side of the call (the callee's engine pays its own call base)
+	GasHashBase          = 200   // sha256, blake3: at least one block
 	GasSHA256PerKiB      = 700
 	GasBLAKE3PerKiB      = 1_024 // CPU time of all the goroutines it hashes on
 	GasMLDSAVerify       = 150_000
@@ -210,8 +210,18 @@ const (
 	GasIOVec             = 30    // each iovec of fd_write
 	GasPollSubscription  = 20    // each subscription of poll_oneoff
 	// GasTrap is charged when a call ends in a trap (or proc_exit): the
-	// engine unwinds the stack and builds the error, with a stack trace.
-	GasTrap = 10_000
+	// engine unwinds the stack and builds the error, with a stack trace,
+	// and a Go module's runtime walks its stack tables on the way there
+	// (a panic in a Go contract costs ≈140 µs more than a call that
+	// returns, of which the instructions it runs pay about half).
+	GasTrap = 18_000
+	// GasCallPerPage is charged by every call, before it runs, per 64 KiB
+	// page of the memory it starts with: the write tracking scans the
+	// whole memory after the call (≈40 ns a page), and reading one byte
+	// in every 4 KiB block of it costs a TLB and cache miss each (≈20 ns,
+	// 16 a page) that the price of a load does not cover. 8 MiB: ≈26 kgas,
+	// a Go contract's 52 pages ≈10 kgas.
+	GasCallPerPage = 200
 	// GasPageWrite is charged after every call for each 4 KiB block of
 	// linear memory it wrote (memory.go): the fault that marks the block
 	// written and copying the snapshot back.

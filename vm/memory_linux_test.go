@@ -80,3 +80,50 @@ func TestMemoryWriteCount(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryResetSparse: reset write-protects the runs of written pages
+// one by one when they lie more than protectGap apart (not the whole span
+// between the first and the last), and every page written after it is
+// counted again, in a run, in a gap between runs or beyond both.
+func TestMemoryResetSparse(t *testing.T) {
+	const pages = 128
+	data := make([]byte, pages*pageSize)
+	for i := range data {
+		data[i] = byte(i*13 + 5)
+	}
+	img, err := newImage(data, pages*pageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.close()
+	m, ok := img.newMemory(pages * pageSize).(*mmapMemory)
+	if !ok || m.uffd < 0 {
+		t.Skip("no userfaultfd write protection on this kernel")
+	}
+	buf := m.Reallocate(pages * pageSize)
+	rounds := [][]int{
+		{0, 1, 2, 40, 41, 127},             // three runs far apart
+		{0, 20, 41, 60, 100, 127},          // the gaps, the runs' ends
+		{3, 3 + protectGap, 90},            // two runs merged across a gap of protectGap
+		{3 + protectGap/2, 4, 19, 91, 126}, // inside and around the merged run
+		{0, 1, 2, 40, 41, 127},
+	}
+	for r, write := range rounds {
+		for _, p := range write {
+			buf[p*pageSize+r] ^= 0xff
+		}
+		got, err := m.written()
+		if err != nil || got != len(write) {
+			t.Fatalf("round %d: written %d, %v; want %d", r, got, err, len(write))
+		}
+		if err := m.reset(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data) {
+			t.Fatalf("round %d: reset did not restore the snapshot", r)
+		}
+		if got, err := m.written(); err != nil || got != 0 {
+			t.Fatalf("round %d: %d pages written after reset, %v", r, got, err)
+		}
+	}
+}

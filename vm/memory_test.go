@@ -14,7 +14,10 @@ import (
 // the message starts with 'a' and at address 0 otherwise; it traps at the
 // end when the message's second byte is 't'. Both ways run the same
 // instructions.
-func pageWriter() []byte {
+func pageWriter() []byte { return pageWriterPages(4) }
+
+// pageWriterPages is pageWriter with a memory of pages pages.
+func pageWriterPages(pages byte) []byte {
 	const (
 		inputLen  = 0
 		inputRead = 1
@@ -38,7 +41,7 @@ func pageWriter() []byte {
 		imports: [][]byte{imp("input_len", 0), imp("input_read", 1)},
 		bodies:  [][]byte{cat(u32(uint32(len(fb))), fb)},
 		exports: [][]byte{exportFunc("execute", 2)},
-		memory:  vec([]byte{0, 4}), // 64 blocks of 4 KiB
+		memory:  vec([]byte{0, pages}), // 4 pages: 64 blocks of 4 KiB
 	}.bytes()
 }
 
@@ -84,5 +87,49 @@ func TestMemoryWritesCharged(t *testing.T) {
 	res, err := v.Call(ctx, code, p, "execute", []byte("a"+strings.Repeat("x", 63)), testEnv(), newFakeHost(), spread)
 	if !errors.Is(err, ErrOutOfGas) || res.GasUsed != spread {
 		t.Fatalf("64 blocks on %d gas: %v, used %d", spread, err, res.GasUsed)
+	}
+}
+
+// TestCallPaysForMemory: a call pays GasCallPerPage per page of the memory
+// it starts with, before it runs (on top of the load, which a cold call
+// pays first); a limit that cannot pay it is out of gas with nothing run.
+func TestCallPaysForMemory(t *testing.T) {
+	ctx := context.Background()
+	v := newVM(t, Config{})
+	load := func(p []byte) uint64 { // a cold call pays the load first (its pages too)
+		t.Helper()
+		g, err := LoadGas(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	gas := func(pages byte, limit uint64) (uint64, error) {
+		t.Helper()
+		code := [32]byte{'p', 'm', pages}
+		p, _, err := v.Prepare(ctx, code, pageWriterPages(pages), MaxUploadGas)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Call(ctx, code, p, "execute", []byte("bx"), testEnv(), newFakeHost(), limit+load(p))
+		return res.GasUsed - res.LoadGas, err
+	}
+	small, err := gas(4, testGas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := gas(100, testGas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big-small != 96*GasCallPerPage {
+		t.Fatalf("100 pages cost %d more than 4, want %d", big-small, 96*GasCallPerPage)
+	}
+	if small <= 4*GasCallPerPage {
+		t.Fatalf("the call cost %d, no more than its memory (%d)", small, 4*GasCallPerPage)
+	}
+	used, err := gas(100, 100*GasCallPerPage-1)
+	if !errors.Is(err, ErrOutOfGas) || used != 100*GasCallPerPage-1 {
+		t.Fatalf("100 pages on %d gas: %v, used %d", 100*GasCallPerPage-1, err, used)
 	}
 }

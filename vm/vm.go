@@ -382,6 +382,13 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		return Result{GasUsed: load, LoadGas: load}, err
 	}
 	defer mod.unref(ctx)
+	// Every call pays for its memory before it runs (GasCallPerPage): the
+	// write tracking scans all of it after the call, and the call can read
+	// every 4 KiB block of it for the price of a load each.
+	memGas := GasCallPerPage * uint64(mod.pages)
+	if load+memGas > gasLimit {
+		return Result{GasUsed: gasLimit, LoadGas: load}, fmt.Errorf("%w: the call's memory of %d pages needs %d gas, the limit is %d after the load", ErrOutOfGas, mod.pages, memGas, gasLimit-load)
+	}
 	inst, err := mod.acquire(ctx, v.rt)
 	if err != nil {
 		return Result{GasUsed: load, LoadGas: load}, err
@@ -391,7 +398,7 @@ func (v *VM) Call(ctx context.Context, codeID [32]byte, prepared []byte, entry s
 		mod.release(ctx, inst, true)
 		return Result{GasUsed: load, LoadGas: load}, fmt.Errorf("%w: entry point %q is not exported", ErrInvalidModule, entry)
 	}
-	runGas := gasLimit - load
+	runGas := gasLimit - load - memGas
 
 	s := &callState{
 		resultCap: v.limits.ResultBytes,

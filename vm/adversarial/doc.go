@@ -24,7 +24,8 @@
 // on the operand stack, globals, unpredictable branches, a huge br_table indexed
 // at random, the dispatch loop Go emits, 64-bit division, float chains,
 // direct and indirect calls, recursion at the depth limit with thin and fat
-// frames, traps), memory (one touch per 4 KiB page over 8 MiB, after
+// frames, traps, an empty call with 8 MiB of memory and one writing both
+// ends of it), memory (one touch per 4 KiB page over 8 MiB, after
 // growing or not, grow churn, random loads over 7.5 MiB, memory.fill and
 // memory.copy), host functions (the cheapest one in a loop, storage
 // get/set/delete at the largest sizes, iterators over 100,000 committed or
@@ -34,7 +35,9 @@
 // clocks), nested calls (the deepest chain, 1,000 calls, trapping Go
 // callees) and Go-compiled code (a contract and a policy spinning on a
 // package-level counter, maps, JSON, sorting, allocation, interface calls,
-// panics), plus the shipped ROME policies on a 10,000 × 1,000 market
+// panics, and what JSON decoding is made of: json.Valid's scanner, a switch
+// on random bytes, plain calls, pointer chasing; and a call that does
+// nothing), plus the shipped ROME policies on a 10,000 × 1,000 market
 // (built by `make contracts`). BENCHMARKS.md ("VM adversarial: execution")
 // records each shape's figures. Every call also pays for loading its
 // module (vm.LoadGas), which these calls never do (the module stays in

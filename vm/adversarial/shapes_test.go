@@ -95,6 +95,12 @@ func shapes() []shape {
 		{name: "recursion/depth-limit", setup: contractShape(recursion(0, 1000, 5_000), "")},
 		{name: "recursion/fat-frames", setup: contractShape(recursion(vm.MaxFunctionLocals-1, 1000, 800), "")},
 		{name: "call/empty", setup: contractShape(hand(1, nil), "")},
+		// The fixed cost of a call grows with its memory: the write tracking
+		// scans it, and resetting it write-protects the span between the
+		// first and the last block written.
+		{name: "call/empty-8MiB", setup: contractShape(hand(128, nil), "")},
+		{name: "call/write-ends-8MiB", setup: contractShape(hand(128, nil,
+			i32c(0), i32c(1), mem(opI32Store8, 0), i32c(128*65536-1), i32c(1), mem(opI32Store8, 0)), "")},
 		{name: "trap/unreachable", setup: contractShape(hand(1, nil, op(opUnreachable)), ""), allow: []error{vm.ErrTrap}},
 
 		// Memory.
@@ -145,6 +151,11 @@ func shapes() []shape {
 		{name: "go/sort", setup: goShape("sort 4", 0)},
 		{name: "go/alloc", setup: goShape("alloc 3000", 0)},
 		{name: "go/iface", setup: goShape("iface 500000", 0)},
+		{name: "go/valid", setup: goShape("valid 2000", 0)},
+		{name: "go/switch", setup: goShape("switch 200", 0)},
+		{name: "go/calls", setup: goShape("calls 2000000", 0)},
+		{name: "go/chase", setup: goShape("chase 2000000", 0)},
+		{name: "go/noop", setup: goShape("noop", 0)},
 		{name: "go/trap", setup: goShape("trap", 0), allow: []error{vm.ErrTrap}},
 		{name: "policy/go-loop-until-out-of-gas", setup: goPolicyLoopShape(loopGas), allow: outOfGas},
 	}

@@ -107,6 +107,82 @@ func execute() int32 {
 			t += s.area()
 		}
 		out = strconv.FormatFloat(t, 'g', -1, 64)
+	case "valid":
+		// encoding/json's scanner alone: a state function called through
+		// a func value per byte, no allocation.
+		doc := []byte(`{"a":[1,2,3,{"b":"c","d":[true,false,null]}],"e":{"f":1.5,"g":"hhhhhhhhhhhhhhhh"},"i":[[],[{}],"j"]}`)
+		k := 0
+		for i := 0; i < n; i++ {
+			if json.Valid(doc) {
+				k++
+			}
+		}
+		out = strconv.Itoa(k)
+	case "switch":
+		// A data-dependent switch per byte of a pseudo-random buffer:
+		// unpredictable branches as a parser's take them.
+		buf := make([]byte, 4096)
+		x := uint32(1)
+		for i := range buf {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			buf[i] = byte(x)
+		}
+		t := 0
+		for r := 0; r < n; r++ {
+			for _, c := range buf {
+				switch c & 7 {
+				case 0:
+					t += 3
+				case 1:
+					t ^= 5
+				case 2:
+					t -= 7
+				case 3:
+					t *= 3
+				case 4:
+					t >>= 1
+				case 5:
+					t |= 9
+				case 6:
+					t += int(c)
+				default:
+					t--
+				}
+			}
+		}
+		out = strconv.Itoa(t)
+	case "calls":
+		t := 0
+		for i := 0; i < n; i++ {
+			t = step(t, i)
+		}
+		out = strconv.Itoa(t)
+	case "chase":
+		// Pointer chasing through 4,096 heap nodes in random order (they
+		// fit in the caches).
+		nodes := make([]*node, 4096)
+		for i := range nodes {
+			nodes[i] = &node{v: i}
+		}
+		x := uint32(7)
+		for i := len(nodes) - 1; i > 0; i-- {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			j := int(x % uint32(i+1))
+			nodes[i], nodes[j] = nodes[j], nodes[i]
+		}
+		for i := range nodes {
+			nodes[i].next = nodes[(i+1)%len(nodes)]
+		}
+		p, t := nodes[0], 0
+		for i := 0; i < n; i++ {
+			t += p.v
+			p = p.next
+		}
+		out = strconv.Itoa(t)
 	default:
 		out = "unknown command"
 	}
@@ -116,6 +192,14 @@ func execute() int32 {
 	}
 	return 0
 }
+
+type node struct {
+	v    int
+	next *node
+}
+
+//go:noinline
+func step(t, i int) int { return t*31 + i }
 
 type u32s []uint32
 
