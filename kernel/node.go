@@ -91,8 +91,15 @@ type Node struct {
 	ready     chan struct{}
 	trigger   chan struct{}
 	announced chan *BuiltBlock
-	running   atomic.Bool  // the announcer goroutine is running
-	halted    atomic.Value // error that stopped block production
+	running   atomic.Bool // the announcer goroutine is running
+
+	// runMu guards runStop and runDone: Close stops a running Run and waits
+	// for it before closing the stores its goroutines (raft apply, block
+	// production, jobs) still use.
+	runMu   sync.Mutex
+	runStop context.CancelFunc
+	runDone chan struct{}
+	halted  atomic.Value // error that stopped block production
 
 	chainMinGas string   // the market's min_gas_prices the mempool enforces
 	logs        *logRing // recent log records (GET /v1/logs)
@@ -278,8 +285,17 @@ func (n *Node) Blobs() *blob.Store { return n.blobs }
 // verifier checked.
 func (n *Node) Jobs() *JobRegistry { return n.jobs }
 
-// Close releases the VM and closes the stores. Call after Run returns.
+// Close releases the VM and closes the stores. A Run still going is
+// stopped first and waited for, so none of its goroutines (raft apply,
+// block production, jobs) touches a closed store.
 func (n *Node) Close() error {
+	n.runMu.Lock()
+	stop, done := n.runStop, n.runDone
+	n.runMu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	var terr error
 	if n.transport != nil {
 		terr = n.transport.Close()
@@ -305,6 +321,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.apiAddr.Store(ln.Addr().String())
 	srv, ln := n.apiServer(ln)
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	defer close(done)
+	defer stop()
+	n.runMu.Lock()
+	n.runStop, n.runDone = stop, done
+	n.runMu.Unlock()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
