@@ -33,7 +33,10 @@
 //     candidates, displacing divisible units) costs less than it gains;
 //     when it gained at least minSearchGain of the surplus, the divisible
 //     demand is solved again around the new placement, and the result
-//     handed in if it beats the best so far.
+//     handed in if it beats the best so far. A market large enough for
+//     step 4 to price a sample of its requests (at least 2 × sampleSize)
+//     skips the search: it could move only the sample's bundles and gains
+//     too little there to be used (see sampledDualSteps).
 //
 // Replicated requests (ABI v3; the policy is exported with
 // policy.HandleAll and sees them) go through steps 4 and 5 as bundles: a
@@ -54,10 +57,11 @@
 // 99% on every family. Every answer is compared exactly with the best
 // so far, greedy's first, so the result is never worse than greedy's.
 // Work budgets bound each step so that a call on a 10,000 × 1,000 market
-// stays inside the default policy gas budget (≈1 Ggas of 2 on the
-// bundle-heavy family): past its budget the flow serves a kind's remaining
-// requests from their cheapest eligible offers without rerouting, the dual
-// stops improving its prices and the search stops moving bundles. Should
+// stays inside the default policy gas budget (≤ 1 Ggas of 2 on the market
+// families of BENCHMARKS.md, replicas included): past its budget the flow
+// serves a kind's remaining requests from their cheapest eligible offers
+// without rerouting, the dual stops improving its prices and the search
+// stops moving bundles. Should
 // a larger market still run out of gas, the kernel uses the last answer
 // handed in.
 package optimal
