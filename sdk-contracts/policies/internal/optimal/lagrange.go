@@ -70,6 +70,7 @@ type lagrange struct {
 	pzd   []vec
 
 	work, budget int64
+	steps        int // subgradient steps taken by solve
 }
 
 const mk = policy.MaxKinds
@@ -418,6 +419,7 @@ func (l *lagrange) solve(steps int, lb float64) float64 {
 			best = math.Inf(1)
 		}
 		L := l.evaluate()
+		l.steps++
 		if L < best {
 			best, stall = L, 0
 			copy(bestZ, l.z)

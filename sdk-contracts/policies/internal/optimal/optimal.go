@@ -33,7 +33,10 @@
 //     candidates, displacing divisible units) costs less than it gains;
 //     when it gained at least minSearchGain of the surplus, the divisible
 //     demand is solved again around the new placement, and the result
-//     handed in if it beats the best so far.
+//     handed in if it beats the best so far. A market large enough for
+//     step 4 to price a sample of its requests (at least 2 × sampleSize)
+//     skips the search: it could move only the sample's bundles and gains
+//     too little there to be used (see sampledDualSteps).
 //
 // Replicated requests (ABI v3; the policy is exported with
 // policy.HandleAll and sees them) go through steps 4 and 5 as bundles: a
@@ -54,10 +57,11 @@
 // 99% on every family. Every answer is compared exactly with the best
 // so far, greedy's first, so the result is never worse than greedy's.
 // Work budgets bound each step so that a call on a 10,000 × 1,000 market
-// stays inside the default policy gas budget (≈1 Ggas of 2 on the
-// bundle-heavy family): past its budget the flow serves a kind's remaining
-// requests from their cheapest eligible offers without rerouting, the dual
-// stops improving its prices and the search stops moving bundles. Should
+// stays inside the default policy gas budget (≤ 1 Ggas of 2 on the market
+// families of BENCHMARKS.md, replicas included): past its budget the flow
+// serves a kind's remaining requests from their cheapest eligible offers
+// without rerouting, the dual stops improving its prices and the search
+// stops moving bundles. Should
 // a larger market still run out of gas, the kernel uses the last answer
 // handed in.
 package optimal
@@ -94,6 +98,13 @@ const minSearchGain = 1e-4
 // dualSteps bounds the subgradient steps of the dual.
 const dualSteps = 200
 
+// sampledDualSteps bounds the subgradient steps of a sample's dual (see
+// dual), so that optimal places the 10,000 × 1,000 replicas market within
+// 1 Ggas: there 40 steps reach 98.3 % of the bound and 200 steps 98.9 %,
+// for 4 × the dual's gas (≈ 0.3 Ggas more). Bundle-heavy markets lose
+// more (BENCHMARKS.md: up to 3.5 % of the surplus at 10,000 × 1,000).
+const sampledDualSteps = 40
+
 // dualSlots is the number of candidate offers per request in the dual.
 const dualSlots = 8
 
@@ -106,7 +117,8 @@ func Allocate(s *policy.Snapshot, handIn func([]policy.Allocation)) ([]policy.Al
 
 // defaultBudgets are Allocate's budgets.
 func defaultBudgets() budgets {
-	return budgets{flow: workBudget, dual: dualBudget, search: searchBudget, steps: dualSteps, slots: dualSlots}
+	return budgets{flow: workBudget, dual: dualBudget, search: searchBudget, steps: dualSteps,
+		sampledSteps: sampledDualSteps, slots: dualSlots, sample: sampleSize}
 }
 
 // budgets bound the work of a call (see workBudget, dualBudget,
@@ -114,7 +126,9 @@ func defaultBudgets() budgets {
 type budgets struct {
 	flow, dual, search int64
 	steps              int
+	sampledSteps       int // steps of a sample's dual (see dual)
 	slots              int // candidates per request in the dual
+	sample             int // requests in the dual's sample (see dual)
 }
 
 // allocate is Allocate with explicit budgets.
@@ -168,7 +182,7 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 		offer(b.Allocations())
 		return best
 	}
-	l := dual(rs, g, bud, bestV.float())
+	l, sampled := dual(rs, g, bud, bestV.float())
 	b := policy.NewBook(rs)
 	placeBundles(rs, g, pos, b, l.z, rp)
 	f := newFlow(rs, g, pos, bud.flow)
@@ -179,6 +193,14 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	as := b.Allocations()
 	// The local search (search.go) starts from this allocation, in rs's
 	// positions: offer remaps a copy.
+	if sampled {
+		// The search moves only bundles with candidates, the sample's: on
+		// the 10,000 × 1,000 markets it gains 10⁻⁵–10⁻⁴ of the surplus,
+		// mostly below minSearchGain (its answer then unused), for
+		// ≈ 0.1–0.3 Ggas.
+		offer(as)
+		return best
+	}
 	offer(clone(as))
 	x := newSearch(rs, l, pos, as, rp)
 	x.run(bud.search)
@@ -276,17 +298,25 @@ func hasBundles(s *policy.Snapshot) bool {
 }
 
 // dual prices capacity (lagrange.go): the solved dual, its prices in z and
-// its candidates chosen at them. On a market of at least 2 × sampleSize
-// requests it solves the dual of a sample of them (every n-th, facing 1/n
-// of the capacity: see newLagrange), whose prices approximate the whole
+// its candidates chosen at them, and whether it is a sample's. On a market
+// of at least 2 × bud.sample requests it solves the dual of a sample of
+// them (every n-th, facing 1/n of the capacity: see newLagrange) in at
+// most bud.sampledSteps steps, whose prices approximate the whole
 // market's at a fraction of the cost; the whole market otherwise. lb is a
 // known allocation's surplus.
-func dual(s *policy.Snapshot, g *graph, bud budgets, lb float64) *lagrange {
-	every := max(1, len(s.Requests)/sampleSize)
+func dual(s *policy.Snapshot, g *graph, bud budgets, lb float64) (*lagrange, bool) {
+	every := max(1, len(s.Requests)/max(1, bud.sample))
+	steps := bud.steps
+	if every > 1 {
+		steps = min(steps, bud.sampledSteps)
+	}
 	l := newLagrange(s, g, bud.slots, bud.dual, every)
-	l.solve(bud.steps, lb/float64(every))
-	return l
+	l.solve(steps, lb/float64(every))
+	return l, every > 1
 }
 
 // sampleSize is the size of the sample whose dual prices a large market.
-const sampleSize = 3000
+// A sample of 1,500 prices the 10,000 × 1,000 replicas market as well as
+// one of 3,000 (98.9 % of the bound after 200 steps, either way) for less
+// than half the gas.
+const sampleSize = 1500

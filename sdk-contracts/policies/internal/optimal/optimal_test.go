@@ -121,3 +121,35 @@ func TestManyReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestSampledDual checks the budgets of a large market's dual: a market of
+// at least 2 × sampleSize requests gets a sample's dual of at most
+// sampledDualSteps steps (and allocate skips the search after it), a
+// smaller one the whole market's dual of up to dualSteps.
+func TestSampledDual(t *testing.T) {
+	for _, c := range []struct {
+		requests int
+		sampled  bool
+	}{{2 * sampleSize, true}, {2*sampleSize - 1, false}} {
+		s, _, err := marketgen.Generate(marketgen.Config{Requests: c.requests, Offers: 150, Kinds: 4, Seed: 3, BundleShare: 0.3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := byRegion(s)
+		l, sampled := dual(rs, newGraph(rs), defaultBudgets(), 0)
+		if sampled != c.sampled {
+			t.Fatalf("%d requests: sampled %v, want %v", c.requests, sampled, c.sampled)
+		}
+		limit := dualSteps
+		if sampled {
+			limit = sampledDualSteps
+			if want := len(s.Requests) / sampleSize; len(l.reqs) > (len(s.Requests)+want-1)/want {
+				t.Fatalf("%d requests: a sample of %d", c.requests, len(l.reqs))
+			}
+		}
+		if l.steps == 0 || l.steps > limit {
+			t.Fatalf("%d requests: %d steps, want 1..%d", c.requests, l.steps, limit)
+		}
+		t.Logf("%d requests: %d of them in the dual, %d steps", c.requests, len(l.reqs), l.steps)
+	}
+}
