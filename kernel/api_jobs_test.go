@@ -289,8 +289,10 @@ func TestJobLifecycleThroughAPI(t *testing.T) {
 	}
 
 	// A job nobody answers times out at the end of its deadline's block:
-	// on a lease of two epochs, the last block of the lease.
-	short := jn.lease(t, 2)
+	// on a short lease, the last block of the lease. (16 epochs of 3
+	// blocks of 20 ms: long enough that a loaded machine still submits
+	// before the lease ends — 2 epochs, 120 ms, were not.)
+	short := jn.lease(t, 16)
 	id2 := jn.submit(t, short.ID, map[string]string{"x": "y"}, 50_000)
 	page, err := jn.c.Jobs(jn.ctx, client.JobFilter{Limit: 1})
 	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].JobID != id2 || page.NextBefore != id2 {

@@ -460,8 +460,15 @@ func (c *cluster) run(ctx context.Context) error {
 		case <-c.ctx.Done():
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() { errc <- c.raft.Run(ctx) }()
+	// raft runs on a context of its own so that every way out of this
+	// loop (a removal too, not only ctx) stops it and waits for it: the
+	// caller closes the store next, and raft's apply goroutine must not
+	// touch a closed store.
+	rctx, stopRaft := context.WithCancel(ctx)
+	var raftErr error
+	raftDone := make(chan struct{})
+	go func() { raftErr = c.raft.Run(rctx); close(raftDone) }()
+	defer func() { stopRaft(); <-raftDone }()
 	interval := c.node.opts.Config.BlockInterval.Duration
 	minSpacing := min(interval, 20*time.Millisecond)
 	t := time.NewTicker(5 * time.Millisecond)
@@ -470,9 +477,10 @@ func (c *cluster) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return <-errc
-		case err := <-errc:
-			return err
+			<-raftDone
+			return raftErr
+		case <-raftDone:
+			return raftErr
 		case <-c.gone.done:
 			return c.gone.reason()
 		case <-c.node.trigger:
