@@ -1,14 +1,16 @@
 package meter
 
 import (
+	"math"
 	"math/bits"
 
 	"github.com/sos-kernel/sos/vm/internal/wasmbin"
 )
 
-// maxScratch is the most locals the rewriter appends to one function:
-// i64 (the gas counter), i32 (dynamic size and call depth), f32 and f64
-// (NaN canonicalization).
+// maxScratch is the most shared scratch locals the rewriter appends to one
+// function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
+// index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
+// also appends one i32 per reachable br_table (the site's last index).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
@@ -20,6 +22,7 @@ const (
 	opI64Add  byte = 0x7c
 	opI64Shl  byte = 0x86
 	opI64ShrS byte = 0x87
+	opI32Ne   byte = 0x47
 )
 
 // Metering model
@@ -74,6 +77,29 @@ const (
 //
 // Segments that begin in unreachable code (after br, br_table, return,
 // unreachable) are not charged: they never execute.
+//
+// Indirect jumps that change target
+//
+// The one dynamic charge that is not an operand's size: when
+// CostTable.BrTableMiss is not zero, each br_table that can execute gets a
+// local of its own, $last (zero at the function's entry), and before it
+//
+//	local.tee $t; local.get $g
+//	local.get $t; local.get $last; i32.ne; i64.extend_i32_u
+//	i64.const BrTableMiss; i64.mul; i64.sub; local.set $g
+//	local.get $t; local.set $last
+//
+// (i64.shl by log2 when BrTableMiss is a power of two): $g -= BrTableMiss
+// when the index differs from the one this site took last in this call of
+// the function. It is branch-free and part of the segment the br_table
+// ends, so the gas global is written back by the same rules as any other
+// charge (before a br_table that leaves the function, the sync follows the
+// charge). It depends only on the execution, not on the CPU: the CPU's
+// indirect-branch predictor is what it stands for. Go's wasm backend makes
+// every jump that is not a fall-through a br_table on the function's resume
+// point, which starts at 0: a Go loop, or a call that runs its blocks in
+// order, repeats the index and pays nothing; a Go branch on the data
+// changes it.
 //
 // Call depth
 //
@@ -272,6 +298,11 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 			r.syncIf(in.Imm == uint32(len(r.open)))
 			r.add(raw, cost)
 		case wasmbin.OpBrTable:
+			if r.costs.brMiss != 0 && r.kind != segDead {
+				if err := r.brTableMiss(in.Off); err != nil {
+					return nil, nil, err
+				}
+			}
 			exits := false
 			brTableLabels(raw, func(l uint32) { exits = exits || l == uint32(len(r.open)) })
 			r.syncIf(exits)
@@ -353,6 +384,38 @@ func (r *rewriter) call(raw []byte, cost int64) {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
 	}
 	r.seg = o
+}
+
+// brTableMiss emits, before a br_table (its index on top of the stack), the
+// misprediction charge: $g -= (index != $last) × BrTableMiss, then
+// $last = index, where $last is a local of this site's own (zero at the
+// function's entry, like the resume point Go's functions start from). It
+// is branch-free, so it adds no branch to predict, and the charge stays
+// within the segment's loop-free path like any other (no check needed).
+func (r *rewriter) brTableMiss(off int) error {
+	t := r.local(slotI32)
+	g := r.local(slotGas)
+	last := int64(r.nLocals) + int64(len(r.scratch))
+	if last > math.MaxUint32 {
+		return &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "too many locals"}
+	}
+	r.scratch = append(r.scratch, wasmbin.I32)
+	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
+	o = append(o, opI32Ne, wasmbin.OpI64ExtendI32U)
+	if c := r.costs.brMiss; c&(c-1) == 0 {
+		o = append(o, wasmbin.OpI64Const, byte(bits.TrailingZeros64(uint64(c))), opI64Shl)
+	} else {
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
+		o = append(o, wasmbin.OpI64Mul)
+	}
+	o = append(o, wasmbin.OpI64Sub)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(last))
+	return nil
 }
 
 // sync appends to the segment a store of the gas counter to the global.
