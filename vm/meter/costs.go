@@ -61,12 +61,13 @@ type CostTable struct {
 	// BrTable is the cost of br_table: an indirect jump through a table
 	// (Go dispatches every resumable function's entry through one).
 	BrTable uint32
-	// BrTableMiss is charged, at run time, when a br_table takes a
-	// different index from the one the same site took last in the same
-	// call of its function (the first time, from index 0): an indirect
-	// jump whose target changes mispredicts, one whose target repeats
-	// does not. It depends only on the execution, so it is deterministic.
-	// Zero leaves br_table sites without the extra code.
+	// BrTableMiss is charged, at run time, when a br_table takes an index
+	// that is neither of the last two the same site took in the same call
+	// of its function (both 0 at entry): an indirect jump whose target
+	// changes unpredictably mispredicts; one that repeats or alternates
+	// between two targets does not. It depends only on the execution, so
+	// it is deterministic. Zero leaves br_table sites without the extra
+	// code.
 	BrTableMiss uint32
 	// Loop is charged on every iteration of a loop, on top of its
 	// instructions: the back edge and the gas check the metering adds there.
@@ -127,19 +128,18 @@ const MaxScale = 1 << 10
 // so no unbounded execution is free (the table's validation insists on it).
 //
 // What changed from version 5, and why (BENCHMARKS.md, "VM adversarial:
-// execution", has the figures): a br_table that takes a different index
-// from the one the same site took last in the same call pays BrTableMiss,
-// 20 gas, at run time (see the metering model in rewrite.go). Version 5
-// left out of the band what no static price can fix, Go's JSON decoding
-// and Go switches on random data (below): control flow that depends on the
-// data, which Go's wasm backend turns into br_tables whose index changes
-// and the CPU mispredicts. Loops whose br_table repeats its index (every
-// Go for loop, the dispatch of a call that does not jump) pay nothing
-// more. 20 gas is more than a misprediction alone (≈5 ns): a changed
-// index marks code whose other branches and loads are unpredictable too,
-// and 20 is what brings JSON decoding (≈50 ns of time beyond its static
-// price per changed index) into the band without putting the integer and
-// sha256 loops of the calibration, which change index too, below it.
+// execution", has the figures): a br_table whose index is neither of the
+// last two the same site took in the same call pays BrTableMiss, 16 gas,
+// at run time (see the metering model in rewrite.go). Version 5 left out of
+// the band what no static price can fix, Go's JSON decoding and Go
+// switches on random data (below): control flow that depends on the data,
+// which Go's wasm backend turns into br_tables whose index changes and the
+// CPU mispredicts. Loops whose br_table repeats its index or alternates
+// between two (every Go for loop, sha256's rounds) pay nothing more. 16
+// gas is a compromise between two shapes: an 8-way Go switch on random
+// bytes spends ≈7 ns per counted change beyond its static price (go/switch
+// must stay above 0.5 ns/gas), JSON decoding ≈60 ns (its other branches
+// and loads are unpredictable too, and it must come below 2).
 //
 // What changed from version 4, and why:
 //   - a branch (br, br_if, if, return) costs 1/4 gas instead of 1/16: a
@@ -212,7 +212,7 @@ func DefaultCosts() CostTable {
 		Store:             8,
 		Branch:            4,   // 1/4 gas: several retire per cycle, but a data-dependent one mispredicts (see branch/random)
 		BrTable:           32,  // an indirect jump; Go's resumable functions dispatch through one at every entry and loop
-		BrTableMiss:       320, // a br_table whose index changed: a mispredicted indirect jump (see br_table/10000-random, go/switch)
+		BrTableMiss:       256, // 16 gas: a br_table whose index is neither of the last two it took: a mispredicted indirect jump (see go/switch, ref/json)
 		Loop:              4,   // the gas check and the back edge
 		Call:              80,  // the counters around the call, frame setup, the callee's prologue: ≈5 ns
 		CallIndirect:      256, // ≈12 ns (table and type checks, an indirect call): see above

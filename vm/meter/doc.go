@@ -13,8 +13,8 @@
 // every loop iteration. Operations whose cost depends on an operand
 // (memory.grow, memory.copy/fill/init, table.copy/fill/init/grow) are
 // charged operand × unit cost just before they run, and a br_table pays
-// CostTable.BrTableMiss when its index differs from the one the same site
-// took last in the same call (a mispredicted indirect jump, which is how
+// CostTable.BrTableMiss when its index is neither of the last two the same
+// site took in the same call (a mispredicted indirect jump, which is how
 // Go's data-dependent branches compile). rewrite.go states the exact
 // rules.
 //

@@ -10,7 +10,7 @@ import (
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
-// also appends one i32 per reachable br_table (the site's last index).
+// also appends two i32 per reachable br_table (the site's last two indices).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
@@ -23,6 +23,7 @@ const (
 	opI64Shl  byte = 0x86
 	opI64ShrS byte = 0x87
 	opI32Ne   byte = 0x47
+	opI32And  byte = 0x71
 )
 
 // Metering model
@@ -81,25 +82,28 @@ const (
 // Indirect jumps that change target
 //
 // The one dynamic charge that is not an operand's size: when
-// CostTable.BrTableMiss is not zero, each br_table that can execute gets a
-// local of its own, $last (zero at the function's entry), and before it
+// CostTable.BrTableMiss is not zero, each br_table that can execute gets two
+// locals of its own, $last and $prev (the indices it took last and the time
+// before, zero at the function's entry), and before it
 //
 //	local.tee $t; local.get $g
-//	local.get $t; local.get $last; i32.ne; i64.extend_i32_u
-//	i64.const BrTableMiss; i64.mul; i64.sub; local.set $g
-//	local.get $t; local.set $last
+//	local.get $t; local.get $last; i32.ne
+//	local.get $t; local.get $prev; i32.ne; i32.and; i64.extend_i32_u
+//	i64.const log2(BrTableMiss); i64.shl; i64.sub; local.set $g
+//	local.get $last; local.set $prev; local.get $t; local.set $last
 //
-// (i64.shl by log2 when BrTableMiss is a power of two): $g -= BrTableMiss
-// when the index differs from the one this site took last in this call of
-// the function. It is branch-free and part of the segment the br_table
-// ends, so the gas global is written back by the same rules as any other
-// charge (before a br_table that leaves the function, the sync follows the
-// charge). It depends only on the execution, not on the CPU: the CPU's
+// (i64.const BrTableMiss; i64.mul when it is not a power of two): $g -=
+// BrTableMiss when the index is neither of the last two this site took in
+// this call of the function. It is branch-free and part of the segment the
+// br_table ends, so the gas global is written back by the same rules as any
+// other charge (before a br_table that leaves the function, the sync follows
+// the charge). It depends only on the execution, not on the CPU: the CPU's
 // indirect-branch predictor is what it stands for. Go's wasm backend makes
 // every jump that is not a fall-through a br_table on the function's resume
-// point, which starts at 0: a Go loop, or a call that runs its blocks in
-// order, repeats the index and pays nothing; a Go branch on the data
-// changes it.
+// point, which starts at 0: a Go loop repeats the index or alternates
+// between the loop's head and one other block (two remembered indices cover
+// both), a call that runs its blocks in order does not go through it; a Go
+// branch on the data picks among more targets, unpredictably.
 //
 // Call depth
 //
@@ -387,11 +391,12 @@ func (r *rewriter) call(raw []byte, cost int64) {
 }
 
 // brTableMiss emits, before a br_table (its index on top of the stack), the
-// misprediction charge: $g -= (index != $last) × BrTableMiss, then
-// $last = index, where $last is a local of this site's own (zero at the
-// function's entry, like the resume point Go's functions start from). It
-// is branch-free, so it adds no branch to predict, and the charge stays
-// within the segment's loop-free path like any other (no check needed).
+// misprediction charge: $g -= (index != $last && index != $prev) ×
+// BrTableMiss, then $prev = $last and $last = index, where $last and $prev
+// are locals of this site's own (zero at the function's entry, like the
+// resume point Go's functions start from). It is branch-free, so it adds
+// no branch to predict, and the charge stays within the segment's
+// loop-free path like any other (no check needed).
 func (r *rewriter) brTableMiss(off int) error {
 	t := r.local(slotI32)
 	g := r.local(slotGas)
@@ -399,12 +404,16 @@ func (r *rewriter) brTableMiss(off int) error {
 	if last > math.MaxUint32 {
 		return &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "too many locals"}
 	}
-	r.scratch = append(r.scratch, wasmbin.I32)
+	r.scratch = append(r.scratch, wasmbin.I32, wasmbin.I32)
+	prev := last + 1
 	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
-	o = append(o, opI32Ne, wasmbin.OpI64ExtendI32U)
+	o = append(o, opI32Ne)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(prev))
+	o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 	if c := r.costs.brMiss; c&(c-1) == 0 {
 		o = append(o, wasmbin.OpI64Const, byte(bits.TrailingZeros64(uint64(c))), opI64Shl)
 	} else {
@@ -413,6 +422,8 @@ func (r *rewriter) brTableMiss(off int) error {
 	}
 	o = append(o, wasmbin.OpI64Sub)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(prev))
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
 	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(last))
 	return nil

@@ -194,10 +194,11 @@ func TestMaxGas(t *testing.T) {
 }
 
 // TestBrTableMiss: a br_table pays CostTable.BrTableMiss each time it takes
-// an index other than the one the same site took last in the same call
-// (0 at the function's entry), and nothing more when the index repeats.
-// f(n, mask, bias) loops n times over a br_table on (n & mask) | bias
-// whose labels all lead to the same place, so only the misses differ.
+// an index other than the last two the same site took in the same call
+// (both 0 at the function's entry), and nothing more when the index
+// repeats or alternates between two. f(n, mask, bias) loops n times over a
+// br_table on (n & mask) | bias whose labels all lead to the same place,
+// so only the misses differ.
 func TestBrTableMiss(t *testing.T) {
 	m := fnModule{params: []byte{tI32, tI32, tI32}, body: []byte{
 		0x03, 0x40, // loop
@@ -218,14 +219,22 @@ func TestBrTableMiss(t *testing.T) {
 			}
 			return g
 		}
-		same, once, alternating := used(0, 0), used(0, 1), used(1, 0)
-		if d := once - same; d != int64(miss) {
-			t.Errorf("BrTableMiss %d: index always 1 costs %d more than always 0, want %d (one miss)", miss, d, miss)
-		}
-		// n & 1 for n = 10, 9, ..., 1 is 0, 1, 0, ...: a change at every
-		// iteration but the first.
-		if d := alternating - same; d != (n-1)*int64(miss) {
-			t.Errorf("BrTableMiss %d: alternating index costs %d more, want %d", miss, d, (n-1)*int64(miss))
+		same := used(0, 0)
+		for _, tc := range []struct {
+			name       string
+			mask, bias uint64
+			misses     int64
+		}{
+			{"always 1: the first time only", 0, 1, 1},
+			// n & 1 for n = 10, 9, ..., 1 is 0, 1, 0, 1, ...: the index
+			// two steps back, every time but the first 1.
+			{"alternating 0 and 1", 1, 0, 1},
+			// n & 3 is 2, 1, 0, 3, 2, 1, ...: never one of the last two.
+			{"cycling through 4", 3, 0, n},
+		} {
+			if d := used(tc.mask, tc.bias) - same; d != tc.misses*int64(miss) {
+				t.Errorf("BrTableMiss %d: %s: costs %d more than always 0, want %d (%d misses)", miss, tc.name, d, tc.misses*int64(miss), tc.misses)
+			}
 		}
 	}
 }
