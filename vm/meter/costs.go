@@ -61,6 +61,14 @@ type CostTable struct {
 	// BrTable is the cost of br_table: an indirect jump through a table
 	// (Go dispatches every resumable function's entry through one).
 	BrTable uint32
+	// BrTableMiss is charged, at run time, when a br_table takes an index
+	// that is neither of the last two the same site took in the same call
+	// of its function (both 0 at entry): an indirect jump whose target
+	// changes unpredictably mispredicts; one that repeats or alternates
+	// between two targets does not. It depends only on the execution, so
+	// it is deterministic. Zero leaves br_table sites without the extra
+	// code.
+	BrTableMiss uint32
 	// Loop is charged on every iteration of a loop, on top of its
 	// instructions: the back edge and the gas check the metering adds there.
 	Loop uint32
@@ -105,7 +113,7 @@ const MaxCost = 1 << 24
 // MaxScale bounds CostTable.Scale.
 const MaxScale = 1 << 10
 
-// DefaultCosts returns the protocol cost table, version 5, in sixteenths of
+// DefaultCosts returns the protocol cost table, version 6, in sixteenths of
 // a gas. One gas is meant to be one nanosecond on the reference machine
 // (1 Mgas ≈ 1 ms). Version 4 was fitted to two sets of measurements taken
 // with wazero's compiler on an AMD EPYC: the calibration suite of package vm
@@ -119,8 +127,21 @@ const MaxScale = 1 << 10
 // TestAdversarialMix). Every loop iteration pays Loop and every call Call,
 // so no unbounded execution is free (the table's validation insists on it).
 //
-// What changed from version 4, and why (BENCHMARKS.md, "VM adversarial:
-// execution", has the figures):
+// What changed from version 5, and why (BENCHMARKS.md, "VM adversarial:
+// execution", has the figures): a br_table whose index is neither of the
+// last two the same site took in the same call pays BrTableMiss, 16 gas,
+// at run time (see the metering model in rewrite.go). Version 5 left out of
+// the band what no static price can fix, Go's JSON decoding and Go
+// switches on random data (below): control flow that depends on the data,
+// which Go's wasm backend turns into br_tables whose index changes and the
+// CPU mispredicts. Loops whose br_table repeats its index or alternates
+// between two (every Go for loop, sha256's rounds) pay nothing more. 16
+// gas is a compromise between two shapes: an 8-way Go switch on random
+// bytes spends ≈7 ns per counted change beyond its static price (go/switch
+// must stay above 0.5 ns/gas), JSON decoding ≈60 ns (its other branches
+// and loads are unpredictable too, and it must come below 2).
+//
+// What changed from version 4, and why:
 //   - a branch (br, br_if, if, return) costs 1/4 gas instead of 1/16: a
 //     data-dependent one mispredicts (≈15 cycles), and a loop taking an
 //     unpredictable if per 7 instructions ran at ≈2.3 ns/gas; predictable
@@ -128,7 +149,7 @@ const MaxScale = 1 << 10
 //   - memory.grow costs 400 gas a page instead of 800 (growing one page
 //     at a time ran at ≈0.45 ns/gas).
 //
-// Version 5 leaves alone what no static price per instruction can fix,
+// Version 5 left alone what no static price per instruction can fix,
 // because the same instructions run five to seven times faster in other
 // code: Go's JSON decoding (≈2.7–3.6 ns/gas) and a Go switch on random
 // data (≈2.6). Profiles of the compiled code (perf with wazero's perfmap)
@@ -177,7 +198,7 @@ const MaxScale = 1 << 10
 // several runs (BENCHMARKS.md records them).
 func DefaultCosts() CostTable {
 	return CostTable{
-		Version:           5,
+		Version:           6,
 		Scale:             16,
 		Base:              1,   // 1/16 gas: ALU work retires several per cycle
 		Local:             1,   // register moves, not free: see locals/rotate in vm/adversarial
@@ -191,6 +212,7 @@ func DefaultCosts() CostTable {
 		Store:             8,
 		Branch:            4,   // 1/4 gas: several retire per cycle, but a data-dependent one mispredicts (see branch/random)
 		BrTable:           32,  // an indirect jump; Go's resumable functions dispatch through one at every entry and loop
+		BrTableMiss:       256, // 16 gas: a br_table whose index is neither of the last two it took: a mispredicted indirect jump (see go/switch, ref/json)
 		Loop:              4,   // the gas check and the back edge
 		Call:              80,  // the counters around the call, frame setup, the callee's prologue: ≈5 ns
 		CallIndirect:      256, // ≈12 ns (table and type checks, an indirect call): see above
@@ -216,7 +238,7 @@ func (c *CostTable) validate() error {
 		return fmt.Errorf("meter: cost table v%d: Loop, Call and CallIndirect must not be zero", c.Version)
 	}
 	fields := []uint32{c.Base, c.Local, c.Global, c.Control, c.IntMul, c.IntDiv, c.Float, c.FloatDiv, c.Load, c.Store,
-		c.Branch, c.BrTable, c.Loop, c.Call, c.CallIndirect, c.Unreachable, c.MemorySize, c.MemoryGrow,
+		c.Branch, c.BrTable, c.BrTableMiss, c.Loop, c.Call, c.CallIndirect, c.Unreachable, c.MemorySize, c.MemoryGrow,
 		c.MemoryGrowPerPage, c.Bulk, c.BulkPerByte, c.Table, c.TablePerElem, c.Spill}
 	for i, f := range fields {
 		if f > MaxCost {
@@ -228,14 +250,15 @@ func (c *CostTable) validate() error {
 
 // opCosts is a CostTable flattened into lookup tables for the rewriter.
 type opCosts struct {
-	op    [256]int64
-	fc    [18]int64
-	loop  int64 // per loop iteration
-	spill int64 // CostTable.Spill
+	op     [256]int64
+	fc     [18]int64
+	loop   int64 // per loop iteration
+	spill  int64 // CostTable.Spill
+	brMiss int64 // CostTable.BrTableMiss
 }
 
 func (c *CostTable) flatten() *opCosts {
-	t := &opCosts{loop: int64(c.Loop), spill: int64(c.Spill)}
+	t := &opCosts{loop: int64(c.Loop), spill: int64(c.Spill), brMiss: int64(c.BrTableMiss)}
 	for op := 0; op < 256; op++ {
 		t.op[op] = int64(c.Base)
 	}

@@ -245,3 +245,41 @@ func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
+
+// TestCallDepthBrTableLocals: the two locals the metering adds per
+// br_table (CostTable.BrTableMiss) are frame too and weigh in the depth
+// counter, which bounds the native stack. A recursive function of 300
+// br_tables gets 600 of them: weight 1 + 600/FrameSlots = 3, so with
+// MaxCallDepth 10 the fourth call traps with the counter at 12 (at 11,
+// after eleven calls, if they did not count).
+func TestCallDepthBrTableLocals(t *testing.T) {
+	const n = 300
+	var b []byte
+	for range n {
+		b = append(b, 0x02, 0x40, 0x41, 0, 0x0e, 1, 0, 0, 0x0b) // block; i32.const 0; br_table 0 0; end
+	}
+	b = append(b, 0x20, 0, 0x10, 0, 0x0b) // f(n)
+	m := fnModule{params: []byte{tI32}, results: []byte{tI32}, body: b}
+	ctx := context.Background()
+	opts := meter.DefaultOptions()
+	opts.MaxCallDepth = 10
+	if opts.Costs.BrTableMiss == 0 {
+		t.Fatal("the default table has no br_table charge")
+	}
+	out, err := meter.Instrument(m.bytes(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	defer r.Close(ctx)
+	mod, err := r.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal).Set(1 << 40)
+	_, err = mod.ExportedFunction("f").Call(ctx, 1)
+	depth := uint32(mod.ExportedGlobal(meter.DepthGlobalExport).Get())
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || depth != 12 {
+		t.Fatalf("want a call depth trap at depth 12, got %v with depth %d", firstLine(err), depth)
+	}
+}

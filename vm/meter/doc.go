@@ -12,8 +12,11 @@
 // wherever other code can read it: before calls, returns and traps, and at
 // every loop iteration. Operations whose cost depends on an operand
 // (memory.grow, memory.copy/fill/init, table.copy/fill/init/grow) are
-// charged operand × unit cost just before they run. rewrite.go states the
-// exact rules.
+// charged operand × unit cost just before they run, and a br_table pays
+// CostTable.BrTableMiss when its index is neither of the last two the same
+// site took in the same call (a mispredicted indirect jump, which is how
+// Go's data-dependent branches compile). rewrite.go states the exact
+// rules.
 //
 // Recursion is bounded deterministically, not by the engine's native stack
 // (whose size depends on the wazero version, the CPU and frame sizes): a

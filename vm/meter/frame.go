@@ -47,6 +47,7 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 		info  frameInfo
 		h     int64 // current operand stack height
 		maxH  int64
+		extra int64 // locals the rewriter will add per br_table
 		ctl   = append(r.ctl[:0], ctlFrame{results: int64(results), ord: -1})
 		arity = func(ti uint32) (int64, int64) {
 			if int(ti) < len(r.types) {
@@ -103,7 +104,11 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			push(f.results)
 			if len(ctl) == 1 {
 				info.slots = int64(nLocals) + maxH
-				info.weight = 1 + info.slots/FrameSlots
+				// The rewriter's two locals per br_table (see
+				// brTableMiss) are frame too: they weigh in the depth
+				// counter, which bounds the native stack, but are not
+				// priced as spills (they are touched once per jump).
+				info.weight = 1 + (info.slots+extra)/FrameSlots
 				return info, nil
 			}
 			ctl = ctl[:len(ctl)-1]
@@ -113,6 +118,9 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			target(in.Imm)
 			polymorphic()
 		case op == wasmbin.OpBrTable:
+			if r.costs.brMiss != 0 {
+				extra += 2
+			}
 			brTableLabels(body[in.Off:in.End], target)
 			pop(1)
 			polymorphic()

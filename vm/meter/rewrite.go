@@ -1,14 +1,16 @@
 package meter
 
 import (
+	"math"
 	"math/bits"
 
 	"github.com/sos-kernel/sos/vm/internal/wasmbin"
 )
 
-// maxScratch is the most locals the rewriter appends to one function:
-// i64 (the gas counter), i32 (dynamic size and call depth), f32 and f64
-// (NaN canonicalization).
+// maxScratch is the most shared scratch locals the rewriter appends to one
+// function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
+// index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
+// also appends two i32 per reachable br_table (the site's last two indices).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
@@ -20,6 +22,8 @@ const (
 	opI64Add  byte = 0x7c
 	opI64Shl  byte = 0x86
 	opI64ShrS byte = 0x87
+	opI32Ne   byte = 0x47
+	opI32And  byte = 0x71
 )
 
 // Metering model
@@ -74,6 +78,32 @@ const (
 //
 // Segments that begin in unreachable code (after br, br_table, return,
 // unreachable) are not charged: they never execute.
+//
+// Indirect jumps that change target
+//
+// The one dynamic charge that is not an operand's size: when
+// CostTable.BrTableMiss is not zero, each br_table that can execute gets two
+// locals of its own, $last and $prev (the indices it took last and the time
+// before, zero at the function's entry), and before it
+//
+//	local.tee $t; local.get $g
+//	local.get $t; local.get $last; i32.ne
+//	local.get $t; local.get $prev; i32.ne; i32.and; i64.extend_i32_u
+//	i64.const log2(BrTableMiss); i64.shl; i64.sub; local.set $g
+//	local.get $last; local.set $prev; local.get $t; local.set $last
+//
+// (i64.const BrTableMiss; i64.mul when it is not a power of two): $g -=
+// BrTableMiss when the index is neither of the last two this site took in
+// this call of the function. It is branch-free and part of the segment the
+// br_table ends, so the gas global is written back by the same rules as any
+// other charge (before a br_table that leaves the function, the sync follows
+// the charge). It depends only on the execution, not on the CPU: the CPU's
+// indirect-branch predictor is what it stands for. Go's wasm backend makes
+// every jump that is not a fall-through a br_table on the function's resume
+// point, which starts at 0: a Go loop repeats the index or alternates
+// between the loop's head and one other block (two remembered indices cover
+// both), a call that runs its blocks in order does not go through it; a Go
+// branch on the data picks among more targets, unpredictably.
 //
 // Call depth
 //
@@ -272,6 +302,11 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 			r.syncIf(in.Imm == uint32(len(r.open)))
 			r.add(raw, cost)
 		case wasmbin.OpBrTable:
+			if r.costs.brMiss != 0 && r.kind != segDead {
+				if err := r.brTableMiss(in.Off); err != nil {
+					return nil, nil, err
+				}
+			}
 			exits := false
 			brTableLabels(raw, func(l uint32) { exits = exits || l == uint32(len(r.open)) })
 			r.syncIf(exits)
@@ -353,6 +388,45 @@ func (r *rewriter) call(raw []byte, cost int64) {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.depth)
 	}
 	r.seg = o
+}
+
+// brTableMiss emits, before a br_table (its index on top of the stack), the
+// misprediction charge: $g -= (index != $last && index != $prev) ×
+// BrTableMiss, then $prev = $last and $last = index, where $last and $prev
+// are locals of this site's own (zero at the function's entry, like the
+// resume point Go's functions start from). It is branch-free, so it adds
+// no branch to predict, and the charge stays within the segment's
+// loop-free path like any other (no check needed).
+func (r *rewriter) brTableMiss(off int) error {
+	t := r.local(slotI32)
+	g := r.local(slotGas)
+	last := int64(r.nLocals) + int64(len(r.scratch))
+	if last > math.MaxUint32 {
+		return &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "too many locals"}
+	}
+	r.scratch = append(r.scratch, wasmbin.I32, wasmbin.I32)
+	prev := last + 1
+	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
+	o = append(o, opI32Ne)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(prev))
+	o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
+	if c := r.costs.brMiss; c&(c-1) == 0 {
+		o = append(o, wasmbin.OpI64Const, byte(bits.TrailingZeros64(uint64(c))), opI64Shl)
+	} else {
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
+		o = append(o, wasmbin.OpI64Mul)
+	}
+	o = append(o, wasmbin.OpI64Sub)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(prev))
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(last))
+	return nil
 }
 
 // sync appends to the segment a store of the gas counter to the global.

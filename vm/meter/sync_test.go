@@ -16,7 +16,7 @@ import (
 func syncCosts() meter.CostTable {
 	c := meter.DefaultCosts()
 	c.Scale = 1
-	c.Base, c.Local, c.Branch, c.Control, c.Loop, c.Call, c.BrTable = 3, 5, 7, 11, 13, 17, 19
+	c.Base, c.Local, c.Branch, c.Control, c.Loop, c.Call, c.BrTable, c.BrTableMiss = 3, 5, 7, 11, 13, 17, 19, 23
 	return c
 }
 
@@ -100,7 +100,7 @@ func TestHostSeesGas(t *testing.T) {
 // would report 0 gas.
 func TestExitsWriteGas(t *testing.T) {
 	costs := syncCosts()
-	C, L, B, Br, BT := int64(costs.Control), int64(costs.Local), int64(costs.Base), int64(costs.Branch), int64(costs.BrTable)
+	C, L, B, Br, BT, M := int64(costs.Control), int64(costs.Local), int64(costs.Base), int64(costs.Branch), int64(costs.BrTable), int64(costs.BrTableMiss)
 	for _, tc := range []struct {
 		name string
 		body []byte
@@ -115,8 +115,9 @@ func TestExitsWriteGas(t *testing.T) {
 		{"br_if to the function, taken", []byte{0x20, 0, 0x20, 0, 0x0d, 0, 0x41, 1, 0x6a, 0x0b}, 1, 3*L + Br + B + C},
 		{"br_if to the function, not taken", []byte{0x20, 0, 0x20, 0, 0x0d, 0, 0x41, 1, 0x6a, 0x0b}, 0, 3*L + Br + B + C},
 		// block (result i32); local.get 0; local.get 0; br_table [0] 1
-		// (default: the function); end; end.
-		{"br_table to the function", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 5, C + 2*L + BT},
+		// (default: the function); end; end. Index 5 is not the site's
+		// initial 0: a misprediction.
+		{"br_table to the function", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 5, C + 2*L + BT + M},
 		{"br_table to the block", []byte{0x02, tI32, 0x20, 0, 0x20, 0, 0x0e, 1, 0, 1, 0x0b, 0x0b}, 0, C + 2*L + BT + C},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,5 +190,51 @@ func TestMaxGas(t *testing.T) {
 	opts.InitialGas = meter.MaxGas + 1
 	if _, err := meter.Instrument(sumLoop.bytes(), opts); err == nil {
 		t.Error("InitialGas above MaxGas accepted")
+	}
+}
+
+// TestBrTableMiss: a br_table pays CostTable.BrTableMiss each time it takes
+// an index other than the last two the same site took in the same call
+// (both 0 at the function's entry), and nothing more when the index
+// repeats or alternates between two. f(n, mask, bias) loops n times over a
+// br_table on (n & mask) | bias whose labels all lead to the same place,
+// so only the misses differ.
+func TestBrTableMiss(t *testing.T) {
+	m := fnModule{params: []byte{tI32, tI32, tI32}, body: []byte{
+		0x03, 0x40, // loop
+		0x02, 0x40, // block
+		0x20, 0, 0x20, 1, 0x71, 0x20, 2, 0x72, // (n & mask) | bias
+		0x0e, 2, 0, 0, 0, // br_table 0 0 (default 0): every index lands at the same end
+		0x0b,                                     // end
+		0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, // n = n-1; br_if loop
+		0x0b, 0x0b}}
+	const n = 10
+	for _, miss := range []uint32{0, 23} {
+		costs := syncCosts()
+		costs.BrTableMiss = miss
+		used := func(mask, bias uint64) int64 {
+			_, g, err := run(t, m.bytes(), meter.Options{Costs: costs}, 1<<30, n, mask, bias)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		same := used(0, 0)
+		for _, tc := range []struct {
+			name       string
+			mask, bias uint64
+			misses     int64
+		}{
+			{"always 1: the first time only", 0, 1, 1},
+			// n & 1 for n = 10, 9, ..., 1 is 0, 1, 0, 1, ...: the index
+			// two steps back, every time but the first 1.
+			{"alternating 0 and 1", 1, 0, 1},
+			// n & 3 is 2, 1, 0, 3, 2, 1, ...: never one of the last two.
+			{"cycling through 4", 3, 0, n},
+		} {
+			if d := used(tc.mask, tc.bias) - same; d != tc.misses*int64(miss) {
+				t.Errorf("BrTableMiss %d: %s: costs %d more than always 0, want %d (%d misses)", miss, tc.name, d, tc.misses*int64(miss), tc.misses)
+			}
+		}
 	}
 }
