@@ -1143,10 +1143,11 @@ func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err
 	if err != nil || !has {
 		return 0, false, err
 	}
-	mk := rkey(tagMissed, u64(l.ID), u64(e))
-	missed, err := w.s.getU64(mk)
-	if err != nil {
-		return 0, false, err
+	var missed uint64
+	if ls.LastMiss > e { // a miss in e or later (before e: none recorded for e)
+		if missed, err = w.s.getU64(rkey(tagMissed, u64(l.ID), u64(e))); err != nil {
+			return 0, false, err
+		}
 	}
 	due := ls.DueBytes(e)
 	proven := due - min(due, missed)

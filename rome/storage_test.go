@@ -974,3 +974,37 @@ func TestStorageProofOneNodeRecord(t *testing.T) {
 		t.Fatalf("epoch 4 round after the answer %+v (height %d)", rd, w.height)
 	}
 }
+
+// TestStorageBackToBackMissesUnpaid: a holding missed in two epochs in a
+// row is unpaid in both, although the second miss (declared during epoch
+// 4) comes before epoch 3 is settled (at the end of epoch 4).
+func TestStorageBackToBackMissesUnpaid(t *testing.T) {
+	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.RepairMisses, g.Segments = 5, 1 })
+	node := w.nodes[0]
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	for i := range 2 {
+		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(1000, uint64(170+i))})
+	}
+	for e := uint64(3); e <= 4; e++ {
+		w.untilEpoch(e)
+		p := w.answer(node)
+		if len(p.Entries) != 2 {
+			t.Fatalf("epoch %d: %d challenged, want both", e, len(p.Entries))
+		}
+		p.Entries[0].Proofs = nil
+		if res := w.must(node, p); id(res, "declared_missing") != 1 {
+			t.Fatalf("epoch %d: %v", e, res)
+		}
+	}
+	w.untilEpoch(5) // epoch 3 settled
+	l := w.leasesOf(req)[0]
+	if got := l.Paid.AmountOf("uTFLP"); got != 1 {
+		t.Fatalf("paid %d through epoch 3, want 1 (⌈1,000 proven bytes / 1,024⌉ × price 1)", got)
+	}
+	w.must(node, w.answer(node))
+	w.untilEpoch(6) // epoch 4 settled
+	if got := w.leasesOf(req)[0].Paid.AmountOf("uTFLP"); got != 2 {
+		t.Fatalf("paid %d through epoch 4, want 2", got)
+	}
+}
