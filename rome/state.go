@@ -82,7 +82,7 @@ const (
 	tagChal      byte = 0x41 // node address → Challenged: the holdings a node must prove in the current epoch
 	tagHoldSlot  byte = 0x42 // node address | slot (u64) → lease id | pin index: a node's holdings by place, for sampling
 	tagSuspect   byte = 0x43 // node address | lease id | pin index (u32) → 1: holdings missed and not proven since
-	tagProven    byte = 0x44 // unused (was node | lease | pin → a holding's last proof: one write per holding proven; Round keeps the node's)
+	// 0x44 held a holding's last proof (one write per holding proven); Round keeps the node's now.
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
