@@ -512,16 +512,34 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 	}
 	for _, nc := range nodes {
 		var items []ChallengeItem
-		for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-			var ref slotRef
-			if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
-			}
+		add := func(ref *slotRef) {
 			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
 			if h.Due(sd.Epoch) {
 				items = append(items, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
+			}
+		}
+		if nc.n <= p.StorageSamples {
+			// Every holding: one pass over the node's slots instead of a
+			// lookup per slot.
+			refs, err := s.slotRefs(nc.node)
+			if err != nil {
+				return err
+			}
+			if uint64(len(refs)) != nc.n {
+				return fmt.Errorf("rome: node %s: %d slots for %d holdings: %w", nc.node, len(refs), nc.n, ledger.ErrCorrupt)
+			}
+			for i := range refs {
+				add(&refs[i])
+			}
+		} else {
+			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
+				var ref slotRef
+				if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
+				}
+				add(&ref)
 			}
 		}
 		if suspects > 0 {
@@ -559,6 +577,25 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 		}
 	}
 	return nil
+}
+
+// slotRefs are all of node's slots, in slot order.
+func (s *store) slotRefs(node ledger.Address) ([]slotRef, error) {
+	prefix := rkey(tagHoldSlot, node[:])
+	var refs []slotRef
+	var derr error
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		var ref slotRef
+		if derr = s.codec.Unmarshal(v, &ref); derr != nil {
+			derr = fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, derr)
+			return false
+		}
+		refs = append(refs, ref)
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	return refs, derr
 }
 
 // setSuspect marks a holding missed (challenged every epoch until it is
