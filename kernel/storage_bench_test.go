@@ -216,15 +216,21 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 func BenchmarkStorageEpoch(b *testing.B) {
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
 	// work per holder node and sets up in seconds, for profiles.
-	b.Run("holders=100", func(b *testing.B) { benchStorageEpoch(b, 100) })
-	b.Run("holders=10", func(b *testing.B) { benchStorageEpoch(b, 10) })
+	b.Run("holders=100", func(b *testing.B) { benchStorageEpoch(b, 100, 0) })
+	b.Run("holders=10", func(b *testing.B) { benchStorageEpoch(b, 10, 0) })
+	// Every holding challenged every epoch: storage_samples at its maximum
+	// (512) is above any node's ≈250-300 holdings.
+	b.Run("holders=100-all", func(b *testing.B) { benchStorageEpoch(b, 100, rome.MaxStorageSamples) })
+	b.Run("holders=10-all", func(b *testing.B) { benchStorageEpoch(b, 10, rome.MaxStorageSamples) })
 }
 
-func benchStorageEpoch(b *testing.B, requests int) {
+// benchStorageEpoch runs the figure for requests requests with
+// storage_samples samples (0: the default).
+func benchStorageEpoch(b *testing.B, requests int, samples uint64) {
 	// A few more providers than requests: every request finds 3 with room.
 	const pinsPerReq, blobSize = 100, 4096
 	providers := requests + 5
-	sb := newStorBench(b, providers, requests, 0)
+	sb := newStorBench(b, providers, requests, samples)
 	ctx := context.Background()
 	var txs []*PendingTx
 	for i, p := range sb.provs {

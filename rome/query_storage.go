@@ -200,10 +200,13 @@ func (m *Market) holderStatus(s *store, epoch uint64, l *Lease, pin uint32) (Hol
 		return hs, err
 	}
 	hs.Misses, hs.LastMissEpoch, hs.LastProofHeight = f.Misses, f.LastMiss, f.LastProof
-	if lp, err := s.lastProof(o.Node, l.ID, pin); err != nil {
+	// A held blob's last proof is its node's: each proof answers a random
+	// sample of everything the node holds (the chain keeps one proof
+	// record per node, not one per holding).
+	if rd, err := s.round(o.Node, epoch); err != nil {
 		return hs, err
-	} else if ok && lp.Height >= hs.LastProofHeight {
-		hs.LastProofHeight, hs.LastProofEpoch = lp.Height, lp.Epoch
+	} else if ok && rd.LastEpoch >= h.From && rd.LastHeight >= hs.LastProofHeight {
+		hs.LastProofHeight, hs.LastProofEpoch = rd.LastHeight, rd.LastEpoch
 	}
 	return hs, nil
 }

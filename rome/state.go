@@ -67,7 +67,7 @@ const (
 	tagHolding   byte = 0x32 // node address | lease id | pin index (u32) → Holding: what a node must prove
 	tagLeaseStor byte = 0x33 // lease id → LeaseStorage
 	tagStorNode  byte = 0x34 // node address → u64 holdings: nodes with something to prove
-	tagRound     byte = 0x35 // node address | epoch → Round: a node's answers in an epoch
+	tagRound     byte = 0x35 // node address → Round: a node's answers in the current epoch and its last proof
 	tagFault     byte = 0x36 // lease id | pin index (u32) → Fault
 	tagSeed      byte = 0x37 // → Seed: the current epoch's challenge seed
 	tagMissed    byte = 0x38 // lease id | epoch → u64 bytes whose proof was missed
@@ -82,7 +82,7 @@ const (
 	tagChal      byte = 0x41 // node address → Challenged: the holdings a node must prove in the current epoch
 	tagHoldSlot  byte = 0x42 // node address | slot (u64) → lease id | pin index: a node's holdings by place, for sampling
 	tagSuspect   byte = 0x43 // node address | lease id | pin index (u32) → 1: holdings missed and not proven since
-	tagProven    byte = 0x44 // node address | lease id | pin index (u32) → lastProof: a holding's last proof
+	// 0x44 held a holding's last proof (one write per holding proven); Round keeps the node's now.
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote

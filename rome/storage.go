@@ -36,8 +36,9 @@ import (
 //
 // Sampling keeps an epoch's proofs bounded by the number of holder nodes
 // × storage_samples rather than by the number of holdings (the figure and
-// the detection odds are in docs/storage.md). A proven holding costs one
-// write (its last proof), no read. Settlement pays storage as proven byte-epochs:
+// the detection odds are in docs/storage.md). A storage_proof writes one
+// record of the node's (its Round), whatever the number of holdings it
+// answers. Settlement pays storage as proven byte-epochs:
 // the bytes due in the epoch (per lease, bucketed by the epoch their
 // challenges start) minus the missed bytes.
 
@@ -92,14 +93,6 @@ type slotRef struct {
 	End   uint64         `json:"end_epoch"`
 }
 
-// lastProof is a holding's last proof: written, never read, by the proof
-// that makes it (queries and misses read it).
-type lastProof struct {
-	_      struct{} `cbor:",toarray"`
-	Height uint64   `json:"height"`
-	Epoch  uint64   `json:"epoch"`
-}
-
 // Due reports whether the holding is challenged in epoch e (the empty blob
 // never is: it has no segments).
 func (h *Holding) Due(e uint64) bool { return h.From <= e && e < h.End && h.Blob.Size > 0 }
@@ -135,12 +128,19 @@ func (ls *LeaseStorage) DueBytes(e uint64) uint64 {
 	return n
 }
 
-// Round is a node's answers to an epoch's challenges so far: the first
-// Proven + Declared items of its Challenged list are answered.
+// Round is a node's answers to the challenges of epoch Epoch so far (the
+// first Proven + Declared items of its Challenged list are answered) and
+// its last storage_proof that proved a holding. It is the node's one
+// record of its proofs: a storage_proof writes it once, whatever the
+// number of holdings it answers, and it lives as long as the node holds
+// something (a new epoch's answers start from zero in the same record).
 type Round struct {
-	_        struct{} `cbor:",toarray"`
-	Proven   uint32   `json:"proven"`
-	Declared uint32   `json:"declared"` // holdings the node said it cannot prove
+	_          struct{} `cbor:",toarray"`
+	Epoch      uint64   `json:"epoch"`
+	Proven     uint32   `json:"proven"`
+	Declared   uint32   `json:"declared"`          // holdings the node said it cannot prove
+	LastHeight uint64   `json:"last_proof_height"` // height of the node's last proof of a holding (0: none)
+	LastEpoch  uint64   `json:"last_proof_epoch"`
 }
 
 // ChallengeItem is a holding challenged in an epoch.
@@ -273,10 +273,17 @@ func (s *store) leaseStorage(lease uint64) (*LeaseStorage, bool, error) {
 	return &ls, ok, err
 }
 
+// round is node's Round for epoch e: no answers yet when its record is
+// of an earlier epoch (its last proof stays).
 func (s *store) round(node ledger.Address, e uint64) (*Round, error) {
 	var r Round
-	_, err := s.get(rkey(tagRound, node[:], u64(e)), &r)
-	return &r, err
+	if _, err := s.get(rkey(tagRound, node[:]), &r); err != nil {
+		return nil, err
+	}
+	if r.Epoch != e {
+		r.Epoch, r.Proven, r.Declared = e, 0, 0
+	}
+	return &r, nil
 }
 
 func (s *store) challenged(node ledger.Address) (*Challenged, bool, error) {
@@ -292,12 +299,6 @@ func suspectKey(node ledger.Address, lease uint64, pin uint32) []byte {
 // suspectsCountKey counts the suspects of all nodes: with none, neither a
 // proof nor the challenge draw looks for any.
 var suspectsCountKey = rkey(tagSeq, []byte("suspects"))
-
-func (s *store) lastProof(node ledger.Address, lease uint64, pin uint32) (lastProof, error) {
-	var lp lastProof
-	_, err := s.get(rkey(tagProven, node[:], u64(lease), u32(pin)), &lp)
-	return lp, err
-}
 
 func (s *store) seed() (*Seed, bool, error) {
 	var sd Seed
@@ -406,9 +407,6 @@ func (s *store) removeHoldings(l *Lease, drop bool) error {
 	if err := s.delSuspects(ls.Node, l.ID); err != nil {
 		return err
 	}
-	if err := s.delPrefix(rkey(tagProven, ls.Node[:], u64(l.ID))); err != nil {
-		return err
-	}
 	if n := int64(len(keys)); n > 0 {
 		if err := s.addCount(holdingsCountKey, -n); err != nil {
 			return err
@@ -416,7 +414,7 @@ func (s *store) removeHoldings(l *Lease, drop bool) error {
 		if left, err := s.getU64(rkey(tagStorNode, ls.Node[:])); err != nil {
 			return err
 		} else if left == 0 { // the node proves nothing more: drop its rounds and challenges
-			if err := s.delPrefix(rkey(tagRound, ls.Node[:])); err != nil {
+			if err := s.del(rkey(tagRound, ls.Node[:])); err != nil {
 				return err
 			}
 			if err := s.del(rkey(tagChal, ls.Node[:])); err != nil {
@@ -514,16 +512,34 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 	}
 	for _, nc := range nodes {
 		var items []ChallengeItem
-		for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-			var ref slotRef
-			if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
-				return err
-			} else if !ok {
-				return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
-			}
+		add := func(ref *slotRef) {
 			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
 			if h.Due(sd.Epoch) {
 				items = append(items, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
+			}
+		}
+		if nc.n <= p.StorageSamples {
+			// Every holding: one pass over the node's slots instead of a
+			// lookup per slot.
+			refs, err := s.slotRefs(nc.node)
+			if err != nil {
+				return err
+			}
+			if uint64(len(refs)) != nc.n {
+				return fmt.Errorf("rome: node %s: %d slots for %d holdings: %w", nc.node, len(refs), nc.n, ledger.ErrCorrupt)
+			}
+			for i := range refs {
+				add(&refs[i])
+			}
+		} else {
+			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
+				var ref slotRef
+				if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
+					return err
+				} else if !ok {
+					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
+				}
+				add(&ref)
 			}
 		}
 		if suspects > 0 {
@@ -561,6 +577,25 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 		}
 	}
 	return nil
+}
+
+// slotRefs are all of node's slots, in slot order.
+func (s *store) slotRefs(node ledger.Address) ([]slotRef, error) {
+	prefix := rkey(tagHoldSlot, node[:])
+	var refs []slotRef
+	var derr error
+	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		var ref slotRef
+		if derr = s.codec.Unmarshal(v, &ref); derr != nil {
+			derr = fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, derr)
+			return false
+		}
+		refs = append(refs, ref)
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	return refs, derr
 }
 
 // setSuspect marks a holding missed (challenged every epoch until it is
@@ -818,6 +853,10 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	leases := map[uint64]*Lease{}
 	var provOrder []ledger.Address
 	provProven := map[ledger.Address]uint64{}
+	suspects, err := s.getU64(suspectsCountKey)
+	if err != nil {
+		return nil, err
+	}
 	var proven, declared uint32
 	for i, en := range p.Entries {
 		if pos+i >= len(chal.Items) {
@@ -860,11 +899,10 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, fmt.Errorf("rome: storage proof: entry %d (lease %d, blob %s): segment %d: %w: %w", i, d.Lease, en.Blob, seg, err, ErrInvalid)
 			}
 		}
-		if err := s.put(rkey(tagProven, node[:], u64(it.Lease), u32(it.Pin)), &lastProof{Height: tx.Height, Epoch: p.Epoch}); err != nil {
-			return nil, err
-		}
-		if err := s.delSuspect(node, it.Lease, it.Pin); err != nil {
-			return nil, err
+		if suspects > 0 {
+			if err := s.delSuspect(node, it.Lease, it.Pin); err != nil {
+				return nil, err
+			}
 		}
 		if _, seen := provProven[l.Provider]; !seen {
 			provOrder = append(provOrder, l.Provider)
@@ -874,7 +912,10 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	}
 	round.Proven += proven
 	round.Declared += declared
-	if err := s.put(rkey(tagRound, node[:], u64(p.Epoch)), round); err != nil {
+	if proven > 0 {
+		round.LastHeight, round.LastEpoch = tx.Height, p.Epoch
+	}
+	if err := s.put(rkey(tagRound, node[:]), round); err != nil {
 		return nil, err
 	}
 	for _, a := range provOrder {
@@ -897,11 +938,11 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	if _, err := s.get(fk, &f); err != nil {
 		return err
 	}
-	lp, err := s.lastProof(node, l.ID, d.Pin)
+	rd, err := s.round(node, e.epoch)
 	if err != nil {
 		return err
 	}
-	f.LastProof = max(f.LastProof, lp.Height)
+	f.LastProof = max(f.LastProof, rd.LastHeight)
 	f.Misses++
 	f.LastMiss = e.epoch
 	if err := s.put(fk, &f); err != nil {
@@ -980,7 +1021,8 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 // storageCheck ends epoch e's challenges: every holding challenged in e
 // that its node left unanswered is a miss; leases with too many misses in
 // a row lose their replica (the request's slot opens again for the match
-// that follows); the epoch's rounds and challenge lists are dropped.
+// that follows); the epoch's challenge lists are dropped (a node's Round
+// stays: the next epoch's answers start from zero in it).
 func (w *epochWork) storageCheck() error {
 	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
 	prefix := rkey(tagChal)
@@ -1024,9 +1066,6 @@ func (w *epochWork) storageCheck() error {
 					return err
 				}
 			}
-		}
-		if err := w.s.del(rkey(tagRound, node[:], u64(chal.Epoch))); err != nil {
-			return err
 		}
 		if err := w.s.del(rkey(tagChal, node[:])); err != nil {
 			return err
@@ -1141,10 +1180,11 @@ func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err
 	if err != nil || !has {
 		return 0, false, err
 	}
-	mk := rkey(tagMissed, u64(l.ID), u64(e))
-	missed, err := w.s.getU64(mk)
-	if err != nil {
-		return 0, false, err
+	var missed uint64
+	if ls.LastMiss > e { // a miss in e or later (before e: none recorded for e)
+		if missed, err = w.s.getU64(rkey(tagMissed, u64(l.ID), u64(e))); err != nil {
+			return 0, false, err
+		}
 	}
 	due := ls.DueBytes(e)
 	proven := due - min(due, missed)
@@ -1166,6 +1206,9 @@ func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err
 	}
 	if merged == nil {
 		merged = []StorageBucket{}
+	}
+	if slices.Equal(merged, ls.Buckets) {
+		return units, true, nil // settled before and nothing new: no write
 	}
 	ls.Buckets = merged
 	return units, true, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)

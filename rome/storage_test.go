@@ -886,3 +886,125 @@ func TestStorageSamplesParam(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageProofOneNodeRecord: a storage_proof answering several
+// holdings writes one record of its node's (its Round: the epoch's answers
+// and its last proof), not one per holding; a held blob's last proof in
+// sos blob where is its node's (a random sample of all it holds), except
+// for a blob whose challenges start after that proof; the next epoch's
+// answers start from zero in the same record, and a later miss records
+// the node's last proof before it.
+func TestStorageProofOneNodeRecord(t *testing.T) {
+	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.Samples, g.RepairMisses, g.Segments = 3, 5, 1 })
+	node, prov := w.nodes[0], w.provs[0]
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	var blobs []ledger.BlobRef
+	for i := range 8 {
+		b := w.put(1000, uint64(140+i))
+		blobs = append(blobs, b)
+		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b})
+	}
+	w.untilEpoch(3)
+	w.commit() // the writes of the proof alone from here
+	p := w.answer(node)
+	if len(p.Entries) != 3 {
+		t.Fatalf("%d holdings challenged, want the 3 sampled", len(p.Entries))
+	}
+	if res := w.must(node, p); id(res, "proven") != 3 {
+		t.Fatalf("epoch 3: %v", res)
+	}
+	a, pa := node.Address(), prov.Address()
+	var rome [][]byte
+	for _, c := range w.st.Changes() {
+		if c.Key[0] == ledger.PrefixRome {
+			rome = append(rome, c.Key)
+		}
+	}
+	want := [][]byte{rkey(tagProvider, pa[:]), rkey(tagRound, a[:])}
+	slices.SortFunc(want, bytes.Compare)
+	if !slices.EqualFunc(rome, want, bytes.Equal) {
+		t.Fatalf("the proof of 3 holdings wrote market keys %x, want its provider record and its node's round %x", rome, want)
+	}
+	proofHeight := w.height
+	late := w.put(1000, 160) // pinned now: challenged from epoch 5
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: late})
+	holder := func(b ledger.BlobRef) HolderStatus {
+		t.Helper()
+		pins, err := w.m.BlobPins(w.st, b.ID, 0)
+		if err != nil || len(pins) != 1 || len(pins[0].Holders) != 1 {
+			t.Fatalf("blob pins: %+v %v", pins, err)
+		}
+		return pins[0].Holders[0]
+	}
+	for _, b := range blobs { // sampled or not: the node's last proof
+		if hs := holder(b); hs.LastProofHeight != proofHeight || hs.LastProofEpoch != 3 {
+			t.Fatalf("blob %s: %+v, want the node's proof at %d in epoch 3", b.ID, hs, proofHeight)
+		}
+	}
+	if hs := holder(late); !hs.Holding || hs.LastProofHeight != 0 {
+		t.Fatalf("blob pinned after the proof: %+v", hs)
+	}
+	// Epoch 4: a fresh round in the same record; the node declares its
+	// first challenge gone, and the fault keeps its last proof.
+	w.untilEpoch(4)
+	if rd, _ := w.m.reader(w.st).round(a, 4); rd.Proven != 0 || rd.Declared != 0 || rd.LastHeight != proofHeight || rd.LastEpoch != 3 {
+		t.Fatalf("epoch 4 round %+v", rd)
+	}
+	p = w.answer(node)
+	if len(p.Entries) != 3 {
+		t.Fatalf("epoch 4: %d challenged, want 3", len(p.Entries))
+	}
+	gone := p.Entries[0]
+	p.Entries[0].Proofs = nil
+	if res := w.must(node, p); id(res, "declared_missing") != 1 || id(res, "proven") != 2 {
+		t.Fatalf("epoch 4: %v", res)
+	}
+	var pin uint32
+	for i, b := range blobs {
+		if b.ID == gone.Blob {
+			pin = uint32(i)
+		}
+	}
+	var f Fault
+	if ok, _ := w.m.reader(w.st).get(rkey(tagFault, u64(gone.LeaseID), u32(pin)), &f); !ok || f.LastProof != proofHeight || f.LastMiss != 4 {
+		t.Fatalf("fault %+v (found %v), want its node's last proof before the miss at %d", f, ok, proofHeight)
+	}
+	if rd, _ := w.m.reader(w.st).round(a, 4); rd.Proven != 2 || rd.Declared != 1 || rd.LastHeight != w.height || rd.LastEpoch != 4 {
+		t.Fatalf("epoch 4 round after the answer %+v (height %d)", rd, w.height)
+	}
+}
+
+// TestStorageBackToBackMissesUnpaid: a holding missed in two epochs in a
+// row is unpaid in both, although the second miss (declared during epoch
+// 4) comes before epoch 3 is settled (at the end of epoch 4).
+func TestStorageBackToBackMissesUnpaid(t *testing.T) {
+	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.RepairMisses, g.Segments = 5, 1 })
+	node := w.nodes[0]
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	for i := range 2 {
+		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(1000, uint64(170+i))})
+	}
+	for e := uint64(3); e <= 4; e++ {
+		w.untilEpoch(e)
+		p := w.answer(node)
+		if len(p.Entries) != 2 {
+			t.Fatalf("epoch %d: %d challenged, want both", e, len(p.Entries))
+		}
+		p.Entries[0].Proofs = nil
+		if res := w.must(node, p); id(res, "declared_missing") != 1 {
+			t.Fatalf("epoch %d: %v", e, res)
+		}
+	}
+	w.untilEpoch(5) // epoch 3 settled
+	l := w.leasesOf(req)[0]
+	if got := l.Paid.AmountOf("uTFLP"); got != 1 {
+		t.Fatalf("paid %d through epoch 3, want 1 (⌈1,000 proven bytes / 1,024⌉ × price 1)", got)
+	}
+	w.must(node, w.answer(node))
+	w.untilEpoch(6) // epoch 4 settled
+	if got := w.leasesOf(req)[0].Paid.AmountOf("uTFLP"); got != 2 {
+		t.Fatalf("paid %d through epoch 4, want 2", got)
+	}
+}
