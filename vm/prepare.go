@@ -851,4 +851,3 @@ func (r *reader) bytes(n uint32) []byte {
 	r.off += int(n)
 	return r.b[r.off-int(n) : r.off]
 }
-
