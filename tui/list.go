@@ -2,6 +2,7 @@ package tui
 
 import (
 	"strconv"
+	"strings"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
@@ -70,6 +71,25 @@ func newFilterBox(prompt, placeholder string) filterBox {
 
 func (f *filterBox) focused() bool { return f.in.Focused() }
 func (f *filterBox) value() string { return f.in.Value() }
+
+// query is what the filter matches: the typed text, trimmed and lower-cased
+// (the searchable text of each row is lower-cased when it is built).
+func (f *filterBox) query() string { return strings.ToLower(strings.TrimSpace(f.value())) }
+
+// matchHay returns the positions of the rows whose searchable text contains
+// q, reusing match's storage; none for an empty query.
+func matchHay(match []int, hay []string, q string) []int {
+	match = match[:0]
+	if q == "" {
+		return match
+	}
+	for i, h := range hay {
+		if strings.Contains(h, q) {
+			match = append(match, i)
+		}
+	}
+	return match
+}
 
 func (f *filterBox) open() tea.Cmd { return f.in.Focus() }
 

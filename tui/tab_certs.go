@@ -69,16 +69,7 @@ func (t *certsTab) at(i int) *client.Certificate {
 }
 
 func (t *certsTab) rematch() {
-	q := strings.ToLower(strings.TrimSpace(t.filter.value()))
-	t.match = t.match[:0]
-	if q == "" {
-		return
-	}
-	for i, h := range t.hay {
-		if strings.Contains(h, q) {
-			t.match = append(t.match, i)
-		}
-	}
+	t.match = matchHay(t.match, t.hay, t.filter.query())
 }
 
 func (t *certsTab) update(e *env, msg tea.Msg) tea.Cmd {

@@ -268,18 +268,9 @@ func (t *storageTab) selected(s int) int {
 }
 
 func (t *storageTab) rematch() {
-	q := strings.ToLower(strings.TrimSpace(t.filter.value()))
+	q := t.filter.query()
 	for s := range t.lists {
-		l := &t.lists[s]
-		l.match = l.match[:0]
-		if q == "" {
-			continue
-		}
-		for i, h := range l.hay {
-			if strings.Contains(h, q) {
-				l.match = append(l.match, i)
-			}
-		}
+		t.lists[s].match = matchHay(t.lists[s].match, t.lists[s].hay, q)
 	}
 }
 
