@@ -15,9 +15,9 @@
 # wasm: there is no DWARF to drop); -trimpath keeps builds reproducible
 # across checkouts, so the same source gives the same code id (or job
 # module id).
-# Contracts (examples/) are then shrunk with wasm-opt -Oz when binaryen is
-# installed and SOS_WASM_OPT=1 asks for it (Debian: apt-get install binaryen;
-# off by default: it costs ~30 s of CPU per contract, and make test builds them):
+# Contracts (examples/) are then shrunk with wasm-opt -Oz whenever binaryen
+# is installed (Debian: apt-get install binaryen; SOS_WASM_OPT=0 skips it:
+# it costs ~30 s of CPU per contract, and make test builds them):
 # about 5% smaller, 5% cheaper to upload and 4% cheaper to load on every
 # call (BENCHMARKS.md). Its output is reproducible for one binaryen
 # version; wasmpost removes the data count section binaryen adds, which the
@@ -46,7 +46,7 @@ for name in $names; do
 	GOOS=wasip1 GOARCH=wasm go build $mode -trimpath -ldflags=-s \
 		-o "$out" "./sdk-contracts/$dir/$name"
 	how=go
-	if [ "$dir" = examples ] && [ "${SOS_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null 2>&1; then
+	if [ "$dir" = examples ] && [ "${SOS_WASM_OPT:-1}" = 1 ] && command -v wasm-opt >/dev/null 2>&1; then
 		if wasm-opt -Oz --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory "$out" -o "$out.opt" &&
 			(cd "$here" && go run ./internal/wasmpost "$out.opt" "$out.opt"); then
 			mv "$out.opt" "$out"
