@@ -76,6 +76,15 @@ func (f *filterBox) value() string { return f.in.Value() }
 // (the searchable text of each row is lower-cased when it is built).
 func (f *filterBox) query() string { return strings.ToLower(strings.TrimSpace(f.value())) }
 
+// nextSection is the list a Section key moves to among n: the next one,
+// the previous one for "S".
+func nextSection(msg tea.KeyPressMsg, cur, n int) int {
+	if msg.String() == "S" {
+		return (cur + n - 1) % n
+	}
+	return (cur + 1) % n
+}
+
 // matchHay returns the positions of the rows whose searchable text contains
 // q, reusing match's storage; none for an empty query.
 func matchHay(match []int, hay []string, q string) []int {

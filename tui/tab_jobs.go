@@ -181,11 +181,7 @@ func (t *jobsTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 	ready := t.loaded && t.err == nil
 	switch {
 	case key.Matches(msg, k.Section) && ready:
-		step := 1
-		if msg.String() == "S" {
-			step = numJobLists - 1
-		}
-		t.sec = (t.sec + step) % numJobLists
+		t.sec = nextSection(msg, t.sec, numJobLists)
 	case key.Matches(msg, k.Filter) && ready:
 		return t.filter.open()
 	case key.Matches(msg, k.Back) && t.filtering():

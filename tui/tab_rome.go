@@ -200,11 +200,7 @@ func (t *romeTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 	ready := t.loaded && t.err == nil
 	switch {
 	case key.Matches(msg, k.Section) && ready:
-		step := 1
-		if msg.String() == "S" {
-			step = numRomeLists - 1
-		}
-		t.sec = (t.sec + step) % numRomeLists
+		t.sec = nextSection(msg, t.sec, numRomeLists)
 	case key.Matches(msg, k.Filter) && ready:
 		return t.filter.open()
 	case key.Matches(msg, k.Back) && t.filtering():

@@ -540,11 +540,7 @@ func (t *storageTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 	ready := t.loaded && t.err == nil
 	switch {
 	case key.Matches(msg, k.Section) && ready:
-		step := 1
-		if msg.String() == "S" {
-			step = numStorageLists - 1
-		}
-		t.sec = (t.sec + step) % numStorageLists
+		t.sec = nextSection(msg, t.sec, numStorageLists)
 		t.opened = ""
 	case t.opened != "":
 		// The detail follows the cursor: ↑↓ open the previous/next item.
