@@ -116,24 +116,11 @@ func (n *Node) handleStoragePins(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, romeStatus(err), fmt.Errorf("kernel: request %d pins: %w", rq.ID, err))
 			return
 		}
-		for _, p := range pins {
-			sp := client.StoragePin{BlobID: p.Blob.ID.String(), Consumer: rq.Owner.String(), RequestStatus: rome.StatusName(rq.Status),
-				OpenReplicas: rq.Open, Repairs: rq.Repairs, EndEpoch: rq.EndEpoch,
-				BlobPin: client.BlobPin{RequestID: rq.ID, Pin: p.Index, Size: p.Blob.Size, Height: p.Height, Epoch: p.Epoch,
-					Replicas: rq.Replicas, Holders: []client.BlobHolder{}}}
-			// The blob's pins carry the holders; this request's is one of them.
-			where, err := m.BlobPins(st, p.Blob.ID, maxWherePins)
+		for j := range pins {
+			sp, err := storagePin(m, st, rq, &pins[j])
 			if err != nil {
-				writeErr(w, romeStatus(err), fmt.Errorf("kernel: blob %s: %w", p.Blob.ID, err))
+				writeErr(w, romeStatus(err), err)
 				return
-			}
-			for _, ps := range where {
-				if ps.RequestID != rq.ID || ps.Pin != p.Index {
-					continue
-				}
-				for _, h := range ps.Holders {
-					sp.Holders = append(sp.Holders, apiHolder(h))
-				}
 			}
 			out.Pins = append(out.Pins, sp)
 		}
@@ -153,7 +140,8 @@ func (n *Node) handleRequestPins(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := m.Request(st, id); err != nil {
+	rq, err := m.Request(st, id)
+	if err != nil {
 		writeErr(w, romeStatus(err), fmt.Errorf("kernel: request %d: %w", id, err))
 		return
 	}
@@ -162,11 +150,39 @@ func (n *Node) handleRequestPins(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, romeStatus(err), err)
 		return
 	}
-	out := []client.BlobPin{}
-	for _, p := range pins {
-		out = append(out, client.BlobPin{RequestID: id, Pin: p.Index, Size: p.Blob.Size, Height: p.Height, Epoch: p.Epoch, Holders: []client.BlobHolder{}})
+	out := []client.StoragePin{}
+	for i := range pins {
+		sp, err := storagePin(m, st, rq, &pins[i])
+		if err != nil {
+			writeErr(w, romeStatus(err), err)
+			return
+		}
+		out = append(out, sp)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// storagePin is one pin of request rq as the API shows it: the blob, the
+// request that pays for it and the holders of this pin (the blob's pins
+// carry the holders, as GET /v1/blobs/{id}/where shows them).
+func storagePin(m *rome.Market, st *ledger.State, rq *rome.Request, p *rome.Pin) (client.StoragePin, error) {
+	sp := client.StoragePin{BlobID: p.Blob.ID.String(), Consumer: rq.Owner.String(), RequestStatus: rome.StatusName(rq.Status),
+		OpenReplicas: rq.Open, Repairs: rq.Repairs, EndEpoch: rq.EndEpoch,
+		BlobPin: client.BlobPin{RequestID: rq.ID, Pin: p.Index, Size: p.Blob.Size, Height: p.Height, Epoch: p.Epoch,
+			Replicas: rq.Replicas, Holders: []client.BlobHolder{}}}
+	where, err := m.BlobPins(st, p.Blob.ID, maxWherePins)
+	if err != nil {
+		return sp, fmt.Errorf("kernel: blob %s: %w", p.Blob.ID, err)
+	}
+	for _, ps := range where {
+		if ps.RequestID != rq.ID || ps.Pin != p.Index {
+			continue
+		}
+		for _, h := range ps.Holders {
+			sp.Holders = append(sp.Holders, apiHolder(h))
+		}
+	}
+	return sp, nil
 }
 
 func apiMeter(mt *rome.Meter) client.Meter {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 // request first in pin order, each with the request's replicas and its
 // lease as holder, which fetches it first and then shows its committed
 // proof's height; ?limit= bounds the pins, and a malformed one is a 400.
+// GET /v1/rome/requests/{id}/pins lists the same pins of one request.
 func TestStoragePinsAPI(t *testing.T) {
 	node := seededKey(t, 0)
 	prov, cons := seededKey(t, 1000), seededKey(t, 1001)
@@ -94,7 +96,23 @@ func TestStoragePinsAPI(t *testing.T) {
 	if err != nil || len(one.Pins) != 1 || one.Pins[0].BlobID != ids[0] {
 		t.Fatalf("limit 1: %+v, %v", one, err)
 	}
+	// The request's own pins: the same entries, blob ids and holders.
+	var reqPins []client.StoragePin
+	if err := c.GetJSON(ctx, fmt.Sprintf("/v1/rome/requests/%d/pins", lease.RequestID), &reqPins); err != nil {
+		t.Fatal(err)
+	}
+	if len(reqPins) != 2 {
+		t.Fatalf("request pins: %+v", reqPins)
+	}
+	for i, p := range reqPins {
+		if p.BlobID != ids[i] || p.Pin != uint32(i) || p.Replicas != 1 || len(p.Holders) != 1 || p.Holders[0].LeaseID != lease.ID {
+			t.Fatalf("request pin %d: %+v", i, p)
+		}
+	}
 	var he *client.HTTPError
+	if err := c.GetJSON(ctx, "/v1/rome/requests/999/pins", &reqPins); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown request's pins: %v", err)
+	}
 	if err := c.GetJSON(ctx, "/v1/storage/pins?limit=many", new(client.StoragePins)); !errors.As(err, &he) || he.Status != http.StatusBadRequest {
 		t.Fatalf("limit=many: %v", err)
 	}
