@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sos-kernel/sos/rome/marketgen"
 )
@@ -23,20 +25,25 @@ type genMarketResult struct {
 }
 
 // newGenMarketCmd is `sos rome gen-market`: a seeded market in policy ABI
-// v1. It needs no node. Its -o also accepts "binary" (the raw snapshot).
+// v3. It needs no node. Its -o also accepts "binary" (the raw snapshot).
 func newGenMarketCmd(g *globals) *cobra.Command {
 	var cfg marketgen.Config
-	var out string
+	var out, family string
 	cmd := &cobra.Command{
 		Use:   "gen-market",
-		Short: "Generate a reproducible ROME market (policy ABI v2 snapshot)",
+		Short: "Generate a reproducible ROME market (policy ABI v3 snapshot)",
 		Long: `Generate a seeded market of offers and requests: the same flags always give the
-same bytes. -o binary writes the ABI v2 snapshot (the input of a policy's
+same bytes. -o binary writes the ABI v3 snapshot (the input of a policy's
 allocate call), -o json a readable JSON form; both go to --out FILE or stdout.
 With -o text (the default) the snapshot is written to --out FILE when given and
-a summary is printed.`,
-		Example: "  sos rome gen-market --requests 2000 --offers 200 --seed 1 -o binary --out market.bin",
-		Args:    cobra.NoArgs,
+a summary is printed. --family starts from one of the named market shapes the
+quality tests and benchmarks use (` + familyNames() + `);
+flags given beside it override the family's values. --replicas makes a share of
+the requests replicated storage requests (k distinct providers).`,
+		Example: `  sos rome gen-market --requests 2000 --offers 200 --seed 1 -o binary --out market.bin
+  sos rome gen-market --family replicas --requests 10000 --offers 1000 -o binary --out replicas.bin
+  sos rome gen-market --replicas 0.3 --max-replicas 5 --spread 0.5 --offers-per-provider 4`,
+		Args: cobra.NoArgs,
 		// Overrides the root check: -o also accepts binary here.
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			switch g.output {
@@ -46,6 +53,11 @@ a summary is printed.`,
 			return fmt.Errorf("-o %q: want text, json or binary", g.output)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if family != "" {
+				if err := applyFamily(cmd.Flags(), &cfg, family); err != nil {
+					return err
+				}
+			}
 			s, snap, err := marketgen.Generate(cfg)
 			if err != nil {
 				return err
@@ -92,6 +104,43 @@ a summary is printed.`,
 	f.IntVar(&cfg.Regions, "regions", 8, "number of regions")
 	f.Float64Var(&cfg.Load, "load", 1.25, "total demand over total capacity per kind")
 	f.Uint64Var(&cfg.Epoch, "epoch", 0, "epoch number in the snapshot")
+	f.Float64Var(&cfg.ReplicaShare, "replicas", 0, "share of requests that are replicated storage requests (0..1)")
+	f.IntVar(&cfg.MaxReplicas, "max-replicas", 0, "most replicas a replicated request wants (2..64; 0 means 3)")
+	f.Float64Var(&cfg.SpreadShare, "spread", 0, "share of replicated requests spread across regions (0 means 0.5, negative none)")
+	f.Float64Var(&cfg.HeldShare, "held", 0, "share of replicated requests already holding one replica (0 means 0.1, negative none)")
+	f.IntVar(&cfg.OffersPerProvider, "offers-per-provider", 0, "offers per provider, each in its own region (0 means 1)")
+	f.StringVar(&family, "family", "", "start from a named market family: "+familyNames())
 	f.StringVar(&out, "out", "", "write the market to FILE instead of stdout")
 	return cmd
+}
+
+// familyNames lists the families --family accepts.
+func familyNames() string {
+	var names []string
+	for _, f := range marketgen.Families(1, 1, 0) {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// applyFamily replaces cfg by the family's configuration for the requested
+// size and seed, then applies again every flag the user gave, so that an
+// explicit flag overrides the family.
+func applyFamily(fs *pflag.FlagSet, cfg *marketgen.Config, name string) error {
+	given := map[string]string{}
+	fs.Visit(func(f *pflag.Flag) { given[f.Name] = f.Value.String() })
+	fc, ok := marketgen.FamilyConfig(name, cfg.Requests, cfg.Offers, cfg.Seed)
+	if !ok {
+		return fmt.Errorf("--family %q: want one of %s", name, familyNames())
+	}
+	*cfg = fc
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err == nil {
+			if e := f.Value.Set(given[f.Name]); e != nil {
+				err = fmt.Errorf("--%s: %w", f.Name, e)
+			}
+		}
+	})
+	return err
 }
