@@ -23,28 +23,22 @@ import (
 // it accepts one. The detail pane says so, and names the offline check,
 // sos cert verify.
 type certsTab struct {
-	loaded bool
-	noAPI  bool
-	err    error
+	loadState
 	certs  []client.Certificate // by node, then by id
 	nodes  int
 	counts map[string]int // by certStatus
 
-	hay    []string
-	match  []int
-	list   scroller
-	filter filterBox
+	sections // one list
 }
 
 // certDetailLines is the height of the detail pane, with its blank line.
 const certDetailLines = 10
 
 func newCertsTab() *certsTab {
-	return &certsTab{filter: newFilterBox("/ ", "node, kind, issuer, status or #id")}
+	return &certsTab{sections: newSections(1, "node, kind, issuer, status or #id")}
 }
 
 func (t *certsTab) title() string { return "Certs" }
-func (t *certsTab) typing() bool  { return t.filter.focused() }
 
 func (t *certsTab) bindings(k keyMap) []key.Binding {
 	return []key.Binding{k.Filter, k.Up, k.Down}
@@ -52,38 +46,15 @@ func (t *certsTab) bindings(k keyMap) []key.Binding {
 
 func (t *certsTab) refresh(e *env) tea.Cmd { return e.f.certs(e.focus) }
 
-func (t *certsTab) filtering() bool { return t.filter.value() != "" }
-
-func (t *certsTab) n() int {
-	if t.filtering() {
-		return len(t.match)
-	}
-	return len(t.certs)
-}
-
-func (t *certsTab) at(i int) *client.Certificate {
-	if t.filtering() {
-		return &t.certs[t.match[i]]
-	}
-	return &t.certs[i]
-}
-
-func (t *certsTab) rematch() {
-	t.match = matchHay(t.match, t.hay, t.filter.query())
-}
+// at is row i of the list.
+func (t *certsTab) at(i int) *client.Certificate { return &t.certs[t.index(0, i)] }
 
 func (t *certsTab) update(e *env, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case focusMsg:
 		*t = *newCertsTab()
 	case certsMsg:
-		if msg.node != e.focus {
-			return nil
-		}
-		t.loaded = true
-		t.noAPI = notFound(msg.err)
-		t.err = msg.err
-		if msg.err == nil {
+		if t.took(e.focus, msg.node, msg.err) {
 			t.set(msg.certs)
 		}
 	case tea.KeyPressMsg:
@@ -95,12 +66,7 @@ func (t *certsTab) update(e *env, msg tea.Msg) tea.Cmd {
 }
 
 func (t *certsTab) set(cs []client.Certificate) {
-	// Keep the cursor on its certificate across refreshes.
-	var cur uint64
-	hadCur := t.n() > 0
-	if hadCur {
-		cur = t.at(t.list.cursor).Statement.ID
-	}
+	t.begin() // keeps the cursor on its certificate
 	t.certs = append(t.certs[:0], cs...)
 	sort.SliceStable(t.certs, func(i, j int) bool {
 		a, b := &t.certs[i].Statement, &t.certs[j].Statement
@@ -110,7 +76,6 @@ func (t *certsTab) set(cs []client.Certificate) {
 		return a.ID < b.ID
 	})
 	t.counts = map[string]int{}
-	t.hay = t.hay[:0]
 	t.nodes = 0
 	for i := range t.certs {
 		c := &t.certs[i]
@@ -119,46 +84,19 @@ func (t *certsTab) set(cs []client.Certificate) {
 		}
 		s := certStatus(c)
 		t.counts[s]++
-		t.hay = append(t.hay, strings.ToLower(strings.Join([]string{"#" + u64(c.Statement.ID), c.Statement.NodeID, certKind(c), c.Statement.Issuer, s}, " ")))
+		t.add(0, u64(c.Statement.ID), "#"+u64(c.Statement.ID), c.Statement.NodeID, certKind(c), c.Statement.Issuer, s)
 	}
-	t.rematch()
-	if hadCur {
-		for i := 0; i < t.n(); i++ {
-			if t.at(i).Statement.ID == cur {
-				t.list.cursor = i
-				break
-			}
-		}
-	}
-	t.list.clamp(t.n())
+	t.end()
 }
 
 func (t *certsTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
-	k := e.keys
-	if t.filter.focused() {
-		ev, cmd := t.filter.handle(msg)
-		if ev != filterApply {
-			t.rematch()
-			t.list = scroller{}
-		}
-		return cmd
-	}
-	switch {
-	case key.Matches(msg, k.Filter) && t.loaded && t.err == nil:
-		return t.filter.open()
-	case key.Matches(msg, k.Back) && t.filtering():
-		t.filter.clear()
-		t.rematch()
-		t.list.clamp(t.n())
-	default:
-		t.list.move(k, msg, t.n(), t.rows(e))
-	}
-	return nil
+	cmd, _ := t.handleKey(e.keys, msg, t.ready(), t.rows(e))
+	return cmd
 }
 
 func (t *certsTab) rows(e *env) int {
 	r := e.bodyHeight() - 2 - certDetailLines // title, table header, detail
-	if t.filter.focused() || t.filtering() {
+	if t.filterShown() {
 		r--
 	}
 	return max(r, 1)
@@ -220,34 +158,25 @@ func (t *certsTab) view(e *env, w, h int) string {
 	}
 	lines := []string{title + fmt.Sprintf(" (%d) for %d nodes", len(t.certs), t.nodes) +
 		st.dim.Render(fmt.Sprintf(" · %d signed · %d unsigned · %d revoked", t.counts["signed"], t.counts["pending"], t.counts["revoked"]))}
-	if t.filter.focused() {
-		lines = append(lines, t.filter.view(w))
-	} else if v := t.filter.value(); v != "" {
-		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render(fmt.Sprintf("  (%d match, esc clears)", len(t.match))))
+	if f := t.filterLine(st, w, ""); f != "" {
+		lines = append(lines, f)
 	}
 	cols := layoutColumns([]column{{"", 1, false}, {"id", 5, true}, {"node (contributor)", 22, false}, {"kind", 9, false},
 		{"amount", 9, true}, {"epochs", 9, false}, {"status", 8, false}, {"issuer", 14, false}}, w)
 	lines = append(lines, tableHeader(st, cols))
 	rows := max(h-len(lines)-certDetailLines, 1)
-	n := t.n()
-	start := t.list.start(n, rows)
-	for i := start; i < min(n, start+rows); i++ {
+	n := t.n(0)
+	above := false // a row is drawn above this one
+	lines = append(lines, t.rowLines(st, cols, w, rows, func(i int) []string {
 		c := t.at(i)
 		s := &c.Statement
-		mark := " "
-		if i == t.list.cursor {
-			mark = "▸"
-		}
 		node := shortAddr(s.NodeID, cols[2].width)
-		if i > start && s.NodeID == t.at(i-1).Statement.NodeID {
+		if above && s.NodeID == t.at(i-1).Statement.NodeID {
 			node = st.dim.Render(pad("  ″", cols[2].width)) // same node as the row above
 		}
-		row := tableRow(cols, mark, "#"+u64(s.ID), node, certKind(c), group(u64(s.Amount)), certEpochs(s), t.statusCell(st, c), orDash(s.Issuer))
-		if i == t.list.cursor {
-			row = selRow(st, row, w)
-		}
-		lines = append(lines, row)
-	}
+		above = true
+		return []string{"#" + u64(s.ID), node, certKind(c), group(u64(s.Amount)), certEpochs(s), t.statusCell(st, c), orDash(s.Issuer)}
+	})...)
 	if n == 0 {
 		if t.filtering() {
 			lines = append(lines, st.dim.Render("  no certificate matches the filter"))
@@ -259,7 +188,7 @@ func (t *certsTab) view(e *env, w, h int) string {
 		lines = append(lines, "")
 	}
 	if n > 0 {
-		lines = append(lines, t.detail(e, t.at(t.list.cursor), w)...)
+		lines = append(lines, t.detail(e, t.at(t.lists[0].list.cursor), w)...)
 	}
 	return strings.Join(lines, "\n")
 }

@@ -13,9 +13,7 @@ import (
 // contractsTab lists uploaded codes and contract instances, and browses an
 // instance's storage.
 type contractsTab struct {
-	loaded    bool
-	noAPI     bool // the node answered 404: it has no contracts API
-	err       error
+	loadState // noAPI: the node answered 404, it has no contracts API
 	codes     []client.Code
 	contracts []client.Contract
 	filter    filterBox
@@ -88,13 +86,7 @@ func (t *contractsTab) update(e *env, msg tea.Msg) tea.Cmd {
 	case focusMsg:
 		*t = *newContractsTab()
 	case contractsMsg:
-		if msg.node != e.focus {
-			return nil
-		}
-		t.loaded = true
-		t.noAPI = notFound(msg.err)
-		t.err = msg.err
-		if msg.err == nil {
+		if t.took(e.focus, msg.node, msg.err) {
 			// Keep the cursor on its instance: the list is refreshed while
 			// the user reads it, and enter opens what is under the cursor.
 			var keep string

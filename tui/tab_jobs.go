@@ -18,17 +18,14 @@ import (
 // result, and a challenge if there is one. s switches the list, /
 // filters it.
 type jobsTab struct {
-	loaded bool
-	noAPI  bool
-	err    error
+	loadState
 	jobs   []client.Job // newest first
 	counts map[string]int
 	ok     int // results this node's verifier reproduced
 	bad    int // and those it did not
 
-	sec    int
-	lists  [numJobLists]jobList
-	filter filterBox
+	sections
+	items [numJobLists][]int // each list's rows: indexes into jobs
 }
 
 // The lists of the Jobs view, in the order s cycles them.
@@ -44,24 +41,14 @@ var jobListNames = [numJobLists]string{"Queue", "Results", "All"}
 // jobDetailLines is the height of the detail pane, with its blank line.
 const jobDetailLines = 10
 
-// jobList is one list's rows (indexes into jobs), their search text and
-// the filter's matches.
-type jobList struct {
-	rows  []int
-	hay   []string
-	match []int
-	list  scroller
-}
-
 // jobStatuses are the statuses in the order the summary counts them.
 var jobStatuses = []string{"submitted", "running", "done", "failed", "timeout", "challenged", "slashed"}
 
 func newJobsTab() *jobsTab {
-	return &jobsTab{filter: newFilterBox("/ ", "#id, status, lease, node, consumer or provider")}
+	return &jobsTab{sections: newSections(numJobLists, "#id, status, lease, node, consumer or provider")}
 }
 
 func (t *jobsTab) title() string { return "Jobs" }
-func (t *jobsTab) typing() bool  { return t.filter.focused() }
 
 func (t *jobsTab) bindings(k keyMap) []key.Binding {
 	return []key.Binding{k.Section, k.Filter, k.Up, k.Down}
@@ -69,44 +56,15 @@ func (t *jobsTab) bindings(k keyMap) []key.Binding {
 
 func (t *jobsTab) refresh(e *env) tea.Cmd { return e.f.jobs(e.focus) }
 
-func (t *jobsTab) filtering() bool { return t.filter.value() != "" }
-
-// n is how many rows list s shows.
-func (t *jobsTab) n(s int) int {
-	if t.filtering() {
-		return len(t.lists[s].match)
-	}
-	return len(t.lists[s].rows)
-}
-
 // at is row i of list s.
-func (t *jobsTab) at(s, i int) *client.Job {
-	l := &t.lists[s]
-	if t.filtering() {
-		i = l.match[i]
-	}
-	return &t.jobs[l.rows[i]]
-}
-
-func (t *jobsTab) rematch() {
-	q := t.filter.query()
-	for s := range t.lists {
-		t.lists[s].match = matchHay(t.lists[s].match, t.lists[s].hay, q)
-	}
-}
+func (t *jobsTab) at(s, i int) *client.Job { return &t.jobs[t.items[s][t.index(s, i)]] }
 
 func (t *jobsTab) update(e *env, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case focusMsg:
 		*t = *newJobsTab()
 	case jobsMsg:
-		if msg.node != e.focus {
-			return nil
-		}
-		t.loaded = true
-		t.noAPI = notFound(msg.err)
-		t.err = msg.err
-		if msg.err == nil {
+		if t.took(e.focus, msg.node, msg.err) {
 			t.set(msg.jobs)
 		}
 	case tea.KeyPressMsg:
@@ -119,17 +77,12 @@ func (t *jobsTab) update(e *env, msg tea.Msg) tea.Cmd {
 
 // set takes a page of jobs in, keeping each list's cursor on its job.
 func (t *jobsTab) set(jobs []client.Job) {
-	var cur [numJobLists]uint64
-	for s := range t.lists {
-		if t.n(s) > 0 {
-			cur[s] = t.at(s, min(t.lists[s].list.cursor, t.n(s)-1)).JobID
-		}
-	}
+	t.begin()
 	t.jobs = append(t.jobs[:0], jobs...)
 	t.counts = map[string]int{}
 	t.ok, t.bad = 0, 0
-	for s := range t.lists {
-		t.lists[s].rows, t.lists[s].hay = t.lists[s].rows[:0], t.lists[s].hay[:0]
+	for s := range t.items {
+		t.items[s] = t.items[s][:0]
 	}
 	for i := range t.jobs {
 		j := &t.jobs[i]
@@ -141,10 +94,9 @@ func (t *jobsTab) set(jobs []client.Job) {
 				t.bad++
 			}
 		}
-		h := strings.ToLower(strings.Join([]string{"#" + u64(j.JobID), j.Status, "lease " + u64(j.LeaseID), j.NodeID, j.Consumer, j.Provider}, " "))
 		add := func(s int) {
-			t.lists[s].rows = append(t.lists[s].rows, i)
-			t.lists[s].hay = append(t.lists[s].hay, h)
+			t.items[s] = append(t.items[s], i)
+			t.add(s, "#"+u64(j.JobID), "#"+u64(j.JobID), j.Status, "lease "+u64(j.LeaseID), j.NodeID, j.Consumer, j.Provider)
 		}
 		if j.Status == "submitted" || j.Status == "running" {
 			add(jobsQueue)
@@ -153,52 +105,17 @@ func (t *jobsTab) set(jobs []client.Job) {
 		}
 		add(jobsAll)
 	}
-	t.rematch()
-	for s := range t.lists {
-		l := &t.lists[s]
-		for i := 0; i < t.n(s) && cur[s] != 0; i++ {
-			if t.at(s, i).JobID == cur[s] {
-				l.list.cursor = i
-				break
-			}
-		}
-		l.list.clamp(t.n(s))
-	}
+	t.end()
 }
 
 func (t *jobsTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
-	k := e.keys
-	if t.filter.focused() {
-		ev, cmd := t.filter.handle(msg)
-		if ev != filterApply {
-			t.rematch()
-			for s := range t.lists {
-				t.lists[s].list = scroller{}
-			}
-		}
-		return cmd
-	}
-	ready := t.loaded && t.err == nil
-	switch {
-	case key.Matches(msg, k.Section) && ready:
-		t.sec = nextSection(msg, t.sec, numJobLists)
-	case key.Matches(msg, k.Filter) && ready:
-		return t.filter.open()
-	case key.Matches(msg, k.Back) && t.filtering():
-		t.filter.clear()
-		t.rematch()
-		for s := range t.lists {
-			t.lists[s].list.clamp(t.n(s))
-		}
-	default:
-		t.lists[t.sec].list.move(k, msg, t.n(t.sec), t.rows(e))
-	}
-	return nil
+	cmd, _ := t.handleKey(e.keys, msg, t.ready(), t.rows(e))
+	return cmd
 }
 
 func (t *jobsTab) rows(e *env) int {
 	r := e.bodyHeight() - 4 - jobDetailLines // title, verification, list bar, table header
-	if t.filter.focused() || t.filtering() {
+	if t.filterShown() {
 		r--
 	}
 	return max(r, 1)
@@ -218,36 +135,24 @@ func (t *jobsTab) view(e *env, w, h int) string {
 		return title + "\n" + st.bad.Render("cannot load jobs: "+errText(t.err))
 	}
 	lines := []string{title + " " + t.summary(), t.verification(st)}
-	lines = append(lines, t.listBar(e))
-	if t.filter.focused() {
-		lines = append(lines, t.filter.view(w))
-	} else if v := t.filter.value(); v != "" {
-		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render(fmt.Sprintf("  (%d match in %s, esc clears)", t.n(t.sec), jobListNames[t.sec])))
+	lines = append(lines, t.bar(st, jobListNames[:], "s next list"))
+	if f := t.filterLine(st, w, jobListNames[t.sec]); f != "" {
+		lines = append(lines, f)
 	}
 	cols := spread([]column{{"", 1, false}, {"job", 5, true}, {"status", 10, false}, {"lease", 5, true}, {"exit", 4, true},
 		{"gas used/limit", 25, true}, {"verified", 9, false}, {"node", 10, false}}, w, 7)
 	lines = append(lines, tableHeader(st, cols))
 	rows := max(h-len(lines)-jobDetailLines, 1)
 	n := t.n(t.sec)
-	l := &t.lists[t.sec]
-	start := l.list.start(n, rows)
-	for i := start; i < min(n, start+rows); i++ {
+	lines = append(lines, t.rowLines(st, cols, w, rows, func(i int) []string {
 		j := t.at(t.sec, i)
-		mark := " "
-		if i == l.list.cursor {
-			mark = "▸"
-		}
 		exit, gas := "—", group(u64(j.GasLimit))
 		if j.ExitCode != nil {
 			exit = strconv.Itoa(int(*j.ExitCode))
 			gas = group(u64(j.GasUsed)) + "/" + gas
 		}
-		row := tableRow(cols, mark, "#"+u64(j.JobID), jobStatusText(st, j.Status), u64(j.LeaseID), exit, gas, verifiedCell(st, j), shortAddr(j.NodeID, cols[7].width))
-		if i == l.list.cursor {
-			row = selRow(st, row, w)
-		}
-		lines = append(lines, row)
-	}
+		return []string{"#" + u64(j.JobID), jobStatusText(st, j.Status), u64(j.LeaseID), exit, gas, verifiedCell(st, j), shortAddr(j.NodeID, cols[7].width)}
+	})...)
 	if n == 0 {
 		what := map[int]string{jobsQueue: "no job waiting for a result", jobsResults: "no result yet", jobsAll: "no job submitted yet"}[t.sec]
 		if t.filtering() {
@@ -259,7 +164,7 @@ func (t *jobsTab) view(e *env, w, h int) string {
 		lines = append(lines, "")
 	}
 	if n > 0 {
-		lines = append(lines, t.detail(e, t.at(t.sec, l.list.cursor), w)...)
+		lines = append(lines, t.detail(e, t.at(t.sec, t.lists[t.sec].list.cursor), w)...)
 	}
 	return strings.Join(lines, "\n")
 }
@@ -285,21 +190,6 @@ func (t *jobsTab) verification(st styles) string {
 		return field(st, "verified", s+", "+st.bad.Render(fmt.Sprintf("%d DIFFER", t.bad)))
 	}
 	return field(st, "verified", st.good.Render(s))
-}
-
-// listBar names the lists with their sizes; the shown one is highlighted.
-func (t *jobsTab) listBar(e *env) string {
-	st := e.st
-	var b strings.Builder
-	for s := range numJobLists {
-		label := fmt.Sprintf(" %s %d ", jobListNames[s], len(t.lists[s].rows))
-		if s == t.sec {
-			b.WriteString(st.tabActive.Render(label))
-		} else {
-			b.WriteString(st.tabIdle.Render(label))
-		}
-	}
-	return b.String() + st.dim.Render("  s next list")
 }
 
 func jobStatusText(st styles, s string) string {

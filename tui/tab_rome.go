@@ -17,9 +17,7 @@ import (
 // resource kind, the disputes, and lists of offers, requests, leases,
 // epochs and disputes (s switches the list, / filters it).
 type romeTab struct {
-	loaded   bool
-	noAPI    bool // 404: the node has no market API
-	err      error
+	loadState
 	market   *client.RomeMarket
 	policies []client.RomePolicy
 	epochs   []client.RomeEpoch // newest first
@@ -30,9 +28,7 @@ type romeTab struct {
 	// recentDisputes sums the disputes of the fetched epoch records.
 	recentDisputes uint64
 
-	sec    int // the list shown
-	lists  [numRomeLists]romeList
-	filter filterBox
+	sections
 }
 
 // The lists of the ROME view, in the order s cycles them.
@@ -47,14 +43,6 @@ const (
 
 var romeListNames = [numRomeLists]string{"Offers", "Requests", "Leases", "Epochs", "Disputes"}
 
-// romeList is the filter and cursor state of one list; hay holds each row's
-// searchable text (lower case), built when the data arrives.
-type romeList struct {
-	hay   []string
-	match []int
-	list  scroller
-}
-
 // romeDispute is one rome_dispute event of an epoch record: the lease
 // whose two usage reports differed for epoch disputed, found out when
 // epoch settled was processed.
@@ -66,11 +54,10 @@ type romeDispute struct {
 }
 
 func newRomeTab() *romeTab {
-	return &romeTab{filter: newFilterBox("/ ", "id, owner, status, kind or region")}
+	return &romeTab{sections: newSections(numRomeLists, "id, owner, status, kind or region")}
 }
 
 func (t *romeTab) title() string { return "ROME" }
-func (t *romeTab) typing() bool  { return t.filter.focused() }
 
 func (t *romeTab) bindings(k keyMap) []key.Binding {
 	return []key.Binding{k.Section, k.Filter, k.Up, k.Down}
@@ -78,43 +65,12 @@ func (t *romeTab) bindings(k keyMap) []key.Binding {
 
 func (t *romeTab) refresh(e *env) tea.Cmd { return e.f.rome(e.focus) }
 
-func (t *romeTab) filtering() bool { return t.filter.value() != "" }
-
-// n is how many rows list s shows.
-func (t *romeTab) n(s int) int {
-	if t.filtering() {
-		return len(t.lists[s].match)
-	}
-	return len(t.lists[s].hay)
-}
-
-// index maps row i of list s to its item.
-func (t *romeTab) index(s, i int) int {
-	if t.filtering() {
-		return t.lists[s].match[i]
-	}
-	return i
-}
-
-func (t *romeTab) rematch() {
-	q := t.filter.query()
-	for s := range t.lists {
-		t.lists[s].match = matchHay(t.lists[s].match, t.lists[s].hay, q)
-	}
-}
-
 func (t *romeTab) update(e *env, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case focusMsg:
 		*t = *newRomeTab()
 	case romeMsg:
-		if msg.node != e.focus {
-			return nil
-		}
-		t.loaded = true
-		t.noAPI = notFound(msg.err)
-		t.err = msg.err
-		if msg.err == nil {
+		if t.took(e.focus, msg.node, msg.err) {
 			t.set(msg)
 		}
 	case tea.KeyPressMsg:
@@ -153,63 +109,32 @@ func (t *romeTab) set(msg romeMsg) {
 			t.disputes = append(t.disputes, d)
 		}
 	}
-	hay := func(parts ...string) string { return strings.ToLower(strings.Join(parts, " ")) }
-	l := &t.lists
-	l[romeOffers].hay = l[romeOffers].hay[:0]
+	t.begin()
 	for _, o := range t.offers {
-		l[romeOffers].hay = append(l[romeOffers].hay, hay("#"+u64(o.ID), o.Status, o.Owner, o.Region, strings.Join(kindsOf(o.Capacity), " ")))
+		t.add(romeOffers, u64(o.ID), "#"+u64(o.ID), o.Status, o.Owner, o.Region, strings.Join(kindsOf(o.Capacity), " "))
 	}
-	l[romeRequests].hay = l[romeRequests].hay[:0]
 	for _, r := range t.requests {
-		l[romeRequests].hay = append(l[romeRequests].hay, hay("#"+u64(r.ID), r.Status, r.Owner, r.Region, strings.Join(kindsOf(r.Demand), " ")))
+		t.add(romeRequests, u64(r.ID), "#"+u64(r.ID), r.Status, r.Owner, r.Region, strings.Join(kindsOf(r.Demand), " "))
 	}
-	l[romeLeases].hay = l[romeLeases].hay[:0]
 	for _, x := range t.leases {
-		l[romeLeases].hay = append(l[romeLeases].hay, hay("#"+u64(x.ID), "request #"+u64(x.RequestID), "offer #"+u64(x.OfferID), x.Status, x.Provider, x.Consumer, strings.Join(kindsOf(x.Amounts), " ")))
+		t.add(romeLeases, u64(x.ID), "#"+u64(x.ID), "request #"+u64(x.RequestID), "offer #"+u64(x.OfferID), x.Status, x.Provider, x.Consumer, strings.Join(kindsOf(x.Amounts), " "))
 	}
-	l[romeEpochsList].hay = l[romeEpochsList].hay[:0]
 	for _, ep := range t.epochs {
-		l[romeEpochsList].hay = append(l[romeEpochsList].hay, hay("#"+u64(ep.Epoch), ep.Policy, ep.Rejected))
+		t.add(romeEpochsList, u64(ep.Epoch), "#"+u64(ep.Epoch), ep.Policy, ep.Rejected)
 	}
-	l[romeDisputes].hay = l[romeDisputes].hay[:0]
 	for _, d := range t.disputes {
-		h := hay("#"+u64(d.leaseID), "epoch "+d.disputed, "epoch "+u64(d.settled))
+		hay := []string{"#" + u64(d.leaseID), "epoch " + d.disputed, "epoch " + u64(d.settled)}
 		if d.lease != nil {
-			h += " " + hay(d.lease.Provider, d.lease.Consumer, d.lease.Status)
+			hay = append(hay, d.lease.Provider, d.lease.Consumer, d.lease.Status)
 		}
-		l[romeDisputes].hay = append(l[romeDisputes].hay, h)
+		t.add(romeDisputes, u64(d.leaseID)+"/"+d.disputed, hay...)
 	}
-	t.rematch()
-	for s := range t.lists {
-		t.lists[s].list.clamp(t.n(s))
-	}
+	t.end()
 }
 
 func (t *romeTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
-	k := e.keys
-	if t.filter.focused() {
-		ev, cmd := t.filter.handle(msg)
-		if ev != filterApply {
-			t.rematch()
-			for s := range t.lists {
-				t.lists[s].list = scroller{}
-			}
-		}
-		return cmd
-	}
-	ready := t.loaded && t.err == nil
-	switch {
-	case key.Matches(msg, k.Section) && ready:
-		t.sec = nextSection(msg, t.sec, numRomeLists)
-	case key.Matches(msg, k.Filter) && ready:
-		return t.filter.open()
-	case key.Matches(msg, k.Back) && t.filtering():
-		t.filter.clear()
-		t.rematch()
-	default:
-		t.lists[t.sec].list.move(k, msg, t.n(t.sec), t.rows(e))
-	}
-	return nil
+	cmd, _ := t.handleKey(e.keys, msg, t.ready(), t.rows(e))
+	return cmd
 }
 
 // headLines is how many lines the summary above the list takes.
@@ -220,7 +145,7 @@ func (t *romeTab) headLines() int {
 	} else {
 		n++
 	}
-	if t.filter.focused() || t.filtering() {
+	if t.filterShown() {
 		n++
 	}
 	return n + 1 // the table header
@@ -252,11 +177,9 @@ func (t *romeTab) view(e *env, w, h int) string {
 		field(st, "open", plural(m.OpenOffers, "offer")+" · "+plural(m.OpenRequests, "request")+" · "+plural(m.LiveLeases, "live lease")+" · "+plural(m.PendingCerts, "certificate")+" to sign"),
 	)
 	lines = append(lines, t.kindLines(e, m, w)...)
-	lines = append(lines, t.disputeLine(e, m), "", t.listBar(e, w))
-	if t.filter.focused() {
-		lines = append(lines, t.filter.view(w))
-	} else if v := t.filter.value(); v != "" {
-		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render(fmt.Sprintf("  (%d match in %s, esc clears)", t.n(t.sec), romeListNames[t.sec])))
+	lines = append(lines, t.disputeLine(e, m), "", t.bar(st, romeListNames[:], "s next list"))
+	if f := t.filterLine(st, w, romeListNames[t.sec]); f != "" {
+		lines = append(lines, f)
 	}
 	rows := max(h-len(lines)-1, 1)
 	lines = append(lines, t.table(e, w, rows)...)
@@ -393,22 +316,6 @@ func (t *romeTab) disputeLine(e *env, m *client.RomeMarket) string {
 	return field(st, "disputes", s)
 }
 
-// listBar names the lists with their sizes; the shown one is highlighted.
-func (t *romeTab) listBar(e *env, w int) string {
-	st := e.st
-	sizes := [numRomeLists]int{len(t.offers), len(t.requests), len(t.leases), len(t.epochs), len(t.disputes)}
-	var b strings.Builder
-	for s := range numRomeLists {
-		label := fmt.Sprintf(" %s %d ", romeListNames[s], sizes[s])
-		if s == t.sec {
-			b.WriteString(st.tabActive.Render(label))
-		} else {
-			b.WriteString(st.tabIdle.Render(label))
-		}
-	}
-	return b.String() + st.dim.Render("  s next list")
-}
-
 // table draws the shown list: its header and the rows around the cursor.
 func (t *romeTab) table(e *env, w, rows int) []string {
 	st := e.st
@@ -429,19 +336,7 @@ func (t *romeTab) table(e *env, w, rows int) []string {
 	}
 	out := []string{tableHeader(st, cols)}
 	n := t.n(t.sec)
-	l := &t.lists[t.sec]
-	start := l.list.start(n, rows)
-	for i := start; i < min(n, start+rows); i++ {
-		mark := " "
-		if i == l.list.cursor {
-			mark = "▸"
-		}
-		row := tableRow(cols, append([]string{mark}, t.cells(e, t.index(t.sec, i), cols)...)...)
-		if i == l.list.cursor {
-			row = selRow(st, row, w)
-		}
-		out = append(out, row)
-	}
+	out = append(out, t.rowLines(st, cols, w, rows, func(i int) []string { return t.cells(e, t.index(t.sec, i), cols) })...)
 	if n == 0 {
 		what := strings.ToLower(romeListNames[t.sec])
 		if t.filtering() {

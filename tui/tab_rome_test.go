@@ -308,7 +308,7 @@ func TestCertsView(t *testing.T) {
 	}
 	// Grouped by node, then id: alice 1, 4, 5, then bob 2, 3.
 	var ids []uint64
-	for i := 0; i < ct.n(); i++ {
+	for i := 0; i < ct.n(0); i++ {
 		ids = append(ids, ct.at(i).Statement.ID)
 	}
 	if fmt.Sprint(ids) != "[1 4 5 2 3]" {
@@ -329,25 +329,25 @@ func TestCertsView(t *testing.T) {
 	c := testCerts()
 	c.certs = append(c.certs, client.Certificate{Statement: client.CertStatement{ID: 6, NodeID: addrAlice, Amount: 1}, KindName: "energy", Status: "pending"})
 	send(m, c)
-	if id := ct.at(ct.list.cursor).Statement.ID; id != 2 {
+	if id := ct.at(ct.lists[0].list.cursor).Statement.ID; id != 2 {
 		t.Fatalf("after a refresh the cursor is on #%d, want #2", id)
 	}
 	// The filter narrows to one node.
 	send(m, keys("/", "bob", "enter")...)
-	if ct.n() != 2 || !strings.Contains(screen(m), "(2 match, esc clears)") {
-		t.Fatalf("filter bob: %d rows:\n%s", ct.n(), screen(m))
+	if ct.n(0) != 2 || !strings.Contains(screen(m), "(2 match, esc clears)") {
+		t.Fatalf("filter bob: %d rows:\n%s", ct.n(0), screen(m))
 	}
 	send(m, keys("esc")...)
-	if ct.n() != 6 {
-		t.Fatalf("esc left %d rows", ct.n())
+	if ct.n(0) != 6 {
+		t.Fatalf("esc left %d rows", ct.n(0))
 	}
 	// Another node's answer is ignored; switching nodes forgets the list.
 	send(m, certsMsg{node: 1})
-	if ct.n() != 6 {
+	if ct.n(0) != 6 {
 		t.Fatal("another node's answer replaced the list")
 	}
 	send(m, focusMsg{})
-	if ct.loaded || ct.n() != 0 {
+	if ct.loaded || ct.n(0) != 0 {
 		t.Fatal("focus change kept the old node's certificates")
 	}
 }

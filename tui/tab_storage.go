@@ -24,9 +24,7 @@ import (
 // the owners' active leases). s switches the list, / filters it, enter
 // opens the selected item, esc goes back.
 type storageTab struct {
-	loaded  bool
-	noAPI   bool
-	err     error
+	loadState
 	partial error // a provider record or a lease's usage that did not load
 
 	epoch, height uint64
@@ -38,9 +36,7 @@ type storageTab struct {
 	meters        []storageMeter
 	jpu           uint64 // joules per energy unit (0: unknown)
 
-	sec    int
-	lists  [numStorageLists]storageList
-	filter filterBox
+	sections
 	// opened is the key of the item whose detail is shown ("" : the list).
 	opened string
 }
@@ -54,15 +50,6 @@ const (
 )
 
 var storageListNames = [numStorageLists]string{"Pinned blobs", "Providers", "Meters"}
-
-// storageList is one list's row keys (what keeps the cursor on its item),
-// search text, the filter's matches and the cursor.
-type storageList struct {
-	keys  []string
-	hay   []string
-	match []int
-	list  scroller
-}
 
 // storageProvider is a provider's storage record and what the loaded
 // pins and meters say of it.
@@ -226,11 +213,10 @@ func storageAddrs(pins []client.StoragePin, meters []client.Meter) []string {
 }
 
 func newStorageTab() *storageTab {
-	return &storageTab{filter: newFilterBox("/ ", "blob id, #request, provider, node, region, state or #meter")}
+	return &storageTab{sections: newSections(numStorageLists, "blob id, #request, provider, node, region, state or #meter")}
 }
 
 func (t *storageTab) title() string { return "Storage" }
-func (t *storageTab) typing() bool  { return t.filter.focused() }
 
 func (t *storageTab) bindings(k keyMap) []key.Binding {
 	if t.opened != "" {
@@ -241,51 +227,12 @@ func (t *storageTab) bindings(k keyMap) []key.Binding {
 
 func (t *storageTab) refresh(e *env) tea.Cmd { return e.f.storage(e.focus) }
 
-func (t *storageTab) filtering() bool { return t.filter.value() != "" }
-
-// n is how many rows list s shows.
-func (t *storageTab) n(s int) int {
-	if t.filtering() {
-		return len(t.lists[s].match)
-	}
-	return len(t.lists[s].keys)
-}
-
-// index maps row i of list s to its item.
-func (t *storageTab) index(s, i int) int {
-	if t.filtering() {
-		return t.lists[s].match[i]
-	}
-	return i
-}
-
-// selected is the item under list s's cursor (-1: none).
-func (t *storageTab) selected(s int) int {
-	if t.n(s) == 0 {
-		return -1
-	}
-	return t.index(s, min(t.lists[s].list.cursor, t.n(s)-1))
-}
-
-func (t *storageTab) rematch() {
-	q := t.filter.query()
-	for s := range t.lists {
-		t.lists[s].match = matchHay(t.lists[s].match, t.lists[s].hay, q)
-	}
-}
-
 func (t *storageTab) update(e *env, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case focusMsg:
 		*t = *newStorageTab()
 	case storageMsg:
-		if msg.node != e.focus {
-			return nil
-		}
-		t.loaded = true
-		t.noAPI = notFound(msg.err)
-		t.err = msg.err
-		if msg.err == nil {
+		if t.took(e.focus, msg.node, msg.err) {
 			t.set(msg)
 		}
 	case tea.KeyPressMsg:
@@ -304,12 +251,7 @@ func meterKey(id uint64) string { return "#" + u64(id) }
 
 // set takes a snapshot in, keeping each list's cursor on its item.
 func (t *storageTab) set(msg storageMsg) {
-	var cur [numStorageLists]string
-	for s := range t.lists {
-		if i := t.selected(s); i >= 0 {
-			cur[s] = t.lists[s].keys[i]
-		}
-	}
+	t.begin()
 	t.partial = msg.partial
 	t.jpu = msg.jpu
 	if msg.pins == nil {
@@ -320,9 +262,6 @@ func (t *storageTab) set(msg storageMsg) {
 	t.pinStates = t.pinStates[:0]
 	t.counts = map[string]int{}
 	t.pinnedBytes = 0
-	for s := range t.lists {
-		t.lists[s].keys, t.lists[s].hay = t.lists[s].keys[:0], t.lists[s].hay[:0]
-	}
 	provs := map[string]*storageProvider{}
 	prov := func(a string) *storageProvider {
 		if p := provs[a]; p != nil {
@@ -401,22 +340,7 @@ func (t *storageTab) set(msg storageMsg) {
 		pr := &t.provs[i]
 		t.add(storageProviders, pr.addr, append([]string{pr.addr}, pr.regions...)...)
 	}
-	t.rematch()
-	for s := range t.lists {
-		l := &t.lists[s]
-		for i := 0; i < t.n(s) && cur[s] != ""; i++ {
-			if l.keys[t.index(s, i)] == cur[s] {
-				l.list.cursor = i
-				break
-			}
-		}
-		l.list.clamp(t.n(s))
-	}
-}
-
-func (t *storageTab) add(s int, key string, hay ...string) {
-	t.lists[s].keys = append(t.lists[s].keys, key)
-	t.lists[s].hay = append(t.lists[s].hay, strings.ToLower(strings.Join(hay, " ")))
+	t.end()
 }
 
 func contains(ss []string, s string) bool {
@@ -527,52 +451,32 @@ func stateText(st styles, s string) string {
 
 func (t *storageTab) key(e *env, msg tea.KeyPressMsg) tea.Cmd {
 	k := e.keys
-	if t.filter.focused() {
-		ev, cmd := t.filter.handle(msg)
-		if ev != filterApply {
-			t.rematch()
-			for s := range t.lists {
-				t.lists[s].list = scroller{}
+	if !t.typing() && !key.Matches(msg, k.Section) {
+		switch {
+		case t.opened != "":
+			// The detail follows the cursor: ↑↓ open the previous/next item.
+			if key.Matches(msg, k.Back) {
+				t.opened = ""
+			} else if t.lists[t.sec].list.move(k, msg, t.n(t.sec), t.rows(e)) {
+				t.opened = t.selectedKey(t.sec)
 			}
+			return nil
+		case key.Matches(msg, k.Enter) && t.ready():
+			t.opened = t.selectedKey(t.sec)
+			return nil
 		}
-		return cmd
 	}
-	ready := t.loaded && t.err == nil
-	switch {
-	case key.Matches(msg, k.Section) && ready:
-		t.sec = nextSection(msg, t.sec, numStorageLists)
+	cmd, switched := t.handleKey(k, msg, t.ready(), t.rows(e))
+	if switched {
 		t.opened = ""
-	case t.opened != "":
-		// The detail follows the cursor: ↑↓ open the previous/next item.
-		if key.Matches(msg, k.Back) {
-			t.opened = ""
-		} else if l := &t.lists[t.sec]; l.list.move(k, msg, t.n(t.sec), t.rows(e)) {
-			if i := t.selected(t.sec); i >= 0 {
-				t.opened = l.keys[i]
-			}
-		}
-	case key.Matches(msg, k.Enter) && ready:
-		if i := t.selected(t.sec); i >= 0 {
-			t.opened = t.lists[t.sec].keys[i]
-		}
-	case key.Matches(msg, k.Filter) && ready:
-		return t.filter.open()
-	case key.Matches(msg, k.Back) && t.filtering():
-		t.filter.clear()
-		t.rematch()
-		for s := range t.lists {
-			t.lists[s].list.clamp(t.n(s))
-		}
-	default:
-		t.lists[t.sec].list.move(k, msg, t.n(t.sec), t.rows(e))
 	}
-	return nil
+	return cmd
 }
 
 // headLines is what the list view draws above its rows.
 func (t *storageTab) headLines() int {
 	n := 5 // title, pins, proofs, list bar, table header
-	if t.filter.focused() || t.filtering() {
+	if t.filterShown() {
 		n++
 	}
 	return n
@@ -605,11 +509,9 @@ func (t *storageTab) view(e *env, w, h int) string {
 		}
 	}
 	lines = append(lines, field(st, "pins", strings.Join(states, " · ")), t.proofsLine(e))
-	lines = append(lines, t.listBar(e))
-	if t.filter.focused() {
-		lines = append(lines, t.filter.view(w))
-	} else if v := t.filter.value(); v != "" {
-		lines = append(lines, st.label.Render("filter: ")+v+st.dim.Render(fmt.Sprintf("  (%d match in %s, esc clears)", t.n(t.sec), storageListNames[t.sec])))
+	lines = append(lines, t.bar(st, storageListNames[:], "s next list · enter opens"))
+	if f := t.filterLine(st, w, storageListNames[t.sec]); f != "" {
+		lines = append(lines, f)
 	}
 	lines = append(lines, t.table(e, w, max(h-len(lines)-1, 1))...)
 	return strings.Join(lines, "\n")
@@ -638,21 +540,6 @@ func (t *storageTab) proofsLine(e *env) string {
 	return field(st, "proofs", s)
 }
 
-// listBar names the lists with their sizes; the shown one is highlighted.
-func (t *storageTab) listBar(e *env) string {
-	st := e.st
-	var b strings.Builder
-	for s := range numStorageLists {
-		label := fmt.Sprintf(" %s %d ", storageListNames[s], len(t.lists[s].keys))
-		if s == t.sec {
-			b.WriteString(st.tabActive.Render(label))
-		} else {
-			b.WriteString(st.tabIdle.Render(label))
-		}
-	}
-	return b.String() + st.dim.Render("  s next list · enter opens")
-}
-
 func (t *storageTab) table(e *env, w, rows int) []string {
 	st := e.st
 	var cols []column
@@ -670,19 +557,7 @@ func (t *storageTab) table(e *env, w, rows int) []string {
 	}
 	out := []string{tableHeader(st, cols)}
 	n := t.n(t.sec)
-	l := &t.lists[t.sec]
-	start := l.list.start(n, rows)
-	for i := start; i < min(n, start+rows); i++ {
-		mark := " "
-		if i == l.list.cursor {
-			mark = "▸"
-		}
-		row := tableRow(cols, append([]string{mark}, t.cells(e, t.index(t.sec, i), cols)...)...)
-		if i == l.list.cursor {
-			row = selRow(st, row, w)
-		}
-		out = append(out, row)
-	}
+	out = append(out, t.rowLines(st, cols, w, rows, func(i int) []string { return t.cells(e, t.index(t.sec, i), cols) })...)
 	if n == 0 {
 		what := map[int]string{storagePins: "no blob pinned yet (sos blob pin)", storageProviders: "no provider holds a pinned blob or owns a meter",
 			storageMeters: "no meter registered (sos meter register)"}[t.sec]
