@@ -238,3 +238,91 @@ func TestBrTableMiss(t *testing.T) {
 		}
 	}
 }
+
+// TestFarMiss: a load or store at or above CostTable.FarMemory pays
+// CostTable.FarMiss each time its 64 KiB block is neither of the last two
+// far blocks that paid in the same call, and nothing more below FarMemory
+// or when it stays in one block or alternates between two. f(n, mask,
+// base) loops n times over an access at base + ((n & mask) << 16), so only
+// the misses differ; the loaded values are summed (the rewrite must not
+// change them: stores write n, read back by the sum).
+func TestFarMiss(t *testing.T) {
+	accesses := []struct {
+		name string
+		code []byte // local 3 is the address, local 4 the sum
+		off  uint64
+	}{
+		{"i64.load", []byte{0x20, 3, 0x29, 3, 0, 0x20, 4, 0x7c, 0x21, 4}, 0},
+		{"i32.load8_u", []byte{0x20, 3, 0x2d, 0, 0, 0xad, 0x20, 4, 0x7c, 0x21, 4}, 0},
+		{"i32.load offset=64K", []byte{0x20, 3, 0x28, 2, 0x80, 0x80, 4, 0xad, 0x20, 4, 0x7c, 0x21, 4}, 65536},
+		{"i64.store", []byte{0x20, 3, 0x20, 0, 0xad, 0x37, 3, 0, 0x20, 3, 0x29, 3, 0, 0x20, 4, 0x7c, 0x21, 4}, 0},
+		{"i32.store", []byte{0x20, 3, 0x20, 0, 0x36, 2, 0, 0x20, 3, 0x28, 2, 0, 0xad, 0x20, 4, 0x7c, 0x21, 4}, 0},
+		{"f64.store", []byte{0x20, 3, 0x20, 0, 0xb8, 0x39, 3, 0, 0x20, 3, 0x2b, 3, 0, 0xb1, 0x20, 4, 0x7c, 0x21, 4}, 0},
+		{"f32.store", []byte{0x20, 3, 0x20, 0, 0xb3, 0x38, 2, 0, 0x20, 3, 0x2a, 2, 0, 0xaf, 0x20, 4, 0x7c, 0x21, 4}, 0},
+	}
+	const n = 10
+	for _, a := range accesses {
+		body := cat([]byte{
+			0x03, 0x40, // loop
+			0x20, 2, 0x20, 0, 0x20, 1, 0x71, 0x41, 16, 0x74, 0x6a, 0x21, 3, // addr = base + ((n & mask) << 16)
+		}, a.code, []byte{
+			0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, // n = n-1; br_if loop
+			0x0b, 0x20, 4, 0x0b})
+		m := fnModule{params: []byte{tI32, tI32, tI32}, results: []byte{tI64}, locals: [][2]byte{{1, tI32}, {1, tI64}},
+			memory: vec([]byte{0x00, 8}), body: body}
+		for _, tc := range []struct {
+			name       string
+			mask, base uint64
+			misses     int64 // without an offset
+		}{
+			{"near", 0, 8, 0},
+			{"one far block: the first time only", 0, 65536 + 8, 1},
+			{"the first far byte", 0, 65536, 1},
+			{"the last near address", 0, 65535 - 8, 0},
+			{"alternating between two far blocks", 1, 65536, 2},
+			{"a near and a far block", 1, 0, 1},
+			// n & 3 is 2, 1, 0, 3, 2, ...: from base 64 KiB blocks 3, 2, 1, 4, 3, ...
+			// never one of the last two.
+			{"cycling through 4 far blocks", 3, 65536, n},
+			{"cycling through 3 far blocks and a near one", 3, 0, n - 2},
+		} {
+			var res [2]uint64
+			var gas [2]int64
+			for k, miss := range []uint32{0, 23} {
+				costs := syncCosts()
+				costs.FarMemory, costs.FarMiss = 65536, miss
+				r, g, err := run(t, m.bytes(), meter.Options{Costs: costs}, 1<<30, n, tc.mask, tc.base)
+				if err != nil {
+					t.Fatalf("%s, %s: %v", a.name, tc.name, err)
+				}
+				res[k], gas[k] = r[0], g
+			}
+			want := tc.misses
+			if a.off != 0 {
+				want = farMisses(n, tc.mask, tc.base+a.off)
+			} else if m := farMisses(n, tc.mask, tc.base); m != want {
+				t.Fatalf("%s: the model counts %d misses, the table %d", tc.name, m, want)
+			}
+			if d := gas[1] - gas[0]; d != want*23 {
+				t.Errorf("%s: %s: costs %d more with FarMiss 23, want %d (%d misses)", a.name, tc.name, d, want*23, want)
+			}
+			if res[0] != res[1] {
+				t.Errorf("%s: %s: result %d with FarMiss, %d without", a.name, tc.name, res[1], res[0])
+			}
+		}
+	}
+}
+
+// farMisses is TestFarMiss's model of the rule (FarMemory 64 KiB).
+func farMisses(n, mask, base uint64) int64 {
+	var last, prev uint64
+	var misses int64
+	for i := uint64(n); i > 0; i-- {
+		addr := base + (i&mask)<<16
+		if b := addr >> 16; addr >= 65536 && b != last && b != prev {
+			misses++
+			last, prev = b, last
+		}
+	}
+	return misses
+}

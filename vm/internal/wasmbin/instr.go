@@ -69,7 +69,8 @@ type Instr struct {
 	End int    // offset just after the immediates
 	// Imm is the first index immediate (label, function, local, global,
 	// type...) where the instruction has one, the number of labels before
-	// the default one for br_table; unused otherwise.
+	// the default one for br_table, the offset of a load or store; unused
+	// otherwise.
 	Imm uint32
 }
 
@@ -144,7 +145,7 @@ func ReadInstr(b []byte, off int) (Instr, error) {
 				err = errAt(ErrMalformed, p, "malformed memop flags")
 			}
 		}
-		u32() // offset
+		in.Imm = u32() // offset
 	case op == OpMemorySize, op == OpMemoryGrow:
 		zeroByte()
 	case op == OpI32Const:
