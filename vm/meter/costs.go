@@ -96,15 +96,6 @@ type CostTable struct {
 	Table        uint32
 	TablePerElem uint32
 
-	// FarMemory and FarMiss price scattered accesses to a large memory: a
-	// load or store whose address is at or above FarMemory bytes (a
-	// multiple of 64 KiB) and whose 64 KiB block is neither of the last
-	// two far blocks that paid in the same call of its function pays
-	// FarMiss, at run time (see "Far memory accesses" in rewrite.go).
-	// FarMiss zero leaves accesses without the extra code.
-	FarMemory uint32
-	FarMiss   uint32
-
 	// Spill is added to every instruction (other than block structure) of
 	// a function whose frame cannot live in registers, in proportion to the
 	// part that cannot: a function of s slots (locals plus its deepest
@@ -207,7 +198,7 @@ const MaxScale = 1 << 10
 // several runs (BENCHMARKS.md records them).
 func DefaultCosts() CostTable {
 	return CostTable{
-		Version:           7,
+		Version:           6,
 		Scale:             16,
 		Base:              1,   // 1/16 gas: ALU work retires several per cycle
 		Local:             1,   // register moves, not free: see locals/rotate in vm/adversarial
@@ -233,9 +224,7 @@ func DefaultCosts() CostTable {
 		BulkPerByte:       1,    // memmove/memset run at ≥16 bytes per ns
 		Table:             80,
 		TablePerElem:      16,
-		Spill:             4,       // per instruction of a frame that cannot live in registers (SpillFreeSlots)
-		FarMemory:         4 << 20, // 4 MiB: a Go contract's memory (≈3 MiB) stays below
-		FarMiss:           256,     // 16 gas: a scattered access above FarMemory (see memory/random-load-8MiB)
+		Spill:             4, // per instruction of a frame that cannot live in registers (SpillFreeSlots)
 	}
 }
 
@@ -248,12 +237,9 @@ func (c *CostTable) validate() error {
 	if c.Loop == 0 || c.Call == 0 || c.CallIndirect == 0 {
 		return fmt.Errorf("meter: cost table v%d: Loop, Call and CallIndirect must not be zero", c.Version)
 	}
-	if c.FarMemory%65536 != 0 {
-		return fmt.Errorf("meter: cost table v%d: FarMemory %d is not a multiple of 64 KiB", c.Version, c.FarMemory)
-	}
 	fields := []uint32{c.Base, c.Local, c.Global, c.Control, c.IntMul, c.IntDiv, c.Float, c.FloatDiv, c.Load, c.Store,
 		c.Branch, c.BrTable, c.BrTableMiss, c.Loop, c.Call, c.CallIndirect, c.Unreachable, c.MemorySize, c.MemoryGrow,
-		c.MemoryGrowPerPage, c.Bulk, c.BulkPerByte, c.Table, c.TablePerElem, c.Spill, c.FarMiss}
+		c.MemoryGrowPerPage, c.Bulk, c.BulkPerByte, c.Table, c.TablePerElem, c.Spill}
 	for i, f := range fields {
 		if f > MaxCost {
 			return fmt.Errorf("meter: cost table v%d: field %d is %d, above MaxCost %d", c.Version, i, f, MaxCost)
@@ -264,16 +250,15 @@ func (c *CostTable) validate() error {
 
 // opCosts is a CostTable flattened into lookup tables for the rewriter.
 type opCosts struct {
-	op      [256]int64
-	fc      [18]int64
-	loop    int64 // per loop iteration
-	spill   int64 // CostTable.Spill
-	brMiss  int64 // CostTable.BrTableMiss
-	farMiss int64 // CostTable.FarMiss
+	op     [256]int64
+	fc     [18]int64
+	loop   int64 // per loop iteration
+	spill  int64 // CostTable.Spill
+	brMiss int64 // CostTable.BrTableMiss
 }
 
 func (c *CostTable) flatten() *opCosts {
-	t := &opCosts{loop: int64(c.Loop), spill: int64(c.Spill), brMiss: int64(c.BrTableMiss), farMiss: int64(c.FarMiss)}
+	t := &opCosts{loop: int64(c.Loop), spill: int64(c.Spill), brMiss: int64(c.BrTableMiss)}
 	for op := 0; op < 256; op++ {
 		t.op[op] = int64(c.Base)
 	}

@@ -9,12 +9,9 @@ import (
 
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
-// index, a far access's address), f32 and f64 (NaN canonicalization, a
-// stored value), and with CostTable.FarMiss three i32 (the far access's
-// block and the last two blocks) and an i32 and an i64 (a stored value).
-// With CostTable.BrTableMiss it also appends two i32 per reachable
-// br_table (the site's last two indices).
-const maxScratch = numSlots
+// index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
+// also appends two i32 per reachable br_table (the site's last two indices).
+const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
@@ -27,8 +24,6 @@ const (
 	opI64ShrS byte = 0x87
 	opI32Ne   byte = 0x47
 	opI32And  byte = 0x71
-	opI32LtU  byte = 0x49
-	opI32ShrU byte = 0x76
 )
 
 // Metering model
@@ -162,14 +157,13 @@ type rewriter struct {
 	perPage   int64
 	perByte   int64
 	perElem   int64
-	farFrom   int64 // CostTable.FarMemory
 
 	// Per function.
 	nLocals        uint32
 	weight         int64 // depth units per call (see FrameSlots)
 	spill          int64 // added to each instruction's cost (see CostTable.Spill)
 	scratch        []wasmbin.ValType
-	scratchIdx     [numSlots]int64 // by slot; -1 when not yet allocated
+	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
 	targeted       []bool      // by block ordinal: some branch targets the label (see analyze)
 	ctl            []ctlFrame  // analyze's control stack, kept for its capacity
@@ -179,7 +173,7 @@ type rewriter struct {
 	segCost        int64
 	kind           segKind
 	out            []byte
-	scratchTypesOf [numSlots]wasmbin.ValType
+	scratchTypesOf [4]wasmbin.ValType
 	blindOn        bool   // Options.BlindLocals
 	blind          []bool // by local index: every read is consumed blindly
 }
@@ -189,12 +183,6 @@ const (
 	slotI32
 	slotF32
 	slotF64
-	slotFarBlock // the block of a far access (see farAccess)
-	slotFarLast  // the last far block that missed
-	slotFarPrev  // the one before
-	slotValI32   // a stored i32, while farAccess checks its address
-	slotValI64   // a stored i64, likewise
-	numSlots
 )
 
 func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
@@ -211,8 +199,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		perPage:        int64(opts.Costs.MemoryGrowPerPage),
 		perByte:        int64(opts.Costs.BulkPerByte),
 		perElem:        int64(opts.Costs.TablePerElem),
-		farFrom:        int64(opts.Costs.FarMemory),
-		scratchTypesOf: [numSlots]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64, wasmbin.I32, wasmbin.I32, wasmbin.I32, wasmbin.I32, wasmbin.I64},
+		scratchTypesOf: [4]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64},
 	}
 }
 
@@ -231,9 +218,7 @@ func (r *rewriter) local(slot int) uint32 {
 func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []wasmbin.ValType, error) {
 	r.nLocals = nLocals
 	r.scratch = nil
-	for i := range r.scratchIdx {
-		r.scratchIdx[i] = -1
-	}
+	r.scratchIdx = [4]int64{-1, -1, -1, -1}
 	r.out = make([]byte, 0, len(body)+len(body)/2+32)
 	r.seg = r.seg[:0]
 	r.segCost = 0
@@ -346,12 +331,6 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 		case wasmbin.OpMemoryGrow:
 			r.dynamic(r.perPage)
 			r.add(raw, cost)
-		case 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, // loads
-			0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e: // stores
-			if r.costs.farMiss != 0 && r.kind != segDead {
-				r.farAccess(in.Op, in.Imm)
-			}
-			r.add(raw, cost)
 		case wasmbin.OpPrefixFC:
 			switch in.Sub {
 			case wasmbin.FCMemoryInit, wasmbin.FCMemoryCopy, wasmbin.FCMemoryFill:
@@ -448,99 +427,6 @@ func (r *rewriter) brTableMiss(off int) error {
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
 	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(last))
 	return nil
-}
-
-// Far memory accesses
-//
-// A load or store pays CostTable.FarMiss, at run time, when its address
-// (operand plus offset) is at or above CostTable.FarMemory and its 64 KiB
-// block (address >> 16) is neither of the last two far blocks that paid
-// in the same call of its function (both none at entry). The rule stands
-// for the data cache and TLB misses of scattered accesses over a memory
-// larger than the caches: a load at a random address over 8 MiB misses
-// both (≈10 ns) where an ordinary load hits (≈0.3 ns). Accesses below
-// FarMemory (all of a Go contract's, whose memory is ≈3 MiB) and
-// accesses that stay in a block or alternate between two (a scan of an
-// array, a copy between two) pay nothing more. Before each load, with its
-// address on the stack, the rewriter emits
-//
-//	local.tee $t; i32.const FarMemory−offset; i32.lt_u
-//	if else
-//	  local.get $t; i32.const 16; i32.shr_u; [i32.const offset>>16; i32.add]
-//	  local.tee $b; local.get $last; i32.ne
-//	  local.get $b; local.get $prev; i32.ne; i32.and
-//	  if $g -= FarMiss; $prev = $last; $last = $b end
-//	end
-//	local.get $t
-//
-// (with offset ≥ FarMemory, only the else part), and before a store the
-// same between saving and restoring the stored value in a scratch local of
-// its type. A near access takes the fall-through path: the compare and one
-// predictable branch. The charge is part of the segment the access is in,
-// like the br_table charge: the counter is written back by the same rules.
-
-// farAccess emits the far-access charge before the load or store op whose
-// memarg offset is off (see "Far memory accesses").
-func (r *rewriter) farAccess(op byte, off uint32) {
-	var v uint32
-	var hasV bool
-	if op >= 0x36 {
-		hasV = true
-		switch op {
-		case 0x36, 0x3a, 0x3b: // i32.store, i32.store8/16
-			v = r.local(slotValI32)
-		case 0x38: // f32.store
-			v = r.local(slotF32)
-		case 0x39: // f64.store
-			v = r.local(slotF64)
-		default: // i64.store, i64.store8/16/32
-			v = r.local(slotValI64)
-		}
-	}
-	t := r.local(slotI32)
-	g := r.local(slotGas)
-	b := r.local(slotFarBlock)
-	last := r.local(slotFarLast)
-	prev := r.local(slotFarPrev)
-	o := r.seg
-	if hasV {
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), v)
-	}
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), t)
-	near := int64(off) < r.farFrom
-	if near {
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(int32(uint32(r.farFrom-int64(off)))))
-		o = append(o, opI32LtU, wasmbin.OpIf, 0x40, wasmbin.OpElse)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	}
-	o = append(o, wasmbin.OpI32Const, 16, opI32ShrU)
-	if hi := off >> 16; hi != 0 {
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(hi))
-		o = append(o, opI32Add)
-	}
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), b)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
-	o = append(o, opI32Ne)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), b)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), prev)
-	o = append(o, opI32Ne, opI32And, wasmbin.OpIf, 0x40)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
-	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), r.costs.farMiss)
-	o = append(o, wasmbin.OpI64Sub)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), prev)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), b)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), last)
-	o = append(o, wasmbin.OpEnd)
-	if near {
-		o = append(o, wasmbin.OpEnd)
-	}
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	if hasV {
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), v)
-	}
-	r.seg = o
 }
 
 // sync appends to the segment a store of the gas counter to the global.

@@ -69,8 +69,7 @@ type Instr struct {
 	End int    // offset just after the immediates
 	// Imm is the first index immediate (label, function, local, global,
 	// type...) where the instruction has one, the number of labels before
-	// the default one for br_table, the offset of a load or store; unused
-	// otherwise.
+	// the default one for br_table; unused otherwise.
 	Imm uint32
 }
 
@@ -145,7 +144,7 @@ func ReadInstr(b []byte, off int) (Instr, error) {
 				err = errAt(ErrMalformed, p, "malformed memop flags")
 			}
 		}
-		in.Imm = u32() // offset
+		u32() // offset
 	case op == OpMemorySize, op == OpMemoryGrow:
 		zeroByte()
 	case op == OpI32Const:
