@@ -26,7 +26,10 @@
 // direct and indirect calls, recursion at the depth limit with thin and fat
 // frames, traps, an empty call with 8 MiB of memory and one writing both
 // ends of it), memory (one touch per 4 KiB page over 8 MiB, after
-// growing or not, grow churn, random loads over 7.5 MiB, memory.fill and
+// growing or not, grow churn, random loads over 1, 2, 4 and 8 MiB and —
+// in the policy VM, whose memory limit is 64 MiB — over 16, 32 and 64 MiB,
+// random stores over 8 MiB, sequential loads over 64 KiB, over the first
+// 64 KiB of 8 MiB, over all of 8 MiB and of 64 MiB, memory.fill and
 // memory.copy), host functions (the cheapest one in a loop, storage
 // get/set/delete at the largest sizes, iterators over 100,000 committed or
 // 20,000 buffered entries, iterators skipping deleted entries, hashing the

@@ -109,8 +109,22 @@ func shapes() []shape {
 		{name: "memory/grow-touch-8MiB", setup: contractShape(touchPages(1, 127, false), "")},
 		{name: "memory/grow-touch-read-8MiB", setup: contractShape(touchPages(1, 127, true), "")},
 		{name: "memory/grow-churn", setup: contractShape(growChurn(127), "")},
+		// Random loads over growing memories: 1–8 MiB is a contract's
+		// range (vm.MaxMemoryPages), 16–64 MiB a policy's
+		// (vm.MaxPolicyMemoryPages); sequential loads over a large memory
+		// are the other side of any price that depends on memory size.
+		{name: "memory/random-load-1MiB", setup: contractShape(randomLoads(16, 2_000_000), "")},
+		{name: "memory/random-load-2MiB", setup: contractShape(randomLoads(32, 2_000_000), "")},
+		{name: "memory/random-load-4MiB", setup: contractShape(randomLoads(64, 2_000_000), "")},
 		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "")},
+		{name: "memory/random-store-8MiB", setup: contractShape(randomStores(128, 2_000_000), "")},
+		{name: "policy/random-load-16MiB", setup: handPolicyShape(randomLoads(256, 2_000_000))},
+		{name: "policy/random-load-32MiB", setup: handPolicyShape(randomLoads(512, 2_000_000))},
+		{name: "policy/random-load-64MiB", setup: handPolicyShape(randomLoads(1024, 2_000_000))},
 		{name: "memory/load-seq", setup: contractShape(seqAccess(false, 20_000_000), "")},
+		{name: "memory/load-seq-8MiB", setup: contractShape(seqLoads(128, 20_000_000), "")},
+		{name: "memory/load-seq-64KiB-of-8MiB", setup: contractShape(seqAccessIn(128, false, 20_000_000), "")},
+		{name: "policy/load-seq-64MiB", setup: handPolicyShape(seqLoads(1024, 20_000_000))},
 		{name: "memory/store-seq", setup: contractShape(seqAccess(true, 20_000_000), "")},
 		{name: "memory/fill-8MiB", setup: contractShape(bulk(128, false, 20), "")},
 		{name: "memory/copy-4MiB", setup: contractShape(bulk(128, true, 20), "")},
@@ -358,15 +372,36 @@ func randomLoads(memMin uint32, iters int32) *module {
 			mem(opI64Load, 0), lget(2), op(opI64Add), lset(2)))
 }
 
+// randomStores: 8-byte stores at random addresses over the whole memory
+// (a power of two): after the first store to each 4 KiB block (which pays
+// vm.GasPageWrite) they cost what random loads cost.
+func randomStores(memMin uint32, iters int32) *module {
+	size := int64(memMin) * 65536
+	return hand(memMin, []local{{1, tI32}, {2, tI64}},
+		loopN(0, iters, lcg64(1), i64c(20), op(opI64ShrU), op(opI32WrapI64), i32c(int32(size-8)), op(opI32And),
+			lget(1), mem(opI64Store, 0)))
+}
+
+// seqLoads loads 8 bytes at consecutive addresses over the whole memory
+// (a power of two), over and over: the hardware prefetcher streams them.
+func seqLoads(memMin uint32, iters int32) *module {
+	size := int32(memMin) * 65536
+	access := wasmasm.Cat(lget(0), i32c(3), op(opI32Shl), i32c(size-8), op(opI32And), mem(opI64Load, 0), lget(1), op(opI64Add), lset(1))
+	return hand(memMin, []local{{1, tI32}, {1, tI64}}, loopN(0, iters, access))
+}
+
 // seqAccess loads (or stores) 8 bytes at consecutive addresses over the
 // first 64 KiB, over and over: accesses that hit the cache.
-func seqAccess(store bool, iters int32) *module {
+func seqAccess(store bool, iters int32) *module { return seqAccessIn(1, store, iters) }
+
+// seqAccessIn is seqAccess in a memory of memMin pages.
+func seqAccessIn(memMin uint32, store bool, iters int32) *module {
 	addr := wasmasm.Cat(lget(0), i32c(3), op(opI32Shl), i32c(0xfff8), op(opI32And))
 	access := wasmasm.Cat(addr, mem(opI64Load, 0), lget(1), op(opI64Add), lset(1))
 	if store {
 		access = wasmasm.Cat(addr, lget(1), mem(opI64Store, 0), lget(1), i64c(1), op(opI64Add), lset(1))
 	}
-	return hand(1, []local{{1, tI32}, {1, tI64}}, loopN(0, iters, access))
+	return hand(memMin, []local{{1, tI32}, {1, tI64}}, loopN(0, iters, access))
 }
 
 func bulk(memMin uint32, copyHalf bool, iters int32) *module {
@@ -747,6 +782,14 @@ func policyShape(tb testing.TB, e *env, wasm, input []byte, gas uint64) attack {
 		x.load = min(load, x.gas)
 		return x, err
 	}
+}
+
+// handPolicyShape runs m's execute as a policy's allocate (in the policy
+// VM, whose memory limit is vm.MaxPolicyMemoryPages).
+func handPolicyShape(m *module) func(testing.TB, *env) attack {
+	m.export("allocate", uint32(len(m.imports)+len(m.funcs)-1))
+	wasm := m.bytes()
+	return func(tb testing.TB, e *env) attack { return policyShape(tb, e, wasm, nil, callGas) }
 }
 
 func goPolicyLoopShape(gas uint64) func(testing.TB, *env) attack {
