@@ -850,9 +850,10 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	}
 	pos := int(round.Proven) + int(round.Declared)
 	env := &storEnv{m: m, s: s, acc: tx.accounts(m), p: params, height: tx.Height, epoch: p.Epoch, events: &tx.Events}
-	leases := map[uint64]*Lease{}
-	var provOrder []ledger.Address
-	provProven := map[ledger.Address]uint64{}
+	// A node answers for a few leases of a few providers: small slices,
+	// in first-seen order, instead of maps.
+	var leases []*Lease
+	var credits []provCredit
 	suspects, err := s.getU64(suspectsCountKey)
 	if err != nil {
 		return nil, err
@@ -869,12 +870,14 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				i, en.LeaseID, en.Blob, it.Lease, it.Blob.ID, ErrInvalid)
 		}
 		d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-		l, ok := leases[d.Lease]
-		if !ok {
+		var l *Lease
+		if k := slices.IndexFunc(leases, func(l *Lease) bool { return l.ID == d.Lease }); k >= 0 {
+			l = leases[k]
+		} else {
 			if l, err = s.lease(d.Lease); err != nil {
 				return nil, err
 			}
-			leases[d.Lease] = l
+			leases = append(leases, l)
 		}
 		if len(en.Proofs) == 0 {
 			if ok, err := s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
@@ -904,10 +907,11 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, err
 			}
 		}
-		if _, seen := provProven[l.Provider]; !seen {
-			provOrder = append(provOrder, l.Provider)
+		if k := slices.IndexFunc(credits, func(c provCredit) bool { return c.provider == l.Provider }); k >= 0 {
+			credits[k].n++
+		} else {
+			credits = append(credits, provCredit{l.Provider, 1})
 		}
-		provProven[l.Provider]++
 		proven++
 	}
 	round.Proven += proven
@@ -918,15 +922,30 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	if err := s.put(rkey(tagRound, node[:]), round); err != nil {
 		return nil, err
 	}
-	for _, a := range provOrder {
-		n := provProven[a]
-		if err := s.updateProvider(a, func(r *ProviderRecord) { r.StorageProven = satAdd(r.StorageProven, n) }); err != nil {
+	for _, c := range credits {
+		if err := s.updateProvider(c.provider, func(r *ProviderRecord) { r.StorageProven = satAdd(r.StorageProven, c.n) }); err != nil {
 			return nil, err
 		}
 	}
 	tx.emit("storage_proof", "node", node.String(), "epoch", strconv.FormatUint(p.Epoch, 10), "proven", strconv.FormatUint(uint64(proven), 10),
 		"declared_missing", strconv.FormatUint(uint64(declared), 10))
-	return map[string]any{"epoch": p.Epoch, "proven": proven, "declared_missing": declared, "round_proven": round.Proven}, nil
+	return &proofResult{Declared: declared, Epoch: p.Epoch, Proven: proven, RoundProven: round.Proven}, nil
+}
+
+// provCredit is the holdings a storage_proof proved for one provider.
+type provCredit struct {
+	provider ledger.Address
+	n        uint64
+}
+
+// proofResult is a storage_proof's receipt result. Its fields are in key
+// order: its JSON is byte for byte what the map it replaces gave
+// (encoding/json sorts map keys), without the map.
+type proofResult struct {
+	Declared    uint32 `json:"declared_missing"`
+	Epoch       uint64 `json:"epoch"`
+	Proven      uint32 `json:"proven"`
+	RoundProven uint32 `json:"round_proven"`
 }
 
 // miss records that holding d of lease l was not proven in the epoch:

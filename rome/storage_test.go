@@ -3,6 +3,7 @@ package rome
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -1006,5 +1007,21 @@ func TestStorageBackToBackMissesUnpaid(t *testing.T) {
 	w.untilEpoch(6) // epoch 4 settled
 	if got := w.leasesOf(req)[0].Paid.AmountOf("uTFLP"); got != 2 {
 		t.Fatalf("paid %d through epoch 4, want 2", got)
+	}
+}
+
+// TestStorageProofResultJSON: a storage_proof's receipt result is byte
+// for byte the JSON of the map it used to be (receipts are hashed into
+// the block), whatever the values.
+func TestStorageProofResultJSON(t *testing.T) {
+	for _, r := range []proofResult{{}, {Declared: 3, Epoch: 1 << 40, Proven: 8, RoundProven: 1 << 31}} {
+		got, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(map[string]any{"epoch": r.Epoch, "proven": r.Proven, "declared_missing": r.Declared, "round_proven": r.RoundProven})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("result JSON %s, want %s", got, want)
+		}
 	}
 }
