@@ -141,7 +141,24 @@ type Round struct {
 	Declared   uint32   `json:"declared"`          // holdings the node said it cannot prove
 	LastHeight uint64   `json:"last_proof_height"` // height of the node's last proof of a holding (0: none)
 	LastEpoch  uint64   `json:"last_proof_epoch"`
+	// Providers remembers the provider of the leases the node proved for
+	// lately (at most maxRoundProviders, the last proof's first): a proof
+	// credits a holding to its lease's provider, which never changes, so
+	// the next proofs need not read the lease records (leases are never
+	// deleted and their ids never reused).
+	Providers []LeaseProvider `json:"lease_providers"`
 }
+
+// LeaseProvider is a lease and its provider.
+type LeaseProvider struct {
+	_        struct{}       `cbor:",toarray"`
+	Lease    uint64         `json:"lease_id"`
+	Provider ledger.Address `json:"provider"`
+}
+
+// maxRoundProviders bounds Round.Providers: a node answers for a few
+// leases; one with more reads the others' records.
+const maxRoundProviders = 32
 
 // ChallengeItem is a holding challenged in an epoch.
 type ChallengeItem struct {
@@ -854,6 +871,17 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	// in first-seen order, instead of maps.
 	var leases []*Lease
 	var credits []provCredit
+	var used []LeaseProvider // the leases proven for, with their providers
+	lease := func(id uint64) (*Lease, error) {
+		if k := slices.IndexFunc(leases, func(l *Lease) bool { return l.ID == id }); k >= 0 {
+			return leases[k], nil
+		}
+		l, err := s.lease(id)
+		if err == nil {
+			leases = append(leases, l)
+		}
+		return l, err
+	}
 	suspects, err := s.getU64(suspectsCountKey)
 	if err != nil {
 		return nil, err
@@ -870,16 +898,11 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				i, en.LeaseID, en.Blob, it.Lease, it.Blob.ID, ErrInvalid)
 		}
 		d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-		var l *Lease
-		if k := slices.IndexFunc(leases, func(l *Lease) bool { return l.ID == d.Lease }); k >= 0 {
-			l = leases[k]
-		} else {
-			if l, err = s.lease(d.Lease); err != nil {
+		if len(en.Proofs) == 0 {
+			l, err := lease(d.Lease)
+			if err != nil {
 				return nil, err
 			}
-			leases = append(leases, l)
-		}
-		if len(en.Proofs) == 0 {
 			if ok, err := s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
 				return nil, err
 			} else if !ok {
@@ -907,13 +930,40 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, err
 			}
 		}
-		if k := slices.IndexFunc(credits, func(c provCredit) bool { return c.provider == l.Provider }); k >= 0 {
+		// The provider the holding is credited to: remembered by the
+		// node's round, else from the lease.
+		var prov ledger.Address
+		if k := slices.IndexFunc(used, func(lp LeaseProvider) bool { return lp.Lease == d.Lease }); k >= 0 {
+			prov = used[k].Provider
+		} else if k := slices.IndexFunc(round.Providers, func(lp LeaseProvider) bool { return lp.Lease == d.Lease }); k >= 0 {
+			prov = round.Providers[k].Provider
+			used = append(used, round.Providers[k])
+		} else {
+			l, err := lease(d.Lease)
+			if err != nil {
+				return nil, err
+			}
+			prov = l.Provider
+			used = append(used, LeaseProvider{Lease: l.ID, Provider: l.Provider})
+		}
+		if k := slices.IndexFunc(credits, func(c provCredit) bool { return c.provider == prov }); k >= 0 {
 			credits[k].n++
 		} else {
-			credits = append(credits, provCredit{l.Provider, 1})
+			credits = append(credits, provCredit{prov, 1})
 		}
 		proven++
 	}
+	// This proof's leases first, then the others remembered, up to the
+	// bound.
+	for _, lp := range round.Providers {
+		if len(used) == maxRoundProviders {
+			break
+		}
+		if !slices.ContainsFunc(used, func(u LeaseProvider) bool { return u.Lease == lp.Lease }) {
+			used = append(used, lp)
+		}
+	}
+	round.Providers = used[:min(len(used), maxRoundProviders)]
 	round.Proven += proven
 	round.Declared += declared
 	if proven > 0 {
