@@ -27,7 +27,12 @@
 // Everything hashed or signed is CBOR in core deterministic encoding
 // (RFC 8949 §4.2, fxamacker/cbor), structs as arrays. Decoding re-encodes and
 // compares, so a value has exactly one accepted byte string: non-canonical,
-// truncated or trailing bytes are ErrMalformed. A transaction is
+// truncated or trailing bytes are ErrMalformed. The transaction envelope
+// and the storage_proof body (kilobytes of proofs in every such
+// transaction) are parsed by hand instead, accepting exactly the same byte
+// strings without re-encoding, their byte strings aliasing the input (a
+// test and a fuzz target hold the storage_proof decoder to the codec's
+// answers). A transaction is
 //
 //	[version, chain_id, sender, pubkey, nonce, gas_limit, [fee_denom, price×10^6], kind, body, memo, signature]
 //

@@ -1,6 +1,9 @@
 package ledger
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Payloads of storage leases and meters (kinds 43–46, in the ROME range):
 // pinning a blob to a request's leases, the holders' proofs of storage, and
@@ -104,6 +107,88 @@ func (p *StorageProof) ValidateBasic() error {
 		}
 	}
 	return nil
+}
+
+// maxCBORArray is the codec's bound on array elements
+// (DecOptions.MaxArrayElements): the hand-written decoders reject what it
+// rejects.
+const maxCBORArray = 1 << 20
+
+// decodeCanonical decodes a storage_proof body, accepting exactly what
+// Codec.Unmarshal accepts (the canonical encoding of some StorageProof:
+// shortest heads, definite lengths, null for a nil slice, no trailing
+// bytes) without copying the proofs or re-encoding the body to compare:
+// the proofs alias b. A block carries ≈10 KB of proofs per transaction,
+// so DecodeTx decodes them here (FuzzStorageProofDecoder holds the two
+// decoders to the same answers).
+func (p *StorageProof) decodeCanonical(b []byte) error {
+	n, r, err := cborHead(b, 4)
+	if err != nil {
+		return err
+	}
+	if n != 2 {
+		return fmt.Errorf("storage proof of %d fields, want 2: %w", n, ErrMalformed)
+	}
+	if p.Epoch, r, err = cborHead(r, 0); err != nil {
+		return fmt.Errorf("epoch: %w", err)
+	}
+	var null bool
+	if n, null, r, err = cborArrayOrNull(r); err != nil {
+		return fmt.Errorf("entries: %w", err)
+	}
+	if !null {
+		// Each entry takes at least 36 bytes: no allocation beyond the input.
+		if n > uint64(len(r)/36) {
+			return fmt.Errorf("%d entries in %d bytes: %w", n, len(r), ErrMalformed)
+		}
+		p.Entries = make([]StorageEntry, n)
+	}
+	for i := range p.Entries {
+		e := &p.Entries[i]
+		var m uint64
+		if m, r, err = cborHead(r, 4); err != nil || m != 3 {
+			return fmt.Errorf("entry %d of %d fields, want 3: %w", i, m, errors.Join(err, ErrMalformed))
+		}
+		if e.LeaseID, r, err = cborHead(r, 0); err != nil {
+			return fmt.Errorf("entry %d lease: %w", i, err)
+		}
+		if m, r, err = cborHead(r, 2); err != nil || m != uint64(len(e.Blob)) || len(r) < len(e.Blob) {
+			return fmt.Errorf("entry %d blob: %w", i, errors.Join(err, ErrMalformed))
+		}
+		copy(e.Blob[:], r)
+		r = r[len(e.Blob):]
+		if m, null, r, err = cborArrayOrNull(r); err != nil {
+			return fmt.Errorf("entry %d proofs: %w", i, err)
+		}
+		if null {
+			continue
+		}
+		if m > uint64(len(r)) { // each proof takes at least one byte
+			return fmt.Errorf("entry %d: %d proofs in %d bytes: %w", i, m, len(r), ErrMalformed)
+		}
+		e.Proofs = make([][]byte, m)
+		for j := range e.Proofs {
+			if e.Proofs[j], r, err = cborBytesOrNull(r); err != nil {
+				return fmt.Errorf("entry %d proof %d: %w", i, j, err)
+			}
+		}
+	}
+	if len(r) != 0 {
+		return fmt.Errorf("storage proof: %d trailing bytes: %w", len(r), ErrMalformed)
+	}
+	return nil
+}
+
+// cborArrayOrNull reads an array head (its length) or null (a nil slice).
+func cborArrayOrNull(b []byte) (n uint64, null bool, rest []byte, err error) {
+	if len(b) > 0 && b[0] == 0xf6 {
+		return 0, true, b[1:], nil
+	}
+	n, rest, err = cborHead(b, 4)
+	if err == nil && n > maxCBORArray {
+		err = fmt.Errorf("array of %d elements: %w", n, ErrMalformed)
+	}
+	return n, false, rest, err
 }
 
 // MarshalJSON shows each entry's proof sizes, not their bytes.

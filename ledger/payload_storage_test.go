@@ -215,3 +215,83 @@ func FuzzDecodeStorageTx(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkJobTx(t, c, data) })
 }
+
+// storageProofBodies are storage_proof bodies for the decoder tests: the
+// valid payload's, and the shapes the codec also accepts (null or empty
+// lists, null or empty proofs, large integers) that ValidateBasic rejects.
+func storageProofBodies(t testing.TB) [][]byte {
+	c := NewCodec()
+	vals := []*StorageProof{
+		testStoragePayloads(t)[3].(*StorageProof),
+		{},
+		{Epoch: 1 << 40, Entries: []StorageEntry{}},
+		{Epoch: 23, Entries: []StorageEntry{{LeaseID: 1 << 63, Blob: blob(3), Proofs: [][]byte{}}, {LeaseID: 24, Proofs: [][]byte{nil, {}, bytes.Repeat([]byte{7}, 300)}}}},
+	}
+	var out [][]byte
+	for _, v := range vals {
+		b, err := c.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// checkStorageProofDecoder holds the hand-written decoder to the codec's
+// answer on data: the same acceptance and the same value.
+func checkStorageProofDecoder(t *testing.T, c *Codec, data []byte) {
+	var want, got StorageProof
+	werr := c.Unmarshal(data, &want)
+	gerr := got.decodeCanonical(data)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("codec says %v, decodeCanonical says %v on %d bytes %.64x", werr, gerr, len(data), data)
+	}
+	if gerr != nil {
+		if !errors.Is(gerr, ErrMalformed) {
+			t.Fatalf("decodeCanonical error %v is not ErrMalformed", gerr)
+		}
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeCanonical and the codec decode %d bytes %.64x differently", len(data), data)
+	}
+}
+
+// TestStorageProofDecoderMatchesCodec runs both decoders over the bodies,
+// their truncations and deterministic mutations in every test run (it
+// fails if decodeCanonical accepts or rejects anything the codec does
+// not, or decodes it differently), and checks that proofs alias the input.
+func TestStorageProofDecoderMatchesCodec(t *testing.T) {
+	c := NewCodec()
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, body := range storageProofBodies(t) {
+		for n := range len(body) {
+			checkStorageProofDecoder(t, c, body[:n])
+		}
+		checkStorageProofDecoder(t, c, append(bytes.Clone(body), 0))
+		for range 3000 {
+			checkStorageProofDecoder(t, c, mutate(r, bytes.Clone(body), len(body), len(body)))
+		}
+	}
+	body := storageProofBodies(t)[0]
+	var p StorageProof
+	if err := p.decodeCanonical(body); err != nil {
+		t.Fatal(err)
+	}
+	pr := p.Entries[0].Proofs[0]
+	if len(pr) != 2312 || &pr[0] != &body[bytes.Index(body, bytes.Repeat([]byte{1}, 2312))] {
+		t.Fatal("the decoded proof does not alias the body")
+	}
+}
+
+// FuzzStorageProofDecoder holds the storage_proof decoder DecodeTx uses
+// to the codec's answers.
+func FuzzStorageProofDecoder(f *testing.F) {
+	c := NewCodec()
+	for _, b := range storageProofBodies(f) {
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkStorageProofDecoder(t, c, data) })
+}

@@ -141,7 +141,24 @@ type Round struct {
 	Declared   uint32   `json:"declared"`          // holdings the node said it cannot prove
 	LastHeight uint64   `json:"last_proof_height"` // height of the node's last proof of a holding (0: none)
 	LastEpoch  uint64   `json:"last_proof_epoch"`
+	// Providers remembers the provider of the leases the node proved for
+	// lately (at most maxRoundProviders, the last proof's first): a proof
+	// credits a holding to its lease's provider, which never changes, so
+	// the next proofs need not read the lease records (leases are never
+	// deleted and their ids never reused).
+	Providers []LeaseProvider `json:"lease_providers"`
 }
+
+// LeaseProvider is a lease and its provider.
+type LeaseProvider struct {
+	_        struct{}       `cbor:",toarray"`
+	Lease    uint64         `json:"lease_id"`
+	Provider ledger.Address `json:"provider"`
+}
+
+// maxRoundProviders bounds Round.Providers: a node answers for a few
+// leases; one with more reads the others' records.
+const maxRoundProviders = 32
 
 // ChallengeItem is a holding challenged in an epoch.
 type ChallengeItem struct {
@@ -850,9 +867,21 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	}
 	pos := int(round.Proven) + int(round.Declared)
 	env := &storEnv{m: m, s: s, acc: tx.accounts(m), p: params, height: tx.Height, epoch: p.Epoch, events: &tx.Events}
-	leases := map[uint64]*Lease{}
-	var provOrder []ledger.Address
-	provProven := map[ledger.Address]uint64{}
+	// A node answers for a few leases of a few providers: small slices,
+	// in first-seen order, instead of maps.
+	var leases []*Lease
+	var credits []provCredit
+	var used []LeaseProvider // the leases proven for, with their providers
+	lease := func(id uint64) (*Lease, error) {
+		if k := slices.IndexFunc(leases, func(l *Lease) bool { return l.ID == id }); k >= 0 {
+			return leases[k], nil
+		}
+		l, err := s.lease(id)
+		if err == nil {
+			leases = append(leases, l)
+		}
+		return l, err
+	}
 	suspects, err := s.getU64(suspectsCountKey)
 	if err != nil {
 		return nil, err
@@ -869,14 +898,11 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				i, en.LeaseID, en.Blob, it.Lease, it.Blob.ID, ErrInvalid)
 		}
 		d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-		l, ok := leases[d.Lease]
-		if !ok {
-			if l, err = s.lease(d.Lease); err != nil {
+		if len(en.Proofs) == 0 {
+			l, err := lease(d.Lease)
+			if err != nil {
 				return nil, err
 			}
-			leases[d.Lease] = l
-		}
-		if len(en.Proofs) == 0 {
 			if ok, err := s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
 				return nil, err
 			} else if !ok {
@@ -904,12 +930,40 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 				return nil, err
 			}
 		}
-		if _, seen := provProven[l.Provider]; !seen {
-			provOrder = append(provOrder, l.Provider)
+		// The provider the holding is credited to: remembered by the
+		// node's round, else from the lease.
+		var prov ledger.Address
+		if k := slices.IndexFunc(used, func(lp LeaseProvider) bool { return lp.Lease == d.Lease }); k >= 0 {
+			prov = used[k].Provider
+		} else if k := slices.IndexFunc(round.Providers, func(lp LeaseProvider) bool { return lp.Lease == d.Lease }); k >= 0 {
+			prov = round.Providers[k].Provider
+			used = append(used, round.Providers[k])
+		} else {
+			l, err := lease(d.Lease)
+			if err != nil {
+				return nil, err
+			}
+			prov = l.Provider
+			used = append(used, LeaseProvider{Lease: l.ID, Provider: l.Provider})
 		}
-		provProven[l.Provider]++
+		if k := slices.IndexFunc(credits, func(c provCredit) bool { return c.provider == prov }); k >= 0 {
+			credits[k].n++
+		} else {
+			credits = append(credits, provCredit{prov, 1})
+		}
 		proven++
 	}
+	// This proof's leases first, then the others remembered, up to the
+	// bound.
+	for _, lp := range round.Providers {
+		if len(used) == maxRoundProviders {
+			break
+		}
+		if !slices.ContainsFunc(used, func(u LeaseProvider) bool { return u.Lease == lp.Lease }) {
+			used = append(used, lp)
+		}
+	}
+	round.Providers = used[:min(len(used), maxRoundProviders)]
 	round.Proven += proven
 	round.Declared += declared
 	if proven > 0 {
@@ -918,15 +972,30 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 	if err := s.put(rkey(tagRound, node[:]), round); err != nil {
 		return nil, err
 	}
-	for _, a := range provOrder {
-		n := provProven[a]
-		if err := s.updateProvider(a, func(r *ProviderRecord) { r.StorageProven = satAdd(r.StorageProven, n) }); err != nil {
+	for _, c := range credits {
+		if err := s.updateProvider(c.provider, func(r *ProviderRecord) { r.StorageProven = satAdd(r.StorageProven, c.n) }); err != nil {
 			return nil, err
 		}
 	}
 	tx.emit("storage_proof", "node", node.String(), "epoch", strconv.FormatUint(p.Epoch, 10), "proven", strconv.FormatUint(uint64(proven), 10),
 		"declared_missing", strconv.FormatUint(uint64(declared), 10))
-	return map[string]any{"epoch": p.Epoch, "proven": proven, "declared_missing": declared, "round_proven": round.Proven}, nil
+	return &proofResult{Declared: declared, Epoch: p.Epoch, Proven: proven, RoundProven: round.Proven}, nil
+}
+
+// provCredit is the holdings a storage_proof proved for one provider.
+type provCredit struct {
+	provider ledger.Address
+	n        uint64
+}
+
+// proofResult is a storage_proof's receipt result. Its fields are in key
+// order: its JSON is byte for byte what the map it replaces gave
+// (encoding/json sorts map keys), without the map.
+type proofResult struct {
+	Declared    uint32 `json:"declared_missing"`
+	Epoch       uint64 `json:"epoch"`
+	Proven      uint32 `json:"proven"`
+	RoundProven uint32 `json:"round_proven"`
 }
 
 // miss records that holding d of lease l was not proven in the epoch:

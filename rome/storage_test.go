@@ -3,6 +3,7 @@ package rome
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -1006,5 +1007,86 @@ func TestStorageBackToBackMissesUnpaid(t *testing.T) {
 	w.untilEpoch(6) // epoch 4 settled
 	if got := w.leasesOf(req)[0].Paid.AmountOf("uTFLP"); got != 2 {
 		t.Fatalf("paid %d through epoch 4, want 2", got)
+	}
+}
+
+// TestStorageProofResultJSON: a storage_proof's receipt result is byte
+// for byte the JSON of the map it used to be (receipts are hashed into
+// the block), whatever the values.
+func TestStorageProofResultJSON(t *testing.T) {
+	for _, r := range []proofResult{{}, {Declared: 3, Epoch: 1 << 40, Proven: 8, RoundProven: 1 << 31}} {
+		got, err := json.Marshal(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(map[string]any{"epoch": r.Epoch, "proven": r.Proven, "declared_missing": r.Declared, "round_proven": r.RoundProven})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("result JSON %s, want %s", got, want)
+		}
+	}
+}
+
+// leaseReads is committed state that counts the reads of lease records.
+type leaseReads struct {
+	*memBase
+	n int
+}
+
+func (b *leaseReads) GetState(k []byte) ([]byte, error) {
+	if bytes.HasPrefix(k, rkey(tagLease)) {
+		b.n++
+	}
+	return b.memBase.GetState(k)
+}
+
+// TestStorageProofRemembersProviders: a node's round remembers the
+// provider of the leases it proved for, so its next proofs credit the
+// provider without reading the lease records; a declared miss still reads
+// its lease (it needs the whole record).
+func TestStorageProofRemembersProviders(t *testing.T) {
+	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.Samples, g.RepairMisses, g.Segments = 3, 5, 1 })
+	node, prov := w.nodes[0], w.provs[0]
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	for i := range 8 {
+		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(1000, uint64(170+i))})
+	}
+	lease := w.leasesOf(req)[0].ID
+	a, pa := node.Address(), prov.Address()
+	proven := func() uint64 {
+		t.Helper()
+		r, err := w.m.ProviderRecord(w.st, pa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.StorageProven
+	}
+	// answer proves the epoch's challenges (declaring the first one
+	// missing if declare) and returns the lease records it read.
+	answer := func(e uint64, declare bool) int {
+		t.Helper()
+		w.untilEpoch(e)
+		w.commit()
+		reads := &leaseReads{memBase: w.base}
+		w.st = ledger.NewState(reads)
+		p := w.answer(node)
+		if declare {
+			p.Entries[0].Proofs = nil
+		}
+		w.must(node, p)
+		return reads.n
+	}
+	if n := answer(3, false); n != 1 || proven() != 3 {
+		t.Fatalf("epoch 3: %d lease reads, %d proven; want 1 and 3", n, proven())
+	}
+	rd, err := w.m.reader(w.st).round(a, 3)
+	if err != nil || len(rd.Providers) != 1 || rd.Providers[0] != (LeaseProvider{Lease: lease, Provider: pa}) {
+		t.Fatalf("round %+v (%v), want lease %d's provider remembered", rd, err, lease)
+	}
+	if n := answer(4, false); n != 0 || proven() != 6 {
+		t.Fatalf("epoch 4: %d lease reads, %d proven; want 0 and 6", n, proven())
+	}
+	if n := answer(5, true); n != 1 || proven() != 8 {
+		t.Fatalf("epoch 5 with a declared miss: %d lease reads, %d proven; want 1 and 8", n, proven())
 	}
 }
