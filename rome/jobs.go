@@ -286,6 +286,16 @@ func (s *store) updateProvider(a ledger.Address, f func(*ProviderRecord)) error 
 
 var dueCountKey = rkey(tagSeq, []byte("jobs_due"))
 
+// OfferIDOfKey reports whether state key k is an offer's record, and
+// whose: a node that follows the offers naming nodes re-reads only those
+// a block wrote.
+func OfferIDOfKey(k []byte) (uint64, bool) {
+	if len(k) != 10 || k[0] != ledger.PrefixRome || k[1] != tagOffer {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[2:]), true
+}
+
 // addDue schedules job id for the end of block h.
 func (s *store) addDue(h, id uint64) error {
 	n, err := s.getU64(dueCountKey)
