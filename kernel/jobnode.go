@@ -104,8 +104,6 @@ const (
 	scanLimit = 256
 	// keyringRefresh spaces the re-reads of the home's keyring.
 	keyringRefresh = 5 * time.Second
-	// liveRefreshEvery spaces the recounts of the offers naming nodes.
-	liveRefreshEvery = time.Second
 )
 
 // errPermanent marks a failure that trying again cannot fix (the job is
@@ -167,13 +165,23 @@ type jobNode struct {
 	running  int
 	verifyQ  map[uint64]struct{} // jobs whose result the verifier should look at
 	fetching map[blob.ID]chan struct{}
-	// live is the set of node accounts a live offer names: the workers a
-	// member accepts (worker policy); workers maps those that linked to
-	// their node ids. liveDirty asks for a recount.
-	live      map[ledger.Address]bool
-	workers   map[ledger.Address]sosnet.PeerID
-	liveDirty bool
-	liveAt    time.Time // last recount
+	// live counts, by node account, the live offers that name it: the
+	// workers a member accepts (worker policy); workers maps those that
+	// linked to their node ids (workerIDs is the reverse). liveOffers is
+	// the node each live offer names. They are kept up to date from the
+	// offers each committed block changed (liveIDs, read by refreshLive);
+	// liveFull asks for a full recount (at start, after a state sync).
+	// liveSeen is the height of the last block afterCommit saw.
+	live       map[ledger.Address]int
+	liveOffers map[uint64]ledger.Address
+	workers    map[ledger.Address]sosnet.PeerID
+	workerIDs  map[sosnet.PeerID]ledger.Address
+	liveIDs    map[uint64]struct{}
+	liveFull   bool
+	liveSeen   uint64
+	// liveReads counts the offer records refreshLive read (a test sees
+	// that a block costs what it changed, not the number of offers).
+	liveReads int
 
 	keys consumerKeys
 }
@@ -187,7 +195,8 @@ func newJobNode(n *Node) (*jobNode, error) {
 	s := &jobNode{n: n, log: n.log.With("part", "jobs"), addr: n.opts.NodeKey.Address(), slots: cfg.JobConcurrency,
 		maxData: uint64(cfg.JobMaxData), verify: mode, exec: n.opts.JobExecutor,
 		wake: make(chan struct{}, 1), tasks: map[taskKey]*jobTask{}, verifyQ: map[uint64]struct{}{},
-		fetching: map[blob.ID]chan struct{}{}, live: map[ledger.Address]bool{}, workers: map[ledger.Address]sosnet.PeerID{}, liveDirty: true}
+		fetching: map[blob.ID]chan struct{}{}, live: map[ledger.Address]int{}, liveOffers: map[uint64]ledger.Address{},
+		workers: map[ledger.Address]sosnet.PeerID{}, workerIDs: map[sosnet.PeerID]ledger.Address{}, liveIDs: map[uint64]struct{}{}, liveFull: true}
 	if s.maxData == 0 {
 		s.maxData = 4 << 30
 	}
@@ -246,15 +255,12 @@ func (s *jobNode) poke() {
 // wakes it. It runs on the commit path: it only reads the block.
 func (s *jobNode) afterCommit(bb *BuiltBlock) {
 	s.mu.Lock()
+	s.noteOffers(bb)
 	for i, r := range bb.Receipts {
 		if r.Code != ledger.CodeOK || i >= len(bb.Included) {
 			continue
 		}
-		k := bb.Included[i].Tx.Payload.Kind()
-		if k >= ledger.KindRomeOffer && k <= ledger.KindJobVerdict {
-			s.liveDirty = true
-		}
-		if k != ledger.KindJobResult {
+		if bb.Included[i].Tx.Payload.Kind() != ledger.KindJobResult {
 			continue
 		}
 		for j := range r.Events {
@@ -265,11 +271,28 @@ func (s *jobNode) afterCommit(bb *BuiltBlock) {
 			}
 		}
 	}
-	if len(bb.EndEvents) > 0 {
-		s.liveDirty = true
-	}
 	s.mu.Unlock()
 	s.poke()
+}
+
+// noteOffers notes the offers whose records bb wrote, for refreshLive to
+// read again; a block that does not follow the last one seen (the store
+// jumped: a state sync) or that carries no state changes asks for a full
+// recount. Called with s.mu held.
+func (s *jobNode) noteOffers(bb *BuiltBlock) {
+	h := bb.Block.Header.Height
+	if s.liveSeen != 0 && h != s.liveSeen+1 || bb.Prepared == nil {
+		s.liveFull = true
+	}
+	s.liveSeen = h
+	if bb.Prepared == nil || s.liveFull {
+		return
+	}
+	for _, c := range bb.Prepared.Changes() {
+		if id, ok := rome.OfferIDOfKey(c.Key); ok {
+			s.liveIDs[id] = struct{}{}
+		}
+	}
 }
 
 // run is the job loop: a pass after every block, every second (retries,
@@ -924,70 +947,140 @@ func (s *jobNode) workerPolicy(id sosnet.PeerID, key ledger.PublicKey) bool {
 	a := key.Address()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.live[a] {
+	if s.live[a] == 0 {
 		return false
 	}
-	s.workers[a] = id
+	if old, ok := s.workers[a]; ok && old != id {
+		delete(s.workerIDs, old)
+	}
+	s.workers[a], s.workerIDs[id] = id, a
 	return true
 }
 
-// refreshLive recounts the node accounts live offers name (open, holding
-// leased capacity or open jobs) after a block that may have changed them,
-// and hands the worker policy to the transport again so that workers no
-// longer named are dropped.
-func (s *jobNode) refreshLive() {
-	t, m := s.n.transport, s.n.chain.market
-	s.mu.Lock()
-	dirty := s.liveDirty
-	// It reads every offer: at most once per liveRefreshEvery, so that
-	// with many offers (a fleet of workers) a busy chain does not pay it
-	// per block; a new offer's worker waits that much longer to link.
-	if dirty && time.Since(s.liveAt) < liveRefreshEvery {
-		dirty = false
-	} else {
-		s.liveDirty, s.liveAt = false, time.Now()
+// liveOffer reports whether offer o makes its node a live worker: it
+// names a node and is open, holds leased capacity or has open jobs.
+func liveOffer(o *rome.Offer) bool {
+	if o.Node.IsZero() {
+		return false
 	}
-	s.mu.Unlock()
-	if t == nil || m == nil || !dirty {
-		return
+	if o.Status == rome.StatusOpen || o.OpenJobs > 0 {
+		return true
 	}
-	offers, err := m.Offers(ledger.NewState(s.n.store), 0, func(o *rome.Offer) bool {
-		if o.Node.IsZero() {
-			return false
-		}
-		if o.Status == rome.StatusOpen || o.OpenJobs > 0 {
+	for _, a := range o.Leased {
+		if a.Amount > 0 {
 			return true
 		}
-		for _, a := range o.Leased {
-			if a.Amount > 0 {
-				return true
-			}
-		}
-		return false
-	})
-	if err != nil {
-		s.log.Warn("offers naming nodes", "err", err)
+	}
+	return false
+}
+
+// refreshLive brings the node accounts live offers name up to date: it
+// reads again the offers the blocks committed since the last call wrote
+// (all offers only at start and after a state sync), so what a block
+// costs here is the offers it changed, not the number of offers; and it
+// hands the worker policy to the transport again when a node account
+// stopped being named, so that its worker is dropped.
+func (s *jobNode) refreshLive() {
+	t, m := s.n.transport, s.n.chain.market
+	if t == nil || m == nil {
 		return
 	}
-	live := map[ledger.Address]bool{}
-	for _, o := range offers {
-		live[o.Node] = true
-	}
-	s.mu.Lock()
-	same := len(live) == len(s.live)
-	for a := range live {
-		same = same && s.live[a]
-	}
-	s.live = live
-	for a := range s.workers {
-		if !live[a] {
-			delete(s.workers, a)
-		}
-	}
-	s.mu.Unlock()
-	if !same {
+	if s.updateLive(m, ledger.NewState(s.n.store)) { // the policy is asked at each handshake: a node newly named needs no call
 		t.SetWorkerPolicy(s.workerPolicy)
 	}
+}
+
+// updateLive is refreshLive's bookkeeping on state st: it reports whether
+// the worker policy must be handed to the transport again (a node account
+// is no longer named, or the set was recounted).
+func (s *jobNode) updateLive(m *rome.Market, st *ledger.State) bool {
+	s.mu.Lock()
+	full, ids := s.liveFull, s.liveIDs
+	if !full && len(ids) == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.liveFull, s.liveIDs = false, map[uint64]struct{}{}
+	s.mu.Unlock()
+	var offers map[uint64]ledger.Address // the live offers among those read, by id
+	reads := 0
+	if full {
+		list, err := m.Offers(st, 0, func(o *rome.Offer) bool { reads++; return liveOffer(o) })
+		if err != nil {
+			s.log.Warn("offers naming nodes", "err", err)
+			s.mu.Lock()
+			s.liveFull = true // try again at the next pass
+			s.mu.Unlock()
+			return false
+		}
+		offers = make(map[uint64]ledger.Address, len(list))
+		for _, o := range list {
+			offers[o.ID] = o.Node
+		}
+	} else {
+		offers = make(map[uint64]ledger.Address, len(ids))
+		for id := range ids {
+			reads++
+			o, err := m.Offer(st, id)
+			if errors.Is(err, rome.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				s.log.Warn("an offer naming a node", "offer_id", id, "err", err)
+				s.mu.Lock()
+				s.liveIDs[id] = struct{}{} // try again at the next pass
+				s.mu.Unlock()
+				continue
+			}
+			if liveOffer(o) {
+				offers[id] = o.Node
+			}
+		}
+	}
+	s.mu.Lock()
+	s.liveReads += reads
+	gone := false
+	drop := func(id uint64) {
+		a, ok := s.liveOffers[id]
+		if !ok {
+			return
+		}
+		delete(s.liveOffers, id)
+		if s.live[a]--; s.live[a] > 0 {
+			return
+		}
+		delete(s.live, a)
+		if w, ok := s.workers[a]; ok {
+			delete(s.workers, a)
+			delete(s.workerIDs, w)
+		}
+		gone = true
+	}
+	if full {
+		for id := range s.liveOffers {
+			if _, ok := offers[id]; !ok {
+				drop(id)
+			}
+		}
+	} else {
+		for id := range ids {
+			if _, ok := offers[id]; !ok {
+				drop(id)
+			}
+		}
+	}
+	for id, a := range offers {
+		if old, ok := s.liveOffers[id]; ok {
+			if old == a {
+				continue
+			}
+			drop(id)
+		}
+		s.liveOffers[id] = a
+		s.live[a]++
+	}
+	s.mu.Unlock()
+	return gone || full
 }
 
 // consumerKeys caches the keys of the home's keyring by address, re-read

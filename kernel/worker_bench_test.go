@@ -57,7 +57,8 @@ import (
 //
 // Compare workers=1 with workers=N: the brief asks dispatch p50 within 2×
 // and the members' CPU per job flat. N is 200 unless SOS_BENCH_WORKERS
-// lists other counts. A fleet of 200 takes minutes to set up (offers,
+// lists other counts (SOS_BENCH_SETTLE_INTERVAL sets how often idle
+// leases are paid). A fleet of 200 takes minutes to set up (offers,
 // requests, an epoch, 200 nodes), once per count:
 //
 //	go test ./kernel -run '^$' -bench BenchmarkWorkerDispatch -benchtime 200x -count 2
@@ -175,6 +176,17 @@ func newWorkerFleet(tb testing.TB, n int) *workerFleet {
 	var r map[string]any
 	_ = json.Unmarshal(rj, &r)
 	r["epoch_blocks"], r["cert_period_epochs"] = 5, 100000
+	// SOS_BENCH_SETTLE_INTERVAL sets settle_interval_epochs (default 10):
+	// how often an idle lease is paid, so how many of the fleet's leases
+	// an epoch's end sweeps (leases/interval). A large one takes that
+	// per-epoch cost, which is not the jobs', out of the figures.
+	if v := os.Getenv("SOS_BENCH_SETTLE_INTERVAL"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			tb.Fatalf("SOS_BENCH_SETTLE_INTERVAL=%q: want a number of epochs", v)
+		}
+		r["settle_interval_epochs"] = n
+	}
 	r["jobs"] = map[string]any{"timeout_blocks": 2000, "challenge_blocks": 200, "verdict_blocks": 200, "challenge_deposit": "1000uTFLP"}
 	rj, _ = json.Marshal(r)
 	g.Extra = map[string]json.RawMessage{"rome": rj, "gov": gj}

@@ -39,7 +39,47 @@ type followHub struct {
 	mu   sync.Mutex
 	ctx  context.Context // the node's run context, once run starts
 	subs map[sosnet.PeerID]*follower
+	// byNode is subs by the node account (as its job events spell it), so
+	// that a block costs the workers it concerns, not all of them.
+	byNode map[string]map[sosnet.PeerID]*follower
+	// due holds the followers marked dirty since nextDirty last took them
+	// (each once: queued), so that finding them costs what is due.
+	due  []*follower
 	head *ledger.Block // header and signature of the last committed block (no txs)
+}
+
+// add registers f as the subscription of f.id (replacing any), with h.mu
+// held.
+func (h *followHub) add(f *follower) {
+	if old := h.subs[f.id]; old != nil {
+		h.remove(old)
+	}
+	h.subs[f.id] = f
+	k := f.addr.String()
+	if h.byNode[k] == nil {
+		h.byNode[k] = map[sosnet.PeerID]*follower{}
+	}
+	h.byNode[k][f.id] = f
+}
+
+// remove forgets subscription f, with h.mu held.
+func (h *followHub) remove(f *follower) {
+	delete(h.subs, f.id)
+	k := f.addr.String()
+	delete(h.byNode[k], f.id)
+	if len(h.byNode[k]) == 0 {
+		delete(h.byNode, k)
+	}
+	f.gone = true
+}
+
+// markDirty asks for an update to f, with h.mu held.
+func (h *followHub) markDirty(f *follower) {
+	f.dirty = true
+	if !f.queued {
+		f.queued = true
+		h.due = append(h.due, f)
+	}
 }
 
 // context is the node's run context (Background before Run).
@@ -59,6 +99,8 @@ type follower struct {
 	dirty   bool           // an update is due
 	members bool           // the next update proves the member set
 	sending bool
+	queued  bool   // in followHub.due
+	gone    bool   // unsubscribed (replaced or pruned)
 	sent    uint64 // height of the last update sent
 	// lost: the last update could not be sent. The worker's trusted
 	// height then still equals sent, so its next subscribe would not show
@@ -77,7 +119,7 @@ const (
 
 func newFollowHub(n *Node, t *sosnet.Transport) *followHub {
 	return &followHub{n: n, t: t, log: n.log.With("part", "workers"), wake: make(chan struct{}, 1),
-		subm: make(chan struct{}, followSubmits), subs: map[sosnet.PeerID]*follower{}}
+		subm: make(chan struct{}, followSubmits), subs: map[sosnet.PeerID]*follower{}, byNode: map[string]map[sosnet.PeerID]*follower{}}
 }
 
 // isWorker reports whether the approved worker of node account a is
@@ -85,19 +127,18 @@ func newFollowHub(n *Node, t *sosnet.Transport) *followHub {
 func (s *jobNode) isWorker(id sosnet.PeerID, a ledger.Address) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.live[a] && s.workers[a] == id
+	return s.live[a] > 0 && s.workers[a] == id
 }
 
 // workerAddr is the node account of an approved worker linked as id.
 func (s *jobNode) workerAddr(id sosnet.PeerID) (ledger.Address, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for a, w := range s.workers {
-		if w == id && s.live[a] {
-			return a, true
-		}
+	a, ok := s.workerIDs[id]
+	if !ok || s.live[a] == 0 {
+		return ledger.Address{}, false
 	}
-	return ledger.Address{}, false
+	return a, true
 }
 
 func (h *followHub) poke() {
@@ -135,12 +176,13 @@ func (h *followHub) handle(from sosnet.PeerID, msg []byte) {
 		h.mu.Lock()
 		f := h.subs[from]
 		if f == nil || f.addr != addr {
-			f = &follower{id: from, addr: addr, members: true, dirty: true}
-			h.subs[from] = f
+			f = &follower{id: from, addr: addr, members: true}
+			h.add(f)
+			h.markDirty(f)
 			h.log.Info("worker subscribed", "peer", from, "node", addr, "height", sub.Height)
 		} else if (sub.Want || sub.Height != f.sent || f.lost) && !f.sending {
 			// It missed (or refused) what was sent last, or restarted.
-			f.dirty = true
+			h.markDirty(f)
 			if sub.Height < f.sent {
 				f.members = true
 			}
@@ -245,14 +287,14 @@ func (h *followHub) afterCommit(bb *BuiltBlock) {
 		h.mu.Unlock()
 		return
 	}
-	var nodes map[string]bool
+	due := false
 	mark := func(evs []ledger.Event) {
 		for i := range evs {
 			if a := attr(&evs[i], "node"); a != "" {
-				if nodes == nil {
-					nodes = map[string]bool{}
+				for _, f := range h.byNode[a] {
+					h.markDirty(f)
+					due = true
 				}
-				nodes[a] = true
 			}
 		}
 	}
@@ -269,10 +311,10 @@ func (h *followHub) afterCommit(bb *BuiltBlock) {
 		}
 	}
 	mark(bb.EndEvents)
-	due := false
-	for _, f := range h.subs {
-		if members || nodes[f.addr.String()] {
-			f.dirty, f.members = true, f.members || members
+	if members {
+		for _, f := range h.subs {
+			f.members = true
+			h.markDirty(f)
 			due = true
 		}
 	}
@@ -324,17 +366,30 @@ func (h *followHub) run(ctx context.Context) error {
 	}
 }
 
-// nextDirty takes a follower whose update is due, marking it sending.
+// nextDirty takes a follower whose update is due, marking it sending. It
+// looks at the followers marked since (h.due), not at every subscription.
 func (h *followHub) nextDirty() *follower {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, f := range h.subs {
-		if f.dirty && !f.sending {
+	kept := h.due[:0]
+	var next *follower
+	for _, f := range h.due {
+		switch {
+		case next != nil:
+			kept = append(kept, f)
+		case f.gone || !f.dirty:
+			f.queued = false
+		case f.sending: // still due: taken once its send ends
+			kept = append(kept, f)
+		default:
+			f.queued = false
 			f.dirty, f.sending = false, true
-			return f
+			next = f
 		}
 	}
-	return nil
+	clear(h.due[len(kept):])
+	h.due = kept
+	return next
 }
 
 // prune forgets the subscriptions of workers no longer approved.
@@ -352,7 +407,7 @@ func (h *followHub) prune() {
 		}
 		h.mu.Lock()
 		if f := h.subs[id]; f != nil && !f.sending {
-			delete(h.subs, id)
+			h.remove(f)
 			h.log.Info("worker unsubscribed: no live offer names it any more", "peer", id)
 		}
 		h.mu.Unlock()
@@ -389,7 +444,11 @@ func (h *followHub) sendUpdate(ctx context.Context, f *follower) {
 			f.members = false
 		}
 	}
+	again := f.dirty // a block concerned it while this was being sent
 	h.mu.Unlock()
+	if again {
+		h.poke()
+	}
 }
 
 // sendFollow sends an update to worker id (failpoint.FollowUpdateDrop

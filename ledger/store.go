@@ -338,6 +338,11 @@ func (p *Prepared) IndexContracts(i uint32, addrs []Address) {
 // Root is the state root after the changes.
 func (p *Prepared) Root() Hash { return Hash(p.pending.Root()) }
 
+// Changes are the state writes the block makes (a nil Value deletes), in
+// key order, so that what follows a commit can look at what the block
+// changed without reading the state. The caller must not modify them.
+func (p *Prepared) Changes() []Change { return p.changes }
+
 // Prepare computes the new state root for st's buffered writes without
 // writing anything.
 func (s *Store) Prepare(st *State) (*Prepared, error) {

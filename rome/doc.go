@@ -24,7 +24,8 @@
 //
 // Every block, EndBlock tallies governance proposals whose voting period
 // ends and runs the job deadlines that end at the block (through a
-// deadline index): jobs without a result time out, challenge windows
+// deadline index by height, of which it reads only the entries of that
+// height): jobs without a result time out, challenge windows
 // close, challenges without a majority lapse. At the last block of an
 // epoch e (Clock.EndHeight) it:
 //

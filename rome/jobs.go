@@ -286,6 +286,16 @@ func (s *store) updateProvider(a ledger.Address, f func(*ProviderRecord)) error 
 
 var dueCountKey = rkey(tagSeq, []byte("jobs_due"))
 
+// OfferIDOfKey reports whether state key k is an offer's record, and
+// whose: a node that follows the offers naming nodes re-reads only those
+// a block wrote.
+func OfferIDOfKey(k []byte) (uint64, bool) {
+	if len(k) != 10 || k[0] != ledger.PrefixRome || k[1] != tagOffer {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[2:]), true
+}
+
 // addDue schedules job id for the end of block h.
 func (s *store) addDue(h, id uint64) error {
 	n, err := s.getU64(dueCountKey)
@@ -871,6 +881,16 @@ func (e *jobEnv) closeJob(j *Job) error {
 
 // jobsDue runs the deadlines that end at this block: jobs without a result
 // time out, challenge windows close, challenges without a majority lapse.
+//
+// It reads only the index entries of this height: every deadline is at or
+// after the block that schedules it (a job's deadline, challenge window
+// and verdict window all end at or after the block of the transaction
+// that sets them, and EndBlock runs after that block's transactions), and
+// each is removed when it is run, so nothing is ever left below the
+// current height. Reading from the start of the index instead would make
+// the store step over the deletion of every deadline ever run (pebble
+// keeps them as tombstones until a compaction drops them): a cost that
+// grows with the jobs of the past, per block.
 func (e *jobEnv) jobsDue() error {
 	s := e.s
 	n, err := s.getU64(dueCountKey)
@@ -879,7 +899,7 @@ func (e *jobEnv) jobsDue() error {
 	}
 	prefix := rkey(tagJobDue)
 	var due [][2]uint64
-	if err := s.st.Iterate(prefix, rkey(tagJobDue, u64(e.height+1)), false, func(k, v []byte) bool {
+	if err := s.st.Iterate(rkey(tagJobDue, u64(e.height)), rkey(tagJobDue, u64(e.height+1)), false, func(k, v []byte) bool {
 		if len(k) == len(prefix)+16 {
 			due = append(due, [2]uint64{binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(k[len(prefix)+8:])})
 		}
