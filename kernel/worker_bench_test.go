@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -58,7 +60,8 @@ import (
 // Compare workers=1 with workers=N: the brief asks dispatch p50 within 2×
 // and the members' CPU per job flat. N is 200 unless SOS_BENCH_WORKERS
 // lists other counts (SOS_BENCH_SETTLE_INTERVAL sets how often idle
-// leases are paid). A fleet of 200 takes minutes to set up (offers,
+// leases are paid, SOS_BENCH_STATE_ACCOUNTS adds unused accounts to the
+// genesis so that the state is not near-empty). A fleet of 200 takes minutes to set up (offers,
 // requests, an epoch, 200 nodes), once per count:
 //
 //	go test ./kernel -run '^$' -bench BenchmarkWorkerDispatch -benchtime 200x -count 2
@@ -167,6 +170,23 @@ func newWorkerFleet(tb testing.TB, n int) *workerFleet {
 		fl.wkeys, fl.cons = append(fl.wkeys, w), append(fl.cons, c)
 		for _, k := range []*ledger.PrivateKey{w, c} {
 			g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address(), Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000_000_000_000}}})
+		}
+	}
+	// SOS_BENCH_STATE_ACCOUNTS adds that many funded accounts nobody uses
+	// to the genesis: a chain whose state is not tiny, so that what the
+	// fleet's own records (offers, requests, leases, accounts) add to the
+	// state tree's depth and the store is what it would be on a chain in
+	// use, not a tenfold growth of a near-empty one.
+	if v := os.Getenv("SOS_BENCH_STATE_ACCOUNTS"); v != "" {
+		extra, err := strconv.Atoi(v)
+		if err != nil || extra < 0 {
+			tb.Fatalf("SOS_BENCH_STATE_ACCOUNTS=%q: want a number of accounts", v)
+		}
+		for i := range extra {
+			var a ledger.Address
+			h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte("sos-bench-account"), uint64(i)))
+			copy(a[:], h[:])
+			g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: a, Balances: ledger.Coins{{Denom: "uTFLP", Amount: 1_000}}})
 		}
 	}
 	rj, gj, err := rome.GenesisSections(keys[0].Public())
