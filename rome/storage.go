@@ -115,6 +115,10 @@ type LeaseStorage struct {
 	MissRun  uint32          `json:"miss_run"`  // epochs in a row with a miss
 	LastMiss uint64          `json:"last_miss"` // last epoch with a miss, plus one (0: none)
 	Slashed  ledger.Coins    `json:"slashed"`
+	// Since is the first epoch whose storage is paid by proofs: the
+	// lease's start, or the epoch of its first pin (before it nothing
+	// was pinned, and the leased amount is paid as for any lease).
+	Since uint64 `json:"since_epoch"`
 }
 
 // DueBytes is what the lease must prove in epoch e.
@@ -325,9 +329,10 @@ func (s *store) requestLeases(req uint64) ([]*Lease, error) {
 	return out, nil
 }
 
-// addHolding makes the lease's node hold pin from epoch from; the empty
-// blob and a holding that would start after the lease are not recorded.
-func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64) error {
+// addHolding makes the lease's node hold pin from epoch from (pinned in
+// epoch now); the empty blob and a holding that would start after the
+// lease are not recorded.
+func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from, now uint64) error {
 	if pin.Blob.Size == 0 || from >= l.End {
 		return nil
 	}
@@ -343,9 +348,12 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 	if err := s.put(rkey(tagHoldSlot, node[:], u64(slot)), &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
 		return err
 	}
-	ls, _, err := s.leaseStorage(l.ID)
+	ls, had, err := s.leaseStorage(l.ID)
 	if err != nil {
 		return err
+	}
+	if !had {
+		ls.Since = max(now, l.Start)
 	}
 	ls.Node = node
 	ls.Holdings++
@@ -791,7 +799,7 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 	}
 	from := clock.Epoch + 1 + params.StorageGraceEpochs
 	for i, l := range leases {
-		if err := s.addHolding(offers[i].Node, l, pin, max(from, l.Start+params.StorageGraceEpochs)); err != nil {
+		if err := s.addHolding(offers[i].Node, l, pin, max(from, l.Start+params.StorageGraceEpochs), clock.Epoch); err != nil {
 			return nil, err
 		}
 	}
@@ -979,6 +987,11 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 			ls.MissRun = 1
 		}
 		ls.LastMiss = e.epoch + 1
+		// The epoch is settled with the next epoch's end, not in arrears
+		// with the lease's epochs that have nothing to weigh.
+		if err := s.touch(l.ID, e.epoch); err != nil {
+			return err
+		}
 		o, err := e.offer(l.OfferID)
 		if err != nil {
 			return err
@@ -1164,52 +1177,81 @@ func (s *store) placeHoldings(p Params, l *Lease, r *Request, node ledger.Addres
 		return fmt.Errorf("rome: request %d pins: %w: %w", r.ID, ledger.ErrCorrupt, derr)
 	}
 	for i := range pins {
-		if err := s.addHolding(node, l, &pins[i], l.Start+p.StorageGraceEpochs); err != nil {
+		if err := s.addHolding(node, l, &pins[i], l.Start+p.StorageGraceEpochs, l.Start); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// storageUnits is what a lease holding pinned blobs is paid for storage in
-// epoch e: proven byte-epochs (the bytes due minus the bytes missed) in
-// units, capped at the lease's amount. ok is false for a lease that holds
-// nothing (the parties' reports decide).
-func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err error) {
-	ls, has, err := w.s.leaseStorage(l.ID)
-	if err != nil || !has {
-		return 0, false, err
+// storageUnits is what lease l (storage record ls) is paid for storage in
+// epochs [a, b), all of them settled now: the sum over the epochs of their
+// proven byte-epochs (the bytes due minus the bytes missed) in units, each
+// epoch's capped at the lease's amount — the bytes due change only where a
+// bucket starts and the missed bytes only in an epoch with a miss, so the
+// sum is taken over those stretches, not epoch by epoch. The settled
+// epochs' buckets then merge into one (their missed bytes stay for the
+// record until the lease closes).
+func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint64, error) {
+	if a >= b {
+		return 0, nil
 	}
-	var missed uint64
-	if ls.LastMiss > e { // a miss in e or later (before e: none recorded for e)
-		if missed, err = w.s.getU64(rkey(tagMissed, u64(l.ID), u64(e))); err != nil {
-			return 0, false, err
+	type miss struct{ e, bytes uint64 }
+	var misses []miss
+	if ls.LastMiss > a { // a miss in [a, b) or later (none recorded before a)
+		prefix := rkey(tagMissed, u64(l.ID))
+		if err := w.s.st.Iterate(rkey(tagMissed, u64(l.ID), u64(a)), rkey(tagMissed, u64(l.ID), u64(b)), false, func(k, v []byte) bool {
+			if len(k) == len(prefix)+8 && len(v) == 8 {
+				misses = append(misses, miss{binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(v)})
+			}
+			return true
+		}); err != nil {
+			return 0, err
 		}
 	}
-	due := ls.DueBytes(e)
-	proven := due - min(due, missed)
-	units = min(ceilDiv(proven, w.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
-	// The epoch is settled: its buckets merge into one (its missed bytes
-	// stay for the record until the lease closes).
+	cuts := []uint64{a, b}
+	for _, bk := range ls.Buckets {
+		if a < bk.From && bk.From < b {
+			cuts = append(cuts, bk.From)
+		}
+	}
+	for _, m := range misses {
+		cuts = append(cuts, m.e, m.e+1)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	amount := amountOf(l.Amounts, KindStorage)
+	var units uint64
+	mi := 0
+	for i := 0; i+1 < len(cuts) && cuts[i] < b; i++ {
+		e, n := cuts[i], min(cuts[i+1], b)-cuts[i]
+		var missed uint64
+		if mi < len(misses) && misses[mi].e == e { // a miss's stretch is its epoch alone
+			missed = misses[mi].bytes
+			mi++
+		}
+		due := ls.DueBytes(e)
+		u := min(ceilDiv(due-min(due, missed), w.p.BytesPerStorageUnit), amount)
+		units = satAdd(units, satMul(u, n)) // ≤ amount × n: within the escrow
+	}
 	var merged []StorageBucket
 	var old StorageBucket
-	for _, b := range ls.Buckets {
-		if b.From <= e {
-			old.From, old.Bytes = b.From, satAdd(old.Bytes, b.Bytes)
+	for _, bk := range ls.Buckets {
+		if bk.From < b {
+			old.Bytes = satAdd(old.Bytes, bk.Bytes)
 		} else {
-			merged = append(merged, b)
+			merged = append(merged, bk)
 		}
 	}
 	if old.Bytes > 0 {
-		old.From = 0
 		merged = append([]StorageBucket{old}, merged...)
 	}
 	if merged == nil {
 		merged = []StorageBucket{}
 	}
 	if slices.Equal(merged, ls.Buckets) {
-		return units, true, nil // settled before and nothing new: no write
+		return units, nil // settled before and nothing new: no write
 	}
 	ls.Buckets = merged
-	return units, true, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+	return units, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
 }
