@@ -35,11 +35,19 @@ func storParams(g *storageGenesis) {
 // prices (uTFLP per unit per epoch) in the given regions.
 func newStorWorld(t *testing.T, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
 	t.Helper()
+	return newStorWorldOpts(t, harnessOpts{epochBlocks: 10, ttl: 50}, prices, regions, tweak)
+}
+
+// newStorWorldOpts is newStorWorld with other harness options (users and
+// storage are set here).
+func newStorWorldOpts(t *testing.T, o harnessOpts, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
+	t.Helper()
 	st := storParams
 	if tweak != nil {
 		st = func(g *storageGenesis) { storParams(g); tweak(g) }
 	}
-	h := newHarness(t, harnessOpts{epochBlocks: 10, users: len(prices) + 2, storage: st, ttl: 50})
+	o.users, o.storage = len(prices)+2, st
+	h := newHarness(t, o)
 	fs := vfs.NewMem()
 	bs, err := blob.Open("blobs", blob.Options{FS: fs})
 	if err != nil {
