@@ -2,6 +2,7 @@ package rome
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -83,14 +84,51 @@ type Holding struct {
 
 // slotRef is what a node's slot names: the holding's key parts and what
 // a challenge needs (the blob, the epochs it is due), so drawing a sample
-// reads one key per slot.
+// reads one key per slot. It is stored in a fixed binary layout
+// (slotRefSize bytes: lease, pin, blob id, size, from, end, big-endian),
+// not CBOR: decoding it is a copy, and the draw reads storage_samples of
+// them per holder node at every epoch's end.
 type slotRef struct {
-	_     struct{}       `cbor:",toarray"`
-	Lease uint64         `json:"lease_id"`
-	Pin   uint32         `json:"pin"`
-	Blob  ledger.BlobRef `json:"blob"`
-	From  uint64         `json:"from_epoch"`
-	End   uint64         `json:"end_epoch"`
+	Lease uint64
+	Pin   uint32
+	Blob  ledger.BlobRef
+	From  uint64
+	End   uint64
+}
+
+const slotRefSize = 8 + 4 + 32 + 8 + 8 + 8
+
+func (r *slotRef) encode() []byte {
+	b := make([]byte, 0, slotRefSize)
+	b = binary.BigEndian.AppendUint64(b, r.Lease)
+	b = binary.BigEndian.AppendUint32(b, r.Pin)
+	b = append(b, r.Blob.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, r.Blob.Size)
+	b = binary.BigEndian.AppendUint64(b, r.From)
+	return binary.BigEndian.AppendUint64(b, r.End)
+}
+
+func (r *slotRef) decode(v []byte) error {
+	if len(v) != slotRefSize {
+		return fmt.Errorf("rome: slot record of %d bytes, want %d: %w", len(v), slotRefSize, ledger.ErrCorrupt)
+	}
+	r.Lease, r.Pin = binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+	copy(r.Blob.ID[:], v[12:44])
+	r.Blob.Size, r.From, r.End = binary.BigEndian.Uint64(v[44:]), binary.BigEndian.Uint64(v[52:]), binary.BigEndian.Uint64(v[60:])
+	return nil
+}
+
+// slot is node's slot i (ok false: none).
+func (s *store) slot(node ledger.Address, i uint64) (ref slotRef, ok bool, err error) {
+	v, err := s.st.Get(rkey(tagHoldSlot, node[:], u64(i)))
+	if err != nil || v == nil {
+		return ref, false, err
+	}
+	return ref, true, ref.decode(v)
+}
+
+func (s *store) setSlot(node ledger.Address, i uint64, ref *slotRef) error {
+	return s.setRaw(rkey(tagHoldSlot, node[:], u64(i)), ref.encode())
 }
 
 // Due reports whether the holding is challenged in epoch e (the empty blob
@@ -345,7 +383,7 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from, now ui
 	if err := s.put(holdingKey(node, l.ID, pin.Index), &h); err != nil {
 		return err
 	}
-	if err := s.put(rkey(tagHoldSlot, node[:], u64(slot)), &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
+	if err := s.setSlot(node, slot, &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
 		return err
 	}
 	ls, had, err := s.leaseStorage(l.ID)
@@ -464,8 +502,8 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 	}
 	lastKey := rkey(tagHoldSlot, node[:], u64(n-1))
 	if h.Slot != n-1 {
-		var ref slotRef
-		if ok, err := s.get(lastKey, &ref); err != nil {
+		ref, ok, err := s.slot(node, n-1)
+		if err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("rome: node %s: slot %d: %w", node, n-1, ledger.ErrCorrupt)
@@ -481,7 +519,7 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 		if err := s.put(mk, &moved); err != nil {
 			return err
 		}
-		if err := s.put(rkey(tagHoldSlot, node[:], u64(h.Slot)), &ref); err != nil {
+		if err := s.setSlot(node, h.Slot, &ref); err != nil {
 			return err
 		}
 	}
@@ -541,8 +579,8 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 			}
 		} else {
 			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-				var ref slotRef
-				if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
+				ref, ok, err := s.slot(nc.node, slot)
+				if err != nil {
 					return err
 				} else if !ok {
 					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
@@ -572,8 +610,13 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 				}
 			}
 		}
-		key := func(it ChallengeItem) []byte { return holdingKey(nc.node, it.Lease, it.Pin) }
-		slices.SortFunc(items, func(a, b ChallengeItem) int { return bytes.Compare(key(a), key(b)) })
+		// Holding key order: (lease, pin) under the node.
+		slices.SortFunc(items, func(a, b ChallengeItem) int {
+			if c := cmp.Compare(a.Lease, b.Lease); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Pin, b.Pin)
+		})
 		items = slices.CompactFunc(items, func(a, b ChallengeItem) bool { return a.Lease == b.Lease && a.Pin == b.Pin })
 		ck := rkey(tagChal, nc.node[:])
 		if len(items) == 0 {
@@ -594,8 +637,8 @@ func (s *store) slotRefs(node ledger.Address) ([]slotRef, error) {
 	var derr error
 	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
 		var ref slotRef
-		if derr = s.codec.Unmarshal(v, &ref); derr != nil {
-			derr = fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, derr)
+		if derr = ref.decode(v); derr != nil {
+			derr = fmt.Errorf("rome: record %x: %w", k, derr)
 			return false
 		}
 		refs = append(refs, ref)
@@ -1039,48 +1082,71 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 func (w *epochWork) storageCheck() error {
 	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
 	prefix := rkey(tagChal)
-	var nodes []ledger.Address
-	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+	type list struct {
+		node   ledger.Address
+		epoch  uint64
+		n      uint64
+		header bool // epoch and n read from the record's head
+		raw    []byte
+	}
+	var lists []list
+	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
 		if len(k) == len(prefix)+ledger.AddressSize {
-			var a ledger.Address
-			copy(a[:], k[len(prefix):])
-			nodes = append(nodes, a)
+			l := list{raw: bytes.Clone(v)}
+			copy(l.node[:], k[len(prefix):])
+			l.epoch, l.n, l.header = challengedHead(v)
+			lists = append(lists, l)
 		}
 		return true
 	}); err != nil {
 		return err
 	}
 	leases := map[uint64]*Lease{}
-	for _, node := range nodes {
-		chal, _, err := w.s.challenged(node)
+	check := func(cl *list) error {
+		if cl.header && cl.epoch != w.e {
+			return nil
+		}
+		node := cl.node
+		rd, err := w.s.round(node, w.e)
 		if err != nil {
 			return err
 		}
-		if chal.Epoch == w.e {
-			rd, err := w.s.round(node, w.e)
-			if err != nil {
+		answered := uint64(rd.Proven) + uint64(rd.Declared)
+		if cl.header && answered >= cl.n {
+			return nil // every item answered: the list need not be decoded
+		}
+		var chal Challenged
+		if err := w.m.codec.Unmarshal(cl.raw, &chal); err != nil {
+			return fmt.Errorf("rome: challenges of %s: %w: %w", node, ledger.ErrCorrupt, err)
+		}
+		if chal.Epoch != w.e {
+			return nil
+		}
+		for _, it := range chal.Items[min(uint64(len(chal.Items)), answered):] {
+			d := dueHolding{Lease: it.Lease, Pin: it.Pin}
+			if ok, err := w.s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
+				return err
+			} else if !ok {
+				continue // its lease closed at this epoch's end: nothing left to hold
+			}
+			l, ok := leases[d.Lease]
+			if !ok {
+				if l, err = w.s.lease(d.Lease); err != nil {
+					return err
+				}
+				leases[d.Lease] = l
+			}
+			if err := env.miss(l, node, &d, false); err != nil {
 				return err
 			}
-			for _, it := range chal.Items[min(len(chal.Items), int(rd.Proven)+int(rd.Declared)):] {
-				d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-				if ok, err := w.s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
-					return err
-				} else if !ok {
-					continue // its lease closed at this epoch's end: nothing left to hold
-				}
-				l, ok := leases[d.Lease]
-				if !ok {
-					if l, err = w.s.lease(d.Lease); err != nil {
-						return err
-					}
-					leases[d.Lease] = l
-				}
-				if err := env.miss(l, node, &d, false); err != nil {
-					return err
-				}
-			}
 		}
-		if err := w.s.del(rkey(tagChal, node[:])); err != nil {
+		return nil
+	}
+	for i := range lists {
+		if err := check(&lists[i]); err != nil {
+			return err
+		}
+		if err := w.s.del(rkey(tagChal, lists[i].node[:])); err != nil {
 			return err
 		}
 	}
@@ -1101,6 +1167,42 @@ func (w *epochWork) storageCheck() error {
 		}
 	}
 	return nil
+}
+
+// challengedHead reads the epoch and the number of items of an encoded
+// Challenged (a CBOR array of the epoch and the list of items, in the
+// codec's canonical form) without decoding the items; ok is false for
+// anything else (the caller then decodes it whole).
+func challengedHead(v []byte) (epoch, n uint64, ok bool) {
+	if len(v) < 1 || v[0] != 0x82 { // array of 2
+		return 0, 0, false
+	}
+	head := func(b []byte, major byte) (x uint64, rest []byte, ok bool) {
+		if len(b) < 1 || b[0]>>5 != major {
+			return 0, nil, false
+		}
+		ai := b[0] & 0x1f
+		switch {
+		case ai < 24:
+			return uint64(ai), b[1:], true
+		case ai >= 24 && ai <= 27:
+			w := 1 << (ai - 24) // 1, 2, 4 or 8 bytes
+			if len(b) < 1+w {
+				return 0, nil, false
+			}
+			for _, c := range b[1 : 1+w] {
+				x = x<<8 | uint64(c)
+			}
+			return x, b[1+w:], true
+		}
+		return 0, nil, false
+	}
+	epoch, rest, ok := head(v[1:], 0)
+	if !ok {
+		return 0, 0, false
+	}
+	n, _, ok = head(rest, 4)
+	return epoch, n, ok
 }
 
 // moveReplica ends a lease after epoch e because its holder kept missing

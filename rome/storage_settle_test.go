@@ -2,6 +2,7 @@ package rome
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -178,4 +179,45 @@ func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 		t.Errorf("the epoch their settlement is due: 64 leases %+v, 16 %+v", d64, d16)
 	}
 	t.Logf("epoch end, leases holding blobs: 16 → %+v, 64 → %+v; due: 16 → %+v, 64 → %+v", q16, q64, d16, d64)
+}
+
+// TestChallengedHead: the miss pass reads a challenge list's epoch and
+// length from its encoding's head as the codec wrote it, for lists of 0 to
+// 300 items and epochs of every integer width, and refuses anything else.
+func TestChallengedHead(t *testing.T) {
+	c := ledger.NewCodec()
+	for _, epoch := range []uint64{0, 5, 23, 24, 255, 256, 70_000, 1 << 33} {
+		for _, n := range []int{0, 1, 23, 24, 255, 256, 300} {
+			ch := Challenged{Epoch: epoch, Items: make([]ChallengeItem, n)}
+			for i := range ch.Items {
+				ch.Items[i] = ChallengeItem{Lease: uint64(i), Pin: uint32(i), Blob: ledger.BlobRef{Size: 4096}}
+			}
+			raw, err := c.Marshal(&ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, got, ok := challengedHead(raw)
+			if !ok || e != epoch || got != uint64(n) {
+				t.Fatalf("epoch %d, %d items: read %d, %d, %v", epoch, n, e, got, ok)
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, {0x82}, {0x83, 0x01, 0x80}, {0x82, 0x18}, {0x82, 0x01, 0x01}, {0x82, 0x01, 0x9b, 0x01}} {
+		if _, _, ok := challengedHead(bad); ok {
+			t.Errorf("%x read as a challenge list", bad)
+		}
+	}
+}
+
+// TestSlotRefEncoding: a slot record round-trips through its fixed layout,
+// and a record of another length is corrupt.
+func TestSlotRefEncoding(t *testing.T) {
+	ref := slotRef{Lease: 1<<40 + 3, Pin: 7, Blob: ledger.BlobRef{ID: ledger.BlobID{1, 2, 3}, Size: 1 << 30}, From: 9, End: 1 << 50}
+	var got slotRef
+	if err := got.decode(ref.encode()); err != nil || got != ref {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, ref)
+	}
+	if err := got.decode(ref.encode()[1:]); !errors.Is(err, ledger.ErrCorrupt) {
+		t.Fatalf("short record: %v", err)
+	}
 }

@@ -736,8 +736,8 @@ func checkSlots(t *testing.T, w *storWorld, node ledger.Address) int {
 			t.Fatalf("holding %+v: slot out of range or taken", h)
 		}
 		seen[h.Holding.Slot] = true
-		var ref slotRef
-		if _, err := s.get(rkey(tagHoldSlot, node[:], u64(h.Holding.Slot)), &ref); err != nil {
+		ref, _, err := s.slot(node, h.Holding.Slot)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if want := (slotRef{Lease: h.Lease, Pin: h.Pin, Blob: h.Holding.Blob, From: h.Holding.From, End: h.Holding.End}); ref != want {
@@ -783,8 +783,8 @@ func TestStorageSampledChallenges(t *testing.T) {
 		a := node.Address()
 		count, _ := w.m.reader(w.st).getU64(rkey(tagStorNode, a[:]))
 		for _, slot := range SamplePlaces(sd.Seed, a, count, 3) {
-			var ref slotRef
-			if _, err := w.m.reader(w.st).get(rkey(tagHoldSlot, a[:], u64(slot)), &ref); err != nil {
+			ref, _, err := w.m.reader(w.st).slot(a, slot)
+			if err != nil {
 				t.Fatal(err)
 			}
 			want = append(want, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
