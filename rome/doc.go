@@ -37,11 +37,13 @@
 //     lease ran jobs in the epoch, compute and bandwidth are paid as the
 //     runtime measured them instead (MeasuredUnits) and count as measured
 //     delivery. Only leases with something to weigh in that epoch (a
-//     report, a job, a meter reading, a storage record) are settled then;
-//     an epoch with nothing to weigh is worth the same for every such epoch
-//     of a lease (the leased amount, kinds paid by meter only excepted) and
-//     is paid with the lease's next settlement: when something happens on
-//     it, at the end of its last epoch and its close, and at the latest
+//     report, a job, a meter reading, a missed storage proof) are settled
+//     then; an epoch with nothing to weigh is worth the same for every
+//     such epoch of a lease (the leased amount, kinds paid by meter only
+//     excepted; storage held for pinned blobs its proven byte-epochs, the
+//     bytes due in the epoch, which were fixed before it began) and is
+//     paid with the lease's next settlement: when something happens on it,
+//     at the end of its last epoch and its close, and at the latest
 //     settle_interval_epochs (default 10) after the last one. An epoch
 //     therefore costs what happened in it, not the number of live leases
 //     (a provider of an idle lease is paid in arrears, in one transfer;

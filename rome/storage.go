@@ -41,7 +41,10 @@ import (
 // record of the node's (its Round), whatever the number of holdings it
 // answers. Settlement pays storage as proven byte-epochs:
 // the bytes due in the epoch (per lease, bucketed by the epoch their
-// challenges start) minus the missed bytes.
+// challenges start) minus the missed bytes. Both are known in advance or
+// recorded per lease and epoch, so it is lazy (settle in epoch.go): a
+// lease's proven epochs are paid together at its next settlement, an
+// epoch with a miss with the next epoch's end.
 
 // Gas of storage transactions beyond their state access.
 const (
