@@ -217,7 +217,7 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
-	steps := []func() error{w.settle, w.storageCheck, w.expire, w.reward, w.certify}
+	steps := []func() error{w.storageRates, w.settle, w.storageCheck, w.expire, w.reward, w.certify}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -390,7 +390,81 @@ func (w *epochWork) payStored(l *Lease, ls *LeaseStorage, a, b uint64) error {
 		return nil
 	}
 	w.rec.Measured = satAdd(w.rec.Measured, units)
-	return w.credit(l, units, []certUnits{{kind: KindStorage, src: sourceProofs, units: units}})
+	// The epoch rewards weighed these units at their own epochs
+	// (storageRates).
+	return w.credit(l, units, 0, []certUnits{{kind: KindStorage, src: sourceProofs, units: units}})
+}
+
+// storageRates counts, for the epoch's rewards, the storage units every
+// provider's leases are paid by proofs for the epoch being settled (e-1),
+// whether or not they are settled now: its rate (changed by the changes
+// scheduled for that epoch) less what its misses in it cost. This keeps
+// an epoch's reward shared as if every lease holding pinned blobs were
+// settled at every epoch, for a read per provider holding something
+// rather than per lease.
+func (w *epochWork) storageRates() error {
+	if w.e == 0 {
+		return nil
+	}
+	se := w.e - 1
+	type entry struct {
+		a ledger.Address
+		v uint64
+	}
+	read := func(prefix []byte) ([]entry, error) {
+		var out []entry
+		err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+			if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
+				var e entry
+				copy(e.a[:], k[len(prefix):])
+				e.v = binary.BigEndian.Uint64(v)
+				out = append(out, e)
+			}
+			return true
+		})
+		return out, err
+	}
+	changes, err := read(rkey(tagStorRateAt, u64(se)))
+	if err != nil {
+		return err
+	}
+	lost, err := read(rkey(tagStorLost, u64(se)))
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if err := w.s.del(rkey(tagStorRateAt, u64(se), c.a[:])); err != nil {
+			return err
+		}
+		k := rkey(tagStorRate, c.a[:])
+		v, err := w.s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := w.s.setU64(k, v+c.v); err != nil { // two's complement: the rate never goes below 0
+			return err
+		}
+	}
+	lostOf := make(map[ledger.Address]uint64, len(lost))
+	for _, l := range lost {
+		if err := w.s.del(rkey(tagStorLost, u64(se), l.a[:])); err != nil {
+			return err
+		}
+		lostOf[l.a] = l.v
+	}
+	rates, err := read(rkey(tagStorRate))
+	if err != nil {
+		return err
+	}
+	for _, r := range rates {
+		if u := r.v - min(r.v, lostOf[r.a]); u > 0 {
+			if _, ok := w.attest[r.a]; !ok {
+				w.provOrd = append(w.provOrd, r.a)
+			}
+			w.attest[r.a] = satAdd(w.attest[r.a], u)
+		}
+	}
+	return nil
 }
 
 // payEpochs pays n epochs of lease l at the idle rate; storage, when
@@ -436,16 +510,19 @@ type certUnits struct {
 }
 
 // credit counts total attested or measured units of lease l's provider
-// for the epoch's rewards, its certificates (certs, per kind and source)
-// and its governance weight.
-func (w *epochWork) credit(l *Lease, total uint64, certs []certUnits) error {
+// for its certificates (certs, per kind and source) and its governance
+// weight, and rewarded of them for the epoch's rewards (storage units
+// paid by proofs are weighed there at their own epoch: storageRates).
+func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) error {
+	if rewarded > 0 {
+		if _, ok := w.attest[l.Provider]; !ok {
+			w.provOrd = append(w.provOrd, l.Provider)
+		}
+		w.attest[l.Provider] = satAdd(w.attest[l.Provider], rewarded)
+	}
 	if total == 0 {
 		return nil
 	}
-	if _, ok := w.attest[l.Provider]; !ok {
-		w.provOrd = append(w.provOrd, l.Provider)
-	}
-	w.attest[l.Provider] = satAdd(w.attest[l.Provider], total)
 	for _, c := range certs {
 		if c.units == 0 {
 			continue
@@ -666,7 +743,19 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 			certs = append(certs, certUnits{kind: a.Kind, src: src[i], meter: meterOf[i], units: units[i]})
 		}
 	}
-	return w.credit(l, satAdd(attested, evidence), certs)
+	total := satAdd(attested, evidence)
+	rewarded := total
+	if proofs && !r.Metered(KindStorage) {
+		// storageRates weighed stUnits for this lease and epoch already;
+		// a meter reading the storage replaces them (the provider's
+		// weight holds them: no underflow).
+		if w.attest[l.Provider] < stUnits {
+			return fmt.Errorf("lease %d: epoch %d: %d storage units weighed for provider %s, the lease alone has %d: %w",
+				l.ID, se, w.attest[l.Provider], l.Provider, stUnits, ledger.ErrCorrupt)
+		}
+		w.attest[l.Provider] -= stUnits
+	}
+	return w.credit(l, total, rewarded, certs)
 }
 
 func (w *epochWork) finalize(r *Request) error {

@@ -371,9 +371,9 @@ func (s *store) requestLeases(req uint64) ([]*Lease, error) {
 }
 
 // addHolding makes the lease's node hold pin from epoch from (pinned in
-// epoch now); the empty blob and a holding that would start after the
-// lease are not recorded.
-func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from, now uint64) error {
+// epoch now; r is the lease's request); the empty blob and a holding that
+// would start after the lease are not recorded.
+func (s *store) addHolding(p Params, node ledger.Address, l *Lease, r *Request, pin *Pin, from, now uint64) error {
 	if pin.Blob.Size == 0 || from >= l.End {
 		return nil
 	}
@@ -393,7 +393,12 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from, now ui
 	if err != nil {
 		return err
 	}
-	if !had {
+	var old *LeaseStorage
+	if had {
+		c := *ls
+		c.Buckets = slices.Clone(ls.Buckets)
+		old = &c
+	} else {
 		ls.Since = max(now, l.Start)
 	}
 	ls.Node = node
@@ -412,6 +417,9 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from, now ui
 		ls.Slashed = ledger.Coins{}
 	}
 	if err := s.put(rkey(tagLeaseStor, u64(l.ID)), ls); err != nil {
+		return err
+	}
+	if err := s.rescheduleRate(p, l, r, old, l.End, ls, now); err != nil {
 		return err
 	}
 	if err := s.addCount(nk, 1); err != nil {
@@ -845,7 +853,7 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 	}
 	from := clock.Epoch + 1 + params.StorageGraceEpochs
 	for i, l := range leases {
-		if err := s.addHolding(offers[i].Node, l, pin, max(from, l.Start+params.StorageGraceEpochs), clock.Epoch); err != nil {
+		if err := s.addHolding(params, offers[i].Node, l, r, pin, max(from, l.Start+params.StorageGraceEpochs), clock.Epoch); err != nil {
 			return nil, err
 		}
 	}
@@ -1017,6 +1025,25 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	ls, _, err := s.leaseStorage(l.ID)
 	if err != nil {
 		return err
+	}
+	// The units the miss costs the provider's rewards for the epoch.
+	if r, err := s.request(l.RequestID); err != nil {
+		return err
+	} else if u := storUnitsAt(e.p, ls, l, e.epoch); u > 0 && !r.Metered(KindStorage) {
+		due := ls.DueBytes(e.epoch)
+		left := func(m uint64) uint64 {
+			return min(ceilDiv(due-min(due, m), e.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+		}
+		if lost := left(missed) - left(satAdd(missed, d.Holding.Blob.Size)); lost > 0 {
+			k := rkey(tagStorLost, u64(e.epoch), l.Provider[:])
+			cur, err := s.getU64(k)
+			if err != nil {
+				return err
+			}
+			if err := s.setU64(k, cur+lost); err != nil {
+				return err
+			}
+		}
 	}
 	ls.Misses++
 	how := "unanswered"
@@ -1216,7 +1243,19 @@ func (w *epochWork) moveReplica(env *storEnv, l *Lease) error {
 	if l.End <= w.e+1 {
 		return nil // it ends with this epoch anyway
 	}
+	oldEnd := l.End
 	l.End, l.EndedEarly = w.e+1, true
+	if ls, ok, err := w.s.leaseStorage(l.ID); err != nil {
+		return err
+	} else if ok {
+		r, err := w.request(l.RequestID)
+		if err != nil {
+			return err
+		}
+		if err := w.s.rescheduleRate(w.p, l, r, ls, oldEnd, ls, w.e+1); err != nil {
+			return err
+		}
+	}
 	if l.Status == StatusActive {
 		l.Status = StatusEnded
 		o, err := w.offer(l.OfferID)
@@ -1282,7 +1321,7 @@ func (s *store) placeHoldings(p Params, l *Lease, r *Request, node ledger.Addres
 		return fmt.Errorf("rome: request %d pins: %w: %w", r.ID, ledger.ErrCorrupt, derr)
 	}
 	for i := range pins {
-		if err := s.addHolding(node, l, &pins[i], l.Start+p.StorageGraceEpochs, l.Start); err != nil {
+		if err := s.addHolding(p, node, l, r, &pins[i], l.Start+p.StorageGraceEpochs, l.Start); err != nil {
 			return err
 		}
 	}
@@ -1359,4 +1398,77 @@ func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint6
 	}
 	ls.Buckets = merged
 	return units, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+}
+
+// storUnitsAt is what lease l with storage record ls is paid by proofs for
+// storage in epoch e before any miss: the bytes due in units, capped at
+// the leased amount; 0 outside the lease or before its storage is paid by
+// proofs.
+func storUnitsAt(p Params, ls *LeaseStorage, l *Lease, e uint64) uint64 {
+	if ls == nil || e < ls.Since || e < l.Start || e >= l.End {
+		return 0
+	}
+	return min(ceilDiv(ls.DueBytes(e), p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+}
+
+// rescheduleRate records how a change of lease l's storage (record old
+// with the lease ending at oldEnd, now cur with l.End; old nil: none),
+// made in epoch now and changing only epochs from now on, changes its
+// provider's storage rate: the units its proofs pay per epoch, which the
+// epoch's reward weighs at every epoch whether or not the lease is
+// settled then (see storageRates). The rate changes where the lease's
+// units do — at its first epoch paid by proofs, where a bucket's bytes
+// become due, at its end — so a lease costs a write per change, not per
+// epoch. A request paying storage by meter only pays nothing by proofs.
+func (s *store) rescheduleRate(p Params, l *Lease, r *Request, old *LeaseStorage, oldEnd uint64, cur *LeaseStorage, now uint64) error {
+	if r.Metered(KindStorage) {
+		return nil
+	}
+	ol := *l
+	ol.End = oldEnd
+	pts := []uint64{now}
+	for _, x := range []struct {
+		ls  *LeaseStorage
+		end uint64
+	}{{old, oldEnd}, {cur, l.End}} {
+		if x.ls == nil {
+			continue
+		}
+		pts = append(pts, x.ls.Since, x.end)
+		for _, b := range x.ls.Buckets {
+			pts = append(pts, b.From)
+		}
+	}
+	slices.Sort(pts)
+	pts = slices.Compact(pts)
+	at := func(ls *LeaseStorage, l *Lease, t uint64) uint64 {
+		if t == 0 {
+			return 0
+		}
+		return storUnitsAt(p, ls, l, t) - storUnitsAt(p, ls, l, t-1) // two's complement
+	}
+	for _, t := range pts {
+		if t < now {
+			continue
+		}
+		if t == 0 {
+			continue
+		}
+		d := at(cur, l, t) - at(old, &ol, t)
+		if t == now { // epochs before now do not change: compare from now's level
+			d = storUnitsAt(p, cur, l, t) - storUnitsAt(p, old, &ol, t)
+		}
+		if d == 0 {
+			continue
+		}
+		k := rkey(tagStorRateAt, u64(t), l.Provider[:])
+		v, err := s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := s.setU64(k, v+d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

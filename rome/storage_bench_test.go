@@ -32,7 +32,7 @@ func BenchmarkStorageChallengeDraw(b *testing.B) {
 			for i := 0; i < per; i++ {
 				l := &Lease{ID: uint64(n*per + i + 1), RequestID: uint64(i + 1), Start: 1, End: 100}
 				pin := &Pin{Index: uint32(i), Blob: ledger.BlobRef{ID: ledger.BlobID(ledger.HashBytes(binary.BigEndian.AppendUint64(nil, l.ID))), Size: 4096}}
-				if err := s.addHolding(node, l, pin, 1, 1); err != nil {
+				if err := s.addHolding(p, node, l, &Request{ID: l.RequestID}, pin, 1, 1); err != nil {
 					b.Fatal(err)
 				}
 			}

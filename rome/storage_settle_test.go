@@ -18,7 +18,7 @@ import (
 // have closed.
 func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 	t.Helper()
-	w := newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: interval}, []uint64{1, 2}, []string{"eu", "us"},
+	w := newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: interval, reward: 1000}, []uint64{1, 2}, []string{"eu", "us"},
 		func(g *storageGenesis) { g.RepairMisses = 10 })
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 30), MaxPrice: res(4, 5), Epochs: 9, Replicas: 2}), "request_id")
 	w.untilEpoch(1)
@@ -78,6 +78,7 @@ func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 	recs, _ := w.m.Epochs(w.st, 0)
 	for _, rec := range recs {
 		out.Attested += rec.Attested + rec.Measured
+		out.Balances["minted"] += rec.Rewards.AmountOf("uTFLP")
 	}
 	for _, a := range w.provs {
 		pr, _ := w.m.ProviderRecord(w.st, a.Address())
@@ -88,13 +89,17 @@ func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 
 // TestStorageSettleIntervalSameOutcome: storage leases paid in arrears
 // (settle_interval_epochs 3, 4, 20) end exactly as paying them at every
-// epoch (1): balances (bonds slashed included), what each lease and the
-// request paid and got back, measured units, contributions, providers'
-// records.
+// epoch (1): balances (bonds slashed and epoch rewards minted included:
+// each epoch's reward weighs the units proven in it, settled or not),
+// what each lease and the request paid and got back, measured units,
+// contributions, providers' records.
 func TestStorageSettleIntervalSameOutcome(t *testing.T) {
 	want := storageSettleScenario(t, 1)
 	if want.Attested == 0 {
 		t.Fatalf("nothing measured: %+v", want)
+	}
+	if want.Balances["minted"] == 0 {
+		t.Fatal("no epoch reward minted")
 	}
 	// Epochs 1-2 hold nothing due; 3-5 the first blob (5 units), 6-9 both
 	// (14): the good replica at 1 per unit, the other at 2 less its two
