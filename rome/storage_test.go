@@ -40,7 +40,7 @@ func newStorWorld(t *testing.T, prices []uint64, regions []string, tweak func(*s
 
 // newStorWorldOpts is newStorWorld with other harness options (users and
 // storage are set here).
-func newStorWorldOpts(t *testing.T, o harnessOpts, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
+func newStorWorldOpts(t testing.TB, o harnessOpts, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
 	t.Helper()
 	st := storParams
 	if tweak != nil {
