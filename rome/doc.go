@@ -129,9 +129,10 @@
 // leases with something to weigh when an epoch settles (epoch|lease),
 // 0x3e leases whose settlement is due at an epoch's end (epoch|lease),
 // 0x3f open offers with free capacity, 0x40 offers by the end of their
-// window (epoch|offer), 0x30-0x3c and 0x41-0x43 storage leases and meters
-// (state.go lists them: pins, holdings, their slots, challenge lists,
-// rounds, faults, suspects). Under
+// window (epoch|offer), 0x30-0x3c, 0x41-0x43 and 0x45-0x47 storage leases
+// and meters (state.go lists them: pins, holdings, their slots, challenge
+// lists, rounds, faults, suspects, providers' storage rates for rewards).
+// Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome
