@@ -38,11 +38,13 @@
 //     lease ran jobs in the epoch, compute and bandwidth are paid as the
 //     runtime measured them instead (MeasuredUnits) and count as measured
 //     delivery. Only leases with something to weigh in that epoch (a
-//     report, a job, a meter reading, a storage record) are settled then;
-//     an epoch with nothing to weigh is worth the same for every such epoch
-//     of a lease (the leased amount, kinds paid by meter only excepted) and
-//     is paid with the lease's next settlement: when something happens on
-//     it, at the end of its last epoch and its close, and at the latest
+//     report, a job, a meter reading, a missed storage proof) are settled
+//     then; an epoch with nothing to weigh is worth the same for every
+//     such epoch of a lease (the leased amount, kinds paid by meter only
+//     excepted; storage held for pinned blobs its proven byte-epochs, the
+//     bytes due in the epoch, which were fixed before it began) and is
+//     paid with the lease's next settlement: when something happens on it,
+//     at the end of its last epoch and its close, and at the latest
 //     settle_interval_epochs (default 10) after the last one. An epoch
 //     therefore costs what happened in it, not the number of live leases
 //     (a provider of an idle lease is paid in arrears, in one transfer;
@@ -128,9 +130,10 @@
 // leases with something to weigh when an epoch settles (epoch|lease),
 // 0x3e leases whose settlement is due at an epoch's end (epoch|lease),
 // 0x3f open offers with free capacity, 0x40 offers by the end of their
-// window (epoch|offer), 0x30-0x3c and 0x41-0x43 storage leases and meters
-// (state.go lists them: pins, holdings, their slots, challenge lists,
-// rounds, faults, suspects). Under
+// window (epoch|offer), 0x30-0x3c, 0x41-0x43 and 0x45-0x47 storage leases
+// and meters (state.go lists them: pins, holdings, their slots, challenge
+// lists, rounds, faults, suspects, providers' storage rates for rewards).
+// Under
 // ledger.PrefixGov (0x30): 0x01 proposals, 0x02 votes (id|voter), 0x04
 // proposals being voted on (end height|id), 0x05 their count.
 package rome

@@ -217,7 +217,7 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
-	steps := []func() error{w.settle, w.storageCheck, w.expire, w.reward, w.certify}
+	steps := []func() error{w.storageRates, w.settle, w.storageCheck, w.expire, w.reward, w.certify}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -254,14 +254,20 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 //
 // Only the leases that need it are visited, so that an epoch costs what
 // happened in it, not the number of leases: those with something to weigh
-// in the epoch settling (a report, a job, a meter reading: the tagActive
-// index their transactions write; a storage record: tagLeaseStor) and
-// those whose settlement is due now (tagSettleAt: settle_interval_epochs
-// after their last one, the end of their last epoch, their close). An
-// epoch with nothing to weigh is worth the leased amount of every kind not
-// paid by meter only — the same for every such epoch of the lease — so a
-// visit pays all of the lease's unpaid ones at once, oldest first; with
-// settle_interval_epochs 1 every live lease is visited at every epoch.
+// in the epoch settling (a report, a job, a meter reading, a missed
+// storage proof: the tagActive index their transactions and the miss pass
+// write) and those whose settlement is due now (tagSettleAt:
+// settle_interval_epochs after their last one, the end of their last
+// epoch, their close). An epoch with nothing to weigh is worth the leased
+// amount of every kind not paid by meter only — the same for every such
+// epoch of the lease — except storage held for pinned blobs, which is
+// worth its proven byte-epochs: the bytes due (fixed before the epoch
+// began) less the bytes missed (none, or the lease would have been
+// visited for it). Both are known from the lease's own records whenever
+// it is visited, so a visit pays all of the lease's unpaid epochs at once,
+// oldest first, and a lease holding pinned blobs is not visited at every
+// epoch either; with settle_interval_epochs 1 every live lease is visited
+// at every epoch.
 func (w *epochWork) settle() error {
 	var active []uint64
 	if w.e >= 1 {
@@ -284,18 +290,11 @@ func (w *epochWork) settle() error {
 			return err
 		}
 	}
-	stored, err := w.s.ids(rkey(tagLeaseStor))
-	if err != nil {
-		return err
-	}
-	weigh := make(map[uint64]bool, len(active)+len(stored))
+	weigh := make(map[uint64]bool, len(active))
 	for _, id := range active {
 		weigh[id] = true
 	}
-	for _, id := range stored {
-		weigh[id] = true
-	}
-	ids := append(append(append(make([]uint64, 0, len(active)+len(due)+len(stored)), active...), due...), stored...)
+	ids := append(append(make([]uint64, 0, len(active)+len(due)), active...), due...)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for _, id := range ids {
@@ -321,7 +320,8 @@ func (w *epochWork) settle() error {
 }
 
 // settleThrough pays lease l for its unpaid epochs up to the one before e:
-// those with nothing to weigh at the idle rate, the epoch before e through
+// those with nothing to weigh at the idle rate (storage held for pinned
+// blobs at its proven byte-epochs), the epoch before e through
 // settleLease when weigh is set.
 func (w *epochWork) settleThrough(l *Lease, weigh bool) error {
 	if w.e == 0 {
@@ -334,8 +334,23 @@ func (w *epochWork) settleThrough(l *Lease, weigh bool) error {
 		to = se
 	}
 	if from < to {
-		if err := w.payIdle(l, to-from); err != nil {
+		ls, stored, err := w.s.leaseStorage(l.ID)
+		if err != nil {
 			return err
+		}
+		split := to // epochs from split on pay storage by proofs
+		if stored {
+			split = min(max(from, ls.Since), to)
+		}
+		if from < split {
+			if err := w.payIdle(l, split-from); err != nil {
+				return err
+			}
+		}
+		if split < to {
+			if err := w.payStored(l, ls, split, to); err != nil {
+				return err
+			}
 		}
 	}
 	if last {
@@ -351,6 +366,110 @@ func (w *epochWork) settleThrough(l *Lease, weigh bool) error {
 // kind at the lease's price, except kinds the request pays by meter only
 // (no meter read them).
 func (w *epochWork) payIdle(l *Lease, n uint64) error {
+	return w.payEpochs(l, n, nil)
+}
+
+// payStored pays epochs [a, b) of a lease that holds pinned blobs and had
+// nothing else to weigh in them: storage its proven units (measured by
+// proofs: they count for rewards, certificates and governance weight like
+// any measured unit, in the epoch they are paid), the other kinds as
+// payIdle — what settleLease pays for each of those epochs, summed.
+func (w *epochWork) payStored(l *Lease, ls *LeaseStorage, a, b uint64) error {
+	units, err := w.storageUnits(l, ls, a, b)
+	if err != nil {
+		return err
+	}
+	if err := w.payEpochs(l, b-a, &units); err != nil {
+		return err
+	}
+	r, err := w.request(l.RequestID)
+	if err != nil {
+		return err
+	}
+	if units == 0 || r.Metered(KindStorage) {
+		return nil
+	}
+	w.rec.Measured = satAdd(w.rec.Measured, units)
+	// The epoch rewards weighed these units at their own epochs
+	// (storageRates).
+	return w.credit(l, units, 0, []certUnits{{kind: KindStorage, src: sourceProofs, units: units}})
+}
+
+// storageRates counts, for the epoch's rewards, the storage units every
+// provider's leases are paid by proofs for the epoch being settled (e-1),
+// whether or not they are settled now: its rate (changed by the changes
+// scheduled for that epoch) less what its misses in it cost. This keeps
+// an epoch's reward shared as if every lease holding pinned blobs were
+// settled at every epoch, for a read per provider holding something
+// rather than per lease.
+func (w *epochWork) storageRates() error {
+	if w.e == 0 {
+		return nil
+	}
+	se := w.e - 1
+	type entry struct {
+		a ledger.Address
+		v uint64
+	}
+	read := func(prefix []byte) ([]entry, error) {
+		var out []entry
+		err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+			if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
+				var e entry
+				copy(e.a[:], k[len(prefix):])
+				e.v = binary.BigEndian.Uint64(v)
+				out = append(out, e)
+			}
+			return true
+		})
+		return out, err
+	}
+	changes, err := read(rkey(tagStorRateAt, u64(se)))
+	if err != nil {
+		return err
+	}
+	lost, err := read(rkey(tagStorLost, u64(se)))
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if err := w.s.del(rkey(tagStorRateAt, u64(se), c.a[:])); err != nil {
+			return err
+		}
+		k := rkey(tagStorRate, c.a[:])
+		v, err := w.s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := w.s.setU64(k, v+c.v); err != nil { // two's complement: the rate never goes below 0
+			return err
+		}
+	}
+	lostOf := make(map[ledger.Address]uint64, len(lost))
+	for _, l := range lost {
+		if err := w.s.del(rkey(tagStorLost, u64(se), l.a[:])); err != nil {
+			return err
+		}
+		lostOf[l.a] = l.v
+	}
+	rates, err := read(rkey(tagStorRate))
+	if err != nil {
+		return err
+	}
+	for _, r := range rates {
+		if u := r.v - min(r.v, lostOf[r.a]); u > 0 {
+			if _, ok := w.attest[r.a]; !ok {
+				w.provOrd = append(w.provOrd, r.a)
+			}
+			w.attest[r.a] = satAdd(w.attest[r.a], u)
+		}
+	}
+	return nil
+}
+
+// payEpochs pays n epochs of lease l at the idle rate; storage, when
+// stored is set, *stored units in all (the proven ones).
+func (w *epochWork) payEpochs(l *Lease, n uint64, stored *uint64) error {
 	r, err := w.request(l.RequestID)
 	if err != nil {
 		return err
@@ -360,9 +479,16 @@ func (w *epochWork) payIdle(l *Lease, n uint64) error {
 		if r.Metered(a.Kind) || a.Amount == 0 {
 			continue
 		}
-		v, err := mulCheck(a.Amount, amountOf(l.Prices, a.Kind), n) // ≤ the escrow: cannot overflow
+		amt, times := a.Amount, n
+		if stored != nil && a.Kind == KindStorage {
+			amt, times = *stored, 1
+		}
+		v, err := mulCheck(amt, amountOf(l.Prices, a.Kind), times) // ≤ the escrow: cannot overflow
 		if err != nil {
 			return fmt.Errorf("lease %d: %d idle epochs: %w", l.ID, n, err)
+		}
+		if v == 0 {
+			continue
 		}
 		d := w.m.KindDenom(a.Kind)
 		sum, c := bits.Add64(pay[d], v, 0)
@@ -372,6 +498,48 @@ func (w *epochWork) payIdle(l *Lease, n uint64) error {
 		pay[d] = sum
 	}
 	return w.payProvider(l, r, pay)
+}
+
+// certUnits are units of one kind a settlement certifies, and how they
+// were established.
+type certUnits struct {
+	kind  uint8
+	src   byte
+	meter uint64
+	units uint64
+}
+
+// credit counts total attested or measured units of lease l's provider
+// for its certificates (certs, per kind and source) and its governance
+// weight, and rewarded of them for the epoch's rewards (storage units
+// paid by proofs are weighed there at their own epoch: storageRates).
+func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) error {
+	if rewarded > 0 {
+		if _, ok := w.attest[l.Provider]; !ok {
+			w.provOrd = append(w.provOrd, l.Provider)
+		}
+		w.attest[l.Provider] = satAdd(w.attest[l.Provider], rewarded)
+	}
+	if total == 0 {
+		return nil
+	}
+	for _, c := range certs {
+		if c.units == 0 {
+			continue
+		}
+		k := rkey(tagCertAcc, l.Provider[:], []byte{c.kind, c.src})
+		if c.src == sourceMeter {
+			k = append(k, u64(c.meter)...)
+		}
+		cur, err := w.s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := w.s.setU64(k, satAdd(cur, c.units)); err != nil {
+			return err
+		}
+	}
+	return w.addContribution(l.Provider, total)
 }
 
 // payProvider moves pay from escrow to the lease's provider and records
@@ -491,9 +659,16 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 	if measured {
 		mc, mb = MeasuredUnits(mt, w.p, l)
 	}
-	stUnits, proofs, err := w.storageUnits(l, se)
+	ls, proofs, err := w.s.leaseStorage(l.ID)
 	if err != nil {
 		return err
+	}
+	proofs = proofs && se >= ls.Since
+	var stUnits uint64
+	if proofs {
+		if stUnits, err = w.storageUnits(l, ls, se, se+1); err != nil {
+			return err
+		}
 	}
 	pay := map[string]uint64{}
 	var attested, evidence uint64
@@ -562,32 +737,25 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 	w.rec.Measured = satAdd(w.rec.Measured, evidence)
 	// Attested and measured units count alike for rewards, certificates
 	// (which say how they were established) and governance weight.
-	if total := satAdd(attested, evidence); total > 0 {
-		if _, ok := w.attest[l.Provider]; !ok {
-			w.provOrd = append(w.provOrd, l.Provider)
-		}
-		w.attest[l.Provider] = satAdd(w.attest[l.Provider], total)
-		for i, a := range l.Amounts {
-			if !certified[i] || units[i] == 0 {
-				continue
-			}
-			k := rkey(tagCertAcc, l.Provider[:], []byte{a.Kind, src[i]})
-			if src[i] == sourceMeter {
-				k = append(k, u64(meterOf[i])...)
-			}
-			cur, err := w.s.getU64(k)
-			if err != nil {
-				return err
-			}
-			if err := w.s.setU64(k, satAdd(cur, units[i])); err != nil {
-				return err
-			}
-		}
-		if err := w.addContribution(l.Provider, total); err != nil {
-			return err
+	var certs []certUnits
+	for i, a := range l.Amounts {
+		if certified[i] && units[i] > 0 {
+			certs = append(certs, certUnits{kind: a.Kind, src: src[i], meter: meterOf[i], units: units[i]})
 		}
 	}
-	return nil
+	total := satAdd(attested, evidence)
+	rewarded := total
+	if proofs && !r.Metered(KindStorage) {
+		// storageRates weighed stUnits for this lease and epoch already;
+		// a meter reading the storage replaces them (the provider's
+		// weight holds them: no underflow).
+		if w.attest[l.Provider] < stUnits {
+			return fmt.Errorf("lease %d: epoch %d: %d storage units weighed for provider %s, the lease alone has %d: %w",
+				l.ID, se, w.attest[l.Provider], l.Provider, stUnits, ledger.ErrCorrupt)
+		}
+		w.attest[l.Provider] -= stUnits
+	}
+	return w.credit(l, total, rewarded, certs)
 }
 
 func (w *epochWork) finalize(r *Request) error {

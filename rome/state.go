@@ -80,9 +80,12 @@ const (
 	tagOfferFree byte = 0x3f // offer id → 1: open offers with capacity no lease holds (what matching looks at)
 	tagOfferEnd  byte = 0x40 // until epoch | offer id → 1: offers with an availability end (what expiry looks at)
 	tagChal      byte = 0x41 // node address → Challenged: the holdings a node must prove in the current epoch
-	tagHoldSlot  byte = 0x42 // node address | slot (u64) → lease id | pin index: a node's holdings by place, for sampling
+	tagHoldSlot  byte = 0x42 // node address | slot (u64) → slotRef (fixed binary: lease id, pin, blob, from, end): a node's holdings by place, for sampling
 	tagSuspect   byte = 0x43 // node address | lease id | pin index (u32) → 1: holdings missed and not proven since
 	// 0x44 held a holding's last proof (one write per holding proven); Round keeps the node's now.
+	tagStorRate   byte = 0x45 // provider address → u64 storage units its leases' proofs pay per epoch (before misses), for rewards
+	tagStorRateAt byte = 0x46 // epoch | provider address → u64 (two's complement) change of tagStorRate from that epoch on
+	tagStorLost   byte = 0x47 // epoch | provider address → u64 storage units the provider's misses cost in that epoch
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote

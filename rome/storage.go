@@ -2,6 +2,7 @@ package rome
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -40,7 +41,10 @@ import (
 // record of the node's (its Round), whatever the number of holdings it
 // answers. Settlement pays storage as proven byte-epochs:
 // the bytes due in the epoch (per lease, bucketed by the epoch their
-// challenges start) minus the missed bytes.
+// challenges start) minus the missed bytes. Both are known in advance or
+// recorded per lease and epoch, so it is lazy (settle in epoch.go): a
+// lease's proven epochs are paid together at its next settlement, an
+// epoch with a miss with the next epoch's end.
 
 // Gas of storage transactions beyond their state access.
 const (
@@ -83,14 +87,51 @@ type Holding struct {
 
 // slotRef is what a node's slot names: the holding's key parts and what
 // a challenge needs (the blob, the epochs it is due), so drawing a sample
-// reads one key per slot.
+// reads one key per slot. It is stored in a fixed binary layout
+// (slotRefSize bytes: lease, pin, blob id, size, from, end, big-endian),
+// not CBOR: decoding it is a copy, and the draw reads storage_samples of
+// them per holder node at every epoch's end.
 type slotRef struct {
-	_     struct{}       `cbor:",toarray"`
-	Lease uint64         `json:"lease_id"`
-	Pin   uint32         `json:"pin"`
-	Blob  ledger.BlobRef `json:"blob"`
-	From  uint64         `json:"from_epoch"`
-	End   uint64         `json:"end_epoch"`
+	Lease uint64
+	Pin   uint32
+	Blob  ledger.BlobRef
+	From  uint64
+	End   uint64
+}
+
+const slotRefSize = 8 + 4 + 32 + 8 + 8 + 8
+
+func (r *slotRef) encode() []byte {
+	b := make([]byte, 0, slotRefSize)
+	b = binary.BigEndian.AppendUint64(b, r.Lease)
+	b = binary.BigEndian.AppendUint32(b, r.Pin)
+	b = append(b, r.Blob.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, r.Blob.Size)
+	b = binary.BigEndian.AppendUint64(b, r.From)
+	return binary.BigEndian.AppendUint64(b, r.End)
+}
+
+func (r *slotRef) decode(v []byte) error {
+	if len(v) != slotRefSize {
+		return fmt.Errorf("rome: slot record of %d bytes, want %d: %w", len(v), slotRefSize, ledger.ErrCorrupt)
+	}
+	r.Lease, r.Pin = binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:])
+	copy(r.Blob.ID[:], v[12:44])
+	r.Blob.Size, r.From, r.End = binary.BigEndian.Uint64(v[44:]), binary.BigEndian.Uint64(v[52:]), binary.BigEndian.Uint64(v[60:])
+	return nil
+}
+
+// slot is node's slot i (ok false: none).
+func (s *store) slot(node ledger.Address, i uint64) (ref slotRef, ok bool, err error) {
+	v, err := s.st.Get(rkey(tagHoldSlot, node[:], u64(i)))
+	if err != nil || v == nil {
+		return ref, false, err
+	}
+	return ref, true, ref.decode(v)
+}
+
+func (s *store) setSlot(node ledger.Address, i uint64, ref *slotRef) error {
+	return s.setRaw(rkey(tagHoldSlot, node[:], u64(i)), ref.encode())
 }
 
 // Due reports whether the holding is challenged in epoch e (the empty blob
@@ -115,6 +156,10 @@ type LeaseStorage struct {
 	MissRun  uint32          `json:"miss_run"`  // epochs in a row with a miss
 	LastMiss uint64          `json:"last_miss"` // last epoch with a miss, plus one (0: none)
 	Slashed  ledger.Coins    `json:"slashed"`
+	// Since is the first epoch whose storage is paid by proofs: the
+	// lease's start, or the epoch of its first pin (before it nothing
+	// was pinned, and the leased amount is paid as for any lease).
+	Since uint64 `json:"since_epoch"`
 }
 
 // DueBytes is what the lease must prove in epoch e.
@@ -342,9 +387,10 @@ func (s *store) requestLeases(req uint64) ([]*Lease, error) {
 	return out, nil
 }
 
-// addHolding makes the lease's node hold pin from epoch from; the empty
-// blob and a holding that would start after the lease are not recorded.
-func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64) error {
+// addHolding makes the lease's node hold pin from epoch from (pinned in
+// epoch now; r is the lease's request); the empty blob and a holding that
+// would start after the lease are not recorded.
+func (s *store) addHolding(p Params, node ledger.Address, l *Lease, r *Request, pin *Pin, from, now uint64) error {
 	if pin.Blob.Size == 0 || from >= l.End {
 		return nil
 	}
@@ -357,12 +403,20 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 	if err := s.put(holdingKey(node, l.ID, pin.Index), &h); err != nil {
 		return err
 	}
-	if err := s.put(rkey(tagHoldSlot, node[:], u64(slot)), &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
+	if err := s.setSlot(node, slot, &slotRef{Lease: l.ID, Pin: pin.Index, Blob: pin.Blob, From: from, End: l.End}); err != nil {
 		return err
 	}
-	ls, _, err := s.leaseStorage(l.ID)
+	ls, had, err := s.leaseStorage(l.ID)
 	if err != nil {
 		return err
+	}
+	var old *LeaseStorage
+	if had {
+		c := *ls
+		c.Buckets = slices.Clone(ls.Buckets)
+		old = &c
+	} else {
+		ls.Since = max(now, l.Start)
 	}
 	ls.Node = node
 	ls.Holdings++
@@ -380,6 +434,9 @@ func (s *store) addHolding(node ledger.Address, l *Lease, pin *Pin, from uint64)
 		ls.Slashed = ledger.Coins{}
 	}
 	if err := s.put(rkey(tagLeaseStor, u64(l.ID)), ls); err != nil {
+		return err
+	}
+	if err := s.rescheduleRate(p, l, r, old, l.End, ls, now); err != nil {
 		return err
 	}
 	if err := s.addCount(nk, 1); err != nil {
@@ -473,8 +530,8 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 	}
 	lastKey := rkey(tagHoldSlot, node[:], u64(n-1))
 	if h.Slot != n-1 {
-		var ref slotRef
-		if ok, err := s.get(lastKey, &ref); err != nil {
+		ref, ok, err := s.slot(node, n-1)
+		if err != nil {
 			return err
 		} else if !ok {
 			return fmt.Errorf("rome: node %s: slot %d: %w", node, n-1, ledger.ErrCorrupt)
@@ -490,7 +547,7 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 		if err := s.put(mk, &moved); err != nil {
 			return err
 		}
-		if err := s.put(rkey(tagHoldSlot, node[:], u64(h.Slot)), &ref); err != nil {
+		if err := s.setSlot(node, h.Slot, &ref); err != nil {
 			return err
 		}
 	}
@@ -550,8 +607,8 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 			}
 		} else {
 			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-				var ref slotRef
-				if ok, err := s.get(rkey(tagHoldSlot, nc.node[:], u64(slot)), &ref); err != nil {
+				ref, ok, err := s.slot(nc.node, slot)
+				if err != nil {
 					return err
 				} else if !ok {
 					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
@@ -581,8 +638,13 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 				}
 			}
 		}
-		key := func(it ChallengeItem) []byte { return holdingKey(nc.node, it.Lease, it.Pin) }
-		slices.SortFunc(items, func(a, b ChallengeItem) int { return bytes.Compare(key(a), key(b)) })
+		// Holding key order: (lease, pin) under the node.
+		slices.SortFunc(items, func(a, b ChallengeItem) int {
+			if c := cmp.Compare(a.Lease, b.Lease); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Pin, b.Pin)
+		})
 		items = slices.CompactFunc(items, func(a, b ChallengeItem) bool { return a.Lease == b.Lease && a.Pin == b.Pin })
 		ck := rkey(tagChal, nc.node[:])
 		if len(items) == 0 {
@@ -603,8 +665,8 @@ func (s *store) slotRefs(node ledger.Address) ([]slotRef, error) {
 	var derr error
 	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
 		var ref slotRef
-		if derr = s.codec.Unmarshal(v, &ref); derr != nil {
-			derr = fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, derr)
+		if derr = ref.decode(v); derr != nil {
+			derr = fmt.Errorf("rome: record %x: %w", k, derr)
 			return false
 		}
 		refs = append(refs, ref)
@@ -808,7 +870,7 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 	}
 	from := clock.Epoch + 1 + params.StorageGraceEpochs
 	for i, l := range leases {
-		if err := s.addHolding(offers[i].Node, l, pin, max(from, l.Start+params.StorageGraceEpochs)); err != nil {
+		if err := s.addHolding(params, offers[i].Node, l, r, pin, max(from, l.Start+params.StorageGraceEpochs), clock.Epoch); err != nil {
 			return nil, err
 		}
 	}
@@ -1033,6 +1095,25 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	if err != nil {
 		return err
 	}
+	// The units the miss costs the provider's rewards for the epoch.
+	if r, err := s.request(l.RequestID); err != nil {
+		return err
+	} else if u := storUnitsAt(e.p, ls, l, e.epoch); u > 0 && !r.Metered(KindStorage) {
+		due := ls.DueBytes(e.epoch)
+		left := func(m uint64) uint64 {
+			return min(ceilDiv(due-min(due, m), e.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+		}
+		if lost := left(missed) - left(satAdd(missed, d.Holding.Blob.Size)); lost > 0 {
+			k := rkey(tagStorLost, u64(e.epoch), l.Provider[:])
+			cur, err := s.getU64(k)
+			if err != nil {
+				return err
+			}
+			if err := s.setU64(k, cur+lost); err != nil {
+				return err
+			}
+		}
+	}
 	ls.Misses++
 	how := "unanswered"
 	if declared {
@@ -1048,6 +1129,11 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 			ls.MissRun = 1
 		}
 		ls.LastMiss = e.epoch + 1
+		// The epoch is settled with the next epoch's end, not in arrears
+		// with the lease's epochs that have nothing to weigh.
+		if err := s.touch(l.ID, e.epoch); err != nil {
+			return err
+		}
 		o, err := e.offer(l.OfferID)
 		if err != nil {
 			return err
@@ -1095,48 +1181,71 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 func (w *epochWork) storageCheck() error {
 	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
 	prefix := rkey(tagChal)
-	var nodes []ledger.Address
-	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
+	type list struct {
+		node   ledger.Address
+		epoch  uint64
+		n      uint64
+		header bool // epoch and n read from the record's head
+		raw    []byte
+	}
+	var lists []list
+	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
 		if len(k) == len(prefix)+ledger.AddressSize {
-			var a ledger.Address
-			copy(a[:], k[len(prefix):])
-			nodes = append(nodes, a)
+			l := list{raw: bytes.Clone(v)}
+			copy(l.node[:], k[len(prefix):])
+			l.epoch, l.n, l.header = challengedHead(v)
+			lists = append(lists, l)
 		}
 		return true
 	}); err != nil {
 		return err
 	}
 	leases := map[uint64]*Lease{}
-	for _, node := range nodes {
-		chal, _, err := w.s.challenged(node)
+	check := func(cl *list) error {
+		if cl.header && cl.epoch != w.e {
+			return nil
+		}
+		node := cl.node
+		rd, err := w.s.round(node, w.e)
 		if err != nil {
 			return err
 		}
-		if chal.Epoch == w.e {
-			rd, err := w.s.round(node, w.e)
-			if err != nil {
+		answered := uint64(rd.Proven) + uint64(rd.Declared)
+		if cl.header && answered >= cl.n {
+			return nil // every item answered: the list need not be decoded
+		}
+		var chal Challenged
+		if err := w.m.codec.Unmarshal(cl.raw, &chal); err != nil {
+			return fmt.Errorf("rome: challenges of %s: %w: %w", node, ledger.ErrCorrupt, err)
+		}
+		if chal.Epoch != w.e {
+			return nil
+		}
+		for _, it := range chal.Items[min(uint64(len(chal.Items)), answered):] {
+			d := dueHolding{Lease: it.Lease, Pin: it.Pin}
+			if ok, err := w.s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
+				return err
+			} else if !ok {
+				continue // its lease closed at this epoch's end: nothing left to hold
+			}
+			l, ok := leases[d.Lease]
+			if !ok {
+				if l, err = w.s.lease(d.Lease); err != nil {
+					return err
+				}
+				leases[d.Lease] = l
+			}
+			if err := env.miss(l, node, &d, false); err != nil {
 				return err
 			}
-			for _, it := range chal.Items[min(len(chal.Items), int(rd.Proven)+int(rd.Declared)):] {
-				d := dueHolding{Lease: it.Lease, Pin: it.Pin}
-				if ok, err := w.s.get(holdingKey(node, it.Lease, it.Pin), &d.Holding); err != nil {
-					return err
-				} else if !ok {
-					continue // its lease closed at this epoch's end: nothing left to hold
-				}
-				l, ok := leases[d.Lease]
-				if !ok {
-					if l, err = w.s.lease(d.Lease); err != nil {
-						return err
-					}
-					leases[d.Lease] = l
-				}
-				if err := env.miss(l, node, &d, false); err != nil {
-					return err
-				}
-			}
 		}
-		if err := w.s.del(rkey(tagChal, node[:])); err != nil {
+		return nil
+	}
+	for i := range lists {
+		if err := check(&lists[i]); err != nil {
+			return err
+		}
+		if err := w.s.del(rkey(tagChal, lists[i].node[:])); err != nil {
 			return err
 		}
 	}
@@ -1159,6 +1268,42 @@ func (w *epochWork) storageCheck() error {
 	return nil
 }
 
+// challengedHead reads the epoch and the number of items of an encoded
+// Challenged (a CBOR array of the epoch and the list of items, in the
+// codec's canonical form) without decoding the items; ok is false for
+// anything else (the caller then decodes it whole).
+func challengedHead(v []byte) (epoch, n uint64, ok bool) {
+	if len(v) < 1 || v[0] != 0x82 { // array of 2
+		return 0, 0, false
+	}
+	head := func(b []byte, major byte) (x uint64, rest []byte, ok bool) {
+		if len(b) < 1 || b[0]>>5 != major {
+			return 0, nil, false
+		}
+		ai := b[0] & 0x1f
+		switch {
+		case ai < 24:
+			return uint64(ai), b[1:], true
+		case ai >= 24 && ai <= 27:
+			w := 1 << (ai - 24) // 1, 2, 4 or 8 bytes
+			if len(b) < 1+w {
+				return 0, nil, false
+			}
+			for _, c := range b[1 : 1+w] {
+				x = x<<8 | uint64(c)
+			}
+			return x, b[1+w:], true
+		}
+		return 0, nil, false
+	}
+	epoch, rest, ok := head(v[1:], 0)
+	if !ok {
+		return 0, 0, false
+	}
+	n, _, ok = head(rest, 4)
+	return epoch, n, ok
+}
+
 // moveReplica ends a lease after epoch e because its holder kept missing
 // proofs, and opens its request's replica slot again: the match at the end
 // of this epoch may place it on another provider from e+1, whose node then
@@ -1167,7 +1312,19 @@ func (w *epochWork) moveReplica(env *storEnv, l *Lease) error {
 	if l.End <= w.e+1 {
 		return nil // it ends with this epoch anyway
 	}
+	oldEnd := l.End
 	l.End, l.EndedEarly = w.e+1, true
+	if ls, ok, err := w.s.leaseStorage(l.ID); err != nil {
+		return err
+	} else if ok {
+		r, err := w.request(l.RequestID)
+		if err != nil {
+			return err
+		}
+		if err := w.s.rescheduleRate(w.p, l, r, ls, oldEnd, ls, w.e+1); err != nil {
+			return err
+		}
+	}
 	if l.Status == StatusActive {
 		l.Status = StatusEnded
 		o, err := w.offer(l.OfferID)
@@ -1233,52 +1390,154 @@ func (s *store) placeHoldings(p Params, l *Lease, r *Request, node ledger.Addres
 		return fmt.Errorf("rome: request %d pins: %w: %w", r.ID, ledger.ErrCorrupt, derr)
 	}
 	for i := range pins {
-		if err := s.addHolding(node, l, &pins[i], l.Start+p.StorageGraceEpochs); err != nil {
+		if err := s.addHolding(p, node, l, r, &pins[i], l.Start+p.StorageGraceEpochs, l.Start); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// storageUnits is what a lease holding pinned blobs is paid for storage in
-// epoch e: proven byte-epochs (the bytes due minus the bytes missed) in
-// units, capped at the lease's amount. ok is false for a lease that holds
-// nothing (the parties' reports decide).
-func (w *epochWork) storageUnits(l *Lease, e uint64) (units uint64, ok bool, err error) {
-	ls, has, err := w.s.leaseStorage(l.ID)
-	if err != nil || !has {
-		return 0, false, err
+// storageUnits is what lease l (storage record ls) is paid for storage in
+// epochs [a, b), all of them settled now: the sum over the epochs of their
+// proven byte-epochs (the bytes due minus the bytes missed) in units, each
+// epoch's capped at the lease's amount — the bytes due change only where a
+// bucket starts and the missed bytes only in an epoch with a miss, so the
+// sum is taken over those stretches, not epoch by epoch. The settled
+// epochs' buckets then merge into one (their missed bytes stay for the
+// record until the lease closes).
+func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint64, error) {
+	if a >= b {
+		return 0, nil
 	}
-	var missed uint64
-	if ls.LastMiss > e { // a miss in e or later (before e: none recorded for e)
-		if missed, err = w.s.getU64(rkey(tagMissed, u64(l.ID), u64(e))); err != nil {
-			return 0, false, err
+	type miss struct{ e, bytes uint64 }
+	var misses []miss
+	if ls.LastMiss > a { // a miss in [a, b) or later (none recorded before a)
+		prefix := rkey(tagMissed, u64(l.ID))
+		if err := w.s.st.Iterate(rkey(tagMissed, u64(l.ID), u64(a)), rkey(tagMissed, u64(l.ID), u64(b)), false, func(k, v []byte) bool {
+			if len(k) == len(prefix)+8 && len(v) == 8 {
+				misses = append(misses, miss{binary.BigEndian.Uint64(k[len(prefix):]), binary.BigEndian.Uint64(v)})
+			}
+			return true
+		}); err != nil {
+			return 0, err
 		}
 	}
-	due := ls.DueBytes(e)
-	proven := due - min(due, missed)
-	units = min(ceilDiv(proven, w.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
-	// The epoch is settled: its buckets merge into one (its missed bytes
-	// stay for the record until the lease closes).
+	cuts := []uint64{a, b}
+	for _, bk := range ls.Buckets {
+		if a < bk.From && bk.From < b {
+			cuts = append(cuts, bk.From)
+		}
+	}
+	for _, m := range misses {
+		cuts = append(cuts, m.e, m.e+1)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	amount := amountOf(l.Amounts, KindStorage)
+	var units uint64
+	mi := 0
+	for i := 0; i+1 < len(cuts) && cuts[i] < b; i++ {
+		e, n := cuts[i], min(cuts[i+1], b)-cuts[i]
+		var missed uint64
+		if mi < len(misses) && misses[mi].e == e { // a miss's stretch is its epoch alone
+			missed = misses[mi].bytes
+			mi++
+		}
+		due := ls.DueBytes(e)
+		u := min(ceilDiv(due-min(due, missed), w.p.BytesPerStorageUnit), amount)
+		units = satAdd(units, satMul(u, n)) // ≤ amount × n: within the escrow
+	}
 	var merged []StorageBucket
 	var old StorageBucket
-	for _, b := range ls.Buckets {
-		if b.From <= e {
-			old.From, old.Bytes = b.From, satAdd(old.Bytes, b.Bytes)
+	for _, bk := range ls.Buckets {
+		if bk.From < b {
+			old.Bytes = satAdd(old.Bytes, bk.Bytes)
 		} else {
-			merged = append(merged, b)
+			merged = append(merged, bk)
 		}
 	}
 	if old.Bytes > 0 {
-		old.From = 0
 		merged = append([]StorageBucket{old}, merged...)
 	}
 	if merged == nil {
 		merged = []StorageBucket{}
 	}
 	if slices.Equal(merged, ls.Buckets) {
-		return units, true, nil // settled before and nothing new: no write
+		return units, nil // settled before and nothing new: no write
 	}
 	ls.Buckets = merged
-	return units, true, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+	return units, w.s.put(rkey(tagLeaseStor, u64(l.ID)), ls)
+}
+
+// storUnitsAt is what lease l with storage record ls is paid by proofs for
+// storage in epoch e before any miss: the bytes due in units, capped at
+// the leased amount; 0 outside the lease or before its storage is paid by
+// proofs.
+func storUnitsAt(p Params, ls *LeaseStorage, l *Lease, e uint64) uint64 {
+	if ls == nil || e < ls.Since || e < l.Start || e >= l.End {
+		return 0
+	}
+	return min(ceilDiv(ls.DueBytes(e), p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+}
+
+// rescheduleRate records how a change of lease l's storage (record old
+// with the lease ending at oldEnd, now cur with l.End; old nil: none),
+// made in epoch now and changing only epochs from now on, changes its
+// provider's storage rate: the units its proofs pay per epoch, which the
+// epoch's reward weighs at every epoch whether or not the lease is
+// settled then (see storageRates). The rate changes where the lease's
+// units do — at its first epoch paid by proofs, where a bucket's bytes
+// become due, at its end — so a lease costs a write per change, not per
+// epoch. A request paying storage by meter only pays nothing by proofs.
+func (s *store) rescheduleRate(p Params, l *Lease, r *Request, old *LeaseStorage, oldEnd uint64, cur *LeaseStorage, now uint64) error {
+	if r.Metered(KindStorage) {
+		return nil
+	}
+	ol := *l
+	ol.End = oldEnd
+	pts := []uint64{now}
+	for _, x := range []struct {
+		ls  *LeaseStorage
+		end uint64
+	}{{old, oldEnd}, {cur, l.End}} {
+		if x.ls == nil {
+			continue
+		}
+		pts = append(pts, x.ls.Since, x.end)
+		for _, b := range x.ls.Buckets {
+			pts = append(pts, b.From)
+		}
+	}
+	slices.Sort(pts)
+	pts = slices.Compact(pts)
+	at := func(ls *LeaseStorage, l *Lease, t uint64) uint64 {
+		if t == 0 {
+			return 0
+		}
+		return storUnitsAt(p, ls, l, t) - storUnitsAt(p, ls, l, t-1) // two's complement
+	}
+	for _, t := range pts {
+		if t < now {
+			continue
+		}
+		if t == 0 {
+			continue
+		}
+		d := at(cur, l, t) - at(old, &ol, t)
+		if t == now { // epochs before now do not change: compare from now's level
+			d = storUnitsAt(p, cur, l, t) - storUnitsAt(p, old, &ol, t)
+		}
+		if d == 0 {
+			continue
+		}
+		k := rkey(tagStorRateAt, u64(t), l.Provider[:])
+		v, err := s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := s.setU64(k, v+d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

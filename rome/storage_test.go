@@ -36,11 +36,19 @@ func storParams(g *storageGenesis) {
 // prices (uTFLP per unit per epoch) in the given regions.
 func newStorWorld(t *testing.T, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
 	t.Helper()
+	return newStorWorldOpts(t, harnessOpts{epochBlocks: 10, ttl: 50}, prices, regions, tweak)
+}
+
+// newStorWorldOpts is newStorWorld with other harness options (users and
+// storage are set here).
+func newStorWorldOpts(t testing.TB, o harnessOpts, prices []uint64, regions []string, tweak func(*storageGenesis)) *storWorld {
+	t.Helper()
 	st := storParams
 	if tweak != nil {
 		st = func(g *storageGenesis) { storParams(g); tweak(g) }
 	}
-	h := newHarness(t, harnessOpts{epochBlocks: 10, users: len(prices) + 2, storage: st, ttl: 50})
+	o.users, o.storage = len(prices)+2, st
+	h := newHarness(t, o)
 	fs := vfs.NewMem()
 	bs, err := blob.Open("blobs", blob.Options{FS: fs})
 	if err != nil {
@@ -183,8 +191,15 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 	if p := w.answer(w.nodeOf(leases[0])); p != nil {
 		t.Fatalf("challenged during the grace epoch: %+v", p)
 	}
-	for e := uint64(3); e <= 5; e++ {
+	for e := uint64(3); e <= 6; e++ {
 		w.untilEpoch(e)
+		if e == 6 { // lazily settled: nothing paid before the lease's last epoch ends
+			for _, l := range leases {
+				if got, _ := w.m.Lease(w.st, l.ID); len(got.Paid) != 0 || got.SettledTo != 1 || got.NextSettle != 6 {
+					t.Fatalf("lease %d settled before its settlement is due: %+v", l.ID, got)
+				}
+			}
+		}
 		for _, l := range leases {
 			p := w.answer(w.nodeOf(l))
 			if p == nil || len(p.Entries) != 1 || len(p.Entries[0].Proofs) != 2 {
@@ -208,14 +223,22 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 			}
 		}
 	}
-	w.untilEpoch(6) // epochs 3 and 4 settled
+	w.untilEpoch(7) // epochs 1-5 settled at the end of epoch 6, 3-5 proven
 	for _, l := range leases {
 		got, _ := w.m.Lease(w.st, l.ID)
 		price := amountOf(l.Prices, KindStorage)
-		if want := 2 * 9 * price; got.Paid.AmountOf("uTFLP") != want {
-			t.Fatalf("lease %d paid %s, want 2 epochs × 9 units × %d", l.ID, got.Paid, price)
+		if want := 3 * 9 * price; got.Paid.AmountOf("uTFLP") != want || got.SettledTo != 6 {
+			t.Fatalf("lease %d paid %s, want 3 epochs × 9 units × %d", l.ID, got.Paid, price)
 		}
-		if rec, _ := w.m.ProviderRecord(w.st, l.Provider); rec.StorageProven != 3 || rec.StorageMissed != 0 {
+	}
+	w.untilEpoch(8) // epoch 6 settled with the lease's close
+	for _, l := range leases {
+		got, _ := w.m.Lease(w.st, l.ID)
+		price := amountOf(l.Prices, KindStorage)
+		if want := 4 * 9 * price; got.Paid.AmountOf("uTFLP") != want || got.SettledTo != 7 {
+			t.Fatalf("lease %d paid %s, want 4 epochs × 9 units × %d", l.ID, got.Paid, price)
+		}
+		if rec, _ := w.m.ProviderRecord(w.st, l.Provider); rec.StorageProven != 4 || rec.StorageMissed != 0 {
 			t.Fatalf("provider record %+v", rec)
 		}
 	}
@@ -382,16 +405,12 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 		t.Fatal("the new holder is challenged before it could fetch the blob")
 	}
 	w.must(w.nodeOf(good), w.answer(w.nodeOf(good)))
-	w.untilEpoch(5) // settles epoch 3: the lost lease gets nothing for the missed blob
-	for _, x := range []Lease{good, lost} {
-		got, _ := w.m.Lease(w.st, x.ID)
-		want := uint64(0)
-		if x.ID == good.ID {
-			want = 5 * amountOf(x.Prices, KindStorage) // ⌈5000 / 1024⌉ units
-		}
-		if got.Paid.AmountOf("uTFLP") != want {
-			t.Fatalf("lease %d paid %s for epochs 1-3, want %d", x.ID, got.Paid, want)
-		}
+	w.untilEpoch(5) // settles epoch 3 for the lost lease (its miss): nothing for the missed blob
+	if got, _ := w.m.Lease(w.st, lost.ID); len(got.Paid) != 0 || got.SettledTo != 4 || got.Status != StatusEnded {
+		t.Fatalf("lost lease %+v: want nothing paid for epochs 1-3, closed", got)
+	}
+	if got, _ := w.m.Lease(w.st, good.ID); len(got.Paid) != 0 || got.SettledTo != 1 {
+		t.Fatalf("good lease %+v: its proven epochs are paid in arrears", got)
 	}
 	for _, x := range []Lease{good, repl} {
 		p := w.answer(w.nodeOf(x))
@@ -415,6 +434,28 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 	}
 	if holding != 2 {
 		t.Fatalf("%d holders after the repair, want 2: %+v", holding, pins[0].Holders)
+	}
+	for e := uint64(6); e <= 8; e++ {
+		w.untilEpoch(e)
+		for _, x := range []Lease{good, repl} {
+			w.must(w.nodeOf(x), w.answer(w.nodeOf(x)))
+		}
+	}
+	w.untilEpoch(10)
+	if w.storageEvents("storage_missed") != 1 {
+		t.Fatal("a miss after the repair")
+	}
+	// Paid in arrears what they proved: ⌈5000 / 1024⌉ = 5 units in epochs
+	// 3-8 for the good lease, 5-8 for the replica (from epoch 4, its grace
+	// epoch paying nothing).
+	for _, x := range []struct {
+		l      Lease
+		epochs uint64
+	}{{good, 6}, {repl, 4}} {
+		got, _ := w.m.Lease(w.st, x.l.ID)
+		if want := x.epochs * 5 * amountOf(x.l.Prices, KindStorage); got.Paid.AmountOf("uTFLP") != want || got.Status != StatusEnded {
+			t.Fatalf("lease %d paid %s, want %d epochs × 5 units: %+v", x.l.ID, got.Paid, x.epochs, got)
+		}
 	}
 }
 
@@ -696,8 +737,8 @@ func checkSlots(t *testing.T, w *storWorld, node ledger.Address) int {
 			t.Fatalf("holding %+v: slot out of range or taken", h)
 		}
 		seen[h.Holding.Slot] = true
-		var ref slotRef
-		if _, err := s.get(rkey(tagHoldSlot, node[:], u64(h.Holding.Slot)), &ref); err != nil {
+		ref, _, err := s.slot(node, h.Holding.Slot)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if want := (slotRef{Lease: h.Lease, Pin: h.Pin, Blob: h.Holding.Blob, From: h.Holding.From, End: h.Holding.End}); ref != want {
@@ -743,8 +784,8 @@ func TestStorageSampledChallenges(t *testing.T) {
 		a := node.Address()
 		count, _ := w.m.reader(w.st).getU64(rkey(tagStorNode, a[:]))
 		for _, slot := range SamplePlaces(sd.Seed, a, count, 3) {
-			var ref slotRef
-			if _, err := w.m.reader(w.st).get(rkey(tagHoldSlot, a[:], u64(slot)), &ref); err != nil {
+			ref, _, err := w.m.reader(w.st).slot(a, slot)
+			if err != nil {
 				t.Fatal(err)
 			}
 			want = append(want, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})

@@ -1,0 +1,250 @@
+package rome
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/sos-kernel/sos/ledger"
+)
+
+// storageSettleScenario runs two replicas of a request holding pinned
+// blobs (a second pin lands mid-lease, so the bytes due grow), proven
+// every epoch except one silent miss and one declared miss of one holder
+// (its replica stays: storage_repair_misses is high), with a usage report
+// in one epoch, under settle_interval_epochs interval, until both leases
+// have closed.
+func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
+	t.Helper()
+	w := newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: interval, reward: 1000}, []uint64{1, 2}, []string{"eu", "us"},
+		func(g *storageGenesis) { g.RepairMisses = 10 })
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 30), MaxPrice: res(4, 5), Epochs: 9, Replicas: 2}), "request_id")
+	w.untilEpoch(1)
+	leases := w.leasesOf(req)
+	if len(leases) != 2 {
+		t.Fatalf("%d replicas", len(leases))
+	}
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
+	for e := uint64(2); e <= 10; e++ {
+		w.untilEpoch(e)
+		if e == 4 {
+			w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(9000, 2)}) // due from epoch 6
+			w.must(w.provs[0], &ledger.RomeUsage{LeaseID: leases[0].ID, Epoch: 4, Delivered: res(4, 30)})
+		}
+		for i, l := range leases {
+			node := w.nodeOf(l)
+			p := w.answer(node)
+			switch {
+			case p == nil:
+			case i == 1 && e == 5: // silent: a miss at the epoch's end
+			case i == 1 && e == 7: // declared
+				for j := range p.Entries {
+					p.Entries[j].Proofs = nil
+				}
+				w.must(node, p)
+			default:
+				w.must(node, p)
+			}
+		}
+	}
+	w.untilEpoch(12)
+	if n := w.storageEvents("storage_missed"); n < 2 {
+		t.Fatalf("interval %d: %d misses, want the silent and the declared ones", interval, n)
+	}
+	out := settleOutcome{Balances: map[string]uint64{}, Leases: map[uint64]string{}, Requests: map[uint64]string{}, Contrib: map[string]uint64{}}
+	addrs := []ledger.Address{EscrowAccount, BondAccount}
+	for _, u := range w.users {
+		addrs = append(addrs, u.Address())
+	}
+	for _, a := range addrs {
+		out.Balances[a.String()] = w.balance(a, "uTFLP")
+		c, err := w.m.Contribution(w.st, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Contrib[a.String()] = c
+	}
+	ls, _ := w.m.Leases(w.st, 0, nil)
+	for _, l := range ls {
+		if l.Status != StatusEnded || l.SettledTo != l.End {
+			t.Fatalf("interval %d: lease %d not over: %+v", interval, l.ID, l)
+		}
+		out.Leases[l.ID] = fmt.Sprintf("paid %s disputes %d", l.Paid, l.Disputes)
+	}
+	r, _ := w.m.Request(w.st, req)
+	out.Requests[r.ID] = fmt.Sprintf("spent %s refunded %s %s live %d", r.Spent, r.Refunded, StatusName(r.Status), r.LiveLeases)
+	recs, _ := w.m.Epochs(w.st, 0)
+	for _, rec := range recs {
+		out.Attested += rec.Attested + rec.Measured
+		out.Balances["minted"] += rec.Rewards.AmountOf("uTFLP")
+	}
+	for _, a := range w.provs {
+		pr, _ := w.m.ProviderRecord(w.st, a.Address())
+		out.Contrib["record "+a.Address().String()] = pr.StorageProven<<32 | pr.StorageMissed
+	}
+	return out
+}
+
+// TestStorageSettleIntervalSameOutcome: storage leases paid in arrears
+// (settle_interval_epochs 3, 4, 20) end exactly as paying them at every
+// epoch (1): balances (bonds slashed and epoch rewards minted included:
+// each epoch's reward weighs the units proven in it, settled or not),
+// what each lease and the request paid and got back, measured units,
+// contributions, providers' records.
+func TestStorageSettleIntervalSameOutcome(t *testing.T) {
+	want := storageSettleScenario(t, 1)
+	if want.Attested == 0 {
+		t.Fatalf("nothing measured: %+v", want)
+	}
+	if want.Balances["minted"] == 0 {
+		t.Fatal("no epoch reward minted")
+	}
+	// Epochs 1-2 hold nothing due; 3-5 the first blob (5 units), 6-9 both
+	// (14): the good replica at 1 per unit, the other at 2 less its two
+	// missed epochs (5, 7).
+	paid := []string{fmt.Sprintf("paid %duTFLP disputes 0", 3*5+4*14), fmt.Sprintf("paid %duTFLP disputes 0", 2*(2*5+3*14))}
+	for _, v := range want.Leases {
+		if v != paid[0] && v != paid[1] {
+			t.Errorf("lease paid %q, want one of %q", v, paid)
+		}
+	}
+	for _, interval := range []uint64{3, 4, 20} {
+		got := storageSettleScenario(t, interval)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("interval %d:\n got %+v\nwant %+v", interval, got, want)
+		}
+	}
+}
+
+// TestStorageLeasesNotDueCostNothingPerEpoch: n leases holding pinned
+// blobs on one node, proven every epoch, cost an epoch's end the same
+// reads and writes whether n is 16 or 64 until their settlement is due
+// (each lease is visited when it is, not at every epoch; the challenges
+// sample storage_samples of the node's holdings by slot); the epoch they
+// are all due costs more with more leases. Counted with a store that
+// counts reads, not timed.
+func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
+	type cost struct{ gets, visited, writes int }
+	epochEnd := func(n int) (quiet, due cost) {
+		w := newStorWorldOpts(t, harnessOpts{epochBlocks: 1, ttl: 50, settleInterval: 5}, []uint64{1}, []string{"eu"}, func(g *storageGenesis) {
+			g.RepairMisses = 10
+		})
+		w.must(w.provs[0], &ledger.RomeOffer{Capacity: res(4, uint64(10*n)), Price: res(4, 1), Region: "eu", Node: w.nodes[0].Address(), Bond: testBond})
+		var reqs []uint64
+		for i := 0; i < n; i++ {
+			reqs = append(reqs, id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 1), Epochs: 100, Replicas: 1, Region: "eu"}), "request_id"))
+		}
+		w.untilEpoch(1)
+		for i, r := range reqs {
+			w.must(w.cons, &ledger.BlobPin{RequestID: r, Blob: w.put(2000, uint64(i+1))})
+		}
+		w.untilEpoch(3) // due from epoch 3; settled next at the end of epoch 5
+		measure := func() cost {
+			if p := w.answer(w.nodes[0]); p != nil {
+				w.must(w.nodes[0], p)
+			}
+			w.commit()
+			cb := &countingBase{memBase: w.base}
+			w.st = ledger.NewState(cb)
+			evs, err := w.m.EndBlock(context.Background(), w.st, Block{ChainID: "rome-test", Height: w.height, TimeMs: int64(w.height) * 1000, PrevHash: w.prevHash()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.events = append(w.events, evs...)
+			c := cost{cb.gets, cb.visited, w.st.Len()}
+			w.checkSupply()
+			w.height++
+			return c
+		}
+		measure()         // end of epoch 3
+		quiet = measure() // end of epoch 4
+		due = measure()   // end of epoch 5: every lease's settlement is due
+		if c, _ := w.m.Clock(w.st); c.Epoch != 6 {
+			t.Fatalf("epoch %d", c.Epoch)
+		}
+		if w.storageEvents("storage_missed") != 0 {
+			t.Fatal("misses")
+		}
+		ls, _ := w.m.Leases(w.st, 0, nil)
+		for _, l := range ls {
+			if l.SettledTo != 5 || l.Paid.String() != "4uTFLP" { // epochs 3 and 4: ⌈2000 / 1024⌉ = 2 units each
+				t.Fatalf("n=%d: lease %d settled to %d, paid %s after epoch 5", n, l.ID, l.SettledTo, l.Paid)
+			}
+		}
+		return quiet, due
+	}
+	q16, d16 := epochEnd(16)
+	q64, d64 := epochEnd(64)
+	if q16 != q64 {
+		t.Errorf("an epoch with 64 leases holding blobs cost %+v, with 16 %+v", q64, q16)
+	}
+	if d64.gets <= d16.gets || d64.writes <= d16.writes {
+		t.Errorf("the epoch their settlement is due: 64 leases %+v, 16 %+v", d64, d16)
+	}
+	t.Logf("epoch end, leases holding blobs: 16 → %+v, 64 → %+v; due: 16 → %+v, 64 → %+v", q16, q64, d16, d64)
+}
+
+// TestChallengedHead: the miss pass reads a challenge list's epoch and
+// length from its encoding's head as the codec wrote it, for lists of 0 to
+// 300 items and epochs of every integer width, and refuses anything else.
+func TestChallengedHead(t *testing.T) {
+	c := ledger.NewCodec()
+	for _, epoch := range []uint64{0, 5, 23, 24, 255, 256, 70_000, 1 << 33} {
+		for _, n := range []int{0, 1, 23, 24, 255, 256, 300} {
+			ch := Challenged{Epoch: epoch, Items: make([]ChallengeItem, n)}
+			for i := range ch.Items {
+				ch.Items[i] = ChallengeItem{Lease: uint64(i), Pin: uint32(i), Blob: ledger.BlobRef{Size: 4096}}
+			}
+			raw, err := c.Marshal(&ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, got, ok := challengedHead(raw)
+			if !ok || e != epoch || got != uint64(n) {
+				t.Fatalf("epoch %d, %d items: read %d, %d, %v", epoch, n, e, got, ok)
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, {0x82}, {0x83, 0x01, 0x80}, {0x82, 0x18}, {0x82, 0x01, 0x01}, {0x82, 0x01, 0x9b, 0x01}} {
+		if _, _, ok := challengedHead(bad); ok {
+			t.Errorf("%x read as a challenge list", bad)
+		}
+	}
+}
+
+// TestSlotRefEncoding: a slot record round-trips through its fixed layout,
+// and a record of another length is corrupt.
+func TestSlotRefEncoding(t *testing.T) {
+	ref := slotRef{Lease: 1<<40 + 3, Pin: 7, Blob: ledger.BlobRef{ID: ledger.BlobID{1, 2, 3}, Size: 1 << 30}, From: 9, End: 1 << 50}
+	var got slotRef
+	if err := got.decode(ref.encode()); err != nil || got != ref {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, ref)
+	}
+	if err := got.decode(ref.encode()[1:]); !errors.Is(err, ledger.ErrCorrupt) {
+		t.Fatalf("short record: %v", err)
+	}
+}
+
+// FuzzChallengedHead: whatever the bytes, reading a challenge list's head
+// does not panic, and when the codec decodes them as a Challenged the head
+// agrees with it.
+func FuzzChallengedHead(f *testing.F) {
+	c := ledger.NewCodec()
+	for _, n := range []int{0, 1, 24, 300} {
+		raw, err := c.Marshal(&Challenged{Epoch: uint64(n) * 1000, Items: make([]ChallengeItem, n)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte{0x82, 0x1b, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, n, ok := challengedHead(b)
+		var ch Challenged
+		if c.Unmarshal(b, &ch) == nil && (!ok || e != ch.Epoch || n != uint64(len(ch.Items))) {
+			t.Fatalf("%x: head %d, %d, %v; decoded epoch %d, %d items", b, e, n, ok, ch.Epoch, len(ch.Items))
+		}
+	})
+}
