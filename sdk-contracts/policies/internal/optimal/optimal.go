@@ -144,9 +144,22 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	if rp == nil {
 		xs = s
 	}
+	var rs *policy.Snapshot
+	var pos []int32
+	var g *graph
 	// greedy's answer, with the replicas placed after the other requests
-	// as every policy built on the SDK does.
-	best, _ := policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
+	// as every policy built on the SDK does. With replicas it is found from
+	// the copies' eligibility rows (greedyAnswer), which the dual needs
+	// anyway: the graph is built first then.
+	var best []policy.Allocation
+	if rp != nil && bitsetWords(xs) <= maxGraphWords {
+		rs, pos = byRegion(xs)
+		g = newGraph(rs)
+		rp.restrict(rs, g)
+		best = greedyAnswer(s, rs, g, pos, rp)
+	} else {
+		best, _ = policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
+	}
 	bestV := total(s, best)
 	if handIn != nil {
 		handIn(best)
@@ -154,9 +167,10 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	if bitsetWords(xs) > maxGraphWords {
 		return best // the bit sets would not fit in memory
 	}
-	rs, pos := byRegion(xs)
-	g := newGraph(rs)
-	rp.restrict(rs, g)
+	if g == nil {
+		rs, pos = byRegion(xs)
+		g = newGraph(rs)
+	}
 	// offer maps the result's positions back to s's (offers and, for the
 	// copies of replicated requests, requests) and keeps it if it beats the
 	// best so far, handing it in. (Copies are placed where they fit, last
