@@ -154,7 +154,7 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	var best []policy.Allocation
 	if rp != nil && bitsetWords(xs) <= maxGraphWords {
 		rs, pos = byRegion(xs)
-		g = newGraph(rs)
+		g = newGraphSkip(rs, rp.siblings())
 		rp.restrict(rs, g)
 		best = greedyAnswer(s, rs, g, pos, rp)
 	} else {

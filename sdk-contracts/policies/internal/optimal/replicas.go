@@ -115,7 +115,8 @@ func expand(s *policy.Snapshot) (*policy.Snapshot, *replicas) {
 	return &xs, rp
 }
 
-// restrict clears, in the copies' rows of g (over s's offers), the offers
+// restrict clears, in the copies' rows of g (over s's offers; the first
+// copy's row is the one used, the others get it), the offers
 // that may not take a replica of their request, and those too small for a
 // whole one. It works on whole words: the rows are ANDed with the offers
 // that run jobs (and have a region, with spread) and, per kind the request
@@ -211,6 +212,18 @@ func (x *offerIndex) clear(row []uint64, k uint32) {
 		o := uint32(x.keys[i])
 		row[o>>6] &^= 1 << (o & 63)
 	}
+}
+
+// siblings flags the copies after the first of each replicated request:
+// they share its eligibility row (newGraphSkip, restrict).
+func (rp *replicas) siblings() []bool {
+	sib := make([]bool, len(rp.orig))
+	for _, cs := range rp.groups {
+		for _, c := range cs[min(1, len(cs)):] {
+			sib[c] = true
+		}
+	}
+	return sib
 }
 
 // reset marks every copy unplaced.
@@ -325,19 +338,24 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 	for i, p := range pos {
 		inv[p] = int32(i)
 	}
-	rem := make([]uint64, len(rs.Offers)*nk)
+	// rem is what greedy left, per offer of rs and kind (4 of them, so
+	// that the loops below unroll: a loop costs in the VM).
+	rem := make([][policy.MaxKinds]uint64, len(rs.Offers))
 	for o := range rs.Offers {
-		copy(rem[o*nk:(o+1)*nk], rs.Offers[o].Capacity[:nk])
+		rem[o] = rs.Offers[o].Capacity
 	}
 	for i := range as {
 		a := &as[i]
 		a.Request = orig[a.Request]
 		o := int(inv[a.Offer])
 		for k := range nk {
-			rem[o*nk+k] -= min(a.Amount[k], rem[o*nk+k])
+			rem[o][k] -= min(a.Amount[k], rem[o][k])
 		}
 	}
-	var fail []uint32 // job failure share per offer of rs, for ties
+	fail := make([]uint32, len(rs.Offers)) // job failure share, for ties
+	for o := range rs.Offers {
+		fail[o] = rs.Offers[o].JobFailureBps()
+	}
 	type cand struct {
 		o    int32
 		cost uint64
@@ -350,54 +368,47 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 		}
 		lead := int(cs[0])
 		r := &rs.Requests[lead]
+		d := &r.Demand // zero beyond the snapshot's kinds
 		cands = cands[:0]
+		// The candidates, and the best of them (as PlaceReplicas orders
+		// them: cost, failure share, position): the first replica's offer,
+		// no sibling being placed yet.
+		best, bc, bo := -1, uint64(0), 0
 		row, lo, hi := g.span(lead)
 		for i := lo; i < hi; i++ {
-		offers:
 			for x := row[i]; x != 0; x &= x - 1 {
 				o := i<<6 | bits.TrailingZeros64(x)
-				var cost uint64
-				for k := range nk {
-					if d := r.Demand[k]; d > 0 {
-						if rem[o*nk+k] < d {
-							continue offers
-						}
-						cost = satAdd(cost, satMul(rs.Offers[o].Price[k], d))
-					}
+				if ro := &rem[o]; ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
+					continue
+				}
+				p := &rs.Offers[o].Price
+				// Saturating sums of non-negative terms: the grouping does
+				// not matter.
+				cost := satAdd(satAdd(satMul(p[0], d[0]), satMul(p[1], d[1])), satAdd(satMul(p[2], d[2]), satMul(p[3], d[3])))
+				if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
+					best, bc, bo = len(cands), cost, o
 				}
 				cands = append(cands, cand{int32(o), cost})
 			}
 		}
 		spread := rp.spread[gi]
 		provs, regions = provs[:0], regions[:0]
-		for range cs {
-			best := -1
-			for ci := range cands {
-				c := &cands[ci]
-				if c.o < 0 {
-					continue
-				}
-				if best >= 0 {
-					b := &cands[best]
-					if c.cost > b.cost {
+		for n := range cs {
+			if n > 0 {
+				// The best candidate left on a provider (with spread, in a
+				// region) no sibling has.
+				best = -1
+				for ci := range cands {
+					c := &cands[ci]
+					o := int(c.o)
+					if o < 0 || best >= 0 && (c.cost > bc || c.cost == bc && (fail[o] > fail[bo] || fail[o] == fail[bo] && pos[o] > pos[bo])) {
 						continue
 					}
-					if c.cost == b.cost {
-						if fail == nil {
-							fail = make([]uint32, len(rs.Offers))
-							for o := range rs.Offers {
-								fail[o] = rs.Offers[o].JobFailureBps()
-							}
-						}
-						if cf, bf := fail[c.o], fail[b.o]; cf > bf || cf == bf && pos[c.o] > pos[b.o] {
-							continue
-						}
+					if of := &rs.Offers[o]; slices.Contains(provs, of.Provider) || spread && slices.Contains(regions, of.Region) {
+						continue
 					}
+					best, bc, bo = ci, c.cost, o
 				}
-				if o := &rs.Offers[c.o]; slices.Contains(provs, o.Provider) || spread && slices.Contains(regions, o.Region) {
-					continue
-				}
-				best = ci
 			}
 			if best < 0 {
 				break
@@ -408,9 +419,9 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 			provs, regions = append(provs, of.Provider), append(regions, of.Region)
 			a := policy.Allocation{Request: uint32(rp.orig[lead]), Offer: uint32(pos[o])}
 			for k := range nk {
-				if d := r.Demand[k]; d > 0 {
-					a.Amount[k], a.Price[k] = d, of.Price[k]
-					rem[o*nk+k] -= d
+				if d[k] > 0 {
+					a.Amount[k], a.Price[k] = d[k], of.Price[k]
+					rem[o][k] -= d[k]
 				}
 			}
 			as = append(as, a)
@@ -427,6 +438,9 @@ func satAdd(a, b uint64) uint64 {
 }
 
 func satMul(a, b uint64) uint64 {
+	if (a|b)>>32 == 0 {
+		return a * b // no overflow; bits.Mul64 is a long sequence in Wasm
+	}
 	if hi, lo := bits.Mul64(a, b); hi == 0 {
 		return lo
 	}

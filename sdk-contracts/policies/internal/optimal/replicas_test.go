@@ -62,7 +62,7 @@ func TestGreedyAnswerMatchesWithReplicas(t *testing.T) {
 			t.Fatalf("market %d: not expanded", m)
 		}
 		rs, pos := byRegion(xs)
-		g := newGraph(rs)
+		g := newGraphSkip(rs, rp.siblings())
 		rp.restrict(rs, g)
 		got := greedyAnswer(s, rs, g, pos, rp)
 		if !reflect.DeepEqual(got, want) {
@@ -89,7 +89,7 @@ func TestRestrictMatchesRule(t *testing.T) {
 	for m, s := range replicaMarkets(t) {
 		xs, rp := expand(s)
 		rs, _ := byRegion(xs)
-		g := newGraph(rs)
+		g := newGraphSkip(rs, rp.siblings())
 		rp.restrict(rs, g)
 		nk := len(rs.Kinds)
 		for gi, cs := range rp.groups {
