@@ -277,10 +277,20 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 		list, skip, i, hi := x.Span(r, main)
 		dMain, maxMain := r.Demand[main], r.MaxPrice[main]
 		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
+		// rest bounds the cost of the other kinds on any offer from below
+		// (their cheapest asks): the offers come by price on main, so
+		// once main's cost plus rest is above the best cost, none
+		// further can cost as little.
+		var rest uint64
+		for k := range x.NK {
+			if k != main && r.Demand[k] > 0 && len(x.Global[k]) > 0 {
+				rest = satAdd(rest, satMul(r.Demand[k], s.Offers[x.Global[k][0]].Price[k]))
+			}
+		}
 		for i = find(skip, i); i < hi; i = find(skip, i+1) {
 			oi := int(list[i])
 			o := &s.Offers[oi]
-			if o.Price[main] > maxMain || satMul(dMain, o.Price[main]) > bestCost {
+			if o.Price[main] > maxMain || satAdd(satMul(dMain, o.Price[main]), rest) > bestCost {
 				break
 			}
 			// policy.Eligible written out, the cheap rules first: this
