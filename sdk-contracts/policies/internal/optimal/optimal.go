@@ -6,6 +6,8 @@
 //
 //  1. The greedy policy's allocation (package fill) is handed in first: a
 //     few percent of the gas, and the floor of everything that follows.
+//     With replicated requests it comes after step 2, whose rows find the
+//     replicas' offers (greedyAnswer: the list policy.WithReplicas gives).
 //  2. Eligibility is computed once, as one bit set of offers per request
 //     (graph.go).
 //  3. Without bundles, divisible demand is, per kind, a transportation
@@ -47,7 +49,9 @@
 // prices, as in the LP relaxation with the replica constraint; placed
 // after the other requests (what policy.Handle does for other policies),
 // replicas got only what ordinary demand left. Greedy's answer, the first
-// one handed in, places them that way, so optimal is never worse.
+// one handed in, places them that way (greedyAnswer, the same list as
+// policy.PlaceReplicas's but from the copies' rows instead of a scan of
+// every offer per request), so optimal is never worse.
 //
 // Step 3 is exact: with divisible demand the result is the LP optimum
 // (checked against an independent LP solver in the tests). With bundles,
