@@ -249,6 +249,6 @@ func TestOptimalReplicaFigure(t *testing.T) {
 }
 
 // replicaFigureGas is TestOptimalReplicaFigure's budget: issue 13 asks
-// for ≤ 1 s, and the VM's prices aim at 1 ns per gas. The call uses 998
+// for ≤ 1 s, and the VM's prices aim at 1 ns per gas. The call uses 971
 // Mgas; the rest is a margin for toolchain changes.
 const replicaFigureGas = 1_100_000_000

@@ -329,7 +329,10 @@ func dual(s *policy.Snapshot, g *graph, bud budgets, lb float64) (*lagrange, boo
 		steps = min(steps, bud.sampledSteps)
 	}
 	l := newLagrange(s, g, bud.slots, bud.dual, every)
-	l.solve(steps, lb/float64(every))
+	// A sample's candidates are not used afterwards: there is no local
+	// search after a sample's dual (allocate), only its prices place the
+	// bundles.
+	l.solve(steps, lb/float64(every), every == 1)
 	return l, every > 1
 }
 
