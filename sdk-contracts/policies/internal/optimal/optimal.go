@@ -105,7 +105,7 @@ const dualSteps = 200
 // sampledDualSteps bounds the subgradient steps of a sample's dual (see
 // dual), so that optimal places the 10,000 × 1,000 replicas market within
 // 1 Ggas: there 40 steps reach 98.3 % of the bound and 200 steps 98.9 %,
-// for 4 × the dual's gas (≈ 0.3 Ggas more). Bundle-heavy markets lose
+// for 4 × the dual's gas (≈ 0.4 Ggas more under cost table v6). Bundle-heavy markets lose
 // more (BENCHMARKS.md: up to 3.5 % of the surplus at 10,000 × 1,000).
 const sampledDualSteps = 40
 
