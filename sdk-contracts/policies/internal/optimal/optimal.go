@@ -105,8 +105,9 @@ const dualSteps = 200
 // sampledDualSteps bounds the subgradient steps of a sample's dual (see
 // dual), so that optimal places the 10,000 × 1,000 replicas market within
 // 1 Ggas: there 40 steps reach 98.3 % of the bound and 200 steps 98.9 %,
-// for 4 × the dual's gas (≈ 0.4 Ggas more under cost table v6). Bundle-heavy markets lose
-// more (BENCHMARKS.md: up to 3.5 % of the surplus at 10,000 × 1,000).
+// for 4 × the dual's gas (≈ 0.4 Ggas more under cost table v6).
+// Bundle-heavy markets lose more (BENCHMARKS.md: up to 3.5 % of the
+// surplus at 10,000 × 1,000).
 const sampledDualSteps = 40
 
 // dualSlots is the number of candidate offers per request in the dual.
