@@ -205,11 +205,13 @@ const replicaBound10k = 8_091_221.3
 
 // TestOptimalReplicaFigure is issue 13's replica figure as a test: the
 // optimal policy's .wasm places the replicas family at 10,000 requests ×
-// 1,000 offers within the epoch's policy budget (rome's default
-// policy_gas, 2 Ggas), finishing rather than stopping on the budget, and
-// reaches at least 97% of the bound. Gas is deterministic, so the test is
-// too. (Before the sampled dual's step cap it used 1.9 Ggas of cost table
-// v4; BENCHMARKS.md has its gas and time under the current table.)
+// 1,000 offers within replicaFigureGas, finishing rather than stopping on
+// the budget, and reaches at least 97% of the bound. The call is warm, as
+// the epoch's is (rome.RunPolicy: the active policy pays no load charge),
+// so its gas is what the epoch's policy_gas pays. Gas is deterministic, so
+// the test is too. (It used 1,529 Mgas warm, 1,682 Mgas with the load,
+// within the 2 Ggas of rome's default policy_gas, before greedyAnswer and
+// the cheaper loops; BENCHMARKS.md has its gas and time.)
 func TestOptimalReplicaFigure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 × 1,000 market; skipped with -short")
@@ -220,12 +222,16 @@ func TestOptimalReplicaFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const budget = 2_000_000_000
 	c := ps["optimal"]
-	start := time.Now()
-	res, err := v.Call(context.Background(), c.code, c.prepared, "allocate", snap, vm.Env{ChainID: "test"}, refusingHost{}, budget)
-	if err != nil || res.Failed {
-		t.Fatalf("optimal within %d gas: %v (%s), gas %d", budget, err, res.Data, res.GasUsed)
+	var res vm.Result
+	var took time.Duration
+	for range 2 { // the first call may instantiate the module: time the second
+		start := time.Now()
+		res, err = v.Call(context.Background(), c.code, c.prepared, "allocate", snap, vm.Env{ChainID: "test"}, refusingHost{}, replicaFigureGas, vm.Warm(nil))
+		took = time.Since(start)
+		if err != nil || res.Failed {
+			t.Fatalf("optimal within %d gas: %v (%s), gas %d", replicaFigureGas, err, res.Data, res.GasUsed)
+		}
 	}
 	as, err := policy.DecodeAllocations(res.Data, len(s.Kinds))
 	if err != nil {
@@ -235,8 +241,14 @@ func TestOptimalReplicaFigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	sf, _ := new(big.Float).SetInt(surplus(s, as)).Float64()
-	t.Logf("gas %d in %v, surplus %.0f, %.2f%% of the bound", res.GasUsed, time.Since(start), sf, 100*sf/replicaBound10k)
+	t.Logf("gas %d in %v (%.2f ns/gas), surplus %.0f, %.2f%% of the bound", res.GasUsed, took,
+		float64(took.Nanoseconds())/float64(res.GasUsed), sf, 100*sf/replicaBound10k)
 	if sf < 0.97*replicaBound10k {
 		t.Fatalf("surplus %.0f is %.2f%% of the bound %.1f, want ≥ 97%%", sf, 100*sf/replicaBound10k, replicaBound10k)
 	}
 }
+
+// replicaFigureGas is TestOptimalReplicaFigure's budget: issue 13 asks
+// for ≤ 1 s, and the VM's prices aim at 1 ns per gas. The call uses 971
+// Mgas; the rest is a margin for toolchain changes.
+const replicaFigureGas = 1_100_000_000

@@ -93,14 +93,17 @@ func WithReplicasAnytime(s *Snapshot, f AnytimeFunc, handIn func([]Allocation)) 
 // count toward each request's Replicas. allocs's indices must be in range.
 func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 	nk := len(s.Kinds)
-	rem := make([]uint64, len(s.Offers)*nk)
+	// rem is what allocs left per offer and kind: fixed arrays of
+	// MaxKinds, so that the scan below needs no loop over the kinds (a
+	// loop costs in the VM). Kinds beyond nk have no demand.
+	rem := make([][MaxKinds]uint64, len(s.Offers))
 	for i := range s.Offers {
-		copy(rem[i*nk:(i+1)*nk], s.Offers[i].Capacity[:nk])
+		copy(rem[i][:nk], s.Offers[i].Capacity[:nk])
 	}
 	var placed map[uint32][]uint32 // replicated request -> offers allocs gives it
 	for _, a := range allocs {
 		for k := range nk {
-			rem[int(a.Offer)*nk+k] -= min(a.Amount[k], rem[int(a.Offer)*nk+k])
+			rem[a.Offer][k] -= min(a.Amount[k], rem[a.Offer][k])
 		}
 		if s.Requests[a.Request].Replicas > 0 {
 			if placed == nil {
@@ -163,21 +166,30 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		}
 		cands = cands[:0]
 		spread, attrs, minRel := r.Spread(), r.Attrs, r.MinReliability
-	offers:
+		// A kind without demand (or beyond the snapshot's) takes no part
+		// in the price and room checks: its maximum is taken as the
+		// largest price.
+		var d [MaxKinds]uint64
+		copy(d[:nk], r.Demand[:nk])
+		mx := r.MaxPrice
+		for k := range MaxKinds {
+			if d[k] == 0 {
+				mx[k] = ^uint64(0)
+			}
+		}
 		for _, oi := range byRegion[lo:hi] {
 			o := &s.Offers[oi]
 			if o.Flags&FlagRunsJobs == 0 || spread && o.Region == 0 || o.Attrs&attrs != attrs || o.Reliability < minRel {
 				continue
 			}
-			var cost uint64
-			for k := range nk {
-				if d := r.Demand[k]; d > 0 {
-					if o.Price[k] > r.MaxPrice[k] || rem[int(oi)*nk+k] < d {
-						continue offers
-					}
-					cost = addSat(cost, mulSat(o.Price[k], d))
-				}
+			p, ro := &o.Price, &rem[oi]
+			if p[0] > mx[0] || p[1] > mx[1] || p[2] > mx[2] || p[3] > mx[3] ||
+				ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
+				continue
 			}
+			// Saturating sums of non-negative terms: the grouping does not
+			// matter.
+			cost := addSat(addSat(mulSat(p[0], d[0]), mulSat(p[1], d[1])), addSat(mulSat(p[2], d[2]), mulSat(p[3], d[3])))
 			if r.WithinKm != 0 && !Near(o, r) || len(provs) > 0 && contains(provs, o.Provider) ||
 				spread && len(regions) > 0 && contains(regions, o.Region) {
 				continue
@@ -219,7 +231,7 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 			for k := range nk {
 				if r.Demand[k] > 0 {
 					a.Amount[k], a.Price[k] = r.Demand[k], o.Price[k]
-					rem[oi*nk+k] -= r.Demand[k]
+					rem[oi][k] -= r.Demand[k]
 				}
 			}
 			allocs = append(allocs, a)
@@ -238,6 +250,9 @@ func contains(xs []uint32, x uint32) bool {
 }
 
 func mulSat(a, b uint64) uint64 {
+	if (a|b)>>32 == 0 {
+		return a * b // cannot overflow; bits.Mul64 is a long sequence in Wasm
+	}
 	// bits.Mul64, not a division: this runs per candidate offer.
 	if hi, lo := bits.Mul64(a, b); hi == 0 {
 		return lo

@@ -215,6 +215,9 @@ func satAdd(a, b uint64) uint64 {
 }
 
 func satMul(a, b uint64) uint64 {
+	if (a|b)>>32 == 0 {
+		return a * b // no overflow, and no division (costly in the VM)
+	}
 	if a != 0 && b > ^uint64(0)/a {
 		return ^uint64(0)
 	}
@@ -272,13 +275,30 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 		}
 		best, bestCost, bestSlack := -1, ^uint64(0), ^uint64(0)
 		list, skip, i, hi := x.Span(r, main)
+		dMain, maxMain := r.Demand[main], r.MaxPrice[main]
+		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
+		// rest bounds the cost of the other kinds on any offer from below
+		// (their cheapest asks): the offers come by price on main, so
+		// once main's cost plus rest is above the best cost, none
+		// further can cost as little.
+		var rest uint64
+		for k := range x.NK {
+			if k != main && r.Demand[k] > 0 && len(x.Global[k]) > 0 {
+				rest = satAdd(rest, satMul(r.Demand[k], s.Offers[x.Global[k][0]].Price[k]))
+			}
+		}
 		for i = find(skip, i); i < hi; i = find(skip, i+1) {
 			oi := int(list[i])
 			o := &s.Offers[oi]
-			if o.Price[main] > r.MaxPrice[main] || satMul(r.Demand[main], o.Price[main]) > bestCost {
+			if o.Price[main] > maxMain || satAdd(satMul(dMain, o.Price[main]), rest) > bestCost {
 				break
 			}
-			if !b.Fits(int(ri), oi) || !policy.Eligible(o, r, x.NK) {
+			// policy.Eligible written out, the cheap rules first: this
+			// loop visits every offer up to the bundle's max price, and a
+			// function call costs in the VM.
+			if !b.Fits(int(ri), oi) || o.Attrs&attrs != attrs || o.Reliability < minRel ||
+				region != 0 && o.Region != region || !policy.PriceOK(o, r, x.NK) ||
+				r.WithinKm != 0 && !policy.Near(o, r) {
 				continue
 			}
 			var cost, slack uint64

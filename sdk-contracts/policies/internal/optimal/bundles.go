@@ -30,6 +30,11 @@ func bundleSurplus(r *policy.Request, o *policy.Offer, nk int) float64 {
 func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z []vec, rp *replicas) {
 	var order []int32
 	var keys []uint64
+	// first is each bundle's best offer now, in an empty book. Offers only
+	// lose room and copies only gain siblings from here on, so when a
+	// bundle's first offer still has room at its turn it is still its best
+	// (same value, same ties), and its offers need no second scan.
+	first := make([]int32, len(s.Requests))
 	for ri := range s.Requests {
 		if !s.Requests[ri].Bundle() || !rp.lead(ri) {
 			continue
@@ -37,6 +42,7 @@ func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z [
 		if o, w := bestReduced(s, g, pos, b, z, ri, rp); o >= 0 {
 			order = append(order, int32(ri))
 			keys = append(keys, orderKey(w))
+			first[ri] = int32(o)
 		}
 	}
 	fill.SortDesc(order, keys)
@@ -57,7 +63,11 @@ func placeBundles(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, z [
 			}
 			continue
 		}
-		if o, _ := bestReduced(s, g, pos, b, z, int(ri), rp); o >= 0 {
+		o := int(first[ri])
+		if !b.Fits(int(ri), o) {
+			o, _ = bestReduced(s, g, pos, b, z, int(ri), rp)
+		}
+		if o >= 0 {
 			for k := range s.Kinds {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}
@@ -144,6 +154,7 @@ func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, rp
 	nk := len(s.Kinds)
 	var order []int32
 	var values []uint64
+	first := make([]int32, len(s.Requests)) // as in placeBundles
 	for ri := range s.Requests {
 		r := &s.Requests[ri]
 		if !r.Bundle() || !unserved(b, r, ri, nk) || !rp.firstUnplaced(ri) {
@@ -152,6 +163,7 @@ func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, rp
 		if o, v := bestSurplus(s, g, pos, b, r, ri, nk, rp); o >= 0 {
 			order = append(order, int32(ri))
 			values = append(values, orderKey(v))
+			first[ri] = int32(o)
 		}
 	}
 	fill.SortDesc(order, values)
@@ -181,7 +193,11 @@ func placeLeftover(s *policy.Snapshot, g *graph, pos []int32, b *policy.Book, rp
 			}
 			continue
 		}
-		if o, _ := bestSurplus(s, g, pos, b, r, int(ri), nk, rp); o >= 0 {
+		o := int(first[ri])
+		if !b.Fits(int(ri), o) {
+			o, _ = bestSurplus(s, g, pos, b, r, int(ri), nk, rp)
+		}
+		if o >= 0 {
 			for k := range nk {
 				b.Add(int(ri), o, k, r.Demand[k], s.Offers[o].Price[k])
 			}

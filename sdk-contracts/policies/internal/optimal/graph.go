@@ -50,7 +50,12 @@ func bitsetWords(s *policy.Snapshot) int {
 // its attribute bits, its minimum reliability and, per kind with demand,
 // its maximum price. The distance rule is then checked pair by pair, after
 // a latitude band has ruled out most offers.
-func newGraph(s *policy.Snapshot) *graph {
+func newGraph(s *policy.Snapshot) *graph { return newGraphSkip(s, nil) }
+
+// newGraphSkip is newGraph leaving the rows of the requests with skip set
+// empty: the copies of a replicated request after its first share its row
+// (replicas.restrict copies it), so computing theirs would be wasted.
+func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 	nk := len(s.Kinds)
 	no := len(s.Offers)
 	w := words(no)
@@ -114,6 +119,9 @@ func newGraph(s *policy.Snapshot) *graph {
 	}
 
 	for ri := range s.Requests {
+		if skip != nil && skip[ri] {
+			continue
+		}
 		r := &s.Requests[ri]
 		row := g.row(ri)
 		base := all

@@ -401,9 +401,11 @@ func (l *lagrange) evaluate() float64 {
 // solve takes subgradient steps from z = 0 until steps are done, the
 // budget is spent or the bound meets lb (a known allocation's surplus):
 // Polyak steps towards lb, their scale halved after 4 steps without a
-// lower bound. It leaves in z the prices of the lowest bound met, and the
-// candidates chosen at them, and returns that bound.
-func (l *lagrange) solve(steps int, lb float64) float64 {
+// lower bound. It leaves in z the prices of the lowest bound met, and,
+// with cands, the candidates chosen at them (for the local search; a
+// refresh of every request's candidates costs as much as 20 steps), and
+// returns that bound.
+func (l *lagrange) solve(steps int, lb float64, cands bool) float64 {
 	lambda := 2.0
 	best := math.Inf(1)
 	bestZ := make([]vec, len(l.z))
@@ -455,6 +457,8 @@ func (l *lagrange) solve(steps int, lb float64) float64 {
 	if best < math.Inf(1) {
 		copy(l.z, bestZ)
 	}
-	l.refresh()
+	if cands {
+		l.refresh()
+	}
 	return best
 }

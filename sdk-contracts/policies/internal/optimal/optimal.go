@@ -6,6 +6,8 @@
 //
 //  1. The greedy policy's allocation (package fill) is handed in first: a
 //     few percent of the gas, and the floor of everything that follows.
+//     With replicated requests it comes after step 2, whose rows find the
+//     replicas' offers (greedyAnswer: the list policy.WithReplicas gives).
 //  2. Eligibility is computed once, as one bit set of offers per request
 //     (graph.go).
 //  3. Without bundles, divisible demand is, per kind, a transportation
@@ -47,7 +49,9 @@
 // prices, as in the LP relaxation with the replica constraint; placed
 // after the other requests (what policy.Handle does for other policies),
 // replicas got only what ordinary demand left. Greedy's answer, the first
-// one handed in, places them that way, so optimal is never worse.
+// one handed in, places them that way (greedyAnswer, the same list as
+// policy.PlaceReplicas's but from the copies' rows instead of a scan of
+// every offer per request), so optimal is never worse.
 //
 // Step 3 is exact: with divisible demand the result is the LP optimum
 // (checked against an independent LP solver in the tests). With bundles,
@@ -101,8 +105,9 @@ const dualSteps = 200
 // sampledDualSteps bounds the subgradient steps of a sample's dual (see
 // dual), so that optimal places the 10,000 × 1,000 replicas market within
 // 1 Ggas: there 40 steps reach 98.3 % of the bound and 200 steps 98.9 %,
-// for 4 × the dual's gas (≈ 0.3 Ggas more). Bundle-heavy markets lose
-// more (BENCHMARKS.md: up to 3.5 % of the surplus at 10,000 × 1,000).
+// for 4 × the dual's gas (≈ 0.4 Ggas more under cost table v6).
+// Bundle-heavy markets lose more (BENCHMARKS.md: up to 3.5 % of the
+// surplus at 10,000 × 1,000).
 const sampledDualSteps = 40
 
 // dualSlots is the number of candidate offers per request in the dual.
@@ -144,9 +149,22 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	if rp == nil {
 		xs = s
 	}
+	var rs *policy.Snapshot
+	var pos []int32
+	var g *graph
 	// greedy's answer, with the replicas placed after the other requests
-	// as every policy built on the SDK does.
-	best, _ := policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
+	// as every policy built on the SDK does. With replicas it is found from
+	// the copies' eligibility rows (greedyAnswer), which the dual needs
+	// anyway: the graph is built first then.
+	var best []policy.Allocation
+	if rp != nil && bitsetWords(xs) <= maxGraphWords {
+		rs, pos = byRegion(xs)
+		g = newGraphSkip(rs, rp.siblings())
+		rp.restrict(rs, g)
+		best = greedyAnswer(s, rs, g, pos, rp)
+	} else {
+		best, _ = policy.WithReplicas(s, func(s *policy.Snapshot) ([]policy.Allocation, error) { return fill.Greedy(s), nil })
+	}
 	bestV := total(s, best)
 	if handIn != nil {
 		handIn(best)
@@ -154,9 +172,10 @@ func allocate(s *policy.Snapshot, bud budgets, handIn func([]policy.Allocation))
 	if bitsetWords(xs) > maxGraphWords {
 		return best // the bit sets would not fit in memory
 	}
-	rs, pos := byRegion(xs)
-	g := newGraph(rs)
-	rp.restrict(rs, g)
+	if g == nil {
+		rs, pos = byRegion(xs)
+		g = newGraph(rs)
+	}
 	// offer maps the result's positions back to s's (offers and, for the
 	// copies of replicated requests, requests) and keeps it if it beats the
 	// best so far, handing it in. (Copies are placed where they fit, last
@@ -311,7 +330,10 @@ func dual(s *policy.Snapshot, g *graph, bud budgets, lb float64) (*lagrange, boo
 		steps = min(steps, bud.sampledSteps)
 	}
 	l := newLagrange(s, g, bud.slots, bud.dual, every)
-	l.solve(steps, lb/float64(every))
+	// A sample's candidates are not used afterwards: there is no local
+	// search after a sample's dual (allocate), only its prices place the
+	// bundles.
+	l.solve(steps, lb/float64(every), every == 1)
 	return l, every > 1
 }
 

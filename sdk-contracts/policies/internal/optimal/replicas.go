@@ -2,6 +2,9 @@ package optimal
 
 import (
 	"math/bits"
+	"slices"
+
+	"github.com/sos-kernel/sos/sdk-contracts/policies/internal/fill"
 
 	"github.com/sos-kernel/sos/sdk-contracts/policy"
 )
@@ -112,13 +115,41 @@ func expand(s *policy.Snapshot) (*policy.Snapshot, *replicas) {
 	return &xs, rp
 }
 
-// restrict clears, in the copies' rows of g (over s's offers), the offers
+// restrict clears, in the copies' rows of g (over s's offers; the first
+// copy's row is the one used, the others get it), the offers
 // that may not take a replica of their request, and those too small for a
-// whole one.
+// whole one. It works on whole words: the rows are ANDed with the offers
+// that run jobs (and have a region, with spread) and, per kind the request
+// demands, with the offers whose capacity holds one replica's demand (a
+// threshold set, as newGraph's price filters); a held replica's provider
+// (and, with spread, region) clears its offers' bits.
 func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 	if rp == nil {
 		return
 	}
+	no, w := len(s.Offers), g.w
+	jobs, spreadable := make([]uint64, w), make([]uint64, w)
+	for o := range s.Offers {
+		if of := &s.Offers[o]; of.RunsJobs() {
+			jobs[o>>6] |= 1 << (uint(o) & 63)
+			if of.Region != 0 {
+				spreadable[o>>6] |= 1 << (uint(o) & 63)
+			}
+		}
+	}
+	// Per kind, the offers whose capacity is at least d: the complement of
+	// the capacity orders one threshold set (^capacity ≤ ^d).
+	var fit [policy.MaxKinds]*thresholds
+	for k := range s.Kinds {
+		fit[k] = newThresholds(no, w, func(o int) uint64 { return ^s.Offers[o].Capacity[k] })
+		for _, cs := range rp.groups {
+			if len(cs) > 0 && s.Requests[cs[0]].Demand[k] > 0 {
+				fit[k].want(^s.Requests[cs[0]].Demand[k])
+			}
+		}
+		fit[k].build()
+	}
+	var byProv, byRegion *offerIndex
 	for gi, cs := range rp.groups {
 		if len(cs) == 0 {
 			continue
@@ -126,20 +157,29 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		held, spread := rp.held[gi], rp.spread[gi]
 		r := &s.Requests[cs[0]]
 		row, lo, hi := g.span(int(cs[0]))
-		for i := lo; i < hi; i++ {
-			for x := row[i]; x != 0; x &= x - 1 {
-				b := bits.TrailingZeros64(x)
-				o := &s.Offers[i<<6|b]
-				ok := o.RunsJobs() && (!spread || o.Region != 0)
-				for k := range s.Kinds {
-					ok = ok && r.Demand[k] <= o.Capacity[k] // a whole replica must fit
+		if lo == hi {
+			continue
+		}
+		if spread {
+			and(row[lo:hi], spreadable[lo:hi])
+		} else {
+			and(row[lo:hi], jobs[lo:hi])
+		}
+		for k := range s.Kinds {
+			if d := r.Demand[k]; d > 0 {
+				and(row[lo:hi], fit[k].set(^d)[lo:hi])
+			}
+		}
+		for _, hd := range held {
+			if byProv == nil {
+				byProv = newOfferIndex(s, func(o *policy.Offer) uint32 { return o.Provider })
+			}
+			byProv.clear(row, hd.Provider)
+			if spread {
+				if byRegion == nil {
+					byRegion = newOfferIndex(s, func(o *policy.Offer) uint32 { return o.Region })
 				}
-				for _, hd := range held {
-					ok = ok && hd.Provider != o.Provider && (!spread || hd.Region != o.Region)
-				}
-				if !ok {
-					row[i] &^= 1 << b
-				}
+				byRegion.clear(row, hd.Region)
 			}
 		}
 		// The copies share the row.
@@ -148,6 +188,42 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		}
 	}
 	g.spans()
+}
+
+// offerIndex lists offers by a key (a provider, a region), to clear the
+// bits of a key's offers from a row.
+type offerIndex struct {
+	keys []uint64 // key<<32 | offer, ascending
+}
+
+func newOfferIndex(s *policy.Snapshot, key func(*policy.Offer) uint32) *offerIndex {
+	x := &offerIndex{keys: make([]uint64, len(s.Offers))}
+	for o := range s.Offers {
+		x.keys[o] = uint64(key(&s.Offers[o]))<<32 | uint64(o)
+	}
+	slices.Sort(x.keys)
+	return x
+}
+
+// clear clears the bits of the offers with key k in row.
+func (x *offerIndex) clear(row []uint64, k uint32) {
+	i, _ := slices.BinarySearch(x.keys, uint64(k)<<32)
+	for ; i < len(x.keys) && uint32(x.keys[i]>>32) == k; i++ {
+		o := uint32(x.keys[i])
+		row[o>>6] &^= 1 << (o & 63)
+	}
+}
+
+// siblings flags the copies after the first of each replicated request:
+// they share its eligibility row (newGraphSkip, restrict).
+func (rp *replicas) siblings() []bool {
+	sib := make([]bool, len(rp.orig))
+	for _, cs := range rp.groups {
+		for _, c := range cs[min(1, len(cs)):] {
+			sib[c] = true
+		}
+	}
+	return sib
 }
 
 // reset marks every copy unplaced.
@@ -232,4 +308,141 @@ func (rp *replicas) firstUnplaced(ri int) bool {
 		}
 	}
 	return false
+}
+
+// greedyAnswer is greedy's allocation of s with the replicas placed after
+// the other requests: what policy.WithReplicas(s, fill.Greedy) returns,
+// the same list. policy.PlaceReplicas scans every offer of a replicated
+// request's region for its replicas; here the copies' rows of g (over rs,
+// s's offers reordered by pos; after restrict) already hold the offers
+// that are eligible, run jobs, fit a whole replica and avoid the held
+// replicas, so only the room greedy left, the cost and the providers (and
+// regions) of the replicas placed in the same request are left to check,
+// and the rule is PlaceReplicas's: the cheapest offer (Σ demand × price,
+// saturated; ties: the smaller job failure share, then the lower position
+// in s), one replica after the other.
+func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) []policy.Allocation {
+	nk := len(s.Kinds)
+	sub := *s
+	sub.Held = nil
+	sub.Requests = make([]policy.Request, 0, len(s.Requests))
+	var orig []uint32 // sub request index -> s request index
+	for i := range s.Requests {
+		if s.Requests[i].Replicas == 0 {
+			sub.Requests = append(sub.Requests, s.Requests[i])
+			orig = append(orig, uint32(i))
+		}
+	}
+	as := fill.Greedy(&sub)
+	inv := make([]int32, len(pos)) // s's position -> rs's
+	for i, p := range pos {
+		inv[p] = int32(i)
+	}
+	// rem is what greedy left, per offer of rs and kind (4 of them, so
+	// that the loops below unroll: a loop costs in the VM).
+	rem := make([][policy.MaxKinds]uint64, len(rs.Offers))
+	for o := range rs.Offers {
+		rem[o] = rs.Offers[o].Capacity
+	}
+	for i := range as {
+		a := &as[i]
+		a.Request = orig[a.Request]
+		o := int(inv[a.Offer])
+		for k := range nk {
+			rem[o][k] -= min(a.Amount[k], rem[o][k])
+		}
+	}
+	fail := make([]uint32, len(rs.Offers)) // job failure share, for ties
+	for o := range rs.Offers {
+		fail[o] = rs.Offers[o].JobFailureBps()
+	}
+	type cand struct {
+		o    int32
+		cost uint64
+	}
+	var cands []cand
+	var provs, regions []uint32
+	for gi, cs := range rp.groups {
+		if len(cs) == 0 {
+			continue
+		}
+		lead := int(cs[0])
+		r := &rs.Requests[lead]
+		d := &r.Demand // zero beyond the snapshot's kinds
+		cands = cands[:0]
+		// The candidates, and the best of them (as PlaceReplicas orders
+		// them: cost, failure share, position): the first replica's offer,
+		// no sibling being placed yet.
+		best, bc, bo := -1, uint64(0), 0
+		row, lo, hi := g.span(lead)
+		for i := lo; i < hi; i++ {
+			for x := row[i]; x != 0; x &= x - 1 {
+				o := i<<6 | bits.TrailingZeros64(x)
+				if ro := &rem[o]; ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
+					continue
+				}
+				p := &rs.Offers[o].Price
+				// Saturating sums of non-negative terms: the grouping does
+				// not matter.
+				cost := satAdd(satAdd(satMul(p[0], d[0]), satMul(p[1], d[1])), satAdd(satMul(p[2], d[2]), satMul(p[3], d[3])))
+				if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
+					best, bc, bo = len(cands), cost, o
+				}
+				cands = append(cands, cand{int32(o), cost})
+			}
+		}
+		spread := rp.spread[gi]
+		provs, regions = provs[:0], regions[:0]
+		for n := range cs {
+			if n > 0 {
+				// The best candidate left on a provider (with spread, in a
+				// region) no sibling has.
+				best = -1
+				for ci := range cands {
+					c := &cands[ci]
+					o := int(c.o)
+					if o < 0 || best >= 0 && (c.cost > bc || c.cost == bc && (fail[o] > fail[bo] || fail[o] == fail[bo] && pos[o] > pos[bo])) {
+						continue
+					}
+					if of := &rs.Offers[o]; slices.Contains(provs, of.Provider) || spread && slices.Contains(regions, of.Region) {
+						continue
+					}
+					best, bc, bo = ci, c.cost, o
+				}
+			}
+			if best < 0 {
+				break
+			}
+			o := int(cands[best].o)
+			cands[best].o = -1
+			of := &rs.Offers[o]
+			provs, regions = append(provs, of.Provider), append(regions, of.Region)
+			a := policy.Allocation{Request: uint32(rp.orig[lead]), Offer: uint32(pos[o])}
+			for k := range nk {
+				if d[k] > 0 {
+					a.Amount[k], a.Price[k] = d[k], of.Price[k]
+					rem[o][k] -= d[k]
+				}
+			}
+			as = append(as, a)
+		}
+	}
+	return as
+}
+
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
+}
+
+func satMul(a, b uint64) uint64 {
+	if (a|b)>>32 == 0 {
+		return a * b // no overflow; bits.Mul64 is a long sequence in Wasm
+	}
+	if hi, lo := bits.Mul64(a, b); hi == 0 {
+		return lo
+	}
+	return ^uint64(0)
 }
