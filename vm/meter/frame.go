@@ -104,10 +104,12 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			push(f.results)
 			if len(ctl) == 1 {
 				info.slots = int64(nLocals) + maxH
-				// The rewriter's two locals per br_table (see
-				// brTableMiss) are frame too: they weigh in the depth
-				// counter, which bounds the native stack, but are not
-				// priced as spills (they are touched once per jump).
+				// The rewriter's local per br_table (see brTableMiss)
+				// is frame too: it weighs in the depth counter, which
+				// bounds the native stack, but is not priced as a spill
+				// (it is touched once per jump). It counts two slots, as
+				// when it was two i32 locals, so that the depth limits
+				// did not change when the two were packed in one.
 				info.weight = 1 + (info.slots+extra)/FrameSlots
 				return info, nil
 			}

@@ -110,6 +110,9 @@ type Options struct {
 	// instrumented program, so it is consensus like the cost table: a new
 	// value needs a new CostTable.Version.
 	MaxCallDepth uint32
+
+	// brMissEmit replaces the br_table tracking's emission (tests only).
+	brMissEmit brMissEmitter
 }
 
 // DefaultOptions returns the protocol options.
