@@ -12,9 +12,10 @@ import (
 	"github.com/sos-kernel/sos/vm/meter"
 )
 
-// TestBrTableMissEmissions: the br_table tracking that keeps a site's last
-// two indices packed in one i64 local charges exactly the gas of cost table
-// v6's first emission, which kept them in two i32 locals, on a Go module
+// TestBrTableMissEmissions: the br_table tracking charges exactly the same
+// gas whether it keeps a site's last two indices in two i32 locals (cost
+// table v6's first emission), packed in one i64 local, or chooses per
+// function by its integer locals (the default), on a Go module
 // whose JSON decoding switches on the data (br_tables that change index),
 // whose sha256 and float loops repeat or alternate theirs, whose gc runs
 // the runtime, and whose recursion hits the call depth limit: same
@@ -27,24 +28,24 @@ func TestBrTableMissEmissions(t *testing.T) {
 	opts := meter.DefaultOptions()
 	zero := opts
 	zero.Costs.BrTableMiss = 0
-	var codes [3][]byte
-	for i, o := range []meter.Options{opts, meter.TwoLocalBrTableMiss(opts), zero} {
+	var codes [4][]byte
+	for i, o := range []meter.Options{opts, meter.TwoLocalBrTableMiss(opts), zero, meter.PackedBrTableMiss(opts)} {
 		code, err := meter.Instrument(wasm, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		codes[i] = code
 	}
-	if bytes.Equal(codes[0], codes[1]) {
-		t.Fatal("the two emissions gave the same bytes")
+	if bytes.Equal(codes[0], codes[1]) || bytes.Equal(codes[0], codes[3]) {
+		t.Fatal("the default chose one form in every function")
 	}
-	t.Logf("metered %d bytes, with two locals per br_table %d", len(codes[0]), len(codes[1]))
-	// The interpreter: these functions are short, and compiling three 4.9 MB
+	t.Logf("metered %d bytes, with two locals per br_table %d, packed %d", len(codes[0]), len(codes[1]), len(codes[3]))
+	// The interpreter: these functions are short, and compiling four 4.9 MB
 	// modules with the optimizing compiler takes tens of seconds.
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(meter.DefaultLimits().MaxMemoryPages))
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	defer r.Close(ctx)
-	var mods [3]wazero.CompiledModule
+	var mods [4]wazero.CompiledModule
 	for i, code := range codes {
 		cm, err := r.CompileModule(ctx, code)
 		if err != nil {
@@ -91,6 +92,9 @@ func TestBrTableMissEmissions(t *testing.T) {
 		if got != want {
 			t.Errorf("%s%v: %+v, with two locals %+v", tc.fn, tc.args, got, want)
 		}
+		if p := call(mods[3], tc.fn, meter.MaxGas, tc.args); p != want {
+			t.Errorf("%s%v: packed %+v, with two locals %+v", tc.fn, tc.args, p, want)
+		}
 		if tc.fn == "deep" && tc.args[0] > uint64(meter.DefaultMaxCallDepth) && !got.trap {
 			t.Errorf("%s%v: no depth trap", tc.fn, tc.args)
 		}
@@ -105,7 +109,7 @@ func TestBrTableMissEmissions(t *testing.T) {
 			limit := got.gas / frac
 			w := call(mods[1], tc.fn, limit, tc.args)
 			g := call(mods[0], tc.fn, limit, tc.args)
-			if g != w || !g.trap {
+			if p := call(mods[3], tc.fn, limit, tc.args); g != w || p != w || !g.trap {
 				t.Errorf("%s%v with %d gas: %+v, with two locals %+v", tc.fn, tc.args, limit, g, w)
 			}
 		}

@@ -104,12 +104,12 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			push(f.results)
 			if len(ctl) == 1 {
 				info.slots = int64(nLocals) + maxH
-				// The rewriter's local per br_table (see brTableMiss)
-				// is frame too: it weighs in the depth counter, which
-				// bounds the native stack, but is not priced as a spill
-				// (it is touched once per jump). It counts two slots, as
-				// when it was two i32 locals, so that the depth limits
-				// did not change when the two were packed in one.
+				// The rewriter's locals per br_table (see brTableMiss:
+				// one i64 or two i32) are frame too: they weigh in the
+				// depth counter, which bounds the native stack, but are
+				// not priced as spills (touched once per jump). They
+				// count two slots in either form, so depth limits do
+				// not depend on the form.
 				info.weight = 1 + (info.slots+extra)/FrameSlots
 				return info, nil
 			}

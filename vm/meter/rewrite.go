@@ -180,16 +180,26 @@ type rewriter struct {
 	kind           segKind
 	out            []byte
 	scratchTypesOf [4]wasmbin.ValType
-	blindOn        bool          // Options.BlindLocals
-	blind          []bool        // by local index: every read is consumed blindly
-	brMissEmit     brMissEmitter // Options.brMissEmit
+	blindOn        bool       // Options.BlindLocals
+	blind          []bool     // by local index: every read is consumed blindly
+	brMissForm     brMissForm // Options.brMissForm
+	intLocals      uint64     // the function's i32 and i64 params and locals
 }
 
-// brMissEmitter, when set (Options.brMissEmit: tests only, see
-// export_test.go), emits the br_table tracking instead of brTableMiss.
-type brMissEmitter interface {
-	emitBrMiss(r *rewriter, off int) error
-}
+// brMissForm chooses how brTableMiss keeps a site's last two indices.
+type brMissForm uint8
+
+const (
+	brMissAuto      brMissForm = iota // by the function's integer locals (brTableMiss)
+	brMissPacked                      // one i64 local (tests only)
+	brMissTwoLocals                   // two i32 locals (tests only)
+)
+
+// packedMaxIntLocals: functions with at most this many integer params and
+// locals keep a br_table site's two indices packed in one local, those
+// with more in two (see brTableMiss). Go's wasm backend declares one i32
+// and up to 16 i64 locals (its registers), as many as the function uses.
+const packedMaxIntLocals = 16
 
 const (
 	slotGas = iota // the function's copy of the gas counter
@@ -205,7 +215,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		funcTypes:      funcTypes,
 		canon:          opts.CanonicalizeNaN,
 		blindOn:        opts.BlindLocals,
-		brMissEmit:     opts.brMissEmit,
+		brMissForm:     opts.brMissForm,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -405,30 +415,57 @@ func (r *rewriter) call(raw []byte, cost int64) {
 }
 
 // brTableMiss emits, before a br_table (its index on top of the stack), the
-// misprediction charge and the update of the site's $s (see "Indirect
-// jumps that change target" above): $g -= BrTableMiss when the index is
-// neither $last nor $prev, then $prev = $last and $last = index. It is
+// misprediction charge and the update of the site's $last and $prev (see
+// "Indirect jumps that change target" above): $g -= BrTableMiss when the
+// index is neither, then $prev = $last and $last = index. It is
 // branch-free, so it adds no branch to predict, and the charge stays within
 // the segment's loop-free path like any other (no check needed).
 //
-// Cost table v6 first kept $last and $prev in two i32 locals: the same gas
-// everywhere (TestBrTableMissEmissions), but in Go's code, where every jump
-// goes through the dispatch br_table, one more value carried around every
-// loop costs more than the shifts that pack the two: the test job's mandel
-// ran at 1.20× plain wazero with two locals, 0.99× with one (0.86× without
-// the charge; BENCHMARKS.md, "Jobs executor"). Branching on index != $last
-// was slower still (1.33×): wazero passes the locals an if/else changes
-// through its merge. analyze still weighs two slots per site in the depth
-// counter, so call depth limits are unchanged.
+// The two indices live in one i64 local (packed) when the function has at
+// most packedMaxIntLocals integer params and locals, else in two i32
+// locals: the same gas either way (TestBrTableMissEmissions), chosen from
+// the function alone, so deterministic. In Go's code every jump goes
+// through the dispatch br_table, and which form is cheaper depends on the
+// function: where registers are left, one value fewer carried around every
+// loop saves more than the shifts that pack it cost (the test job's mandel,
+// 11 integer locals, ran at 1.20× plain wazero with two locals, 0.99×
+// packed, 0.86× without the charge); where Go already uses all 16 of its
+// integer registers, spilled either way, the shifts cost more (sha256's
+// block function, 17: 1.13× with two locals, 1.23× packed, 1.08× without;
+// BENCHMARKS.md, "Jobs executor"). Branching on index != $last was slower
+// than both (1.33× on mandel): wazero passes the locals an if/else changes
+// through its merge. analyze weighs two slots per site in the depth
+// counter either way, so call depth limits do not depend on the form.
 func (r *rewriter) brTableMiss(off int) error {
-	if r.brMissEmit != nil {
-		return r.brMissEmit.emitBrMiss(r, off)
+	packed := r.intLocals <= packedMaxIntLocals
+	if r.brMissForm != brMissAuto {
+		packed = r.brMissForm == brMissPacked
 	}
 	t := r.local(slotI32)
 	g := r.local(slotGas)
 	s := int64(r.nLocals) + int64(len(r.scratch))
-	if s > math.MaxUint32 {
+	if s+1 > math.MaxUint32 {
 		return &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "too many locals"}
+	}
+	if !packed {
+		r.scratch = append(r.scratch, wasmbin.I32, wasmbin.I32)
+		last, prev := uint32(s), uint32(s+1)
+		o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
+		o = append(o, opI32Ne)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), prev)
+		o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
+		o = r.appendTimesBrMiss(o)
+		o = append(o, wasmbin.OpI64Sub)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), prev)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), last)
+		return nil
 	}
 	r.scratch = append(r.scratch, wasmbin.I64)
 	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)

@@ -198,10 +198,9 @@ func TestMaxGas(t *testing.T) {
 // (both 0 at the function's entry), and nothing more when the index
 // repeats or alternates between two. f(n, mask, bias) loops n times over a
 // br_table on (n & mask) | bias whose labels all lead to the same place,
-// so only the misses differ. Both emissions of the tracking (one packed
-// i64 local per site, and v6's first, two i32 locals) count the same, also
-// for indices with the high bit set (which the packed one keeps in 32-bit
-// halves).
+// so only the misses differ. Both forms of the tracking (one packed i64
+// local per site, two i32 locals) count the same, also for indices with
+// the high bit set (which the packed one keeps in 32-bit halves).
 func TestBrTableMiss(t *testing.T) {
 	m := fnModule{params: []byte{tI32, tI32, tI32}, body: []byte{
 		0x03, 0x40, // loop
@@ -213,7 +212,7 @@ func TestBrTableMiss(t *testing.T) {
 		0x0b, 0x0b}}
 	const n = 10
 	for _, emit := range []func(meter.Options) meter.Options{
-		func(o meter.Options) meter.Options { return o }, meter.TwoLocalBrTableMiss,
+		func(o meter.Options) meter.Options { return o }, meter.TwoLocalBrTableMiss, meter.PackedBrTableMiss,
 	} {
 		for _, miss := range []uint32{0, 23, 32} {
 			costs := syncCosts()
