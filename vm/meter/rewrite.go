@@ -10,7 +10,7 @@ import (
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
-// also appends one i64 per reachable br_table (the site's last two indices).
+// also appends one i64 or two i32 per reachable br_table (its last two indices).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
@@ -85,10 +85,10 @@ const (
 // Indirect jumps that change target
 //
 // The one dynamic charge that is not an operand's size: when
-// CostTable.BrTableMiss is not zero, each br_table that can execute gets a
-// local of its own, $s, holding the indices it took last ($last, the low
-// 32 bits) and the time before ($prev, the high 32 bits), both zero at the
-// function's entry, and before it
+// CostTable.BrTableMiss is not zero, each br_table that can execute keeps
+// the indices it took last ($last) and the time before ($prev), both zero
+// at the function's entry, in a local of its own, $s = $prev<<32 | $last,
+// and before it
 //
 //	local.tee $t; local.get $g
 //	local.get $t; local.get $s; i32.wrap_i64; i32.ne
@@ -97,6 +97,15 @@ const (
 //	i64.sub; local.set $g
 //	local.get $s; i64.const 32; i64.shl; local.get $t; i64.extend_i32_u
 //	i64.or; local.set $s
+//
+// or, in a function with more than packedMaxIntLocals integer locals, in
+// two i32 locals (see brTableMiss for why)
+//
+//	local.tee $t; local.get $g
+//	local.get $t; local.get $last; i32.ne
+//	local.get $t; local.get $prev; i32.ne; i32.and; i64.extend_i32_u
+//	i64.const log2(BrTableMiss); i64.shl; i64.sub; local.set $g
+//	local.get $last; local.set $prev; local.get $t; local.set $last
 //
 // (i64.const BrTableMiss; i64.mul when it is not a power of two): $g -=
 // BrTableMiss when the index is neither of the last two this site took in
@@ -428,10 +437,10 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // through the dispatch br_table, and which form is cheaper depends on the
 // function: where registers are left, one value fewer carried around every
 // loop saves more than the shifts that pack it cost (the test job's mandel,
-// 11 integer locals, ran at 1.20× plain wazero with two locals, 0.99×
-// packed, 0.86× without the charge); where Go already uses all 16 of its
+// 12 integer params and locals, ran at 1.20× plain wazero with two locals,
+// 0.99× packed, 0.86× without the charge); where Go already uses all 16 of its
 // integer registers, spilled either way, the shifts cost more (sha256's
-// block function, 17: 1.13× with two locals, 1.23× packed, 1.08× without;
+// block function, 18: 1.13× with two locals, 1.23× packed, 1.08× without;
 // BENCHMARKS.md, "Jobs executor"). Branching on index != $last was slower
 // than both (1.33× on mandel): wazero passes the locals an if/else changes
 // through its merge. analyze weighs two slots per site in the depth
