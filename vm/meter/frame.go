@@ -104,10 +104,12 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 			push(f.results)
 			if len(ctl) == 1 {
 				info.slots = int64(nLocals) + maxH
-				// The rewriter's two locals per br_table (see
-				// brTableMiss) are frame too: they weigh in the depth
-				// counter, which bounds the native stack, but are not
-				// priced as spills (they are touched once per jump).
+				// The rewriter's locals per br_table (see brTableMiss:
+				// one i64 or two i32) are frame too: they weigh in the
+				// depth counter, which bounds the native stack, but are
+				// not priced as spills (touched once per jump). They
+				// count two slots in either form, so depth limits do
+				// not depend on the form.
 				info.weight = 1 + (info.slots+extra)/FrameSlots
 				return info, nil
 			}

@@ -110,6 +110,9 @@ type Options struct {
 	// instrumented program, so it is consensus like the cost table: a new
 	// value needs a new CostTable.Version.
 	MaxCallDepth uint32
+
+	// brMissForm forces one form of the br_table tracking (tests only).
+	brMissForm brMissForm
 }
 
 // DefaultOptions returns the protocol options.
@@ -256,6 +259,17 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		}
 		if nLocals+maxScratch > math.MaxUint32 {
 			return nil, limitErr("function %d: too many locals", fidx)
+		}
+		rw.intLocals = 0
+		for _, p := range types[ti].Params {
+			if p == wasmbin.I32 || p == wasmbin.I64 {
+				rw.intLocals++
+			}
+		}
+		for _, d := range codes[i].Locals {
+			if d.Type == wasmbin.I32 || d.Type == wasmbin.I64 {
+				rw.intLocals += uint64(d.Count)
+			}
 		}
 		body, extra, err := rw.rewrite(codes[i].Body, uint32(nLocals), len(types[ti].Results))
 		if err != nil {

@@ -10,20 +10,23 @@ import (
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
-// also appends two i32 per reachable br_table (the site's last two indices).
+// also appends one i64 or two i32 per reachable br_table (its last two indices).
 const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
-	opI32Add  byte = 0x6a
-	opI32Sub  byte = 0x6b
-	opI32LeU  byte = 0x4d
-	opI64GeS  byte = 0x59
-	opI64Add  byte = 0x7c
-	opI64Shl  byte = 0x86
-	opI64ShrS byte = 0x87
-	opI32Ne   byte = 0x47
-	opI32And  byte = 0x71
+	opI32Add     byte = 0x6a
+	opI32Sub     byte = 0x6b
+	opI32LeU     byte = 0x4d
+	opI64GeS     byte = 0x59
+	opI64Add     byte = 0x7c
+	opI64Shl     byte = 0x86
+	opI64ShrS    byte = 0x87
+	opI32Ne      byte = 0x47
+	opI32And     byte = 0x71
+	opI64Or      byte = 0x84
+	opI64ShrU    byte = 0x88
+	opI32WrapI64 byte = 0xa7
 )
 
 // Metering model
@@ -82,9 +85,21 @@ const (
 // Indirect jumps that change target
 //
 // The one dynamic charge that is not an operand's size: when
-// CostTable.BrTableMiss is not zero, each br_table that can execute gets two
-// locals of its own, $last and $prev (the indices it took last and the time
-// before, zero at the function's entry), and before it
+// CostTable.BrTableMiss is not zero, each br_table that can execute keeps
+// the indices it took last ($last) and the time before ($prev), both zero
+// at the function's entry, in a local of its own, $s = $prev<<32 | $last,
+// and before it
+//
+//	local.tee $t; local.get $g
+//	local.get $t; local.get $s; i32.wrap_i64; i32.ne
+//	local.get $t; local.get $s; i64.const 32; i64.shr_u; i32.wrap_i64; i32.ne
+//	i32.and; i64.extend_i32_u; i64.const log2(BrTableMiss); i64.shl
+//	i64.sub; local.set $g
+//	local.get $s; i64.const 32; i64.shl; local.get $t; i64.extend_i32_u
+//	i64.or; local.set $s
+//
+// or, in a function with more than packedMaxIntLocals integer locals, in
+// two i32 locals (see brTableMiss for why)
 //
 //	local.tee $t; local.get $g
 //	local.get $t; local.get $last; i32.ne
@@ -174,9 +189,26 @@ type rewriter struct {
 	kind           segKind
 	out            []byte
 	scratchTypesOf [4]wasmbin.ValType
-	blindOn        bool   // Options.BlindLocals
-	blind          []bool // by local index: every read is consumed blindly
+	blindOn        bool       // Options.BlindLocals
+	blind          []bool     // by local index: every read is consumed blindly
+	brMissForm     brMissForm // Options.brMissForm
+	intLocals      uint64     // the function's i32 and i64 params and locals
 }
+
+// brMissForm chooses how brTableMiss keeps a site's last two indices.
+type brMissForm uint8
+
+const (
+	brMissAuto      brMissForm = iota // by the function's integer locals (brTableMiss)
+	brMissPacked                      // one i64 local (tests only)
+	brMissTwoLocals                   // two i32 locals (tests only)
+)
+
+// packedMaxIntLocals: functions with at most this many integer params and
+// locals keep a br_table site's two indices packed in one local, those
+// with more in two (see brTableMiss). Go's wasm backend declares one i32
+// and up to 16 i64 locals (its registers), as many as the function uses.
+const packedMaxIntLocals = 16
 
 const (
 	slotGas = iota // the function's copy of the gas counter
@@ -192,6 +224,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		funcTypes:      funcTypes,
 		canon:          opts.CanonicalizeNaN,
 		blindOn:        opts.BlindLocals,
+		brMissForm:     opts.brMissForm,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -391,42 +424,86 @@ func (r *rewriter) call(raw []byte, cost int64) {
 }
 
 // brTableMiss emits, before a br_table (its index on top of the stack), the
-// misprediction charge: $g -= (index != $last && index != $prev) ×
-// BrTableMiss, then $prev = $last and $last = index, where $last and $prev
-// are locals of this site's own (zero at the function's entry, like the
-// resume point Go's functions start from). It is branch-free, so it adds
-// no branch to predict, and the charge stays within the segment's
-// loop-free path like any other (no check needed).
+// misprediction charge and the update of the site's $last and $prev (see
+// "Indirect jumps that change target" above): $g -= BrTableMiss when the
+// index is neither, then $prev = $last and $last = index. It is
+// branch-free, so it adds no branch to predict, and the charge stays within
+// the segment's loop-free path like any other (no check needed).
+//
+// The two indices live in one i64 local (packed) when the function has at
+// most packedMaxIntLocals integer params and locals, else in two i32
+// locals: the same gas either way (TestBrTableMissEmissions), chosen from
+// the function alone, so deterministic. In Go's code every jump goes
+// through the dispatch br_table, and which form is cheaper depends on the
+// function: where registers are left, one value fewer carried around every
+// loop saves more than the shifts that pack it cost (the test job's mandel,
+// 12 integer params and locals, ran at 1.20× plain wazero with two locals,
+// 0.99× packed, 0.86× without the charge); where Go already uses all 16 of its
+// integer registers, spilled either way, the shifts cost more (sha256's
+// block function, 18: 1.13× with two locals, 1.23× packed, 1.08× without;
+// BENCHMARKS.md, "Jobs executor"). Branching on index != $last was slower
+// than both (1.33× on mandel): wazero passes the locals an if/else changes
+// through its merge. analyze weighs two slots per site in the depth
+// counter either way, so call depth limits do not depend on the form.
 func (r *rewriter) brTableMiss(off int) error {
+	packed := r.intLocals <= packedMaxIntLocals
+	if r.brMissForm != brMissAuto {
+		packed = r.brMissForm == brMissPacked
+	}
 	t := r.local(slotI32)
 	g := r.local(slotGas)
-	last := int64(r.nLocals) + int64(len(r.scratch))
-	if last > math.MaxUint32 {
+	s := int64(r.nLocals) + int64(len(r.scratch))
+	if s+1 > math.MaxUint32 {
 		return &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "too many locals"}
 	}
-	r.scratch = append(r.scratch, wasmbin.I32, wasmbin.I32)
-	prev := last + 1
+	if !packed {
+		r.scratch = append(r.scratch, wasmbin.I32, wasmbin.I32)
+		last, prev := uint32(s), uint32(s+1)
+		o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
+		o = append(o, opI32Ne)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), prev)
+		o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
+		o = r.appendTimesBrMiss(o)
+		o = append(o, wasmbin.OpI64Sub)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), prev)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
+		r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), last)
+		return nil
+	}
+	r.scratch = append(r.scratch, wasmbin.I64)
 	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
-	o = append(o, opI32Ne)
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = append(o, opI32WrapI64, opI32Ne)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(prev))
-	o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
-	if c := r.costs.brMiss; c&(c-1) == 0 {
-		o = append(o, wasmbin.OpI64Const, byte(bits.TrailingZeros64(uint64(c))), opI64Shl)
-	} else {
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
-		o = append(o, wasmbin.OpI64Mul)
-	}
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = append(o, wasmbin.OpI64Const, 32, opI64ShrU, opI32WrapI64, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
+	o = r.appendTimesBrMiss(o)
 	o = append(o, wasmbin.OpI64Sub)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(last))
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(prev))
+	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = append(o, wasmbin.OpI64Const, 32, opI64Shl)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(last))
+	o = append(o, wasmbin.OpI64ExtendI32U, opI64Or)
+	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(s))
 	return nil
+}
+
+// appendTimesBrMiss multiplies the i64 0 or 1 on top of the stack by
+// BrTableMiss (a shift when it is a power of two).
+func (r *rewriter) appendTimesBrMiss(o []byte) []byte {
+	if c := r.costs.brMiss; c&(c-1) == 0 {
+		return append(o, wasmbin.OpI64Const, byte(bits.TrailingZeros64(uint64(c))), opI64Shl)
+	}
+	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), r.costs.brMiss)
+	return append(o, wasmbin.OpI64Mul)
 }
 
 // sync appends to the segment a store of the gas counter to the global.

@@ -198,7 +198,9 @@ func TestMaxGas(t *testing.T) {
 // (both 0 at the function's entry), and nothing more when the index
 // repeats or alternates between two. f(n, mask, bias) loops n times over a
 // br_table on (n & mask) | bias whose labels all lead to the same place,
-// so only the misses differ.
+// so only the misses differ. Both forms of the tracking (one packed i64
+// local per site, two i32 locals) count the same, also for indices with
+// the high bit set (which the packed one keeps in 32-bit halves).
 func TestBrTableMiss(t *testing.T) {
 	m := fnModule{params: []byte{tI32, tI32, tI32}, body: []byte{
 		0x03, 0x40, // loop
@@ -209,31 +211,40 @@ func TestBrTableMiss(t *testing.T) {
 		0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, // n = n-1; br_if loop
 		0x0b, 0x0b}}
 	const n = 10
-	for _, miss := range []uint32{0, 23} {
-		costs := syncCosts()
-		costs.BrTableMiss = miss
-		used := func(mask, bias uint64) int64 {
-			_, g, err := run(t, m.bytes(), meter.Options{Costs: costs}, 1<<30, n, mask, bias)
-			if err != nil {
-				t.Fatal(err)
+	for _, emit := range []func(meter.Options) meter.Options{
+		func(o meter.Options) meter.Options { return o }, meter.TwoLocalBrTableMiss, meter.PackedBrTableMiss,
+	} {
+		for _, miss := range []uint32{0, 23, 32} {
+			costs := syncCosts()
+			costs.BrTableMiss = miss
+			used := func(mask, bias uint64) int64 {
+				_, g, err := run(t, m.bytes(), emit(meter.Options{Costs: costs}), 1<<30, n, mask, bias)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return g
 			}
-			return g
-		}
-		same := used(0, 0)
-		for _, tc := range []struct {
-			name       string
-			mask, bias uint64
-			misses     int64
-		}{
-			{"always 1: the first time only", 0, 1, 1},
-			// n & 1 for n = 10, 9, ..., 1 is 0, 1, 0, 1, ...: the index
-			// two steps back, every time but the first 1.
-			{"alternating 0 and 1", 1, 0, 1},
-			// n & 3 is 2, 1, 0, 3, 2, 1, ...: never one of the last two.
-			{"cycling through 4", 3, 0, n},
-		} {
-			if d := used(tc.mask, tc.bias) - same; d != tc.misses*int64(miss) {
-				t.Errorf("BrTableMiss %d: %s: costs %d more than always 0, want %d (%d misses)", miss, tc.name, d, tc.misses*int64(miss), tc.misses)
+			same := used(0, 0)
+			for _, tc := range []struct {
+				name       string
+				mask, bias uint64
+				misses     int64
+			}{
+				{"always 1: the first time only", 0, 1, 1},
+				// n & 1 for n = 10, 9, ..., 1 is 0, 1, 0, 1, ...: the index
+				// two steps back, every time but the first 1.
+				{"alternating 0 and 1", 1, 0, 1},
+				// n & 3 is 2, 1, 0, 3, 2, 1, ...: never one of the last two.
+				{"cycling through 4", 3, 0, n},
+				// 0xfffffffe, 0xffffffff, 0xfffffffe, ...: two misses.
+				{"alternating, high bit set", 1, 0xfffffffe, 2},
+				{"cycling through 4, high bit set", 3, 0x80000000, n},
+				// 0x80000000 is not 0 (the packed halves do not mix).
+				{"always 0x80000000", 0, 0x80000000, 1},
+			} {
+				if d := used(tc.mask, tc.bias) - same; d != tc.misses*int64(miss) {
+					t.Errorf("BrTableMiss %d: %s: costs %d more than always 0, want %d (%d misses)", miss, tc.name, d, tc.misses*int64(miss), tc.misses)
+				}
 			}
 		}
 	}
