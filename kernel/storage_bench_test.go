@@ -136,6 +136,7 @@ type blockStats struct {
 	bytes  int
 	reexec time.Duration // follower CPU of sb.reexec extra ExecuteBlock runs (no commit)
 	max    time.Duration // the largest cpu of one block
+	maxTxs int           // the transactions of the block with the largest cpu
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -177,7 +178,9 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 		})
 		c := processCPU() - c0
 		s.cpu += c
-		s.max = max(s.max, c)
+		if c > s.max {
+			s.max, s.maxTxs = c, len(bb.Block.Txs)
+		}
 	}
 	return s
 }
@@ -248,7 +251,8 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 // soon as the challenges are drawn (storage_proof_spread = 0), all in the
 // epoch's first block. Per epoch it also reports proof-blocks (blocks
 // carrying proofs), max-proof-block-cpu-ms (the follower's CPU for the
-// dearest of them, the mean over epochs of each epoch's largest) and, as
+// dearest of them, the mean over epochs of each epoch's largest),
+// max-proof-block-txs (the proof transactions in it) and, as
 // shares of a block's time budget B (blockBudget), max-proof-block-%B
 // (that block less what an empty block costs) and end-%B (end-cpu-ms less
 // base-end-cpu-ms): the most storage work one block of the epoch does.
@@ -358,6 +362,7 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	emptyBlocks := 0
 	var proofTxs, proofBytes, proofBlocks, proven int
 	var maxProofCPU time.Duration
+	maxProofTxs := 0
 	sb.reexec = reexec
 	b.ResetTimer()
 	// The label lets a profile (-cpuprofile) keep only the measured epochs:
@@ -377,6 +382,7 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			}
 			answered := make([]bool, len(sb.nodes))
 			var epochMax time.Duration
+			epochMaxTxs := 0
 			for sb.leader.store.Head().Height+1 < clock.EndHeight {
 				head := sb.leader.store.Head().Height
 				c0 := processCPU()
@@ -412,7 +418,9 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				proofTxs += s.txs
 				proofBytes += s.bytes
 				proofBlocks += s.blocks
-				epochMax = max(epochMax, s.max)
+				if s.max > epochMax {
+					epochMax, epochMaxTxs = s.max, s.maxTxs
+				}
 			}
 			for i, ok := range answered {
 				if !ok {
@@ -420,6 +428,7 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				}
 			}
 			maxProofCPU += epochMax
+			maxProofTxs += epochMaxTxs
 			end, others := sb.untilNextEpoch()
 			endCPU += end.cpu
 			emptyCPU += others.cpu
@@ -443,6 +452,7 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	b.ReportMetric(emptyMs, "empty-block-cpu-ms")
 	b.ReportMetric(float64(proofBlocks)/n, "proof-blocks")
 	b.ReportMetric(float64(maxProofCPU.Microseconds())/1000/n, "max-proof-block-cpu-ms")
+	b.ReportMetric(float64(maxProofTxs)/n, "max-proof-block-txs")
 	b.ReportMetric(100*(float64(maxProofCPU.Microseconds())/1000/n-emptyMs)/budgetMs, "max-proof-block-%B")
 	b.ReportMetric(100*(float64(endCPU.Microseconds())/1000/n-float64(base.cpu.Microseconds())/1000)/budgetMs, "end-%B")
 	b.ReportMetric(float64(proofTxs)/n, "proof-txs")
