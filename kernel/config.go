@@ -95,6 +95,16 @@ type Config struct {
 	// node_watts when no hardware energy counter (Linux powercap) can be
 	// read. 0: results carry no modeled figure.
 	NodeWatts float64 `toml:"node_watts"`
+
+	// StorageProofSpread is the share of an epoch's blocks over which this
+	// node, when it holds pinned blobs, spreads its storage proofs: it
+	// answers an epoch's challenges a number of blocks after they are
+	// drawn, fixed by its address and the epoch, below ⌊spread ×
+	// epoch_blocks⌋ (docs/storage.md, "When a node answers"), so that
+	// the holders' proofs do not all land in the epoch's first block.
+	// 0 answers as soon as the challenges are drawn; at most 0.9, which
+	// leaves the epoch's last blocks for an answer to get in.
+	StorageProofSpread float64 `toml:"storage_proof_spread"`
 }
 
 // ByteSize is a number of bytes written as "256MiB" in TOML (see package
@@ -151,6 +161,8 @@ func DefaultConfig() Config {
 		JobMaxData:     4 << 30,
 		JobVerify:      "all",
 		NodeWatts:      65,
+
+		StorageProofSpread: 0.5,
 	}
 }
 
@@ -183,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.NodeWatts < 0 || c.NodeWatts > 1e6 || c.NodeWatts != c.NodeWatts {
 		return fmt.Errorf("kernel: config: node_watts %v must be between 0 and 1000000", c.NodeWatts)
+	}
+	if !(c.StorageProofSpread >= 0 && c.StorageProofSpread <= 0.9) {
+		return fmt.Errorf("kernel: config: storage_proof_spread %v must be between 0 and 0.9", c.StorageProofSpread)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

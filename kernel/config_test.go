@@ -91,3 +91,38 @@ func TestConfigKeyringBackend(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigStorageProofSpread: storage_proof_spread defaults to 0.5 when
+// absent, reads a fraction in [0, 0.9], and refuses one past 0.9 (an
+// answer could then miss the epoch's end), a negative one and NaN.
+func TestConfigStorageProofSpread(t *testing.T) {
+	home := t.TempDir()
+	old := "moniker = 'n'\napi_addr = '127.0.0.1:1'\np2p_addr = '127.0.0.1:2'\n"
+	for _, c := range []struct {
+		line string
+		want float64
+		err  bool
+	}{
+		{"", 0.5, false},
+		{"storage_proof_spread = 0\n", 0, false},
+		{"storage_proof_spread = 0.9\n", 0.9, false},
+		{"storage_proof_spread = 0.95\n", 0, true},
+		{"storage_proof_spread = 1\n", 0, true},
+		{"storage_proof_spread = -0.1\n", 0, true},
+		{"storage_proof_spread = nan\n", 0, true},
+	} {
+		if err := os.WriteFile(filepath.Join(home, ConfigFile), []byte(old+c.line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(home)
+		if c.err {
+			if err == nil || !strings.Contains(err.Error(), "storage_proof_spread") {
+				t.Fatalf("%q: %v, want an error naming storage_proof_spread", c.line, err)
+			}
+			continue
+		}
+		if err != nil || cfg.StorageProofSpread != c.want {
+			t.Fatalf("%q: %v %v, want %v", c.line, cfg.StorageProofSpread, err, c.want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,9 @@ import (
 // worker fetches each one it lacks over the data plane (from the other
 // holders, then from any member — the consumer's node has it) and, every
 // epoch, answers its challenged holdings (a sample of them, and those it
-// missed before) with storage_proof transactions signed by its node key
+// missed before) with storage_proof transactions signed by its node key,
+// at a block of the epoch fixed by its address (proofAnswerHeight) so
+// that the holders' proofs spread over the epoch's blocks
 // (rome.StorageDue gives them in the order the chain wants them and the
 // segments challenged; answerChallenges builds the batches). A
 // holding it cannot prove — the blob is not there (yet), or a chunk of it
@@ -238,6 +242,13 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 	if err != nil || !due.Seeded || len(due.Holdings) == 0 {
 		return err
 	}
+	at, err := w.answerHeight(st, self, due.Epoch)
+	if err != nil {
+		return err
+	}
+	if head := n.store.Head().Height; head < at {
+		return nil // not this node's turn yet: it answers from height at
+	}
 	first := fmt.Sprintf("%d/%d", due.Holdings[0].Lease, due.Holdings[0].Pin)
 	w.mu.Lock()
 	same := w.lastEpoch == due.Epoch && w.lastFirst == first
@@ -261,6 +272,48 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 	w.mu.Unlock()
 	n.log.Info("storage: answered challenges", "epoch", due.Epoch, "proven", ans.Proven, "declared_missing", ans.Declared, "txs", len(ans.Batches))
 	return nil
+}
+
+// answerHeight is the head height from which this node answers epoch's
+// challenges (proofAnswerHeight with the chain's clock and epoch length
+// and the node's storage_proof_spread).
+func (w *storageWorker) answerHeight(st *ledger.State, self ledger.Address, epoch uint64) (uint64, error) {
+	m := w.n.chain.market
+	clock, err := m.Clock(st)
+	if err != nil {
+		return 0, err
+	}
+	p, err := m.Params(st)
+	if err != nil {
+		return 0, err
+	}
+	return proofAnswerHeight(self, epoch, clock.EndHeight, p.EpochBlocks, w.n.opts.Config.StorageProofSpread), nil
+}
+
+// proofAnswerHeight is the head height from which node answers the
+// challenges of epoch, which ends at block end after epochBlocks blocks:
+// the challenges are drawn at block draw = end - epochBlocks, and the node
+// waits offset = SHA-256("sos/storage/answer" | node | epoch) mod W blocks
+// after it, W = max(1, ⌊spread × epochBlocks⌋), so that its
+// storage_proof transaction lands in block draw+offset+1 or later instead
+// of every holder's landing in the epoch's first block. The offset changes
+// with the epoch (no node is always last) and is at most end-1, so a node
+// always has the last block to answer in. This is the node's own
+// scheduling, not a rule of the chain: any answer before the epoch's end
+// counts, and a node past its height (it restarted, or fell behind)
+// answers at once. spread 0 answers as soon as the challenges are drawn.
+func proofAnswerHeight(node ledger.Address, epoch, end, epochBlocks uint64, spread float64) uint64 {
+	draw := end - min(end, epochBlocks)
+	win := uint64(1)
+	if spread > 0 {
+		win = max(1, uint64(spread*float64(epochBlocks)))
+	}
+	h := sha256.New()
+	h.Write([]byte("sos/storage/answer\x00"))
+	h.Write(node[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, epoch))
+	offset := binary.BigEndian.Uint64(h.Sum(nil)[:8]) % win
+	return min(draw+offset, max(end, 1)-1)
 }
 
 // proofAnswer is a node's answer to its due holdings: storage_proof

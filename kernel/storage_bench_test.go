@@ -135,6 +135,8 @@ type blockStats struct {
 	txs    int
 	bytes  int
 	reexec time.Duration // follower CPU of sb.reexec extra ExecuteBlock runs (no commit)
+	max    time.Duration // the largest cpu of one block
+	maxTxs int           // the transactions of the block with the largest cpu
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -174,7 +176,11 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 				b.Fatal(err)
 			}
 		})
-		s.cpu += processCPU() - c0
+		c := processCPU() - c0
+		s.cpu += c
+		if c > s.max {
+			s.max, s.maxTxs = c, len(bb.Block.Txs)
+		}
 	}
 	return s
 }
@@ -237,26 +243,49 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 // storage), empty-block-cpu-ms (one node applying an empty block: what
 // every block costs, storage or not), proof-txs, proof-bytes and proven
 // (holdings proven).
+//
+// Each holder node answers at its own block of the epoch, as a node with
+// the default storage_proof_spread does (proofAnswerHeight: its
+// transaction goes into the block after its answer height), so the proofs
+// spread over the epoch's first blocks; the -at-once variants answer as
+// soon as the challenges are drawn (storage_proof_spread = 0), all in the
+// epoch's first block. Per epoch it also reports proof-blocks (blocks
+// carrying proofs), max-proof-block-cpu-ms (the follower's CPU for the
+// dearest of them, the mean over epochs of each epoch's largest),
+// max-proof-block-txs (the proof transactions in it) and, as
+// shares of a block's time budget B (blockBudget), max-proof-block-%B
+// (that block less what an empty block costs) and end-%B (end-cpu-ms less
+// base-end-cpu-ms): the most storage work one block of the epoch does.
 func BenchmarkStorageEpoch(b *testing.B) {
+	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
 	// work per holder node and sets up in seconds, for profiles.
-	b.Run("holders=100", func(b *testing.B) { benchStorageEpoch(b, 100, 0, 0) })
-	b.Run("holders=10", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 0) })
+	b.Run("holders=100", func(b *testing.B) { benchStorageEpoch(b, 100, 0, 0, spread) })
+	b.Run("holders=10", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 0, spread) })
+	// Every holder node answers in the epoch's first block.
+	b.Run("holders=100-at-once", func(b *testing.B) { benchStorageEpoch(b, 100, 0, 0, 0) })
+	b.Run("holders=10-at-once", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 0, 0) })
 	// The follower executes each proof block 10 times more, uncommitted:
 	// exec-us/proof-tx is a steadier per-transaction figure than
 	// verify-cpu-ms on a shared machine (warm caches: a lower bound of
 	// the execution part, without the commit).
-	b.Run("holders=10-exec", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 10) })
+	b.Run("holders=10-exec", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 10, spread) })
 	// Every holding challenged every epoch: storage_samples at its maximum
 	// (512) is above any node's ≈250-300 holdings.
-	b.Run("holders=100-all", func(b *testing.B) { benchStorageEpoch(b, 100, rome.MaxStorageSamples, 0) })
-	b.Run("holders=10-all", func(b *testing.B) { benchStorageEpoch(b, 10, rome.MaxStorageSamples, 0) })
+	b.Run("holders=100-all", func(b *testing.B) { benchStorageEpoch(b, 100, rome.MaxStorageSamples, 0, spread) })
+	b.Run("holders=10-all", func(b *testing.B) { benchStorageEpoch(b, 10, rome.MaxStorageSamples, 0, spread) })
 }
+
+// blockBudget is a block's time budget B in BENCHMARKS.md ("Storage proofs
+// at scale"): a full block of 5,000 transactions at the sustained 15,100
+// committed tx/s of BenchmarkEndToEnd20kTransfers.
+const blockBudget = 331 * time.Millisecond
 
 // benchStorageEpoch runs the figure for requests requests with
 // storage_samples samples (0: the default); reexec > 0 re-executes each
-// proof block that many times (storBench.reexec).
-func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int) {
+// proof block that many times (storBench.reexec); the holder nodes answer
+// at the heights proofAnswerHeight gives for spread.
+func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, spread float64) {
 	// A few more providers than requests: every request finds 3 with room.
 	const pinsPerReq, blobSize = 100, 4096
 	providers := requests + 5
@@ -331,37 +360,75 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int) {
 	const epochsPerOp = 3
 	var holderCPU, verifyCPU, reexecCPU, endCPU, emptyCPU time.Duration
 	emptyBlocks := 0
-	var proofTxs, proofBytes, proven int
+	var proofTxs, proofBytes, proofBlocks, proven int
+	var maxProofCPU time.Duration
+	maxProofTxs := 0
 	sb.reexec = reexec
 	b.ResetTimer()
 	// The label lets a profile (-cpuprofile) keep only the measured epochs:
 	// go tool pprof -tagfocus=phase=epochs.
 	pprof.Do(ctx, pprof.Labels("phase", "epochs"), func(context.Context) {
 		for range b.N * epochsPerOp {
-			// Every holder node answers its challenges.
-			c0 := processCPU()
-			st := ledger.NewState(sb.leader.store)
-			txs = txs[:0]
-			for _, n := range sb.nodes {
-				due, err := sb.leader.chain.market.StorageDue(st, n.Address(), 0)
-				if err != nil {
-					b.Fatal(err)
+			clock := sb.clock()
+			params, err := sb.leader.chain.market.Params(ledger.NewState(sb.leader.store))
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Each holder node answers once the head reaches its answer
+			// height: its transaction goes into the next block.
+			at := make([]uint64, len(sb.nodes))
+			for i, n := range sb.nodes {
+				at[i] = proofAnswerHeight(n.Address(), clock.Epoch, clock.EndHeight, params.EpochBlocks, spread)
+			}
+			answered := make([]bool, len(sb.nodes))
+			var epochMax time.Duration
+			epochMaxTxs := 0
+			for sb.leader.store.Head().Height+1 < clock.EndHeight {
+				head := sb.leader.store.Head().Height
+				c0 := processCPU()
+				st := ledger.NewState(sb.leader.store)
+				txs = txs[:0]
+				for i, n := range sb.nodes {
+					if answered[i] || head < at[i] {
+						continue
+					}
+					answered[i] = true
+					due, err := sb.leader.chain.market.StorageDue(st, n.Address(), 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ans := answerChallenges(due, sb.bs, sb.log)
+					if ans.Declared > 0 {
+						b.Fatalf("node %s declared %d holdings missing", n.Address(), ans.Declared)
+					}
+					proven += ans.Proven
+					for _, p := range ans.Batches {
+						txs = append(txs, sb.leader.tx(b, n, p, proofGas(p)))
+					}
 				}
-				ans := answerChallenges(due, sb.bs, sb.log)
-				if ans.Declared > 0 {
-					b.Fatalf("node %s declared %d holdings missing", n.Address(), ans.Declared)
+				holderCPU += processCPU() - c0
+				s := sb.blocks(txs)
+				if s.txs == 0 {
+					emptyCPU += s.cpu
+					emptyBlocks += s.blocks
+					continue
 				}
-				proven += ans.Proven
-				for _, p := range ans.Batches {
-					txs = append(txs, sb.leader.tx(b, n, p, proofGas(p)))
+				verifyCPU += s.cpu
+				reexecCPU += s.reexec
+				proofTxs += s.txs
+				proofBytes += s.bytes
+				proofBlocks += s.blocks
+				if s.max > epochMax {
+					epochMax, epochMaxTxs = s.max, s.maxTxs
 				}
 			}
-			holderCPU += processCPU() - c0
-			s := sb.blocks(txs)
-			verifyCPU += s.cpu
-			reexecCPU += s.reexec
-			proofTxs += s.txs
-			proofBytes += s.bytes
+			for i, ok := range answered {
+				if !ok {
+					b.Fatalf("node %d did not answer by the epoch's last block (answer height %d, end %d)", i, at[i], clock.EndHeight)
+				}
+			}
+			maxProofCPU += epochMax
+			maxProofTxs += epochMaxTxs
 			end, others := sb.untilNextEpoch()
 			endCPU += end.cpu
 			emptyCPU += others.cpu
@@ -373,6 +440,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int) {
 		b.Fatalf("%d holdings missed", missed)
 	}
 	n := float64(b.N * epochsPerOp)
+	emptyMs := float64(emptyCPU.Microseconds()) / 1000 / float64(emptyBlocks)
+	budgetMs := float64(blockBudget.Microseconds()) / 1000
 	b.ReportMetric(float64(holderCPU.Microseconds())/1000/n, "holder-cpu-ms")
 	b.ReportMetric(float64(verifyCPU.Microseconds())/1000/n, "verify-cpu-ms")
 	if reexec > 0 {
@@ -380,7 +449,12 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int) {
 	}
 	b.ReportMetric(float64(endCPU.Microseconds())/1000/n, "end-cpu-ms")
 	b.ReportMetric(float64(base.cpu.Microseconds())/1000, "base-end-cpu-ms")
-	b.ReportMetric(float64(emptyCPU.Microseconds())/1000/float64(emptyBlocks), "empty-block-cpu-ms")
+	b.ReportMetric(emptyMs, "empty-block-cpu-ms")
+	b.ReportMetric(float64(proofBlocks)/n, "proof-blocks")
+	b.ReportMetric(float64(maxProofCPU.Microseconds())/1000/n, "max-proof-block-cpu-ms")
+	b.ReportMetric(float64(maxProofTxs)/n, "max-proof-block-txs")
+	b.ReportMetric(100*(float64(maxProofCPU.Microseconds())/1000/n-emptyMs)/budgetMs, "max-proof-block-%B")
+	b.ReportMetric(100*(float64(endCPU.Microseconds())/1000/n-float64(base.cpu.Microseconds())/1000)/budgetMs, "end-%B")
 	b.ReportMetric(float64(proofTxs)/n, "proof-txs")
 	b.ReportMetric(float64(proofBytes)/n, "proof-bytes")
 	b.ReportMetric(float64(proven)/n, "proven")
