@@ -82,6 +82,12 @@ func BenchmarkWorkerDispatch(b *testing.B) {
 			fl := newWorkerFleet(b, n)
 			defer fl.close()
 			b.Run("steady", func(b *testing.B) { fl.bench(b, fl.steady) })
+			if n > 1 {
+				// The same steady load on one worker while the others stay
+				// attached: what attached workers cost the members per job,
+				// apart from the jobs touching n workers' records.
+				b.Run("steady-one", func(b *testing.B) { fl.bench(b, func(b *testing.B) { fl.steadyOver(b, 1) }) })
+			}
 			b.Run("burst", func(b *testing.B) {
 				// b.N jobs: rounds of one job per worker.
 				fl.bench(b, func(b *testing.B) {
@@ -464,8 +470,11 @@ func (fl *workerFleet) jobsSent() uint64 {
 // steady is b.N jobs, one after the other from two submitters (a worker's
 // two job slots: the single worker never queues), assigned to the workers
 // in turn; each submitter waits for its job's result to be admitted.
-func (fl *workerFleet) steady(b *testing.B) {
-	n := len(fl.workers)
+func (fl *workerFleet) steady(b *testing.B) { fl.steadyOver(b, len(fl.workers)) }
+
+// steadyOver is steady with the jobs spread over the first n workers only
+// (the others stay attached and idle).
+func (fl *workerFleet) steadyOver(b *testing.B, n int) {
 	no := false
 	var next sync.Mutex
 	k := 0
