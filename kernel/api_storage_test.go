@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/kernel/client"
-	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -35,16 +34,7 @@ func TestStoragePinsAPI(t *testing.T) {
 	if err != nil || len(empty.Pins) != 0 || empty.Pins == nil {
 		t.Fatalf("before any pin: %+v, %v", empty, err)
 	}
-	b, err := txbuild.New(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(k *ledger.PrivateKey, p ledger.Payload) {
-		t.Helper()
-		if _, err := b.Send(ctx, k, p, txbuild.Options{Wait: true}); err != nil {
-			t.Fatalf("%s: %v", p.Kind(), err)
-		}
-	}
+	send := committer(ctx, t, c)
 	send(prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 4, Amount: 500}}, Price: []ledger.ResourceAmount{{Kind: 4, Amount: 2}},
 		Region: "eu-west", Node: node.Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 50_000_000}}})
 	send(cons, &ledger.RomeRequest{Demand: []ledger.ResourceAmount{{Kind: 4, Amount: 200}}, MaxPrice: []ledger.ResourceAmount{{Kind: 4, Amount: 3}},

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sos-kernel/sos/kernel/client"
-	"github.com/sos-kernel/sos/kernel/txbuild"
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -76,23 +75,8 @@ func TestStorageProofsSpreadOverEpoch(t *testing.T) {
 	nodes := storageCluster(t, keys, append(provs, cons), epochBlocks, 100, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cs := make([]*client.Client, len(nodes))
-	for i, n := range nodes {
-		var err error
-		if cs[i], err = client.New("http://" + n.APIAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := txbuild.New(ctx, cs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(k *ledger.PrivateKey, p ledger.Payload) {
-		t.Helper()
-		if _, err := b.Send(ctx, k, p, txbuild.Options{Wait: true}); err != nil {
-			t.Fatalf("%s: %v", p.Kind(), err)
-		}
-	}
+	cs := nodeClients(t, nodes)
+	send := committer(ctx, t, cs[0])
 	for i, p := range provs {
 		send(p, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 4, Amount: 1000}}, Price: []ledger.ResourceAmount{{Kind: 4, Amount: 1}},
 			Region: "r" + itoa(uint64(i)), Node: keys[i].Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 10_000_000}}})
@@ -100,6 +84,7 @@ func TestStorageProofsSpreadOverEpoch(t *testing.T) {
 	// Every node has the blob already: no fetch to wait for.
 	data := seededBytes(50_000, 9)
 	var put *client.BlobPut
+	var err error
 	for _, c := range cs {
 		if put, err = c.PutBlob(ctx, bytes.NewReader(data), int64(len(data)), ""); err != nil {
 			t.Fatal(err)

@@ -371,6 +371,35 @@ func itoa(v uint64) string {
 }
 
 // storageCluster runs len(keys) genesis nodes on QUIC loopback.
+// nodeClients is an API client per node.
+func nodeClients(t *testing.T, nodes []*Node) []*client.Client {
+	t.Helper()
+	cs := make([]*client.Client, len(nodes))
+	for i, n := range nodes {
+		var err error
+		if cs[i], err = client.New("http://" + n.APIAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cs
+}
+
+// committer returns a send that builds and signs one transaction, submits
+// it through c and waits for its commit; an error fails the test.
+func committer(ctx context.Context, t *testing.T, c *client.Client) func(*ledger.PrivateKey, ledger.Payload) {
+	t.Helper()
+	b, err := txbuild.New(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(k *ledger.PrivateKey, p ledger.Payload) {
+		t.Helper()
+		if _, err := b.Send(ctx, k, p, txbuild.Options{Wait: true}); err != nil {
+			t.Fatalf("%s: %v", p.Kind(), err)
+		}
+	}
+}
+
 func storageCluster(t *testing.T, keys, users []*ledger.PrivateKey, epochBlocks, repairMisses uint64, tune func(i int, cfg *Config)) []*Node {
 	t.Helper()
 	addrs := make([]string, len(keys))
@@ -409,23 +438,8 @@ func TestStorageReplicasOverQUIC(t *testing.T) {
 	nodes := storageCluster(t, keys, append(provs, cons), 5, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cs := make([]*client.Client, len(nodes))
-	for i, n := range nodes {
-		var err error
-		if cs[i], err = client.New("http://" + n.APIAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := txbuild.New(ctx, cs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(k *ledger.PrivateKey, p ledger.Payload) {
-		t.Helper()
-		if _, err := b.Send(ctx, k, p, txbuild.Options{Wait: true}); err != nil {
-			t.Fatalf("%s: %v", p.Kind(), err)
-		}
-	}
+	cs := nodeClients(t, nodes)
+	send := committer(ctx, t, cs[0])
 	// Offer i (price i+1, region r<i>) is held by node (i+1) mod 3: the
 	// consumer's node, 0, holds the dearest.
 	for i, p := range provs {
@@ -539,17 +553,8 @@ func TestStorageFetchDiskFull(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c0, _ := client.New("http://" + nodes[0].APIAddr())
-	b, err := txbuild.New(ctx, c0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(k *ledger.PrivateKey, p ledger.Payload) {
-		t.Helper()
-		if _, err := b.Send(ctx, k, p, txbuild.Options{Wait: true}); err != nil {
-			t.Fatalf("%s: %v", p.Kind(), err)
-		}
-	}
+	c0 := nodeClients(t, nodes)[0]
+	send := committer(ctx, t, c0)
 	send(prov, &ledger.RomeOffer{Capacity: []ledger.ResourceAmount{{Kind: 4, Amount: 1000}}, Price: []ledger.ResourceAmount{{Kind: 4, Amount: 1}},
 		Node: keys[1].Address(), Bond: ledger.Coins{{Denom: "uTFLP", Amount: 10_000_000}}})
 	data := seededBytes(500_000, 4)
