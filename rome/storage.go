@@ -708,39 +708,33 @@ func (s *store) delSuspects(node ledger.Address, lease uint64) error {
 	if n, err := s.getU64(suspectsCountKey); err != nil || n == 0 {
 		return err
 	}
-	prefix := rkey(tagSuspect, node[:], u64(lease))
-	var keys [][]byte
-	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
-		keys = append(keys, bytes.Clone(k))
-		return true
-	}); err != nil {
+	n, err := s.delPrefixCount(rkey(tagSuspect, node[:], u64(lease)))
+	if err != nil || n == 0 {
 		return err
 	}
-	for _, k := range keys {
-		if err := s.del(k); err != nil {
-			return err
-		}
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	return s.addCount(suspectsCountKey, -int64(len(keys)))
+	return s.addCount(suspectsCountKey, -int64(n))
 }
 
 func (s *store) delPrefix(prefix []byte) error {
+	_, err := s.delPrefixCount(prefix)
+	return err
+}
+
+// delPrefixCount deletes every key under prefix and says how many.
+func (s *store) delPrefixCount(prefix []byte) (int, error) {
 	var keys [][]byte
 	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, _ []byte) bool {
 		keys = append(keys, bytes.Clone(k))
 		return true
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	for _, k := range keys {
 		if err := s.del(k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 // storEnv is what the storage rules need: the store, accounts, parameters,
