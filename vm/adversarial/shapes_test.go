@@ -117,6 +117,14 @@ func shapes() []shape {
 		{name: "memory/random-load-2MiB", setup: contractShape(randomLoads(32, 2_000_000), "")},
 		{name: "memory/random-load-4MiB", setup: contractShape(randomLoads(64, 2_000_000), "")},
 		{name: "memory/random-load-8MiB", setup: contractShape(randomLoads(128, 2_000_000), "")},
+		// The same loads made dependent (the next address needs the loaded
+		// value): no two misses overlap, so each pays the whole latency.
+		{name: "memory/chase-64KiB", setup: contractShape(chaseLoads(1, 2_000_000), "")},
+		{name: "memory/chase-1MiB", setup: contractShape(chaseLoads(16, 2_000_000), "")},
+		{name: "memory/chase-2MiB", setup: contractShape(chaseLoads(32, 2_000_000), "")},
+		{name: "memory/chase-4MiB", setup: contractShape(chaseLoads(64, 2_000_000), "")},
+		{name: "memory/chase-8MiB", setup: contractShape(chaseLoads(128, 2_000_000), "")},
+		{name: "policy/chase-64MiB", setup: handPolicyShape(chaseLoads(1024, 2_000_000))},
 		{name: "memory/random-store-8MiB", setup: contractShape(randomStores(128, 2_000_000), "")},
 		{name: "policy/random-load-16MiB", setup: handPolicyShape(randomLoads(256, 2_000_000))},
 		{name: "policy/random-load-32MiB", setup: handPolicyShape(randomLoads(512, 2_000_000))},
@@ -370,6 +378,16 @@ func randomLoads(memMin uint32, iters int32) *module {
 	return hand(memMin, []local{{1, tI32}, {2, tI64}},
 		loopN(0, iters, lcg64(1), i64c(20), op(opI64ShrU), op(opI32WrapI64), i32c(int32(size-8)), op(opI32And),
 			mem(opI64Load, 0), lget(2), op(opI64Add), lset(2)))
+}
+
+// chaseLoads is randomLoads with each address depending on the value the
+// previous load returned (added into the generator's state), as in walking
+// a linked structure: the loads cannot overlap.
+func chaseLoads(memMin uint32, iters int32) *module {
+	size := int64(memMin) * 65536
+	return hand(memMin, []local{{1, tI32}, {2, tI64}},
+		loopN(0, iters, lcg64(1), i64c(20), op(opI64ShrU), op(opI32WrapI64), i32c(int32(size-8)), op(opI32And),
+			mem(opI64Load, 0), lget(1), op(opI64Add), lset(1)))
 }
 
 // randomStores: 8-byte stores at random addresses over the whole memory
