@@ -569,12 +569,13 @@ func (w *epochWork) payProvider(l *Lease, r *Request, pay map[string]uint64) err
 
 // schedule records when lease l is settled next at the latest: the end of
 // its last epoch (its capacity is freed), the end of the epoch after (its
-// last epoch is paid and it closes) or settle_interval_epochs after e,
-// whichever comes first; a closed lease has no next settlement.
+// last epoch is paid and it closes) or its next due epoch after e
+// (dueAfter: at most settle_interval_epochs later, at the lease's own
+// phase), whichever comes first; a closed lease has no next settlement.
 func (w *epochWork) schedule(l *Lease) error {
 	var next uint64
 	if w.e < l.End {
-		next = min(w.e+w.p.settleInterval(), l.End)
+		next = min(dueAfter(w.e, l.ID, w.p.settleInterval()), l.End)
 		if l.End-1 > w.e {
 			next = min(next, l.End-1)
 		}
@@ -592,6 +593,16 @@ func (w *epochWork) schedule(l *Lease) error {
 		return nil
 	}
 	return w.s.setRaw(rkey(tagSettleAt, u64(next), u64(l.ID)), one)
+}
+
+// dueAfter is the first epoch after e at whose end lease id's periodic
+// settlement falls: the first n > e with (n + id) mod interval = 0, so
+// n - e is 1 to interval. The phase (id mod interval) staggers leases that
+// started together — a match's leases have consecutive ids — over the
+// interval's epochs, about 1/interval of them each epoch, instead of all
+// of them falling due at the same epoch end every interval epochs.
+func dueAfter(e, id, interval uint64) uint64 {
+	return e + 1 + (interval-(e+1+id%interval)%interval)%interval
 }
 
 // lifecycle frees a lease's capacity after its last epoch and closes it
