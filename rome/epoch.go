@@ -256,9 +256,9 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 // happened in it, not the number of leases: those with something to weigh
 // in the epoch settling (a report, a job, a meter reading, a missed
 // storage proof: the tagActive index their transactions and the miss pass
-// write) and those whose settlement is due now (tagSettleAt:
-// settle_interval_epochs after their last one, the end of their last
-// epoch, their close). An epoch with nothing to weigh is worth the leased
+// write) and those whose settlement is due now (tagSettleAt: at most
+// settle_interval_epochs after their last one, at an epoch their id's
+// phase staggers (dueAfter); the end of their last epoch; their close). An epoch with nothing to weigh is worth the leased
 // amount of every kind not paid by meter only — the same for every such
 // epoch of the lease — except storage held for pinned blobs, which is
 // worth its proven byte-epochs: the bytes due (fixed before the epoch
