@@ -285,3 +285,53 @@ func FuzzChallengedHead(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreDecodesWithoutReencoding: the market reads its own records
+// with Market.dec, the codec's decoding without its canonical re-encoding:
+// every record the codec wrote decodes to the same value either way; a
+// record in a non-canonical encoding (an integer in a longer form than
+// needed), which only a corrupt store could hold, is decoded rather than
+// refused (the codec refuses it: the check the market no longer pays for
+// on each read); bytes that are not a record are still ErrCorrupt.
+func TestStoreDecodesWithoutReencoding(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 2})
+	s := &store{st: h.st, codec: h.m.codec, dec: h.m.dec}
+	l := &Lease{ID: 7, RequestID: 3, OfferID: 2, Start: 1, End: 9, NextSettle: 5, SettledTo: 4, Status: StatusActive,
+		Amounts: []ledger.ResourceAmount{{Kind: KindStorage, Amount: 30}}, Paid: ledger.Coins{{Denom: "uTFLP", Amount: 12}}}
+	rd := &Round{Epoch: 4, Proven: 8, LastHeight: 77, LastEpoch: 4, Providers: []LeaseProvider{{Lease: 7}}}
+	for i, v := range []any{l, rd} {
+		k := rkey(tagSeq, []byte{byte(i)})
+		if err := s.put(k, v); err != nil {
+			t.Fatal(err)
+		}
+		got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if ok, err := s.get(k, got); err != nil || !ok {
+			t.Fatalf("%T: %v %v", v, ok, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Errorf("%T: got %+v, want %+v", v, got, v)
+		}
+	}
+	// Round{Epoch: 4, ...} with its epoch as a two-byte integer (0x19 0x0004).
+	raw, err := h.m.codec.Marshal(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw[1] != 0x04 {
+		t.Fatalf("encoding %x", raw)
+	}
+	long := append([]byte{raw[0], 0x19, 0x00, 0x04}, raw[2:]...)
+	var viaCodec Round
+	if err := h.m.codec.Unmarshal(long, &viaCodec); !errors.Is(err, ledger.ErrMalformed) {
+		t.Fatalf("codec accepted a non-canonical record: %v", err)
+	}
+	h.st.Set(rkey(tagSeq, []byte("long")), long)
+	var got Round
+	if ok, err := s.get(rkey(tagSeq, []byte("long")), &got); err != nil || !ok || !reflect.DeepEqual(&got, rd) {
+		t.Fatalf("non-canonical record: %v %v %+v", ok, err, got)
+	}
+	h.st.Set(rkey(tagSeq, []byte("bad")), []byte{0x85, 0x01})
+	if _, err := s.get(rkey(tagSeq, []byte("bad")), &got); !errors.Is(err, ledger.ErrCorrupt) {
+		t.Fatalf("truncated record: %v", err)
+	}
+}
