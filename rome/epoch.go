@@ -257,10 +257,11 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 // in the epoch settling (a report, a job, a meter reading, a missed
 // storage proof: the tagActive index their transactions and the miss pass
 // write) and those whose settlement is due now (tagSettleAt: at most
-// settle_interval_epochs after their last one, at an epoch their id's
-// phase staggers (dueAfter); the end of their last epoch; their close). An epoch with nothing to weigh is worth the leased
-// amount of every kind not paid by meter only — the same for every such
-// epoch of the lease — except storage held for pinned blobs, which is
+// settle_interval_epochs after their last one, at an epoch their request
+// id's phase staggers (dueAfter); the end of their last epoch; their
+// close). An epoch with nothing to weigh is worth the leased amount of
+// every kind not paid by meter only — the same for every such epoch of
+// the lease — except storage held for pinned blobs, which is
 // worth its proven byte-epochs: the bytes due (fixed before the epoch
 // began) less the bytes missed (none, or the lease would have been
 // visited for it). Both are known from the lease's own records whenever
@@ -570,12 +571,12 @@ func (w *epochWork) payProvider(l *Lease, r *Request, pay map[string]uint64) err
 // schedule records when lease l is settled next at the latest: the end of
 // its last epoch (its capacity is freed), the end of the epoch after (its
 // last epoch is paid and it closes) or its next due epoch after e
-// (dueAfter: at most settle_interval_epochs later, at the lease's own
+// (dueAfter: at most settle_interval_epochs later, at its request's
 // phase), whichever comes first; a closed lease has no next settlement.
 func (w *epochWork) schedule(l *Lease) error {
 	var next uint64
 	if w.e < l.End {
-		next = min(dueAfter(w.e, l.ID, w.p.settleInterval()), l.End)
+		next = min(dueAfter(w.e, l.RequestID, w.p.settleInterval()), l.End)
 		if l.End-1 > w.e {
 			next = min(next, l.End-1)
 		}
@@ -595,14 +596,16 @@ func (w *epochWork) schedule(l *Lease) error {
 	return w.s.setRaw(rkey(tagSettleAt, u64(next), u64(l.ID)), one)
 }
 
-// dueAfter is the first epoch after e at whose end lease id's periodic
-// settlement falls: the first n > e with (n + id) mod interval = 0, so
-// n - e is 1 to interval. The phase (id mod interval) staggers leases that
-// started together — a match's leases have consecutive ids — over the
-// interval's epochs, about 1/interval of them each epoch, instead of all
-// of them falling due at the same epoch end every interval epochs.
-func dueAfter(e, id, interval uint64) uint64 {
-	return e + 1 + (interval-(e+1+id%interval)%interval)%interval
+// dueAfter is the first epoch after e at whose end a lease of request
+// req falls due for its periodic settlement: the first n > e with
+// (n + req) mod interval = 0, so n - e is 1 to interval. The phase (req
+// mod interval) staggers the leases that started together — the requests
+// a match places have different ids — over the interval's epochs, about
+// 1/interval of them at each epoch's end, instead of all of them falling
+// due at the same one every interval epochs; the replicas of a request
+// share it, so their settlements write the request's record once.
+func dueAfter(e, req, interval uint64) uint64 {
+	return e + 1 + (interval-(e+1+req%interval)%interval)%interval
 }
 
 // lifecycle frees a lease's capacity after its last epoch and closes it

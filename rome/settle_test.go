@@ -169,7 +169,7 @@ func (b *countingBase) IterateState(start, end []byte, reverse bool, fn func(k, 
 // leases that have nothing to weigh (each on its own offer, which it
 // fills): an epoch in which none is due costs the same whether n is 1 or
 // 64, and a lease with a report adds a constant; with n = 64 and
-// settle_interval_epochs 5 the leases' phases spread their settlements,
+// settle_interval_epochs 5 their requests' phases spread their settlements,
 // 12 or 13 at each epoch's end instead of all 64 every fifth, and each
 // such end costs exactly what settling as many leases at every epoch
 // (interval 1) costs. Counted with a store that counts reads, not timed.
@@ -227,17 +227,18 @@ func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 		}
 		return costs, due
 	}
-	// Interval 100: the 64 leases' first settlements fall in epochs 36-99.
-	q1, due1 := run(1, 100, false, 2)
-	q64, due64 := run(64, 100, false, 2)
+	// Interval 200: the 64 leases' first settlements fall in epochs 72-199
+	// (their requests' ids are 65-128, after the offers').
+	q1, due1 := run(1, 200, false, 2)
+	q64, due64 := run(64, 200, false, 2)
 	if !slices.Equal(due1, []int{0, 0}) || !slices.Equal(due64, []int{0, 0}) {
 		t.Fatalf("leases due at epochs 3-4: %v, %v", due1, due64)
 	}
 	if !slices.Equal(q1, q64) {
 		t.Errorf("an epoch with 64 idle leases cost %+v, with 1 %+v", q64, q1)
 	}
-	r1, _ := run(1, 100, true, 2)
-	r64, _ := run(64, 100, true, 2)
+	r1, _ := run(1, 200, true, 2)
+	r64, _ := run(64, 200, true, 2)
 	if r1[1] != r64[1] || r64[1].gets <= q64[1].gets {
 		t.Errorf("a reported lease among 64: %+v, among 1: %+v (quiet: %+v)", r64[1], r1[1], q64[1])
 	}
