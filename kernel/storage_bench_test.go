@@ -288,6 +288,12 @@ func (sb *storBench) settlingIn(e uint64) int {
 // shares of a block's time budget B (blockBudget), max-proof-block-%B
 // (that block less what an empty block costs) and end-%B (end-cpu-ms less
 // base-end-cpu-ms): the most storage work one block of the epoch does.
+// max-end-cpu-ms and max-end-%B are the dearest epoch-end block of the
+// run (not a mean), settling-epochs the share of epochs in which some
+// lease's periodic settlement fell due; each epoch's end block and the
+// leases due in it are logged. In a profile the follower's epoch-end
+// blocks carry the label end=settling (leases due) or end=quiet, other
+// blocks end=no: go tool pprof -tagfocus=end=quiet.
 func BenchmarkStorageEpoch(b *testing.B) {
 	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
