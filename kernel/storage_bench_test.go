@@ -36,6 +36,10 @@ type storBench struct {
 	// times more before the measured run, without committing, for a
 	// steadier figure of the execution alone (blockStats.reexec).
 	reexec int
+	// endLabel is the pprof label value "end" of the follower's epoch-end
+	// block (set by untilNextEpoch: "settling" when leases are due for
+	// settlement in the epoch, else "quiet"); other blocks are "no".
+	endLabel string
 }
 
 // storBenchGenesis: the default market parameters (10-block epochs, one
@@ -165,9 +169,16 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 		if sb.reexec > 0 && len(bb.Block.Txs) > 0 {
 			s.reexec += sb.reexecute(bb)
 		}
+		end := "no"
+		if fc, err := sb.follower.chain.market.Clock(ledger.NewState(sb.follower.store)); err != nil {
+			b.Fatal(err)
+		} else if bb.Block.Header.Height >= fc.EndHeight && sb.endLabel != "" {
+			end = sb.endLabel
+		}
 		c0 := processCPU()
-		// -tagfocus=node=follower keeps the follower's work in a profile.
-		pprof.Do(context.Background(), pprof.Labels("node", "follower"), func(ctx context.Context) {
+		// -tagfocus=node=follower keeps the follower's work in a profile,
+		// -tagfocus=end=settling (or quiet) its epoch-end blocks.
+		pprof.Do(context.Background(), pprof.Labels("node", "follower", "end", end), func(ctx context.Context) {
 			fb, err := sb.follower.chain.ExecuteBlock(ctx, bb.Block, sb.leader.nodeKey.Public())
 			if err != nil {
 				b.Fatal(err)
@@ -210,6 +221,11 @@ func (sb *storBench) clock() rome.Clock {
 // follower's cost of the block that ended the epoch and of the others.
 func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 	e := sb.clock().Epoch
+	sb.endLabel = "quiet"
+	if sb.settlingIn(e) > 0 {
+		sb.endLabel = "settling"
+	}
+	defer func() { sb.endLabel = "" }()
 	for range 1000 {
 		s := sb.blocks(nil)
 		if sb.clock().Epoch != e {
@@ -220,6 +236,22 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 	}
 	sb.b.Fatal("the epoch never ended")
 	return
+}
+
+// settlingIn counts the leases whose settlement is due at the end of
+// epoch e (Lease.NextSettle), from the leader's state.
+func (sb *storBench) settlingIn(e uint64) int {
+	ls, err := sb.leader.chain.market.Leases(ledger.NewState(sb.leader.store), 0, nil)
+	if err != nil {
+		sb.b.Fatal(err)
+	}
+	n := 0
+	for _, l := range ls {
+		if l.NextSettle == e {
+			n++
+		}
+	}
+	return n
 }
 
 // BenchmarkStorageEpoch is one epoch of storage proofs for 10,000 pinned
@@ -256,6 +288,12 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 // shares of a block's time budget B (blockBudget), max-proof-block-%B
 // (that block less what an empty block costs) and end-%B (end-cpu-ms less
 // base-end-cpu-ms): the most storage work one block of the epoch does.
+// max-end-cpu-ms and max-end-%B are the dearest epoch-end block of the
+// run (not a mean), settling-epochs the share of epochs in which some
+// lease's periodic settlement fell due; each epoch's end block and the
+// leases due in it are logged. In a profile the follower's epoch-end
+// blocks carry the label end=settling (leases due) or end=quiet, other
+// blocks end=no: go tool pprof -tagfocus=end=quiet.
 func BenchmarkStorageEpoch(b *testing.B) {
 	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
@@ -361,8 +399,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	var holderCPU, verifyCPU, reexecCPU, endCPU, emptyCPU time.Duration
 	emptyBlocks := 0
 	var proofTxs, proofBytes, proofBlocks, proven int
-	var maxProofCPU time.Duration
-	maxProofTxs := 0
+	var maxProofCPU, maxEndCPU time.Duration
+	maxProofTxs, settlingEpochs := 0, 0
 	sb.reexec = reexec
 	b.ResetTimer()
 	// The label lets a profile (-cpuprofile) keep only the measured epochs:
@@ -429,8 +467,14 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			}
 			maxProofCPU += epochMax
 			maxProofTxs += epochMaxTxs
+			settling := sb.settlingIn(clock.Epoch)
+			if settling > 0 {
+				settlingEpochs++
+			}
 			end, others := sb.untilNextEpoch()
+			b.Logf("epoch %d: end block %.1f ms, %d leases due", clock.Epoch, float64(end.cpu.Microseconds())/1000, settling)
 			endCPU += end.cpu
+			maxEndCPU = max(maxEndCPU, end.cpu)
 			emptyCPU += others.cpu
 			emptyBlocks += others.blocks
 		}
@@ -455,6 +499,9 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	b.ReportMetric(float64(maxProofTxs)/n, "max-proof-block-txs")
 	b.ReportMetric(100*(float64(maxProofCPU.Microseconds())/1000/n-emptyMs)/budgetMs, "max-proof-block-%B")
 	b.ReportMetric(100*(float64(endCPU.Microseconds())/1000/n-float64(base.cpu.Microseconds())/1000)/budgetMs, "end-%B")
+	b.ReportMetric(float64(maxEndCPU.Microseconds())/1000, "max-end-cpu-ms")
+	b.ReportMetric(100*(float64(maxEndCPU.Microseconds())/1000-float64(base.cpu.Microseconds())/1000)/budgetMs, "max-end-%B")
+	b.ReportMetric(float64(settlingEpochs)/n, "settling-epochs")
 	b.ReportMetric(float64(proofTxs)/n, "proof-txs")
 	b.ReportMetric(float64(proofBytes)/n, "proof-bytes")
 	b.ReportMetric(float64(proven)/n, "proven")

@@ -45,7 +45,10 @@
 //     bytes due in the epoch, which were fixed before it began) and is
 //     paid with the lease's next settlement: when something happens on it,
 //     at the end of its last epoch and its close, and at the latest
-//     settle_interval_epochs (default 10) after the last one. An epoch
+//     settle_interval_epochs (default 10) after the last one, at an epoch
+//     its request's id staggers (the first epoch n with (n + request id)
+//     mod the interval = 0), so that leases that started together are due
+//     about 1/interval of them at a time. An epoch
 //     therefore costs what happened in it, not the number of live leases
 //     (a provider of an idle lease is paid in arrears, in one transfer;
 //     Lease.SettledTo says how far);

@@ -35,7 +35,7 @@ const maxEpochEvents = 64
 // the events of the jobs and bonds it changed (the epoch's own events are
 // in its EpochRecord).
 func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]ledger.Event, error) {
-	s := &store{st: st, codec: m.codec}
+	s := &store{st: st, codec: m.codec, dec: m.dec}
 	acc := &ledger.Accounts{St: st, Codec: m.codec}
 	p, err := s.params(m.gen)
 	if err != nil {
@@ -256,11 +256,12 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 // happened in it, not the number of leases: those with something to weigh
 // in the epoch settling (a report, a job, a meter reading, a missed
 // storage proof: the tagActive index their transactions and the miss pass
-// write) and those whose settlement is due now (tagSettleAt:
-// settle_interval_epochs after their last one, the end of their last
-// epoch, their close). An epoch with nothing to weigh is worth the leased
-// amount of every kind not paid by meter only — the same for every such
-// epoch of the lease — except storage held for pinned blobs, which is
+// write) and those whose settlement is due now (tagSettleAt: at most
+// settle_interval_epochs after their last one, at an epoch their request
+// id's phase staggers (dueAfter); the end of their last epoch; their
+// close). An epoch with nothing to weigh is worth the leased amount of
+// every kind not paid by meter only — the same for every such epoch of
+// the lease — except storage held for pinned blobs, which is
 // worth its proven byte-epochs: the bytes due (fixed before the epoch
 // began) less the bytes missed (none, or the lease would have been
 // visited for it). Both are known from the lease's own records whenever
@@ -569,12 +570,13 @@ func (w *epochWork) payProvider(l *Lease, r *Request, pay map[string]uint64) err
 
 // schedule records when lease l is settled next at the latest: the end of
 // its last epoch (its capacity is freed), the end of the epoch after (its
-// last epoch is paid and it closes) or settle_interval_epochs after e,
-// whichever comes first; a closed lease has no next settlement.
+// last epoch is paid and it closes) or its next due epoch after e
+// (dueAfter: at most settle_interval_epochs later, at its request's
+// phase), whichever comes first; a closed lease has no next settlement.
 func (w *epochWork) schedule(l *Lease) error {
 	var next uint64
 	if w.e < l.End {
-		next = min(w.e+w.p.settleInterval(), l.End)
+		next = min(dueAfter(w.e, l.RequestID, w.p.settleInterval()), l.End)
 		if l.End-1 > w.e {
 			next = min(next, l.End-1)
 		}
@@ -592,6 +594,18 @@ func (w *epochWork) schedule(l *Lease) error {
 		return nil
 	}
 	return w.s.setRaw(rkey(tagSettleAt, u64(next), u64(l.ID)), one)
+}
+
+// dueAfter is the first epoch after e at whose end a lease of request
+// req falls due for its periodic settlement: the first n > e with
+// (n + req) mod interval = 0, so n - e is 1 to interval. The phase (req
+// mod interval) staggers the leases that started together — the requests
+// a match places have different ids — over the interval's epochs, about
+// 1/interval of them at each epoch's end, instead of all of them falling
+// due at the same one every interval epochs; the replicas of a request
+// share it, so their settlements write the request's record once.
+func dueAfter(e, req, interval uint64) uint64 {
+	return e + 1 + (interval-(e+1+req%interval)%interval)%interval
 }
 
 // lifecycle frees a lease's capacity after its last epoch and closes it

@@ -164,22 +164,27 @@ func (b *countingBase) IterateState(start, end []byte, reverse bool, fn func(k, 
 	})
 }
 
-// TestIdleLeasesCostNothingPerEpoch: with n leases that have nothing to
-// weigh (each on its own offer, which it fills), an epoch's end reads and
-// writes the same whether n is 1 or 64
-// (the leases are visited only when their settlement is due: every
-// settle_interval_epochs, all at once here since they started together);
-// a lease with a report adds a constant. Counted with a store that counts
-// reads, not timed.
+// TestIdleLeasesCostNothingPerEpoch: an epoch's end reads and writes what
+// the leases due in it need, not what every live lease would. With n
+// leases that have nothing to weigh (each on its own offer, which it
+// fills): an epoch in which none is due costs the same whether n is 1 or
+// 64, and a lease with a report adds a constant; with n = 64 and
+// settle_interval_epochs 5 their requests' phases spread their settlements,
+// 12 or 13 at each epoch's end instead of all 64 every fifth, and each
+// such end costs exactly what settling as many leases at every epoch
+// (interval 1) costs. Counted with a store that counts reads, not timed.
 func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 	type cost struct{ gets, visited, writes int }
-	epochEnd := func(n int, report bool) (quiet, due cost) {
-		h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, settleInterval: 5})
+	// run leases n idle leases from epoch 1 and returns the cost of the
+	// ends of epochs 3 to 3+epochs-1 and the leases due at each (report:
+	// the first lease's provider reports its epoch 3).
+	run := func(n int, interval uint64, report bool, epochs int) (costs []cost, due []int) {
+		h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, settleInterval: interval})
 		for i := 0; i < n; i++ { // n providers, each offer fully leased
 			h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, 1), Price: res(1, 2)})
 			h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
 		}
-		h.untilEpoch(3) // leased from epoch 1, settled next at the end of epoch 5
+		h.untilEpoch(3) // leased from epoch 1
 		if report {
 			ls, _ := h.m.Leases(h.st, 1, nil)
 			for _, u := range h.users {
@@ -188,50 +193,70 @@ func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 				}
 			}
 		}
-		measure := func() cost {
+		for range epochs {
+			c, err := h.m.Clock(h.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := h.m.Leases(h.st, 0, func(l *Lease) bool { return l.NextSettle == c.Epoch })
+			if err != nil {
+				t.Fatal(err)
+			}
+			due = append(due, len(ls))
 			h.commit()
 			cb := &countingBase{memBase: h.base}
 			h.st = ledger.NewState(cb)
 			if _, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000, PrevHash: h.prevHash()}); err != nil {
 				t.Fatal(err)
 			}
-			c := cost{cb.gets, cb.visited, h.st.Len()}
+			costs = append(costs, cost{cb.gets, cb.visited, h.st.Len()})
 			h.checkSupply()
 			h.height++
-			return c
-		}
-		measure()         // end of epoch 3
-		quiet = measure() // end of epoch 4: settles 3 (the report, if any)
-		due = measure()   // end of epoch 5: every lease's settlement is due
-		if c, _ := h.m.Clock(h.st); c.Epoch != 6 {
-			t.Fatalf("epoch %d", c.Epoch)
 		}
 		ls, _ := h.m.Leases(h.st, 0, nil)
-		for i, l := range ls {
-			to, paid := uint64(5), "8uTFLP" // epochs 1-4, 2 each
-			if report && i == 0 {
-				to, paid = 4, "6uTFLP" // settled with its reported epoch 3
+		for _, l := range ls {
+			// Paid 2 per epoch (the report says the leased 1 unit) up to where it is settled; never more than
+			// the interval behind.
+			want := fmt.Sprintf("%duTFLP", 2*(l.SettledTo-1))
+			if l.SettledTo <= 1 {
+				want = ""
 			}
-			if l.SettledTo != to || l.Paid.String() != paid {
-				t.Fatalf("n=%d: lease %d settled to %d, paid %s after epoch 5", n, l.ID, l.SettledTo, l.Paid)
+			if l.Paid.String() != want || 3+uint64(epochs)-l.SettledTo > interval {
+				t.Fatalf("n=%d, interval %d: lease %d settled to %d, paid %s after epoch %d", n, interval, l.ID, l.SettledTo, l.Paid, 2+epochs)
 			}
 		}
-		return quiet, due
+		return costs, due
 	}
-	q1, d1 := epochEnd(1, false)
-	q64, d64 := epochEnd(64, false)
-	if q1 != q64 {
+	// Interval 200: the 64 leases' first settlements fall in epochs 72-199
+	// (their requests' ids are 65-128, after the offers').
+	q1, due1 := run(1, 200, false, 2)
+	q64, due64 := run(64, 200, false, 2)
+	if !slices.Equal(due1, []int{0, 0}) || !slices.Equal(due64, []int{0, 0}) {
+		t.Fatalf("leases due at epochs 3-4: %v, %v", due1, due64)
+	}
+	if !slices.Equal(q1, q64) {
 		t.Errorf("an epoch with 64 idle leases cost %+v, with 1 %+v", q64, q1)
 	}
-	if d64.gets <= d1.gets || d64.writes <= d1.writes {
-		t.Errorf("the epoch their settlement is due: 64 leases %+v, 1 %+v", d64, d1)
+	r1, _ := run(1, 200, true, 2)
+	r64, _ := run(64, 200, true, 2)
+	if r1[1] != r64[1] || r64[1].gets <= q64[1].gets {
+		t.Errorf("a reported lease among 64: %+v, among 1: %+v (quiet: %+v)", r64[1], r1[1], q64[1])
 	}
-	r1, _ := epochEnd(1, true)
-	r64, _ := epochEnd(64, true)
-	if r1 != r64 || r64.gets <= q64.gets {
-		t.Errorf("a reported lease among 64: %+v, among 1: %+v (quiet: %+v)", r64, r1, q64)
+	spread, due := run(64, 5, false, 5)
+	total := 0
+	for i, k := range due {
+		total += k
+		if k != 12 && k != 13 {
+			t.Errorf("interval 5: %d of 64 leases due at epoch %d, want 12 or 13: %v", k, 3+i, due)
+		}
+		if every, _ := run(k, 1, false, 1); every[0] != spread[i] {
+			t.Errorf("epoch %d settling %d of 64 leases cost %+v, %d leases settled every epoch %+v", 3+i, k, spread[i], k, every[0])
+		}
 	}
-	t.Logf("epoch end, idle leases: 1 → %+v, 64 → %+v; due: 1 → %+v, 64 → %+v; one reported: %+v", q1, q64, d1, d64, r64)
+	if total != 64 {
+		t.Errorf("interval 5: %d settlements in 5 epochs, want each of the 64 leases once: %v", total, due)
+	}
+	t.Logf("epoch end, idle leases: 1 → %+v, 64 → %+v; one reported: %+v; 64 staggered over 5 epochs: %v leases due → %+v", q1[1], q64[1], r64[1], due, spread)
 }
 
 // TestFreedCapacityMatchedSameEpoch: capacity a lease frees at the end of

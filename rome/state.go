@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -331,6 +333,7 @@ type EpochRecord struct {
 type store struct {
 	st    *ledger.State
 	codec *ledger.Codec
+	dec   cbor.DecMode // nil: records are decoded by codec (canonical check included)
 	gas   *ledger.GasMeter
 	sched *ledger.GasSchedule
 }
@@ -355,10 +358,22 @@ func (s *store) get(k []byte, v any) (bool, error) {
 	if raw == nil {
 		return false, nil
 	}
-	if err := s.codec.Unmarshal(raw, v); err != nil {
+	if err := s.decode(raw, v); err != nil {
 		return false, fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, err)
 	}
 	return true, nil
+}
+
+// decode decodes a market record read from state with s.dec (no
+// re-encoding: Market.dec), or the codec when there is none.
+func (s *store) decode(raw []byte, v any) error {
+	if s.dec == nil {
+		return s.codec.Unmarshal(raw, v)
+	}
+	if err := s.dec.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %v", ledger.ErrMalformed, err)
+	}
+	return nil
 }
 
 func (s *store) put(k []byte, v any) error {

@@ -1209,7 +1209,7 @@ func (w *epochWork) storageCheck() error {
 			return nil // every item answered: the list need not be decoded
 		}
 		var chal Challenged
-		if err := w.m.codec.Unmarshal(cl.raw, &chal); err != nil {
+		if err := w.s.decode(cl.raw, &chal); err != nil {
 			return fmt.Errorf("rome: challenges of %s: %w: %w", node, ledger.ErrCorrupt, err)
 		}
 		if chal.Epoch != w.e {

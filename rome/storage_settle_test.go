@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/sos-kernel/sos/ledger"
@@ -120,15 +121,20 @@ func TestStorageSettleIntervalSameOutcome(t *testing.T) {
 
 // TestStorageLeasesNotDueCostNothingPerEpoch: n leases holding pinned
 // blobs on one node, proven every epoch, cost an epoch's end the same
-// reads and writes whether n is 16 or 64 until their settlement is due
+// reads and writes whether n is 16 or 64 while none is due for settlement
 // (each lease is visited when it is, not at every epoch; the challenges
-// sample storage_samples of the node's holdings by slot); the epoch they
-// are all due costs more with more leases. Counted with a store that
-// counts reads, not timed.
+// sample storage_samples of the node's holdings by slot); with n = 64 and
+// settle_interval_epochs 5 their phases spread the settlements, 12 or 13
+// at each epoch's end instead of all 64 every fifth, and each such end
+// (once every lease has been settled since its pin) costs exactly what as
+// many leases settled at every epoch (interval 1) cost. Counted with a store
+// that counts reads, not timed.
 func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 	type cost struct{ gets, visited, writes int }
-	epochEnd := func(n int) (quiet, due cost) {
-		w := newStorWorldOpts(t, harnessOpts{epochBlocks: 1, ttl: 50, settleInterval: 5}, []uint64{1}, []string{"eu"}, func(g *storageGenesis) {
+	// run returns the cost of the ends of epochs 3 to 3+epochs-1 and the
+	// leases due at each.
+	run := func(n int, interval uint64, epochs int) (costs []cost, due []int) {
+		w := newStorWorldOpts(t, harnessOpts{epochBlocks: 1, ttl: 50, settleInterval: interval}, []uint64{1}, []string{"eu"}, func(g *storageGenesis) {
 			g.RepairMisses = 10
 		})
 		w.must(w.provs[0], &ledger.RomeOffer{Capacity: res(4, uint64(10*n)), Price: res(4, 1), Region: "eu", Node: w.nodes[0].Address(), Bond: testBond})
@@ -140,8 +146,17 @@ func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 		for i, r := range reqs {
 			w.must(w.cons, &ledger.BlobPin{RequestID: r, Blob: w.put(2000, uint64(i+1))})
 		}
-		w.untilEpoch(3) // due from epoch 3; settled next at the end of epoch 5
-		measure := func() cost {
+		w.untilEpoch(3) // due from epoch 3
+		for range epochs {
+			c, err := w.m.Clock(w.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := w.m.Leases(w.st, 0, func(l *Lease) bool { return l.NextSettle == c.Epoch })
+			if err != nil {
+				t.Fatal(err)
+			}
+			due = append(due, len(ls))
 			if p := w.answer(w.nodes[0]); p != nil {
 				w.must(w.nodes[0], p)
 			}
@@ -153,37 +168,59 @@ func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.events = append(w.events, evs...)
-			c := cost{cb.gets, cb.visited, w.st.Len()}
+			costs = append(costs, cost{cb.gets, cb.visited, w.st.Len()})
 			w.checkSupply()
 			w.height++
-			return c
-		}
-		measure()         // end of epoch 3
-		quiet = measure() // end of epoch 4
-		due = measure()   // end of epoch 5: every lease's settlement is due
-		if c, _ := w.m.Clock(w.st); c.Epoch != 6 {
-			t.Fatalf("epoch %d", c.Epoch)
 		}
 		if w.storageEvents("storage_missed") != 0 {
 			t.Fatal("misses")
 		}
 		ls, _ := w.m.Leases(w.st, 0, nil)
 		for _, l := range ls {
-			if l.SettledTo != 5 || l.Paid.String() != "4uTFLP" { // epochs 3 and 4: ⌈2000 / 1024⌉ = 2 units each
-				t.Fatalf("n=%d: lease %d settled to %d, paid %s after epoch 5", n, l.ID, l.SettledTo, l.Paid)
+			// ⌈2000 / 1024⌉ = 2 units an epoch from epoch 3 to where it
+			// is settled, never more than the interval behind.
+			want := ""
+			if l.SettledTo > 3 {
+				want = fmt.Sprintf("%duTFLP", 2*(l.SettledTo-3))
+			}
+			if l.Paid.String() != want || 3+uint64(epochs)-l.SettledTo > interval {
+				t.Fatalf("n=%d, interval %d: lease %d settled to %d, paid %s after epoch %d", n, interval, l.ID, l.SettledTo, l.Paid, 2+epochs)
 			}
 		}
-		return quiet, due
+		return costs, due
 	}
-	q16, d16 := epochEnd(16)
-	q64, d64 := epochEnd(64)
-	if q16 != q64 {
+	// Interval 100: no lease of 64 is due before epoch 36.
+	q16, due16 := run(16, 100, 2)
+	q64, due64 := run(64, 100, 2)
+	if !slices.Equal(due16, []int{0, 0}) || !slices.Equal(due64, []int{0, 0}) {
+		t.Fatalf("leases due at epochs 3-4: %v, %v", due16, due64)
+	}
+	if !slices.Equal(q16, q64) {
 		t.Errorf("an epoch with 64 leases holding blobs cost %+v, with 16 %+v", q64, q16)
 	}
-	if d64.gets <= d16.gets || d64.writes <= d16.writes {
-		t.Errorf("the epoch their settlement is due: 64 leases %+v, 16 %+v", d64, d16)
+	// Two rounds of 5 epochs: a lease's first settlement that pays proven
+	// bytes also merges its storage record's buckets (one more write), so
+	// epochs 9-12 (every lease has had it: those due at epoch 3 had none
+	// due yet and have it at 8) are compared with leases settled at every
+	// epoch.
+	spread, due := run(64, 5, 10)
+	total := 0
+	for i, k := range due {
+		total += k
+		if k != 12 && k != 13 {
+			t.Errorf("interval 5: %d of 64 leases due at epoch %d, want 12 or 13: %v", k, 3+i, due)
+		}
+		if i < 6 {
+			continue
+		}
+		if every, _ := run(k, 1, 3); every[2] != spread[i] {
+			t.Errorf("epoch %d settling %d of 64 leases cost %+v, %d leases settled every epoch %+v", 3+i, k, spread[i], k, every[2])
+		}
 	}
-	t.Logf("epoch end, leases holding blobs: 16 → %+v, 64 → %+v; due: 16 → %+v, 64 → %+v", q16, q64, d16, d64)
+	if total != 128 {
+		t.Errorf("interval 5: %d settlements in 10 epochs, want each of the 64 leases twice: %v", total, due)
+	}
+	t.Logf("epoch end, leases holding blobs: 16 → %+v, 64 → %+v; 64 staggered over 10 epochs: %v leases due → %+v", q16[1], q64[1], due, spread)
 }
 
 // TestChallengedHead: the miss pass reads a challenge list's epoch and
@@ -247,4 +284,54 @@ func FuzzChallengedHead(f *testing.F) {
 			t.Fatalf("%x: head %d, %d, %v; decoded epoch %d, %d items", b, e, n, ok, ch.Epoch, len(ch.Items))
 		}
 	})
+}
+
+// TestStoreDecodesWithoutReencoding: the market reads its own records
+// with Market.dec, the codec's decoding without its canonical re-encoding:
+// every record the codec wrote decodes to the same value either way; a
+// record in a non-canonical encoding (an integer in a longer form than
+// needed), which only a corrupt store could hold, is decoded rather than
+// refused (the codec refuses it: the check the market no longer pays for
+// on each read); bytes that are not a record are still ErrCorrupt.
+func TestStoreDecodesWithoutReencoding(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 2})
+	s := &store{st: h.st, codec: h.m.codec, dec: h.m.dec}
+	l := &Lease{ID: 7, RequestID: 3, OfferID: 2, Start: 1, End: 9, NextSettle: 5, SettledTo: 4, Status: StatusActive,
+		Amounts: []ledger.ResourceAmount{{Kind: KindStorage, Amount: 30}}, Paid: ledger.Coins{{Denom: "uTFLP", Amount: 12}}}
+	rd := &Round{Epoch: 4, Proven: 8, LastHeight: 77, LastEpoch: 4, Providers: []LeaseProvider{{Lease: 7}}}
+	for i, v := range []any{l, rd} {
+		k := rkey(tagSeq, []byte{byte(i)})
+		if err := s.put(k, v); err != nil {
+			t.Fatal(err)
+		}
+		got := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if ok, err := s.get(k, got); err != nil || !ok {
+			t.Fatalf("%T: %v %v", v, ok, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Errorf("%T: got %+v, want %+v", v, got, v)
+		}
+	}
+	// Round{Epoch: 4, ...} with its epoch as a two-byte integer (0x19 0x0004).
+	raw, err := h.m.codec.Marshal(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw[1] != 0x04 {
+		t.Fatalf("encoding %x", raw)
+	}
+	long := append([]byte{raw[0], 0x19, 0x00, 0x04}, raw[2:]...)
+	var viaCodec Round
+	if err := h.m.codec.Unmarshal(long, &viaCodec); !errors.Is(err, ledger.ErrMalformed) {
+		t.Fatalf("codec accepted a non-canonical record: %v", err)
+	}
+	h.st.Set(rkey(tagSeq, []byte("long")), long)
+	var got Round
+	if ok, err := s.get(rkey(tagSeq, []byte("long")), &got); err != nil || !ok || !reflect.DeepEqual(&got, rd) {
+		t.Fatalf("non-canonical record: %v %v %+v", ok, err, got)
+	}
+	h.st.Set(rkey(tagSeq, []byte("bad")), []byte{0x85, 0x01})
+	if _, err := s.get(rkey(tagSeq, []byte("bad")), &got); !errors.Is(err, ledger.ErrCorrupt) {
+		t.Fatalf("truncated record: %v", err)
+	}
 }
