@@ -62,6 +62,9 @@ type Head struct {
 type StoreOptions struct {
 	FS         vfs.FS       // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
 	CacheNodes int          // SMT nodes kept decoded in memory (default 1<<20)
+	// CacheValueBytes bounds the committed state values kept in memory
+	// (default 64 MiB; negative: none). See valueCache.
+	CacheValueBytes int
 	Logger     *slog.Logger // nil: discard
 	// NoSync skips the fsync of each block batch. Only for bulk-loading
 	// benchmark fixtures: a crash can then lose recent blocks.
@@ -84,6 +87,7 @@ type Store struct {
 	db    *pebble.DB
 	codec *Codec
 	tree  *smt.Tree
+	vals  *valueCache
 	log   *slog.Logger
 
 	sync       bool
@@ -144,6 +148,9 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	if opts.CacheNodes == 0 {
 		opts.CacheNodes = 1 << 20
 	}
+	if opts.CacheValueBytes == 0 {
+		opts.CacheValueBytes = 64 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -185,7 +192,8 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes,
+		vals: newValueCache(opts.CacheValueBytes)}
 	raw, err := s.get([]byte{tMeta})
 	if err != nil {
 		db.Close()
@@ -272,9 +280,18 @@ func (r nodeReader) GetNode(path []byte) ([]byte, error) {
 	return r.s.get(append([]byte{tSMT}, path...))
 }
 
-// GetState implements StateReader over committed state.
+// GetState implements StateReader over committed state. Values a recent
+// block wrote or a recent read found come from the value cache.
 func (s *Store) GetState(key []byte) ([]byte, error) {
-	return s.get(append([]byte{tState}, key...))
+	v, ok, gen := s.vals.get(key)
+	if ok {
+		return v, nil
+	}
+	v, err := s.get(append([]byte{tState}, key...))
+	if err == nil {
+		s.vals.fill(key, v, gen)
+	}
+	return v, err
 }
 
 // IterateState implements StateReader over committed state.
@@ -485,6 +502,7 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		return fmt.Errorf("ledger: commit block %d: %w", h, err)
 	}
 	s.tree.Apply(p.pending)
+	s.vals.apply(p.changes)
 	s.head = newHead
 	return nil
 }
