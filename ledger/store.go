@@ -60,12 +60,12 @@ type Head struct {
 
 // StoreOptions configures Open. The zero value uses the real filesystem.
 type StoreOptions struct {
-	FS         vfs.FS       // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
-	CacheNodes int          // SMT nodes kept decoded in memory (default 1<<20)
+	FS         vfs.FS // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
+	CacheNodes int    // SMT nodes kept decoded in memory (default 1<<20)
 	// CacheValueBytes bounds the committed state values kept in memory
 	// (default 64 MiB; negative: none). See valueCache.
 	CacheValueBytes int
-	Logger     *slog.Logger // nil: discard
+	Logger          *slog.Logger // nil: discard
 	// NoSync skips the fsync of each block batch. Only for bulk-loading
 	// benchmark fixtures: a crash can then lose recent blocks.
 	NoSync bool
