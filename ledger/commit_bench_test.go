@@ -12,16 +12,17 @@ import (
 // add 8 new ones (with a block of that many changes). hot rewrites the
 // same 24 records every block; spread takes them in turn from 4,800 (200
 // workers' records), so each block touches records no recent block did.
-// Per block: read, Prepare and Commit.
+// Per block: read, Prepare and Commit; with the default 64 MiB memtable and
+// with 256 MiB (the size before).
 //
 //	go test ./ledger -run '^$' -bench CommitSpread -benchtime 2000x
 func BenchmarkCommitSpread(b *testing.B) {
 	for _, mode := range []struct {
-		name string
-		pool int
-	}{{"hot", 24}, {"spread", 4800}} {
+		name     string
+		pool, mt int
+	}{{"hot", 24, 0}, {"spread", 4800, 0}, {"hot/memtable=256MiB", 24, 256 << 20}, {"spread/memtable=256MiB", 4800, 256 << 20}} {
 		b.Run(mode.name, func(b *testing.B) {
-			s, err := Open("db", StoreOptions{FS: vfs.NewMem(), NoSync: true})
+			s, err := Open("db", StoreOptions{FS: vfs.NewMem(), NoSync: true, MemTableBytes: mode.mt})
 			if err != nil {
 				b.Fatal(err)
 			}
