@@ -99,6 +99,7 @@ type Store struct {
 	failed     atomic.Pointer[error] // set once a write failed: no further commits
 	earliest   atomic.Uint64         // lowest height above 0 not pruned (prune.go)
 	batches    batchPool
+	reads      atomic.Uint64 // Pebble point reads (tests count them)
 }
 
 // batchPool keeps committed Pebble batches for reuse. A block's batch holds
@@ -273,6 +274,7 @@ func (s *Store) Head() Head {
 func (s *Store) Initialized() bool { return s.Head().ChainID != "" }
 
 func (s *Store) get(key []byte) ([]byte, error) {
+	s.reads.Add(1)
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -381,7 +383,7 @@ func (s *Store) Prepare(st *State) (*Prepared, error) {
 	}
 	prior := make([][]byte, len(changes))
 	for i, c := range changes {
-		v, err := st.committed(c.Key)
+		v, err := s.prior(st, c.Key, sc[i].Key)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: prepare: read %x: %w", c.Key, err)
 		}
@@ -392,6 +394,30 @@ func (s *Store) Prepare(st *State) (*Prepared, error) {
 		return nil, fmt.Errorf("ledger: state root: %w", err)
 	}
 	return &Prepared{changes: changes, prior: prior, pending: p}, nil
+}
+
+// prior is the committed value of key (hashed: kh), which a block changes,
+// for its undo record: from the block's own reads or the value cache when
+// they have it; a key the state tree does not hold is absent without
+// asking Pebble, which for an absent key searches every memtable and
+// level. Most keys a block writes without reading are new records (a job,
+// an index entry), so this is the common case. The tree's nodes on the
+// way are in its cache: Update is about to walk the same paths.
+func (s *Store) prior(st *State, key []byte, kh smt.Hash) ([]byte, error) {
+	if v, ok := st.reads[string(key)]; ok {
+		return v, nil
+	}
+	v, ok, gen := s.vals.get(key)
+	if ok {
+		return v, nil
+	}
+	if _, ok, err := s.tree.Get(kh); err != nil {
+		return nil, err
+	} else if !ok {
+		s.vals.fill(key, nil, gen)
+		return nil, nil
+	}
+	return s.GetState(key)
 }
 
 func heightKey(t byte, h uint64) []byte {

@@ -128,3 +128,74 @@ func TestValueCacheRefusesStaleFill(t *testing.T) {
 		t.Fatalf("a cache of 4 entries' bytes holds %d", n)
 	}
 }
+
+// TestPrepareReadsNoPebbleForNewKeys: Prepare needs the committed value of
+// every key a block changes (for the undo record). A new key (absent from
+// the state tree) and a key a recent block wrote cost no Pebble read; a key
+// neither read nor cached costs one. The undo records stay right: StateAt
+// the height before sees the old values and the absences.
+func TestPrepareReadsNoPebbleForNewKeys(t *testing.T) {
+	s, err := Open("db", StoreOptions{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := func(i int) []byte { return fmt.Appendf(nil, "k/%04d", i) }
+	commitState(t, s, 0, func(st *State) {
+		for i := range 1000 {
+			st.Set(key(i), []byte("genesis"))
+		}
+	})
+	prepare := func(fill func(st *State)) (*Prepared, uint64) {
+		st := NewState(s)
+		fill(st)
+		before := s.reads.Load()
+		p, err := s.Prepare(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, s.reads.Load() - before
+	}
+	// 50 new keys and 5 keys genesis wrote (write-through: cached).
+	_, n := prepare(func(st *State) {
+		for i := range 50 {
+			st.Set(key(5000+i), []byte("new"))
+		}
+		for i := range 5 {
+			st.Set(key(i), []byte("changed"))
+		}
+	})
+	if n != 0 {
+		t.Fatalf("Prepare of 50 new keys and 5 cached ones read Pebble %d times, want 0", n)
+	}
+	// Without the value cache, the 5 existing keys are read, the new ones not.
+	s.vals = nil
+	_, n = prepare(func(st *State) {
+		for i := range 50 {
+			st.Set(key(5000+i), []byte("new"))
+		}
+		for i := range 5 {
+			st.Set(key(i), []byte("changed"))
+		}
+	})
+	if n != 5 {
+		t.Fatalf("uncached: Prepare read Pebble %d times, want 5 (the existing keys only)", n)
+	}
+	s.vals = newValueCache(1 << 20)
+	b := commitState(t, s, 1, func(st *State) {
+		st.Set(key(5000), []byte("new"))
+		st.Set(key(1), []byte("changed"))
+		st.Delete(key(2))
+	})
+	commitState(t, s, 2, func(st *State) { st.Set(key(5000), []byte("newer")) })
+	hs, err := s.StateAt(b.Header.Height - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[int]string{5000: "", 1: "genesis", 2: "genesis"} {
+		v, err := hs.GetState(key(k))
+		if err != nil || string(v) != want {
+			t.Fatalf("%s at height 0: %q %v, want %q", key(k), v, err, want)
+		}
+	}
+}
