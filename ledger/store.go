@@ -374,7 +374,7 @@ func (p *Prepared) Root() Hash { return Hash(p.pending.Root()) }
 func (p *Prepared) Changes() []Change { return p.changes }
 
 // Prepare computes the new state root for st's buffered writes without
-// writing anything.
+// writing anything. st must read this store's committed state (NewState(s)).
 func (s *Store) Prepare(st *State) (*Prepared, error) {
 	changes := st.Changes()
 	sc := make([]smt.Change, len(changes))
