@@ -158,7 +158,9 @@ const roleLabel = "sos_role"
 func newWorkerFleet(tb testing.TB, n int) *workerFleet {
 	tb.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	// Generous: on a 2-core machine shared with other builds, setting up
+	// 200 workers on a 100,000-account genesis has taken over 15 minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	fl := &workerFleet{tb: tb, ctx: ctx, cancel: cancel, sent: make([]time.Time, n), committed: make([]time.Time, n), started: make([]time.Time, n),
 		lease: make([]uint64, n), nonce: make([]uint64, n),
 		byJob: map[uint64]time.Time{}, count: make([]uint64, n)}

@@ -65,6 +65,14 @@
 // tables before it returns, and would retry forever on a full disk): if
 // not, it returns ErrNoSpace saying where and how much must be freed.
 //
+// Reads of committed state go through two bounded in-memory caches that
+// change nothing but speed: decoded SMT nodes by path, and state values by
+// key (StoreOptions.CacheValueBytes, default 64 MiB; Commit writes every
+// changed key through, a state import clears it, and a read that raced a
+// commit does not fill it). Pebble's memtable is 64 MiB
+// (StoreOptions.MemTableBytes): larger makes every write's skiplist search
+// slower on a large state.
+//
 // PruneBlocks deletes old block bodies and receipts (a node's
 // block_retention; see prune.go): each step deletes a range of heights and
 // raises the pruning mark (Earliest) in one synced batch, never touching the

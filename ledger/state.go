@@ -68,15 +68,6 @@ func (s *State) Get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
-// committed returns key's committed value (what the block's writes
-// replace): from the reads cache when the block read it, else from base.
-func (s *State) committed(key []byte) ([]byte, error) {
-	if v, ok := s.reads[string(key)]; ok {
-		return v, nil
-	}
-	return s.base.GetState(key)
-}
-
 func (s *State) put(key []byte, e stateEntry) {
 	k := string(key)
 	prev, had := s.writes[k]

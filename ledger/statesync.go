@@ -216,6 +216,7 @@ func (im *StateImport) Finish(block *Block) error {
 		return fmt.Errorf("ledger: import state at %d: %w", h, err)
 	}
 	s.tree = smt.New(nodeReader{s}, smt.Hash(newHead.StateRoot), s.cacheNodes)
+	s.vals.reset()
 	s.head = newHead
 	return nil
 }

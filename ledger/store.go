@@ -60,9 +60,14 @@ type Head struct {
 
 // StoreOptions configures Open. The zero value uses the real filesystem.
 type StoreOptions struct {
-	FS         vfs.FS       // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
-	CacheNodes int          // SMT nodes kept decoded in memory (default 1<<20)
-	Logger     *slog.Logger // nil: discard
+	FS         vfs.FS // nil: the OS filesystem; vfs.NewMem() or errorfs in tests
+	CacheNodes int    // SMT nodes kept decoded in memory (default 1<<20)
+	// CacheValueBytes bounds the committed state values kept in memory
+	// (default 64 MiB; negative: none). See valueCache.
+	CacheValueBytes int
+	// MemTableBytes is Pebble's memtable size (default 64 MiB; see Open).
+	MemTableBytes int
+	Logger        *slog.Logger // nil: discard
 	// NoSync skips the fsync of each block batch. Only for bulk-loading
 	// benchmark fixtures: a crash can then lose recent blocks.
 	NoSync bool
@@ -84,6 +89,7 @@ type Store struct {
 	db    *pebble.DB
 	codec *Codec
 	tree  *smt.Tree
+	vals  *valueCache
 	log   *slog.Logger
 
 	sync       bool
@@ -93,6 +99,7 @@ type Store struct {
 	failed     atomic.Pointer[error] // set once a write failed: no further commits
 	earliest   atomic.Uint64         // lowest height above 0 not pruned (prune.go)
 	batches    batchPool
+	reads      atomic.Uint64 // Pebble point reads (tests count them)
 }
 
 // batchPool keeps committed Pebble batches for reuse. A block's batch holds
@@ -144,6 +151,12 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	if opts.CacheNodes == 0 {
 		opts.CacheNodes = 1 << 20
 	}
+	if opts.CacheValueBytes == 0 {
+		opts.CacheValueBytes = 64 << 20
+	}
+	if opts.MemTableBytes <= 0 {
+		opts.MemTableBytes = 64 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -152,11 +165,17 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             quietLogger{opts.Logger},
 		// A block of 5,000 transfers is ≈17 MB (ML-DSA signatures are 3.3 KB):
-		// keep such a batch well below the large-batch threshold (half the
+		// keep such a batch below the large-batch threshold (half the
 		// memtable), which would otherwise force a memtable flush per block,
 		// and hold several blocks, so a cluster node's raft log entries are
-		// deleted (raftnode compacts by bytes) before they are ever flushed.
-		MemTableSize: 256 << 20,
+		// deleted (raftnode compacts by bytes, 16 MiB) before they are ever
+		// flushed. Not larger: every write searches the memtable's skiplist,
+		// and in a large one (a genesis of 100,000 accounts and what the
+		// blocks since wrote: each changed key rewrites a path of SMT
+		// nodes) each search costs microseconds of cache misses — 64 MiB
+		// against 256 MiB halves the insert time of a block's batch
+		// (BenchmarkCommitSpread).
+		MemTableSize: uint64(opts.MemTableBytes),
 		Cache:        pebble.NewCache(256 << 20),
 	}
 	// Most bytes stored are ML-DSA signatures and public keys, which do
@@ -185,7 +204,8 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("ledger: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes}
+	s := &Store{db: db, codec: NewCodec(), log: opts.Logger, sync: !opts.NoSync, cacheNodes: opts.CacheNodes,
+		vals: newValueCache(opts.CacheValueBytes)}
 	raw, err := s.get([]byte{tMeta})
 	if err != nil {
 		db.Close()
@@ -254,6 +274,7 @@ func (s *Store) Head() Head {
 func (s *Store) Initialized() bool { return s.Head().ChainID != "" }
 
 func (s *Store) get(key []byte) ([]byte, error) {
+	s.reads.Add(1)
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -272,9 +293,18 @@ func (r nodeReader) GetNode(path []byte) ([]byte, error) {
 	return r.s.get(append([]byte{tSMT}, path...))
 }
 
-// GetState implements StateReader over committed state.
+// GetState implements StateReader over committed state. Values a recent
+// block wrote or a recent read found come from the value cache.
 func (s *Store) GetState(key []byte) ([]byte, error) {
-	return s.get(append([]byte{tState}, key...))
+	v, ok, gen := s.vals.get(key)
+	if ok {
+		return v, nil
+	}
+	v, err := s.get(append([]byte{tState}, key...))
+	if err == nil {
+		s.vals.fill(key, v, gen)
+	}
+	return v, err
 }
 
 // IterateState implements StateReader over committed state.
@@ -344,7 +374,7 @@ func (p *Prepared) Root() Hash { return Hash(p.pending.Root()) }
 func (p *Prepared) Changes() []Change { return p.changes }
 
 // Prepare computes the new state root for st's buffered writes without
-// writing anything.
+// writing anything. st must read this store's committed state (NewState(s)).
 func (s *Store) Prepare(st *State) (*Prepared, error) {
 	changes := st.Changes()
 	sc := make([]smt.Change, len(changes))
@@ -353,7 +383,7 @@ func (s *Store) Prepare(st *State) (*Prepared, error) {
 	}
 	prior := make([][]byte, len(changes))
 	for i, c := range changes {
-		v, err := st.committed(c.Key)
+		v, err := s.prior(st, c.Key, sc[i].Key)
 		if err != nil {
 			return nil, fmt.Errorf("ledger: prepare: read %x: %w", c.Key, err)
 		}
@@ -364,6 +394,30 @@ func (s *Store) Prepare(st *State) (*Prepared, error) {
 		return nil, fmt.Errorf("ledger: state root: %w", err)
 	}
 	return &Prepared{changes: changes, prior: prior, pending: p}, nil
+}
+
+// prior is the committed value of key (hashed: kh), which a block changes,
+// for its undo record: from the block's own reads or the value cache when
+// they have it; a key the state tree does not hold is absent without
+// asking Pebble, which for an absent key searches every memtable and
+// level. Most keys a block writes without reading are new records (a job,
+// an index entry), so this is the common case. The tree's nodes on the
+// way are in its cache: Update is about to walk the same paths.
+func (s *Store) prior(st *State, key []byte, kh smt.Hash) ([]byte, error) {
+	if v, ok := st.reads[string(key)]; ok {
+		return v, nil
+	}
+	v, ok, gen := s.vals.get(key)
+	if ok {
+		return v, nil
+	}
+	if _, ok, err := s.tree.Get(kh); err != nil {
+		return nil, err
+	} else if !ok {
+		s.vals.fill(key, nil, gen)
+		return nil, nil
+	}
+	return s.GetState(key)
 }
 
 func heightKey(t byte, h uint64) []byte {
@@ -485,6 +539,7 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 		return fmt.Errorf("ledger: commit block %d: %w", h, err)
 	}
 	s.tree.Apply(p.pending)
+	s.vals.apply(p.changes)
 	s.head = newHead
 	return nil
 }
