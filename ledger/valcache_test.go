@@ -157,27 +157,21 @@ func TestPrepareReadsNoPebbleForNewKeys(t *testing.T) {
 		return p, s.reads.Load() - before
 	}
 	// 50 new keys and 5 keys genesis wrote (write-through: cached).
-	_, n := prepare(func(st *State) {
+	newAndChanged := func(st *State) {
 		for i := range 50 {
 			st.Set(key(5000+i), []byte("new"))
 		}
 		for i := range 5 {
 			st.Set(key(i), []byte("changed"))
 		}
-	})
+	}
+	_, n := prepare(newAndChanged)
 	if n != 0 {
 		t.Fatalf("Prepare of 50 new keys and 5 cached ones read Pebble %d times, want 0", n)
 	}
 	// Without the value cache, the 5 existing keys are read, the new ones not.
 	s.vals = nil
-	_, n = prepare(func(st *State) {
-		for i := range 50 {
-			st.Set(key(5000+i), []byte("new"))
-		}
-		for i := range 5 {
-			st.Set(key(i), []byte("changed"))
-		}
-	})
+	_, n = prepare(newAndChanged)
 	if n != 5 {
 		t.Fatalf("uncached: Prepare read Pebble %d times, want 5 (the existing keys only)", n)
 	}

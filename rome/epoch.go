@@ -35,7 +35,7 @@ const maxEpochEvents = 64
 // the events of the jobs and bonds it changed (the epoch's own events are
 // in its EpochRecord).
 func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]ledger.Event, error) {
-	s := &store{st: st, codec: m.codec, dec: m.dec}
+	s := &store{st: st, codec: m.codec, stored: true}
 	acc := &ledger.Accounts{St: st, Codec: m.codec}
 	p, err := s.params(m.gen)
 	if err != nil {

@@ -78,7 +78,7 @@ type Vote struct {
 // Weight is an address's voting weight: its genesis member weight plus the
 // units it delivered with attestation.
 func (m *Market) Weight(st *ledger.State, p Params, a ledger.Address) (uint64, error) {
-	return (&store{st: st, codec: m.codec, dec: m.dec}).weight(p, a)
+	return (&store{st: st, codec: m.codec, stored: true}).weight(p, a)
 }
 
 func (s *store) weight(p Params, a ledger.Address) (uint64, error) {
@@ -200,7 +200,7 @@ func (m *Market) vote(tx *Tx, p *ledger.GovVote) (any, error) {
 
 // Votes lists a proposal's votes in voter order.
 func (m *Market) Votes(st *ledger.State, id uint64) ([]Vote, error) {
-	s := &store{st: st, codec: m.codec, dec: m.dec}
+	s := &store{st: st, codec: m.codec, stored: true}
 	prefix := gkey(gtagVote, u64(id))
 	var out []Vote
 	var derr error

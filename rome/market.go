@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/vm"
 )
@@ -41,12 +39,7 @@ const (
 // logic. It holds only configuration: all market data is in the State it
 // is handed, so it is safe for concurrent use.
 type Market struct {
-	codec *ledger.Codec
-	// dec decodes the market's own state records (store.get): the codec's
-	// decoding options without its canonical re-encoding check, which
-	// costs about a third of every read; the records were written by
-	// codec.Marshal, so they are canonical unless the store is corrupt.
-	dec     cbor.DecMode
+	codec   *ledger.Codec
 	chainID string
 	denoms  *ledger.Denoms
 	gen     Params
@@ -67,30 +60,7 @@ func New(codec *ledger.Codec, g *ledger.Genesis, v *vm.VM) (*Market, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := recordDecMode()
-	if err != nil {
-		return nil, err
-	}
-	return &Market{codec: codec, dec: dec, chainID: g.ChainID, denoms: g.DenomSet(), gen: p, vm: v, keys: map[string]ledger.PublicKey{}}, nil
-}
-
-// recordDecMode is ledger.NewCodec's decoding mode (the same options), for
-// Market.dec.
-func recordDecMode() (cbor.DecMode, error) {
-	dm, err := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		MaxNestedLevels:   32,
-		MaxArrayElements:  1 << 20,
-		MaxMapPairs:       1 << 16,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		UTF8:              cbor.UTF8RejectInvalid,
-	}.DecMode()
-	if err != nil {
-		return nil, fmt.Errorf("rome: record decoder: %w", err)
-	}
-	return dm, nil
+	return &Market{codec: codec, chainID: g.ChainID, denoms: g.DenomSet(), gen: p, vm: v, keys: map[string]ledger.PublicKey{}}, nil
 }
 
 // GenesisParams are the parameters genesis set.
@@ -98,7 +68,7 @@ func (m *Market) GenesisParams() Params { return m.gen }
 
 // Params returns the current parameters.
 func (m *Market) Params(st *ledger.State) (Params, error) {
-	return (&store{st: st, codec: m.codec, dec: m.dec}).params(m.gen)
+	return (&store{st: st, codec: m.codec, stored: true}).params(m.gen)
 }
 
 // Tx is the context of one market transaction.
@@ -117,7 +87,7 @@ type Tx struct {
 }
 
 func (t *Tx) store(m *Market) *store {
-	return &store{st: t.St, codec: m.codec, dec: m.dec, gas: t.Gas, sched: t.Sched}
+	return &store{st: t.St, codec: m.codec, stored: true, gas: t.Gas, sched: t.Sched}
 }
 
 func (t *Tx) accounts(m *Market) *ledger.Accounts {

@@ -9,7 +9,7 @@ import (
 
 // Read access for the API and tools. Queries charge no gas and never write.
 
-func (m *Market) reader(st *ledger.State) *store { return &store{st: st, codec: m.codec, dec: m.dec} }
+func (m *Market) reader(st *ledger.State) *store { return &store{st: st, codec: m.codec, stored: true} }
 
 // list decodes records under a tag in ascending key order, keeping those
 // keep accepts, at most limit (newest first when reverse).

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -333,9 +331,11 @@ type EpochRecord struct {
 type store struct {
 	st    *ledger.State
 	codec *ledger.Codec
-	dec   cbor.DecMode // nil: records are decoded by codec (canonical check included)
-	gas   *ledger.GasMeter
-	sched *ledger.GasSchedule
+	// stored decodes records with codec.UnmarshalStored (no canonical
+	// re-encoding: the market's own records); false keeps the check.
+	stored bool
+	gas    *ledger.GasMeter
+	sched  *ledger.GasSchedule
 }
 
 func (s *store) charge(n uint64, what string) error {
@@ -364,16 +364,12 @@ func (s *store) get(k []byte, v any) (bool, error) {
 	return true, nil
 }
 
-// decode decodes a market record read from state with s.dec (no
-// re-encoding: Market.dec), or the codec when there is none.
+// decode decodes a market record read from state.
 func (s *store) decode(raw []byte, v any) error {
-	if s.dec == nil {
-		return s.codec.Unmarshal(raw, v)
+	if s.stored {
+		return s.codec.UnmarshalStored(raw, v)
 	}
-	if err := s.dec.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%w: %v", ledger.ErrMalformed, err)
-	}
-	return nil
+	return s.codec.Unmarshal(raw, v)
 }
 
 func (s *store) put(k []byte, v any) error {

@@ -287,7 +287,7 @@ func FuzzChallengedHead(f *testing.F) {
 }
 
 // TestStoreDecodesWithoutReencoding: the market reads its own records
-// with Market.dec, the codec's decoding without its canonical re-encoding:
+// with the codec's UnmarshalStored (no canonical re-encoding):
 // every record the codec wrote decodes to the same value either way; a
 // record in a non-canonical encoding (an integer in a longer form than
 // needed), which only a corrupt store could hold, is decoded rather than
@@ -295,7 +295,7 @@ func FuzzChallengedHead(f *testing.F) {
 // on each read); bytes that are not a record are still ErrCorrupt.
 func TestStoreDecodesWithoutReencoding(t *testing.T) {
 	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 2})
-	s := &store{st: h.st, codec: h.m.codec, dec: h.m.dec}
+	s := &store{st: h.st, codec: h.m.codec, stored: true}
 	l := &Lease{ID: 7, RequestID: 3, OfferID: 2, Start: 1, End: 9, NextSettle: 5, SettledTo: 4, Status: StatusActive,
 		Amounts: []ledger.ResourceAmount{{Kind: KindStorage, Amount: 30}}, Paid: ledger.Coins{{Denom: "uTFLP", Amount: 12}}}
 	rd := &Round{Epoch: 4, Proven: 8, LastHeight: 77, LastEpoch: 4, Providers: []LeaseProvider{{Lease: 7}}}
