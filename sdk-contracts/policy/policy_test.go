@@ -274,3 +274,25 @@ func TestApplyAll(t *testing.T) {
 		t.Fatalf("result %+v (%v), %d lists handed in: want the allocator's list as it is", as, err, len(handed))
 	}
 }
+
+// TestSaturating: sums and products that overflow stop at the largest
+// uint64 instead of wrapping; the rest are exact.
+func TestSaturating(t *testing.T) {
+	const top = ^uint64(0)
+	for _, c := range []struct{ a, b, sum, prod uint64 }{
+		{0, 0, 0, 0},
+		{3, 4, 7, 12},
+		{1 << 32, 1 << 31, 1<<32 + 1<<31, 1 << 63},
+		{top, 1, top, top},
+		{top - 1, 1, top, top - 1},
+		{1 << 32, 1 << 32, 1 << 33, top},
+		{top, 0, top, 0},
+	} {
+		if got := policy.SatAdd(c.a, c.b); got != c.sum {
+			t.Errorf("SatAdd(%d, %d) = %d, want %d", c.a, c.b, got, c.sum)
+		}
+		if got := policy.SatMul(c.a, c.b); got != c.prod {
+			t.Errorf("SatMul(%d, %d) = %d, want %d", c.a, c.b, got, c.prod)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"math/bits"
 	"slices"
 )
 
@@ -189,7 +188,7 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 			}
 			// Saturating sums of non-negative terms: the grouping does not
 			// matter.
-			cost := addSat(addSat(mulSat(p[0], d[0]), mulSat(p[1], d[1])), addSat(mulSat(p[2], d[2]), mulSat(p[3], d[3])))
+			cost := SatAdd(SatAdd(SatMul(p[0], d[0]), SatMul(p[1], d[1])), SatAdd(SatMul(p[2], d[2]), SatMul(p[3], d[3])))
 			if r.WithinKm != 0 && !Near(o, r) || len(provs) > 0 && contains(provs, o.Provider) ||
 				spread && len(regions) > 0 && contains(regions, o.Region) {
 				continue
@@ -247,15 +246,4 @@ func contains(xs []uint32, x uint32) bool {
 		}
 	}
 	return false
-}
-
-func mulSat(a, b uint64) uint64 {
-	if (a|b)>>32 == 0 {
-		return a * b // cannot overflow; bits.Mul64 is a long sequence in Wasm
-	}
-	// bits.Mul64, not a division: this runs per candidate offer.
-	if hi, lo := bits.Mul64(a, b); hi == 0 {
-		return lo
-	}
-	return ^uint64(0)
 }

@@ -111,21 +111,14 @@ func (o *Offer) RunsJobs() bool { return o.Flags&FlagRunsJobs != 0 }
 // built-in policy breaks price ties by it, lower first.
 func (o *Offer) JobFailureBps() uint32 {
 	r := &o.Jobs
-	bad := addSat(r.TimedOut, r.Slashed)
-	total := addSat(addSat(r.Completed, r.Failed), bad)
+	bad := SatAdd(r.TimedOut, r.Slashed)
+	total := SatAdd(SatAdd(r.Completed, r.Failed), bad)
 	if total == 0 {
 		return 0
 	}
 	hi, lo := bits.Mul64(bad, 10_000)
 	q, _ := bits.Div64(hi, lo, total) // hi < total since bad ≤ total
 	return uint32(q)
-}
-
-func addSat(a, b uint64) uint64 {
-	if s := a + b; s >= a {
-		return s
-	}
-	return ^uint64(0)
 }
 
 // Request is a consumer's open demand.

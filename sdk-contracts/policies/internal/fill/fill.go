@@ -202,26 +202,9 @@ func SortDesc(positions []int32, keys []uint64) {
 func BundleValue(r *policy.Request, nk int) uint64 {
 	var v uint64
 	for k := range nk {
-		v = satAdd(v, satMul(r.Demand[k], r.MaxPrice[k]))
+		v = policy.SatAdd(v, policy.SatMul(r.Demand[k], r.MaxPrice[k]))
 	}
 	return v
-}
-
-func satAdd(a, b uint64) uint64 {
-	if s := a + b; s >= a {
-		return s
-	}
-	return ^uint64(0)
-}
-
-func satMul(a, b uint64) uint64 {
-	if (a|b)>>32 == 0 {
-		return a * b // no overflow, and no division (costly in the VM)
-	}
-	if a != 0 && b > ^uint64(0)/a {
-		return ^uint64(0)
-	}
-	return a * b
 }
 
 // Divisible serves the requests in order (each with demand on kind index
@@ -284,13 +267,13 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 		var rest uint64
 		for k := range x.NK {
 			if k != main && r.Demand[k] > 0 && len(x.Global[k]) > 0 {
-				rest = satAdd(rest, satMul(r.Demand[k], s.Offers[x.Global[k][0]].Price[k]))
+				rest = policy.SatAdd(rest, policy.SatMul(r.Demand[k], s.Offers[x.Global[k][0]].Price[k]))
 			}
 		}
 		for i = find(skip, i); i < hi; i = find(skip, i+1) {
 			oi := int(list[i])
 			o := &s.Offers[oi]
-			if o.Price[main] > maxMain || satAdd(satMul(dMain, o.Price[main]), rest) > bestCost {
+			if o.Price[main] > maxMain || policy.SatAdd(policy.SatMul(dMain, o.Price[main]), rest) > bestCost {
 				break
 			}
 			// policy.Eligible written out, the cheap rules first: this
@@ -311,8 +294,8 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 					ok = false
 					break
 				}
-				cost = satAdd(cost, satMul(r.Demand[k], o.Price[k]))
-				slack = satAdd(slack, b.Spare(oi, k)-r.Demand[k])
+				cost = policy.SatAdd(cost, policy.SatMul(r.Demand[k], o.Price[k]))
+				slack = policy.SatAdd(slack, b.Spare(oi, k)-r.Demand[k])
 			}
 			if ok && (cost < bestCost || cost == bestCost && slack < bestSlack) {
 				best, bestCost, bestSlack = oi, cost, slack

@@ -384,7 +384,7 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 				p := &rs.Offers[o].Price
 				// Saturating sums of non-negative terms: the grouping does
 				// not matter.
-				cost := satAdd(satAdd(satMul(p[0], d[0]), satMul(p[1], d[1])), satAdd(satMul(p[2], d[2]), satMul(p[3], d[3])))
+				cost := policy.SatAdd(policy.SatAdd(policy.SatMul(p[0], d[0]), policy.SatMul(p[1], d[1])), policy.SatAdd(policy.SatMul(p[2], d[2]), policy.SatMul(p[3], d[3])))
 				if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
 					best, bc, bo = len(cands), cost, o
 				}
@@ -428,21 +428,4 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 		}
 	}
 	return as
-}
-
-func satAdd(a, b uint64) uint64 {
-	if s := a + b; s >= a {
-		return s
-	}
-	return ^uint64(0)
-}
-
-func satMul(a, b uint64) uint64 {
-	if (a|b)>>32 == 0 {
-		return a * b // no overflow; bits.Mul64 is a long sequence in Wasm
-	}
-	if hi, lo := bits.Mul64(a, b); hi == 0 {
-		return lo
-	}
-	return ^uint64(0)
 }
