@@ -194,15 +194,7 @@ func TestIdleLeasesCostNothingPerEpoch(t *testing.T) {
 			}
 		}
 		for range epochs {
-			c, err := h.m.Clock(h.st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls, err := h.m.Leases(h.st, 0, func(l *Lease) bool { return l.NextSettle == c.Epoch })
-			if err != nil {
-				t.Fatal(err)
-			}
-			due = append(due, len(ls))
+			due = append(due, leasesDueNow(t, h.m, h.st))
 			h.commit()
 			cb := &countingBase{memBase: h.base}
 			h.st = ledger.NewState(cb)
@@ -346,4 +338,19 @@ func TestPayIdleIsSettleLease(t *testing.T) {
 			t.Errorf("lease %d: an epoch with nothing to weigh attested %+v", l.ID, full.rec)
 		}
 	}
+}
+
+// leasesDueNow counts the leases whose next settlement is the current
+// epoch's end.
+func leasesDueNow(t *testing.T, m *Market, st *ledger.State) int {
+	t.Helper()
+	c, err := m.Clock(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := m.Leases(st, 0, func(l *Lease) bool { return l.NextSettle == c.Epoch })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ls)
 }

@@ -148,15 +148,7 @@ func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 		}
 		w.untilEpoch(3) // due from epoch 3
 		for range epochs {
-			c, err := w.m.Clock(w.st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls, err := w.m.Leases(w.st, 0, func(l *Lease) bool { return l.NextSettle == c.Epoch })
-			if err != nil {
-				t.Fatal(err)
-			}
-			due = append(due, len(ls))
+			due = append(due, leasesDueNow(t, w.m, w.st))
 			if p := w.answer(w.nodes[0]); p != nil {
 				w.must(w.nodes[0], p)
 			}
