@@ -26,6 +26,7 @@ type frameInfo struct {
 	calls  bool  // it contains call or call_indirect
 	slots  int64 // locals plus the deepest operand stack
 	weight int64 // depth units added at each of its call sites
+	sites  int   // br_table sites (reachable or not) when BrTableMiss is charged
 }
 
 // ctlFrame is an open block while scanning a body.
@@ -122,6 +123,7 @@ func (r *rewriter) analyze(body []byte, nLocals uint32, results int) (frameInfo,
 		case op == wasmbin.OpBrTable:
 			if r.costs.brMiss != 0 {
 				extra += 2
+				info.sites++
 			}
 			brTableLabels(body[in.Off:in.End], target)
 			pop(1)

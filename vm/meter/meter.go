@@ -111,6 +111,15 @@ type Options struct {
 	// value needs a new CostTable.Version.
 	MaxCallDepth uint32
 
+	// MissInGlobals keeps the br_table tracking's state (see
+	// "Indirect jumps that change target" in rewrite.go) of the k-th site of
+	// a function that packs it in a global, the k-th appended after the
+	// depth global, instead of a local: the same gas, traps and results, no
+	// register held across the function's loops for it (see brTableMiss).
+	// It changes the instrumented bytes, which contracts store in state, so
+	// DefaultOptions leaves it off; the VM turns it on for jobs.
+	MissInGlobals bool
+
 	// brMissForm forces one form of the br_table tracking (tests only).
 	brMissForm brMissForm
 }
@@ -227,7 +236,7 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if over(nGlobals, opts.Limits.MaxGlobals) {
 		return nil, limitErr("%d globals, limit %d", nGlobals, opts.Limits.MaxGlobals)
 	}
-	if nGlobals >= math.MaxUint32-1 {
+	if nGlobals >= math.MaxUint32-1-maxSiteGlobals {
 		return nil, limitErr("%d globals", nGlobals)
 	}
 	for _, e := range exports {
@@ -281,12 +290,18 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		}
 	}
 
-	// The gas and depth globals go last so no existing global index shifts.
+	// The gas and depth globals go last so no existing global index shifts,
+	// then the br_table sites' globals of Options.MissInGlobals (not
+	// exported).
 	init := wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, opts.InitialGas)
 	init = append(init, wasmbin.OpEnd)
 	globals = append(globals,
 		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init},
 		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: []byte{wasmbin.OpI32Const, 0, wasmbin.OpEnd}})
+	for range rw.siteGlobals {
+		globals = append(globals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true},
+			Init: []byte{wasmbin.OpI64Const, 0, wasmbin.OpEnd}})
+	}
 	m.Set(wasmbin.SectionGlobal, wasmbin.EncodeGlobals(globals))
 	exports = append(exports,
 		wasmbin.Export{Name: GasGlobalExport, Kind: wasmbin.KindGlobal, Index: gasIndex},

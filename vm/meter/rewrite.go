@@ -193,7 +193,23 @@ type rewriter struct {
 	blind          []bool     // by local index: every read is consumed blindly
 	brMissForm     brMissForm // Options.brMissForm
 	intLocals      uint64     // the function's i32 and i64 params and locals
+	missGlobals    bool       // Options.MissInGlobals
+
+	// Per function, with Options.MissInGlobals: its br_table sites keep
+	// their state in globals siteGlobal(0..sites-1), saved in the locals
+	// from saveLocal on around each call.
+	inGlobals   bool
+	sites       int
+	site        int    // the next br_table site
+	saveLocal   uint32 // first of the sites' save locals
+	siteGlobals int    // most sites of any function in globals: the globals to append
 }
+
+// maxSiteGlobals bounds the br_table sites of one function whose state
+// Options.MissInGlobals keeps in globals: each is saved and restored around
+// every call the function makes and reset at its entry, so a function with
+// more keeps them in locals.
+const maxSiteGlobals = 4
 
 // brMissForm chooses how brTableMiss keeps a site's last two indices.
 type brMissForm uint8
@@ -225,6 +241,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		canon:          opts.CanonicalizeNaN,
 		blindOn:        opts.BlindLocals,
 		brMissForm:     opts.brMissForm,
+		missGlobals:    opts.MissInGlobals,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -278,6 +295,15 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 		r.spill = r.costs.spill * (info.slots - SpillFreeSlots) / info.slots
 	}
 	r.local(slotGas) // the first scratch local, whatever the body holds
+	r.sites, r.site = info.sites, 0
+	r.inGlobals = r.missGlobals && r.sites > 0 && r.sites <= maxSiteGlobals && r.packed()
+	if r.inGlobals {
+		r.siteGlobals = max(r.siteGlobals, r.sites)
+		r.saveLocal = r.nLocals + uint32(len(r.scratch))
+		for range r.sites {
+			r.scratch = append(r.scratch, wasmbin.I64)
+		}
+	}
 
 	for off := 0; ; {
 		in, err := wasmbin.ReadInstr(body, off)
@@ -316,6 +342,15 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 				r.flush(segNormal)
 				if off != len(body) {
 					return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "section size mismatch: bytes after function end"}
+				}
+				if r.inGlobals {
+					// Each call starts with both remembered indices 0,
+					// as a site's local would.
+					var reset []byte
+					for k := range r.sites {
+						reset = wasmbin.AppendU32(append(reset, wasmbin.OpI64Const, 0, wasmbin.OpGlobalSet), r.siteGlobal(k))
+					}
+					r.out = append(reset, r.out...)
 				}
 				return r.out, r.scratch, nil
 			}
@@ -410,9 +445,23 @@ func (r *rewriter) call(raw []byte, cost int64) {
 		o = wasmbin.AppendS64(append(o, wasmbin.OpI32Const), int64(int32(r.maxDepth)))
 		r.seg = appendTrapUnless(append(o, opI32LeU))
 	}
+	if r.inGlobals {
+		// The callee may be this function again (recursion), which
+		// resets and moves the sites' globals: keep this call's.
+		for k := range r.sites {
+			r.seg = wasmbin.AppendU32(append(r.seg, wasmbin.OpGlobalGet), r.siteGlobal(k))
+			r.seg = wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalSet), r.saveLocal+uint32(k))
+		}
+	}
 	r.add(raw, cost)
 	o := r.appendLoad(r.seg)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), r.local(slotGas))
+	if r.inGlobals {
+		for k := range r.sites {
+			o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.saveLocal+uint32(k))
+			o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.siteGlobal(k))
+		}
+	}
 	if r.maxDepth != 0 {
 		t := r.local(slotI32)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
@@ -446,10 +495,9 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // through its merge. analyze weighs two slots per site in the depth
 // counter either way, so call depth limits do not depend on the form.
 func (r *rewriter) brTableMiss(off int) error {
-	packed := r.intLocals <= packedMaxIntLocals
-	if r.brMissForm != brMissAuto {
-		packed = r.brMissForm == brMissPacked
-	}
+	packed := r.packed()
+	site := r.site
+	r.site++
 	t := r.local(slotI32)
 	g := r.local(slotGas)
 	s := int64(r.nLocals) + int64(len(r.scratch))
@@ -476,24 +524,44 @@ func (r *rewriter) brTableMiss(off int) error {
 		r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), last)
 		return nil
 	}
-	r.scratch = append(r.scratch, wasmbin.I64)
+	get, set, si := byte(wasmbin.OpLocalGet), byte(wasmbin.OpLocalSet), uint32(s)
+	if r.inGlobals {
+		get, set, si = wasmbin.OpGlobalGet, wasmbin.OpGlobalSet, r.siteGlobal(site)
+	} else {
+		r.scratch = append(r.scratch, wasmbin.I64)
+	}
 	o := wasmbin.AppendU32(append(r.seg, wasmbin.OpLocalTee), t)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, opI32WrapI64, opI32Ne)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64ShrU, opI32WrapI64, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 	o = r.appendTimesBrMiss(o)
 	o = append(o, wasmbin.OpI64Sub)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
-	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), uint32(s))
+	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64Shl)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), t)
 	o = append(o, wasmbin.OpI64ExtendI32U, opI64Or)
-	r.seg = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), uint32(s))
+	r.seg = wasmbin.AppendU32(append(o, set), si)
 	return nil
+}
+
+// packed reports whether the function keeps each br_table site's last two
+// indices packed in one i64 (see brTableMiss).
+func (r *rewriter) packed() bool {
+	if r.brMissForm != brMissAuto {
+		return r.brMissForm == brMissPacked
+	}
+	return r.intLocals <= packedMaxIntLocals
+}
+
+// siteGlobal is the index of the global of the function's k-th br_table
+// site (Options.MissInGlobals).
+func (r *rewriter) siteGlobal(k int) uint32 {
+	return r.depth + 1 + uint32(k)
 }
 
 // appendTimesBrMiss multiplies the i64 0 or 1 on top of the stack by
