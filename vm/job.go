@@ -539,6 +539,7 @@ func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o := meter.DefaultOptions()
 	o.Costs = costs
 	o.BlindLocals = true
+	o.MissInGlobals = true
 	o.Limits = meter.Limits{
 		MaxMemoryPages: 65536,
 		MaxFunctions:   MaxJobFunctions,

@@ -1,0 +1,165 @@
+package meter_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sos-kernel/sos/vm/meter"
+)
+
+// recursiveSite is f(n) = n, where a call with n > 0 takes its br_table
+// (index n/2) twice, calling f(n-1) between the two: the second jump
+// repeats the first (no miss charge) only if the br_table's remembered
+// indices are this call's own, not those the recursive call left behind,
+// and the callee's first jump, often the caller's index, is charged only
+// if the callee starts with indices of its own (0, 0).
+var recursiveSite = fnModule{
+	params: []byte{tI32}, results: []byte{tI32}, locals: [][2]byte{{1, tI32}},
+	body: []byte{
+		0x20, 0, 0x45, 0x04, 0x40, 0x41, 0, 0x0f, 0x0b, // if n == 0 { return 0 }
+		0x03, 0x40, // loop
+		0x02, 0x40, 0x20, 0, 0x41, 1, 0x76, 0x0e, 1, 0, 0, 0x0b, // block; br_table 0 0 on n/2; end
+		0x20, 1, 0x45, 0x04, 0x40, // if i == 0
+		0x20, 0, 0x41, 1, 0x6b, 0x10, 0, 0x1a, // drop f(n-1)
+		0x0b,                            // end
+		0x20, 1, 0x41, 1, 0x6a, 0x22, 1, // i++ (tee)
+		0x41, 2, 0x49, 0x0d, 0, // br_if loop while i < 2
+		0x0b,    // end loop
+		0x20, 0, // n
+		0x0b,
+	},
+}
+
+// TestMissInGlobalsRecursion: with Options.MissInGlobals a br_table's
+// state lives in a global shared by every call of its function; the gas
+// of a recursion that jumps on both sides of its call, and the point where
+// it runs out of gas at every budget up to what it needs, are those of the
+// state in a local. It fails if calls do not keep the caller's state (the
+// recursive call then leaves a different last index behind) or if the
+// function's entry does not reset it.
+func TestMissInGlobalsRecursion(t *testing.T) {
+	opts := meter.DefaultOptions()
+	withGlobals := opts
+	withGlobals.MissInGlobals = true
+	m := recursiveSite.bytes()
+	a, _ := meter.Instrument(m, opts)
+	b, err := meter.Instrument(m, withGlobals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a, b) {
+		t.Fatal("MissInGlobals changed nothing")
+	}
+	for n := uint64(0); n <= 6; n++ {
+		res, want, err := run(t, m, opts, 1<<40, n)
+		if err != nil || res[0] != n {
+			t.Fatalf("f(%d) = %v, %v", n, res, err)
+		}
+		res, got, err := run(t, m, withGlobals, 1<<40, n)
+		if err != nil || res[0] != n {
+			t.Fatalf("MissInGlobals: f(%d) = %v, %v", n, res, err)
+		}
+		if got != want {
+			t.Errorf("f(%d): %d gas with the state in globals, %d in a local", n, got, want)
+		}
+		if n != 4 {
+			continue
+		}
+		// Out of gas at every budget below what it needs: same trap,
+		// same gas left.
+		for limit := int64(0); limit < want; limit++ {
+			_, wl, we := run(t, m, opts, limit, n)
+			_, gl, ge := run(t, m, withGlobals, limit, n)
+			if wl != gl || (we == nil) != (ge == nil) {
+				t.Fatalf("f(%d) with %d gas: used %d (err %v) with globals, %d (err %v) in a local", n, limit, gl, ge, wl, we)
+			}
+		}
+	}
+	// Without the miss charge the option emits nothing.
+	opts.Costs.BrTableMiss, withGlobals.Costs.BrTableMiss = 0, 0
+	a, _ = meter.Instrument(m, opts)
+	b, _ = meter.Instrument(m, withGlobals)
+	if !bytes.Equal(a, b) {
+		t.Error("MissInGlobals changed a module metered without the br_table charge")
+	}
+}
+
+// TestMissInGlobalsGoModule: the Go module's functions metered as jobs are
+// (BlindLocals) with and without Options.MissInGlobals use the same gas,
+// return the same results, run out of gas at the same gas and hit the
+// call depth limit alike: JSON decoding (br_tables that change index),
+// sha256 and float loops (that repeat them), the garbage collector, and
+// recursion.
+func TestMissInGlobalsGoModule(t *testing.T) {
+	wasm := loadGoWasm(t)
+	ctx := context.Background()
+	opts := meter.DefaultOptions()
+	opts.BlindLocals = true
+	withGlobals := opts
+	withGlobals.MissInGlobals = true
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(meter.DefaultLimits().MaxMemoryPages))
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	defer r.Close(ctx)
+	var mods [2]wazero.CompiledModule
+	for i, o := range []meter.Options{opts, withGlobals} {
+		code, err := meter.Instrument(wasm, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mods[i], err = r.CompileModule(ctx, code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type outcome struct {
+		res   uint64
+		gas   int64
+		depth uint64
+		trap  bool
+	}
+	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) outcome {
+		m := goInstance(t, ctx, r, cm)
+		defer m.Close(ctx)
+		setGas(m, gas)
+		m.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
+		out, err := m.ExportedFunction(fn).Call(ctx, args...)
+		o := outcome{gas: gas - gasLeft(m), depth: m.ExportedGlobal(meter.DepthGlobalExport).Get()}
+		if err != nil {
+			o.trap = true
+		} else {
+			o.res = out[0]
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		fn    string
+		args  []uint64
+		short bool // also run out of gas part of the way
+	}{
+		{"jsonparse", []uint64{10}, true},
+		{"sha", []uint64{1}, true},
+		{"floats", []uint64{1000}, false},
+		{"gc", []uint64{130}, false},
+		{"deep", []uint64{1000}, true},
+		{"deep", []uint64{1 << 20}, false}, // past MaxCallDepth
+	} {
+		want := call(mods[0], tc.fn, meter.MaxGas, tc.args)
+		if got := call(mods[1], tc.fn, meter.MaxGas, tc.args); got != want {
+			t.Errorf("%s%v: %+v with the state in globals, %+v in locals", tc.fn, tc.args, got, want)
+		}
+		for _, frac := range []int64{2, 7} {
+			if !tc.short {
+				break
+			}
+			limit := want.gas / frac
+			w := call(mods[0], tc.fn, limit, tc.args)
+			if g := call(mods[1], tc.fn, limit, tc.args); g != w || !g.trap {
+				t.Errorf("%s%v with %d gas: %+v with the state in globals, %+v in locals", tc.fn, tc.args, limit, g, w)
+			}
+		}
+	}
+}
