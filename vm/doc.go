@@ -320,9 +320,10 @@
 // trap.
 //
 // Limits of a run. Gas: the metering pass and cost table of contracts (one
-// gas meaning everywhere; with meter.Options.BlindLocals, which changes
-// no result and no gas, only the instrumented bytes that jobs, unlike
-// contracts, never store), structural limits sized for programs
+// gas meaning everywhere; with meter.Options.BlindLocals and
+// MissInGlobals, which change no result, no gas and no out-of-gas point,
+// only the instrumented bytes that jobs, unlike contracts, never store),
+// structural limits sized for programs
 // (MaxJobFunctions and friends in limits.go), and the host functions charge
 // GasHostBase per call plus GasPerByte per byte copied and the GasJob* costs
 // (per iovec, directory entry, path component, new file, byte a file grows

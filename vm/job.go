@@ -530,11 +530,14 @@ func (v *VM) compileFailure(ctx context.Context, code []byte, err error) error {
 // size the 32-bit address space allows (each run enforces its own
 // MemoryLimit, so no module is refused for declaring a large maximum), no
 // gas before RunJob sets the counter (instrumentJob turns a start section
-// into an export for that reason) and meter.Options.BlindLocals: the same
-// results and gas as contracts' metering, without canonicalizing float
-// results no one can observe (float code ran 1.2× slower than unmetered
-// without it), which is open to jobs because their instrumented code is
-// not stored in state.
+// into an export for that reason), meter.Options.BlindLocals and
+// MissInGlobals: the same results and gas as contracts' metering, without
+// canonicalizing float results no one can observe (float code ran 1.2×
+// slower than unmetered without it) and with the br_table tracking's state
+// in globals instead of locals (Go's float loops ran ≈ 1.45× plain wazero
+// with it in locals, ≈ 1.23× in globals; BENCHMARKS.md, "Jobs executor"),
+// which is open to jobs because their instrumented code is not stored in
+// state.
 func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o := meter.DefaultOptions()
 	o.Costs = costs

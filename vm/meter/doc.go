@@ -51,7 +51,10 @@
 // also skips results that only go into a local whose every read is
 // consumed that way; results and gas are bit-identical, the instrumented
 // bytes are not, so it is off by default (contracts store their
-// instrumented code in state) and on for the VM's jobs.
+// instrumented code in state) and on for the VM's jobs. So is
+// Options.MissInGlobals, which keeps the br_table tracking's state in
+// appended globals (not exported) instead of locals, saved around calls:
+// the same gas at every point, one register fewer held across loops.
 //
 // What is rejected (ErrUnsupportedFeature) and why: SIMD (float lane results
 // are harder to make deterministic and not needed by Go), threads/atomics and

@@ -19,12 +19,14 @@ func FuzzInstrument(f *testing.F) {
 	f.Add(tightLoop.bytes())
 	f.Add(fnModule{params: []byte{tF64, tF64}, results: []byte{tF64}, body: []byte{0x20, 0, 0x20, 1, 0xa3, 0x9f, 0x0b}}.bytes())
 	f.Add(fnModule{params: []byte{tI32}, memory: []byte{1, 0, 1}, body: []byte{0x41, 0, 0x41, 0, 0x20, 0, 0xfc, 11, 0x00, 0x0b}}.bytes())
+	f.Add(recursiveSite.bytes())
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer r.Close(ctx)
 	opts := meter.DefaultOptions()
-	blind := opts
+	blind := opts // the jobs' options
 	blind.BlindLocals = true
+	blind.MissInGlobals = true
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := meter.Instrument(wasm, opts)
 		if err != nil {
@@ -39,7 +41,7 @@ func FuzzInstrument(f *testing.F) {
 		}
 		outBlind, err := meter.Instrument(wasm, blind)
 		if err != nil {
-			t.Fatalf("accepted without BlindLocals, not with it: %v", err)
+			t.Fatalf("accepted without BlindLocals and MissInGlobals, not with them: %v", err)
 		}
 		if cm, err := r.CompileModule(ctx, wasm); err == nil {
 			cm.Close(ctx)

@@ -120,6 +120,23 @@ const (
 // both), a call that runs its blocks in order does not go through it; a Go
 // branch on the data picks among more targets, unpredictably.
 //
+// With Options.MissInGlobals, a function that packs the state and has at
+// most maxSiteGlobals sites keeps its k-th site's $s in the appended
+// global $site_k instead of a local: the same instructions with
+// global.get/global.set on $site_k. The globals are shared by all
+// functions, so the function's entry sets each of its $site_k to 0 (what
+// a fresh local holds), and around every call and call_indirect it keeps
+// them in locals of its own:
+//
+//	global.get $site_k; local.set $save_k   (each k, before the call)
+//	call f
+//	local.get $save_k; global.set $site_k   (each k, after it)
+//
+// so a callee, this function again included, cannot change what a site
+// remembers: every charge, and so the gas at every point, is the one of
+// the state in a local (TestMissInGlobalsRecursion). Nothing else reads
+// those globals, and a trap ends the instance's use.
+//
 // Call depth
 //
 // The depth of nested Wasm calls is counted in a second appended global, an
@@ -494,6 +511,18 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // than both (1.33× on mandel): wazero passes the locals an if/else changes
 // through its merge. analyze weighs two slots per site in the depth
 // counter either way, so call depth limits do not depend on the form.
+//
+// Where the packed state lives matters as much (Options.MissInGlobals):
+// in a local it holds one more register across the function's loops,
+// which in Go's float code, already short of registers at its dispatch
+// loop, costs more than a load and a store per jump (the example
+// mandelbrot job, whose escape loop goes through the dispatch br_table at
+// every iteration, 1.46× plain wazero with the state in a local, 1.23×
+// in a global; the test job's mandel and sha256 unchanged). The gas
+// counter itself stays in a local: kept in a global too, its
+// load-subtract-store at every segment makes a dependency chain through
+// memory, and every Go job ran slower (mandelbrot 2.1–2.4×, mandel 1.6×,
+// sha256 1.2×).
 func (r *rewriter) brTableMiss(off int) error {
 	packed := r.packed()
 	site := r.site
