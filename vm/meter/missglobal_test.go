@@ -3,6 +3,8 @@ package meter_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -160,6 +162,88 @@ func TestMissInGlobalsGoModule(t *testing.T) {
 			if g := call(mods[1], tc.fn, limit, tc.args); g != w || !g.trap {
 				t.Errorf("%s%v with %d gas: %+v with the state in globals, %+v in locals", tc.fn, tc.args, limit, g, w)
 			}
+		}
+	}
+}
+
+// TestMissInGlobalsExampleJobs: the example jobs of sdk-contracts/jobs
+// (when make contracts built them), metered as the executor meters jobs
+// with and without Options.MissInGlobals, run under WASI with the same
+// stdout, exit, gas used, and gas used when they run out half way.
+func TestMissInGlobalsExampleJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three Go programs, twice, in the interpreter")
+	}
+	ctx := context.Background()
+	in := t.TempDir()
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog, the end\n"), 200)
+	if err := os.WriteFile(filepath.Join(in, "a.txt"), text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := meter.DefaultOptions()
+	opts.BlindLocals = true
+	opts.Limits = meter.Limits{}
+	withGlobals := opts
+	withGlobals.MissInGlobals = true
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	defer r.Close(ctx)
+	type outcome struct {
+		stdout string
+		gas    int64
+		err    string
+	}
+	for _, job := range []struct {
+		name string
+		args []string
+	}{
+		{"mandelbrot", []string{"-width", "24", "-height", "16", "-iter", "100"}},
+		{"sha256sum", nil},
+		{"wordcount", []string{"-top", "5"}},
+	} {
+		wasm, err := os.ReadFile(filepath.Join("..", "..", "sdk-contracts", "jobs", job.name, job.name+".wasm"))
+		if err != nil {
+			t.Logf("%s not built (make contracts): %v", job.name, err)
+			continue
+		}
+		var mods [2]wazero.CompiledModule
+		for i, o := range []meter.Options{opts, withGlobals} {
+			code, err := meter.Instrument(wasm, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mods[i], err = r.CompileModule(ctx, code); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run := func(cm wazero.CompiledModule, gas int64) outcome {
+			var stdout bytes.Buffer
+			cfg := wazero.NewModuleConfig().WithName("").WithArgs(append([]string{"job"}, job.args...)...).
+				WithStdout(&stdout).WithStartFunctions().
+				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(in, "/in").WithDirMount(t.TempDir(), "/out"))
+			m, err := r.InstantiateModule(ctx, cm, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(ctx)
+			setGas(m, gas)
+			var o outcome
+			if _, err := m.ExportedFunction("_start").Call(ctx); err != nil {
+				o.err = err.Error()
+			}
+			o.stdout, o.gas = stdout.String(), gas-gasLeft(m)
+			return o
+		}
+		want := run(mods[0], meter.MaxGas)
+		if got := run(mods[1], meter.MaxGas); got != want {
+			t.Errorf("%s: %+v with the state in globals, %+v in locals", job.name, got, want)
+		}
+		if want.stdout == "" {
+			t.Errorf("%s printed nothing: %+v", job.name, want)
+		}
+		w := run(mods[0], want.gas/2)
+		if g := run(mods[1], want.gas/2); g != w || w.err == "" {
+			t.Errorf("%s with %d gas: %+v with the state in globals, %+v in locals", job.name, want.gas/2, g, w)
 		}
 	}
 }
