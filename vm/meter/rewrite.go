@@ -228,6 +228,16 @@ type rewriter struct {
 // more keeps them in locals.
 const maxSiteGlobals = 4
 
+// siteGlobalMinIntLocals: with Options.MissInGlobals, functions with at
+// least this many integer params and locals (and at most
+// packedMaxIntLocals) keep their sites' state in globals. With the gas
+// counter and the state they hold more integer values than the 14
+// integer registers wazero allocates on amd64; below it the state in a
+// register is cheaper than a load and a store per jump (the test job's
+// mandel, 12: 1.01× plain wazero with it in a local, 1.06× in a global;
+// the example mandelbrot's render, 16: 1.46× and 1.23×).
+const siteGlobalMinIntLocals = 13
+
 // brMissForm chooses how brTableMiss keeps a site's last two indices.
 type brMissForm uint8
 
@@ -313,7 +323,8 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	}
 	r.local(slotGas) // the first scratch local, whatever the body holds
 	r.sites, r.site = info.sites, 0
-	r.inGlobals = r.missGlobals && r.sites > 0 && r.sites <= maxSiteGlobals && r.packed()
+	r.inGlobals = r.missGlobals && r.sites > 0 && r.sites <= maxSiteGlobals && r.packed() &&
+		(r.brMissForm != brMissAuto || r.intLocals >= siteGlobalMinIntLocals)
 	if r.inGlobals {
 		r.siteGlobals = max(r.siteGlobals, r.sites)
 		r.saveLocal = r.nLocals + uint32(len(r.scratch))
