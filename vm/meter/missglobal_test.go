@@ -45,7 +45,9 @@ var recursiveSite = fnModule{
 // recursive call then leaves a different last index behind) or if the
 // function's entry does not reset it.
 func TestMissInGlobalsRecursion(t *testing.T) {
-	opts := meter.DefaultOptions()
+	// f has 3 integer params and locals, too few for the default to put
+	// its state in a global: force the packed form, which does.
+	opts := meter.PackedBrTableMiss(meter.DefaultOptions())
 	withGlobals := opts
 	withGlobals.MissInGlobals = true
 	m := recursiveSite.bytes()
@@ -91,6 +93,37 @@ func TestMissInGlobalsRecursion(t *testing.T) {
 	}
 }
 
+// TestMissInGlobalsChoice: by default only a function with at least 13
+// integer params and locals (with the gas counter and the state, more
+// than wazero's 14 integer registers on amd64) and at most 16 (the
+// packed form) keeps its br_table state in a global.
+func TestMissInGlobalsChoice(t *testing.T) {
+	opts := meter.DefaultOptions()
+	withGlobals := opts
+	withGlobals.MissInGlobals = true
+	for _, tc := range []struct {
+		i64s   byte // f's i64 locals besides its i32 param and local
+		global bool
+	}{{0, false}, {10, false}, {11, true}, {14, true}, {15, false}} {
+		m := recursiveSite
+		m.locals = [][2]byte{{1, tI32}, {tc.i64s, tI64}}
+		a, err := meter.Instrument(m.bytes(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := meter.Instrument(m.bytes(), withGlobals)
+		if changed := !bytes.Equal(a, b); changed != tc.global {
+			t.Errorf("%d integer params and locals: state in a global %v, want %v", 2+int(tc.i64s), changed, tc.global)
+		}
+		for n := uint64(0); n <= 5 && tc.global; n++ {
+			_, want, _ := run(t, m.bytes(), opts, 1<<40, n)
+			if _, got, _ := run(t, m.bytes(), withGlobals, 1<<40, n); got != want {
+				t.Errorf("%d integer locals, f(%d): %d gas with the state in globals, %d in a local", 2+int(tc.i64s), n, got, want)
+			}
+		}
+	}
+}
+
 // TestMissInGlobalsGoModule: the Go module's functions metered as jobs are
 // (BlindLocals) with and without Options.MissInGlobals use the same gas,
 // return the same results, run out of gas at the same gas and hit the
@@ -108,14 +141,19 @@ func TestMissInGlobalsGoModule(t *testing.T) {
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	defer r.Close(ctx)
 	var mods [2]wazero.CompiledModule
+	var codes [2][]byte
 	for i, o := range []meter.Options{opts, withGlobals} {
 		code, err := meter.Instrument(wasm, o)
 		if err != nil {
 			t.Fatal(err)
 		}
+		codes[i] = code
 		if mods[i], err = r.CompileModule(ctx, code); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if bytes.Equal(codes[0], codes[1]) {
+		t.Fatal("no function of the Go module keeps its state in a global")
 	}
 	type outcome struct {
 		res   uint64
@@ -207,14 +245,19 @@ func TestMissInGlobalsExampleJobs(t *testing.T) {
 			continue
 		}
 		var mods [2]wazero.CompiledModule
+		var codes [2][]byte
 		for i, o := range []meter.Options{opts, withGlobals} {
 			code, err := meter.Instrument(wasm, o)
 			if err != nil {
 				t.Fatal(err)
 			}
+			codes[i] = code
 			if mods[i], err = r.CompileModule(ctx, code); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if bytes.Equal(codes[0], codes[1]) {
+			t.Errorf("%s: no function keeps its state in a global", job.name)
 		}
 		run := func(cm wazero.CompiledModule, gas int64) outcome {
 			var stdout bytes.Buffer
