@@ -120,8 +120,9 @@ const (
 // both), a call that runs its blocks in order does not go through it; a Go
 // branch on the data picks among more targets, unpredictably.
 //
-// With Options.MissInGlobals, a function that packs the state and has at
-// most maxSiteGlobals sites keeps its k-th site's $s in the appended
+// With Options.MissInGlobals, a function that packs the state, has at
+// least siteGlobalMinIntLocals integer params and locals and at most
+// maxSiteGlobals sites keeps its k-th site's $s in the appended
 // global $site_k instead of a local: the same instructions with
 // global.get/global.set on $site_k. The globals are shared by all
 // functions, so the function's entry sets each of its $site_k to 0 (what
