@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"testing"
 	"time"
@@ -141,6 +143,12 @@ type blockStats struct {
 	reexec time.Duration // follower CPU of sb.reexec extra ExecuteBlock runs (no commit)
 	max    time.Duration // the largest cpu of one block
 	maxTxs int           // the transactions of the block with the largest cpu
+	// thread is the CPU of the follower's executing goroutine alone (its
+	// locked OS thread): cpu without what other goroutines did meanwhile
+	// (background GC, Pebble flushes and compactions, the parallel
+	// signature checks of transactions).
+	thread time.Duration
+	bg     background // during the last block
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -175,7 +183,11 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 		} else if bb.Block.Header.Height >= fc.EndHeight && sb.endLabel != "" {
 			end = sb.endLabel
 		}
-		c0 := processCPU()
+		bg0 := sb.background()
+		// The thread's CPU is the executing goroutine's own only while it
+		// stays on that thread.
+		runtime.LockOSThread()
+		c0, t0 := processCPU(), threadCPU()
 		// -tagfocus=node=follower keeps the follower's work in a profile,
 		// -tagfocus=end=settling (or quiet) its epoch-end blocks.
 		pprof.Do(context.Background(), pprof.Labels("node", "follower", "end", end), func(ctx context.Context) {
@@ -187,13 +199,58 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 				b.Fatal(err)
 			}
 		})
-		c := processCPU() - c0
+		t, c := threadCPU()-t0, processCPU()-c0
+		runtime.UnlockOSThread()
+		s.bg = sb.background().since(bg0)
 		s.cpu += c
+		s.thread += t
 		if c > s.max {
 			s.max, s.maxTxs = c, len(bb.Block.Txs)
 		}
 	}
 	return s
+}
+
+// background is the process's background work so far: GC cycles and the
+// CPU the runtime attributes to GC, and both stores' Pebble flushes and
+// compactions (finished and running). The leader's count too: its flush,
+// started by its own commit of the block, runs while the follower
+// executes it, in the same process.
+type background struct {
+	gcCycles               uint64
+	gcCPU                  float64 // seconds (runtime/metrics: updated as GC cycles end)
+	flushes, compactions   int64   // finished, both stores
+	running                int64   // flushes and compactions running, both stores
+	followerMem, leaderMem uint64  // memtable bytes
+}
+
+var backgroundMetrics = []string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds"}
+
+func (sb *storBench) background() background {
+	ms := make([]metrics.Sample, len(backgroundMetrics))
+	for i, n := range backgroundMetrics {
+		ms[i].Name = n
+	}
+	metrics.Read(ms)
+	f, l := sb.follower.store.DBStats(), sb.leader.store.DBStats()
+	return background{gcCycles: ms[0].Value.Uint64(), gcCPU: ms[1].Value.Float64(),
+		flushes: f.Flushes + l.Flushes, compactions: f.Compactions + l.Compactions,
+		running:     f.FlushesRunning + l.FlushesRunning + f.CompactionsRunning + l.CompactionsRunning,
+		followerMem: f.MemTableBytes, leaderMem: l.MemTableBytes}
+}
+
+// since is what happened between bg0 and bg: the counts' differences;
+// running is the most running at either end (a flush or compaction that
+// started before the block or is still running after it overlapped it).
+func (bg background) since(bg0 background) background {
+	return background{gcCycles: bg.gcCycles - bg0.gcCycles, gcCPU: bg.gcCPU - bg0.gcCPU,
+		flushes: bg.flushes - bg0.flushes, compactions: bg.compactions - bg0.compactions,
+		running: max(bg.running, bg0.running), followerMem: bg.followerMem, leaderMem: bg.leaderMem}
+}
+
+// quiet: no GC cycle ended and no flush or compaction ran during it.
+func (bg background) quiet() bool {
+	return bg.gcCycles == 0 && bg.flushes == 0 && bg.compactions == 0 && bg.running == 0
 }
 
 // reexecute runs the follower's ExecuteBlock of bb sb.reexec times
@@ -400,6 +457,11 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	emptyBlocks := 0
 	var proofTxs, proofBytes, proofBlocks, proven int
 	var maxProofCPU, maxEndCPU time.Duration
+	// The end blocks' CPU on the executing thread alone, and the process
+	// CPU of those during which no GC cycle ended and no flush or
+	// compaction ran (clean).
+	var endThread, maxEndThread, cleanEndCPU, maxCleanEndCPU time.Duration
+	cleanEnds, gcEnds, dbEnds := 0, 0, 0
 	maxProofTxs, settlingEpochs := 0, 0
 	sb.reexec = reexec
 	b.ResetTimer()
@@ -472,9 +534,25 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				settlingEpochs++
 			}
 			end, others := sb.untilNextEpoch()
-			b.Logf("epoch %d: end block %.1f ms, %d leases due", clock.Epoch, float64(end.cpu.Microseconds())/1000, settling)
+			bg := end.bg
+			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
+				clock.Epoch, ms(end.cpu), ms(end.thread), settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
+				float64(bg.followerMem)/(1<<20), float64(bg.leaderMem)/(1<<20))
 			endCPU += end.cpu
+			endThread += end.thread
 			maxEndCPU = max(maxEndCPU, end.cpu)
+			maxEndThread = max(maxEndThread, end.thread)
+			if bg.quiet() {
+				cleanEnds++
+				cleanEndCPU += end.cpu
+				maxCleanEndCPU = max(maxCleanEndCPU, end.cpu)
+			}
+			if bg.gcCycles > 0 {
+				gcEnds++
+			}
+			if bg.flushes+bg.compactions+bg.running > 0 {
+				dbEnds++
+			}
 			emptyCPU += others.cpu
 			emptyBlocks += others.blocks
 		}
@@ -501,12 +579,25 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	b.ReportMetric(100*(float64(endCPU.Microseconds())/1000/n-float64(base.cpu.Microseconds())/1000)/budgetMs, "end-%B")
 	b.ReportMetric(float64(maxEndCPU.Microseconds())/1000, "max-end-cpu-ms")
 	b.ReportMetric(100*(float64(maxEndCPU.Microseconds())/1000-float64(base.cpu.Microseconds())/1000)/budgetMs, "max-end-%B")
+	b.ReportMetric(ms(endThread)/n, "end-thread-cpu-ms")
+	b.ReportMetric(ms(base.thread), "base-end-thread-cpu-ms")
+	b.ReportMetric(ms(maxEndThread), "max-end-thread-cpu-ms")
+	b.ReportMetric(100*(ms(maxEndThread)-ms(base.thread))/budgetMs, "max-end-thread-%B")
+	if cleanEnds > 0 {
+		b.ReportMetric(ms(cleanEndCPU)/float64(cleanEnds), "clean-end-cpu-ms")
+		b.ReportMetric(ms(maxCleanEndCPU), "max-clean-end-cpu-ms")
+	}
+	b.ReportMetric(float64(gcEnds)/n, "gc-end-blocks")
+	b.ReportMetric(float64(dbEnds)/n, "db-end-blocks")
 	b.ReportMetric(float64(settlingEpochs)/n, "settling-epochs")
 	b.ReportMetric(float64(proofTxs)/n, "proof-txs")
 	b.ReportMetric(float64(proofBytes)/n, "proof-bytes")
 	b.ReportMetric(float64(proven)/n, "proven")
 	b.ReportMetric(float64(nHolders), "holder-nodes")
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // storageMisses counts the misses in the providers' records.
 func (sb *storBench) storageMisses() uint64 {
