@@ -38,6 +38,11 @@ type storBench struct {
 	// times more before the measured run, without committing, for a
 	// steadier figure of the execution alone (blockStats.reexec).
 	reexec int
+	// reexecEnd > 0: the follower executes each epoch-end block reexecEnd
+	// times more, uncommitted, labelled end=reexec in a profile (enough
+	// samples of the end block's execution for go tool pprof
+	// -tagfocus=end=reexec; it has no commit).
+	reexecEnd int
 	// endLabel is the pprof label value "end" of the follower's epoch-end
 	// block (set by untilNextEpoch: "settling" when leases are due for
 	// settlement in the epoch, else "quiet"); other blocks are "no".
@@ -149,6 +154,7 @@ type blockStats struct {
 	// signature checks of transactions).
 	thread time.Duration
 	bg     background // during the last block
+	keys   int        // state keys the last block changed
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -182,6 +188,11 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 			b.Fatal(err)
 		} else if bb.Block.Header.Height >= fc.EndHeight && sb.endLabel != "" {
 			end = sb.endLabel
+			if sb.reexecEnd > 0 {
+				pprof.Do(context.Background(), pprof.Labels("node", "follower", "end", "reexec"), func(context.Context) {
+					s.reexec += sb.reexecuteN(bb, sb.reexecEnd)
+				})
+			}
 		}
 		bg0 := sb.background()
 		// The thread's CPU is the executing goroutine's own only while it
@@ -197,6 +208,9 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 			}
 			if err := sb.follower.chain.Commit(fb); err != nil {
 				b.Fatal(err)
+			}
+			if fb.Prepared != nil {
+				s.keys = len(fb.Prepared.Changes())
 			}
 		})
 		t, c := threadCPU()-t0, processCPU()-c0
@@ -256,9 +270,13 @@ func (bg background) quiet() bool {
 // reexecute runs the follower's ExecuteBlock of bb sb.reexec times
 // without committing (execution leaves the store unchanged) and returns
 // the process CPU it took.
-func (sb *storBench) reexecute(bb *BuiltBlock) time.Duration {
+func (sb *storBench) reexecute(bb *BuiltBlock) time.Duration { return sb.reexecuteN(bb, sb.reexec) }
+
+// reexecuteN runs the follower's ExecuteBlock of bb n times without
+// committing and returns the process CPU it took.
+func (sb *storBench) reexecuteN(bb *BuiltBlock, n int) time.Duration {
 	c0 := processCPU()
-	for range sb.reexec {
+	for range n {
 		if _, err := sb.follower.chain.ExecuteBlock(context.Background(), bb.Block, sb.leader.nodeKey.Public()); err != nil {
 			sb.b.Fatal(err)
 		}
@@ -365,6 +383,9 @@ func BenchmarkStorageEpoch(b *testing.B) {
 	// verify-cpu-ms on a shared machine (warm caches: a lower bound of
 	// the execution part, without the commit).
 	b.Run("holders=10-exec", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 10, spread) })
+	// The follower executes each epoch-end block 20 times more,
+	// uncommitted, for profiles of the end block (-tagfocus=end=reexec).
+	b.Run("holders=100-endexec", func(b *testing.B) { benchStorageEpoch(b, 100, 0, -20, spread) })
 	// Every holding challenged every epoch: storage_samples at its maximum
 	// (512) is above any node's ≈250-300 holdings.
 	b.Run("holders=100-all", func(b *testing.B) { benchStorageEpoch(b, 100, rome.MaxStorageSamples, 0, spread) })
@@ -378,7 +399,9 @@ const blockBudget = 331 * time.Millisecond
 
 // benchStorageEpoch runs the figure for requests requests with
 // storage_samples samples (0: the default); reexec > 0 re-executes each
-// proof block that many times (storBench.reexec); the holder nodes answer
+// proof block that many times (storBench.reexec), reexec < 0 each
+// epoch-end block -reexec times (storBench.reexecEnd: its measured run is
+// then warm); the holder nodes answer
 // at the heights proofAnswerHeight gives for spread.
 func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, spread float64) {
 	// A few more providers than requests: every request finds 3 with room.
@@ -463,7 +486,11 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	var endThread, maxEndThread, cleanEndCPU, maxCleanEndCPU time.Duration
 	cleanEnds, gcEnds, dbEnds := 0, 0, 0
 	maxProofTxs, settlingEpochs := 0, 0
-	sb.reexec = reexec
+	if reexec < 0 {
+		sb.reexecEnd = -reexec
+	} else {
+		sb.reexec = reexec
+	}
 	b.ResetTimer()
 	// The label lets a profile (-cpuprofile) keep only the measured epochs:
 	// go tool pprof -tagfocus=phase=epochs.
@@ -535,8 +562,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			}
 			end, others := sb.untilNextEpoch()
 			bg := end.bg
-			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
-				clock.Epoch, ms(end.cpu), ms(end.thread), settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
+			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d keys written, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
+				clock.Epoch, ms(end.cpu), ms(end.thread), end.keys, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
 				float64(bg.followerMem)/(1<<20), float64(bg.leaderMem)/(1<<20))
 			endCPU += end.cpu
 			endThread += end.thread
