@@ -369,6 +369,18 @@ func (sb *storBench) settlingIn(e uint64) int {
 // leases due in it are logged. In a profile the follower's epoch-end
 // blocks carry the label end=settling (leases due) or end=quiet, other
 // blocks end=no: go tool pprof -tagfocus=end=quiet.
+//
+// The CPU figures are process CPU (getrusage), which also counts what
+// the rest of the process did meanwhile: the GC's background marking of
+// the whole heap (two nodes' caches), Pebble flushes and compactions. So
+// each block also runs on a locked OS thread whose own CPU is measured
+// (CLOCK_THREAD_CPUTIME_ID: the block's execution and commit, GC assists
+// included, without the parallel signature checks of its transactions):
+// end-thread-cpu-ms (mean), max-end-thread-cpu-ms and max-end-thread-%B;
+// the GC cycles, flushes and compactions during each end block are
+// logged, gc-end-blocks and db-end-blocks are the share of end blocks
+// with any, and clean-end-cpu-ms and max-clean-end-cpu-ms the process CPU
+// of the end blocks with none.
 func BenchmarkStorageEpoch(b *testing.B) {
 	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
