@@ -233,12 +233,13 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 type background struct {
 	gcCycles               uint64
 	gcCPU                  float64 // seconds (runtime/metrics: updated as GC cycles end)
+	allocBytes             uint64  // heap bytes allocated, by any goroutine
 	flushes, compactions   int64   // finished, both stores
 	running                int64   // flushes and compactions running, both stores
 	followerMem, leaderMem uint64  // memtable bytes
 }
 
-var backgroundMetrics = []string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds"}
+var backgroundMetrics = []string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds", "/gc/heap/allocs:bytes"}
 
 func (sb *storBench) background() background {
 	ms := make([]metrics.Sample, len(backgroundMetrics))
@@ -247,7 +248,7 @@ func (sb *storBench) background() background {
 	}
 	metrics.Read(ms)
 	f, l := sb.follower.store.DBStats(), sb.leader.store.DBStats()
-	return background{gcCycles: ms[0].Value.Uint64(), gcCPU: ms[1].Value.Float64(),
+	return background{gcCycles: ms[0].Value.Uint64(), gcCPU: ms[1].Value.Float64(), allocBytes: ms[2].Value.Uint64(),
 		flushes: f.Flushes + l.Flushes, compactions: f.Compactions + l.Compactions,
 		running:     f.FlushesRunning + l.FlushesRunning + f.CompactionsRunning + l.CompactionsRunning,
 		followerMem: f.MemTableBytes, leaderMem: l.MemTableBytes}
@@ -257,7 +258,7 @@ func (sb *storBench) background() background {
 // running is the most running at either end (a flush or compaction that
 // started before the block or is still running after it overlapped it).
 func (bg background) since(bg0 background) background {
-	return background{gcCycles: bg.gcCycles - bg0.gcCycles, gcCPU: bg.gcCPU - bg0.gcCPU,
+	return background{gcCycles: bg.gcCycles - bg0.gcCycles, gcCPU: bg.gcCPU - bg0.gcCPU, allocBytes: bg.allocBytes - bg0.allocBytes,
 		flushes: bg.flushes - bg0.flushes, compactions: bg.compactions - bg0.compactions,
 		running: max(bg.running, bg0.running), followerMem: bg.followerMem, leaderMem: bg.leaderMem}
 }
@@ -574,8 +575,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			}
 			end, others := sb.untilNextEpoch()
 			bg := end.bg
-			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d keys written, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
-				clock.Epoch, ms(end.cpu), ms(end.thread), end.keys, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
+			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d keys written, %.2f MB allocated, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
+				clock.Epoch, ms(end.cpu), ms(end.thread), end.keys, float64(bg.allocBytes)/1e6, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
 				float64(bg.followerMem)/(1<<20), float64(bg.leaderMem)/(1<<20))
 			endCPU += end.cpu
 			endThread += end.thread
