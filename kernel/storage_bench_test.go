@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"testing"
 	"time"
@@ -36,6 +38,11 @@ type storBench struct {
 	// times more before the measured run, without committing, for a
 	// steadier figure of the execution alone (blockStats.reexec).
 	reexec int
+	// reexecEnd > 0: the follower executes each epoch-end block reexecEnd
+	// times more, uncommitted, labelled end=reexec in a profile (enough
+	// samples of the end block's execution for go tool pprof
+	// -tagfocus=end=reexec; it has no commit).
+	reexecEnd int
 	// endLabel is the pprof label value "end" of the follower's epoch-end
 	// block (set by untilNextEpoch: "settling" when leases are due for
 	// settlement in the epoch, else "quiet"); other blocks are "no".
@@ -141,6 +148,13 @@ type blockStats struct {
 	reexec time.Duration // follower CPU of sb.reexec extra ExecuteBlock runs (no commit)
 	max    time.Duration // the largest cpu of one block
 	maxTxs int           // the transactions of the block with the largest cpu
+	// thread is the CPU of the follower's executing goroutine alone (its
+	// locked OS thread): cpu without what other goroutines did meanwhile
+	// (background GC, Pebble flushes and compactions, the parallel
+	// signature checks of transactions).
+	thread time.Duration
+	bg     background // during the last block
+	keys   int        // state keys the last block changed
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -174,8 +188,17 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 			b.Fatal(err)
 		} else if bb.Block.Header.Height >= fc.EndHeight && sb.endLabel != "" {
 			end = sb.endLabel
+			if sb.reexecEnd > 0 {
+				pprof.Do(context.Background(), pprof.Labels("node", "follower", "end", "reexec"), func(context.Context) {
+					s.reexec += sb.reexecuteN(bb, sb.reexecEnd)
+				})
+			}
 		}
-		c0 := processCPU()
+		bg0 := sb.background()
+		// The thread's CPU is the executing goroutine's own only while it
+		// stays on that thread.
+		runtime.LockOSThread()
+		c0, t0 := processCPU(), threadCPU()
 		// -tagfocus=node=follower keeps the follower's work in a profile,
 		// -tagfocus=end=settling (or quiet) its epoch-end blocks.
 		pprof.Do(context.Background(), pprof.Labels("node", "follower", "end", end), func(ctx context.Context) {
@@ -186,9 +209,15 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 			if err := sb.follower.chain.Commit(fb); err != nil {
 				b.Fatal(err)
 			}
+			if fb.Prepared != nil {
+				s.keys = len(fb.Prepared.Changes())
+			}
 		})
-		c := processCPU() - c0
+		t, c := threadCPU()-t0, processCPU()-c0
+		runtime.UnlockOSThread()
+		s.bg = sb.background().since(bg0)
 		s.cpu += c
+		s.thread += t
 		if c > s.max {
 			s.max, s.maxTxs = c, len(bb.Block.Txs)
 		}
@@ -196,12 +225,59 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 	return s
 }
 
+// background is the process's background work so far: GC cycles and the
+// CPU the runtime attributes to GC, and both stores' Pebble flushes and
+// compactions (finished and running). The leader's count too: its flush,
+// started by its own commit of the block, runs while the follower
+// executes it, in the same process.
+type background struct {
+	gcCycles               uint64
+	gcCPU                  float64 // seconds (runtime/metrics: updated as GC cycles end)
+	allocBytes             uint64  // heap bytes allocated, by any goroutine
+	flushes, compactions   int64   // finished, both stores
+	running                int64   // flushes and compactions running, both stores
+	followerMem, leaderMem uint64  // memtable bytes
+}
+
+var backgroundMetrics = []string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds", "/gc/heap/allocs:bytes"}
+
+func (sb *storBench) background() background {
+	ms := make([]metrics.Sample, len(backgroundMetrics))
+	for i, n := range backgroundMetrics {
+		ms[i].Name = n
+	}
+	metrics.Read(ms)
+	f, l := sb.follower.store.DBStats(), sb.leader.store.DBStats()
+	return background{gcCycles: ms[0].Value.Uint64(), gcCPU: ms[1].Value.Float64(), allocBytes: ms[2].Value.Uint64(),
+		flushes: f.Flushes + l.Flushes, compactions: f.Compactions + l.Compactions,
+		running:     f.FlushesRunning + l.FlushesRunning + f.CompactionsRunning + l.CompactionsRunning,
+		followerMem: f.MemTableBytes, leaderMem: l.MemTableBytes}
+}
+
+// since is what happened between bg0 and bg: the counts' differences;
+// running is the most running at either end (a flush or compaction that
+// started before the block or is still running after it overlapped it).
+func (bg background) since(bg0 background) background {
+	return background{gcCycles: bg.gcCycles - bg0.gcCycles, gcCPU: bg.gcCPU - bg0.gcCPU, allocBytes: bg.allocBytes - bg0.allocBytes,
+		flushes: bg.flushes - bg0.flushes, compactions: bg.compactions - bg0.compactions,
+		running: max(bg.running, bg0.running), followerMem: bg.followerMem, leaderMem: bg.leaderMem}
+}
+
+// quiet: no GC cycle ended and no flush or compaction ran during it.
+func (bg background) quiet() bool {
+	return bg.gcCycles == 0 && bg.flushes == 0 && bg.compactions == 0 && bg.running == 0
+}
+
 // reexecute runs the follower's ExecuteBlock of bb sb.reexec times
 // without committing (execution leaves the store unchanged) and returns
 // the process CPU it took.
-func (sb *storBench) reexecute(bb *BuiltBlock) time.Duration {
+func (sb *storBench) reexecute(bb *BuiltBlock) time.Duration { return sb.reexecuteN(bb, sb.reexec) }
+
+// reexecuteN runs the follower's ExecuteBlock of bb n times without
+// committing and returns the process CPU it took.
+func (sb *storBench) reexecuteN(bb *BuiltBlock, n int) time.Duration {
 	c0 := processCPU()
-	for range sb.reexec {
+	for range n {
 		if _, err := sb.follower.chain.ExecuteBlock(context.Background(), bb.Block, sb.leader.nodeKey.Public()); err != nil {
 			sb.b.Fatal(err)
 		}
@@ -294,6 +370,18 @@ func (sb *storBench) settlingIn(e uint64) int {
 // leases due in it are logged. In a profile the follower's epoch-end
 // blocks carry the label end=settling (leases due) or end=quiet, other
 // blocks end=no: go tool pprof -tagfocus=end=quiet.
+//
+// The CPU figures are process CPU (getrusage), which also counts what
+// the rest of the process did meanwhile: the GC's background marking of
+// the whole heap (two nodes' caches), Pebble flushes and compactions. So
+// each block also runs on a locked OS thread whose own CPU is measured
+// (CLOCK_THREAD_CPUTIME_ID: the block's execution and commit, GC assists
+// included, without the parallel signature checks of its transactions):
+// end-thread-cpu-ms (mean), max-end-thread-cpu-ms and max-end-thread-%B;
+// the GC cycles, flushes and compactions during each end block are
+// logged, gc-end-blocks and db-end-blocks are the share of end blocks
+// with any, and clean-end-cpu-ms and max-clean-end-cpu-ms the process CPU
+// of the end blocks with none.
 func BenchmarkStorageEpoch(b *testing.B) {
 	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
@@ -308,6 +396,9 @@ func BenchmarkStorageEpoch(b *testing.B) {
 	// verify-cpu-ms on a shared machine (warm caches: a lower bound of
 	// the execution part, without the commit).
 	b.Run("holders=10-exec", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 10, spread) })
+	// The follower executes each epoch-end block 20 times more,
+	// uncommitted, for profiles of the end block (-tagfocus=end=reexec).
+	b.Run("holders=100-endexec", func(b *testing.B) { benchStorageEpoch(b, 100, 0, -20, spread) })
 	// Every holding challenged every epoch: storage_samples at its maximum
 	// (512) is above any node's ≈250-300 holdings.
 	b.Run("holders=100-all", func(b *testing.B) { benchStorageEpoch(b, 100, rome.MaxStorageSamples, 0, spread) })
@@ -321,7 +412,9 @@ const blockBudget = 331 * time.Millisecond
 
 // benchStorageEpoch runs the figure for requests requests with
 // storage_samples samples (0: the default); reexec > 0 re-executes each
-// proof block that many times (storBench.reexec); the holder nodes answer
+// proof block that many times (storBench.reexec), reexec < 0 each
+// epoch-end block -reexec times (storBench.reexecEnd: its measured run is
+// then warm); the holder nodes answer
 // at the heights proofAnswerHeight gives for spread.
 func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, spread float64) {
 	// A few more providers than requests: every request finds 3 with room.
@@ -400,8 +493,17 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	emptyBlocks := 0
 	var proofTxs, proofBytes, proofBlocks, proven int
 	var maxProofCPU, maxEndCPU time.Duration
+	// The end blocks' CPU on the executing thread alone, and the process
+	// CPU of those during which no GC cycle ended and no flush or
+	// compaction ran (clean).
+	var endThread, maxEndThread, cleanEndCPU, maxCleanEndCPU, endReexec time.Duration
+	cleanEnds, gcEnds, dbEnds := 0, 0, 0
 	maxProofTxs, settlingEpochs := 0, 0
-	sb.reexec = reexec
+	if reexec < 0 {
+		sb.reexecEnd = -reexec
+	} else {
+		sb.reexec = reexec
+	}
 	b.ResetTimer()
 	// The label lets a profile (-cpuprofile) keep only the measured epochs:
 	// go tool pprof -tagfocus=phase=epochs.
@@ -472,9 +574,26 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				settlingEpochs++
 			}
 			end, others := sb.untilNextEpoch()
-			b.Logf("epoch %d: end block %.1f ms, %d leases due", clock.Epoch, float64(end.cpu.Microseconds())/1000, settling)
+			bg := end.bg
+			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d keys written, %.2f MB allocated, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
+				clock.Epoch, ms(end.cpu), ms(end.thread), end.keys, float64(bg.allocBytes)/1e6, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
+				float64(bg.followerMem)/(1<<20), float64(bg.leaderMem)/(1<<20))
 			endCPU += end.cpu
+			endReexec += end.reexec
+			endThread += end.thread
 			maxEndCPU = max(maxEndCPU, end.cpu)
+			maxEndThread = max(maxEndThread, end.thread)
+			if bg.quiet() {
+				cleanEnds++
+				cleanEndCPU += end.cpu
+				maxCleanEndCPU = max(maxCleanEndCPU, end.cpu)
+			}
+			if bg.gcCycles > 0 {
+				gcEnds++
+			}
+			if bg.flushes+bg.compactions+bg.running > 0 {
+				dbEnds++
+			}
 			emptyCPU += others.cpu
 			emptyBlocks += others.blocks
 		}
@@ -501,12 +620,30 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	b.ReportMetric(100*(float64(endCPU.Microseconds())/1000/n-float64(base.cpu.Microseconds())/1000)/budgetMs, "end-%B")
 	b.ReportMetric(float64(maxEndCPU.Microseconds())/1000, "max-end-cpu-ms")
 	b.ReportMetric(100*(float64(maxEndCPU.Microseconds())/1000-float64(base.cpu.Microseconds())/1000)/budgetMs, "max-end-%B")
+	if sb.reexecEnd > 0 {
+		// The end block's execution alone (no commit), warm, averaged
+		// over its reexecEnd runs: steadier than end-cpu-ms.
+		b.ReportMetric(ms(endReexec)/n/float64(sb.reexecEnd), "reexec-end-cpu-ms")
+	}
+	b.ReportMetric(ms(endThread)/n, "end-thread-cpu-ms")
+	b.ReportMetric(ms(base.thread), "base-end-thread-cpu-ms")
+	b.ReportMetric(ms(maxEndThread), "max-end-thread-cpu-ms")
+	b.ReportMetric(100*(ms(maxEndThread)-ms(base.thread))/budgetMs, "max-end-thread-%B")
+	if cleanEnds > 0 {
+		b.ReportMetric(ms(cleanEndCPU)/float64(cleanEnds), "clean-end-cpu-ms")
+		b.ReportMetric(ms(maxCleanEndCPU), "max-clean-end-cpu-ms")
+	}
+	b.ReportMetric(float64(gcEnds)/n, "gc-end-blocks")
+	b.ReportMetric(float64(dbEnds)/n, "db-end-blocks")
 	b.ReportMetric(float64(settlingEpochs)/n, "settling-epochs")
 	b.ReportMetric(float64(proofTxs)/n, "proof-txs")
 	b.ReportMetric(float64(proofBytes)/n, "proof-bytes")
 	b.ReportMetric(float64(proven)/n, "proven")
 	b.ReportMetric(float64(nHolders), "holder-nodes")
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // storageMisses counts the misses in the providers' records.
 func (sb *storBench) storageMisses() uint64 {

@@ -71,7 +71,9 @@
 // changed key through, a state import clears it, and a read that raced a
 // commit does not fill it). Pebble's memtable is 64 MiB
 // (StoreOptions.MemTableBytes): larger makes every write's skiplist search
-// slower on a large state.
+// slower on a large state. DBStats counts its flushes and
+// compactions (finished and running), so a measurement can tell a block's
+// own work from the background work running beside it.
 //
 // PruneBlocks deletes old block bodies and receipts (a node's
 // block_retention; see prune.go): each step deletes a range of heights and

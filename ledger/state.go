@@ -136,12 +136,16 @@ func (s *State) Len() int { return len(s.writes) }
 // no upper bound.
 func (s *State) Iterate(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
 	var buf []Change
+	// Compared as strings (the same order as bytes.Compare): only the keys
+	// in the range are copied, not every buffered key (a block of pins
+	// iterates a small range once per pin over a buffer of tens of
+	// thousands of keys).
+	lo, hi := string(start), string(end)
 	for k, e := range s.writes {
-		kb := []byte(k)
-		if bytes.Compare(kb, start) < 0 || end != nil && bytes.Compare(kb, end) >= 0 {
+		if k < lo || end != nil && k >= hi {
 			continue
 		}
-		c := Change{Key: kb}
+		c := Change{Key: []byte(k)}
 		if !e.deleted {
 			c.Value = e.val
 		}

@@ -348,6 +348,38 @@ func (s *store) round(node ledger.Address, e uint64) (*Round, error) {
 	return &r, nil
 }
 
+// answered is how many items of its epoch-e challenge list node has
+// answered (proven or declared), read from its Round's head without
+// decoding the rest of the record (the miss pass reads every challenged
+// node's).
+func (s *store) answered(node ledger.Address, e uint64) (uint64, error) {
+	k := rkey(tagRound, node[:])
+	raw, err := s.st.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	if s.gas != nil { // as get charges
+		if err := s.charge(s.sched.ReadBase+s.sched.ReadPerByte*uint64(len(k)+len(raw)), "state read"); err != nil {
+			return 0, err
+		}
+	}
+	if raw == nil {
+		return 0, nil
+	}
+	ep, proven, declared, ok := roundHead(raw)
+	if !ok {
+		var r Round
+		if err := s.decode(raw, &r); err != nil {
+			return 0, fmt.Errorf("rome: record %x: %w: %w", k, ledger.ErrCorrupt, err)
+		}
+		ep, proven, declared = r.Epoch, r.Proven, r.Declared
+	}
+	if ep != e {
+		return 0, nil
+	}
+	return uint64(proven) + uint64(declared), nil
+}
+
 func (s *store) challenged(node ledger.Address) (*Challenged, bool, error) {
 	var c Challenged
 	ok, err := s.get(rkey(tagChal, node[:]), &c)
@@ -584,8 +616,9 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 	if err != nil {
 		return err
 	}
+	var kbuf []byte
 	for _, nc := range nodes {
-		var items []ChallengeItem
+		items := make([]ChallengeItem, 0, min(nc.n, p.StorageSamples))
 		add := func(ref *slotRef) {
 			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
 			if h.Due(sd.Epoch) {
@@ -606,12 +639,20 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 				add(&refs[i])
 			}
 		} else {
+			// One key buffer for the node's slots (State.Get keeps its
+			// own copy of a key it caches).
+			kbuf = append(rkey(tagHoldSlot, nc.node[:]), make([]byte, 8)...)
 			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
-				ref, ok, err := s.slot(nc.node, slot)
+				binary.BigEndian.PutUint64(kbuf[len(kbuf)-8:], slot)
+				v, err := s.st.Get(kbuf)
 				if err != nil {
 					return err
-				} else if !ok {
+				} else if v == nil {
 					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
+				}
+				var ref slotRef
+				if err := ref.decode(v); err != nil {
+					return err
 				}
 				add(&ref)
 			}
@@ -651,7 +692,7 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 			if err := s.del(ck); err != nil {
 				return err
 			}
-		} else if err := s.put(ck, &Challenged{Epoch: sd.Epoch, Items: items}); err != nil {
+		} else if err := s.setRaw(ck, encodeChallenged(&Challenged{Epoch: sd.Epoch, Items: items})); err != nil {
 			return err
 		}
 	}
@@ -1200,11 +1241,10 @@ func (w *epochWork) storageCheck() error {
 			return nil
 		}
 		node := cl.node
-		rd, err := w.s.round(node, w.e)
+		answered, err := w.s.answered(node, w.e)
 		if err != nil {
 			return err
 		}
-		answered := uint64(rd.Proven) + uint64(rd.Declared)
 		if cl.header && answered >= cl.n {
 			return nil // every item answered: the list need not be decoded
 		}
@@ -1270,32 +1310,99 @@ func challengedHead(v []byte) (epoch, n uint64, ok bool) {
 	if len(v) < 1 || v[0] != 0x82 { // array of 2
 		return 0, 0, false
 	}
-	head := func(b []byte, major byte) (x uint64, rest []byte, ok bool) {
-		if len(b) < 1 || b[0]>>5 != major {
-			return 0, nil, false
-		}
-		ai := b[0] & 0x1f
-		switch {
-		case ai < 24:
-			return uint64(ai), b[1:], true
-		case ai >= 24 && ai <= 27:
-			w := 1 << (ai - 24) // 1, 2, 4 or 8 bytes
-			if len(b) < 1+w {
-				return 0, nil, false
-			}
-			for _, c := range b[1 : 1+w] {
-				x = x<<8 | uint64(c)
-			}
-			return x, b[1+w:], true
-		}
-		return 0, nil, false
-	}
-	epoch, rest, ok := head(v[1:], 0)
+	epoch, rest, ok := cborArg(v[1:], 0)
 	if !ok {
 		return 0, 0, false
 	}
-	n, _, ok = head(rest, 4)
+	n, _, ok = cborArg(rest, 4)
 	return epoch, n, ok
+}
+
+// cborHead appends a CBOR head of major type major and argument x in its
+// shortest form, as the codec's canonical encoder writes it.
+func cborHead(b []byte, major byte, x uint64) []byte {
+	m := major << 5
+	switch {
+	case x < 24:
+		return append(b, m|byte(x))
+	case x <= 0xff:
+		return append(b, m|24, byte(x))
+	case x <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(x))
+	case x <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(x))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), x)
+}
+
+// encodeChallenged is the codec's canonical encoding of a Challenged
+// (an array of the epoch and the items, each an array of lease, pin and
+// blob, the blob an array of its id as a byte string and its size), byte
+// for byte (TestEncodeChallengedMatchesCodec), without the reflection:
+// the draw writes one list per holder node at every epoch's end.
+func encodeChallenged(c *Challenged) []byte {
+	b := make([]byte, 0, 12+len(c.Items)*(3+9+5+3+32+9))
+	b = append(b, 0x82)
+	b = cborHead(b, 0, c.Epoch)
+	b = cborHead(b, 4, uint64(len(c.Items)))
+	for i := range c.Items {
+		it := &c.Items[i]
+		b = append(b, 0x83)
+		b = cborHead(b, 0, it.Lease)
+		b = cborHead(b, 0, uint64(it.Pin))
+		b = append(b, 0x82, 0x58, byte(len(it.Blob.ID)))
+		b = append(b, it.Blob.ID[:]...)
+		b = cborHead(b, 0, it.Blob.Size)
+	}
+	return b
+}
+
+// roundHead reads the epoch and the answer counts of an encoded Round (a
+// CBOR array of six, starting with the epoch, Proven and Declared, as the
+// codec writes it) without decoding the rest; ok is false for anything
+// else (the caller then decodes it whole).
+func roundHead(v []byte) (epoch uint64, proven, declared uint32, ok bool) {
+	if len(v) < 1 || v[0] != 0x86 { // array of 6
+		return 0, 0, 0, false
+	}
+	var x [3]uint64
+	rest := v[1:]
+	for i := range x {
+		if x[i], rest, ok = cborUint(rest); !ok {
+			return 0, 0, 0, false
+		}
+	}
+	if x[1] > 0xffffffff || x[2] > 0xffffffff {
+		return 0, 0, 0, false
+	}
+	return x[0], uint32(x[1]), uint32(x[2]), true
+}
+
+// cborUint reads an unsigned integer (major type 0) from the head of b.
+func cborUint(b []byte) (x uint64, rest []byte, ok bool) {
+	return cborArg(b, 0)
+}
+
+// cborArg reads the argument of a CBOR head of major type major.
+func cborArg(b []byte, major byte) (x uint64, rest []byte, ok bool) {
+	if len(b) < 1 || b[0]>>5 != major {
+		return 0, nil, false
+	}
+	ai := b[0] & 0x1f
+	switch {
+	case ai < 24:
+		return uint64(ai), b[1:], true
+	case ai <= 27:
+		w := 1 << (ai - 24) // 1, 2, 4 or 8 bytes
+		if len(b) < 1+w {
+			return 0, nil, false
+		}
+		for _, c := range b[1 : 1+w] {
+			x = x<<8 | uint64(c)
+		}
+		return x, b[1+w:], true
+	}
+	return 0, nil, false
 }
 
 // moveReplica ends a lease after epoch e because its holder kept missing

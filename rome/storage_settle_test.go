@@ -1,6 +1,7 @@
 package rome
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -239,6 +240,60 @@ func TestChallengedHead(t *testing.T) {
 	for _, bad := range [][]byte{nil, {0x82}, {0x83, 0x01, 0x80}, {0x82, 0x18}, {0x82, 0x01, 0x01}, {0x82, 0x01, 0x9b, 0x01}} {
 		if _, _, ok := challengedHead(bad); ok {
 			t.Errorf("%x read as a challenge list", bad)
+		}
+	}
+}
+
+// TestEncodeChallengedMatchesCodec: the draw's hand-written encoding of a
+// challenge list is the codec's, byte for byte, for integers of every
+// width in every field and lists of 0 to 300 items (the state root and so
+// consensus depend on the bytes).
+func TestEncodeChallengedMatchesCodec(t *testing.T) {
+	c := ledger.NewCodec()
+	widths := []uint64{0, 1, 23, 24, 255, 256, 65_535, 65_536, 1<<32 - 1, 1 << 32, 1<<64 - 1}
+	for _, epoch := range widths {
+		for _, n := range []int{0, 1, 23, 24, 255, 256, 300} {
+			ch := Challenged{Epoch: epoch, Items: make([]ChallengeItem, n)}
+			for i := range ch.Items {
+				w := widths[(i+int(epoch%7))%len(widths)]
+				ch.Items[i] = ChallengeItem{Lease: w, Pin: uint32(widths[(i+3)%len(widths)]),
+					Blob: ledger.BlobRef{ID: ledger.BlobID(ledger.HashBytes([]byte{byte(i)})), Size: widths[(i+5)%len(widths)]}}
+			}
+			want, err := c.Marshal(&ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := encodeChallenged(&ch); !bytes.Equal(got, want) {
+				t.Fatalf("epoch %d, %d items:\n got %x\nwant %x", epoch, n, got, want)
+			}
+		}
+	}
+}
+
+// TestRoundHead: the miss pass reads a node's answers from its Round's
+// head as the codec wrote it, for counts and epochs of every integer
+// width and any lease providers, and refuses anything else.
+func TestRoundHead(t *testing.T) {
+	c := ledger.NewCodec()
+	widths := []uint64{0, 1, 23, 24, 255, 256, 65_536, 1<<32 - 1, 1 << 40}
+	for i, epoch := range widths {
+		for j, proven := range widths {
+			r := Round{Epoch: epoch, Proven: uint32(proven), Declared: uint32(widths[(i+j)%len(widths)]), LastHeight: proven, LastEpoch: epoch,
+				Providers: make([]LeaseProvider, j%4)}
+			raw, err := c.Marshal(&r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, p, d, ok := roundHead(raw)
+			if !ok || e != r.Epoch || p != r.Proven || d != r.Declared {
+				t.Fatalf("%+v: read %d, %d, %d, %v", r, e, p, d, ok)
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, {0x86}, {0x85, 0x01, 0x01, 0x01}, {0x86, 0x01, 0x18}, {0x86, 0x01, 0x01, 0x41},
+		{0x86, 0x01, 0x1b, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x01}} {
+		if _, _, _, ok := roundHead(bad); ok {
+			t.Errorf("%x read as a round", bad)
 		}
 	}
 }
