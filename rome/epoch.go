@@ -511,9 +511,11 @@ type certUnits struct {
 }
 
 // credit counts total attested or measured units of lease l's provider
-// for its certificates (certs, per kind and source) and its governance
-// weight, and rewarded of them for the epoch's rewards (storage units
-// paid by proofs are weighed there at their own epoch: storageRates).
+// for its certificates (certs, per kind and source, added to the
+// accumulators of the provider's pending certificate period: see
+// certPhase) and its governance weight, and rewarded of them for the
+// epoch's rewards (storage units paid by proofs are weighed there at their
+// own epoch: storageRates).
 func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) error {
 	if rewarded > 0 {
 		if _, ok := w.attest[l.Provider]; !ok {
@@ -524,14 +526,19 @@ func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) 
 	if total == 0 {
 		return nil
 	}
+	var period *certNext
 	for _, c := range certs {
 		if c.units == 0 {
 			continue
 		}
-		k := rkey(tagCertAcc, l.Provider[:], []byte{c.kind, c.src})
-		if c.src == sourceMeter {
-			k = append(k, u64(c.meter)...)
+		if period == nil {
+			cp, err := w.s.certPeriod(l.Provider, w.e, w.p.CertPeriodEpochs)
+			if err != nil {
+				return err
+			}
+			period = &cp
 		}
+		k := certAccKey(period.due, l.Provider, c.kind, c.src, c.meter)
 		cur, err := w.s.getU64(k)
 		if err != nil {
 			return err
@@ -906,15 +913,16 @@ func (w *epochWork) reward() error {
 	return nil
 }
 
-// certify issues, at the end of each certificate period, one certificate
-// per (contributor, kind) with attested delivery in the period. The
-// statement is recorded unsigned; its issuer (chosen by id among the
-// issuers) signs it with a CertSign transaction.
+// certify issues one certificate per (contributor, kind, source) for the
+// contributors whose certificate period ends with this epoch (each has its
+// own phase: certPhase), from the accumulators keyed by this epoch — the
+// due contributors only, not every accumulator. The statement is recorded
+// unsigned; its issuer (chosen by id among the issuers) signs it with a
+// CertSign transaction, and the issuer's key is registered the first time
+// it issues. With no issuers the units carry over to each contributor's
+// next period end (the certificate then covers the longer window).
 func (w *epochWork) certify() error {
-	if (w.e+1)%w.p.CertPeriodEpochs != 0 || len(w.p.Issuers) == 0 {
-		return nil
-	}
-	prefix := rkey(tagCertAcc)
+	prefix := rkey(tagCertAcc, u64(w.e))
 	type acc struct {
 		addr   ledger.Address
 		kind   uint8
@@ -939,14 +947,39 @@ func (w *epochWork) certify() error {
 	if err != nil {
 		return err
 	}
-	from := w.e + 1 - w.p.CertPeriodEpochs
-	for _, a := range list {
-		ak := rkey(tagCertAcc, a.addr[:], []byte{a.kind, a.src})
-		if a.src == sourceMeter {
-			ak = append(ak, u64(a.meter)...)
+	seen := map[string]bool{}
+	var cur certNext
+	for i, a := range list {
+		if i == 0 || a.addr != list[i-1].addr { // accumulators are in address order
+			if cur, err = w.s.certNext(a.addr); err != nil {
+				return err
+			}
+			if !cur.pending || cur.due != w.e {
+				return fmt.Errorf("rome: certificate period of %s does not end at epoch %d: %w", a.addr, w.e, ledger.ErrCorrupt)
+			}
+			next := certNext{from: w.e + 1}
+			if len(w.p.Issuers) == 0 {
+				next = certNext{pending: true, due: certDue(a.addr, w.e+1, w.p.CertPeriodEpochs), from: cur.from}
+			}
+			if err := w.s.putCertNext(a.addr, next); err != nil {
+				return err
+			}
+			cur.due = next.due
 		}
+		ak := certAccKey(w.e, a.addr, a.kind, a.src, a.meter)
 		if err := w.s.del(ak); err != nil {
 			return err
+		}
+		if len(w.p.Issuers) == 0 {
+			nk := certAccKey(cur.due, a.addr, a.kind, a.src, a.meter)
+			n, err := w.s.getU64(nk)
+			if err != nil {
+				return err
+			}
+			if err := w.s.setU64(nk, satAdd(n, a.amount)); err != nil {
+				return err
+			}
+			continue
 		}
 		id, err := w.s.next("cert")
 		if err != nil {
@@ -957,10 +990,13 @@ func (w *epochWork) certify() error {
 		if err != nil {
 			return err
 		}
+		if err := w.s.registerIssuer(pk, seen); err != nil {
+			return err
+		}
 		c := Certificate{
 			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
-				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
-			IssuerKey: pk.Bytes(), Signature: []byte{},
+				Amount: a.amount, FromEpoch: cur.from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
+			Signature: []byte{},
 		}
 		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
 			return err
