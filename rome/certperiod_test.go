@@ -55,7 +55,7 @@ type certRun struct {
 	certs    []Certificate     // in id order
 	contrib  map[ledger.Address]uint64
 	attested uint64
-	paid     uint64 // units the leases paid (at 2 uTFLP each)
+	paid     uint64                    // units the leases paid (at 2 uTFLP each)
 	phase    map[ledger.Address]uint64 // under the initial period
 	provs    []ledger.Address
 }
