@@ -376,3 +376,57 @@ func TestCertificateRecordWithoutIssuerKey(t *testing.T) {
 	good, _ := SignPayload(h.codec, other, &np[0])
 	h.must(cons, good)
 }
+
+// accCountingBase counts the certificate accumulators an iteration visits.
+type accCountingBase struct {
+	*memBase
+	visited int
+}
+
+func (b *accCountingBase) IterateState(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+	return b.memBase.IterateState(start, end, reverse, func(k, v []byte) bool {
+		if len(k) > 1 && k[0] == ledger.PrefixRome && k[1] == tagCertAcc {
+			b.visited++
+		}
+		return fn(k, v)
+	})
+}
+
+// TestCertifyReadsOnlyDueContributors: an epoch end visits the
+// accumulators of the contributors due in it, not every pending one.
+func TestCertifyReadsOnlyDueContributors(t *testing.T) {
+	const n = 24
+	h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, certPeriod: 3})
+	for i := range n {
+		h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, 1), Price: res(1, 2)})
+		h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 10})
+	}
+	key := map[ledger.Address]*ledger.PrivateKey{}
+	for _, u := range h.users {
+		key[u.Address()] = u
+	}
+	h.untilEpoch(1)
+	ls, _ := h.m.Leases(h.st, 0, nil)
+	for e := uint64(1); e <= 6; e++ {
+		h.untilEpoch(e)
+		for _, l := range ls {
+			rep := &ledger.RomeUsage{LeaseID: l.ID, Epoch: e, Delivered: res(1, 1)}
+			h.must(key[l.Provider], rep)
+			h.must(key[l.Consumer], rep)
+		}
+	}
+	h.commit()
+	pending := 0
+	_ = h.st.Iterate(rkey(tagCertAcc), prefixEnd(rkey(tagCertAcc)), false, func(k, v []byte) bool { pending++; return true })
+	cb := &accCountingBase{memBase: h.base}
+	h.st = ledger.NewState(cb)
+	h.endBlock() // the end of epoch 6
+	rec, err := h.m.Epoch(h.st, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending <= int(rec.Certs) || rec.Certs == 0 || cb.visited != int(rec.Certs) {
+		t.Fatalf("epoch 6 end: %d accumulators pending, %d visited, %d certificates issued", pending, cb.visited, rec.Certs)
+	}
+	t.Logf("epoch 6 end: %d of %d pending accumulators visited, %d certificates", cb.visited, pending, rec.Certs)
+}
