@@ -2,6 +2,7 @@ package rome
 
 import (
 	"encoding/hex"
+	"errors"
 	"math"
 	"sort"
 	"testing"
@@ -429,4 +430,27 @@ func TestCertifyReadsOnlyDueContributors(t *testing.T) {
 		t.Fatalf("epoch 6 end: %d accumulators pending, %d visited, %d certificates issued", pending, cb.visited, rec.Certs)
 	}
 	t.Logf("epoch 6 end: %d of %d pending accumulators visited, %d certificates", cb.visited, pending, rec.Certs)
+}
+
+// TestIssuersGovParam: issuers is a governance parameter, a comma-separated
+// list of hex ML-DSA keys; anything else is refused.
+func TestIssuersGovParam(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	p, err := h.m.Params(h.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := hex.EncodeToString(testKey(t, 91).Public().Bytes()), hex.EncodeToString(testKey(t, 92).Public().Bytes())
+	q, err := p.With("issuers", " "+a+", "+b+" ", h.m.denoms)
+	if err != nil || len(q.Issuers) != 2 || q.Issuers[0] != a || q.Issuers[1] != b {
+		t.Fatalf("issuers %v, %v", q.Issuers, err)
+	}
+	if q, err = p.With("issuers", "", h.m.denoms); err != nil || len(q.Issuers) != 0 {
+		t.Fatalf("no issuers: %v, %v", q.Issuers, err)
+	}
+	for _, bad := range []string{"zz", a[:100], a + ",00"} {
+		if _, err := p.With("issuers", bad, h.m.denoms); !errors.Is(err, ErrInvalid) {
+			t.Errorf("issuers %.20q: %v", bad, err)
+		}
+	}
 }
