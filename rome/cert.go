@@ -280,19 +280,28 @@ func SignPayload(codec *ledger.Codec, key *ledger.PrivateKey, p *Pending) (*ledg
 }
 
 // Certificate periods. Each contributor (a provider whose units are
-// credited) has its own period of cert_period_epochs epochs, shifted by a
-// phase taken from its address, so that in each epoch about 1/period of
-// the contributors are certified instead of all of them in one block:
+// credited) has its own period of cert_period_epochs (P) epochs, shifted by
+// a phase taken from its address, so that in each epoch about 1/P of the
+// contributors are certified instead of all of them in one block:
 // contributor a's periods end at the epochs d with
-// (d + 1 + certPhase(a, P)) mod P = 0. Units credited to a are added to
-// accumulators keyed by the last epoch of a's pending period (tagCertAcc),
-// so an epoch end reads only the contributors due in it. A contributor's
-// period is fixed when its first unit after its previous certificate is
-// credited (certNext), and the certificate covers from that period's first
-// epoch (never before the epoch after the previous certificate) to its
-// last. A change of cert_period_epochs applies to the periods that begin
-// after it; with no issuers when a period ends, its units carry over to
-// the contributor's next period end.
+// (d + 1 + certPhase(a, P)) mod P = 0. Units credited to a at epoch e are
+// added to accumulators keyed by d = certDue(a, e, P), the end of a's
+// current period, so an epoch end reads only the contributors due in it,
+// and crediting needs no other record. A certificate covers the epochs
+// max(d + 1 − P, era) to d, era being the epoch from which the current
+// period length applies (tagCertEra; 0 until governance changes it).
+//
+// Two things move an accumulator to a later end, and then its value also
+// carries the window's first epoch (16 bytes instead of 8), so that the
+// certificate still covers the epochs in which its units were credited:
+//   - a change of cert_period_epochs by governance (rekeyCerts) moves every
+//     pending accumulator to its contributor's period end under the new
+//     length, and sets the era to the current epoch;
+//   - an epoch end with no issuers (governance may remove them all) moves
+//     the due accumulators to their contributors' next period end.
+//
+// So every unit is certified exactly once, and a contributor's windows
+// never overlap.
 
 // certPhase is contributor a's phase for a period of P epochs.
 func certPhase(a ledger.Address, period uint64) uint64 {
@@ -317,60 +326,17 @@ func certDue(a ledger.Address, e, period uint64) uint64 {
 	return e + (period - r)
 }
 
-// certNext is a contributor's certificate period (tagCertNext, 17 bytes:
-// pending flag, due, from). While pending, due is the epoch its period
-// ends (where its accumulators are) and from the first epoch it covers;
-// otherwise from is the first epoch its next period may cover (the epoch
-// after its last certificate).
-type certNext struct {
-	pending   bool
-	due, from uint64
-}
-
-func (c certNext) encode() []byte {
-	b := make([]byte, 17)
-	if c.pending {
-		b[0] = 1
-	}
-	binary.BigEndian.PutUint64(b[1:], c.due)
-	binary.BigEndian.PutUint64(b[9:], c.from)
-	return b
-}
-
-func (s *store) certNext(a ledger.Address) (certNext, error) {
-	k := rkey(tagCertNext, a[:])
-	raw, err := s.st.Get(k)
-	if err != nil {
-		return certNext{}, err
-	}
-	if raw == nil {
-		return certNext{}, nil
-	}
-	if len(raw) != 17 || raw[0] > 1 {
-		return certNext{}, fmt.Errorf("rome: certificate period of %s: %w", a, ledger.ErrCorrupt)
-	}
-	return certNext{pending: raw[0] == 1, due: binary.BigEndian.Uint64(raw[1:]), from: binary.BigEndian.Uint64(raw[9:])}, nil
-}
-
-func (s *store) putCertNext(a ledger.Address, c certNext) error {
-	return s.setRaw(rkey(tagCertNext, a[:]), c.encode())
-}
-
-// certPeriod returns contributor a's pending period at epoch e, beginning
-// one (under period P) if none is pending.
-func (s *store) certPeriod(a ledger.Address, e, period uint64) (certNext, error) {
-	c, err := s.certNext(a)
-	if err != nil || c.pending {
-		return c, err
-	}
-	due := certDue(a, e, period)
+// certFrom is the first epoch of the window of a period of P epochs ending
+// at d, under the era beginning at epoch era.
+func certFrom(d, period, era uint64) uint64 {
 	from := uint64(0)
-	if due >= period {
-		from = due - period + 1
+	if d >= period {
+		from = d - period + 1
 	}
-	c = certNext{pending: true, due: due, from: max(from, c.from)}
-	return c, s.putCertNext(a, c)
+	return max(from, era)
 }
+
+var certEraKey = rkey(tagCertEra)
 
 // certAccKey is the accumulator of contributor a's units of one kind and
 // source in its period ending at epoch due.
@@ -380,4 +346,132 @@ func certAccKey(due uint64, a ledger.Address, kind, src byte, meter uint64) []by
 		k = append(k, u64(meter)...)
 	}
 	return k
+}
+
+// certAcc is a decoded accumulator: units, and the window's first epoch
+// when the accumulator was moved (hasFrom).
+type certAcc struct {
+	units   uint64
+	from    uint64
+	hasFrom bool
+}
+
+func decodeCertAcc(k, raw []byte) (certAcc, error) {
+	switch len(raw) {
+	case 0:
+		return certAcc{}, nil
+	case 8:
+		return certAcc{units: binary.BigEndian.Uint64(raw)}, nil
+	case 16:
+		return certAcc{units: binary.BigEndian.Uint64(raw), from: binary.BigEndian.Uint64(raw[8:]), hasFrom: true}, nil
+	}
+	return certAcc{}, fmt.Errorf("rome: certificate accumulator %x: %w", k, ledger.ErrCorrupt)
+}
+
+func (s *store) certAcc(k []byte) (certAcc, error) {
+	raw, err := s.st.Get(k)
+	if err != nil {
+		return certAcc{}, err
+	}
+	if s.gas != nil {
+		if err := s.charge(s.sched.ReadBase, "state read"); err != nil {
+			return certAcc{}, err
+		}
+	}
+	return decodeCertAcc(k, raw)
+}
+
+func (s *store) putCertAcc(k []byte, a certAcc) error {
+	if a.units == 0 {
+		return s.del(k)
+	}
+	if !a.hasFrom {
+		return s.setRaw(k, u64(a.units))
+	}
+	return s.setRaw(k, append(u64(a.units), u64(a.from)...))
+}
+
+// addCertAcc adds a to the accumulator at k (the earlier window start
+// wins when both carry one).
+func (s *store) addCertAcc(k []byte, a certAcc) error {
+	cur, err := s.certAcc(k)
+	if err != nil {
+		return err
+	}
+	cur.units = satAdd(cur.units, a.units)
+	if a.hasFrom && (!cur.hasFrom || a.from < cur.from) {
+		cur.from, cur.hasFrom = a.from, true
+	}
+	return s.putCertAcc(k, cur)
+}
+
+// pendingCert is one accumulator read by certify or rekeyCerts.
+type pendingCert struct {
+	due   uint64
+	addr  ledger.Address
+	kind  uint8
+	src   byte
+	meter uint64
+	acc   certAcc
+}
+
+// pendingCerts lists the accumulators under prefix (all of them, or those
+// of one period end), in key order.
+func (s *store) pendingCerts(prefix []byte) ([]pendingCert, error) {
+	base := len(rkey(tagCertAcc)) + 8 + ledger.AddressSize + 2
+	var list []pendingCert
+	var derr error
+	err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) != base && len(k) != base+8 {
+			return true
+		}
+		var p pendingCert
+		if p.acc, derr = decodeCertAcc(k, v); derr != nil {
+			return false
+		}
+		o := len(rkey(tagCertAcc))
+		p.due = binary.BigEndian.Uint64(k[o:])
+		copy(p.addr[:], k[o+8:])
+		p.kind, p.src = k[base-2], k[base-1]
+		if len(k) == base+8 {
+			p.meter = binary.BigEndian.Uint64(k[base:])
+		}
+		list = append(list, p)
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	return list, err
+}
+
+// rekeyCerts applies a change of cert_period_epochs from old to period at
+// epoch e: every pending accumulator moves to its contributor's period end
+// under the new length, keeping its window's first epoch, and the new era
+// begins at e. It reads every pending accumulator, once per change.
+func (s *store) rekeyCerts(old, period, e uint64) error {
+	if old == period {
+		return nil
+	}
+	era, err := s.getU64(certEraKey)
+	if err != nil {
+		return err
+	}
+	list, err := s.pendingCerts(rkey(tagCertAcc))
+	if err != nil {
+		return err
+	}
+	for _, p := range list {
+		a := p.acc
+		if !a.hasFrom {
+			a.from, a.hasFrom = certFrom(p.due, old, era), true
+		}
+		if err := s.del(certAccKey(p.due, p.addr, p.kind, p.src, p.meter)); err != nil {
+			return err
+		}
+		if err := s.addCertAcc(certAccKey(certDue(p.addr, e, period), p.addr, p.kind, p.src, p.meter), a); err != nil {
+			return err
+		}
+	}
+	return s.setU64(certEraKey, e)
 }

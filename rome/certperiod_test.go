@@ -42,10 +42,11 @@ func (h *harness) govSet(name, value string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if p, err = p.With(name, value, h.m.denoms); err != nil {
+	np, err := p.With(name, value, h.m.denoms)
+	if err != nil {
 		h.t.Fatalf("%s = %q: %v", name, value, err)
 	}
-	if err := s.setParams(p); err != nil {
+	if err := h.m.applyParams(s, p, np); err != nil {
 		h.t.Fatal(err)
 	}
 }

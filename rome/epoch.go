@@ -526,24 +526,13 @@ func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) 
 	if total == 0 {
 		return nil
 	}
-	var period *certNext
+	due := certDue(l.Provider, w.e, w.p.CertPeriodEpochs)
 	for _, c := range certs {
 		if c.units == 0 {
 			continue
 		}
-		if period == nil {
-			cp, err := w.s.certPeriod(l.Provider, w.e, w.p.CertPeriodEpochs)
-			if err != nil {
-				return err
-			}
-			period = &cp
-		}
-		k := certAccKey(period.due, l.Provider, c.kind, c.src, c.meter)
-		cur, err := w.s.getU64(k)
-		if err != nil {
-			return err
-		}
-		if err := w.s.setU64(k, satAdd(cur, c.units)); err != nil {
+		k := certAccKey(due, l.Provider, c.kind, c.src, c.meter)
+		if err := w.s.addCertAcc(k, certAcc{units: c.units}); err != nil {
 			return err
 		}
 	}
@@ -916,67 +905,33 @@ func (w *epochWork) reward() error {
 // certify issues one certificate per (contributor, kind, source) for the
 // contributors whose certificate period ends with this epoch (each has its
 // own phase: certPhase), from the accumulators keyed by this epoch — the
-// due contributors only, not every accumulator. The statement is recorded
-// unsigned; its issuer (chosen by id among the issuers) signs it with a
-// CertSign transaction, and the issuer's key is registered the first time
-// it issues. With no issuers the units carry over to each contributor's
-// next period end (the certificate then covers the longer window).
+// due contributors only, not every pending accumulator. The statement is
+// recorded unsigned; its issuer (chosen by id among the issuers) signs it
+// with a CertSign transaction, and the issuer's key is registered the
+// first time it issues. With no issuers the units carry over to each
+// contributor's next period end (the certificate then covers the longer
+// window). It runs after every credit of the epoch (settle, expire).
 func (w *epochWork) certify() error {
-	prefix := rkey(tagCertAcc, u64(w.e))
-	type acc struct {
-		addr   ledger.Address
-		kind   uint8
-		src    byte
-		meter  uint64
-		amount uint64
+	list, err := w.s.pendingCerts(rkey(tagCertAcc, u64(w.e)))
+	if err != nil || len(list) == 0 {
+		return err
 	}
-	var list []acc
-	err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		base := len(prefix) + ledger.AddressSize + 2
-		if (len(k) == base || len(k) == base+8) && len(v) == 8 {
-			var a acc
-			copy(a.addr[:], k[len(prefix):])
-			a.kind, a.src, a.amount = k[base-2], k[base-1], binary.BigEndian.Uint64(v)
-			if len(k) == base+8 {
-				a.meter = binary.BigEndian.Uint64(k[base:])
-			}
-			list = append(list, a)
-		}
-		return true
-	})
+	era, err := w.s.getU64(certEraKey)
 	if err != nil {
 		return err
 	}
 	seen := map[string]bool{}
-	var cur certNext
-	for i, a := range list {
-		if i == 0 || a.addr != list[i-1].addr { // accumulators are in address order
-			if cur, err = w.s.certNext(a.addr); err != nil {
-				return err
-			}
-			if !cur.pending || cur.due != w.e {
-				return fmt.Errorf("rome: certificate period of %s does not end at epoch %d: %w", a.addr, w.e, ledger.ErrCorrupt)
-			}
-			next := certNext{from: w.e + 1}
-			if len(w.p.Issuers) == 0 {
-				next = certNext{pending: true, due: certDue(a.addr, w.e+1, w.p.CertPeriodEpochs), from: cur.from}
-			}
-			if err := w.s.putCertNext(a.addr, next); err != nil {
-				return err
-			}
-			cur.due = next.due
+	for _, a := range list {
+		from := a.acc.from
+		if !a.acc.hasFrom {
+			from = certFrom(w.e, w.p.CertPeriodEpochs, era)
 		}
-		ak := certAccKey(w.e, a.addr, a.kind, a.src, a.meter)
-		if err := w.s.del(ak); err != nil {
+		if err := w.s.del(certAccKey(w.e, a.addr, a.kind, a.src, a.meter)); err != nil {
 			return err
 		}
-		if len(w.p.Issuers) == 0 {
-			nk := certAccKey(cur.due, a.addr, a.kind, a.src, a.meter)
-			n, err := w.s.getU64(nk)
-			if err != nil {
-				return err
-			}
-			if err := w.s.setU64(nk, satAdd(n, a.amount)); err != nil {
+		if len(w.p.Issuers) == 0 { // carried over to the contributor's next period end
+			next := certAccKey(certDue(a.addr, w.e+1, w.p.CertPeriodEpochs), a.addr, a.kind, a.src, a.meter)
+			if err := w.s.addCertAcc(next, certAcc{units: a.acc.units, from: from, hasFrom: true}); err != nil {
 				return err
 			}
 			continue
@@ -995,7 +950,7 @@ func (w *epochWork) certify() error {
 		}
 		c := Certificate{
 			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
-				Amount: a.amount, FromEpoch: cur.from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
+				Amount: a.acc.units, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
 			Signature: []byte{},
 		}
 		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
@@ -1005,7 +960,7 @@ func (w *epochWork) certify() error {
 			return err
 		}
 		w.rec.Certs++
-		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.amount, 10),
+		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.acc.units, 10),
 			"measured", c.Statement.Measured)
 	}
 	return nil

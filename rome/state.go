@@ -47,9 +47,9 @@ const (
 	tagUsage     byte = 0x17 // lease id | epoch → Usage
 	tagRegion    byte = 0x18 // name → region id (u32)
 	tagContrib   byte = 0x1a // address → attested units, all time (governance weight)
-	tagCertNext  byte = 0x1b // address → certNext (fixed binary): the contributor's current or next certificate period
+	tagCertEra   byte = 0x1b // → u64: the epoch from which the current cert_period_epochs applies (certFrom)
 	tagIssuerKey byte = 0x1c // issuer key fingerprint → its ML-DSA public key (raw): every issuer that ever issued a certificate
-	tagCertAcc   byte = 0x1e // period's last epoch | address | kind | source [| meter id] → attested units of a contributor's pending certificate period
+	tagCertAcc   byte = 0x1e // period's last epoch | address | kind | source [| meter id] → u64 attested units of a contributor's pending certificate period [| u64 its window's first epoch, once moved]
 	tagCertPend  byte = 0x1f // cert id → issuer fingerprint: statements waiting for a signature
 	tagOpenOffer byte = 0x20 // id → 1: offers still open
 	tagOpenReq   byte = 0x21 // id → 1: requests still open
