@@ -197,7 +197,7 @@ func TestCertificatesSpreadOverPeriod(t *testing.T) {
 }
 
 // TestCertificatePeriodChangeLosesNothing: governance changes
-// cert_period_epochs mid-way (3 → 5 → 1 → 2): a pending period ends where
+// cert_period_epochs mid-way (3 → 5 → 2 → 1): a pending period ends where
 // it was fixed, the next ones follow the new value, windows never overlap,
 // and every unit is still certified exactly once.
 func TestCertificatePeriodChangeLosesNothing(t *testing.T) {
@@ -205,13 +205,36 @@ func TestCertificatePeriodChangeLosesNothing(t *testing.T) {
 		switch e {
 		case 3:
 			h.govSet("cert_period_epochs", "5")
-		case 6:
-			h.govSet("cert_period_epochs", "1")
-		case 8:
+		case 7:
 			h.govSet("cert_period_epochs", "2")
+		case 10:
+			h.govSet("cert_period_epochs", "1")
 		}
 	})
 	checkCertified(t, r)
+	// Between the changes of epochs 7 and 10 the periods are 2 epochs
+	// long, after it 1; the units pending at a change keep their window's
+	// start.
+	later, moved := 0, 0
+	for _, c := range r.certs {
+		s := c.Statement
+		switch {
+		case s.FromEpoch >= 10:
+			if s.ToEpoch != s.FromEpoch {
+				t.Errorf("certificate %d covers %d-%d after the period became 1", s.ID, s.FromEpoch, s.ToEpoch)
+			}
+		case s.FromEpoch >= 7:
+			later++
+			if s.ToEpoch-s.FromEpoch > 1 {
+				t.Errorf("certificate %d covers %d-%d after the period became 2", s.ID, s.FromEpoch, s.ToEpoch)
+			}
+		case s.ToEpoch >= 7:
+			moved++
+		}
+	}
+	if later == 0 || moved == 0 {
+		t.Errorf("%d certificates of periods after the last change, %d of periods it moved", later, moved)
+	}
 	t.Logf("certificates per epoch: %v", r.perEpoch)
 }
 
