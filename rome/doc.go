@@ -99,7 +99,13 @@
 // # Certificates
 //
 // Execution holds no keys, so a certificate is born unsigned with its issuer
-// chosen among the genesis issuers. The issuing node lists the statements
+// chosen among the issuers (a governance parameter). Each contributor is
+// certified at the end of its own certificate period, shifted by a phase
+// from its address (certPhase), so that an epoch end certifies about
+// 1/cert_period_epochs of the contributors and reads only their
+// accumulators. A certificate record names its issuer by fingerprint; the
+// key is in the issuer registry (written once per issuer, kept after
+// governance removes it). The issuing node lists the statements
 // waiting for it with PendingSignatures, signs each with SignPayload and
 // submits the CertSign transactions; execution verifies the ML-DSA-65
 // signature (purpose "certificate", the chain id) against the issuer key.

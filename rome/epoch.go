@@ -511,9 +511,11 @@ type certUnits struct {
 }
 
 // credit counts total attested or measured units of lease l's provider
-// for its certificates (certs, per kind and source) and its governance
-// weight, and rewarded of them for the epoch's rewards (storage units
-// paid by proofs are weighed there at their own epoch: storageRates).
+// for its certificates (certs, per kind and source, added to the
+// accumulators of the provider's pending certificate period: see
+// certPhase) and its governance weight, and rewarded of them for the
+// epoch's rewards (storage units paid by proofs are weighed there at their
+// own epoch: storageRates).
 func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) error {
 	if rewarded > 0 {
 		if _, ok := w.attest[l.Provider]; !ok {
@@ -524,19 +526,13 @@ func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) 
 	if total == 0 {
 		return nil
 	}
+	due := certDue(l.Provider, w.e, w.p.CertPeriodEpochs)
 	for _, c := range certs {
 		if c.units == 0 {
 			continue
 		}
-		k := rkey(tagCertAcc, l.Provider[:], []byte{c.kind, c.src})
-		if c.src == sourceMeter {
-			k = append(k, u64(c.meter)...)
-		}
-		cur, err := w.s.getU64(k)
-		if err != nil {
-			return err
-		}
-		if err := w.s.setU64(k, satAdd(cur, c.units)); err != nil {
+		k := certAccKey(due, l.Provider, c.kind, c.src, c.meter)
+		if err := w.s.addCertAcc(k, certAcc{units: c.units}); err != nil {
 			return err
 		}
 	}
@@ -906,47 +902,39 @@ func (w *epochWork) reward() error {
 	return nil
 }
 
-// certify issues, at the end of each certificate period, one certificate
-// per (contributor, kind) with attested delivery in the period. The
-// statement is recorded unsigned; its issuer (chosen by id among the
-// issuers) signs it with a CertSign transaction.
+// certify issues one certificate per (contributor, kind, source) for the
+// contributors whose certificate period ends with this epoch (each has its
+// own phase: certPhase), from the accumulators keyed by this epoch — the
+// due contributors only, not every pending accumulator. The statement is
+// recorded unsigned; its issuer (chosen by id among the issuers) signs it
+// with a CertSign transaction, and the issuer's key is registered the
+// first time it issues. With no issuers the units carry over to each
+// contributor's next period end (the certificate then covers the longer
+// window). It runs after every credit of the epoch (settle, expire).
 func (w *epochWork) certify() error {
-	if (w.e+1)%w.p.CertPeriodEpochs != 0 || len(w.p.Issuers) == 0 {
-		return nil
+	list, err := w.s.pendingCerts(rkey(tagCertAcc, u64(w.e)))
+	if err != nil || len(list) == 0 {
+		return err
 	}
-	prefix := rkey(tagCertAcc)
-	type acc struct {
-		addr   ledger.Address
-		kind   uint8
-		src    byte
-		meter  uint64
-		amount uint64
-	}
-	var list []acc
-	err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		base := len(prefix) + ledger.AddressSize + 2
-		if (len(k) == base || len(k) == base+8) && len(v) == 8 {
-			var a acc
-			copy(a.addr[:], k[len(prefix):])
-			a.kind, a.src, a.amount = k[base-2], k[base-1], binary.BigEndian.Uint64(v)
-			if len(k) == base+8 {
-				a.meter = binary.BigEndian.Uint64(k[base:])
-			}
-			list = append(list, a)
-		}
-		return true
-	})
+	era, err := w.s.getU64(certEraKey)
 	if err != nil {
 		return err
 	}
-	from := w.e + 1 - w.p.CertPeriodEpochs
+	seen := map[string]bool{}
 	for _, a := range list {
-		ak := rkey(tagCertAcc, a.addr[:], []byte{a.kind, a.src})
-		if a.src == sourceMeter {
-			ak = append(ak, u64(a.meter)...)
+		from := a.acc.from
+		if !a.acc.hasFrom {
+			from = certFrom(w.e, w.p.CertPeriodEpochs, era)
 		}
-		if err := w.s.del(ak); err != nil {
+		if err := w.s.del(certAccKey(w.e, a.addr, a.kind, a.src, a.meter)); err != nil {
 			return err
+		}
+		if len(w.p.Issuers) == 0 { // carried over to the contributor's next period end
+			next := certAccKey(certDue(a.addr, w.e+1, w.p.CertPeriodEpochs), a.addr, a.kind, a.src, a.meter)
+			if err := w.s.addCertAcc(next, certAcc{units: a.acc.units, from: from, hasFrom: true}); err != nil {
+				return err
+			}
+			continue
 		}
 		id, err := w.s.next("cert")
 		if err != nil {
@@ -957,10 +945,13 @@ func (w *epochWork) certify() error {
 		if err != nil {
 			return err
 		}
+		if err := w.s.registerIssuer(pk, seen); err != nil {
+			return err
+		}
 		c := Certificate{
 			Statement: Statement{Version: StatementVersion, ChainID: w.m.chainID, ID: id, NodeID: a.addr.String(), Kind: a.kind,
-				Amount: a.amount, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
-			IssuerKey: pk.Bytes(), Signature: []byte{},
+				Amount: a.acc.units, FromEpoch: from, ToEpoch: w.e, Issuer: pk.Fingerprint(), IssuedHeight: w.b.Height, Measured: sourceName(a.src, a.meter)},
+			Signature: []byte{},
 		}
 		if err := w.s.put(rkey(tagCert, u64(id)), &c); err != nil {
 			return err
@@ -969,7 +960,7 @@ func (w *epochWork) certify() error {
 			return err
 		}
 		w.rec.Certs++
-		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.amount, 10),
+		w.event("cert_issued", "cert_id", strconv.FormatUint(id, 10), "node_id", c.Statement.NodeID, "kind", KindName(a.kind), "amount", strconv.FormatUint(a.acc.units, 10),
 			"measured", c.Statement.Measured)
 	}
 	return nil

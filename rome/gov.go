@@ -282,7 +282,7 @@ func (m *Market) tally(s *store, p Params, height uint64) error {
 				pr.Status, pr.Result = ProposalFailed, err.Error()
 				break
 			}
-			if err := s.setParams(np); err != nil {
+			if err := m.applyParams(s, p, np); err != nil {
 				return err
 			}
 			p = np
@@ -293,6 +293,21 @@ func (m *Market) tally(s *store, p Params, height uint64) error {
 		}
 	}
 	return nil
+}
+
+// applyParams records the parameters a passed proposal set; a change of
+// cert_period_epochs moves the pending certificate periods (rekeyCerts).
+func (m *Market) applyParams(s *store, old, np Params) error {
+	if np.CertPeriodEpochs != old.CertPeriodEpochs {
+		clock, err := s.clock(old)
+		if err != nil {
+			return err
+		}
+		if err := s.rekeyCerts(old.CertPeriodEpochs, np.CertPeriodEpochs, clock.Epoch); err != nil {
+			return err
+		}
+	}
+	return s.setParams(np)
 }
 
 // countVotes sums the weight behind each option.

@@ -567,7 +567,11 @@ func (m *Market) certSign(tx *Tx, p *ledger.CertSign) (any, error) {
 	if len(c.Signature) > 0 {
 		return nil, fmt.Errorf("rome: certificate %d is already signed: %w", p.CertID, ErrInvalid)
 	}
-	if err := VerifyStatement(m.codec, c.IssuerKey, &c.Statement, p.Signature); err != nil {
+	key, err := s.issuerKey(c.Statement.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifyStatement(m.codec, key, &c.Statement, p.Signature); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrUnauthorized)
 	}
 	c.Signature = p.Signature
@@ -594,7 +598,11 @@ func (m *Market) certRevoke(tx *Tx, p *ledger.CertRevoke) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	allowed := ledger.AddressFromPublicKey(c.IssuerKey) == tx.Sender
+	key, err := s.issuerKey(c.Statement.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	allowed := ledger.AddressFromPublicKey(key) == tx.Sender
 	for _, mb := range params.Members {
 		allowed = allowed || mb.Address == tx.Sender
 	}

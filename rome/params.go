@@ -71,7 +71,7 @@ type Params struct {
 	EpochBlocks      uint64   `json:"epoch_blocks"`       // blocks per epoch
 	PolicyGas        uint64   `json:"policy_gas"`         // gas budget of one policy run
 	RequestTTLEpochs uint64   `json:"request_ttl_epochs"` // an unmatched request expires (and refunds) after this
-	CertPeriodEpochs uint64   `json:"cert_period_epochs"` // certificates are issued every this many epochs
+	CertPeriodEpochs uint64   `json:"cert_period_epochs"` // each contributor is certified every this many epochs, at its own phase (certPhase)
 	RewardDenom      string   `json:"reward_denom"`
 	RewardPerEpoch   uint64   `json:"reward_per_epoch"` // base units minted per epoch to attested contributors
 	RewardHalving    uint64   `json:"reward_halving"`   // epochs between halvings of RewardPerEpoch; 0: never
@@ -415,7 +415,7 @@ var GovParams = []string{
 	"job_challenge_deposit", "job_slash_bps", "job_verify_all_gas", "job_committee_size", "max_job_module_bytes",
 	"max_job_memory_bytes", "max_job_output_bytes", "output_retention_epochs",
 	"bytes_per_storage_unit", "storage_segments", "storage_grace_epochs", "storage_slash_bps", "storage_repair_misses",
-	"storage_samples", "joules_per_energy_unit", "settle_interval_epochs",
+	"storage_samples", "joules_per_energy_unit", "settle_interval_epochs", "issuers",
 }
 
 // With returns p with one parameter changed (as a proposal would), or an
@@ -505,6 +505,13 @@ func (p Params) With(name, value string, denoms *ledger.Denoms) (Params, error) 
 		p.JoulesPerEnergyUnit, err = num()
 	case "settle_interval_epochs":
 		p.SettleIntervalEpochs, err = num()
+	case "issuers": // comma-separated ML-DSA public keys (hex); "" for none
+		p.Issuers = []string{}
+		for _, k := range strings.Split(value, ",") {
+			if k = strings.ToLower(strings.TrimSpace(k)); k != "" {
+				p.Issuers = append(p.Issuers, k)
+			}
+		}
 	default:
 		return p, fmt.Errorf("rome: unknown governance parameter %q (one of %s): %w", name, strings.Join(GovParams, ", "), ErrInvalid)
 	}

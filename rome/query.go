@@ -57,9 +57,14 @@ func (m *Market) Policies(st *ledger.State) ([]Policy, error) {
 	return list[Policy](m, st, rkey(tagPolicy), false, 0, nil)
 }
 
-// Certificates lists certificates, newest first.
+// Certificates lists certificates, newest first, each with its issuer's
+// key from the issuer registry.
 func (m *Market) Certificates(st *ledger.State, limit int, keep func(*Certificate) bool) ([]Certificate, error) {
-	return list(m, st, rkey(tagCert), true, limit, keep)
+	cs, err := list(m, st, rkey(tagCert), true, limit, keep)
+	if err != nil {
+		return nil, err
+	}
+	return cs, m.reader(st).withIssuerKeys(cs)
 }
 
 // Proposals lists proposals, newest first.
@@ -78,9 +83,26 @@ func (m *Market) Request(st *ledger.State, id uint64) (*Request, error) {
 // Lease returns one lease.
 func (m *Market) Lease(st *ledger.State, id uint64) (*Lease, error) { return m.reader(st).lease(id) }
 
-// Certificate returns one certificate.
+// Certificate returns one certificate with its issuer's key from the
+// issuer registry.
 func (m *Market) Certificate(st *ledger.State, id uint64) (*Certificate, error) {
-	return m.reader(st).cert(id)
+	s := m.reader(st)
+	c, err := s.cert(id)
+	if err != nil {
+		return nil, err
+	}
+	cs := []Certificate{*c}
+	if err := s.withIssuerKeys(cs); err != nil {
+		return nil, err
+	}
+	return &cs[0], nil
+}
+
+// IssuerKey returns the public key of the certificate issuer with the
+// given fingerprint from the issuer registry (every issuer that ever
+// issued a certificate, including those governance has since removed).
+func (m *Market) IssuerKey(st *ledger.State, fingerprint string) ([]byte, error) {
+	return m.reader(st).issuerKey(fingerprint)
 }
 
 // Epoch returns one epoch record.

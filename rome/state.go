@@ -47,8 +47,10 @@ const (
 	tagUsage     byte = 0x17 // lease id | epoch → Usage
 	tagRegion    byte = 0x18 // name → region id (u32)
 	tagContrib   byte = 0x1a // address → attested units, all time (governance weight)
-	tagCertAcc   byte = 0x1e // address | kind → attested units of the current certificate period
-	tagCertPend  byte = 0x1f // cert id → issuer index (u32): statements waiting for a signature
+	tagCertEra   byte = 0x1b // → u64: the epoch from which the current cert_period_epochs applies (certFrom)
+	tagIssuerKey byte = 0x1c // issuer key fingerprint → its ML-DSA public key (raw): every issuer that ever issued a certificate
+	tagCertAcc   byte = 0x1e // period's last epoch | address | kind | source [| meter id] → u64 attested units of a contributor's pending certificate period [| u64 its window's first epoch, once moved]
+	tagCertPend  byte = 0x1f // cert id → issuer fingerprint: statements waiting for a signature
 	tagOpenOffer byte = 0x20 // id → 1: offers still open
 	tagOpenReq   byte = 0x21 // id → 1: requests still open
 	tagLive      byte = 0x22 // lease id → 1: leases not yet ended
