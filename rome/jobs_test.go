@@ -508,7 +508,14 @@ func TestJobSlashAfterSettlement(t *testing.T) {
 	forged := resultP(jid, 2500, 66)
 	honest := resultP(jid, 2500, 3)
 	w.must(w.nodeKey, forged)
-	w.untilEpoch(3) // epoch 1 paid: 15 uTFLP, 4 uTBS
+	// Epoch 1 ran a job and has nothing else to weigh: it is paid at the
+	// lease's next due settlement, the end of its last epoch (3): 15
+	// uTFLP, 4 uTBS.
+	w.untilEpoch(3)
+	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); mt.Settled {
+		t.Fatalf("epoch 1 paid before the lease's settlement is due: %+v", mt)
+	}
+	w.untilEpoch(4)
 	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); !mt.Settled || mt.PaidCompute != 3 {
 		t.Fatalf("metered %+v", mt)
 	}
