@@ -439,3 +439,79 @@ func leasesDueNow(t *testing.T, m *Market, st *ledger.State) int {
 	}
 	return len(ls)
 }
+
+// TestJobLeasesNotDueCostNothingPerEpoch: the end of the epoch after one in
+// which n leases ran a job each, none of them due for settlement, costs
+// what it costs with one such lease when the leases share a provider (the
+// epochs they ran jobs in are paid at their due settlements, read from
+// their Metered records then; the epoch's reward weighs the units the
+// runtime measured from one sum per provider), and one more key read and
+// deleted per provider when each lease has its own. Counted with a store
+// that counts reads, not timed.
+func TestJobLeasesNotDueCostNothingPerEpoch(t *testing.T) {
+	type cost struct{ gets, visited, writes int }
+	run := func(n int, shared bool) cost {
+		h := newHarness(t, harnessOpts{epochBlocks: 2, users: 2 * n, ttl: 50, settleInterval: 200,
+			jobs: func(j *jobsGenesis) { jobsParams(j); j.ChallengeBlocks = 100 }})
+		node := testKey(t, 500)
+		for i := 0; i < n; i++ {
+			if i == 0 || !shared {
+				capacity := uint64(1)
+				if shared {
+					capacity = uint64(n)
+				}
+				h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, capacity), Price: res(1, 2), Node: node.Address(), Bond: testBond})
+			}
+			h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
+		}
+		h.untilEpoch(3) // leased from epoch 1
+		ls, err := h.m.Leases(h.st, 0, nil)
+		if err != nil || len(ls) != n {
+			t.Fatalf("n=%d: leases %+v %v", n, ls, err)
+		}
+		byConsumer := map[ledger.Address]*ledger.PrivateKey{}
+		for _, u := range h.users {
+			byConsumer[u.Address()] = u
+		}
+		var jobs []uint64
+		for _, l := range ls {
+			jobs = append(jobs, id(h.must(byConsumer[l.Consumer], jobP(l.ID, 1000)), "job_id"))
+		}
+		h.endBlock()
+		for _, j := range jobs {
+			h.must(node, resultP(j, 700, 3))
+		}
+		h.endBlock() // the end of epoch 3
+		h.endBlock() // the first block of epoch 4
+		if due := leasesDueNow(t, h.m, h.st); due != 0 {
+			t.Fatalf("n=%d: %d leases due at the end of epoch 4", n, due)
+		}
+		h.commit()
+		cb := &countingBase{memBase: h.base}
+		h.st = ledger.NewState(cb)
+		if _, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000, PrevHash: h.prevHash()}); err != nil {
+			t.Fatal(err)
+		}
+		c := cost{cb.gets, cb.visited, h.st.Len()}
+		h.checkSupply()
+		h.height++
+		if rec, _ := h.m.Epoch(h.st, 4); rec.Rewards.String() != "" {
+			t.Fatalf("n=%d: epoch 4 rewarded %s with no reward set", n, rec.Rewards)
+		}
+		for _, l := range ls {
+			mt, err := h.m.MeasuredUsage(h.st, l.ID, 3)
+			if err != nil || mt.Settled || mt.Weighed != 1 {
+				t.Fatalf("n=%d: lease %d's epoch 3 after the end of epoch 4: %+v %v", n, l.ID, mt, err)
+			}
+		}
+		return c
+	}
+	one, shared, own := run(1, true), run(64, true), run(64, false)
+	if shared != one {
+		t.Errorf("the epoch end after 64 leases of one provider ran jobs cost %+v, after 1 %+v", shared, one)
+	}
+	if want := (cost{one.gets, one.visited + 63, one.writes + 63}); own != want {
+		t.Errorf("the epoch end after 64 leases of 64 providers ran jobs cost %+v, want %+v (one weight per provider)", own, want)
+	}
+	t.Logf("epoch end after leases ran jobs: 1 → %+v, 64 of one provider → %+v, 64 of 64 → %+v", one, shared, own)
+}
