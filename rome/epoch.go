@@ -266,8 +266,8 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 // paid for it at its next due settlement, like its idle epochs, and an
 // epoch's end does not cost a visit per lease that ran a job in the
 // epoch before; the epoch's reward still weighs the measured units at
-// their own epoch (jobWeights). An epoch with nothing to weigh is worth the leased amount of
-// every kind not paid by meter only — the same for every such epoch of
+// their own epoch (jobWeights). An epoch with nothing to weigh is worth
+// the leased amount of every kind not paid by meter only — the same for every such epoch of
 // the lease — except storage held for pinned blobs, which is
 // worth its proven byte-epochs: the bytes due (fixed before the epoch
 // began) less the bytes missed (none, or the lease would have been
