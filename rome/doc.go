@@ -37,13 +37,16 @@
 //     reports count as attested delivery for the agreed amount; when the
 //     lease ran jobs in the epoch, compute and bandwidth are paid as the
 //     runtime measured them instead (MeasuredUnits) and count as measured
-//     delivery. Only leases with something to weigh in that epoch (a
-//     report, a job, a meter reading, a missed storage proof) are settled
-//     then; an epoch with nothing to weigh is worth the same for every
+//     delivery. Only leases with a report, a meter reading or a missed
+//     storage proof in that epoch are settled then; an epoch in which a
+//     lease ran jobs is weighed (paid what the runtime measured, found by
+//     its Metered record) at the lease's next settlement, and its reward
+//     weighs the measured units at the epoch's own end (one sum per
+//     provider the results write); an epoch with nothing to weigh is worth the same for every
 //     such epoch of a lease (the leased amount, kinds paid by meter only
 //     excepted; storage held for pinned blobs its proven byte-epochs, the
 //     bytes due in the epoch, which were fixed before it began) and is
-//     paid with the lease's next settlement: when something happens on it,
+//     paid with the lease's next settlement: when a report, reading or miss comes,
 //     at the end of its last epoch and its close, and at the latest
 //     settle_interval_epochs (default 10) after the last one, at an epoch
 //     its request's id staggers (the first epoch n with (n + request id)
@@ -136,7 +139,9 @@
 // (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
 // for a result (node address|job id), 0x27 jobs being challenged, 0x28
 // metered usage (lease|epoch), 0x29 provider job records (address), 0x3d
-// leases with something to weigh when an epoch settles (epoch|lease),
+// leases with a report, reading or miss to weigh when an epoch settles
+// (epoch|lease), 0x48 units the runtime measured per provider in an epoch,
+// for its reward (epoch|address),
 // 0x3e leases whose settlement is due at an epoch's end (epoch|lease),
 // 0x3f open offers with free capacity, 0x40 offers by the end of their
 // window (epoch|offer), 0x30-0x3c, 0x41-0x43 and 0x45-0x47 storage leases

@@ -217,7 +217,7 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
-	steps := []func() error{w.storageRates, w.settle, w.storageCheck, w.expire, w.reward, w.certify}
+	steps := []func() error{w.storageRates, w.jobWeights, w.settle, w.storageCheck, w.expire, w.reward, w.certify}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, err
@@ -253,14 +253,21 @@ func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Account
 //     counts for rewards, certificates and governance weight.
 //
 // Only the leases that need it are visited, so that an epoch costs what
-// happened in it, not the number of leases: those with something to weigh
-// in the epoch settling (a report, a job, a meter reading, a missed
-// storage proof: the tagActive index their transactions and the miss pass
-// write) and those whose settlement is due now (tagSettleAt: at most
+// happened in it, not the number of leases: those with a report, a meter
+// reading or a missed storage proof to weigh in the epoch settling (the
+// tagActive index their transactions and the miss pass write) and those
+// whose settlement is due now (tagSettleAt: at most
 // settle_interval_epochs after their last one, at an epoch their request
 // id's phase staggers (dueAfter); the end of their last epoch; their
-// close). An epoch with nothing to weigh is worth the leased amount of
-// every kind not paid by meter only — the same for every such epoch of
+// close). The epochs a lease ran jobs in are not a reason to visit it:
+// whenever it is visited, each unpaid epoch with a Metered record is
+// weighed by settleLease (what the runtime measured is known from that
+// record whenever it is read), so a lease running a job now and then is
+// paid for it at its next due settlement, like its idle epochs, and an
+// epoch's end does not cost a visit per lease that ran a job in the
+// epoch before; the epoch's reward still weighs the measured units at
+// their own epoch (jobWeights). An epoch with nothing to weigh is worth
+// the leased amount of every kind not paid by meter only — the same for every such epoch of
 // the lease — except storage held for pinned blobs, which is
 // worth its proven byte-epochs: the bytes due (fixed before the epoch
 // began) less the bytes missed (none, or the lease would have been
@@ -320,46 +327,66 @@ func (w *epochWork) settle() error {
 	return nil
 }
 
-// settleThrough pays lease l for its unpaid epochs up to the one before e:
-// those with nothing to weigh at the idle rate (storage held for pinned
-// blobs at its proven byte-epochs), the epoch before e through
-// settleLease when weigh is set.
+// settleThrough pays lease l for its unpaid epochs up to the one before e,
+// oldest first: those in which it ran jobs (a Metered record) and, when
+// weigh is set, the epoch before e through settleLease; the others, with
+// nothing to weigh, at the idle rate (storage held for pinned blobs at its
+// proven byte-epochs).
 func (w *epochWork) settleThrough(l *Lease, weigh bool) error {
 	if w.e == 0 {
 		return nil
 	}
 	se := w.e - 1
 	from, to := max(l.SettledTo, l.Start), min(se+1, l.End)
-	last := weigh && l.Start <= se && se < l.End
-	if last {
-		to = se
-	}
 	if from < to {
-		ls, stored, err := w.s.leaseStorage(l.ID)
+		weighed, err := w.s.jobEpochs(l.ID, from, to)
 		if err != nil {
 			return err
 		}
-		split := to // epochs from split on pay storage by proofs
-		if stored {
-			split = min(max(from, ls.Since), to)
+		if weigh && se < to && (len(weighed) == 0 || weighed[len(weighed)-1] != se) {
+			weighed = append(weighed, se)
 		}
-		if from < split {
-			if err := w.payIdle(l, split-from); err != nil {
-				return err
+		at := from
+		for _, x := range append(weighed, to) {
+			if at < x {
+				if err := w.payPlain(l, at, x); err != nil {
+					return err
+				}
 			}
-		}
-		if split < to {
-			if err := w.payStored(l, ls, split, to); err != nil {
-				return err
+			if x < to {
+				if err := w.settleLease(l, x); err != nil {
+					return err
+				}
 			}
-		}
-	}
-	if last {
-		if err := w.settleLease(l, se); err != nil {
-			return err
+			at = x + 1
 		}
 	}
 	l.SettledTo = max(l.SettledTo, min(se+1, l.End))
+	return nil
+}
+
+// payPlain pays lease l's epochs [a, b), which have nothing to weigh: at
+// the idle rate, storage from the lease's first proof-paid epoch on at its
+// proven byte-epochs.
+func (w *epochWork) payPlain(l *Lease, a, b uint64) error {
+	ls, stored, err := w.s.leaseStorage(l.ID)
+	if err != nil {
+		return err
+	}
+	split := b // epochs from split on pay storage by proofs
+	if stored {
+		split = min(max(a, ls.Since), b)
+	}
+	if a < split {
+		if err := w.payIdle(l, split-a); err != nil {
+			return err
+		}
+	}
+	if split < b {
+		if err := w.payStored(l, ls, split, b); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -464,6 +491,50 @@ func (w *epochWork) storageRates() error {
 			}
 			w.attest[r.a] = satAdd(w.attest[r.a], u)
 		}
+	}
+	return nil
+}
+
+// jobWeights counts, for the epoch's rewards, the units the runtime
+// measured for every provider's leases in the epoch being settled (e-1),
+// whether or not they are settled now (a lease that ran jobs is paid for
+// them when its settlement falls due): the sums the job results of that
+// epoch wrote (store.reweigh). This keeps an epoch's reward shared as if
+// every lease that ran jobs were settled at the end of the next epoch, for
+// a read per provider whose leases ran jobs rather than a settlement per
+// lease.
+func (w *epochWork) jobWeights() error {
+	if w.e == 0 {
+		return nil
+	}
+	prefix := rkey(tagJobWeight, u64(w.e-1))
+	type entry struct {
+		a ledger.Address
+		v uint64
+	}
+	var list []entry
+	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
+			var e entry
+			copy(e.a[:], k[len(prefix):])
+			e.v = binary.BigEndian.Uint64(v)
+			list = append(list, e)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	for _, e := range list {
+		if err := w.s.del(rkey(tagJobWeight, u64(w.e-1), e.a[:])); err != nil {
+			return err
+		}
+		if e.v == 0 {
+			continue
+		}
+		if _, ok := w.attest[e.a]; !ok {
+			w.provOrd = append(w.provOrd, e.a)
+		}
+		w.attest[e.a] = satAdd(w.attest[e.a], e.v)
 	}
 	return nil
 }
@@ -755,15 +826,28 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 	}
 	total := satAdd(attested, evidence)
 	rewarded := total
-	if proofs && !r.Metered(KindStorage) {
-		// storageRates weighed stUnits for this lease and epoch already;
-		// a meter reading the storage replaces them (the provider's
-		// weight holds them: no underflow).
-		if w.attest[l.Provider] < stUnits {
-			return fmt.Errorf("lease %d: epoch %d: %d storage units weighed for provider %s, the lease alone has %d: %w",
-				l.ID, se, w.attest[l.Provider], l.Provider, stUnits, ledger.ErrCorrupt)
+	if se+1 < w.e {
+		// An epoch paid late ran jobs and had nothing else to weigh (a
+		// report, reading or miss settles its epoch at the next end):
+		// its reward was shared when it ended, its storage units by
+		// storageRates, its measured ones by jobWeights.
+		rewarded = 0
+	} else {
+		// storageRates weighed stUnits and jobWeights mt.Weighed for this
+		// lease and epoch already; a meter reading the storage or compute
+		// replaces them (the provider's weight holds them: no underflow).
+		var weighed uint64
+		if proofs && !r.Metered(KindStorage) {
+			weighed = stUnits
 		}
-		w.attest[l.Provider] -= stUnits
+		weighed = satAdd(weighed, mt.Weighed)
+		if w.attest[l.Provider] < weighed {
+			return fmt.Errorf("lease %d: epoch %d: %d storage and job units weighed for provider %s, the lease alone has %d: %w",
+				l.ID, se, w.attest[l.Provider], l.Provider, weighed, ledger.ErrCorrupt)
+		}
+		if weighed > 0 {
+			w.attest[l.Provider] -= weighed
+		}
 	}
 	return w.credit(l, total, rewarded, certs)
 }

@@ -160,6 +160,11 @@ type Metered struct {
 	// apart by how their nodes knew it.
 	EnergyMeasured uint64 `json:"energy_measured_mj"`
 	EnergyModeled  uint64 `json:"energy_modeled_mj"`
+	// Weighed is what the epoch's reward counts of these units for the
+	// lease's provider (jobWeight, in tagJobWeight): the epoch's reward
+	// is shared when the epoch ends, the epoch itself is paid when the
+	// lease's settlement falls due.
+	Weighed uint64 `json:"weighed"`
 }
 
 // RanJobs reports whether the lease ran jobs in the epoch: then settlement
@@ -181,6 +186,85 @@ func MeasuredUnits(mt *Metered, p Params, l *Lease) (compute, bandwidth uint64) 
 	compute = min(ceilDiv(mt.Gas, p.GasPerComputeUnit), amountOf(l.Amounts, KindCompute))
 	bandwidth = min(ceilDiv(mt.Bytes, p.BytesPerBandwidthUnit), amountOf(l.Amounts, KindBandwidth))
 	return compute, bandwidth
+}
+
+// jobWeight is what settlement would count for rewards of the units the
+// runtime measured for lease l (of request r) in an epoch: compute and
+// bandwidth as MeasuredUnits, except a kind the request pays by meter only
+// (a meter reading of a kind replaces them too, but a reading marks the
+// epoch to settle as soon as it ends, and that settlement corrects the
+// weight: settleLease).
+func jobWeight(mt *Metered, p Params, l *Lease, r *Request) uint64 {
+	if !mt.RanJobs() {
+		return 0
+	}
+	c, b := MeasuredUnits(mt, p, l)
+	if r.Metered(KindCompute) {
+		c = 0
+	}
+	if r.Metered(KindBandwidth) {
+		b = 0
+	}
+	return satAdd(c, b)
+}
+
+// reweigh sets the weight of lease l's jobs in epoch e for that epoch's
+// reward (jobWeight): the per-provider sum the epoch's end reads
+// (epochWork.jobWeights) changes by the difference. It is only called
+// before e's reward is shared (at the end of e+1).
+func (s *store) reweigh(p Params, l *Lease, e uint64, mt *Metered) error {
+	r, err := s.request(l.RequestID)
+	if err != nil {
+		return err
+	}
+	wt := jobWeight(mt, p, l, r)
+	if wt == mt.Weighed {
+		return nil
+	}
+	k := rkey(tagJobWeight, u64(e), l.Provider[:])
+	cur, err := s.getU64(k)
+	if err != nil {
+		return err
+	}
+	if cur < mt.Weighed {
+		return fmt.Errorf("rome: lease %d: epoch %d: %d job units weighed for provider %s, the lease alone has %d: %w",
+			l.ID, e, cur, l.Provider, mt.Weighed, ledger.ErrCorrupt)
+	}
+	cur = cur - mt.Weighed + wt
+	mt.Weighed = wt
+	if cur == 0 {
+		return s.del(k)
+	}
+	return s.setU64(k, cur)
+}
+
+// jobEpochs lists the epochs in [from, to) in which lease id ran jobs
+// (a Metered record that RanJobs), ascending: one range read of the
+// lease's records, which are keyed by lease then epoch.
+func (s *store) jobEpochs(id, from, to uint64) ([]uint64, error) {
+	if from >= to {
+		return nil, nil
+	}
+	prefix := rkey(tagMetered, u64(id))
+	var out []uint64
+	var ierr error
+	err := s.st.Iterate(rkey(tagMetered, u64(id), u64(from)), rkey(tagMetered, u64(id), u64(to)), false, func(k, v []byte) bool {
+		if len(k) != len(prefix)+8 {
+			return true
+		}
+		var mt Metered
+		if ierr = s.decode(v, &mt); ierr != nil {
+			return false
+		}
+		if mt.RanJobs() {
+			out = append(out, binary.BigEndian.Uint64(k[len(prefix):]))
+		}
+		return true
+	})
+	if err == nil {
+		err = ierr
+	}
+	return out, err
 }
 
 // ProviderRecord counts how a provider's jobs ended.
@@ -417,11 +501,6 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 		return nil, fmt.Errorf("rome: lease %d: gas limit %d above the epoch's remaining compute budget %d (of %d): %w",
 			l.ID, p.GasLimit, budget-min(used, budget), budget, ErrInvalid)
 	}
-	if !mt.RanJobs() {
-		if err := s.touch(l.ID, clock.Epoch); err != nil {
-			return nil, err
-		}
-	}
 	mt.Reserved += p.GasLimit
 	mt.Submitted++
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
@@ -535,11 +614,6 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !mt.RanJobs() {
-		if err := s.touch(l.ID, clock.Epoch); err != nil {
-			return nil, err
-		}
-	}
 	mt.Gas = satAdd(mt.Gas, p.GasUsed)
 	mt.Bytes = satAdd(mt.Bytes, satAdd(p.BytesIn, p.BytesOut))
 	mt.Results++
@@ -548,6 +622,11 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 		mt.EnergyMeasured = satAdd(mt.EnergyMeasured, p.Energy)
 	case ledger.EnergyModeled:
 		mt.EnergyModeled = satAdd(mt.EnergyModeled, p.Energy)
+	}
+	// The epoch is paid when the lease's settlement falls due; its
+	// reward weighs the measured units when the epoch ends.
+	if err := s.reweigh(params, l, clock.Epoch, mt); err != nil {
+		return nil, err
 	}
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
 		return nil, err
@@ -814,6 +893,17 @@ func (e *jobEnv) slash(j *Job) error {
 	}
 	mt.Gas -= min(mt.Gas, run.GasUsed)
 	mt.Bytes -= min(mt.Bytes, satAdd(run.BytesIn, run.BytesOut))
+	clock, err := s.clock(e.p)
+	if err != nil {
+		return err
+	}
+	if clock.Epoch <= run.Epoch+1 {
+		// The result's epoch has not had its reward yet (the end of the
+		// epoch after shares it): it no longer weighs the job.
+		if err := s.reweigh(e.p, l, run.Epoch, mt); err != nil {
+			return err
+		}
+	}
 	cost := ledger.Coins{}
 	if mt.Settled {
 		c, b := MeasuredUnits(mt, e.p, l)

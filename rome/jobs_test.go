@@ -508,7 +508,14 @@ func TestJobSlashAfterSettlement(t *testing.T) {
 	forged := resultP(jid, 2500, 66)
 	honest := resultP(jid, 2500, 3)
 	w.must(w.nodeKey, forged)
-	w.untilEpoch(3) // epoch 1 paid: 15 uTFLP, 4 uTBS
+	// Epoch 1 ran a job and has nothing else to weigh: it is paid at the
+	// lease's next due settlement, the end of its last epoch (3): 15
+	// uTFLP, 4 uTBS.
+	w.untilEpoch(3)
+	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); mt.Settled {
+		t.Fatalf("epoch 1 paid before the lease's settlement is due: %+v", mt)
+	}
+	w.untilEpoch(4)
 	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); !mt.Settled || mt.PaidCompute != 3 {
 		t.Fatalf("metered %+v", mt)
 	}
@@ -849,4 +856,59 @@ func TestJobSubmitAtTheLeaseEnd(t *testing.T) {
 	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); mt.Submitted != 0 || mt.Reserved != 0 {
 		t.Fatalf("a refused job was metered: %+v", mt)
 	}
+}
+
+// TestJobSlashedBeforeItsEpochIsPaid: a job's epoch is paid at the lease's
+// due settlement; a slash that comes before it takes the job's usage out,
+// so the epoch pays nothing for it and nothing is refunded out of the bond
+// (the challenger gets the whole slashed share). A slash in the epoch
+// after the result's, before that epoch's reward is shared, also takes the
+// job's units out of the reward's weight.
+func TestJobSlashedBeforeItsEpochIsPaid(t *testing.T) {
+	w := newJobWorld(t, 3, 3, func(j *jobsGenesis) { j.ChallengeBlocks, j.VerdictBlocks = 40, 40 })
+	jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
+	forged, honest := resultP(jid, 2500, 66), resultP(jid, 2500, 3)
+	w.must(w.nodeKey, forged)
+	prov := w.prov.Address()
+	weight := func() uint64 {
+		v, err := (&store{st: w.st, codec: w.codec}).getU64(rkey(tagJobWeight, u64(1), prov[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := weight(); got != 5 {
+		t.Fatalf("epoch 1's reward weighs %d job units of the provider, want 3 compute + 2 bandwidth", got)
+	}
+	w.untilEpoch(2)
+	c0, b0 := w.balance(w.cons.Address(), "uTFLP"), w.balance(w.cons.Address(), "uTBS")
+	w.must(w.cons, &ledger.JobChallenge{JobID: jid, Outcome: outcomeOf(honest)})
+	w.must(w.nodes[1], &ledger.JobVerdict{JobID: jid, Outcome: outcomeOf(honest)})
+	w.must(w.nodes[2], &ledger.JobVerdict{JobID: jid, Outcome: outcomeOf(honest)})
+	j := w.job(jid)
+	if j.Status != JobSlashed || len(j.Dispute.Refund) != 0 {
+		t.Fatalf("slash before the epoch is paid: %+v", j.Dispute)
+	}
+	if got := weight(); got != 0 {
+		t.Fatalf("after the slash epoch 1's reward weighs %d job units", got)
+	}
+	// The consumer is also the challenger: the whole slashed half of the
+	// bond (and its deposit back).
+	if got := w.balance(w.cons.Address(), "uTFLP") - c0; got != 500 {
+		t.Fatalf("consumer got %d uTFLP, want the 500 slashed", got)
+	}
+	if got := w.balance(w.cons.Address(), "uTBS") - b0; got != 50 {
+		t.Fatalf("consumer got %d uTBS, want the 50 slashed", got)
+	}
+	w.untilEpoch(5) // the lease (epochs 1-3) is paid and closed
+	l, _ := w.m.Lease(w.st, w.lease)
+	// Epoch 1 ran a job: compute and bandwidth as measured (nothing left
+	// after the slash); epochs 2 and 3 the leased 10 × 5 + 5 × 2.
+	if want := (ledger.Coins{{Denom: "uTBS", Amount: 20}, {Denom: "uTFLP", Amount: 100}}); l.Status != StatusEnded || !reflect.DeepEqual(l.Paid, want) {
+		t.Fatalf("lease %s paid %s, want %s", StatusName(l.Status), l.Paid, want)
+	}
+	if mt, _ := w.m.MeasuredUsage(w.st, w.lease, 1); !mt.Settled || mt.PaidCompute != 0 || mt.PaidBandwidth != 0 || mt.Gas != 0 || mt.Weighed != 0 {
+		t.Fatalf("epoch 1 after its settlement %+v", mt)
+	}
+	w.checkSupply()
 }

@@ -18,24 +18,35 @@ type settleOutcome struct {
 	Requests map[uint64]string // id → spent, refunded, status
 	Contrib  map[string]uint64
 	Attested uint64
+	Measured uint64
 	Disputes uint32
+	Rewards  string
+	// Certified sums the certificates' units per node, kind and how they
+	// were established (a late settlement may put them in a later
+	// certificate period).
+	Certified map[string]uint64
 }
 
 // settleScenario runs a market whose leases have nothing to weigh in most
 // epochs, reports (agreed, disputed, one-sided) in some, a kind paid by
-// meter only that no meter reads, and different lengths, with the given
-// settle_interval_epochs, until every lease has closed. every is called at
-// each epoch with the live leases.
+// meter only that no meter reads, a lease running jobs now and then (an
+// epoch with a job and a report, a job answered in the epoch after its
+// submission, a job that times out) and different lengths, with the given
+// settle_interval_epochs and an epoch reward, until every lease has
+// closed. every is called at each epoch with the live leases.
 func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint64)) settleOutcome {
 	t.Helper()
-	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 6, ttl: 50, settleInterval: interval})
+	h := newHarness(t, harnessOpts{epochBlocks: 2, users: 8, ttl: 50, settleInterval: interval, jobs: jobsParams, reward: 1000})
 	p1, p2, c1, c2, c3 := h.users[0], h.users[1], h.users[2], h.users[3], h.users[4]
+	p3, c4, node := h.users[5], h.users[6], testKey(t, 500)
 	h.must(p1, &ledger.RomeOffer{Capacity: res(1, 100, 2, 100), Price: res(1, 3, 2, 2), Region: "a"})
 	h.must(p2, &ledger.RomeOffer{Capacity: res(1, 100, 3, 100), Price: res(1, 4, 3, 5), Region: "b"})
+	h.must(p3, &ledger.RomeOffer{Capacity: res(1, 10, 2, 5), Price: res(1, 5, 2, 2), Region: "c", Node: node.Address(), Bond: testBond})
 	idle := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 10), MaxPrice: res(1, 3), Epochs: 9, Region: "a"}), "request_id")
 	reported := id(h.must(c2, &ledger.RomeRequest{Demand: res(1, 10, 2, 5), MaxPrice: res(1, 3, 2, 2), Epochs: 6, Region: "a"}), "request_id")
 	metered := id(h.must(c3, &ledger.RomeRequest{Demand: res(1, 7, 3, 6), MaxPrice: res(1, 4, 3, 5), Epochs: 5, MeterKinds: 1 << (KindEnergy - 1), Region: "b"}), "request_id")
 	short := id(h.must(c1, &ledger.RomeRequest{Demand: res(1, 2), MaxPrice: res(1, 4), Epochs: 1, Region: "b"}), "request_id")
+	jobs := id(h.must(c4, &ledger.RomeRequest{Demand: res(1, 10, 2, 5), MaxPrice: res(1, 5, 2, 2), Epochs: 10, Region: "c"}), "request_id")
 	h.untilEpoch(1)
 	leaseOf := map[uint64]*Lease{}
 	ls, err := h.m.Leases(h.st, 0, nil)
@@ -45,7 +56,7 @@ func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint
 	for i := range ls {
 		leaseOf[ls[i].RequestID] = &ls[i]
 	}
-	for _, r := range []uint64{idle, reported, metered, short} {
+	for _, r := range []uint64{idle, reported, metered, short, jobs} {
 		if leaseOf[r] == nil {
 			t.Fatalf("request %d not leased: %+v", r, ls)
 		}
@@ -54,6 +65,10 @@ func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint
 	usage := func(from *ledger.PrivateKey, e uint64, kv ...uint64) {
 		h.must(from, &ledger.RomeUsage{LeaseID: rl.ID, Epoch: e, Delivered: res(kv...)})
 	}
+	jl := leaseOf[jobs].ID
+	submit := func(gas uint64) uint64 { return id(h.must(c4, jobP(jl, gas)), "job_id") }
+	result := func(job, gas uint64) { h.must(node, resultP(job, gas, 3)) }
+	var carried uint64
 	for e := uint64(1); e < 14; e++ {
 		h.untilEpoch(e)
 		switch e {
@@ -65,6 +80,29 @@ func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint
 		case 4:
 			usage(c2, 3, 1, 6, 2, 4)
 			usage(p1, 4, 1, 9) // the provider alone
+		}
+		// The jobs lease (every result moves 150 bytes: 2 bandwidth
+		// units): epoch 2 a job of 2500 gas (3 compute units); epoch 3
+		// one of 3100 gas (4 units) and the consumer's report (replaced
+		// by the measured units, but the epoch is settled at the next
+		// end), and a job answered in epoch 4 with 1000 gas (1 unit);
+		// epoch 6 a job that times out (nothing to pay for compute and
+		// bandwidth); epoch 8 a job of 9999 gas (10 units).
+		switch e {
+		case 2, 8:
+			j := submit(10_000)
+			h.endBlock()
+			result(j, map[uint64]uint64{2: 2500, 8: 9999}[e])
+		case 3:
+			j := submit(4000)
+			h.must(c4, &ledger.RomeUsage{LeaseID: jl, Epoch: 3, Delivered: res(1, 10)})
+			h.endBlock()
+			result(j, 3100)
+			carried = submit(3000)
+		case 4:
+			result(carried, 1000)
+		case 6:
+			submit(2000)
 		}
 		if every != nil {
 			every(h, e)
@@ -91,7 +129,10 @@ func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint
 	// reported lease pays 40 idle, 34 agreed (8 compute, 5 bandwidth), 26
 	// disputed (the smaller report: 6, 4), 27 on the provider's report
 	// alone (9 compute, no bandwidth), 40, 40.
-	paid := map[uint64]string{idle: "270uTFLP", reported: "48uTBS,159uTFLP", metered: "140uTFLP", short: "8uTFLP"}
+	// The jobs lease pays 50 + 10 per idle epoch (1, 5, 7, 9, 10), and
+	// for compute (5 each) and bandwidth (2 each) 15 + 4, 20 + 4, 5 + 4,
+	// 0 + 0, 50 + 4 in epochs 2, 3, 4, 6, 8.
+	paid := map[uint64]string{idle: "270uTFLP", reported: "48uTBS,159uTFLP", metered: "140uTFLP", short: "8uTFLP", jobs: "66uTBS,340uTFLP"}
 	for _, l := range ls {
 		if l.Status != StatusEnded || l.SettledTo != l.End {
 			t.Fatalf("interval %d: lease %d not over at epoch 14: %+v", interval, l.ID, l)
@@ -106,9 +147,23 @@ func settleScenario(t *testing.T, interval uint64, every func(h *harness, e uint
 		out.Requests[r.ID] = fmt.Sprintf("spent %s refunded %s %s live %d", r.Spent, r.Refunded, StatusName(r.Status), r.LiveLeases)
 	}
 	recs, _ := h.m.Epochs(h.st, 0)
+	var rewards ledger.Coins
 	for _, rec := range recs {
 		out.Attested += rec.Attested
+		out.Measured += rec.Measured
 		out.Disputes += rec.Disputes
+		for _, c := range rec.Rewards {
+			rewards, _ = rewards.Add(c)
+		}
+	}
+	out.Rewards = rewards.String()
+	out.Certified = map[string]uint64{}
+	certs, err := h.m.Certificates(h.st, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs {
+		out.Certified[fmt.Sprintf("%s/%s/%s", c.Statement.NodeID, KindName(c.Statement.Kind), c.Statement.Measured)] += c.Statement.Amount
 	}
 	return out
 }
@@ -133,16 +188,46 @@ func TestSettleIntervalSameOutcome(t *testing.T) {
 			}
 		}
 	}
-	want := settleScenario(t, 1, lag(1))
-	if want.Attested == 0 || want.Disputes == 0 {
-		t.Fatalf("the scenario should attest and dispute: %+v", want)
+	// late counts the epochs the jobs lease ran jobs in that were not
+	// paid by the end of the epoch after.
+	late := map[uint64]int{}
+	check := func(interval uint64) func(h *harness, e uint64) {
+		lagged := lag(interval)
+		return func(h *harness, e uint64) {
+			lagged(h, e)
+			ls, err := h.m.Leases(h.st, 0, func(l *Lease) bool { return l.Consumer == h.users[6].Address() })
+			if err != nil || len(ls) != 1 {
+				t.Fatalf("the jobs lease: %+v %v", ls, err)
+			}
+			if mt, err := h.m.MeasuredUsage(h.st, ls[0].ID, e-2); err != nil {
+				t.Fatal(err)
+			} else if mt.RanJobs() && !mt.Settled {
+				late[interval]++
+			}
+		}
 	}
-	for _, interval := range []uint64{3, 4, 20} {
-		got := settleScenario(t, interval, lag(interval))
+	want := settleScenario(t, 1, check(1))
+	if want.Attested == 0 || want.Disputes == 0 || want.Measured == 0 || want.Rewards == "" || want.Certified[h0runtime(t)] == 0 {
+		t.Fatalf("the scenario should attest, dispute, measure, reward and certify measured units: %+v", want)
+	}
+	if late[1] != 0 {
+		t.Fatalf("interval 1: %d job epochs paid late", late[1])
+	}
+	for _, interval := range []uint64{3, 4, 10, 20} {
+		got := settleScenario(t, interval, check(interval))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("interval %d:\n got %+v\nwant %+v", interval, got, want)
 		}
 	}
+	if late[10] == 0 || late[20] == 0 {
+		t.Errorf("epochs with jobs paid late: %v; with intervals 10 and 20 some should wait for the lease's due settlement", late)
+	}
+}
+
+// h0runtime names the certified compute units the jobs provider of
+// settleScenario (user 6's key) gets from the runtime.
+func h0runtime(t *testing.T) string {
+	return testKey(t, 6).Address().String() + "/" + KindName(KindCompute) + "/" + MeasuredRuntime
 }
 
 // countingBase counts what a State reads from committed state: point
@@ -353,4 +438,80 @@ func leasesDueNow(t *testing.T, m *Market, st *ledger.State) int {
 		t.Fatal(err)
 	}
 	return len(ls)
+}
+
+// TestJobLeasesNotDueCostNothingPerEpoch: the end of the epoch after one in
+// which n leases ran a job each, none of them due for settlement, costs
+// what it costs with one such lease when the leases share a provider (the
+// epochs they ran jobs in are paid at their due settlements, read from
+// their Metered records then; the epoch's reward weighs the units the
+// runtime measured from one sum per provider), and one more key read and
+// deleted per provider when each lease has its own. Counted with a store
+// that counts reads, not timed.
+func TestJobLeasesNotDueCostNothingPerEpoch(t *testing.T) {
+	type cost struct{ gets, visited, writes int }
+	run := func(n int, shared bool) cost {
+		h := newHarness(t, harnessOpts{epochBlocks: 2, users: 2 * n, ttl: 50, settleInterval: 200,
+			jobs: func(j *jobsGenesis) { jobsParams(j); j.ChallengeBlocks = 100 }})
+		node := testKey(t, 500)
+		for i := 0; i < n; i++ {
+			if i == 0 || !shared {
+				capacity := uint64(1)
+				if shared {
+					capacity = uint64(n)
+				}
+				h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, capacity), Price: res(1, 2), Node: node.Address(), Bond: testBond})
+			}
+			h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 100})
+		}
+		h.untilEpoch(3) // leased from epoch 1
+		ls, err := h.m.Leases(h.st, 0, nil)
+		if err != nil || len(ls) != n {
+			t.Fatalf("n=%d: leases %+v %v", n, ls, err)
+		}
+		byConsumer := map[ledger.Address]*ledger.PrivateKey{}
+		for _, u := range h.users {
+			byConsumer[u.Address()] = u
+		}
+		var jobs []uint64
+		for _, l := range ls {
+			jobs = append(jobs, id(h.must(byConsumer[l.Consumer], jobP(l.ID, 1000)), "job_id"))
+		}
+		h.endBlock()
+		for _, j := range jobs {
+			h.must(node, resultP(j, 700, 3))
+		}
+		h.endBlock() // the end of epoch 3
+		h.endBlock() // the first block of epoch 4
+		if due := leasesDueNow(t, h.m, h.st); due != 0 {
+			t.Fatalf("n=%d: %d leases due at the end of epoch 4", n, due)
+		}
+		h.commit()
+		cb := &countingBase{memBase: h.base}
+		h.st = ledger.NewState(cb)
+		if _, err := h.m.EndBlock(context.Background(), h.st, Block{ChainID: "rome-test", Height: h.height, TimeMs: int64(h.height) * 1000, PrevHash: h.prevHash()}); err != nil {
+			t.Fatal(err)
+		}
+		c := cost{cb.gets, cb.visited, h.st.Len()}
+		h.checkSupply()
+		h.height++
+		if rec, _ := h.m.Epoch(h.st, 4); rec.Rewards.String() != "" {
+			t.Fatalf("n=%d: epoch 4 rewarded %s with no reward set", n, rec.Rewards)
+		}
+		for _, l := range ls {
+			mt, err := h.m.MeasuredUsage(h.st, l.ID, 3)
+			if err != nil || mt.Settled || mt.Weighed != 1 {
+				t.Fatalf("n=%d: lease %d's epoch 3 after the end of epoch 4: %+v %v", n, l.ID, mt, err)
+			}
+		}
+		return c
+	}
+	one, shared, own := run(1, true), run(64, true), run(64, false)
+	if shared != one {
+		t.Errorf("the epoch end after 64 leases of one provider ran jobs cost %+v, after 1 %+v", shared, one)
+	}
+	if want := (cost{one.gets, one.visited + 63, one.writes + 63}); own != want {
+		t.Errorf("the epoch end after 64 leases of 64 providers ran jobs cost %+v, want %+v (one weight per provider)", own, want)
+	}
+	t.Logf("epoch end after leases ran jobs: 1 → %+v, 64 of one provider → %+v, 64 of 64 → %+v", one, shared, own)
 }

@@ -77,7 +77,7 @@ const (
 	tagMeter     byte = 0x3a // meter id → Meter
 	tagMeterKey  byte = 0x3b // SHA-256 of a device key → meter id
 	tagMeterUse  byte = 0x3c // lease id | epoch | kind → MeterUse
-	tagActive    byte = 0x3d // epoch | lease id → 1: the lease has something to weigh when the epoch settles (report, job, reading)
+	tagActive    byte = 0x3d // epoch | lease id → 1: the lease has something to weigh when the epoch settles (report, reading, missed proof; not jobs: their Metered records are found at the lease's settlement)
 	tagSettleAt  byte = 0x3e // epoch | lease id → 1: leases to settle at the end of the epoch (Lease.NextSettle)
 	tagOfferFree byte = 0x3f // offer id → 1: open offers with capacity no lease holds (what matching looks at)
 	tagOfferEnd  byte = 0x40 // until epoch | offer id → 1: offers with an availability end (what expiry looks at)
@@ -88,6 +88,7 @@ const (
 	tagStorRate   byte = 0x45 // provider address → u64 storage units its leases' proofs pay per epoch (before misses), for rewards
 	tagStorRateAt byte = 0x46 // epoch | provider address → u64 (two's complement) change of tagStorRate from that epoch on
 	tagStorLost   byte = 0x47 // epoch | provider address → u64 storage units the provider's misses cost in that epoch
+	tagJobWeight  byte = 0x48 // epoch | provider address → u64 units the runtime measured for the provider's leases in that epoch, for rewards
 
 	gtagProposal  byte = 0x01 // id → Proposal
 	gtagVote      byte = 0x02 // id | address → Vote
@@ -440,8 +441,10 @@ func (s *store) next(name string) (uint64, error) {
 }
 
 // touch records that a lease has something for its settlement of epoch e
-// to weigh (a report, a job, a meter reading): it is settled when e is,
-// not with its epochs that have nothing (see settle).
+// to weigh (a report, a meter reading, a missed proof): it is settled when
+// e is, not with its epochs that have nothing (see settle). Jobs do not
+// touch: the epochs a lease ran jobs in are weighed at its next due
+// settlement, found by its Metered records (store.jobEpochs).
 func (s *store) touch(lease, e uint64) error {
 	return s.setRaw(rkey(tagActive, u64(e), u64(lease)), one)
 }
