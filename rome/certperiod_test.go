@@ -62,11 +62,9 @@ type certRun struct {
 	provs    []ledger.Address
 }
 
-// certScenario: n providers, each leased by its own consumer for 10
-// epochs from epoch 1, both parties reporting 1 unit every epoch (attested,
-// so certified); at each epoch change is called first. It runs until every
-// lease has ended and every period that holds units has been certified.
-func certScenario(t *testing.T, n int, period uint64, change func(h *harness, e uint64)) certRun {
+// certMarket: n providers, each leased by its own consumer for 10 epochs
+// from epoch 1 (the harness at epoch 1, its leases and every user's key).
+func certMarket(t *testing.T, n int, period uint64) (*harness, []Lease, map[ledger.Address]*ledger.PrivateKey) {
 	t.Helper()
 	h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, certPeriod: period})
 	for i := range n {
@@ -82,19 +80,35 @@ func certScenario(t *testing.T, n int, period uint64, change func(h *harness, e 
 	if err != nil || len(ls) != n {
 		t.Fatalf("%d leases, %v", len(ls), err)
 	}
+	return h, ls, key
+}
+
+// reportAll has both parties of every lease live in epoch e report 1 unit
+// delivered (attested).
+func reportAll(h *harness, key map[ledger.Address]*ledger.PrivateKey, ls []Lease, e uint64) {
+	for _, l := range ls {
+		if l.Start <= e && e < l.End {
+			rep := &ledger.RomeUsage{LeaseID: l.ID, Epoch: e, Delivered: res(1, 1)}
+			h.must(key[l.Provider], rep)
+			h.must(key[l.Consumer], rep)
+		}
+	}
+}
+
+// certScenario: n providers, each leased by its own consumer for 10
+// epochs from epoch 1, both parties reporting 1 unit every epoch (attested,
+// so certified); at each epoch change is called first. It runs until every
+// lease has ended and every period that holds units has been certified.
+func certScenario(t *testing.T, n int, period uint64, change func(h *harness, e uint64)) certRun {
+	t.Helper()
+	h, ls, key := certMarket(t, n, period)
 	const last = 40
 	for e := uint64(1); e < last; e++ {
 		h.untilEpoch(e)
 		if change != nil {
 			change(h, e)
 		}
-		for _, l := range ls {
-			if l.Start <= e && e < l.End {
-				rep := &ledger.RomeUsage{LeaseID: l.ID, Epoch: e, Delivered: res(1, 1)}
-				h.must(key[l.Provider], rep)
-				h.must(key[l.Consumer], rep)
-			}
-		}
+		reportAll(h, key, ls, e)
 	}
 	h.untilEpoch(last)
 	var paid uint64
@@ -420,25 +434,10 @@ func (b *accCountingBase) IterateState(start, end []byte, reverse bool, fn func(
 // TestCertifyReadsOnlyDueContributors: an epoch end visits the
 // accumulators of the contributors due in it, not every pending one.
 func TestCertifyReadsOnlyDueContributors(t *testing.T) {
-	const n = 24
-	h := newHarness(t, harnessOpts{epochBlocks: 1, users: 2 * n, ttl: 50, certPeriod: 3})
-	for i := range n {
-		h.must(h.users[i], &ledger.RomeOffer{Capacity: res(1, 1), Price: res(1, 2)})
-		h.must(h.users[n+i], &ledger.RomeRequest{Demand: res(1, 1), MaxPrice: res(1, 2), Epochs: 10})
-	}
-	key := map[ledger.Address]*ledger.PrivateKey{}
-	for _, u := range h.users {
-		key[u.Address()] = u
-	}
-	h.untilEpoch(1)
-	ls, _ := h.m.Leases(h.st, 0, nil)
+	h, ls, key := certMarket(t, 24, 3)
 	for e := uint64(1); e <= 6; e++ {
 		h.untilEpoch(e)
-		for _, l := range ls {
-			rep := &ledger.RomeUsage{LeaseID: l.ID, Epoch: e, Delivered: res(1, 1)}
-			h.must(key[l.Provider], rep)
-			h.must(key[l.Consumer], rep)
-		}
+		reportAll(h, key, ls, e)
 	}
 	h.commit()
 	pending := 0

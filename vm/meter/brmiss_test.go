@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sos-kernel/sos/vm/meter"
@@ -53,26 +52,9 @@ func TestBrTableMissEmissions(t *testing.T) {
 		}
 		mods[i] = cm
 	}
-	type outcome struct {
-		res   uint64
-		gas   int64
-		depth uint64
-		trap  bool
-	}
 	// call runs fn in a new instance: a trap leaves a Go runtime unusable.
-	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) outcome {
-		m := goInstance(t, ctx, r, cm)
-		defer m.Close(ctx)
-		setGas(m, gas)
-		m.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
-		out, err := m.ExportedFunction(fn).Call(ctx, args...)
-		o := outcome{gas: gas - gasLeft(m), depth: m.ExportedGlobal(meter.DepthGlobalExport).Get()}
-		if err != nil {
-			o.trap = true
-		} else {
-			o.res = out[0]
-		}
-		return o
+	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
+		return callGo(t, ctx, r, cm, fn, gas, args)
 	}
 	for _, tc := range []struct {
 		fn     string

@@ -231,3 +231,48 @@ func TestGoModule(t *testing.T) {
 		t.Fatalf("gas after out-of-gas trap = %d, want < 0", g)
 	}
 }
+
+// goOutcome is what a call of a Go module's export shows: its result, the
+// gas it used, the call depth counter after it, and whether it trapped.
+type goOutcome struct {
+	res   uint64
+	gas   int64
+	depth uint64
+	trap  bool
+}
+
+// callGo runs fn in a new instance of cm with gas: a trap leaves a Go
+// runtime unusable.
+func callGo(tb testing.TB, ctx context.Context, r wazero.Runtime, cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
+	tb.Helper()
+	m := goInstance(tb, ctx, r, cm)
+	defer m.Close(ctx)
+	setGas(m, gas)
+	m.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
+	out, err := m.ExportedFunction(fn).Call(ctx, args...)
+	o := goOutcome{gas: gas - gasLeft(m), depth: m.ExportedGlobal(meter.DepthGlobalExport).Get()}
+	if err != nil {
+		o.trap = true
+	} else {
+		o.res = out[0]
+	}
+	return o
+}
+
+// instrumentEach meters wasm with each of opts and compiles the results in r.
+func instrumentEach(tb testing.TB, ctx context.Context, r wazero.Runtime, wasm []byte, opts ...meter.Options) ([][]byte, []wazero.CompiledModule) {
+	tb.Helper()
+	codes := make([][]byte, len(opts))
+	mods := make([]wazero.CompiledModule, len(opts))
+	for i, o := range opts {
+		code, err := meter.Instrument(wasm, o)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		codes[i] = code
+		if mods[i], err = r.CompileModule(ctx, code); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return codes, mods
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sos-kernel/sos/vm/meter"
@@ -140,40 +139,12 @@ func TestMissInGlobalsGoModule(t *testing.T) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(meter.DefaultLimits().MaxMemoryPages))
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	defer r.Close(ctx)
-	var mods [2]wazero.CompiledModule
-	var codes [2][]byte
-	for i, o := range []meter.Options{opts, withGlobals} {
-		code, err := meter.Instrument(wasm, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		codes[i] = code
-		if mods[i], err = r.CompileModule(ctx, code); err != nil {
-			t.Fatal(err)
-		}
-	}
+	codes, mods := instrumentEach(t, ctx, r, wasm, opts, withGlobals)
 	if bytes.Equal(codes[0], codes[1]) {
 		t.Fatal("no function of the Go module keeps its state in a global")
 	}
-	type outcome struct {
-		res   uint64
-		gas   int64
-		depth uint64
-		trap  bool
-	}
-	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) outcome {
-		m := goInstance(t, ctx, r, cm)
-		defer m.Close(ctx)
-		setGas(m, gas)
-		m.ExportedGlobal(meter.DepthGlobalExport).(api.MutableGlobal).Set(0)
-		out, err := m.ExportedFunction(fn).Call(ctx, args...)
-		o := outcome{gas: gas - gasLeft(m), depth: m.ExportedGlobal(meter.DepthGlobalExport).Get()}
-		if err != nil {
-			o.trap = true
-		} else {
-			o.res = out[0]
-		}
-		return o
+	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
+		return callGo(t, ctx, r, cm, fn, gas, args)
 	}
 	for _, tc := range []struct {
 		fn    string
@@ -244,18 +215,7 @@ func TestMissInGlobalsExampleJobs(t *testing.T) {
 			t.Logf("%s not built (make contracts): %v", job.name, err)
 			continue
 		}
-		var mods [2]wazero.CompiledModule
-		var codes [2][]byte
-		for i, o := range []meter.Options{opts, withGlobals} {
-			code, err := meter.Instrument(wasm, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			codes[i] = code
-			if mods[i], err = r.CompileModule(ctx, code); err != nil {
-				t.Fatal(err)
-			}
-		}
+		codes, mods := instrumentEach(t, ctx, r, wasm, opts, withGlobals)
 		if bytes.Equal(codes[0], codes[1]) {
 			t.Errorf("%s: no function keeps its state in a global", job.name)
 		}
