@@ -13,16 +13,16 @@ import (
 // appendAccount appends the canonical encoding of acc.
 func appendAccount(out []byte, acc *Account) []byte {
 	out = append(out, 0x82)
-	out = appendHead(out, 0, acc.Nonce)
+	out = AppendCBORHead(out, 0, acc.Nonce)
 	if acc.Balances == nil {
 		return append(out, 0xf6) // a nil slice is null, as the reflective encoder writes it
 	}
-	out = appendHead(out, 4, uint64(len(acc.Balances)))
+	out = AppendCBORHead(out, 4, uint64(len(acc.Balances)))
 	for _, c := range acc.Balances {
 		out = append(out, 0x82)
-		out = appendHead(out, 3, uint64(len(c.Denom)))
+		out = AppendCBORHead(out, 3, uint64(len(c.Denom)))
 		out = append(out, c.Denom...)
-		out = appendHead(out, 0, c.Amount)
+		out = AppendCBORHead(out, 0, c.Amount)
 	}
 	return out
 }

@@ -109,7 +109,7 @@ func (c *Codec) EncodeBlock(b *Block) ([]byte, error) {
 	if b.Txs == nil {
 		out = append(out, 0xf6) // null, as the reflective encoder writes a nil slice
 	} else {
-		out = appendHead(out, 4, uint64(len(b.Txs)))
+		out = AppendCBORHead(out, 4, uint64(len(b.Txs)))
 		for _, t := range b.Txs {
 			out = appendBytes(out, t)
 		}
@@ -117,8 +117,11 @@ func (c *Codec) EncodeBlock(b *Block) ([]byte, error) {
 	return out, nil
 }
 
-// appendHead writes a CBOR major type with its argument in shortest form.
-func appendHead(out []byte, major byte, n uint64) []byte {
+// AppendCBORHead appends a CBOR head of major type major with its argument
+// n in its shortest form, as the codec's canonical encoder writes it (for
+// hand-written encoders of hot records that must match the codec byte for
+// byte).
+func AppendCBORHead(out []byte, major byte, n uint64) []byte {
 	m := major << 5
 	switch {
 	case n < 24:
@@ -138,7 +141,7 @@ func appendBytes(out, b []byte) []byte {
 	if b == nil {
 		return append(out, 0xf6)
 	}
-	return append(appendHead(out, 2, uint64(len(b))), b...)
+	return append(AppendCBORHead(out, 2, uint64(len(b))), b...)
 }
 
 // MaxBlockBytes bounds a decoded block (network frames and the store).

@@ -213,15 +213,9 @@ func issuerKeyKey(fp string) []byte { return rkey(tagIssuerKey, []byte(fp)) }
 // issuerKey returns the public key (raw bytes) of the issuer with
 // fingerprint fp from the issuer registry.
 func (s *store) issuerKey(fp string) ([]byte, error) {
-	k := issuerKeyKey(fp)
-	raw, err := s.st.Get(k)
+	raw, err := s.getRaw(issuerKeyKey(fp))
 	if err != nil {
 		return nil, err
-	}
-	if s.gas != nil {
-		if err := s.charge(s.sched.ReadBase+s.sched.ReadPerByte*uint64(len(k)+len(raw)), "state read"); err != nil {
-			return nil, err
-		}
 	}
 	if raw == nil {
 		return nil, fmt.Errorf("rome: issuer %s is not in the issuer registry: %w", fp, ErrNotFound)

@@ -435,28 +435,11 @@ func (w *epochWork) storageRates() error {
 		return nil
 	}
 	se := w.e - 1
-	type entry struct {
-		a ledger.Address
-		v uint64
-	}
-	read := func(prefix []byte) ([]entry, error) {
-		var out []entry
-		err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-			if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
-				var e entry
-				copy(e.a[:], k[len(prefix):])
-				e.v = binary.BigEndian.Uint64(v)
-				out = append(out, e)
-			}
-			return true
-		})
-		return out, err
-	}
-	changes, err := read(rkey(tagStorRateAt, u64(se)))
+	changes, err := w.s.addrCounts(rkey(tagStorRateAt, u64(se)))
 	if err != nil {
 		return err
 	}
-	lost, err := read(rkey(tagStorLost, u64(se)))
+	lost, err := w.s.addrCounts(rkey(tagStorLost, u64(se)))
 	if err != nil {
 		return err
 	}
@@ -480,17 +463,12 @@ func (w *epochWork) storageRates() error {
 		}
 		lostOf[l.a] = l.v
 	}
-	rates, err := read(rkey(tagStorRate))
+	rates, err := w.s.addrCounts(rkey(tagStorRate))
 	if err != nil {
 		return err
 	}
 	for _, r := range rates {
-		if u := r.v - min(r.v, lostOf[r.a]); u > 0 {
-			if _, ok := w.attest[r.a]; !ok {
-				w.provOrd = append(w.provOrd, r.a)
-			}
-			w.attest[r.a] = satAdd(w.attest[r.a], u)
-		}
+		w.weigh(r.a, r.v-min(r.v, lostOf[r.a]))
 	}
 	return nil
 }
@@ -507,34 +485,15 @@ func (w *epochWork) jobWeights() error {
 	if w.e == 0 {
 		return nil
 	}
-	prefix := rkey(tagJobWeight, u64(w.e-1))
-	type entry struct {
-		a ledger.Address
-		v uint64
-	}
-	var list []entry
-	if err := w.s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
-			var e entry
-			copy(e.a[:], k[len(prefix):])
-			e.v = binary.BigEndian.Uint64(v)
-			list = append(list, e)
-		}
-		return true
-	}); err != nil {
+	list, err := w.s.addrCounts(rkey(tagJobWeight, u64(w.e-1)))
+	if err != nil {
 		return err
 	}
 	for _, e := range list {
 		if err := w.s.del(rkey(tagJobWeight, u64(w.e-1), e.a[:])); err != nil {
 			return err
 		}
-		if e.v == 0 {
-			continue
-		}
-		if _, ok := w.attest[e.a]; !ok {
-			w.provOrd = append(w.provOrd, e.a)
-		}
-		w.attest[e.a] = satAdd(w.attest[e.a], e.v)
+		w.weigh(e.a, e.v)
 	}
 	return nil
 }
@@ -581,6 +540,18 @@ type certUnits struct {
 	units uint64
 }
 
+// weigh adds u units to provider a's weight in the epoch's rewards
+// (providers in the order they were first weighed).
+func (w *epochWork) weigh(a ledger.Address, u uint64) {
+	if u == 0 {
+		return
+	}
+	if _, ok := w.attest[a]; !ok {
+		w.provOrd = append(w.provOrd, a)
+	}
+	w.attest[a] = satAdd(w.attest[a], u)
+}
+
 // credit counts total attested or measured units of lease l's provider
 // for its certificates (certs, per kind and source, added to the
 // accumulators of the provider's pending certificate period: see
@@ -588,12 +559,7 @@ type certUnits struct {
 // epoch's rewards (storage units paid by proofs are weighed there at their
 // own epoch: storageRates).
 func (w *epochWork) credit(l *Lease, total, rewarded uint64, certs []certUnits) error {
-	if rewarded > 0 {
-		if _, ok := w.attest[l.Provider]; !ok {
-			w.provOrd = append(w.provOrd, l.Provider)
-		}
-		w.attest[l.Provider] = satAdd(w.attest[l.Provider], rewarded)
-	}
+	w.weigh(l.Provider, rewarded)
 	if total == 0 {
 		return nil
 	}

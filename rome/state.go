@@ -348,15 +348,47 @@ func (s *store) charge(n uint64, what string) error {
 	return s.gas.Consume(n, what)
 }
 
-func (s *store) get(k []byte, v any) (bool, error) {
+// getRaw reads the value at k (nil when absent), charging a read of its
+// key and value.
+func (s *store) getRaw(k []byte) ([]byte, error) {
 	raw, err := s.st.Get(k)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if s.gas != nil {
 		if err := s.charge(s.sched.ReadBase+s.sched.ReadPerByte*uint64(len(k)+len(raw)), "state read"); err != nil {
-			return false, err
+			return nil, err
 		}
+	}
+	return raw, nil
+}
+
+// addrCount is an 8-byte counter stored under prefix | an account address.
+type addrCount struct {
+	a ledger.Address
+	v uint64
+}
+
+// addrCounts lists the counters under prefix keyed by an address, in key
+// order (end of block only: nothing is charged).
+func (s *store) addrCounts(prefix []byte) ([]addrCount, error) {
+	var out []addrCount
+	err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
+		if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
+			var e addrCount
+			copy(e.a[:], k[len(prefix):])
+			e.v = binary.BigEndian.Uint64(v)
+			out = append(out, e)
+		}
+		return true
+	})
+	return out, err
+}
+
+func (s *store) get(k []byte, v any) (bool, error) {
+	raw, err := s.getRaw(k)
+	if err != nil {
+		return false, err
 	}
 	if raw == nil {
 		return false, nil

@@ -1318,23 +1318,6 @@ func challengedHead(v []byte) (epoch, n uint64, ok bool) {
 	return epoch, n, ok
 }
 
-// cborHead appends a CBOR head of major type major and argument x in its
-// shortest form, as the codec's canonical encoder writes it.
-func cborHead(b []byte, major byte, x uint64) []byte {
-	m := major << 5
-	switch {
-	case x < 24:
-		return append(b, m|byte(x))
-	case x <= 0xff:
-		return append(b, m|24, byte(x))
-	case x <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(x))
-	case x <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(x))
-	}
-	return binary.BigEndian.AppendUint64(append(b, m|27), x)
-}
-
 // encodeChallenged is the codec's canonical encoding of a Challenged
 // (an array of the epoch and the items, each an array of lease, pin and
 // blob, the blob an array of its id as a byte string and its size), byte
@@ -1343,16 +1326,16 @@ func cborHead(b []byte, major byte, x uint64) []byte {
 func encodeChallenged(c *Challenged) []byte {
 	b := make([]byte, 0, 12+len(c.Items)*(3+9+5+3+32+9))
 	b = append(b, 0x82)
-	b = cborHead(b, 0, c.Epoch)
-	b = cborHead(b, 4, uint64(len(c.Items)))
+	b = ledger.AppendCBORHead(b, 0, c.Epoch)
+	b = ledger.AppendCBORHead(b, 4, uint64(len(c.Items)))
 	for i := range c.Items {
 		it := &c.Items[i]
 		b = append(b, 0x83)
-		b = cborHead(b, 0, it.Lease)
-		b = cborHead(b, 0, uint64(it.Pin))
+		b = ledger.AppendCBORHead(b, 0, it.Lease)
+		b = ledger.AppendCBORHead(b, 0, uint64(it.Pin))
 		b = append(b, 0x82, 0x58, byte(len(it.Blob.ID)))
 		b = append(b, it.Blob.ID[:]...)
-		b = cborHead(b, 0, it.Blob.Size)
+		b = ledger.AppendCBORHead(b, 0, it.Blob.Size)
 	}
 	return b
 }
