@@ -19,8 +19,9 @@ type Block struct {
 	ChainID string
 	Height  uint64
 	TimeMs  int64
-	// PrevHash is the hash of the block before: at an epoch's last block
-	// it seeds the next epoch's storage challenges.
+	// PrevHash is the hash of the block before: at an epoch's first
+	// block it seeds the epoch's storage challenges (the hash of the
+	// last block of the epoch before).
 	PrevHash ledger.Hash
 }
 
@@ -57,6 +58,13 @@ func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]led
 		return nil, err
 	}
 	if b.Height < clock.EndHeight {
+		if b.Height == clock.StartHeight {
+			// The epoch's first block (and not its last): its storage
+			// challenges are drawn now.
+			if err := s.drawChallenges(p, clock.Epoch, b); err != nil {
+				return nil, fmt.Errorf("rome: epoch %d: draw challenges at %d: %w", clock.Epoch, b.Height, err)
+			}
+		}
 		return events, nil
 	}
 	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b, &events)
@@ -70,21 +78,17 @@ func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]led
 		return nil, err
 	}
 	clock.Epoch++
+	clock.StartHeight = b.Height + 1
 	clock.EndHeight = b.Height + p.EpochBlocks
 	if err := s.put(rkey(tagClock), &clock); err != nil {
 		return nil, err
 	}
-	// The next epoch's storage challenges come from a block hash nobody
-	// knew before that block existed.
-	if n, err := s.getU64(holdingsCountKey); err != nil {
-		return nil, err
-	} else if n > 0 {
-		sd := &Seed{Epoch: clock.Epoch, Seed: ChallengeSeed(b.ChainID, clock.Epoch, b.PrevHash)}
-		if err := s.put(rkey(tagSeed), sd); err != nil {
-			return nil, err
-		}
-		if err := s.setChallenges(p, sd); err != nil {
-			return nil, err
+	if clock.StartHeight == clock.EndHeight {
+		// An epoch of one block has no block after its first to answer
+		// in: its challenges are drawn now, at the end of the epoch
+		// before.
+		if err := s.drawChallenges(p, clock.Epoch, b); err != nil {
+			return nil, fmt.Errorf("rome: epoch %d: draw challenges at %d: %w", clock.Epoch, b.Height, err)
 		}
 	}
 	return events, nil

@@ -260,6 +260,21 @@ func (h *harness) untilEpoch(e uint64) {
 	h.t.Fatalf("epoch %d never came", e)
 }
 
+// untilDrawn is untilEpoch(e), then the end of e's first block when it
+// draws the epoch's storage challenges (an epoch of several blocks):
+// the current block is the first in which proofs of e are accepted.
+func (h *harness) untilDrawn(e uint64) {
+	h.t.Helper()
+	h.untilEpoch(e)
+	c, err := h.m.Clock(h.st)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.height == c.StartHeight && c.StartHeight < c.EndHeight {
+		h.endBlock()
+	}
+}
+
 func (h *harness) balance(a ledger.Address, denom string) uint64 {
 	b, err := (&ledger.Accounts{St: h.st, Codec: h.codec}).Balance(a, denom)
 	if err != nil {

@@ -25,9 +25,12 @@ type DueHolding struct {
 // the order its storage_proof transactions must answer them (at most
 // limit; 0: all).
 type StorageDue struct {
-	Epoch    uint64
-	Seeded   bool // the epoch has challenges
-	Holdings []DueHolding
+	Epoch  uint64
+	Seeded bool // the epoch has challenges
+	// DrawHeight is the block at whose end they were drawn (when
+	// Seeded): proofs go into the blocks after it.
+	DrawHeight uint64
+	Holdings   []DueHolding
 }
 
 // StorageDue lists what node still has to prove in the current epoch.
@@ -46,7 +49,7 @@ func (m *Market) StorageDue(st *ledger.State, node ledger.Address, limit int) (*
 	if err != nil || !ok || seed.Epoch != clock.Epoch {
 		return out, err
 	}
-	out.Seeded = true
+	out.Seeded, out.DrawHeight = true, seed.Height
 	chal, ok, err := s.challenged(node)
 	if err != nil || !ok || chal.Epoch != clock.Epoch {
 		return out, err

@@ -160,11 +160,15 @@ func StatusName(s uint8) string {
 	return fmt.Sprintf("status(%d)", s)
 }
 
-// Clock is the epoch counter: epoch Epoch ends at block EndHeight.
+// Clock is the epoch counter: epoch Epoch runs from block StartHeight to
+// block EndHeight. StartHeight is fixed when the epoch before ends (its
+// last block plus one), so a change of epoch_blocks by governance does
+// not move it: the epoch's storage challenges are drawn at its end.
 type Clock struct {
-	_         struct{} `cbor:",toarray"`
-	Epoch     uint64   `json:"epoch"`
-	EndHeight uint64   `json:"end_height"`
+	_           struct{} `cbor:",toarray"`
+	Epoch       uint64   `json:"epoch"`
+	EndHeight   uint64   `json:"end_height"`
+	StartHeight uint64   `json:"start_height"`
 }
 
 // Offer is a provider's standing offer.
@@ -520,7 +524,7 @@ func (s *store) clock(p Params) (Clock, error) {
 		return c, err
 	}
 	if !ok {
-		c = Clock{Epoch: 0, EndHeight: p.EpochBlocks}
+		c = Clock{Epoch: 0, EndHeight: p.EpochBlocks, StartHeight: 1}
 	}
 	return c, nil
 }

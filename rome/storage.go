@@ -228,11 +228,14 @@ type Fault struct {
 	LastProof uint64   `json:"last_proof_height"` // height of its last proof before the miss (0: none known)
 }
 
-// Seed is an epoch's challenge seed.
+// Seed is an epoch's challenge seed and the block at whose end it was
+// drawn (the epoch's first block; the last block of the epoch before for
+// an epoch of one block): proofs of the epoch are accepted after it.
 type Seed struct {
-	_     struct{}    `cbor:",toarray"`
-	Epoch uint64      `json:"epoch"`
-	Seed  ledger.Hash `json:"seed"`
+	_      struct{}    `cbor:",toarray"`
+	Epoch  uint64      `json:"epoch"`
+	Seed   ledger.Hash `json:"seed"`
+	Height uint64      `json:"height"`
 }
 
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
@@ -252,8 +255,9 @@ func holdingOf(k []byte) (node ledger.Address, lease uint64, pin uint32, ok bool
 }
 
 // ChallengeSeed is the seed of epoch e's storage challenges: SHA-256 over
-// the chain id, the epoch and the hash of the block before the last block
-// of epoch e-1.
+// the chain id, the epoch and prev, the hash of the block before the one
+// that draws them — the last block of epoch e-1 when they are drawn at
+// the end of e's first block (drawChallenges).
 func ChallengeSeed(chainID string, e uint64, prev ledger.Hash) ledger.Hash {
 	b := []byte("sos/storage/seed\x00" + chainID + "\x00")
 	b = binary.BigEndian.AppendUint64(b, e)
@@ -592,9 +596,36 @@ func (s *store) dropHolding(node ledger.Address, k []byte) error {
 	return s.addCount(nk, -1)
 }
 
+// drawChallenges draws epoch e's storage challenges at the end of block b
+// when anything is held: the seed from b's PrevHash, then setChallenges.
+// b is the epoch's first block, or the last of the epoch before when e
+// has a single block (EndBlock). The first block's PrevHash is the hash
+// of e-1's last block, which nobody knew before that block existed —
+// the same unpredictability as when the draw was at that last block
+// itself, seeded from the block before it: a proposer who wants other
+// challenges must withhold or rebuild a whole block and lose its turn,
+// and the lists are fixed before any proof of e can be included (every
+// proof of e lands in a block after b). The holdings due in e all exist
+// by then: a pin made in e, even in b itself, is challenged from e+1 on
+// at the earliest (BlobPin), and a lease's holdings are placed at an
+// epoch's end, so what settlement counts as due in e (the lease's
+// buckets from e) is exactly what the draw could pick.
+func (s *store) drawChallenges(p Params, e uint64, b Block) error {
+	if n, err := s.getU64(holdingsCountKey); err != nil || n == 0 {
+		return err
+	}
+	sd := &Seed{Epoch: e, Seed: ChallengeSeed(b.ChainID, e, b.PrevHash), Height: b.Height}
+	if err := s.put(rkey(tagSeed), sd); err != nil {
+		return err
+	}
+	return s.setChallenges(p, sd)
+}
+
 // setChallenges fixes what each node must prove in the epoch of sd: the
 // holdings at its sampled slots and its suspects, those due in the
-// epoch, in key order. A node with nothing due has no list.
+// epoch, in key order. A node with nothing due has no list. Every node
+// with a list holds something (removeHoldings drops the list of a node
+// left with nothing), so this replaces every list of the epoch before.
 func (s *store) setChallenges(p Params, sd *Seed) error {
 	prefix := rkey(tagStorNode)
 	type nodeCount struct {
@@ -948,6 +979,10 @@ func (m *Market) storageProof(tx *Tx, p *ledger.StorageProof) (any, error) {
 		return nil, err
 	}
 	if !ok || seed.Epoch != p.Epoch {
+		if tx.Height == clock.StartHeight && clock.StartHeight < clock.EndHeight {
+			return nil, fmt.Errorf("rome: storage proof for epoch %d: its challenges are drawn at the end of its first block %d: proofs are accepted from block %d on: %w",
+				p.Epoch, tx.Height, tx.Height+1, ErrInvalid)
+		}
 		return nil, fmt.Errorf("rome: storage proof: epoch %d has no challenges: %w", p.Epoch, ErrInvalid)
 	}
 	node := tx.Sender
@@ -1211,8 +1246,9 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 // storageCheck ends epoch e's challenges: every holding challenged in e
 // that its node left unanswered is a miss; leases with too many misses in
 // a row lose their replica (the request's slot opens again for the match
-// that follows); the epoch's challenge lists are dropped (a node's Round
-// stays: the next epoch's answers start from zero in it).
+// that follows). The epoch's challenge lists stay until the next draw
+// replaces them (a proof checks the list's epoch), and a node's Round
+// stays: the next epoch's answers start from zero in it.
 func (w *epochWork) storageCheck() error {
 	env := &storEnv{m: w.m, s: w.s, acc: w.acc, p: w.p, height: w.b.Height, epoch: w.e, events: w.events, w: w}
 	prefix := rkey(tagChal)
@@ -1277,9 +1313,6 @@ func (w *epochWork) storageCheck() error {
 	}
 	for i := range lists {
 		if err := check(&lists[i]); err != nil {
-			return err
-		}
-		if err := w.s.del(rkey(tagChal, lists[i].node[:])); err != nil {
 			return err
 		}
 	}

@@ -107,7 +107,7 @@ func BenchmarkStorageSettleEpoch(b *testing.B) {
 			for range requests {
 				reqs = append(reqs, id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 1000, Replicas: 3}), "request_id"))
 			}
-			w.untilEpoch(1)
+			w.untilDrawn(1)
 			for i, r := range reqs {
 				if n := len(w.leasesOf(r)); n != 3 {
 					b.Fatalf("request %d: %d replicas", r, n)
@@ -125,7 +125,7 @@ func BenchmarkStorageSettleEpoch(b *testing.B) {
 				w.endBlock()
 				return time.Since(t0)
 			}
-			w.untilEpoch(3) // challenged from epoch 3
+			w.untilDrawn(3) // challenged from epoch 3
 			epochEnd()
 			b.ResetTimer()
 			var all, most time.Duration

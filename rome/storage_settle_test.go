@@ -23,14 +23,14 @@ func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 	w := newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: interval, reward: 1000}, []uint64{1, 2}, []string{"eu", "us"},
 		func(g *storageGenesis) { g.RepairMisses = 10 })
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 30), MaxPrice: res(4, 5), Epochs: 9, Replicas: 2}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	leases := w.leasesOf(req)
 	if len(leases) != 2 {
 		t.Fatalf("%d replicas", len(leases))
 	}
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
 	for e := uint64(2); e <= 10; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		if e == 4 {
 			w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(9000, 2)}) // due from epoch 6
 			w.must(w.provs[0], &ledger.RomeUsage{LeaseID: leases[0].ID, Epoch: 4, Delivered: res(4, 30)})
@@ -51,7 +51,7 @@ func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 			}
 		}
 	}
-	w.untilEpoch(12)
+	w.untilDrawn(12)
 	if n := w.storageEvents("storage_missed"); n < 2 {
 		t.Fatalf("interval %d: %d misses, want the silent and the declared ones", interval, n)
 	}
@@ -143,11 +143,11 @@ func TestStorageLeasesNotDueCostNothingPerEpoch(t *testing.T) {
 		for i := 0; i < n; i++ {
 			reqs = append(reqs, id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 1), Epochs: 100, Replicas: 1, Region: "eu"}), "request_id"))
 		}
-		w.untilEpoch(1)
+		w.untilDrawn(1)
 		for i, r := range reqs {
 			w.must(w.cons, &ledger.BlobPin{RequestID: r, Blob: w.put(2000, uint64(i+1))})
 		}
-		w.untilEpoch(3) // due from epoch 3
+		w.untilDrawn(3) // due from epoch 3
 		for range epochs {
 			due = append(due, leasesDueNow(t, w.m, w.st))
 			if p := w.answer(w.nodes[0]); p != nil {

@@ -148,7 +148,7 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 	if paid := before - w.balance(w.cons.Address(), "uTFLP"); paid != 20*5*6*2 {
 		t.Fatalf("escrow %d, want 20×5×6×2 = %d", paid, 20*5*6*2)
 	}
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	leases := w.leasesOf(req)
 	if len(leases) != 2 || leases[0].OfferID != w.offers[0] || leases[1].OfferID != w.offers[2] {
 		t.Fatalf("replicas on offers %v, want the cheapest of each region (%d, %d)", leases, w.offers[0], w.offers[2])
@@ -187,12 +187,12 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 	}
 
 	// Grace epoch 2: nothing is due yet.
-	w.untilEpoch(2)
+	w.untilDrawn(2)
 	if p := w.answer(w.nodeOf(leases[0])); p != nil {
 		t.Fatalf("challenged during the grace epoch: %+v", p)
 	}
 	for e := uint64(3); e <= 6; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		if e == 6 { // lazily settled: nothing paid before the lease's last epoch ends
 			for _, l := range leases {
 				if got, _ := w.m.Lease(w.st, l.ID); len(got.Paid) != 0 || got.SettledTo != 1 || got.NextSettle != 6 {
@@ -223,7 +223,7 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 			}
 		}
 	}
-	w.untilEpoch(7) // epochs 1-5 settled at the end of epoch 6, 3-5 proven
+	w.untilDrawn(7) // epochs 1-5 settled at the end of epoch 6, 3-5 proven
 	for _, l := range leases {
 		got, _ := w.m.Lease(w.st, l.ID)
 		price := amountOf(l.Prices, KindStorage)
@@ -231,7 +231,7 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 			t.Fatalf("lease %d paid %s, want 3 epochs × 9 units × %d", l.ID, got.Paid, price)
 		}
 	}
-	w.untilEpoch(8) // epoch 6 settled with the lease's close
+	w.untilDrawn(8) // epoch 6 settled with the lease's close
 	for _, l := range leases {
 		got, _ := w.m.Lease(w.st, l.ID)
 		price := amountOf(l.Prices, KindStorage)
@@ -263,12 +263,12 @@ func TestStorageReplicasProvenAndPaid(t *testing.T) {
 func TestStorageProofFaults(t *testing.T) {
 	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.RepairMisses = 5 })
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 100), MaxPrice: res(4, 5), Epochs: 8, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	b1, b2 := w.put(48<<10, 1), w.put(40<<10, 2) // 48 and 40 segments
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b1})
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b2})
 	node := w.nodes[0]
-	w.untilEpoch(3)
+	w.untilDrawn(3)
 	good := w.answer(node)
 	if good == nil || len(good.Entries) != 2 {
 		t.Fatalf("answer %+v", good)
@@ -324,7 +324,7 @@ func TestStorageProofFaults(t *testing.T) {
 	}
 	// Late: the epoch-3 answer, held back until epoch 4, is refused; the
 	// holdings it would have proven count as missed.
-	w.untilEpoch(4)
+	w.untilDrawn(4)
 	if _, err := w.deliver(node, good); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a late proof: %v", err)
 	}
@@ -359,16 +359,16 @@ func TestStorageProofFaults(t *testing.T) {
 func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 	w := newStorWorld(t, []uint64{1, 2, 3}, []string{"eu", "us", "ap"}, nil)
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 20), MaxPrice: res(4, 5), Epochs: 8, Replicas: 2}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	leases := w.leasesOf(req)
 	good, lost := leases[0], leases[1]
 	b := w.put(5000, 3)
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b})
-	w.untilEpoch(3)
+	w.untilDrawn(3)
 	w.must(w.nodeOf(good), w.answer(w.nodeOf(good)))
 	consBefore := w.balance(w.cons.Address(), "uTFLP")
 	bondBefore := w.balance(BondAccount, "uTFLP")
-	w.untilEpoch(4) // the end of epoch 3 finds lost's holding unanswered
+	w.untilDrawn(4) // the end of epoch 3 finds lost's holding unanswered
 	if n := w.storageEvents("storage_missed"); n != 1 {
 		t.Fatalf("%d misses, want 1", n)
 	}
@@ -405,7 +405,7 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 		t.Fatal("the new holder is challenged before it could fetch the blob")
 	}
 	w.must(w.nodeOf(good), w.answer(w.nodeOf(good)))
-	w.untilEpoch(5) // settles epoch 3 for the lost lease (its miss): nothing for the missed blob
+	w.untilDrawn(5) // settles epoch 3 for the lost lease (its miss): nothing for the missed blob
 	if got, _ := w.m.Lease(w.st, lost.ID); len(got.Paid) != 0 || got.SettledTo != 4 || got.Status != StatusEnded {
 		t.Fatalf("lost lease %+v: want nothing paid for epochs 1-3, closed", got)
 	}
@@ -421,7 +421,7 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 		}
 		w.must(w.nodeOf(x), p)
 	}
-	w.untilEpoch(6)
+	w.untilDrawn(6)
 	if w.storageEvents("storage_missed") != 1 {
 		t.Fatal("a miss after the repair")
 	}
@@ -436,12 +436,12 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 		t.Fatalf("%d holders after the repair, want 2: %+v", holding, pins[0].Holders)
 	}
 	for e := uint64(6); e <= 8; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		for _, x := range []Lease{good, repl} {
 			w.must(w.nodeOf(x), w.answer(w.nodeOf(x)))
 		}
 	}
-	w.untilEpoch(10)
+	w.untilDrawn(10)
 	if w.storageEvents("storage_missed") != 1 {
 		t.Fatal("a miss after the repair")
 	}
@@ -465,21 +465,21 @@ func TestStorageMissNotPaidSlashedRepaired(t *testing.T) {
 func TestStorageRepairAllButOne(t *testing.T) {
 	w := newStorWorld(t, []uint64{1, 1, 1, 2, 2}, []string{"a", "b", "c", "d", "e"}, func(g *storageGenesis) { g.RepairMisses = 1 })
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 10, Replicas: 3}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	leases := w.leasesOf(req)
 	if len(leases) != 3 {
 		t.Fatalf("%d replicas", len(leases))
 	}
 	b := w.put(3000, 4)
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b})
-	w.untilEpoch(3)
+	w.untilDrawn(3)
 	w.must(w.nodeOf(leases[0]), w.answer(w.nodeOf(leases[0])))
 	// Declared: the node says it cannot prove the blob.
 	res := w.must(w.nodeOf(leases[1]), &ledger.StorageProof{Epoch: 3, Entries: []ledger.StorageEntry{{LeaseID: leases[1].ID, Blob: b.ID}}})
 	if id(res, "declared_missing") != 1 {
 		t.Fatalf("declared miss: %v", res)
 	}
-	w.untilEpoch(4)
+	w.untilDrawn(4)
 	now := w.leasesOf(req)
 	var live []uint64
 	for _, l := range now {
@@ -492,13 +492,13 @@ func TestStorageRepairAllButOne(t *testing.T) {
 		t.Fatalf("replicas on offers %v, want %v", live, []uint64{w.offers[0], w.offers[3], w.offers[4]})
 	}
 	w.must(w.nodeOf(leases[0]), w.answer(w.nodeOf(leases[0])))
-	w.untilEpoch(5)
+	w.untilDrawn(5)
 	for _, l := range w.leasesOf(req) {
 		if !l.EndedEarly {
 			w.must(w.nodeOf(l), w.answer(w.nodeOf(l)))
 		}
 	}
-	w.untilEpoch(6)
+	w.untilDrawn(6)
 	pins, _ := w.m.BlobPins(w.st, b.ID, 0)
 	proven := 0
 	for _, hs := range pins[0].Holders {
@@ -522,7 +522,7 @@ func TestPinNeedsHolders(t *testing.T) {
 	if _, err := w.deliver(w.cons, &ledger.BlobPin{RequestID: req, Blob: ledger.BlobRef{ID: ledger.BlobID{1}, Size: 10}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("pin before any lease: %v", err)
 	}
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	if _, err := w.deliver(w.cons, &ledger.BlobPin{RequestID: req, Blob: ledger.BlobRef{ID: ledger.BlobID{1}, Size: 10}}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "names no node") {
 		t.Fatalf("pin on a lease of an offer without node and bond: %v", err)
 	}
@@ -763,7 +763,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 	node := w.nodes[0]
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
 	short := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 4, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	lease, shortLease := w.leasesOf(req)[0], w.leasesOf(short)[0]
 	var blobs []ledger.BlobRef
 	for i := range 10 {
@@ -809,7 +809,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 	}
 
 	// Epoch 3: 3 of the 14 holdings are challenged, the sampled ones.
-	w.untilEpoch(3)
+	w.untilDrawn(3)
 	want := sampled()
 	slices.SortFunc(want, itemLess)
 	if got := dueItems(); !slices.Equal(got, want) {
@@ -837,7 +837,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 	}
 
 	// Epoch 4: the node declares its first challenged holding gone.
-	w.untilEpoch(4)
+	w.untilDrawn(4)
 	p = w.answer(node)
 	gone := p.Entries[0]
 	p.Entries[0].Proofs = nil
@@ -845,7 +845,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 		t.Fatalf("epoch 4: %v", res)
 	}
 	// Epoch 5: it is challenged again, with the epoch's sample.
-	w.untilEpoch(5)
+	w.untilDrawn(5)
 	got := dueItems()
 	if !slices.ContainsFunc(got, func(it ChallengeItem) bool { return it.Lease == gone.LeaseID && it.Blob.ID == gone.Blob }) {
 		t.Fatalf("epoch 5: the holding missed in epoch 4 is not challenged: %+v", got)
@@ -867,7 +867,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 		t.Fatalf("%d suspects after the missed holding was proven", n)
 	}
 	// Epoch 6: proven again, it is challenged only if sampled.
-	w.untilEpoch(6)
+	w.untilDrawn(6)
 	got, want = dueItems(), sampled()
 	slices.SortFunc(want, itemLess)
 	if !slices.Equal(got, want) {
@@ -891,7 +891,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 	// The short lease closes; the long lease's holdings keep dense slots
 	// and the node keeps proving them with no miss.
 	for e := uint64(6); e < 10; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		if p := w.answer(node); p != nil {
 			w.must(node, p)
 		}
@@ -902,7 +902,7 @@ func TestStorageSampledChallenges(t *testing.T) {
 	if n := checkSlots(t, w, node.Address()); n != 10 {
 		t.Fatalf("%d holdings after the short lease closed, want 10", n)
 	}
-	w.untilEpoch(10)
+	w.untilDrawn(10)
 	if n := w.storageEvents("storage_missed"); n != 1 {
 		t.Fatalf("%d misses, want the declared one only", n)
 	}
@@ -940,14 +940,14 @@ func TestStorageProofOneNodeRecord(t *testing.T) {
 	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.Samples, g.RepairMisses, g.Segments = 3, 5, 1 })
 	node, prov := w.nodes[0], w.provs[0]
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	var blobs []ledger.BlobRef
 	for i := range 8 {
 		b := w.put(1000, uint64(140+i))
 		blobs = append(blobs, b)
 		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: b})
 	}
-	w.untilEpoch(3)
+	w.untilDrawn(3)
 	w.commit() // the writes of the proof alone from here
 	p := w.answer(node)
 	if len(p.Entries) != 3 {
@@ -989,7 +989,7 @@ func TestStorageProofOneNodeRecord(t *testing.T) {
 	}
 	// Epoch 4: a fresh round in the same record; the node declares its
 	// first challenge gone, and the fault keeps its last proof.
-	w.untilEpoch(4)
+	w.untilDrawn(4)
 	if rd, _ := w.m.reader(w.st).round(a, 4); rd.Proven != 0 || rd.Declared != 0 || rd.LastHeight != proofHeight || rd.LastEpoch != 3 {
 		t.Fatalf("epoch 4 round %+v", rd)
 	}
@@ -1024,12 +1024,12 @@ func TestStorageBackToBackMissesUnpaid(t *testing.T) {
 	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.RepairMisses, g.Segments = 5, 1 })
 	node := w.nodes[0]
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	for i := range 2 {
 		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(1000, uint64(170+i))})
 	}
 	for e := uint64(3); e <= 4; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		p := w.answer(node)
 		if len(p.Entries) != 2 {
 			t.Fatalf("epoch %d: %d challenged, want both", e, len(p.Entries))
@@ -1039,13 +1039,13 @@ func TestStorageBackToBackMissesUnpaid(t *testing.T) {
 			t.Fatalf("epoch %d: %v", e, res)
 		}
 	}
-	w.untilEpoch(5) // epoch 3 settled
+	w.untilDrawn(5) // epoch 3 settled
 	l := w.leasesOf(req)[0]
 	if got := l.Paid.AmountOf("uTFLP"); got != 1 {
 		t.Fatalf("paid %d through epoch 3, want 1 (⌈1,000 proven bytes / 1,024⌉ × price 1)", got)
 	}
 	w.must(node, w.answer(node))
-	w.untilEpoch(6) // epoch 4 settled
+	w.untilDrawn(6) // epoch 4 settled
 	if got := w.leasesOf(req)[0].Paid.AmountOf("uTFLP"); got != 2 {
 		t.Fatalf("paid %d through epoch 4, want 2", got)
 	}
@@ -1088,7 +1088,7 @@ func TestStorageProofRemembersProviders(t *testing.T) {
 	w := newStorWorld(t, []uint64{1}, []string{"eu"}, func(g *storageGenesis) { g.Samples, g.RepairMisses, g.Segments = 3, 5, 1 })
 	node, prov := w.nodes[0], w.provs[0]
 	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 50), MaxPrice: res(4, 5), Epochs: 12, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
+	w.untilDrawn(1)
 	for i := range 8 {
 		w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(1000, uint64(170+i))})
 	}
@@ -1106,7 +1106,7 @@ func TestStorageProofRemembersProviders(t *testing.T) {
 	// missing if declare) and returns the lease records it read.
 	answer := func(e uint64, declare bool) int {
 		t.Helper()
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		w.commit()
 		reads := &leaseReads{memBase: w.base}
 		w.st = ledger.NewState(reads)
