@@ -242,7 +242,7 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 	if err != nil || !due.Seeded || len(due.Holdings) == 0 {
 		return err
 	}
-	at, err := w.answerHeight(st, self, due.Epoch)
+	at, err := w.answerHeight(st, self, due)
 	if err != nil {
 		return err
 	}
@@ -274,10 +274,10 @@ func (w *storageWorker) prove(ctx context.Context, st *ledger.State) error {
 	return nil
 }
 
-// answerHeight is the head height from which this node answers epoch's
-// challenges (proofAnswerHeight with the chain's clock and epoch length
-// and the node's storage_proof_spread).
-func (w *storageWorker) answerHeight(st *ledger.State, self ledger.Address, epoch uint64) (uint64, error) {
+// answerHeight is the head height from which this node answers the
+// challenges of due (proofAnswerHeight with their draw height, the
+// chain's clock and epoch length, and the node's storage_proof_spread).
+func (w *storageWorker) answerHeight(st *ledger.State, self ledger.Address, due *rome.StorageDue) (uint64, error) {
 	m := w.n.chain.market
 	clock, err := m.Clock(st)
 	if err != nil {
@@ -287,23 +287,24 @@ func (w *storageWorker) answerHeight(st *ledger.State, self ledger.Address, epoc
 	if err != nil {
 		return 0, err
 	}
-	return proofAnswerHeight(self, epoch, clock.EndHeight, p.EpochBlocks, w.n.opts.Config.StorageProofSpread), nil
+	return proofAnswerHeight(self, due.Epoch, due.DrawHeight, clock.EndHeight, p.EpochBlocks, w.n.opts.Config.StorageProofSpread), nil
 }
 
 // proofAnswerHeight is the head height from which node answers the
-// challenges of epoch, which ends at block end after epochBlocks blocks:
-// the challenges are drawn at block draw = end - epochBlocks, and the node
-// waits offset = SHA-256("sos/storage/answer" | node | epoch) mod W blocks
-// after it, W = max(1, ⌊spread × epochBlocks⌋), so that its
+// challenges of epoch, drawn at the end of block draw (the epoch's first
+// block; the last of the epoch before for an epoch of one block) in an
+// epoch that ends at block end and has epochBlocks blocks: the node waits
+// offset = SHA-256("sos/storage/answer" | node | epoch) mod W blocks
+// after the draw, W = max(1, ⌊spread × epochBlocks⌋), so that its
 // storage_proof transaction lands in block draw+offset+1 or later instead
-// of every holder's landing in the epoch's first block. The offset changes
-// with the epoch (no node is always last) and is at most end-1, so a node
-// always has the last block to answer in. This is the node's own
-// scheduling, not a rule of the chain: any answer before the epoch's end
-// counts, and a node past its height (it restarted, or fell behind)
-// answers at once. spread 0 answers as soon as the challenges are drawn.
-func proofAnswerHeight(node ledger.Address, epoch, end, epochBlocks uint64, spread float64) uint64 {
-	draw := end - min(end, epochBlocks)
+// of every holder's landing in the block after the draw. The offset
+// changes with the epoch (no node is always last) and the height is at
+// most end-1, so a node always has the last block to answer in. This is
+// the node's own scheduling, not a rule of the chain: any answer after
+// the draw and by the epoch's end counts, and a node past its height (it
+// restarted, or fell behind) answers at once. spread 0 answers as soon as
+// the challenges are drawn.
+func proofAnswerHeight(node ledger.Address, epoch, draw, end, epochBlocks uint64, spread float64) uint64 {
 	win := uint64(1)
 	if spread > 0 {
 		win = max(1, uint64(spread*float64(epochBlocks)))
@@ -313,7 +314,7 @@ func proofAnswerHeight(node ledger.Address, epoch, end, epochBlocks uint64, spre
 	h.Write(node[:])
 	h.Write(binary.BigEndian.AppendUint64(nil, epoch))
 	offset := binary.BigEndian.Uint64(h.Sum(nil)[:8]) % win
-	return min(draw+offset, max(end, 1)-1)
+	return max(draw, min(draw+offset, max(end, 1)-1))
 }
 
 // proofAnswer is a node's answer to its due holdings: storage_proof

@@ -148,6 +148,8 @@ type blockStats struct {
 	reexec time.Duration // follower CPU of sb.reexec extra ExecuteBlock runs (no commit)
 	max    time.Duration // the largest cpu of one block
 	maxTxs int           // the transactions of the block with the largest cpu
+	// maxThread is the largest thread CPU of one block.
+	maxThread time.Duration
 	// thread is the CPU of the follower's executing goroutine alone (its
 	// locked OS thread): cpu without what other goroutines did meanwhile
 	// (background GC, Pebble flushes and compactions, the parallel
@@ -221,6 +223,7 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 		if c > s.max {
 			s.max, s.maxTxs = c, len(bb.Block.Txs)
 		}
+		s.maxThread = max(s.maxThread, t)
 	}
 	return s
 }
@@ -308,6 +311,7 @@ func (sb *storBench) untilNextEpoch() (end, others blockStats) {
 			return s, others
 		}
 		others.cpu += s.cpu
+		others.thread += s.thread
 		others.blocks += s.blocks
 	}
 	sb.b.Fatal("the epoch never ended")
@@ -474,13 +478,14 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 		}
 	}
 	sb.blocks(txs)
-	// Challenges start storage_grace_epochs after the pins' epoch.
+	// Challenges start storage_grace_epochs after the pins' epoch (drawn
+	// in the first block of that epoch).
+	hs, err := sb.leader.chain.market.NodeHoldings(ledger.NewState(sb.leader.store), sb.nodes[0].Address(), 1)
+	if err != nil || len(hs) == 0 {
+		b.Fatalf("node 0 holds nothing: %v", err)
+	}
 	for range 4 {
-		due, err := sb.leader.chain.market.StorageDue(ledger.NewState(sb.leader.store), sb.nodes[0].Address(), 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if due.Seeded && len(due.Holdings) > 0 {
+		if sb.clock().Epoch >= hs[0].Holding.From {
 			break
 		}
 		sb.untilNextEpoch()
@@ -497,6 +502,11 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 	// CPU of those during which no GC cycle ended and no flush or
 	// compaction ran (clean).
 	var endThread, maxEndThread, cleanEndCPU, maxCleanEndCPU, endReexec time.Duration
+	// The epochs' first blocks, which draw the challenges (no proof can
+	// be in them): process and thread CPU; the empty blocks' thread CPU;
+	// the proof blocks' dearest thread CPU.
+	var drawCPU, drawThread, maxDrawThread, emptyThread, maxProofThread time.Duration
+	drawBlocks := 0
 	cleanEnds, gcEnds, dbEnds := 0, 0, 0
 	maxProofTxs, settlingEpochs := 0, 0
 	if reexec < 0 {
@@ -514,11 +524,16 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			if err != nil {
 				b.Fatal(err)
 			}
-			// Each holder node answers once the head reaches its answer
-			// height: its transaction goes into the next block.
+			// The challenges are drawn at the end of the epoch's first
+			// block. Each holder node answers once the head reaches its
+			// answer height: its transaction goes into the next block.
+			draw := clock.StartHeight
+			if draw == clock.EndHeight { // one-block epoch: drawn at the end of the one before
+				draw--
+			}
 			at := make([]uint64, len(sb.nodes))
 			for i, n := range sb.nodes {
-				at[i] = proofAnswerHeight(n.Address(), clock.Epoch, clock.EndHeight, params.EpochBlocks, spread)
+				at[i] = proofAnswerHeight(n.Address(), clock.Epoch, draw, clock.EndHeight, params.EpochBlocks, spread)
 			}
 			answered := make([]bool, len(sb.nodes))
 			var epochMax time.Duration
@@ -548,11 +563,25 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				}
 				holderCPU += processCPU() - c0
 				s := sb.blocks(txs)
+				if head+1 == draw {
+					if s.txs > 0 {
+						b.Fatalf("epoch %d: %d proofs in the block that draws the challenges", clock.Epoch, s.txs)
+					}
+					b.Logf("epoch %d: first block (the draw) %.1f ms (its thread %.1f ms), %d keys written; during it: %d GC cycles, %d flushes, %d compactions, %d running",
+						clock.Epoch, ms(s.cpu), ms(s.thread), s.keys, s.bg.gcCycles, s.bg.flushes, s.bg.compactions, s.bg.running)
+					drawCPU += s.cpu
+					drawThread += s.thread
+					maxDrawThread = max(maxDrawThread, s.thread)
+					drawBlocks++
+					continue
+				}
 				if s.txs == 0 {
 					emptyCPU += s.cpu
+					emptyThread += s.thread
 					emptyBlocks += s.blocks
 					continue
 				}
+				maxProofThread = max(maxProofThread, s.maxThread)
 				verifyCPU += s.cpu
 				reexecCPU += s.reexec
 				proofTxs += s.txs
@@ -595,6 +624,7 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 				dbEnds++
 			}
 			emptyCPU += others.cpu
+			emptyThread += others.thread
 			emptyBlocks += others.blocks
 		}
 	})
@@ -633,6 +663,15 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 		b.ReportMetric(ms(cleanEndCPU)/float64(cleanEnds), "clean-end-cpu-ms")
 		b.ReportMetric(ms(maxCleanEndCPU), "max-clean-end-cpu-ms")
 	}
+	if drawBlocks > 0 {
+		emptyThreadMs := ms(emptyThread) / float64(emptyBlocks)
+		b.ReportMetric(ms(drawCPU)/float64(drawBlocks), "draw-block-cpu-ms")
+		b.ReportMetric(ms(drawThread)/float64(drawBlocks), "draw-block-thread-cpu-ms")
+		b.ReportMetric(ms(maxDrawThread), "max-draw-block-thread-cpu-ms")
+		b.ReportMetric(100*(ms(maxDrawThread)-emptyThreadMs)/budgetMs, "max-draw-block-thread-%B")
+		b.ReportMetric(emptyThreadMs, "empty-block-thread-cpu-ms")
+	}
+	b.ReportMetric(ms(maxProofThread), "max-proof-block-thread-cpu-ms")
 	b.ReportMetric(float64(gcEnds)/n, "gc-end-blocks")
 	b.ReportMetric(float64(dbEnds)/n, "db-end-blocks")
 	b.ReportMetric(float64(settlingEpochs)/n, "settling-epochs")

@@ -12,8 +12,9 @@ import (
 
 // TestProofAnswerHeight: a holder node's answer height is a pure function
 // of its address and the epoch, within the first ⌊spread × epoch_blocks⌋
-// blocks after the draw and before the epoch's last block; spread 0
-// answers at the draw; different nodes and epochs get different offsets.
+// blocks from the draw (the epoch's first block) and before the epoch's
+// last block; spread 0 answers at the draw; different nodes and epochs
+// get different offsets.
 func TestProofAnswerHeight(t *testing.T) {
 	const epochBlocks = 10
 	var nodes []ledger.Address
@@ -24,11 +25,11 @@ func TestProofAnswerHeight(t *testing.T) {
 		win := max(1, uint64(spread*epochBlocks))
 		for e := uint64(1); e <= 30; e++ {
 			end := (e + 1) * epochBlocks
-			draw := end - epochBlocks
+			draw := end - epochBlocks + 1
 			offsets := map[uint64]int{}
 			for _, a := range nodes {
-				at := proofAnswerHeight(a, e, end, epochBlocks, spread)
-				if at != proofAnswerHeight(a, e, end, epochBlocks, spread) {
+				at := proofAnswerHeight(a, e, draw, end, epochBlocks, spread)
+				if at != proofAnswerHeight(a, e, draw, end, epochBlocks, spread) {
 					t.Fatal("not deterministic")
 				}
 				if at < draw || at >= draw+win || at >= end {
@@ -44,18 +45,25 @@ func TestProofAnswerHeight(t *testing.T) {
 	// One node's offset changes with the epoch.
 	seen := map[uint64]bool{}
 	for e := uint64(1); e <= 30; e++ {
-		seen[proofAnswerHeight(nodes[0], e, (e+1)*epochBlocks, epochBlocks, 0.5)-e*epochBlocks] = true
+		seen[proofAnswerHeight(nodes[0], e, e*epochBlocks+1, (e+1)*epochBlocks, epochBlocks, 0.5)-e*epochBlocks] = true
 	}
 	if len(seen) < 3 {
 		t.Fatalf("node 0's offsets over 30 epochs: %v", seen)
 	}
-	// Degenerate clocks stay in range: a one-block epoch answers at its
-	// draw, an end below the epoch's length does not wrap around.
-	if at := proofAnswerHeight(nodes[0], 3, 4, 1, 0.9); at != 3 {
+	// Degenerate clocks stay in range: a one-block epoch (drawn at the
+	// end of the block before) answers at its draw, an end below the
+	// epoch's length does not wrap around, and no node answers before
+	// the draw.
+	if at := proofAnswerHeight(nodes[0], 3, 3, 4, 1, 0.9); at != 3 {
 		t.Fatalf("one-block epoch: answer at %d", at)
 	}
-	if at := proofAnswerHeight(nodes[0], 0, 5, 10, 0.5); at >= 5 {
+	if at := proofAnswerHeight(nodes[0], 0, 1, 5, 10, 0.5); at >= 5 || at < 1 {
 		t.Fatalf("short first epoch: answer at %d", at)
+	}
+	for _, a := range nodes {
+		if at := proofAnswerHeight(a, 7, 20, 21, 10, 0.9); at != 20 {
+			t.Fatalf("draw at the epoch's last block but one: answer at %d, want 20", at)
+		}
 	}
 }
 
@@ -151,10 +159,11 @@ func TestStorageProofsSpreadOverEpoch(t *testing.T) {
 		// Every epoch has epochBlocks blocks: epoch e ends at block
 		// clock.EndHeight - (clock.Epoch-e)·epochBlocks.
 		end := clock.EndHeight - (clock.Epoch-e)*epochBlocks
+		draw := end - epochBlocks + 1 // the epoch's first block
 		heights := map[uint64]bool{}
 		for node, h := range by {
-			at := proofAnswerHeight(node, e, end, epochBlocks, spread)
-			if h <= at || h > end {
+			at := proofAnswerHeight(node, e, draw, end, epochBlocks, spread)
+			if h <= at || h <= draw || h > end {
 				t.Errorf("epoch %d (blocks %d-%d): node %s's proof in block %d, want after its answer height %d and by %d",
 					e, end-epochBlocks+1, end, node, h, at, end)
 			}
