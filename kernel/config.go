@@ -101,7 +101,7 @@ type Config struct {
 	// answers an epoch's challenges a number of blocks after they are
 	// drawn, fixed by its address and the epoch, below ⌊spread ×
 	// epoch_blocks⌋ (docs/storage.md, "When a node answers"), so that
-	// the holders' proofs do not all land in the epoch's first block.
+	// the holders' proofs do not all land in the block after the draw.
 	// 0 answers as soon as the challenges are drawn; at most 0.9, which
 	// leaves the epoch's last blocks for an answer to get in.
 	StorageProofSpread float64 `toml:"storage_proof_spread"`

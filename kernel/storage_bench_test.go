@@ -157,6 +157,9 @@ type blockStats struct {
 	thread time.Duration
 	bg     background // during the last block
 	keys   int        // state keys the last block changed
+	// commit is the thread CPU of the last block's Commit (the rest of
+	// thread is its ExecuteBlock).
+	commit time.Duration
 }
 
 // blocks puts txs on chain in as many blocks as the block limits need:
@@ -208,9 +211,11 @@ func (sb *storBench) blocks(txs []*PendingTx) blockStats {
 			if err != nil {
 				b.Fatal(err)
 			}
+			t1 := threadCPU()
 			if err := sb.follower.chain.Commit(fb); err != nil {
 				b.Fatal(err)
 			}
+			s.commit = threadCPU() - t1
 			if fb.Prepared != nil {
 				s.keys = len(fb.Prepared.Changes())
 			}
@@ -567,8 +572,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 					if s.txs > 0 {
 						b.Fatalf("epoch %d: %d proofs in the block that draws the challenges", clock.Epoch, s.txs)
 					}
-					b.Logf("epoch %d: first block (the draw) %.1f ms (its thread %.1f ms), %d keys written; during it: %d GC cycles, %d flushes, %d compactions, %d running",
-						clock.Epoch, ms(s.cpu), ms(s.thread), s.keys, s.bg.gcCycles, s.bg.flushes, s.bg.compactions, s.bg.running)
+					b.Logf("epoch %d: first block (the draw) %.1f ms (its thread %.1f ms: execute %.1f, commit %.1f), %d keys written; during it: %d GC cycles, %d flushes, %d compactions, %d running",
+						clock.Epoch, ms(s.cpu), ms(s.thread), ms(s.thread-s.commit), ms(s.commit), s.keys, s.bg.gcCycles, s.bg.flushes, s.bg.compactions, s.bg.running)
 					drawCPU += s.cpu
 					drawThread += s.thread
 					maxDrawThread = max(maxDrawThread, s.thread)
@@ -604,8 +609,8 @@ func benchStorageEpoch(b *testing.B, requests int, samples uint64, reexec int, s
 			}
 			end, others := sb.untilNextEpoch()
 			bg := end.bg
-			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms), %d keys written, %.2f MB allocated, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
-				clock.Epoch, ms(end.cpu), ms(end.thread), end.keys, float64(bg.allocBytes)/1e6, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
+			b.Logf("epoch %d: end block %.1f ms (its thread %.1f ms: execute %.1f, commit %.1f), %d keys written, %.2f MB allocated, %d leases due; during it: %d GC cycles (GC CPU %.1f ms), %d flushes, %d compactions, %d running; memtables follower %.1f MiB, leader %.1f MiB",
+				clock.Epoch, ms(end.cpu), ms(end.thread), ms(end.thread-end.commit), ms(end.commit), end.keys, float64(bg.allocBytes)/1e6, settling, bg.gcCycles, 1000*bg.gcCPU, bg.flushes, bg.compactions, bg.running,
 				float64(bg.followerMem)/(1<<20), float64(bg.leaderMem)/(1<<20))
 			endCPU += end.cpu
 			endReexec += end.reexec

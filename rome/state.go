@@ -163,7 +163,8 @@ func StatusName(s uint8) string {
 // Clock is the epoch counter: epoch Epoch runs from block StartHeight to
 // block EndHeight. StartHeight is fixed when the epoch before ends (its
 // last block plus one), so a change of epoch_blocks by governance does
-// not move it: the epoch's storage challenges are drawn at its end.
+// not move it; the epoch's storage challenges are drawn at the end of
+// block StartHeight (drawChallenges).
 type Clock struct {
 	_           struct{} `cbor:",toarray"`
 	Epoch       uint64   `json:"epoch"`

@@ -15,9 +15,13 @@ import (
 
 // Storage leases: a request's consumer pins blobs (BlobPin); every lease of
 // the request then holds each of them — a Holding per (node, lease, pin) —
-// and its node proves them. At the last block of epoch e-1 the challenge
-// seed of epoch e is fixed from the hash of the block before (unknown
-// until that block existed). From it, setChallenges picks what each node
+// and its node proves them. At the end of the first block of epoch e
+// (drawChallenges, from EndBlock) the challenge seed of e is fixed from
+// that block's PrevHash, the hash of e-1's last block (unknown until that
+// block existed); an epoch of one block has it fixed at the end of e-1's
+// last block instead, from the hash of the block before, since it has no
+// block after its first to answer in. Proofs of e are accepted in the
+// blocks after the draw, to e's last. From it, setChallenges picks what each node
 // must prove in e (its Challenged list): storage_samples of its holdings
 // drawn at random (SamplePlaces over the node's holdings by slot; all of
 // them when it has no more), every holding it missed and has not proven
