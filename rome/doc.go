@@ -81,6 +81,10 @@
 //     policy stopped, matched share,
 //     utilization and clearing price per kind, payments, rewards, events).
 //
+// At the first block of an epoch (Clock.StartHeight) it draws the epoch's
+// storage challenges when anything is held (an epoch of one block has them
+// drawn at the end of the epoch before instead: storage.go).
+//
 // # Jobs
 //
 // A lease whose offer names a node (the account of the executing node's
