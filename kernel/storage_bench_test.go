@@ -342,7 +342,8 @@ func (sb *storBench) settlingIn(e uint64) int {
 // BenchmarkStorageEpoch is one epoch of storage proofs for 10,000 pinned
 // blobs × 3 replicas on 100 providers' nodes (100 requests of 100 blobs,
 // 3 replicas each; every provider holds 3 leases), through the real code
-// paths: the challenges fixed at the epoch boundary, each holder node's
+// paths: the challenges drawn at the end of the epoch's first block
+// (measured apart: draw-block-*), each holder node's
 // answer (rome.StorageDue, proofs from a blob store on disk, storage_proof
 // batches signed by the node key), the follower's ExecuteBlock + Commit of
 // the blocks carrying them (signature checks, proof verification, state
@@ -364,9 +365,9 @@ func (sb *storBench) settlingIn(e uint64) int {
 // Each holder node answers at its own block of the epoch, as a node with
 // the default storage_proof_spread does (proofAnswerHeight: its
 // transaction goes into the block after its answer height), so the proofs
-// spread over the epoch's first blocks; the -at-once variants answer as
+// spread over the blocks after the draw; the -at-once variants answer as
 // soon as the challenges are drawn (storage_proof_spread = 0), all in the
-// epoch's first block. Per epoch it also reports proof-blocks (blocks
+// epoch's second block. Per epoch it also reports proof-blocks (blocks
 // carrying proofs), max-proof-block-cpu-ms (the follower's CPU for the
 // dearest of them, the mean over epochs of each epoch's largest),
 // max-proof-block-txs (the proof transactions in it) and, as
@@ -390,14 +391,20 @@ func (sb *storBench) settlingIn(e uint64) int {
 // the GC cycles, flushes and compactions during each end block are
 // logged, gc-end-blocks and db-end-blocks are the share of end blocks
 // with any, and clean-end-cpu-ms and max-clean-end-cpu-ms the process CPU
-// of the end blocks with none.
+// of the end blocks with none. The epoch's first block, which draws the
+// challenges (no proof can be in it), is reported apart:
+// draw-block-cpu-ms and draw-block-thread-cpu-ms (means),
+// max-draw-block-thread-cpu-ms and max-draw-block-thread-%B (less an empty
+// block's thread CPU, empty-block-thread-cpu-ms); it is not among the
+// empty blocks. Each logged block's thread CPU is split into its
+// ExecuteBlock and its Commit (the memtable inserts).
 func BenchmarkStorageEpoch(b *testing.B) {
 	spread := DefaultConfig().StorageProofSpread
 	// holders=100 is the figure; holders=10 (1,000 blobs) has the same
 	// work per holder node and sets up in seconds, for profiles.
 	b.Run("holders=100", func(b *testing.B) { benchStorageEpoch(b, 100, 0, 0, spread) })
 	b.Run("holders=10", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 0, spread) })
-	// Every holder node answers in the epoch's first block.
+	// Every holder node answers as soon as the challenges are drawn.
 	b.Run("holders=100-at-once", func(b *testing.B) { benchStorageEpoch(b, 100, 0, 0, 0) })
 	b.Run("holders=10-at-once", func(b *testing.B) { benchStorageEpoch(b, 10, 0, 0, 0) })
 	// The follower executes each proof block 10 times more, uncommitted:
