@@ -60,14 +60,20 @@ func (m *Market) EndBlock(ctx context.Context, st *ledger.State, b Block) ([]led
 	if b.Height < clock.EndHeight {
 		if b.Height == clock.StartHeight {
 			// The epoch's first block (and not its last): its storage
-			// challenges are drawn now.
+			// challenges are drawn now, and the storage rates of the
+			// epoch before take their changes (storageRates).
 			if err := s.drawChallenges(p, clock.Epoch, b); err != nil {
 				return nil, fmt.Errorf("rome: epoch %d: draw challenges at %d: %w", clock.Epoch, b.Height, err)
+			}
+			if clock.Epoch > 0 {
+				if err := s.foldStorageRates(clock.Epoch - 1); err != nil {
+					return nil, fmt.Errorf("rome: epoch %d: storage rates at %d: %w", clock.Epoch, b.Height, err)
+				}
 			}
 		}
 		return events, nil
 	}
-	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b, &events)
+	rec, err := m.processEpoch(ctx, s, acc, p, clock.Epoch, b, clock.StartHeight < clock.EndHeight, &events)
 	if err != nil {
 		return nil, fmt.Errorf("rome: epoch %d: %w", clock.Epoch, err)
 	}
@@ -109,6 +115,9 @@ type epochWork struct {
 	attest  map[ledger.Address]uint64 // attested and measured units per provider this epoch
 	provOrd []ledger.Address
 	events  *[]ledger.Event // EndBlock's events (bonds returned)
+	// ratesFolded: the storage rate changes of e-1 were applied at e's
+	// first block (storageRates).
+	ratesFolded bool
 }
 
 func (w *epochWork) offer(id uint64) (*Offer, error) {
@@ -216,8 +225,11 @@ func (o *Offer) hasFree() bool {
 	return false
 }
 
-func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block, events *[]ledger.Event) (*EpochRecord, error) {
-	w := &epochWork{m: m, s: s, acc: acc, p: p, e: e, b: b, events: events,
+// processEpoch ends epoch e at its last block b; ratesFolded says that the
+// epoch's first block, an earlier one, already applied the storage rate
+// changes of the epoch before (EndBlock).
+func (m *Market) processEpoch(ctx context.Context, s *store, acc *ledger.Accounts, p Params, e uint64, b Block, ratesFolded bool, events *[]ledger.Event) (*EpochRecord, error) {
+	w := &epochWork{m: m, s: s, acc: acc, p: p, e: e, b: b, events: events, ratesFolded: ratesFolded,
 		rec:    &EpochRecord{Epoch: e, Height: b.Height, Kinds: []KindStat{}, Events: []ledger.Event{}, Paid: ledger.Coins{}, Refunded: ledger.Coins{}, Rewards: ledger.Coins{}},
 		offers: map[uint64]*Offer{}, reqs: map[uint64]*Request{}, paid: map[string]uint64{}, refund: map[string]uint64{},
 		attest: map[ledger.Address]uint64{}}
@@ -439,26 +451,14 @@ func (w *epochWork) storageRates() error {
 		return nil
 	}
 	se := w.e - 1
-	changes, err := w.s.addrCounts(rkey(tagStorRateAt, u64(se)))
-	if err != nil {
-		return err
+	if !w.ratesFolded {
+		if err := w.s.foldStorageRates(se); err != nil {
+			return err
+		}
 	}
 	lost, err := w.s.addrCounts(rkey(tagStorLost, u64(se)))
 	if err != nil {
 		return err
-	}
-	for _, c := range changes {
-		if err := w.s.del(rkey(tagStorRateAt, u64(se), c.a[:])); err != nil {
-			return err
-		}
-		k := rkey(tagStorRate, c.a[:])
-		v, err := w.s.getU64(k)
-		if err != nil {
-			return err
-		}
-		if err := w.s.setU64(k, v+c.v); err != nil { // two's complement: the rate never goes below 0
-			return err
-		}
 	}
 	lostOf := make(map[ledger.Address]uint64, len(lost))
 	for _, l := range lost {
@@ -473,6 +473,34 @@ func (w *epochWork) storageRates() error {
 	}
 	for _, r := range rates {
 		w.weigh(r.a, r.v-min(r.v, lostOf[r.a]))
+	}
+	return nil
+}
+
+// foldStorageRates applies the changes scheduled for epoch se to the
+// providers' storage rates. Every change for se is scheduled during se or
+// before (rescheduleRate changes epochs from the current one on), so it
+// may run at any block after se's last: at the first block of se+1 when
+// that is not also its last, which takes the writes of an epoch in which
+// many providers' rates change at once (a large batch of pins) out of
+// se+1's last block; else in storageRates, at that last block.
+func (s *store) foldStorageRates(se uint64) error {
+	changes, err := s.addrCounts(rkey(tagStorRateAt, u64(se)))
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if err := s.del(rkey(tagStorRateAt, u64(se), c.a[:])); err != nil {
+			return err
+		}
+		k := rkey(tagStorRate, c.a[:])
+		v, err := s.getU64(k)
+		if err != nil {
+			return err
+		}
+		if err := s.setU64(k, v+c.v); err != nil { // two's complement: the rate never goes below 0
+			return err
+		}
 	}
 	return nil
 }

@@ -232,3 +232,78 @@ func TestChallengesEpochBlocksChange(t *testing.T) {
 		t.Fatalf("%d misses, %d proofs for %d epochs drawn", n, proven, len(draws))
 	}
 }
+
+// rateWrites ends the current block on a committed state and counts the
+// storage rates and scheduled rate changes its EndBlock wrote (set or
+// deleted).
+func (w *storWorld) rateWrites() (rates, changes int) {
+	w.t.Helper()
+	w.commit()
+	w.endBlock()
+	for _, c := range w.st.Changes() {
+		switch {
+		case bytes.HasPrefix(c.Key, rkey(tagStorRate)) && len(c.Key) == len(rkey(tagStorRate))+ledger.AddressSize:
+			rates++
+		case bytes.HasPrefix(c.Key, rkey(tagStorRateAt)):
+			changes++
+		}
+	}
+	w.commit()
+	return rates, changes
+}
+
+// TestStorageRatesFoldedAtFirstBlock: the storage rate changes scheduled
+// for epoch e are applied at the first block of e+1, not at its last
+// block (which weighs the rates for e's reward): an epoch in which many
+// providers' rates change at once leaves those writes out of the
+// epoch-end block. The rates then weigh what each provider's leases are
+// paid by proofs. (On the tree before, the last block of e+1 wrote them.)
+func TestStorageRatesFoldedAtFirstBlock(t *testing.T) {
+	w := newStorWorld(t, []uint64{1, 1}, []string{"eu", "us"}, nil)
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 10), MaxPrice: res(4, 5), Epochs: 8, Replicas: 2}), "request_id")
+	w.untilDrawn(1)
+	if out := w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 3)}); id(out, "from_epoch") != 3 {
+		t.Fatalf("pin: %v", out) // 5 units of 1 KiB due from epoch 3 on both replicas
+	}
+	rate := func(i int) uint64 {
+		a := w.provs[i].Address()
+		v, err := (&store{st: w.st, codec: w.codec}).getU64(rkey(tagStorRate, a[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	w.untilDrawn(3)
+	for _, l := range w.leasesOf(req) { // proven: no repair reschedules a rate
+		node := w.nodeOf(l)
+		w.must(node, w.answer(node))
+	}
+	w.untilEpoch(4)
+	// At epoch 4's first block: epoch 3's changes are scheduled, not applied.
+	if rate(0) != 0 || rate(1) != 0 {
+		t.Fatalf("rates %d, %d before epoch 4's first block", rate(0), rate(1))
+	}
+	if r, c := w.rateWrites(); r != 2 || c != 2 {
+		t.Fatalf("epoch 4's first block wrote %d rates and %d changes, want 2 and 2", r, c)
+	}
+	if rate(0) != 5 || rate(1) != 5 {
+		t.Fatalf("rates %d, %d after epoch 4's first block, want 5 each", rate(0), rate(1))
+	}
+	for _, l := range w.leasesOf(req) { // proven: no repair reschedules a rate
+		node := w.nodeOf(l)
+		w.must(node, w.answer(node))
+	}
+	cl, _ := w.m.Clock(w.st)
+	for {
+		h := w.height
+		if r, c := w.rateWrites(); r != 0 || c != 0 {
+			t.Fatalf("block %d of epoch 4 (last %d) wrote %d rates and %d changes", h, cl.EndHeight, r, c)
+		}
+		if h >= cl.EndHeight {
+			break
+		}
+	}
+	if c, _ := w.m.Clock(w.st); c.Epoch != 5 {
+		t.Fatalf("clock %+v after epoch 4's last block", c)
+	}
+}
