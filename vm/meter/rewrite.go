@@ -239,7 +239,7 @@ const maxSiteGlobals = 4
 // 1.06× in a global; the example mandelbrot's render, 16: 1.46× and
 // 1.23×). Above packedMaxIntLocals, where the state would otherwise take
 // two i32 locals, a global too (Go's sha256 block function, 18: the test
-// job's sha256 1.11–1.14× against 1.11–1.20×, means 1.12 and 1.17, in
+// job's sha256 1.10–1.14× against 1.11–1.20×, means 1.12 and 1.17, in
 // alternating runs; BENCHMARKS.md, "Jobs executor").
 const siteGlobalMinIntLocals = 13
 
