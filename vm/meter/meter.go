@@ -113,8 +113,9 @@ type Options struct {
 
 	// MissInGlobals keeps the br_table tracking's state (see
 	// "Indirect jumps that change target" in rewrite.go) of the k-th site of
-	// a function that packs it in a global, the k-th appended after the
-	// depth global, instead of a local: the same gas, traps and results, no
+	// a function with many integer locals (siteGlobalMinIntLocals), packed,
+	// in a global, the k-th appended after the depth global, instead of
+	// locals: the same gas, traps and results, no
 	// register held across the function's loops for it (see brTableMiss).
 	// It changes the instrumented bytes, which contracts store in state, so
 	// DefaultOptions leaves it off; the VM turns it on for jobs.

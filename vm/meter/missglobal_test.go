@@ -94,8 +94,10 @@ func TestMissInGlobalsRecursion(t *testing.T) {
 
 // TestMissInGlobalsChoice: by default only a function with at least 13
 // integer params and locals (with the gas counter and the state, more
-// than wazero's 14 integer registers on amd64) and at most 16 (the
-// packed form) keeps its br_table state in a global.
+// than wazero's 14 integer registers on amd64) keeps its br_table state
+// in a global, packed also above 16 (where a local state takes two i32
+// locals): the same gas, and above 16 the same out-of-gas points as the
+// two locals' form.
 func TestMissInGlobalsChoice(t *testing.T) {
 	opts := meter.DefaultOptions()
 	withGlobals := opts
@@ -103,7 +105,7 @@ func TestMissInGlobalsChoice(t *testing.T) {
 	for _, tc := range []struct {
 		i64s   byte // f's i64 locals besides its i32 param and local
 		global bool
-	}{{0, false}, {10, false}, {11, true}, {14, true}, {15, false}} {
+	}{{0, false}, {10, false}, {11, true}, {14, true}, {15, true}, {20, true}} {
 		m := recursiveSite
 		m.locals = [][2]byte{{1, tI32}, {tc.i64s, tI64}}
 		a, err := meter.Instrument(m.bytes(), opts)
@@ -118,6 +120,19 @@ func TestMissInGlobalsChoice(t *testing.T) {
 			_, want, _ := run(t, m.bytes(), opts, 1<<40, n)
 			if _, got, _ := run(t, m.bytes(), withGlobals, 1<<40, n); got != want {
 				t.Errorf("%d integer locals, f(%d): %d gas with the state in globals, %d in a local", 2+int(tc.i64s), n, got, want)
+			}
+		}
+		if tc.i64s != 15 {
+			continue
+		}
+		// Two i32 locals against one packed global: out of gas at the
+		// same gas for every budget below what f(4) needs.
+		_, need, _ := run(t, m.bytes(), opts, 1<<40, 4)
+		for limit := int64(0); limit < need; limit++ {
+			_, wl, we := run(t, m.bytes(), opts, limit, 4)
+			_, gl, ge := run(t, m.bytes(), withGlobals, limit, 4)
+			if wl != gl || (we == nil) != (ge == nil) {
+				t.Fatalf("f(4) with %d gas: used %d (err %v) with globals, %d (err %v) in locals", limit, gl, ge, wl, we)
 			}
 		}
 	}

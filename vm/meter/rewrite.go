@@ -120,11 +120,12 @@ const (
 // both), a call that runs its blocks in order does not go through it; a Go
 // branch on the data picks among more targets, unpredictably.
 //
-// With Options.MissInGlobals, a function that packs the state, has at
-// least siteGlobalMinIntLocals integer params and locals and at most
-// maxSiteGlobals sites keeps its k-th site's $s in the appended
-// global $site_k instead of a local: the same instructions with
-// global.get/global.set on $site_k. The globals are shared by all
+// With Options.MissInGlobals, a function that has at least
+// siteGlobalMinIntLocals integer params and locals and at most
+// maxSiteGlobals sites keeps its k-th site's $s, packed whatever the
+// function's number of integer locals, in the appended global $site_k
+// instead of a local: the packed instructions with global.get/global.set
+// on $site_k. The globals are shared by all
 // functions, so the function's entry sets each of its $site_k to 0 (what
 // a fresh local holds), and around every call and call_indirect it keeps
 // them in locals of its own:
@@ -230,13 +231,16 @@ type rewriter struct {
 const maxSiteGlobals = 4
 
 // siteGlobalMinIntLocals: with Options.MissInGlobals, functions with at
-// least this many integer params and locals (and at most
-// packedMaxIntLocals) keep their sites' state in globals. With the gas
-// counter and the state they hold more integer values than the 14
-// integer registers wazero allocates on amd64; below it the state in a
-// register is cheaper than a load and a store per jump (the test job's
-// mandel, 12: 1.01× plain wazero with it in a local, 1.06× in a global;
-// the example mandelbrot's render, 16: 1.46× and 1.23×).
+// least this many integer params and locals keep their sites' state in
+// globals (packed). With the gas counter and the state they hold more
+// integer values than the 14 integer registers wazero allocates on amd64;
+// below it the state in a register is cheaper than a load and a store per
+// jump (the test job's mandel, 12: 1.01× plain wazero with it in a local,
+// 1.06× in a global; the example mandelbrot's render, 16: 1.46× and
+// 1.23×). Above packedMaxIntLocals, where the state would otherwise take
+// two i32 locals, a global too (Go's sha256 block function, 18: the test
+// job's sha256 1.10–1.14× against 1.11–1.20×, means 1.12 and 1.17, in
+// alternating runs; BENCHMARKS.md, "Jobs executor").
 const siteGlobalMinIntLocals = 13
 
 // brMissForm chooses how brTableMiss keeps a site's last two indices.
@@ -324,8 +328,8 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	}
 	r.local(slotGas) // the first scratch local, whatever the body holds
 	r.sites, r.site = info.sites, 0
-	r.inGlobals = r.missGlobals && r.sites > 0 && r.sites <= maxSiteGlobals && r.packed() &&
-		(r.brMissForm != brMissAuto || r.intLocals >= siteGlobalMinIntLocals)
+	r.inGlobals = r.missGlobals && r.sites > 0 && r.sites <= maxSiteGlobals &&
+		(r.brMissForm == brMissPacked || (r.brMissForm == brMissAuto && r.intLocals >= siteGlobalMinIntLocals))
 	if r.inGlobals {
 		r.siteGlobals = max(r.siteGlobals, r.sites)
 		r.saveLocal = r.nLocals + uint32(len(r.scratch))
@@ -535,8 +539,12 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // load-subtract-store at every segment makes a dependency chain through
 // memory, and every Go job ran slower (mandelbrot 2.1–2.4×, mandel 1.6×,
 // sha256 1.2×).
+// In a global the state is packed in every function, those above
+// packedMaxIntLocals included: there the shifts cost nothing a register
+// would save, and two locals held across Go's sha256 block function cost
+// it ≈ 0.05 of its run time.
 func (r *rewriter) brTableMiss(off int) error {
-	packed := r.packed()
+	packed := r.packed() || r.inGlobals // in a global the state is packed
 	site := r.site
 	r.site++
 	t := r.local(slotI32)
