@@ -765,7 +765,11 @@ func (w *epochWork) settleLease(l *Lease, se uint64) error {
 		}
 		switch {
 		case metered:
-			amt = min(ceilDiv(mu.Amount, MeterUnit(w.p, a.Kind)), a.Amount)
+			unit := MeterUnit(w.p, a.Kind)
+			if a.Kind == KindStorage {
+				unit = r.unitBytes(w.p) // the request's terms
+			}
+			amt = min(ceilDiv(mu.Amount, unit), a.Amount)
 			src[i], meterOf[i], certified[i] = sourceMeter, mu.MeterID, true
 			evidence += amt
 		case r.Metered(a.Kind):

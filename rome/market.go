@@ -358,7 +358,7 @@ func (m *Market) request(tx *Tx, p *ledger.RomeRequest) (any, error) {
 		Region: p.Region, RegionID: rid, HasLocation: p.HasLocation, Lat: p.Lat, Lon: p.Lon, WithinKm: p.WithinKm, Attrs: p.Attrs,
 		MinReliability: p.MinReliability, Bundle: p.Bundle, Escrow: escrow, Credit: creditCoins, Spent: ledger.Coins{}, Refunded: ledger.Coins{},
 		Height: tx.Height, Epoch: clock.Epoch, Status: StatusOpen,
-		Replicas: p.Replicas, Spread: p.Spread, MeterKinds: p.MeterKinds, Open: p.Replicas}
+		Replicas: p.Replicas, Spread: p.Spread, MeterKinds: p.MeterKinds, Open: p.Replicas, StorageUnit: params.BytesPerStorageUnit}
 	if err := s.put(rkey(tagRequest, u64(id)), &r); err != nil {
 		return nil, err
 	}

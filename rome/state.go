@@ -240,6 +240,10 @@ type Request struct {
 	// Pinned blobs: every lease holds each of them.
 	Pins        uint32 `json:"pins"`
 	PinnedBytes uint64 `json:"pinned_bytes"`
+	// StorageUnit is bytes_per_storage_unit when the request was
+	// accepted: its leases' quotas and proven units stay in it whatever
+	// governance sets later (a lease's terms do not change under it).
+	StorageUnit uint64 `json:"storage_unit_bytes"`
 }
 
 // Replicated reports whether the request asks for replicas.

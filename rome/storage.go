@@ -895,10 +895,10 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 		}
 	}
 	if r.Replicated() {
-		quota := satMul(amountOf(r.Demand, KindStorage), params.BytesPerStorageUnit)
+		quota := satMul(amountOf(r.Demand, KindStorage), r.unitBytes(params))
 		if total > quota {
-			return nil, fmt.Errorf("rome: request %d: %d pinned bytes with this blob of %d exceed a replica's quota of %d bytes (storage %d × bytes_per_storage_unit %d): %w",
-				r.ID, total, p.Blob.Size, quota, amountOf(r.Demand, KindStorage), params.BytesPerStorageUnit, ErrInvalid)
+			return nil, fmt.Errorf("rome: request %d: %d pinned bytes with this blob of %d exceed a replica's quota of %d bytes (storage %d × the request's %d bytes per storage unit): %w",
+				r.ID, total, p.Blob.Size, quota, amountOf(r.Demand, KindStorage), r.unitBytes(params), ErrInvalid)
 		}
 		if len(leases) == 0 && (r.Open == 0 || r.Status != StatusOpen) {
 			return nil, fmt.Errorf("rome: request %d has no running lease to hold the blob: %w", r.ID, ErrInvalid)
@@ -914,10 +914,10 @@ func (m *Market) pinBlob(tx *Tx, p *ledger.BlobPin) (any, error) {
 	}
 	offers := make([]*Offer, len(leases))
 	for i, l := range leases {
-		quota := satMul(amountOf(l.Amounts, KindStorage), params.BytesPerStorageUnit)
+		quota := satMul(amountOf(l.Amounts, KindStorage), r.unitBytes(params))
 		if total > quota {
-			return nil, fmt.Errorf("rome: lease %d: %d pinned bytes with this blob of %d exceed its quota of %d bytes (storage %d × bytes_per_storage_unit %d): %w",
-				l.ID, total, p.Blob.Size, quota, amountOf(l.Amounts, KindStorage), params.BytesPerStorageUnit, ErrInvalid)
+			return nil, fmt.Errorf("rome: lease %d: %d pinned bytes with this blob of %d exceed its quota of %d bytes (storage %d × the request's %d bytes per storage unit): %w",
+				l.ID, total, p.Blob.Size, quota, amountOf(l.Amounts, KindStorage), r.unitBytes(params), ErrInvalid)
 		}
 		if offers[i], err = s.offer(l.OfferID); err != nil {
 			return nil, err
@@ -1172,10 +1172,10 @@ func (e *storEnv) miss(l *Lease, node ledger.Address, d *dueHolding, declared bo
 	// The units the miss costs the provider's rewards for the epoch.
 	if r, err := s.request(l.RequestID); err != nil {
 		return err
-	} else if u := storUnitsAt(e.p, ls, l, e.epoch); u > 0 && !r.Metered(KindStorage) {
+	} else if u := storUnitsAt(r.unitBytes(e.p), ls, l, e.epoch); u > 0 && !r.Metered(KindStorage) {
 		due := ls.DueBytes(e.epoch)
 		left := func(m uint64) uint64 {
-			return min(ceilDiv(due-min(due, m), e.p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+			return min(ceilDiv(due-min(due, m), r.unitBytes(e.p)), amountOf(l.Amounts, KindStorage))
 		}
 		if lost := left(missed) - left(satAdd(missed, d.Holding.Blob.Size)); lost > 0 {
 			k := rkey(tagStorLost, u64(e.epoch), l.Provider[:])
@@ -1530,6 +1530,11 @@ func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint6
 	if a >= b {
 		return 0, nil
 	}
+	r, err := w.request(l.RequestID)
+	if err != nil {
+		return 0, err
+	}
+	unit := r.unitBytes(w.p)
 	type miss struct{ e, bytes uint64 }
 	var misses []miss
 	if ls.LastMiss > a { // a miss in [a, b) or later (none recorded before a)
@@ -1565,7 +1570,7 @@ func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint6
 			mi++
 		}
 		due := ls.DueBytes(e)
-		u := min(ceilDiv(due-min(due, missed), w.p.BytesPerStorageUnit), amount)
+		u := min(ceilDiv(due-min(due, missed), unit), amount)
 		units = satAdd(units, satMul(u, n)) // ≤ amount × n: within the escrow
 	}
 	var merged []StorageBucket
@@ -1594,11 +1599,20 @@ func (w *epochWork) storageUnits(l *Lease, ls *LeaseStorage, a, b uint64) (uint6
 // storage in epoch e before any miss: the bytes due in units, capped at
 // the leased amount; 0 outside the lease or before its storage is paid by
 // proofs.
-func storUnitsAt(p Params, ls *LeaseStorage, l *Lease, e uint64) uint64 {
+func storUnitsAt(unit uint64, ls *LeaseStorage, l *Lease, e uint64) uint64 {
 	if ls == nil || e < ls.Since || e < l.Start || e >= l.End {
 		return 0
 	}
-	return min(ceilDiv(ls.DueBytes(e), p.BytesPerStorageUnit), amountOf(l.Amounts, KindStorage))
+	return min(ceilDiv(ls.DueBytes(e), unit), amountOf(l.Amounts, KindStorage))
+}
+
+// unitBytes is the storage unit r's leases are measured in: the one it
+// was accepted with (p's for a record from before requests kept it).
+func (r *Request) unitBytes(p Params) uint64 {
+	if r.StorageUnit > 0 {
+		return r.StorageUnit
+	}
+	return p.BytesPerStorageUnit
 }
 
 // rescheduleRate records how a change of lease l's storage (record old
@@ -1614,6 +1628,7 @@ func (s *store) rescheduleRate(p Params, l *Lease, r *Request, old *LeaseStorage
 	if r.Metered(KindStorage) {
 		return nil
 	}
+	unit := r.unitBytes(p)
 	ol := *l
 	ol.End = oldEnd
 	pts := []uint64{now}
@@ -1635,7 +1650,7 @@ func (s *store) rescheduleRate(p Params, l *Lease, r *Request, old *LeaseStorage
 		if t == 0 {
 			return 0
 		}
-		return storUnitsAt(p, ls, l, t) - storUnitsAt(p, ls, l, t-1) // two's complement
+		return storUnitsAt(unit, ls, l, t) - storUnitsAt(unit, ls, l, t-1) // two's complement
 	}
 	for _, t := range pts {
 		if t < now {
@@ -1646,7 +1661,7 @@ func (s *store) rescheduleRate(p Params, l *Lease, r *Request, old *LeaseStorage
 		}
 		d := at(cur, l, t) - at(old, &ol, t)
 		if t == now { // epochs before now do not change: compare from now's level
-			d = storUnitsAt(p, cur, l, t) - storUnitsAt(p, old, &ol, t)
+			d = storUnitsAt(unit, cur, l, t) - storUnitsAt(unit, old, &ol, t)
 		}
 		if d == 0 {
 			continue

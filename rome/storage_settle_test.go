@@ -382,3 +382,75 @@ func TestStoreDecodesWithoutReencoding(t *testing.T) {
 		t.Fatalf("truncated record: %v", err)
 	}
 }
+
+// storageUnitScenario runs one replica holding a 5,000-byte blob from
+// epoch 1 and a 3,000-byte one pinned at epoch 4, proven every epoch,
+// until the lease has closed; with change, governance sets
+// bytes_per_storage_unit from 1,024 to 4,096 at epoch 3. It returns
+// what the lease paid and the provider's storage rate left at the end.
+func storageUnitScenario(t *testing.T, change bool) (paid string, rate uint64, w *storWorld) {
+	t.Helper()
+	w = newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: 3}, []uint64{1}, []string{"eu"}, nil)
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 20), MaxPrice: res(4, 5), Epochs: 6, Replicas: 1}), "request_id")
+	w.untilEpoch(1)
+	leases := w.leasesOf(req)
+	if len(leases) != 1 {
+		t.Fatalf("%d replicas", len(leases))
+	}
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
+	for e := uint64(2); e <= 8; e++ {
+		w.untilEpoch(e)
+		if change && e == 3 {
+			w.govSet("bytes_per_storage_unit", "4096")
+		}
+		if e == 4 {
+			w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(3000, 2)})
+		}
+		if p := w.answer(w.nodeOf(leases[0])); p != nil {
+			w.must(w.nodeOf(leases[0]), p)
+		}
+	}
+	w.untilEpoch(10) // the rate's last change (epoch 7, the lease's end) is weighed at epoch 8's end
+	l, _ := w.m.Lease(w.st, leases[0].ID)
+	if l.Status != StatusEnded || l.SettledTo != l.End {
+		t.Fatalf("lease not over: %+v", l)
+	}
+	s := &store{st: w.st, codec: w.codec}
+	prov := w.provs[0].Address()
+	rate, err := s.getU64(rkey(tagStorRate, prov[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Paid.String(), rate, w
+}
+
+// TestStorageUnitChangeKeepsLeaseTerms: a governance change of
+// bytes_per_storage_unit applies to requests made after it. A running
+// lease keeps the unit its request was made with — for its quota, what
+// its proofs pay and its provider's reward rate — so it pays what it
+// would have paid without the change, and the provider's rate returns
+// to zero when the lease ends (on main the rate scheduled in old units
+// was taken back in new ones and wrapped around).
+func TestStorageUnitChangeKeepsLeaseTerms(t *testing.T) {
+	wantPaid, rate, _ := storageUnitScenario(t, false)
+	if rate != 0 {
+		t.Fatalf("without a change the rate ends at %d", rate)
+	}
+	paid, rate, w := storageUnitScenario(t, true)
+	if paid != wantPaid {
+		t.Errorf("lease paid %s after the unit changed, want %s (its request's terms)", paid, wantPaid)
+	}
+	if rate != 0 {
+		t.Errorf("the provider's storage rate ends at %d after the lease closed, want 0", rate)
+	}
+	// A request made after the change has quotas in the new unit.
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 2), MaxPrice: res(4, 5), Epochs: 3, Replicas: 1}), "request_id")
+	w.untilEpoch(11)
+	if len(w.leasesOf(req)) != 1 {
+		t.Fatal("the new request was not placed")
+	}
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(8000, 3)}) // 2 units of 4,096 bytes
+	if _, err := w.deliver(w.cons, &ledger.BlobPin{RequestID: req, Blob: ledger.BlobRef{ID: ledger.BlobID{7}, Size: 193}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a pin over the new unit's quota: %v", err)
+	}
+}

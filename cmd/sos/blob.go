@@ -201,8 +201,8 @@ func newBlobPinCmd(g *globals) *cobra.Command {
 		Use:   "pin BLOB_ID --request REQ_ID",
 		Short: "Pin a blob to a storage request: every lease of the request must hold and prove it",
 		Long: `Pin a blob to a storage request (a blob_pin transaction, by the request's consumer). Every lease of the
-request must hold the blob within its quota (its storage units × bytes_per_storage_unit; the request's
-pins count together); each holder's node fetches it over the data plane and, from storage_grace_epochs
+request must hold the blob within its quota (its storage units × bytes_per_storage_unit as it was when
+the request was accepted; the request's pins count together); each holder's node fetches it over the data plane and, from storage_grace_epochs
 after the pin, proves it every epoch. The blob's size comes from the node (put it there first with
 sos blob put) or from --file.`,
 		Example: "  sos blob put ./dataset.tar\n  sos blob pin 3f1c… --request 7 --from alice",
