@@ -399,7 +399,7 @@ func storageUnitScenario(t *testing.T, change bool) (paid string, rate uint64, w
 	}
 	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
 	for e := uint64(2); e <= 8; e++ {
-		w.untilEpoch(e)
+		w.untilDrawn(e)
 		if change && e == 3 {
 			w.govSet("bytes_per_storage_unit", "4096")
 		}
@@ -412,6 +412,9 @@ func storageUnitScenario(t *testing.T, change bool) (paid string, rate uint64, w
 	}
 	w.untilEpoch(10) // the rate's last change (epoch 7, the lease's end) is weighed at epoch 8's end
 	l, _ := w.m.Lease(w.st, leases[0].ID)
+	if n := w.storageEvents("storage_missed"); n != 0 {
+		t.Fatalf("%d misses: every challenge was answered", n)
+	}
 	if l.Status != StatusEnded || l.SettledTo != l.End {
 		t.Fatalf("lease not over: %+v", l)
 	}
@@ -433,8 +436,8 @@ func storageUnitScenario(t *testing.T, change bool) (paid string, rate uint64, w
 // was taken back in new ones and wrapped around).
 func TestStorageUnitChangeKeepsLeaseTerms(t *testing.T) {
 	wantPaid, rate, _ := storageUnitScenario(t, false)
-	if rate != 0 {
-		t.Fatalf("without a change the rate ends at %d", rate)
+	if rate != 0 || wantPaid != "23uTFLP" {
+		t.Fatalf("without a change the lease paid %s (want 5 units × 3 epochs + 8 × 1) and the rate ends at %d", wantPaid, rate)
 	}
 	paid, rate, w := storageUnitScenario(t, true)
 	if paid != wantPaid {
