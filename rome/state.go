@@ -56,14 +56,13 @@ const (
 	tagLive      byte = 0x22 // lease id → 1: leases not yet ended
 	tagJob       byte = 0x23 // id → Job
 	tagJobDue    byte = 0x24 // height | job id → 1: a job's next deadline (result, challenge window, verdicts)
-	// 0x25 was lease id | job id → 1 (a lease's jobs): they are chained
-	// from its Metered records instead (Metered.LastJob, Job.PrevJob).
-	tagJobQueue byte = 0x26 // node address | job id → 1: jobs waiting for their node's result
-	tagJobDisp  byte = 0x27 // job id → 1: jobs being challenged
-	tagMetered  byte = 0x28 // lease id | epoch → Metered
-	tagProvider byte = 0x29 // provider address → ProviderRecord
-	tagProvID   byte = 0x2a // provider address → u32 id in policy snapshots
-	tagReqLease byte = 0x2b // request id | lease id → 1: the leases of a request until they close
+	_            byte = 0x25 // was lease id | job id → 1: a lease's jobs are chained from its Metered records instead (Metered.LastJob, Job.PrevJob)
+	tagJobQueue  byte = 0x26 // node address | job id → 1: jobs waiting for their node's result
+	tagJobDisp   byte = 0x27 // job id → 1: jobs being challenged
+	tagMetered   byte = 0x28 // lease id | epoch → Metered
+	tagProvider  byte = 0x29 // provider address → ProviderRecord
+	tagProvID    byte = 0x2a // provider address → u32 id in policy snapshots
+	tagReqLease  byte = 0x2b // request id | lease id → 1: the leases of a request until they close
 
 	tagPin       byte = 0x30 // request id | pin index (u32) → Pin
 	tagBlobPin   byte = 0x31 // blob id | request id → pin index (u64): where a blob is pinned
