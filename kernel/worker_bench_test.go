@@ -59,7 +59,8 @@ import (
 //
 // Compare workers=1 with workers=N: the brief asks dispatch p50 within 2×
 // and the members' CPU per job flat. N is 200 unless SOS_BENCH_WORKERS
-// lists other counts (SOS_BENCH_SETTLE_INTERVAL sets how often idle
+// lists other counts (the curve: SOS_BENCH_WORKERS=2,10,50,200; 1 always
+// runs first, once) (SOS_BENCH_SETTLE_INTERVAL sets how often idle
 // leases are paid, SOS_BENCH_STATE_ACCOUNTS adds unused accounts to the
 // genesis so that the state is not near-empty). A fleet of 200 takes minutes to set up (offers,
 // requests, an epoch, 200 nodes), once per count:
@@ -68,13 +69,16 @@ import (
 func BenchmarkWorkerDispatch(b *testing.B) {
 	counts := []int{1, 200}
 	if s := os.Getenv("SOS_BENCH_WORKERS"); s != "" {
+		// The single worker is the reference: first, once, listed or not.
 		counts = counts[:1]
 		for _, f := range strings.Split(s, ",") {
 			n, err := strconv.Atoi(f)
 			if err != nil || n < 1 {
 				b.Fatalf("SOS_BENCH_WORKERS=%q: want a comma-separated list of counts", s)
 			}
-			counts = append(counts, n)
+			if !slices.Contains(counts, n) {
+				counts = append(counts, n)
+			}
 		}
 	}
 	for _, n := range counts {

@@ -140,9 +140,9 @@
 // certificate-period accumulators (address|kind|source: 0 reported,
 // 1 runtime), 0x1f certificates awaiting a signature, 0x20/0x21 open
 // offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
-// (height|job id), 0x25 jobs by lease (lease|job id), 0x26 jobs waiting
-// for a result (node address|job id), 0x27 jobs being challenged, 0x28
-// metered usage (lease|epoch), 0x29 provider job records (address), 0x3d
+// (height|job id), 0x26 jobs waiting for a result (node address|job id),
+// 0x27 jobs being challenged, 0x28 metered usage (lease|epoch; its
+// LastJob and each job's PrevJob chain a lease's jobs), 0x29 provider job records (address), 0x3d
 // leases with a report, reading or miss to weigh when an epoch settles
 // (epoch|lease), 0x48 units the runtime measured per provider in an epoch,
 // for its reward (epoch|address),

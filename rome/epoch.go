@@ -1187,7 +1187,7 @@ func (w *epochWork) match(ctx context.Context) error {
 			return err
 		}
 		l := Lease{ID: id, RequestID: r.ID, OfferID: o.ID, Provider: o.Owner, Consumer: r.Owner,
-			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive, SettledTo: next}
+			Start: next, End: next + uint64(r.Epochs), Paid: ledger.Coins{}, Status: StatusActive, SettledTo: next, MeterKinds: r.MeterKinds}
 		if r.Replicated() {
 			if r.EndEpoch == 0 {
 				r.EndEpoch = l.End

@@ -83,6 +83,18 @@ func TestJobCostFlatInProviders(t *testing.T) {
 		return c
 	}
 	one := run(1, 0)
+	// The keys themselves: submit reads params, lease, clock, offer, the
+	// lease's Metered record, the job sequence, the deadline count (and
+	// the end of block its deadline scan) and writes the sequence, the
+	// count, the offer, the job, its deadline, its node's queue and the
+	// Metered record, which also heads the chain of the lease's jobs (no
+	// index entry per job). The result reads no request (the lease carries
+	// its meter kinds) and moves the job's deadline without touching the
+	// count. Before: submit 8 reads / 8 writes (an index entry per job by
+	// lease), result 10 / 7 (the request read, the count read and written).
+	if want := (costs{submit: cost{8, 0, 7}, result: cost{9, 0, 5}, final: cost{6, 1, 3}}); one != want {
+		t.Errorf("a job costs %+v, want %+v", one, want)
+	}
 	for _, tc := range []struct{ n, on int }{{24, 0}, {24, 17}} {
 		if got := run(tc.n, tc.on); got != one {
 			t.Errorf("a job on offer %d of %d costs %+v; with one offer %+v", tc.on, tc.n, got, one)

@@ -142,6 +142,10 @@ type Job struct {
 	Status      uint8            `json:"status"`
 	Result      *JobRun          `json:"result"`
 	Dispute     *JobDispute      `json:"dispute"`
+	// PrevJob is the job submitted before it on the same lease in the same
+	// epoch (0: the epoch's first). With Metered.LastJob it lists a
+	// lease's jobs (Market.Jobs) without an index entry per job.
+	PrevJob uint64 `json:"prev_job_id"`
 }
 
 // Metered is what a lease's jobs used in one epoch, as the runtime
@@ -165,6 +169,9 @@ type Metered struct {
 	// is shared when the epoch ends, the epoch itself is paid when the
 	// lease's settlement falls due.
 	Weighed uint64 `json:"weighed"`
+	// LastJob is the last job submitted on the lease in the epoch (0:
+	// none); each job links to the one before it (Job.PrevJob).
+	LastJob uint64 `json:"last_job_id"`
 }
 
 // RanJobs reports whether the lease ran jobs in the epoch: then settlement
@@ -189,20 +196,20 @@ func MeasuredUnits(mt *Metered, p Params, l *Lease) (compute, bandwidth uint64) 
 }
 
 // jobWeight is what settlement would count for rewards of the units the
-// runtime measured for lease l (of request r) in an epoch: compute and
-// bandwidth as MeasuredUnits, except a kind the request pays by meter only
-// (a meter reading of a kind replaces them too, but a reading marks the
-// epoch to settle as soon as it ends, and that settlement corrects the
-// weight: settleLease).
-func jobWeight(mt *Metered, p Params, l *Lease, r *Request) uint64 {
+// runtime measured for lease l in an epoch: compute and bandwidth as
+// MeasuredUnits, except a kind the lease's request pays by meter only
+// (Lease.MeterKinds: no result reads the request). A meter reading of a
+// kind replaces them too, but a reading marks the epoch to settle as soon
+// as it ends, and that settlement corrects the weight: settleLease.
+func jobWeight(mt *Metered, p Params, l *Lease) uint64 {
 	if !mt.RanJobs() {
 		return 0
 	}
 	c, b := MeasuredUnits(mt, p, l)
-	if r.Metered(KindCompute) {
+	if l.Metered(KindCompute) {
 		c = 0
 	}
-	if r.Metered(KindBandwidth) {
+	if l.Metered(KindBandwidth) {
 		b = 0
 	}
 	return satAdd(c, b)
@@ -213,11 +220,7 @@ func jobWeight(mt *Metered, p Params, l *Lease, r *Request) uint64 {
 // (epochWork.jobWeights) changes by the difference. It is only called
 // before e's reward is shared (at the end of e+1).
 func (s *store) reweigh(p Params, l *Lease, e uint64, mt *Metered) error {
-	r, err := s.request(l.RequestID)
-	if err != nil {
-		return err
-	}
-	wt := jobWeight(mt, p, l, r)
+	wt := jobWeight(mt, p, l)
 	if wt == mt.Weighed {
 		return nil
 	}
@@ -406,6 +409,18 @@ func (s *store) delDue(h, id uint64) error {
 	return s.del(rkey(tagJobDue, u64(h), u64(id)))
 }
 
+// moveDue moves job id's next deadline from height from to height to: the
+// count of scheduled deadlines stays, so it is neither read nor written.
+func (s *store) moveDue(from, to, id uint64) error {
+	if from == to {
+		return nil
+	}
+	if err := s.del(rkey(tagJobDue, u64(from), u64(id))); err != nil {
+		return err
+	}
+	return s.setRaw(rkey(tagJobDue, u64(to), u64(id)), one)
+}
+
 // jobEnv is what the job rules need besides the job: the store, accounts,
 // parameters and a place for events. Transactions and the end of a block
 // both build one.
@@ -501,11 +516,6 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 		return nil, fmt.Errorf("rome: lease %d: gas limit %d above the epoch's remaining compute budget %d (of %d): %w",
 			l.ID, p.GasLimit, budget-min(used, budget), budget, ErrInvalid)
 	}
-	mt.Reserved += p.GasLimit
-	mt.Submitted++
-	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
-		return nil, err
-	}
 	id, err := s.next("job")
 	if err != nil {
 		return nil, err
@@ -514,14 +524,19 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 		Module: p.Module, Inputs: p.Inputs, Stdin: p.Stdin, Args: p.Args, Env: p.Env,
 		GasLimit: p.GasLimit, MemoryLimit: p.MemoryLimit, OutputLimit: p.OutputLimit,
 		Seed: JobSeed(m.chainID, id, tx.TxHash), Height: tx.Height, TimeMs: tx.TimeMs, Epoch: clock.Epoch,
-		Deadline: min(satAdd(tx.Height, params.JobTimeoutBlocks), last), Status: JobSubmitted}
+		Deadline: min(satAdd(tx.Height, params.JobTimeoutBlocks), last), Status: JobSubmitted, PrevJob: mt.LastJob}
+	// The lease's jobs are listed through its Metered records (LastJob,
+	// then each job's PrevJob): the record is written here anyway.
+	mt.Reserved += p.GasLimit
+	mt.Submitted++
+	mt.LastJob = id
+	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
+		return nil, err
+	}
 	if err := s.putJob(j); err != nil {
 		return nil, err
 	}
 	if err := s.addDue(j.Deadline, id); err != nil {
-		return nil, err
-	}
-	if err := s.setRaw(rkey(tagJobLease, u64(l.ID), u64(id)), one); err != nil {
 		return nil, err
 	}
 	if err := s.setRaw(rkey(tagJobQueue, j.Node[:], u64(id)), one); err != nil {
@@ -644,10 +659,7 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.delDue(j.Deadline, j.ID); err != nil {
-		return nil, err
-	}
-	if err := s.addDue(run.ChallengeEnd, j.ID); err != nil {
+	if err := s.moveDue(j.Deadline, run.ChallengeEnd, j.ID); err != nil {
 		return nil, err
 	}
 	if err := s.del(rkey(tagJobQueue, j.Node[:], u64(j.ID))); err != nil {
@@ -715,10 +727,7 @@ func (m *Market) challengeJob(tx *Tx, p *ledger.JobChallenge) (any, error) {
 		VerdictEnd: satAdd(tx.Height, params.JobVerdictBlocks), Committee: committee, Votes: []JobVote{},
 		Slashed: ledger.Coins{}, Refund: ledger.Coins{}, Reward: ledger.Coins{}}
 	j.Dispute, j.Status = d, JobChallenged
-	if err := s.delDue(j.Result.ChallengeEnd, j.ID); err != nil {
-		return nil, err
-	}
-	if err := s.addDue(d.VerdictEnd, j.ID); err != nil {
+	if err := s.moveDue(j.Result.ChallengeEnd, d.VerdictEnd, j.ID); err != nil {
 		return nil, err
 	}
 	if err := s.setRaw(rkey(tagJobDisp, u64(j.ID)), one); err != nil {

@@ -912,3 +912,84 @@ func TestJobSlashedBeforeItsEpochIsPaid(t *testing.T) {
 	}
 	w.checkSupply()
 }
+
+// TestLeaseJobsAcrossEpochs: a lease's jobs are listed through its Metered
+// records (each epoch's LastJob, then each job's PrevJob), so the listing
+// must hold across epochs, skip another lease's jobs submitted in between,
+// page with a cursor, and accept a cursor that is no job of the lease.
+func TestLeaseJobsAcrossEpochs(t *testing.T) {
+	w := newJobWorld(t, 10, 1, nil)
+	node2 := testKey(t, 501)
+	w.must(w.other, &ledger.RomeOffer{Capacity: res(1, 10, 2, 5), Price: res(1, 5, 2, 2), Node: node2.Address(), Bond: testBond})
+	w.must(w.cons, &ledger.RomeRequest{Demand: res(1, 10, 2, 5), MaxPrice: res(1, 8, 2, 3), Epochs: 10})
+	w.untilEpoch(2)
+	ls, err := w.m.Leases(w.st, 0, func(l *Lease) bool { return l.ID != w.lease && l.Status == StatusActive })
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("second lease: %v %v", ls, err)
+	}
+	a, b := w.lease, ls[0].ID
+	var want []uint64 // lease a's jobs, newest first
+	submit := func(lease uint64) {
+		jid := id(w.must(w.cons, jobP(lease, 100)), "job_id")
+		if lease == a {
+			want = append([]uint64{jid}, want...)
+		}
+	}
+	epoch := uint64(2)
+	for _, round := range [][]uint64{{a, b, a}, {b}, {a, b}, {b, a, a}} {
+		for _, l := range round {
+			submit(l)
+		}
+		epoch++
+		w.untilEpoch(epoch)
+	}
+	submit(a) // running: its result below
+	list := func(before uint64, limit int) ([]uint64, uint64) {
+		page, next, err := w.m.Jobs(w.st, JobFilter{Lease: a, Before: before, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uint64
+		for _, j := range page {
+			if j.LeaseID != a {
+				t.Fatalf("job %d of lease %d listed for lease %d", j.ID, j.LeaseID, a)
+			}
+			ids = append(ids, j.ID)
+		}
+		return ids, next
+	}
+	if got, next := list(0, 100); !reflect.DeepEqual(got, want) || next != 0 {
+		t.Fatalf("lease %d's jobs %v (next %d), want %v", a, got, next, want)
+	}
+	for _, limit := range []int{1, 2, 3} {
+		var got []uint64
+		for before := uint64(0); ; {
+			ids, next := list(before, limit)
+			got = append(got, ids...)
+			if next == 0 {
+				break
+			}
+			before = next
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("paged by %d: %v, want %v", limit, got, want)
+		}
+	}
+	// A cursor that is lease b's job: lease a's jobs below it.
+	bJobs, _, _ := w.m.Jobs(w.st, JobFilter{Lease: b})
+	cut := bJobs[len(bJobs)/2].ID
+	var below []uint64
+	for _, id := range want {
+		if id < cut {
+			below = append(below, id)
+		}
+	}
+	if got, _ := list(cut, 100); !reflect.DeepEqual(got, below) {
+		t.Fatalf("before job %d of the other lease: %v, want %v", cut, got, below)
+	}
+	// The lease's jobs filtered by status go through the same records.
+	w.must(w.nodeKey, resultP(want[0], 50, 3))
+	if jobs, _, err := w.m.Jobs(w.st, JobFilter{Lease: a, Status: JobDone}); err != nil || len(jobs) != 1 || jobs[0].ID != want[0] {
+		t.Fatalf("done jobs of lease %d: %v %v", a, jobs, err)
+	}
+}

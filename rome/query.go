@@ -2,6 +2,7 @@ package rome
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 
 	"github.com/sos-kernel/sos/ledger"
@@ -225,8 +226,9 @@ func (f *JobFilter) keep(j *Job) bool {
 
 // Jobs lists the jobs f selects, newest first, one page at a time: next is
 // the Before of the following page (0 when this is the last). A lease's
-// jobs and a node's jobs waiting for results are read through their
-// indexes; other filters scan jobs from the newest.
+// jobs are read through its Metered records (leaseJobs) and a node's jobs
+// waiting for results through their index; other filters scan jobs from
+// the newest.
 func (m *Market) Jobs(st *ledger.State, f JobFilter) (jobs []Job, next uint64, err error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -236,13 +238,13 @@ func (m *Market) Jobs(st *ledger.State, f JobFilter) (jobs []Job, next uint64, e
 	s := m.reader(st)
 	jobs = []Job{}
 	var prefix []byte
-	switch {
-	case f.Lease != 0:
-		prefix = rkey(tagJobLease, u64(f.Lease))
-	case !f.Node.IsZero() && f.Status == JobSubmitted:
+	if !f.Node.IsZero() && f.Status == JobSubmitted {
 		prefix = rkey(tagJobQueue, f.Node[:])
 	}
-	if prefix == nil {
+	switch {
+	case f.Lease != 0:
+		jobs, err = s.leaseJobs(&f, limit)
+	case prefix == nil:
 		end := prefixEnd(rkey(tagJob))
 		if f.Before > 0 {
 			end = rkey(tagJob, u64(f.Before))
@@ -261,7 +263,7 @@ func (m *Market) Jobs(st *ledger.State, f JobFilter) (jobs []Job, next uint64, e
 		if err == nil {
 			err = derr
 		}
-	} else {
+	default:
 		end := prefixEnd(prefix)
 		if f.Before > 0 {
 			end = append(append([]byte(nil), prefix...), u64(f.Before)...)
@@ -295,6 +297,71 @@ func (m *Market) Jobs(st *ledger.State, f JobFilter) (jobs []Job, next uint64, e
 		next = jobs[len(jobs)-1].ID
 	}
 	return jobs, next, nil
+}
+
+// leaseJobs is Jobs for f.Lease: newest first, through the lease's
+// Metered records (newest epoch first), each the head of the chain of the
+// jobs submitted in its epoch (Metered.LastJob, Job.PrevJob, descending
+// ids). A Before that is one of the lease's jobs (the cursor of the
+// previous page) resumes at the job before it.
+func (s *store) leaseJobs(f *JobFilter, limit int) ([]Job, error) {
+	jobs := []Job{}
+	prefix := rkey(tagMetered, u64(f.Lease))
+	end := prefixEnd(prefix)
+	// follow visits the chain from id; false when the page is full.
+	follow := func(id uint64) (bool, error) {
+		for id != 0 {
+			j, err := s.job(id)
+			if err != nil {
+				return false, err
+			}
+			if (f.Before == 0 || j.ID < f.Before) && f.keep(j) {
+				jobs = append(jobs, *j)
+				if len(jobs) == limit {
+					return false, nil
+				}
+			}
+			id = j.PrevJob
+		}
+		return true, nil
+	}
+	if f.Before > 0 {
+		if j, err := s.job(f.Before); err == nil && j.LeaseID == f.Lease {
+			more, err := follow(j.PrevJob)
+			if err != nil || !more {
+				return jobs, err
+			}
+			end = rkey(tagMetered, u64(f.Lease), u64(j.Epoch))
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	var heads []uint64
+	var derr error
+	if err := s.st.Iterate(prefix, end, true, func(k, v []byte) bool {
+		if len(k) != len(prefix)+8 {
+			return true
+		}
+		var mt Metered
+		if derr = s.decode(v, &mt); derr != nil {
+			return false
+		}
+		if mt.LastJob != 0 {
+			heads = append(heads, mt.LastJob)
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	for _, id := range heads {
+		if more, err := follow(id); err != nil || !more {
+			return jobs, err
+		}
+	}
+	return jobs, nil
 }
 
 // PendingJobs lists the jobs waiting for node's result, oldest first (at

@@ -56,7 +56,7 @@ const (
 	tagLive      byte = 0x22 // lease id → 1: leases not yet ended
 	tagJob       byte = 0x23 // id → Job
 	tagJobDue    byte = 0x24 // height | job id → 1: a job's next deadline (result, challenge window, verdicts)
-	tagJobLease  byte = 0x25 // lease id | job id → 1: every job of a lease
+	_            byte = 0x25 // was lease id | job id → 1: a lease's jobs are chained from its Metered records instead (Metered.LastJob, Job.PrevJob)
 	tagJobQueue  byte = 0x26 // node address | job id → 1: jobs waiting for their node's result
 	tagJobDisp   byte = 0x27 // job id → 1: jobs being challenged
 	tagMetered   byte = 0x28 // lease id | epoch → Metered
@@ -278,7 +278,15 @@ type Lease struct {
 	// on it.
 	SettledTo  uint64 `json:"settled_to_epoch"`
 	NextSettle uint64 `json:"next_settle_epoch"`
+	// MeterKinds is the request's (bit k-1: kind k is paid by meter
+	// readings only), copied when the lease is made so that a job's result
+	// weighs its units without reading the request (jobWeight).
+	MeterKinds uint8 `json:"meter_kinds"`
 }
+
+// Metered reports whether kind k of the lease is paid by meter readings
+// only (its request's MeterKinds).
+func (l *Lease) Metered(k uint8) bool { return k >= 1 && l.MeterKinds&(1<<(k-1)) != 0 }
 
 // Usage holds the two parties' reports for one lease and epoch.
 type Usage struct {
