@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,22 +12,30 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 )
 
-// drawWrites ends the current block on a committed state and counts the
-// challenge lists and seeds its EndBlock wrote (set or deleted).
-func (w *storWorld) drawWrites() (lists, seeds int) {
+// endBlockWrites ends the current block on a committed state and counts
+// the keys its EndBlock wrote (set or deleted), by the first of kinds
+// that matches each.
+func (w *storWorld) endBlockWrites(kinds ...func(k []byte) bool) []int {
 	w.t.Helper()
 	w.commit()
 	w.endBlock()
+	n := make([]int, len(kinds))
 	for _, c := range w.st.Changes() {
-		switch {
-		case bytes.HasPrefix(c.Key, rkey(tagChal)):
-			lists++
-		case bytes.Equal(c.Key, rkey(tagSeed)):
-			seeds++
+		if i := slices.IndexFunc(kinds, func(f func([]byte) bool) bool { return f(c.Key) }); i >= 0 {
+			n[i]++
 		}
 	}
 	w.commit()
-	return lists, seeds
+	return n
+}
+
+// drawWrites ends the current block and counts the challenge lists and
+// seeds its EndBlock wrote.
+func (w *storWorld) drawWrites() (lists, seeds int) {
+	w.t.Helper()
+	n := w.endBlockWrites(func(k []byte) bool { return bytes.HasPrefix(k, rkey(tagChal)) },
+		func(k []byte) bool { return bytes.Equal(k, rkey(tagSeed)) })
+	return n[0], n[1]
 }
 
 // chalEpoch is the epoch of node's challenge list (ok false: none).
@@ -233,23 +242,14 @@ func TestChallengesEpochBlocksChange(t *testing.T) {
 	}
 }
 
-// rateWrites ends the current block on a committed state and counts the
-// storage rates and scheduled rate changes its EndBlock wrote (set or
-// deleted).
+// rateWrites ends the current block and counts the storage rates and
+// scheduled rate changes its EndBlock wrote.
 func (w *storWorld) rateWrites() (rates, changes int) {
 	w.t.Helper()
-	w.commit()
-	w.endBlock()
-	for _, c := range w.st.Changes() {
-		switch {
-		case bytes.HasPrefix(c.Key, rkey(tagStorRate)) && len(c.Key) == len(rkey(tagStorRate))+ledger.AddressSize:
-			rates++
-		case bytes.HasPrefix(c.Key, rkey(tagStorRateAt)):
-			changes++
-		}
-	}
-	w.commit()
-	return rates, changes
+	n := w.endBlockWrites(func(k []byte) bool {
+		return bytes.HasPrefix(k, rkey(tagStorRate)) && len(k) == len(rkey(tagStorRate))+ledger.AddressSize
+	}, func(k []byte) bool { return bytes.HasPrefix(k, rkey(tagStorRateAt)) })
+	return n[0], n[1]
 }
 
 // TestStorageRatesFoldedAtFirstBlock: the storage rate changes scheduled

@@ -12,6 +12,20 @@ import (
 	"github.com/sos-kernel/sos/ledger"
 )
 
+// pinnedReplicas requests demand for epochs with replicas at max price 5,
+// waits for the leases (epoch 1, its draw) and pins a blob of size bytes
+// to the request.
+func (w *storWorld) pinnedReplicas(demand []ledger.ResourceAmount, epochs uint32, replicas uint16, size int) (req uint64, leases []Lease) {
+	w.t.Helper()
+	req = id(w.must(w.cons, &ledger.RomeRequest{Demand: demand, MaxPrice: res(4, 5), Epochs: epochs, Replicas: replicas}), "request_id")
+	w.untilDrawn(1)
+	if leases = w.leasesOf(req); len(leases) != int(replicas) {
+		w.t.Fatalf("%d replicas, want %d", len(leases), replicas)
+	}
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(size, 1)})
+	return req, leases
+}
+
 // storageSettleScenario runs two replicas of a request holding pinned
 // blobs (a second pin lands mid-lease, so the bytes due grow), proven
 // every epoch except one silent miss and one declared miss of one holder
@@ -22,13 +36,7 @@ func storageSettleScenario(t *testing.T, interval uint64) settleOutcome {
 	t.Helper()
 	w := newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: interval, reward: 1000}, []uint64{1, 2}, []string{"eu", "us"},
 		func(g *storageGenesis) { g.RepairMisses = 10 })
-	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 30), MaxPrice: res(4, 5), Epochs: 9, Replicas: 2}), "request_id")
-	w.untilDrawn(1)
-	leases := w.leasesOf(req)
-	if len(leases) != 2 {
-		t.Fatalf("%d replicas", len(leases))
-	}
-	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
+	req, leases := w.pinnedReplicas(res(4, 30), 9, 2, 5000)
 	for e := uint64(2); e <= 10; e++ {
 		w.untilDrawn(e)
 		if e == 4 {
@@ -391,13 +399,7 @@ func TestStoreDecodesWithoutReencoding(t *testing.T) {
 func storageUnitScenario(t *testing.T, change bool) (paid string, rate uint64, w *storWorld) {
 	t.Helper()
 	w = newStorWorldOpts(t, harnessOpts{epochBlocks: 2, ttl: 50, settleInterval: 3}, []uint64{1}, []string{"eu"}, nil)
-	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(4, 20), MaxPrice: res(4, 5), Epochs: 6, Replicas: 1}), "request_id")
-	w.untilEpoch(1)
-	leases := w.leasesOf(req)
-	if len(leases) != 1 {
-		t.Fatalf("%d replicas", len(leases))
-	}
-	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 1)})
+	req, leases := w.pinnedReplicas(res(4, 20), 6, 1, 5000)
 	for e := uint64(2); e <= 8; e++ {
 		w.untilDrawn(e)
 		if change && e == 3 {
