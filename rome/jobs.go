@@ -242,32 +242,41 @@ func (s *store) reweigh(p Params, l *Lease, e uint64, mt *Metered) error {
 }
 
 // jobEpochs lists the epochs in [from, to) in which lease id ran jobs
-// (a Metered record that RanJobs), ascending: one range read of the
-// lease's records, which are keyed by lease then epoch.
+// (a Metered record that RanJobs), ascending.
 func (s *store) jobEpochs(id, from, to uint64) ([]uint64, error) {
 	if from >= to {
 		return nil, nil
 	}
-	prefix := rkey(tagMetered, u64(id))
 	var out []uint64
-	var ierr error
-	err := s.st.Iterate(rkey(tagMetered, u64(id), u64(from)), rkey(tagMetered, u64(id), u64(to)), false, func(k, v []byte) bool {
+	err := s.eachMetered(id, rkey(tagMetered, u64(id), u64(from)), rkey(tagMetered, u64(id), u64(to)), false, func(e uint64, mt *Metered) {
+		if mt.RanJobs() {
+			out = append(out, e)
+		}
+	})
+	return out, err
+}
+
+// eachMetered calls fn with every Metered record of lease id whose key is
+// in [start, end), by epoch (reverse: newest first): one range read of
+// the lease's records, which are keyed by lease then epoch.
+func (s *store) eachMetered(id uint64, start, end []byte, reverse bool, fn func(e uint64, mt *Metered)) error {
+	prefix := rkey(tagMetered, u64(id))
+	var derr error
+	err := s.st.Iterate(start, end, reverse, func(k, v []byte) bool {
 		if len(k) != len(prefix)+8 {
 			return true
 		}
 		var mt Metered
-		if ierr = s.decode(v, &mt); ierr != nil {
+		if derr = s.decode(v, &mt); derr != nil {
 			return false
 		}
-		if mt.RanJobs() {
-			out = append(out, binary.BigEndian.Uint64(k[len(prefix):]))
-		}
+		fn(binary.BigEndian.Uint64(k[len(prefix):]), &mt)
 		return true
 	})
 	if err == nil {
-		err = ierr
+		err = derr
 	}
-	return out, err
+	return err
 }
 
 // ProviderRecord counts how a provider's jobs ended.

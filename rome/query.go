@@ -337,24 +337,12 @@ func (s *store) leaseJobs(f *JobFilter, limit int) ([]Job, error) {
 		}
 	}
 	var heads []uint64
-	var derr error
-	if err := s.st.Iterate(prefix, end, true, func(k, v []byte) bool {
-		if len(k) != len(prefix)+8 {
-			return true
-		}
-		var mt Metered
-		if derr = s.decode(v, &mt); derr != nil {
-			return false
-		}
+	if err := s.eachMetered(f.Lease, prefix, end, true, func(_ uint64, mt *Metered) {
 		if mt.LastJob != 0 {
 			heads = append(heads, mt.LastJob)
 		}
-		return true
 	}); err != nil {
 		return nil, err
-	}
-	if derr != nil {
-		return nil, derr
 	}
 	for _, id := range heads {
 		if more, err := follow(id); err != nil || !more {

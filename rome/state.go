@@ -250,7 +250,11 @@ type Request struct {
 func (r *Request) Replicated() bool { return r.Replicas > 0 }
 
 // Metered reports whether kind k of the request is paid by meters only.
-func (r *Request) Metered(k uint8) bool { return k >= 1 && r.MeterKinds&(1<<(k-1)) != 0 }
+func (r *Request) Metered(k uint8) bool { return meterOnly(r.MeterKinds, k) }
+
+// meterOnly reports whether kinds (bit k-1: kind k) marks kind k as paid
+// by meter readings only.
+func meterOnly(kinds, k uint8) bool { return k >= 1 && kinds&(1<<(k-1)) != 0 }
 
 // Lease is an allocation: amounts of an offer for a request, at a price per
 // unit per epoch, for epochs [Start, End).
@@ -286,7 +290,7 @@ type Lease struct {
 
 // Metered reports whether kind k of the lease is paid by meter readings
 // only (its request's MeterKinds).
-func (l *Lease) Metered(k uint8) bool { return k >= 1 && l.MeterKinds&(1<<(k-1)) != 0 }
+func (l *Lease) Metered(k uint8) bool { return meterOnly(l.MeterKinds, k) }
 
 // Usage holds the two parties' reports for one lease and epoch.
 type Usage struct {

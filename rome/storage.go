@@ -631,20 +631,8 @@ func (s *store) drawChallenges(p Params, e uint64, b Block) error {
 // with a list holds something (removeHoldings drops the list of a node
 // left with nothing), so this replaces every list of the epoch before.
 func (s *store) setChallenges(p Params, sd *Seed) error {
-	prefix := rkey(tagStorNode)
-	type nodeCount struct {
-		node ledger.Address
-		n    uint64
-	}
-	var nodes []nodeCount
-	if err := s.st.Iterate(prefix, prefixEnd(prefix), false, func(k, v []byte) bool {
-		if len(k) == len(prefix)+ledger.AddressSize && len(v) == 8 {
-			var a ledger.Address
-			copy(a[:], k[len(prefix):])
-			nodes = append(nodes, nodeCount{a, binary.BigEndian.Uint64(v)})
-		}
-		return true
-	}); err != nil {
+	nodes, err := s.addrCounts(rkey(tagStorNode)) // node → its holdings
+	if err != nil {
 		return err
 	}
 	suspects, err := s.getU64(suspectsCountKey)
@@ -653,22 +641,22 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 	}
 	var kbuf []byte
 	for _, nc := range nodes {
-		items := make([]ChallengeItem, 0, min(nc.n, p.StorageSamples))
+		items := make([]ChallengeItem, 0, min(nc.v, p.StorageSamples))
 		add := func(ref *slotRef) {
 			h := Holding{Blob: ref.Blob, From: ref.From, End: ref.End}
 			if h.Due(sd.Epoch) {
 				items = append(items, ChallengeItem{Lease: ref.Lease, Pin: ref.Pin, Blob: ref.Blob})
 			}
 		}
-		if nc.n <= p.StorageSamples {
+		if nc.v <= p.StorageSamples {
 			// Every holding: one pass over the node's slots instead of a
 			// lookup per slot.
-			refs, err := s.slotRefs(nc.node)
+			refs, err := s.slotRefs(nc.a)
 			if err != nil {
 				return err
 			}
-			if uint64(len(refs)) != nc.n {
-				return fmt.Errorf("rome: node %s: %d slots for %d holdings: %w", nc.node, len(refs), nc.n, ledger.ErrCorrupt)
+			if uint64(len(refs)) != nc.v {
+				return fmt.Errorf("rome: node %s: %d slots for %d holdings: %w", nc.a, len(refs), nc.v, ledger.ErrCorrupt)
 			}
 			for i := range refs {
 				add(&refs[i])
@@ -676,14 +664,14 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 		} else {
 			// One key buffer for the node's slots (State.Get keeps its
 			// own copy of a key it caches).
-			kbuf = append(rkey(tagHoldSlot, nc.node[:]), make([]byte, 8)...)
-			for _, slot := range SamplePlaces(sd.Seed, nc.node, nc.n, p.StorageSamples) {
+			kbuf = append(rkey(tagHoldSlot, nc.a[:]), make([]byte, 8)...)
+			for _, slot := range SamplePlaces(sd.Seed, nc.a, nc.v, p.StorageSamples) {
 				binary.BigEndian.PutUint64(kbuf[len(kbuf)-8:], slot)
 				v, err := s.st.Get(kbuf)
 				if err != nil {
 					return err
 				} else if v == nil {
-					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.node, slot, nc.n, ledger.ErrCorrupt)
+					return fmt.Errorf("rome: node %s: slot %d of %d: %w", nc.a, slot, nc.v, ledger.ErrCorrupt)
 				}
 				var ref slotRef
 				if err := ref.decode(v); err != nil {
@@ -693,7 +681,7 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 			}
 		}
 		if suspects > 0 {
-			sp := rkey(tagSuspect, nc.node[:])
+			sp := rkey(tagSuspect, nc.a[:])
 			var keys [][]byte
 			if err := s.st.Iterate(sp, prefixEnd(sp), false, func(k, _ []byte) bool {
 				keys = append(keys, rkey(tagHolding, k[len(rkey(tagSuspect)):]))
@@ -722,7 +710,7 @@ func (s *store) setChallenges(p Params, sd *Seed) error {
 			return cmp.Compare(a.Pin, b.Pin)
 		})
 		items = slices.CompactFunc(items, func(a, b ChallengeItem) bool { return a.Lease == b.Lease && a.Pin == b.Pin })
-		ck := rkey(tagChal, nc.node[:])
+		ck := rkey(tagChal, nc.a[:])
 		if len(items) == 0 {
 			if err := s.del(ck); err != nil {
 				return err
