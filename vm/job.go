@@ -128,7 +128,10 @@ type JobSpec struct {
 	// names unique.
 	Inputs []JobFile
 	// GasLimit bounds the run's gas (instructions and host calls alike, the
-	// cost table of contracts); at most meter.MaxGas.
+	// cost table of contracts); at most the VM's Limits().Gas: the jobs'
+	// metering keeps the counter in an f64 (meter.Options.FloatCounter),
+	// exact up to 2^53 units, 2^49 ≈ 5.6e14 gas at the cost table's Scale
+	// of 16 (days of CPU).
 	GasLimit uint64
 	// MemoryLimit bounds the linear memory in bytes (rounded down to whole
 	// 64 KiB pages; at least one page and at most the VM's
@@ -213,6 +216,7 @@ func (c *Config) jobDefaults() error {
 func newJobVM(ctx context.Context, cfg Config) (*VM, error) {
 	limits := cfg.Purpose.Limits()
 	limits.MemoryPages = uint32(cfg.MaxJobMemoryBytes / 65536)
+	limits.Gas = maxJobGas(cfg.Costs)
 	v := &VM{cfg: cfg, limits: limits}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(65536).
@@ -385,8 +389,8 @@ func (v *VM) checkJob(module JobFile, spec *JobSpec) error {
 		return errors.New("vm: job: no module")
 	case module.Size > v.cfg.MaxJobModuleBytes:
 		return fmt.Errorf("%w: job module is %d bytes, this node runs at most %d", ErrLimit, module.Size, v.cfg.MaxJobModuleBytes)
-	case spec.GasLimit > meter.MaxGas:
-		return fmt.Errorf("%w: job gas limit %d above %d", ErrLimit, spec.GasLimit, uint64(meter.MaxGas))
+	case spec.GasLimit > v.limits.Gas:
+		return fmt.Errorf("%w: job gas limit %d above %d", ErrLimit, spec.GasLimit, v.limits.Gas)
 	case spec.MemoryLimit < 65536:
 		return fmt.Errorf("%w: job memory limit %d is below one 64 KiB page", ErrLimit, spec.MemoryLimit)
 	case spec.MemoryLimit > uint64(v.cfg.MaxJobMemoryBytes):
@@ -537,12 +541,15 @@ func (v *VM) compileFailure(ctx context.Context, code []byte, err error) error {
 // in globals instead of locals (Go's float loops ran ≈ 1.45× plain wazero
 // with it in locals, ≈ 1.23× in globals; BENCHMARKS.md, "Jobs executor"),
 // which is open to jobs because their instrumented code is not stored in
-// state.
+// state, and FloatCounter: each function's gas counter in an f64 local,
+// exact below 2^53 units (maxJobGas), so that it takes no integer register
+// in Go's functions that are short of them (BENCHMARKS.md, "Jobs executor").
 func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o := meter.DefaultOptions()
 	o.Costs = costs
 	o.BlindLocals = true
 	o.MissInGlobals = true
+	o.FloatCounter = true
 	o.Limits = meter.Limits{
 		MaxMemoryPages: 65536,
 		MaxFunctions:   MaxJobFunctions,
@@ -551,6 +558,13 @@ func jobMeterOptions(costs meter.CostTable) meter.Options {
 		MaxLocals:      MaxJobLocals,
 	}
 	return o
+}
+
+// maxJobGas is the largest job gas limit with cost table costs: what the
+// jobs' metering counts exactly (meter.Options.MaxGas).
+func maxJobGas(costs meter.CostTable) uint64 {
+	o := jobMeterOptions(costs)
+	return uint64(o.MaxGas())
 }
 
 // jobArgv0 is every job's argv[0].

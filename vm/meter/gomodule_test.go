@@ -143,7 +143,7 @@ func goInstance(tb testing.TB, ctx context.Context, r wazero.Runtime, cm wazero.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	setGas(mod, meter.MaxGas)
+	setGas(mod, 1<<48) // within every Options.MaxGas
 	if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
 		tb.Fatalf("_initialize: %v", err)
 	}

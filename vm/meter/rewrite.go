@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 
@@ -10,23 +11,28 @@ import (
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
-// also appends one i64 or two i32 per reachable br_table (its last two indices).
-const maxScratch = 4
+// also appends one i64 or two i32 per reachable br_table (its last two
+// indices), with Options.FloatCounter an i64 for dynamic charges.
+const maxScratch = 5
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
-	opI32Add     byte = 0x6a
-	opI32Sub     byte = 0x6b
-	opI32LeU     byte = 0x4d
-	opI64GeS     byte = 0x59
-	opI64Add     byte = 0x7c
-	opI64Shl     byte = 0x86
-	opI64ShrS    byte = 0x87
-	opI32Ne      byte = 0x47
-	opI32And     byte = 0x71
-	opI64Or      byte = 0x84
-	opI64ShrU    byte = 0x88
-	opI32WrapI64 byte = 0xa7
+	opI32Add          byte = 0x6a
+	opI32Sub          byte = 0x6b
+	opI32LeU          byte = 0x4d
+	opI64GeS          byte = 0x59
+	opI64Add          byte = 0x7c
+	opI64Shl          byte = 0x86
+	opI64ShrS         byte = 0x87
+	opI32Ne           byte = 0x47
+	opI32And          byte = 0x71
+	opI64Or           byte = 0x84
+	opI64ShrU         byte = 0x88
+	opI32WrapI64      byte = 0xa7
+	opF64Ge           byte = 0x66
+	opF64Sub          byte = 0xa1
+	opF64ConvI64      byte = 0xb9 // f64.convert_i64_s
+	fcI64TruncSatF64S byte = 6    // 0xfc 6: i64.trunc_sat_f64_s
 )
 
 // Metering model
@@ -197,7 +203,7 @@ type rewriter struct {
 	weight         int64 // depth units per call (see FrameSlots)
 	spill          int64 // added to each instruction's cost (see CostTable.Spill)
 	scratch        []wasmbin.ValType
-	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
+	scratchIdx     [5]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
 	targeted       []bool      // by block ordinal: some branch targets the label (see analyze)
 	ctl            []ctlFrame  // analyze's control stack, kept for its capacity
@@ -207,12 +213,14 @@ type rewriter struct {
 	segCost        int64
 	kind           segKind
 	out            []byte
-	scratchTypesOf [4]wasmbin.ValType
+	scratchTypesOf [5]wasmbin.ValType
 	blindOn        bool       // Options.BlindLocals
 	blind          []bool     // by local index: every read is consumed blindly
 	brMissForm     brMissForm // Options.brMissForm
 	intLocals      uint64     // the function's i32 and i64 params and locals
 	missGlobals    bool       // Options.MissInGlobals
+	float          bool       // Options.FloatCounter: $g is an f64
+	cost           int64      // the function's static cost so far (FloatCounter bounds it)
 
 	// Per function, with Options.MissInGlobals: its br_table sites keep
 	// their state in globals siteGlobal(0..sites-1), saved in the locals
@@ -263,10 +271,11 @@ const (
 	slotI32
 	slotF32
 	slotF64
+	slotGasInt // FloatCounter: the counter as an i64 during a dynamic charge
 )
 
 func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
-	return &rewriter{
+	r := &rewriter{
 		costs:          opts.Costs.flatten(),
 		types:          types,
 		funcTypes:      funcTypes,
@@ -274,6 +283,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		blindOn:        opts.BlindLocals,
 		brMissForm:     opts.brMissForm,
 		missGlobals:    opts.MissInGlobals,
+		float:          opts.FloatCounter,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -281,8 +291,12 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		perPage:        int64(opts.Costs.MemoryGrowPerPage),
 		perByte:        int64(opts.Costs.BulkPerByte),
 		perElem:        int64(opts.Costs.TablePerElem),
-		scratchTypesOf: [4]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64},
+		scratchTypesOf: [5]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64, wasmbin.I64},
 	}
+	if opts.FloatCounter {
+		r.scratchTypesOf[slotGas] = wasmbin.F64
+	}
+	return r
 }
 
 // local returns the index of the scratch local for slot, appending it to the
@@ -300,7 +314,8 @@ func (r *rewriter) local(slot int) uint32 {
 func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []wasmbin.ValType, error) {
 	r.nLocals = nLocals
 	r.scratch = nil
-	r.scratchIdx = [4]int64{-1, -1, -1, -1}
+	r.scratchIdx = [5]int64{-1, -1, -1, -1, -1}
+	r.cost = 0
 	r.out = make([]byte, 0, len(body)+len(body)/2+32)
 	r.seg = r.seg[:0]
 	r.segCost = 0
@@ -545,6 +560,7 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // it ≈ 0.05 of its run time.
 func (r *rewriter) brTableMiss(off int) error {
 	packed := r.packed() || r.inGlobals // in a global the state is packed
+	r.cost += r.costs.brMiss
 	site := r.site
 	r.site++
 	t := r.local(slotI32)
@@ -565,7 +581,7 @@ func (r *rewriter) brTableMiss(off int) error {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), prev)
 		o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 		o = r.appendTimesBrMiss(o)
-		o = append(o, wasmbin.OpI64Sub)
+		o = r.appendSubCharge(o)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), prev)
@@ -588,7 +604,7 @@ func (r *rewriter) brTableMiss(off int) error {
 	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64ShrU, opI32WrapI64, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 	o = r.appendTimesBrMiss(o)
-	o = append(o, wasmbin.OpI64Sub)
+	o = r.appendSubCharge(o)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
 	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64Shl)
@@ -596,6 +612,15 @@ func (r *rewriter) brTableMiss(off int) error {
 	o = append(o, wasmbin.OpI64ExtendI32U, opI64Or)
 	r.seg = wasmbin.AppendU32(append(o, set), si)
 	return nil
+}
+
+// appendSubCharge subtracts the i64 charge on top of the stack (0 or
+// BrTableMiss) from the counter below it.
+func (r *rewriter) appendSubCharge(o []byte) []byte {
+	if r.float {
+		return append(o, opF64ConvI64, opF64Sub)
+	}
+	return append(o, wasmbin.OpI64Sub)
 }
 
 // packed reports whether the function keeps each br_table site's last two
@@ -642,6 +667,11 @@ func (r *rewriter) appendStore(o []byte) []byte {
 
 // appendToGlobal stores the units on the stack to the gas global.
 func (r *rewriter) appendToGlobal(o []byte) []byte {
+	if r.float {
+		// An integer below 2^53 in magnitude converts exactly (see
+		// Options.FloatCounter); the shift then rounds as for an i64.
+		o = append(o, wasmbin.OpPrefixFC, fcI64TruncSatF64S)
+	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
 	}
@@ -655,7 +685,30 @@ func (r *rewriter) appendLoad(o []byte) []byte {
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64Shl)
 	}
+	if r.float {
+		o = append(o, opF64ConvI64)
+	}
 	return o
+}
+
+// appendSub appends $g − c for the counter on the stack: an i64.sub, or
+// with Options.FloatCounter an f64.sub of c, exact for c ≤ 2^53 (Instrument
+// refuses a function whose static cost is larger).
+func (r *rewriter) appendSub(o []byte, c int64) []byte {
+	if r.float {
+		o = binary.LittleEndian.AppendUint64(append(o, wasmbin.OpF64Const), math.Float64bits(float64(c)))
+		return append(o, opF64Sub)
+	}
+	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
+	return append(o, wasmbin.OpI64Sub)
+}
+
+// appendNonNegative appends $g >= 0 for the counter on the stack.
+func (r *rewriter) appendNonNegative(o []byte) []byte {
+	if r.float {
+		return append(o, wasmbin.OpF64Const, 0, 0, 0, 0, 0, 0, 0, 0, opF64Ge)
+	}
+	return append(o, wasmbin.OpI64Const, 0, opI64GeS)
 }
 
 // flush emits the charge for the current segment followed by its code, and
@@ -675,6 +728,7 @@ func (r *rewriter) flush(next segKind) {
 		r.out = r.appendCharge(r.out, r.segCost, false, false)
 	}
 	r.out = append(r.out, r.seg...)
+	r.cost += r.segCost
 	r.seg = r.seg[:0]
 	r.segCost = 0
 	r.kind = next
@@ -694,8 +748,7 @@ func (r *rewriter) appendCharge(o []byte, c int64, entry, store bool) []byte {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	}
 	if c != 0 {
-		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
-		o = append(o, wasmbin.OpI64Sub)
+		o = r.appendSub(o, c)
 	}
 	if store && c != 0 {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
@@ -711,7 +764,7 @@ func (r *rewriter) emitCheck(c int64, entry bool) {
 	store := !entry
 	o := r.appendCharge(r.out, c, entry, store)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
-	o = append(o, wasmbin.OpI64Const, 0, opI64GeS)
+	o = r.appendNonNegative(o)
 	if store {
 		r.out = appendTrapUnless(o)
 		return
@@ -734,14 +787,34 @@ func (r *rewriter) dynamic(perUnit int64) {
 	o := r.seg
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), s)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
+	if r.float {
+		// In i64 as without the option: the product may exceed 2^53.
+		o = append(o, wasmbin.OpPrefixFC, fcI64TruncSatF64S)
+	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), s)
 	o = append(o, wasmbin.OpI64ExtendI32U)
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
 	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
+	if r.float {
+		// The difference goes to the global exactly; back in $g it is
+		// exact when not negative (at most $g), and a negative one,
+		// rounded or not, stays negative and traps here.
+		gi := r.local(slotGasInt)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
+		if r.shift != 0 {
+			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
+		}
+		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
+		o = append(o, opF64ConvI64)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
+		r.seg = appendTrapUnless(r.appendNonNegative(o))
+		return
+	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
 	o = r.appendToGlobal(o)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
-	r.seg = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
+	r.seg = appendTrapUnless(r.appendNonNegative(o))
 }
 
 // appendTrapUnless appends "if (condition) {} else { unreachable }": that
