@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -311,7 +312,8 @@ func (v *VM) startJob(ctx context.Context, moduleID [32]byte, module JobFile, sp
 		return nil, s.result(JobTrapped, 0, fmt.Errorf("%w: instantiate: %s", ErrTrap, trapText(err))), nil
 	}
 	s.gas = r.inst.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
-	s.gas.Set(spec.GasLimit)
+	s.floatGas = s.gas.Type() == api.ValueTypeF64
+	s.setGas(int64(spec.GasLimit))
 	return r, JobResult{}, nil
 }
 
@@ -343,7 +345,7 @@ func (r *jobRun) run() (JobResult, error) {
 			break
 		}
 	}
-	left := int64(s.gas.Get())
+	left := s.gasLeft()
 	used := limit
 	if left >= 0 {
 		used = limit - uint64(left)
@@ -685,6 +687,7 @@ func checkJobInterface(p *wasmbin.Parsed) error {
 // jobState is everything the jobs' WASI knows about a run.
 type jobState struct {
 	gas       api.MutableGlobal
+	floatGas  bool // gas is an f64 (meter.Options.FloatCounter)
 	ctx       context.Context
 	done      <-chan struct{} // ctx.Done(), polled at every host call
 	argv, env []string
@@ -738,15 +741,35 @@ func (l *jobLog) write(p []byte) {
 // charge lowers the gas counter by n and aborts when it goes negative; it
 // refuses to run when the counter is already negative (as callState.charge).
 func (s *jobState) charge(n uint64) {
-	g := int64(s.gas.Get())
+	g := s.gasLeft()
 	if g < 0 {
 		s.abort(newTrap(ErrOutOfGas, "gas exhausted before host call"))
 	}
 	if n > uint64(g) {
-		s.gas.Set(uint64(g - int64(min(n, 1<<62))))
+		s.setGas(g - int64(min(n, 1<<62)))
 		s.abort(newTrap(ErrOutOfGas, "host call needs %d gas, %d left", n, g))
 	}
-	s.gas.Set(uint64(g - int64(n)))
+	s.setGas(g - int64(n))
+}
+
+// gasLeft reads the gas global: an i64, or an f64 holding an integer with
+// meter.Options.FloatCounter (exact up to the job gas bound, maxJobGas; a
+// negative value past 2^53 may be rounded, and all negative values mean
+// out of gas alike).
+func (s *jobState) gasLeft() int64 {
+	if !s.floatGas {
+		return int64(s.gas.Get())
+	}
+	return int64(max(math.Float64frombits(s.gas.Get()), -1<<62))
+}
+
+// setGas sets the gas global to g (at most maxJobGas when it is an f64).
+func (s *jobState) setGas(g int64) {
+	if !s.floatGas {
+		s.gas.Set(uint64(g))
+		return
+	}
+	s.gas.Set(math.Float64bits(float64(g)))
 }
 
 // abort records t as the reason the run ends and unwinds the guest.

@@ -2,6 +2,7 @@ package meter_test
 
 import (
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,14 +151,25 @@ func goInstance(tb testing.TB, ctx context.Context, r wazero.Runtime, cm wazero.
 	return mod
 }
 
+// setGas sets the gas global: an i64, or an f64 with
+// Options.FloatCounter.
 func setGas(mod api.Module, gas int64) {
 	if g := mod.ExportedGlobal(meter.GasGlobalExport); g != nil {
+		if g.Type() == api.ValueTypeF64 {
+			g.(api.MutableGlobal).Set(math.Float64bits(float64(gas)))
+			return
+		}
 		g.(api.MutableGlobal).Set(uint64(gas))
 	}
 }
 
+// gasLeft reads the gas global (see setGas).
 func gasLeft(mod api.Module) int64 {
-	return int64(mod.ExportedGlobal(meter.GasGlobalExport).Get())
+	g := mod.ExportedGlobal(meter.GasGlobalExport)
+	if g.Type() == api.ValueTypeF64 {
+		return int64(max(math.Float64frombits(g.Get()), -1<<62))
+	}
+	return int64(g.Get())
 }
 
 func newRuntime(tb testing.TB, ctx context.Context, cache wazero.CompilationCache) wazero.Runtime {

@@ -332,9 +332,13 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	// then the br_table sites' globals of Options.MissInGlobals (not
 	// exported).
 	init := wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, opts.InitialGas)
+	gasType := wasmbin.I64
+	if opts.FloatCounter {
+		init, gasType = appendF64Const(nil, float64(opts.InitialGas)), wasmbin.F64
+	}
 	init = append(init, wasmbin.OpEnd)
 	globals = append(globals,
-		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init},
+		wasmbin.Global{Type: wasmbin.GlobalType{Type: gasType, Mutable: true}, Init: init},
 		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: []byte{wasmbin.OpI32Const, 0, wasmbin.OpEnd}})
 	for range rw.siteGlobals {
 		globals = append(globals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true},

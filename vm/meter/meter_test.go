@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sos-kernel/sos/vm/meter"
 )
@@ -29,10 +28,9 @@ func run(t *testing.T, m []byte, opts meter.Options, gas int64, args ...uint64) 
 	if err != nil {
 		t.Fatalf("instantiate metered module: %v", err)
 	}
-	g := mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
-	g.Set(uint64(gas))
+	setGas(mod, gas)
 	res, err := mod.ExportedFunction("f").Call(ctx, args...)
-	return res, gas - int64(g.Get()), err
+	return res, gas - gasLeft(mod), err
 }
 
 // sumLoop is f(n) = n + (n-1) + ... + 1 as block/loop/br_if.

@@ -12,7 +12,7 @@ import (
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
 // also appends one i64 or two i32 per reachable br_table (its last two
-// indices), with Options.FloatCounter an i64 for dynamic charges.
+// indices), and with Options.FloatCounter an i64 for dynamic charges.
 const maxScratch = 5
 
 // Opcodes the rewriter emits that wasmbin does not name.
@@ -32,7 +32,9 @@ const (
 	opF64Ge           byte = 0x66
 	opF64Sub          byte = 0xa1
 	opF64ConvI64      byte = 0xb9 // f64.convert_i64_s
-	fcI64TruncSatF64S byte = 6    // 0xfc 6: i64.trunc_sat_f64_s
+	opF64Mul          byte = 0xa2
+	opF64Floor        byte = 0x9c
+	fcI64TruncSatF64S byte = 6 // 0xfc 6: i64.trunc_sat_f64_s
 )
 
 // Metering model
@@ -271,7 +273,7 @@ const (
 	slotI32
 	slotF32
 	slotF64
-	slotGasInt // FloatCounter: the counter as an i64 during a dynamic charge
+	slotGasInt // FloatCounter: the counter as an i64 in a dynamic charge
 )
 
 func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
@@ -668,9 +670,14 @@ func (r *rewriter) appendStore(o []byte) []byte {
 // appendToGlobal stores the units on the stack to the gas global.
 func (r *rewriter) appendToGlobal(o []byte) []byte {
 	if r.float {
-		// An integer below 2^53 in magnitude converts exactly (see
-		// Options.FloatCounter); the shift then rounds as for an i64.
-		o = append(o, wasmbin.OpPrefixFC, fcI64TruncSatF64S)
+		// The global is an f64 too (Options.FloatCounter): floor($g /
+		// Scale), exact as the shift (a power of two scales exactly), and
+		// no conversion to an integer register.
+		if r.shift != 0 {
+			o = appendF64Const(o, 1/float64(uint64(1)<<r.shift))
+			o = append(o, opF64Mul, opF64Floor)
+		}
+		return wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
 	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
@@ -682,13 +689,21 @@ func (r *rewriter) appendToGlobal(o []byte) []byte {
 // so it cannot overflow).
 func (r *rewriter) appendLoad(o []byte) []byte {
 	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
+	if r.float {
+		if r.shift != 0 {
+			o = append(appendF64Const(o, float64(uint64(1)<<r.shift)), opF64Mul)
+		}
+		return o
+	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64Shl)
 	}
-	if r.float {
-		o = append(o, opF64ConvI64)
-	}
 	return o
+}
+
+// appendF64Const appends f64.const v.
+func appendF64Const(o []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(append(o, wasmbin.OpF64Const), math.Float64bits(v))
 }
 
 // appendSub appends $g − c for the counter on the stack: an i64.sub, or
@@ -696,8 +711,7 @@ func (r *rewriter) appendLoad(o []byte) []byte {
 // refuses a function whose static cost is larger).
 func (r *rewriter) appendSub(o []byte, c int64) []byte {
 	if r.float {
-		o = binary.LittleEndian.AppendUint64(append(o, wasmbin.OpF64Const), math.Float64bits(float64(c)))
-		return append(o, opF64Sub)
+		return append(appendF64Const(o, float64(c)), opF64Sub)
 	}
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
 	return append(o, wasmbin.OpI64Sub)
@@ -796,14 +810,17 @@ func (r *rewriter) dynamic(perUnit int64) {
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
 	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
 	if r.float {
-		// The difference goes to the global exactly; back in $g it is
-		// exact when not negative (at most $g), and a negative one,
+		// The global gets the difference in whole gas from the i64: a
+		// charge of up to 2^56 units is at most 2^53 gas at Scale 8 and
+		// above, exact in the f64 global. Back in $g the difference is
+		// exact when not negative (it is at most $g); a negative one,
 		// rounded or not, stays negative and traps here.
 		gi := r.local(slotGasInt)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
 		if r.shift != 0 {
 			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
 		}
+		o = append(o, opF64ConvI64)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
 		o = append(o, opF64ConvI64)
