@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -129,10 +128,7 @@ type JobSpec struct {
 	// names unique.
 	Inputs []JobFile
 	// GasLimit bounds the run's gas (instructions and host calls alike, the
-	// cost table of contracts); at most the VM's Limits().Gas: the jobs'
-	// metering keeps the counter in an f64 (meter.Options.FloatCounter),
-	// exact up to 2^53 units, 2^49 ≈ 5.6e14 gas at the cost table's Scale
-	// of 16 (days of CPU).
+	// cost table of contracts); at most meter.MaxGas.
 	GasLimit uint64
 	// MemoryLimit bounds the linear memory in bytes (rounded down to whole
 	// 64 KiB pages; at least one page and at most the VM's
@@ -217,7 +213,6 @@ func (c *Config) jobDefaults() error {
 func newJobVM(ctx context.Context, cfg Config) (*VM, error) {
 	limits := cfg.Purpose.Limits()
 	limits.MemoryPages = uint32(cfg.MaxJobMemoryBytes / 65536)
-	limits.Gas = maxJobGas(cfg.Costs)
 	v := &VM{cfg: cfg, limits: limits}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(65536).
@@ -312,8 +307,7 @@ func (v *VM) startJob(ctx context.Context, moduleID [32]byte, module JobFile, sp
 		return nil, s.result(JobTrapped, 0, fmt.Errorf("%w: instantiate: %s", ErrTrap, trapText(err))), nil
 	}
 	s.gas = r.inst.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
-	s.floatGas = s.gas.Type() == api.ValueTypeF64
-	s.setGas(int64(spec.GasLimit))
+	s.gas.Set(spec.GasLimit)
 	return r, JobResult{}, nil
 }
 
@@ -345,7 +339,7 @@ func (r *jobRun) run() (JobResult, error) {
 			break
 		}
 	}
-	left := s.gasLeft()
+	left := int64(s.gas.Get())
 	used := limit
 	if left >= 0 {
 		used = limit - uint64(left)
@@ -391,8 +385,8 @@ func (v *VM) checkJob(module JobFile, spec *JobSpec) error {
 		return errors.New("vm: job: no module")
 	case module.Size > v.cfg.MaxJobModuleBytes:
 		return fmt.Errorf("%w: job module is %d bytes, this node runs at most %d", ErrLimit, module.Size, v.cfg.MaxJobModuleBytes)
-	case spec.GasLimit > v.limits.Gas:
-		return fmt.Errorf("%w: job gas limit %d above %d", ErrLimit, spec.GasLimit, v.limits.Gas)
+	case spec.GasLimit > meter.MaxGas:
+		return fmt.Errorf("%w: job gas limit %d above %d", ErrLimit, spec.GasLimit, uint64(meter.MaxGas))
 	case spec.MemoryLimit < 65536:
 		return fmt.Errorf("%w: job memory limit %d is below one 64 KiB page", ErrLimit, spec.MemoryLimit)
 	case spec.MemoryLimit > uint64(v.cfg.MaxJobMemoryBytes):
@@ -543,15 +537,13 @@ func (v *VM) compileFailure(ctx context.Context, code []byte, err error) error {
 // in globals instead of locals (Go's float loops ran ≈ 1.45× plain wazero
 // with it in locals, ≈ 1.23× in globals; BENCHMARKS.md, "Jobs executor"),
 // which is open to jobs because their instrumented code is not stored in
-// state, and FloatCounter: each function's gas counter in an f64 local,
-// exact below 2^53 units (maxJobGas), so that it takes no integer register
-// in Go's functions that are short of them (BENCHMARKS.md, "Jobs executor").
+// state.
 func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o := meter.DefaultOptions()
 	o.Costs = costs
 	o.BlindLocals = true
 	o.MissInGlobals = true
-	o.FloatCounter = true
+	o.VectorCounter = true
 	o.Limits = meter.Limits{
 		MaxMemoryPages: 65536,
 		MaxFunctions:   MaxJobFunctions,
@@ -560,13 +552,6 @@ func jobMeterOptions(costs meter.CostTable) meter.Options {
 		MaxLocals:      MaxJobLocals,
 	}
 	return o
-}
-
-// maxJobGas is the largest job gas limit with cost table costs: what the
-// jobs' metering counts exactly (meter.Options.MaxGas).
-func maxJobGas(costs meter.CostTable) uint64 {
-	o := jobMeterOptions(costs)
-	return uint64(o.MaxGas())
 }
 
 // jobArgv0 is every job's argv[0].
@@ -687,7 +672,6 @@ func checkJobInterface(p *wasmbin.Parsed) error {
 // jobState is everything the jobs' WASI knows about a run.
 type jobState struct {
 	gas       api.MutableGlobal
-	floatGas  bool // gas is an f64 (meter.Options.FloatCounter)
 	ctx       context.Context
 	done      <-chan struct{} // ctx.Done(), polled at every host call
 	argv, env []string
@@ -741,35 +725,15 @@ func (l *jobLog) write(p []byte) {
 // charge lowers the gas counter by n and aborts when it goes negative; it
 // refuses to run when the counter is already negative (as callState.charge).
 func (s *jobState) charge(n uint64) {
-	g := s.gasLeft()
+	g := int64(s.gas.Get())
 	if g < 0 {
 		s.abort(newTrap(ErrOutOfGas, "gas exhausted before host call"))
 	}
 	if n > uint64(g) {
-		s.setGas(g - int64(min(n, 1<<62)))
+		s.gas.Set(uint64(g - int64(min(n, 1<<62))))
 		s.abort(newTrap(ErrOutOfGas, "host call needs %d gas, %d left", n, g))
 	}
-	s.setGas(g - int64(n))
-}
-
-// gasLeft reads the gas global: an i64, or an f64 holding an integer with
-// meter.Options.FloatCounter (exact up to the job gas bound, maxJobGas; a
-// negative value past 2^53 may be rounded, and all negative values mean
-// out of gas alike).
-func (s *jobState) gasLeft() int64 {
-	if !s.floatGas {
-		return int64(s.gas.Get())
-	}
-	return int64(max(math.Float64frombits(s.gas.Get()), -1<<62))
-}
-
-// setGas sets the gas global to g (at most maxJobGas when it is an f64).
-func (s *jobState) setGas(g int64) {
-	if !s.floatGas {
-		s.gas.Set(uint64(g))
-		return
-	}
-	s.gas.Set(math.Float64bits(float64(g)))
+	s.gas.Set(uint64(g - int64(n)))
 }
 
 // abort records t as the reason the run ends and unwinds the guest.

@@ -119,7 +119,7 @@ func BenchmarkJobOverhead(b *testing.B) {
 			}
 			wasm, id, plain := p.wasm, p.id, p.plain
 			spec := testJobSpec(tc.args...)
-			spec.GasLimit = 1 << 48
+			spec.GasLimit = 1 << 50
 			spec.OutputLimit = 64 << 20
 			spec.Inputs = []JobFile{{Name: "input.bin", Size: st.Size(), Data: f}}
 			sos := func() (time.Duration, time.Duration) {

@@ -18,7 +18,6 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sos-kernel/sos/internal/failpoint"
-	"github.com/sos-kernel/sos/vm/meter"
 	"github.com/sos-kernel/sos/vm/wasmasm"
 )
 
@@ -493,34 +492,6 @@ func TestJobSpecErrors(t *testing.T) {
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.HasPrefix(err.Error(), "vm: ") {
 			t.Errorf("%s: %v, want an error wrapping %v", name, err, tc.want)
 		}
-	}
-}
-
-// TestJobGasBound: the jobs' gas counter is an f64 (meter.Options.
-// FloatCounter), exact up to 2^53 units: a job may have a gas limit of up
-// to 2^49 at Scale 16, and the hello job at that limit uses the gas it
-// uses with a small one; a limit of one more is refused with ErrLimit.
-func TestJobGasBound(t *testing.T) {
-	v := testJobVM(t, 0)
-	wasm := loadJobtool(t)
-	id := sha256.Sum256(wasm)
-	max := v.Limits().Gas
-	if max != 1<<53/uint64(meter.DefaultCosts().Scale) || Jobs.Limits().Gas != max {
-		t.Fatalf("Limits().Gas = %d, Jobs.Limits().Gas = %d", max, Jobs.Limits().Gas)
-	}
-	spec := testJobSpec("hello")
-	small, err := v.RunJob(context.Background(), id, JobBytes("", wasm), spec)
-	if err != nil || small.Status != JobExited {
-		t.Fatalf("hello: %+v, %v", small, err)
-	}
-	spec.GasLimit = max
-	big, err := v.RunJob(context.Background(), id, JobBytes("", wasm), spec)
-	if err != nil || big.Status != JobExited || big.GasUsed != small.GasUsed {
-		t.Fatalf("hello with %d gas: %+v, %v; with %d gas it used %d", max, big, err, testJobSpec().GasLimit, small.GasUsed)
-	}
-	spec.GasLimit = max + 1
-	if _, err := v.RunJob(context.Background(), id, JobBytes("", wasm), spec); !errors.Is(err, ErrLimit) {
-		t.Errorf("gas limit %d: %v, want ErrLimit", spec.GasLimit, err)
 	}
 }
 

@@ -328,8 +328,8 @@ func (p Purpose) Limits() Limits {
 	switch p {
 	case Policies:
 		return Limits{MemoryPages: MaxPolicyMemoryPages, InputBytes: MaxPolicyIOBytes, ResultBytes: MaxPolicyIOBytes, Gas: MaxPolicyGas}
-	case Jobs: // VM.Limits reports the memory cap and gas bound of the VM's Config
-		return Limits{MemoryPages: DefaultMaxJobMemoryBytes / 65536, Gas: maxJobGas(meter.DefaultCosts())}
+	case Jobs: // VM.Limits reports the memory cap of the VM's Config
+		return Limits{MemoryPages: DefaultMaxJobMemoryBytes / 65536, Gas: meter.MaxGas}
 	}
 	return Limits{MemoryPages: MaxMemoryPages, InputBytes: MaxInputBytes, ResultBytes: MaxResultBytes, Gas: MaxTxGas}
 }

@@ -2,7 +2,6 @@ package meter_test
 
 import (
 	"context"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,32 +143,21 @@ func goInstance(tb testing.TB, ctx context.Context, r wazero.Runtime, cm wazero.
 	if err != nil {
 		tb.Fatal(err)
 	}
-	setGas(mod, 1<<48) // within every Options.MaxGas
+	setGas(mod, meter.MaxGas)
 	if _, err := mod.ExportedFunction("_initialize").Call(ctx); err != nil {
 		tb.Fatalf("_initialize: %v", err)
 	}
 	return mod
 }
 
-// setGas sets the gas global: an i64, or an f64 with
-// Options.FloatCounter.
 func setGas(mod api.Module, gas int64) {
 	if g := mod.ExportedGlobal(meter.GasGlobalExport); g != nil {
-		if g.Type() == api.ValueTypeF64 {
-			g.(api.MutableGlobal).Set(math.Float64bits(float64(gas)))
-			return
-		}
 		g.(api.MutableGlobal).Set(uint64(gas))
 	}
 }
 
-// gasLeft reads the gas global (see setGas).
 func gasLeft(mod api.Module) int64 {
-	g := mod.ExportedGlobal(meter.GasGlobalExport)
-	if g.Type() == api.ValueTypeF64 {
-		return int64(max(math.Float64frombits(g.Get()), -1<<62))
-	}
-	return int64(g.Get())
+	return int64(mod.ExportedGlobal(meter.GasGlobalExport).Get())
 }
 
 func newRuntime(tb testing.TB, ctx context.Context, cache wazero.CompilationCache) wazero.Runtime {

@@ -19,21 +19,6 @@ const GasGlobalExport = "sos_gas"
 // count wrap.
 const MaxGas = 1<<53 - 1
 
-// floatExact bounds the magnitude of the integers an f64 holds exactly.
-const floatExact = 1 << 53
-
-// MaxGas is the most gas the host may put in the gas global of a module
-// instrumented with o (and the most o.InitialGas): the constant MaxGas, or
-// with Options.FloatCounter 2^53 / Costs.Scale, so that the counter in
-// units stays an integer an f64 holds exactly (2^49 ≈ 5.6e14 gas at Scale
-// 16).
-func (o *Options) MaxGas() int64 {
-	if !o.FloatCounter || o.Costs.Scale == 0 {
-		return MaxGas
-	}
-	return floatExact / int64(o.Costs.Scale)
-}
-
 // DepthGlobalExport is the export name of the call depth counter that
 // Instrument adds after the gas global: a mutable i32 holding the number of
 // Wasm calls in progress below the entry function. The host sets it to 0
@@ -136,24 +121,16 @@ type Options struct {
 	// DefaultOptions leaves it off; the VM turns it on for jobs.
 	MissInGlobals bool
 
-	// FloatCounter keeps each function's copy of the gas counter ($g, see
-	// "The counter lives in a local" in rewrite.go) in an f64 local
-	// instead of an i64: the same integer units, so the same gas, traps
-	// and out-of-gas points, held in a float register instead of one of
-	// the integer registers the compiled code runs short of. Every value
-	// $g takes is an integer of magnitude at most 2^53, which an IEEE
-	// double holds exactly: the gas global at most 2^53 / Scale (the
-	// host's budget and InitialGas; see Options.MaxGas), and every charge
-	// at most a function's static cost, at most 2^53 units (Instrument
-	// refuses a bigger function), so while $g is not negative every
-	// subtraction, write-back and comparison is exact, on every CPU (no
-	// NaN can arise). Once it is negative, past 2^53 a subtraction may
-	// round, but never to zero or above, and the next check traps as
-	// without the option. Dynamic charges (whose product may exceed 2^53)
-	// are computed in i64 as without it. It changes the
+	// VectorCounter keeps each function's copy of the gas counter ($g, see
+	// "The counter lives in a local" in rewrite.go) in lane 0 of a v128
+	// local instead of an i64 local, charged with i64x2.sub: the same
+	// 64-bit integer arithmetic, so the same gas, traps and out-of-gas
+	// points, held in a vector register (which integer code does not use)
+	// instead of one of the integer registers Go's code runs short of, with
+	// a one-cycle subtraction. The gas global stays an i64. It changes the
 	// instrumented bytes, which contracts store in state, so
 	// DefaultOptions leaves it off; the VM turns it on for jobs.
-	FloatCounter bool
+	VectorCounter bool
 
 	// brMissForm forces one form of the br_table tracking (tests only).
 	brMissForm brMissForm
@@ -204,8 +181,8 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	if err := opts.Costs.validate(); err != nil {
 		return nil, err
 	}
-	if max := opts.MaxGas(); opts.InitialGas < 0 || opts.InitialGas > max {
-		return nil, fmt.Errorf("meter: InitialGas %d outside [0, %d]", opts.InitialGas, max)
+	if opts.InitialGas < 0 || opts.InitialGas > MaxGas {
+		return nil, fmt.Errorf("meter: InitialGas %d outside [0, MaxGas]", opts.InitialGas)
 	}
 	if opts.MaxCallDepth > MaxCallDepthLimit {
 		return nil, fmt.Errorf("meter: MaxCallDepth %d above %d", opts.MaxCallDepth, MaxCallDepthLimit)
@@ -319,9 +296,6 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		if err != nil {
 			return nil, classify(err, "code section: function %d", fidx)
 		}
-		if opts.FloatCounter && rw.cost > floatExact {
-			return nil, limitErr("function %d: static cost of %d units, above 2^53 with FloatCounter", fidx, rw.cost)
-		}
 		codes[i].Body = body
 		for _, t := range extra {
 			codes[i].Locals = append(codes[i].Locals, wasmbin.LocalDecl{Count: 1, Type: t})
@@ -332,13 +306,9 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 	// then the br_table sites' globals of Options.MissInGlobals (not
 	// exported).
 	init := wasmbin.AppendS64([]byte{wasmbin.OpI64Const}, opts.InitialGas)
-	gasType := wasmbin.I64
-	if opts.FloatCounter {
-		init, gasType = appendF64Const(nil, float64(opts.InitialGas)), wasmbin.F64
-	}
 	init = append(init, wasmbin.OpEnd)
 	globals = append(globals,
-		wasmbin.Global{Type: wasmbin.GlobalType{Type: gasType, Mutable: true}, Init: init},
+		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: init},
 		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: []byte{wasmbin.OpI32Const, 0, wasmbin.OpEnd}})
 	for range rw.siteGlobals {
 		globals = append(globals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true},

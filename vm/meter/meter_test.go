@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/sos-kernel/sos/vm/meter"
 )
@@ -28,9 +29,10 @@ func run(t *testing.T, m []byte, opts meter.Options, gas int64, args ...uint64) 
 	if err != nil {
 		t.Fatalf("instantiate metered module: %v", err)
 	}
-	setGas(mod, gas)
+	g := mod.ExportedGlobal(meter.GasGlobalExport).(api.MutableGlobal)
+	g.Set(uint64(gas))
 	res, err := mod.ExportedFunction("f").Call(ctx, args...)
-	return res, gas - gasLeft(mod), err
+	return res, gas - int64(g.Get()), err
 }
 
 // sumLoop is f(n) = n + (n-1) + ... + 1 as block/loop/br_if.

@@ -12,29 +12,32 @@ import (
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
 // also appends one i64 or two i32 per reachable br_table (its last two
-// indices), and with Options.FloatCounter an i64 for dynamic charges.
+// indices), and with Options.VectorCounter an i64 for the counter extracted.
 const maxScratch = 5
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
-	opI32Add          byte = 0x6a
-	opI32Sub          byte = 0x6b
-	opI32LeU          byte = 0x4d
-	opI64GeS          byte = 0x59
-	opI64Add          byte = 0x7c
-	opI64Shl          byte = 0x86
-	opI64ShrS         byte = 0x87
-	opI32Ne           byte = 0x47
-	opI32And          byte = 0x71
-	opI64Or           byte = 0x84
-	opI64ShrU         byte = 0x88
-	opI32WrapI64      byte = 0xa7
-	opF64Ge           byte = 0x66
-	opF64Sub          byte = 0xa1
-	opF64ConvI64      byte = 0xb9 // f64.convert_i64_s
-	opF64Mul          byte = 0xa2
-	opF64Floor        byte = 0x9c
-	fcI64TruncSatF64S byte = 6 // 0xfc 6: i64.trunc_sat_f64_s
+	opI32Add     byte = 0x6a
+	opI32Sub     byte = 0x6b
+	opI32LeU     byte = 0x4d
+	opI64GeS     byte = 0x59
+	opI64Add     byte = 0x7c
+	opI64Shl     byte = 0x86
+	opI64ShrS    byte = 0x87
+	opI32Ne      byte = 0x47
+	opI32And     byte = 0x71
+	opI64Or      byte = 0x84
+	opI64ShrU    byte = 0x88
+	opI32WrapI64 byte = 0xa7
+
+	// SIMD (prefix 0xfd, LEB128 sub-opcodes), emitted with
+	// Options.VectorCounter only.
+	opPrefixFD         byte = 0xfd
+	fdV128Const        byte = 12
+	fdI64x2Splat       byte = 18
+	fdI64x2ExtractLane byte = 29
+	fdI64x2Sub0        byte = 0xd1 // 209: 0xd1 0x01
+	fdI64x2Sub1        byte = 0x01
 )
 
 // Metering model
@@ -221,8 +224,7 @@ type rewriter struct {
 	brMissForm     brMissForm // Options.brMissForm
 	intLocals      uint64     // the function's i32 and i64 params and locals
 	missGlobals    bool       // Options.MissInGlobals
-	float          bool       // Options.FloatCounter: $g is an f64
-	cost           int64      // the function's static cost so far (FloatCounter bounds it)
+	vec            bool       // Options.VectorCounter: $g is lane 0 of a v128
 
 	// Per function, with Options.MissInGlobals: its br_table sites keep
 	// their state in globals siteGlobal(0..sites-1), saved in the locals
@@ -273,7 +275,7 @@ const (
 	slotI32
 	slotF32
 	slotF64
-	slotGasInt // FloatCounter: the counter as an i64 in a dynamic charge
+	slotGasInt // VectorCounter: the counter as an i64 at a write-back, check or dynamic charge
 )
 
 func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
@@ -285,7 +287,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		blindOn:        opts.BlindLocals,
 		brMissForm:     opts.brMissForm,
 		missGlobals:    opts.MissInGlobals,
-		float:          opts.FloatCounter,
+		vec:            opts.VectorCounter,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -295,8 +297,8 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		perElem:        int64(opts.Costs.TablePerElem),
 		scratchTypesOf: [5]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64, wasmbin.I64},
 	}
-	if opts.FloatCounter {
-		r.scratchTypesOf[slotGas] = wasmbin.F64
+	if opts.VectorCounter {
+		r.scratchTypesOf[slotGas] = wasmbin.V128
 	}
 	return r
 }
@@ -317,7 +319,6 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 	r.nLocals = nLocals
 	r.scratch = nil
 	r.scratchIdx = [5]int64{-1, -1, -1, -1, -1}
-	r.cost = 0
 	r.out = make([]byte, 0, len(body)+len(body)/2+32)
 	r.seg = r.seg[:0]
 	r.segCost = 0
@@ -562,7 +563,6 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // it ≈ 0.05 of its run time.
 func (r *rewriter) brTableMiss(off int) error {
 	packed := r.packed() || r.inGlobals // in a global the state is packed
-	r.cost += r.costs.brMiss
 	site := r.site
 	r.site++
 	t := r.local(slotI32)
@@ -619,8 +619,8 @@ func (r *rewriter) brTableMiss(off int) error {
 // appendSubCharge subtracts the i64 charge on top of the stack (0 or
 // BrTableMiss) from the counter below it.
 func (r *rewriter) appendSubCharge(o []byte) []byte {
-	if r.float {
-		return append(o, opF64ConvI64, opF64Sub)
+	if r.vec {
+		return append(o, opPrefixFD, fdI64x2Splat, opPrefixFD, fdI64x2Sub0, fdI64x2Sub1)
 	}
 	return append(o, wasmbin.OpI64Sub)
 }
@@ -669,15 +669,8 @@ func (r *rewriter) appendStore(o []byte) []byte {
 
 // appendToGlobal stores the units on the stack to the gas global.
 func (r *rewriter) appendToGlobal(o []byte) []byte {
-	if r.float {
-		// The global is an f64 too (Options.FloatCounter): floor($g /
-		// Scale), exact as the shift (a power of two scales exactly), and
-		// no conversion to an integer register.
-		if r.shift != 0 {
-			o = appendF64Const(o, 1/float64(uint64(1)<<r.shift))
-			o = append(o, opF64Mul, opF64Floor)
-		}
-		return wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
+	if r.vec {
+		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
 	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
@@ -689,29 +682,23 @@ func (r *rewriter) appendToGlobal(o []byte) []byte {
 // so it cannot overflow).
 func (r *rewriter) appendLoad(o []byte) []byte {
 	o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalGet), r.gas)
-	if r.float {
-		if r.shift != 0 {
-			o = append(appendF64Const(o, float64(uint64(1)<<r.shift)), opF64Mul)
-		}
-		return o
-	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64Shl)
+	}
+	if r.vec {
+		o = append(o, opPrefixFD, fdI64x2Splat)
 	}
 	return o
 }
 
-// appendF64Const appends f64.const v.
-func appendF64Const(o []byte, v float64) []byte {
-	return binary.LittleEndian.AppendUint64(append(o, wasmbin.OpF64Const), math.Float64bits(v))
-}
-
-// appendSub appends $g − c for the counter on the stack: an i64.sub, or
-// with Options.FloatCounter an f64.sub of c, exact for c ≤ 2^53 (Instrument
-// refuses a function whose static cost is larger).
+// appendSub appends $g − c for the counter on the stack: i64.sub, or with
+// Options.VectorCounter i64x2.sub of (c, c).
 func (r *rewriter) appendSub(o []byte, c int64) []byte {
-	if r.float {
-		return append(appendF64Const(o, float64(c)), opF64Sub)
+	if r.vec {
+		o = append(o, opPrefixFD, fdV128Const)
+		o = binary.LittleEndian.AppendUint64(o, uint64(c))
+		o = binary.LittleEndian.AppendUint64(o, uint64(c))
+		return append(o, opPrefixFD, fdI64x2Sub0, fdI64x2Sub1)
 	}
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
 	return append(o, wasmbin.OpI64Sub)
@@ -719,8 +706,8 @@ func (r *rewriter) appendSub(o []byte, c int64) []byte {
 
 // appendNonNegative appends $g >= 0 for the counter on the stack.
 func (r *rewriter) appendNonNegative(o []byte) []byte {
-	if r.float {
-		return append(o, wasmbin.OpF64Const, 0, 0, 0, 0, 0, 0, 0, 0, opF64Ge)
+	if r.vec {
+		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
 	}
 	return append(o, wasmbin.OpI64Const, 0, opI64GeS)
 }
@@ -742,7 +729,6 @@ func (r *rewriter) flush(next segKind) {
 		r.out = r.appendCharge(r.out, r.segCost, false, false)
 	}
 	r.out = append(r.out, r.seg...)
-	r.cost += r.segCost
 	r.seg = r.seg[:0]
 	r.segCost = 0
 	r.kind = next
@@ -776,6 +762,23 @@ func (r *rewriter) appendCharge(o []byte, c int64, entry, store bool) []byte {
 // it only on the way to the trap.
 func (r *rewriter) emitCheck(c int64, entry bool) {
 	store := !entry
+	if store && r.vec {
+		// Extract the counter once, and check what goes to the global:
+		// the arithmetic shift keeps the sign, so one integer register
+		// serves the write-back and the check.
+		gi := r.local(slotGasInt)
+		o := r.appendCharge(r.out, c, entry, false)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
+		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
+		if r.shift != 0 {
+			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
+		}
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
+		r.out = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
+		return
+	}
 	o := r.appendCharge(r.out, c, entry, store)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
 	o = r.appendNonNegative(o)
@@ -801,31 +804,25 @@ func (r *rewriter) dynamic(perUnit int64) {
 	o := r.seg
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), s)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
-	if r.float {
-		// In i64 as without the option: the product may exceed 2^53.
-		o = append(o, wasmbin.OpPrefixFC, fcI64TruncSatF64S)
+	if r.vec {
+		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
 	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), s)
 	o = append(o, wasmbin.OpI64ExtendI32U)
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
 	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
-	if r.float {
-		// The global gets the difference in whole gas from the i64: a
-		// charge of up to 2^56 units is at most 2^53 gas at Scale 8 and
-		// above, exact in the f64 global. Back in $g the difference is
-		// exact when not negative (it is at most $g); a negative one,
-		// rounded or not, stays negative and traps here.
+	if r.vec {
 		gi := r.local(slotGasInt)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
+		o = append(o, opPrefixFD, fdI64x2Splat)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
+		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
 		if r.shift != 0 {
 			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
 		}
-		o = append(o, opF64ConvI64)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
-		o = append(o, opF64ConvI64)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
-		r.seg = appendTrapUnless(r.appendNonNegative(o))
+		r.seg = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
 		return
 	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
