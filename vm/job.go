@@ -543,7 +543,6 @@ func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o.Costs = costs
 	o.BlindLocals = true
 	o.MissInGlobals = true
-	o.VectorCounter = true
 	o.Limits = meter.Limits{
 		MaxMemoryPages: 65536,
 		MaxFunctions:   MaxJobFunctions,

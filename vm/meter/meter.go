@@ -121,17 +121,6 @@ type Options struct {
 	// DefaultOptions leaves it off; the VM turns it on for jobs.
 	MissInGlobals bool
 
-	// VectorCounter keeps each function's copy of the gas counter ($g, see
-	// "The counter lives in a local" in rewrite.go) in lane 0 of a v128
-	// local instead of an i64 local, charged with i64x2.sub: the same
-	// 64-bit integer arithmetic, so the same gas, traps and out-of-gas
-	// points, held in a vector register (which integer code does not use)
-	// instead of one of the integer registers Go's code runs short of, with
-	// a one-cycle subtraction. The gas global stays an i64. It changes the
-	// instrumented bytes, which contracts store in state, so
-	// DefaultOptions leaves it off; the VM turns it on for jobs.
-	VectorCounter bool
-
 	// brMissForm forces one form of the br_table tracking (tests only).
 	brMissForm brMissForm
 }

@@ -1,7 +1,6 @@
 package meter
 
 import (
-	"encoding/binary"
 	"math"
 	"math/bits"
 
@@ -11,9 +10,8 @@ import (
 // maxScratch is the most shared scratch locals the rewriter appends to one
 // function: i64 (the gas counter), i32 (dynamic size, call depth, br_table
 // index), f32 and f64 (NaN canonicalization). With CostTable.BrTableMiss it
-// also appends one i64 or two i32 per reachable br_table (its last two
-// indices), and with Options.VectorCounter an i64 for the counter extracted.
-const maxScratch = 5
+// also appends one i64 or two i32 per reachable br_table (its last two indices).
+const maxScratch = 4
 
 // Opcodes the rewriter emits that wasmbin does not name.
 const (
@@ -29,15 +27,6 @@ const (
 	opI64Or      byte = 0x84
 	opI64ShrU    byte = 0x88
 	opI32WrapI64 byte = 0xa7
-
-	// SIMD (prefix 0xfd, LEB128 sub-opcodes), emitted with
-	// Options.VectorCounter only.
-	opPrefixFD         byte = 0xfd
-	fdV128Const        byte = 12
-	fdI64x2Splat       byte = 18
-	fdI64x2ExtractLane byte = 29
-	fdI64x2Sub0        byte = 0xd1 // 209: 0xd1 0x01
-	fdI64x2Sub1        byte = 0x01
 )
 
 // Metering model
@@ -208,7 +197,7 @@ type rewriter struct {
 	weight         int64 // depth units per call (see FrameSlots)
 	spill          int64 // added to each instruction's cost (see CostTable.Spill)
 	scratch        []wasmbin.ValType
-	scratchIdx     [5]int64 // by scratchSlot; -1 when not yet allocated
+	scratchIdx     [4]int64 // by scratchSlot; -1 when not yet allocated
 	checkEntry     bool
 	targeted       []bool      // by block ordinal: some branch targets the label (see analyze)
 	ctl            []ctlFrame  // analyze's control stack, kept for its capacity
@@ -218,13 +207,12 @@ type rewriter struct {
 	segCost        int64
 	kind           segKind
 	out            []byte
-	scratchTypesOf [5]wasmbin.ValType
+	scratchTypesOf [4]wasmbin.ValType
 	blindOn        bool       // Options.BlindLocals
 	blind          []bool     // by local index: every read is consumed blindly
 	brMissForm     brMissForm // Options.brMissForm
 	intLocals      uint64     // the function's i32 and i64 params and locals
 	missGlobals    bool       // Options.MissInGlobals
-	vec            bool       // Options.VectorCounter: $g is lane 0 of a v128
 
 	// Per function, with Options.MissInGlobals: its br_table sites keep
 	// their state in globals siteGlobal(0..sites-1), saved in the locals
@@ -275,11 +263,10 @@ const (
 	slotI32
 	slotF32
 	slotF64
-	slotGasInt // VectorCounter: the counter as an i64 at a write-back, check or dynamic charge
 )
 
 func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, gas, depth uint32) *rewriter {
-	r := &rewriter{
+	return &rewriter{
 		costs:          opts.Costs.flatten(),
 		types:          types,
 		funcTypes:      funcTypes,
@@ -287,7 +274,6 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		blindOn:        opts.BlindLocals,
 		brMissForm:     opts.brMissForm,
 		missGlobals:    opts.MissInGlobals,
-		vec:            opts.VectorCounter,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -295,12 +281,8 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		perPage:        int64(opts.Costs.MemoryGrowPerPage),
 		perByte:        int64(opts.Costs.BulkPerByte),
 		perElem:        int64(opts.Costs.TablePerElem),
-		scratchTypesOf: [5]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64, wasmbin.I64},
+		scratchTypesOf: [4]wasmbin.ValType{wasmbin.I64, wasmbin.I32, wasmbin.F32, wasmbin.F64},
 	}
-	if opts.VectorCounter {
-		r.scratchTypesOf[slotGas] = wasmbin.V128
-	}
-	return r
 }
 
 // local returns the index of the scratch local for slot, appending it to the
@@ -318,7 +300,7 @@ func (r *rewriter) local(slot int) uint32 {
 func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []wasmbin.ValType, error) {
 	r.nLocals = nLocals
 	r.scratch = nil
-	r.scratchIdx = [5]int64{-1, -1, -1, -1, -1}
+	r.scratchIdx = [4]int64{-1, -1, -1, -1}
 	r.out = make([]byte, 0, len(body)+len(body)/2+32)
 	r.seg = r.seg[:0]
 	r.segCost = 0
@@ -556,7 +538,13 @@ func (r *rewriter) call(raw []byte, cost int64) {
 // counter itself stays in a local: kept in a global too, its
 // load-subtract-store at every segment makes a dependency chain through
 // memory, and every Go job ran slower (mandelbrot 2.1–2.4×, mandel 1.6×,
-// sha256 1.2×).
+// sha256 1.2×). Nor does it gain in a vector register: in an f64 local
+// (exact below 2^53 units) each charge is a 4-cycle subsd on the
+// counter's chain and a constant moved through an integer register, in
+// lane 0 of a v128 (i64x2.sub) a constant load, and both spend more
+// instructions per iteration than the one integer register they free
+// saves (example mandelbrot 1.35–1.55× and 1.30–1.39× against
+// 1.22–1.38× in the same runs; BENCHMARKS.md, "Jobs executor", stop 25).
 // In a global the state is packed in every function, those above
 // packedMaxIntLocals included: there the shifts cost nothing a register
 // would save, and two locals held across Go's sha256 block function cost
@@ -583,7 +571,7 @@ func (r *rewriter) brTableMiss(off int) error {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), prev)
 		o = append(o, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 		o = r.appendTimesBrMiss(o)
-		o = r.appendSubCharge(o)
+		o = append(o, wasmbin.OpI64Sub)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), last)
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), prev)
@@ -606,7 +594,7 @@ func (r *rewriter) brTableMiss(off int) error {
 	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64ShrU, opI32WrapI64, opI32Ne, opI32And, wasmbin.OpI64ExtendI32U)
 	o = r.appendTimesBrMiss(o)
-	o = r.appendSubCharge(o)
+	o = append(o, wasmbin.OpI64Sub)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
 	o = wasmbin.AppendU32(append(o, get), si)
 	o = append(o, wasmbin.OpI64Const, 32, opI64Shl)
@@ -614,15 +602,6 @@ func (r *rewriter) brTableMiss(off int) error {
 	o = append(o, wasmbin.OpI64ExtendI32U, opI64Or)
 	r.seg = wasmbin.AppendU32(append(o, set), si)
 	return nil
-}
-
-// appendSubCharge subtracts the i64 charge on top of the stack (0 or
-// BrTableMiss) from the counter below it.
-func (r *rewriter) appendSubCharge(o []byte) []byte {
-	if r.vec {
-		return append(o, opPrefixFD, fdI64x2Splat, opPrefixFD, fdI64x2Sub0, fdI64x2Sub1)
-	}
-	return append(o, wasmbin.OpI64Sub)
 }
 
 // packed reports whether the function keeps each br_table site's last two
@@ -669,9 +648,6 @@ func (r *rewriter) appendStore(o []byte) []byte {
 
 // appendToGlobal stores the units on the stack to the gas global.
 func (r *rewriter) appendToGlobal(o []byte) []byte {
-	if r.vec {
-		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
-	}
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
 	}
@@ -685,31 +661,7 @@ func (r *rewriter) appendLoad(o []byte) []byte {
 	if r.shift != 0 {
 		o = append(o, wasmbin.OpI64Const, r.shift, opI64Shl)
 	}
-	if r.vec {
-		o = append(o, opPrefixFD, fdI64x2Splat)
-	}
 	return o
-}
-
-// appendSub appends $g − c for the counter on the stack: i64.sub, or with
-// Options.VectorCounter i64x2.sub of (c, c).
-func (r *rewriter) appendSub(o []byte, c int64) []byte {
-	if r.vec {
-		o = append(o, opPrefixFD, fdV128Const)
-		o = binary.LittleEndian.AppendUint64(o, uint64(c))
-		o = binary.LittleEndian.AppendUint64(o, uint64(c))
-		return append(o, opPrefixFD, fdI64x2Sub0, fdI64x2Sub1)
-	}
-	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
-	return append(o, wasmbin.OpI64Sub)
-}
-
-// appendNonNegative appends $g >= 0 for the counter on the stack.
-func (r *rewriter) appendNonNegative(o []byte) []byte {
-	if r.vec {
-		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
-	}
-	return append(o, wasmbin.OpI64Const, 0, opI64GeS)
 }
 
 // flush emits the charge for the current segment followed by its code, and
@@ -748,7 +700,8 @@ func (r *rewriter) appendCharge(o []byte, c int64, entry, store bool) []byte {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
 	}
 	if c != 0 {
-		o = r.appendSub(o, c)
+		o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), c)
+		o = append(o, wasmbin.OpI64Sub)
 	}
 	if store && c != 0 {
 		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
@@ -762,26 +715,9 @@ func (r *rewriter) appendCharge(o []byte, c int64, entry, store bool) []byte {
 // it only on the way to the trap.
 func (r *rewriter) emitCheck(c int64, entry bool) {
 	store := !entry
-	if store && r.vec {
-		// Extract the counter once, and check what goes to the global:
-		// the arithmetic shift keeps the sign, so one integer register
-		// serves the write-back and the check.
-		gi := r.local(slotGasInt)
-		o := r.appendCharge(r.out, c, entry, false)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
-		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
-		if r.shift != 0 {
-			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
-		}
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
-		r.out = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
-		return
-	}
 	o := r.appendCharge(r.out, c, entry, store)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), r.local(slotGas))
-	o = r.appendNonNegative(o)
+	o = append(o, wasmbin.OpI64Const, 0, opI64GeS)
 	if store {
 		r.out = appendTrapUnless(o)
 		return
@@ -804,31 +740,14 @@ func (r *rewriter) dynamic(perUnit int64) {
 	o := r.seg
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), s)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
-	if r.vec {
-		o = append(o, opPrefixFD, fdI64x2ExtractLane, 0)
-	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), s)
 	o = append(o, wasmbin.OpI64ExtendI32U)
 	o = wasmbin.AppendS64(append(o, wasmbin.OpI64Const), perUnit)
 	o = append(o, wasmbin.OpI64Mul, wasmbin.OpI64Sub)
-	if r.vec {
-		gi := r.local(slotGasInt)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), gi)
-		o = append(o, opPrefixFD, fdI64x2Splat)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalSet), g)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
-		if r.shift != 0 {
-			o = append(o, wasmbin.OpI64Const, r.shift, opI64ShrS)
-		}
-		o = wasmbin.AppendU32(append(o, wasmbin.OpGlobalSet), r.gas)
-		o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), gi)
-		r.seg = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
-		return
-	}
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalTee), g)
 	o = r.appendToGlobal(o)
 	o = wasmbin.AppendU32(append(o, wasmbin.OpLocalGet), g)
-	r.seg = appendTrapUnless(r.appendNonNegative(o))
+	r.seg = appendTrapUnless(append(o, wasmbin.OpI64Const, 0, opI64GeS))
 }
 
 // appendTrapUnless appends "if (condition) {} else { unreachable }": that
