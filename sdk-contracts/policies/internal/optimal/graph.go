@@ -79,6 +79,15 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 		i, _ := slices.BinarySearch(regions, s.Offers[o].Region)
 		regionSets[i*w+o>>6] |= 1 << (uint(o) & 63)
 	}
+	// A region's words: its set is zero outside them. When the offers are
+	// ordered by region (byRegion), a region spans a few words, and the
+	// row of a request with a region is built on those only (the rest of
+	// a fresh row is zero already).
+	regionLo, regionHi := make([]int32, len(regions)), make([]int32, len(regions))
+	for i := range regions {
+		lo, hi := wordSpan(regionSets[i*w : (i+1)*w])
+		regionLo[i], regionHi[i] = int32(lo), int32(hi)
+	}
 
 	// Attribute filters: offers with bit b, for the bits requests ask for.
 	var asked uint64
@@ -123,36 +132,37 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 			continue
 		}
 		r := &s.Requests[ri]
-		row := g.row(ri)
-		base := all
+		base, lo, hi := all, 0, w
 		if r.Region != 0 {
 			i, ok := slices.BinarySearch(regions, r.Region)
 			if !ok {
 				continue
 			}
-			base = regionSets[i*w : (i+1)*w]
+			base, lo, hi = regionSets[i*w:(i+1)*w], int(regionLo[i]), int(regionHi[i])
 		}
-		copy(row, base)
+		row := g.row(ri)[lo:hi]
+		copy(row, base[lo:hi])
 		for a := r.Attrs; a != 0; a &= a - 1 {
-			and(row, attrSets[int(attrIndex[bits.TrailingZeros64(a)])*w:])
+			and(row, attrSets[int(attrIndex[bits.TrailingZeros64(a)])*w+lo:])
 		}
-		and(row, rel.set(uint64(^r.MinReliability)))
+		and(row, rel.set(uint64(^r.MinReliability))[lo:])
 		for k := range nk {
 			if r.Demand[k] > 0 {
-				and(row, price[k].set(r.MaxPrice[k]))
+				and(row, price[k].set(r.MaxPrice[k])[lo:])
 			}
 		}
 		if r.WithinKm == 0 {
 			continue
 		}
 		band, banded := latBand(r)
-		for i, x := range row {
+		for j, x := range row {
+			i := j + lo
 			for x != 0 {
 				o := i<<6 | bits.TrailingZeros64(x)
 				x &= x - 1
 				d := int64(s.Offers[o].Lat) - int64(r.Lat)
 				if banded && (d > band || d < -band) || !policy.Near(&s.Offers[o], r) {
-					row[i] &^= 1 << (uint(o) & 63)
+					row[j] &^= 1 << (uint(o) & 63)
 				}
 			}
 		}

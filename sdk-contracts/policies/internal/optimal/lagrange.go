@@ -62,7 +62,6 @@ type lagrange struct {
 	pool     []int32
 	poolN    []int32
 	poolSize int
-	elig     []int32 // scratch
 
 	mark  []uint32 // refresh's scratch: offers to keep
 	stamp uint32
@@ -153,20 +152,6 @@ const pairCost = 6
 // poolSize is the number of eligible offers a request's candidates are
 // chosen from.
 const poolSize = 64
-
-// eligible lists request ri's eligible offers (from the graph).
-func (l *lagrange) eligible(ri int) []int32 {
-	out := l.elig[:0]
-	row, lo, hi := l.g.span(ri)
-	for w := lo; w < hi; w++ {
-		for x := row[w]; x != 0; x &= x - 1 {
-			out = append(out, int32(w<<6|bits.TrailingZeros64(x)))
-		}
-	}
-	l.work += int64(len(out)) * pairCost
-	l.elig = out
-	return out
-}
 
 // refresh chooses every request's candidates again: the eligible offers
 // with the highest value at the current prices (a bundle: Σ demand ×
@@ -267,27 +252,33 @@ func (l *lagrange) choose(n int, out, outN []int32) {
 				}
 			}
 		} else {
-			for _, o := range l.eligible(int(ri)) {
-				c := &l.room[o]
-				var score float64
-				if pz := &l.pz[o]; bundle {
-					if c[0] < d[0] || c[1] < d[1] || c[2] < d[2] || c[3] < d[3] {
-						continue
+			// Every eligible offer, from the graph's row.
+			row, lo, hi := l.g.span(int(ri))
+			for wi := lo; wi < hi; wi++ {
+				l.work += int64(bits.OnesCount64(row[wi])) * pairCost
+				for x := row[wi]; x != 0; x &= x - 1 {
+					o := int32(wi<<6 | bits.TrailingZeros64(x))
+					c := &l.room[o]
+					var score float64
+					if pz := &l.pz[o]; bundle {
+						if c[0] < d[0] || c[1] < d[1] || c[2] < d[2] || c[3] < d[3] {
+							continue
+						}
+						score = dm - float64(d[0]*pz[0]) - float64(d[1]*pz[1]) - float64(d[2]*pz[2]) - float64(d[3]*pz[3])
+					} else {
+						if (d[0] == 0 || c[0] == 0) && (d[1] == 0 || c[1] == 0) && (d[2] == 0 || c[2] == 0) && (d[3] == 0 || c[3] == 0) {
+							continue
+						}
+						pz = &l.pzd[o]
+						score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
+							float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
 					}
-					score = dm - float64(d[0]*pz[0]) - float64(d[1]*pz[1]) - float64(d[2]*pz[2]) - float64(d[3]*pz[3])
-				} else {
-					if (d[0] == 0 || c[0] == 0) && (d[1] == 0 || c[1] == 0) && (d[2] == 0 || c[2] == 0) && (d[3] == 0 || c[3] == 0) {
-						continue
+					if l.mark[o] == l.stamp {
+						score = math.Inf(1)
 					}
-					pz = &l.pzd[o]
-					score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
-						float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
-				}
-				if l.mark[o] == l.stamp {
-					score = math.Inf(1)
-				}
-				if len(h) < n || h[0].score <= score {
-					h = push(h, n, cand{score, o})
+					if len(h) < n || h[0].score <= score {
+						h = push(h, n, cand{score, o})
+					}
 				}
 			}
 		}
