@@ -260,6 +260,18 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 		list, skip, i, hi := x.Span(r, main)
 		dMain, maxMain := r.Demand[main], r.MaxPrice[main]
 		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
+		// mx: PriceOK as one unrolled check; d: the demand on the
+		// snapshot's kinds, and a mask of them, for the cost and the slack
+		// of the plain pricing (every trade at the offer's price: tradable
+		// is PriceOK then).
+		mx := policy.MaxPrices(r, x.NK)
+		var d, mask [policy.MaxKinds]uint64
+		for k := range x.NK {
+			if r.Demand[k] > 0 {
+				d[k], mask[k] = r.Demand[k], ^uint64(0)
+			}
+		}
+		plain := !p.Uniform && p.Closed == [policy.MaxKinds]bool{}
 		// rest bounds the cost of the other kinds on any offer from below
 		// (their cheapest asks): the offers come by price on main, so
 		// once main's cost plus rest is above the best cost, none
@@ -280,8 +292,19 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 			// loop visits every offer up to the bundle's max price, and a
 			// function call costs in the VM.
 			if !b.Fits(int(ri), oi) || o.Attrs&attrs != attrs || o.Reliability < minRel ||
-				region != 0 && o.Region != region || !policy.PriceOK(o, r, x.NK) ||
+				region != 0 && o.Region != region || !policy.AtMost(&o.Price, &mx) ||
 				r.WithinKm != 0 && !policy.Near(o, r) {
+				continue
+			}
+			if plain {
+				// The loop below, unrolled: kinds without demand add 0.
+				cost := policy.SatDot(&o.Price, &d)
+				sp := b.Spares(oi)
+				slack := policy.SatAdd(policy.SatAdd((sp[0]-d[0])&mask[0], (sp[1]-d[1])&mask[1]),
+					policy.SatAdd((sp[2]-d[2])&mask[2], (sp[3]-d[3])&mask[3]))
+				if cost < bestCost || cost == bestCost && slack < bestSlack {
+					best, bestCost, bestSlack = oi, cost, slack
+				}
 				continue
 			}
 			var cost, slack uint64

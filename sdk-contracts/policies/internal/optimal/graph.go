@@ -111,17 +111,27 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 
 	// Threshold filters: offers with reliability >= t, and per kind offers
 	// with price <= p, for the thresholds requests use.
+	// Each request's cut in each filter is kept (relCut, priceCut: -1 for a
+	// kind it does not demand), so that its row finds the sets without a
+	// second search.
+	nr := len(s.Requests)
 	rel := newThresholds(no, w, func(o int) uint64 { return uint64(^s.Offers[o].Reliability) })
+	relCut := make([]int32, nr)
 	for i := range s.Requests {
-		rel.want(uint64(^s.Requests[i].MinReliability))
+		if skip == nil || !skip[i] {
+			relCut[i] = rel.want(uint64(^s.Requests[i].MinReliability))
+		}
 	}
 	rel.build()
 	var price [policy.MaxKinds]*thresholds
+	var priceCut [policy.MaxKinds][]int32
 	for k := range nk {
 		price[k] = newThresholds(no, w, func(o int) uint64 { return s.Offers[o].Price[k] })
+		priceCut[k] = make([]int32, nr)
 		for i := range s.Requests {
-			if s.Requests[i].Demand[k] > 0 {
-				price[k].want(s.Requests[i].MaxPrice[k])
+			priceCut[k][i] = -1
+			if s.Requests[i].Demand[k] > 0 && (skip == nil || !skip[i]) {
+				priceCut[k][i] = price[k].want(s.Requests[i].MaxPrice[k])
 			}
 		}
 		price[k].build()
@@ -145,10 +155,10 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 		for a := r.Attrs; a != 0; a &= a - 1 {
 			and(row, attrSets[int(attrIndex[bits.TrailingZeros64(a)])*w+lo:])
 		}
-		and(row, rel.set(uint64(^r.MinReliability))[lo:])
+		and(row, rel.setAt(relCut[ri])[lo:])
 		for k := range nk {
-			if r.Demand[k] > 0 {
-				and(row, price[k].set(r.MaxPrice[k])[lo:])
+			if c := priceCut[k][ri]; c >= 0 {
+				and(row, price[k].setAt(c)[lo:])
 			}
 		}
 		if r.WithinKm == 0 {
@@ -206,6 +216,7 @@ type thresholds struct {
 	values []uint64 // their values
 	cuts   []int32  // wanted breakpoints, ascending
 	sets   []uint64 // sets[i*w : (i+1)*w]: the first cuts[i] offers of order
+	at     []int32  // breakpoint -> its index in cuts (wanted ones only)
 }
 
 func newThresholds(no, w int, value func(o int) uint64) *thresholds {
@@ -234,12 +245,22 @@ func (t *thresholds) cut(v uint64) int32 {
 	return int32(lo)
 }
 
-func (t *thresholds) want(v uint64) { t.cuts = append(t.cuts, t.cut(v)) }
+// want records that the set of v will be used, and returns v's breakpoint
+// (for setAt).
+func (t *thresholds) want(v uint64) int32 {
+	c := t.cut(v)
+	t.cuts = append(t.cuts, c)
+	return c
+}
 
 func (t *thresholds) build() {
 	slices.Sort(t.cuts)
 	t.cuts = slices.Compact(t.cuts)
 	t.sets = make([]uint64, len(t.cuts)*t.w)
+	t.at = make([]int32, len(t.values)+1)
+	for i, c := range t.cuts {
+		t.at[c] = int32(i)
+	}
 	j := int32(0)
 	var prev []uint64
 	for i, c := range t.cuts {
@@ -255,8 +276,11 @@ func (t *thresholds) build() {
 
 // set returns the offers whose value is at most v; v must have been
 // wanted.
-func (t *thresholds) set(v uint64) []uint64 {
-	i, _ := slices.BinarySearch(t.cuts, t.cut(v))
+func (t *thresholds) set(v uint64) []uint64 { return t.setAt(t.cut(v)) }
+
+// setAt is set of a value whose breakpoint, as want returned it, is c.
+func (t *thresholds) setAt(c int32) []uint64 {
+	i := int(t.at[c])
 	return t.sets[i*t.w : (i+1)*t.w]
 }
 

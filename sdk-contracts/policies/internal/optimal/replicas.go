@@ -138,13 +138,16 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		}
 	}
 	// Per kind, the offers whose capacity is at least d: the complement of
-	// the capacity orders one threshold set (^capacity ≤ ^d).
+	// the capacity orders one threshold set (^capacity ≤ ^d). fitCut keeps
+	// each group's breakpoint (for setAt).
 	var fit [policy.MaxKinds]*thresholds
+	var fitCut [policy.MaxKinds][]int32
 	for k := range s.Kinds {
 		fit[k] = newThresholds(no, w, func(o int) uint64 { return ^s.Offers[o].Capacity[k] })
-		for _, cs := range rp.groups {
+		fitCut[k] = make([]int32, len(rp.groups))
+		for gi, cs := range rp.groups {
 			if len(cs) > 0 && s.Requests[cs[0]].Demand[k] > 0 {
-				fit[k].want(^s.Requests[cs[0]].Demand[k])
+				fitCut[k][gi] = fit[k].want(^s.Requests[cs[0]].Demand[k])
 			}
 		}
 		fit[k].build()
@@ -167,7 +170,7 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		}
 		for k := range s.Kinds {
 			if d := r.Demand[k]; d > 0 {
-				and(row[lo:hi], fit[k].set(^d)[lo:hi])
+				and(row[lo:hi], fit[k].setAt(fitCut[k][gi])[lo:hi])
 			}
 		}
 		for _, hd := range held {
@@ -378,13 +381,10 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 		for i := lo; i < hi; i++ {
 			for x := row[i]; x != 0; x &= x - 1 {
 				o := i<<6 | bits.TrailingZeros64(x)
-				if ro := &rem[o]; ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
+				if !policy.AtMost(d, &rem[o]) {
 					continue
 				}
-				p := &rs.Offers[o].Price
-				// Saturating sums of non-negative terms: the grouping does
-				// not matter.
-				cost := policy.SatAdd(policy.SatAdd(policy.SatMul(p[0], d[0]), policy.SatMul(p[1], d[1])), policy.SatAdd(policy.SatMul(p[2], d[2]), policy.SatMul(p[3], d[3])))
+				cost := policy.SatDot(&rs.Offers[o].Price, d) // PlaceReplicas's cost
 				if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
 					best, bc, bo = len(cands), cost, o
 				}
