@@ -219,13 +219,18 @@ func (x *Index) Divisible(b *policy.Book, k int, order []int32, p *Pricing) {
 			continue
 		}
 		list, skip, i, hi := x.Span(r, k)
+		// policy.Eligible written out (a call per offer costs in the VM),
+		// its price rule as one unrolled check.
+		mx := policy.MaxPrices(r, x.NK)
+		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
 		for i = find(skip, i); i < hi; i = find(skip, i+1) {
 			oi := int(list[i])
 			o := &s.Offers[oi]
 			if o.Price[k] > r.MaxPrice[k] || !p.tradable(o, r, k) {
 				break // sorted by offer price: nothing further is cheaper
 			}
-			if !policy.Eligible(o, r, x.NK) {
+			if o.Attrs&attrs != attrs || o.Reliability < minRel || region != 0 && o.Region != region ||
+				!policy.AtMost(&o.Price, &mx) || r.WithinKm != 0 && !policy.Near(o, r) {
 				continue
 			}
 			amt := min(need, b.Spare(oi, k))
