@@ -274,11 +274,8 @@ func (t *thresholds) build() {
 	}
 }
 
-// set returns the offers whose value is at most v; v must have been
-// wanted.
-func (t *thresholds) set(v uint64) []uint64 { return t.setAt(t.cut(v)) }
-
-// setAt is set of a value whose breakpoint, as want returned it, is c.
+// setAt returns the offers whose value is at most a wanted value, given
+// its breakpoint c as want returned it.
 func (t *thresholds) setAt(c int32) []uint64 {
 	i := int(t.at[c])
 	return t.sets[i*t.w : (i+1)*t.w]
