@@ -161,23 +161,30 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 				and(row, price[k].setAt(c)[lo:])
 			}
 		}
-		if r.WithinKm == 0 {
-			continue
-		}
-		band, banded := latBand(r)
-		for j, x := range row {
-			i := j + lo
-			for x != 0 {
-				o := i<<6 | bits.TrailingZeros64(x)
-				x &= x - 1
-				d := int64(s.Offers[o].Lat) - int64(r.Lat)
-				if banded && (d > band || d < -band) || !policy.Near(&s.Offers[o], r) {
-					row[j] &^= 1 << (uint(o) & 63)
-				}
-			}
+		if r.WithinKm != 0 {
+			keepNear(row, lo, s.Offers, r)
 		}
 	}
 	return g
+}
+
+// keepNear clears from row (words lo onwards) the offers beyond r's
+// distance limit, after a latitude band has ruled out most. A function of
+// its own: a small frame costs less per instruction in the VM than
+// newGraphSkip's.
+func keepNear(row []uint64, lo int, offers []policy.Offer, r *policy.Request) {
+	band, banded := latBand(r)
+	for j, x := range row {
+		i := j + lo
+		for x != 0 {
+			o := i<<6 | bits.TrailingZeros64(x)
+			x &= x - 1
+			d := int64(offers[o].Lat) - int64(r.Lat)
+			if banded && (d > band || d < -band) || !policy.Near(&offers[o], r) {
+				row[j] &^= 1 << (uint(o) & 63)
+			}
+		}
+	}
 }
 
 // spans computes every row's span of non-zero words.
