@@ -204,21 +204,7 @@ func (f *flow) search(r int32, lim int32) int {
 				break
 			}
 		}
-		o := -1
-		for i := near; i < thi; i++ {
-			if x := pend[i] & lv[i]; x != 0 {
-				o = i<<6 | bits.TrailingZeros64(x)
-				break
-			}
-		}
-		if o < 0 {
-			for i := tlo; i < near; i++ {
-				if x := pend[i] & lv[i]; x != 0 {
-					o = i<<6 | bits.TrailingZeros64(x)
-					break
-				}
-			}
-		}
+		o := pending(pend, lv, tlo, near, thi)
 		if o >= 0 {
 			near = o >> 6
 		}
@@ -244,13 +230,7 @@ func (f *flow) search(r int32, lim int32) int {
 		succ := f.succ[o*w+slo : o*w+shi]
 		d, p, t := disc[slo:shi], pend[slo:shi], tl[slo:shi]
 		d, p, t = d[:len(succ)], p[:len(succ)], t[:len(succ)]
-		var found uint64
-		for i, x := range succ {
-			x &^= d[i]
-			d[i] |= x
-			p[i] |= x
-			found |= x & t[i]
-		}
+		found := discover(succ, d, p, t)
 		f.work += int64(shi - slo)
 		tlo, thi = min(tlo, slo), max(thi, shi)
 		if found != 0 {
@@ -282,6 +262,37 @@ func (f *flow) search(r int32, lim int32) int {
 		disc[i], pend[i] = ^alive[i], 0
 	}
 	return best
+}
+
+// pending returns the first offer of pend & lv in words [near, thi), else
+// in [tlo, near), or -1. discover marks the successors succ not yet
+// discovered (d) discovered and pending (p), and returns those of them in
+// t. Functions of their own: small frames cost less per instruction in
+// the VM than search's.
+func pending(pend, lv []uint64, tlo, near, thi int) int {
+	for i := near; i < thi; i++ {
+		if x := pend[i] & lv[i]; x != 0 {
+			return i<<6 | bits.TrailingZeros64(x)
+		}
+	}
+	for i := tlo; i < near; i++ {
+		if x := pend[i] & lv[i]; x != 0 {
+			return i<<6 | bits.TrailingZeros64(x)
+		}
+	}
+	return -1
+}
+
+func discover(succ, d, p, t []uint64) uint64 {
+	d, p, t = d[:len(succ)], p[:len(succ)], t[:len(succ)]
+	var found uint64
+	for i, x := range succ {
+		x &^= d[i]
+		d[i] |= x
+		p[i] |= x
+		found |= x & t[i]
+	}
+	return found
 }
 
 // own is the start of search over the request's own offers, words
