@@ -42,16 +42,45 @@ func NewIndex(s *policy.Snapshot) *Index {
 	for i := range s.Offers {
 		fail[i] = s.Offers[i].JobFailureBps()
 	}
+	// The sorts compare packed integers when the keys fit (no comparison
+	// function: a call per comparison costs in the VM): (price, failure
+	// share ≤ 10,000, position) in 24+14+24 bits, and (region, rank in
+	// Global) for ByRegion, the stable sort by region.
+	packed := make([]uint64, no)
 	for k := range x.NK {
 		g := make([]int32, no)
 		for i := range g {
 			g[i] = int32(i)
 		}
-		slices.SortFunc(g, func(a, b int32) int {
-			return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(fail[a], fail[b]), cmp.Compare(a, b))
-		})
+		small := no <= 1<<24
+		for o := range s.Offers {
+			small = small && s.Offers[o].Price[k] < 1<<24 && fail[o] < 1<<14
+		}
+		if small {
+			for o := range s.Offers {
+				packed[o] = s.Offers[o].Price[k]<<38 | uint64(fail[o])<<24 | uint64(o)
+			}
+			slices.Sort(packed)
+			for i, p := range packed {
+				g[i] = int32(p & (1<<24 - 1))
+			}
+		} else {
+			slices.SortFunc(g, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(fail[a], fail[b]), cmp.Compare(a, b))
+			})
+		}
 		r := slices.Clone(g)
-		slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })
+		if no <= 1<<24 {
+			for i, o := range g {
+				packed[i] = uint64(s.Offers[o].Region)<<24 | uint64(i)
+			}
+			slices.Sort(packed)
+			for i, p := range packed {
+				r[i] = g[p&(1<<24-1)]
+			}
+		} else {
+			slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })
+		}
 		x.Global[k], x.ByRegion[k] = g, r
 		x.skipG[k], x.skipR[k] = make([]int32, no+1), make([]int32, no+1)
 		x.posG[k], x.posR[k] = make([]int32, no), make([]int32, no)
