@@ -5,11 +5,13 @@ package policy
 // as the ABI requires. It uses flat slices, no maps: a request's
 // allocations are found through a short linked list.
 type Book struct {
-	nk     int
-	spare  []uint64 // offer*nk + k
-	need   []uint64 // request*nk + k
-	head   []int32  // request -> first allocation, -1 none
-	next   []int32  // allocation -> next allocation of the same request
+	// Per offer and per request, one array of MaxKinds (zero beyond the
+	// snapshot's kinds), so that Fits compares the four kinds without a
+	// loop (a loop costs in the VM) and inlines.
+	spare  [][MaxKinds]uint64
+	need   [][MaxKinds]uint64
+	head   []int32 // request -> first allocation, -1 none
+	next   []int32 // allocation -> next allocation of the same request
 	allocs []Allocation
 }
 
@@ -18,38 +20,37 @@ type Book struct {
 func NewBook(s *Snapshot) *Book {
 	nk := len(s.Kinds)
 	b := &Book{
-		nk:     nk,
-		spare:  make([]uint64, len(s.Offers)*nk),
-		need:   make([]uint64, len(s.Requests)*nk),
+		spare:  make([][MaxKinds]uint64, len(s.Offers)),
+		need:   make([][MaxKinds]uint64, len(s.Requests)),
 		head:   make([]int32, len(s.Requests)),
 		allocs: make([]Allocation, 0, len(s.Requests)+len(s.Offers)),
 		next:   make([]int32, 0, len(s.Requests)+len(s.Offers)),
 	}
 	for i := range s.Offers {
-		copy(b.spare[i*nk:], s.Offers[i].Capacity[:nk])
+		copy(b.spare[i][:nk], s.Offers[i].Capacity[:nk])
 	}
 	for i := range s.Requests {
-		copy(b.need[i*nk:], s.Requests[i].Demand[:nk])
+		copy(b.need[i][:nk], s.Requests[i].Demand[:nk])
 		b.head[i] = -1
 	}
 	return b
 }
 
 // Spare is the capacity of offer o left on kind index k.
-func (b *Book) Spare(o, k int) uint64 { return b.spare[o*b.nk+k] }
+func (b *Book) Spare(o, k int) uint64 { return b.spare[o][k] }
+
+// Spares is the capacity of offer o left on every kind (0 beyond the
+// snapshot's kinds).
+func (b *Book) Spares(o int) *[MaxKinds]uint64 { return &b.spare[o] }
 
 // Need is the demand of request r left on kind index k.
-func (b *Book) Need(r, k int) uint64 { return b.need[r*b.nk+k] }
+func (b *Book) Need(r, k int) uint64 { return b.need[r][k] }
 
 // Fits reports whether offer o can serve all of request r's remaining
 // demand on every kind.
 func (b *Book) Fits(r, o int) bool {
-	for k := range b.nk {
-		if b.need[r*b.nk+k] > b.spare[o*b.nk+k] {
-			return false
-		}
-	}
-	return true
+	n, sp := &b.need[r], &b.spare[o]
+	return n[0] <= sp[0] && n[1] <= sp[1] && n[2] <= sp[2] && n[3] <= sp[3]
 }
 
 // Add gives amount of kind index k of offer o to request r at price. It
@@ -59,7 +60,7 @@ func (b *Book) Add(r, o, k int, amount, price uint64) {
 	if amount == 0 {
 		return
 	}
-	sp, nd := &b.spare[o*b.nk+k], &b.need[r*b.nk+k]
+	sp, nd := &b.spare[o][k], &b.need[r][k]
 	if amount > *sp || amount > *nd {
 		panic("policy: Book.Add: amount above spare capacity or remaining demand")
 	}

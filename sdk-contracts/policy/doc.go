@@ -17,6 +17,9 @@
 // Eligible (region, attributes, reliability, distance and price on every
 // kind with demand), Compatible (the same without prices) and
 // Snapshot.CheckAllocations (the ABI's validation rules, for tests).
+// Inside the VM a loop and a call cost gas: for checks per candidate offer,
+// MaxPrices and AtMost test every price at once, SatDot prices a whole
+// demand (saturating) and Book.Fits compares the four kinds unrolled.
 //
 // Step 3. Export the entry point in a file built only for wasip1:
 //

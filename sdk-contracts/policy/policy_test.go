@@ -296,3 +296,81 @@ func TestSaturating(t *testing.T) {
 		}
 	}
 }
+
+// TestSatDot: SatDot equals the saturating sum of the saturating products
+// kind by kind (the loops it replaced), on both sides of its 2^31 fast
+// path, and saturates instead of wrapping.
+func TestSatDot(t *testing.T) {
+	const top = ^uint64(0)
+	ref := func(a, b *[policy.MaxKinds]uint64) uint64 {
+		var v uint64
+		for k := range policy.MaxKinds {
+			v = policy.SatAdd(v, policy.SatMul(a[k], b[k]))
+		}
+		return v
+	}
+	vals := []uint64{0, 1, 7, 1<<31 - 1, 1 << 31, 1<<32 - 1, 1 << 32, 1 << 40, 1 << 62, top}
+	n := 0
+	for i := range 4000 {
+		var a, b [policy.MaxKinds]uint64
+		for k := range policy.MaxKinds {
+			a[k] = vals[(i*7+k*3)%len(vals)]
+			b[k] = vals[(i*13+k*5+i/len(vals))%len(vals)]
+		}
+		if got, want := policy.SatDot(&a, &b), ref(&a, &b); got != want {
+			t.Fatalf("SatDot(%v, %v) = %d, want %d", a, b, got, want)
+		}
+		n++
+	}
+	big := [policy.MaxKinds]uint64{1<<31 - 1, 1<<31 - 1, 1<<31 - 1, 1<<31 - 1}
+	if got, want := policy.SatDot(&big, &big), 4*(uint64(1<<31-1)*(1<<31-1)); got != want {
+		t.Fatalf("largest fast-path dot %d, want %d", got, want)
+	}
+	over := [policy.MaxKinds]uint64{1 << 32, 1 << 32, 0, 0}
+	if got := policy.SatDot(&over, &over); got != top {
+		t.Fatalf("overflowing dot %d, want saturated", got)
+	}
+}
+
+// TestMaxPricesAtMost: AtMost(price, MaxPrices(r, nk)) is PriceOK on the
+// first nk kinds, whatever the kinds r does not demand or beyond nk say.
+func TestMaxPricesAtMost(t *testing.T) {
+	for i := range 2000 {
+		var r policy.Request
+		var o policy.Offer
+		for k := range policy.MaxKinds {
+			r.Demand[k] = uint64((i >> k) & 1)
+			r.MaxPrice[k] = uint64((i*7 + k*3) % 5)
+			o.Price[k] = uint64((i*11 + k) % 5)
+		}
+		for nk := range policy.MaxKinds + 1 {
+			mx := policy.MaxPrices(&r, nk)
+			if got, want := policy.AtMost(&o.Price, &mx), policy.PriceOK(&o, &r, nk); got != want {
+				t.Fatalf("request %+v offer %+v, %d kinds: AtMost %v, PriceOK %v", r, o, nk, got, want)
+			}
+		}
+	}
+}
+
+// TestBookFits: Fits compares every kind of the snapshot's (one, two or
+// four), the last included, and none beyond them; Spares is the capacity
+// left per kind, zero beyond the snapshot's kinds.
+func TestBookFits(t *testing.T) {
+	for _, nk := range []int{1, 2, 4} {
+		s := &policy.Snapshot{Kinds: []policy.Kind{policy.Compute, policy.Bandwidth, policy.Energy, policy.Storage}[:nk]}
+		var o policy.Offer
+		var r policy.Request
+		for k := range nk {
+			o.Capacity[k], r.Demand[k], r.MaxPrice[k] = 10, 10, 1
+		}
+		s.Offers, s.Requests = []policy.Offer{o, o}, []policy.Request{r, r}
+		b := policy.NewBook(s)
+		b.Add(0, 0, nk-1, 1, 1) // offer 0 has 9 left of the last kind, request 0 needs 9
+		if !b.Fits(0, 0) || b.Fits(1, 0) || !b.Fits(1, 1) {
+			t.Fatalf("%d kinds: fits %v %v %v, want true false true", nk, b.Fits(0, 0), b.Fits(1, 0), b.Fits(1, 1))
+		}
+		if sp := b.Spares(0); sp[nk-1] != 9 || nk < policy.MaxKinds && sp[nk] != 0 {
+			t.Fatalf("%d kinds: spares %v", nk, *sp)
+		}
+	}
+}

@@ -170,25 +170,16 @@ func PlaceReplicas(s *Snapshot, allocs []Allocation) []Allocation {
 		// largest price.
 		var d [MaxKinds]uint64
 		copy(d[:nk], r.Demand[:nk])
-		mx := r.MaxPrice
-		for k := range MaxKinds {
-			if d[k] == 0 {
-				mx[k] = ^uint64(0)
-			}
-		}
+		mx := MaxPrices(r, nk)
 		for _, oi := range byRegion[lo:hi] {
 			o := &s.Offers[oi]
 			if o.Flags&FlagRunsJobs == 0 || spread && o.Region == 0 || o.Attrs&attrs != attrs || o.Reliability < minRel {
 				continue
 			}
-			p, ro := &o.Price, &rem[oi]
-			if p[0] > mx[0] || p[1] > mx[1] || p[2] > mx[2] || p[3] > mx[3] ||
-				ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
+			if !AtMost(&o.Price, &mx) || !AtMost(&d, &rem[oi]) {
 				continue
 			}
-			// Saturating sums of non-negative terms: the grouping does not
-			// matter.
-			cost := SatAdd(SatAdd(SatMul(p[0], d[0]), SatMul(p[1], d[1])), SatAdd(SatMul(p[2], d[2]), SatMul(p[3], d[3])))
+			cost := SatDot(&o.Price, &d)
 			if r.WithinKm != 0 && !Near(o, r) || len(provs) > 0 && contains(provs, o.Provider) ||
 				spread && len(regions) > 0 && contains(regions, o.Region) {
 				continue

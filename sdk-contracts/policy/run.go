@@ -33,24 +33,9 @@ func Apply(input []byte, f Func) ([]byte, error) {
 // set_result; the encoded result is returned (and not passed to handIn).
 // The slice handIn gets is reused by the next hand-in: copy it to keep it.
 func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte, error) {
-	s, err := Decode(input)
-	if err != nil {
-		return nil, err
-	}
-	nk := len(s.Kinds)
-	var buf []byte
-	var hand func([]Allocation)
-	if handIn != nil {
-		hand = func(as []Allocation) {
-			buf = AppendAllocations(buf[:0], nk, as)
-			handIn(buf)
-		}
-	}
-	allocs, err := WithReplicasAnytime(s, f, hand)
-	if err != nil {
-		return nil, err
-	}
-	return AppendAllocations(buf[:0:0], nk, allocs), nil
+	return apply(input, handIn, func(s *Snapshot, hand func([]Allocation)) ([]Allocation, error) {
+		return WithReplicasAnytime(s, f, hand)
+	})
 }
 
 // ApplyAll is ApplyAnytime for an allocator that places replicas itself:
@@ -58,6 +43,19 @@ func ApplyAnytime(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]b
 // in and returns goes to the kernel as it is (PlaceReplicas is there to
 // help: it places the replicas a list leaves out on the capacity left).
 func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte, error) {
+	return apply(input, handIn, func(s *Snapshot, hand func([]Allocation)) ([]Allocation, error) {
+		return f(s, func(as []Allocation) {
+			if hand != nil {
+				hand(as)
+			}
+		})
+	})
+}
+
+// apply is ApplyAnytime's and ApplyAll's common part: it decodes input,
+// runs run with hand (nil when handIn is: each list it gets is encoded
+// and passed to handIn, in one reused buffer) and encodes the result.
+func apply(input []byte, handIn func(encoded []byte), run func(s *Snapshot, hand func([]Allocation)) ([]Allocation, error)) ([]byte, error) {
 	s, err := Decode(input)
 	if err != nil {
 		return nil, err
@@ -71,11 +69,7 @@ func ApplyAll(input []byte, f AnytimeFunc, handIn func(encoded []byte)) ([]byte,
 			handIn(buf)
 		}
 	}
-	allocs, err := f(s, func(as []Allocation) {
-		if hand != nil {
-			hand(as)
-		}
-	})
+	allocs, err := run(s, hand)
 	if err != nil {
 		return nil, err
 	}

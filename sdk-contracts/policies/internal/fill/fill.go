@@ -42,16 +42,45 @@ func NewIndex(s *policy.Snapshot) *Index {
 	for i := range s.Offers {
 		fail[i] = s.Offers[i].JobFailureBps()
 	}
+	// The sorts compare packed integers when the keys fit (no comparison
+	// function: a call per comparison costs in the VM): (price, failure
+	// share ≤ 10,000, position) in 24+14+24 bits, and (region, rank in
+	// Global) for ByRegion, the stable sort by region.
+	packed := make([]uint64, no)
 	for k := range x.NK {
 		g := make([]int32, no)
 		for i := range g {
 			g[i] = int32(i)
 		}
-		slices.SortFunc(g, func(a, b int32) int {
-			return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(fail[a], fail[b]), cmp.Compare(a, b))
-		})
+		small := no <= 1<<24
+		for o := range s.Offers {
+			small = small && s.Offers[o].Price[k] < 1<<24 && fail[o] < 1<<14
+		}
+		if small {
+			for o := range s.Offers {
+				packed[o] = s.Offers[o].Price[k]<<38 | uint64(fail[o])<<24 | uint64(o)
+			}
+			slices.Sort(packed)
+			for i, p := range packed {
+				g[i] = int32(p & (1<<24 - 1))
+			}
+		} else {
+			slices.SortFunc(g, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(s.Offers[a].Price[k], s.Offers[b].Price[k]), cmp.Compare(fail[a], fail[b]), cmp.Compare(a, b))
+			})
+		}
 		r := slices.Clone(g)
-		slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })
+		if no <= 1<<24 {
+			for i, o := range g {
+				packed[i] = uint64(s.Offers[o].Region)<<24 | uint64(i)
+			}
+			slices.Sort(packed)
+			for i, p := range packed {
+				r[i] = g[p&(1<<24-1)]
+			}
+		} else {
+			slices.SortStableFunc(r, func(a, b int32) int { return cmp.Compare(s.Offers[a].Region, s.Offers[b].Region) })
+		}
 		x.Global[k], x.ByRegion[k] = g, r
 		x.skipG[k], x.skipR[k] = make([]int32, no+1), make([]int32, no+1)
 		x.posG[k], x.posR[k] = make([]int32, no), make([]int32, no)
@@ -219,13 +248,18 @@ func (x *Index) Divisible(b *policy.Book, k int, order []int32, p *Pricing) {
 			continue
 		}
 		list, skip, i, hi := x.Span(r, k)
+		// policy.Eligible written out (a call per offer costs in the VM),
+		// its price rule as one unrolled check.
+		mx := policy.MaxPrices(r, x.NK)
+		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
 		for i = find(skip, i); i < hi; i = find(skip, i+1) {
 			oi := int(list[i])
 			o := &s.Offers[oi]
 			if o.Price[k] > r.MaxPrice[k] || !p.tradable(o, r, k) {
 				break // sorted by offer price: nothing further is cheaper
 			}
-			if !policy.Eligible(o, r, x.NK) {
+			if o.Attrs&attrs != attrs || o.Reliability < minRel || region != 0 && o.Region != region ||
+				!policy.AtMost(&o.Price, &mx) || r.WithinKm != 0 && !policy.Near(o, r) {
 				continue
 			}
 			amt := min(need, b.Spare(oi, k))
@@ -260,6 +294,18 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 		list, skip, i, hi := x.Span(r, main)
 		dMain, maxMain := r.Demand[main], r.MaxPrice[main]
 		region, attrs, minRel := r.Region, r.Attrs, r.MinReliability
+		// mx: PriceOK as one unrolled check; d: the demand on the
+		// snapshot's kinds, and a mask of them, for the cost and the slack
+		// of the plain pricing (every trade at the offer's price: tradable
+		// is PriceOK then).
+		mx := policy.MaxPrices(r, x.NK)
+		var d, mask [policy.MaxKinds]uint64
+		for k := range x.NK {
+			if r.Demand[k] > 0 {
+				d[k], mask[k] = r.Demand[k], ^uint64(0)
+			}
+		}
+		plain := !p.Uniform && p.Closed == [policy.MaxKinds]bool{}
 		// rest bounds the cost of the other kinds on any offer from below
 		// (their cheapest asks): the offers come by price on main, so
 		// once main's cost plus rest is above the best cost, none
@@ -280,8 +326,19 @@ func (x *Index) Bundles(b *policy.Book, order []int32, p *Pricing) {
 			// loop visits every offer up to the bundle's max price, and a
 			// function call costs in the VM.
 			if !b.Fits(int(ri), oi) || o.Attrs&attrs != attrs || o.Reliability < minRel ||
-				region != 0 && o.Region != region || !policy.PriceOK(o, r, x.NK) ||
+				region != 0 && o.Region != region || !policy.AtMost(&o.Price, &mx) ||
 				r.WithinKm != 0 && !policy.Near(o, r) {
+				continue
+			}
+			if plain {
+				// The loop below, unrolled: kinds without demand add 0.
+				cost := policy.SatDot(&o.Price, &d)
+				sp := b.Spares(oi)
+				slack := policy.SatAdd(policy.SatAdd((sp[0]-d[0])&mask[0], (sp[1]-d[1])&mask[1]),
+					policy.SatAdd((sp[2]-d[2])&mask[2], (sp[3]-d[3])&mask[3]))
+				if cost < bestCost || cost == bestCost && slack < bestSlack {
+					best, bestCost, bestSlack = oi, cost, slack
+				}
 				continue
 			}
 			var cost, slack uint64

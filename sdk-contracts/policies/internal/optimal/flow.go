@@ -182,25 +182,10 @@ func (f *flow) search(r int32, lim int32) int {
 	// explored from the word of the last one explored on (cyclically): the
 	// search stays local, depth first, and meets a spare offer sooner than
 	// scanning from the lowest word.
-	best, bound, low := -1, lim+1, int32(1<<31-1)
+	best, bound, low, n := own(row[lo:hi], alive[lo:hi], disc[lo:hi], pend[lo:hi], st, lo, lim+1)
+	f.work += n + int64(hi-lo)
 	tlo, thi := lo, hi
 	near := lo
-	for i := lo; i < hi; i++ {
-		x := row[i] & alive[i]
-		disc[i] |= x
-		pend[i] = x
-		f.work += int64(bits.OnesCount64(x))
-		for x != 0 {
-			o := i<<6 | bits.TrailingZeros64(x)
-			x &= x - 1
-			so := &st[o]
-			low = min(low, so.level)
-			if so.spare > 0 && so.ask < bound {
-				best, bound = o, so.ask
-			}
-		}
-	}
-	f.work += int64(hi - lo)
 	f.explored = f.explored[:0]
 	for cur, arrived := low, true; cur < bound; {
 		lv := f.lvset[int(cur)*w : int(cur+1)*w]
@@ -219,21 +204,7 @@ func (f *flow) search(r int32, lim int32) int {
 				break
 			}
 		}
-		o := -1
-		for i := near; i < thi; i++ {
-			if x := pend[i] & lv[i]; x != 0 {
-				o = i<<6 | bits.TrailingZeros64(x)
-				break
-			}
-		}
-		if o < 0 {
-			for i := tlo; i < near; i++ {
-				if x := pend[i] & lv[i]; x != 0 {
-					o = i<<6 | bits.TrailingZeros64(x)
-					break
-				}
-			}
-		}
+		o := pending(pend, lv, tlo, near, thi)
 		if o >= 0 {
 			near = o >> 6
 		}
@@ -259,13 +230,7 @@ func (f *flow) search(r int32, lim int32) int {
 		succ := f.succ[o*w+slo : o*w+shi]
 		d, p, t := disc[slo:shi], pend[slo:shi], tl[slo:shi]
 		d, p, t = d[:len(succ)], p[:len(succ)], t[:len(succ)]
-		var found uint64
-		for i, x := range succ {
-			x &^= d[i]
-			d[i] |= x
-			p[i] |= x
-			found |= x & t[i]
-		}
+		found := discover(succ, d, p, t)
 		f.work += int64(shi - slo)
 		tlo, thi = min(tlo, slo), max(thi, shi)
 		if found != 0 {
@@ -297,6 +262,64 @@ func (f *flow) search(r int32, lim int32) int {
 		disc[i], pend[i] = ^alive[i], 0
 	}
 	return best
+}
+
+// pending returns the first offer of pend & lv in words [near, thi), else
+// in [tlo, near), or -1. discover marks the successors succ not yet
+// discovered (d) discovered and pending (p), and returns those of them in
+// t. Functions of their own: small frames cost less per instruction in
+// the VM than search's.
+func pending(pend, lv []uint64, tlo, near, thi int) int {
+	for i := near; i < thi; i++ {
+		if x := pend[i] & lv[i]; x != 0 {
+			return i<<6 | bits.TrailingZeros64(x)
+		}
+	}
+	for i := tlo; i < near; i++ {
+		if x := pend[i] & lv[i]; x != 0 {
+			return i<<6 | bits.TrailingZeros64(x)
+		}
+	}
+	return -1
+}
+
+func discover(succ, d, p, t []uint64) uint64 {
+	d, p, t = d[:len(succ)], p[:len(succ)], t[:len(succ)]
+	var found uint64
+	for i, x := range succ {
+		x &^= d[i]
+		d[i] |= x
+		p[i] |= x
+		found |= x & t[i]
+	}
+	return found
+}
+
+// own is the start of search over the request's own offers, words
+// [lo, lo+len(row)): it marks the live ones discovered and pending, and
+// returns the spare one of lowest ask below bound (-1 if none; ties: the
+// lower offer) with that ask (bound if none), the lowest level among them
+// and their number. A function of its own: a small frame costs less per
+// instruction in the VM than search's.
+func own(row, alive, disc, pend []uint64, st []offerState, lo int, bound int32) (best int, ask, low int32, n int64) {
+	best, ask, low = -1, bound, int32(1<<31-1)
+	alive, disc, pend = alive[:len(row)], disc[:len(row)], pend[:len(row)]
+	for i, x := range row {
+		x &= alive[i]
+		disc[i] |= x
+		pend[i] = x
+		n += int64(bits.OnesCount64(x))
+		for x != 0 {
+			o := (lo+i)<<6 | bits.TrailingZeros64(x)
+			x &= x - 1
+			so := &st[o]
+			low = min(low, so.level)
+			if so.spare > 0 && so.ask < ask {
+				best, ask = o, so.ask
+			}
+		}
+	}
+	return best, ask, low, n
 }
 
 // first returns the lowest item of a & b, or -1.

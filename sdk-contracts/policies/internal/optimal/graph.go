@@ -79,6 +79,15 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 		i, _ := slices.BinarySearch(regions, s.Offers[o].Region)
 		regionSets[i*w+o>>6] |= 1 << (uint(o) & 63)
 	}
+	// A region's words: its set is zero outside them. When the offers are
+	// ordered by region (byRegion), a region spans a few words, and the
+	// row of a request with a region is built on those only (the rest of
+	// a fresh row is zero already).
+	regionLo, regionHi := make([]int32, len(regions)), make([]int32, len(regions))
+	for i := range regions {
+		lo, hi := wordSpan(regionSets[i*w : (i+1)*w])
+		regionLo[i], regionHi[i] = int32(lo), int32(hi)
+	}
 
 	// Attribute filters: offers with bit b, for the bits requests ask for.
 	var asked uint64
@@ -102,17 +111,27 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 
 	// Threshold filters: offers with reliability >= t, and per kind offers
 	// with price <= p, for the thresholds requests use.
+	// Each request's cut in each filter is kept (relCut, priceCut: -1 for a
+	// kind it does not demand), so that its row finds the sets without a
+	// second search.
+	nr := len(s.Requests)
 	rel := newThresholds(no, w, func(o int) uint64 { return uint64(^s.Offers[o].Reliability) })
+	relCut := make([]int32, nr)
 	for i := range s.Requests {
-		rel.want(uint64(^s.Requests[i].MinReliability))
+		if skip == nil || !skip[i] {
+			relCut[i] = rel.want(uint64(^s.Requests[i].MinReliability))
+		}
 	}
 	rel.build()
 	var price [policy.MaxKinds]*thresholds
+	var priceCut [policy.MaxKinds][]int32
 	for k := range nk {
 		price[k] = newThresholds(no, w, func(o int) uint64 { return s.Offers[o].Price[k] })
+		priceCut[k] = make([]int32, nr)
 		for i := range s.Requests {
-			if s.Requests[i].Demand[k] > 0 {
-				price[k].want(s.Requests[i].MaxPrice[k])
+			priceCut[k][i] = -1
+			if s.Requests[i].Demand[k] > 0 && (skip == nil || !skip[i]) {
+				priceCut[k][i] = price[k].want(s.Requests[i].MaxPrice[k])
 			}
 		}
 		price[k].build()
@@ -123,41 +142,49 @@ func newGraphSkip(s *policy.Snapshot, skip []bool) *graph {
 			continue
 		}
 		r := &s.Requests[ri]
-		row := g.row(ri)
-		base := all
+		base, lo, hi := all, 0, w
 		if r.Region != 0 {
 			i, ok := slices.BinarySearch(regions, r.Region)
 			if !ok {
 				continue
 			}
-			base = regionSets[i*w : (i+1)*w]
+			base, lo, hi = regionSets[i*w:(i+1)*w], int(regionLo[i]), int(regionHi[i])
 		}
-		copy(row, base)
+		row := g.row(ri)[lo:hi]
+		copy(row, base[lo:hi])
 		for a := r.Attrs; a != 0; a &= a - 1 {
-			and(row, attrSets[int(attrIndex[bits.TrailingZeros64(a)])*w:])
+			and(row, attrSets[int(attrIndex[bits.TrailingZeros64(a)])*w+lo:])
 		}
-		and(row, rel.set(uint64(^r.MinReliability)))
+		and(row, rel.setAt(relCut[ri])[lo:])
 		for k := range nk {
-			if r.Demand[k] > 0 {
-				and(row, price[k].set(r.MaxPrice[k]))
+			if c := priceCut[k][ri]; c >= 0 {
+				and(row, price[k].setAt(c)[lo:])
 			}
 		}
-		if r.WithinKm == 0 {
-			continue
-		}
-		band, banded := latBand(r)
-		for i, x := range row {
-			for x != 0 {
-				o := i<<6 | bits.TrailingZeros64(x)
-				x &= x - 1
-				d := int64(s.Offers[o].Lat) - int64(r.Lat)
-				if banded && (d > band || d < -band) || !policy.Near(&s.Offers[o], r) {
-					row[i] &^= 1 << (uint(o) & 63)
-				}
-			}
+		if r.WithinKm != 0 {
+			keepNear(row, lo, s.Offers, r)
 		}
 	}
 	return g
+}
+
+// keepNear clears from row (words lo onwards) the offers beyond r's
+// distance limit, after a latitude band has ruled out most. A function of
+// its own: a small frame costs less per instruction in the VM than
+// newGraphSkip's.
+func keepNear(row []uint64, lo int, offers []policy.Offer, r *policy.Request) {
+	band, banded := latBand(r)
+	for j, x := range row {
+		i := j + lo
+		for x != 0 {
+			o := i<<6 | bits.TrailingZeros64(x)
+			x &= x - 1
+			d := int64(offers[o].Lat) - int64(r.Lat)
+			if banded && (d > band || d < -band) || !policy.Near(&offers[o], r) {
+				row[j] &^= 1 << (uint(o) & 63)
+			}
+		}
+	}
 }
 
 // spans computes every row's span of non-zero words.
@@ -196,6 +223,7 @@ type thresholds struct {
 	values []uint64 // their values
 	cuts   []int32  // wanted breakpoints, ascending
 	sets   []uint64 // sets[i*w : (i+1)*w]: the first cuts[i] offers of order
+	at     []int32  // breakpoint -> its index in cuts (wanted ones only)
 }
 
 func newThresholds(no, w int, value func(o int) uint64) *thresholds {
@@ -224,12 +252,22 @@ func (t *thresholds) cut(v uint64) int32 {
 	return int32(lo)
 }
 
-func (t *thresholds) want(v uint64) { t.cuts = append(t.cuts, t.cut(v)) }
+// want records that the set of v will be used, and returns v's breakpoint
+// (for setAt).
+func (t *thresholds) want(v uint64) int32 {
+	c := t.cut(v)
+	t.cuts = append(t.cuts, c)
+	return c
+}
 
 func (t *thresholds) build() {
 	slices.Sort(t.cuts)
 	t.cuts = slices.Compact(t.cuts)
 	t.sets = make([]uint64, len(t.cuts)*t.w)
+	t.at = make([]int32, len(t.values)+1)
+	for i, c := range t.cuts {
+		t.at[c] = int32(i)
+	}
 	j := int32(0)
 	var prev []uint64
 	for i, c := range t.cuts {
@@ -243,10 +281,10 @@ func (t *thresholds) build() {
 	}
 }
 
-// set returns the offers whose value is at most v; v must have been
-// wanted.
-func (t *thresholds) set(v uint64) []uint64 {
-	i, _ := slices.BinarySearch(t.cuts, t.cut(v))
+// setAt returns the offers whose value is at most a wanted value, given
+// its breakpoint c as want returned it.
+func (t *thresholds) setAt(c int32) []uint64 {
+	i := int(t.at[c])
 	return t.sets[i*t.w : (i+1)*t.w]
 }
 

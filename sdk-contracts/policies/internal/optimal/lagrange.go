@@ -62,7 +62,6 @@ type lagrange struct {
 	pool     []int32
 	poolN    []int32
 	poolSize int
-	elig     []int32 // scratch
 
 	mark  []uint32 // refresh's scratch: offers to keep
 	stamp uint32
@@ -154,20 +153,6 @@ const pairCost = 6
 // chosen from.
 const poolSize = 64
 
-// eligible lists request ri's eligible offers (from the graph).
-func (l *lagrange) eligible(ri int) []int32 {
-	out := l.elig[:0]
-	row, lo, hi := l.g.span(ri)
-	for w := lo; w < hi; w++ {
-		for x := row[w]; x != 0; x &= x - 1 {
-			out = append(out, int32(w<<6|bits.TrailingZeros64(x)))
-		}
-	}
-	l.work += int64(len(out)) * pairCost
-	l.elig = out
-	return out
-}
-
 // refresh chooses every request's candidates again: the eligible offers
 // with the highest value at the current prices (a bundle: Σ demand ×
 // (max − ask − z) on an offer with room for all of it; a divisible
@@ -250,52 +235,112 @@ func (l *lagrange) choose(n int, out, outN []int32) {
 			// a kind demanded (divisible).
 			pool := l.pool[i*l.poolSize : i*l.poolSize+int(l.poolN[i])]
 			l.work += int64(len(pool)) * pairCost
-			for _, o := range pool {
-				var score float64
-				if pz := &l.pz[o]; bundle {
-					score = dm - float64(d[0]*pz[0]) - float64(d[1]*pz[1]) - float64(d[2]*pz[2]) - float64(d[3]*pz[3])
-				} else {
-					pz = &l.pzd[o]
-					score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
-						float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
-				}
-				if l.mark[o] == l.stamp {
-					score = math.Inf(1)
-				}
-				if len(h) < n || h[0].score <= score {
-					h = push(h, n, cand{score, o})
-				}
+			if bundle {
+				h = poolBundle(h, n, pool, l.pz, d, dm, l.mark, l.stamp)
+			} else {
+				h = poolDivisible(h, n, pool, l.pzd, d, &mx, l.mark, l.stamp)
 			}
 		} else {
-			for _, o := range l.eligible(int(ri)) {
-				c := &l.room[o]
-				var score float64
-				if pz := &l.pz[o]; bundle {
-					if c[0] < d[0] || c[1] < d[1] || c[2] < d[2] || c[3] < d[3] {
-						continue
-					}
-					score = dm - float64(d[0]*pz[0]) - float64(d[1]*pz[1]) - float64(d[2]*pz[2]) - float64(d[3]*pz[3])
-				} else {
-					if (d[0] == 0 || c[0] == 0) && (d[1] == 0 || c[1] == 0) && (d[2] == 0 || c[2] == 0) && (d[3] == 0 || c[3] == 0) {
-						continue
-					}
-					pz = &l.pzd[o]
-					score = float64(d[0]*max(0, mx[0]-pz[0])) + float64(d[1]*max(0, mx[1]-pz[1])) +
-						float64(d[2]*max(0, mx[2]-pz[2])) + float64(d[3]*max(0, mx[3]-pz[3]))
-				}
-				if l.mark[o] == l.stamp {
-					score = math.Inf(1)
-				}
-				if len(h) < n || h[0].score <= score {
-					h = push(h, n, cand{score, o})
-				}
+			// Every eligible offer, from the graph's row.
+			row, lo, hi := l.g.span(int(ri))
+			var pairs int64
+			if bundle {
+				h, pairs = rowBundle(h, n, row[lo:hi], lo, l.room, l.pz, d, dm, l.mark, l.stamp)
+			} else {
+				h, pairs = rowDivisible(h, n, row[lo:hi], lo, l.room, l.pzd, d, &mx, l.mark, l.stamp)
 			}
+			l.work += pairs * pairCost
 		}
 		outN[i] = int32(len(h))
 		for j, c := range h {
 			out[i*n+j] = c.o
 		}
 	}
+}
+
+// The scans of choose, one function per kind of request and source of
+// offers: a small frame costs less per instruction in the VM than
+// choose's. Each offers every candidate o to the heap h of the best n
+// with its score at pz (a bundle: Σ d × (max − ask − z), dm = Σ d × max; a
+// divisible request: Σ d × max(0, max − ask − z), the price +Inf where
+// the offer has none of a kind), +Inf when marked (mark[o] == stamp).
+
+func poolBundle(h []cand, n int, pool []int32, pz []vec, d *vec, dm float64, mark []uint32, stamp uint32) []cand {
+	for _, o := range pool {
+		p := &pz[o]
+		score := dm - float64(d[0]*p[0]) - float64(d[1]*p[1]) - float64(d[2]*p[2]) - float64(d[3]*p[3])
+		if mark[o] == stamp {
+			score = math.Inf(1)
+		}
+		if len(h) < n || h[0].score <= score {
+			h = push(h, n, cand{score, o})
+		}
+	}
+	return h
+}
+
+func poolDivisible(h []cand, n int, pool []int32, pzd []vec, d, mx *vec, mark []uint32, stamp uint32) []cand {
+	for _, o := range pool {
+		p := &pzd[o]
+		score := float64(d[0]*max(0, mx[0]-p[0])) + float64(d[1]*max(0, mx[1]-p[1])) +
+			float64(d[2]*max(0, mx[2]-p[2])) + float64(d[3]*max(0, mx[3]-p[3]))
+		if mark[o] == stamp {
+			score = math.Inf(1)
+		}
+		if len(h) < n || h[0].score <= score {
+			h = push(h, n, cand{score, o})
+		}
+	}
+	return h
+}
+
+// rowBundle and rowDivisible are poolBundle and poolDivisible over the
+// offers of a row (words lo onwards) that fit the bundle (room: the
+// capacity) or have some of a kind the request demands; they also return
+// the number of offers in the row.
+func rowBundle(h []cand, n int, row []uint64, lo int, room, pz []vec, d *vec, dm float64, mark []uint32, stamp uint32) ([]cand, int64) {
+	var pairs int64
+	for wi, x := range row {
+		pairs += int64(bits.OnesCount64(x))
+		for ; x != 0; x &= x - 1 {
+			o := int32((lo+wi)<<6 | bits.TrailingZeros64(x))
+			if c := &room[o]; c[0] < d[0] || c[1] < d[1] || c[2] < d[2] || c[3] < d[3] {
+				continue
+			}
+			p := &pz[o]
+			score := dm - float64(d[0]*p[0]) - float64(d[1]*p[1]) - float64(d[2]*p[2]) - float64(d[3]*p[3])
+			if mark[o] == stamp {
+				score = math.Inf(1)
+			}
+			if len(h) < n || h[0].score <= score {
+				h = push(h, n, cand{score, o})
+			}
+		}
+	}
+	return h, pairs
+}
+
+func rowDivisible(h []cand, n int, row []uint64, lo int, room, pzd []vec, d, mx *vec, mark []uint32, stamp uint32) ([]cand, int64) {
+	var pairs int64
+	for wi, x := range row {
+		pairs += int64(bits.OnesCount64(x))
+		for ; x != 0; x &= x - 1 {
+			o := int32((lo+wi)<<6 | bits.TrailingZeros64(x))
+			if c := &room[o]; (d[0] == 0 || c[0] == 0) && (d[1] == 0 || c[1] == 0) && (d[2] == 0 || c[2] == 0) && (d[3] == 0 || c[3] == 0) {
+				continue
+			}
+			p := &pzd[o]
+			score := float64(d[0]*max(0, mx[0]-p[0])) + float64(d[1]*max(0, mx[1]-p[1])) +
+				float64(d[2]*max(0, mx[2]-p[2])) + float64(d[3]*max(0, mx[3]-p[3]))
+			if mark[o] == stamp {
+				score = math.Inf(1)
+			}
+			if len(h) < n || h[0].score <= score {
+				h = push(h, n, cand{score, o})
+			}
+		}
+	}
+	return h, pairs
 }
 
 // push adds c to the heap h of the best n candidates.

@@ -138,13 +138,16 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		}
 	}
 	// Per kind, the offers whose capacity is at least d: the complement of
-	// the capacity orders one threshold set (^capacity ≤ ^d).
+	// the capacity orders one threshold set (^capacity ≤ ^d). fitCut keeps
+	// each group's breakpoint (for setAt).
 	var fit [policy.MaxKinds]*thresholds
+	var fitCut [policy.MaxKinds][]int32
 	for k := range s.Kinds {
 		fit[k] = newThresholds(no, w, func(o int) uint64 { return ^s.Offers[o].Capacity[k] })
-		for _, cs := range rp.groups {
+		fitCut[k] = make([]int32, len(rp.groups))
+		for gi, cs := range rp.groups {
 			if len(cs) > 0 && s.Requests[cs[0]].Demand[k] > 0 {
-				fit[k].want(^s.Requests[cs[0]].Demand[k])
+				fitCut[k][gi] = fit[k].want(^s.Requests[cs[0]].Demand[k])
 			}
 		}
 		fit[k].build()
@@ -167,7 +170,7 @@ func (rp *replicas) restrict(s *policy.Snapshot, g *graph) {
 		}
 		for k := range s.Kinds {
 			if d := r.Demand[k]; d > 0 {
-				and(row[lo:hi], fit[k].set(^d)[lo:hi])
+				and(row[lo:hi], fit[k].setAt(fitCut[k][gi])[lo:hi])
 			}
 		}
 		for _, hd := range held {
@@ -356,11 +359,7 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 	for o := range rs.Offers {
 		fail[o] = rs.Offers[o].JobFailureBps()
 	}
-	type cand struct {
-		o    int32
-		cost uint64
-	}
-	var cands []cand
+	var cands []replicaCand
 	var provs, regions []uint32
 	for gi, cs := range rp.groups {
 		if len(cs) == 0 {
@@ -373,24 +372,10 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 		// The candidates, and the best of them (as PlaceReplicas orders
 		// them: cost, failure share, position): the first replica's offer,
 		// no sibling being placed yet.
-		best, bc, bo := -1, uint64(0), 0
 		row, lo, hi := g.span(lead)
-		for i := lo; i < hi; i++ {
-			for x := row[i]; x != 0; x &= x - 1 {
-				o := i<<6 | bits.TrailingZeros64(x)
-				if ro := &rem[o]; ro[0] < d[0] || ro[1] < d[1] || ro[2] < d[2] || ro[3] < d[3] {
-					continue
-				}
-				p := &rs.Offers[o].Price
-				// Saturating sums of non-negative terms: the grouping does
-				// not matter.
-				cost := policy.SatAdd(policy.SatAdd(policy.SatMul(p[0], d[0]), policy.SatMul(p[1], d[1])), policy.SatAdd(policy.SatMul(p[2], d[2]), policy.SatMul(p[3], d[3])))
-				if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
-					best, bc, bo = len(cands), cost, o
-				}
-				cands = append(cands, cand{int32(o), cost})
-			}
-		}
+		var best, bo int
+		var bc uint64
+		cands, best, bc, bo = replicaCands(cands, row[lo:hi], lo, rem, rs.Offers, d, fail, pos)
 		spread := rp.spread[gi]
 		provs, regions = provs[:0], regions[:0]
 		for n := range cs {
@@ -428,4 +413,34 @@ func greedyAnswer(s, rs *policy.Snapshot, g *graph, pos []int32, rp *replicas) [
 		}
 	}
 	return as
+}
+
+// replicaCand is an offer that may take a replica, and its cost.
+type replicaCand struct {
+	o    int32
+	cost uint64
+}
+
+// replicaCands appends to cands the offers of row (words lo onwards) with
+// room in rem for a whole replica of demand d, with their costs (Σ demand
+// × price, saturated: PlaceReplicas's), and returns the index of the best
+// of them (cost, then failure share, then position in s; -1 if none),
+// its cost and its offer. A function of its own: a small frame costs less
+// per instruction in the VM than greedyAnswer's.
+func replicaCands(cands []replicaCand, row []uint64, lo int, rem [][policy.MaxKinds]uint64, offers []policy.Offer, d *[policy.MaxKinds]uint64, fail []uint32, pos []int32) ([]replicaCand, int, uint64, int) {
+	best, bc, bo := -1, uint64(0), 0
+	for wi, x := range row {
+		for ; x != 0; x &= x - 1 {
+			o := (lo+wi)<<6 | bits.TrailingZeros64(x)
+			if !policy.AtMost(d, &rem[o]) {
+				continue
+			}
+			cost := policy.SatDot(&offers[o].Price, d)
+			if best < 0 || cost < bc || cost == bc && (fail[o] < fail[bo] || fail[o] == fail[bo] && pos[o] < pos[bo]) {
+				best, bc, bo = len(cands), cost, o
+			}
+			cands = append(cands, replicaCand{int32(o), cost})
+		}
+	}
+	return cands, best, bc, bo
 }
