@@ -290,9 +290,10 @@ func TestJobMeasuredSettlement(t *testing.T) {
 		t.Fatalf("provider record %+v", rec)
 	}
 	// The offer closes while the job is challengeable and the lease runs:
-	// the bond stays.
+	// the bond stays (held by the lease: its jobs are counted on the
+	// offer only once it ends).
 	w.must(w.prov, &ledger.RomeCancel{ID: w.offer})
-	if o, _ := w.m.Offer(w.st, w.offer); !reflect.DeepEqual(o.Bond, testBond) || o.OpenJobs != 1 {
+	if o, _ := w.m.Offer(w.st, w.offer); !reflect.DeepEqual(o.Bond, testBond) || o.OpenJobs != 0 {
 		t.Fatalf("bond released early: %+v", o)
 	}
 	w.blocks(5)
@@ -992,4 +993,79 @@ func TestLeaseJobsAcrossEpochs(t *testing.T) {
 	if jobs, _, err := w.m.Jobs(w.st, JobFilter{Lease: a, Status: JobDone}); err != nil || len(jobs) != 1 || jobs[0].ID != want[0] {
 		t.Fatalf("done jobs of lease %d: %v %v", a, jobs, err)
 	}
+}
+
+// TestBondHeldByJobsOfEndedLease: the jobs of a lease are counted on its
+// offer when the lease ends (not at each submit), and the bond of a
+// closed offer stays until the last of them ends. When the one-epoch
+// lease ends, a job is still challenged (its verdicts due after the
+// lease's last block, past the challenge window its epoch's record first
+// bounded: the challenge raises it), or still challengeable; the bond
+// returns, less what a slash took, when that job ends.
+func TestBondHeldByJobsOfEndedLease(t *testing.T) {
+	half := ledger.Coins{{Denom: "uTBS", Amount: 50}, {Denom: "uTFLP", Amount: 1000 - 500}}
+	setup := func(t *testing.T) *jobWorld {
+		w := newJobWorld(t, 1, 3, nil)
+		w.must(w.prov, &ledger.RomeCancel{ID: w.offer})
+		return w
+	}
+	// ended checks the offer at height 21, after the lease's end.
+	ended := func(w *jobWorld) {
+		w.t.Helper()
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 0 || !reflect.DeepEqual(o.Bond, testBond) {
+			w.t.Fatalf("offer while its lease runs: %+v", o)
+		}
+		w.untilHeight(21) // the end of block 20 ended the lease
+		if l, _ := w.m.Lease(w.st, w.lease); l.Status != StatusEnded {
+			w.t.Fatalf("lease %s", StatusName(l.Status))
+		}
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 1 || !reflect.DeepEqual(o.Bond, testBond) {
+			w.t.Fatalf("offer after its lease ended with an open job: %+v", o)
+		}
+	}
+	t.Run("challenged", func(t *testing.T) {
+		w := setup(t)
+		w.untilHeight(12)
+		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
+		w.endBlock()
+		w.must(w.nodeKey, resultP(jid, 2500, 66)) // height 13: challengeable until 17
+		w.untilHeight(17)
+		w.must(w.cons, &ledger.JobChallenge{JobID: jid, Outcome: outcomeOf(resultP(jid, 2500, 3))})
+		if end := w.job(jid).Dispute.VerdictEnd; end != 21 {
+			t.Fatalf("verdicts due by %d, want 21 (after the lease's last block, 20)", end)
+		}
+		ended(w)
+		honest := outcomeOf(resultP(jid, 2500, 3))
+		w.must(w.nodes[0], &ledger.JobVerdict{JobID: jid, Outcome: honest})
+		p0 := w.balance(w.prov.Address(), "uTFLP")
+		w.must(w.nodes[1], &ledger.JobVerdict{JobID: jid, Outcome: honest})
+		o, _ := w.m.Offer(w.st, w.offer)
+		if w.job(jid).Status != JobSlashed || !reflect.DeepEqual(o.Slashed, half) {
+			t.Fatalf("after the verdicts: job %s, offer %+v", JobStatusName(w.job(jid).Status), o)
+		}
+		if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(w.prov.Address(), "uTFLP") != p0+500 || w.balance(BondAccount, "uTFLP") != 0 {
+			t.Fatalf("rest of the bond not returned when the challenge ended: %+v", o)
+		}
+	})
+	t.Run("challengeable", func(t *testing.T) {
+		w := setup(t)
+		w.untilHeight(18)
+		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
+		w.endBlock()
+		w.must(w.nodeKey, resultP(jid, 2500, 3)) // height 19: challengeable until 23
+		ended(w)
+		p0 := w.balance(w.prov.Address(), "uTFLP")
+		w.untilHeight(23)
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 1 || !reflect.DeepEqual(o.Bond, testBond) {
+			t.Fatalf("bond released before the job's window closed: %+v", o)
+		}
+		w.endBlock() // height 23 closes the window
+		o, _ := w.m.Offer(w.st, w.offer)
+		if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(BondAccount, "uTFLP") != 0 || w.balance(w.prov.Address(), "uTFLP") != p0+1000 {
+			t.Fatalf("bond not returned after the last job ended: %+v", o)
+		}
+		if !w.hasEvent("job_final", "job_id", "1") || !w.hasEvent("rome_bond_returned", "offer_id", "1", "amount", testBond.String()) {
+			t.Fatalf("events %+v", w.events)
+		}
+	})
 }
