@@ -3,9 +3,13 @@ package rome
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -1068,4 +1072,70 @@ func TestBondHeldByJobsOfEndedLease(t *testing.T) {
 			t.Fatalf("events %+v", w.events)
 		}
 	})
+}
+
+// TestBondHeldByJobOfMovedLease: a lease that is moved away after missed
+// storage proofs ends early with a job still waiting for its result; the
+// job is counted on the (cancelled) offer then, keeps what is left of its
+// bond until it times out, and the bond returns when it does.
+func TestBondHeldByJobOfMovedLease(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 10, ttl: 50, jobs: jobsParams, storage: storParams, users: 4})
+	bs, err := blob.Open("blobs", blob.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	w := &storWorld{harness: h, cons: h.users[0], blobs: bs}
+	job := func(id uint64) *Job {
+		j, err := w.m.Job(w.st, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	until := (&jobWorld{harness: h}).untilHeight
+	var provs, nodes []*ledger.PrivateKey
+	var offers []uint64
+	for i := range 3 {
+		prov, node := h.users[i+1], testKey(t, 710+i)
+		provs, nodes = append(provs, prov), append(nodes, node)
+		offers = append(offers, id(w.must(prov, &ledger.RomeOffer{Capacity: res(1, 10, 4, 100), Price: res(1, 5, 4, uint64(i+1)),
+			Region: []string{"eu", "us", "ap"}[i], Node: node.Address(), Bond: testBond}), "offer_id"))
+	}
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(1, 10, 4, 20), MaxPrice: res(1, 8, 4, 5), Epochs: 8, Replicas: 2}), "request_id")
+	w.untilDrawn(1)
+	leases := w.leasesOf(req)
+	if len(leases) != 2 {
+		t.Fatalf("leases %+v", leases)
+	}
+	good, lost := leases[0], leases[1]
+	idx := slices.Index(offers, lost.OfferID)
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 3)})
+	w.must(provs[idx], &ledger.RomeCancel{ID: lost.OfferID})
+	w.untilDrawn(3)
+	gi := slices.Index(offers, good.OfferID)
+	w.must(nodes[gi], w.answer(nodes[gi]))
+	until(38)
+	jid := id(w.must(w.cons, jobP(lost.ID, 5000)), "job_id")
+	if d := job(jid).Deadline; d != 43 {
+		t.Fatalf("deadline %d", d)
+	}
+	until(41) // the end of epoch 3 (block 40) moved the lease away
+	if l, _ := w.m.Lease(w.st, lost.ID); !l.EndedEarly || l.Status != StatusEnded {
+		t.Fatalf("lease not moved: %+v", l)
+	}
+	o, _ := w.m.Offer(w.st, lost.OfferID)
+	if o.OpenJobs != 1 || len(o.Bond) == 0 {
+		t.Fatalf("offer of the moved lease with a pending job: %+v", o)
+	}
+	left := o.Bond
+	p0 := w.balance(provs[idx].Address(), "uTFLP")
+	until(44) // block 43 timed the job out
+	if j := job(jid); j.Status != JobTimeout {
+		t.Fatalf("job %s", JobStatusName(j.Status))
+	}
+	o, _ = w.m.Offer(w.st, lost.OfferID)
+	if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(provs[idx].Address(), "uTFLP") != p0+left.AmountOf("uTFLP") {
+		t.Fatalf("bond not returned when the last job ended: %+v", o)
+	}
 }
