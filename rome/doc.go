@@ -101,7 +101,11 @@
 // deposit goes to the provider), a majority against it slashes
 // job_slash_bps of the bond (the consumer's settled cost is refunded out
 // of it, the challenger gets the rest and its deposit back), no majority
-// lets it lapse. A bond returns when its offer is closed and idle.
+// lets it lapse. A bond returns when its offer is closed and idle: no
+// lease active, and none of the jobs its ended leases left open
+// (Offer.OpenJobs, counted when each lease ends from its Metered records,
+// whose DueBy bounds when their jobs may still be due; no job writes its
+// offer while its lease is active).
 //
 // # Certificates
 //
@@ -142,7 +146,8 @@
 // offers/requests, 0x22 live leases, 0x23 jobs, 0x24 job deadlines
 // (height|job id), 0x26 jobs waiting for a result (node address|job id),
 // 0x27 jobs being challenged, 0x28 metered usage (lease|epoch; its
-// LastJob and each job's PrevJob chain a lease's jobs), 0x29 provider job records (address), 0x3d
+// LastJob and each job's PrevJob chain a lease's jobs, its DueBy bounds
+// their deadlines), 0x29 provider job records (address), 0x3d
 // leases with a report, reading or miss to weigh when an epoch settles
 // (epoch|lease), 0x48 units the runtime measured per provider in an epoch,
 // for its reward (epoch|address),

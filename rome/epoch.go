@@ -685,6 +685,9 @@ func (w *epochWork) lifecycle(l *Lease) error {
 		for _, a := range l.Amounts {
 			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
 		}
+		if err := w.s.endLeaseJobs(l, o, w.b.Height); err != nil {
+			return err
+		}
 	}
 	if w.e >= l.End {
 		if err := w.s.del(rkey(tagLive, u64(l.ID))); err != nil {

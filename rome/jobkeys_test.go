@@ -86,13 +86,18 @@ func TestJobCostFlatInProviders(t *testing.T) {
 	// The keys themselves: submit reads params, lease, clock, offer, the
 	// lease's Metered record, the job sequence, the deadline count (and
 	// the end of block its deadline scan) and writes the sequence, the
-	// count, the offer, the job, its deadline, its node's queue and the
-	// Metered record, which also heads the chain of the lease's jobs (no
-	// index entry per job). The result reads no request (the lease carries
-	// its meter kinds) and moves the job's deadline without touching the
-	// count. Before: submit 8 reads / 8 writes (an index entry per job by
-	// lease), result 10 / 7 (the request read, the count read and written).
-	if want := (costs{submit: cost{8, 0, 7}, result: cost{9, 0, 5}, final: cost{6, 1, 3}}); one != want {
+	// count, the job, its deadline, its node's queue and the Metered
+	// record, which also heads the chain of the lease's jobs (no index
+	// entry per job). The result reads no request (the lease carries its
+	// meter kinds) and moves the job's deadline without touching the
+	// count. The end of the challenge window reads the lease, not the
+	// offer, and writes the deadline count and entry: the offer's record
+	// counts only the open jobs of ended leases (endLeaseJobs). Before:
+	// submit 8 reads / 8 writes (an index entry per job by lease), then
+	// 8 / 7 (the offer's open-job count, written at submit and at the end
+	// of the window: final 6 / 3); result 10 / 7 (the request read, the
+	// count read and written).
+	if want := (costs{submit: cost{8, 0, 6}, result: cost{9, 0, 5}, final: cost{6, 1, 2}}); one != want {
 		t.Errorf("a job costs %+v, want %+v", one, want)
 	}
 	for _, tc := range []struct{ n, on int }{{24, 0}, {24, 17}} {

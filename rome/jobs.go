@@ -172,6 +172,12 @@ type Metered struct {
 	// LastJob is the last job submitted on the lease in the epoch (0:
 	// none); each job links to the one before it (Job.PrevJob).
 	LastJob uint64 `json:"last_job_id"`
+	// DueBy bounds the next deadlines of the jobs submitted in the epoch
+	// (result, challenge window, verdicts): none of them is open after
+	// it. It is raised where those deadlines are set, in this record's
+	// writes (submit, result) or at a challenge, so that the end of the
+	// lease (leaseOpenJobs) looks only at epochs whose jobs may be open.
+	DueBy uint64 `json:"due_by"`
 }
 
 // RanJobs reports whether the lease ran jobs in the epoch: then settlement
@@ -539,6 +545,7 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 	mt.Reserved += p.GasLimit
 	mt.Submitted++
 	mt.LastJob = id
+	mt.DueBy = max(mt.DueBy, j.Deadline)
 	if err := s.putMetered(l.ID, clock.Epoch, mt); err != nil {
 		return nil, err
 	}
@@ -551,10 +558,9 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 	if err := s.setRaw(rkey(tagJobQueue, j.Node[:], u64(id)), one); err != nil {
 		return nil, err
 	}
-	o.OpenJobs++
-	if err := s.put(rkey(tagOffer, u64(o.ID)), o); err != nil {
-		return nil, err
-	}
+	// The offer is not written: while the lease is active it keeps the
+	// bond, and its jobs still open when it ends are counted then
+	// (leaseOpenJobs).
 	e.emit("job_submitted", jobAttrs(j, "gas_limit", strconv.FormatUint(j.GasLimit, 10), "deadline", strconv.FormatUint(j.Deadline, 10),
 		"module", j.Module.ID.String())...)
 	return map[string]any{"job_id": id, "deadline": j.Deadline, "node": j.Node, "seed": j.Seed}, nil
@@ -631,7 +637,8 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 		return nil, fmt.Errorf("rome: job %d: %d bytes in and %d out, more than its data (%d in, %d out): %w", j.ID, p.BytesIn, p.BytesOut, in, out, ErrInvalid)
 	}
 	// Release the reservation; meter the usage in the result's epoch.
-	if err := e.release(j); err != nil {
+	challengeEnd := satAdd(tx.Height, params.JobChallengeBlocks)
+	if err := e.release(j, challengeEnd); err != nil {
 		return nil, err
 	}
 	mt, err := s.metered(l.ID, clock.Epoch)
@@ -657,7 +664,7 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	}
 	run := &JobRun{Class: p.Class, ExitCode: p.ExitCode, GasUsed: p.GasUsed, Outputs: p.Outputs, Stdout: p.Stdout, Stderr: p.Stderr,
 		OutputRoot: p.OutputRoot, BytesIn: p.BytesIn, BytesOut: p.BytesOut, Height: tx.Height, Epoch: clock.Epoch,
-		ChallengeEnd: satAdd(tx.Height, params.JobChallengeBlocks), Energy: p.Energy, EnergySource: p.EnergySource}
+		ChallengeEnd: challengeEnd, Energy: p.Energy, EnergySource: p.EnergySource}
 	j.Result, j.Status = run, run.status()
 	if err := s.updateProvider(j.Provider, func(r *ProviderRecord) {
 		if j.Status == JobDone {
@@ -684,14 +691,95 @@ func (m *Market) jobResult(tx *Tx, p *ledger.JobResult) (any, error) {
 	return map[string]any{"job_id": j.ID, "status": JobStatusName(j.Status), "challenge_end": run.ChallengeEnd}, nil
 }
 
-// release frees a job's gas reservation in its submit epoch.
-func (e *jobEnv) release(j *Job) error {
+// release frees a job's gas reservation in its submit epoch, whose
+// record's DueBy is raised to the job's next deadline due (0: none).
+func (e *jobEnv) release(j *Job, due uint64) error {
 	mt, err := e.s.metered(j.LeaseID, j.Epoch)
 	if err != nil {
 		return err
 	}
 	mt.Reserved -= min(mt.Reserved, j.GasLimit)
+	mt.DueBy = max(mt.DueBy, due)
 	return e.s.putMetered(j.LeaseID, j.Epoch, mt)
+}
+
+// dueUntil raises the DueBy of job j's submit epoch to height h: a
+// challenge keeps the job open until its verdicts are due.
+func (s *store) dueUntil(j *Job, h uint64) error {
+	mt, err := s.metered(j.LeaseID, j.Epoch)
+	if err != nil || mt.DueBy >= h {
+		return err
+	}
+	mt.DueBy = h
+	return s.putMetered(j.LeaseID, j.Epoch, mt)
+}
+
+// dueAt is the height of job j's next deadline, false when the job is no
+// longer open (timed out, slashed, final, or its challenge decided).
+func (j *Job) dueAt() (uint64, bool) {
+	switch {
+	case j.Status == JobSubmitted:
+		return j.Deadline, true
+	case j.Status == JobChallenged:
+		return j.Dispute.VerdictEnd, true
+	case (j.Status == JobDone || j.Status == JobFailed) && j.Dispute == nil:
+		return j.Result.ChallengeEnd, true
+	}
+	return 0, false
+}
+
+// leaseOpenJobs counts the jobs of lease id that are still open (pending,
+// challengeable or challenged) at height h: what its offer's bond must
+// back once the lease has ended (Offer.OpenJobs). It reads the lease's
+// Metered records (one range read) and follows the job chains only of
+// the epochs whose DueBy is not past; a job is open while its deadline
+// entry is scheduled.
+func (s *store) leaseOpenJobs(id, h uint64) (uint32, error) {
+	var heads []uint64
+	if err := s.eachMetered(id, rkey(tagMetered, u64(id)), prefixEnd(rkey(tagMetered, u64(id))), false, func(_ uint64, mt *Metered) {
+		if mt.LastJob != 0 && mt.DueBy >= h {
+			heads = append(heads, mt.LastJob)
+		}
+	}); err != nil {
+		return 0, err
+	}
+	var n uint32
+	for _, jid := range heads {
+		for jid != 0 {
+			j, err := s.job(jid)
+			if err != nil {
+				return 0, err
+			}
+			if at, ok := j.dueAt(); ok && at >= h {
+				sched, err := s.st.Get(rkey(tagJobDue, u64(at), u64(j.ID)))
+				if err != nil {
+					return 0, err
+				}
+				if sched != nil {
+					n++
+				}
+			}
+			jid = j.PrevJob
+		}
+	}
+	return n, nil
+}
+
+// endLeaseJobs is what the end of lease l (its last epoch over, or moved
+// away early) does for its jobs: those still open are counted on offer o,
+// whose bond they keep until each ends (closeJob). Jobs of an active
+// lease are not counted: the lease keeps the bond anyway, so job_submit
+// and the end of a job leave the offer's record alone.
+func (s *store) endLeaseJobs(l *Lease, o *Offer, h uint64) error {
+	if o.Node.IsZero() {
+		return nil // the offer runs no jobs
+	}
+	n, err := s.leaseOpenJobs(l.ID, h)
+	if err != nil {
+		return err
+	}
+	o.OpenJobs += n
+	return nil
 }
 
 func (m *Market) challengeJob(tx *Tx, p *ledger.JobChallenge) (any, error) {
@@ -737,6 +825,9 @@ func (m *Market) challengeJob(tx *Tx, p *ledger.JobChallenge) (any, error) {
 		Slashed: ledger.Coins{}, Refund: ledger.Coins{}, Reward: ledger.Coins{}}
 	j.Dispute, j.Status = d, JobChallenged
 	if err := s.moveDue(j.Result.ChallengeEnd, d.VerdictEnd, j.ID); err != nil {
+		return nil, err
+	}
+	if err := s.dueUntil(j, d.VerdictEnd); err != nil {
 		return nil, err
 	}
 	if err := s.setRaw(rkey(tagJobDisp, u64(j.ID)), one); err != nil {
@@ -967,8 +1058,17 @@ func (e *jobEnv) slash(j *Job) error {
 }
 
 // closeJob records that a job no longer holds its offer's bond, and returns
-// the bond if nothing else does.
+// the bond if nothing else does. Only a job whose lease has ended was
+// counted on the offer (endLeaseJobs); while the lease is active the
+// offer is neither read nor written here.
 func (e *jobEnv) closeJob(j *Job) error {
+	l, err := e.s.lease(j.LeaseID)
+	if err != nil {
+		return err
+	}
+	if l.Status == StatusActive {
+		return nil
+	}
 	o, err := e.s.offer(j.OfferID)
 	if err != nil {
 		return err
@@ -1049,7 +1149,7 @@ func (e *jobEnv) jobsDue() error {
 // is released and nothing of it is metered, so the consumer pays nothing.
 func (e *jobEnv) timeout(j *Job) error {
 	s := e.s
-	if err := e.release(j); err != nil {
+	if err := e.release(j, 0); err != nil {
 		return err
 	}
 	if err := s.updateProvider(j.Provider, func(r *ProviderRecord) { r.TimedOut++ }); err != nil {

@@ -3,9 +3,13 @@ package rome
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sos-kernel/sos/blob"
 	"github.com/sos-kernel/sos/ledger"
 )
 
@@ -290,9 +294,10 @@ func TestJobMeasuredSettlement(t *testing.T) {
 		t.Fatalf("provider record %+v", rec)
 	}
 	// The offer closes while the job is challengeable and the lease runs:
-	// the bond stays.
+	// the bond stays (held by the lease: its jobs are counted on the
+	// offer only once it ends).
 	w.must(w.prov, &ledger.RomeCancel{ID: w.offer})
-	if o, _ := w.m.Offer(w.st, w.offer); !reflect.DeepEqual(o.Bond, testBond) || o.OpenJobs != 1 {
+	if o, _ := w.m.Offer(w.st, w.offer); !reflect.DeepEqual(o.Bond, testBond) || o.OpenJobs != 0 {
 		t.Fatalf("bond released early: %+v", o)
 	}
 	w.blocks(5)
@@ -991,5 +996,146 @@ func TestLeaseJobsAcrossEpochs(t *testing.T) {
 	w.must(w.nodeKey, resultP(want[0], 50, 3))
 	if jobs, _, err := w.m.Jobs(w.st, JobFilter{Lease: a, Status: JobDone}); err != nil || len(jobs) != 1 || jobs[0].ID != want[0] {
 		t.Fatalf("done jobs of lease %d: %v %v", a, jobs, err)
+	}
+}
+
+// TestBondHeldByJobsOfEndedLease: the jobs of a lease are counted on its
+// offer when the lease ends (not at each submit), and the bond of a
+// closed offer stays until the last of them ends. When the one-epoch
+// lease ends, a job is still challenged (its verdicts due after the
+// lease's last block, past the challenge window its epoch's record first
+// bounded: the challenge raises it), or still challengeable; the bond
+// returns, less what a slash took, when that job ends.
+func TestBondHeldByJobsOfEndedLease(t *testing.T) {
+	half := ledger.Coins{{Denom: "uTBS", Amount: 50}, {Denom: "uTFLP", Amount: 1000 - 500}}
+	setup := func(t *testing.T) *jobWorld {
+		w := newJobWorld(t, 1, 3, nil)
+		w.must(w.prov, &ledger.RomeCancel{ID: w.offer})
+		return w
+	}
+	// ended checks the offer at height 21, after the lease's end.
+	ended := func(w *jobWorld) {
+		w.t.Helper()
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 0 || !reflect.DeepEqual(o.Bond, testBond) {
+			w.t.Fatalf("offer while its lease runs: %+v", o)
+		}
+		w.untilHeight(21) // the end of block 20 ended the lease
+		if l, _ := w.m.Lease(w.st, w.lease); l.Status != StatusEnded {
+			w.t.Fatalf("lease %s", StatusName(l.Status))
+		}
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 1 || !reflect.DeepEqual(o.Bond, testBond) {
+			w.t.Fatalf("offer after its lease ended with an open job: %+v", o)
+		}
+	}
+	t.Run("challenged", func(t *testing.T) {
+		w := setup(t)
+		w.untilHeight(12)
+		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
+		w.endBlock()
+		w.must(w.nodeKey, resultP(jid, 2500, 66)) // height 13: challengeable until 17
+		w.untilHeight(17)
+		w.must(w.cons, &ledger.JobChallenge{JobID: jid, Outcome: outcomeOf(resultP(jid, 2500, 3))})
+		if end := w.job(jid).Dispute.VerdictEnd; end != 21 {
+			t.Fatalf("verdicts due by %d, want 21 (after the lease's last block, 20)", end)
+		}
+		ended(w)
+		honest := outcomeOf(resultP(jid, 2500, 3))
+		w.must(w.nodes[0], &ledger.JobVerdict{JobID: jid, Outcome: honest})
+		p0 := w.balance(w.prov.Address(), "uTFLP")
+		w.must(w.nodes[1], &ledger.JobVerdict{JobID: jid, Outcome: honest})
+		o, _ := w.m.Offer(w.st, w.offer)
+		if w.job(jid).Status != JobSlashed || !reflect.DeepEqual(o.Slashed, half) {
+			t.Fatalf("after the verdicts: job %s, offer %+v", JobStatusName(w.job(jid).Status), o)
+		}
+		if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(w.prov.Address(), "uTFLP") != p0+500 || w.balance(BondAccount, "uTFLP") != 0 {
+			t.Fatalf("rest of the bond not returned when the challenge ended: %+v", o)
+		}
+	})
+	t.Run("challengeable", func(t *testing.T) {
+		w := setup(t)
+		w.untilHeight(18)
+		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
+		w.endBlock()
+		w.must(w.nodeKey, resultP(jid, 2500, 3)) // height 19: challengeable until 23
+		ended(w)
+		p0 := w.balance(w.prov.Address(), "uTFLP")
+		w.untilHeight(23)
+		if o, _ := w.m.Offer(w.st, w.offer); o.OpenJobs != 1 || !reflect.DeepEqual(o.Bond, testBond) {
+			t.Fatalf("bond released before the job's window closed: %+v", o)
+		}
+		w.endBlock() // height 23 closes the window
+		o, _ := w.m.Offer(w.st, w.offer)
+		if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(BondAccount, "uTFLP") != 0 || w.balance(w.prov.Address(), "uTFLP") != p0+1000 {
+			t.Fatalf("bond not returned after the last job ended: %+v", o)
+		}
+		if !w.hasEvent("job_final", "job_id", "1") || !w.hasEvent("rome_bond_returned", "offer_id", "1", "amount", testBond.String()) {
+			t.Fatalf("events %+v", w.events)
+		}
+	})
+}
+
+// TestBondHeldByJobOfMovedLease: a lease that is moved away after missed
+// storage proofs ends early with a job still waiting for its result; the
+// job is counted on the (cancelled) offer then, keeps what is left of its
+// bond until it times out, and the bond returns when it does.
+func TestBondHeldByJobOfMovedLease(t *testing.T) {
+	h := newHarness(t, harnessOpts{epochBlocks: 10, ttl: 50, jobs: jobsParams, storage: storParams, users: 4})
+	bs, err := blob.Open("blobs", blob.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	w := &storWorld{harness: h, cons: h.users[0], blobs: bs}
+	job := func(id uint64) *Job {
+		j, err := w.m.Job(w.st, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	until := (&jobWorld{harness: h}).untilHeight
+	var provs, nodes []*ledger.PrivateKey
+	var offers []uint64
+	for i := range 3 {
+		prov, node := h.users[i+1], testKey(t, 710+i)
+		provs, nodes = append(provs, prov), append(nodes, node)
+		offers = append(offers, id(w.must(prov, &ledger.RomeOffer{Capacity: res(1, 10, 4, 100), Price: res(1, 5, 4, uint64(i+1)),
+			Region: []string{"eu", "us", "ap"}[i], Node: node.Address(), Bond: testBond}), "offer_id"))
+	}
+	req := id(w.must(w.cons, &ledger.RomeRequest{Demand: res(1, 10, 4, 20), MaxPrice: res(1, 8, 4, 5), Epochs: 8, Replicas: 2}), "request_id")
+	w.untilDrawn(1)
+	leases := w.leasesOf(req)
+	if len(leases) != 2 {
+		t.Fatalf("leases %+v", leases)
+	}
+	good, lost := leases[0], leases[1]
+	idx := slices.Index(offers, lost.OfferID)
+	w.must(w.cons, &ledger.BlobPin{RequestID: req, Blob: w.put(5000, 3)})
+	w.must(provs[idx], &ledger.RomeCancel{ID: lost.OfferID})
+	w.untilDrawn(3)
+	gi := slices.Index(offers, good.OfferID)
+	w.must(nodes[gi], w.answer(nodes[gi]))
+	until(38)
+	jid := id(w.must(w.cons, jobP(lost.ID, 5000)), "job_id")
+	if d := job(jid).Deadline; d != 43 {
+		t.Fatalf("deadline %d", d)
+	}
+	until(41) // the end of epoch 3 (block 40) moved the lease away
+	if l, _ := w.m.Lease(w.st, lost.ID); !l.EndedEarly || l.Status != StatusEnded {
+		t.Fatalf("lease not moved: %+v", l)
+	}
+	o, _ := w.m.Offer(w.st, lost.OfferID)
+	if o.OpenJobs != 1 || len(o.Bond) == 0 {
+		t.Fatalf("offer of the moved lease with a pending job: %+v", o)
+	}
+	left := o.Bond
+	p0 := w.balance(provs[idx].Address(), "uTFLP")
+	until(44) // block 43 timed the job out
+	if j := job(jid); j.Status != JobTimeout {
+		t.Fatalf("job %s", JobStatusName(j.Status))
+	}
+	o, _ = w.m.Offer(w.st, lost.OfferID)
+	if o.OpenJobs != 0 || len(o.Bond) != 0 || w.balance(provs[idx].Address(), "uTFLP") != p0+left.AmountOf("uTFLP") {
+		t.Fatalf("bond not returned when the last job ended: %+v", o)
 	}
 }

@@ -191,10 +191,14 @@ type Offer struct {
 	UntilEpoch  uint64                  `json:"until_epoch"`
 	Height      uint64                  `json:"height"`
 	Status      uint8                   `json:"status"`
-	Node        ledger.Address          `json:"node"`      // account of the node key that runs its jobs (zero: none)
-	Bond        ledger.Coins            `json:"bond"`      // held in BondAccount
-	Slashed     ledger.Coins            `json:"slashed"`   // taken from the bond, all time
-	OpenJobs    uint32                  `json:"open_jobs"` // jobs pending or challengeable: the bond stays while > 0
+	Node        ledger.Address          `json:"node"`    // account of the node key that runs its jobs (zero: none)
+	Bond        ledger.Coins            `json:"bond"`    // held in BondAccount
+	Slashed     ledger.Coins            `json:"slashed"` // taken from the bond, all time
+	// OpenJobs counts the jobs of its ended leases that are still pending,
+	// challengeable or challenged: the bond stays while > 0. A lease's
+	// jobs are counted when it ends (while it is active the lease keeps
+	// the bond anyway), so no job writes the offer while its lease runs.
+	OpenJobs uint32 `json:"open_jobs"`
 }
 
 // RunsJobs reports whether the offer names a node and holds a bond: what a

@@ -1443,6 +1443,9 @@ func (w *epochWork) moveReplica(env *storEnv, l *Lease) error {
 		for _, a := range l.Amounts {
 			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
 		}
+		if err := w.s.endLeaseJobs(l, o, w.b.Height); err != nil {
+			return err
+		}
 	}
 	if err := w.s.put(rkey(tagLease, u64(l.ID)), l); err != nil {
 		return err

@@ -31,7 +31,8 @@ type RomeOffer struct {
 	// offer's jobs ("" : the offer runs no jobs); Bond backs them (held by
 	// the market, returned once the offer is closed and none of its jobs
 	// is pending or challengeable), Slashed is what challenges took from it
-	// and OpenJobs how many jobs it still backs.
+	// and OpenJobs how many jobs of its ended leases it still backs (jobs of
+	// active leases are not counted: the lease keeps the bond anyway).
 	Node     string `json:"node,omitempty"`
 	Bond     []Coin `json:"bond"`
 	Slashed  []Coin `json:"slashed"`
