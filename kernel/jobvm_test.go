@@ -9,7 +9,17 @@ import (
 	"github.com/sos-kernel/sos/kernel/client"
 	"github.com/sos-kernel/sos/ledger"
 	"github.com/sos-kernel/sos/rome"
+	"github.com/sos-kernel/sos/vm/meter"
 )
+
+// The market refuses job gas limits above rome.MaxJobGas because the
+// executor meters at most meter.MaxGas: the two must stay equal (rome
+// knows nothing of Wasm, so it cannot import the executor's bound).
+func TestJobGasBoundIsTheExecutors(t *testing.T) {
+	if rome.MaxJobGas != meter.MaxGas {
+		t.Fatalf("rome.MaxJobGas %d, meter.MaxGas %d", uint64(rome.MaxJobGas), uint64(meter.MaxGas))
+	}
+}
 
 // TestJobFailuresInTheNodeVM: the node runs jobs in its own Jobs VM (no
 // injected executor) and a program that fails — exits non-zero, traps,

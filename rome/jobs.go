@@ -18,6 +18,12 @@ import (
 // GasJob is charged for each job transaction beyond its state access.
 const GasJob = 20_000
 
+// MaxJobGas is the largest job gas limit a job_submit may ask for: the
+// most any executor meters (vm/meter.MaxGas; a kernel test keeps the two
+// equal). A larger limit would be refused by every provider's executor,
+// so the job could only time out: the market refuses it up front.
+const MaxJobGas = 1<<53 - 1
+
 // Job statuses. A job is open (it keeps its offer's bond) while it is
 // submitted, challengeable (done or failed, within the challenge window)
 // or challenged.
@@ -504,6 +510,8 @@ func (m *Market) submitJob(tx *Tx, p *ledger.JobSubmit) (any, error) {
 		return nil, fmt.Errorf("rome: lease %d has no compute to run jobs with: %w", l.ID, ErrInvalid)
 	}
 	switch {
+	case p.GasLimit > MaxJobGas:
+		return nil, fmt.Errorf("rome: job gas limit %d above %d, the most an executor meters: %w", p.GasLimit, uint64(MaxJobGas), ErrInvalid)
 	case p.Module.Size > params.MaxJobModuleBytes:
 		return nil, fmt.Errorf("rome: job module of %d bytes above max_job_module_bytes %d: %w", p.Module.Size, params.MaxJobModuleBytes, ErrInvalid)
 	case p.MemoryLimit > params.MaxJobMemoryBytes:

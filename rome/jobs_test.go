@@ -125,6 +125,18 @@ func (w *jobWorld) hasEvent(typ string, kv ...string) bool {
 	return false
 }
 
+// A lease whose compute budget exceeds what an executor meters still
+// cannot ask for more than MaxJobGas: every executor would refuse the job,
+// which could then only time out.
+func TestJobGasLimitAtMostExecutors(t *testing.T) {
+	w := newJobWorld(t, 2, 1, func(j *jobsGenesis) { j.GasPerComputeUnit = 1 << 60 })
+	_, err := w.deliver(w.cons, jobP(w.lease, MaxJobGas+1))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "most an executor meters") {
+		t.Fatalf("gas limit MaxJobGas+1: %v", err)
+	}
+	w.must(w.cons, jobP(w.lease, MaxJobGas))
+}
+
 func TestJobRules(t *testing.T) {
 	w := newJobWorld(t, 2, 1, nil)
 	// A second provider whose offer names no node: its lease takes no jobs.

@@ -280,7 +280,7 @@ func defaultJobGas(ctx context.Context, c *client.Client, lease uint64) (uint64,
 		return 0, fmt.Errorf("lease %d has no compute budget left in epoch %d (budget %d gas: %d used, %d reserved by running jobs): "+
 			"wait for the next epoch or for running jobs to end", lease, cur.Epoch, cur.BudgetGas, cur.Gas, cur.Reserved)
 	}
-	return max(1, min(cur.RemainingGas, cur.BudgetGas/defaultJobGasShare)), nil
+	return max(1, min(cur.RemainingGas, cur.BudgetGas/defaultJobGasShare, rome.MaxJobGas)), nil
 }
 
 // settled reports whether a job's status will not change without a
