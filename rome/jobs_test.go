@@ -1039,12 +1039,18 @@ func TestBondHeldByJobsOfEndedLease(t *testing.T) {
 			w.t.Fatalf("offer after its lease ended with an open job: %+v", o)
 		}
 	}
-	t.Run("challenged", func(t *testing.T) {
+	// answered submits a job at height at and answers it in the next block
+	// with output out.
+	answered := func(t *testing.T, at uint64, out byte) (*jobWorld, uint64) {
 		w := setup(t)
-		w.untilHeight(12)
+		w.untilHeight(at)
 		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
 		w.endBlock()
-		w.must(w.nodeKey, resultP(jid, 2500, 66)) // height 13: challengeable until 17
+		w.must(w.nodeKey, resultP(jid, 2500, out))
+		return w, jid
+	}
+	t.Run("challenged", func(t *testing.T) {
+		w, jid := answered(t, 12, 66) // result at height 13: challengeable until 17
 		w.untilHeight(17)
 		w.must(w.cons, &ledger.JobChallenge{JobID: jid, Outcome: outcomeOf(resultP(jid, 2500, 3))})
 		if end := w.job(jid).Dispute.VerdictEnd; end != 21 {
@@ -1064,11 +1070,7 @@ func TestBondHeldByJobsOfEndedLease(t *testing.T) {
 		}
 	})
 	t.Run("challengeable", func(t *testing.T) {
-		w := setup(t)
-		w.untilHeight(18)
-		jid := id(w.must(w.cons, jobP(w.lease, 5000)), "job_id")
-		w.endBlock()
-		w.must(w.nodeKey, resultP(jid, 2500, 3)) // height 19: challengeable until 23
+		w, _ := answered(t, 18, 3) // result at height 19: challengeable until 23
 		ended(w)
 		p0 := w.balance(w.prov.Address(), "uTFLP")
 		w.untilHeight(23)
