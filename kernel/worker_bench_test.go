@@ -62,7 +62,9 @@ import (
 // lists other counts (the curve: SOS_BENCH_WORKERS=2,10,50,200; 1 always
 // runs first, once) (SOS_BENCH_SETTLE_INTERVAL sets how often idle
 // leases are paid, SOS_BENCH_STATE_ACCOUNTS adds unused accounts to the
-// genesis so that the state is not near-empty). A fleet of 200 takes minutes to set up (offers,
+// genesis so that the state is not near-empty, SOS_BENCH_FLUSH=1 flushes
+// the members' memtables before each measured run, so that what the fleet's
+// setup left in them does not price the run's inserts). A fleet of 200 takes minutes to set up (offers,
 // requests, an epoch, 200 nodes), once per count:
 //
 //	go test ./kernel -run '^$' -bench BenchmarkWorkerDispatch -benchtime 200x -count 2
@@ -616,6 +618,13 @@ func (fl *workerFleet) bench(b *testing.B, body func(b *testing.B)) {
 	var prof bytes.Buffer
 	if err := pprof.StartCPUProfile(&prof); err != nil {
 		b.Fatal(err)
+	}
+	if os.Getenv("SOS_BENCH_FLUSH") == "1" {
+		for _, n := range fl.nodes {
+			if err := n.store.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	cpu0 := processCPU()
 	jobs0 := fl.jobsSent()

@@ -7,8 +7,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// TestDBStatsCountsFlushes: a memtable flush shows in DBStats as one more
-// finished flush, and the memtable's size is reported; before it none.
+// TestDBStatsCountsFlushes: a memtable flush (Store.Flush) shows in
+// DBStats as one more finished flush, and the memtable's size is reported;
+// before it none.
 func TestDBStatsCountsFlushes(t *testing.T) {
 	s, err := Open("data", StoreOptions{FS: vfs.NewMem()})
 	if err != nil {
@@ -20,7 +21,7 @@ func TestDBStatsCountsFlushes(t *testing.T) {
 	if before.MemTableBytes == 0 {
 		t.Fatalf("no memtable bytes: %+v", before)
 	}
-	if err := s.db.Flush(); err != nil {
+	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	after := s.DBStats()
