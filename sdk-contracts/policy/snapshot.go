@@ -14,7 +14,7 @@ import (
 const Version = 3
 
 // MaxKinds bounds the kinds of a snapshot: the ABI fixes the ids 1..4.
-const MaxKinds = 4
+const MaxKinds = 4 // Book.Fits, SatDot, AtMost and the policies unroll four kinds: a fifth is a new ABI version
 
 // Kind is a resource kind id.
 type Kind uint8
