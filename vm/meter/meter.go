@@ -121,6 +121,20 @@ type Options struct {
 	// DefaultOptions leaves it off; the VM turns it on for jobs.
 	MissInGlobals bool
 
+	// Reloop gives the hot loops of Go's dispatch-loop code a WebAssembly
+	// loop of their own (see reloop.go): where a function jumps back to an
+	// earlier block of its dispatch loop (i32.const K; local.set $pc; br
+	// $dispatch, the only way Go's wasm backend jumps), the rewriter also
+	// emits a copy of the code from block K to the jump inside a loop, whose
+	// back edge branches to that loop directly instead of through the
+	// dispatch br_table. The copy is metered as the code it copies and the
+	// jump it replaces pays what the dispatch head would have charged, the
+	// br_table tracking included, so gas, traps, out-of-gas points and
+	// results are those of the module without it. It changes the
+	// instrumented bytes, which contracts store in state, so DefaultOptions
+	// leaves it off; the VM turns it on for jobs.
+	Reloop bool
+
 	// brMissForm forces one form of the br_table tracking (tests only).
 	brMissForm brMissForm
 }
