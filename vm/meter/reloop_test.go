@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -109,10 +110,16 @@ func TestReloopExampleJobs(t *testing.T) {
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
 	defer r.Close(ctx)
+	// err is the whole error, Wasm stack trace included; String shows
+	// its first line.
 	type outcome struct {
 		stdout string
 		gas    int64
 		err    string
+	}
+	show := func(o outcome) string {
+		e, _, _ := strings.Cut(o.err, "\n")
+		return fmt.Sprintf("{gas:%d err:%q stdout:%q}", o.gas, e, o.stdout)
 	}
 	for _, job := range []struct {
 		name string
@@ -151,16 +158,16 @@ func TestReloopExampleJobs(t *testing.T) {
 		}
 		want := run(mods[0], meter.MaxGas)
 		if got := run(mods[1], meter.MaxGas); got != want {
-			t.Errorf("%s: %+v relooped, %+v not", job.name, got, want)
+			t.Errorf("%s: %s relooped, %s not", job.name, show(got), show(want))
 		}
 		if want.stdout == "" {
-			t.Errorf("%s printed nothing: %+v", job.name, want)
+			t.Errorf("%s printed nothing: %s", job.name, show(want))
 		}
 		for _, frac := range []int64{2, 3, 7} {
 			limit := want.gas / frac
 			w := run(mods[0], limit)
 			if g := run(mods[1], limit); g != w || w.err == "" {
-				t.Errorf("%s with %d gas: %+v relooped, %+v not", job.name, limit, g, w)
+				t.Errorf("%s with %d gas: %s relooped, %s not", job.name, limit, show(g), show(w))
 			}
 		}
 	}
