@@ -629,14 +629,16 @@ var fuzzCmps = []byte{0x53, 0x55, 0x51, 0x52}
 // genGoFn builds a Go-shaped function of 2 to 7 blocks from b: each
 // block's code is a few of i64 arithmetic on locals 1 to 3, loads (some
 // out of bounds), calls of g (which unwind f at its unwindAt-th call),
-// conditional jumps to any block, exits by a br to the function's label,
-// divisions that may trap, and now and then a direct br_if to a later
-// block; it ends falling through (to unreachable from the last block),
-// jumping to any block or returning. Every
-// block some jump goes back to starts by counting the passes through it
-// in local 4 and returning after loopBound, so every call ends: a cycle
-// of blocks needs a jump back (falling through and branching directly
-// only go forward).
+// conditional jumps to any block (some by an index past the br_table's
+// labels), exits by a br to the function's label, divisions that may
+// trap, and, less like Go, direct br_ifs to a later block or to the
+// dispatch loop, jumps in else arms and in blocks of the code's own, Wasm
+// loops and br_tables of its own; it ends falling through (to unreachable
+// from the last block), jumping to any block or returning. Every block
+// some jump goes back to (every block, if a br_if goes to the dispatch
+// loop) starts by counting the passes through it in local 4 and
+// returning after loopBound, so every call ends: a cycle of blocks needs
+// a jump back (falling through and branching directly only go forward).
 func genGoFn(b fuzzBytes) generatedGoFn {
 	n := 2 + b.next()%6
 	g := generatedGoFn{pc: uint32(b.next() % (n + 1)), in: uint64(int64(int8(b.next()))), variant: b.next(), frac: b.next()}
@@ -646,23 +648,34 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 	}
 	local := func() byte { return byte(1 + b.next()%3) }
 	head := make([]bool, n)
+	redispatch := false
 	jump := func(k, nest int) []byte {
-		t := b.next() % n
+		t := b.next() % (n + 2)
+		k32 := int32(t)
+		switch t {
+		case n: // past the br_table's labels, two bytes of LEB: the default block
+			k32, t = int32(n+64+b.next()%64), n-1
+		case n + 1: // negative, huge unsigned: the default block
+			k32, t = int32(-1-b.next()%8), n-1
+		}
 		if t <= k {
 			head[t] = true
 			g.backEdges = true
 		}
-		return goJump(n, k, nest, t)
+		return cat([]byte{0x41}, wasmasm.S32(k32), []byte{0x21, 0, 0x0c}, u32(uint32(n-1-k+nest)))
 	}
 	cond := func() []byte {
 		return cat([]byte{0x20, local(), 0x42}, wasmasm.S32(int32(int8(b.next()))), []byte{fuzzCmps[b.next()%len(fuzzCmps)]})
 	}
+	arith := func() []byte { // c = a op b
+		return []byte{0x20, local(), 0x20, local(), fuzzOps[b.next()%len(fuzzOps)], 0x21, local()}
+	}
 	for k := range n {
 		var c []byte
 		for range b.next() % 5 {
-			switch op := b.next() % 10; op {
-			case 0, 1: // c = a op b
-				c = append(c, 0x20, local(), 0x20, local(), fuzzOps[b.next()%len(fuzzOps)], 0x21, local())
+			switch op := b.next() % 16; op {
+			case 0, 1:
+				c = append(c, arith()...)
 			case 2: // c = a op const
 				c = cat(c, []byte{0x20, local(), 0x42}, wasmasm.S32(int32(int8(b.next()))), []byte{fuzzOps[b.next()%len(fuzzOps)], 0x21, local()})
 			case 3, 4:
@@ -688,6 +701,25 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 				}
 			case 9: // c = a / (b | const): traps on 0 and on MinInt64 / -1
 				c = cat(c, []byte{0x20, local(), 0x20, local(), 0x42}, wasmasm.S32(int32(int8(b.next()))), []byte{0x84, 0x7f, 0x21, local()})
+			case 10: // if/else, a jump in either arm
+				then, els := arith(), arith()
+				if b.next()%2 == 0 {
+					then = jump(k, 1)
+				} else {
+					els = jump(k, 1)
+				}
+				c = cat(c, cond(), []byte{0x04, 0x40}, then, []byte{0x05}, els, []byte{0x0b})
+			case 11: // a jump in a block of the code's own, left by a br_if
+				c = cat(c, []byte{0x02, 0x40}, cond(), []byte{0x0d, 0}, jump(k, 1), []byte{0x0b})
+			case 12: // a jump in an if in a block
+				c = cat(c, []byte{0x02, 0x40}, cond(), []byte{0x04, 0x40}, jump(k, 2), []byte{0x0b}, arith(), []byte{0x0b})
+			case 13: // a Wasm loop of the code's own, on the loop counter
+				c = cat(c, []byte{0x03, 0x40}, arith(), []byte{0x20, 4, 0x42, 1, 0x7c, 0x22, 4, 0x42, loopBound, 0x54, 0x0d, 0, 0x0b})
+			case 14: // a br_table of the code's own (a second site)
+				c = cat(c, []byte{0x02, 0x40, 0x02, 0x40, 0x20, local(), 0xa7, 0x0e, 2, 0, 1, 1, 0x0b}, arith(), []byte{0x0b})
+			case 15: // br_if to the dispatch loop: to block pc again
+				c = cat(c, cond(), []byte{0x0d}, u32(uint32(n-1-k)))
+				redispatch = true
 			}
 		}
 		switch t := b.next() % 8; {
@@ -701,7 +733,7 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 		g.fn.blocks = append(g.fn.blocks, c)
 	}
 	for k, h := range head {
-		if h {
+		if h || redispatch {
 			check := cat([]byte{0x20, 4, 0x42, 1, 0x7c, 0x22, 4, 0x42, loopBound, 0x5a, 0x04, 0x40}, goReturn(2), []byte{0x0b})
 			g.fn.blocks[k] = cat(check, g.fn.blocks[k])
 		}
