@@ -543,6 +543,7 @@ func jobMeterOptions(costs meter.CostTable) meter.Options {
 	o.Costs = costs
 	o.BlindLocals = true
 	o.MissInGlobals = true
+	o.Reloop = true
 	o.Limits = meter.Limits{
 		MaxMemoryPages: 65536,
 		MaxFunctions:   MaxJobFunctions,

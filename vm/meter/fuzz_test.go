@@ -27,6 +27,7 @@ func FuzzInstrument(f *testing.F) {
 	blind := opts // the jobs' options
 	blind.BlindLocals = true
 	blind.MissInGlobals = true
+	blind.Reloop = true
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := meter.Instrument(wasm, opts)
 		if err != nil {
@@ -41,7 +42,7 @@ func FuzzInstrument(f *testing.F) {
 		}
 		outBlind, err := meter.Instrument(wasm, blind)
 		if err != nil {
-			t.Fatalf("accepted without BlindLocals and MissInGlobals, not with them: %v", err)
+			t.Fatalf("accepted without the jobs' options (BlindLocals, MissInGlobals, Reloop), not with them: %v", err)
 		}
 		if cm, err := r.CompileModule(ctx, wasm); err == nil {
 			cm.Close(ctx)

@@ -222,6 +222,13 @@ type rewriter struct {
 	site        int    // the next br_table site
 	saveLocal   uint32 // first of the sites' save locals
 	siteGlobals int    // most sites of any function in globals: the globals to append
+
+	// Options.Reloop (reloop.go), per function: its dispatch head, the
+	// copy being emitted, and how many bytes of code it has copied.
+	reloop   bool
+	disp     dispatch
+	cp       *copyState
+	relooped int
 }
 
 // maxSiteGlobals bounds the br_table sites of one function whose state
@@ -274,6 +281,7 @@ func newRewriter(opts *Options, types []wasmbin.FuncType, funcTypes []uint32, ga
 		blindOn:        opts.BlindLocals,
 		brMissForm:     opts.brMissForm,
 		missGlobals:    opts.MissInGlobals,
+		reloop:         opts.Reloop,
 		gas:            gas,
 		depth:          depth,
 		maxDepth:       opts.MaxCallDepth,
@@ -338,115 +346,164 @@ func (r *rewriter) rewrite(body []byte, nLocals uint32, results int) ([]byte, []
 		}
 	}
 
+	r.disp, r.cp, r.relooped = dispatch{}, nil, 0
 	for off := 0; ; {
 		in, err := wasmbin.ReadInstr(body, off)
 		if err != nil {
 			return nil, nil, err
 		}
-		raw := body[in.Off:in.End]
-		off = in.End
-		cost := r.costs.of(in)
-		switch in.Op {
-		case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpElse, wasmbin.OpEnd, wasmbin.OpNop:
-		default:
-			cost += r.spill
+		next, done, err := r.step(body, in, nLocals)
+		if err != nil {
+			return nil, nil, err
 		}
-		switch in.Op {
-		case wasmbin.OpBlock:
-			// Entering a block is falling through: the segment goes on.
-			r.add(raw, cost)
-			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
-		case wasmbin.OpIf:
-			r.add(raw, cost)
-			r.flush(segNormal)
-			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
-		case wasmbin.OpLoop:
-			r.add(raw, cost)
-			r.flush(segLoop)
-			r.segCost = r.costs.loop
-			r.open = append(r.open, openBlock{in.Op, r.ordinal()})
-		case wasmbin.OpElse:
-			r.add(raw, cost)
-			r.flush(segNormal)
-		case wasmbin.OpEnd:
-			if len(r.open) == 0 {
-				r.sync()
-				r.add(raw, cost)
-				r.flush(segNormal)
-				if off != len(body) {
-					return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: off, Msg: "section size mismatch: bytes after function end"}
-				}
-				if r.inGlobals {
-					// Each call starts with both remembered indices 0,
-					// as a site's local would.
-					var reset []byte
-					for k := range r.sites {
-						reset = wasmbin.AppendU32(append(reset, wasmbin.OpI64Const, 0, wasmbin.OpGlobalSet), r.siteGlobal(k))
-					}
-					r.out = append(reset, r.out...)
-				}
-				return r.out, r.scratch, nil
+		if done {
+			if next != len(body) {
+				return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: next, Msg: "section size mismatch: bytes after function end"}
 			}
-			b := r.open[len(r.open)-1]
-			r.open = r.open[:len(r.open)-1]
-			r.add(raw, cost)
-			// The end of a block no branch targets is reached only by
-			// falling through: the segment goes on (dead stays dead).
-			if b.op != wasmbin.OpBlock || b.ord >= len(r.targeted) || r.targeted[b.ord] {
-				r.flush(segNormal)
-			}
-		case wasmbin.OpBr:
-			r.syncIf(in.Imm == uint32(len(r.open)))
-			r.add(raw, cost)
-			r.flush(segDead)
-		case wasmbin.OpBrIf:
-			r.syncIf(in.Imm == uint32(len(r.open)))
-			r.add(raw, cost)
-		case wasmbin.OpBrTable:
-			if r.costs.brMiss != 0 && r.kind != segDead {
-				if err := r.brTableMiss(in.Off); err != nil {
-					return nil, nil, err
+			if r.inGlobals {
+				// Each call starts with both remembered indices 0,
+				// as a site's local would.
+				var reset []byte
+				for k := range r.sites {
+					reset = wasmbin.AppendU32(append(reset, wasmbin.OpI64Const, 0, wasmbin.OpGlobalSet), r.siteGlobal(k))
 				}
+				r.out = append(reset, r.out...)
 			}
-			exits := false
-			brTableLabels(raw, func(l uint32) { exits = exits || l == uint32(len(r.open)) })
-			r.syncIf(exits)
-			r.add(raw, cost)
-			r.flush(segDead)
-		case wasmbin.OpReturn, wasmbin.OpUnreachable:
+			return r.out, r.scratch, nil
+		}
+		off = next
+	}
+}
+
+// instrCost is what in costs in this function: its class's cost, plus
+// the function's spill surcharge for everything but block structure.
+func (r *rewriter) instrCost(in wasmbin.Instr) int64 {
+	cost := r.costs.of(in)
+	switch in.Op {
+	case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpElse, wasmbin.OpEnd, wasmbin.OpNop:
+	default:
+		cost += r.spill
+	}
+	return cost
+}
+
+// step rewrites one instruction of body (or, where Reloop takes a jump
+// back, the jump's three) and returns the offset of the next one; done
+// reports the function's final end. While r.cp is set it emits a copy
+// (see reloop.go): branches are renumbered for the copy's place, and the
+// ends of dispatch blocks the copy leaves out still end segments.
+func (r *rewriter) step(body []byte, in wasmbin.Instr, nLocals uint32) (next int, done bool, err error) {
+	raw := body[in.Off:in.End]
+	next = in.End
+	cost := r.instrCost(in)
+	if r.cp == nil {
+		r.watchHead(in, raw)
+	}
+	switch in.Op {
+	case wasmbin.OpBlock:
+		// Entering a block is falling through: the segment goes on.
+		r.add(raw, cost)
+		r.open = append(r.open, openBlock{in.Op, r.ordinal()})
+	case wasmbin.OpIf:
+		r.add(raw, cost)
+		r.flush(segNormal)
+		r.open = append(r.open, openBlock{in.Op, r.ordinal()})
+	case wasmbin.OpLoop:
+		r.add(raw, cost)
+		r.flush(segLoop)
+		r.segCost = r.costs.loop
+		r.open = append(r.open, openBlock{in.Op, r.ordinal()})
+	case wasmbin.OpElse:
+		r.add(raw, cost)
+		r.flush(segNormal)
+	case wasmbin.OpEnd:
+		if r.cp != nil && len(r.open) == r.cp.base {
+			r.copyOuterEnd(cost)
+			break
+		}
+		if len(r.open) == 0 {
 			r.sync()
 			r.add(raw, cost)
+			r.flush(segNormal)
+			return next, true, nil
+		}
+		b := r.open[len(r.open)-1]
+		r.open = r.open[:len(r.open)-1]
+		r.add(raw, cost)
+		// The end of a block no branch targets is reached only by
+		// falling through: the segment goes on (dead stays dead).
+		if b.op != wasmbin.OpBlock || b.ord >= len(r.targeted) || r.targeted[b.ord] {
+			r.flush(segNormal)
+		}
+		if r.cp == nil {
+			r.noteEnd(b, next)
+		}
+	case wasmbin.OpBr, wasmbin.OpBrIf:
+		depth, exits, ok := r.label(in.Imm)
+		if !ok { // regionOK keeps such branches out of copies
+			return 0, false, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "meter: branch out of a relooped copy"}
+		}
+		r.syncIf(exits)
+		r.add(relabel(raw, in, depth), cost)
+		if in.Op == wasmbin.OpBr {
 			r.flush(segDead)
-		case wasmbin.OpLocalGet, wasmbin.OpLocalSet, wasmbin.OpLocalTee:
-			if in.Imm >= nLocals {
-				return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "invalid: unknown local"}
-			}
-			r.add(raw, cost)
-		case wasmbin.OpGlobalGet, wasmbin.OpGlobalSet:
-			if in.Imm >= r.gas {
-				return nil, nil, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "invalid: unknown global"}
-			}
-			r.add(raw, cost)
-		case wasmbin.OpCall, wasmbin.OpCallIndirect:
-			r.call(raw, cost)
-		case wasmbin.OpMemoryGrow:
-			r.dynamic(r.perPage)
-			r.add(raw, cost)
-		case wasmbin.OpPrefixFC:
-			switch in.Sub {
-			case wasmbin.FCMemoryInit, wasmbin.FCMemoryCopy, wasmbin.FCMemoryFill:
-				r.dynamic(r.perByte)
-			case wasmbin.FCTableInit, wasmbin.FCTableCopy, wasmbin.FCTableFill, wasmbin.FCTableGrow:
-				r.dynamic(r.perElem)
-			}
-			r.add(raw, cost)
-		default:
-			r.add(raw, cost)
-			if r.canon && nanOps[in.Op] != 0 && !consumedBlindly(body, off, nanOps[in.Op]) && !r.intoBlindLocal(body, off, nanOps[in.Op]) {
-				r.canonicalize(in.Op)
+		}
+	case wasmbin.OpBrTable:
+		if r.cp != nil { // regionOK keeps br_table out of copies
+			return 0, false, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "meter: br_table in a relooped copy"}
+		}
+		trackFrom := len(r.seg)
+		if r.costs.brMiss != 0 && r.kind != segDead {
+			if err := r.brTableMiss(in.Off); err != nil {
+				return 0, false, err
 			}
 		}
+		exits := false
+		brTableLabels(raw, func(l uint32) { exits = exits || l == uint32(len(r.open)) })
+		r.syncIf(exits)
+		track := r.seg[trackFrom:]
+		r.add(raw, cost)
+		r.noteHead(raw, track)
+		r.flush(segDead)
+	case wasmbin.OpReturn, wasmbin.OpUnreachable:
+		r.sync()
+		r.add(raw, cost)
+		r.flush(segDead)
+	case wasmbin.OpLocalGet, wasmbin.OpLocalSet, wasmbin.OpLocalTee:
+		if in.Imm >= nLocals {
+			return 0, false, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "invalid: unknown local"}
+		}
+		r.add(raw, cost)
+	case wasmbin.OpGlobalGet, wasmbin.OpGlobalSet:
+		if in.Imm >= r.gas {
+			return 0, false, &wasmbin.Error{Kind: wasmbin.ErrMalformed, Offset: in.Off, Msg: "invalid: unknown global"}
+		}
+		r.add(raw, cost)
+	case wasmbin.OpCall, wasmbin.OpCallIndirect:
+		r.call(raw, cost)
+	case wasmbin.OpMemoryGrow:
+		r.dynamic(r.perPage)
+		r.add(raw, cost)
+	case wasmbin.OpPrefixFC:
+		switch in.Sub {
+		case wasmbin.FCMemoryInit, wasmbin.FCMemoryCopy, wasmbin.FCMemoryFill:
+			r.dynamic(r.perByte)
+		case wasmbin.FCTableInit, wasmbin.FCTableCopy, wasmbin.FCTableFill, wasmbin.FCTableGrow:
+			r.dynamic(r.perElem)
+		}
+		r.add(raw, cost)
+	case wasmbin.OpI32Const:
+		if n, ok, err := r.jumpBack(body, in); err != nil || ok {
+			return n, false, err
+		}
+		r.add(raw, cost)
+	default:
+		r.add(raw, cost)
+		if r.canon && nanOps[in.Op] != 0 && !consumedBlindly(body, next, nanOps[in.Op]) && !r.intoBlindLocal(body, next, nanOps[in.Op]) {
+			r.canonicalize(in.Op)
+		}
 	}
+	return next, false, nil
 }
 
 // ordinal is the index in r.targeted of the block being opened: blocks are
