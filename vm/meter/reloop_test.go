@@ -191,7 +191,7 @@ func TestReloopExampleJobs(t *testing.T) {
 // dispatch loop (goJump). f(pc) starts at block pc, as a Go function
 // resumed after its goroutine's stack was unwound does. Locals 1 to 3 are
 // i64 values (local 1 starts as the global "in"), local 4 an i64 loop
-// counter, then pad unused i64 locals. f may call function 1, g, Go's way
+// counter, local 5 an f64, then pad unused i64 locals. f may call function 1, g, Go's way
 // (goCall); g counts its calls in the global "calls" and returns 1, which
 // unwinds f, at the unwindAt-th. f leaves its result in the global "out".
 type goFn struct {
@@ -222,6 +222,10 @@ func (f goFn) module() []byte {
 	}
 	body = append(body, 0x0b, 0x00, 0x0b) // end loop; unreachable; end
 	g := cat([]byte{0x23, gCalls, 0x42, 1, 0x7c, 0x24, gCalls, 0x23, gCalls, 0x42}, wasmasm.S32(int32(f.unwindAt)), []byte{0x51, 0x0b})
+	locals := [][2]byte{{4, tI64}, {1, tF64}}
+	for p := f.pad; p > 0; p -= 100 {
+		locals = append(locals, [2]byte{byte(min(p, 100)), tI64})
+	}
 	global := []byte{tI64, 0x01, 0x42, 0x00, 0x0b} // mut i64 = 0
 	export := func(s string, kind byte, idx uint32) []byte { return cat(name(s), []byte{kind}, u32(idx)) }
 	return cat([]byte{0, 'a', 's', 'm', 1, 0, 0, 0},
@@ -230,7 +234,7 @@ func (f goFn) module() []byte {
 		section(5, vec([]byte{0x01, 1, 1})), // one page, no growth
 		section(6, vec(global, global, global)),
 		section(7, vec(export("f", 0, 0), export("in", 3, gIn), export("out", 3, gOut), export("calls", 3, gCalls))),
-		section(10, vec(code([][2]byte{{byte(4 + f.pad), tI64}}, body...), code(nil, g...))),
+		section(10, vec(code(locals, body...), code(nil, g...))),
 	)
 }
 
@@ -288,7 +292,7 @@ type reloopInput struct {
 func reloopShapes() []reloopShape {
 	both := []uint32{0, 1}
 	small := []reloopInput{{in: 3}, {in: 7}}
-	return []reloopShape{{
+	shapes := []reloopShape{{
 		name: "unconditional back edge ending a chain",
 		fn: goFn{blocks: [][]byte{
 			accZero,
@@ -415,6 +419,13 @@ func reloopShapes() []reloopShape {
 		}},
 		relooped: true, entries: both, inputs: []reloopInput{{in: 4}, {in: 1100, trap: true, sweeps: 100}},
 	}}
+	// The same with a frame of more than FrameSlots slots: each call
+	// counts 2 in the depth counter, so 600 calls deep is too deep.
+	big := shapes[len(shapes)-1]
+	big.name += ", big frame"
+	big.fn.pad = meter.FrameSlots
+	big.inputs = []reloopInput{{in: 4}, {in: 600, trap: true, sweeps: 100}}
+	return append(shapes, big)
 }
 
 // reloopOutcome is what the host sees of a call of a goFn's f.
@@ -617,7 +628,12 @@ type generatedGoFn struct {
 	frac      int // a budget: frac/256 of the need
 	backEdges bool
 	direct    bool // some code branches directly to a later block
+	floatBits bool // f reads the bits of its float local, NaN payloads included
 }
+
+// f64 operators the generator picks from: add, sub, mul, div, min, max
+// and sqrt (unary).
+var fuzzFloatOps = []byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0x9f}
 
 // i64 binary operators the generator picks from: add, sub, mul, xor,
 // rotl, shr_u, and, or.
@@ -633,7 +649,9 @@ var fuzzCmps = []byte{0x53, 0x55, 0x51, 0x52}
 // labels), exits by a br to the function's label, divisions that may
 // trap, and, less like Go, direct br_ifs to a later block or to the
 // dispatch loop, jumps in else arms and in blocks of the code's own, Wasm
-// loops and br_tables of its own; it ends falling through (to unreachable
+// loops and br_tables of its own, and f64 arithmetic on local 5, read back
+// by its bits (where NaN canonicalization shows) or truncated (where
+// BlindLocals leaves it alone); it ends falling through (to unreachable
 // from the last block), jumping to any block or returning. Every block
 // some jump goes back to (every block, if a br_if goes to the dispatch
 // loop) starts by counting the passes through it in local 4 and
@@ -643,6 +661,7 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 	n := 2 + b.next()%6
 	g := generatedGoFn{pc: uint32(b.next() % (n + 1)), in: uint64(int64(int8(b.next()))), variant: b.next(), frac: b.next()}
 	g.fn.unwindAt = int64(1 + b.next()%16)
+	g.floatBits = b.next()%2 == 1
 	if b.next()%2 == 1 {
 		g.fn.pad = 10 // 15 integer locals: the jobs' options keep the br_table state in a global
 	}
@@ -673,7 +692,7 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 	for k := range n {
 		var c []byte
 		for range b.next() % 5 {
-			switch op := b.next() % 16; op {
+			switch op := b.next() % 18; op {
 			case 0, 1:
 				c = append(c, arith()...)
 			case 2: // c = a op const
@@ -720,6 +739,18 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 			case 15: // br_if to the dispatch loop: to block pc again
 				c = cat(c, cond(), []byte{0x0d}, u32(uint32(n-1-k)))
 				redispatch = true
+			case 16: // x = x op float(a), which may be a NaN (0/0, inf-inf, sqrt(-1))
+				if op := fuzzFloatOps[b.next()%len(fuzzFloatOps)]; op == 0x9f {
+					c = append(c, 0x20, 5, 0x9f, 0x21, 5)
+				} else {
+					c = append(c, 0x20, 5, 0x20, local(), 0xb9, op, 0x21, 5)
+				}
+			case 17: // c = the bits of x, where NaN canonicalization shows, or x truncated
+				if g.floatBits {
+					c = append(c, 0x20, 5, 0xbd, 0x21, local())
+				} else {
+					c = append(c, 0x20, 5, 0xfc, 6, 0x21, local())
+				}
 			}
 		}
 		switch t := b.next() % 8; {
@@ -768,7 +799,8 @@ func checkGenerated(t *testing.T, ctx context.Context, names []string, rs []waze
 		if got := on.call(ctx, g.pc, g.in, plenty); got != want {
 			t.Errorf("%s: f(%d) with in=%d: %+v relooped, %+v not", what, g.pc, g.in, got, want)
 		}
-		if p := plain.call(ctx, g.pc, g.in, 0); p.ret != want.ret || p.out != want.out || p.calls != want.calls || p.trap != want.trap {
+		// Unmetered, a NaN's bits are the engine's own.
+		if p := plain.call(ctx, g.pc, g.in, 0); !g.floatBits && (p.ret != want.ret || p.out != want.out || p.calls != want.calls || p.trap != want.trap) {
 			t.Errorf("%s: f(%d) with in=%d: %+v metered, %+v plain", what, g.pc, g.in, want, p)
 		}
 		need := plenty - want.gas
