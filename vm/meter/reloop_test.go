@@ -648,7 +648,8 @@ var fuzzCmps = []byte{0x53, 0x55, 0x51, 0x52}
 // conditional jumps to any block (some by an index past the br_table's
 // labels), exits by a br to the function's label, divisions that may
 // trap, and, less like Go, direct br_ifs to a later block or to the
-// dispatch loop, jumps in else arms and in blocks of the code's own, Wasm
+// dispatch loop, jumps in else arms, after other code in an if, before
+// dead code and in blocks of the code's own, Wasm
 // loops and br_tables of its own, and f64 arithmetic on local 5, read back
 // by its bits (where NaN canonicalization shows) or truncated (where
 // BlindLocals leaves it alone); it ends falling through (to unreachable
@@ -692,7 +693,7 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 	for k := range n {
 		var c []byte
 		for range b.next() % 5 {
-			switch op := b.next() % 18; op {
+			switch op := b.next() % 20; op {
 			case 0, 1:
 				c = append(c, arith()...)
 			case 2: // c = a op const
@@ -745,6 +746,10 @@ func genGoFn(b fuzzBytes) generatedGoFn {
 				} else {
 					c = append(c, 0x20, 5, 0x20, local(), 0xb9, op, 0x21, 5)
 				}
+			case 18: // a jump after other code in an if
+				c = cat(c, cond(), []byte{0x04, 0x40}, arith(), jump(k, 1), []byte{0x0b})
+			case 19: // a jump followed by dead code
+				c = cat(c, cond(), []byte{0x04, 0x40}, jump(k, 1), arith(), []byte{0x0b})
 			case 17: // c = the bits of x, where NaN canonicalization shows, or x truncated
 				if g.floatBits {
 					c = append(c, 0x20, 5, 0xbd, 0x21, local())
