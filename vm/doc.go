@@ -320,8 +320,8 @@
 // trap.
 //
 // Limits of a run. Gas: the metering pass and cost table of contracts (one
-// gas meaning everywhere; with meter.Options.BlindLocals and
-// MissInGlobals, which change no result, no gas and no out-of-gas point,
+// gas meaning everywhere; with meter.Options.BlindLocals, MissInGlobals
+// and Reloop, which change no result, no gas and no out-of-gas point,
 // only the instrumented bytes that jobs, unlike contracts, never store),
 // structural limits sized for programs
 // (MaxJobFunctions and friends in limits.go), and the host functions charge

@@ -54,7 +54,12 @@
 // instrumented code in state) and on for the VM's jobs. So is
 // Options.MissInGlobals, which keeps the br_table tracking's state in
 // appended globals (not exported) instead of locals, saved around calls:
-// the same gas at every point, one register fewer held across loops.
+// the same gas at every point, one register fewer held across loops. So
+// is Options.Reloop (reloop.go), which gives each jump back through a Go
+// function's dispatch loop a WebAssembly loop of its own over a metered
+// copy of the code, charging at its back edge what the dispatch head
+// charges: the same gas, traps and results, loops that no longer pass the
+// dispatch br_table and its merge of every jump of the function.
 //
 // What is rejected (ErrUnsupportedFeature) and why: SIMD (float lane results
 // are harder to make deterministic and not needed by Go), threads/atomics and

@@ -171,6 +171,34 @@ func malformed(format string, args ...any) error {
 
 func over(v uint64, limit uint32) bool { return limit != 0 && v > uint64(limit) }
 
+// MaxDataSegments bounds the data segments of a module: the limit the
+// WebAssembly JavaScript API sets (Go's linker emits a handful).
+const MaxDataSegments = 100_000
+
+// checkVectors bounds what the element, data and name sections hold
+// (wasmbin.Parse has checked their counts against their sizes): the
+// compiler allocates for each entry, so a module within MaxCodeBytes
+// could otherwise still make it allocate tens of times its size. Element
+// segments and their entries are bounded by MaxTableSize (an active
+// segment longer than its table fails at instantiation; Go's modules
+// hold one segment as long as their table), names by the functions and
+// locals a module may have.
+func checkVectors(p *wasmbin.Parsed, l Limits) error {
+	switch {
+	case over(p.Elements.Segments, l.MaxTableSize):
+		return limitErr("%d element segments, limit %d", p.Elements.Segments, l.MaxTableSize)
+	case over(p.Elements.Entries, l.MaxTableSize):
+		return limitErr("element segments with %d entries, limit %d (MaxTableSize)", p.Elements.Entries, l.MaxTableSize)
+	case p.DataSegments > MaxDataSegments:
+		return limitErr("%d data segments, limit %d", p.DataSegments, MaxDataSegments)
+	case over(p.Names.Functions, l.MaxFunctions):
+		return limitErr("name section: names for %d functions, limit %d", p.Names.Functions, l.MaxFunctions)
+	case over(p.Names.Locals, l.MaxLocals):
+		return limitErr("name section: names for %d locals of one function, limit %d", p.Names.Locals, l.MaxLocals)
+	}
+	return nil
+}
+
 // Instrument validates that wasm uses only supported features and fits the
 // limits, then returns a rewritten module that meters gas (and, optionally,
 // canonicalizes NaNs). The same input and options always give the same
@@ -246,6 +274,9 @@ func Instrument(wasm []byte, opts Options) ([]byte, error) {
 		if err := checkTable(t, opts.Limits, fmt.Sprintf("table %d", i)); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkVectors(parsed, opts.Limits); err != nil {
+		return nil, err
 	}
 	nGlobals += uint64(len(globals))
 	if over(nGlobals, opts.Limits.MaxGlobals) {

@@ -190,10 +190,17 @@ type Parsed struct {
 	Codes        []Code
 	HasCode      bool
 	HasDataCount bool
+	// What the element, data and name sections hold, counted by walks
+	// that keep a hostile count from reaching wazero's decoder
+	// (vectors.go).
+	Elements     ElementCounts
+	DataSegments uint32
+	Names        NameCounts
 }
 
 // Parse decodes the type, import, function, table, memory, global, export,
-// code and data-count sections of m.
+// code and data-count sections of m, and walks the element and data
+// sections and the custom name section (vectors.go).
 func (m *Module) Parse() (*Parsed, error) {
 	p := &Parsed{}
 	for _, s := range m.Sections {
@@ -219,6 +226,15 @@ func (m *Module) Parse() (*Parsed, error) {
 		case SectionDataCount:
 			p.HasDataCount = true
 			_, err = DecodeDataCount(s.Payload)
+		case SectionElement:
+			p.Elements, err = CheckElements(s.Payload)
+		case SectionData:
+			p.DataSegments, err = CheckData(s.Payload)
+		case SectionCustom:
+			var c NameCounts
+			c, err = CheckNames(s.Payload)
+			p.Names.Functions = max(p.Names.Functions, c.Functions)
+			p.Names.Locals = max(p.Names.Locals, c.Locals)
 		}
 		if err != nil {
 			return nil, err
