@@ -55,6 +55,9 @@ func TestReloopGoModule(t *testing.T) {
 	if bytes.Equal(codes[0], codes[1]) {
 		t.Error("Reloop changed no function of the Go module")
 	}
+	if again, _ := meter.Instrument(wasm, withReloop(opts)); !bytes.Equal(codes[1], again) {
+		t.Error("Reloop is not deterministic")
+	}
 	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
 		return callGo(t, ctx, r, cm, fn, gas, args)
 	}
@@ -796,6 +799,9 @@ func checkGenerated(t *testing.T, ctx context.Context, names []string, rs []waze
 	b, err := meter.Instrument(m, withReloop(v.opts))
 	if err != nil {
 		t.Fatalf("%s: Reloop: %v", v.name, err)
+	}
+	if again, _ := meter.Instrument(m, withReloop(v.opts)); !bytes.Equal(b, again) {
+		t.Fatalf("%s: Reloop is not deterministic", v.name)
 	}
 	for e, r := range rs {
 		what := v.name + ", " + names[e]
