@@ -194,9 +194,10 @@ func TestReloopExampleJobs(t *testing.T) {
 // dispatch loop (goJump). f(pc) starts at block pc, as a Go function
 // resumed after its goroutine's stack was unwound does. Locals 1 to 3 are
 // i64 values (local 1 starts as the global "in"), local 4 an i64 loop
-// counter, local 5 an f64, then pad unused i64 locals. f may call function 1, g, Go's way
-// (goCall); g counts its calls in the global "calls" and returns 1, which
-// unwinds f, at the unwindAt-th. f leaves its result in the global "out".
+// counter, local 5 an f64, then pad unused i64 locals. f may call
+// function 1, g, Go's way (goCall); g counts its calls in the global
+// "calls" and returns 1, which unwinds f, at the unwindAt-th. f leaves its
+// result in the global "out".
 type goFn struct {
 	blocks   [][]byte
 	pad      int
