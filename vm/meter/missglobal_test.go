@@ -2,13 +2,7 @@ package meter_test
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sos-kernel/sos/vm/meter"
 )
@@ -138,130 +132,22 @@ func TestMissInGlobalsChoice(t *testing.T) {
 	}
 }
 
-// TestMissInGlobalsGoModule: the Go module's functions metered as jobs are
-// (BlindLocals) with and without Options.MissInGlobals use the same gas,
-// return the same results, run out of gas at the same gas and hit the
-// call depth limit alike: JSON decoding (br_tables that change index),
-// sha256 and float loops (that repeat them), the garbage collector, and
-// recursion.
+// TestMissInGlobalsGoModule: the Go module's functions metered as jobs
+// are (BlindLocals) with and without Options.MissInGlobals behave and pay
+// alike (sameOnGoModule).
 func TestMissInGlobalsGoModule(t *testing.T) {
-	wasm := loadGoWasm(t)
-	ctx := context.Background()
 	opts := meter.DefaultOptions()
 	opts.BlindLocals = true
 	withGlobals := opts
 	withGlobals.MissInGlobals = true
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(meter.DefaultLimits().MaxMemoryPages))
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	defer r.Close(ctx)
-	codes, mods := instrumentEach(t, ctx, r, wasm, opts, withGlobals)
-	if bytes.Equal(codes[0], codes[1]) {
-		t.Fatal("no function of the Go module keeps its state in a global")
-	}
-	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
-		return callGo(t, ctx, r, cm, fn, gas, args)
-	}
-	for _, tc := range []struct {
-		fn    string
-		args  []uint64
-		short bool // also run out of gas part of the way
-	}{
-		{"jsonparse", []uint64{10}, true},
-		{"sha", []uint64{1}, true},
-		{"floats", []uint64{1000}, false},
-		{"gc", []uint64{130}, false},
-		{"deep", []uint64{1000}, true},
-		{"deep", []uint64{1 << 20}, false}, // past MaxCallDepth
-	} {
-		want := call(mods[0], tc.fn, meter.MaxGas, tc.args)
-		if got := call(mods[1], tc.fn, meter.MaxGas, tc.args); got != want {
-			t.Errorf("%s%v: %+v with the state in globals, %+v in locals", tc.fn, tc.args, got, want)
-		}
-		for _, frac := range []int64{2, 7} {
-			if !tc.short {
-				break
-			}
-			limit := want.gas / frac
-			w := call(mods[0], tc.fn, limit, tc.args)
-			if g := call(mods[1], tc.fn, limit, tc.args); g != w || !g.trap {
-				t.Errorf("%s%v with %d gas: %+v with the state in globals, %+v in locals", tc.fn, tc.args, limit, g, w)
-			}
-		}
-	}
+	sameOnGoModule(t, opts, withGlobals, "MissInGlobals")
 }
 
-// TestMissInGlobalsExampleJobs: the example jobs of sdk-contracts/jobs
-// (when make contracts built them), metered as the executor meters jobs
-// with and without Options.MissInGlobals, run under WASI with the same
-// stdout, exit, gas used, and gas used when they run out half way.
+// TestMissInGlobalsExampleJobs: so do the example jobs (sameOnExampleJobs).
 func TestMissInGlobalsExampleJobs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three Go programs, twice, in the interpreter")
-	}
-	ctx := context.Background()
-	in := t.TempDir()
-	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog, the end\n"), 200)
-	if err := os.WriteFile(filepath.Join(in, "a.txt"), text, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	opts := meter.DefaultOptions()
 	opts.BlindLocals = true
-	opts.Limits = meter.Limits{}
 	withGlobals := opts
 	withGlobals.MissInGlobals = true
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	defer r.Close(ctx)
-	type outcome struct {
-		stdout string
-		gas    int64
-		err    string
-	}
-	for _, job := range []struct {
-		name string
-		args []string
-	}{
-		{"mandelbrot", []string{"-width", "24", "-height", "16", "-iter", "100"}},
-		{"sha256sum", nil},
-		{"wordcount", []string{"-top", "5"}},
-	} {
-		wasm, err := os.ReadFile(filepath.Join("..", "..", "sdk-contracts", "jobs", job.name, job.name+".wasm"))
-		if err != nil {
-			t.Logf("%s not built (make contracts): %v", job.name, err)
-			continue
-		}
-		codes, mods := instrumentEach(t, ctx, r, wasm, opts, withGlobals)
-		if bytes.Equal(codes[0], codes[1]) {
-			t.Errorf("%s: no function keeps its state in a global", job.name)
-		}
-		run := func(cm wazero.CompiledModule, gas int64) outcome {
-			var stdout bytes.Buffer
-			cfg := wazero.NewModuleConfig().WithName("").WithArgs(append([]string{"job"}, job.args...)...).
-				WithStdout(&stdout).WithStartFunctions().
-				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(in, "/in").WithDirMount(t.TempDir(), "/out"))
-			m, err := r.InstantiateModule(ctx, cm, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close(ctx)
-			setGas(m, gas)
-			var o outcome
-			if _, err := m.ExportedFunction("_start").Call(ctx); err != nil {
-				o.err = err.Error()
-			}
-			o.stdout, o.gas = stdout.String(), gas-gasLeft(m)
-			return o
-		}
-		want := run(mods[0], meter.MaxGas)
-		if got := run(mods[1], meter.MaxGas); got != want {
-			t.Errorf("%s: %+v with the state in globals, %+v in locals", job.name, got, want)
-		}
-		if want.stdout == "" {
-			t.Errorf("%s printed nothing: %+v", job.name, want)
-		}
-		w := run(mods[0], want.gas/2)
-		if g := run(mods[1], want.gas/2); g != w || w.err == "" {
-			t.Errorf("%s with %d gas: %+v with the state in globals, %+v in locals", job.name, want.gas/2, g, w)
-		}
-	}
+	sameOnExampleJobs(t, opts, withGlobals, "MissInGlobals")
 }

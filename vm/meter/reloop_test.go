@@ -5,14 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sos-kernel/sos/vm/meter"
 	"github.com/sos-kernel/sos/vm/wasmasm"
@@ -38,142 +34,33 @@ func withReloop(opts meter.Options) meter.Options {
 	return opts
 }
 
-// TestReloopGoModule: the Go module's functions metered as jobs are, with
-// and without Options.Reloop, use the same gas, return the same results,
-// run out of gas at the same gas at a half, a third and a seventh of what
-// they need, and hit the call depth limit alike: JSON decoding (loops
-// whose br_table changes index), sha256 and float loops, the garbage
-// collector, and recursion.
-func TestReloopGoModule(t *testing.T) {
-	wasm := loadGoWasm(t)
-	ctx := context.Background()
-	opts := jobsOptions()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().WithMemoryLimitPages(meter.DefaultLimits().MaxMemoryPages))
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	defer r.Close(ctx)
-	codes, mods := instrumentEach(t, ctx, r, wasm, opts, withReloop(opts))
-	if bytes.Equal(codes[0], codes[1]) {
-		t.Error("Reloop changed no function of the Go module")
-	}
-	if again, _ := meter.Instrument(wasm, withReloop(opts)); !bytes.Equal(codes[1], again) {
-		t.Error("Reloop is not deterministic")
-	}
-	call := func(cm wazero.CompiledModule, fn string, gas int64, args []uint64) goOutcome {
-		return callGo(t, ctx, r, cm, fn, gas, args)
-	}
-	for _, tc := range []struct {
-		fn    string
-		args  []uint64
-		short bool // also run out of gas part of the way
-	}{
-		{"jsonparse", []uint64{10}, true},
-		{"sha", []uint64{1}, true},
-		{"floats", []uint64{1000}, true},
-		{"gc", []uint64{130}, false},
-		{"deep", []uint64{1000}, true},
-		{"deep", []uint64{1 << 20}, false}, // past MaxCallDepth
-	} {
-		want := call(mods[0], tc.fn, meter.MaxGas, tc.args)
-		if got := call(mods[1], tc.fn, meter.MaxGas, tc.args); got != want {
-			t.Errorf("%s%v: %+v relooped, %+v not", tc.fn, tc.args, got, want)
-		}
-		if tc.fn == "deep" && tc.args[0] == 1<<20 && (!want.trap || want.depth <= uint64(opts.MaxCallDepth)) {
-			t.Errorf("deep(1<<20) did not hit the call depth limit: %+v", want)
-		}
-		for _, frac := range []int64{2, 3, 7} {
-			if !tc.short {
-				break
-			}
-			limit := want.gas / frac
-			w := call(mods[0], tc.fn, limit, tc.args)
-			if g := call(mods[1], tc.fn, limit, tc.args); g != w || !g.trap {
-				t.Errorf("%s%v with %d gas: %+v relooped, %+v not", tc.fn, tc.args, limit, g, w)
-			}
-		}
-	}
-}
-
-// TestReloopExampleJobs: the example jobs of sdk-contracts/jobs (when make
-// contracts built them), metered as the executor meters jobs with and
-// without Options.Reloop, run under WASI with the same stdout, exit and
-// gas used, and run out of gas at the same point with a half, a third and
-// a seventh of what they need.
-func TestReloopExampleJobs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three Go programs, eight times each, in the interpreter")
-	}
-	ctx := context.Background()
-	in := t.TempDir()
-	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog, the end\n"), 200)
-	if err := os.WriteFile(filepath.Join(in, "a.txt"), text, 0o644); err != nil {
+// instrumentReloop meters m with v's options without and with Reloop, and
+// checks that the relooped bytes come out the same twice.
+func instrumentReloop(t *testing.T, m []byte, v reloopVariant) (off, on []byte) {
+	t.Helper()
+	off, err := meter.Instrument(m, v.opts)
+	if err != nil {
 		t.Fatal(err)
 	}
-	opts := jobsOptions()
-	opts.Limits = meter.Limits{}
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	defer r.Close(ctx)
-	// err is the whole error, Wasm stack trace included; String shows
-	// its first line.
-	type outcome struct {
-		stdout string
-		gas    int64
-		err    string
+	on, err = meter.Instrument(m, withReloop(v.opts))
+	if err != nil {
+		t.Fatalf("%s: Reloop: %v", v.name, err)
 	}
-	show := func(o outcome) string {
-		e, _, _ := strings.Cut(o.err, "\n")
-		return fmt.Sprintf("{gas:%d err:%q stdout:%q}", o.gas, e, o.stdout)
+	if again, _ := meter.Instrument(m, withReloop(v.opts)); !bytes.Equal(on, again) {
+		t.Fatalf("%s: Reloop is not deterministic", v.name)
 	}
-	for _, job := range []struct {
-		name string
-		args []string
-	}{
-		{"mandelbrot", []string{"-width", "24", "-height", "16", "-iter", "100"}},
-		{"sha256sum", nil},
-		{"wordcount", []string{"-top", "5"}},
-	} {
-		wasm, err := os.ReadFile(filepath.Join("..", "..", "sdk-contracts", "jobs", job.name, job.name+".wasm"))
-		if err != nil {
-			t.Logf("%s not built (make contracts): %v", job.name, err)
-			continue
-		}
-		codes, mods := instrumentEach(t, ctx, r, wasm, opts, withReloop(opts))
-		if bytes.Equal(codes[0], codes[1]) {
-			t.Errorf("%s: Reloop changed no function", job.name)
-		}
-		run := func(cm wazero.CompiledModule, gas int64) outcome {
-			var stdout bytes.Buffer
-			cfg := wazero.NewModuleConfig().WithName("").WithArgs(append([]string{"job"}, job.args...)...).
-				WithStdout(&stdout).WithStartFunctions().
-				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(in, "/in").WithDirMount(t.TempDir(), "/out"))
-			m, err := r.InstantiateModule(ctx, cm, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close(ctx)
-			setGas(m, gas)
-			var o outcome
-			if _, err := m.ExportedFunction("_start").Call(ctx); err != nil {
-				o.err = err.Error()
-			}
-			o.stdout, o.gas = stdout.String(), gas-gasLeft(m)
-			return o
-		}
-		want := run(mods[0], meter.MaxGas)
-		if got := run(mods[1], meter.MaxGas); got != want {
-			t.Errorf("%s: %s relooped, %s not", job.name, show(got), show(want))
-		}
-		if want.stdout == "" {
-			t.Errorf("%s printed nothing: %s", job.name, show(want))
-		}
-		for _, frac := range []int64{2, 3, 7} {
-			limit := want.gas / frac
-			w := run(mods[0], limit)
-			if g := run(mods[1], limit); g != w || w.err == "" {
-				t.Errorf("%s with %d gas: %s relooped, %s not", job.name, limit, show(g), show(w))
-			}
-		}
-	}
+	return off, on
+}
+
+// TestReloopGoModule: the Go module's functions metered as jobs are, with
+// and without Options.Reloop, behave and pay alike (sameOnGoModule).
+func TestReloopGoModule(t *testing.T) {
+	sameOnGoModule(t, jobsOptions(), withReloop(jobsOptions()), "Reloop")
+}
+
+// TestReloopExampleJobs: so do the example jobs (sameOnExampleJobs).
+func TestReloopExampleJobs(t *testing.T) {
+	sameOnExampleJobs(t, jobsOptions(), withReloop(jobsOptions()), "Reloop")
 }
 
 // goFn is a function shaped as Go's wasm backend compiles every function,
@@ -567,14 +454,7 @@ func TestReloopShapes(t *testing.T) {
 			m := sh.fn.module()
 			plain := instantiateGoFn(t, ctx, rs[0], m)
 			for _, v := range reloopVariants() {
-				a, err := meter.Instrument(m, v.opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := meter.Instrument(m, withReloop(v.opts))
-				if err != nil {
-					t.Fatalf("%s: Reloop: %v", v.name, err)
-				}
+				a, b := instrumentReloop(t, m, v)
 				if sh.relooped && bytes.Equal(a, b) {
 					t.Errorf("%s: Reloop changed nothing", v.name)
 				}
@@ -793,17 +673,7 @@ func checkGenerated(t *testing.T, ctx context.Context, names []string, rs []waze
 	v := variants[g.variant%len(variants)]
 	plain := instantiateGoFn(t, ctx, rs[0], m)
 	defer plain.m.Close(ctx)
-	a, err := meter.Instrument(m, v.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := meter.Instrument(m, withReloop(v.opts))
-	if err != nil {
-		t.Fatalf("%s: Reloop: %v", v.name, err)
-	}
-	if again, _ := meter.Instrument(m, withReloop(v.opts)); !bytes.Equal(b, again) {
-		t.Fatalf("%s: Reloop is not deterministic", v.name)
-	}
+	a, b := instrumentReloop(t, m, v)
 	for e, r := range rs {
 		what := v.name + ", " + names[e]
 		off, on := instantiateGoFn(t, ctx, r, a), instantiateGoFn(t, ctx, r, b)
