@@ -544,8 +544,10 @@ func (s *Store) Commit(b *Block, receipts []Receipt, p *Prepared, aux ...Change)
 	if f := s.failed.Load(); f != nil {
 		return fmt.Errorf("ledger: commit block %d: %w", h, *f)
 	}
+	s.vals.begin(p.changes)
 	if err := s.commitBatch(batch); err != nil {
 		reusable = false
+		s.vals.abort()
 		return fmt.Errorf("ledger: commit block %d: %w", h, err)
 	}
 	s.tree.Apply(p.pending)

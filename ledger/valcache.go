@@ -19,12 +19,20 @@ import (
 // A read that misses fills the cache only if no commit happened since it
 // started (gen): otherwise the value it read from Pebble may be older than
 // what that commit wrote through.
+//
+// While a block's batch is being committed (begin to apply), the keys it
+// changes are out of the cache and no read fills any key: Pebble shows the
+// new values as soon as the batch is in, and a cached old value of one of
+// them would otherwise be served after a read of another key had already
+// seen the new block (an API client saw a request "done" and, in its next
+// read, the provider's balance from before the payment that block made).
 type valueCache struct {
-	mu        sync.Mutex
-	gen       uint64 // commits and resets so far
-	half      int    // byte budget of one generation
-	curBytes  int
-	cur, prev map[string]cachedValue
+	mu         sync.Mutex
+	gen        uint64 // commits and resets so far
+	committing bool   // between begin and apply (or abort)
+	half       int    // byte budget of one generation
+	curBytes   int
+	cur, prev  map[string]cachedValue
 }
 
 // cachedValue is a committed value; nil means the key is absent.
@@ -72,10 +80,45 @@ func (c *valueCache) fill(key, v []byte, gen uint64) {
 		return
 	}
 	c.mu.Lock()
-	if c.gen == gen {
+	if c.gen == gen && !c.committing {
 		c.putLocked(string(key), cachedValue{bytes.Clone(v)})
 	}
 	c.mu.Unlock()
+}
+
+// begin is called before a block's batch is committed: the keys it changes
+// leave the cache, so that from the moment Pebble shows the block every
+// read of them goes to Pebble, and no read fills the cache until apply.
+func (c *valueCache) begin(changes []Change) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.committing = true
+	for _, ch := range changes {
+		c.dropLocked(string(ch.Key))
+	}
+}
+
+// abort ends a commit that failed: nothing was written.
+func (c *valueCache) abort() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	c.committing = false
+	c.mu.Unlock()
+}
+
+func (c *valueCache) dropLocked(k string) {
+	if old, ok := c.cur[k]; ok {
+		c.curBytes -= len(k) + len(old.v) + entryOverhead
+		delete(c.cur, k)
+	}
+	delete(c.prev, k)
 }
 
 func (c *valueCache) putLocked(k string, e cachedValue) {
@@ -98,11 +141,11 @@ func (c *valueCache) apply(changes []Change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	c.committing = false
 	for _, ch := range changes {
 		k := string(ch.Key)
 		if len(ch.Value) > maxCachedValue {
-			delete(c.cur, k) // a stale copy must not survive
-			delete(c.prev, k)
+			c.dropLocked(k) // a stale copy must not survive
 			continue
 		}
 		delete(c.prev, k) // the new value shadows it in cur anyway; free it
