@@ -58,9 +58,10 @@ import (
 // most maxReloopRegion bytes, and a function's copies at most the size of
 // its body.
 
-// maxReloopRegion bounds the code one copy repeats. Go's loops are short:
-// the example mandelbrot's escape loop is ≈ 100 bytes, sha256's rounds
-// ≈ 3 KiB.
+// maxReloopRegion bounds the code one copy repeats: a hot Go loop is a
+// few blocks (the example jobs' loops fit well within it), and a longer
+// stretch gains little from losing one dispatch per iteration while it
+// costs its size again in compiled code.
 const maxReloopRegion = 8 << 10
 
 // dispatch is what the rewriter learned of a function's dispatch head.
