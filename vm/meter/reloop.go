@@ -59,7 +59,7 @@ import (
 // its body.
 
 // maxReloopRegion bounds the code one copy repeats: a hot Go loop is a
-// few blocks (the example jobs' loops fit well within it), and a longer
+// few blocks (the example mandelbrot's escape loop is three), and a longer
 // stretch gains little from losing one dispatch per iteration while it
 // costs its size again in compiled code.
 const maxReloopRegion = 8 << 10
