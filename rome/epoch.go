@@ -673,19 +673,27 @@ func dueAfter(e, req, interval uint64) uint64 {
 	return e + 1 + (interval-(e+1+req%interval)%interval)%interval
 }
 
+// endLease ends active lease l, after its last epoch or when its replica
+// moves away early: its capacity goes back to its offer, and its jobs
+// still open are counted on the offer, whose bond they keep
+// (endLeaseJobs).
+func (w *epochWork) endLease(l *Lease) error {
+	l.Status = StatusEnded
+	o, err := w.offer(l.OfferID)
+	if err != nil {
+		return err
+	}
+	for _, a := range l.Amounts {
+		setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
+	}
+	return w.s.endLeaseJobs(l, o, w.b.Height)
+}
+
 // lifecycle frees a lease's capacity after its last epoch and closes it
 // (and settles its request's escrow) once that epoch is paid.
 func (w *epochWork) lifecycle(l *Lease) error {
 	if l.Status == StatusActive && w.e+1 >= l.End {
-		l.Status = StatusEnded
-		o, err := w.offer(l.OfferID)
-		if err != nil {
-			return err
-		}
-		for _, a := range l.Amounts {
-			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
-		}
-		if err := w.s.endLeaseJobs(l, o, w.b.Height); err != nil {
+		if err := w.endLease(l); err != nil {
 			return err
 		}
 	}

@@ -1435,15 +1435,7 @@ func (w *epochWork) moveReplica(env *storEnv, l *Lease) error {
 		}
 	}
 	if l.Status == StatusActive {
-		l.Status = StatusEnded
-		o, err := w.offer(l.OfferID)
-		if err != nil {
-			return err
-		}
-		for _, a := range l.Amounts {
-			setAmount(o.Leased, a.Kind, amountOf(o.Leased, a.Kind)-a.Amount)
-		}
-		if err := w.s.endLeaseJobs(l, o, w.b.Height); err != nil {
+		if err := w.endLease(l); err != nil {
 			return err
 		}
 	}

@@ -168,15 +168,13 @@ func (r *rewriter) label(l uint32) (depth uint32, exits, ok bool) {
 	if int(l) < locals {
 		return l, false, true
 	}
-	idx := int(l) - locals
-	outer := r.cp.outer
-	if idx == len(outer) {
-		return uint32(len(r.open) + 1), true, true
-	}
-	if idx > len(outer) {
+	if int(l)-locals > len(r.cp.outer) {
 		return 0, false, false
 	}
-	ord := outer[len(outer)-1-idx].ord
+	ord, fn := r.targetOrd(l)
+	if fn {
+		return uint32(len(r.open) + 1), true, true
+	}
 	for j := r.cp.base - 1; j >= 0; j-- {
 		if r.open[j].ord == ord {
 			return uint32(len(r.open) - j), false, true
